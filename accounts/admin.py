@@ -1,0 +1,203 @@
+"""Admin for people, app settings, lockouts, sessions and the audit log."""
+
+import csv
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import BaseUserCreationForm, PasswordResetForm
+from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services
+from accounts.audit import audit
+from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
+
+# TOTP secrets stay out of the admin: administrators reset a second factor, they never read it.
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+
+
+class UserCreationForm(BaseUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "full_name")
+
+
+class UserChangeForm(DjangoUserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    ordering = ["email"]
+    list_display = ["email", "full_name", "is_staff", "is_active", "has_second_factor", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active"]
+    search_fields = ["email", "full_name", "uuid"]
+    readonly_fields = ["uuid", "last_login", "date_joined"]
+    fieldsets = [
+        (None, {"fields": ["email", "password", "uuid"]}),
+        ("Personal info", {"fields": ["full_name"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
+    actions = ["reset_second_factor", "revoke_sessions", "clear_lockouts", "send_password_reset"]
+
+    @admin.display(boolean=True, description="2FA")
+    def has_second_factor(self, obj):
+        return TOTPDevice.objects.filter(user=obj, confirmed=True).exists()
+
+    @admin.action(description="Reset second factor (remove TOTP devices and backup codes)")
+    def reset_second_factor(self, request, queryset):
+        for user in queryset:
+            services.second_factor_reset(user=user, request=request)
+        self.message_user(request, f"Second factor reset for {queryset.count()} person(s).", messages.SUCCESS)
+
+    @admin.action(description="Sign out everywhere (revoke all sessions)")
+    def revoke_sessions(self, request, queryset):
+        total = sum(services.sessions_revoke_all(user=user, request=request) for user in queryset)
+        self.message_user(request, f"Revoked {total} session(s).", messages.SUCCESS)
+
+    @admin.action(description="Clear sign-in lockouts")
+    def clear_lockouts(self, request, queryset):
+        emails = [user.email for user in queryset]
+        count = services.lockouts_clear(
+            throttles=LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key__in=emails), request=request
+        )
+        self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
+
+    @admin.action(description="Send password-reset link")
+    def send_password_reset(self, request, queryset):
+        from django.conf import settings
+
+        for user in queryset:
+            form = PasswordResetForm({"email": user.email})
+            if form.is_valid():
+                form.save(
+                    request=request,
+                    email_template_name="accounts/email/password_reset.txt",
+                    subject_template_name="accounts/email/password_reset_subject.txt",
+                    extra_email_context={"base_url": settings.DOCKSPACE_URL, "site_name": AppSettings.load().site_name},
+                )
+                audit(
+                    "password.reset_sent", request=request, target=user, description="Administrator sent a reset link."
+                )
+        self.message_user(request, f"Sent reset links to {queryset.count()} person(s).", messages.SUCCESS)
+
+
+@admin.register(AppSettings)
+class AppSettingsAdmin(admin.ModelAdmin):
+    fieldsets = [
+        (None, {"fields": ["site_name"]}),
+        (
+            "Sign-in",
+            {"fields": ["self_registration_enabled", "totp_required_for_staff", "session_idle_timeout_minutes"]},
+        ),
+        ("Lockouts", {"fields": ["lockout_account_failures", "lockout_ip_failures", "lockout_minutes"]}),
+        ("Audit log", {"fields": ["audit_retention_days"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        AppSettings.load()
+        return HttpResponseRedirect(reverse("admin:accounts_appsettings_change", args=[1]))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor_label", "ip", "action", "target_label", "description"]
+    list_filter = ["action", "at", "target_type"]
+    search_fields = ["actor_label", "target_label", "description", "ip", "action"]
+    date_hierarchy = "at"
+    list_per_page = 100
+    actions = ["export_selected"]
+    change_list_template = "admin/accounts/auditevent/change_list.html"
+    CSV_FIELDS = ["at", "actor_label", "ip", "action", "target_type", "target_id", "target_label", "description"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the log is purged only by its retention period
+
+    def get_urls(self):
+        return [
+            path("export/", self.admin_site.admin_view(self.export_view), name="accounts_auditevent_export")
+        ] + super().get_urls()
+
+    def _csv_response(self, queryset):
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+
+        def rows():
+            yield writer.writerow(self.CSV_FIELDS)
+            for event in queryset.iterator(chunk_size=2000):
+                yield writer.writerow([_csv_safe(getattr(event, name)) for name in self.CSV_FIELDS])
+
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="dockspace-audit-{stamp}.csv"'
+        return response
+
+    def export_view(self, request):
+        """The whole log as CSV, with the search and filters of the list page applied."""
+        changelist = self.get_changelist_instance(request)
+        audit("audit.export", request=request, description="Exported the audit log as CSV.")
+        return self._csv_response(changelist.get_queryset(request))
+
+    @admin.action(description="Export selected events as CSV")
+    def export_selected(self, request, queryset):
+        audit("audit.export", request=request, description=f"Exported {queryset.count()} audit events as CSV.")
+        return self._csv_response(queryset)
+
+
+def _csv_safe(value):
+    """Keep spreadsheet programs from running a cell as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@admin.register(LoginThrottle)
+class LoginThrottleAdmin(ReadOnlyAdmin):
+    list_display = ["scope", "key", "failures", "locked_until", "is_locked_now"]
+    list_filter = ["scope"]
+    search_fields = ["key"]
+    actions = ["clear"]
+
+    @admin.display(boolean=True, description="Locked now")
+    def is_locked_now(self, obj):
+        return obj.is_locked()
+
+    @admin.action(description="Clear the selected lockouts")
+    def clear(self, request, queryset):
+        count = services.lockouts_clear(throttles=queryset, request=request)
+        self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(ReadOnlyAdmin):
+    list_display = ["user", "ip", "user_agent", "last_seen_at", "created_at", "expire_date"]
+    list_filter = ["last_seen_at"]
+    search_fields = ["user__email", "ip", "user_agent"]
+    exclude = ["session_data"]
+    list_select_related = ["user"]

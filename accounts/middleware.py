@@ -1,0 +1,85 @@
+"""Request middleware for sessions (idle timeout, who/where), first run and staff TOTP policy."""
+
+import time
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import AppSettings, User
+from accounts.sessions import META_CREATED, META_IP, META_LAST_SEEN, META_USER_AGENT
+from dockspace.client_ip import client_ip
+
+LAST_SEEN_RESOLUTION = 60  # seconds: write "last seen" at most once a minute per session
+
+OPEN_PREFIXES = ("/static/", "/healthz")
+
+
+class SessionActivityMiddleware:
+    """Signs out idle sessions and keeps each session's IP, browser and last activity up to date."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        session = request.session
+        if request.user.is_authenticated:
+            now = time.time()
+            idle_limit = AppSettings.load().session_idle_timeout_minutes * 60
+            last_seen = session.get(META_LAST_SEEN)
+            if last_seen and now - last_seen > idle_limit:
+                logout(request)
+                messages.info(request, "You were signed out after a period of inactivity.")
+            else:
+                ip = client_ip(request)
+                agent = request.META.get("HTTP_USER_AGENT", "")[:300]
+                if META_CREATED not in session:
+                    session[META_CREATED] = now
+                if not last_seen or now - last_seen >= LAST_SEEN_RESOLUTION:
+                    session[META_LAST_SEEN] = now
+                if session.get(META_IP) != ip:
+                    session[META_IP] = ip
+                if session.get(META_USER_AGENT) != agent:
+                    session[META_USER_AGENT] = agent
+        return self.get_response(request)
+
+
+class FirstRunMiddleware:
+    """While no account exists, every page leads to the first-run registration page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.has_accounts = False
+
+    def __call__(self, request):
+        if not self.has_accounts:
+            self.has_accounts = User.objects.exists()
+            setup_url = reverse("accounts:setup")
+            if not self.has_accounts and request.path != setup_url and not request.path.startswith(OPEN_PREFIXES):
+                return redirect(setup_url)
+        return self.get_response(request)
+
+
+class StaffTotpMiddleware:
+    """With "TOTP required for staff" on, staff without a device can only reach the enrolment pages."""
+
+    ALLOWED_URL_NAMES = ("accounts:security", "accounts:totp_add", "accounts:totp_confirm", "accounts:logout")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if (
+            user.is_authenticated
+            and user.is_staff
+            and not request.path.startswith(OPEN_PREFIXES)
+            and AppSettings.load().totp_required_for_staff
+        ):
+            allowed = {reverse(name) for name in self.ALLOWED_URL_NAMES}
+            if request.path not in allowed and not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+                messages.warning(request, "Staff must set up two-factor authentication before going on.")
+                return redirect("accounts:security")
+        return self.get_response(request)

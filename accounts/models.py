@@ -1,0 +1,237 @@
+"""People, app settings, audit log, sign-in throttles, browser sessions and backup codes."""
+
+import hashlib
+import secrets
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
+from django.core.cache import cache
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django_otp.models import Device
+
+EMAIL_MAX_LENGTH = 254
+
+
+def normalize_email(email):
+    """Addresses are compared and stored in lower case: Bob@Example.com and bob@example.com are one person."""
+    return (email or "").strip().lower()
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, email):
+        return self.get(email=normalize_email(email))
+
+    def create_user(self, email, password=None, **extra):
+        if not email:
+            raise ValueError("email: an email address is required.")
+        user = self.model(email=normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. Signs in with an email address; may later own one mailbox, or none."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Stable id, the OIDC 'sub'.")
+    email = models.EmailField("email address", max_length=EMAIL_MAX_LENGTH, unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True, help_text="Unticked: the person cannot sign in.")
+    is_staff = models.BooleanField(default=False, help_text="May use the admin.")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        ordering = ["email"]
+        verbose_name = "person"
+        verbose_name_plural = "people"
+
+    def __str__(self):
+        return self.email
+
+    def clean(self):
+        super().clean()
+        self.email = normalize_email(self.email)
+
+    def get_full_name(self):
+        return self.full_name or self.email
+
+    def get_short_name(self):
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class AppSettings(models.Model):
+    """The one row of settings an administrator edits in the admin."""
+
+    CACHE_KEY = "accounts:app-settings"
+
+    site_name = models.CharField(max_length=100, default="Dockspace")
+    self_registration_enabled = models.BooleanField(
+        default=False, help_text="Anyone may create an account from the sign-in page."
+    )
+    totp_required_for_staff = models.BooleanField(
+        default=False, help_text="Staff without a TOTP device are sent to enrol one before anything else."
+    )
+    session_idle_timeout_minutes = models.PositiveIntegerField(
+        default=120,
+        validators=[MinValueValidator(5), MaxValueValidator(60 * 24 * 30)],
+        help_text="A browser idle this long is signed out (5 minutes to 30 days).",
+    )
+    lockout_account_failures = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1)], help_text="Failed sign-ins on one account before it is locked."
+    )
+    lockout_ip_failures = models.PositiveIntegerField(
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text="Failed sign-ins from one IP address before it is locked.",
+    )
+    lockout_minutes = models.PositiveIntegerField(
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(60 * 24)], help_text="How long a lockout lasts."
+    )
+    audit_retention_days = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1)], help_text="Audit events older than this are purged daily."
+    )
+
+    class Meta:
+        verbose_name = "app settings"
+        verbose_name_plural = "app settings"
+
+    def __str__(self):
+        return "App settings"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+        cache.delete(self.CACHE_KEY)
+
+    @classmethod
+    def load(cls):
+        row = cache.get(cls.CACHE_KEY)
+        if row is None:
+            row, _ = cls.objects.get_or_create(pk=1)
+            cache.set(row.CACHE_KEY, row, 30)
+        return row
+
+
+class AuditEvent(models.Model):
+    """One security-relevant action: who, from where, when, on what. Never a secret."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_label = models.CharField(max_length=254, blank=True, help_text="Who acted, kept after the person is deleted.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=254, blank=True)
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_label}"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins counted for one account (normalised email) or one client IP."""
+
+    SCOPE_ACCOUNT = "account"
+    SCOPE_IP = "ip"
+    SCOPES = [(SCOPE_ACCOUNT, "account"), (SCOPE_IP, "IP address")]
+
+    scope = models.CharField(max_length=10, choices=SCOPES)
+    key = models.CharField(max_length=EMAIL_MAX_LENGTH)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="login_throttle_scope_key")]
+        verbose_name = "sign-in lockout"
+
+    def __str__(self):
+        return f"{self.get_scope_display()} {self.key}"
+
+    def is_locked(self, now=None):
+        return self.locked_until is not None and self.locked_until > (now or timezone.now())
+
+
+def hash_session_key(session_key):
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+class UserSession(AbstractBaseSession):
+    """A browser session. The primary key is the SHA-256 of the cookie value, never the value itself."""
+
+    session_key = models.CharField("session id hash", max_length=64, primary_key=True)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="sessions")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "browser session"
+
+    @classmethod
+    def get_session_store_class(cls):
+        from accounts.sessions import SessionStore
+
+        return SessionStore
+
+
+BACKUP_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud and typed by hand
+BACKUP_CODE_LENGTH = 10
+BACKUP_CODES_PER_SET = 10
+
+
+def normalize_backup_code(code):
+    return "".join(ch for ch in (code or "").lower() if ch.isalnum())
+
+
+class BackupCodeDevice(Device):
+    """Single-use backup codes as a django-otp device. Codes are stored only as salted SHA-256."""
+
+    def verify_token(self, token):
+        code = normalize_backup_code(token)
+        if len(code) != BACKUP_CODE_LENGTH:
+            return False
+        for row in self.codes.filter(used_at__isnull=True):
+            if secrets.compare_digest(row.code_hash, row.digest(code)):
+                updated = BackupCode.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=timezone.now())
+                return updated == 1
+        return False
+
+    def remaining(self):
+        return self.codes.filter(used_at__isnull=True).count()
+
+
+class BackupCode(models.Model):
+    """One single-use backup code, stored as a salted hash."""
+
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    salt = models.CharField(max_length=32)
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"backup code {self.pk} ({'used' if self.used_at else 'unused'})"
+
+    def digest(self, code):
+        return hashlib.sha256(f"{self.salt}:{code}".encode()).hexdigest()

@@ -1,0 +1,243 @@
+"""Everything that changes people, their second factors, sessions and lockouts. Views, admin and
+commands call these; each writes the audit log itself."""
+
+import math
+import secrets
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.audit import audit
+from accounts.models import (
+    BACKUP_CODE_ALPHABET,
+    BACKUP_CODE_LENGTH,
+    BACKUP_CODES_PER_SET,
+    AppSettings,
+    BackupCode,
+    BackupCodeDevice,
+    LoginThrottle,
+    User,
+    UserSession,
+    normalize_email,
+)
+
+
+class ServiceError(Exception):
+    """A rule was broken; `field` names the input at fault (or None for the whole request)."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# --- people ---------------------------------------------------------------------------------------
+
+
+def user_create(*, email, password, full_name="", is_staff=False, is_superuser=False, request=None, actor=None):
+    email = normalize_email(email)
+    try:
+        with transaction.atomic():
+            user = User(email=email, full_name=full_name, is_staff=is_staff, is_superuser=is_superuser)
+            user.set_password(password)
+            user.save()
+    except IntegrityError:
+        raise ServiceError("A person with this email address already exists.", field="email") from None
+    audit(
+        "user.create",
+        request=request,
+        actor=actor,
+        target=user,
+        description="Created administrator." if is_superuser else "Created person.",
+    )
+    return user
+
+
+def first_admin_create(*, email, password, full_name="", request=None):
+    """Create the first administrator; refuses once any account exists (two racing first runs get one winner)."""
+    with transaction.atomic():
+        AppSettings.objects.select_for_update().get_or_create(pk=1)
+        if User.objects.exists():
+            raise ServiceError("An administrator already exists; sign in instead.")
+        return user_create(
+            email=email,
+            password=password,
+            full_name=full_name,
+            is_staff=True,
+            is_superuser=True,
+            request=request,
+            actor=None,
+        )
+
+
+def password_changed(*, user, request=None, how="Changed own password."):
+    audit(
+        "password.change",
+        request=request,
+        actor=request.user if request and request.user.is_authenticated else user,
+        target=user,
+        description=how,
+    )
+    throttle_clear_account(user.email)
+
+
+# --- sign-in lockouts ---------------------------------------------------------------------------------
+
+
+def _minutes_left(locked_until, now):
+    return max(1, math.ceil((locked_until - now).total_seconds() / 60))
+
+
+def throttle_locked_minutes(*, email, ip, now=None):
+    """Minutes until this account or IP may try again, or None when neither is locked."""
+    now = now or timezone.now()
+    keys = [(LoginThrottle.SCOPE_ACCOUNT, normalize_email(email))]
+    if ip:
+        keys.append((LoginThrottle.SCOPE_IP, ip))
+    worst = None
+    for scope, key in keys:
+        row = LoginThrottle.objects.filter(scope=scope, key=key).first()
+        if row and row.is_locked(now):
+            left = _minutes_left(row.locked_until, now)
+            worst = left if worst is None else max(worst, left)
+    return worst
+
+
+def throttle_record_failure(*, email, ip, request=None, now=None):
+    """Count one failed sign-in against the account and the IP; lock either past its threshold."""
+    now = now or timezone.now()
+    conf = AppSettings.load()
+    window = timedelta(minutes=conf.lockout_minutes)
+    limits = [(LoginThrottle.SCOPE_ACCOUNT, normalize_email(email), conf.lockout_account_failures)]
+    if ip:
+        limits.append((LoginThrottle.SCOPE_IP, ip, conf.lockout_ip_failures))
+    for scope, key, limit in limits:
+        with transaction.atomic():
+            row, _ = LoginThrottle.objects.select_for_update().get_or_create(scope=scope, key=key[:254])
+            if row.window_started_at < now - window and not row.is_locked(now):
+                row.failures = 0
+                row.window_started_at = now
+            row.failures += 1
+            newly_locked = row.failures >= limit and not row.is_locked(now)
+            if newly_locked:
+                row.locked_until = now + window
+            row.save()
+        if newly_locked:
+            audit(
+                "signin.lockout",
+                request=request,
+                actor=None,
+                description=f"Locked {row.get_scope_display()} {key[:120]} for {conf.lockout_minutes} minutes "
+                f"after {row.failures} failed sign-ins.",
+            )
+
+
+def throttle_clear_account(email):
+    LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key=normalize_email(email)).delete()
+
+
+def lockouts_clear(*, throttles, request=None, actor=None):
+    count = 0
+    for row in list(throttles):
+        audit(
+            "signin.lockout_cleared",
+            request=request,
+            actor=actor,
+            description=f"Cleared lockout of {row.get_scope_display()} {row.key[:120]}.",
+        )
+        row.delete()
+        count += 1
+    return count
+
+
+# --- second factor ----------------------------------------------------------------------------------
+
+
+def totp_device_start(*, user, name):
+    """An unconfirmed TOTP device: it counts only once a code from it has been entered."""
+    name = (name or "").strip() or "Authenticator"
+    if TOTPDevice.objects.filter(user=user, name=name, confirmed=True).exists():
+        raise ServiceError(f"You already have a device named {name!r}; choose another name.", field="name")
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name=name[:64], confirmed=False)
+
+
+def totp_device_confirm(*, device, code, request):
+    code = (code or "").strip().replace(" ", "")
+    if not code.isdigit() or len(code) != device.digits:
+        raise ServiceError(f"Enter the {device.digits}-digit code your app shows.", field="code")
+    if not device.verify_token(code):
+        raise ServiceError("That code is wrong or already used; wait for the next one and try again.", field="code")
+    device.confirmed = True
+    device.save()
+    audit("totp.add", request=request, target=device.user, description=f"Added TOTP device {device.name!r}.")
+    return device
+
+
+def device_remove(*, device, request):
+    user = device.user
+    name = device.name
+    device.delete()
+    audit("totp.remove", request=request, target=user, description=f"Removed second-factor device {name!r}.")
+
+
+def backup_codes_generate(*, user, request):
+    """Replace the person's backup codes with a fresh set; the plain codes are returned once."""
+    codes = [
+        "".join(secrets.choice(BACKUP_CODE_ALPHABET) for _ in range(BACKUP_CODE_LENGTH))
+        for _ in range(BACKUP_CODES_PER_SET)
+    ]
+    with transaction.atomic():
+        device, _ = BackupCodeDevice.objects.get_or_create(user=user, defaults={"name": "Backup codes"})
+        device.confirmed = True
+        device.save()
+        device.codes.all().delete()
+        rows = []
+        for code in codes:
+            row = BackupCode(device=device, salt=secrets.token_hex(8))
+            row.code_hash = row.digest(code)
+            rows.append(row)
+        BackupCode.objects.bulk_create(rows)
+    audit("backup_codes.generate", request=request, target=user, description="Generated a new set of backup codes.")
+    return [f"{c[:5]}-{c[5:]}" for c in codes]
+
+
+def second_factor_reset(*, user, request=None, actor=None):
+    """Remove every second-factor device of a person (an administrator helping someone who lost theirs)."""
+    with transaction.atomic():
+        removed = TOTPDevice.objects.filter(user=user).delete()[0]
+        BackupCodeDevice.objects.filter(user=user).delete()
+    audit(
+        "totp.reset",
+        request=request,
+        actor=actor,
+        target=user,
+        description=f"Reset second factor ({removed} TOTP device(s) removed, backup codes removed).",
+    )
+
+
+# --- sessions -------------------------------------------------------------------------------------------
+
+
+def session_revoke(*, user, session_hash, request):
+    deleted = UserSession.objects.filter(user=user, session_key=session_hash).delete()[0]
+    if not deleted:
+        raise ServiceError("That session has already ended.")
+    audit("session.revoke", request=request, target=user, description="Revoked one browser session.")
+
+
+def sessions_revoke_all(*, user, request=None, actor=None, keep_hash=None):
+    rows = UserSession.objects.filter(user=user)
+    if keep_hash:
+        rows = rows.exclude(session_key=keep_hash)
+    count = rows.delete()[0]
+    audit(
+        "session.revoke_all",
+        request=request,
+        actor=actor,
+        target=user,
+        description=f"Revoked {count} browser session(s)" + (" except the current one." if keep_hash else "."),
+    )
+    return count

@@ -1,0 +1,64 @@
+"""Database sessions whose rows are keyed by a hash of the cookie, and carry who/where/when.
+
+A stolen database dump therefore holds no usable session cookie, and revoking a session is deleting
+its row: the browser is anonymous on its next request.
+"""
+
+from datetime import UTC, datetime
+
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
+from django.core.exceptions import SuspiciousOperation
+from django.utils import timezone
+
+# Request metadata the middleware stores in the session data so that the row can carry it.
+META_IP = "_dockspace_ip"
+META_USER_AGENT = "_dockspace_ua"
+META_LAST_SEEN = "_dockspace_last_seen"
+META_CREATED = "_dockspace_created"
+
+
+def _from_timestamp(value):
+    return datetime.fromtimestamp(value, tz=UTC) if value else timezone.now()
+
+
+class SessionStore(DbSessionStore):
+    @classmethod
+    def get_model_class(cls):
+        from accounts.models import UserSession
+
+        return UserSession
+
+    @staticmethod
+    def _hash(session_key):
+        from accounts.models import hash_session_key
+
+        return hash_session_key(session_key)
+
+    def _get_session_from_db(self):
+        try:
+            return self.model.objects.get(session_key=self._hash(self.session_key), expire_date__gt=timezone.now())
+        except (self.model.DoesNotExist, SuspiciousOperation):
+            self._session_key = None
+
+    def exists(self, session_key):
+        return self.model.objects.filter(session_key=self._hash(session_key)).exists()
+
+    def create_model_instance(self, data):
+        row = super().create_model_instance(data)
+        row.session_key = self._hash(row.session_key)
+        user_id = data.get(SESSION_KEY)
+        row.user_id = int(user_id) if user_id and str(user_id).isdigit() else None
+        row.ip = data.get(META_IP) or None
+        row.user_agent = (data.get(META_USER_AGENT) or "")[:300]
+        # Every save rewrites the whole row, so the timestamps live in the session data.
+        row.last_seen_at = _from_timestamp(data.get(META_LAST_SEEN))
+        row.created_at = _from_timestamp(data.get(META_CREATED))
+        return row
+
+    def delete(self, session_key=None):
+        if session_key is None:
+            if self.session_key is None:
+                return
+            session_key = self.session_key
+        self.model.objects.filter(session_key=self._hash(session_key)).delete()

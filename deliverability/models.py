@@ -1,0 +1,1 @@
+"""Outbound IP pools, warmup, DNSBL and DNS record checks (later issue)."""

@@ -1,0 +1,24 @@
+"""The Celery application: configuration comes from Django settings (CELERY_* names)."""
+
+import os
+from pathlib import Path
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockspace.settings")
+
+app = Celery("dockspace")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _prepare_embedded_broker(sender, **kwargs):
+    # The filesystem transport (used when REDIS_URL is unset) needs its folders to exist.
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+    backend = str(sender.conf.result_backend or "")
+    if backend.startswith("file://"):
+        Path(backend[len("file://") :]).mkdir(parents=True, exist_ok=True)

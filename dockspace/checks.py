@@ -1,0 +1,61 @@
+"""System checks with stable ids for a misconfigured Dockspace (run by `manage.py check`)."""
+
+import os
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+
+@register()
+def check_data_dir(app_configs=None, **kwargs):
+    data_dir = settings.DATA_DIR
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return [
+            Error(
+                f"The data directory {data_dir} cannot be created: {exc.strerror}.",
+                hint="Set DOCKSPACE_DATA_DIR to a directory the Dockspace user can write.",
+                id="dockspace.E001",
+            )
+        ]
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        return [
+            Error(
+                f"The data directory {data_dir} is not writable by this user.",
+                hint="Fix its owner or permissions, or set DOCKSPACE_DATA_DIR elsewhere.",
+                id="dockspace.E001",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_production_settings(app_configs=None, **kwargs):
+    problems = []
+    if settings.DEBUG:
+        problems.append(
+            Warning(
+                "DEBUG is on: error pages show internals and a development secret key is used.",
+                hint="Unset DEBUG (or set DEBUG=0) in production.",
+                id="dockspace.W001",
+            )
+        )
+    if not settings.DOCKSPACE_URL.startswith("https://") and not settings.DEBUG:
+        problems.append(
+            Error(
+                f"DOCKSPACE_URL is {settings.DOCKSPACE_URL}, not https: secure cookies would never "
+                "be sent back, so nobody could sign in.",
+                hint="Serve Dockspace over HTTPS (a reverse proxy is fine) and set DOCKSPACE_URL to the https URL.",
+                id="dockspace.E002",
+            )
+        )
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and not settings.DEBUG:
+        problems.append(
+            Warning(
+                "The database is SQLite: fine for trying Dockspace, not for several web and Celery processes.",
+                hint="Set DATABASE_URL to a PostgreSQL database.",
+                id="dockspace.W002",
+            )
+        )
+    return problems

@@ -1,0 +1,115 @@
+"""Reading configuration from the environment, with `NAME_FILE` support for secrets.
+
+Every reader takes the variable name and a default, and raises ImproperlyConfigured with a
+message naming the variable and the rule when a value is unusable.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_str(name, default=None, environ=None):
+    """The value of NAME, or the contents of the file named by NAME_FILE (trailing newline dropped)."""
+    environ = os.environ if environ is None else environ
+    direct = environ.get(name)
+    file_name = environ.get(f"{name}_FILE")
+    if direct is not None and file_name:
+        raise ImproperlyConfigured(f"{name} and {name}_FILE are both set: set only one of them.")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name!r}: {exc.strerror}.") from exc
+    if direct is None:
+        return default
+    return direct
+
+
+def env_bool(name, default=False, environ=None):
+    raw = env_str(name, None, environ)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}.")
+
+
+def env_int(name, default, minimum=None, environ=None):
+    raw = env_str(name, None, environ)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number; got {raw!r}.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {value}.")
+    return value
+
+
+def env_list(name, default=(), environ=None):
+    raw = env_str(name, None, environ)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_database_url(url, conn_max_age=60):
+    """Turn `postgres://user:pass@host:5432/name?sslmode=require` or `sqlite:///path` into DATABASES['default']."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        path = unquote(parts.path)
+        if parts.netloc:
+            raise ImproperlyConfigured(
+                "DATABASE_URL: a SQLite URL has no host; write sqlite:////absolute/path.sqlite3 "
+                "or sqlite:///relative/path.sqlite3."
+            )
+        # sqlite:///rel.sqlite3 -> "rel.sqlite3"; sqlite:////abs.sqlite3 -> "/abs.sqlite3"
+        path = path[1:]
+        if not path:
+            raise ImproperlyConfigured("DATABASE_URL: a SQLite URL needs a file path.")
+        return sqlite_database(Path(path))
+    if scheme in ("postgres", "postgresql", "pgsql"):
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ImproperlyConfigured("DATABASE_URL: a PostgreSQL URL needs a database name after the host.")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured("DATABASE_URL: the port must be a number.") from None
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": unquote(parts.hostname or ""),
+            "PORT": str(port or ""),
+            "OPTIONS": dict(parse_qsl(parts.query)),
+            "CONN_MAX_AGE": conn_max_age,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {scheme!r}; use postgres://... or sqlite:///...")
+
+
+def sqlite_database(path):
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        # WAL and a busy timeout let web, worker and beat share one file without "database is locked".
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": str(path.with_name(f"test-{path.name}"))},
+    }

@@ -1,0 +1,269 @@
+"""The only settings module: everything an operator may change comes from the environment.
+
+See the configuration table in README.md for every variable and its default.
+"""
+
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+from dockspace.env import env_bool, env_int, env_list, env_str, parse_database_url, sqlite_database
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+DATA_DIR = Path(env_str("DOCKSPACE_DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
+
+DOCKSPACE_URL = env_str("DOCKSPACE_URL", "http://127.0.0.1:8000").rstrip("/")
+_url = urlsplit(DOCKSPACE_URL)
+if _url.scheme not in ("http", "https") or not _url.hostname:
+    raise ImproperlyConfigured(
+        f"DOCKSPACE_URL must be an absolute http(s) URL such as https://id.example.com; got {DOCKSPACE_URL!r}."
+    )
+DOCKSPACE_HOST = _url.hostname
+
+
+# --- secret key -------------------------------------------------------------------------------
+
+DEV_SECRET_KEY_FILE = DATA_DIR / "dev-secret-key"
+
+
+def _load_secret_key():
+    key = env_str("SECRET_KEY", "")
+    if key:
+        if not DEBUG and (len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure")):
+            raise ImproperlyConfigured(
+                "SECRET_KEY is too weak for production: use at least 50 random characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+            )
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off. Generate one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
+    # Development only: a random key kept in the data directory so sessions survive restarts.
+    try:
+        return DEV_SECRET_KEY_FILE.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        DEV_SECRET_KEY_FILE.write_text(key)
+        DEV_SECRET_KEY_FILE.chmod(0o600)
+        return key
+
+
+SECRET_KEY = _load_secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [DOCKSPACE_HOST] + (["127.0.0.1", "localhost"] if DEBUG else []))
+CSRF_TRUSTED_ORIGINS = [f"{_url.scheme}://{_url.netloc}"]
+
+# Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed.
+TRUSTED_PROXIES = env_list("DOCKSPACE_TRUSTED_PROXIES", [])
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+# --- applications -------------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "dockspace.apps.DockspaceAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_celery_beat",
+    "accounts",
+    "mail",
+    "oidc",
+    "deliverability",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
+    "accounts.middleware.FirstRunMiddleware",
+    "accounts.middleware.StaffTotpMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dockspace.urls"
+WSGI_APPLICATION = "dockspace.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.app_settings",
+            ],
+        },
+    },
+]
+
+
+# --- database, cache, celery --------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": parse_database_url(DATABASE_URL, env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))}
+else:
+    DATABASES = {"default": sqlite_database(DATA_DIR / "dockspace.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
+    # Embedded broker: kombu's filesystem transport needs nothing installed; worker and beat share
+    # the queue through a directory under the data directory.
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(DATA_DIR / "celery" / "queue"),
+        "data_folder_out": str(DATA_DIR / "celery" / "queue"),
+        "processed_folder": str(DATA_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery' / 'results'}"
+
+CELERY_TIMEZONE = env_str("TIME_ZONE", "UTC")
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+
+# --- people and sign-in -------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:profile"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600, minimum=60)
+
+SESSION_ENGINE = "accounts.sessions"
+SESSION_COOKIE_AGE = 14 * 24 * 3600
+SESSION_COOKIE_NAME = "dockspace_session"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "dockspace.errors.csrf_failure"
+
+
+def _totp_issuer(device=None):
+    """The name authenticator apps show next to the code: the site name from the app settings."""
+    from accounts.models import AppSettings
+
+    return AppSettings.load().site_name
+
+
+OTP_TOTP_ISSUER = _totp_issuer
+
+
+# --- mail ----------------------------------------------------------------------------------------
+
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"Dockspace <no-reply@{DOCKSPACE_HOST}>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+    EMAIL_TIMEOUT = 20
+else:
+    # No mail server configured: every message is written as a file under <data dir>/outbox.
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+
+
+# --- static files, i18n ---------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Hashed, compressed file names once `collectstatic` has run (the Docker image); otherwise (make run,
+# tests) the files are served straight from static/ by WhiteNoise.
+STATIC_MANIFEST = (STATIC_ROOT / "staticfiles.json").exists() or "collectstatic" in sys.argv
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+
+# --- production hardening ---------------------------------------------------------------------------
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,1 @@
+"""Mail domains, mailboxes, aliases, groups, quotas, tiers and DKIM (issue 3)."""

@@ -1,0 +1,1 @@
+"""OpenID Connect provider on django-oauth-toolkit (issue 4)."""
