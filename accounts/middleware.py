@@ -9,10 +9,8 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import AppSettings, User
-from accounts.sessions import META_CREATED, META_IP, META_LAST_SEEN, META_USER_AGENT
+from accounts.sessions import META_LAST_SEEN, record_request_meta
 from dockspace.client_ip import client_ip
-
-LAST_SEEN_RESOLUTION = 60  # seconds: write "last seen" at most once a minute per session
 
 OPEN_PREFIXES = ("/static/", "/healthz")
 
@@ -33,16 +31,9 @@ class SessionActivityMiddleware:
                 logout(request)
                 messages.info(request, "You were signed out after a period of inactivity.")
             else:
-                ip = client_ip(request)
-                agent = request.META.get("HTTP_USER_AGENT", "")[:300]
-                if META_CREATED not in session:
-                    session[META_CREATED] = now
-                if not last_seen or now - last_seen >= LAST_SEEN_RESOLUTION:
-                    session[META_LAST_SEEN] = now
-                if session.get(META_IP) != ip:
-                    session[META_IP] = ip
-                if session.get(META_USER_AGENT) != agent:
-                    session[META_USER_AGENT] = agent
+                record_request_meta(
+                    session, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=now
+                )
         return self.get_response(request)
 
 

@@ -168,6 +168,11 @@ def totp_device_confirm(*, device, code, request):
     code = (code or "").strip().replace(" ", "")
     if not code.isdigit() or len(code) != device.digits:
         raise ServiceError(f"Enter the {device.digits}-digit code your app shows.", field="code")
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
+        raise ServiceError(
+            "Too many wrong codes in a row: wait a few seconds, then enter the current code.", field="code"
+        )
     if not device.verify_token(code):
         raise ServiceError("That code is wrong or already used; wait for the next one and try again.", field="code")
     device.confirmed = True

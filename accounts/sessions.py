@@ -22,6 +22,23 @@ def _from_timestamp(value):
     return datetime.fromtimestamp(value, tz=UTC) if value else timezone.now()
 
 
+LAST_SEEN_RESOLUTION = 60  # seconds: write "last seen" at most once a minute per session
+
+
+def record_request_meta(session, *, ip, user_agent, now):
+    """Note where and when a session was used; changes the session (and so its row) only when needed."""
+    if META_CREATED not in session:
+        session[META_CREATED] = now
+    last_seen = session.get(META_LAST_SEEN)
+    if not last_seen or now - last_seen >= LAST_SEEN_RESOLUTION:
+        session[META_LAST_SEEN] = now
+    if session.get(META_IP) != ip:
+        session[META_IP] = ip
+    user_agent = (user_agent or "")[:300]
+    if session.get(META_USER_AGENT) != user_agent:
+        session[META_USER_AGENT] = user_agent
+
+
 class SessionStore(DbSessionStore):
     @classmethod
     def get_model_class(cls):

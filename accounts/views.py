@@ -33,6 +33,7 @@ from accounts.forms import (
 )
 from accounts.models import AppSettings, BackupCodeDevice, User
 from accounts.selectors import sessions_of
+from accounts.sessions import record_request_meta
 from dockspace.client_ip import client_ip
 
 PENDING_SIGN_IN = "_dockspace_pending_sign_in"
@@ -111,6 +112,9 @@ def register(request):
 
 def _complete_sign_in(request, user, device):
     login(request, user, backend=BACKEND)
+    record_request_meta(
+        request.session, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=time.time()
+    )
     if device is not None:
         otp_login(request, device)
     services.throttle_clear_account(user.email)
@@ -182,7 +186,9 @@ def sign_in_code(request):
         if minutes:
             form.add_error("code", _locked_message(minutes))
         else:
-            device = match_token(user, form.cleaned_data["code"].strip().replace(" ", ""))
+            code = form.cleaned_data["code"].strip().replace(" ", "")
+            throttled = code.isdigit() and _totp_throttled(user)
+            device = match_token(user, code)
             if device is None:
                 audit(
                     "signin.code_failure",
@@ -192,7 +198,7 @@ def sign_in_code(request):
                     description="Wrong or reused second-factor code.",
                 )
                 services.throttle_record_failure(email=user.email, ip=ip, request=request)
-                form.add_error("code", "That code is wrong or has already been used. Enter the current code.")
+                form.add_error("code", TOTP_THROTTLED if throttled else "That code is wrong or has already been used.")
             else:
                 del request.session[PENDING_SIGN_IN]
                 _complete_sign_in(request, user, device=device)
@@ -200,6 +206,15 @@ def sign_in_code(request):
                     messages.warning(request, f"You used a backup code; {device.remaining()} left.")
                 return redirect(pending.get("next") or reverse("accounts:profile"))
     return render(request, "accounts/sign_in_code.html", {"form": form})
+
+
+TOTP_THROTTLED = "Too many wrong codes in a row: wait a few seconds, then enter the current code."
+
+
+def _totp_throttled(user):
+    """django-otp makes a device wait after each wrong code; say so rather than "wrong code"."""
+    devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
+    return bool(devices) and all(not d.verify_is_allowed()[0] for d in devices)
 
 
 @require_POST

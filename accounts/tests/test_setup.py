@@ -4,7 +4,12 @@ from accounts.models import AuditEvent, User
 
 pytestmark = pytest.mark.django_db
 
-GOOD = {"email": "Admin@Example.com", "full_name": "Ada Admin", "password1": "a long pass phrase 9", "password2": "a long pass phrase 9"}
+GOOD = {
+    "email": "Admin@Example.com",
+    "full_name": "Ada Admin",
+    "password1": "a long pass phrase 9",
+    "password2": "a long pass phrase 9",
+}
 
 
 def test_every_page_leads_to_setup_while_no_account_exists(client):

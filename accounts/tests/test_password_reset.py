@@ -1,0 +1,76 @@
+import re
+
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from accounts.tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NEW = "a brand new pass phrase 7"
+
+
+def reset_link():
+    body = mail.outbox[-1].body
+    return re.search(r"https://dockspace\.test(/password/reset/\S+/)", body).group(1)
+
+
+def test_the_answer_is_identical_whether_or_not_the_address_exists(client):
+    UserFactory(email="ann@example.com")
+    known = client.post("/password/reset/", {"email": "ann@example.com"})
+    unknown = client.post("/password/reset/", {"email": "nobody@example.com"})
+    assert known.status_code == unknown.status_code == 302
+    assert known["Location"] == unknown["Location"] == "/password/reset/sent/"
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ann@example.com"]
+
+
+def test_the_link_sets_a_new_password_once_and_signs_out_other_browsers(client):
+    user = UserFactory(email="ann@example.com")
+    other_browser = client.__class__()
+    other_browser.force_login(user)
+    client.post("/password/reset/", {"email": "ANN@example.com"})
+    link = reset_link()
+    form_page = client.get(link, follow=True)
+    assert "Set a new password" in form_page.content.decode()
+    response = client.post(form_page.redirect_chain[-1][0], {"new_password1": NEW, "new_password2": NEW})
+    assert response["Location"] == "/password/reset/done/"
+    user.refresh_from_db()
+    assert user.check_password(NEW)
+    assert other_browser.get("/profile/").status_code == 302
+    assert AuditEvent.objects.filter(action="password.change", target_label="ann@example.com").exists()
+    # Used once: the same link no longer works.
+    again = client.get(link, follow=True)
+    assert "has expired or was already used" in again.content.decode()
+
+
+def test_an_expired_link_is_refused_and_changes_nothing(client, settings):
+    user = UserFactory(email="ann@example.com")
+    client.post("/password/reset/", {"email": "ann@example.com"})
+    link = reset_link()
+    with time_machine.travel(timezone.now() + timezone.timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT + 60)):
+        response = client.get(link, follow=True)
+    assert "has expired or was already used" in response.content.decode()
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+def test_a_malformed_address_gets_a_clear_message(client):
+    UserFactory()
+    response = client.post("/password/reset/", {"email": "not an address"})
+    assert response.status_code == 200
+    assert "Enter a valid email address" in response.content.decode()
+    assert mail.outbox == []
+
+
+def test_a_weak_new_password_is_refused(client):
+    user = UserFactory(email="ann@example.com")
+    client.post("/password/reset/", {"email": "ann@example.com"})
+    form_page = client.get(reset_link(), follow=True)
+    response = client.post(form_page.redirect_chain[-1][0], {"new_password1": "12345", "new_password2": "12345"})
+    assert response.status_code == 200
+    assert "too short" in response.content.decode()
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)

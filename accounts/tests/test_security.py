@@ -1,0 +1,180 @@
+import re
+
+import pytest
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import AuditEvent, BackupCodeDevice, UserSession
+from accounts.tests.factories import PASSWORD, UserFactory, totp_code, totp_device
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ann(client):
+    user = UserFactory(email="ann@example.com")
+    client.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    return user
+
+
+def test_enrolment_shows_a_local_qr_code_and_the_secret(client, ann):
+    response = client.post("/security/totp/add/", {"name": "Phone"})
+    assert response["Location"] == "/security/totp/confirm/"
+    page = client.get("/security/totp/confirm/").content.decode()
+    assert "<svg" in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
+        "http://www.w3.org", ""
+    )
+    device = TOTPDevice.objects.get(user=ann)
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    assert device.confirmed is False
+    import base64
+
+    assert base64.b32decode(secret + "=" * (-len(secret) % 8)) == device.bin_key
+
+
+def test_a_device_counts_only_after_a_correct_code(client, ann):
+    client.post("/security/totp/add/", {"name": "Phone"})
+    device = TOTPDevice.objects.get(user=ann)
+    response = client.post("/security/totp/confirm/", {"code": "123"})
+    assert "Enter the 6-digit code" in response.content.decode()
+    wrong = f"{(int(totp_code(device)) + 1) % 1000000:06d}"
+    response = client.post("/security/totp/confirm/", {"code": wrong})
+    assert "That code is wrong or already used" in response.content.decode()
+    device.refresh_from_db()
+    assert not device.confirmed
+    # django-otp slows down guessing: right after a wrong code even a right one must wait.
+    assert "wait a few seconds" in client.post("/security/totp/confirm/", {"code": totp_code(device)}).content.decode()
+    device.throttle_reset()
+    response = client.post("/security/totp/confirm/", {"code": totp_code(device)})
+    assert response["Location"] == "/security/"
+    device.refresh_from_db()
+    assert device.confirmed
+    assert AuditEvent.objects.filter(action="totp.add", target_label="ann@example.com").exists()
+    # From now on, signing in asks for a code.
+    fresh = Client()
+    assert fresh.post("/login/", {"email": "ann@example.com", "password": PASSWORD})["Location"] == "/login/code/"
+
+
+def test_several_named_devices_and_no_duplicate_names(client, ann):
+    totp_device(ann, name="Phone")
+    client.post("/security/totp/add/", {"name": "Phone"})
+    page = client.get("/security/", follow=True).content.decode()
+    assert "already have a device named" in page
+    client.post("/security/totp/add/", {"name": "Laptop"})
+    assert TOTPDevice.objects.filter(user=ann, name="Laptop", confirmed=False).exists()
+
+
+def test_removing_a_device_needs_the_password(client, ann):
+    device = totp_device(ann)
+    url = f"/security/devices/totp/{device.pk}/remove/"
+    response = client.post(url, {"password": "not my password"})
+    assert "That is not your current password." in response.content.decode()
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert client.post(url, {"password": PASSWORD})["Location"] == "/security/"
+    assert not TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert AuditEvent.objects.filter(action="totp.remove").exists()
+
+
+def test_nobody_can_remove_another_persons_device(client, ann):
+    other = UserFactory()
+    device = totp_device(other)
+    assert client.post(f"/security/devices/totp/{device.pk}/remove/", {"password": PASSWORD}).status_code == 404
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+
+
+def test_backup_codes_are_shown_once_stored_hashed_and_each_works_once(client, ann):
+    totp_device(ann)
+    page = client.post("/security/backup-codes/").content.decode()
+    codes = re.findall(r"<code>([a-z0-9]{5}-[a-z0-9]{5})</code>", page)
+    assert len(codes) == 10
+    stored = " ".join(BackupCodeDevice.objects.get(user=ann).codes.values_list("code_hash", flat=True))
+    assert not any(code.replace("-", "") in stored for code in codes)
+
+    fresh = Client()
+    fresh.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    assert fresh.post("/login/code/", {"code": codes[0].upper()})["Location"] == "/profile/"
+    again = Client()
+    again.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    assert "already been used" in again.post("/login/code/", {"code": codes[0]}).content.decode()
+    assert "9 unused backup codes left" in client.get("/security/").content.decode()
+
+
+def test_new_backup_codes_replace_the_old_ones(client, ann):
+    first = re.findall(r"<code>(\S{11})</code>", client.post("/security/backup-codes/").content.decode())
+    client.post("/security/backup-codes/")
+    fresh = Client()
+    fresh.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    assert fresh.post("/login/code/", {"code": first[1]}).status_code == 200
+
+
+def test_sessions_are_listed_and_revoking_one_signs_that_browser_out(client, ann):
+    phone = Client(HTTP_USER_AGENT="PhoneBrowser/1.0")
+    phone.post("/login/", {"email": "ann@example.com", "password": PASSWORD}, REMOTE_ADDR="192.0.2.44")
+    page = client.get("/security/").content.decode()
+    assert "PhoneBrowser/1.0" in page and "192.0.2.44" in page and "(this browser)" in page
+    phone_row = UserSession.objects.get(user=ann, user_agent="PhoneBrowser/1.0")
+    response = client.post(f"/security/sessions/{phone_row.session_key}/revoke/")
+    assert response["Location"] == "/security/"
+    assert phone.get("/profile/").status_code == 302
+    assert client.get("/profile/").status_code == 200
+    assert AuditEvent.objects.filter(action="session.revoke").exists()
+
+
+def test_one_cannot_revoke_another_persons_session(client, ann):
+    bob = UserFactory(email="bob@example.com")
+    bobs = Client()
+    bobs.post("/login/", {"email": "bob@example.com", "password": PASSWORD})
+    row = UserSession.objects.get(user=bob)
+    client.post(f"/security/sessions/{row.session_key}/revoke/")
+    assert bobs.get("/profile/").status_code == 200
+
+
+def test_sign_out_everywhere_else_keeps_this_browser(client, ann):
+    others = [Client() for _ in range(2)]
+    for other in others:
+        other.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    client.post("/security/sessions/revoke-others/")
+    assert all(other.get("/profile/").status_code == 302 for other in others)
+    assert client.get("/profile/").status_code == 200
+
+
+def test_password_change_signs_out_other_browsers_and_is_audited(client, ann):
+    other = Client()
+    other.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    new = "another long pass phrase 3"
+    response = client.post(
+        "/security/password/", {"old_password": PASSWORD, "new_password1": new, "new_password2": new}
+    )
+    assert response["Location"] == "/security/"
+    assert client.get("/profile/").status_code == 200
+    assert other.get("/profile/").status_code == 302
+    ann.refresh_from_db()
+    assert ann.check_password(new)
+    assert AuditEvent.objects.filter(action="password.change").exists()
+
+
+def test_a_wrong_old_password_changes_nothing(client, ann):
+    response = client.post(
+        "/security/password/", {"old_password": "wrong", "new_password1": "x" * 12, "new_password2": "x" * 12}
+    )
+    assert response.status_code == 200
+    assert "old password was entered incorrectly" in response.content.decode()
+    ann.refresh_from_db()
+    assert ann.check_password(PASSWORD)
+
+
+def test_profile_shows_the_person_and_edit_saves_the_name(client, ann):
+    page = client.get("/profile/").content.decode()
+    assert "ann@example.com" in page and str(ann.uuid) in page and "No mailbox" in page
+    response = client.post("/profile/edit/", {"full_name": "Ann Example"})
+    assert response["Location"] == "/profile/"
+    ann.refresh_from_db()
+    assert ann.full_name == "Ann Example"
+    response = client.post("/profile/edit/", {"full_name": "x" * 151})
+    assert "at most 150 characters" in response.content.decode()
+
+
+def test_no_access_page_says_who_is_signed_in(client, ann):
+    response = client.get("/no-access/")
+    assert response.status_code == 403
+    assert "ann@example.com" in response.content.decode()
