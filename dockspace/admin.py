@@ -20,6 +20,8 @@ class DockspaceAdminSite(admin.AdminSite):
 
     def login(self, request, extra_context=None):
         # One sign-in page for everyone: the admin's own form would skip the TOTP challenge.
+        if request.user.is_authenticated and not request.user.is_staff:
+            return redirect("accounts:no_access")
         next_url = request.GET.get("next") or reverse("admin:index")
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': next_url})}")
 

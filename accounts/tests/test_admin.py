@@ -1,0 +1,168 @@
+import csv
+import io
+
+import pytest
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import AppSettings, AuditEvent, BackupCodeDevice, LoginThrottle, User, UserSession
+from accounts.tests.factories import PASSWORD, StaffFactory, UserFactory, totp_code, totp_device
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(user, device=None):
+    browser = Client()
+    browser.post("/login/", {"email": user.email, "password": PASSWORD})
+    if device is not None:
+        browser.post("/login/code/", {"code": totp_code(device)})
+    return browser
+
+
+@pytest.fixture
+def admin_browser():
+    return signed_in(StaffFactory(email="root@example.com"))
+
+
+def test_admin_login_page_is_the_sites_sign_in_page():
+    UserFactory()
+    response = Client().get("/admin/")
+    assert response["Location"].startswith("/admin/login/")
+    assert Client().get(response["Location"])["Location"] == "/login/?next=%2Fadmin%2F"
+
+
+def test_admin_needs_a_verified_second_factor_when_one_exists():
+    admin = StaffFactory(email="root@example.com")
+    device = totp_device(admin)
+    browser = signed_in(admin, device)
+    assert browser.get("/admin/").status_code == 200
+    # A session that somehow skipped the code (e.g. a test login) does not get in.
+    unverified = Client()
+    unverified.force_login(admin)
+    assert unverified.get("/admin/").status_code == 302
+
+
+def test_members_are_sent_to_no_access(client):
+    member = UserFactory()
+    browser = signed_in(member)
+    response = browser.get("/admin/", follow=True)
+    assert response.redirect_chain[-1][0] == "/no-access/"
+
+
+def test_totp_required_for_staff_sends_staff_to_enrolment():
+    AppSettings.objects.update_or_create(pk=1, defaults={"totp_required_for_staff": True})
+    admin = StaffFactory(email="root@example.com")
+    browser = signed_in(admin)
+    assert browser.get("/admin/")["Location"] == "/security/"
+    assert browser.get("/profile/")["Location"] == "/security/"
+    assert browser.get("/security/").status_code == 200
+    member = signed_in(UserFactory())
+    assert member.get("/profile/").status_code == 200
+
+
+def test_creating_a_person_in_the_admin_is_audited_without_the_password(admin_browser):
+    response = admin_browser.post(
+        "/admin/accounts/user/add/",
+        {
+            "email": "New@Example.com",
+            "full_name": "New Person",
+            "password1": "a new pass phrase 8",
+            "password2": "a new pass phrase 8",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert User.objects.filter(email="new@example.com").exists()
+    event = AuditEvent.objects.get(action="admin.add")
+    assert event.actor_label == "root@example.com" and event.target_label == "new@example.com"
+    assert "pass phrase" not in "".join(AuditEvent.objects.values_list("description", flat=True))
+
+
+def test_a_duplicate_address_differing_in_case_is_refused_in_the_admin(admin_browser):
+    UserFactory(email="ann@example.com")
+    response = admin_browser.post(
+        "/admin/accounts/user/add/",
+        {
+            "email": "ANN@example.com",
+            "password1": "a new pass phrase 8",
+            "password2": "a new pass phrase 8",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert User.objects.filter(email__iexact="ann@example.com").count() == 1
+
+
+def test_reset_second_factor_action_removes_devices_and_is_audited(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+    totp_device(ann)
+    BackupCodeDevice.objects.create(user=ann, name="Backup codes")
+    admin_browser.post("/admin/accounts/user/", {"action": "reset_second_factor", "_selected_action": [ann.pk]})
+    assert not TOTPDevice.objects.filter(user=ann).exists()
+    assert not BackupCodeDevice.objects.filter(user=ann).exists()
+    event = AuditEvent.objects.get(action="totp.reset")
+    assert event.actor_label == "root@example.com" and event.target_label == "ann@example.com"
+
+
+def test_revoke_all_sessions_action_signs_the_person_out_everywhere(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+    browsers = [signed_in(ann), signed_in(ann)]
+    admin_browser.post("/admin/accounts/user/", {"action": "revoke_sessions", "_selected_action": [ann.pk]})
+    assert all(b.get("/profile/").status_code == 302 for b in browsers)
+    assert not UserSession.objects.filter(user=ann).exists()
+    assert AuditEvent.objects.filter(action="session.revoke_all", target_label="ann@example.com").exists()
+
+
+def test_an_administrator_can_clear_a_lockout(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+    for _ in range(5):
+        Client().post("/login/", {"email": "ann@example.com", "password": "wrong password 1"})
+    assert "Try again" in Client().post("/login/", {"email": ann.email, "password": PASSWORD}).content.decode()
+    admin_browser.post("/admin/accounts/user/", {"action": "clear_lockouts", "_selected_action": [ann.pk]})
+    assert not LoginThrottle.objects.filter(scope="account", key="ann@example.com").exists()
+    assert Client().post("/login/", {"email": ann.email, "password": PASSWORD})["Location"] == "/profile/"
+    assert AuditEvent.objects.filter(action="signin.lockout_cleared").exists()
+
+
+def test_app_settings_is_one_row_edited_in_the_admin(admin_browser):
+    response = admin_browser.get("/admin/accounts/appsettings/")
+    assert response["Location"] == "/admin/accounts/appsettings/1/change/"
+    data = {
+        "site_name": "Acme ID",
+        "session_idle_timeout_minutes": 60,
+        "lockout_account_failures": 3,
+        "lockout_ip_failures": 10,
+        "lockout_minutes": 5,
+        "audit_retention_days": 90,
+    }
+    assert admin_browser.post("/admin/accounts/appsettings/1/change/", data).status_code == 302
+    assert AppSettings.load().site_name == "Acme ID"
+    assert "Acme ID" in Client().get("/login/").content.decode()
+    bad = admin_browser.post("/admin/accounts/appsettings/1/change/", {**data, "session_idle_timeout_minutes": 1})
+    assert "greater than or equal to 5" in bad.content.decode()
+    assert AppSettings.load().session_idle_timeout_minutes == 60
+
+
+def test_audit_log_is_searchable_and_exports_csv_with_filters(admin_browser):
+    Client().post("/login/", {"email": "ghost@example.com", "password": "wrong password 1"})
+    page = admin_browser.get("/admin/accounts/auditevent/?q=ghost").content.decode()
+    assert "ghost@example.com" in page
+    response = admin_browser.get("/admin/accounts/auditevent/export/?action__exact=signin.failure")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:4] == ["at", "actor_label", "ip", "action"]
+    assert {row[3] for row in rows[1:]} == {"signin.failure"}
+    assert AuditEvent.objects.filter(action="audit.export").exists()
+
+
+def test_audit_events_cannot_be_changed_or_deleted_in_the_admin(admin_browser):
+    event = AuditEvent.objects.first()
+    assert admin_browser.post(f"/admin/accounts/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_csv_export_defuses_spreadsheet_formulas(admin_browser):
+    AuditEvent.objects.create(action="test", description='=HYPERLINK("http://x")')
+    response = admin_browser.get("/admin/accounts/auditevent/export/?action__exact=test")
+    assert "'=HYPERLINK" in b"".join(response.streaming_content).decode()

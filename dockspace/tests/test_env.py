@@ -1,0 +1,100 @@
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from dockspace.env import env_bool, env_int, env_list, env_str, parse_database_url
+
+
+def test_a_secret_can_come_from_a_file(tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("s3cret-value\n")
+    assert env_str("SECRET_KEY", environ={"SECRET_KEY_FILE": str(secret)}) == "s3cret-value"
+
+
+def test_both_a_value_and_a_file_is_an_error(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY and SECRET_KEY_FILE are both set"):
+        env_str("SECRET_KEY", environ={"SECRET_KEY": "x", "SECRET_KEY_FILE": str(tmp_path / "k")})
+
+
+def test_an_unreadable_file_names_the_variable(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY_FILE: cannot read"):
+        env_str("SECRET_KEY", environ={"SECRET_KEY_FILE": str(tmp_path / "missing")})
+
+
+@pytest.mark.parametrize("raw, value", [("1", True), ("yes", True), ("ON", True), ("0", False), ("off", False)])
+def test_booleans(raw, value):
+    assert env_bool("DEBUG", environ={"DEBUG": raw}) is value
+
+
+def test_a_bad_boolean_or_number_names_the_variable():
+    with pytest.raises(ImproperlyConfigured, match="DEBUG must be one of"):
+        env_bool("DEBUG", environ={"DEBUG": "maybe"})
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_PORT must be a whole number"):
+        env_int("EMAIL_PORT", 587, environ={"EMAIL_PORT": "25a"})
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_PORT must be at least 1"):
+        env_int("EMAIL_PORT", 587, minimum=1, environ={"EMAIL_PORT": "0"})
+
+
+def test_lists_drop_blanks():
+    assert env_list("ALLOWED_HOSTS", environ={"ALLOWED_HOSTS": " a.example, ,b.example "}) == ["a.example", "b.example"]
+
+
+def test_postgres_urls_are_parsed_with_connection_reuse():
+    db = parse_database_url("postgres://dock:p%40ss@db.internal:6543/dockspace?sslmode=require")
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "dock",
+        "p@ss",
+        "db.internal",
+        "6543",
+        "dockspace",
+    )
+    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert db["CONN_MAX_AGE"] == 60 and db["CONN_HEALTH_CHECKS"] is True
+
+
+def test_sqlite_urls_take_relative_and_absolute_paths():
+    assert parse_database_url("sqlite:////var/lib/dockspace/db.sqlite3")["NAME"] == "/var/lib/dockspace/db.sqlite3"
+    assert parse_database_url("sqlite:///db.sqlite3")["NAME"] == "db.sqlite3"
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("mysql://x/y", "unsupported scheme 'mysql'"),
+        ("postgres://host/", "needs a database name"),
+        ("postgres://host:port/db", "port must be a number"),
+    ],
+)
+def test_bad_database_urls_are_explained(url, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        parse_database_url(url)
+
+
+def _start(env):
+    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "dockspace.settings"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], env={**base, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_startup_without_a_secret_key_in_production_fails_with_a_clear_message(tmp_path):
+    result = _start({"DEBUG": "0", "DOCKSPACE_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_startup_with_a_weak_secret_key_in_production_fails(tmp_path):
+    result = _start({"DEBUG": "0", "SECRET_KEY": "changeme", "DOCKSPACE_DATA_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "SECRET_KEY is too weak" in result.stderr
+
+
+def test_development_mode_makes_and_keeps_its_own_key(tmp_path):
+    assert _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path)}).returncode == 0
+    key = (tmp_path / "dev-secret-key").read_text()
+    assert len(key) >= 50
+    assert _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path)}).returncode == 0
+    assert (tmp_path / "dev-secret-key").read_text() == key
