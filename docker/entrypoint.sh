@@ -1,0 +1,71 @@
+#!/bin/sh
+# Container entrypoint: the first argument picks the role (web, worker, beat, manage); any other
+# command is run as given, e.g. `docker compose run --rm web sh`.
+set -eu
+
+# How long worker and beat wait for the database to be reachable and fully migrated.
+DB_WAIT_SECONDS=120
+
+log() {
+    echo "[entrypoint] $*" >&2
+}
+
+# Only the web role migrates (three containers migrating at once would race); worker and beat start
+# once `migrate --check` passes, i.e. the database answers and has no unapplied migration.
+wait_for_database() {
+    role=$1
+    deadline=$(($(date +%s) + DB_WAIT_SECONDS))
+    log "$role: waiting for the database to be reachable and migrated (up to ${DB_WAIT_SECONDS}s)"
+    while :; do
+        if output=$(python manage.py migrate --check 2>&1); then
+            log "$role: database ready"
+            return 0
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            [ -z "$output" ] || printf '%s\n' "$output" | tail -n 20 >&2
+            log "$role: giving up after ${DB_WAIT_SECONDS}s: the database is unreachable or not migrated." \
+                "Check DATABASE_URL, and that the web container started and ran its migrations (see its log)."
+            exit 1
+        fi
+        sleep 3
+    done
+}
+
+[ "$#" -gt 0 ] || set -- web
+
+case "$1" in
+    web)
+        shift
+        python manage.py migrate --noinput
+        python manage.py install_periodic_tasks
+        set -- gunicorn dockspace.wsgi \
+            --bind 0.0.0.0:8000 \
+            --workers "${WEB_CONCURRENCY:-2}" \
+            --access-logfile - \
+            --worker-tmp-dir /dev/shm \
+            "$@"
+        if [ -n "${DOCKSPACE_TRUSTED_PROXIES:-}" ]; then
+            # Same comma-separated list Django uses for X-Forwarded-For; gunicorn wants no spaces.
+            set -- "$@" --forwarded-allow-ips "$(printf '%s' "$DOCKSPACE_TRUSTED_PROXIES" | tr -d ' ')"
+        fi
+        exec "$@"
+        ;;
+    worker)
+        shift
+        wait_for_database worker
+        exec celery -A dockspace worker --loglevel INFO "$@"
+        ;;
+    beat)
+        shift
+        wait_for_database beat
+        # The schedule lives in the database (django_celery_beat's DatabaseScheduler, set in settings).
+        exec celery -A dockspace beat --loglevel INFO "$@"
+        ;;
+    manage)
+        shift
+        exec python manage.py "$@"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
