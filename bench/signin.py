@@ -443,7 +443,8 @@ def main():
     if args.seconds <= 0 or args.concurrency < 1 or args.workers < 1 or args.users < 1 or args.totp_users < 1:
         parser.error("--seconds, --concurrency, --workers, --users and --totp-users must be positive.")
 
-    # SIGTERM (e.g. from a CI timeout) unwinds through the finally blocks like Ctrl-C does.
+    # Ctrl-C and SIGTERM unwind through the finally blocks (SIGINT too when started with it ignored, e.g. `&`).
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
 
     temp_dir = Path(tempfile.mkdtemp(prefix="dockspace-bench-"))
@@ -456,8 +457,8 @@ def main():
     stop = threading.Event()
     try:
         print(f"Creating database {DB_NAME} and migrating ...", flush=True)
+        db_created = True  # from here on, the finally block drops it (IF EXISTS)
         create_database()
-        db_created = True
         run_manage(env, "migrate", "--noinput", capture=True)
 
         print(f"Creating {args.users} password-only and {args.totp_users} TOTP people ...", flush=True)
