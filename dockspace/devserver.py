@@ -86,19 +86,18 @@ def main():
     )
 
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    # Set explicitly: a shell that starts us in the background leaves SIGINT ignored otherwise.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stopping.append(True))
     exit_code = 0
-    try:
-        while not stopping:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"[run] {name} exited with code {proc.returncode}; stopping the others", flush=True)
-                    exit_code = proc.returncode or 1
-                    stopping.append(True)
-                    break
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    while not stopping:
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"[run] {name} exited with code {proc.returncode}; stopping the others", flush=True)
+                exit_code = proc.returncode or 1
+                stopping.append(True)
+                break
+        time.sleep(0.5)
     print("[run] stopping web, worker and beat ...", flush=True)
     _stop_all(children)
     print("[run] stopped.", flush=True)
