@@ -8,8 +8,9 @@ def _label(obj):
     return str(obj)[:254] if obj is not None else ""
 
 
-def audit(action, *, request=None, actor=None, target=None, description="", ip=None):
-    """Record one event. `actor` defaults to the signed-in person of `request`."""
+def audit(action, *, request=None, actor=None, actor_label=None, target=None, description="", ip=None):
+    """Record one event. `actor` defaults to the signed-in person of `request`; commands name
+    themselves with `actor_label`."""
     user = getattr(request, "user", None)
     if actor is None and user is not None and user.is_authenticated:
         actor = user
@@ -17,7 +18,8 @@ def audit(action, *, request=None, actor=None, target=None, description="", ip=N
         ip = client_ip(request)
     return AuditEvent.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
-        actor_label=_label(actor) if actor is not None else ("system" if request is None else "anonymous"),
+        actor_label=actor_label
+        or (_label(actor) if actor is not None else ("system" if request is None else "anonymous")),
         ip=ip,
         action=action,
         target_type=target._meta.label if target is not None and hasattr(target, "_meta") else "",

@@ -138,13 +138,14 @@ def throttle_clear_account(email):
     LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key=normalize_email(email)).delete()
 
 
-def lockouts_clear(*, throttles, request=None, actor=None):
+def lockouts_clear(*, throttles, request=None, actor=None, actor_label=None):
     count = 0
     for row in list(throttles):
         audit(
             "signin.lockout_cleared",
             request=request,
             actor=actor,
+            actor_label=actor_label,
             description=f"Cleared lockout of {row.get_scope_display()} {row.key[:120]}.",
         )
         row.delete()
@@ -209,7 +210,7 @@ def backup_codes_generate(*, user, request):
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
-def second_factor_reset(*, user, request=None, actor=None):
+def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
     """Remove every second-factor device of a person (an administrator helping someone who lost theirs)."""
     with transaction.atomic():
         removed = TOTPDevice.objects.filter(user=user).delete()[0]
@@ -218,6 +219,7 @@ def second_factor_reset(*, user, request=None, actor=None):
         "totp.reset",
         request=request,
         actor=actor,
+        actor_label=actor_label,
         target=user,
         description=f"Reset second factor ({removed} TOTP device(s) removed, backup codes removed).",
     )
@@ -233,7 +235,7 @@ def session_revoke(*, user, session_hash, request):
     audit("session.revoke", request=request, target=user, description="Revoked one browser session.")
 
 
-def sessions_revoke_all(*, user, request=None, actor=None, keep_hash=None):
+def sessions_revoke_all(*, user, request=None, actor=None, actor_label=None, keep_hash=None):
     rows = UserSession.objects.filter(user=user)
     if keep_hash:
         rows = rows.exclude(session_key=keep_hash)
@@ -242,6 +244,7 @@ def sessions_revoke_all(*, user, request=None, actor=None, keep_hash=None):
         "session.revoke_all",
         request=request,
         actor=actor,
+        actor_label=actor_label,
         target=user,
         description=f"Revoked {count} browser session(s)" + (" except the current one." if keep_hash else "."),
     )

@@ -71,6 +71,7 @@ if TRUSTED_PROXIES:
 # --- applications -------------------------------------------------------------------------------
 
 INSTALLED_APPS = [
+    "accounts",  # first: its createsuperuser (audited) overrides Django's
     "dockspace.apps.DockspaceAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -79,7 +80,6 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_celery_beat",
-    "accounts",
     "mail",
     "oidc",
     "deliverability",

@@ -59,3 +59,23 @@ def test_setup_rejects_bad_input_and_creates_nothing(client, change, field, mess
     assert message in " ".join(response.context["form"].errors[field])
     assert message.split(" (")[0] in response.content.decode()
     assert User.objects.count() == 0
+
+
+def test_self_registration_is_off_by_default(client):
+    from accounts.tests.factories import UserFactory
+
+    UserFactory()
+    assert client.get("/register/").status_code == 404
+    assert "Create an account" not in client.get("/login/").content.decode()
+
+
+def test_self_registration_when_enabled_creates_a_member(client):
+    from accounts.models import AppSettings
+    from accounts.tests.factories import UserFactory
+
+    UserFactory()
+    AppSettings.objects.update_or_create(pk=1, defaults={"self_registration_enabled": True})
+    response = client.post("/register/", {**GOOD, "email": "new@example.com"})
+    assert response["Location"] == "/profile/"
+    person = User.objects.get(email="new@example.com")
+    assert not person.is_staff and not person.is_superuser

@@ -171,3 +171,12 @@ def test_sign_out_needs_a_post_and_is_audited(client):
     assert client.post("/logout/")["Location"] == "/login/"
     assert client.get("/profile/").status_code == 302
     assert AuditEvent.objects.filter(action="signout", actor=user).exists()
+
+
+def test_an_expired_code_is_refused(client):
+    user = UserFactory(email="ann@example.com")
+    device = totp_device(user)
+    sign_in(client, "ann@example.com")
+    response = client.post("/login/code/", {"code": totp_code(device, offset_steps=-3)})
+    assert "wrong or has already been used" in response.content.decode()
+    assert client.get("/profile/").status_code == 302

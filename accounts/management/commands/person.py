@@ -1,0 +1,69 @@
+"""Operator commands for people when the admin is out of reach (a lost phone, a locked-out administrator)."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services
+from accounts.models import LoginThrottle, User, normalize_email
+
+ACTOR = "manage.py person"
+
+
+class Command(BaseCommand):
+    help = (
+        "Look after people from the shell. `person list [--json]` lists everyone; `person reset-2fa EMAIL` "
+        "removes their TOTP devices and backup codes (they sign in with the password alone, then enrol "
+        "again); `person unlock EMAIL` clears their sign-in lockout; `person sign-out EMAIL` ends every "
+        "browser session they have. Every change is audited."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        listing = sub.add_parser("list", help="List people.")
+        listing.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        for name, text in [
+            ("reset-2fa", "Remove every second factor of a person."),
+            ("unlock", "Clear a person's sign-in lockout."),
+            ("sign-out", "Revoke every browser session of a person."),
+        ]:
+            sub.add_parser(name, help=text).add_argument("email", help="The person's email address.")
+
+    def handle(self, *args, action, **options):
+        if action == "list":
+            return self._list(options["json"])
+        email = normalize_email(options["email"])
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            raise CommandError(f"email: no person has the address {email!r}.")
+        if action == "reset-2fa":
+            services.second_factor_reset(user=user, actor_label=ACTOR)
+            self.stdout.write(f"Removed every second factor of {email}.")
+        elif action == "unlock":
+            count = services.lockouts_clear(
+                throttles=LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key=email), actor_label=ACTOR
+            )
+            self.stdout.write(f"Cleared {count} lockout(s) of {email}.")
+        elif action == "sign-out":
+            count = services.sessions_revoke_all(user=user, actor_label=ACTOR)
+            self.stdout.write(f"Revoked {count} session(s) of {email}.")
+
+    def _list(self, as_json):
+        rows = [
+            {
+                "email": u.email,
+                "name": u.full_name,
+                "uuid": str(u.uuid),
+                "staff": u.is_staff,
+                "active": u.is_active,
+                "totp": TOTPDevice.objects.filter(user=u, confirmed=True).exists(),
+            }
+            for u in User.objects.order_by("email")
+        ]
+        if as_json:
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        for row in rows:
+            flags = ",".join(k for k in ("staff", "totp") if row[k]) + ("" if row["active"] else ",inactive")
+            self.stdout.write(f"{row['email']:40} {row['name'][:30]:30} {flags.strip(',')}")
