@@ -60,28 +60,31 @@ def home(request):
 # --- first run and registration ----------------------------------------------------------------
 
 
+def _new_account_page(request, create, template, success_url):
+    """First run and self-registration share one form: create the account, sign it in, go on."""
+    form = NewAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = create(email=data["email"], password=data["password1"], full_name=data["full_name"], request=request)
+        except services.ServiceError as exc:
+            _add_service_error(form, exc)
+        else:
+            _complete_sign_in(request, user, device=None)
+            return redirect(success_url)
+    return render(request, template, {"form": form})
+
+
 @never_cache
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def setup(request):
     if User.objects.exists():
         raise Http404("Dockspace is already set up.")
-    form = NewAccountForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = services.first_admin_create(
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password1"],
-                full_name=form.cleaned_data["full_name"],
-                request=request,
-            )
-        except services.ServiceError as exc:
-            _add_service_error(form, exc)
-        else:
-            _complete_sign_in(request, user, device=None)
-            messages.success(request, "Welcome to Dockspace. Protect your account: add an authenticator app below.")
-            return redirect("accounts:security")
-    return render(request, "accounts/setup.html", {"form": form})
+    response = _new_account_page(request, services.first_admin_create, "accounts/setup.html", "accounts:security")
+    if response.status_code == 302:
+        messages.success(request, "Welcome to Dockspace. Protect your account: add an authenticator app below.")
+    return response
 
 
 @never_cache
@@ -90,21 +93,7 @@ def setup(request):
 def register(request):
     if not AppSettings.load().self_registration_enabled:
         raise Http404("Self-registration is off.")
-    form = NewAccountForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = services.user_create(
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password1"],
-                full_name=form.cleaned_data["full_name"],
-                request=request,
-            )
-        except services.ServiceError as exc:
-            _add_service_error(form, exc)
-        else:
-            _complete_sign_in(request, user, device=None)
-            return redirect("accounts:profile")
-    return render(request, "accounts/register.html", {"form": form})
+    return _new_account_page(request, services.user_create, "accounts/register.html", "accounts:profile")
 
 
 # --- sign in -------------------------------------------------------------------------------------
