@@ -14,6 +14,16 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _tasks_run_inline():
+    """Tasks queued by a request run at once in tests; the real worker has its own test."""
+    from dockspace.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 @pytest.fixture
 def csrf_client():
     return Client(enforce_csrf_checks=True)

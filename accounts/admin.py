@@ -4,7 +4,7 @@ import csv
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import BaseUserCreationForm, PasswordResetForm
+from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
@@ -13,6 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.audit import audit
+from accounts.forms import PasswordResetForm
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 
 # TOTP secrets stay out of the admin: administrators reset a second factor, they never read it.

@@ -15,3 +15,11 @@ def purge_audit_log():
 def purge_expired_sessions():
     sessions, throttles = housekeeping.expired_sessions_purge()
     return f"deleted {sessions} expired sessions and {throttles} stale lockout counters"
+
+
+@shared_task(name="accounts.send_message", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_message(*, subject, body, to):
+    from accounts.mailer import message_send_now
+
+    message_send_now(subject=subject, body=body, to=to)
+    return f"sent a message to {len(to)} recipient(s)"

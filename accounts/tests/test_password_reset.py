@@ -74,3 +74,14 @@ def test_a_weak_new_password_is_refused(client):
     assert "too short" in response.content.decode()
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
+
+
+def test_the_message_is_handed_to_the_worker_not_sent_during_the_request(client):
+    """Sending inline would make requests for real addresses slower than for unknown ones."""
+    from dockspace.celery import app
+
+    UserFactory(email="ann@example.com")
+    app.conf.task_always_eager = False
+    response = client.post("/password/reset/", {"email": "ann@example.com"})
+    assert response["Location"] == "/password/reset/sent/"
+    assert mail.outbox == []
