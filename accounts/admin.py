@@ -16,10 +16,6 @@ from accounts.audit import audit
 from accounts.forms import PasswordResetForm
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 
-# TOTP secrets stay out of the admin: administrators reset a second factor, they never read it.
-if admin.site.is_registered(TOTPDevice):
-    admin.site.unregister(TOTPDevice)
-
 
 class UserCreationForm(BaseUserCreationForm):
     class Meta:

@@ -7,5 +7,12 @@ class DockspaceAdminConfig(AdminConfig):
     default_site = "dockspace.admin.DockspaceAdminSite"
 
     def ready(self):
-        super().ready()
+        super().ready()  # autodiscovers every app's admin module
+        from django.contrib import admin
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
         from dockspace import checks  # noqa: F401 - registers the system checks
+
+        # TOTP secrets stay out of the admin: administrators reset a second factor, never read it.
+        if admin.site.is_registered(TOTPDevice):
+            admin.site.unregister(TOTPDevice)

@@ -166,3 +166,10 @@ def test_csv_export_defuses_spreadsheet_formulas(admin_browser):
     AuditEvent.objects.create(action="test", description='=HYPERLINK("http://x")')
     response = admin_browser.get("/admin/accounts/auditevent/export/?action__exact=test")
     assert "'=HYPERLINK" in b"".join(response.streaming_content).decode()
+
+
+def test_totp_secrets_are_not_in_the_admin(admin_browser):
+    ann = UserFactory()
+    totp_device(ann)
+    assert admin_browser.get("/admin/otp_totp/totpdevice/").status_code == 404
+    assert "TOTP devices" not in admin_browser.get("/admin/").content.decode()
