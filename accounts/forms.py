@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib.auth import password_validation
+from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChangeForm
 from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 from django.template.loader import render_to_string
 
@@ -113,15 +114,36 @@ class ReauthForm(forms.Form):
         error_messages={"required": "Enter your password to confirm."},
     )
 
-    def __init__(self, *args, user, **kwargs):
-        self.user = user
+    def __init__(self, *args, user, request, **kwargs):
+        self.user, self.request = user, request
         super().__init__(*args, **kwargs)
 
     def clean_password(self):
         password = self.cleaned_data["password"]
-        if not self.user.check_password(password):
-            raise forms.ValidationError("That is not your current password.")
+        _confirm_password(self.user, password, self.request)
         return password
+
+
+def _confirm_password(user, password, request):
+    from accounts.services import ServiceError, password_confirm
+
+    try:
+        password_confirm(user=user, password=password, request=request)
+    except ServiceError as exc:
+        raise forms.ValidationError(exc.message) from None
+
+
+class PasswordChangeForm(DjangoPasswordChangeForm):
+    """Django's form, with the old password checked under the sign-in lockout."""
+
+    def __init__(self, *args, request, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean_old_password(self):
+        old = self.cleaned_data["old_password"]
+        _confirm_password(self.user, old, self.request)
+        return old
 
 
 class PasswordResetForm(DjangoPasswordResetForm):

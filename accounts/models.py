@@ -197,7 +197,7 @@ class UserSession(AbstractBaseSession):
 
 
 BACKUP_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud and typed by hand
-BACKUP_CODE_LENGTH = 10
+BACKUP_CODE_LENGTH = 16  # 31 symbols: about 79 bits, beyond brute force even from a database copy
 BACKUP_CODES_PER_SET = 10
 
 

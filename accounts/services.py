@@ -3,6 +3,7 @@ commands call these; each writes the audit log itself."""
 
 import math
 import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -22,6 +23,7 @@ from accounts.models import (
     UserSession,
     normalize_email,
 )
+from dockspace.client_ip import client_ip
 
 
 class ServiceError(Exception):
@@ -90,48 +92,95 @@ def _minutes_left(locked_until, now):
     return max(1, math.ceil((locked_until - now).total_seconds() / 60))
 
 
-def throttle_locked_minutes(*, email, ip, now=None):
-    """Minutes until this account or IP may try again, or None when neither is locked."""
-    now = now or timezone.now()
-    keys = [(LoginThrottle.SCOPE_ACCOUNT, normalize_email(email))]
+@dataclass
+class SignInAttempt:
+    """One password or code check, counted against the account and the IP before it is made."""
+
+    email: str
+    ip: str | None
+    locked_minutes: int | None = None
+    row_ids: list = field(default_factory=list)
+    locked_row_ids: list = field(default_factory=list)  # rows this attempt pushed over the limit
+
+
+def _throttle_limits(email, ip, conf):
+    limits = [(LoginThrottle.SCOPE_ACCOUNT, normalize_email(email)[:254], conf.lockout_account_failures)]
     if ip:
-        keys.append((LoginThrottle.SCOPE_IP, ip))
-    worst = None
-    for scope, key in keys:
-        row = LoginThrottle.objects.filter(scope=scope, key=key).first()
-        if row and row.is_locked(now):
-            left = _minutes_left(row.locked_until, now)
-            worst = left if worst is None else max(worst, left)
-    return worst
+        limits.append((LoginThrottle.SCOPE_IP, ip, conf.lockout_ip_failures))
+    return limits
 
 
-def throttle_record_failure(*, email, ip, request=None, now=None):
-    """Count one failed sign-in against the account and the IP; lock either past its threshold."""
+def signin_attempt_start(*, email, ip, now=None):
+    """Reserve one attempt before checking a password or code.
+
+    The attempt counts as a failure until `signin_attempt_release` gives it back, so guesses sent in
+    parallel cannot slip past the limit between "is it locked?" and "count the failure".
+    """
     now = now or timezone.now()
     conf = AppSettings.load()
     window = timedelta(minutes=conf.lockout_minutes)
-    limits = [(LoginThrottle.SCOPE_ACCOUNT, normalize_email(email), conf.lockout_account_failures)]
-    if ip:
-        limits.append((LoginThrottle.SCOPE_IP, ip, conf.lockout_ip_failures))
-    for scope, key, limit in limits:
-        with transaction.atomic():
-            row, _ = LoginThrottle.objects.select_for_update().get_or_create(scope=scope, key=key[:254])
-            if row.window_started_at < now - window and not row.is_locked(now):
-                row.failures = 0
-                row.window_started_at = now
+    attempt = SignInAttempt(email=normalize_email(email), ip=ip)
+    with transaction.atomic():
+        rows = []
+        for scope, key, limit in _throttle_limits(email, ip, conf):
+            row, _ = LoginThrottle.objects.select_for_update().get_or_create(scope=scope, key=key)
+            if not row.is_locked(now) and (row.locked_until or row.window_started_at < now - window):
+                row.failures, row.window_started_at, row.locked_until = 0, now, None
+            rows.append((row, limit))
+        locked = [_minutes_left(row.locked_until, now) for row, _ in rows if row.is_locked(now)]
+        if locked:
+            attempt.locked_minutes = max(locked)
+            return attempt
+        for row, limit in rows:
             row.failures += 1
-            newly_locked = row.failures >= limit and not row.is_locked(now)
-            if newly_locked:
+            if row.failures >= limit:
                 row.locked_until = now + window
+                attempt.locked_row_ids.append(row.pk)
             row.save()
-        if newly_locked:
-            audit(
-                "signin.lockout",
-                request=request,
-                actor=None,
-                description=f"Locked {row.get_scope_display()} {key[:120]} for {conf.lockout_minutes} minutes "
-                f"after {row.failures} failed sign-ins.",
-            )
+            attempt.row_ids.append(row.pk)
+    return attempt
+
+
+def signin_attempt_release(attempt):
+    """The check passed: give the reserved attempt back (and undo a lock it alone caused)."""
+    with transaction.atomic():
+        for row in LoginThrottle.objects.select_for_update().filter(pk__in=attempt.row_ids):
+            row.failures = max(0, row.failures - 1)
+            if row.pk in attempt.locked_row_ids:
+                row.locked_until = None
+            row.save()
+
+
+def signin_attempt_failed(attempt, *, request=None):
+    """The check failed: the reserved attempt stays counted. Returns minutes locked, or None."""
+    conf = AppSettings.load()
+    for row in LoginThrottle.objects.filter(pk__in=attempt.locked_row_ids):
+        audit(
+            "signin.lockout",
+            request=request,
+            actor=None,
+            description=f"Locked {row.get_scope_display()} {row.key[:120]} for {conf.lockout_minutes} minutes "
+            f"after {row.failures} failed attempts.",
+        )
+    return conf.lockout_minutes if attempt.locked_row_ids else None
+
+
+def password_confirm(*, user, password, request):
+    """Check a signed-in person's password again (before a sensitive change), under the same lockout."""
+    attempt = signin_attempt_start(email=user.email, ip=client_ip(request))
+    if attempt.locked_minutes:
+        raise ServiceError(locked_message(attempt.locked_minutes), field="password")
+    if not user.check_password(password):
+        audit("reauth.failure", request=request, target=user, description="Wrong password when confirming a change.")
+        minutes = signin_attempt_failed(attempt, request=request)
+        raise ServiceError(
+            locked_message(minutes) if minutes else "That is not your current password.", field="password"
+        )
+    signin_attempt_release(attempt)
+
+
+def locked_message(minutes):
+    return f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
 
 
 def throttle_clear_account(email):
@@ -207,7 +256,7 @@ def backup_codes_generate(*, user, request):
             rows.append(row)
         BackupCode.objects.bulk_create(rows)
     audit("backup_codes.generate", request=request, target=user, description="Generated a new set of backup codes.")
-    return [f"{c[:5]}-{c[5:]}" for c in codes]
+    return ["-".join(c[i : i + 4] for i in range(0, BACKUP_CODE_LENGTH, 4)) for c in codes]
 
 
 def second_factor_reset(*, user, request=None, actor=None, actor_label=None):

@@ -6,16 +6,37 @@ its row: the browser is anonymous on its next request.
 
 from datetime import UTC, datetime
 
-from django.contrib.auth import SESSION_KEY
+from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.core.exceptions import SuspiciousOperation
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 # Request metadata the middleware stores in the session data so that the row can carry it.
 META_IP = "_dockspace_ip"
 META_USER_AGENT = "_dockspace_ua"
 META_LAST_SEEN = "_dockspace_last_seen"
 META_CREATED = "_dockspace_created"
+AUTH_AT = "_dockspace_auth_at"  # when the person last typed their password in this session
+
+
+def safe_next_url(request, default):
+    """The `next` parameter when it points into this site, else the named default page."""
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(candidate, {request.get_host()}, request.is_secure()):
+        return candidate
+    return reverse(default)
+
+
+def forget_revoked_session(request):
+    """After sessions were revoked: if this browser's own session was among them, sign it out cleanly
+    (saving a deleted session would fail). Returns True when it was."""
+    key = request.session.session_key
+    if key and not request.session.exists(key):
+        logout(request)
+        return True
+    return False
 
 
 def _from_timestamp(value):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts import security_views, views
 
 app_name = "accounts"
 
@@ -23,15 +23,16 @@ urlpatterns = [
         views.auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_done.html"),
         name="password_reset_done",
     ),
-    path("profile/", views.profile, name="profile"),
-    path("profile/edit/", views.profile_edit, name="profile_edit"),
-    path("security/", views.security, name="security"),
-    path("security/password/", views.PasswordChangeView.as_view(), name="password_change"),
-    path("security/totp/add/", views.totp_add, name="totp_add"),
-    path("security/totp/confirm/", views.totp_confirm, name="totp_confirm"),
-    path("security/devices/<str:kind>/<int:pk>/remove/", views.device_remove, name="device_remove"),
-    path("security/backup-codes/", views.backup_codes, name="backup_codes"),
-    path("security/sessions/<str:session_hash>/revoke/", views.session_revoke, name="session_revoke"),
-    path("security/sessions/revoke-others/", views.sessions_revoke_others, name="sessions_revoke_others"),
+    path("profile/", security_views.profile, name="profile"),
+    path("profile/edit/", security_views.profile_edit, name="profile_edit"),
+    path("security/", security_views.security, name="security"),
+    path("security/confirm/", security_views.reauth, name="reauth"),
+    path("security/password/", security_views.PasswordChangeView.as_view(), name="password_change"),
+    path("security/totp/add/", security_views.totp_add, name="totp_add"),
+    path("security/totp/confirm/", security_views.totp_confirm, name="totp_confirm"),
+    path("security/devices/<str:kind>/<int:pk>/remove/", security_views.device_remove, name="device_remove"),
+    path("security/backup-codes/", security_views.backup_codes, name="backup_codes"),
+    path("security/sessions/<str:session_hash>/revoke/", security_views.session_revoke, name="session_revoke"),
+    path("security/sessions/revoke-others/", security_views.sessions_revoke_others, name="sessions_revoke_others"),
     path("no-access/", views.no_access, name="no_access"),
 ]

@@ -85,3 +85,13 @@ def test_the_message_is_handed_to_the_worker_not_sent_during_the_request(client)
     response = client.post("/password/reset/", {"email": "ann@example.com"})
     assert response["Location"] == "/password/reset/sent/"
     assert mail.outbox == []
+
+
+def test_resetting_while_signed_in_as_that_person_ends_cleanly(client):
+    user = UserFactory(email="ann@example.com")
+    client.force_login(user)
+    client.post("/password/reset/", {"email": "ann@example.com"})
+    form_page = client.get(reset_link(), follow=True)
+    response = client.post(form_page.redirect_chain[-1][0], {"new_password1": NEW, "new_password2": NEW})
+    assert response.status_code == 302 and response["Location"] == "/password/reset/done/"
+    assert client.get("/profile/").status_code == 302

@@ -1,7 +1,9 @@
 import re
 
 import pytest
+import time_machine
 from django.test import Client
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import AuditEvent, BackupCodeDevice, UserSession
@@ -9,12 +11,25 @@ from accounts.tests.factories import PASSWORD, UserFactory, totp_code, totp_devi
 
 pytestmark = pytest.mark.django_db
 
+CODE = r"<code>((?:[a-z0-9]{4}-){3}[a-z0-9]{4})</code>"
+
 
 @pytest.fixture
 def ann(client):
+    """Ann, signed in with her password; she has no second factor yet."""
     user = UserFactory(email="ann@example.com")
     client.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
     return user
+
+
+@pytest.fixture
+def phone(client):
+    """Bob has an authenticator app ("Phone") and signed in with password and code."""
+    user = UserFactory(email="bob@example.com")
+    device = totp_device(user, name="Phone")
+    client.post("/login/", {"email": user.email, "password": PASSWORD})
+    assert client.post("/login/code/", {"code": totp_code(device)})["Location"] == "/profile/"
+    return device
 
 
 def test_enrolment_shows_a_local_qr_code_and_the_secret(client, ann):
@@ -55,17 +70,17 @@ def test_a_device_counts_only_after_a_correct_code(client, ann):
     assert fresh.post("/login/", {"email": "ann@example.com", "password": PASSWORD})["Location"] == "/login/code/"
 
 
-def test_several_named_devices_and_no_duplicate_names(client, ann):
-    totp_device(ann, name="Phone")
-    client.post("/security/totp/add/", {"name": "Phone"})
-    page = client.get("/security/", follow=True).content.decode()
-    assert "already have a device named" in page
-    client.post("/security/totp/add/", {"name": "Laptop"})
-    assert TOTPDevice.objects.filter(user=ann, name="Laptop", confirmed=False).exists()
+def test_several_named_devices_and_no_duplicate_names(client, phone):
+    response = client.post("/security/totp/add/", {"name": "Phone"})
+    assert response.status_code == 400
+    assert "already have a device named" in response.content.decode()
+    assert client.post("/security/totp/add/", {"name": "x" * 65}).status_code == 400
+    assert client.post("/security/totp/add/", {"name": "Laptop"})["Location"] == "/security/totp/confirm/"
+    assert TOTPDevice.objects.filter(user=phone.user, name="Laptop", confirmed=False).exists()
 
 
-def test_removing_a_device_needs_the_password(client, ann):
-    device = totp_device(ann)
+def test_removing_a_device_needs_the_password(client, phone):
+    device = phone
     url = f"/security/devices/totp/{device.pk}/remove/"
     response = client.post(url, {"password": "not my password"})
     assert "That is not your current password." in response.content.decode()
@@ -82,29 +97,31 @@ def test_nobody_can_remove_another_persons_device(client, ann):
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
 
 
-def test_backup_codes_are_shown_once_stored_hashed_and_each_works_once(client, ann):
-    totp_device(ann)
+def test_backup_codes_are_shown_once_stored_hashed_and_each_works_once(client, phone):
+    ann = phone.user
     page = client.post("/security/backup-codes/").content.decode()
-    codes = re.findall(r"<code>([a-z0-9]{5}-[a-z0-9]{5})</code>", page)
+    codes = re.findall(CODE, page)
     assert len(codes) == 10
     stored = " ".join(BackupCodeDevice.objects.get(user=ann).codes.values_list("code_hash", flat=True))
     assert not any(code.replace("-", "") in stored for code in codes)
 
     fresh = Client()
-    fresh.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    fresh.post("/login/", {"email": ann.email, "password": PASSWORD})
     assert fresh.post("/login/code/", {"code": codes[0].upper()})["Location"] == "/profile/"
     again = Client()
-    again.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    again.post("/login/", {"email": ann.email, "password": PASSWORD})
     assert "already been used" in again.post("/login/code/", {"code": codes[0]}).content.decode()
     assert "9 unused backup codes left" in client.get("/security/").content.decode()
 
 
-def test_new_backup_codes_replace_the_old_ones(client, ann):
-    first = re.findall(r"<code>(\S{11})</code>", client.post("/security/backup-codes/").content.decode())
-    client.post("/security/backup-codes/")
+def test_new_backup_codes_replace_the_old_ones(client, phone):
+    first = re.findall(CODE, client.post("/security/backup-codes/").content.decode())
+    second = re.findall(CODE, client.post("/security/backup-codes/").content.decode())
+    assert len(first) == len(second) == 10 and not set(first) & set(second)
     fresh = Client()
-    fresh.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
-    assert fresh.post("/login/code/", {"code": first[1]}).status_code == 200
+    fresh.post("/login/", {"email": phone.user.email, "password": PASSWORD})
+    assert "wrong or has already been used" in fresh.post("/login/code/", {"code": first[1]}).content.decode()
+    assert fresh.post("/login/code/", {"code": second[1]})["Location"] == "/profile/"
 
 
 def test_sessions_are_listed_and_revoking_one_signs_that_browser_out(client, ann):
@@ -158,7 +175,7 @@ def test_a_wrong_old_password_changes_nothing(client, ann):
         "/security/password/", {"old_password": "wrong", "new_password1": "x" * 12, "new_password2": "x" * 12}
     )
     assert response.status_code == 200
-    assert "old password was entered incorrectly" in response.content.decode()
+    assert "That is not your current password." in response.content.decode()
     ann.refresh_from_db()
     assert ann.check_password(PASSWORD)
 
@@ -178,3 +195,52 @@ def test_no_access_page_says_who_is_signed_in(client, ann):
     response = client.get("/no-access/")
     assert response.status_code == 403
     assert "ann@example.com" in response.content.decode()
+
+
+def test_a_browser_signed_in_before_enrolment_cannot_change_second_factors(client, ann):
+    """A session that never passed a code must not be able to add its own device or new backup codes."""
+    other = Client()
+    other.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    totp_device(ann, name="Phone")  # Ann enrols in another browser
+    for url in ["/security/totp/add/", "/security/backup-codes/"]:
+        response = other.post(url, {"name": "Attacker"})
+        assert response["Location"].startswith("/login/?next=")
+    assert not TOTPDevice.objects.filter(name="Attacker").exists()
+    assert not BackupCodeDevice.objects.filter(user=ann).exists()
+
+
+def test_confirming_the_first_device_signs_out_password_only_browsers(client, ann):
+    other = Client()
+    other.post("/login/", {"email": "ann@example.com", "password": PASSWORD})
+    client.post("/security/totp/add/", {"name": "Phone"})
+    device = TOTPDevice.objects.get(user=ann)
+    client.post("/security/totp/confirm/", {"code": totp_code(device)})
+    assert other.get("/profile/").status_code == 302
+    assert client.get("/profile/").status_code == 200
+
+
+def test_changes_need_the_password_again_after_fifteen_minutes(client, phone):
+    with time_machine.travel(timezone.now() + timezone.timedelta(minutes=16)):
+        response = client.post("/security/backup-codes/")
+        assert response["Location"] == "/security/confirm/?next=%2Fsecurity%2F"
+        wrong = client.post("/security/confirm/", {"password": "not it", "next": "/security/"})
+        assert "That is not your current password." in wrong.content.decode()
+        assert client.post("/security/confirm/", {"password": PASSWORD, "next": "/security/"})["Location"] == (
+            "/security/"
+        )
+        assert len(re.findall(CODE, client.post("/security/backup-codes/").content.decode())) == 10
+
+
+def test_password_guesses_on_the_confirm_page_are_locked_out_too(client, phone):
+    for _ in range(5):
+        client.post(f"/security/devices/totp/{phone.pk}/remove/", {"password": "guess guess"})
+    response = client.post(f"/security/devices/totp/{phone.pk}/remove/", {"password": PASSWORD})
+    assert "Try again in 15 minutes" in response.content.decode()
+    assert TOTPDevice.objects.filter(pk=phone.pk).exists()
+
+
+def test_revoking_this_browsers_own_session_signs_it_out_cleanly(client, ann):
+    row = UserSession.objects.get(user=ann)
+    response = client.post(f"/security/sessions/{row.session_key}/revoke/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert client.get("/profile/").status_code == 302
