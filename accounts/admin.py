@@ -3,9 +3,11 @@
 import csv
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -13,8 +15,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.audit import audit
-from accounts.forms import PasswordResetForm
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
+from accounts.reset_mail import password_reset_mail_queue
+from accounts.sessions import forget_revoked_session
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -51,18 +54,44 @@ class UserAdmin(DjangoUserAdmin):
     def has_second_factor(self, obj):
         return TOTPDevice.objects.filter(user=obj, confirmed=True).exists()
 
-    @admin.action(description="Reset second factor (remove TOTP devices and backup codes)")
-    def reset_second_factor(self, request, queryset):
-        for user in queryset:
-            services.second_factor_reset(user=user, request=request)
-        self.message_user(request, f"Second factor reset for {queryset.count()} person(s).", messages.SUCCESS)
+    def _allowed_targets(self, request, queryset):
+        """Only a superuser may act on a superuser's sign-in (reset their factor, sign them out)."""
+        if request.user.is_superuser:
+            return list(queryset)
+        refused = [user.email for user in queryset if user.is_superuser]
+        if refused:
+            self.message_user(
+                request, f"Only a superuser can do this to a superuser: skipped {', '.join(refused)}.", messages.ERROR
+            )
+        return [user for user in queryset if not user.is_superuser]
 
-    @admin.action(description="Sign out everywhere (revoke all sessions)")
+    @admin.action(description="Reset second factor (remove TOTP devices and backup codes)", permissions=["change"])
+    def reset_second_factor(self, request, queryset):
+        targets = self._allowed_targets(request, queryset)
+        for user in targets:
+            services.second_factor_reset(user=user, request=request)
+        forget_revoked_session(request)
+        self.message_user(request, f"Second factor reset for {len(targets)} person(s).", messages.SUCCESS)
+
+    @admin.action(description="Sign out everywhere (revoke all sessions)", permissions=["change"])
     def revoke_sessions(self, request, queryset):
-        total = sum(services.sessions_revoke_all(user=user, request=request) for user in queryset)
+        total = sum(
+            services.sessions_revoke_all(user=u, request=request) for u in self._allowed_targets(request, queryset)
+        )
+        if forget_revoked_session(request):
+            return HttpResponseRedirect(reverse("accounts:login"))
         self.message_user(request, f"Revoked {total} session(s).", messages.SUCCESS)
 
-    @admin.action(description="Clear sign-in lockouts")
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            # A password set by an administrator ends every session that knew the old one.
+            services.sessions_revoke_all(user=self.get_object(request, id), request=request)
+            if forget_revoked_session(request):
+                return HttpResponseRedirect(reverse("accounts:login"))
+        return response
+
+    @admin.action(description="Clear sign-in lockouts", permissions=["change"])
     def clear_lockouts(self, request, queryset):
         emails = [user.email for user in queryset]
         count = services.lockouts_clear(
@@ -70,22 +99,11 @@ class UserAdmin(DjangoUserAdmin):
         )
         self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
 
-    @admin.action(description="Send password-reset link")
+    @admin.action(description="Send password-reset link", permissions=["change"])
     def send_password_reset(self, request, queryset):
-        from django.conf import settings
-
         for user in queryset:
-            form = PasswordResetForm({"email": user.email})
-            if form.is_valid():
-                form.save(
-                    request=request,
-                    email_template_name="accounts/email/password_reset.txt",
-                    subject_template_name="accounts/email/password_reset_subject.txt",
-                    extra_email_context={"base_url": settings.DOCKSPACE_URL, "site_name": AppSettings.load().site_name},
-                )
-                audit(
-                    "password.reset_sent", request=request, target=user, description="Administrator sent a reset link."
-                )
+            password_reset_mail_queue(user.email)
+            audit("password.reset_sent", request=request, target=user, description="Administrator sent a reset link.")
         self.message_user(request, f"Sent reset links to {queryset.count()} person(s).", messages.SUCCESS)
 
 
@@ -158,7 +176,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
     def export_view(self, request):
         """The whole log as CSV, with the search and filters of the list page applied."""
-        changelist = self.get_changelist_instance(request)
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            self.message_user(request, "Those filters do not apply to the audit log.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:accounts_auditevent_changelist"))
         audit("audit.export", request=request, description="Exported the audit log as CSV.")
         return self._csv_response(changelist.get_queryset(request))
 
@@ -185,7 +209,7 @@ class LoginThrottleAdmin(ReadOnlyAdmin):
     def is_locked_now(self, obj):
         return obj.is_locked()
 
-    @admin.action(description="Clear the selected lockouts")
+    @admin.action(description="Clear the selected lockouts", permissions=["delete"])
     def clear(self, request, queryset):
         count = services.lockouts_clear(throttles=queryset, request=request)
         self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)

@@ -4,9 +4,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChangeForm
 from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
-from django.template.loader import render_to_string
 
-from accounts.mailer import message_queue
 from accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
 
 
@@ -148,8 +146,3 @@ class PasswordChangeForm(DjangoPasswordChangeForm):
 
 class PasswordResetForm(DjangoPasswordResetForm):
     email = EmailField(label="Email address")
-
-    def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email, **kwargs):
-        subject = "".join(render_to_string(subject_template_name, context).splitlines())
-        body = render_to_string(email_template_name, context)
-        message_queue(subject=subject, body=body, to=[to_email])

@@ -74,11 +74,12 @@ def first_admin_create(*, email, password, full_name="", request=None):
         )
 
 
-def password_changed(*, user, request=None, how="Changed own password."):
+def password_changed(*, user, request=None, how="Changed own password.", actor_label=None):
     audit(
         "password.change",
         request=request,
-        actor=request.user if request and request.user.is_authenticated else user,
+        actor_label=actor_label,
+        actor=None if actor_label else (request.user if request and request.user.is_authenticated else user),
         target=user,
         description=how,
     )
@@ -260,17 +261,21 @@ def backup_codes_generate(*, user, request):
 
 
 def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
-    """Remove every second-factor device of a person (an administrator helping someone who lost theirs)."""
+    """Remove every second-factor device of a person (an administrator helping someone who lost theirs).
+
+    Their sessions end too: whoever holds the lost phone may also hold a signed-in browser.
+    """
     with transaction.atomic():
         removed = TOTPDevice.objects.filter(user=user).delete()[0]
         BackupCodeDevice.objects.filter(user=user).delete()
+        UserSession.objects.filter(user=user).delete()
     audit(
         "totp.reset",
         request=request,
         actor=actor,
         actor_label=actor_label,
         target=user,
-        description=f"Reset second factor ({removed} TOTP device(s) removed, backup codes removed).",
+        description=f"Reset second factor ({removed} TOTP device(s) and backup codes removed, sessions ended).",
     )
 
 

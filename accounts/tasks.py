@@ -17,9 +17,9 @@ def purge_expired_sessions():
     return f"deleted {sessions} expired sessions and {throttles} stale lockout counters"
 
 
-@shared_task(name="accounts.send_message", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_message(*, subject, body, to):
-    from accounts.mailer import message_send_now
+@shared_task(name="accounts.send_password_reset", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_password_reset(email):
+    from accounts.reset_mail import password_reset_mail_send
 
-    message_send_now(subject=subject, body=body, to=to)
-    return f"sent a message to {len(to)} recipient(s)"
+    sent = password_reset_mail_send(email)
+    return f"sent {sent} password-reset message(s)"

@@ -24,6 +24,7 @@ from accounts.forms import (
     SignInForm,
 )
 from accounts.models import AppSettings, BackupCodeDevice, User
+from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import AUTH_AT, forget_revoked_session, record_request_meta, safe_next_url
 from dockspace.client_ip import client_ip
 
@@ -213,26 +214,13 @@ def sign_out(request):
 class PasswordResetView(auth_views.PasswordResetView):
     form_class = PasswordResetForm
     template_name = "accounts/password_reset.html"
-    email_template_name = "accounts/email/password_reset.txt"
-    subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_sent")
 
-    def get_extra_email_context(self):
-        from django.conf import settings
-
-        return {"base_url": settings.DOCKSPACE_URL, "site_name": AppSettings.load().site_name}
-
-    def dispatch(self, request, *args, **kwargs):
-        self.extra_email_context = self.get_extra_email_context()
-        return super().dispatch(request, *args, **kwargs)
-
     def form_valid(self, form):
-        audit(
-            "password.reset_requested",
-            request=self.request,
-            description=f"Reset link requested for {form.cleaned_data['email'][:120]}.",
-        )
-        return super().form_valid(form)
+        email = form.cleaned_data["email"]
+        audit("password.reset_requested", request=self.request, description=f"Reset link requested for {email[:120]}.")
+        password_reset_mail_queue(email)
+        return redirect(self.success_url)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

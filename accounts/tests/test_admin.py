@@ -173,3 +173,70 @@ def test_totp_secrets_are_not_in_the_admin(admin_browser):
     totp_device(ann)
     assert admin_browser.get("/admin/otp_totp/totpdevice/").status_code == 404
     assert "TOTP devices" not in admin_browser.get("/admin/").content.decode()
+
+
+@pytest.fixture
+def viewer_browser():
+    """Staff who may only view people and the audit log's list is not theirs."""
+    from django.contrib.auth.models import Permission
+
+    viewer = UserFactory(email="viewer@example.com", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_user"))
+    return signed_in(viewer)
+
+
+def test_view_only_staff_cannot_run_sign_in_actions(viewer_browser):
+    root = StaffFactory(email="root@example.com")
+    device = totp_device(root)
+    response = viewer_browser.post(
+        "/admin/accounts/user/", {"action": "reset_second_factor", "_selected_action": [root.pk]}
+    )
+    assert response.status_code in (200, 302)
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert not AuditEvent.objects.filter(action="totp.reset").exists()
+
+
+def test_staff_who_are_not_superusers_cannot_reset_a_superusers_factor():
+    from django.contrib.auth.models import Permission
+
+    helper = UserFactory(email="helper@example.com", is_staff=True)
+    helper.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    root = StaffFactory(email="root@example.com")
+    device = totp_device(root)
+    ann = UserFactory(email="ann@example.com")
+    anns = totp_device(ann)
+    signed_in(helper).post(
+        "/admin/accounts/user/", {"action": "reset_second_factor", "_selected_action": [root.pk, ann.pk]}
+    )
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
+    assert not TOTPDevice.objects.filter(pk=anns.pk).exists()
+
+
+def test_audit_export_needs_permission_to_view_the_log(viewer_browser):
+    assert viewer_browser.get("/admin/accounts/auditevent/export/").status_code == 403
+
+
+def test_audit_export_with_a_bad_filter_is_a_message_not_an_error(admin_browser):
+    response = admin_browser.get("/admin/accounts/auditevent/export/?at__gte=notadate", follow=True)
+    assert response.status_code == 200
+    assert "Those filters do not apply" in response.content.decode()
+
+
+def test_signing_oneself_out_everywhere_from_the_admin_ends_cleanly(admin_browser):
+    root = User.objects.get(email="root@example.com")
+    response = admin_browser.post("/admin/accounts/user/", {"action": "revoke_sessions", "_selected_action": [root.pk]})
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert admin_browser.get("/profile/").status_code == 302
+
+
+def test_a_password_set_in_the_admin_signs_the_person_out(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+    browser = signed_in(ann)
+    new = "an admin chosen phrase 5"
+    response = admin_browser.post(
+        f"/admin/accounts/user/{ann.pk}/password/", {"password1": new, "password2": new, "usable_password": "true"}
+    )
+    assert response.status_code == 302
+    assert browser.get("/profile/").status_code == 302
+    ann.refresh_from_db()
+    assert ann.check_password(new)

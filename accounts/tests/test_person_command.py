@@ -58,3 +58,15 @@ def test_createsuperuser_is_audited():
     assert root.email == "root@example.com" and root.is_superuser
     event = AuditEvent.objects.get(action="user.create")
     assert event.actor_label == "manage.py createsuperuser" and event.target_label == "root@example.com"
+
+
+def test_changepassword_is_audited_and_ends_sessions(monkeypatch):
+    ann = UserFactory(email="ann@example.com")
+    browser = Client()
+    browser.post("/login/", {"email": ann.email, "password": PASSWORD})
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "a command set phrase 4")
+    call_command("changepassword", "ann@example.com")
+    ann.refresh_from_db()
+    assert ann.check_password("a command set phrase 4")
+    assert browser.get("/profile/").status_code == 302
+    assert AuditEvent.objects.get(action="password.change").actor_label == "manage.py changepassword"
