@@ -38,14 +38,14 @@ class UserAdmin(DjangoUserAdmin):
     add_form = UserCreationForm
     ordering = ["email"]
     list_display = ["email", "full_name", "is_staff", "is_active", "has_second_factor", "last_login"]
-    list_filter = ["is_staff", "is_superuser", "is_active"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "is_pending_registration"]
     search_fields = ["email", "full_name", "uuid"]
-    readonly_fields = ["uuid", "last_login", "date_joined"]
+    readonly_fields = ["uuid", "last_login", "date_joined", "email_verified_at", "is_pending_registration"]
     fieldsets = [
         (None, {"fields": ["email", "password", "uuid"]}),
         ("Personal info", {"fields": ["full_name"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
-        ("Dates", {"fields": ["last_login", "date_joined"]}),
+        ("Dates", {"fields": ["last_login", "date_joined", "email_verified_at", "is_pending_registration"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
     actions = ["reset_second_factor", "revoke_sessions", "clear_lockouts", "send_password_reset"]

@@ -59,6 +59,13 @@ class NewAccountForm(forms.Form):
         return data
 
 
+class RegistrationForm(NewAccountForm):
+    """Self-registration: whether the address is taken is never said here (the mail says it)."""
+
+    def clean_email(self):
+        return self.cleaned_data["email"]
+
+
 class SignInForm(forms.Form):
     email = EmailField(label="Email address")
     password = forms.CharField(

@@ -49,6 +49,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True, help_text="Unticked: the person cannot sign in.")
     is_staff = models.BooleanField(default=False, help_text="May use the admin.")
     date_joined = models.DateTimeField(default=timezone.now)
+    email_verified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the person proved they read mail at this address."
+    )
+    is_pending_registration = models.BooleanField(
+        default=False, help_text="Signed up on the registration page and has not yet followed the emailed link."
+    )
 
     objects = UserManager()
 

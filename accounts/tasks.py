@@ -23,3 +23,11 @@ def send_password_reset(email):
 
     sent = password_reset_mail_send(email)
     return f"sent {sent} password-reset message(s)"
+
+
+@shared_task(name="accounts.send_registration_mail", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_registration_mail(email):
+    from accounts.registration import registration_mail_send
+
+    sent = registration_mail_send(email)
+    return f"sent {sent} registration message(s)"

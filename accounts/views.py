@@ -21,9 +21,11 @@ from accounts.forms import (
     CodeForm,
     NewAccountForm,
     PasswordResetForm,
+    RegistrationForm,
     SignInForm,
 )
 from accounts.models import AppSettings, BackupCodeDevice, User
+from accounts.registration import registration_confirm, registration_request
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import AUTH_AT, forget_revoked_session, record_request_meta, safe_next_url
 from dockspace.client_ip import client_ip
@@ -49,40 +51,62 @@ def home(request):
 # --- first run and registration ----------------------------------------------------------------
 
 
-def _new_account_page(request, create, template, success_url):
-    """First run and self-registration share one form: create the account, sign it in, go on."""
-    form = NewAccountForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            user = create(email=data["email"], password=data["password1"], full_name=data["full_name"], request=request)
-        except services.ServiceError as exc:
-            _add_service_error(form, exc)
-        else:
-            _complete_sign_in(request, user, device=None)
-            return redirect(success_url)
-    return render(request, template, {"form": form})
-
-
 @never_cache
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def setup(request):
     if User.objects.exists():
         raise Http404("Dockspace is already set up.")
-    response = _new_account_page(request, services.first_admin_create, "accounts/setup.html", "accounts:security")
-    if response.status_code == 302:
-        messages.success(request, "Welcome to Dockspace. Protect your account: add an authenticator app below.")
-    return response
+    form = NewAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.first_admin_create(
+                email=data["email"], password=data["password1"], full_name=data["full_name"], request=request
+            )
+        except services.ServiceError as exc:
+            _add_service_error(form, exc)
+        else:
+            _complete_sign_in(request, user, device=None)
+            messages.success(request, "Welcome to Dockspace. Protect your account: add an authenticator app below.")
+            return redirect("accounts:security")
+    return render(request, "accounts/setup.html", {"form": form})
+
+
+def _registration_open():
+    if not AppSettings.load().self_registration_enabled:
+        raise Http404("Self-registration is off.")
 
 
 @never_cache
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 def register(request):
-    if not AppSettings.load().self_registration_enabled:
-        raise Http404("Self-registration is off.")
-    return _new_account_page(request, services.user_create, "accounts/register.html", "accounts:profile")
+    _registration_open()
+    form = RegistrationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        registration_request(
+            email=data["email"], password=data["password1"], full_name=data["full_name"], request=request
+        )
+        return redirect("accounts:register_sent")
+    return render(request, "accounts/register.html", {"form": form})
+
+
+def register_sent(request):
+    _registration_open()
+    return render(request, "accounts/register_sent.html")
+
+
+@never_cache
+def register_confirm(request, uidb64, token):
+    _registration_open()
+    user = registration_confirm(uidb64=uidb64, token=token, request=request)
+    if user is None:
+        return render(request, "accounts/register_invalid.html", status=400)
+    _complete_sign_in(request, user, device=None)
+    messages.success(request, "Your address is confirmed and your account is ready.")
+    return redirect("accounts:profile")
 
 
 # --- sign in -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core import mail
 from django_otp.oath import TOTP
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -147,5 +148,24 @@ def test_first_run_totp_enrolment_and_sign_in_with_code(page):
         assert action in log
     shot(page, "10-audit-log")
 
+    page.goto(page.base + "/profile/edit/")
+    shot(page, "11-profile-edit")
+    page.goto(page.base + "/no-access/")
+    shot(page, "12-no-access")
+
+    # Password reset from a fresh browser: request, "sent", the mailed link, a new password.
+    page.context.clear_cookies()
     page.goto(page.base + "/password/reset/")
-    shot(page, "11-password-reset")
+    shot(page, "13-password-reset")
+    page.fill("#id_email", "admin@example.com")
+    page.click("main button[type=submit]")
+    assert page.url.endswith("/password/reset/sent/")
+    shot(page, "14-password-reset-sent")
+    link = re.search(r"https?://[^/\s]+(/password/reset/\S+/)", mail.outbox[-1].body).group(1)
+    page.goto(page.base + link)
+    assert page.locator("h1").inner_text() == "Set a new password"
+    shot(page, "15-password-set-new")
+    page.fill("#id_new_password1", "a different pass phrase 3")
+    page.fill("#id_new_password2", "a different pass phrase 3")
+    page.click("main button[type=submit]")
+    assert page.url.endswith("/password/reset/done/")

@@ -67,15 +67,3 @@ def test_self_registration_is_off_by_default(client):
     UserFactory()
     assert client.get("/register/").status_code == 404
     assert "Create an account" not in client.get("/login/").content.decode()
-
-
-def test_self_registration_when_enabled_creates_a_member(client):
-    from accounts.models import AppSettings
-    from accounts.tests.factories import UserFactory
-
-    UserFactory()
-    AppSettings.objects.update_or_create(pk=1, defaults={"self_registration_enabled": True})
-    response = client.post("/register/", {**GOOD, "email": "new@example.com"})
-    assert response["Location"] == "/profile/"
-    person = User.objects.get(email="new@example.com")
-    assert not person.is_staff and not person.is_superuser

@@ -1,0 +1,105 @@
+"""Self-registration with a verified address.
+
+The page answers the same for every address ("check your mail"); the account starts inactive and
+pending, and only the link mailed to the address activates it. Links are built in the worker, so
+no secret sits in the task queue, and an existing account's owner is told instead.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.encoding import force_bytes, force_str
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+
+from accounts.audit import audit
+from accounts.models import AppSettings, User, normalize_email
+
+logger = logging.getLogger(__name__)
+
+
+class RegistrationTokenGenerator(PasswordResetTokenGenerator):
+    """Single use: the token stops matching once the account is no longer pending."""
+
+    key_salt = "accounts.registration.RegistrationTokenGenerator"
+
+    def _make_hash_value(self, user, timestamp):
+        return f"{user.pk}{user.password}{user.is_pending_registration}{user.email}{timestamp}"
+
+
+registration_tokens = RegistrationTokenGenerator()
+
+
+def registration_request(*, email, password, full_name, request):
+    """Start or restart a sign-up; mail the address either way. Nothing here depends on what exists."""
+    email = normalize_email(email)
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(email=email).first()
+        if user is None:
+            user = User(email=email, is_active=False, is_pending_registration=True)
+        if user.is_pending_registration:
+            # A second sign-up for a pending address replaces the first: only the mailbox owner can finish it.
+            user.full_name = full_name
+            user.set_password(password)
+            user.save()
+        else:
+            User().set_password(password)  # same work as the other branch, so the timing matches
+    audit("user.register_requested", request=request, description=f"Sign-up requested for {email[:120]}.")
+    registration_mail_queue(email)
+
+
+def registration_mail_send(email):
+    """Worker side: the activation link for a pending sign-up, or a notice to an existing account."""
+    user = User.objects.filter(email=normalize_email(email)).first()
+    if user is None:
+        return 0
+    site_name = AppSettings.load().site_name
+    context = {"site_name": site_name, "email": user.email, "base_url": settings.DOCKSPACE_URL}
+    if user.is_pending_registration:
+        context["link"] = settings.DOCKSPACE_URL + registration_link_path(user)
+        template = "accounts/email/registration_confirm.txt"
+        subject = f"Confirm your {site_name} account"
+    else:
+        template = "accounts/email/registration_exists.txt"
+        subject = f"You already have a {site_name} account"
+    send_mail(subject, render_to_string(template, context), None, [user.email])
+    return 1
+
+
+def registration_mail_queue(email):
+    from accounts.tasks import send_registration_mail
+
+    try:
+        send_registration_mail.delay(email)
+    except Exception:  # broker down: still mail the person, without the timing guarantee
+        logger.warning("Task queue unreachable; sending the registration mail directly.")
+        registration_mail_send(email)
+
+
+def registration_link_path(user):
+    from django.urls import reverse
+
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    return reverse("accounts:register_confirm", args=[uid, registration_tokens.make_token(user)])
+
+
+def registration_confirm(*, uidb64, token, request):
+    """Activate the pending account the link names. Returns the person, or None for a bad or used link."""
+    try:
+        pk = int(force_str(urlsafe_base64_decode(uidb64)))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=pk, is_pending_registration=True).first()
+        if user is None or not registration_tokens.check_token(user, token):
+            return None
+        user.is_pending_registration = False
+        user.is_active = True
+        user.email_verified_at = timezone.now()
+        user.save()
+    audit("user.create", request=request, actor=user, target=user, description="Created account by self-registration.")
+    return user

@@ -1,0 +1,75 @@
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from accounts.models import AppSettings, AuditEvent, User
+from accounts.tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"full_name": "New Person", "password1": "a long pass phrase 9", "password2": "a long pass phrase 9"}
+
+
+@pytest.fixture(autouse=True)
+def registration_on():
+    UserFactory(email="existing@example.com")
+    AppSettings.objects.update_or_create(pk=1, defaults={"self_registration_enabled": True})
+
+
+def link():
+    return re.search(r"https://dockspace\.test(/register/confirm/\S+/)", mail.outbox[-1].body).group(1)
+
+
+def test_sign_up_activates_only_through_the_mailed_link(client):
+    response = client.post("/register/", {**FORM, "email": "New@Example.com"})
+    assert response["Location"] == "/register/sent/"
+    person = User.objects.get(email="new@example.com")
+    assert not person.is_active and person.is_pending_registration
+    assert Client().post("/login/", {"email": "new@example.com", "password": FORM["password1"]}).status_code == 200
+    response = client.get(link())
+    assert response["Location"] == "/profile/"
+    person.refresh_from_db()
+    assert person.is_active and person.email_verified_at and not person.is_staff
+    assert client.get("/profile/").status_code == 200
+    assert AuditEvent.objects.filter(action="user.create", target_label="new@example.com").exists()
+    # The link works once.
+    assert Client().get(link()).status_code == 400
+
+
+def test_the_page_says_the_same_for_a_taken_address_and_mails_its_owner(client):
+    new = client.post("/register/", {**FORM, "email": "fresh@example.com"})
+    taken = client.post("/register/", {**FORM, "email": "EXISTING@example.com"})
+    assert new["Location"] == taken["Location"] == "/register/sent/"
+    assert mail.outbox[-1].to == ["existing@example.com"]
+    assert "already has one" in mail.outbox[-1].body and "/register/confirm/" not in mail.outbox[-1].body
+    existing = User.objects.get(email="existing@example.com")
+    assert existing.check_password(PASSWORD)  # untouched
+
+
+def test_a_second_sign_up_replaces_the_pending_one(client):
+    client.post("/register/", {**FORM, "email": "new@example.com"})
+    first = link()
+    client.post(
+        "/register/",
+        {**FORM, "email": "new@example.com", "password1": "another phrase 77", "password2": "another phrase 77"},
+    )
+    assert Client().get(first).status_code == 400  # the earlier link no longer works
+    assert Client().get(link())["Location"] == "/profile/"
+    assert User.objects.get(email="new@example.com").check_password("another phrase 77")
+
+
+def test_bad_input_is_explained_and_creates_nothing(client):
+    response = client.post("/register/", {**FORM, "email": "not-an-address"})
+    assert "Enter a valid email address" in response.content.decode()
+    response = client.post("/register/", {**FORM, "email": "x@example.com", "password2": "different 123"})
+    assert "The two passwords differ." in response.content.decode()
+    assert not User.objects.filter(email="x@example.com").exists()
+    assert Client().get("/register/confirm/Zm9v/garbage/").status_code == 400
+
+
+def test_registration_is_gone_when_switched_off(client):
+    AppSettings.objects.update_or_create(pk=1, defaults={"self_registration_enabled": False})
+    assert client.get("/register/").status_code == 404
+    assert client.post("/register/", {**FORM, "email": "n@example.com"}).status_code == 404
