@@ -49,6 +49,15 @@ def page(live_server):
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+def click_and_wait(page, selector):
+    """Click something that loads a new page and wait until that page has fully loaded.
+
+    Without the wait, an assertion can read the old page, or the new one while it is still being parsed.
+    """
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
+
+
 def shot(page, name):
     IMAGES.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
@@ -72,45 +81,45 @@ def test_first_run_totp_enrolment_and_sign_in_with_code(page):
     page.fill("#id_email", "admin@")
     page.fill("#id_password1", PASSWORD)
     page.fill("#id_password2", PASSWORD)
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert "Enter a valid email address" in page.locator("#id_email-error").inner_text()
 
     page.fill("#id_email", "Admin@Example.com")
     page.fill("#id_full_name", "Ada Admin")
     page.fill("#id_password1", PASSWORD)
     page.fill("#id_password2", PASSWORD)
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert page.url.endswith("/security/")
     shot(page, "02-security")
 
     page.fill("#id_name", "Phone")
-    page.click("text=Add authenticator app")
+    click_and_wait(page, "text=Add authenticator app")
     assert page.url.endswith("/security/totp/confirm/")
     assert page.locator(".qr svg").count() == 1
     secret = page.locator("#totp-secret").inner_text()
     assert re.fullmatch(r"[A-Z2-7 ]+", secret)
     shot(page, "03-totp-enrol")
     page.fill("#id_code", current_code(secret))
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert page.url.endswith("/security/")
     assert "Phone" in page.locator("table.list").first.inner_text()
 
-    page.click("text=Generate backup codes")
+    click_and_wait(page, "text=Generate backup codes")
     assert page.locator("#backup-codes li").count() == 10
     shot(page, "04-backup-codes")
-    page.click("text=I have saved them")
+    click_and_wait(page, "text=I have saved them")
 
     page.goto(page.base + "/profile/")
     assert "admin@example.com" in page.content()
     shot(page, "05-profile")
 
-    page.click("text=Sign out")
+    click_and_wait(page, "text=Sign out")
     assert page.url.endswith("/login/")
     shot(page, "06-sign-in")
 
     page.fill("#id_email", "admin@example.com")
     page.fill("#id_password", PASSWORD)
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert page.url.endswith("/login/code/")
     shot(page, "07-code")
 
@@ -118,7 +127,7 @@ def test_first_run_totp_enrolment_and_sign_in_with_code(page):
     code = current_code(secret, steps_ahead=1)
     wrong = f"{(int(code) + 1) % 1000000:06d}"
     page.fill("#id_code", wrong)
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert page.url.endswith("/login/code/")
     assert "wrong" in page.locator("#id_code-error").inner_text()
     shot(page, "08-wrong-code")
@@ -126,7 +135,7 @@ def test_first_run_totp_enrolment_and_sign_in_with_code(page):
     # django-otp makes a device wait a moment after a wrong code: the page says so, then the code works.
     page.wait_for_timeout(2100)
     page.fill("#id_code", code)
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert page.url.endswith("/profile/"), page.locator("main").inner_text()
 
     page.goto(page.base + "/security/")
@@ -158,7 +167,7 @@ def test_first_run_totp_enrolment_and_sign_in_with_code(page):
     page.goto(page.base + "/password/reset/")
     shot(page, "13-password-reset")
     page.fill("#id_email", "admin@example.com")
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert page.url.endswith("/password/reset/sent/")
     shot(page, "14-password-reset-sent")
     link = re.search(r"https?://[^/\s]+(/password/reset/\S+/)", mail.outbox[-1].body).group(1)
@@ -167,5 +176,5 @@ def test_first_run_totp_enrolment_and_sign_in_with_code(page):
     shot(page, "15-password-set-new")
     page.fill("#id_new_password1", "a different pass phrase 3")
     page.fill("#id_new_password2", "a different pass phrase 3")
-    page.click("main button[type=submit]")
+    click_and_wait(page, "main button[type=submit]")
     assert page.url.endswith("/password/reset/done/")
