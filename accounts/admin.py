@@ -40,15 +40,33 @@ class UserAdmin(DjangoUserAdmin):
     list_display = ["email", "full_name", "is_staff", "is_active", "has_second_factor", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active", "is_pending_registration"]
     search_fields = ["email", "full_name", "uuid"]
-    readonly_fields = ["uuid", "last_login", "date_joined", "email_verified_at", "is_pending_registration"]
+    readonly_fields = [
+        "uuid",
+        "last_login",
+        "date_joined",
+        "email_verified_at",
+        "is_pending_registration",
+        "mailbox_address",
+        "group_names",
+    ]
     fieldsets = [
         (None, {"fields": ["email", "password", "uuid"]}),
         ("Personal info", {"fields": ["full_name"]}),
-        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "user_permissions"]}),
+        ("Mail and groups", {"fields": ["mailbox_address", "group_names"]}),
         ("Dates", {"fields": ["last_login", "date_joined", "email_verified_at", "is_pending_registration"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
     actions = ["reset_second_factor", "revoke_sessions", "clear_lockouts", "send_password_reset"]
+
+    @admin.display(description="mailbox")
+    def mailbox_address(self, obj):
+        mailbox = getattr(obj, "mailbox", None)
+        return f"{mailbox.address} ({mailbox.state})" if mailbox else "none"
+
+    @admin.display(description="groups")
+    def group_names(self, obj):
+        return ", ".join(obj.member_groups.values_list("name", flat=True)) or "none"
 
     @admin.display(boolean=True, description="2FA")
     def has_second_factor(self, obj):

@@ -4,6 +4,7 @@ import time
 
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.core.cache import cache
 from django.shortcuts import redirect
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -38,18 +39,24 @@ class SessionActivityMiddleware:
 
 
 class FirstRunMiddleware:
-    """While no account exists, every page leads to the first-run registration page."""
+    """While no account exists, every page leads to the first-run registration page.
+
+    Once an account exists that stays true, so the answer is kept in the shared cache (one lookup per
+    request, no query) rather than in this process, which tests and several workers would not share."""
+
+    CACHE_KEY = "accounts:has-accounts"
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.has_accounts = False
 
     def __call__(self, request):
-        if not self.has_accounts:
-            self.has_accounts = User.objects.exists()
-            setup_url = reverse("accounts:setup")
-            if not self.has_accounts and request.path != setup_url and not request.path.startswith(OPEN_PREFIXES):
-                return redirect(setup_url)
+        if not cache.get(self.CACHE_KEY):
+            if User.objects.exists():
+                cache.set(self.CACHE_KEY, True, None)
+            else:
+                setup_url = reverse("accounts:setup")
+                if request.path != setup_url and not request.path.startswith(OPEN_PREFIXES):
+                    return redirect(setup_url)
         return self.get_response(request)
 
 

@@ -43,6 +43,8 @@ class UserManager(BaseUserManager):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person. Signs in with an email address; may later own one mailbox, or none."""
 
+    # Wider than Django's 128 so a hash adopted from DMS ("dms${SHA512-CRYPT}$6$rounds=...") fits.
+    password = models.CharField("password", max_length=255)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Stable id, the OIDC 'sub'.")
     email = models.EmailField("email address", max_length=EMAIL_MAX_LENGTH, unique=True)
     full_name = models.CharField(max_length=150, blank=True)
@@ -54,6 +56,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_pending_registration = models.BooleanField(
         default=False, help_text="Signed up on the registration page and has not yet followed the emailed link."
+    )
+
+    mail_password_hash = models.CharField(
+        max_length=255,
+        blank=True,
+        editable=False,
+        help_text="The same password as a Dovecot hash ({SCHEME}...), written to DMS when the person has a mailbox.",
     )
 
     objects = UserManager()
@@ -73,6 +82,36 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self):
         super().clean()
         self.email = normalize_email(self.email)
+
+    def set_password(self, raw_password):
+        """One password for web and mail: every path that sets one also refreshes the DMS hash,
+        saved in the same row (so in the same transaction)."""
+        super().set_password(raw_password)
+        if raw_password is None:
+            self.mail_password_hash = ""
+        else:
+            from django.conf import settings
+
+            from mail.passwords import mail_hash
+
+            self.mail_password_hash = mail_hash(raw_password, settings.MAIL_HASH_SCHEME)
+
+    def set_unusable_password(self):
+        """No password: nobody can sign in, to the web or to mail."""
+        super().set_unusable_password()
+        self.lock_mail_password()
+
+    def lock_mail_password(self):
+        """Mail refuses this person until their next password: DMS still needs a well-formed hash on
+        the account line (without one the mailbox would vanish from DMS), so it gets the hash of a
+        random secret nobody knows."""
+        import secrets
+
+        from django.conf import settings
+
+        from mail.passwords import mail_hash
+
+        self.mail_password_hash = mail_hash(secrets.token_urlsafe(32), settings.MAIL_HASH_SCHEME)
 
     def get_full_name(self):
         return self.full_name or self.email

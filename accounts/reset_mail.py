@@ -15,9 +15,21 @@ from accounts.models import AppSettings
 logger = logging.getLogger(__name__)
 
 
+class ResetForm(PasswordResetForm):
+    def get_users(self, email):
+        """Django's rule (active, usable password) plus: a person given a mailbox without a password
+        sets their first one through this link; a suspended or disabled mailbox gets nothing."""
+        from django.contrib.auth import get_user_model
+
+        from accounts.backends import mailbox_allows_sign_in
+
+        people = get_user_model().objects.filter(email__iexact=email, is_active=True).select_related("mailbox")
+        return (p for p in people if mailbox_allows_sign_in(p) and (p.has_usable_password() or hasattr(p, "mailbox")))
+
+
 def password_reset_mail_send(email):
     """Mail a reset link to the account using this address, if there is one. Returns how many were sent."""
-    form = PasswordResetForm({"email": email})
+    form = ResetForm({"email": email})
     if not form.is_valid():
         return 0
     users = list(form.get_users(email))

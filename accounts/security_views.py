@@ -67,7 +67,9 @@ def sign_in_changes(view):
 
 @login_required
 def profile(request):
-    return render(request, "accounts/profile.html", {"person": request.user})
+    from mail.selectors import mail_overview
+
+    return render(request, "accounts/profile.html", {"person": request.user, "mail": mail_overview(request.user)})
 
 
 @login_required

@@ -38,6 +38,10 @@ case "$1" in
         shift
         python manage.py migrate --noinput
         python manage.py install_periodic_tasks
+        # DMS wires the access files into Postfix only if they exist when it starts: write every
+        # file now, before the mailserver's first start.
+        python manage.py export_dms_files \
+            || log "web: could not write the DMS files now; see Admin -> DMS sync state (it is retried)"
         set -- gunicorn dockspace.wsgi \
             --bind 0.0.0.0:8000 \
             --workers "${WEB_CONCURRENCY:-2}" \

@@ -16,3 +16,9 @@ class DockspaceAdminConfig(AdminConfig):
         # TOTP secrets stay out of the admin: administrators reset a second factor, never read it.
         if admin.site.is_registered(TOTPDevice):
             admin.site.unregister(TOTPDevice)
+        # One concept of group in Dockspace: mail.Group (lists, app access). Django's permission
+        # groups stay usable in code but are not offered in the admin, to avoid two kinds of "group".
+        from django.contrib.auth.models import Group as PermissionGroup
+
+        if admin.site.is_registered(PermissionGroup):
+            admin.site.unregister(PermissionGroup)

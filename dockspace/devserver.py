@@ -44,6 +44,11 @@ def main():
     except subprocess.CalledProcessError as exc:
         sys.exit(f"[run] preparing the database failed (exit {exc.returncode}); see the message above.")
 
+    # The DMS files exist (and match the database) before anything else starts; a failure is shown
+    # in Admin -> DMS sync state and retried by the worker, so it does not stop the app.
+    if subprocess.run([sys.executable, "manage.py", "export_dms_files"]).returncode != 0:
+        print("[run] could not write the DMS files now; see Admin -> DMS sync state", flush=True)
+
     bin_dir = os.path.dirname(sys.executable)
     children = [
         (

@@ -11,4 +11,9 @@ PERIODIC_TASKS = [
         "task": "accounts.purge_expired_sessions",
         "interval_minutes": 60,
     },
+    {
+        "name": "Repair drift in the DMS files",
+        "task": "mail.repair_dms_drift",
+        "interval_minutes": 5,
+    },
 ]

@@ -30,6 +30,13 @@ DOCKSPACE_HOST = _url.hostname
 # --- secret key -------------------------------------------------------------------------------
 
 DEV_SECRET_KEY_FILE = DATA_DIR / "dev-secret-key"
+# Commands that only read code and never sign anything (no session, link or token): they run on a
+# build or CI machine without the production secret, with a throwaway key that is never stored.
+KEYLESS_COMMANDS = {"makemigrations", "collectstatic", "showmigrations", "help", "version"}
+
+
+def _is_keyless_command():
+    return len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" and sys.argv[1] in KEYLESS_COMMANDS
 
 
 def _load_secret_key():
@@ -41,6 +48,8 @@ def _load_secret_key():
                 "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
             )
         return key
+    if not DEBUG and _is_keyless_command():
+        return secrets.token_urlsafe(50)
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off. Generate one with "
@@ -173,14 +182,32 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
+    # Hashes adopted from an existing DMS accounts file; replaced by Argon2 at the first sign-in.
+    "mail.hashers.DmsCryptPasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "mail.passwords.MailPasswordValidator"},
 ]
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600, minimum=60)
+
+# --- mail / Docker Mailserver -------------------------------------------------------------------
+
+DMS_DIR = Path(env_str("DOCKSPACE_DMS_DIR", str(DATA_DIR / "dms"))).expanduser().resolve()
+DMS_HISTORY_DIR = Path(env_str("DOCKSPACE_DMS_HISTORY_DIR", str(DATA_DIR / "dms-history"))).expanduser().resolve()
+DMS_HISTORY_KEEP = env_int("DOCKSPACE_DMS_HISTORY_KEEP", 10, minimum=1)
+DMS_SYNC_DELAY = env_int("DOCKSPACE_DMS_SYNC_DELAY", 2, minimum=0)
+MAIL_HASH_SCHEME = env_str("DOCKSPACE_MAIL_HASH_SCHEME", "SHA512-CRYPT").upper()
+if MAIL_HASH_SCHEME not in ("SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID"):
+    raise ImproperlyConfigured(
+        f"DOCKSPACE_MAIL_HASH_SCHEME must be SHA512-CRYPT, BLF-CRYPT or ARGON2ID; got {MAIL_HASH_SCHEME!r}."
+    )
+DKIM_LAYOUT = env_str("DOCKSPACE_DKIM_LAYOUT", "opendkim").lower()
+if DKIM_LAYOUT not in ("opendkim", "rspamd"):
+    raise ImproperlyConfigured(f"DOCKSPACE_DKIM_LAYOUT must be opendkim or rspamd; got {DKIM_LAYOUT!r}.")
 
 SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = 14 * 24 * 3600
@@ -268,5 +295,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The embedded file broker has no host name; kombu warns about it on every connection.
+        "kombu.connection": {"level": "ERROR"},
+    },
 }

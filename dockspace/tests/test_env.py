@@ -73,10 +73,14 @@ def test_bad_database_urls_are_explained(url, message):
         parse_database_url(url)
 
 
-def _start(env):
+def _start(env, *command):
     base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "dockspace.settings"}
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], env={**base, **env}, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", *(command or ["check"])],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -98,3 +102,11 @@ def test_development_mode_makes_and_keeps_its_own_key(tmp_path):
     assert len(key) >= 50
     assert _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path)}).returncode == 0
     assert (tmp_path / "dev-secret-key").read_text() == key
+
+
+def test_commands_that_sign_nothing_run_without_the_production_secret(tmp_path):
+    result = _start({"DEBUG": "0", "DOCKSPACE_DATA_DIR": str(tmp_path)}, "makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "dev-secret-key").exists()
+    refused = _start({"DEBUG": "0", "DOCKSPACE_DATA_DIR": str(tmp_path)}, "migrate")
+    assert refused.returncode != 0 and "must be set when DEBUG is off" in refused.stderr

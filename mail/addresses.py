@@ -1,0 +1,97 @@
+"""Mail addresses and domain names as DMS files can hold them: normalised, validated, pure."""
+
+import re
+
+import idna
+from django.core.exceptions import ValidationError
+
+DOMAIN_MAX_LENGTH = 253
+LOCAL_MAX_LENGTH = 64
+ADDRESS_MAX_LENGTH = 254
+
+# Characters that would break a DMS file line or a Postfix table: field separators and whitespace.
+_FORBIDDEN = {"|": "a '|'", ":": "a ':'", ",": "a ','"}
+_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{}~-]+)*$")
+_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _reject_unsafe(value, field):
+    for ch in value:
+        if ch.isspace() or ord(ch) < 32 or ord(ch) == 127:
+            raise ValidationError(f"{field}: spaces, line breaks and control characters are not allowed.")
+    for ch, name in _FORBIDDEN.items():
+        if ch in value:
+            raise ValidationError(f"{field}: {name} is not allowed in an address.")
+
+
+def normalize_domain(value, field="domain"):
+    """Lower case, IDNA (punycode) for non-ASCII names, no trailing dot. Raises ValidationError."""
+    raw = value if isinstance(value, str) else ""
+    if raw != raw.strip():
+        raise ValidationError(f"{field}: spaces are not allowed in a domain name.")
+    _reject_unsafe(raw, field)
+    name = raw.rstrip(".").lower()
+    if not name:
+        raise ValidationError(f"{field}: a domain name is required.")
+    if not name.isascii():
+        # IDNA 2008 with UTS 46 mapping, as registries spell names (ß stays ß: straße.de is
+        # xn--strae-oqa.de, not strasse.de as Python's IDNA 2003 codec would have it).
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise ValidationError(f"{field}: '{raw}' is not a valid international domain name.") from None
+    labels = name.split(".")
+    if len(labels) < 2 or len(name) > DOMAIN_MAX_LENGTH or not all(_LABEL_RE.match(label) for label in labels):
+        raise ValidationError(
+            f"{field}: '{raw}' is not a valid domain name (labels of letters, digits and hyphens, at least one dot)."
+        )
+    if labels[-1].isdigit():
+        raise ValidationError(f"{field}: '{raw}' is not a valid domain name (the last label cannot be a number).")
+    return name
+
+
+def normalize_local_part(value, field="address"):
+    local = (value or "").lower()
+    if not local:
+        raise ValidationError(f"{field}: the part before '@' is required.")
+    if len(local) > LOCAL_MAX_LENGTH:
+        raise ValidationError(f"{field}: the part before '@' can be at most {LOCAL_MAX_LENGTH} characters.")
+    if local.startswith("#"):
+        raise ValidationError(
+            f"{field}: the part before '@' cannot start with '#' (DMS would read the line as a comment)."
+        )
+    if not _LOCAL_RE.match(local):
+        raise ValidationError(
+            f"{field}: '{value}' before '@' may use letters, digits, dots (not first, last or doubled) "
+            "and !#$%&'*+/=?^_`{}~-."
+        )
+    return local
+
+
+def normalize_address(value, field="address"):
+    """'Bob@Example.COM' -> 'bob@example.com'. Raises ValidationError naming the field and the rule."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{field}: an email address is required.")
+    if value != value.strip():
+        raise ValidationError(f"{field}: spaces are not allowed in an address.")
+    _reject_unsafe(value, field)
+    if value.count("@") != 1:
+        raise ValidationError(f"{field}: '{value}' is not an email address (expected one '@', like name@example.com).")
+    local, domain = value.split("@")
+    address = f"{normalize_local_part(local, field)}@{normalize_domain(domain, field)}"
+    if len(address) > ADDRESS_MAX_LENGTH:
+        raise ValidationError(f"{field}: an address can be at most {ADDRESS_MAX_LENGTH} characters.")
+    return address
+
+
+def normalize_alias_address(value, field="address"):
+    """An alias address: 'user@domain', or '@domain' for a catch-all."""
+    if isinstance(value, str) and value.startswith("@"):
+        return "@" + normalize_domain(value[1:], field)
+    return normalize_address(value, field)
+
+
+def split_address(address):
+    """'bob@example.com' -> ('bob', 'example.com'); '@example.com' -> ('', 'example.com')."""
+    local, _, domain = address.rpartition("@")
+    return local, domain

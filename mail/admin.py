@@ -1,0 +1,472 @@
+"""Admin for domains, tiers, mailboxes, aliases, groups, DKIM keys and the DMS sync state.
+
+Forms and actions go through mail.services, like the commands do."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Prefetch
+from django.http import HttpResponseRedirect
+from django.utils.html import format_html, format_html_join
+
+from accounts.audit import audit
+from accounts.reset_mail import password_reset_mail_queue
+from mail import forms, services, sync
+from mail.dkim import dns_record_value
+from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
+from mail.quota import format_quota
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """The form already made the change through a service; the admin only logs it."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        # The service forms declare every field they show, and Meta.fields names the model fields
+        # they edit. The admin passes the fieldset names instead, and a non-editable model field
+        # among them (Mailbox.address, Alias.address) makes the form factory raise FieldError.
+        kwargs["fields"] = None
+        form = super().get_form(request, obj, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+    def save_model(self, request, obj, form, change):
+        pass
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with transaction.atomic():
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            context = getattr(response, "context_data", None) or {}
+            if request.method == "POST" and context.get("errors"):
+                # The form's service already made the change, but an inline on the page was
+                # refused: the page shows the errors, so nothing may stay written.
+                transaction.set_rollback(True)
+        return response
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # A service may refuse a removal that the model's PROTECT rules let through; the admin's
+        # own transaction has rolled back by the time the error gets here.
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as e:
+            self.message_user(request, "Not deleted: " + " ".join(e.messages), messages.ERROR)
+            return HttpResponseRedirect(request.path.removesuffix("delete/") + "change/")
+
+    def response_action(self, request, queryset):
+        # Bulk actions (deleting too) run in one transaction: a refusal undoes the whole batch and
+        # is shown as a message instead of a server error.
+        try:
+            with transaction.atomic():
+                return super().response_action(request, queryset)
+        except ValidationError as e:
+            self.message_user(request, "Nothing was changed: " + " ".join(e.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request, obj):
+        self.remove(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.remove(request, obj)
+
+    def remove(self, request, obj):
+        raise NotImplementedError
+
+
+def _quota(value):
+    return "-" if value is None else format_quota(value)
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    form = forms.TierForm
+    list_display = [
+        "name",
+        "max_mailboxes",
+        "max_aliases",
+        "max_quota",
+        "total",
+        "default",
+        "daily_send_limit",
+        "domains",
+    ]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(domain_count=Count("domains"))
+
+    def save_model(self, request, obj, form, change):
+        services.tier_save(tier=obj, request=request)
+
+    @admin.display(description="max quota")
+    def max_quota(self, obj):
+        return _quota(obj.max_quota_per_mailbox)
+
+    @admin.display(description="total quota")
+    def total(self, obj):
+        return _quota(obj.total_quota)
+
+    @admin.display(description="default quota")
+    def default(self, obj):
+        return _quota(obj.default_quota)
+
+    @admin.display(ordering="domain_count")
+    def domains(self, obj):
+        return obj.domain_count
+
+
+class DkimKeyInline(admin.TabularInline):
+    model = DkimKey
+    extra = 0
+    can_delete = False
+    fields = ["selector", "state", "algorithm", "bits", "created_at", "dns_record"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="DNS TXT record to publish")
+    def dns_record(self, obj):
+        if obj.state == DkimKey.RETIRED:
+            return "remove it from DNS"
+        return format_html(
+            "<code>{}._domainkey.{}</code><br><code style='word-break:break-all'>{}</code>",
+            obj.selector,
+            obj.domain.name,
+            dns_record_value(obj.algorithm, obj.public_key_b64),
+        )
+
+
+@admin.register(Domain)
+class DomainAdmin(ServiceAdmin):
+    form = forms.DomainForm
+    list_display = ["name", "is_active", "tier", "default", "mailbox_count", "alias_count", "dkim"]
+    list_filter = ["is_active", "tier"]
+    search_fields = ["name"]
+    inlines = [DkimKeyInline]
+    actions = ["generate_dkim", "rotate_dkim"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("tier")
+            .prefetch_related(
+                Prefetch("dkim_keys", DkimKey.objects.filter(state=DkimKey.ACTIVE), to_attr="active_keys")
+            )
+            .annotate(mailbox_count=Count("mailboxes", distinct=True), alias_count=Count("aliases", distinct=True))
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["name"] if obj else []
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []  # a new domain has no keys yet
+
+    @admin.display(description="default quota")
+    def default(self, obj):
+        return _quota(obj.default_quota)
+
+    @admin.display(description="mailboxes", ordering="mailbox_count")
+    def mailbox_count(self, obj):
+        return obj.mailbox_count
+
+    @admin.display(description="aliases", ordering="alias_count")
+    def alias_count(self, obj):
+        return obj.alias_count
+
+    @admin.display(description="DKIM")
+    def dkim(self, obj):
+        return obj.active_keys[0].selector if obj.active_keys else "-"
+
+    def remove(self, request, obj):
+        services.domain_remove(domain=obj, request=request)
+
+    def _dkim_action(self, request, queryset, service, verb):
+        done = []
+        for domain in queryset:
+            try:
+                service(domain=domain, request=request)
+                done.append(domain.name)
+            except ValidationError as e:
+                self.message_user(request, f"{domain.name}: {' '.join(e.messages)}", messages.ERROR)
+        if done:
+            self.message_user(
+                request,
+                f"{verb} DKIM keys for {', '.join(done)}. Publish the TXT records shown on each domain's page; "
+                "with OpenDKIM, restart the mailserver.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Generate a DKIM key", permissions=["change"])
+    def generate_dkim(self, request, queryset):
+        self._dkim_action(request, queryset, services.dkim_generate, "Generated")
+
+    @admin.action(description="Rotate the DKIM key (old one stays published)", permissions=["change"])
+    def rotate_dkim(self, request, queryset):
+        self._dkim_action(request, queryset, services.dkim_rotate, "Rotated")
+
+
+@admin.register(Mailbox)
+class MailboxAdmin(ServiceAdmin):
+    list_display = ["address", "person_name", "quota_display", "state", "domain"]
+    list_filter = ["state", "domain"]
+    search_fields = ["address", "person__full_name", "person__email"]
+    list_select_related = ["person", "domain"]
+    actions = ["suspend", "resume", "disable", "send_reset_link"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["form"] = forms.MailboxChangeForm if obj else forms.MailboxAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ["address", "full_name", "quota", "password1", "password2"]})]
+        return [
+            (None, {"fields": ["address", "person", "state", "full_name", "quota", "new_password"]}),
+            ("Reaches this mailbox", {"fields": ["reached_by"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["address", "person", "state", "reached_by"] if obj else []
+
+    @admin.display(description="name", ordering="person__full_name")
+    def person_name(self, obj):
+        return obj.person.full_name
+
+    @admin.display(description="quota", ordering="quota")
+    def quota_display(self, obj):
+        return format_quota(obj.quota)
+
+    @admin.display(description="aliases and lists")
+    def reached_by(self, obj):
+        from mail.selectors import mail_overview
+
+        o = mail_overview(obj.person)
+        items = [a.address for a in o["aliases"]] + [g.list_address for g in o["lists"]]
+        return format_html_join(", ", "{}", ((i,) for i in items)) or "-"
+
+    def remove(self, request, obj):
+        services.mailbox_remove(mailbox=obj, request=request)
+
+    def _set_state(self, request, queryset, state, text):
+        allowed, refused = [], []
+        for mailbox in queryset.select_related("person"):
+            (allowed if forms.may_manage_person(request.user, mailbox.person) else refused).append(mailbox)
+        if refused:
+            self.message_user(
+                request,
+                "Skipped, you may not manage their sign-in: " + ", ".join(m.address for m in refused),
+                messages.ERROR,
+            )
+        changed = sum(services.mailbox_set_state(mailbox=m, state=state, request=request)[1] for m in allowed)
+        self.message_user(request, f"{changed} mailbox(es) {text}.", messages.SUCCESS)
+
+    @admin.action(description="Suspend (no sign-in, mail still delivered)", permissions=["change"])
+    def suspend(self, request, queryset):
+        self._set_state(request, queryset, Mailbox.SUSPENDED, "suspended")
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume(self, request, queryset):
+        self._set_state(request, queryset, Mailbox.ACTIVE, "resumed")
+
+    @admin.action(description="Disable (no sign-in, no delivery, mail kept)", permissions=["change"])
+    def disable(self, request, queryset):
+        self._set_state(request, queryset, Mailbox.DISABLED, "disabled; their stored mail is kept")
+
+    @admin.action(description="Send password-reset link", permissions=["change"])
+    def send_reset_link(self, request, queryset):
+        sent, skipped = 0, []
+        for mailbox in queryset.select_related("person"):
+            if not mailbox.is_active:
+                # The reset form ignores suspended and disabled mailboxes: say so rather than pretend.
+                skipped.append(mailbox.address)
+                continue
+            password_reset_mail_queue(mailbox.person.email)
+            audit(
+                "password.reset_sent",
+                request=request,
+                target=mailbox.person,
+                description="Administrator sent a reset link.",
+            )
+            sent += 1
+        if sent:
+            self.message_user(request, f"Sent reset links to {sent} person(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request, f"No link sent to {', '.join(skipped)}: resume the mailbox first.", messages.WARNING
+            )
+
+
+@admin.register(Alias)
+class AliasAdmin(ServiceAdmin):
+    form = forms.AliasForm
+    list_display = ["address", "targets_display", "keep_copy", "is_active", "domain"]
+    list_filter = ["is_active", "keep_copy", "domain"]
+    search_fields = ["address", "targets__address", "description"]
+    fields = ["address", "targets_text", "keep_copy", "is_active", "description"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("targets").distinct()
+
+    @admin.display(description="targets")
+    def targets_display(self, obj):
+        return ", ".join(obj.target_list)
+
+    def remove(self, request, obj):
+        services.alias_remove(alias=obj, request=request)
+
+
+@admin.register(Group)
+class GroupAdmin(ServiceAdmin):
+    form = forms.GroupForm
+    list_display = ["name", "list_address", "member_count", "description"]
+    search_fields = ["name", "list_address", "members__email"]
+    filter_horizontal = ["members"]
+    fields = ["name", "description", "address", "members"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_count=Count("members")).distinct()
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, obj):
+        return obj.member_count
+
+    def save_related(self, request, form, formsets, change):
+        pass  # members were set by the service
+
+    def remove(self, request, obj):
+        services.group_remove(group=obj, request=request)
+
+
+@admin.register(DkimKey)
+class DkimKeyAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "domain", "state", "algorithm", "bits", "created_at"]
+    list_filter = ["state", "algorithm"]
+    search_fields = ["domain__name", "selector"]
+    readonly_fields = ["domain", "selector", "algorithm", "bits", "state", "created_at", "retired_at", "dns_record"]
+    fields = readonly_fields
+    actions = ["retire"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Keys change only through generate, rotate and retire, which keep the DNS record and the
+        # signing key in step; deleting the active key would silently stop signing.
+        return False
+
+    @admin.display(description="DNS TXT record")
+    def dns_record(self, obj):
+        return format_html(
+            "<code style='word-break:break-all'>{}</code>", dns_record_value(obj.algorithm, obj.public_key_b64)
+        )
+
+    @admin.action(description="Retire (stop publishing; remove the DNS record)", permissions=["change"])
+    def retire(self, request, queryset):
+        for key in queryset:
+            try:
+                services.dkim_retire(key=key, request=request)
+            except ValidationError as e:
+                self.message_user(request, f"{key}: {' '.join(e.messages)}", messages.ERROR)
+
+
+@admin.register(DmsSyncState)
+class DmsSyncStateAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "last_success_at", "last_error_short", "drift_found_at", "restart_needed", "warnings"]
+    readonly_fields = [
+        "warnings",
+        "dms_dir",
+        "last_success_at",
+        "last_attempt_at",
+        "last_error",
+        "file_checksums",
+        "last_changed",
+        "write_count",
+        "drift_found_at",
+        "drift_report",
+        "restart_needed",
+        "restart_reason",
+    ]
+    fields = readonly_fields
+    actions = ["write_now", "scan_now", "restart_done"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        DmsSyncState.load()
+        if not sync.mailbox_exists():
+            self.message_user(
+                request,
+                "No mailbox exists: DMS stops itself about 120 seconds after start without one. Create a mailbox.",
+                messages.WARNING,
+            )
+        state = DmsSyncState.load()
+        if state.restart_needed:
+            self.message_user(request, f"Restart needed: {state.restart_reason}", messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return obj.last_error[:80] or "-"
+
+    @admin.display(description="DMS directory")
+    def dms_dir(self, obj):
+        from django.conf import settings
+
+        return str(settings.DMS_DIR)
+
+    @admin.display(description="warnings")
+    def warnings(self, obj):
+        notes = []
+        if not sync.mailbox_exists():
+            notes.append("No mailbox: DMS stops about 120 s after start without one.")
+        if obj.restart_needed:
+            notes.append("Restart needed: " + obj.restart_reason)
+        if obj.last_error:
+            notes.append("Last sync failed; it is retried.")
+        if obj.drift_report:
+            notes.append("Drift was found in the files on disk.")
+        return " ".join(notes) or "-"
+
+    @admin.display(description="checksums (sha256)")
+    def file_checksums(self, obj):
+        return (
+            format_html_join("", "<div><code>{}</code> {}</div>", sorted((v[:16], k) for k, v in obj.checksums.items()))
+            or "-"
+        )
+
+    @admin.action(description="Write the DMS files now", permissions=["change"])
+    def write_now(self, request, queryset):
+        try:
+            report = sync.dms_sync()
+        except Exception as e:
+            self.message_user(request, f"Could not write the DMS files: {e}", messages.ERROR)
+            return
+        audit("mail.dms.sync", request=request, description=f"Wrote {len(report.changed)} DMS file(s) by hand.")
+        self.message_user(
+            request, f"{len(report.changed)} file(s) written, {len(report.unchanged)} unchanged.", messages.SUCCESS
+        )
+
+    @admin.action(description="Scan for drift and repair it", permissions=["change"])
+    def scan_now(self, request, queryset):
+        try:
+            drift = sync.dms_scan(repair=True)
+        except Exception as e:
+            self.message_user(request, f"Could not scan the DMS files: {e}", messages.ERROR)
+            return
+        audit("mail.dms.scan", request=request, description=f"Drift repaired in {len(drift)} file(s).")
+        self.message_user(
+            request, f"Drift repaired in {len(drift)} file(s)." if drift else "No drift.", messages.SUCCESS
+        )
+
+    @admin.action(description="I restarted the mailserver (clear 'restart needed')", permissions=["change"])
+    def restart_done(self, request, queryset):
+        queryset.update(restart_needed=False, restart_reason="")
+        audit("mail.dms.restarted", request=request, description="Marked the mailserver as restarted.")

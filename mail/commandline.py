@@ -1,0 +1,89 @@
+"""What the mail management commands share: errors as CommandError, passwords from stdin, output."""
+
+import json
+import sys
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
+from django.db import DatabaseError
+
+from mail.addresses import normalize_domain
+from mail.quota import parse_quota
+
+
+def validation_message(error):
+    """'field: rule' lines from a ValidationError, whatever its shape."""
+    if hasattr(error, "message_dict"):
+        lines = []
+        for field, messages in error.message_dict.items():
+            for message in messages:
+                lines.append(
+                    message if message.startswith(f"{field}:") or field == "__all__" else f"{field}: {message}"
+                )
+        return "\n".join(lines)
+    return "\n".join(error.messages)
+
+
+class ServiceCall:
+    """`with ServiceCall(): services.x(...)` turns validation and database errors into a clean
+    non-zero exit with the message, never a traceback."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            return False
+        if issubclass(exc_type, ValidationError):
+            raise CommandError(validation_message(exc)) from None
+        if issubclass(exc_type, DatabaseError):
+            raise CommandError(f"the database refused the change: {exc}") from None
+        return False
+
+
+def quota_argument(value, field="--quota"):
+    if value is None:
+        return None
+    try:
+        return parse_quota(value, field)
+    except ValidationError as e:
+        raise CommandError(validation_message(e)) from None
+
+
+def domain_argument(value, field="--domain"):
+    """A domain as the database stores it (lower case, punycode), so `--domain Bücher.de` finds xn--bcher-kva.de."""
+    if value is None:
+        return None
+    try:
+        return normalize_domain(value, field)
+    except ValidationError as e:
+        raise CommandError(validation_message(e)) from None
+
+
+def read_password(stdin=None):
+    """One line from standard input (for `--password-stdin`), without its line ending."""
+    stream = stdin or sys.stdin
+    line = stream.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        raise CommandError(
+            "password: --password-stdin read nothing; pipe the password in, e.g. `printf %s 'pw' | ...`."
+        )
+    return password
+
+
+def print_json(command, data):
+    command.stdout.write(json.dumps(data, indent=2, default=str))
+
+
+def print_record(command, data, as_json):
+    """`show`: one record as JSON, or as aligned `key value` lines (lists comma-joined)."""
+    if as_json:
+        return print_json(command, data)
+    width = max(len(key) for key in data) + 2
+    for key, value in data.items():
+        command.stdout.write(f"{key:{width}} {', '.join(value) if isinstance(value, list) else value}")
+
+
+def not_found(field, what, value):
+    return CommandError(f"{field}: no {what} {value!r}.")

@@ -1,0 +1,1 @@
+"""Docker Mailserver files: snapshot (plain values) -> render (pure) -> write (atomic, locked)."""

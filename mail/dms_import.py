@@ -1,0 +1,428 @@
+"""Adopting an existing DMS config directory: its accounts, quotas and aliases become Dockspace domains,
+people, mailboxes and aliases (through the same services as every other write), and every line that
+cannot be adopted is reported with its file and line number.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, transaction
+
+from accounts.audit import audit
+from mail import services
+from mail.addresses import normalize_address, normalize_alias_address, split_address
+from mail.commandline import validation_message
+from mail.dms.parse import Problem, parse_accounts, parse_quotas, parse_virtual
+from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH
+from mail.hashers import django_password_from_mail_hash
+from mail.models import Alias, Domain, Mailbox
+from mail.quota import format_quota
+
+User = get_user_model()
+
+ACTOR = "manage.py import_dms_files"
+FILES = (ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH)
+
+
+class DmsDirectoryError(Exception):
+    """The directory cannot be read at all; nothing was looked at."""
+
+
+@dataclass
+class AdoptionReport:
+    directory: str
+    dry_run: bool
+    created_domains: list = field(default_factory=list)
+    created_mailboxes: list = field(default_factory=list)
+    created_aliases: list = field(default_factory=list)
+    already_present: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    not_adopted: list = field(default_factory=list)
+
+    @property
+    def is_complete(self):
+        """Every line was adopted (or was already there)."""
+        return not self.not_adopted
+
+    def as_dict(self):
+        return {
+            "directory": self.directory,
+            "dry_run": self.dry_run,
+            "created": {
+                "domains": self.created_domains,
+                "mailboxes": self.created_mailboxes,
+                "aliases": self.created_aliases,
+            },
+            "already_present": self.already_present,
+            "skipped": self.skipped,
+            "notes": self.notes,
+            "not_adopted": [
+                {"file": p.path, "line": p.line_number, "text": p.line, "reason": p.reason} for p in self.not_adopted
+            ],
+        }
+
+    def lines(self):
+        """The report as an operator reads it."""
+        out = [f"{'Dry run (nothing saved) of adopting' if self.dry_run else 'Adopted'} {self.directory}:"]
+        for label, items in (
+            ("domain(s) created", self.created_domains),
+            ("mailbox(es) created", self.created_mailboxes),
+            ("alias(es) created", self.created_aliases),
+            ("already present", self.already_present),
+            ("skipped", self.skipped),
+            ("note(s)", self.notes),
+        ):
+            out.append(f"  {len(items)} {label}" + (":" if items else "."))
+            out += [f"    {item}" for item in items]
+        if self.not_adopted:
+            out.append(f"  {len(self.not_adopted)} line(s) NOT adopted (fix them, then run the import again):")
+            out += [f"    {problem}" for problem in self.not_adopted]
+        else:
+            out.append("  Every line would be adopted." if self.dry_run else "  Every line was adopted.")
+        return out
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def read_dms_directory(directory):
+    """{file name: text} for the account, quota and alias files of a DMS config directory (a missing
+    file reads as empty), plus problems for lines that are not UTF-8. Raises DmsDirectoryError."""
+    root = Path(directory)
+    if not root.exists():
+        raise DmsDirectoryError(f"--from: {directory} does not exist.")
+    if not root.is_dir():
+        raise DmsDirectoryError(f"--from: {directory} is not a directory.")
+    try:
+        present = {entry.name for entry in os.scandir(root)}
+    except OSError as e:
+        raise DmsDirectoryError(f"--from: cannot read {directory}: {e.strerror or e}.") from None
+    if not present.intersection(FILES):
+        raise DmsDirectoryError(
+            f"--from: {directory} holds none of {', '.join(FILES)}; give DMS's config directory "
+            "(the one mounted at /tmp/docker-mailserver in the container)."
+        )
+    texts, problems = {}, []
+    for name in FILES:
+        if name not in present:
+            texts[name] = ""
+            continue
+        try:
+            data = (root / name).read_bytes()
+        except OSError as e:
+            raise DmsDirectoryError(f"--from: cannot read {root / name}: {e.strerror or e}.") from None
+        texts[name] = _decode_lines(name, data, problems)
+    return texts, problems
+
+
+def _decode_lines(name, data, problems):
+    """Text with every line that is not UTF-8 blanked out (and reported), so line numbers still match."""
+    lines = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            problems.append(Problem(name, number, "", "not UTF-8 text"))
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _first_lines(text, key_of, *, continued=False):
+    """{normalised key: number of its first line}: the parsers return entries without line numbers.
+    continued: a line starting with whitespace continues the one before (Postfix tables)."""
+    numbers = {}
+    for number, raw in enumerate(text.replace("\r", "").split("\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#") or (continued and raw[:1].isspace()):
+            continue
+        try:
+            numbers.setdefault(key_of(line), number)
+        except ValidationError:
+            continue
+    return numbers
+
+
+def _account_key(line):
+    return normalize_address(line.split("|", 1)[0].strip())
+
+
+def _quota_key(line):
+    return normalize_address(line.split(":", 1)[0].strip())
+
+
+def _virtual_key(line):
+    return normalize_alias_address(line.split()[0])
+
+
+def _redacted(address, hashed):
+    scheme_end = hashed.find("}")
+    return f"{address}|{hashed[: scheme_end + 1] if scheme_end > 0 else ''}…"
+
+
+# --- the plan: what the files ask for, checked without the database ------------------------------
+
+
+@dataclass
+class _Account:
+    line: int
+    address: str
+    password_hash: str
+    web_password: str
+    quota: int | None
+    is_suspended: bool
+
+
+@dataclass
+class _Forward:
+    line: int
+    address: str
+    targets: list
+    keep_copy: bool
+
+
+def _plan(texts, problems):
+    accounts, found = parse_accounts(texts[ACCOUNTS_PATH], ACCOUNTS_PATH)
+    problems += found
+    quotas, found = parse_quotas(texts[QUOTAS_PATH], QUOTAS_PATH)
+    problems += found
+    aliases, found = parse_virtual(texts[VIRTUAL_PATH], VIRTUAL_PATH)
+    problems += found
+    account_lines = _first_lines(texts[ACCOUNTS_PATH], _account_key)
+    quota_lines = _first_lines(texts[QUOTAS_PATH], _quota_key)
+    alias_lines = _first_lines(texts[VIRTUAL_PATH], _virtual_key, continued=True)
+
+    planned = []
+    for account in accounts:
+        line = account_lines.get(account.address)
+        try:
+            web_password = django_password_from_mail_hash(account.password_hash)
+        except ValidationError as e:
+            text = _redacted(account.address, account.password_hash)
+            problems.append(Problem(ACCOUNTS_PATH, line, text, validation_message(e)))
+            continue
+        quota = quotas.get(account.address)
+        planned.append(
+            _Account(line, account.address, account.password_hash, web_password, quota, account.is_suspended)
+        )
+    adoptable = {a.address for a in planned}
+    for address in quotas:
+        if address not in adoptable:
+            reason = (
+                f"{address} has no line in {ACCOUNTS_PATH}"
+                if address not in account_lines
+                else f"the account line of {address} was not adopted"
+            )
+            problems.append(
+                Problem(QUOTAS_PATH, quota_lines.get(address), f"{address}:{format_quota(quotas[address])}", reason)
+            )
+
+    forwards = []
+    for alias in aliases:
+        line = alias_lines.get(alias.address)
+        targets = list(alias.targets)
+        text = f"{alias.address} {','.join(targets)}"
+        keep_copy = alias.address in targets
+        if keep_copy:
+            targets.remove(alias.address)
+        if not targets:
+            # `a@d a@d`: the renderer writes these itself for catch-all domains.
+            forwards.append(_Forward(line, alias.address, [], True))
+            continue
+        if alias.address.startswith("@") and keep_copy:
+            problems.append(Problem(VIRTUAL_PATH, line, text, "a catch-all cannot keep a copy"))
+            continue
+        forwards.append(_Forward(line, alias.address, targets, keep_copy))
+    return planned, forwards
+
+
+# --- adopting ------------------------------------------------------------------------------------
+
+
+def _messages(error):
+    return validation_message(error).replace("\n", "; ")
+
+
+def _ensure_domains(names, report, problems, actor_label):
+    for name in sorted(names):
+        if Domain.objects.filter(name=name).exists():
+            continue
+        try:
+            services.domain_create(name=name, actor_label=actor_label)
+        except ValidationError as e:
+            problems.append(Problem("(domains)", None, name, f"domain {name} cannot be added: {_messages(e)}"))
+            continue
+        report.created_domains.append(name)
+
+
+def _keeps_own_password(address):
+    """An existing person who already signs in to Dockspace keeps that password: overwriting it
+    with the DMS one would let whoever knows the mail password take over the sign-in."""
+    person = User.objects.filter(email=address).first()
+    # An empty password counts as "usable" to Django, yet nobody can sign in with it.
+    return person is not None and bool(person.password) and person.has_usable_password()
+
+
+def _existing_mailbox_differences(mailbox, account):
+    state = Mailbox.SUSPENDED if account.is_suspended else Mailbox.ACTIVE
+    differences = []
+    if mailbox.person.mail_password_hash != account.password_hash:
+        differences.append("a different password")
+    if account.quota is not None and mailbox.quota != account.quota:
+        differences.append(f"quota {format_quota(mailbox.quota)}")
+    if mailbox.state != state:
+        differences.append(f"state {mailbox.state}")
+    return differences
+
+
+def _adopt_account(account, report, problems, actor_label):
+    def problem(reason):
+        text = _redacted(account.address, account.password_hash)
+        problems.append(Problem(ACCOUNTS_PATH, account.line, text, reason))
+
+    mailbox = Mailbox.objects.select_related("person").filter(address=account.address).first()
+    if mailbox is not None:
+        differences = _existing_mailbox_differences(mailbox, account)
+        if differences:
+            problem(f"{account.address} is already a mailbox with {' and '.join(differences)}; it was not overwritten")
+        else:
+            report.already_present.append(f"mailbox {account.address}")
+        return
+    try:
+        with transaction.atomic():
+            keeps_password = _keeps_own_password(account.address)
+            mailbox = services.mailbox_create(
+                address=account.address,
+                quota=account.quota,
+                password_hashes=(None if keeps_password else account.web_password, account.password_hash),
+                actor_label=actor_label,
+            )
+            if account.is_suspended:
+                services.mailbox_set_state(mailbox=mailbox, state=Mailbox.SUSPENDED, actor_label=actor_label)
+    except ValidationError as e:
+        problem(_messages(e))
+        return
+    except DatabaseError as e:
+        problem(f"the database refused it: {e}")
+        return
+    report.created_mailboxes.append(account.address + (" (suspended)" if account.is_suspended else ""))
+    if keeps_password:
+        report.notes.append(
+            f"{account.address} already had a Dockspace password: it is kept for Dockspace; mail keeps the "
+            "DMS password until the person next changes theirs."
+        )
+
+
+def _alias_text(forward):
+    targets = forward.targets + ([forward.address] if forward.keep_copy else [])
+    return f"{forward.address} {','.join(targets)}"
+
+
+def _adopt_forward(forward, report, problems, actor_label):
+    kind = "catch-all" if forward.address.startswith("@") else "alias"
+    where = f"{kind} {forward.address}" + (" (keeps a copy)" if forward.keep_copy else "")
+    existing = Alias.objects.filter(address=forward.address).first()
+    if existing is not None:
+        if existing.keep_copy == forward.keep_copy and set(existing.target_list) == set(forward.targets):
+            report.already_present.append(where)
+        else:
+            reason = (
+                f"{forward.address} is already an alias forwarding to {', '.join(existing.target_list)}"
+                + (" and keeping a copy" if existing.keep_copy else "")
+                + "; it was not overwritten"
+            )
+            problems.append(Problem(VIRTUAL_PATH, forward.line, _alias_text(forward), reason))
+        return
+    try:
+        services.alias_create(
+            address=forward.address, targets=forward.targets, keep_copy=forward.keep_copy, actor_label=actor_label
+        )
+    except (ValidationError, DatabaseError) as e:
+        reason = _messages(e) if isinstance(e, ValidationError) else f"the database refused it: {e}"
+        problems.append(Problem(VIRTUAL_PATH, forward.line, _alias_text(forward), reason))
+        return
+    report.created_aliases.append(where)
+
+
+def _loop_from(start, graph):
+    """A forwarding path start -> ... -> start among the not-yet-created aliases, or None."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        node, path = stack.pop()
+        for target in graph.get(node, ()):
+            if target == start:
+                return path + [start]
+            if target not in seen:
+                seen.add(target)
+                stack.append((target, path + [target]))
+    return None
+
+
+def _adopt_forwards(forwards, report, problems, actor_label):
+    """Aliases whose targets are other aliases of the file are created after those targets."""
+    identity = [f for f in forwards if not f.targets]
+    for forward in identity:
+        if Mailbox.objects.filter(address=forward.address).exists():
+            report.skipped.append(f"{VIRTUAL_PATH}:{forward.line}: {forward.address} {forward.address} (regenerated)")
+        else:
+            reason = f"{forward.address} forwards only to itself and is not a mailbox"
+            problems.append(Problem(VIRTUAL_PATH, forward.line, f"{forward.address} {forward.address}", reason))
+    waiting = {f.address: f for f in forwards if f.targets}
+    while waiting:
+        ready = [f for f in waiting.values() if not any(t in waiting for t in f.targets)]
+        if not ready:
+            break
+        for forward in ready:
+            del waiting[forward.address]
+            _adopt_forward(forward, report, problems, actor_label)
+    graph = {address: [t for t in f.targets if t in waiting] for address, f in waiting.items()}
+    for forward in waiting.values():
+        loop = _loop_from(forward.address, graph)
+        if loop:
+            reason = "this would make a forwarding loop: " + " -> ".join(loop)
+        else:
+            blocked = ", ".join(t for t in forward.targets if t in waiting)
+            reason = f"its target {blocked} could not be adopted (a forwarding loop)"
+        problems.append(Problem(VIRTUAL_PATH, forward.line, _alias_text(forward), reason))
+
+
+def _file_order(problem):
+    return (FILES.index(problem.path) if problem.path in FILES else len(FILES), problem.line_number or 0)
+
+
+class _DryRun(Exception):
+    pass
+
+
+def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR):
+    """Create what `directory`'s postfix-accounts.cf, dovecot-quotas.cf and postfix-virtual.cf hold and
+    Dockspace lacks; returns an AdoptionReport. Idempotent: what is already there is reported, never
+    overwritten. dry_run does it all and rolls back. Raises DmsDirectoryError for an unreadable directory."""
+    texts, problems = read_dms_directory(directory)
+    accounts, forwards = _plan(texts, problems)
+    report = AdoptionReport(directory=str(directory), dry_run=dry_run)
+    try:
+        with transaction.atomic():
+            domains = {split_address(a.address)[1] for a in accounts} | {split_address(f.address)[1] for f in forwards}
+            _ensure_domains(domains, report, problems, actor_label)
+            for account in accounts:
+                _adopt_account(account, report, problems, actor_label)
+            _adopt_forwards(forwards, report, problems, actor_label)
+            report.not_adopted = sorted(problems, key=_file_order)
+            audit(
+                "mail.dms.import",
+                actor_label=actor_label,
+                description=(
+                    f"Adopted {directory}: {len(report.created_domains)} domain(s), "
+                    f"{len(report.created_mailboxes)} mailbox(es), {len(report.created_aliases)} alias(es) created, "
+                    f"{len(report.already_present)} already present, {len(report.not_adopted)} line(s) not adopted."
+                ),
+            )
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return report

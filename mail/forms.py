@@ -1,0 +1,323 @@
+"""Admin and page forms for mail. They call the services; they never write rows themselves."""
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from mail import dkim, services
+from mail.models import Alias, Domain, Group, Mailbox, Tier
+from mail.quota import format_quota, parse_quota
+
+User = get_user_model()
+
+
+class QuotaField(forms.CharField):
+    """Quota in DMS syntax (2G, 500M, 100k, 0 for no limit) shown and read as text, stored as bytes."""
+
+    MAX_LENGTH = 20
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("help_text", "A whole number with B, k, M, G or T (binary units), e.g. 2G; 0 = no limit.")
+        super().__init__(*args, **kwargs)
+        # Not max_length: its validator would measure the parsed value, a number of bytes.
+        self.widget.attrs.setdefault("maxlength", str(self.MAX_LENGTH))
+
+    def prepare_value(self, value):
+        return format_quota(value) if isinstance(value, int) else value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        if len(value) > self.MAX_LENGTH:
+            raise ValidationError(f"at most {self.MAX_LENGTH} characters, like 10G.")
+        try:
+            return parse_quota(value, "quota")
+        except ValidationError as e:
+            raise ValidationError([m.split(": ", 1)[-1] for m in e.messages]) from None
+
+
+class ServiceForm(forms.ModelForm):
+    """A ModelForm whose clean() performs the change through a service, inside the admin's
+    transaction, so a refused change shows field errors and writes nothing."""
+
+    request = None
+    # Service field name -> this form's field, where the form names it differently.
+    service_fields = {}
+
+    def apply(self, data):
+        raise NotImplementedError
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            with transaction.atomic():
+                result = self.apply(data)
+        except ValidationError as e:
+            self._add_service_errors(e)
+        else:
+            if result is not None:
+                self.instance = result
+        return data
+
+    def _add_service_errors(self, error):
+        if hasattr(error, "error_dict"):
+            pairs = [(field, m) for field, errors in error.error_dict.items() for e in errors for m in e.messages]
+        else:
+            # The address and quota helpers raise plain errors worded "field: rule".
+            pairs = [(m.split(": ", 1)[0] if ": " in m else None, m) for m in error.messages]
+        for field, message in pairs:
+            target = self.service_fields.get(field, field)
+            if target not in self.fields or self.fields[target].disabled:
+                target = None
+            prefix = f"{field}: "
+            self.add_error(target, message[len(prefix) :] if target and message.startswith(prefix) else message)
+
+    def _who(self):
+        return {"request": self.request}
+
+
+class TierForm(forms.ModelForm):
+    max_quota_per_mailbox = QuotaField(required=False)
+    total_quota = QuotaField(required=False)
+    default_quota = QuotaField(required=False)
+
+    class Meta:
+        model = Tier
+        fields = [
+            "name",
+            "description",
+            "max_mailboxes",
+            "max_aliases",
+            "max_quota_per_mailbox",
+            "total_quota",
+            "default_quota",
+            "daily_send_limit",
+        ]
+
+
+class DomainForm(ServiceForm):
+    default_quota = QuotaField(required=False)
+
+    class Meta:
+        model = Domain
+        fields = ["name", "is_active", "tier", "default_quota", "dkim_selector", "dkim_algorithm", "dkim_bits"]
+
+    def _post_clean(self):
+        # The service normalises the name (upper case, IDNA) before uniqueness is checked.
+        pass
+
+    def clean_dkim_selector(self):
+        # Checked here as well as when a key is made: a bad selector would otherwise only show up
+        # later, as a failed "Generate a DKIM key" action.
+        try:
+            return dkim.validate_selector(self.cleaned_data["dkim_selector"].lower())
+        except ValidationError as e:
+            raise ValidationError([m.split(": ", 1)[-1] for m in e.messages]) from None
+
+    def clean(self):
+        algorithm, bits = self.cleaned_data.get("dkim_algorithm"), self.cleaned_data.get("dkim_bits")
+        if algorithm == Domain.DKIM_RSA and bits is not None and bits not in dkim.RSA_BITS:
+            self.add_error("dkim_bits", f"an RSA DKIM key has {', '.join(map(str, dkim.RSA_BITS))} bits.")
+        return super().clean()
+
+    def apply(self, data):
+        if self.instance.pk is None:
+            domain = services.domain_create(
+                name=data["name"],
+                tier=data["tier"],
+                default_quota=data["default_quota"],
+                is_active=data["is_active"],
+                **self._who(),
+            )
+            # Only DKIM settings that differ from the defaults need a second step (and audit event).
+            changes = {
+                k: data[k] for k in ("dkim_selector", "dkim_algorithm", "dkim_bits") if data[k] != getattr(domain, k)
+            }
+            return services.domain_update(domain=domain, **changes, **self._who()) if changes else domain
+        changes = {k: data[k] for k in self.changed_data if k != "name"}
+        if changes:
+            return services.domain_update(domain=self.instance, **changes, **self._who())
+        return self.instance
+
+
+def may_manage_person(user, person):
+    """Setting someone's password, or taking over an existing person, is managing their sign-in:
+    it needs the permission to change people, and a superuser's only by a superuser."""
+    if person is None:
+        return True
+    if person.is_superuser and not user.is_superuser:
+        return False
+    return user.has_perm("accounts.change_user")
+
+
+class MailboxAddForm(ServiceForm):
+    address = forms.CharField(max_length=254, help_text="name@domain; the domain must be managed here.")
+    full_name = forms.CharField(max_length=150, required=False)
+    quota = QuotaField(required=False, help_text="Empty: the domain's default. 2G, 500M, 0 = no limit.")
+    password1 = forms.CharField(
+        label="Password",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Optional: leave empty and send a reset link instead. " + password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(label="Password again", required=False, widget=forms.PasswordInput)
+
+    service_fields = {"password": "password1"}
+
+    class Meta:
+        model = Mailbox
+        fields = []
+
+    def _post_clean(self):
+        pass
+
+    def apply(self, data):
+        if data.get("password1") != data.get("password2"):
+            raise ValidationError({"password2": ["password2: the two passwords differ."]})
+        from accounts.models import normalize_email
+
+        existing = User.objects.filter(email=normalize_email(data["address"])).first()
+        if existing is not None and not may_manage_person(self.request.user, existing):
+            raise ValidationError(
+                {"address": [f"address: {existing.email} is an existing person whose sign-in you may not manage."]}
+            )
+        return services.mailbox_create(
+            address=data["address"],
+            full_name=data.get("full_name", ""),
+            quota=data.get("quota"),
+            password=data.get("password1") or None,
+            **self._who(),
+        )
+
+
+class MailboxChangeForm(ServiceForm):
+    full_name = forms.CharField(max_length=150, required=False)
+    quota = QuotaField(required=True)
+    new_password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput,
+        help_text="Optional: sets the one password for mail and Dockspace and signs the person out elsewhere.",
+    )
+
+    service_fields = {"password": "new_password"}
+
+    class Meta:
+        model = Mailbox
+        fields = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial.setdefault("full_name", self.instance.person.full_name)
+            self.initial.setdefault("quota", self.instance.quota)
+
+    def _post_clean(self):
+        pass
+
+    def apply(self, data):
+        changed = set(self.changed_data)
+        if data.get("new_password") and not may_manage_person(self.request.user, self.instance.person):
+            raise ValidationError({"new_password": ["new_password: you may not set this person's password."]})
+        mailbox = services.mailbox_update(
+            mailbox=self.instance,
+            quota=data["quota"] if "quota" in changed else None,
+            full_name=data["full_name"] if "full_name" in changed else None,
+            password=data.get("new_password") or None,
+            **self._who(),
+        )
+        if data.get("new_password"):
+            from accounts.services import sessions_revoke_all
+
+            sessions_revoke_all(user=mailbox.person, **self._who())
+        return mailbox
+
+
+def _split_targets(text):
+    return [t for t in (part.strip() for chunk in (text or "").splitlines() for part in chunk.split(",")) if t]
+
+
+class AliasForm(ServiceForm):
+    address = forms.CharField(max_length=254, help_text="name@domain, or @domain for a catch-all.")
+    targets_text = forms.CharField(
+        label="Targets",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One address per line: mailboxes, aliases or lists here, or outside addresses.",
+    )
+
+    service_fields = {"targets": "targets_text"}
+
+    class Meta:
+        model = Alias
+        fields = ["keep_copy", "is_active", "description"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["address"].disabled = True
+            self.fields["keep_copy"].disabled = True
+            self.initial["address"] = self.instance.address
+            self.initial["targets_text"] = "\n".join(self.instance.target_list)
+
+    def _post_clean(self):
+        pass
+
+    def apply(self, data):
+        targets = _split_targets(data["targets_text"])
+        if self.instance.pk is None:
+            return services.alias_create(
+                address=data["address"],
+                targets=targets,
+                keep_copy=data.get("keep_copy", False),
+                description=data.get("description", ""),
+                is_active=data.get("is_active", True),
+                **self._who(),
+            )
+        return services.alias_update(
+            alias=self.instance,
+            targets=targets,
+            is_active=data.get("is_active"),
+            description=data.get("description"),
+            **self._who(),
+        )
+
+
+class GroupForm(ServiceForm):
+    address = forms.CharField(
+        max_length=254, required=False, label="List address", help_text="Optional: makes the group a mailing list."
+    )
+
+    class Meta:
+        model = Group
+        fields = ["name", "description", "members"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["address"] = self.instance.list_address or ""
+
+    def _post_clean(self):
+        pass
+
+    def apply(self, data):
+        members = [p.email for p in data.get("members") or []]
+        if self.instance.pk is None:
+            return services.group_create(
+                name=data["name"],
+                address=data.get("address") or None,
+                members=members,
+                description=data.get("description", ""),
+                **self._who(),
+            )
+        return services.group_update(
+            group=self.instance,
+            name=data["name"],
+            address=data.get("address") or None,
+            description=data.get("description", ""),
+            members=members,
+            **self._who(),
+        )

@@ -1,0 +1,106 @@
+"""manage.py alias add|list|show|remove."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from mail import services
+from mail.addresses import normalize_alias_address
+from mail.commandline import ServiceCall, domain_argument, not_found, print_json, print_record, validation_message
+from mail.models import Alias
+
+ACTOR = "manage.py alias"
+
+
+def alias_data(a):
+    return {
+        "address": a.address,
+        "catch_all": a.is_catch_all,
+        "targets": a.target_list,
+        "keep_copy": a.keep_copy,
+        "active": a.is_active,
+        "description": a.description,
+    }
+
+
+def find_alias(address):
+    try:
+        address = normalize_alias_address(address, "ADDRESS")
+    except ValidationError as e:
+        raise CommandError(validation_message(e)) from None
+    alias = Alias.objects.filter(address=address).prefetch_related("targets").first()
+    if alias is None:
+        raise not_found("ADDRESS", "alias", address)
+    return alias
+
+
+class Command(BaseCommand):
+    help = (
+        "Manage aliases. `alias add ADDRESS TARGET [TARGET ...]` forwards ADDRESS to the targets (mailboxes, "
+        "other aliases or lists here, or outside addresses); `alias add @example.com TARGET` makes a catch-all "
+        "(real mailboxes of the domain keep their mail); `alias add me@example.com other@x.org --keep-copy` "
+        "forwards a mailbox and keeps a copy. `alias update ADDRESS [--target T ...] [--active|--inactive]`, "
+        "`alias list [--domain D] [--json]`, `alias show ADDRESS [--json]`, `alias remove ADDRESS`."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        add = sub.add_parser("add", help="Create an alias or a catch-all.")
+        add.add_argument("address")
+        add.add_argument("targets", nargs="+")
+        add.add_argument("--keep-copy", action="store_true", help="ADDRESS is a mailbox that also keeps a copy.")
+        add.add_argument("--description", default="")
+        update = sub.add_parser("update", help="Change an alias.")
+        update.add_argument("address")
+        update.add_argument("--target", action="append", dest="targets", help="Replaces all targets; repeat.")
+        update.add_argument("--active", dest="active", action="store_true", default=None)
+        update.add_argument("--inactive", dest="active", action="store_false")
+        listing = sub.add_parser("list", help="List aliases.")
+        listing.add_argument("--domain")
+        listing.add_argument("--json", action="store_true")
+        show = sub.add_parser("show", help="Show one alias.")
+        show.add_argument("address")
+        show.add_argument("--json", action="store_true")
+        sub.add_parser("remove", help="Remove an alias.").add_argument("address")
+
+    def handle(self, *args, action, **o):
+        getattr(self, "_" + action)(o)
+
+    def _add(self, o):
+        with ServiceCall():
+            alias = services.alias_create(
+                address=o["address"],
+                targets=o["targets"],
+                keep_copy=o["keep_copy"],
+                description=o["description"],
+                actor_label=ACTOR,
+            )
+        self.stdout.write(f"Created {alias.address} -> {', '.join(alias.target_list)}.")
+
+    def _update(self, o):
+        alias = find_alias(o["address"])
+        if o["targets"] is None and o["active"] is None:
+            raise CommandError("nothing to change: give --target or --active/--inactive.")
+        with ServiceCall():
+            services.alias_update(alias=alias, targets=o["targets"], is_active=o["active"], actor_label=ACTOR)
+        self.stdout.write(f"Updated {alias.address}.")
+
+    def _list(self, o):
+        qs = Alias.objects.prefetch_related("targets")
+        if o["domain"]:
+            qs = qs.filter(domain__name=domain_argument(o["domain"]))
+        rows = [alias_data(a) for a in qs]
+        if o["json"]:
+            return print_json(self, rows)
+        for r in rows:
+            flags = (" (keeps a copy)" if r["keep_copy"] else "") + ("" if r["active"] else " (inactive)")
+            self.stdout.write(f"{r['address']:45} -> {', '.join(r['targets'])}{flags}")
+
+    def _show(self, o):
+        data = alias_data(find_alias(o["address"]))
+        print_record(self, data, o["json"])
+
+    def _remove(self, o):
+        alias = find_alias(o["address"])
+        with ServiceCall():
+            services.alias_remove(alias=alias, actor_label=ACTOR)
+        self.stdout.write(f"Removed {alias.address}.")

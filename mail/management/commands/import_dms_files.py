@@ -1,0 +1,60 @@
+"""manage.py import_dms_files --from DIR [--dry-run] [--json]: adopt an existing DMS config directory."""
+
+import json
+import os
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from mail.dms_import import ACTOR, DmsDirectoryError, adopt_dms_directory
+
+# Exit codes: 0 everything adopted, 1 some lines reported as not adoptable, 2 nothing could be read.
+EXIT_NOT_ADOPTED = 1
+EXIT_UNREADABLE = 2
+
+
+class Command(BaseCommand):
+    help = (
+        "Adopt an existing Docker Mailserver setup: reads postfix-accounts.cf, dovecot-quotas.cf and "
+        "postfix-virtual.cf from DMS's config directory (the one mounted at /tmp/docker-mailserver) and creates "
+        "the missing domains, people, mailboxes (with their quotas, and their passwords: each person signs in "
+        "to Dockspace and mail with the password they already have), aliases, catch-alls and 'keep a copy' "
+        "forwards. Safe to run again: what already exists is reported as already present and never "
+        "overwritten. Every line it cannot adopt is listed with its file and line number; fix those and run it "
+        "again. Run with --dry-run first to see the report without saving anything. Exit code 0: everything "
+        "adopted; 1: some lines were not adopted (the rest was, unless --dry-run); 2: the directory cannot be "
+        "read. Stop DMS's own `setup` edits meanwhile, and point DOCKSPACE_DMS_DIR at the directory only once "
+        "the import is done: Dockspace then rewrites these files from its database."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--from", dest="directory", required=True, metavar="DIR", help="DMS's config directory.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Check and report everything, then roll back: nothing is saved."
+        )
+        parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+
+    def handle(self, *args, directory, dry_run, **options):
+        try:
+            report = adopt_dms_directory(directory, dry_run=dry_run, actor_label=ACTOR)
+        except DmsDirectoryError as e:
+            raise CommandError(str(e), returncode=EXIT_UNREADABLE) from None
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+        else:
+            self.stdout.write("\n".join(report.lines()))
+        if not dry_run and os.path.realpath(directory) == os.path.realpath(settings.DMS_DIR):
+            from mail.sync import foreign_files
+
+            if foreign_files(settings.DMS_DIR):
+                self.stdout.write(
+                    "These files are still DMS's own: Dockspace will not replace them until you run "
+                    "`manage.py export_dms_files --dry-run` to check the difference, then "
+                    "`manage.py export_dms_files --force`."
+                )
+        if not report.is_complete:
+            raise CommandError(
+                f"{len(report.not_adopted)} line(s) could not be adopted"
+                + (" (dry run: nothing was saved)." if dry_run else "; everything else was."),
+                returncode=EXIT_NOT_ADOPTED,
+            )

@@ -1,0 +1,233 @@
+"""Reads that span relations: the DMS snapshot, and what a person's profile shows about mail."""
+
+import heapq
+from itertools import groupby
+
+from django.db import connection
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Collate, Length, Replace
+
+from mail.dms.snapshot import Account, Snapshot, dms_line_order
+from mail.dms.snapshot import Alias as AliasEntry
+from mail.dms.snapshot import DkimKey as DkimEntry
+from mail.models import Alias, AliasTarget, DkimKey, Group, Mailbox
+
+CHUNK = 2000
+
+
+def _line_order(field):
+    """ORDER BY matching mail.dms.snapshot.dms_line_order: length, more dots first, then the bytes
+    (collation C on PostgreSQL, whose default collation would ignore punctuation)."""
+    text = Collate(field, "C") if connection.vendor == "postgresql" else F(field)
+    dots = Length(field) - Length(Replace(field, Value("."), Value("")))
+    return [Length(field).asc(), dots.desc(), text.asc()]
+
+
+def _by_bytes(field):
+    return Collate(field, "C").asc() if connection.vendor == "postgresql" else F(field).asc()
+
+
+def _live_mailboxes():
+    """Mailboxes that get an account line: on an active domain, not disabled, with a hash."""
+    return (
+        Mailbox.objects.filter(domain__is_active=True)
+        .exclude(state=Mailbox.DISABLED)
+        .exclude(person__mail_password_hash="")
+    )
+
+
+def live_mailbox_exists():
+    """Whether DMS has at least one account line (without one it stops itself after ~120 s)."""
+    return _live_mailboxes().exists()
+
+
+def dms_accounts():
+    """Account lines in DMS line order, streamed."""
+    rows = (
+        _live_mailboxes()
+        .values_list("address", "state", "quota", "person__mail_password_hash", "person__is_active")
+        .order_by(*_line_order("address"))
+        .iterator(chunk_size=CHUNK)
+    )
+    for address, state, quota, mail_hash, person_active in rows:
+        # A person switched off in Dockspace (is_active unticked) is refused by mail too.
+        blocked = state == Mailbox.SUSPENDED or not person_active
+        yield Account(address=address, password_hash=mail_hash, is_suspended=blocked, quota_bytes=quota)
+
+
+def dms_send_blocked():
+    """Suspended mailboxes may not send (Dovecot already refuses their SMTP AUTH)."""
+    qs = _live_mailboxes().filter(Q(state=Mailbox.SUSPENDED) | Q(person__is_active=False))
+    return qs.values_list("address", flat=True).order_by(_by_bytes("address")).iterator(chunk_size=CHUNK)
+
+
+def dms_receive_blocked(dead):
+    """Refused at SMTP time, so a catch-all cannot take their mail either: disabled mailboxes, and
+    aliases all of whose targets are gone (disabled, switched off, on a switched-off domain)."""
+    disabled = (
+        Mailbox.objects.filter(domain__is_active=True, state=Mailbox.DISABLED)
+        .values_list("address", flat=True)
+        .order_by(_by_bytes("address"))
+        .iterator(chunk_size=CHUNK)
+    )
+    return heapq.merge(disabled, sorted(_dead_aliases(dead)))
+
+
+def dead_addresses():
+    """Addresses on managed domains that DMS no longer delivers to: forwarding there would accept
+    mail at SMTP time and bounce it later (backscatter). Few (what was switched off), so a set."""
+    gone_mailboxes = Mailbox.objects.filter(Q(state=Mailbox.DISABLED) | Q(domain__is_active=False))
+    gone_aliases = Alias.objects.filter(Q(is_active=False) | Q(domain__is_active=False))
+    gone_lists = Group.objects.filter(list_address__isnull=False, list_domain__is_active=False)
+    return (
+        set(gone_mailboxes.values_list("address", flat=True))
+        | set(gone_aliases.values_list("address", flat=True))
+        | set(gone_lists.values_list("list_address", flat=True))
+    )
+
+
+def _dead_aliases(dead):
+    """Active aliases every target of which is dead (only aliases pointing at a dead address can be)."""
+    if not dead:
+        return []
+    candidates = (
+        AliasTarget.objects.filter(
+            address__in=dead, alias__is_active=True, alias__domain__is_active=True, alias__keep_copy=False
+        )
+        .values_list("alias_id", flat=True)
+        .distinct()
+    )
+    targets = {}
+    for alias_id, address, target in AliasTarget.objects.filter(alias_id__in=candidates).values_list(
+        "alias_id", "alias__address", "address"
+    ):
+        targets.setdefault((alias_id, address), []).append(target)
+    return [address for (_id, address), found in targets.items() if all(t in dead for t in found)]
+
+
+def _alias_entries(dead):
+    # Keep-a-copy aliases are few: the ones whose mailbox DMS has, as a set, not a subquery per row.
+    copies = set(
+        _live_mailboxes()
+        .filter(address__in=Alias.objects.filter(keep_copy=True).values("address"))
+        .values_list("address", flat=True)
+    )
+    rows = (
+        AliasTarget.objects.filter(alias__is_active=True, alias__domain__is_active=True)
+        .values_list("alias_id", "alias__address", "alias__keep_copy", "address")
+        .order_by(*_line_order("alias__address"), "position")
+        .iterator(chunk_size=CHUNK)
+    )
+    for (_alias_id, address, keep_copy), group in groupby(rows, key=lambda r: r[:3]):
+        targets = [row[3] for row in group if row[3] not in dead]
+        if keep_copy:
+            if address not in copies:
+                continue  # forwarding a mailbox that DMS does not have
+            targets.append(address)
+        if targets:  # an alias left with no target is refused at SMTP instead (dms_receive_blocked)
+            yield AliasEntry(address=address, targets=tuple(targets))
+
+
+def _list_entries():
+    rows = (
+        Group.members.through.objects.filter(group__list_address__isnull=False, group__list_domain__is_active=True)
+        .filter(user__mailbox__in=_live_mailboxes())
+        .values_list("group_id", "group__list_address", "user__mailbox__address")
+        .order_by(*_line_order("group__list_address"), _by_bytes("user__mailbox__address"))
+        .iterator(chunk_size=CHUNK)
+    )
+    for (_group_id, list_address), group in groupby(rows, key=lambda r: r[:2]):
+        yield AliasEntry(address=list_address, targets=tuple(row[2] for row in group))
+
+
+def dms_aliases(dead):
+    """postfix-virtual.cf keys from aliases and lists, in DMS line order, streamed (catch-all
+    identity lines are not included: see dms_identity_lines)."""
+    return heapq.merge(_alias_entries(dead), _list_entries(), key=lambda entry: dms_line_order(entry.address))
+
+
+def dms_identity_lines(dead):
+    """`a@d a@d` for each mailbox on a domain with a catch-all and no line of its own, so the
+    catch-all does not take its mail. (mail.dms.render derives the same lines from a Snapshot.)"""
+    catch_all = Alias.objects.filter(
+        domain=OuterRef("domain"), local_part="", is_active=True, domain__is_active=True, targets__isnull=False
+    )
+    own_line = Alias.objects.filter(address=OuterRef("address"), is_active=True)
+    # A catch-all whose targets are all gone is not written (it is refused at SMTP): no identity lines.
+    refused = {address[1:] for address in _dead_aliases(dead) if address.startswith("@")}
+    rows = (
+        _live_mailboxes()
+        .filter(Exists(catch_all))
+        .exclude(Exists(own_line))
+        .values_list("address", "domain__name")
+        .order_by(*_line_order("address"))
+        .iterator(chunk_size=CHUNK)
+    )
+    for address, domain in rows:
+        if domain not in refused:
+            yield AliasEntry(address=address, targets=(address,))
+
+
+def dms_dkim_keys(*, dkim_layout):
+    return tuple(
+        DkimEntry(domain=d, selector=sel, algorithm=alg, bits=bits, private_key_pem=pem, public_key_b64=pub)
+        for d, sel, alg, bits, pem, pub in DkimKey.objects.filter(state=DkimKey.ACTIVE, domain__is_active=True)
+        .values_list("domain__name", "selector", "algorithm", "bits", "private_key_pem", "public_key_b64")
+        .order_by("domain__name")
+    )
+
+
+def dms_snapshot(*, dkim_layout):
+    """The whole mail state as plain values (for previews, tests and small installations; the
+    sync itself streams the same queries, see mail.sync.streamed_files)."""
+    dead = dead_addresses()
+    return Snapshot(
+        accounts=tuple(dms_accounts()),
+        aliases=tuple(dms_aliases(dead)),
+        send_blocked=tuple(dms_send_blocked()),
+        receive_blocked=tuple(dms_receive_blocked(dead)),
+        dkim_keys=dms_dkim_keys(dkim_layout=dkim_layout),
+        dkim_layout=dkim_layout,
+    ).normalized()
+
+
+def mail_overview(person):
+    """What the profile page shows: the person's mailbox, and every active alias and list that
+    reaches it, directly or through other aliases and lists."""
+    from mail.quota import humanize_quota
+
+    mailbox = Mailbox.objects.filter(person=person).select_related("domain").first()
+    if mailbox is None:
+        return None
+    alias_ids, list_ids = _reaching(mailbox.address)
+    return {
+        "mailbox": mailbox,
+        "quota_text": humanize_quota(mailbox.quota),
+        "aliases": list(Alias.objects.filter(pk__in=alias_ids).order_by("address")),
+        "lists": list(Group.objects.filter(pk__in=list_ids).order_by("list_address")),
+        "groups": list(person.member_groups.order_by("name")),
+    }
+
+
+def _reaching(address):
+    """Walk the forwarding graph backwards from an address: (alias ids, group ids) whose mail ends there."""
+    alias_ids, list_ids, seen, todo = set(), set(), {address}, [address]
+    while todo:
+        current = todo.pop()
+        for alias_id, alias_address in Alias.objects.filter(
+            targets__address=current, is_active=True, domain__is_active=True
+        ).values_list("id", "address"):
+            if alias_address == current:
+                continue  # keep-a-copy on the mailbox itself
+            alias_ids.add(alias_id)
+            if alias_address not in seen:
+                seen.add(alias_address)
+                todo.append(alias_address)
+        for group_id, list_address in Group.objects.filter(
+            members__mailbox__address=current, list_address__isnull=False, list_domain__is_active=True
+        ).values_list("id", "list_address"):
+            list_ids.add(group_id)
+            if list_address not in seen:
+                seen.add(list_address)
+                todo.append(list_address)
+    return alias_ids, list_ids

@@ -1,0 +1,646 @@
+"""Every write to mail state: domains, tiers, mailboxes, aliases, groups and DKIM keys.
+
+The admin, the pages, the commands and the CSV importer all call these. Each runs in one
+transaction, validates everything before writing, raises ValidationError naming the field and the
+rule, and writes an audit event. DMS files follow by themselves (signals schedule a sync).
+"""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from accounts.audit import audit
+from accounts.models import normalize_email
+from mail import dkim as dkim_keys
+from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
+from mail.models import Alias, AliasTarget, DkimKey, Domain, Group, Mailbox
+from mail.quota import format_quota
+
+User = get_user_model()
+
+
+def _who(request, actor_label):
+    return {"request": request, "actor_label": actor_label}
+
+
+def _field_error(field, message):
+    return ValidationError({field: [message]})
+
+
+# --- lookups used by validation ------------------------------------------------------------------
+
+
+def managed_domain(name, field="domain", *, lock=False):
+    """The Domain row for `name`, or a ValidationError: addresses only exist on managed domains."""
+    name = normalize_domain(name, field)
+    qs = Domain.objects.select_for_update(of=("self",)) if lock else Domain.objects
+    domain = qs.select_related("tier").filter(name=name).first()
+    if domain is None:
+        raise _field_error(field, f"{name} is not a domain Dockspace manages; add it first (manage.py domain add).")
+    return domain
+
+
+def address_owner(address):
+    """What already uses this address: 'a mailbox', 'an alias', 'a list' or None."""
+    if Mailbox.objects.filter(address=address).exists():
+        return "a mailbox"
+    if Alias.objects.filter(address=address).exists():
+        return "an alias"
+    if Group.objects.filter(list_address=address).exists():
+        return "a list"
+    return None
+
+
+# --- tiers ---------------------------------------------------------------------------------------
+
+
+def tier_save(*, tier, request=None, actor_label=None):
+    tier.full_clean()
+    created = tier.pk is None
+    tier.save()
+    audit(
+        "mail.tier." + ("add" if created else "change"),
+        target=tier,
+        description="Saved tier.",
+        **_who(request, actor_label),
+    )
+    return tier
+
+
+def _tier_check_mailbox(domain, quota, *, exclude=None):
+    tier = domain.tier
+    if tier is None:
+        return
+    others = Mailbox.objects.filter(domain=domain)
+    if exclude is not None:
+        others = others.exclude(pk=exclude.pk)
+    if exclude is None and tier.max_mailboxes is not None and others.count() >= tier.max_mailboxes:
+        raise _field_error(
+            "address",
+            f"tier {tier.name} allows at most {tier.max_mailboxes} mailboxes on {domain.name} (max mailboxes).",
+        )
+    if tier.max_quota_per_mailbox is not None and (quota == 0 or quota > tier.max_quota_per_mailbox):
+        raise _field_error(
+            "quota",
+            f"tier {tier.name} allows at most {format_quota(tier.max_quota_per_mailbox)} per mailbox "
+            f"(max quota per mailbox); 0 (no limit) is not allowed on it.",
+        )
+    if tier.total_quota is not None:
+        if quota == 0:
+            raise _field_error("quota", f"tier {tier.name} caps the total quota, so a mailbox needs a quota (not 0).")
+        used = others.aggregate(total=Sum("quota"))["total"] or 0
+        if used + quota > tier.total_quota:
+            raise _field_error(
+                "quota",
+                f"tier {tier.name} allows {format_quota(tier.total_quota)} in total on {domain.name} (total quota); "
+                f"{format_quota(used) if used else '0'} is already given out.",
+            )
+
+
+def _tier_check_alias(domain):
+    tier = domain.tier
+    if tier is not None and tier.max_aliases is not None and domain.aliases.count() >= tier.max_aliases:
+        raise _field_error(
+            "address", f"tier {tier.name} allows at most {tier.max_aliases} aliases on {domain.name} (max aliases)."
+        )
+
+
+def default_quota_for(domain):
+    if domain.default_quota is not None:
+        return domain.default_quota
+    if domain.tier is not None and domain.tier.default_quota is not None:
+        return domain.tier.default_quota
+    return 0
+
+
+# --- domains -------------------------------------------------------------------------------------
+
+
+def _check_domain_settings(domain):
+    try:
+        domain.dkim_selector = dkim_keys.validate_selector(domain.dkim_selector)
+    except ValidationError as e:
+        raise _field_error("dkim_selector", " ".join(e.messages)) from None
+    if domain.dkim_algorithm == Domain.DKIM_RSA and domain.dkim_bits not in (1024, 2048, 3072, 4096):
+        raise _field_error("dkim_bits", "an RSA DKIM key has 1024, 2048, 3072 or 4096 bits.")
+    tier, quota = domain.tier, domain.default_quota
+    limit = tier.max_quota_per_mailbox if tier is not None else None
+    if quota is not None and limit is not None and (quota == 0 or quota > limit):
+        raise _field_error(
+            "default_quota",
+            f"tier {tier.name} allows at most {format_quota(tier.max_quota_per_mailbox)} per mailbox "
+            "(max quota per mailbox), so the default quota must be within it.",
+        )
+
+
+@transaction.atomic
+def domain_create(*, name, tier=None, default_quota=None, is_active=True, request=None, actor_label=None):
+    name = normalize_domain(name, "name")
+    if Domain.objects.filter(name=name).exists():
+        raise _field_error("name", f"{name} is already a managed domain.")
+    domain = Domain(name=name, tier=tier, default_quota=default_quota, is_active=is_active)
+    domain.full_clean()
+    _check_domain_settings(domain)
+    domain.save()
+    audit("mail.domain.add", target=domain, description=f"Added domain {name}.", **_who(request, actor_label))
+    return domain
+
+
+@transaction.atomic
+def domain_update(*, domain, request=None, actor_label=None, **changes):
+    domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
+    for field, value in changes.items():
+        setattr(domain, field, value)
+    domain.full_clean()
+    _check_domain_settings(domain)
+    if domain.tier is not None:
+        for mailbox in domain.mailboxes.all():
+            _tier_check_mailbox(domain, mailbox.quota, exclude=mailbox)
+    domain.save()
+    text = ", ".join(f"{k}={'-' if v is None else v}" for k, v in changes.items())
+    audit("mail.domain.change", target=domain, description=f"Changed {text}."[:500], **_who(request, actor_label))
+    return domain
+
+
+@transaction.atomic
+def domain_remove(*, domain, request=None, actor_label=None):
+    """Only an empty domain can go: mailboxes, aliases and lists must be removed first."""
+    in_use = []
+    for label, qs in (("mailboxes", domain.mailboxes), ("aliases", domain.aliases), ("lists", domain.lists)):
+        if qs.exists():
+            in_use.append(f"{qs.count()} {label}")
+    if in_use:
+        raise _field_error("name", f"{domain.name} still has {', '.join(in_use)}; remove them first.")
+    name = domain.name
+    audit("mail.domain.remove", target=domain, description=f"Removed domain {name}.", **_who(request, actor_label))
+    domain.delete()
+
+
+# --- passwords -----------------------------------------------------------------------------------
+
+
+def _apply_password(person, password, field="password"):
+    try:
+        validate_password(password, person)
+    except ValidationError as e:
+        raise ValidationError({field: e.messages}) from None
+    person.set_password(password)
+
+
+@transaction.atomic
+def mail_password_set(*, person, password, request=None, actor_label=None):
+    """Set the one password of a person (web and mail). Sessions elsewhere stay; callers decide."""
+    _apply_password(person, password)
+    person.save()
+    audit("password.set", target=person, description="Password set for web and mail.", **_who(request, actor_label))
+
+
+# --- mailboxes -----------------------------------------------------------------------------------
+
+
+def _check_quota_value(quota):
+    if quota is None:
+        return None
+    if not isinstance(quota, int) or quota < 0:
+        raise _field_error("quota", "quota must be a whole number of bytes, 0 for no limit.")
+    return quota
+
+
+@transaction.atomic
+def mailbox_create(
+    *,
+    address,
+    full_name="",
+    quota=None,
+    password=None,
+    password_hashes=None,
+    person=None,
+    request=None,
+    actor_label=None,
+):
+    """Create local@domain for a person; creates the person (sign-in = the address) if needed.
+
+    password_hashes: (web, mail) hashes computed beforehand (a CSV import hashes in parallel; an
+    adopted DMS account brings its own), used instead of `password`. web None keeps an existing
+    person's own Dockspace password and only sets the mail hash."""
+    if password is not None and password_hashes is not None:
+        raise _field_error("password", "give a password or ready-made hashes, not both.")
+    address = normalize_address(address, "address")
+    local, domain_name = split_address(address)
+    domain = managed_domain(domain_name, "address", lock=True)
+    owner = address_owner(address)
+    if owner:
+        raise _field_error("address", f"{address} is already {owner}.")
+    quota = default_quota_for(domain) if quota is None else _check_quota_value(quota)
+    _tier_check_mailbox(domain, quota)
+    if person is None:
+        person = User.objects.filter(email=address).first()
+    if person is not None and Mailbox.objects.filter(person=person).exists():
+        raise _field_error("address", f"{person.email} already owns the mailbox {person.mailbox.address}.")
+    created_person = person is None
+    if created_person:
+        person = User(email=address, full_name=full_name, email_verified_at=timezone.now())
+    elif full_name:
+        person.full_name = full_name
+    if password is not None:
+        _apply_password(person, password)
+    elif password_hashes is not None:
+        web, mail = password_hashes
+        if web is not None or created_person:
+            person.password = web if web is not None else make_password(None)
+        person.mail_password_hash = mail
+    elif created_person or not person.mail_password_hash:
+        if created_person or not person.has_usable_password():
+            # Nobody can sign in until a password is set (reset link or command).
+            person.set_unusable_password()
+        else:
+            # An existing person whose web password predates mail: keep their password; the mail hash
+            # follows at their next sign-in to Dockspace (accounts.backends). Until then mail refuses them.
+            person.lock_mail_password()
+    person.full_clean(exclude=["password"])
+    person.save()
+    mailbox = Mailbox(person=person, domain=domain, local_part=local, quota=quota)
+    mailbox.save()
+    audit(
+        "mail.mailbox.add",
+        target=mailbox,
+        description=f"Created mailbox, quota {format_quota(quota)}" + (", new person." if created_person else "."),
+        **_who(request, actor_label),
+    )
+    return mailbox
+
+
+@transaction.atomic
+def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, request=None, actor_label=None):
+    mailbox = (
+        Mailbox.objects.select_for_update(of=("self",)).select_related("domain__tier", "person").get(pk=mailbox.pk)
+    )
+    changed = []
+    if quota is not None:
+        _check_quota_value(quota)
+        _tier_check_mailbox(mailbox.domain, quota, exclude=mailbox)
+        mailbox.quota = quota
+        changed.append(f"quota {format_quota(quota)}")
+        mailbox.save()
+    person = mailbox.person
+    if full_name is not None:
+        person.full_name = full_name
+        changed.append("name")
+    if password is not None:
+        _apply_password(person, password)
+        changed.append("password")
+    if full_name is not None or password is not None:
+        person.save()
+    if changed:
+        audit(
+            "mail.mailbox.change",
+            target=mailbox,
+            description="Changed " + ", ".join(changed) + ".",
+            **_who(request, actor_label),
+        )
+    return mailbox
+
+
+_STATE_VERBS = {Mailbox.ACTIVE: "resume", Mailbox.SUSPENDED: "suspend", Mailbox.DISABLED: "disable"}
+
+
+@transaction.atomic
+def mailbox_set_state(*, mailbox, state, request=None, actor_label=None):
+    """Suspend (no sign-in, mail still delivered), disable (no sign-in, no delivery, data kept) or resume."""
+    if state not in _STATE_VERBS:
+        raise _field_error("state", f"state must be one of {', '.join(_STATE_VERBS)}.")
+    mailbox = Mailbox.objects.select_for_update(of=("self",)).get(pk=mailbox.pk)
+    if mailbox.state == state:
+        return mailbox, False
+    previous = mailbox.state
+    mailbox.state = state
+    mailbox.save(update_fields=["state", "updated_at"])
+    if state != Mailbox.ACTIVE:
+        from accounts.services import sessions_revoke_all
+
+        sessions_revoke_all(user=mailbox.person, request=request, actor_label=actor_label)
+    audit(
+        f"mail.mailbox.{_STATE_VERBS[state]}",
+        target=mailbox,
+        description=f"State {previous} -> {state}.",
+        **_who(request, actor_label),
+    )
+    return mailbox, True
+
+
+@transaction.atomic
+def mailbox_remove(*, mailbox, keep_person=True, request=None, actor_label=None):
+    """Remove the mailbox from DMS (stored mail stays on the DMS volume). The person stays unless
+    keep_person is False; aliases and lists that pointed at it lose that target."""
+    address = mailbox.address
+    Alias.objects.filter(address=address, keep_copy=True).delete()
+    _drop_as_target(address)
+    person = mailbox.person
+    audit(
+        "mail.mailbox.remove",
+        target=mailbox,
+        description="Removed mailbox; stored mail is kept by DMS.",
+        **_who(request, actor_label),
+    )
+    mailbox.delete()
+    if not keep_person:
+        audit(
+            "person.remove",
+            target=person,
+            description="Removed the person with their mailbox.",
+            **_who(request, actor_label),
+        )
+        person.delete()
+
+
+# --- aliases -------------------------------------------------------------------------------------
+
+
+def _clean_targets(targets, *, alias_address):
+    if isinstance(targets, str):
+        targets = [targets]
+    cleaned = []
+    for raw in targets or []:
+        if isinstance(raw, str) and raw.startswith("@"):
+            raise _field_error(
+                "targets", f"{raw!r} is not an address: a target must be a full address like name@example.com."
+            )
+        target = normalize_address(raw, "targets")
+        if target not in cleaned:
+            cleaned.append(target)
+    if not cleaned:
+        raise _field_error("targets", "an alias needs at least one target address.")
+    for target in cleaned:
+        if target == alias_address:
+            raise _field_error("targets", f"{target} cannot forward to itself; tick 'keep a copy' instead.")
+        domain_name = split_address(target)[1]
+        if Domain.objects.filter(name=domain_name).exists() and not address_owner(target):
+            raise _field_error(
+                "targets", f"{target} is on a managed domain but is not a mailbox, alias or list; create it first."
+            )
+    return cleaned
+
+
+def _forward_graph():
+    graph = {}
+    for alias_address, target in AliasTarget.objects.filter(alias__is_active=True).values_list(
+        "alias__address", "address"
+    ):
+        graph.setdefault(alias_address, []).append(target)
+    for group in Group.objects.exclude(list_address=None).prefetch_related("members__mailbox"):
+        graph[group.list_address] = [m.mailbox.address for m in group.members.all() if hasattr(m, "mailbox")]
+    return graph
+
+
+def _check_no_loop(address, targets):
+    graph = _forward_graph()
+    graph[address] = list(targets)
+    stack, seen = [(t, [address, t]) for t in targets], set()
+    while stack:
+        node, path = stack.pop()
+        if node == address:
+            raise _field_error("targets", "this would make a forwarding loop: " + " -> ".join(path) + ".")
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend((n, path + [n]) for n in graph.get(node, []) if n != node)
+
+
+@transaction.atomic
+def alias_create(*, address, targets, keep_copy=False, description="", is_active=True, request=None, actor_label=None):
+    """An alias 'user@domain' or a catch-all '@domain' forwarding to targets (local or external)."""
+    address = normalize_alias_address(address, "address")
+    local, domain_name = split_address(address)
+    domain = managed_domain(domain_name, "address", lock=True)
+    owner = address_owner(address)
+    if keep_copy:
+        if owner != "a mailbox":
+            raise _field_error("keep_copy", f"keep a copy needs a mailbox at {address}; there is none.")
+        if Alias.objects.filter(address=address).exists():
+            raise _field_error("address", f"{address} already forwards; change that alias instead.")
+    elif owner:
+        hint = " (to forward and keep a copy, tick 'keep a copy')" if owner == "a mailbox" else ""
+        raise _field_error("address", f"{address} is already {owner}{hint}.")
+    cleaned = _clean_targets(targets, alias_address=address)
+    _tier_check_alias(domain)
+    _check_no_loop(address, cleaned)
+    alias = Alias(domain=domain, local_part=local, keep_copy=keep_copy, description=description, is_active=is_active)
+    alias.save()
+    AliasTarget.objects.bulk_create(AliasTarget(alias=alias, address=t, position=i) for i, t in enumerate(cleaned))
+    kind = "catch-all" if not local else "alias"
+    audit(
+        "mail.alias.add",
+        target=alias,
+        description=f"Created {kind} to {len(cleaned)} target(s)" + (", keeping a copy." if keep_copy else "."),
+        **_who(request, actor_label),
+    )
+    return alias
+
+
+@transaction.atomic
+def alias_update(*, alias, targets=None, is_active=None, description=None, request=None, actor_label=None):
+    alias = Alias.objects.select_for_update(of=("self",)).get(pk=alias.pk)
+    if targets is not None:
+        cleaned = _clean_targets(targets, alias_address=alias.address)
+        _check_no_loop(alias.address, cleaned)
+        alias.targets.all().delete()
+        AliasTarget.objects.bulk_create(AliasTarget(alias=alias, address=t, position=i) for i, t in enumerate(cleaned))
+    if is_active is not None:
+        if is_active and not alias.is_active and targets is None:
+            # Switching an alias back on can close a loop as surely as new targets can.
+            _check_no_loop(alias.address, alias.target_list)
+        alias.is_active = is_active
+    if description is not None:
+        alias.description = description
+    alias.save()
+    audit("mail.alias.change", target=alias, description="Changed alias.", **_who(request, actor_label))
+    return alias
+
+
+def _drop_as_target(address):
+    """Remove an address that is going away from every alias forwarding to it; refuse if an alias
+    would be left forwarding to nothing."""
+    stranded = sorted(
+        Alias.objects.filter(pk__in=AliasTarget.objects.filter(address=address).values("alias_id"))
+        .exclude(address=address)
+        .annotate(n=Count("targets"))
+        .filter(n=1)
+        .values_list("address", flat=True)
+    )
+    if stranded:
+        raise _field_error(
+            "address",
+            f"removing {address} would leave {', '.join(stranded)} with no target; "
+            "give it another target or remove it first.",
+        )
+    AliasTarget.objects.filter(address=address).exclude(alias__address=address).delete()
+
+
+@transaction.atomic
+def alias_remove(*, alias, request=None, actor_label=None):
+    _drop_as_target(alias.address)
+    audit("mail.alias.remove", target=alias, description="Removed alias.", **_who(request, actor_label))
+    alias.delete()
+
+
+# --- groups --------------------------------------------------------------------------------------
+
+
+def _group_list_address(address, group=None):
+    if not address:
+        return None, ""
+    address = normalize_address(address, "address")
+    local, domain_name = split_address(address)
+    domain = managed_domain(domain_name, "address")
+    owner = address_owner(address)
+    if owner and not (group is not None and group.list_address == address):
+        raise _field_error("address", f"{address} is already {owner}.")
+    return domain, local
+
+
+def _people(addresses, field="members"):
+    people = []
+    for raw in addresses or []:
+        if isinstance(raw, User):
+            person = raw
+        else:
+            # A sign-in address is stored as typed (lower case); a mailbox address is normalised.
+            person = User.objects.filter(email=normalize_email(raw)).first()
+            if person is None:
+                email = normalize_address(raw, field)
+                person = User.objects.filter(mailbox__address=email).first()
+            if person is None:
+                raise _field_error(field, f"{raw} is not a person in Dockspace.")
+        if person not in people:
+            people.append(person)
+    return people
+
+
+@transaction.atomic
+def group_create(*, name, address=None, members=(), description="", request=None, actor_label=None):
+    name = (name or "").strip()
+    group = Group(name=name, description=description)
+    group.full_clean(exclude=["list_domain", "list_local_part", "list_address"])
+    if Group.objects.filter(name__iexact=name).exists():
+        raise _field_error("name", f"a group named {name!r} already exists.")
+    group.list_domain, group.list_local_part = _group_list_address(address)
+    people = _people(members)
+    group.save()
+    group.members.set(people)
+    audit(
+        "mail.group.add",
+        target=group,
+        description=f"Created group with {len(people)} member(s).",
+        **_who(request, actor_label),
+    )
+    return group
+
+
+@transaction.atomic
+def group_update(
+    *, group, name=None, address=..., description=None, add=(), remove=(), members=None, request=None, actor_label=None
+):
+    group = Group.objects.select_for_update(of=("self",)).get(pk=group.pk)
+    if name is not None and name != group.name:
+        if Group.objects.filter(name__iexact=name).exclude(pk=group.pk).exists():
+            raise _field_error("name", f"a group named {name!r} already exists.")
+        group.name = name
+    if address is not ...:
+        previous = group.list_address
+        group.list_domain, group.list_local_part = _group_list_address(address, group)
+        new = f"{group.list_local_part}@{group.list_domain.name}" if group.list_domain else None
+        if previous and previous != new:
+            _drop_as_target(previous)
+    if description is not None:
+        group.description = description
+    group.full_clean(exclude=["list_domain", "list_local_part", "list_address"])
+    group.save()
+    if members is not None:
+        group.members.set(_people(members))
+    if add:
+        group.members.add(*_people(add))
+    if remove:
+        group.members.remove(*_people(remove))
+    if group.list_address:
+        _check_no_loop(group.list_address, [m.mailbox.address for m in group.members.all() if hasattr(m, "mailbox")])
+    audit("mail.group.change", target=group, description="Changed group.", **_who(request, actor_label))
+    return group
+
+
+@transaction.atomic
+def group_remove(*, group, request=None, actor_label=None):
+    if group.list_address:
+        _drop_as_target(group.list_address)
+    audit("mail.group.remove", target=group, description="Removed group.", **_who(request, actor_label))
+    group.delete()
+
+
+# --- DKIM ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def dkim_generate(*, domain, selector=None, algorithm=None, bits=None, request=None, actor_label=None):
+    """Create the domain's signing key. Refuses when one is active: rotate instead."""
+    domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
+    if domain.dkim_keys.filter(state=DkimKey.ACTIVE).exists():
+        raise _field_error("domain", f"{domain.name} already has an active DKIM key; rotate it instead.")
+    return _dkim_new_key(domain, selector or domain.dkim_selector, algorithm, bits, request, actor_label)
+
+
+def _dkim_new_key(domain, selector, algorithm, bits, request, actor_label):
+    dkim_keys.validate_selector(selector)
+    if domain.dkim_keys.filter(selector=selector).exists():
+        raise _field_error("selector", f"{domain.name} already used the selector {selector!r}; pick another.")
+    algorithm = algorithm or domain.dkim_algorithm
+    bits = bits or domain.dkim_bits
+    if algorithm not in dict(Domain.DKIM_ALGORITHMS):
+        raise _field_error("algorithm", "algorithm must be rsa or ed25519.")
+    try:
+        private_pem, public_b64 = dkim_keys.generate_dkim_key(algorithm, bits)
+    except ValueError as e:
+        raise _field_error("bits", str(e)) from None
+    key = DkimKey.objects.create(
+        domain=domain,
+        selector=selector,
+        algorithm=algorithm,
+        bits=bits if algorithm == Domain.DKIM_RSA else 0,
+        private_key_pem=private_pem,
+        public_key_b64=public_b64,
+    )
+    audit(
+        "mail.dkim.generate",
+        target=domain,
+        description=f"New DKIM key {algorithm}{'-' + str(bits) if algorithm == 'rsa' else ''} selector {selector}.",
+        **_who(request, actor_label),
+    )
+    return key
+
+
+@transaction.atomic
+def dkim_rotate(*, domain, selector=None, algorithm=None, bits=None, request=None, actor_label=None):
+    """A new key with a new selector signs from now on; the old one stays published until retired."""
+    domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
+    DkimKey.objects.filter(domain=domain, state=DkimKey.ACTIVE).update(state=DkimKey.PUBLISHED)
+    used = set(domain.dkim_keys.values_list("selector", flat=True))
+    selector = selector or dkim_keys.next_selector(used, timezone.localdate())
+    return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
+
+
+@transaction.atomic
+def dkim_retire(*, key, request=None, actor_label=None):
+    if key.state == DkimKey.ACTIVE:
+        raise _field_error("state", "the active key cannot be retired; rotate first.")
+    key.state = DkimKey.RETIRED
+    key.retired_at = timezone.now()
+    key.save(update_fields=["state", "retired_at"])
+    audit(
+        "mail.dkim.retire",
+        target=key.domain,
+        description=f"Retired DKIM selector {key.selector}.",
+        **_who(request, actor_label),
+    )
+    return key

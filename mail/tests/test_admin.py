@@ -1,0 +1,829 @@
+"""The mail admin, driven through the test client as a superuser: every change goes through the
+services, a refused change shows the rule next to its field and writes nothing, and no page 500s."""
+
+import re
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core import mail
+from django.test import Client
+
+from accounts.models import AuditEvent, User
+from accounts.tests.factories import PASSWORD, StaffFactory, UserFactory, password_hash
+from mail import services
+from mail.dkim import dns_record_value
+from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
+from mail.passwords import verify_mail_hash
+from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, make_tier
+
+pytestmark = pytest.mark.django_db
+
+GIB = 1024**3
+MIB = 1024**2
+NEW_PASSWORD = "a brand new pass phrase 7"
+
+
+@pytest.fixture
+def browser():
+    # A superuser without a TOTP device: the admin site lets them in without a code step.
+    client = Client()
+    client.force_login(StaffFactory(email="root@example.com"))
+    return client
+
+
+def errors(response):
+    """The form errors of an admin add or change page, {field: [message, ...]}; '__all__' for the rest."""
+    assert response.status_code == 200, response.status_code
+    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
+
+
+def shown_messages(response):
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def page_values(response):
+    """What a browser posts back from an admin change page when nothing is edited."""
+    data = {}
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        forms.append(inline.formset.management_form)
+        forms.extend(inline.formset.forms)
+    for form in forms:
+        for bound in form:
+            if bound.field.disabled:
+                continue
+            value = bound.value()
+            if value is True:
+                data[bound.html_name] = "on"
+            elif value is not None and value is not False:
+                data[bound.html_name] = value
+    return data
+
+
+def change(browser, url, **edits):
+    return browser.post(url, {**page_values(browser.get(url)), **edits})
+
+
+def act(browser, model, action, objects, **extra):
+    """Run a bulk action on the changelist of `model` for these rows, following the redirect."""
+    data = {"action": action, "_selected_action": [o.pk for o in objects], **extra}
+    return browser.post(f"/admin/mail/{model}/", data, follow=True)
+
+
+def domain_form(**overrides):
+    return {
+        "name": "example.com",
+        "is_active": "on",
+        "tier": "",
+        "default_quota": "",
+        "dkim_selector": "mail",
+        "dkim_algorithm": "rsa",
+        "dkim_bits": "2048",
+        **overrides,
+    }
+
+
+def with_known_password(person):
+    """Give a person the shared factory password without paying for another Argon2 hash."""
+    person.password = password_hash()
+    person.save(update_fields=["password"])
+    return person
+
+
+# --- domains -------------------------------------------------------------------------------------
+
+
+def test_adding_a_domain_stores_its_name_in_lower_case_and_is_audited(browser):
+    response = browser.post("/admin/mail/domain/add/", domain_form(name="Example.COM", default_quota="5G"))
+
+    assert response.status_code == 302
+    domain = Domain.objects.get()
+    assert (domain.name, domain.default_quota, domain.dkim_algorithm) == ("example.com", 5 * GIB, "rsa")
+    event = AuditEvent.objects.get(action="mail.domain.add")
+    assert (event.actor_label, event.target_label) == ("root@example.com", "example.com")
+
+
+def test_a_domain_added_with_other_dkim_settings_keeps_them(browser):
+    data = domain_form(dkim_selector="s1", dkim_algorithm="ed25519")
+
+    assert browser.post("/admin/mail/domain/add/", data).status_code == 302
+
+    assert Domain.objects.values_list("dkim_selector", "dkim_algorithm").get() == ("s1", "ed25519")
+
+
+def test_a_duplicate_domain_differing_only_in_case_is_refused_next_to_the_name(browser):
+    make_domain("example.com")
+    before = database_fingerprint()
+
+    response = browser.post("/admin/mail/domain/add/", domain_form(name="EXAMPLE.com"))
+
+    assert errors(response) == {"name": ["example.com is already a managed domain."]}
+    assert database_fingerprint() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("default_quota", "10 GB", "Write it without spaces, like 10G"),
+        ("default_quota", "-1", "A quota cannot be negative"),
+        ("default_quota", "10K", "Write a lower-case k: 10k."),
+        ("default_quota", "1.5G", "Use a whole number with one unit letter"),
+        ("default_quota", "9" * 5000 + "G", "at most 20 characters"),
+        ("name", "exa mple.com", "spaces, line breaks and control characters are not allowed"),
+        ("name", "a|b.example.com", "a '|' is not allowed"),
+        ("name", "localhost", "is not a valid domain name"),
+        ("dkim_selector", "bad selector", "use 1-63 lower-case letters, digits and hyphens"),
+        ("dkim_bits", "1000", "an RSA DKIM key has 1024, 2048, 3072, 4096 bits."),
+    ],
+)
+def test_bad_domain_input_shows_the_rule_next_to_its_field_and_writes_nothing(browser, field, value, rule):
+    response = browser.post("/admin/mail/domain/add/", domain_form(**{field: value}))
+
+    found = errors(response)
+    assert list(found) == [field]
+    assert rule in found[field][0]
+    assert not Domain.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="mail.").exists()
+
+
+def test_a_domain_default_quota_above_its_tiers_limit_is_refused_on_the_change_page(browser):
+    tier = make_tier(max_quota_per_mailbox=GIB)
+    domain = make_domain(tier=tier, default_quota=GIB)
+    make_mailbox("ann@example.com", quota=GIB)
+    url = f"/admin/mail/domain/{domain.pk}/change/"
+
+    lowered = change(browser, url, tier="", default_quota="2G")
+    assert lowered.status_code == 302
+    domain.refresh_from_db()
+    assert (domain.tier, domain.default_quota) == (None, 2 * GIB)
+
+    small = make_tier(name="small", max_quota_per_mailbox=512 * MIB)
+    refused = change(browser, url, tier=str(small.pk))
+    assert "max quota per mailbox" in " ".join(m for ms in errors(refused).values() for m in ms)
+    domain.refresh_from_db()
+    assert domain.tier is None
+
+
+def test_a_change_refused_by_a_tampered_inline_writes_nothing(browser):
+    domain = make_domain("example.com")
+    url = f"/admin/mail/domain/{domain.pk}/change/"
+    data = {k: v for k, v in page_values(browser.get(url)).items() if not k.startswith("dkim_keys-")}
+    before = database_fingerprint()
+
+    response = browser.post(url, {**data, "default_quota": "3G"})
+
+    assert response.status_code == 200
+    assert "ManagementForm data is missing" in str(response.context["errors"])
+    assert database_fingerprint() == before
+
+
+# --- tiers ---------------------------------------------------------------------------------------
+
+
+def test_a_tier_takes_its_quotas_in_dms_syntax_and_is_saved_through_the_service(browser):
+    data = {"name": "small", "max_mailboxes": "10", "max_quota_per_mailbox": "1G", "total_quota": "5G"}
+
+    assert browser.post("/admin/mail/tier/add/", data).status_code == 302
+
+    tier = Tier.objects.get()
+    assert (tier.max_mailboxes, tier.max_quota_per_mailbox, tier.total_quota) == (10, GIB, 5 * GIB)
+    assert AuditEvent.objects.filter(action="mail.tier.add", target_label="small").exists()
+    refused = browser.post("/admin/mail/tier/add/", {**data, "name": "other", "total_quota": "5 G"})
+    assert "without spaces" in errors(refused)["total_quota"][0]
+    assert Tier.objects.count() == 1
+
+
+# --- mailboxes -----------------------------------------------------------------------------------
+
+
+def test_adding_a_mailbox_with_a_password_makes_a_person_who_signs_in_to_web_and_mail(browser):
+    make_domain("example.com")
+    data = {
+        "address": "Ann@Example.com",
+        "full_name": "Ann Lee",
+        "quota": "2G",
+        "password1": NEW_PASSWORD,
+        "password2": NEW_PASSWORD,
+    }
+
+    response = browser.post("/admin/mail/mailbox/add/", data)
+
+    assert response.status_code == 302
+    mailbox = Mailbox.objects.select_related("person").get()
+    assert (mailbox.address, mailbox.quota, mailbox.state) == ("ann@example.com", 2 * GIB, "active")
+    assert (mailbox.person.email, mailbox.person.full_name) == ("ann@example.com", "Ann Lee")
+    assert authenticate(email="ann@example.com", password=NEW_PASSWORD) == mailbox.person
+    assert verify_mail_hash(NEW_PASSWORD, mailbox.person.mail_password_hash)
+    assert AuditEvent.objects.filter(action="mail.mailbox.add", actor_label="root@example.com").exists()
+    assert NEW_PASSWORD not in " ".join(AuditEvent.objects.values_list("description", flat=True))
+
+
+def test_a_mailbox_without_a_password_gets_its_first_one_through_the_reset_link_action(browser):
+    make_domain("example.com", default_quota=GIB)
+    response = browser.post("/admin/mail/mailbox/add/", {"address": "bob@example.com", "quota": ""})
+    assert response.status_code == 302
+    mailbox = Mailbox.objects.get()
+    assert mailbox.quota == GIB  # the domain's default
+    assert not mailbox.person.has_usable_password()
+
+    page = act(browser, "mailbox", "send_reset_link", [mailbox])
+
+    assert "Sent reset links to 1 person(s)." in shown_messages(page)
+    assert [m.to for m in mail.outbox] == [["bob@example.com"]]
+    assert AuditEvent.objects.filter(action="password.reset_sent", target_label="bob@example.com").exists()
+    link = re.search(r"https://dockspace\.test(/password/reset/\S+/)", mail.outbox[0].body).group(1)
+    person_browser = Client()
+    form_page = person_browser.get(link, follow=True)
+    person_browser.post(form_page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert authenticate(email="bob@example.com", password=NEW_PASSWORD) == mailbox.person
+
+
+def test_no_reset_link_goes_to_a_suspended_mailbox_and_the_admin_is_told(browser):
+    mailbox = make_mailbox("bob@example.com")
+    services.mailbox_set_state(mailbox=mailbox, state=Mailbox.SUSPENDED, actor_label="test")
+
+    page = act(browser, "mailbox", "send_reset_link", [mailbox])
+
+    assert mail.outbox == []
+    assert "No link sent to bob@example.com: resume the mailbox first." in shown_messages(page)
+    assert not AuditEvent.objects.filter(action="password.reset_sent").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "rule"),
+    [
+        ({"address": "ann@unmanaged.org"}, "address", "unmanaged.org is not a domain Dockspace manages"),
+        ({"address": "ann smith@example.com"}, "address", "spaces, line breaks and control characters"),
+        ({"address": "ann,bob@example.com"}, "address", "a ',' is not allowed"),
+        ({"address": "taken@example.com"}, "address", "taken@example.com is already a mailbox."),
+        ({"address": "ann@example.com", "quota": "10 GB"}, "quota", "Write it without spaces"),
+        ({"address": "ann@example.com", "password1": "short", "password2": "other"}, "password2", "differ"),
+        ({"address": "ann@example.com", "password1": "short", "password2": "short"}, "password1", "too short"),
+    ],
+)
+def test_bad_mailbox_input_shows_the_rule_next_to_its_field_and_writes_nothing(browser, data, field, rule):
+    make_mailbox("taken@example.com")
+    before = database_fingerprint()
+
+    response = browser.post("/admin/mail/mailbox/add/", {"quota": "", "password1": "", "password2": "", **data})
+
+    found = errors(response)
+    assert list(found) == [field]
+    assert rule in " ".join(found[field])
+    assert database_fingerprint() == before
+
+
+def test_a_quota_beyond_the_tier_limit_is_refused_and_nothing_changes(browser):
+    make_domain("example.com", tier=make_tier(max_quota_per_mailbox=GIB))
+    mailbox = make_mailbox("ann@example.com", quota=512 * MIB, full_name="Ann")
+    url = f"/admin/mail/mailbox/{mailbox.pk}/change/"
+    before = database_fingerprint()
+
+    response = change(browser, url, quota="2G", full_name="Ann Lee")
+
+    assert errors(response) == {
+        "quota": [
+            "tier standard allows at most 1G per mailbox (max quota per mailbox); 0 (no limit) is not allowed on it."
+        ]
+    }
+    assert database_fingerprint() == before
+
+
+def test_changing_a_quota_and_name_within_the_limits_saves_them_and_is_audited(browser):
+    make_domain("example.com", tier=make_tier(max_quota_per_mailbox=GIB))
+    mailbox = make_mailbox("ann@example.com", quota=512 * MIB, full_name="Ann")
+
+    response = change(browser, f"/admin/mail/mailbox/{mailbox.pk}/change/", quota="1G", full_name="Ann Lee")
+
+    assert response.status_code == 302
+    mailbox.refresh_from_db()
+    assert (mailbox.quota, mailbox.person.full_name) == (GIB, "Ann Lee")
+    event = AuditEvent.objects.get(action="mail.mailbox.change")
+    assert event.description == "Changed quota 1G, name."
+
+
+def test_a_new_password_set_on_the_change_page_is_checked_against_the_rules(browser):
+    mailbox = make_mailbox("ann@example.com")
+
+    response = change(browser, f"/admin/mail/mailbox/{mailbox.pk}/change/", new_password="short")
+
+    assert "too short" in " ".join(errors(response)["new_password"])
+    mailbox.person.refresh_from_db()
+    assert not mailbox.person.has_usable_password()
+
+
+def test_a_new_password_set_on_the_change_page_works_for_web_and_mail_and_ends_sessions(browser):
+    mailbox = make_mailbox("ann@example.com")
+    ann_browser = Client()
+    ann_browser.force_login(mailbox.person)
+
+    response = change(browser, f"/admin/mail/mailbox/{mailbox.pk}/change/", new_password=NEW_PASSWORD)
+
+    assert response.status_code == 302
+    mailbox.person.refresh_from_db()
+    assert authenticate(email="ann@example.com", password=NEW_PASSWORD) == mailbox.person
+    assert verify_mail_hash(NEW_PASSWORD, mailbox.person.mail_password_hash)
+    assert ann_browser.get("/profile/").status_code == 302
+    assert AuditEvent.objects.get(action="mail.mailbox.change").description == "Changed password."
+
+
+def test_suspend_resume_and_disable_change_the_state_end_sessions_and_are_audited(browser):
+    ann, bob = make_mailbox("ann@example.com"), make_mailbox("bob@example.com")
+    with_known_password(ann.person)
+    ann_browser = Client()
+    ann_browser.force_login(ann.person)
+    assert ann_browser.get("/profile/").status_code == 200
+
+    page = act(browser, "mailbox", "suspend", [ann, bob])
+
+    assert "2 mailbox(es) suspended." in shown_messages(page)
+    assert set(Mailbox.objects.values_list("state", flat=True)) == {"suspended"}
+    assert AuditEvent.objects.filter(action="mail.mailbox.suspend", actor_label="root@example.com").count() == 2
+    assert authenticate(email="ann@example.com", password=PASSWORD) is None
+    assert ann_browser.get("/profile/").status_code == 302
+
+    act(browser, "mailbox", "resume", [ann])
+    assert authenticate(email="ann@example.com", password=PASSWORD) == ann.person
+    assert AuditEvent.objects.filter(action="mail.mailbox.resume", target_label="ann@example.com").exists()
+
+    page = act(browser, "mailbox", "disable", [ann, bob])
+    assert "2 mailbox(es) disabled; their stored mail is kept." in shown_messages(page)
+    assert set(Mailbox.objects.values_list("state", flat=True)) == {"disabled"}
+    assert AuditEvent.objects.filter(action="mail.mailbox.disable").count() == 2
+
+
+def test_removing_a_mailbox_keeps_the_person(browser):
+    mailbox = make_mailbox("ann@example.com")
+
+    response = browser.post(f"/admin/mail/mailbox/{mailbox.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Mailbox.objects.exists()
+    assert User.objects.filter(email="ann@example.com").exists()
+    assert AuditEvent.objects.filter(action="mail.mailbox.remove", target_label="ann@example.com").exists()
+
+
+# --- aliases -------------------------------------------------------------------------------------
+
+
+def alias_form(address, targets, **extra):
+    return {"address": address, "targets_text": targets, "is_active": "on", "description": "", **extra}
+
+
+def test_an_alias_takes_its_targets_one_per_line_in_order(browser):
+    make_mailbox("ann@example.com")
+
+    response = browser.post(
+        "/admin/mail/alias/add/", alias_form("Info@Example.com", "Outside@Elsewhere.org\r\nann@example.com\r\n\r\n")
+    )
+
+    assert response.status_code == 302
+    alias = Alias.objects.get()
+    assert (alias.address, alias.target_list, alias.keep_copy) == (
+        "info@example.com",
+        ["outside@elsewhere.org", "ann@example.com"],
+        False,
+    )
+    assert AuditEvent.objects.filter(action="mail.alias.add", target_label="info@example.com").exists()
+
+
+def test_changing_an_alias_replaces_its_targets_and_cannot_change_its_address(browser):
+    make_mailbox("ann@example.com")
+    make_mailbox("bob@example.com")
+    alias = services.alias_create(address="info@example.com", targets=["ann@example.com"], actor_label="test")
+
+    url = f"/admin/mail/alias/{alias.pk}/change/"
+    response = change(browser, url, address="other@example.com", targets_text="bob@example.com")
+
+    assert response.status_code == 302
+    alias.refresh_from_db()
+    assert (alias.address, alias.target_list) == ("info@example.com", ["bob@example.com"])
+
+
+def test_a_catch_all_is_an_alias_without_a_name(browser):
+    make_mailbox("ann@example.com")
+
+    assert browser.post("/admin/mail/alias/add/", alias_form("@Example.com", "ann@example.com")).status_code == 302
+
+    alias = Alias.objects.get()
+    assert (alias.address, alias.is_catch_all) == ("@example.com", True)
+
+
+def test_keep_a_copy_forwards_a_mailbox_and_is_needed_to_forward_one(browser):
+    make_mailbox("ann@example.com")
+
+    refused = browser.post("/admin/mail/alias/add/", alias_form("ann@example.com", "ann@elsewhere.org"))
+    assert errors(refused) == {
+        "address": ["ann@example.com is already a mailbox (to forward and keep a copy, tick 'keep a copy')."]
+    }
+    assert not Alias.objects.exists()
+
+    kept = browser.post("/admin/mail/alias/add/", alias_form("ann@example.com", "ann@elsewhere.org", keep_copy="on"))
+    assert kept.status_code == 302
+    assert Alias.objects.values_list("address", "keep_copy").get() == ("ann@example.com", True)
+
+
+def test_keep_a_copy_without_a_mailbox_is_refused_next_to_the_box(browser):
+    make_domain("example.com")
+
+    response = browser.post("/admin/mail/alias/add/", alias_form("info@example.com", "x@elsewhere.org", keep_copy="on"))
+
+    assert errors(response) == {"keep_copy": ["keep a copy needs a mailbox at info@example.com; there is none."]}
+
+
+def test_a_forwarding_loop_is_refused_next_to_the_targets(browser):
+    make_domain("example.com")
+    services.alias_create(address="a@example.com", targets=["outside@elsewhere.org"], actor_label="test")
+    services.alias_create(address="b@example.com", targets=["a@example.com"], actor_label="test")
+    first = Alias.objects.get(address="a@example.com")
+    before = database_fingerprint()
+
+    response = change(browser, f"/admin/mail/alias/{first.pk}/change/", targets_text="b@example.com")
+
+    assert errors(response) == {
+        "targets_text": ["this would make a forwarding loop: a@example.com -> b@example.com -> a@example.com."]
+    }
+    assert database_fingerprint() == before
+
+
+@pytest.mark.parametrize(
+    ("address", "targets", "field", "rule"),
+    [
+        ("info@unmanaged.org", "ann@example.com", "address", "unmanaged.org is not a domain Dockspace manages"),
+        ("in fo@example.com", "ann@example.com", "address", "spaces, line breaks and control characters"),
+        ("info:x@example.com", "ann@example.com", "address", "a ':' is not allowed"),
+        ("info@example.com", "not-an-address", "targets_text", "is not an email address"),
+        ("info@example.com", "ann @example.com", "targets_text", "spaces, line breaks and control characters"),
+        ("info@example.com", "x|y@elsewhere.org", "targets_text", "a '|' is not allowed"),
+        ("info@example.com", "@elsewhere.org", "targets_text", "a target must be a full address"),
+        ("info@example.com", "nobody@example.com", "targets_text", "is not a mailbox, alias or list; create it first"),
+        ("info@example.com", "info@example.com", "targets_text", "cannot forward to itself"),
+        ("info@example.com", "", "targets_text", "This field is required."),
+    ],
+)
+def test_bad_alias_input_shows_the_rule_next_to_its_field_and_writes_nothing(browser, address, targets, field, rule):
+    make_mailbox("ann@example.com")
+    before = database_fingerprint()
+
+    response = browser.post("/admin/mail/alias/add/", alias_form(address, targets))
+
+    found = errors(response)
+    assert list(found) == [field]
+    assert rule in " ".join(found[field])
+    assert database_fingerprint() == before
+
+
+def test_an_alias_past_the_tiers_limit_names_the_limit(browser):
+    make_domain("example.com", tier=make_tier(max_aliases=1))
+    services.alias_create(address="a@example.com", targets=["x@elsewhere.org"], actor_label="test")
+
+    response = browser.post("/admin/mail/alias/add/", alias_form("b@example.com", "x@elsewhere.org"))
+
+    assert errors(response) == {"address": ["tier standard allows at most 1 aliases on example.com (max aliases)."]}
+
+
+# --- groups --------------------------------------------------------------------------------------
+
+
+def test_a_group_with_members_and_a_list_address_becomes_a_list(browser):
+    ann, bob = make_mailbox("ann@example.com"), make_mailbox("bob@example.com")
+    carol = UserFactory(email="carol@elsewhere.org")  # a person without a mailbox can be a member too
+    data = {"name": "team", "description": "", "address": "Team@Example.com", "members": [ann.person.pk, carol.pk]}
+
+    assert browser.post("/admin/mail/group/add/", data).status_code == 302
+
+    group = Group.objects.get()
+    assert group.list_address == "team@example.com"
+    assert set(group.members.values_list("email", flat=True)) == {"ann@example.com", "carol@elsewhere.org"}
+    assert AuditEvent.objects.filter(action="mail.group.add", target_label="team").exists()
+
+    url = f"/admin/mail/group/{group.pk}/change/"
+    assert change(browser, url, members=[bob.person.pk], address="").status_code == 302
+    group.refresh_from_db()
+    assert group.list_address is None
+    assert list(group.members.values_list("email", flat=True)) == ["bob@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "rule"),
+    [
+        ({"address": "ann@example.com"}, "address", "ann@example.com is already a mailbox."),
+        ({"address": "team@unmanaged.org"}, "address", "is not a domain Dockspace manages"),
+        ({"address": "te am@example.com"}, "address", "spaces, line breaks and control characters"),
+        ({"name": "STAFF"}, "name", "a group named 'STAFF' already exists."),
+    ],
+)
+def test_bad_group_input_shows_the_rule_next_to_its_field_and_writes_nothing(browser, data, field, rule):
+    make_mailbox("ann@example.com")
+    services.group_create(name="staff", actor_label="test")
+    before = database_fingerprint()
+
+    response = browser.post("/admin/mail/group/add/", {"name": "team", "description": "", "address": "", **data})
+
+    found = errors(response)
+    assert list(found) == [field]
+    assert rule in " ".join(found[field])
+    assert database_fingerprint() == before
+
+
+def test_any_person_can_be_made_a_member_of_a_group(browser):
+    person = UserFactory(email="ann@exämple.com")
+
+    response = browser.post("/admin/mail/group/add/", {"name": "team", "description": "", "members": [person.pk]})
+
+    assert response.status_code == 302
+    assert list(Group.objects.get().members.all()) == [person]
+
+
+# --- DKIM ----------------------------------------------------------------------------------------
+
+
+def test_generate_and_rotate_show_the_dns_records_and_never_the_private_key(browser):
+    domain = make_domain("example.com")
+    services.domain_update(domain=domain, dkim_algorithm="ed25519", actor_label="test")
+
+    page = act(browser, "domain", "generate_dkim", [domain])
+
+    first = DkimKey.objects.get()
+    assert (first.selector, first.state, first.algorithm) == ("mail", "active", "ed25519")
+    assert any(m.startswith("Generated DKIM keys for example.com.") for m in shown_messages(page))
+    assert AuditEvent.objects.filter(action="mail.dkim.generate", target_label="example.com").exists()
+
+    act(browser, "domain", "rotate_dkim", [domain])
+
+    second = DkimKey.objects.get(state="active")
+    first.refresh_from_db()
+    assert first.state == "published" and second.selector != "mail"
+    domain_page = browser.get(f"/admin/mail/domain/{domain.pk}/change/").content.decode()
+    for key in (first, second):
+        assert f"<code>{key.selector}._domainkey.example.com</code>" in domain_page
+        assert dns_record_value(key.algorithm, key.public_key_b64) in domain_page
+    key_page = browser.get(f"/admin/mail/dkimkey/{second.pk}/change/").content.decode()
+    assert dns_record_value(second.algorithm, second.public_key_b64) in key_page
+    for page_text in (domain_page, key_page, browser.get("/admin/mail/dkimkey/").content.decode()):
+        assert "PRIVATE KEY" not in page_text
+        for key in (first, second):
+            assert key.private_key_pem.splitlines()[1] not in page_text
+
+
+def test_a_default_domain_gets_an_rsa_2048_key_with_a_dns_record_in_one_string(browser):
+    domain = make_domain("example.com")
+
+    act(browser, "domain", "generate_dkim", [domain])
+
+    key = DkimKey.objects.get()
+    assert (key.algorithm, key.bits, key.selector) == ("rsa", 2048, "mail")
+    page = browser.get(f"/admin/mail/domain/{domain.pk}/change/").content.decode()
+    assert f"v=DKIM1; k=rsa; p={key.public_key_b64}" in page
+
+
+def test_generating_a_second_key_says_to_rotate_instead(browser):
+    domain = make_domain("example.com")
+    services.domain_update(domain=domain, dkim_algorithm="ed25519", actor_label="test")
+    services.dkim_generate(domain=domain, actor_label="test")
+
+    page = act(browser, "domain", "generate_dkim", [domain])
+
+    assert "example.com: example.com already has an active DKIM key; rotate it instead." in shown_messages(page)
+    assert DkimKey.objects.count() == 1
+
+
+def test_retiring_a_published_key_works_and_the_active_key_cannot_be_retired_or_deleted(browser):
+    domain = make_domain("example.com")
+    services.domain_update(domain=domain, dkim_algorithm="ed25519", actor_label="test")
+    old = services.dkim_generate(domain=domain, actor_label="test")
+    new = services.dkim_rotate(domain=domain, actor_label="test")
+
+    page = act(browser, "dkimkey", "retire", [old, new])
+
+    old.refresh_from_db()
+    new.refresh_from_db()
+    assert (old.state, new.state) == ("retired", "active")
+    assert any("the active key cannot be retired; rotate first." in m for m in shown_messages(page))
+    assert browser.get(f"/admin/mail/dkimkey/{new.pk}/delete/").status_code == 403
+    assert DkimKey.objects.count() == 2
+
+
+# --- DMS sync state ------------------------------------------------------------------------------
+
+
+def test_the_sync_state_page_warns_while_no_mailbox_exists(browser):
+    page = browser.get("/admin/mail/dmssyncstate/", follow=True)
+    assert any(m.startswith("No mailbox exists: DMS stops itself") for m in shown_messages(page))
+
+    make_mailbox("ann@example.com")
+    page = browser.get("/admin/mail/dmssyncstate/", follow=True)
+    assert not any(m.startswith("No mailbox exists") for m in shown_messages(page))
+
+
+def test_write_now_writes_the_dms_files_into_the_dms_directory(browser, dms_dir):
+    make_mailbox("ann@example.com", quota=GIB)
+    state = DmsSyncState.load()
+
+    page = act(browser, "dmssyncstate", "write_now", [state])
+
+    assert any(m.endswith("file(s) written, 0 unchanged.") for m in shown_messages(page))
+    accounts = (dms_dir / "postfix-accounts.cf").read_text()
+    assert "ann@example.com|{SHA512-CRYPT}" in accounts
+    assert "ann@example.com:1G" in (dms_dir / "dovecot-quotas.cf").read_text()
+    state.refresh_from_db()
+    assert state.last_success_at is not None and "postfix-accounts.cf" in state.checksums
+    assert AuditEvent.objects.filter(action="mail.dms.sync", actor_label="root@example.com").exists()
+    change_page = browser.get(f"/admin/mail/dmssyncstate/{state.pk}/change/").content.decode()
+    assert state.checksums["postfix-accounts.cf"][:16] in change_page
+
+
+def test_a_dms_directory_that_cannot_be_written_is_reported_not_a_server_error(browser, settings, tmp_path):
+    make_mailbox("ann@example.com")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the DMS directory should be")
+    settings.DMS_DIR = blocker / "dms"
+    state = DmsSyncState.load()
+
+    page = act(browser, "dmssyncstate", "write_now", [state])
+
+    assert page.status_code == 200
+    assert any(m.startswith("Could not write the DMS files:") for m in shown_messages(page))
+    state.refresh_from_db()
+    assert state.last_error and state.last_success_at is None
+
+
+# --- deleting ------------------------------------------------------------------------------------
+
+
+def test_a_domain_that_still_has_mailboxes_is_not_deleted_and_the_page_says_why(browser):
+    make_mailbox("ann@example.com")
+    domain = Domain.objects.get()
+    url = f"/admin/mail/domain/{domain.pk}/delete/"
+
+    confirm = browser.get(url)
+    posted = browser.post(url, {"post": "yes"})
+    bulk = browser.post(
+        "/admin/mail/domain/", {"action": "delete_selected", "_selected_action": [domain.pk], "post": "yes"}
+    )
+
+    for response in (confirm, posted, bulk):
+        assert response.status_code == 200
+        assert "ann@example.com" in response.content.decode()
+        assert "protected" in response.content.decode()
+    assert Domain.objects.filter(pk=domain.pk).exists()
+    assert not AuditEvent.objects.filter(action__in=["mail.domain.remove", "admin.delete"]).exists()
+
+
+def test_an_empty_domain_is_deleted_through_the_service(browser):
+    domain = make_domain("example.com")
+
+    assert browser.post(f"/admin/mail/domain/{domain.pk}/delete/", {"post": "yes"}).status_code == 302
+
+    assert not Domain.objects.exists()
+    assert AuditEvent.objects.filter(action="mail.domain.remove", target_label="example.com").exists()
+
+
+def test_a_removal_the_service_refuses_is_a_message_and_undoes_the_whole_batch(browser, monkeypatch):
+    first, second = make_domain("one.example"), make_domain("two.example")
+    real_remove = services.domain_remove
+
+    def refuse_the_second(*, domain, request=None):
+        if domain.name == "two.example":
+            raise services.ValidationError({"name": ["name: two.example is busy."]})
+        real_remove(domain=domain, request=request)
+
+    monkeypatch.setattr(services, "domain_remove", refuse_the_second)
+
+    single = browser.post(f"/admin/mail/domain/{second.pk}/delete/", {"post": "yes"}, follow=True)
+    assert single.redirect_chain[-1][0] == f"/admin/mail/domain/{second.pk}/change/"
+    assert "Not deleted: name: two.example is busy." in shown_messages(single)
+
+    data = {"action": "delete_selected", "_selected_action": [first.pk, second.pk], "post": "yes"}
+    bulk = browser.post("/admin/mail/domain/", data, follow=True)
+    assert "Nothing was changed: name: two.example is busy." in shown_messages(bulk)
+    assert Domain.objects.count() == 2
+    assert not AuditEvent.objects.filter(action__in=["mail.domain.remove", "admin.delete"]).exists()
+
+
+# --- every page ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mail_rows():
+    tier = make_tier(max_mailboxes=10)
+    domain = make_domain("example.com", tier=tier)
+    make_domain("other.org", is_active=False)
+    ann = make_mailbox("ann@example.com", full_name="Ann Lee")
+    bob = make_mailbox("bob@example.com", full_name="Bob Stone")
+    services.mailbox_set_state(mailbox=bob, state=Mailbox.SUSPENDED, actor_label="test")
+    alias = services.alias_create(address="info@example.com", targets=["ann@example.com"], actor_label="test")
+    services.alias_create(address="@example.com", targets=["bob@example.com"], actor_label="test")
+    services.alias_create(address="ann@example.com", targets=["ann@elsewhere.org"], keep_copy=True, actor_label="test")
+    group = services.group_create(
+        name="team", address="team@example.com", members=["ann@example.com", "bob@example.com"], actor_label="test"
+    )
+    services.group_create(name="readers", members=["bob@example.com"], actor_label="test")
+    services.domain_update(domain=domain, dkim_algorithm="ed25519", actor_label="test")
+    services.dkim_generate(domain=domain, actor_label="test")
+    key = services.dkim_rotate(domain=domain, actor_label="test")
+    return {
+        "tier": tier,
+        "domain": domain,
+        "mailbox": ann,
+        "alias": alias,
+        "group": group,
+        "dkimkey": key,
+        "dmssyncstate": DmsSyncState.load(),
+    }
+
+
+MODELS = ["tier", "domain", "mailbox", "alias", "group", "dkimkey", "dmssyncstate"]
+
+
+def test_the_admin_index_and_the_mail_app_page_list_every_mail_model(browser, mail_rows):
+    for url in ("/admin/", "/admin/mail/"):
+        page = browser.get(url).content.decode()
+        for model in MODELS:
+            assert f'href="/admin/mail/{model}/"' in page, (url, model)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_page_of_every_mail_model_renders(browser, mail_rows, model):
+    pk = mail_rows[model].pk
+    urls = [f"/admin/mail/{model}/", f"/admin/mail/{model}/{pk}/change/", f"/admin/mail/{model}/{pk}/history/"]
+    if model not in ("dkimkey", "dmssyncstate"):
+        urls += [f"/admin/mail/{model}/add/", f"/admin/mail/{model}/{pk}/delete/"]
+
+    for url in urls:
+        assert browser.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize(
+    ("model", "query", "rows"),
+    [
+        ("mailbox", "q=Stone", {"bob@example.com"}),
+        ("mailbox", "q=ANN@example", {"ann@example.com"}),
+        ("mailbox", "state__exact=suspended", {"bob@example.com"}),
+        ("mailbox", "state__exact=active", {"ann@example.com"}),
+        ("domain", "q=other", {"other.org"}),
+        ("domain", "is_active__exact=0", {"other.org"}),
+        ("alias", "q=elsewhere", {"ann@example.com"}),
+        ("alias", "q=ann@example.com", {"ann@example.com", "info@example.com"}),
+        ("alias", "keep_copy__exact=0", {"info@example.com", "@example.com"}),
+        ("group", "q=ann@example.com", {"team"}),
+        ("group", "q=team@", {"team"}),
+        ("dkimkey", "state__exact=published", {"mail._domainkey.example.com"}),
+        ("tier", "q=stand", {"standard"}),
+    ],
+)
+def test_changelists_search_and_filter(browser, mail_rows, model, query, rows):
+    response = browser.get(f"/admin/mail/{model}/?{query}")
+
+    assert response.status_code == 200
+    assert {str(row) for row in response.context["cl"].result_list} == rows
+
+
+def test_the_mailbox_change_page_lists_what_reaches_the_mailbox(browser, mail_rows):
+    page = browser.get(f"/admin/mail/mailbox/{mail_rows['mailbox'].pk}/change/").content.decode()
+
+    assert "info@example.com, team@example.com" in page
+
+
+@pytest.fixture
+def mail_clerk():
+    """Staff who may manage mailboxes but not people."""
+    from django.contrib.auth.models import Permission
+
+    from accounts.tests.factories import UserFactory
+
+    clerk = UserFactory(email="clerk@example.com", is_staff=True)
+    clerk.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="mail", codename__in=["view_mailbox", "change_mailbox", "add_mailbox"]
+        )
+    )
+    client = Client()
+    client.force_login(clerk)
+    return client
+
+
+def test_staff_without_the_right_to_change_people_cannot_take_over_a_sign_in(mail_clerk):
+    from django.contrib.auth import authenticate
+
+    make_domain("example.com")
+    root = StaffFactory(email="boss@example.com")
+    ann = make_mailbox("ann@example.com")
+    url = f"/admin/mail/mailbox/{ann.pk}/change/"
+    refused = change(mail_clerk, url, new_password="a takeover password 1")
+    assert refused.status_code == 200
+    assert "may not set this person's password" in " ".join(errors(refused)["new_password"])
+    assert authenticate(email="ann@example.com", password="a takeover password 1") is None
+    # Nor by giving an existing person (here the superuser) a mailbox with a password of their choosing.
+    refused = mail_clerk.post(
+        "/admin/mail/mailbox/add/",
+        {
+            "address": "boss@example.com",
+            "quota": "",
+            "password1": "a takeover password 1",
+            "password2": "a takeover password 1",
+        },
+    )
+    assert "may not manage" in " ".join(errors(refused)["address"])
+    assert not Mailbox.objects.filter(person=root).exists()
+    assert authenticate(email="boss@example.com", password="a takeover password 1") is None
