@@ -13,7 +13,8 @@ from accounts.models import AppSettings, User
 from accounts.sessions import META_LAST_SEEN, record_request_meta
 from dockspace.client_ip import client_ip
 
-OPEN_PREFIXES = ("/static/", "/healthz")
+# Machine endpoints answer even before the first administrator exists (apps and probes cannot sign up).
+OPEN_PREFIXES = ("/static/", "/healthz", "/.well-known/", "/oauth/")
 
 
 class SessionActivityMiddleware:

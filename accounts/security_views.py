@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -29,7 +29,7 @@ from accounts.audit import audit
 from accounts.forms import CodeForm, DeviceNameForm, PasswordChangeForm, ProfileForm, ReauthForm
 from accounts.models import BackupCodeDevice, hash_session_key
 from accounts.selectors import sessions_of, user_needs_second_factor
-from accounts.sessions import AUTH_AT, forget_revoked_session, safe_next_url
+from accounts.sessions import AFTER_TOTP, AUTH_AT, forget_revoked_session, safe_next_url
 
 ENROLLING_DEVICE = "_dockspace_enrolling_device"
 REAUTH_SECONDS = 15 * 60
@@ -68,8 +68,10 @@ def sign_in_changes(view):
 @login_required
 def profile(request):
     from mail.selectors import mail_overview
+    from oidc.selectors import apps_of
 
-    return render(request, "accounts/profile.html", {"person": request.user, "mail": mail_overview(request.user)})
+    context = {"person": request.user, "mail": mail_overview(request.user), "apps": apps_of(request.user)}
+    return render(request, "accounts/profile.html", context)
 
 
 @login_required
@@ -180,6 +182,10 @@ def totp_confirm(request):
             messages.success(
                 request, f"Device {device.name!r} is set up. You will be asked for a code when you sign in."
             )
+            # An app that requires a second factor sent this person here: take them back to it.
+            after = request.session.pop(AFTER_TOTP, None)
+            if after and url_has_allowed_host_and_scheme(after, {request.get_host()}, request.is_secure()):
+                return redirect(after)
             return redirect("accounts:security")
     qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=5, dark="#111", light="#fff")
     return render(

@@ -21,6 +21,10 @@ META_CREATED = "_dockspace_created"
 AUTH_AT = "_dockspace_auth_at"  # when the person last typed their password in this session
 
 
+# Where to go after enrolling a first TOTP device (set when an app that requires one sent the person).
+AFTER_TOTP = "_dockspace_after_totp"
+
+
 def safe_next_url(request, default):
     """The `next` parameter when it points into this site, else the named default page."""
     candidate = request.POST.get("next") or request.GET.get("next") or ""

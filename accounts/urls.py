@@ -12,6 +12,7 @@ urlpatterns = [
     path("register/confirm/<uidb64>/<token>/", views.register_confirm, name="register_confirm"),
     path("login/", views.sign_in, name="login"),
     path("login/code/", views.sign_in_code, name="sign_in_code"),
+    path("login/verify/", views.verify_code, name="verify_code"),
     path("logout/", views.sign_out, name="logout"),
     path("password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(

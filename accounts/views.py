@@ -5,6 +5,7 @@ import time
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -184,36 +185,72 @@ def sign_in_code(request):
         return redirect("accounts:login")
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        attempt = services.signin_attempt_start(email=user.email, ip=client_ip(request))
-        if attempt.locked_minutes:
-            form.add_error("code", services.locked_message(attempt.locked_minutes))
-        else:
-            code = form.cleaned_data["code"].strip().replace(" ", "")
-            throttled = code.isdigit() and _totp_throttled(user)
-            device = match_token(user, code)
-            if device is None:
-                audit(
-                    "signin.code_failure",
-                    request=request,
-                    actor=user,
-                    target=user,
-                    description="Wrong or reused second-factor code.",
-                )
-                minutes = services.signin_attempt_failed(attempt, request=request)
-                if minutes:
-                    form.add_error("code", services.locked_message(minutes))
-                else:
-                    form.add_error(
-                        "code", TOTP_THROTTLED if throttled else "That code is wrong or has already been used."
-                    )
-            else:
-                services.signin_attempt_release(attempt)
-                del request.session[PENDING_SIGN_IN]
-                _complete_sign_in(request, user, device=device)
-                if isinstance(device, BackupCodeDevice):
-                    messages.warning(request, f"You used a backup code; {device.remaining()} left.")
-                return redirect(pending.get("next") or reverse("accounts:profile"))
+        device = _second_factor(request, user, form)
+        if device is not None:
+            del request.session[PENDING_SIGN_IN]
+            _complete_sign_in(request, user, device=device)
+            _warn_backup_code(request, device)
+            return redirect(pending.get("next") or reverse("accounts:profile"))
     return render(request, "accounts/sign_in_code.html", {"form": form})
+
+
+def _second_factor(request, user, form):
+    """Check the code in a valid CodeForm with the sign-in throttling; the matched device, or None
+    with the reason added to the form."""
+    attempt = services.signin_attempt_start(email=user.email, ip=client_ip(request))
+    if attempt.locked_minutes:
+        form.add_error("code", services.locked_message(attempt.locked_minutes))
+        return None
+    code = form.cleaned_data["code"].strip().replace(" ", "")
+    throttled = code.isdigit() and _totp_throttled(user)
+    device = match_token(user, code)
+    if device is None:
+        audit(
+            "signin.code_failure",
+            request=request,
+            actor=user,
+            target=user,
+            description="Wrong or reused second-factor code.",
+        )
+        minutes = services.signin_attempt_failed(attempt, request=request)
+        if minutes:
+            form.add_error("code", services.locked_message(minutes))
+        else:
+            form.add_error("code", TOTP_THROTTLED if throttled else "That code is wrong or has already been used.")
+        return None
+    services.signin_attempt_release(attempt)
+    return device
+
+
+def _warn_backup_code(request, device):
+    if isinstance(device, BackupCodeDevice):
+        messages.warning(request, f"You used a backup code; {device.remaining()} left.")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def verify_code(request):
+    """Step up: a person signed in with the password alone proves their second factor (an app asked for it)."""
+    next_url = _next_url(request)
+    if request.user.is_verified():
+        return redirect(next_url)
+    if not user_has_device(request.user):
+        return redirect("accounts:security")
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = _second_factor(request, request.user, form)
+        if device is not None:
+            otp_login(request, device)
+            audit(
+                "signin.second_factor",
+                request=request,
+                target=request.user,
+                description="Proved a second factor in an existing session.",
+            )
+            _warn_backup_code(request, device)
+            return redirect(next_url)
+    return render(request, "accounts/sign_in_code.html", {"form": form, "next": next_url, "step_up": True})
 
 
 TOTP_THROTTLED = "Too many wrong codes in a row: wait a few seconds, then enter the current code."

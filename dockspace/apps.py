@@ -22,3 +22,15 @@ class DockspaceAdminConfig(AdminConfig):
 
         if admin.site.is_registered(PermissionGroup):
             admin.site.unregister(PermissionGroup)
+        # Tokens and codes are stored hashed and are managed per client and per person (revoke
+        # from the client or the profile), so DOT's raw token admins are not offered.
+        from oauth2_provider.models import (
+            get_access_token_model,
+            get_grant_model,
+            get_id_token_model,
+            get_refresh_token_model,
+        )
+
+        for model in (get_access_token_model(), get_grant_model(), get_id_token_model(), get_refresh_token_model()):
+            if admin.site.is_registered(model):
+                admin.site.unregister(model)

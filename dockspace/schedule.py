@@ -12,6 +12,11 @@ PERIODIC_TASKS = [
         "interval_minutes": 60,
     },
     {
+        "name": "Clear expired OIDC tokens, codes and finished sign-ins",
+        "task": "oidc.clear_expired_tokens",
+        "crontab": {"minute": "41"},
+    },
+    {
         "name": "Repair drift in the DMS files",
         "task": "mail.repair_dms_drift",
         "interval_minutes": 5,

@@ -6,6 +6,8 @@ from monitoring import views as monitoring_views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", monitoring_views.healthz, name="healthz"),
+    path("", include("oidc.urls")),
+    path("", include("oidc.profile_urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -1,0 +1,337 @@
+"""Every write of the OIDC provider: clients, consent, revoking an app's access, signing-key rotation.
+
+Each service validates first, runs in one transaction and writes an audit entry (never a secret).
+Errors are ValidationError keyed by the field at fault.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+from accounts.audit import audit
+from mail.models import Group
+from oidc import keys
+from oidc.models import DEFAULT_SCOPES, Application, Consent, TokenFamily
+from oidc.scopes import PERSON_SCOPES
+
+# Said less clearly next to a more precise message about the same field (DOT's URI validator repeats
+# what Application.clean() says; Django's "blank" sits next to the scope rule): dropped when not alone.
+_REDUNDANT = ("redirect uri uri", "redirect_uris cannot be empty", "this field cannot be blank")
+
+
+def _who(request, actor_label):
+    return {"request": request, "actor_label": actor_label}
+
+
+def _groups(names):
+    # Group names are unique regardless of case (mail.services.group_create), so each finds at most one.
+    found, missing = {}, []
+    for name in dict.fromkeys(n.strip() for n in names if n.strip()):
+        group = Group.objects.filter(name__iexact=name).first()
+        if group is None:
+            missing.append(name)
+        else:
+            found[group.pk] = group
+    if missing:
+        raise ValidationError({"allowed_groups": [f"No such group: {', '.join(missing)}."]})
+    return list(found.values())
+
+
+def _policy_problems(app, group_rows):
+    """Rules the model cannot see: they involve the groups, or only matter to how Dockspace signs people in."""
+    problems = {}
+    if not app.name.strip():
+        problems["name"] = ["A client needs a name."]
+    if app.client_type == Application.CLIENT_PUBLIC and not app.requires_pkce:
+        problems["requires_pkce"] = ["A public client has no secret, so it always uses PKCE."]
+    if app.authorization_grant_type == Application.GRANT_CLIENT_CREDENTIALS:
+        person_scopes = sorted(app.scope_set & PERSON_SCOPES)
+        if not app.scope_set:
+            problems["allowed_scopes"] = [
+                "A client-credentials client needs a scope; the one that applies is introspection."
+            ]
+        elif person_scopes:
+            problems["allowed_scopes"] = [
+                f"A client-credentials client acts for no person, so {' '.join(person_scopes)} cannot apply; "
+                "use introspection."
+            ]
+        if group_rows:
+            problems["allowed_groups"] = [
+                "A client-credentials client signs nobody in, so a group gate would not apply."
+            ]
+        if app.requires_totp:
+            problems["requires_totp"] = ["A client-credentials client signs nobody in, so TOTP would not apply."]
+    elif not app.scope_set:
+        problems["allowed_scopes"] = [f"Choose the scopes this client may ask for, e.g. {DEFAULT_SCOPES}."]
+    return problems
+
+
+def _validate(app, group_names):
+    """Every problem with a client at once, keyed by field; returns the groups named."""
+    errors = {}
+    try:
+        group_rows = _groups(group_names)
+    except ValidationError as e:
+        errors.update(e.message_dict)
+        group_rows = []
+    try:
+        app.full_clean(exclude=["client_secret", "user"])
+    except ValidationError as e:
+        for field, messages in e.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    for field, messages in _policy_problems(app, group_rows).items():
+        errors.setdefault(field, []).extend(messages)
+    for field, messages in errors.items():
+        clear = [m for m in messages if not m.lower().startswith(_REDUNDANT)]
+        errors[field] = clear or messages
+    if errors:
+        raise ValidationError(errors)
+    return group_rows
+
+
+def _describe(app):
+    parts = [f"type={app.client_type}", f"grant={app.authorization_grant_type}"]
+    if app.requires_totp:
+        parts.append("requires TOTP")
+    if app.skip_authorization:
+        parts.append("consent skipped")
+    if not app.requires_pkce:
+        parts.append("PKCE optional")
+    if not app.is_active:
+        parts.append("inactive")
+    groups = sorted(app.allowed_groups.values_list("name", flat=True)) if app.pk else []
+    parts.append(f"groups={','.join(groups) or 'everyone'}")
+    parts.append(f"scopes={app.allowed_scopes}")
+    return "; ".join(parts)
+
+
+@transaction.atomic
+def client_create(
+    *,
+    name,
+    redirect_uris=(),
+    post_logout_redirect_uris=(),
+    public=False,
+    requires_totp=False,
+    groups=(),
+    skip_consent=False,
+    scopes=None,
+    client_credentials=False,
+    requires_pkce=True,
+    request=None,
+    actor_label=None,
+):
+    """Create a client. Returns (application, plaintext secret or None); the secret is never stored in clear."""
+    secret = None if public else generate_client_secret()
+    app = Application(
+        name=(name or "").strip(),
+        client_type=Application.CLIENT_PUBLIC if public else Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=(
+            Application.GRANT_CLIENT_CREDENTIALS if client_credentials else Application.GRANT_AUTHORIZATION_CODE
+        ),
+        redirect_uris=" ".join(redirect_uris),
+        post_logout_redirect_uris=" ".join(post_logout_redirect_uris),
+        algorithm=Application.RS256_ALGORITHM,
+        skip_authorization=skip_consent,
+        requires_totp=requires_totp,
+        requires_pkce=requires_pkce,
+        allowed_scopes=" ".join(scopes) if scopes is not None else ("" if client_credentials else DEFAULT_SCOPES),
+        client_secret=secret or "",
+        hash_client_secret=True,
+    )
+    group_rows = _validate(app, groups)
+    app.save()
+    app.allowed_groups.set(group_rows)
+    audit(
+        "oidc.client.add",
+        target=app,
+        description=f"Added OIDC client {app.name} ({app.client_id}): {_describe(app)}.",
+        **_who(request, actor_label),
+    )
+    return app, secret
+
+
+# What client_update may change: its keyword -> the Application field.
+_UPDATABLE = {
+    "name": "name",
+    "redirect_uris": "redirect_uris",
+    "post_logout_redirect_uris": "post_logout_redirect_uris",
+    "scopes": "allowed_scopes",
+    "requires_totp": "requires_totp",
+    "requires_pkce": "requires_pkce",
+    "skip_consent": "skip_authorization",
+    "is_active": "is_active",
+}
+
+
+@transaction.atomic
+def client_update(
+    *,
+    application,
+    name=None,
+    redirect_uris=None,
+    post_logout_redirect_uris=None,
+    scopes=None,
+    groups=None,
+    requires_totp=None,
+    requires_pkce=None,
+    skip_consent=None,
+    is_active=None,
+    request=None,
+    actor_label=None,
+):
+    """Change a client's settings; None leaves a setting as it is. Lists (URIs, scopes, groups) replace the
+    current ones; `groups=[]` opens the client to everyone. The secret, type and grant never change here."""
+    app = Application.objects.select_for_update().get(pk=application.pk)
+    values = {
+        "name": None if name is None else name.strip(),
+        "redirect_uris": None if redirect_uris is None else " ".join(redirect_uris),
+        "post_logout_redirect_uris": None if post_logout_redirect_uris is None else " ".join(post_logout_redirect_uris),
+        "scopes": None if scopes is None else " ".join(scopes),
+        "requires_totp": requires_totp,
+        "requires_pkce": requires_pkce,
+        "skip_consent": skip_consent,
+        "is_active": is_active,
+    }
+    changed = []
+    for keyword, value in values.items():
+        field = _UPDATABLE[keyword]
+        if keyword == "scopes" and value is not None and set(value.split()) == app.scope_set:
+            continue  # the same scopes in another order
+        if value is not None and value != getattr(app, field):
+            setattr(app, field, value)
+            changed.append(field)
+    current_groups = sorted(app.allowed_groups.values_list("name", flat=True))
+    group_names = current_groups if groups is None else [n.strip() for n in groups if n.strip()]
+    group_rows = _validate(app, group_names)
+    groups_changed = sorted(g.name for g in group_rows) != current_groups
+    if not changed and not groups_changed:
+        return app
+    if changed:
+        app.save(update_fields=[*changed, "updated"])
+    if groups_changed:
+        app.allowed_groups.set(group_rows)
+    what = ", ".join(changed + (["allowed_groups"] if groups_changed else []))
+    audit(
+        "oidc.client.change",
+        target=app,
+        description=f"Changed {what} of OIDC client {app.name} ({app.client_id}): {_describe(app)}.",
+        **_who(request, actor_label),
+    )
+    return app
+
+
+@transaction.atomic
+def client_rotate_secret(*, application, request=None, actor_label=None):
+    """Issue a new secret (returned once, stored hashed); the old one stops working at once. Tokens already
+    issued stay valid until they expire."""
+    app = Application.objects.select_for_update().get(pk=application.pk)
+    if app.client_type == Application.CLIENT_PUBLIC:
+        raise ValidationError({"client_type": ["A public client has no secret; it proves itself with PKCE."]})
+    secret = generate_client_secret()
+    app.client_secret = secret
+    app.hash_client_secret = True
+    app.save(update_fields=["client_secret", "hash_client_secret", "updated"])
+    # The caller's copy now holds the new hash, so saving it later cannot bring the old secret back.
+    application.client_secret, application.hash_client_secret = app.client_secret, True
+    audit(
+        "oidc.client.rotate_secret",
+        target=app,
+        description=f"Issued a new secret for {app.name} ({app.client_id}); the old one stops working.",
+        **_who(request, actor_label),
+    )
+    return secret
+
+
+def revoke_application_tokens(application, user=None):
+    """Revoke refresh-token families and delete access tokens of one app (for one person, or everyone)."""
+    RefreshToken = get_refresh_token_model()
+    AccessToken = get_access_token_model()
+    refresh = RefreshToken.objects.filter(application=application, revoked__isnull=True)
+    access = AccessToken.objects.filter(application=application)
+    families = TokenFamily.objects.filter(application=application)
+    if user is not None:
+        refresh, access, families = refresh.filter(user=user), access.filter(user=user), families.filter(user=user)
+    for family in set(refresh.exclude(token_family=None).values_list("token_family", flat=True)):
+        RefreshToken.revoke_family(family)
+    count = access.count()
+    access.delete()
+    families.delete()
+    return count
+
+
+@transaction.atomic
+def client_remove(*, application, request=None, actor_label=None):
+    """Delete a client with its codes and consents; its refresh tokens are revoked and access tokens deleted."""
+    label = f"{application.name} ({application.client_id})"
+    revoked = revoke_application_tokens(application)
+    application.delete()
+    audit(
+        "oidc.client.remove",
+        description=f"Removed OIDC client {label} and revoked its tokens ({revoked} access token(s)).",
+        **_who(request, actor_label),
+    )
+
+
+@transaction.atomic
+def consent_grant(*, user, application, scopes, request=None):
+    consent, created = Consent.objects.get_or_create(
+        user=user, application=application, defaults={"scopes": " ".join(sorted(set(scopes)))}
+    )
+    if not created:
+        merged = consent.scope_set | set(scopes)
+        if merged != consent.scope_set:
+            consent.scopes = " ".join(sorted(merged))
+            consent.save(update_fields=["scopes"])
+    audit(
+        "oidc.consent",
+        request=request,
+        actor=user,
+        target=application,
+        description=f"Allowed {application.name or application.client_id} scopes: {' '.join(sorted(set(scopes)))}.",
+    )
+    return consent
+
+
+@transaction.atomic
+def app_access_revoke(*, user, application, request=None, actor_label=None):
+    """A person withdraws an app's access: remembered consent and every token the app holds for them."""
+    had_consent, _ = Consent.objects.filter(user=user, application=application).delete()
+    had_tokens = TokenFamily.objects.filter(user=user, application=application).exists()
+    revoked = revoke_application_tokens(application, user=user)
+    if not (had_consent or had_tokens or revoked):
+        return  # nothing to withdraw: no audit entry claiming otherwise
+    audit(
+        "oidc.access_revoke",
+        actor=user if actor_label is None and request is None else None,
+        target=application,
+        description=f"Revoked {application.name or application.client_id}'s access for {user.email}.",
+        **_who(request, actor_label),
+    )
+
+
+@transaction.atomic
+def app_sessions_end(*, user, application, request=None):
+    """RP-initiated logout: the app's tokens for this person end; remembered consent stays."""
+    revoke_application_tokens(application, user=user)
+    audit(
+        "oidc.logout",
+        request=request,
+        actor=user,
+        target=application,
+        description=f"Signed out of {application.name or application.client_id}; its tokens are revoked.",
+    )
+
+
+def signing_key_rotate(*, request=None, actor_label=None):
+    old, new = keys.rotate()
+    audit(
+        "oidc.key.rotate",
+        description=(
+            f"Rotated the OIDC signing key: {new.kid} signs now; {old.kid} stays published until "
+            f"{old.publish_until:%Y-%m-%d %H:%M} UTC."
+        ),
+        **_who(request, actor_label),
+    )
+    return old, new
