@@ -17,22 +17,19 @@ are removed at the end, also on Ctrl-C.
 import argparse
 import csv
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+import harness
+
 CELERY = str(Path(sys.executable).with_name("celery"))
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 DB_NAME = "dockspace_bench_dms"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 DOMAINS = 100
@@ -459,34 +456,14 @@ emit(
 # --- database, Redis and processes -------------------------------------------------------------------
 
 
-def pg_connect(dbname):
-    import psycopg
-
-    return psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, autocommit=True)
-
-
-def pg_admin(sql):
-    with pg_connect("postgres") as conn:
-        conn.execute(sql)
-
-
-def create_database():
-    pg_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    pg_admin(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database():
-    pg_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-
-
 def vacuum_analyze():
     # Fresh planner statistics after each bulk fill, so the queries are planned for the real row counts.
-    with pg_connect(DB_NAME) as conn:
+    with harness.pg_connect(DB_NAME) as conn:
         conn.execute("VACUUM ANALYZE")
 
 
 def sync_state():
-    with pg_connect(DB_NAME) as conn:
+    with harness.pg_connect(DB_NAME) as conn:
         row = conn.execute("SELECT write_count, last_changed FROM mail_dmssyncstate WHERE id = 1").fetchone()
     return (row[0], row[1]) if row else (0, [])
 
@@ -497,47 +474,43 @@ def redis_client(url):
     return redis.Redis.from_url(url)
 
 
-def database_url():
-    return f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}"
+@contextmanager
+def emptied_redis(url):
+    """Refuses a Redis database that holds keys; empties it on the way out: whatever is in it then is ours."""
+    if not url:
+        yield
+        return
+    keys = redis_client(url).dbsize()
+    if keys:
+        raise SystemExit(f"{url} holds {keys} keys; give an empty Redis database with --redis-url.")
+    try:
+        yield
+    finally:
+        try:
+            redis_client(url).flushdb()
+        except Exception as exc:  # report, and go on removing the rest
+            print(f"Could not empty {url}: {exc}", file=sys.stderr)
 
 
-def bench_env(data_dir, redis_url):
-    values = {
-        "DJANGO_SETTINGS_MODULE": "dockspace.settings",
-        "DATABASE_URL": database_url(),
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(64)[:50],
-        "DOCKSPACE_URL": "https://bench.test",
-        "DOCKSPACE_DATA_DIR": str(data_dir),
-        "DOCKSPACE_DMS_SYNC_DELAY": str(SYNC_DELAY),
-    }
-    env = dict(os.environ)
-    for name in [*values, "REDIS_URL", "DOCKSPACE_DMS_DIR", "DOCKSPACE_DMS_HISTORY_DIR"]:
-        env.pop(f"{name}_FILE", None)  # NAME and NAME_FILE together are refused by the settings
-    for name in ("REDIS_URL", "DOCKSPACE_DMS_DIR", "DOCKSPACE_DMS_HISTORY_DIR", "DOCKSPACE_MAIL_HASH_SCHEME"):
-        env.pop(name, None)
+def dms_env(data_dir, redis_url):
+    """The environment of every Django process of the run, the Celery worker's too."""
+    values = {"DOCKSPACE_URL": "https://bench.test", "DOCKSPACE_DMS_SYNC_DELAY": str(SYNC_DELAY)}
     if redis_url:
-        env["REDIS_URL"] = redis_url
-    env.update(values)
-    return env
-
-
-def run_manage(env, *args):
-    result = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=True, check=False
+        values["REDIS_URL"] = redis_url
+    return harness.bench_env(
+        DB_NAME,
+        data_dir,
+        values,
+        unset=("DOCKSPACE_DMS_DIR", "DOCKSPACE_DMS_HISTORY_DIR", "DOCKSPACE_MAIL_HASH_SCHEME"),
     )
-    if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
-        raise SystemExit(f"manage.py {args[0]} failed with exit status {result.returncode}.")
-    return result.stdout
 
 
 def run_phase(env, name, code, spec, *, django=True):
     """Runs one phase in a fresh process and returns the dict it printed."""
-    command = [PYTHON, "manage.py", "shell", "-c", code] if django else [PYTHON, "-c", code]
+    command = [harness.PYTHON, "manage.py", "shell", "-c", code] if django else [harness.PYTHON, "-c", code]
     result = subprocess.run(
         command,
-        cwd=ROOT,
+        cwd=harness.ROOT,
         env={**env, "BENCH_SPEC": json.dumps(spec)},
         text=True,
         capture_output=True,
@@ -570,7 +543,7 @@ class Worker:
         self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [CELERY, "-A", "dockspace", "worker", "--pool", "solo", "--loglevel", "INFO", "-n", "bench-dms@%h"],
-            cwd=ROOT,
+            cwd=harness.ROOT,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -647,7 +620,7 @@ def export_at_size(env, data_dir, temp_dir):
     out = temp_dir / "sql-baseline"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    spec = {"dsn": database_url(), "out": str(out), "suspended_suffix": export["suspended_suffix"]}
+    spec = {"dsn": harness.database_url(DB_NAME), "out": str(out), "suspended_suffix": export["suspended_suffix"]}
     sql = run_phase(env, "plain SQL", SQL_CODE, spec, django=False)
     sql["differs"] = [name for name in sql["lines"] if _body(out / name) != _body(data_dir / "dms" / name)]
     return export, sql
@@ -704,17 +677,14 @@ def mib(value):
 
 
 def report(setups, results, nochange, onechange, csv_result):
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    cpus, usable = harness.cpu_counts()
     last = setups[-1]
     print()
     print("Dockspace DMS export benchmark")
-    print(f"  database          PostgreSQL {DB_NAME} on {PG_HOST}:{PG_PORT}; DEBUG=0")
+    print(f"  database          PostgreSQL {DB_NAME} on {harness.PG_HOST}:{harness.PG_PORT}; DEBUG=0")
     print(f"  mail hash scheme  {last['scheme']}, one hash shared by every bench person")
     print(f"  DKIM layout       {last['dkim_layout']}, no keys: their files do not grow with the rows")
-    print(f"  CPUs              {os.cpu_count()} (usable by this process: {usable})")
+    print(f"  CPUs              {cpus} (usable by this process: {usable})")
     print(
         f"  data per size     N mailboxes in {DOMAINS} domains (~1% suspended, ~0.5% disabled), N aliases with"
         f" 1-2 targets, {last['catch_alls']} catch-alls, {last['lists']} lists of {LIST_MEMBERS}"
@@ -798,10 +768,6 @@ def report(setups, results, nochange, onechange, csv_result):
 # --- main ----------------------------------------------------------------------------------------------
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def parse_sizes(text):
     sizes = sorted({int(x) for x in text.split(",") if x.strip()})
     if not sizes or sizes[0] < LISTS * LIST_MEMBERS:
@@ -828,26 +794,14 @@ def main():
     if args.csv_rows < 0:
         parser.error("--csv-rows must be 0 or more.")
 
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    return harness.run_bench(run, args, "dockspace-bench-dms-")
 
-    redis_owned = False
-    if args.redis_url:
-        keys = redis_client(args.redis_url).dbsize()
-        if keys:
-            raise SystemExit(f"{args.redis_url} holds {keys} keys; give an empty Redis database with --redis-url.")
-        redis_owned = True  # it was empty: whatever is in it at the end is ours
 
-    temp_dir = Path(tempfile.mkdtemp(prefix="dockspace-bench-dms-"))
+def run(args, temp_dir):
+    """The whole run; 1 when the CSV phase failed (the rest is reported all the same), else 0."""
     data_dir = temp_dir / "data"
-    env = bench_env(data_dir, args.redis_url)
-    db_created = False
-    try:
-        print(f"Creating database {DB_NAME} and migrating ...", flush=True)
-        db_created = True  # from here on, the finally block drops it (IF EXISTS)
-        create_database()
-        run_manage(env, "migrate", "--noinput")
-
+    env = dms_env(data_dir, args.redis_url)
+    with emptied_redis(args.redis_url), harness.migrated_database(DB_NAME, env):
         setups, results, start = [], [], 0
         password = "bench " + secrets.token_urlsafe(16)
         for size in args.sizes:
@@ -883,24 +837,6 @@ def main():
         if csv_error:
             print(f"\n  CSV import phase failed: {csv_error}")
             return 1
-    except KeyboardInterrupt:
-        print("\nInterrupted; cleaning up.", file=sys.stderr)
-        return 130
-    finally:
-        if db_created:
-            try:
-                drop_database()
-            except Exception as exc:  # report, and go on removing the rest
-                print(f"Could not drop database {DB_NAME}: {exc}", file=sys.stderr)
-        if redis_owned:
-            try:
-                redis_client(args.redis_url).flushdb()
-            except Exception as exc:
-                print(f"Could not empty {args.redis_url}: {exc}", file=sys.stderr)
-        if args.keep_temp:
-            print(f"  kept {temp_dir}")
-        else:
-            shutil.rmtree(temp_dir, ignore_errors=True)
     return 0
 
 

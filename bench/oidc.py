@@ -13,34 +13,21 @@ django-oauth-toolkit would use by default). It never asserts timings. gunicorn, 
 temporary data directory are removed at the end, also on Ctrl-C.
 """
 
-import argparse
 import base64
 import http.client
 import json
 import math
 import os
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
-from collections import Counter
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+import harness
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 DB_NAME = "dockspace_bench_oidc"
 PASSWORD = "bench " + secrets.token_urlsafe(16)
 REDIRECT_URI = "https://rp.bench.invalid/callback"
-REQUEST_TIMEOUT = 60  # seconds; a request slower than this counts as a failure
 GOAL_P50_MS = 20
 
 # Run inside `manage.py shell -c` against the bench database: clients, people, and real tokens obtained the
@@ -137,117 +124,6 @@ print("BENCH-ARGON2 " + json.dumps(sorted(stored)))
 """
 
 
-class RequestFailed(Exception):
-    """A request that did not get the expected answer; the message is the reason, grouped in the report."""
-
-
-# --- database and server ----------------------------------------------------------------------------
-
-
-def pg_admin(sql):
-    import psycopg
-
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def create_database():
-    pg_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    pg_admin(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database():
-    pg_admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def bench_env(port, data_dir):
-    values = {
-        "DJANGO_SETTINGS_MODULE": "dockspace.settings",
-        "DATABASE_URL": f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{DB_NAME}",
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(64)[:50],
-        "SECURE_SSL_REDIRECT": "0",
-        "DOCKSPACE_URL": f"http://127.0.0.1:{port}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DOCKSPACE_DATA_DIR": str(data_dir),
-    }
-    env = dict(os.environ)
-    for name in values:
-        env.pop(f"{name}_FILE", None)  # NAME and NAME_FILE together are refused by the settings
-    env.pop("REDIS_URL", None)  # the file cache under the temporary data directory; nothing shared
-    env.update(values)
-    return env
-
-
-def run_manage(env, *args, capture=False):
-    result = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=capture, check=False
-    )
-    if result.returncode != 0:
-        if capture:
-            sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
-        raise SystemExit(f"manage.py {args[0]} failed with exit status {result.returncode}.")
-    return result.stdout if capture else None
-
-
-def run_shell(env, code, spec_path, marker):
-    out = run_manage({**env, "BENCH_SPEC": str(spec_path)}, "shell", "-c", code, capture=True)
-    line = next((line for line in out.splitlines() if line.startswith(marker + " ")), None)
-    if line is None:
-        raise SystemExit(f"The {marker} script printed no summary:\n" + out[-4000:])
-    return json.loads(line.removeprefix(marker + " "))
-
-
-def start_gunicorn(env, port, workers, log_path):
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [GUNICORN, "dockspace.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches only this script, which then stops gunicorn itself
-    )
-    proc.log_file = log
-    return proc
-
-
-def stop_gunicorn(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.log_file.close()
-
-
-def wait_healthy(proc, port, log_path, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.stderr.write(Path(log_path).read_text()[-4000:])
-            raise SystemExit(f"gunicorn exited with status {proc.returncode} before /healthz answered.")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/healthz")
-            status = conn.getresponse().status
-            conn.close()
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer /healthz with 200 within {timeout} s; see {log_path}.")
-
-
 # --- the client ------------------------------------------------------------------------------------
 
 
@@ -258,7 +134,7 @@ def call(port, method, path, form=None, headers=None):
     if form is not None:
         body = urlencode(form)
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=harness.REQUEST_TIMEOUT)
     try:
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
@@ -275,9 +151,9 @@ def call(port, method, path, form=None, headers=None):
 def expect_json(status, data, *keys):
     if status != 200:
         error = data.get("error", "") if isinstance(data, dict) else ""
-        raise RequestFailed(f"HTTP {status} {error}".strip())
+        raise harness.RequestFailed(f"HTTP {status} {error}".strip())
     if not isinstance(data, dict) or any(key not in data for key in keys):
-        raise RequestFailed(f"answer without {', '.join(keys)}")
+        raise harness.RequestFailed(f"answer without {', '.join(keys)}")
     return data
 
 
@@ -304,10 +180,6 @@ class RefreshChains:
     def give_back(self, token):
         with self.lock:
             self.spare.append(token)
-
-
-class OutOfChains(Exception):
-    pass
 
 
 def scenario_get(path, *keys, headers=None):
@@ -338,12 +210,12 @@ def scenario_refresh(client, chains):
 
         def one():
             if state["token"] is None:
-                raise OutOfChains
+                raise harness.Exhausted
             form = {"grant_type": "refresh_token", "refresh_token": state["token"]}
             try:
                 status, data = call(port, "POST", "/oauth/token/", form, basic_auth(client))
                 tokens = expect_json(status, data, "access_token", "refresh_token", "id_token")
-            except (RequestFailed, OSError, http.client.HTTPException):
+            except (harness.RequestFailed, OSError, http.client.HTTPException):
                 state["token"] = chains.take()
                 raise
             state["token"] = tokens["refresh_token"]
@@ -357,74 +229,19 @@ def scenario_refresh(client, chains):
     return worker
 
 
-class Phase:
+class Scenario(harness.Phase):
+    """A phase in one of the report's sections."""
+
     def __init__(self, name, worker, group):
-        self.name = name
-        self.worker = worker
+        super().__init__(name, worker)
         self.group = group  # "endpoint", "sha256" or "argon2": the report's sections
-        self.latencies = []
-        self.failures = Counter()
-        self.out_of_chains = False
-        self.elapsed = 0.0
-        self.lock = threading.Lock()
-
-    def run(self, port, seconds, concurrency, stop):
-        started = time.monotonic()
-        deadline = started + seconds
-
-        def client(index):
-            one, finish = self.worker(port, index)
-            latencies, failures = [], Counter()
-            try:
-                while not stop.is_set() and time.monotonic() < deadline:
-                    began = time.perf_counter()
-                    try:
-                        one()
-                    except OutOfChains:
-                        self.out_of_chains = True
-                        break
-                    except RequestFailed as exc:
-                        failures[str(exc)] += 1
-                    except (OSError, http.client.HTTPException) as exc:
-                        failures[f"{type(exc).__name__}: {exc}"] += 1
-                    else:
-                        latencies.append(time.perf_counter() - began)
-            finally:
-                if finish:
-                    finish()
-                with self.lock:
-                    self.latencies.extend(latencies)
-                    self.failures.update(failures)
-
-        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=0.2)
-        self.elapsed = time.monotonic() - started
-
-
-def percentile(values, fraction):
-    """Nearest-rank percentile of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
-    return ordered[rank - 1]
-
-
-def ms(value):
-    return f"{value * 1000:.1f}"
 
 
 # --- report ----------------------------------------------------------------------------------------
 
 
 def report(phases, setup, args, port, load):
-    cpus = os.cpu_count()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = cpus
+    cpus, usable = harness.cpu_counts()
     argon2 = ", ".join(f"{k} {v}" for k, v in setup["argon2_params"].items() if k != "version")
     print()
     print("Dockspace OIDC provider benchmark")
@@ -451,61 +268,30 @@ def report(phases, setup, args, port, load):
     for group, title in sections.items():
         print(f"  {title}")
         for phase in (p for p in phases if p.group == group):
-            done = len(phase.latencies)
-            rate = done / phase.elapsed if phase.elapsed else 0.0
-            p50 = ms(percentile(phase.latencies, 0.50)) if done else "-"
-            p99 = ms(percentile(phase.latencies, 0.99)) if done else "-"
-            failed = sum(phase.failures.values())
-            print(f"    {phase.name:<44} {done:>9} {rate:>11.1f} {p50:>8} {p99:>8} {failed:>9}")
+            print(f"    {phase.name:<44} {phase.figures(decimals=1)}")
     print()
     for phase in (p for p in phases if p.group == "sha256"):
         if phase.latencies:
-            p50 = percentile(phase.latencies, 0.50) * 1000
+            p50 = harness.percentile(phase.latencies, 0.50) * 1000
             verdict = "met" if p50 < GOAL_P50_MS else "NOT met"
             print(f"  goal: token endpoint p50 under {GOAL_P50_MS} ms: {verdict} for {phase.name} ({p50:.1f} ms)")
     for name in ("refresh_token", "client_credentials"):
         pair = [p for p in phases if p.group in ("sha256", "argon2") and name in p.name and p.latencies]
         if len(pair) == 2:
-            fast, slow = (percentile(p.latencies, 0.5) for p in pair)
+            fast, slow = (harness.percentile(p.latencies, 0.5) for p in pair)
             rates = [len(p.latencies) / p.elapsed for p in pair]
             print(
                 f"  {name}: argon2 p50 is {slow / fast:.0f}x the sha256 p50; "
                 f"sha256 serves {rates[0] / rates[1]:.0f}x the requests per second"
             )
-    for phase in phases:
-        if phase.out_of_chains:
-            print(f"  NOTE: {phase.name}: ran out of refresh chains; rerun with more --spare-chains.")
-        if phase.failures:
-            print(f"  failures in {phase.name}:")
-            for reason, count in phase.failures.most_common():
-                print(f"    {count:>6} x {reason}")
-
-
-def scan_log(log_path):
-    text = Path(log_path).read_text(errors="replace")
-    markers = ("Traceback", " ERROR ", "[ERROR]", "CRITICAL", "WORKER TIMEOUT", " WARNING ")
-    lines = [line for line in text.splitlines() if any(marker in line for marker in markers)]
-    print()
-    if not lines:
-        print("  gunicorn log: no errors or warnings.")
-        return
-    print(f"  gunicorn log: {len(lines)} error/warning lines; the first ones:")
-    for line in lines[:15]:
-        print(f"    {line[:200]}")
+    harness.print_notes(phases, "ran out of refresh chains; rerun with more --spare-chains.")
 
 
 # --- main ----------------------------------------------------------------------------------------------
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10, help="length of each scenario (default 10)")
-    parser.add_argument("--concurrency", type=int, default=4, help="client threads (default 4)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser = harness.server_parser(__doc__.splitlines()[0], seconds=10, unit="scenario")
     parser.add_argument(
         "--spare-chains", type=int, default=8, help="refresh chains beyond one per thread, for failures (default 8)"
     )
@@ -514,25 +300,15 @@ def main():
     if args.seconds <= 0 or args.concurrency < 1 or args.workers < 1 or args.spare_chains < 0:
         parser.error("--seconds, --concurrency and --workers must be positive, --spare-chains not negative.")
 
-    # Ctrl-C and SIGTERM unwind through the finally blocks (SIGINT too when started with it ignored, e.g. `&`).
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    return harness.run_bench(run, args, "dockspace-bench-oidc-")
 
-    temp_dir = Path(tempfile.mkdtemp(prefix="dockspace-bench-oidc-"))
-    data_dir = temp_dir / "data"
+
+def run(args, temp_dir):
     log_path = temp_dir / "gunicorn.log"
     spec_path = temp_dir / "spec.json"
-    port = free_port()
-    env = bench_env(port, data_dir)
-    gunicorn = None
-    db_created = False
-    stop = threading.Event()
-    try:
-        print(f"Creating database {DB_NAME} and migrating ...", flush=True)
-        db_created = True  # from here on, the finally block drops it (IF EXISTS)
-        create_database()
-        run_manage(env, "migrate", "--noinput", capture=True)
-
+    port = harness.free_port()
+    env = harness.server_env(DB_NAME, temp_dir / "data", port)
+    with harness.migrated_database(DB_NAME, env):
         people = args.concurrency
         chains_per_person = math.ceil((args.concurrency + args.spare_chains) / people)
         print(
@@ -547,68 +323,45 @@ def main():
             "chains_per_person": chains_per_person,
         }
         spec_path.write_text(json.dumps(spec))
-        setup = run_shell(env, SETUP_CODE, spec_path, "BENCH-SETUP")
+        setup = harness.run_shell(env, SETUP_CODE, spec_path, "BENCH-SETUP")
         rp, machine, bearers = setup["rp"], setup["machine"], setup["bearers"]
         chains = RefreshChains(setup["chains"])
 
-        print(f"Starting gunicorn ({args.workers} workers) on 127.0.0.1:{port} ...", flush=True)
-        gunicorn = start_gunicorn(env, port, args.workers, log_path)
-        wait_healthy(gunicorn, port, log_path)
-        for _ in range(2 * args.workers):  # warm-up, not counted: URL resolvers and the oauthlib server load lazily
-            call(port, "GET", "/.well-known/openid-configuration")
-            call(port, "GET", "/.well-known/jwks.json")
-            call(port, "GET", "/oauth/userinfo/", headers={"Authorization": f"Bearer {bearers[0]}"})
-            call(port, "POST", "/oauth/token/", {"grant_type": "client_credentials"}, basic_auth(machine))
+        with harness.gunicorn_server(env, port, args.workers, log_path):
+            for _ in range(2 * args.workers):  # warm-up, not counted: URL resolvers and the oauthlib server load lazily
+                call(port, "GET", "/.well-known/openid-configuration")
+                call(port, "GET", "/.well-known/jwks.json")
+                call(port, "GET", "/oauth/userinfo/", headers={"Authorization": f"Bearer {bearers[0]}"})
+                call(port, "POST", "/oauth/token/", {"grant_type": "client_credentials"}, basic_auth(machine))
 
-        def bearer(index):
-            return {"Authorization": f"Bearer {bearers[index % len(bearers)]}"}
+            def bearer(index):
+                return {"Authorization": f"Bearer {bearers[index % len(bearers)]}"}
 
-        phases = [
-            Phase("discovery GET", scenario_get("/.well-known/openid-configuration", "issuer"), "endpoint"),
-            Phase("JWKS GET", scenario_get("/.well-known/jwks.json", "keys"), "endpoint"),
-            Phase("userinfo GET (bearer)", scenario_get("/oauth/userinfo/", "sub", headers=bearer), "endpoint"),
-            Phase("refresh_token grant (rotation, ID token)", scenario_refresh(rp, chains), "sha256"),
-            Phase("client_credentials grant", scenario_client_credentials(machine), "sha256"),
-            Phase("refresh_token grant (rotation, ID token)", scenario_refresh(rp, chains), "argon2"),
-            Phase("client_credentials grant", scenario_client_credentials(machine), "argon2"),
-        ]
-        rehashed = False
-        load_at_start = " ".join(f"{value:.1f}" for value in os.getloadavg())
-        for phase in phases:
-            if phase.group == "argon2" and not rehashed:
-                rehashed = True
-                print("Re-hashing both client secrets with argon2 in the database ...", flush=True)
-                spec_path.write_text(json.dumps({"clients": [rp, machine]}))
-                stored = run_shell(env, ARGON2_CODE, spec_path, "BENCH-ARGON2")
-                if stored != ["argon2"]:
-                    raise SystemExit(f"Client secrets are stored as {stored} after re-hashing, not argon2.")
-            label = f"{phase.name}, {phase.group}" if phase.group != "endpoint" else phase.name
-            print(f"Scenario {label}: {args.seconds:g} s, {args.concurrency} client threads ...", flush=True)
-            phase.run(port, args.seconds, args.concurrency, stop)
+            phases = [
+                Scenario("discovery GET", scenario_get("/.well-known/openid-configuration", "issuer"), "endpoint"),
+                Scenario("JWKS GET", scenario_get("/.well-known/jwks.json", "keys"), "endpoint"),
+                Scenario("userinfo GET (bearer)", scenario_get("/oauth/userinfo/", "sub", headers=bearer), "endpoint"),
+                Scenario("refresh_token grant (rotation, ID token)", scenario_refresh(rp, chains), "sha256"),
+                Scenario("client_credentials grant", scenario_client_credentials(machine), "sha256"),
+                Scenario("refresh_token grant (rotation, ID token)", scenario_refresh(rp, chains), "argon2"),
+                Scenario("client_credentials grant", scenario_client_credentials(machine), "argon2"),
+            ]
+            rehashed = False
+            load_at_start = " ".join(f"{value:.1f}" for value in os.getloadavg())
+            for phase in phases:
+                if phase.group == "argon2" and not rehashed:
+                    rehashed = True
+                    print("Re-hashing both client secrets with argon2 in the database ...", flush=True)
+                    spec_path.write_text(json.dumps({"clients": [rp, machine]}))
+                    stored = harness.run_shell(env, ARGON2_CODE, spec_path, "BENCH-ARGON2")
+                    if stored != ["argon2"]:
+                        raise SystemExit(f"Client secrets are stored as {stored} after re-hashing, not argon2.")
+                label = f"{phase.name}, {phase.group}" if phase.group != "endpoint" else phase.name
+                print(f"Scenario {label}: {args.seconds:g} s, {args.concurrency} client threads ...", flush=True)
+                phase.run(port, args.seconds, args.concurrency)
 
-        report(phases, setup, args, port, load_at_start)
-        if gunicorn.poll() is not None:
-            print(f"  gunicorn exited during the run with status {gunicorn.returncode}.")
-        stop_gunicorn(gunicorn)
-        scan_log(log_path)
-    except KeyboardInterrupt:
-        stop.set()
-        print("\nInterrupted; cleaning up.", file=sys.stderr)
-        return 130
-    finally:
-        stop.set()
-        if gunicorn is not None:
-            stop_gunicorn(gunicorn)
-        if db_created:
-            try:
-                drop_database()
-            except Exception as exc:  # report, and go on removing the rest
-                print(f"Could not drop database {DB_NAME}: {exc}", file=sys.stderr)
-        if args.keep_temp:
-            print(f"  kept {temp_dir}")
-        else:
-            shutil.rmtree(temp_dir, ignore_errors=True)
-    return 0
+            report(phases, setup, args, port, load_at_start)
+        harness.scan_log(log_path)
 
 
 if __name__ == "__main__":

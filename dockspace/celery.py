@@ -16,7 +16,7 @@ app.autodiscover_tasks()
 def _prepare_embedded_broker(sender, **kwargs):
     # The filesystem transport (used when REDIS_URL is unset) needs its folders to exist.
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
     backend = str(sender.conf.result_backend or "")

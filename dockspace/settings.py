@@ -159,6 +159,8 @@ else:
         "data_folder_in": str(DATA_DIR / "celery" / "queue"),
         "data_folder_out": str(DATA_DIR / "celery" / "queue"),
         "processed_folder": str(DATA_DIR / "celery" / "processed"),
+        # Broadcast (remote control) tables; kombu's default is ./control in the working directory.
+        "control_folder": str(DATA_DIR / "celery" / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{DATA_DIR / 'celery' / 'results'}"
