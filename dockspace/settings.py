@@ -305,6 +305,9 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # The embedded file broker has no host name; kombu warns about it on every connection.
         "kombu.connection": {"level": "ERROR"},
+        # At DEBUG these log authorization URLs with codes in them; never below INFO.
+        "oauthlib": {"level": "WARNING"},
+        "oauth2_provider": {"level": "INFO"},
     },
 }
 

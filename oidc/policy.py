@@ -103,7 +103,8 @@ def decide_authorization(f: AuthorizationFacts) -> Decision:
             return _error("access_denied", "This person is not allowed to use this app.")
         return Decision(NO_ACCESS, description="You are not in a group that may use this app.")
 
-    needs_login = "login" in f.prompt or (max_age is not None and (f.auth_at is None or f.now - f.auth_at > max_age))
+    # A session without a recorded sign-in time cannot vouch for auth_time: sign in again.
+    needs_login = "login" in f.prompt or f.auth_at is None or (max_age is not None and f.now - f.auth_at > max_age)
     if needs_login and not fresh:
         if silent:
             return _error("login_required", "A fresh sign-in is needed.")

@@ -17,8 +17,10 @@ class ClientScopes(BaseScopes):
             return list(KNOWN_SCOPES)
         allowed = [s for s in KNOWN_SCOPES if s in application.scope_set]
         if application.authorization_grant_type == application.GRANT_CLIENT_CREDENTIALS:
-            allowed = [s for s in allowed if s not in PERSON_SCOPES]
-        return allowed
+            return [s for s in allowed if s not in PERSON_SCOPES]
+        # A client holding "introspection" may call the introspection endpoint with its own
+        # credentials; the people signing into it never get tokens that introspect others'.
+        return [s for s in allowed if s != "introspection"]
 
     def get_default_scopes(self, application=None, request=None, *args, **kwargs):
         if application is not None and application.authorization_grant_type == application.GRANT_CLIENT_CREDENTIALS:

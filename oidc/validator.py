@@ -9,11 +9,11 @@ import datetime
 import hashlib
 import json
 import logging
-import threading
 from datetime import timedelta
 
 from django.utils import timezone
 from jwcrypto import jws
+from jwcrypto.common import JWException
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
@@ -69,9 +69,6 @@ def client_admits_user(application, user):
 def person_may_use(application, user):
     """Account state and group gate, re-checked at code exchange and at every refresh."""
     return user is not None and user_is_usable(user) and client_admits_user(application, user)
-
-
-_just_signed = threading.local()
 
 
 def _unverified_claims(token):
@@ -141,24 +138,40 @@ class DockspaceValidator(OAuth2Validator):
     # --- keys ---------------------------------------------------------------------------------------
 
     def _get_key_for_token(self, token):
-        claims = _unverified_claims(token)
-        if "aud" not in claims or self._get_client_by_audience(claims["aud"]) is None:
+        try:
+            claims = _unverified_claims(token)
+        except (JWException, ValueError, TypeError, KeyError, UnicodeDecodeError):
+            return None
+        audience = claims.get("aud") if isinstance(claims, dict) else None
+        if isinstance(audience, str):
+            audience = [audience]
+        if not isinstance(audience, list) or not all(isinstance(a, str) for a in audience):
+            return None
+        if self._get_client_by_audience(audience) is None:
             return None
         return keys.jwk_set()
 
-    # DOT decodes the ID token it has just signed to find its row again (one JWKS build, a client and
-    # an IDToken query per token response); remember the row this thread just saved instead.
+    # DOT decodes the ID token it has just signed to find its row again (JWKS, client and IDToken
+    # queries per token response). The row saved for this request is handed over instead; it lives
+    # on this oauthlib request only, never beyond it.
     def _save_id_token(self, jti, request, expires, *args, **kwargs):
         id_token = super()._save_id_token(jti, request, expires, *args, **kwargs)
-        _just_signed.row = id_token
+        request.dockspace_id_token = id_token
         return id_token
 
-    def _load_id_token(self, token):
-        row = getattr(_just_signed, "row", None)
-        _just_signed.row = None
-        if row is not None and _unverified_claims(token).get("jti") == row.jti:
-            return row
-        return super()._load_id_token(token)
+    # --- ID tokens are not credentials ----------------------------------------------------------------
+
+    def validate_jwt_bearer_token(self, token, scopes, request):
+        # oauthlib's OIDC server routes "Bearer <JWT>" here; an ID token must never open userinfo,
+        # introspection or mail, and it is not revoked with the access token.
+        return False
+
+    def validate_id_token(self, token, scopes, request):
+        return False
+
+    def validate_user(self, username, password, client, request, *args, **kwargs):
+        # No password grant: never check a password here (it would bypass sign-in throttling).
+        return False
 
     # --- prompt=none and hints: decided by the authorization view, which has the session ------------
 
@@ -265,7 +278,14 @@ class DockspaceValidator(OAuth2Validator):
     # --- tokens -------------------------------------------------------------------------------------
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
-        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        id_token_row = getattr(request, "dockspace_id_token", None)
+        if id_token_row is not None and token.get("id_token"):
+            without_id_token = {k: v for k, v in token.items() if k != "id_token"}
+            access_token = super()._create_access_token(expires, request, without_id_token, source_refresh_token)
+            get_access_token_model().objects.filter(pk=access_token.pk).update(id_token=id_token_row)
+            access_token.id_token = id_token_row
+        else:
+            access_token = super()._create_access_token(expires, request, token, source_refresh_token)
         issued = getattr(request, "dockspace_issued", None)
         if issued is None:
             issued = request.dockspace_issued = {}

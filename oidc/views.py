@@ -5,10 +5,11 @@ import base64
 import hashlib
 import json
 import time
-from urllib.parse import parse_qsl, unquote, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.http import JsonResponse
@@ -21,7 +22,7 @@ from django_otp import user_has_device
 from jwcrypto import jwt
 from jwcrypto.common import JWException
 from oauth2_provider import views as dot_views
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.exceptions import InvalidOIDCClientError, OAuthToolkitError
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views.metadata import ServerMetadataViewMixin
@@ -82,23 +83,76 @@ def hint_subject(id_token_hint):
 
 
 def _essential_acr(credentials):
-    claims = credentials.get("claims") or {}
+    """Values of an essential "acr" claim request; ValueError when the claims parameter is malformed."""
+    claims = credentials.get("claims")
+    if claims in (None, "", {}):
+        return ()
+    if isinstance(claims, str):
+        claims = json.loads(claims)
+    if claims is None:
+        return ()
+    if not isinstance(claims, dict):
+        raise ValueError("claims must be a JSON object.")
+    id_token = claims.get("id_token")
+    if id_token is None:
+        return ()
+    acr = id_token.get("acr") if isinstance(id_token, dict) else None
+    if not isinstance(id_token, dict) or not isinstance(acr, (dict, type(None))):
+        raise ValueError("claims.id_token and claims.id_token.acr must be JSON objects.")
+    if not acr or not acr.get("essential"):
+        return ()
+    values = acr.get("values", [acr["value"]] if "value" in acr else [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError("claims.id_token.acr.values must be a list of strings.")
+    return tuple(values)
+
+
+# Longer values would not fit the stored code (and no client needs them).
+MAX_LENGTHS = {"nonce": 255, "code_challenge": 128}
+
+
+def request_problem(params, credentials):
+    """(error, description) for what DOT and oauthlib let through but Dockspace refuses, else None."""
+    if params.get("resource"):
+        return "invalid_target", "Resource indicators are not supported."
+    for name, limit in MAX_LENGTHS.items():
+        if len(params.get(name) or "") > limit:
+            return "invalid_request", f"{name} must be at most {limit} characters."
+    try:
+        _essential_acr(credentials)
+    except ValueError as exc:
+        return "invalid_request", f"Malformed claims parameter: {exc}"
+    return None
+
+
+CONSENT_SALT = "oidc.consent-form"
+CONSENT_FIELD = "ds_request"
+
+
+def consent_binding(request, credentials, scopes):
+    """A signed record, put in the consent form, of the authorization request that passed every check."""
+    return signing.dumps(
+        {"u": request.user.pk, "fp": _consent_fingerprint(credentials, scopes), "url": request.get_full_path()},
+        salt=CONSENT_SALT,
+    )
+
+
+def _consent_fingerprint(values, scopes):
+    claims = values.get("claims") or None
     if isinstance(claims, str):
         try:
             claims = json.loads(claims)
         except ValueError:
-            return ()
-    acr = ((claims or {}).get("id_token") or {}).get("acr") or {}
-    if not isinstance(acr, dict) or not acr.get("essential"):
-        return ()
-    values = acr.get("values") or ([acr["value"]] if acr.get("value") else [])
-    return tuple(v for v in values if isinstance(v, str))
+            claims = "malformed"
+    parts = [str(values.get(k) or "") for k in ("client_id", "redirect_uri", "state", "nonce", "code_challenge")]
+    parts.append(json.dumps(claims, sort_keys=True))
+    parts.append(" ".join(sorted(scopes)))
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 def session_auth_context(request):
-    context = policy.auth_context(
-        auth_at=request.session.get(AUTH_AT) or time.time(), verified=request.user.is_verified()
-    )
+    # The policy sends a session without a sign-in time to sign in again, so AUTH_AT is set here.
+    context = policy.auth_context(auth_at=request.session[AUTH_AT], verified=request.user.is_verified())
     key = request.session.session_key or ""
     context["session_key_hash"] = hashlib.sha256(key.encode()).hexdigest() if key else ""
     return context
@@ -156,12 +210,24 @@ class AuthorizationView(dot_views.AuthorizationView):
             consented_scopes=frozenset(consent.scope_set if consent else ()),
         )
 
+    def redirect(self, redirect_to, application):
+        # RFC 9207: every authorization response, errors from DOT and oauthlib included, names the issuer.
+        parts = urlsplit(redirect_to)
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        names = {name for name, _ in params}
+        if "error" in names and "iss" not in names:
+            redirect_to = urlunsplit(parts._replace(query=urlencode([*params, ("iss", issuer())])))
+        return super().redirect(redirect_to, application)
+
     def get(self, request, *args, **kwargs):
         application = self._application_of(request.GET.get("client_id"))
         try:
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return self.error_response(error, application)
+        problem = request_problem(request.GET, credentials)
+        if problem:
+            return self._error_redirect(*problem, credentials, application)
         facts = self._facts(request, application, scopes, credentials, interactive=True)
         decision = policy.decide_authorization(facts)
         return self._act(request, decision, application, scopes, credentials)
@@ -171,7 +237,7 @@ class AuthorizationView(dot_views.AuthorizationView):
         if action == policy.ERROR:
             if decision.error == "access_denied":
                 audit_oauth(
-                    "oidc.access_denied", user=request.user, application=application, reason="not in the app's groups"
+                    "oidc.access_denied", user=request.user, application=application, reason=decision.description
                 )
             return self._error_redirect(decision.error, decision.description, credentials, application)
         if action == policy.NO_ACCESS:
@@ -220,37 +286,79 @@ class AuthorizationView(dot_views.AuthorizationView):
             self.oauth2_data["claims"] = json.dumps(credentials["claims"])
         context = dict(self.oauth2_data)
         context["form"] = self.get_form(self.get_form_class())
+        context["binding_field"] = CONSENT_FIELD
+        context["binding"] = consent_binding(request, credentials, scopes)
         return self.render_to_response(self.get_context_data(**context))
 
     def form_valid(self, form):
         application = self._application_of(form.cleaned_data.get("client_id"))
-        if application is None:
-            return render(self.request, "oidc/no_access.html", {"reason": "Unknown app."}, status=400)
-        scopes = form.cleaned_data.get("scope", "").split()
+        scopes = (form.cleaned_data.get("scope") or "").split()
+        values = {**form.cleaned_data}
+        try:
+            bound = signing.loads(self.request.POST.get(CONSENT_FIELD, ""), salt=CONSENT_SALT, max_age=FRESH_MAX_AGE)
+        except signing.BadSignature:
+            bound = None
+        if (
+            application is None
+            or bound is None
+            or bound.get("u") != self.request.user.pk
+            or bound.get("fp") != _consent_fingerprint(values, scopes)
+            or form.cleaned_data.get("resource")
+        ):
+            # Only the form Dockspace rendered for a request that passed every check is accepted.
+            return render(
+                self.request,
+                "oidc/no_access.html",
+                {
+                    "application": application,
+                    "reason": "This approval form has expired or was changed. Go back to the app and sign in again.",
+                },
+                status=400,
+            )
         credentials = {
-            "redirect_uri": form.cleaned_data.get("redirect_uri"),
-            "state": form.cleaned_data.get("state"),
-            "claims": form.cleaned_data.get("claims"),
+            "redirect_uri": values.get("redirect_uri"),
+            "state": values.get("state"),
+            "claims": values.get("claims"),
         }
-        if not application.redirect_uri_allowed(credentials["redirect_uri"] or ""):
-            return render(self.request, "oidc/no_access.html", {"reason": "Unknown redirect URI."}, status=400)
-        # The form carries no prompt or max_age; account, groups and second factor are checked again.
+        # Account, groups and second factor are checked again at the moment of approval.
         decision = policy.decide_authorization(
             self._facts(self.request, application, scopes, credentials, interactive=False)
         )
+        if decision.action in (policy.LOGIN, policy.SECOND_FACTOR, policy.ENROL):
+            return redirect(bound["url"])  # the original request, which decides again
         if decision.action not in (policy.ISSUE, policy.CONSENT):
             return self._act(self.request, decision, application, scopes, credentials)
-        if form.cleaned_data.get("allow"):
+        self._code_issued = False
+        response = super().form_valid(form)
+        if form.cleaned_data.get("allow") and self._code_issued:
             services.consent_grant(user=self.request.user, application=application, scopes=scopes, request=self.request)
-        return super().form_valid(form)
+        return response
 
     def create_authorization_response(self, request, scopes, credentials, allow):
         credentials = {**credentials, "dockspace_auth": session_auth_context(request)}
-        return super().create_authorization_response(request, scopes, credentials, allow)
+        result = super().create_authorization_response(request, scopes, credentials, allow)
+        self._code_issued = allow
+        return result
+
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 
 class TokenView(dot_views.TokenView):
     def post(self, request, *args, **kwargs):
+        grant_type = request.POST.get("grant_type", "")
+        if grant_type not in GRANT_TYPES:
+            # Never reach DOT's password or device grants (the password grant checks the password first).
+            audit_oauth(
+                "oidc.token_failure",
+                application=Application.objects.filter(client_id=_client_id_of(request)).first(),
+                reason=f"grant_type={grant_type[:40]} error=unsupported_grant_type",
+            )
+            return JsonResponse(
+                {"error": "unsupported_grant_type", "error_description": f"Supported: {', '.join(GRANT_TYPES)}."},
+                status=400,
+                headers={"Cache-Control": "no-store"},
+            )
         with oauth_request(request):
             response = super().post(request, *args, **kwargs)
         if response.status_code != 200:
@@ -335,8 +443,20 @@ class JwksView(View):
 class LogoutView(dot_views.RPInitiatedLogoutView):
     template_name = "oidc/logout_confirm.html"
 
+    def get_request_application(self, id_token, client_id):
+        if client_id:
+            application = Application.objects.filter(client_id=client_id).first()
+            if application is None:
+                raise InvalidOIDCClientError()
+            return application
+        return id_token.application if id_token else None
+
     def do_logout(self, application=None, post_logout_redirect_uri=None, state=None, token_user=None):
         user = self.request.user
         if user.is_authenticated and application is not None and token_user in (None, user):
             services.app_sessions_end(user=user, application=application, request=self.request)
+        if not post_logout_redirect_uri:
+            logout(self.request)
+            messages.info(self.request, "You are signed out.")
+            return redirect("accounts:login")
         return super().do_logout(application, post_logout_redirect_uri, state, token_user)

@@ -68,3 +68,10 @@ def exchange(client, app, code, verifier, secret=None, **extra):
         data["client_secret"] = secret
     data.update(extra)
     return client.post("/oauth/token/", data)
+
+
+def consent_form_data(page, **changes):
+    """What the consent page's form posts: its hidden fields and the signed request binding."""
+    fields = {k: v for k, v in page.context["form"].initial.items() if v is not None}
+    fields[page.context["binding_field"]] = page.context["binding"]
+    return {**fields, **changes}

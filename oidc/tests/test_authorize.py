@@ -10,7 +10,15 @@ from accounts.models import AuditEvent
 from accounts.tests.factories import PASSWORD, UserFactory, totp_code
 from mail import services as mail_services
 from oidc.models import Consent
-from oidc.tests.factories import REDIRECT_URI, authorize_query, make_client, pkce_pair, query_of, signed_in
+from oidc.tests.factories import (
+    REDIRECT_URI,
+    authorize_query,
+    consent_form_data,
+    make_client,
+    pkce_pair,
+    query_of,
+    signed_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +26,7 @@ AUTHORIZE = "/oauth/authorize/"
 
 
 def consent_fields(page, **changes):
-    fields = {k: v for k, v in page.context["form"].initial.items() if v is not None}
-    return {**fields, **changes}
+    return consent_form_data(page, **changes)
 
 
 def authorize(browser, app, **extra):

@@ -73,6 +73,8 @@ def decide(**changes):
         ({"hint_sub": "uuid-2", "fresh_login_at": NOW - 700}, policy.ERROR, "login_required"),
         ({"hint_sub": ""}, policy.ERROR, "invalid_request"),
         ({"prompt": frozenset({"none"})}, policy.ISSUE, ""),
+        ({"auth_at": None}, policy.LOGIN, ""),
+        ({"auth_at": None, "prompt": frozenset({"none"})}, policy.ERROR, "login_required"),
     ],
 )
 def test_the_decision_for_each_situation(changes, action, error):

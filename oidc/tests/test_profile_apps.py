@@ -10,7 +10,15 @@ from accounts.tests.factories import UserFactory, totp_device
 from oidc import services
 from oidc.models import Consent
 from oidc.selectors import apps_of
-from oidc.tests.factories import authorize_query, exchange, make_client, pkce_pair, query_of, signed_in
+from oidc.tests.factories import (
+    authorize_query,
+    consent_form_data,
+    exchange,
+    make_client,
+    pkce_pair,
+    query_of,
+    signed_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +29,7 @@ def sign_into(browser, app, secret, **extra):
     query = authorize_query(app, challenge, **extra)
     response = browser.get("/oauth/authorize/", query)
     if response.status_code == 200:
-        response = browser.post("/oauth/authorize/", {**query, "allow": "Allow"})
+        response = browser.post("/oauth/authorize/", consent_form_data(response, allow="Allow"))
     assert response.status_code == 302, response.content
     response = exchange(Client(), app, query_of(response["Location"])["code"], verifier, secret)
     assert response.status_code == 200, response.content
