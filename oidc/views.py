@@ -347,6 +347,12 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 class TokenView(dot_views.TokenView):
     def post(self, request, *args, **kwargs):
         grant_type = request.POST.get("grant_type", "")
+        if request.POST.get("resource"):
+            return JsonResponse(
+                {"error": "invalid_target", "error_description": "Resource indicators are not supported."},
+                status=400,
+                headers={"Cache-Control": "no-store"},
+            )
         if grant_type not in GRANT_TYPES:
             # Never reach DOT's password or device grants (the password grant checks the password first).
             audit_oauth(

@@ -52,6 +52,16 @@ def test_the_password_grant_answers_the_same_for_a_right_and_a_wrong_password():
     assert answers == [(400, "unsupported_grant_type")] * 2
 
 
+def test_resource_indicators_are_refused_at_the_token_endpoint():
+    app, secret = make_client(name="Job", redirect_uris=[], client_credentials=True, scopes=["introspection"])
+    response = Client().post(
+        "/oauth/token/",
+        {"grant_type": "client_credentials", "resource": "https://api.example.net/"},
+        HTTP_AUTHORIZATION=basic(app.client_id, secret),
+    )
+    assert response.status_code == 400 and response.json()["error"] == "invalid_target"
+
+
 def test_the_device_grant_is_not_offered():
     app, secret = make_client()
     response = Client().post(
