@@ -15,7 +15,18 @@ def main():
         settings.INSTALLED_APPS  # noqa: B018 - load settings now, to report bad configuration plainly
     except ImproperlyConfigured as exc:
         sys.exit(f"Dockspace configuration error: {exc}")
-    execute_from_command_line(sys.argv)
+    from django.db import DatabaseError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except DatabaseError as exc:
+        # Typically a command run before the first `make run` / `manage.py migrate`: say so, no traceback.
+        hint = (
+            " Run `make run` once (or `manage.py migrate`) first."
+            if "no such table" in str(exc) or ("does not exist" in str(exc))
+            else ""
+        )
+        sys.exit(f"Dockspace database error: {str(exc).strip().splitlines()[0]}.{hint}")
 
 
 if __name__ == "__main__":

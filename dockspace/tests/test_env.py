@@ -110,3 +110,9 @@ def test_commands_that_sign_nothing_run_without_the_production_secret(tmp_path):
     assert not (tmp_path / "dev-secret-key").exists()
     refused = _start({"DEBUG": "0", "DOCKSPACE_DATA_DIR": str(tmp_path)}, "migrate")
     assert refused.returncode != 0 and "must be set when DEBUG is off" in refused.stderr
+
+
+def test_a_command_run_before_the_database_is_migrated_says_so_without_a_traceback(tmp_path):
+    result = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path)}, "oidc_client", "list")
+    assert result.returncode == 1
+    assert "Run `make run` once" in result.stderr and "Traceback" not in result.stderr
