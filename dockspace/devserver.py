@@ -37,7 +37,10 @@ def _stop_all(children):
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockspace.settings")
     bind = os.environ.get("DOCKSPACE_BIND", "127.0.0.1:8000")
-    os.environ.setdefault("DOCKSPACE_URL", f"http://{bind}")
+    host, _, port = bind.rpartition(":")
+    # Listening on every interface: links and the OIDC issuer still need an address a browser can open.
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "[::]") else host  # noqa: S104 - a comparison, not a bind
+    os.environ.setdefault("DOCKSPACE_URL", f"http://{reachable}:{port}")
     try:
         _manage("migrate", "--noinput")
         _manage("install_periodic_tasks")

@@ -5,6 +5,8 @@ shown once, in the response that created it (never through messages, which may s
 never again: the database only holds its hash.
 """
 
+import secrets
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -14,6 +16,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.html import format_html
 
 from mail.admin import ServiceAdmin
@@ -37,6 +40,13 @@ def uri_list(text):
     return (text or "").split()
 
 
+class UriListField(forms.CharField):
+    """URIs one per line; unchanged when the same URIs come back with other line endings or spacing."""
+
+    def has_changed(self, initial, data):
+        return uri_list(initial) != uri_list(data)
+
+
 class ClientForm(ServiceForm):
     """Every field an operator sets; saving calls client_create or client_update, whose errors land on the field."""
 
@@ -53,6 +63,7 @@ class ClientForm(ServiceForm):
 
     class Meta:
         model = Application
+        field_classes = {"redirect_uris": UriListField, "post_logout_redirect_uris": UriListField}
         fields = [
             "name",
             "client_type",
@@ -148,7 +159,6 @@ class ClientAdmin(ServiceAdmin):
     filter_horizontal = ("allowed_groups",)
     radio_fields = {"client_type": admin.HORIZONTAL}
     ordering = ("name",)
-    actions = ["rotate_secret"]
     view_on_site = False  # DOT's get_absolute_url names a page Dockspace does not serve
 
     def get_queryset(self, request):
@@ -237,35 +247,34 @@ class ClientAdmin(ServiceAdmin):
         if not self.has_change_permission(request, app):
             raise PermissionDenied
         change_url = reverse("admin:oidc_application_change", args=[app.pk])
+        pending_key = f"oidc_rotate_secret:{app.pk}"
         if request.method == "POST":
+            # One confirmation, one new secret: reloading the page that shows it must not rotate again.
+            expected = request.session.pop(pending_key, None)
+            if not expected or not constant_time_compare(expected, request.POST.get("confirmation", "")):
+                self.message_user(
+                    request,
+                    "That rotation was already done (its secret is shown only once) or the form expired; "
+                    "rotate again if you did not copy the secret.",
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(change_url)
             try:
                 secret = services.client_rotate_secret(application=app, request=request)
             except ValidationError as e:
                 self.message_user(request, " ".join(e.messages), messages.ERROR)
                 return HttpResponseRedirect(change_url)
             return self.secret_response(request, [(app, secret)], "New client secret")
+        request.session[pending_key] = secrets.token_urlsafe(16)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
+            "confirmation": request.session[pending_key],
             "title": f"Rotate the secret of {app}?",
             "original": app,
             "change_url": change_url,
         }
         return TemplateResponse(request, "admin/oidc/application/rotate_secret.html", context)
-
-    @admin.action(description="Rotate secret (shows the new one once)", permissions=["change"])
-    def rotate_secret(self, request, queryset):
-        issued, public = [], []
-        for app in queryset:
-            if app.client_type == Application.CLIENT_PUBLIC:
-                public.append(app.name)
-                continue
-            issued.append((app, services.client_rotate_secret(application=app, request=request)))
-        if public:
-            self.message_user(request, f"Public clients have no secret: skipped {', '.join(public)}.", messages.WARNING)
-        if issued:
-            return self.secret_response(request, issued, "New client secrets")
-        return None
 
     def remove(self, request, obj):
         services.client_remove(application=obj, request=request)

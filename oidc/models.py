@@ -34,6 +34,8 @@ def uri_problems(uris, field_label):
             problems.append(f"{field_label}: {uri!r} must be an https:// URL (http:// only on 127.0.0.1 or [::1]).")
         if parts.fragment:
             problems.append(f"{field_label}: {uri!r} must not contain a #fragment.")
+        if parts.username or parts.password:
+            problems.append(f"{field_label}: {uri!r} must not contain a user name or password.")
         if "*" in uri:
             problems.append(f"{field_label}: {uri!r} must not contain wildcards; list each URI exactly.")
     return problems

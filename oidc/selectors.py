@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
@@ -23,6 +23,10 @@ class SignedInApp:
     first_signed_in: datetime | None
     last_used: datetime | None
     second_factor: bool
+
+    @property
+    def used_just_now(self):
+        return self.last_used is not None and timezone.now() - self.last_used < timedelta(minutes=1)
 
     @property
     def scope_descriptions(self):

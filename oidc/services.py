@@ -82,6 +82,9 @@ def _validate(app, group_names):
             errors.setdefault(field, []).extend(messages)
     for field, messages in _policy_problems(app, group_rows).items():
         errors.setdefault(field, []).extend(messages)
+    if app.name and Application.objects.filter(name__iexact=app.name.strip()).exclude(pk=app.pk).exists():
+        # People see the name on the consent page and their profile: two apps must not look alike.
+        errors.setdefault("name", []).append(f"A client named {app.name.strip()!r} already exists.")
     for field, messages in errors.items():
         clear = [m for m in messages if not m.lower().startswith(_REDUNDANT)]
         errors[field] = clear or messages
@@ -253,9 +256,9 @@ def revoke_application_tokens(application, user=None):
     families = TokenFamily.objects.filter(application=application)
     if user is not None:
         refresh, access, families = refresh.filter(user=user), access.filter(user=user), families.filter(user=user)
+    count = access.count()  # before revoke_family, which deletes the access tokens of each family
     for family in set(refresh.exclude(token_family=None).values_list("token_family", flat=True)):
         RefreshToken.revoke_family(family)
-    count = access.count()
     access.delete()
     families.delete()
     return count

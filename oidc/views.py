@@ -334,10 +334,22 @@ class AuthorizationView(dot_views.AuthorizationView):
             services.consent_grant(user=self.request.user, application=application, scopes=scopes, request=self.request)
         return response
 
+    def dispatch(self, request, *args, **kwargs):
+        with oauth_request(request):  # audit entries written below carry the browser's IP
+            return super().dispatch(request, *args, **kwargs)
+
     def create_authorization_response(self, request, scopes, credentials, allow):
-        credentials = {**credentials, "dockspace_auth": session_auth_context(request)}
+        context = session_auth_context(request)
+        credentials = {**credentials, "dockspace_auth": context}
         result = super().create_authorization_response(request, scopes, credentials, allow)
         self._code_issued = allow
+        if allow:
+            audit_oauth(
+                "oidc.signin",
+                user=request.user,
+                application=self._application_of(credentials.get("client_id")),
+                reason=f"signed in ({' '.join(context['amr'])}), scopes {scopes}"[:200],
+            )
         return result
 
 

@@ -5,8 +5,10 @@ import base64
 import json
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 
+from accounts.models import AuditEvent
 from accounts.tests.factories import PASSWORD, UserFactory
 from oidc.models import Consent
 from oidc.tests.factories import authorize_query, consent_form_data, make_client, pkce_pair, query_of, signed_in
@@ -137,3 +139,32 @@ def test_logout_with_an_unknown_client_is_an_error_page_and_without_a_return_add
     response = browser.post("/oauth/logout/", fields)
     assert response.status_code == 302 and response["Location"] == "/login/"
     assert browser.get("/profile/").status_code == 302  # signed out
+
+
+def test_two_clients_cannot_share_a_name_people_see_on_the_consent_page():
+    make_client("Grafana")
+    with pytest.raises(ValidationError) as raised:
+        make_client("grafana ")
+    assert "already exists" in raised.value.message_dict["name"][0]
+
+
+def test_each_sign_in_to_an_app_is_audited_with_what_was_proved():
+    person = UserFactory()
+    app, _secret = make_client(skip_consent=True)
+    _v, challenge = pkce_pair()
+    browser = signed_in(person)
+    for _ in range(2):
+        browser.get("/oauth/authorize/", authorize_query(app, challenge))
+    events = AuditEvent.objects.filter(action="oidc.signin", actor=person)
+    assert events.count() == 2 and "pwd" in events.first().description and events.first().ip == "127.0.0.1"
+
+
+def test_removing_a_client_counts_the_access_tokens_it_revoked():
+    person = person_with_mailbox()
+    app, secret = webmail_client()
+    tokens_for(person, app, secret)
+    tokens_for(person, app, secret)
+    from oidc import services
+
+    services.client_remove(application=app, actor_label="test")
+    assert "2 access token" in AuditEvent.objects.get(action="oidc.client.remove").description

@@ -142,6 +142,7 @@ def test_a_client_credentials_client_gets_tokens_with_its_secret():
         ),
         (["--name", "X", "--redirect-uri", "https://app.example.com/cb#top"], "--redirect-uri: "),
         (["--name", "X", "--redirect-uri", "https://app.example.com/*"], "must not contain wildcards"),
+        (["--name", "X", "--redirect-uri", "https://u:pw@app.example.com/cb"], "must not contain a user name"),
         (["--name", "X", "--redirect-uri", REDIRECT_URI, "--group", "nobody"], "--group: No such group: nobody."),
         (["--name", "X", "--redirect-uri", REDIRECT_URI, "--scope", "admin"], "--scope: Unknown scope(s): admin."),
         (["--name", "  ", "--redirect-uri", REDIRECT_URI], "--name: A client needs a name."),
@@ -265,3 +266,10 @@ def test_update_with_the_same_settings_writes_nothing():
     before = snapshot()
     run("update", app.client_id, "--scope", "openid", "--scope", "email", "--redirect-uri", REDIRECT_URI)
     assert snapshot() == before
+
+
+def test_a_client_can_be_named_instead_of_its_id():
+    app, _ = make_client("Team Wiki")
+    out = io.StringIO()
+    call_command("oidc_client", "show", "team wiki", "--json", stdout=out)
+    assert json.loads(out.getvalue())["client_id"] == app.client_id

@@ -103,7 +103,9 @@ def client_lines(app):
 
 
 def find_client(client_id):
-    app = Application.objects.filter(client_id=client_id).prefetch_related("allowed_groups").first()
+    clients = Application.objects.prefetch_related("allowed_groups")
+    # The client id, or the client's name (names are unique), as an operator would type it.
+    app = clients.filter(client_id=client_id).first() or clients.filter(name__iexact=client_id.strip()).first()
     if app is None:
         raise not_found("CLIENT_ID", "OIDC client", client_id)
     return app

@@ -27,7 +27,8 @@ def key_data(key, published):
 
 def published_until(key, published):
     if key.state in (SigningKey.ACTIVE, SigningKey.NEXT):
-        return "no end (in use)"
+        # Both stay published through their signing life and one token lifetime after it.
+        return "retirement + token lifetime"
     return stamp(key.publish_until) if key.pk in published else "no longer published"
 
 
