@@ -167,3 +167,10 @@ def test_a_person_whose_password_hash_is_a_client_secret_hash_cannot_sign_in():
     person.save()
     response = Client().post("/login/", {"email": person.email, "password": PASSWORD})
     assert response.status_code == 200 and "wrong" in response.content.decode()
+
+
+def test_a_redirect_uri_that_differs_only_by_a_trailing_slash_is_explained_on_the_error_page():
+    app, _secret = make_client()
+    response = authorize(signed_in(UserFactory()), app, redirect_uri=REDIRECT_URI + "/")
+    page = response.content.decode()
+    assert response.status_code == 400 and "trailing slash" in page and REDIRECT_URI + "/" in page
