@@ -3,6 +3,8 @@ what the person proved, refresh-token families, remembered consent and the signi
 
 import functools
 import ipaddress
+import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -24,6 +26,9 @@ def is_loopback_uri(uri):
         return False
 
 
+URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()+,;=%]+")
+
+
 def uri_problems(uris, field_label):
     problems = []
     for uri in uris.split():
@@ -38,7 +43,20 @@ def uri_problems(uris, field_label):
             problems.append(f"{field_label}: {uri!r} must not contain a user name or password.")
         if "*" in uri:
             problems.append(f"{field_label}: {uri!r} must not contain wildcards; list each URI exactly.")
+        elif not URI_CHARACTERS.fullmatch(uri):
+            # Apps send the ASCII form (punycode host, %-escaped path); an exact match needs the same here.
+            problems.append(
+                f"{field_label}: {uri!r} may only contain URI characters; write a host as xn--… (punycode) "
+                "and escape other characters as %XX."
+            )
     return problems
+
+
+def name_problem(name):
+    """A client's name is shown on one line (consent page, profile, lists, audit): printable text only."""
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        return "must be one line of printable text (no line breaks or control characters)."
+    return None
 
 
 class Application(AbstractApplication):
@@ -105,6 +123,9 @@ class Application(AbstractApplication):
             errors.update(exc.message_dict)
         finally:
             self.algorithm = algorithm
+        problem = name_problem(self.name or "")
+        if problem:
+            errors.setdefault("name", []).append(f"The name {problem}")
         if self.algorithm != self.RS256_ALGORITHM:
             errors.setdefault("algorithm", []).append("ID tokens are signed with RS256 only.")
         for field, label in (("redirect_uris", "Redirect URIs"), ("post_logout_redirect_uris", "Post-logout URIs")):
