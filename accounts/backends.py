@@ -25,18 +25,10 @@ def _align_mail_password(user, password):
     user.save(update_fields=["mail_password_hash"])
 
 
-def _client_hash(user):
-    return (user.password or "").startswith("dockspace_client_sha256$")
-
-
 class EmailBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, email=None, **kwargs):
         email = email or username or kwargs.get("email")
         if email is None or password is None:
-            return None
-        user = get_user_model()._default_manager.filter(email__iexact=normalize_email(email)).first()
-        if user is not None and _client_hash(user):
-            get_user_model()().set_password(password)  # same time as a wrong password
             return None
         user = super().authenticate(request, username=normalize_email(email), password=password)
         if user is not None:
@@ -44,10 +36,7 @@ class EmailBackend(ModelBackend):
         return user
 
     def user_can_authenticate(self, user):
-        # The fast OIDC client-secret hash is listed in PASSWORD_HASHERS for clients only: a person's
-        # password stored with it (written straight into the database) never signs in. Checked here
-        # for sessions and in user_check_password before Django would upgrade the hash.
-        return super().user_can_authenticate(user) and mailbox_allows_sign_in(user) and not _client_hash(user)
+        return super().user_can_authenticate(user) and mailbox_allows_sign_in(user)
 
     def get_user(self, user_id):
         # A session of a person whose mailbox was suspended since ends at their next request.

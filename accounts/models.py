@@ -4,6 +4,7 @@ import hashlib
 import secrets
 import uuid
 
+from django.contrib.auth.hashers import identify_hasher, make_password
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.cache import cache
@@ -95,6 +96,19 @@ class User(AbstractBaseUser, PermissionsMixin):
             from mail.passwords import mail_hash
 
             self.mail_password_hash = mail_hash(raw_password, settings.MAIL_HASH_SCHEME)
+
+    def check_password(self, raw_password):
+        # Hashers marked `for_passwords = False` (the fast OIDC client-secret one) are listed in
+        # PASSWORD_HASHERS for machine secrets only: a person's password stored with one (written
+        # straight into the database) never matches on any path, and Django does not upgrade it.
+        try:
+            for_passwords = getattr(identify_hasher(self.password), "for_passwords", True)
+        except ValueError:
+            for_passwords = True  # unusable or unknown: Django's own check refuses it
+        if not for_passwords:
+            make_password(raw_password)  # the time a real check takes
+            return False
+        return super().check_password(raw_password)
 
     def set_unusable_password(self):
         """No password: nobody can sign in, to the web or to mail."""

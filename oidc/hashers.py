@@ -2,7 +2,7 @@
 
 A password KDF (Argon2 at 100 MiB here) buys nothing against a secret with ~760 bits of entropy and
 would make every token request cost a KDF run. Never used for people's passwords: it is listed last
-in PASSWORD_HASHERS, a system check keeps it there, and the sign-in backend refuses such hashes.
+in PASSWORD_HASHERS, a system check keeps it there, and a person's password stored with it never matches.
 """
 
 import hashlib
@@ -15,6 +15,7 @@ ALGORITHM = "dockspace_client_sha256"
 
 class ClientSecretSHA256Hasher(BasePasswordHasher):
     algorithm = ALGORITHM
+    for_passwords = False  # accounts.User.check_password refuses a person's password hashed with it
 
     def encode(self, password, salt):
         self._check_encode_args(password, salt)

@@ -42,8 +42,12 @@ def issuer():
     return oauth2_settings.OIDC_ISS_ENDPOINT
 
 
-def _request_fingerprint(params):
-    parts = [params.get(k, "") for k in ("client_id", "redirect_uri", "state", "nonce")]
+REQUEST_KEYS = ("client_id", "redirect_uri", "state", "nonce")
+
+
+def _fingerprint(values, keys=REQUEST_KEYS, extra=()):
+    """A digest of the authorization request's identifying parameters, for signed markers."""
+    parts = [str(values.get(k) or "") for k in keys] + list(extra)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
@@ -51,7 +55,7 @@ def url_with_fresh_marker(request):
     """The authorization URL to come back to after signing in, marked 'a sign-in started now'."""
     params = [(k, v) for k, v in parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)]
     params = [(k, v) for k, v in params if k != FRESH_PARAM]
-    marker = signing.dumps({"fp": _request_fingerprint(dict(params)), "at": time.time()}, salt=FRESH_SALT)
+    marker = signing.dumps({"fp": _fingerprint(dict(params)), "at": time.time()}, salt=FRESH_SALT)
     return f"{request.path}?{urlencode([*params, (FRESH_PARAM, marker)])}"
 
 
@@ -63,7 +67,7 @@ def fresh_login_at(request):
         data = signing.loads(raw, salt=FRESH_SALT, max_age=FRESH_MAX_AGE)
     except signing.BadSignature:
         return None
-    if data.get("fp") != _request_fingerprint(request.GET):
+    if data.get("fp") != _fingerprint(request.GET):
         return None
     return data.get("at")
 
@@ -144,10 +148,9 @@ def _consent_fingerprint(values, scopes):
             claims = json.loads(claims)
         except ValueError:
             claims = "malformed"
-    parts = [str(values.get(k) or "") for k in ("client_id", "redirect_uri", "state", "nonce", "code_challenge")]
-    parts.append(json.dumps(claims, sort_keys=True))
-    parts.append(" ".join(sorted(scopes)))
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    return _fingerprint(
+        values, (*REQUEST_KEYS, "code_challenge"), (json.dumps(claims, sort_keys=True), " ".join(sorted(scopes)))
+    )
 
 
 def session_auth_context(request):
@@ -369,7 +372,7 @@ class TokenView(dot_views.TokenView):
             # Never reach DOT's password or device grants (the password grant checks the password first).
             audit_oauth(
                 "oidc.token_failure",
-                application=Application.objects.filter(client_id=_client_id_of(request)).first(),
+                application=_calling_application(request),
                 reason=f"grant_type={grant_type[:40]} error=unsupported_grant_type",
             )
             return JsonResponse(
@@ -384,13 +387,18 @@ class TokenView(dot_views.TokenView):
                 error = json.loads(response.content).get("error", "")
             except ValueError:
                 error = ""
-            application = Application.objects.filter(client_id=_client_id_of(request)).first()
+            application = _calling_application(request)
             audit_oauth(
                 "oidc.token_failure",
                 application=application,
                 reason=f"grant_type={request.POST.get('grant_type', '')[:40]} error={error[:40]}",
             )
         return response
+
+
+def _calling_application(request):
+    """The client a token or revocation request names (for the audit entry), or None."""
+    return Application.objects.filter(client_id=_client_id_of(request)).first()
 
 
 def _client_id_of(request):
@@ -408,9 +416,10 @@ class RevokeTokenView(dot_views.RevokeTokenView):
     def post(self, request, *args, **kwargs):
         with oauth_request(request):
             response = super().post(request, *args, **kwargs)
-        application = Application.objects.filter(client_id=_client_id_of(request)).first()
         if response.status_code == 200:
-            audit_oauth("oidc.token_revoke", application=application, reason="the app revoked a token")
+            audit_oauth(
+                "oidc.token_revoke", application=_calling_application(request), reason="the app revoked a token"
+            )
         return response
 
 

@@ -357,11 +357,12 @@ service anvil {{
 
 
 @contextlib.contextmanager
-def running_dovecot(accounts_text, *, quotas_text="", virtual_text=""):
+def running_dovecot(accounts_text, *, quotas_text="", virtual_text="", extend_config=None):
     """Start Dovecot 2.3 on 127.0.0.1 serving the userdb DMS would build from these files; stop it after.
 
     Callers skip first with skip_unless_dovecot_23(). IMAP and LMTP listen only if installed
     (imap_port / lmtp_port are None otherwise); the SASL and userdb sockets are always there.
+    `extend_config(root, config)` returns the configuration to use instead (it may write files under root).
     """
     protocols = installed_protocols()
     run_as = _run_as()
@@ -394,17 +395,18 @@ def running_dovecot(accounts_text, *, quotas_text="", virtual_text=""):
             imap_port=_free_port() if "imap" in protocols else None,
             lmtp_port=_free_port() if "lmtp" in protocols else None,
         )
-        server.conf_path.write_text(
-            _config(
-                root,
-                mail_root,
-                userdb_path,
-                protocols=protocols,
-                imap_port=server.imap_port,
-                lmtp_port=server.lmtp_port,
-                run_as=run_as,
-            )
+        config = _config(
+            root,
+            mail_root,
+            userdb_path,
+            protocols=protocols,
+            imap_port=server.imap_port,
+            lmtp_port=server.lmtp_port,
+            run_as=run_as,
         )
+        if extend_config is not None:
+            config = extend_config(root, config)
+        server.conf_path.write_text(config)
         server.conf_path.chmod(0o644)
         # The master daemonizes only once its listeners are bound, so the sockets are ready on return.
         # Its output goes to a file: the daemon keeps the descriptors, and a pipe would never reach EOF.

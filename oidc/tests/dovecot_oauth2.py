@@ -3,24 +3,11 @@ userdb DMS builds from postfix-accounts.cf, plus the oauth2 passdb (XOAUTH2, OAU
 introspection URL about every token. Built on mail/tests/dovecot_server.py, which runs the plain DMS Dovecot."""
 
 import base64
-import contextlib
 import imaplib
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
-from pathlib import Path
 
-from mail.tests.dovecot_server import (
-    DovecotServer,
-    _config,
-    _free_port,
-    _run_as,
-    _stop,
-    dms_userdb_lines,
-    installed_protocols,
-)
+from mail.tests.dovecot_server import running_dovecot
 
 _TIMEOUT = 10
 
@@ -47,54 +34,19 @@ def _with_oauth2_passdb(config, oauth2_conf_path):
     )
 
 
-@contextlib.contextmanager
 def running_dovecot_with_oauth2(accounts_text, *, introspection_url, introspection_mode="auth"):
     """Start Dovecot on 127.0.0.1 with DMS's passwd-file auth and its oauth2 passdb; stop it after.
 
     Callers skip first with skip_unless_dovecot_23() and skip_unless_protocol("imap").
     """
-    protocols = installed_protocols() & {"imap"}
-    run_as = _run_as()
-    root = Path(tempfile.mkdtemp(prefix="dockspace-dovecot-"))
-    server = None
-    try:
-        mail_root = root / "mail"
-        mail_root.mkdir()
-        if os.geteuid() == 0:
-            root.chmod(0o755)
-            os.chown(mail_root, run_as.uid, run_as.gid)
-        userdb_path = root / "userdb"
-        userdb_path.write_text(
-            dms_userdb_lines(accounts_text, uid=run_as.uid, gid=run_as.gid, mail_root=str(mail_root))
-        )
+
+    def add_oauth2(root, config):
         oauth2_conf_path = root / "dovecot-oauth2.conf.ext"
         oauth2_conf_path.write_text(dms_oauth2_conf(introspection_url, introspection_mode))
-        for path in (userdb_path, oauth2_conf_path):
-            path.chmod(0o644)
-        server = DovecotServer(
-            root=root,
-            conf_path=root / "dovecot.conf",
-            mail_root=mail_root,
-            imap_port=_free_port() if "imap" in protocols else None,
-            lmtp_port=None,
-        )
-        config = _config(
-            root, mail_root, userdb_path, protocols=protocols, imap_port=server.imap_port, lmtp_port=None, run_as=run_as
-        )
-        server.conf_path.write_text(_with_oauth2_passdb(config, oauth2_conf_path))
-        server.conf_path.chmod(0o644)
-        startup_log = root / "startup.log"
-        with startup_log.open("w") as output:
-            started = subprocess.run(
-                ["dovecot", "-c", str(server.conf_path)], stdout=output, stderr=output, timeout=_TIMEOUT
-            )
-        if started.returncode != 0:
-            raise RuntimeError(f"dovecot did not start: {startup_log.read_text().strip()}\n{server.log_tail()}")
-        yield server
-    finally:
-        if server is not None:
-            _stop(server)
-        shutil.rmtree(root, ignore_errors=True)
+        oauth2_conf_path.chmod(0o644)
+        return _with_oauth2_passdb(config, oauth2_conf_path)
+
+    return running_dovecot(accounts_text, extend_config=add_oauth2)
 
 
 def xoauth2(address, token):
