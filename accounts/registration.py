@@ -28,7 +28,14 @@ class RegistrationTokenGenerator(PasswordResetTokenGenerator):
     key_salt = "accounts.registration.RegistrationTokenGenerator"
 
     def _make_hash_value(self, user, timestamp):
-        return f"{user.pk}{user.password}{user.is_pending_registration}{user.email}{timestamp}"
+        return f"{user.pk}{user.password}{user.is_pending_registration}{user.is_active}{user.email}{timestamp}"
+
+
+def registration_may_replace(user):
+    """Only a sign-up nobody has taken over yet may be restarted or finished from a registration link:
+    pending, never activated, and without a mailbox. An operator who activated the person or gave them
+    a mailbox made it theirs; a later sign-up for the address must not choose its password."""
+    return user.is_pending_registration and not user.is_active and getattr(user, "mailbox", None) is None
 
 
 registration_tokens = RegistrationTokenGenerator()
@@ -41,7 +48,7 @@ def registration_request(*, email, password, full_name, request):
         user = User.objects.select_for_update().filter(email=email).first()
         if user is None:
             user = User(email=email, is_active=False, is_pending_registration=True)
-        if user.is_pending_registration:
+        if registration_may_replace(user):
             # A second sign-up for a pending address replaces the first: only the mailbox owner can finish it.
             user.full_name = full_name
             user.set_password(password)
@@ -59,7 +66,7 @@ def registration_mail_send(email):
         return 0
     site_name = AppSettings.load().site_name
     context = {"site_name": site_name, "email": user.email, "base_url": settings.DOCKSPACE_URL}
-    if user.is_pending_registration:
+    if registration_may_replace(user):
         context["link"] = settings.DOCKSPACE_URL + registration_link_path(user)
         template = "accounts/email/registration_confirm.txt"
         subject = f"Confirm your {site_name} account"
@@ -95,7 +102,7 @@ def registration_confirm(*, uidb64, token, request):
         return None
     with transaction.atomic():
         user = User.objects.select_for_update().filter(pk=pk, is_pending_registration=True).first()
-        if user is None or not registration_tokens.check_token(user, token):
+        if user is None or not registration_may_replace(user) or not registration_tokens.check_token(user, token):
             return None
         user.is_pending_registration = False
         user.is_active = True

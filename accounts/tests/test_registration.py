@@ -73,3 +73,44 @@ def test_registration_is_gone_when_switched_off(client):
     AppSettings.objects.update_or_create(pk=1, defaults={"self_registration_enabled": False})
     assert client.get("/register/").status_code == 404
     assert client.post("/register/", {**FORM, "email": "n@example.com"}).status_code == 404
+
+
+def _operator_takes_over(person, *, activate, mailbox):
+    """What an operator does with a pending sign-up: a password of their choosing, then activation or a mailbox."""
+    from mail.models import Domain, Mailbox
+    from mail.tests.factories import make_domain
+
+    person.set_password("operator chosen 31")
+    person.is_active = activate
+    person.save()
+    if mailbox:
+        domain = Domain.objects.filter(name="example.com").first() or make_domain("example.com")
+        Mailbox.objects.create(person=person, domain=domain, local_part=person.email.partition("@")[0])
+
+
+@pytest.mark.parametrize("activate, mailbox", [(True, False), (False, True), (True, True)])
+def test_a_later_sign_up_never_replaces_the_password_of_an_activated_or_mailbox_person(client, activate, mailbox):
+    client.post("/register/", {**FORM, "email": "victim@example.com"})
+    first_link = link()
+    person = User.objects.get(email="victim@example.com")
+    assert person.is_pending_registration  # the flag is still set, as it was when this attack worked
+    _operator_takes_over(person, activate=activate, mailbox=mailbox)
+
+    attacker = {
+        **FORM,
+        "email": "victim@example.com",
+        "password1": "attacker phrase 66",
+        "password2": "attacker phrase 66",
+    }
+    response = Client().post("/register/", attacker)
+
+    assert response["Location"] == "/register/sent/"  # the same answer as for anyone
+    person.refresh_from_db()
+    assert person.check_password("operator chosen 31") and not person.check_password("attacker phrase 66")
+    assert person.is_active is activate
+    assert "/register/confirm/" not in mail.outbox[-1].body  # the owner is told, no link to finish a sign-up
+    # The link of the first sign-up activates nothing either.
+    Client().post(first_link)
+    person.refresh_from_db()
+    assert person.is_active is activate and person.email_verified_at is None
+    assert person.check_password("operator chosen 31")
