@@ -80,6 +80,41 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self):
         return self.email
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        user._remember_email()
+        return user
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None or "email" in fields:
+            self._remember_email()
+
+    def _remember_email(self):
+        """The address and its verification as stored, to tell on save whether the address changed."""
+        self._stored_email = self.__dict__.get("email")
+        self._stored_email_verified_at = self.__dict__.get("email_verified_at")
+
+    def save(self, *args, **kwargs):
+        # A verification proves one address: whatever path changes the address (admin, services,
+        # commands) drops it, unless that same change records a new verification.
+        stored = getattr(self, "_stored_email", None)
+        update_fields = kwargs.get("update_fields")
+        writes_email = update_fields is None or "email" in update_fields
+        if (
+            writes_email
+            and stored is not None
+            and normalize_email(self.email) != normalize_email(stored)
+            and self.email_verified_at == self._stored_email_verified_at
+            and self.email_verified_at is not None
+        ):
+            self.email_verified_at = None
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "email_verified_at"}
+        super().save(*args, **kwargs)
+        self._remember_email()
+
     def clean(self):
         super().clean()
         self.email = normalize_email(self.email)
