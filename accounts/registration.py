@@ -94,15 +94,27 @@ def registration_link_path(user):
     return reverse("accounts:register_confirm", args=[uid, registration_tokens.make_token(user)])
 
 
-def registration_confirm(*, uidb64, token, request):
-    """Activate the pending account the link names. Returns the person, or None for a bad or used link."""
+def _linked_person(uidb64, token, queryset):
     try:
         pk = int(force_str(urlsafe_base64_decode(uidb64)))
     except (TypeError, ValueError, OverflowError):
         return None
+    user = queryset.filter(pk=pk, is_pending_registration=True).first()
+    if user is None or not registration_may_replace(user) or not registration_tokens.check_token(user, token):
+        return None
+    return user
+
+
+def registration_link_person(*, uidb64, token):
+    """The pending person a still-valid link names, or None. Reads only: opening the link changes nothing."""
+    return _linked_person(uidb64, token, User.objects.all())
+
+
+def registration_confirm(*, uidb64, token, request):
+    """Activate the pending account the link names. Returns the person, or None for a bad or used link."""
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=pk, is_pending_registration=True).first()
-        if user is None or not registration_may_replace(user) or not registration_tokens.check_token(user, token):
+        user = _linked_person(uidb64, token, User.objects.select_for_update())
+        if user is None:
             return None
         user.is_pending_registration = False
         user.is_active = True

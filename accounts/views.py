@@ -26,7 +26,7 @@ from accounts.forms import (
     SignInForm,
 )
 from accounts.models import AppSettings, BackupCodeDevice, User
-from accounts.registration import registration_confirm, registration_request
+from accounts.registration import registration_confirm, registration_link_person, registration_request
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import AUTH_AT, forget_revoked_session, record_request_meta, safe_next_url
 from dockspace.client_ip import client_ip
@@ -100,14 +100,21 @@ def register_sent(request):
 
 
 @never_cache
+@require_http_methods(["GET", "POST"])
 def register_confirm(request, uidb64, token):
+    """Opening the link only shows a button: mail scanners that fetch links activate nothing, and
+    nobody is signed in from a link (a link planted in someone's browser would sign them in as another)."""
     _registration_open()
+    if request.method == "GET":
+        person = registration_link_person(uidb64=uidb64, token=token)
+        if person is None:
+            return render(request, "accounts/register_invalid.html", status=400)
+        return render(request, "accounts/register_confirm.html", {"email": person.email})
     user = registration_confirm(uidb64=uidb64, token=token, request=request)
     if user is None:
         return render(request, "accounts/register_invalid.html", status=400)
-    _complete_sign_in(request, user, device=None)
-    messages.success(request, "Your address is confirmed and your account is ready.")
-    return redirect("accounts:profile")
+    messages.success(request, "Your address is confirmed and your account is ready: sign in with your password.")
+    return redirect("accounts:login")
 
 
 # --- sign in -------------------------------------------------------------------------------------

@@ -28,14 +28,41 @@ def test_sign_up_activates_only_through_the_mailed_link(client):
     person = User.objects.get(email="new@example.com")
     assert not person.is_active and person.is_pending_registration
     assert Client().post("/login/", {"email": "new@example.com", "password": FORM["password1"]}).status_code == 200
-    response = client.get(link())
-    assert response["Location"] == "/profile/"
+    response = client.post(link())
+    assert response["Location"] == "/login/"
     person.refresh_from_db()
     assert person.is_active and person.email_verified_at and not person.is_staff
-    assert client.get("/profile/").status_code == 200
+    assert "sign in with your password" in client.get("/login/").content.decode()
+    signed_in = Client()
+    assert signed_in.post("/login/", {"email": "new@example.com", "password": FORM["password1"]})["Location"] == (
+        "/profile/"
+    )
     assert AuditEvent.objects.filter(action="user.create", target_label="new@example.com").exists()
     # The link works once.
     assert Client().get(link()).status_code == 400
+    assert Client().post(link()).status_code == 400
+
+
+def test_opening_the_link_only_asks_for_confirmation_and_a_prefetch_activates_nothing(client, csrf_client):
+    client.post("/register/", {**FORM, "email": "new@example.com"})
+    scanner = Client()
+    for _ in range(2):  # a mail scanner fetching the link, twice
+        page = scanner.get(link())
+        assert page.status_code == 200 and "Activate my account" in page.content.decode()
+    person = User.objects.get(email="new@example.com")
+    assert not person.is_active and person.is_pending_registration and person.email_verified_at is None
+    # The button is a POST that needs the page's CSRF token: a forged cross-site post activates nothing.
+    assert Client(enforce_csrf_checks=True).post(link()).status_code == 403
+    person.refresh_from_db()
+    assert not person.is_active
+
+    # The person opens the link and presses the button: activated, and not signed in.
+    page = csrf_client.get(link())
+    response = csrf_client.post(link(), {"csrfmiddlewaretoken": page.context["csrf_token"]})
+    assert response["Location"] == "/login/"
+    person.refresh_from_db()
+    assert person.is_active and not person.is_pending_registration and person.email_verified_at
+    assert csrf_client.get("/profile/")["Location"].startswith("/login/")
 
 
 def test_the_page_says_the_same_for_a_taken_address_and_mails_its_owner(client):
@@ -56,7 +83,7 @@ def test_a_second_sign_up_replaces_the_pending_one(client):
         {**FORM, "email": "new@example.com", "password1": "another phrase 77", "password2": "another phrase 77"},
     )
     assert Client().get(first).status_code == 400  # the earlier link no longer works
-    assert Client().get(link())["Location"] == "/profile/"
+    assert Client().post(link())["Location"] == "/login/"
     assert User.objects.get(email="new@example.com").check_password("another phrase 77")
 
 
