@@ -23,7 +23,7 @@ from accounts.models import (
     UserSession,
     normalize_email,
 )
-from dockspace.client_ip import client_ip
+from dockspace.client_ip import client_ip, client_ip_key
 
 
 class ServiceError(Exception):
@@ -107,7 +107,7 @@ class SignInAttempt:
 def _throttle_limits(email, ip, conf):
     limits = [(LoginThrottle.SCOPE_ACCOUNT, normalize_email(email)[:254], conf.lockout_account_failures)]
     if ip:
-        limits.append((LoginThrottle.SCOPE_IP, ip, conf.lockout_ip_failures))
+        limits.append((LoginThrottle.SCOPE_IP, client_ip_key(ip), conf.lockout_ip_failures))
     return limits
 
 

@@ -31,3 +31,24 @@ def client_ip(request):
             except ValueError:
                 return remote
     return remote
+
+
+IPV6_CLIENT_PREFIX = 64  # what one customer gets from a provider: one address per device, many per person
+
+
+def client_ip_key(ip):
+    """What limits per client count against: an IPv4 address as is, an IPv6 address by its /64.
+
+    Anyone with one IPv6 address can use the 2^64 addresses of their network, so counting full
+    addresses would give each guess a fresh counter. An IPv4 address carried in IPv6 counts as IPv4."""
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(address)

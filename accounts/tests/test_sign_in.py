@@ -137,6 +137,17 @@ def test_one_ip_address_is_locked_across_accounts(client):
     assert sign_in(client, "ann@example.com", ip="203.0.113.10")["Location"] == "/profile/"
 
 
+def test_an_ipv6_client_is_locked_by_its_64_whatever_address_of_it_guesses_from(client):
+    AppSettings.objects.update_or_create(pk=1, defaults={"lockout_ip_failures": 3})
+    UserFactory(email="ann@example.com")
+    for n in range(3):  # each guess from a fresh address of the same /64
+        sign_in(client, f"guess{n}@example.com", password="wrong password 1", ip=f"2001:db8:1:2::{n + 1:x}")
+    assert "Try again in" in sign_in(client, "ann@example.com", ip="2001:db8:1:2:ffff::9").content.decode()
+    assert LoginThrottle.objects.get(scope="ip").key == "2001:db8:1:2::/64"
+    # The neighbouring /64 is another client.
+    assert sign_in(client, "ann@example.com", ip="2001:db8:1:3::1")["Location"] == "/profile/"
+
+
 def test_wrong_codes_count_towards_the_account_lockout(client):
     user = UserFactory(email="ann@example.com")
     totp_device(user)

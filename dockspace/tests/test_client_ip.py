@@ -1,7 +1,7 @@
 import pytest
 from django.test import RequestFactory
 
-from dockspace.client_ip import client_ip
+from dockspace.client_ip import client_ip, client_ip_key
 
 
 def request(remote, forwarded=None):
@@ -33,3 +33,19 @@ def test_a_trusted_proxy_is_believed(settings, forwarded, expected):
 def test_an_untrusted_peer_cannot_claim_an_address(settings):
     settings.TRUSTED_PROXIES = ["10.0.0.0/24"]
     assert client_ip(request("192.0.2.1", "203.0.113.5")) == "192.0.2.1"
+
+
+@pytest.mark.parametrize(
+    "ip, key",
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("::1", "::/64"),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_limits_count_ipv4_by_address_and_ipv6_by_its_64(ip, key):
+    assert client_ip_key(ip) == key
