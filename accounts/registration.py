@@ -17,7 +17,9 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from accounts.audit import audit
+from accounts.mail_limits import NOT_SENT, mail_request_allowed
 from accounts.models import AppSettings, User, normalize_email
+from dockspace.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,13 @@ registration_tokens = RegistrationTokenGenerator()
 
 
 def registration_request(*, email, password, full_name, request):
-    """Start or restart a sign-up; mail the address either way. Nothing here depends on what exists."""
+    """Start or restart a sign-up; mail the address either way. Nothing here depends on what exists.
+
+    An address or client over its mail limit changes nothing and gets no mail (the page is the same)."""
     email = normalize_email(email)
+    if not mail_request_allowed(email=email, ip=client_ip(request)):
+        audit("user.register_requested", request=request, description=f"Sign-up requested for {email[:120]}.{NOT_SENT}")
+        return
     with transaction.atomic():
         user = User.objects.select_for_update().filter(email=email).first()
         if user is None:

@@ -10,7 +10,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.forms import PasswordResetForm
 
+from accounts.audit import audit
+from accounts.mail_limits import NOT_SENT, mail_request_allowed
 from accounts.models import AppSettings
+from dockspace.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,16 @@ def password_reset_mail_send(email):
         extra_email_context={"base_url": settings.DOCKSPACE_URL, "site_name": AppSettings.load().site_name},
     )
     return len(users)
+
+
+def password_reset_request(*, email, request):
+    """A visitor asked for a reset link: queue it, unless this address or client asked too often (then
+    nothing is sent, and the answer is the same)."""
+    allowed = mail_request_allowed(email=email, ip=client_ip(request))
+    description = f"Reset link requested for {email[:120]}." + ("" if allowed else NOT_SENT)
+    audit("password.reset_requested", request=request, description=description)
+    if allowed:
+        password_reset_mail_queue(email)
 
 
 def password_reset_mail_queue(email):

@@ -27,7 +27,7 @@ from accounts.forms import (
 )
 from accounts.models import AppSettings, BackupCodeDevice, User
 from accounts.registration import registration_confirm, registration_link_person, registration_request
-from accounts.reset_mail import password_reset_mail_queue
+from accounts.reset_mail import password_reset_request
 from accounts.sessions import AUTH_AT, forget_revoked_session, record_request_meta, safe_next_url
 from dockspace.client_ip import client_ip
 
@@ -285,9 +285,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("accounts:password_reset_sent")
 
     def form_valid(self, form):
-        email = form.cleaned_data["email"]
-        audit("password.reset_requested", request=self.request, description=f"Reset link requested for {email[:120]}.")
-        password_reset_mail_queue(email)
+        password_reset_request(email=form.cleaned_data["email"], request=self.request)
         return redirect(self.success_url)
 
 
