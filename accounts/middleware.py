@@ -64,7 +64,14 @@ class FirstRunMiddleware:
 class StaffTotpMiddleware:
     """With "TOTP required for staff" on, staff without a device can only reach the enrolment pages."""
 
-    ALLOWED_URL_NAMES = ("accounts:security", "accounts:totp_add", "accounts:totp_confirm", "accounts:logout")
+    # The password confirmation too: adding a device asks for it once the sign-in is 15 minutes old.
+    ALLOWED_URL_NAMES = (
+        "accounts:security",
+        "accounts:reauth",
+        "accounts:totp_add",
+        "accounts:totp_confirm",
+        "accounts:logout",
+    )
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -244,3 +244,26 @@ def test_revoking_this_browsers_own_session_signs_it_out_cleanly(client, ann):
     response = client.post(f"/security/sessions/{row.session_key}/revoke/")
     assert response.status_code == 302 and response["Location"] == "/login/"
     assert client.get("/profile/").status_code == 302
+
+
+def test_staff_made_to_enrol_can_confirm_their_password_and_enrol_after_fifteen_minutes():
+    from accounts.models import AppSettings
+    from accounts.tests.factories import StaffFactory
+
+    AppSettings.objects.update_or_create(pk=1, defaults={"totp_required_for_staff": True})
+    staff = StaffFactory(email="root@example.com")
+    browser = Client()
+    browser.post("/login/", {"email": staff.email, "password": PASSWORD})
+    with time_machine.travel(timezone.now() + timezone.timedelta(minutes=16)):
+        response = browser.post("/security/totp/add/", {"name": "Phone"})
+        assert response["Location"] == "/security/confirm/?next=%2Fsecurity%2F"
+        assert browser.get(response["Location"]).status_code == 200  # not sent back to /security/
+        # The confirm page is no way around enrolment: what it leads to is still closed.
+        leave = browser.post("/security/confirm/", {"password": PASSWORD, "next": "/profile/"})
+        assert leave["Location"] == "/profile/"
+        assert browser.get("/profile/")["Location"] == "/security/"
+
+        assert browser.post("/security/totp/add/", {"name": "Phone"})["Location"] == "/security/totp/confirm/"
+        device = TOTPDevice.objects.get(user=staff)
+        assert browser.post("/security/totp/confirm/", {"code": totp_code(device)})["Location"] == "/security/"
+        assert browser.get("/profile/").status_code == 200
