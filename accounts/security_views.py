@@ -180,7 +180,9 @@ def totp_confirm(request):
                     user=request.user, request=request, keep_hash=_current_session_hash(request)
                 )
             messages.success(
-                request, f"Device {device.name!r} is set up. You will be asked for a code when you sign in."
+                request,
+                f"Device {device.name!r} is set up. You will be asked for a code when you sign in."
+                + (" Now create backup codes below, for when this phone is lost." if first_device else ""),
             )
             # An app that requires a second factor sent this person here: take them back to it.
             after = request.session.pop(AFTER_TOTP, None)
@@ -224,6 +226,10 @@ def device_remove(request, kind, pk):
 @sign_in_changes
 @require_POST
 def backup_codes(request):
+    if not TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
+        # Backup codes stand in for an authenticator app: they come after the first one.
+        messages.info(request, "Set up an authenticator app first; then you can create backup codes.")
+        return redirect("accounts:security")
     codes = services.backup_codes_generate(user=request.user, request=request)
     return render(request, "accounts/backup_codes.html", {"codes": codes})
 

@@ -267,3 +267,17 @@ def test_staff_made_to_enrol_can_confirm_their_password_and_enrol_after_fifteen_
         device = TOTPDevice.objects.get(user=staff)
         assert browser.post("/security/totp/confirm/", {"code": totp_code(device)})["Location"] == "/security/"
         assert browser.get("/profile/").status_code == 200
+
+
+def test_backup_codes_are_offered_only_once_an_authenticator_app_is_set_up(client, ann):
+    page = client.get("/security/").content.decode()
+    assert "Generate backup codes" not in page and "Once your first authenticator app is set up" in page
+    response = client.post("/security/backup-codes/")
+    assert response["Location"] == "/security/"
+    assert not BackupCodeDevice.objects.filter(user=ann).exists()
+
+    client.post("/security/totp/add/", {"name": "Phone"})
+    device = TOTPDevice.objects.get(user=ann)
+    done = client.post("/security/totp/confirm/", {"code": totp_code(device)}, follow=True).content.decode()
+    assert "Now create backup codes below" in done and "Generate backup codes" in done
+    assert len(re.findall(CODE, client.post("/security/backup-codes/").content.decode())) == 10
