@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class RegistrationTokenGenerator(PasswordResetTokenGenerator):
-    """Single use: the token stops matching once the account is no longer pending."""
+    """Single use: the token stops matching once the account is no longer pending, is activated, or its
+    password changes (a later sign-up for the address)."""
 
     key_salt = "accounts.registration.RegistrationTokenGenerator"
 
