@@ -47,7 +47,21 @@ def normalize_domain(value, field="domain"):
         )
     if labels[-1].isdigit():
         raise ValidationError(f"{field}: '{raw}' is not a valid domain name (the last label cannot be a number).")
+    for label in labels:
+        if label.startswith("xn--") and not _is_valid_a_label(label):
+            raise ValidationError(
+                f"{field}: '{raw}' is not a valid domain name ('{label}' is not valid punycode for an "
+                "international name; type the name in its own letters instead)."
+            )
     return name
+
+
+def _is_valid_a_label(label):
+    """An 'xn--' label decodes under IDNA 2008 and encodes back to itself (no over-long or mixed forms)."""
+    try:
+        return idna.encode(idna.decode(label)).decode("ascii") == label
+    except (idna.IDNAError, UnicodeError):
+        return False
 
 
 def normalize_local_part(value, field="address"):

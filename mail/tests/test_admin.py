@@ -282,9 +282,7 @@ def test_a_quota_beyond_the_tier_limit_is_refused_and_nothing_changes(browser):
     response = change(browser, url, quota="2G", full_name="Ann Lee")
 
     assert errors(response) == {
-        "quota": [
-            "tier standard allows at most 1G per mailbox (max quota per mailbox); 0 (no limit) is not allowed on it."
-        ]
+        "quota": ["tier standard allows at most 1G per mailbox (max quota per mailbox); 2G was given."]
     }
     assert database_fingerprint() == before
 
