@@ -135,6 +135,9 @@ def dms_sync(*, dry_run=False, force=False):
     if not dry_run:
         state.last_success_at = state.last_attempt_at
         state.last_error = ""
+        # Every file now holds what the database says: whatever drift a scan found is repaired.
+        state.drift_found_at = None
+        state.drift_report = ""
         state.checksums = report.checksums
         if report.changed or report.removed:
             state.last_changed = sorted(report.changed + report.removed)
