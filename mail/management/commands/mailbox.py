@@ -16,6 +16,7 @@ from mail.commandline import (
     quota_argument,
     read_password,
     validation_message,
+    warn_plus,
 )
 from mail.models import Mailbox
 from mail.quota import format_quota
@@ -105,6 +106,7 @@ class Command(BaseCommand):
                 address=o["address"], full_name=o["name"], quota=quota, password=password, actor_label=ACTOR
             )
         self.stdout.write(f"Created {mailbox.address} (quota {format_quota(mailbox.quota)}).")
+        warn_plus(self, mailbox.address)
         if password is None:
             self.stdout.write("No password yet: send a reset link from the admin, or run set_mail_password.")
 
