@@ -15,13 +15,16 @@ EXIT_UNREADABLE = 2
 
 class Command(BaseCommand):
     help = (
-        "Adopt an existing Docker Mailserver setup: reads postfix-accounts.cf, dovecot-quotas.cf and "
-        "postfix-virtual.cf from DMS's config directory (the one mounted at /tmp/docker-mailserver) and creates "
-        "the missing domains, people, mailboxes (with their quotas, and their passwords: each person signs in "
-        "to Dockspace and mail with the password they already have), aliases, catch-alls and 'keep a copy' "
-        "forwards. Safe to run again: what already exists is reported as already present and never "
-        "overwritten. Every line it cannot adopt is listed with its file and line number; fix those and run it "
-        "again. Run with --dry-run first to see the report without saving anything. Exit code 0: everything "
+        "Adopt an existing Docker Mailserver setup: reads postfix-accounts.cf, dovecot-quotas.cf, "
+        "postfix-virtual.cf, postfix-send-access.cf and postfix-receive-access.cf from DMS's config directory (the "
+        "one mounted at /tmp/docker-mailserver) and creates the missing domains, people, mailboxes (with their "
+        "quotas, and their passwords: each person signs in to Dockspace and mail with the password they already "
+        "have; an account blocked from sending becomes suspended, one refused mail becomes disabled), aliases, "
+        "catch-alls and 'keep a copy' forwards. Safe to run again: what already exists is reported as already "
+        "present and never overwritten. Every line it cannot adopt, which would be lost when Dockspace takes the "
+        "files over, is listed with its file and line number; fix those and run it again. The files Dockspace "
+        "never writes (postfix-regexp.cf, postfix-relaymap.cf, ...) are named and left alone. Run with --dry-run "
+        "first to see the report without saving anything; progress is shown on a terminal. Exit code 0: everything "
         "adopted; 1: some lines were not adopted (the rest was, unless --dry-run); 2: the directory cannot be "
         "read. Stop DMS's own `setup` edits meanwhile, and point DOCKSPACE_DMS_DIR at the directory only once "
         "the import is done: Dockspace then rewrites these files from its database."
