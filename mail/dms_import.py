@@ -30,6 +30,7 @@ from mail.dms.render import (
 )
 from mail.hashers import django_password_from_mail_hash
 from mail.models import Alias, Domain, Mailbox
+from mail.progress import silent
 from mail.quota import format_quota
 
 User = get_user_model()
@@ -476,9 +477,10 @@ def _loop_from(start, graph):
     return None
 
 
-def _adopt_forwards(forwards, report, problems, actor_label):
+def _adopt_forwards(forwards, report, problems, actor_label, bar):
     """Aliases whose targets are other aliases of the file are created after those targets."""
     identity = [f for f in forwards if not f.targets]
+    bar.update(len(identity))
     for forward in identity:
         if Mailbox.objects.filter(address=forward.address).exists():
             report.skipped.append(f"{VIRTUAL_PATH}:{forward.line}: {forward.address} {forward.address} (regenerated)")
@@ -493,6 +495,7 @@ def _adopt_forwards(forwards, report, problems, actor_label):
         for forward in ready:
             del waiting[forward.address]
             _adopt_forward(forward, report, problems, actor_label)
+            bar.update()
     graph = {address: [t for t in f.targets if t in waiting] for address, f in waiting.items()}
     for forward in waiting.values():
         loop = _loop_from(forward.address, graph)
@@ -552,10 +555,11 @@ class _DryRun(Exception):
     pass
 
 
-def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR):
+def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR, progress=silent):
     """Create what `directory`'s postfix-accounts.cf, dovecot-quotas.cf and postfix-virtual.cf hold and
     Dockspace lacks; returns an AdoptionReport. Idempotent: what is already there is reported, never
-    overwritten. dry_run does it all and rolls back. Raises DmsDirectoryError for an unreadable directory."""
+    overwritten. dry_run does it all and rolls back. Raises DmsDirectoryError for an unreadable directory.
+    progress: a mail.progress factory (a bar for the mailboxes, one for the aliases)."""
     texts, problems = read_dms_directory(directory)
     accounts, forwards, blocks, notes = _plan(texts, problems)
     report = AdoptionReport(directory=str(directory), dry_run=dry_run, notes=notes)
@@ -565,9 +569,12 @@ def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR):
         with transaction.atomic():
             domains = {split_address(a.address)[1] for a in accounts} | {split_address(f.address)[1] for f in forwards}
             _ensure_domains(domains, report, problems, actor_label)
-            for account in accounts:
-                _adopt_account(account, report, problems, actor_label)
-            _adopt_forwards(forwards, report, problems, actor_label)
+            with progress("mailboxes", len(accounts)) as bar:
+                for account in accounts:
+                    _adopt_account(account, report, problems, actor_label)
+                    bar.update()
+            with progress("aliases", len(forwards)) as bar:
+                _adopt_forwards(forwards, report, problems, actor_label, bar)
             _check_blocks(blocks, report, problems)
             report.not_adopted = sorted(problems, key=_file_order)
             audit(

@@ -2,11 +2,13 @@
 
 import json
 import os
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mail.dms_import import ACTOR, DmsDirectoryError, adopt_dms_directory
+from mail.progress import terminal_progress
 
 # Exit codes: 0 everything adopted, 1 some lines reported as not adoptable, 2 nothing could be read.
 EXIT_NOT_ADOPTED = 1
@@ -38,14 +40,23 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args, directory, dry_run, **options):
+        started = time.monotonic()
         try:
-            report = adopt_dms_directory(directory, dry_run=dry_run, actor_label=ACTOR)
+            report = adopt_dms_directory(
+                directory, dry_run=dry_run, actor_label=ACTOR, progress=terminal_progress(self.stderr._out)
+            )
         except DmsDirectoryError as e:
             raise CommandError(str(e), returncode=EXIT_UNREADABLE) from None
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:
             self.stdout.write("\n".join(report.lines()))
+            self.stdout.write(
+                f"{'Checked' if dry_run else 'Done'} in {time.monotonic() - started:.1f} s: "
+                f"{len(report.created_mailboxes)} mailbox(es), {len(report.created_aliases)} alias(es) "
+                f"{'would be ' if dry_run else ''}created, {len(report.already_present)} already present, "
+                f"{len(report.not_adopted)} line(s) not adopted."
+            )
         if not dry_run and os.path.realpath(directory) == os.path.realpath(settings.DMS_DIR):
             from mail.sync import foreign_files
 

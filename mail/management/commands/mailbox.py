@@ -166,9 +166,12 @@ class Command(BaseCommand):
 
     def _import(self, o):
         from mail.csv_io import CsvImportError, mailboxes_import_csv
+        from mail.progress import terminal_progress
 
         try:
-            result = mailboxes_import_csv(o["csv_path"], actor_label=ACTOR)
+            result = mailboxes_import_csv(
+                o["csv_path"], actor_label=ACTOR, progress=terminal_progress(self.stderr._out)
+            )
         except CsvImportError as e:
             raise CommandError(str(e)) from None
         self.stdout.write(f"Imported {result.created} mailbox(es) from {o['csv_path']}.")
