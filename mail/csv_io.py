@@ -60,6 +60,7 @@ class CsvImportError(Exception):
 @dataclass(frozen=True)
 class ImportResult:
     created: int
+    addresses: tuple = ()
 
 
 @dataclass
@@ -359,7 +360,7 @@ def mailboxes_import_csv(path, *, actor_label, progress=silent):
             actor_label=actor_label,
             description=f"Imported {len(rows)} mailbox(es) from {os.path.basename(path)}.",
         )
-    return ImportResult(created=len(rows))
+    return ImportResult(created=len(rows), addresses=tuple(row.address for row in rows))
 
 
 def _line_number(error):

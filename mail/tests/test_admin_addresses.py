@@ -196,3 +196,26 @@ def test_commands_warn_about_a_plus_on_stderr_and_still_create(capsys):
     err = io.StringIO()
     call_command("mailbox", "add", "bob@example.com", stdout=io.StringIO(), stderr=err)
     assert err.getvalue() == ""
+
+
+def test_a_csv_import_warns_about_addresses_with_a_plus_and_imports_them(tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    make_domain("example.com")
+    path = tmp_path / "people.csv"
+    path.write_text("address\nann+x@example.com\nbob@example.com\n")
+    err = io.StringIO()
+
+    call_command("mailbox", "import", "--csv", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().strip() == (
+        "Warning: 1 address(es) contain '+', which DMS uses as the recipient delimiter (mail to them may be "
+        "delivered to the address without the '+' part, or refused): ann+x@example.com."
+    )
+    assert Mailbox.objects.count() == 2
+    path.write_text("address\ncarol@example.com\n")
+    err = io.StringIO()
+    call_command("mailbox", "import", "--csv", str(path), stdout=io.StringIO(), stderr=err)
+    assert err.getvalue() == ""

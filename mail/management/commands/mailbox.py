@@ -175,6 +175,13 @@ class Command(BaseCommand):
         except CsvImportError as e:
             raise CommandError(str(e)) from None
         self.stdout.write(f"Imported {result.created} mailbox(es) from {o['csv_path']}.")
+        with_plus = [address for address in result.addresses if "+" in address.partition("@")[0]]
+        if with_plus:
+            shown = ", ".join(with_plus[:20]) + (f" and {len(with_plus) - 20} more" if len(with_plus) > 20 else "")
+            self.stderr.write(
+                f"Warning: {len(with_plus)} address(es) contain '+', which DMS uses as the recipient delimiter "
+                f"(mail to them may be delivered to the address without the '+' part, or refused): {shown}."
+            )
 
     def _export(self, o):
         from mail.csv_io import mailboxes_export_csv
