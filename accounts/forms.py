@@ -5,7 +5,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordChangeForm as DjangoPasswordChangeForm
 from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 
-from accounts.models import EMAIL_MAX_LENGTH, User, normalize_email
+from accounts.models import EMAIL_MAX_LENGTH, User, normalize_email, validate_full_name
 
 
 class EmailField(forms.EmailField):
@@ -28,7 +28,7 @@ class NewAccountForm(forms.Form):
     """First-run administrator and self-registration: email, name and a password typed twice."""
 
     email = EmailField(label="Email address")
-    full_name = forms.CharField(label="Full name", max_length=150, required=False)
+    full_name = forms.CharField(label="Full name", max_length=150, required=False, validators=[validate_full_name])
     password1 = forms.CharField(
         label="Password",
         strip=False,

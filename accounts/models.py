@@ -2,12 +2,14 @@
 
 import hashlib
 import secrets
+import unicodedata
 import uuid
 
 from django.contrib.auth.hashers import identify_hasher, make_password
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -19,6 +21,16 @@ EMAIL_MAX_LENGTH = 254
 def normalize_email(email):
     """Addresses are compared and stored in lower case: Bob@Example.com and bob@example.com are one person."""
     return (email or "").strip().lower()
+
+
+def validate_full_name(value):
+    """A name is one line of text: control characters (NUL, which PostgreSQL refuses, among them)
+    and line breaks would break the admin, the CSV export and the database alike."""
+    for ch in value or "":
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            raise ValidationError(
+                "a name cannot contain line breaks or control characters (such as NUL).", code="full_name_control"
+            )
 
 
 class UserManager(BaseUserManager):
@@ -118,6 +130,20 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self):
         super().clean()
         self.email = normalize_email(self.email)
+        try:
+            validate_full_name(self.full_name)
+        except ValidationError as e:
+            raise ValidationError({"full_name": e.messages}) from None
+
+    def save(self, *args, **kwargs):
+        # Not every path runs full_clean (services set the name and save): the name is checked here too.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "full_name" in update_fields:
+            try:
+                validate_full_name(self.full_name)
+            except ValidationError as e:
+                raise ValidationError({"full_name": e.messages}) from None
+        super().save(*args, **kwargs)
 
     def set_password(self, raw_password):
         """One password for web and mail: every path that sets one also refreshes the DMS hash,

@@ -47,7 +47,21 @@ def normalize_domain(value, field="domain"):
         )
     if labels[-1].isdigit():
         raise ValidationError(f"{field}: '{raw}' is not a valid domain name (the last label cannot be a number).")
+    for label in labels:
+        if label.startswith("xn--") and not _is_valid_a_label(label):
+            raise ValidationError(
+                f"{field}: '{raw}' is not a valid domain name ('{label}' is not valid punycode for an "
+                "international name; type the name in its own letters instead)."
+            )
     return name
+
+
+def _is_valid_a_label(label):
+    """An 'xn--' label decodes under IDNA 2008 and encodes back to itself (no over-long or mixed forms)."""
+    try:
+        return idna.encode(idna.decode(label)).decode("ascii") == label
+    except (idna.IDNAError, UnicodeError):
+        return False
 
 
 def normalize_local_part(value, field="address"):
@@ -95,3 +109,26 @@ def split_address(address):
     """'bob@example.com' -> ('bob', 'example.com'); '@example.com' -> ('', 'example.com')."""
     local, _, domain = address.rpartition("@")
     return local, domain
+
+
+def plus_warning(address):
+    """A warning for an address whose part before '@' holds '+' (None otherwise): DMS configures '+'
+    as the recipient delimiter, so Postfix and Dovecot read 'a+b@d' as 'a@d' with the tag 'b'."""
+    local, domain = split_address(address or "")
+    if "+" not in local:
+        return None
+    base = local.split("+", 1)[0] or "?"
+    return (
+        f"{address} contains '+', which DMS uses as the recipient delimiter: mail to it may be delivered to "
+        f"{base}@{domain} or refused. Prefer '.', '-' or '_' in addresses."
+    )
+
+
+def unicode_domain(name):
+    """The Unicode form of a punycode domain name ('xn--bcher-kva.de' -> 'bücher.de'); the name itself otherwise."""
+    if "xn--" not in (name or ""):
+        return name
+    try:
+        return idna.decode(name)
+    except (idna.IDNAError, UnicodeError):
+        return name

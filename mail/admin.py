@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.audit import audit
 from accounts.reset_mail import password_reset_mail_queue
 from mail import forms, services, sync
+from mail.addresses import unicode_domain
 from mail.dkim import dns_record_value
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
 from mail.quota import format_quota
@@ -79,6 +80,16 @@ def _quota(value):
     return "-" if value is None else format_quota(value)
 
 
+def _with_unicode(text):
+    """'anna@xn--bcher-kva.de' -> 'anna@xn--bcher-kva.de (anna@bücher.de)': international names in
+    both forms, the stored one first (it is what DMS files and searches hold)."""
+    if not text or "xn--" not in text:
+        return text
+    local, at, domain = text.rpartition("@")
+    shown = f"{local}{at}{unicode_domain(domain)}"
+    return text if shown == text else f"{text} ({shown})"
+
+
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
     form = forms.TierForm
@@ -142,7 +153,7 @@ class DkimKeyInline(admin.TabularInline):
 @admin.register(Domain)
 class DomainAdmin(ServiceAdmin):
     form = forms.DomainForm
-    list_display = ["name", "is_active", "tier", "default", "mailbox_count", "alias_count", "dkim"]
+    list_display = ["domain_name", "is_active", "tier", "default", "mailbox_count", "alias_count", "dkim"]
     list_filter = ["is_active", "tier"]
     search_fields = ["name"]
     inlines = [DkimKeyInline]
@@ -164,6 +175,10 @@ class DomainAdmin(ServiceAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []  # a new domain has no keys yet
+
+    @admin.display(description="name", ordering="name")
+    def domain_name(self, obj):
+        return _with_unicode(obj.name)
 
     @admin.display(description="default quota")
     def default(self, obj):
@@ -211,7 +226,7 @@ class DomainAdmin(ServiceAdmin):
 
 @admin.register(Mailbox)
 class MailboxAdmin(ServiceAdmin):
-    list_display = ["address", "person_name", "quota_display", "state", "domain"]
+    list_display = ["address_display", "person_name", "quota_display", "state", "domain_display"]
     list_filter = ["state", "domain"]
     search_fields = ["address", "person__full_name", "person__email"]
     list_select_related = ["person", "domain"]
@@ -223,7 +238,7 @@ class MailboxAdmin(ServiceAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": ["address", "full_name", "quota", "password1", "password2"]})]
+            return [(None, {"fields": [("local_part", "domain"), "full_name", "quota", "password1", "password2"]})]
         return [
             (None, {"fields": ["address", "person", "state", "full_name", "quota", "new_password"]}),
             ("Reaches this mailbox", {"fields": ["reached_by"]}),
@@ -231,6 +246,14 @@ class MailboxAdmin(ServiceAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["address", "person", "state", "reached_by"] if obj else []
+
+    @admin.display(description="address", ordering="address")
+    def address_display(self, obj):
+        return _with_unicode(obj.address)
+
+    @admin.display(description="domain", ordering="domain__name")
+    def domain_display(self, obj):
+        return _with_unicode(obj.domain.name)
 
     @admin.display(description="name", ordering="person__full_name")
     def person_name(self, obj):
@@ -303,17 +326,31 @@ class MailboxAdmin(ServiceAdmin):
 @admin.register(Alias)
 class AliasAdmin(ServiceAdmin):
     form = forms.AliasForm
-    list_display = ["address", "targets_display", "keep_copy", "is_active", "domain"]
+    list_display = ["address_display", "targets_display", "keep_copy", "is_active", "domain_display"]
     list_filter = ["is_active", "keep_copy", "domain"]
     search_fields = ["address", "targets__address", "description"]
-    fields = ["address", "targets_text", "keep_copy", "is_active", "description"]
+
+    def get_fields(self, request, obj=None):
+        address = ["address"] if obj else [("local_part", "domain")]
+        return [*address, "targets_text", "keep_copy", "is_active", "description"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["address"] if obj else []
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("targets").distinct()
+        return super().get_queryset(request).select_related("domain").prefetch_related("targets").distinct()
+
+    @admin.display(description="address", ordering="address")
+    def address_display(self, obj):
+        return _with_unicode(obj.address)
+
+    @admin.display(description="domain", ordering="domain__name")
+    def domain_display(self, obj):
+        return _with_unicode(obj.domain.name)
 
     @admin.display(description="targets")
     def targets_display(self, obj):
-        return ", ".join(obj.target_list)
+        return ", ".join(_with_unicode(t) for t in obj.target_list)
 
     def remove(self, request, obj):
         services.alias_remove(alias=obj, request=request)
@@ -322,13 +359,17 @@ class AliasAdmin(ServiceAdmin):
 @admin.register(Group)
 class GroupAdmin(ServiceAdmin):
     form = forms.GroupForm
-    list_display = ["name", "list_address", "member_count", "description"]
+    list_display = ["name", "list_address_display", "member_count", "description"]
     search_fields = ["name", "list_address", "members__email"]
     filter_horizontal = ["members"]
-    fields = ["name", "description", "address", "members"]
+    fields = ["name", "description", ("list_local_part", "list_domain"), "members"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(member_count=Count("members")).distinct()
+
+    @admin.display(description="list address", ordering="list_address")
+    def list_address_display(self, obj):
+        return _with_unicode(obj.list_address) or "-"
 
     @admin.display(description="members", ordering="member_count")
     def member_count(self, obj):

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from mail.addresses import normalize_domain
+from mail.addresses import normalize_domain, plus_warning
 from mail.quota import parse_quota
 
 
@@ -83,6 +83,13 @@ def print_record(command, data, as_json):
     width = max(len(key) for key in data) + 2
     for key, value in data.items():
         command.stdout.write(f"{key:{width}} {', '.join(value) if isinstance(value, list) else value}")
+
+
+def warn_plus(command, address):
+    """Warn (on stderr, without refusing) about a '+' in an address just created: DMS's recipient delimiter."""
+    warning = plus_warning(address) if address else None
+    if warning:
+        command.stderr.write(f"Warning: {warning}")
 
 
 def not_found(field, what, value):

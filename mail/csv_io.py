@@ -22,6 +22,7 @@ from mail.commandline import validation_message
 from mail.hashers import django_password_from_mail_hash
 from mail.models import Mailbox
 from mail.passwords import mail_hash
+from mail.progress import silent
 from mail.quota import format_quota, parse_quota
 
 User = get_user_model()
@@ -59,6 +60,7 @@ class CsvImportError(Exception):
 @dataclass(frozen=True)
 class ImportResult:
     created: int
+    addresses: tuple = ()
 
 
 @dataclass
@@ -226,7 +228,7 @@ def _hash_pair(password, scheme):
     return make_password(password), mail_hash(password, scheme)
 
 
-def _hash_while_checking(rows, actor_label):
+def _hash_while_checking(rows, actor_label, progress=silent):
     """Checks every row against the database and hashes every plain password once (for the web and
     for mail); returns 'line N: ...' problems, and fills row.hashes when there are none.
 
@@ -236,18 +238,20 @@ def _hash_while_checking(rows, actor_label):
     todo = [row for row in rows if row.password is not None]
     scheme = settings.MAIL_HASH_SCHEME
     if len(todo) < POOL_MIN_PASSWORDS:
-        errors = _check_against_database(rows, actor_label)
+        errors = _check_against_database(rows, actor_label, progress)
         if errors:
             return errors
-        results = [_try_hash(row.password, scheme) for row in todo]
+        with progress("hashing passwords", len(todo)) as bar:
+            results = [_counted(bar, _try_hash(row.password, scheme)) for row in todo]
     else:
         pool = ThreadPoolExecutor(max_workers=_hashing_threads())
         try:
             futures = [pool.submit(_try_hash, row.password, scheme) for row in todo]
-            errors = _check_against_database(rows, actor_label)
+            errors = _check_against_database(rows, actor_label, progress)
             if errors:
                 return errors
-            results = [future.result() for future in futures]
+            with progress("hashing passwords", len(todo)) as bar:
+                results = [_counted(bar, future.result()) for future in futures]
         finally:
             pool.shutdown(cancel_futures=True)
     errors = []
@@ -257,6 +261,11 @@ def _hash_while_checking(rows, actor_label):
         else:
             row.hashes = result
     return errors
+
+
+def _counted(bar, result):
+    bar.update()
+    return result
 
 
 def _hashing_threads():
@@ -292,11 +301,13 @@ def _create(row, *, with_passwords, actor_label):
         services.mailbox_set_state(mailbox=mailbox, state=row.state, actor_label=actor_label)
 
 
-def _create_all(rows, *, with_passwords, actor_label):
+def _create_all(rows, *, with_passwords, actor_label, bar=None):
     """Creates every row, each in its own savepoint; returns the 'line N: ...' problems. The caller
     holds the transaction and rolls it back when there is any."""
     errors = []
     for row in rows:
+        if bar is not None:
+            bar.update()
         try:
             with transaction.atomic():
                 _create(row, with_passwords=with_passwords, actor_label=actor_label)
@@ -311,23 +322,23 @@ class _RollBack(Exception):
     pass
 
 
-def _check_against_database(rows, actor_label):
+def _check_against_database(rows, actor_label, progress=silent):
     """Runs every row through the service without passwords and undoes it all: finds unmanaged
     domains, taken addresses and tier limits before minutes are spent hashing."""
     try:
-        with transaction.atomic():
-            errors = _create_all(rows, with_passwords=False, actor_label=actor_label)
+        with transaction.atomic(), progress("checking rows", len(rows)) as bar:
+            errors = _create_all(rows, with_passwords=False, actor_label=actor_label, bar=bar)
             raise _RollBack
     except _RollBack:
         pass
     return errors
 
 
-def mailboxes_import_csv(path, *, actor_label):
+def mailboxes_import_csv(path, *, actor_label, progress=silent):
     """Create a mailbox (and person) per row of a CSV file with a header naming some of the columns
     address (required), name, quota (e.g. 2G; empty = the domain's default), state, password or
     password_hash (a Dovecot '{SCHEME}...' hash). All or nothing: raises CsvImportError listing every
-    bad line, and then nothing is written."""
+    bad line, and then nothing is written. progress: a mail.progress factory (a bar per phase)."""
     rows, errors = _read_rows(path)
     if errors:
         # Still check the good rows, so that one run reports every bad line.
@@ -336,11 +347,11 @@ def mailboxes_import_csv(path, *, actor_label):
     if any(row.password is not None for row in rows):
         # Hashing takes minutes for thousands of rows: first make sure the rows will go in, so the
         # import fails fast, and keep the writing transaction short.
-        errors = _hash_while_checking(rows, actor_label)
+        errors = _hash_while_checking(rows, actor_label, progress)
         if errors:
             raise CsvImportError(errors, path)
-    with transaction.atomic():
-        errors = _create_all(rows, with_passwords=True, actor_label=actor_label)
+    with transaction.atomic(), progress("writing mailboxes", len(rows)) as bar:
+        errors = _create_all(rows, with_passwords=True, actor_label=actor_label, bar=bar)
         if errors:
             # Raising out of the atomic block rolls back every row already created.
             raise CsvImportError(errors, path)
@@ -349,7 +360,7 @@ def mailboxes_import_csv(path, *, actor_label):
             actor_label=actor_label,
             description=f"Imported {len(rows)} mailbox(es) from {os.path.basename(path)}.",
         )
-    return ImportResult(created=len(rows))
+    return ImportResult(created=len(rows), addresses=tuple(row.address for row in rows))
 
 
 def _line_number(error):

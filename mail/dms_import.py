@@ -1,6 +1,8 @@
-"""Adopting an existing DMS config directory: its accounts, quotas and aliases become Dockspace domains,
-people, mailboxes and aliases (through the same services as every other write), and every line that
-cannot be adopted is reported with its file and line number.
+"""Adopting an existing DMS config directory: its accounts, quotas, aliases and access blocks become
+Dockspace domains, people, mailboxes (suspended or disabled where blocked) and aliases (through the same
+services as every other write), and every line that cannot be adopted, so would be lost when Dockspace
+takes the files over, is reported with its file and line number. The files Dockspace never writes are
+named and left alone.
 """
 
 import os
@@ -15,16 +17,29 @@ from accounts.audit import audit
 from mail import services
 from mail.addresses import normalize_address, normalize_alias_address, split_address
 from mail.commandline import validation_message
-from mail.dms.parse import Problem, parse_accounts, parse_quotas, parse_virtual
-from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH
+from mail.dms.parse import Problem, parse_access, parse_accounts, parse_quotas, parse_virtual
+from mail.dms.render import (
+    ACCOUNTS_PATH,
+    HEADER,
+    OPENDKIM_DIR,
+    QUOTAS_PATH,
+    RECEIVE_ACCESS_PATH,
+    RSPAMD_SIGNING_CONF_PATH,
+    SEND_ACCESS_PATH,
+    VIRTUAL_PATH,
+)
 from mail.hashers import django_password_from_mail_hash
 from mail.models import Alias, Domain, Mailbox
+from mail.progress import silent
 from mail.quota import format_quota
 
 User = get_user_model()
 
 ACTOR = "manage.py import_dms_files"
-FILES = (ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH)
+FILES = (ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH, SEND_ACCESS_PATH, RECEIVE_ACCESS_PATH)
+# Directories Dockspace writes DKIM files into: their DKIM files are reported on their own, see _dkim_problems.
+DKIM_DIRS = (OPENDKIM_DIR, "rspamd")
+OPENDKIM_KEY_TABLE = f"{OPENDKIM_DIR}/KeyTable"
 
 
 class DmsDirectoryError(Exception):
@@ -42,6 +57,7 @@ class AdoptionReport:
     skipped: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     not_adopted: list = field(default_factory=list)
+    left_alone: list = field(default_factory=list)
 
     @property
     def is_complete(self):
@@ -60,6 +76,7 @@ class AdoptionReport:
             "already_present": self.already_present,
             "skipped": self.skipped,
             "notes": self.notes,
+            "left_alone": self.left_alone,
             "not_adopted": [
                 {"file": p.path, "line": p.line_number, "text": p.line, "reason": p.reason} for p in self.not_adopted
             ],
@@ -78,11 +95,21 @@ class AdoptionReport:
         ):
             out.append(f"  {len(items)} {label}" + (":" if items else "."))
             out += [f"    {item}" for item in items]
+        if self.left_alone:
+            out.append(
+                f"  {len(self.left_alone)} file(s) left alone (Dockspace never writes them; DMS keeps using them):"
+            )
+            out += [f"    {name}" for name in self.left_alone]
         if self.not_adopted:
-            out.append(f"  {len(self.not_adopted)} line(s) NOT adopted (fix them, then run the import again):")
+            out.append(
+                f"  {len(self.not_adopted)} line(s) NOT adopted: they would be lost when Dockspace takes the files "
+                "over. Fix them and run the import again, or accept losing them (export_dms_files --force):"
+            )
             out += [f"    {problem}" for problem in self.not_adopted]
         else:
-            out.append("  Every line would be adopted." if self.dry_run else "  Every line was adopted.")
+            names = ", ".join(FILES)
+            verb = "would be" if self.dry_run else "was"
+            out.append(f"  Every line {verb} adopted from {names}.")
         return out
 
 
@@ -158,6 +185,10 @@ def _virtual_key(line):
     return normalize_alias_address(line.split()[0])
 
 
+def _access_key(line):
+    return normalize_address(line.split()[0])
+
+
 def _redacted(address, hashed):
     scheme_end = hashed.find("}")
     return f"{address}|{hashed[: scheme_end + 1] if scheme_end > 0 else ''}…"
@@ -173,7 +204,7 @@ class _Account:
     password_hash: str
     web_password: str
     quota: int | None
-    is_suspended: bool
+    state: str
 
 
 @dataclass
@@ -182,6 +213,89 @@ class _Forward:
     address: str
     targets: list
     keep_copy: bool
+
+
+@dataclass
+class _Block:
+    """An access-table line for an address without an account line: adopted only if Dockspace already
+    has that address in the state that writes the line."""
+
+    path: str
+    line: int
+    address: str
+
+
+def _access_text(address):
+    return f"{address}\tREJECT"
+
+
+# What each access table blocks, and the Dockspace state that writes the same line (see
+# mail.selectors.dms_send_blocked / dms_receive_blocked): the stricter table first.
+_ACCESS_STATES = ((RECEIVE_ACCESS_PATH, Mailbox.DISABLED), (SEND_ACCESS_PATH, Mailbox.SUSPENDED))
+_STRICTNESS = {Mailbox.ACTIVE: 0, Mailbox.SUSPENDED: 1, Mailbox.DISABLED: 2}
+_ADOPTED_AS = {
+    Mailbox.SUSPENDED: (
+        "blocked from sending in {path}: adopted as suspended, the Dockspace state that blocks sending; it also "
+        "refuses sign-in to mail and Dockspace (mail is still delivered). Resume it to let it sign in and send."
+    ),
+    Mailbox.DISABLED: (
+        "refused mail in {path}: adopted as disabled, the Dockspace state that refuses mail; it also refuses "
+        "sign-in (stored mail is kept). Resume it to let it receive mail and sign in."
+    ),
+}
+
+
+def _apply_access(texts, problems, planned, account_lines, notes):
+    """Access-table blocks on accounts become their mailbox's state (a block is never silently dropped);
+    blocks on other addresses are returned, to be checked against the database."""
+    by_address = {account.address: account for account in planned}
+    others = []
+    for path, state in _ACCESS_STATES:
+        blocked, found = parse_access(texts[path], path)
+        problems += found
+        lines = _first_lines(texts[path], _access_key, continued=True)
+        for address in blocked:
+            account = by_address.get(address)
+            if account is None:
+                if address in account_lines:
+                    reason = f"the account line of {address} was not adopted"
+                    problems.append(Problem(path, lines.get(address), _access_text(address), reason))
+                else:
+                    others.append(_Block(path, lines.get(address), address))
+                continue
+            if _STRICTNESS[account.state] >= _STRICTNESS[state]:
+                continue  # the state it already has writes this line too
+            account.state = state
+            notes.append(f"{address}: " + _ADOPTED_AS[state].format(path=path))
+    return others
+
+
+def _block_problem(block):
+    """None when Dockspace already writes this access line, else why it would be lost."""
+    mailbox = Mailbox.objects.filter(address=block.address).first()
+    if block.path == SEND_ACCESS_PATH:
+        if mailbox is not None and mailbox.state != Mailbox.ACTIVE:
+            return None
+        return (
+            f"Dockspace blocks sending only for suspended mailboxes, and {block.address} has no account in "
+            f"{ACCOUNTS_PATH}: this block would be lost"
+        )
+    if mailbox is not None and mailbox.state == Mailbox.DISABLED:
+        return None
+    return (
+        f"Dockspace refuses mail only for disabled mailboxes (and aliases whose every target is gone), and "
+        f"{block.address} has no account in {ACCOUNTS_PATH}: this block would be lost; to keep it, create the "
+        "mailbox and disable it"
+    )
+
+
+def _check_blocks(blocks, report, problems):
+    for block in blocks:
+        reason = _block_problem(block)
+        if reason is None:
+            report.already_present.append(f"{block.path}: {block.address} REJECT")
+        else:
+            problems.append(Problem(block.path, block.line, _access_text(block.address), reason))
 
 
 def _plan(texts, problems):
@@ -194,6 +308,7 @@ def _plan(texts, problems):
     account_lines = _first_lines(texts[ACCOUNTS_PATH], _account_key)
     quota_lines = _first_lines(texts[QUOTAS_PATH], _quota_key)
     alias_lines = _first_lines(texts[VIRTUAL_PATH], _virtual_key, continued=True)
+    notes = []
 
     planned = []
     for account in accounts:
@@ -205,9 +320,8 @@ def _plan(texts, problems):
             problems.append(Problem(ACCOUNTS_PATH, line, text, validation_message(e)))
             continue
         quota = quotas.get(account.address)
-        planned.append(
-            _Account(line, account.address, account.password_hash, web_password, quota, account.is_suspended)
-        )
+        state = Mailbox.SUSPENDED if account.is_suspended else Mailbox.ACTIVE
+        planned.append(_Account(line, account.address, account.password_hash, web_password, quota, state))
     adoptable = {a.address for a in planned}
     for address in quotas:
         if address not in adoptable:
@@ -236,7 +350,8 @@ def _plan(texts, problems):
             problems.append(Problem(VIRTUAL_PATH, line, text, "a catch-all cannot keep a copy"))
             continue
         forwards.append(_Forward(line, alias.address, targets, keep_copy))
-    return planned, forwards
+    blocks = _apply_access(texts, problems, planned, account_lines, notes)
+    return planned, forwards, blocks, notes
 
 
 # --- adopting ------------------------------------------------------------------------------------
@@ -267,7 +382,7 @@ def _keeps_own_password(address):
 
 
 def _existing_mailbox_differences(mailbox, account):
-    state = Mailbox.SUSPENDED if account.is_suspended else Mailbox.ACTIVE
+    state = account.state
     differences = []
     if mailbox.person.mail_password_hash != account.password_hash:
         differences.append("a different password")
@@ -300,15 +415,16 @@ def _adopt_account(account, report, problems, actor_label):
                 password_hashes=(None if keeps_password else account.web_password, account.password_hash),
                 actor_label=actor_label,
             )
-            if account.is_suspended:
-                services.mailbox_set_state(mailbox=mailbox, state=Mailbox.SUSPENDED, actor_label=actor_label)
+            if account.state != Mailbox.ACTIVE:
+                services.mailbox_set_state(mailbox=mailbox, state=account.state, actor_label=actor_label)
     except ValidationError as e:
         problem(_messages(e))
         return
     except DatabaseError as e:
         problem(f"the database refused it: {e}")
         return
-    report.created_mailboxes.append(account.address + (" (suspended)" if account.is_suspended else ""))
+    suffix = "" if account.state == Mailbox.ACTIVE else f" ({account.state})"
+    report.created_mailboxes.append(account.address + suffix)
     if keeps_password:
         report.notes.append(
             f"{account.address} already had a Dockspace password: it is kept for Dockspace; mail keeps the "
@@ -361,9 +477,10 @@ def _loop_from(start, graph):
     return None
 
 
-def _adopt_forwards(forwards, report, problems, actor_label):
+def _adopt_forwards(forwards, report, problems, actor_label, bar):
     """Aliases whose targets are other aliases of the file are created after those targets."""
     identity = [f for f in forwards if not f.targets]
+    bar.update(len(identity))
     for forward in identity:
         if Mailbox.objects.filter(address=forward.address).exists():
             report.skipped.append(f"{VIRTUAL_PATH}:{forward.line}: {forward.address} {forward.address} (regenerated)")
@@ -378,6 +495,7 @@ def _adopt_forwards(forwards, report, problems, actor_label):
         for forward in ready:
             del waiting[forward.address]
             _adopt_forward(forward, report, problems, actor_label)
+            bar.update()
     graph = {address: [t for t in f.targets if t in waiting] for address, f in waiting.items()}
     for forward in waiting.values():
         loop = _loop_from(forward.address, graph)
@@ -389,6 +507,46 @@ def _adopt_forwards(forwards, report, problems, actor_label):
         problems.append(Problem(VIRTUAL_PATH, forward.line, _alias_text(forward), reason))
 
 
+def files_left_alone(directory):
+    """The entries of the DMS directory that Dockspace never writes, such as postfix-regexp.cf,
+    postfix-relaymap.cf or postfix-sasl-password.cf: they keep working as they are."""
+    names = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.name in FILES or entry.name in DKIM_DIRS or entry.name.endswith(".lock"):
+            continue
+        names.append(entry.name + ("/" if entry.is_dir() else ""))
+    return names
+
+
+def _has_foreign_data(path):
+    try:
+        text = path.read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return False
+    if text.startswith(HEADER):
+        return False
+    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def _dkim_problems(directory):
+    """DKIM keys are not adopted: say which DMS files hold signing setup that Dockspace would replace."""
+    root, problems = Path(directory), []
+    if _has_foreign_data(root / RSPAMD_SIGNING_CONF_PATH):
+        reason = (
+            "DKIM signing settings are not adopted: taking over replaces this file with Dockspace's, which signs "
+            "only for domains with a DKIM key in Dockspace (manage.py dkim generate, then publish the DNS record)"
+        )
+        problems.append(Problem(RSPAMD_SIGNING_CONF_PATH, None, "", reason))
+    if _has_foreign_data(root / OPENDKIM_KEY_TABLE):
+        reason = (
+            "DKIM keys are not adopted: once a domain has a DKIM key in Dockspace, KeyTable and SigningTable are "
+            "rewritten with Dockspace's keys only (manage.py dkim generate for each domain, then publish the DNS "
+            "records)"
+        )
+        problems.append(Problem(OPENDKIM_KEY_TABLE, None, "", reason))
+    return problems
+
+
 def _file_order(problem):
     return (FILES.index(problem.path) if problem.path in FILES else len(FILES), problem.line_number or 0)
 
@@ -397,20 +555,27 @@ class _DryRun(Exception):
     pass
 
 
-def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR):
+def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR, progress=silent):
     """Create what `directory`'s postfix-accounts.cf, dovecot-quotas.cf and postfix-virtual.cf hold and
     Dockspace lacks; returns an AdoptionReport. Idempotent: what is already there is reported, never
-    overwritten. dry_run does it all and rolls back. Raises DmsDirectoryError for an unreadable directory."""
+    overwritten. dry_run does it all and rolls back. Raises DmsDirectoryError for an unreadable directory.
+    progress: a mail.progress factory (a bar for the mailboxes, one for the aliases)."""
     texts, problems = read_dms_directory(directory)
-    accounts, forwards = _plan(texts, problems)
-    report = AdoptionReport(directory=str(directory), dry_run=dry_run)
+    accounts, forwards, blocks, notes = _plan(texts, problems)
+    report = AdoptionReport(directory=str(directory), dry_run=dry_run, notes=notes)
+    report.left_alone = files_left_alone(directory)
+    problems += _dkim_problems(directory)
     try:
         with transaction.atomic():
             domains = {split_address(a.address)[1] for a in accounts} | {split_address(f.address)[1] for f in forwards}
             _ensure_domains(domains, report, problems, actor_label)
-            for account in accounts:
-                _adopt_account(account, report, problems, actor_label)
-            _adopt_forwards(forwards, report, problems, actor_label)
+            with progress("mailboxes", len(accounts)) as bar:
+                for account in accounts:
+                    _adopt_account(account, report, problems, actor_label)
+                    bar.update()
+            with progress("aliases", len(forwards)) as bar:
+                _adopt_forwards(forwards, report, problems, actor_label, bar)
+            _check_blocks(blocks, report, problems)
             report.not_adopted = sorted(problems, key=_file_order)
             audit(
                 "mail.dms.import",

@@ -1,13 +1,17 @@
 """Admin and page forms for mail. They call the services; they never write rows themselves."""
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.contrib.auth.password_validation import get_default_password_validators
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.html import format_html, format_html_join
 
 from mail import dkim, services
+from mail.addresses import plus_warning
 from mail.models import Alias, Domain, Group, Mailbox, Tier
+from mail.passwords import MailPasswordValidator
 from mail.quota import format_quota, parse_quota
 
 User = get_user_model()
@@ -79,6 +83,51 @@ class ServiceForm(forms.ModelForm):
 
     def _who(self):
         return {"request": self.request}
+
+
+class DomainChoiceField(forms.ModelChoiceField):
+    """The managed domains, international ones shown in their own letters with the punycode beside."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Only domains Dockspace manages; add a domain first to use another.")
+        super().__init__(queryset=Domain.objects.order_by("name"), **kwargs)
+
+    def label_from_instance(self, domain):
+        shown = domain.unicode_name
+        return domain.name if shown == domain.name else f"{shown} ({domain.name})"
+
+
+class AddressPicker:
+    """A part before '@' and a managed-domain picker instead of a free-text address. clean() puts the
+    composed 'local@domain' (or '@domain' where the local part may be empty) into cleaned_data["address"],
+    which the service validates in full; an address with '+' is saved with a warning."""
+
+    local_field = "local_part"
+    domain_field = "domain"
+
+    def clean(self):
+        local = (self.cleaned_data.get(self.local_field) or "").strip()
+        domain = self.cleaned_data.get(self.domain_field)
+        address = f"{local}@{domain.name}" if domain is not None else None
+        if domain is None and local and self.domain_field not in self.errors:
+            self.add_error(self.domain_field, "pick the domain of the address.")
+        self.cleaned_data["address"] = address
+        data = super().clean()
+        warning = plus_warning(address) if address and not self.errors else None
+        if warning and self.request is not None:
+            messages.warning(self.request, warning)
+        return data
+
+
+def _operator_password_help():
+    # The operator sets someone else's password here: the validators' own wording ("Your password
+    # also signs you in to mail") is written for the person themselves.
+    texts = [v.get_help_text() for v in get_default_password_validators() if not isinstance(v, MailPasswordValidator)]
+    return format_html(
+        "Optional: leave empty and send a reset link instead. This one password signs the person in to "
+        "Dockspace and to mail.<ul>{}</ul>",
+        format_html_join("", "<li>{}</li>", ((t,) for t in texts)),
+    )
 
 
 class TierForm(forms.ModelForm):
@@ -155,19 +204,20 @@ def may_manage_person(user, person):
     return user.has_perm("accounts.change_user")
 
 
-class MailboxAddForm(ServiceForm):
-    address = forms.CharField(max_length=254, help_text="name@domain; the domain must be managed here.")
+class MailboxAddForm(AddressPicker, ServiceForm):
+    local_part = forms.CharField(label="Address", max_length=64, help_text="The part before '@'.")
+    domain = DomainChoiceField(label="@ domain")
     full_name = forms.CharField(max_length=150, required=False)
     quota = QuotaField(required=False, help_text="Empty: the domain's default. 2G, 500M, 0 = no limit.")
     password1 = forms.CharField(
         label="Password",
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Optional: leave empty and send a reset link instead. " + password_validators_help_text_html(),
+        help_text=_operator_password_help(),
     )
     password2 = forms.CharField(label="Password again", required=False, widget=forms.PasswordInput)
 
-    service_fields = {"password": "password1"}
+    service_fields = {"password": "password1", "address": "local_part"}
 
     class Meta:
         model = Mailbox
@@ -241,15 +291,21 @@ def _split_targets(text):
     return [t for t in (part.strip() for chunk in (text or "").splitlines() for part in chunk.split(",")) if t]
 
 
-class AliasForm(ServiceForm):
-    address = forms.CharField(max_length=254, help_text="name@domain, or @domain for a catch-all.")
+class AliasForm(AddressPicker, ServiceForm):
+    local_part = forms.CharField(
+        label="Address",
+        max_length=64,
+        required=False,
+        help_text="The part before '@'; leave it empty for a catch-all of the domain.",
+    )
+    domain = DomainChoiceField(label="@ domain")
     targets_text = forms.CharField(
         label="Targets",
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="One address per line: mailboxes, aliases or lists here, or outside addresses.",
     )
 
-    service_fields = {"targets": "targets_text"}
+    service_fields = {"targets": "targets_text", "address": "local_part"}
 
     class Meta:
         model = Alias
@@ -258,10 +314,15 @@ class AliasForm(ServiceForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["address"].disabled = True
+            # The address of an alias never changes (the admin shows it read-only).
+            del self.fields["local_part"], self.fields["domain"]
             self.fields["keep_copy"].disabled = True
-            self.initial["address"] = self.instance.address
             self.initial["targets_text"] = "\n".join(self.instance.target_list)
+
+    def clean(self):
+        if self.instance.pk:
+            return ServiceForm.clean(self)
+        return super().clean()
 
     def _post_clean(self):
         pass
@@ -286,10 +347,18 @@ class AliasForm(ServiceForm):
         )
 
 
-class GroupForm(ServiceForm):
-    address = forms.CharField(
-        max_length=254, required=False, label="List address", help_text="Optional: makes the group a mailing list."
+class GroupForm(AddressPicker, ServiceForm):
+    list_local_part = forms.CharField(
+        label="List address",
+        max_length=64,
+        required=False,
+        help_text="Optional: the part before '@' of an address that makes the group a mailing list.",
     )
+    list_domain = DomainChoiceField(label="@ domain", required=False)
+
+    local_field = "list_local_part"
+    domain_field = "list_domain"
+    service_fields = {"address": "list_local_part"}
 
     class Meta:
         model = Group
@@ -298,7 +367,14 @@ class GroupForm(ServiceForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.initial["address"] = self.instance.list_address or ""
+            self.initial["list_local_part"] = self.instance.list_local_part
+            self.initial["list_domain"] = self.instance.list_domain_id
+
+    def clean(self):
+        local = (self.cleaned_data.get("list_local_part") or "").strip()
+        if self.cleaned_data.get("list_domain") is not None and not local:
+            self.add_error("list_local_part", "give the part before '@', or clear the domain for no list address.")
+        return super().clean()
 
     def _post_clean(self):
         pass

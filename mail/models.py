@@ -3,6 +3,8 @@
 These rows are the only source of truth for mail: the DMS config files are derived from them.
 """
 
+import unicodedata
+
 import idna
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -10,6 +12,16 @@ from django.db import models
 from django.utils import timezone
 
 from mail.addresses import normalize_domain
+from mail.quota import format_quota
+
+
+def validate_group_name(name):
+    """A group name travels into the `groups` claim, CSV exports and command output as one field:
+    no '|', no line break, no control character."""
+    if "|" in name:
+        raise ValidationError({"name": ["a group name cannot contain '|'."]})
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
+        raise ValidationError({"name": ["a group name cannot contain line breaks or control characters."]})
 
 
 class Tier(models.Model):
@@ -27,7 +39,10 @@ class Tier(models.Model):
         null=True, blank=True, help_text="Bytes: quota of new mailboxes when their domain sets none."
     )
     daily_send_limit = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Messages per mailbox per day (enforced by the policy service)."
+        null=True,
+        blank=True,
+        help_text="Messages per mailbox per day. Stored for the coming policy service: NOT enforced today, "
+        "mailboxes can send any number of messages.",
     )
 
     class Meta:
@@ -35,6 +50,37 @@ class Tier(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        """Limits that no mailbox could meet are refused: each message names both limits."""
+        super().clean()
+        per_mailbox, total, default = self.max_quota_per_mailbox, self.total_quota, self.default_quota
+        errors = {}
+        for field, value in (("max_quota_per_mailbox", per_mailbox), ("total_quota", total)):
+            if value == 0:
+                errors[field] = ["0 would allow no mail at all; leave it empty for no limit."]
+        if per_mailbox and total and per_mailbox > total:
+            errors.setdefault("max_quota_per_mailbox", []).append(
+                f"the max quota per mailbox ({format_quota(per_mailbox)}) cannot be above the total quota "
+                f"({format_quota(total)})."
+            )
+        if default == 0 and (per_mailbox or total):
+            errors["default_quota"] = [
+                "0 (no limit) is not allowed as the default on a tier that limits quotas; give a quota within them."
+            ]
+        elif default:
+            if per_mailbox and default > per_mailbox:
+                errors.setdefault("default_quota", []).append(
+                    f"the default quota ({format_quota(default)}) cannot be above the max quota per mailbox "
+                    f"({format_quota(per_mailbox)})."
+                )
+            if total and default > total:
+                errors.setdefault("default_quota", []).append(
+                    f"the default quota ({format_quota(default)}) cannot be above the total quota "
+                    f"({format_quota(total)})."
+                )
+        if errors:
+            raise ValidationError(errors)
 
 
 class Domain(models.Model):
@@ -181,6 +227,10 @@ class Group(models.Model):
     def save(self, *args, **kwargs):
         self.list_address = f"{self.list_local_part}@{self.list_domain.name}" if self.list_domain_id else None
         super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        validate_group_name(self.name)
 
 
 class DkimKey(models.Model):

@@ -10,7 +10,7 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.audit import audit
@@ -83,15 +83,26 @@ def _tier_check_mailbox(domain, quota, *, exclude=None):
             "address",
             f"tier {tier.name} allows at most {tier.max_mailboxes} mailboxes on {domain.name} (max mailboxes).",
         )
-    if tier.max_quota_per_mailbox is not None and (quota == 0 or quota > tier.max_quota_per_mailbox):
+    limit = tier.max_quota_per_mailbox
+    if limit is not None and quota == 0:
         raise _field_error(
             "quota",
-            f"tier {tier.name} allows at most {format_quota(tier.max_quota_per_mailbox)} per mailbox "
-            f"(max quota per mailbox); 0 (no limit) is not allowed on it.",
+            f"tier {tier.name} allows at most {format_quota(limit)} per mailbox (max quota per mailbox), "
+            "so 0 (no limit) is not allowed.",
+        )
+    if limit is not None and quota > limit:
+        raise _field_error(
+            "quota",
+            f"tier {tier.name} allows at most {format_quota(limit)} per mailbox (max quota per mailbox); "
+            f"{format_quota(quota)} was given.",
         )
     if tier.total_quota is not None:
         if quota == 0:
-            raise _field_error("quota", f"tier {tier.name} caps the total quota, so a mailbox needs a quota (not 0).")
+            raise _field_error(
+                "quota",
+                f"tier {tier.name} allows {format_quota(tier.total_quota)} in total on {domain.name} (total quota), "
+                "so 0 (no limit) is not allowed.",
+            )
         used = others.aggregate(total=Sum("quota"))["total"] or 0
         if used + quota > tier.total_quota:
             raise _field_error(
@@ -99,6 +110,60 @@ def _tier_check_mailbox(domain, quota, *, exclude=None):
                 f"tier {tier.name} allows {format_quota(tier.total_quota)} in total on {domain.name} (total quota); "
                 f"{format_quota(used) if used else '0'} is already given out.",
             )
+
+
+TIER_LISTED_MAILBOXES = 20
+
+
+def _listed(addresses, count):
+    """'a, b, c' for the first TIER_LISTED_MAILBOXES addresses, and how many more there are."""
+    text = ", ".join(addresses[:TIER_LISTED_MAILBOXES])
+    return text + (f" and {count - TIER_LISTED_MAILBOXES} more" if count > TIER_LISTED_MAILBOXES else "")
+
+
+def _tier_check_existing_mailboxes(domain):
+    """The domain's mailboxes as they are must fit its tier: every limit they break, with the mailboxes named."""
+    tier = domain.tier
+    if tier is None:
+        return
+    mailboxes = Mailbox.objects.filter(domain=domain).order_by("address")
+    problems = []
+    count = mailboxes.count()
+    if tier.max_mailboxes is not None and count > tier.max_mailboxes:
+        problems.append(
+            f"tier {tier.name} allows at most {tier.max_mailboxes} mailboxes (max mailboxes); "
+            f"{domain.name} has {count}."
+        )
+    limit = tier.max_quota_per_mailbox
+    if limit is not None:
+        over = mailboxes.filter(Q(quota=0) | Q(quota__gt=limit))
+        n_over = over.count()
+        if n_over:
+            rows = over.values_list("address", "quota")[:TIER_LISTED_MAILBOXES]
+            shown = [f"{a} ({format_quota(q) if q else 'no limit'})" for a, q in rows]
+            problems.append(
+                f"tier {tier.name} allows at most {format_quota(limit)} per mailbox (max quota per mailbox); "
+                f"{n_over} mailbox(es) of {domain.name} have more: {_listed(shown, n_over)}. Lower their quotas first."
+            )
+    if tier.total_quota is not None:
+        unlimited = mailboxes.filter(quota=0)
+        n_unlimited = unlimited.count()
+        if n_unlimited and limit is None:
+            shown = list(unlimited.values_list("address", flat=True)[:TIER_LISTED_MAILBOXES])
+            problems.append(
+                f"tier {tier.name} caps the total quota (total quota), so every mailbox needs a quota; "
+                f"{n_unlimited} mailbox(es) of {domain.name} have none: {_listed(shown, n_unlimited)}."
+            )
+        used = mailboxes.aggregate(total=Sum("quota"))["total"] or 0
+        if used > tier.total_quota:
+            biggest = mailboxes.order_by("-quota", "address").values_list("address", "quota")
+            shown = [f"{a} ({format_quota(q)})" for a, q in biggest[:TIER_LISTED_MAILBOXES]]
+            problems.append(
+                f"tier {tier.name} allows {format_quota(tier.total_quota)} in total (total quota); the {count} "
+                f"mailbox(es) of {domain.name} have {format_quota(used)}, the largest: {_listed(shown, count)}."
+            )
+    if problems:
+        raise ValidationError({"tier": problems})
 
 
 def _tier_check_alias(domain):
@@ -157,9 +222,7 @@ def domain_update(*, domain, request=None, actor_label=None, **changes):
         setattr(domain, field, value)
     domain.full_clean()
     _check_domain_settings(domain)
-    if domain.tier is not None:
-        for mailbox in domain.mailboxes.all():
-            _tier_check_mailbox(domain, mailbox.quota, exclude=mailbox)
+    _tier_check_existing_mailboxes(domain)
     domain.save()
     text = ", ".join(f"{k}={'-' if v is None else v}" for k, v in changes.items())
     audit("mail.domain.change", target=domain, description=f"Changed {text}."[:500], **_who(request, actor_label))

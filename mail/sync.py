@@ -32,6 +32,7 @@ from mail.dms.render import (
 )
 from mail.dms.writer import dms_lock, write_files
 from mail.models import DmsSyncState
+from mail.progress import counting_dms_files
 from mail.selectors import dms_snapshot
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _refuse_foreign(root):
         )
 
 
-def dms_sync(*, dry_run=False, force=False):
+def dms_sync(*, dry_run=False, force=False, progress=None):
     """Write what changed. Records the outcome on DmsSyncState; raises the writer's errors, and
     ForeignFiles (writing nothing) while the directory holds an existing DMS setup not yet adopted.
 
@@ -126,7 +127,8 @@ def dms_sync(*, dry_run=False, force=False):
         with dms_lock(settings.DMS_HISTORY_DIR / SYNC_LOCK_NAME, timeout=120):
             if not force:
                 _refuse_foreign(settings.DMS_DIR)
-            report = _write(streamed_files(), root=settings.DMS_DIR, dry_run=dry_run)
+            with counting_dms_files(streamed_files(), progress) as files:
+                report = _write(files, root=settings.DMS_DIR, dry_run=dry_run)
     except Exception as e:
         if not dry_run:
             state.last_error = f"{type(e).__name__}: {e}"[:2000]
@@ -135,6 +137,9 @@ def dms_sync(*, dry_run=False, force=False):
     if not dry_run:
         state.last_success_at = state.last_attempt_at
         state.last_error = ""
+        # Every file now holds what the database says: whatever drift a scan found is repaired.
+        state.drift_found_at = None
+        state.drift_report = ""
         state.checksums = report.checksums
         if report.changed or report.removed:
             state.last_changed = sorted(report.changed + report.removed)
@@ -166,22 +171,23 @@ def dms_scan(*, repair):
     return drift
 
 
-def export_files(output_dir, *, dry_run=False, force=False):
+def export_files(output_dir, *, dry_run=False, force=False, progress=None):
     """Write the files somewhere else (to inspect or seed a new server). Each output directory has
     its own history and manifest, so an export only ever removes files it wrote there itself."""
     if not force and not dry_run:
         _refuse_foreign(output_dir)
     real = os.path.realpath(output_dir)
     key = hashlib.sha256(real.encode()).hexdigest()[:16]
-    return write_files(
-        output_dir,
-        streamed_files(),
-        history_dir=settings.DATA_DIR / "dms-export-history" / key,
-        keep=settings.DMS_HISTORY_KEEP,
-        file_mode=file_mode,
-        dry_run=dry_run,
-        redact=redact_line,
-    )
+    with counting_dms_files(streamed_files(), progress) as files:
+        return write_files(
+            output_dir,
+            files,
+            history_dir=settings.DATA_DIR / "dms-export-history" / key,
+            keep=settings.DMS_HISTORY_KEEP,
+            file_mode=file_mode,
+            dry_run=dry_run,
+            redact=redact_line,
+        )
 
 
 def mailbox_exists():

@@ -161,6 +161,10 @@ def parse_virtual(text, path=VIRTUAL_PATH):
     for number, raw, line in _table_lines(text):
         parts = line.split(None, 1)
         key_text, value = parts[0], parts[1] if len(parts) == 2 else ""
+        if key_text.startswith("/"):
+            reason = "a regular expression: Postfix reads those from postfix-regexp.cf, not from postfix-virtual.cf"
+            problems.append(Problem(path, number, raw, reason + "; move the line there"))
+            continue
         target_texts = [t for t in re.split(r"[,\s]+", value) if t]
         if not target_texts:
             problems.append(Problem(path, number, raw, "expected address target[,target...]: there is no target"))

@@ -33,7 +33,8 @@ def test_an_operator_creates_a_mailbox_and_its_owner_signs_in_to_see_it(page):  
     assert "example.com" in page.locator("#result_list").inner_text()
 
     page.goto(page.base + "/admin/mail/mailbox/add/")
-    page.fill("#id_address", "Bob@example.com")
+    page.fill("#id_local_part", "Bob")
+    page.select_option("#id_domain", label="example.com")
     page.fill("#id_full_name", "Bob Builder")
     page.fill("#id_quota", "10 GB")
     click_and_wait(page, "input[name=_save]")
@@ -46,7 +47,7 @@ def test_an_operator_creates_a_mailbox_and_its_owner_signs_in_to_see_it(page):  
     assert "bob@example.com" in page.locator("#result_list").inner_text()
 
     page.goto(page.base + "/admin/mail/alias/add/")
-    page.fill("#id_address", "@example.com")
+    page.select_option("#id_domain", label="example.com")
     page.fill("#id_targets_text", "bob@example.com")
     click_and_wait(page, "input[name=_save]")
     shot(page, "17-admin-aliases")

@@ -144,7 +144,10 @@ def test_update_refuses_a_tier_the_existing_mailboxes_break():
     make_mailbox("bob@example.com", quota=5 * G)
     make_tier(name="small", max_quota_per_mailbox=1 * G)
     message = refused("domain", "update", "example.com", "--tier", "small")
-    assert "quota: tier small allows at most 1G per mailbox (max quota per mailbox)" in message
+    assert (
+        "tier: tier small allows at most 1G per mailbox (max quota per mailbox); 1 mailbox(es) of example.com "
+        "have more: bob@example.com (5G). Lower their quotas first."
+    ) in message
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,7 @@ def test_domains_mailboxes_and_quotas_are_adopted(source_dir):
         "carol@other.org": 0,  # no quota line: the new domain's default, none
     }
     assert "3 mailbox(es) created" in out
-    assert "Every line was adopted." in out
+    assert "Every line was adopted from postfix-accounts.cf," in out
 
 
 @pytest.mark.django_db
@@ -184,7 +184,7 @@ def test_a_dry_run_says_so_in_its_text_report(source_dir):
     out = run(source_dir, "--dry-run")
 
     assert out.startswith("Dry run (nothing saved) of adopting")
-    assert "Every line would be adopted." in out
+    assert "Every line would be adopted from postfix-accounts.cf," in out
 
 
 @pytest.mark.django_db

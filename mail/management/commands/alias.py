@@ -5,7 +5,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mail import services
 from mail.addresses import normalize_alias_address
-from mail.commandline import ServiceCall, domain_argument, not_found, print_json, print_record, validation_message
+from mail.commandline import (
+    ServiceCall,
+    domain_argument,
+    not_found,
+    print_json,
+    print_record,
+    validation_message,
+    warn_plus,
+)
 from mail.models import Alias
 
 ACTOR = "manage.py alias"
@@ -74,7 +82,9 @@ class Command(BaseCommand):
                 description=o["description"],
                 actor_label=ACTOR,
             )
-        self.stdout.write(f"Created {alias.address} -> {', '.join(alias.target_list)}.")
+        copy = f", keeping a copy in the mailbox {alias.address}" if alias.keep_copy else ""
+        self.stdout.write(f"Created {alias.address} -> {', '.join(alias.target_list)}{copy}.")
+        warn_plus(self, alias.address)
 
     def _update(self, o):
         alias = find_alias(o["address"])

@@ -98,8 +98,10 @@ class Command(BaseCommand):
             return print_json(self, rows)
         for r in rows:
             flags = "" if r["active"] else " (inactive)"
+            # International names in both forms: the punycode DMS uses, and the name people know.
+            name = r["name"] if r["unicode_name"] == r["name"] else f"{r['name']} ({r['unicode_name']})"
             self.stdout.write(
-                f"{r['name']:40} {r['mailboxes']:6} mailboxes {r['aliases']:6} aliases  tier {r['tier'] or '-'}{flags}"
+                f"{name:40} {r['mailboxes']:6} mailboxes {r['aliases']:6} aliases  tier {r['tier'] or '-'}{flags}"
             )
 
     def _show(self, o):

@@ -1,6 +1,7 @@
 """manage.py export_dms_files [--output-dir PATH] [--dry-run]."""
 
 import os
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -8,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from mail import sync
 from mail.dms.writer import LockTimeout, UnsafePath, WriteError
+from mail.progress import terminal_progress
 
 
 def directory_problem(target, *, needs_write):
@@ -28,7 +30,8 @@ class Command(BaseCommand):
         "seconds after every change). Writes into DOCKSPACE_DMS_DIR, or --output-dir PATH to inspect or seed "
         "another server. --dry-run prints a unified diff of what would change and writes nothing. Files that "
         "Dockspace did not write (an existing DMS setup) are never replaced unless you pass --force: adopt them "
-        "first with import_dms_files."
+        "first with import_dms_files. On a terminal, a progress bar shows the lines written, the rate and the time "
+        "left."
     )
 
     def add_arguments(self, parser):
@@ -45,11 +48,13 @@ class Command(BaseCommand):
         problem = directory_problem(target, needs_write=not dry_run) if output_dir else None
         if problem:
             raise CommandError(f"{field}: {target} {problem}; give a directory Dockspace can write to.")
+        started = time.monotonic()
+        progress = terminal_progress(self.stderr._out)
         try:
             if output_dir and target != settings.DMS_DIR:
-                report = sync.export_files(target, dry_run=dry_run, force=force)
+                report = sync.export_files(target, dry_run=dry_run, force=force, progress=progress)
             else:
-                report = sync.dms_sync(dry_run=dry_run, force=force)
+                report = sync.dms_sync(dry_run=dry_run, force=force, progress=progress)
         except sync.ForeignFiles as e:
             raise CommandError(f"{field}: {e}") from None
         except (WriteError, UnsafePath, LockTimeout, OSError) as e:
@@ -65,7 +70,7 @@ class Command(BaseCommand):
             self.stdout.write(f"removed {path}")
         self.stdout.write(
             f"{len(report.changed)} written, {len(report.removed)} removed, "
-            f"{len(report.unchanged)} unchanged in {target}."
+            f"{len(report.unchanged)} unchanged in {target}. Done in {time.monotonic() - started:.1f} s."
         )
         if not sync.mailbox_exists():
             self.stderr.write(

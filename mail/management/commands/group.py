@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from mail import services
-from mail.commandline import ServiceCall, not_found, print_json, print_record
+from mail.commandline import ServiceCall, not_found, print_json, print_record, warn_plus
 from mail.models import Group
 
 ACTOR = "manage.py group"
@@ -71,6 +71,7 @@ class Command(BaseCommand):
             )
         suffix = f" with list address {group.list_address}" if group.list_address else ""
         self.stdout.write(f"Created group {group.name}{suffix}, {group.members.count()} member(s).")
+        warn_plus(self, group.list_address)
 
     def _update(self, o):
         group = find_group(o["name"])

@@ -2,11 +2,13 @@
 
 import json
 import os
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mail.dms_import import ACTOR, DmsDirectoryError, adopt_dms_directory
+from mail.progress import terminal_progress
 
 # Exit codes: 0 everything adopted, 1 some lines reported as not adoptable, 2 nothing could be read.
 EXIT_NOT_ADOPTED = 1
@@ -15,13 +17,16 @@ EXIT_UNREADABLE = 2
 
 class Command(BaseCommand):
     help = (
-        "Adopt an existing Docker Mailserver setup: reads postfix-accounts.cf, dovecot-quotas.cf and "
-        "postfix-virtual.cf from DMS's config directory (the one mounted at /tmp/docker-mailserver) and creates "
-        "the missing domains, people, mailboxes (with their quotas, and their passwords: each person signs in "
-        "to Dockspace and mail with the password they already have), aliases, catch-alls and 'keep a copy' "
-        "forwards. Safe to run again: what already exists is reported as already present and never "
-        "overwritten. Every line it cannot adopt is listed with its file and line number; fix those and run it "
-        "again. Run with --dry-run first to see the report without saving anything. Exit code 0: everything "
+        "Adopt an existing Docker Mailserver setup: reads postfix-accounts.cf, dovecot-quotas.cf, "
+        "postfix-virtual.cf, postfix-send-access.cf and postfix-receive-access.cf from DMS's config directory (the "
+        "one mounted at /tmp/docker-mailserver) and creates the missing domains, people, mailboxes (with their "
+        "quotas, and their passwords: each person signs in to Dockspace and mail with the password they already "
+        "have; an account blocked from sending becomes suspended, one refused mail becomes disabled), aliases, "
+        "catch-alls and 'keep a copy' forwards. Safe to run again: what already exists is reported as already "
+        "present and never overwritten. Every line it cannot adopt, which would be lost when Dockspace takes the "
+        "files over, is listed with its file and line number; fix those and run it again. The files Dockspace "
+        "never writes (postfix-regexp.cf, postfix-relaymap.cf, ...) are named and left alone. Run with --dry-run "
+        "first to see the report without saving anything; progress is shown on a terminal. Exit code 0: everything "
         "adopted; 1: some lines were not adopted (the rest was, unless --dry-run); 2: the directory cannot be "
         "read. Stop DMS's own `setup` edits meanwhile, and point DOCKSPACE_DMS_DIR at the directory only once "
         "the import is done: Dockspace then rewrites these files from its database."
@@ -35,14 +40,23 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args, directory, dry_run, **options):
+        started = time.monotonic()
         try:
-            report = adopt_dms_directory(directory, dry_run=dry_run, actor_label=ACTOR)
+            report = adopt_dms_directory(
+                directory, dry_run=dry_run, actor_label=ACTOR, progress=terminal_progress(self.stderr._out)
+            )
         except DmsDirectoryError as e:
             raise CommandError(str(e), returncode=EXIT_UNREADABLE) from None
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:
             self.stdout.write("\n".join(report.lines()))
+            self.stdout.write(
+                f"{'Checked' if dry_run else 'Done'} in {time.monotonic() - started:.1f} s: "
+                f"{len(report.created_mailboxes)} mailbox(es), {len(report.created_aliases)} alias(es) "
+                f"{'would be ' if dry_run else ''}created, {len(report.already_present)} already present, "
+                f"{len(report.not_adopted)} line(s) not adopted."
+            )
         if not dry_run and os.path.realpath(directory) == os.path.realpath(settings.DMS_DIR):
             from mail.sync import foreign_files
 

@@ -16,6 +16,7 @@ from mail.commandline import (
     quota_argument,
     read_password,
     validation_message,
+    warn_plus,
 )
 from mail.models import Mailbox
 from mail.quota import format_quota
@@ -105,6 +106,7 @@ class Command(BaseCommand):
                 address=o["address"], full_name=o["name"], quota=quota, password=password, actor_label=ACTOR
             )
         self.stdout.write(f"Created {mailbox.address} (quota {format_quota(mailbox.quota)}).")
+        warn_plus(self, mailbox.address)
         if password is None:
             self.stdout.write("No password yet: send a reset link from the admin, or run set_mail_password.")
 
@@ -164,12 +166,22 @@ class Command(BaseCommand):
 
     def _import(self, o):
         from mail.csv_io import CsvImportError, mailboxes_import_csv
+        from mail.progress import terminal_progress
 
         try:
-            result = mailboxes_import_csv(o["csv_path"], actor_label=ACTOR)
+            result = mailboxes_import_csv(
+                o["csv_path"], actor_label=ACTOR, progress=terminal_progress(self.stderr._out)
+            )
         except CsvImportError as e:
             raise CommandError(str(e)) from None
         self.stdout.write(f"Imported {result.created} mailbox(es) from {o['csv_path']}.")
+        with_plus = [address for address in result.addresses if "+" in address.partition("@")[0]]
+        if with_plus:
+            shown = ", ".join(with_plus[:20]) + (f" and {len(with_plus) - 20} more" if len(with_plus) > 20 else "")
+            self.stderr.write(
+                f"Warning: {len(with_plus)} address(es) contain '+', which DMS uses as the recipient delimiter "
+                f"(mail to them may be delivered to the address without the '+' part, or refused): {shown}."
+            )
 
     def _export(self, o):
         from mail.csv_io import mailboxes_export_csv
