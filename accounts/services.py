@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import authz
 from accounts.audit import audit
 from accounts.models import (
     BACKUP_CODE_ALPHABET,
@@ -189,8 +190,17 @@ def throttle_clear_account(email):
 
 
 def lockouts_clear(*, throttles, request=None, actor=None, actor_label=None):
+    """A cleared lockout lets guessing go on: an account's is the person's sign-in, an address's covers everyone."""
+    actor = authz.acting(request=request, actor=actor)
+    rows = list(throttles)
+    for row in rows:
+        if row.scope == LoginThrottle.SCOPE_ACCOUNT:
+            authz.require_may_manage_person(actor, User.objects.filter(email=row.key).first(), "email")
+        else:
+            authz.require_perm(actor, authz.PEOPLE_PERMISSION, "ip")
+    actor = authz.audit_actor(actor)
     count = 0
-    for row in list(throttles):
+    for row in rows:
         audit(
             "signin.lockout_cleared",
             request=request,
@@ -265,6 +275,9 @@ def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
 
     Their sessions end too: whoever holds the lost phone may also hold a signed-in browser.
     """
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "user")
+    actor = authz.audit_actor(actor)
     with transaction.atomic():
         removed = TOTPDevice.objects.filter(user=user).delete()[0]
         BackupCodeDevice.objects.filter(user=user).delete()
@@ -290,6 +303,9 @@ def session_revoke(*, user, session_hash, request):
 
 
 def sessions_revoke_all(*, user, request=None, actor=None, actor_label=None, keep_hash=None):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "user")
+    actor = authz.audit_actor(actor)
     rows = UserSession.objects.filter(user=user)
     if keep_hash:
         rows = rows.exclude(session_key=keep_hash)

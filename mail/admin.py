@@ -10,6 +10,7 @@ from django.http import HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit
+from accounts.authz import may_manage_person
 from accounts.reset_mail import password_reset_mail_queue
 from mail import forms, services, sync
 from mail.dkim import dns_record_value
@@ -223,7 +224,7 @@ class MailboxAdmin(ServiceAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": ["address", "full_name", "quota", "password1", "password2"]})]
+            return [(None, {"fields": ["address", "full_name", "quota", "password1", "password2", "person"]})]
         return [
             (None, {"fields": ["address", "person", "state", "full_name", "quota", "new_password"]}),
             ("Reaches this mailbox", {"fields": ["reached_by"]}),
@@ -254,7 +255,7 @@ class MailboxAdmin(ServiceAdmin):
     def _set_state(self, request, queryset, state, text):
         allowed, refused = [], []
         for mailbox in queryset.select_related("person"):
-            (allowed if forms.may_manage_person(request.user, mailbox.person) else refused).append(mailbox)
+            (allowed if may_manage_person(request.user, mailbox.person) else refused).append(mailbox)
         if refused:
             self.message_user(
                 request,

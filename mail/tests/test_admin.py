@@ -812,7 +812,7 @@ def test_staff_without_the_right_to_change_people_cannot_take_over_a_sign_in(mai
     url = f"/admin/mail/mailbox/{ann.pk}/change/"
     refused = change(mail_clerk, url, new_password="a takeover password 1")
     assert refused.status_code == 200
-    assert "may not set this person's password" in " ".join(errors(refused)["new_password"])
+    assert "you may not act on the sign-in of ann@example.com" in " ".join(errors(refused)["new_password"])
     assert authenticate(email="ann@example.com", password="a takeover password 1") is None
     # Nor by giving an existing person (here the superuser) a mailbox with a password of their choosing.
     refused = mail_clerk.post(
@@ -824,6 +824,74 @@ def test_staff_without_the_right_to_change_people_cannot_take_over_a_sign_in(mai
             "password2": "a takeover password 1",
         },
     )
-    assert "may not manage" in " ".join(errors(refused)["address"])
+    assert "sign-in address of the existing person boss@example.com" in " ".join(errors(refused)["address"])
     assert not Mailbox.objects.filter(person=root).exists()
     assert authenticate(email="boss@example.com", password="a takeover password 1") is None
+
+
+ADD_MAILBOX_TAKEOVER = {"quota": "", "password1": "a takeover password 1", "password2": "a takeover password 1"}
+
+
+@pytest.mark.parametrize("spelling", ["boss@example.com", "BOSS@Example.COM", "boss@ｅxample.com", "boss@example.com."])
+def test_mail_only_staff_cannot_adopt_a_person_by_any_spelling_of_their_address(mail_clerk, spelling):
+    make_domain("example.com")
+    root = StaffFactory(email="boss@example.com")
+    before = root.password
+
+    refused = mail_clerk.post("/admin/mail/mailbox/add/", {"address": spelling, **ADD_MAILBOX_TAKEOVER})
+
+    assert "sign-in address of the existing person boss@example.com" in " ".join(errors(refused)["address"])
+    assert not Mailbox.objects.exists()
+    root.refresh_from_db()
+    assert root.password == before
+    assert authenticate(email="boss@example.com", password="a takeover password 1") is None
+
+
+def test_mail_only_staff_naming_the_person_is_refused_too(mail_clerk):
+    make_domain("example.com")
+    StaffFactory(email="boss@example.com")
+    UserFactory(email="ann@example.com")
+
+    for who in ("boss@example.com", "ann@example.com"):
+        local = who.split("@")[0]
+        refused = mail_clerk.post("/admin/mail/mailbox/add/", {"address": who, "person": who, **ADD_MAILBOX_TAKEOVER})
+        assert f"you may not act on the sign-in of {local}@example.com" in " ".join(errors(refused)["person"])
+    assert not Mailbox.objects.exists()
+
+
+def test_mail_only_staff_still_create_mailboxes_for_new_people(mail_clerk):
+    make_domain("example.com")
+
+    response = mail_clerk.post("/admin/mail/mailbox/add/", {"address": "new@example.com", **ADD_MAILBOX_TAKEOVER})
+
+    assert response.status_code == 302
+    assert authenticate(email="new@example.com", password="a takeover password 1") is not None
+    assert AuditEvent.objects.get(action="mail.mailbox.add").description.endswith("new person.")
+
+
+def test_a_superuser_adopts_an_existing_person_by_naming_them_and_the_audit_says_so(browser):
+    make_domain("example.com")
+    ann = UserFactory(email="ann@example.com")
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/", {"address": "ann@example.com", "person": "ann@example.com", "quota": ""}
+    )
+
+    assert response.status_code == 302
+    assert Mailbox.objects.get().person == ann
+    event = AuditEvent.objects.get(action="mail.mailbox.add")
+    assert "adopting the existing person ann@example.com" in event.description
+    assert event.actor_label == "root@example.com"
+
+
+def test_a_mailbox_cannot_be_given_to_one_person_at_another_persons_sign_in_address(browser):
+    make_domain("example.com")
+    UserFactory(email="ann@example.com")
+    UserFactory(email="bob@example.com")
+
+    refused = browser.post(
+        "/admin/mail/mailbox/add/", {"address": "ann@example.com.", "person": "bob@example.com", "quota": ""}
+    )
+
+    assert "sign-in address of another person, ann@example.com" in " ".join(errors(refused)["address"])
+    assert not Mailbox.objects.exists()
