@@ -87,6 +87,25 @@ def password_changed(*, user, request=None, how="Changed own password.", actor_l
     throttle_clear_account(user.email)
 
 
+def registration_pending_end(*, user, request=None, actor=None, actor_label=None):
+    """An operator vouches for a person still pending registration (activates them, gives them a
+    mailbox): the password they chose on the sign-up page proved nothing, so it goes; a reset link
+    gives them one."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "is_active")
+    user.is_pending_registration = False
+    user.set_unusable_password()
+    user.save(update_fields=["is_pending_registration", "password", "mail_password_hash"])
+    audit(
+        "registration.pending_cleared",
+        request=request,
+        actor=authz.audit_actor(actor),
+        actor_label=actor_label,
+        target=user,
+        description="Pending registration ended by an operator; self-chosen password removed (send a reset link).",
+    )
+
+
 # --- sign-in lockouts ---------------------------------------------------------------------------------
 
 
