@@ -895,3 +895,102 @@ def test_a_mailbox_cannot_be_given_to_one_person_at_another_persons_sign_in_addr
 
     assert "sign-in address of another person, ann@example.com" in " ".join(errors(refused)["address"])
     assert not Mailbox.objects.exists()
+
+
+@pytest.fixture
+def mail_staff():
+    """Staff with every permission of the mail app and none over people."""
+    from django.contrib.auth.models import Permission
+
+    staff = UserFactory(email="mailstaff@example.com", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="mail"))
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def test_mail_only_staff_cannot_put_an_alias_on_a_superusers_sign_in_address(mail_staff):
+    make_domain("example.com")
+    StaffFactory(email="boss@example.com")
+
+    refused = mail_staff.post("/admin/mail/alias/add/", alias_form("boss@example.com", "thief@elsewhere.test"))
+
+    assert "would receive mail meant for boss@example.com" in " ".join(errors(refused)["address"])
+    assert not Alias.objects.exists()
+
+
+def test_mail_only_staff_still_add_aliases_nobody_signs_in_with(mail_staff):
+    make_domain("example.com")
+    StaffFactory(email="boss@example.com")
+
+    response = mail_staff.post("/admin/mail/alias/add/", alias_form("info@example.com", "helpdesk@elsewhere.test"))
+
+    assert response.status_code == 302
+    assert Alias.objects.get().target_list == ["helpdesk@elsewhere.test"]
+
+
+def test_a_superuser_may_forward_a_persons_sign_in_address(browser):
+    make_domain("example.com")
+    UserFactory(email="ann@example.com")
+
+    response = browser.post("/admin/mail/alias/add/", alias_form("ann@example.com", "ann@elsewhere.test"))
+
+    assert response.status_code == 302
+
+
+def test_mail_only_staff_cannot_add_a_catch_all_covering_a_persons_sign_in_address(mail_staff):
+    make_domain("example.com")
+    make_domain("other.test")
+    UserFactory(email="ann@example.com")  # signs in, has no mailbox: a catch-all would get her reset links
+    make_mailbox("bob@other.test")  # has a mailbox: a catch-all does not take his mail
+
+    refused = mail_staff.post("/admin/mail/alias/add/", alias_form("@example.com", "thief@elsewhere.test"))
+    allowed = mail_staff.post("/admin/mail/alias/add/", alias_form("@other.test", "postmaster@elsewhere.test"))
+
+    assert "would receive mail meant for ann@example.com" in " ".join(errors(refused)["address"])
+    assert allowed.status_code == 302
+    assert list(Alias.objects.values_list("address", flat=True)) == ["@other.test"]
+
+
+def test_mail_only_staff_cannot_keep_a_copy_of_a_superusers_mailbox_elsewhere(mail_staff):
+    make_domain("example.com")
+    root = StaffFactory(email="boss@example.com")
+    services.mailbox_create(address="boss@example.com", person=root)
+    services.mailbox_create(address="mailstaff@example.com", person=User.objects.get(email="mailstaff@example.com"))
+
+    refused = mail_staff.post(
+        "/admin/mail/alias/add/", alias_form("boss@example.com", "thief@elsewhere.test", keep_copy="on")
+    )
+    allowed = mail_staff.post(  # their own mailbox: their own mail
+        "/admin/mail/alias/add/", alias_form("mailstaff@example.com", "me@elsewhere.test", keep_copy="on")
+    )
+
+    assert "would receive mail meant for boss@example.com" in " ".join(errors(refused)["keep_copy"])
+    assert allowed.status_code == 302
+    assert list(Alias.objects.values_list("address", flat=True)) == ["mailstaff@example.com"]
+
+
+def test_mail_only_staff_cannot_redirect_an_existing_alias_on_a_sign_in_address(mail_staff):
+    make_domain("example.com")
+    UserFactory(email="ann@example.com")
+    alias = services.alias_create(address="ann@example.com", targets=["ann@elsewhere.test"])
+    url = f"/admin/mail/alias/{alias.pk}/change/"
+
+    refused = change(mail_staff, url, targets_text="thief@elsewhere.test")
+    unchanged_targets = change(mail_staff, url, description="Ann's forward")
+
+    assert "would receive mail meant for ann@example.com" in " ".join(errors(refused)["targets_text"])
+    assert unchanged_targets.status_code == 302
+    alias.refresh_from_db()
+    assert alias.target_list == ["ann@elsewhere.test"] and alias.description == "Ann's forward"
+
+
+def test_mail_only_staff_cannot_make_a_list_at_a_persons_sign_in_address(mail_staff):
+    make_domain("example.com")
+    UserFactory(email="ann@example.com")
+
+    refused = mail_staff.post("/admin/mail/group/add/", {"name": "team", "address": "ann@example.com"})
+    allowed = mail_staff.post("/admin/mail/group/add/", {"name": "team", "address": "team@example.com"})
+
+    assert "would receive mail meant for ann@example.com" in " ".join(errors(refused)["address"])
+    assert allowed.status_code == 302
