@@ -994,3 +994,18 @@ def test_mail_only_staff_cannot_make_a_list_at_a_persons_sign_in_address(mail_st
 
     assert "would receive mail meant for ann@example.com" in " ".join(errors(refused)["address"])
     assert allowed.status_code == 302
+
+
+def test_a_mailbox_for_a_pending_registration_ends_it_and_drops_the_self_chosen_password(browser):
+    make_domain("example.com")
+    pending = UserFactory(email="ann@example.com", is_active=False, is_pending_registration=True)
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/", {"address": "ann@example.com", "person": "ann@example.com", "quota": ""}
+    )
+
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert not pending.is_pending_registration
+    assert not pending.has_usable_password() and not pending.check_password(PASSWORD)
+    assert "pending registration was cancelled" in AuditEvent.objects.get(action="mail.mailbox.add").description
