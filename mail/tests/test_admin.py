@@ -1009,3 +1009,66 @@ def test_a_mailbox_for_a_pending_registration_ends_it_and_drops_the_self_chosen_
     assert not pending.is_pending_registration
     assert not pending.has_usable_password() and not pending.check_password(PASSWORD)
     assert "pending registration was cancelled" in AuditEvent.objects.get(action="mail.mailbox.add").description
+
+
+def gated_group():
+    """grafana-admins, the group that decides who signs in to the Grafana app."""
+    from oidc.tests.factories import make_client
+
+    group = services.group_create(name="grafana-admins")
+    make_client(name="Grafana", groups=["grafana-admins"])
+    return group
+
+
+def test_mail_only_staff_cannot_add_themselves_to_a_group_that_gates_an_app(mail_staff):
+    group = gated_group()
+    me = User.objects.get(email="mailstaff@example.com")
+    url = f"/admin/mail/group/{group.pk}/change/"
+
+    refused = change(mail_staff, url, members=[me.pk])
+
+    assert "grafana-admins decides who may sign in to Grafana" in " ".join(errors(refused)["members"])
+    assert not group.members.exists()
+    assert not AuditEvent.objects.filter(action="access.change").exists()
+
+
+def test_mail_only_staff_still_change_members_of_a_plain_group(mail_staff):
+    gated_group()
+    plain = services.group_create(name="newsletter")
+    me = User.objects.get(email="mailstaff@example.com")
+
+    response = change(mail_staff, f"/admin/mail/group/{plain.pk}/change/", members=[me.pk])
+
+    assert response.status_code == 302
+    assert list(plain.members.all()) == [me]
+
+
+def test_members_of_a_gating_group_changed_by_oidc_staff_are_audited_as_an_access_change():
+    from django.contrib.auth.models import Permission
+
+    group = gated_group()
+    staff = UserFactory(email="oidcstaff@example.com", is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_group", "change_group", "change_application"])
+    )
+    browser = Client()
+    browser.force_login(staff)
+    ann = UserFactory(email="ann@example.com")
+
+    response = change(browser, f"/admin/mail/group/{group.pk}/change/", members=[ann.pk])
+
+    assert response.status_code == 302
+    assert list(group.members.all()) == [ann]
+    event = AuditEvent.objects.get(action="access.change")
+    assert event.description == "Access to Grafana through group grafana-admins: added ann@example.com."
+    assert event.actor_label == "oidcstaff@example.com"
+
+
+def test_mail_only_staff_cannot_remove_or_rename_a_gating_group(mail_staff):
+    group = gated_group()
+
+    renamed = change(mail_staff, f"/admin/mail/group/{group.pk}/change/", name="old-grafana-admins")
+    mail_staff.post(f"/admin/mail/group/{group.pk}/delete/", {"post": "yes"})
+
+    assert "grafana-admins decides who may sign in to Grafana" in " ".join(errors(renamed)["name"])
+    assert Group.objects.filter(pk=group.pk, name="grafana-admins").exists()
