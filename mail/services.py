@@ -237,7 +237,7 @@ def _people_caught_by_catch_all(domain_name):
     return User.objects.filter(pk__in=ids).order_by("email")
 
 
-def _check_capture(actor, address, field="address"):
+def _check_capture(actor, address, field="address", *, catcher=None):
     """Refuse an alias, catch-all, list or kept copy at `address` if it would take mail meant for a
     person the actor may not manage (reset links included) anywhere else."""
     if authz.is_system(actor):
@@ -252,7 +252,8 @@ def _check_capture(actor, address, field="address"):
         people = _people_caught_by_catch_all(domain_name)
     for person in people:
         if not authz.may_manage_person(actor, person):
-            raise _field_error(field, f"{address} would receive mail meant for {person.email}; {authz.refusal(person)}")
+            catcher = catcher or address
+            raise _field_error(field, f"{catcher} would receive mail meant for {person.email}; {authz.refusal(person)}")
 
 
 # --- mailboxes -----------------------------------------------------------------------------------
@@ -593,6 +594,10 @@ def _drop_as_target(address):
 def alias_remove(*, alias, request=None, actor=None, actor_label=None):
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.delete_alias", "address")
+    local, domain_name = split_address(alias.address)
+    if local and Alias.objects.filter(address="@" + domain_name, is_active=True).exists():
+        # Without this alias the domain's catch-all would get the address's mail.
+        _check_capture(actor, alias.address, catcher=f"without this alias, the catch-all @{domain_name}")
     _drop_as_target(alias.address)
     audit("mail.alias.remove", target=alias, description="Removed alias.", **_who(request, actor_label, actor))
     alias.delete()

@@ -252,3 +252,19 @@ def test_add_as_mail_only_staff_refuses_aliases_that_capture_a_superusers_mail(m
     # Positive controls: the same staff member adds an alias nobody signs in with, and the host may do all.
     assert "Created info@example.com" in run("alias", "add", "info@example.com", "help@elsewhere.test", *as_staff)
     assert "Created root@example.com" in run("alias", "add", "root@example.com", "r@elsewhere.test", "--keep-copy")
+
+
+def test_remove_as_mail_only_staff_cannot_hand_a_sign_in_address_to_a_catch_all(mail_only_staff):
+    from accounts.models import User
+
+    make_domain("example.com")
+    User.objects.create_superuser("root@example.com", PASSWORD)
+    services.alias_create(address="root@example.com", targets=["root@elsewhere.test"])
+    services.alias_create(address="info@example.com", targets=["help@elsewhere.test"])
+    services.alias_create(address="@example.com", targets=["postmaster@elsewhere.test"])
+
+    message = refused("alias", "remove", "root@example.com", "--as", mail_only_staff)
+    run("alias", "remove", "info@example.com", "--as", mail_only_staff)  # positive control
+
+    assert "address: without this alias, the catch-all @example.com would receive mail meant for root@" in message
+    assert sorted(Alias.objects.values_list("address", flat=True)) == ["@example.com", "root@example.com"]
