@@ -7,7 +7,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -15,6 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.audit import audit
+from accounts.authz import may_manage_person
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import forget_revoked_session
@@ -58,6 +59,31 @@ class UserAdmin(DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
     actions = ["reset_second_factor", "revoke_sessions", "clear_lockouts", "send_password_reset"]
+    # Who holds which powers: only a superuser hands them out (docs/security.md).
+    PRIVILEGE_FIELDS = ["is_superuser", "is_staff", "groups", "user_permissions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += [f for f in self.PRIVILEGE_FIELDS if f not in fields]
+        return fields
+
+    def has_change_permission(self, request, obj=None):
+        # Covers the change form and the password form (Django checks this before either).
+        return super().has_change_permission(request, obj) and (obj is None or may_manage_person(request.user, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or may_manage_person(request.user, obj))
+
+    def delete_queryset(self, request, queryset):
+        if any(not may_manage_person(request.user, user) for user in queryset):
+            raise PermissionDenied
+        super().delete_queryset(request, queryset)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and obj.is_active and obj.is_pending_registration:
+            services.registration_pending_end(user=obj, request=request)
 
     @admin.display(description="mailbox")
     def mailbox_address(self, obj):
@@ -73,15 +99,14 @@ class UserAdmin(DjangoUserAdmin):
         return TOTPDevice.objects.filter(user=obj, confirmed=True).exists()
 
     def _allowed_targets(self, request, queryset):
-        """Only a superuser may act on a superuser's sign-in (reset their factor, sign them out)."""
-        if request.user.is_superuser:
-            return list(queryset)
-        refused = [user.email for user in queryset if user.is_superuser]
+        """Only people whose sign-in the actor may manage (a superuser's only by a superuser)."""
+        allowed = [user for user in queryset if may_manage_person(request.user, user)]
+        refused = [user.email for user in queryset if user not in allowed]
         if refused:
             self.message_user(
                 request, f"Only a superuser can do this to a superuser: skipped {', '.join(refused)}.", messages.ERROR
             )
-        return [user for user in queryset if not user.is_superuser]
+        return allowed
 
     @admin.action(description="Reset second factor (remove TOTP devices and backup codes)", permissions=["change"])
     def reset_second_factor(self, request, queryset):
@@ -111,7 +136,7 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Clear sign-in lockouts", permissions=["change"])
     def clear_lockouts(self, request, queryset):
-        emails = [user.email for user in queryset]
+        emails = [user.email for user in self._allowed_targets(request, queryset)]
         count = services.lockouts_clear(
             throttles=LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key__in=emails), request=request
         )
@@ -229,7 +254,11 @@ class LoginThrottleAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Clear the selected lockouts", permissions=["delete"])
     def clear(self, request, queryset):
-        count = services.lockouts_clear(throttles=queryset, request=request)
+        try:
+            count = services.lockouts_clear(throttles=queryset, request=request)
+        except ValidationError as e:
+            self.message_user(request, "Nothing was cleared: " + " ".join(e.messages), messages.ERROR)
+            return
         self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
 
 

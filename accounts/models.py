@@ -113,6 +113,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         # commands) drops it, unless that same change records a new verification.
         stored = getattr(self, "_stored_email", None)
         update_fields = kwargs.get("update_fields")
+        # Not every path runs full_clean (services set the name and save): the name is checked here too.
+        if update_fields is None or "full_name" in update_fields:
+            try:
+                validate_full_name(self.full_name)
+            except ValidationError as e:
+                raise ValidationError({"full_name": e.messages}) from None
         writes_email = update_fields is None or "email" in update_fields
         if (
             writes_email
@@ -134,16 +140,6 @@ class User(AbstractBaseUser, PermissionsMixin):
             validate_full_name(self.full_name)
         except ValidationError as e:
             raise ValidationError({"full_name": e.messages}) from None
-
-    def save(self, *args, **kwargs):
-        # Not every path runs full_clean (services set the name and save): the name is checked here too.
-        update_fields = kwargs.get("update_fields")
-        if update_fields is None or "full_name" in update_fields:
-            try:
-                validate_full_name(self.full_name)
-            except ValidationError as e:
-                raise ValidationError({"full_name": e.messages}) from None
-        super().save(*args, **kwargs)
 
     def set_password(self, raw_password):
         """One password for web and mail: every path that sets one also refreshes the DMS hash,

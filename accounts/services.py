@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import authz
 from accounts.audit import audit
 from accounts.models import (
     BACKUP_CODE_ALPHABET,
@@ -84,6 +85,25 @@ def password_changed(*, user, request=None, how="Changed own password.", actor_l
         description=how,
     )
     throttle_clear_account(user.email)
+
+
+def registration_pending_end(*, user, request=None, actor=None, actor_label=None):
+    """An operator vouches for a person still pending registration (activates them, gives them a
+    mailbox): the password they chose on the sign-up page proved nothing, so it goes; a reset link
+    gives them one."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "is_active")
+    user.is_pending_registration = False
+    user.set_unusable_password()
+    user.save(update_fields=["is_pending_registration", "password", "mail_password_hash"])
+    audit(
+        "registration.pending_cleared",
+        request=request,
+        actor=authz.audit_actor(actor),
+        actor_label=actor_label,
+        target=user,
+        description="Pending registration ended by an operator; self-chosen password removed (send a reset link).",
+    )
 
 
 # --- sign-in lockouts ---------------------------------------------------------------------------------
@@ -189,8 +209,17 @@ def throttle_clear_account(email):
 
 
 def lockouts_clear(*, throttles, request=None, actor=None, actor_label=None):
+    """A cleared lockout lets guessing go on: an account's is the person's sign-in, an address's covers everyone."""
+    actor = authz.acting(request=request, actor=actor)
+    rows = list(throttles)
+    for row in rows:
+        if row.scope == LoginThrottle.SCOPE_ACCOUNT:
+            authz.require_may_manage_person(actor, User.objects.filter(email=row.key).first(), "email")
+        else:
+            authz.require_perm(actor, authz.PEOPLE_PERMISSION, "ip")
+    actor = authz.audit_actor(actor)
     count = 0
-    for row in list(throttles):
+    for row in rows:
         audit(
             "signin.lockout_cleared",
             request=request,
@@ -265,6 +294,9 @@ def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
 
     Their sessions end too: whoever holds the lost phone may also hold a signed-in browser.
     """
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "user")
+    actor = authz.audit_actor(actor)
     with transaction.atomic():
         removed = TOTPDevice.objects.filter(user=user).delete()[0]
         BackupCodeDevice.objects.filter(user=user).delete()
@@ -290,6 +322,9 @@ def session_revoke(*, user, session_hash, request):
 
 
 def sessions_revoke_all(*, user, request=None, actor=None, actor_label=None, keep_hash=None):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "user")
+    actor = authz.audit_actor(actor)
     rows = UserSession.objects.filter(user=user)
     if keep_hash:
         rows = rows.exclude(session_key=keep_hash)

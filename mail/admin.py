@@ -10,6 +10,7 @@ from django.http import HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit
+from accounts.authz import may_manage_person
 from accounts.reset_mail import password_reset_mail_queue
 from mail import forms, services, sync
 from mail.addresses import unicode_domain
@@ -238,7 +239,8 @@ class MailboxAdmin(ServiceAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": [("local_part", "domain"), "full_name", "quota", "password1", "password2"]})]
+            fields = [("local_part", "domain"), "full_name", "quota", "password1", "password2", "person"]
+            return [(None, {"fields": fields})]
         return [
             (None, {"fields": ["address", "person", "state", "full_name", "quota", "new_password"]}),
             ("Reaches this mailbox", {"fields": ["reached_by"]}),
@@ -277,7 +279,7 @@ class MailboxAdmin(ServiceAdmin):
     def _set_state(self, request, queryset, state, text):
         allowed, refused = [], []
         for mailbox in queryset.select_related("person"):
-            (allowed if forms.may_manage_person(request.user, mailbox.person) else refused).append(mailbox)
+            (allowed if may_manage_person(request.user, mailbox.person) else refused).append(mailbox)
         if refused:
             self.message_user(
                 request,

@@ -7,8 +7,23 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from mail.addresses import normalize_domain, plus_warning
 from mail.quota import parse_quota
+
+__all__ = ["add_actor_argument", "command_actor", "command_actor_label", "actor_arguments"]
+
+
+def actor_arguments(subparsers):
+    """`--as EMAIL` on every action of a command: run it with that staff member's permissions."""
+    for parser in subparsers.choices.values():
+        add_actor_argument(parser)
+
+
+def acting_as(options, label):
+    """(actor, audit label) for a command: the system, or the staff member named by --as."""
+    actor = command_actor(options)
+    return actor, command_actor_label(label, actor)
 
 
 def validation_message(error):

@@ -15,6 +15,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 
+from accounts import authz
 from accounts.audit import audit
 from mail import services
 from mail.addresses import normalize_address
@@ -40,7 +41,7 @@ MAX_HASHING_THREADS = 8
 _EMPTY = "line 1: file: is empty; the first line must name the columns (e.g. address,name,quota,password)."
 
 # Model fields the service may name, as the CSV columns they came from.
-_FIELD_TO_COLUMN = {"email": "address", "full_name": "name", "local_part": "address"}
+_FIELD_TO_COLUMN = {"email": "address", "full_name": "name", "local_part": "address", "person": "address"}
 
 
 class CsvImportError(Exception):
@@ -228,7 +229,7 @@ def _hash_pair(password, scheme):
     return make_password(password), mail_hash(password, scheme)
 
 
-def _hash_while_checking(rows, actor_label, progress=silent):
+def _hash_while_checking(rows, who, progress=silent):
     """Checks every row against the database and hashes every plain password once (for the web and
     for mail); returns 'line N: ...' problems, and fills row.hashes when there are none.
 
@@ -238,7 +239,7 @@ def _hash_while_checking(rows, actor_label, progress=silent):
     todo = [row for row in rows if row.password is not None]
     scheme = settings.MAIL_HASH_SCHEME
     if len(todo) < POOL_MIN_PASSWORDS:
-        errors = _check_against_database(rows, actor_label, progress)
+        errors = _check_against_database(rows, who, progress)
         if errors:
             return errors
         with progress("hashing passwords", len(todo)) as bar:
@@ -247,7 +248,7 @@ def _hash_while_checking(rows, actor_label, progress=silent):
         pool = ThreadPoolExecutor(max_workers=_hashing_threads())
         try:
             futures = [pool.submit(_try_hash, row.password, scheme) for row in todo]
-            errors = _check_against_database(rows, actor_label, progress)
+            errors = _check_against_database(rows, who, progress)
             if errors:
                 return errors
             with progress("hashing passwords", len(todo)) as bar:
@@ -288,20 +289,48 @@ def _try_hash(password, scheme):
 # --- writing -------------------------------------------------------------------------------------
 
 
-def _create(row, *, with_passwords, actor_label):
+@dataclass(frozen=True)
+class _Who:
+    """Who imports, and whether a row may replace an existing person's sign-in password."""
+
+    actor: object
+    actor_label: str
+    replace_passwords: bool = False
+
+
+def _create(row, *, with_passwords, who):
+    # A row for someone who already signs in adopts that person (the service refuses it to whoever
+    # may not manage them); their password stays theirs unless the operator says otherwise.
+    existing = next(iter(services.people_signing_in_as(row.address)), None)
+    gives_password = row.password is not None or row.password_hash is not None
+    if existing is not None and gives_password and not who.replace_passwords:
+        raise ValidationError(
+            {
+                "password": [
+                    f"{row.address} is an existing person's sign-in address: the row would replace their password; "
+                    "leave password empty to keep it, or give --replace-passwords."
+                ]
+            }
+        )
     if not with_passwords:
         # The checking pass is rolled back: stand-in hashes spare the service hashing a random secret.
-        hashes = (make_password(None), "{SHA512-CRYPT}!")
+        hashes = (None if existing is not None else make_password(None), "{SHA512-CRYPT}!")
     else:
         hashes = row.hashes or None
     mailbox = services.mailbox_create(
-        address=row.address, full_name=row.name, quota=row.quota, password_hashes=hashes, actor_label=actor_label
+        address=row.address,
+        full_name=row.name,
+        quota=row.quota,
+        password_hashes=hashes,
+        person=existing,
+        actor=who.actor,
+        actor_label=who.actor_label,
     )
     if row.state != Mailbox.ACTIVE:
-        services.mailbox_set_state(mailbox=mailbox, state=row.state, actor_label=actor_label)
+        services.mailbox_set_state(mailbox=mailbox, state=row.state, actor=who.actor, actor_label=who.actor_label)
 
 
-def _create_all(rows, *, with_passwords, actor_label, bar=None):
+def _create_all(rows, *, with_passwords, who, bar=None):
     """Creates every row, each in its own savepoint; returns the 'line N: ...' problems. The caller
     holds the transaction and rolls it back when there is any."""
     errors = []
@@ -310,7 +339,7 @@ def _create_all(rows, *, with_passwords, actor_label, bar=None):
             bar.update()
         try:
             with transaction.atomic():
-                _create(row, with_passwords=with_passwords, actor_label=actor_label)
+                _create(row, with_passwords=with_passwords, who=who)
         except ValidationError as e:
             errors += [f"line {row.line}: {m}" for m in _messages(e)]
         except DatabaseError as e:
@@ -322,41 +351,45 @@ class _RollBack(Exception):
     pass
 
 
-def _check_against_database(rows, actor_label, progress=silent):
+def _check_against_database(rows, who, progress=silent):
     """Runs every row through the service without passwords and undoes it all: finds unmanaged
     domains, taken addresses and tier limits before minutes are spent hashing."""
     try:
         with transaction.atomic(), progress("checking rows", len(rows)) as bar:
-            errors = _create_all(rows, with_passwords=False, actor_label=actor_label, bar=bar)
+            errors = _create_all(rows, with_passwords=False, who=who, bar=bar)
             raise _RollBack
     except _RollBack:
         pass
     return errors
 
 
-def mailboxes_import_csv(path, *, actor_label, progress=silent):
+def mailboxes_import_csv(path, *, actor_label, actor=None, replace_passwords=False, progress=silent):
     """Create a mailbox (and person) per row of a CSV file with a header naming some of the columns
     address (required), name, quota (e.g. 2G; empty = the domain's default), state, password or
     password_hash (a Dovecot '{SCHEME}...' hash). All or nothing: raises CsvImportError listing every
-    bad line, and then nothing is written. progress: a mail.progress factory (a bar per phase)."""
+    bad line, and then nothing is written. A row whose address is an existing person's sign-in adopts
+    that person (if `actor` may manage them) and may replace their password only with replace_passwords.
+    progress: a mail.progress factory (a bar per phase)."""
+    who = _Who(authz.acting(actor=actor), actor_label, replace_passwords)
     rows, errors = _read_rows(path)
     if errors:
         # Still check the good rows, so that one run reports every bad line.
-        errors += _check_against_database(rows, actor_label)
+        errors += _check_against_database(rows, who)
         raise CsvImportError(sorted(errors, key=_line_number), path)
     if any(row.password is not None for row in rows):
         # Hashing takes minutes for thousands of rows: first make sure the rows will go in, so the
         # import fails fast, and keep the writing transaction short.
-        errors = _hash_while_checking(rows, actor_label, progress)
+        errors = _hash_while_checking(rows, who, progress)
         if errors:
             raise CsvImportError(errors, path)
     with transaction.atomic(), progress("writing mailboxes", len(rows)) as bar:
-        errors = _create_all(rows, with_passwords=True, actor_label=actor_label, bar=bar)
+        errors = _create_all(rows, with_passwords=True, who=who, bar=bar)
         if errors:
             # Raising out of the atomic block rolls back every row already created.
             raise CsvImportError(errors, path)
         audit(
             "mail.mailbox.import",
+            actor=authz.audit_actor(who.actor),
             actor_label=actor_label,
             description=f"Imported {len(rows)} mailbox(es) from {os.path.basename(path)}.",
         )

@@ -373,12 +373,14 @@ def _ensure_domains(names, report, problems, actor_label):
         report.created_domains.append(name)
 
 
-def _keeps_own_password(address):
+def _keeps_own_password(person):
     """An existing person who already signs in to Dockspace keeps that password: overwriting it
-    with the DMS one would let whoever knows the mail password take over the sign-in."""
-    person = User.objects.filter(email=address).first()
+    with the DMS one would let whoever knows the mail password take over the sign-in. A pending
+    registration's self-chosen password is not theirs yet: the DMS account is."""
+    if person is None or person.is_pending_registration:
+        return False
     # An empty password counts as "usable" to Django, yet nobody can sign in with it.
-    return person is not None and bool(person.password) and person.has_usable_password()
+    return bool(person.password) and person.has_usable_password()
 
 
 def _existing_mailbox_differences(mailbox, account):
@@ -408,11 +410,14 @@ def _adopt_account(account, report, problems, actor_label):
         return
     try:
         with transaction.atomic():
-            keeps_password = _keeps_own_password(account.address)
+            # The account's owner is whoever signs in with its address: adopted explicitly.
+            person = next(iter(services.people_signing_in_as(account.address)), None)
+            keeps_password = _keeps_own_password(person)
             mailbox = services.mailbox_create(
                 address=account.address,
                 quota=account.quota,
                 password_hashes=(None if keeps_password else account.web_password, account.password_hash),
+                person=person,
                 actor_label=actor_label,
             )
             if account.state != Mailbox.ACTIVE:

@@ -194,16 +194,6 @@ class DomainForm(ServiceForm):
         return self.instance
 
 
-def may_manage_person(user, person):
-    """Setting someone's password, or taking over an existing person, is managing their sign-in:
-    it needs the permission to change people, and a superuser's only by a superuser."""
-    if person is None:
-        return True
-    if person.is_superuser and not user.is_superuser:
-        return False
-    return user.has_perm("accounts.change_user")
-
-
 class MailboxAddForm(AddressPicker, ServiceForm):
     local_part = forms.CharField(label="Address", max_length=64, help_text="The part before '@'.")
     domain = DomainChoiceField(label="@ domain")
@@ -216,6 +206,13 @@ class MailboxAddForm(AddressPicker, ServiceForm):
         help_text=_operator_password_help(),
     )
     password2 = forms.CharField(label="Password again", required=False, widget=forms.PasswordInput)
+    person = forms.CharField(
+        label="Existing person",
+        max_length=254,
+        required=False,
+        help_text="Optional: the sign-in address of an existing person who gets this mailbox (needs the "
+        "permission to change people). Empty: a new person signing in with the mailbox address.",
+    )
 
     service_fields = {"password": "password1", "address": "local_part"}
 
@@ -229,18 +226,19 @@ class MailboxAddForm(AddressPicker, ServiceForm):
     def apply(self, data):
         if data.get("password1") != data.get("password2"):
             raise ValidationError({"password2": ["password2: the two passwords differ."]})
-        from accounts.models import normalize_email
+        person = None
+        if data.get("person"):
+            from accounts.models import normalize_email
 
-        existing = User.objects.filter(email=normalize_email(data["address"])).first()
-        if existing is not None and not may_manage_person(self.request.user, existing):
-            raise ValidationError(
-                {"address": [f"address: {existing.email} is an existing person whose sign-in you may not manage."]}
-            )
+            person = User.objects.filter(email=normalize_email(data["person"])).first()
+            if person is None:
+                raise ValidationError({"person": [f"no person signs in as {data['person']}."]})
         return services.mailbox_create(
             address=data["address"],
             full_name=data.get("full_name", ""),
             quota=data.get("quota"),
             password=data.get("password1") or None,
+            person=person,
             **self._who(),
         )
 
@@ -271,8 +269,6 @@ class MailboxChangeForm(ServiceForm):
 
     def apply(self, data):
         changed = set(self.changed_data)
-        if data.get("new_password") and not may_manage_person(self.request.user, self.instance.person):
-            raise ValidationError({"new_password": ["new_password: you may not set this person's password."]})
         mailbox = services.mailbox_update(
             mailbox=self.instance,
             quota=data["quota"] if "quota" in changed else None,

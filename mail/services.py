@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from accounts import authz
 from accounts.audit import audit
 from accounts.models import normalize_email
 from mail import dkim as dkim_keys
@@ -23,8 +24,8 @@ from mail.quota import format_quota
 User = get_user_model()
 
 
-def _who(request, actor_label):
-    return {"request": request, "actor_label": actor_label}
+def _who(request, actor_label, actor=None):
+    return {"request": request, "actor_label": actor_label, "actor": authz.audit_actor(actor)}
 
 
 def _field_error(field, message):
@@ -255,11 +256,67 @@ def _apply_password(person, password, field="password"):
 
 
 @transaction.atomic
-def mail_password_set(*, person, password, request=None, actor_label=None):
+def mail_password_set(*, person, password, request=None, actor=None, actor_label=None):
     """Set the one password of a person (web and mail). Sessions elsewhere stay; callers decide."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, person, "password")
     _apply_password(person, password)
     person.save()
-    audit("password.set", target=person, description="Password set for web and mail.", **_who(request, actor_label))
+    audit(
+        "password.set",
+        target=person,
+        description="Password set for web and mail.",
+        **_who(request, actor_label, actor),
+    )
+
+
+def _normalized_or_none(email):
+    try:
+        return normalize_address(email)
+    except ValidationError:
+        return None
+
+
+def people_signing_in_as(address):
+    """People whose sign-in address is `address` once normalised like a mailbox address (so
+    'root@example.com.' and 'root@ｅxample.com' are found under 'root@example.com')."""
+    local, _ = split_address(address)
+    return [p for p in User.objects.filter(email__istartswith=local + "@") if _normalized_or_none(p.email) == address]
+
+
+def _people_caught_by_catch_all(domain_name):
+    """People whose sign-in address on this domain is no mailbox, alias or list: a catch-all gets their mail."""
+    taken = (
+        set(Mailbox.objects.filter(domain__name=domain_name).values_list("address", flat=True))
+        | set(Alias.objects.filter(domain__name=domain_name).values_list("address", flat=True))
+        | set(Group.objects.filter(list_domain__name=domain_name).values_list("list_address", flat=True))
+    )
+    suffix = "@" + domain_name
+    ids = []
+    for pk, email in User.objects.values_list("pk", "email").iterator():
+        address = _normalized_or_none(email)
+        if address and address.endswith(suffix) and address not in taken:
+            ids.append(pk)
+    return User.objects.filter(pk__in=ids).order_by("email")
+
+
+def _check_capture(actor, address, field="address", *, catcher=None):
+    """Refuse an alias, catch-all, list or kept copy at `address` if it would take mail meant for a
+    person the actor may not manage (reset links included) anywhere else."""
+    if authz.is_system(actor):
+        return
+    local, domain_name = split_address(address)
+    if local:
+        people = people_signing_in_as(address)
+        mailbox = Mailbox.objects.select_related("person").filter(address=address).first()
+        if mailbox is not None:
+            people.append(mailbox.person)
+    else:
+        people = _people_caught_by_catch_all(domain_name)
+    for person in people:
+        if not authz.may_manage_person(actor, person):
+            catcher = catcher or address
+            raise _field_error(field, f"{catcher} would receive mail meant for {person.email}; {authz.refusal(person)}")
 
 
 # --- mailboxes -----------------------------------------------------------------------------------
@@ -283,13 +340,18 @@ def mailbox_create(
     password_hashes=None,
     person=None,
     request=None,
+    actor=None,
     actor_label=None,
 ):
-    """Create local@domain for a person; creates the person (sign-in = the address) if needed.
+    """Create local@domain for a person: the existing `person` when the caller names one (adopting
+    them, which is acting on their sign-in), else a new person whose sign-in is the address. An
+    address that already is someone's sign-in is refused unless that someone is named.
 
     password_hashes: (web, mail) hashes computed beforehand (a CSV import hashes in parallel; an
     adopted DMS account brings its own), used instead of `password`. web None keeps an existing
     person's own Dockspace password and only sets the mail hash."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.add_mailbox", "address")
     if password is not None and password_hashes is not None:
         raise _field_error("password", "give a password or ready-made hashes, not both.")
     address = normalize_address(address, "address")
@@ -300,15 +362,36 @@ def mailbox_create(
         raise _field_error("address", f"{address} is already {owner}.")
     quota = default_quota_for(domain) if quota is None else _check_quota_value(quota)
     _tier_check_mailbox(domain, quota)
-    if person is None:
-        person = User.objects.filter(email=address).first()
-    if person is not None and Mailbox.objects.filter(person=person).exists():
-        raise _field_error("address", f"{person.email} already owns the mailbox {person.mailbox.address}.")
+    # The same normalisation as the address itself: 'root@example.com.' is root@example.com's sign-in.
+    signing_in = [p for p in people_signing_in_as(address) if person is None or p.pk != person.pk]
+    if signing_in:
+        if person is None:
+            raise _field_error(
+                "address",
+                f"{address} is the sign-in address of the existing person {signing_in[0].email}; to give them "
+                "this mailbox, name them as its person.",
+            )
+        raise _field_error(
+            "address", f"{address} is the sign-in address of another person, {signing_in[0].email}, not {person.email}."
+        )
+    if person is not None:
+        authz.require_may_manage_person(actor, person, "person")
+        person = User.objects.select_for_update().get(pk=person.pk)
+        if Mailbox.objects.filter(person=person).exists():
+            raise _field_error("address", f"{person.email} already owns the mailbox {person.mailbox.address}.")
     created_person = person is None
+    pending_cleared = False
     if created_person:
         person = User(email=address, full_name=full_name, email_verified_at=timezone.now())
-    elif full_name:
-        person.full_name = full_name
+    else:
+        if full_name:
+            person.full_name = full_name
+        if person.is_pending_registration:
+            # A self-chosen password from an unconfirmed sign-up proved nothing: it goes, and the
+            # person gets a password from this call or a reset link.
+            person.is_pending_registration = False
+            person.set_unusable_password()
+            pending_cleared = True
     if password is not None:
         _apply_password(person, password)
     elif password_hashes is not None:
@@ -328,20 +411,30 @@ def mailbox_create(
     person.save()
     mailbox = Mailbox(person=person, domain=domain, local_part=local, quota=quota)
     mailbox.save()
+    if created_person:
+        whose = ", new person."
+    else:
+        whose = f", adopting the existing person {person.email}."
+        if pending_cleared:
+            whose += " Their pending registration was cancelled (self-chosen password removed)."
     audit(
         "mail.mailbox.add",
         target=mailbox,
-        description=f"Created mailbox, quota {format_quota(quota)}" + (", new person." if created_person else "."),
-        **_who(request, actor_label),
+        description=f"Created mailbox, quota {format_quota(quota)}{whose}",
+        **_who(request, actor_label, actor),
     )
     return mailbox
 
 
 @transaction.atomic
-def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, request=None, actor_label=None):
+def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, request=None, actor=None, actor_label=None):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.change_mailbox")
     mailbox = (
         Mailbox.objects.select_for_update(of=("self",)).select_related("domain__tier", "person").get(pk=mailbox.pk)
     )
+    if password is not None:
+        authz.require_may_manage_person(actor, mailbox.person, "password")
     changed = []
     if quota is not None:
         _check_quota_value(quota)
@@ -363,7 +456,7 @@ def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, reques
             "mail.mailbox.change",
             target=mailbox,
             description="Changed " + ", ".join(changed) + ".",
-            **_who(request, actor_label),
+            **_who(request, actor_label, actor),
         )
     return mailbox
 
@@ -372,11 +465,14 @@ _STATE_VERBS = {Mailbox.ACTIVE: "resume", Mailbox.SUSPENDED: "suspend", Mailbox.
 
 
 @transaction.atomic
-def mailbox_set_state(*, mailbox, state, request=None, actor_label=None):
+def mailbox_set_state(*, mailbox, state, request=None, actor=None, actor_label=None):
     """Suspend (no sign-in, mail still delivered), disable (no sign-in, no delivery, data kept) or resume."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.change_mailbox", "state")
     if state not in _STATE_VERBS:
         raise _field_error("state", f"state must be one of {', '.join(_STATE_VERBS)}.")
-    mailbox = Mailbox.objects.select_for_update(of=("self",)).get(pk=mailbox.pk)
+    mailbox = Mailbox.objects.select_for_update(of=("self",)).select_related("person").get(pk=mailbox.pk)
+    authz.require_may_manage_person(actor, mailbox.person, "state")
     if mailbox.state == state:
         return mailbox, False
     previous = mailbox.state
@@ -385,20 +481,23 @@ def mailbox_set_state(*, mailbox, state, request=None, actor_label=None):
     if state != Mailbox.ACTIVE:
         from accounts.services import sessions_revoke_all
 
-        sessions_revoke_all(user=mailbox.person, request=request, actor_label=actor_label)
+        sessions_revoke_all(user=mailbox.person, request=request, actor=actor, actor_label=actor_label)
     audit(
         f"mail.mailbox.{_STATE_VERBS[state]}",
         target=mailbox,
         description=f"State {previous} -> {state}.",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
     return mailbox, True
 
 
 @transaction.atomic
-def mailbox_remove(*, mailbox, keep_person=True, request=None, actor_label=None):
+def mailbox_remove(*, mailbox, keep_person=True, request=None, actor=None, actor_label=None):
     """Remove the mailbox from DMS (stored mail stays on the DMS volume). The person stays unless
     keep_person is False; aliases and lists that pointed at it lose that target."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.delete_mailbox", "address")
+    authz.require_may_manage_person(actor, mailbox.person, "address")
     address = mailbox.address
     Alias.objects.filter(address=address, keep_copy=True).delete()
     _drop_as_target(address)
@@ -407,7 +506,7 @@ def mailbox_remove(*, mailbox, keep_person=True, request=None, actor_label=None)
         "mail.mailbox.remove",
         target=mailbox,
         description="Removed mailbox; stored mail is kept by DMS.",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
     mailbox.delete()
     if not keep_person:
@@ -415,7 +514,7 @@ def mailbox_remove(*, mailbox, keep_person=True, request=None, actor_label=None)
             "person.remove",
             target=person,
             description="Removed the person with their mailbox.",
-            **_who(request, actor_label),
+            **_who(request, actor_label, actor),
         )
         person.delete()
 
@@ -474,8 +573,12 @@ def _check_no_loop(address, targets):
 
 
 @transaction.atomic
-def alias_create(*, address, targets, keep_copy=False, description="", is_active=True, request=None, actor_label=None):
+def alias_create(
+    *, address, targets, keep_copy=False, description="", is_active=True, request=None, actor=None, actor_label=None
+):
     """An alias 'user@domain' or a catch-all '@domain' forwarding to targets (local or external)."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.add_alias", "address")
     address = normalize_alias_address(address, "address")
     local, domain_name = split_address(address)
     domain = managed_domain(domain_name, "address", lock=True)
@@ -489,6 +592,7 @@ def alias_create(*, address, targets, keep_copy=False, description="", is_active
         hint = " (to forward and keep a copy, tick 'keep a copy')" if owner == "a mailbox" else ""
         raise _field_error("address", f"{address} is already {owner}{hint}.")
     cleaned = _clean_targets(targets, alias_address=address)
+    _check_capture(actor, address, "keep_copy" if keep_copy else "address")
     _tier_check_alias(domain)
     _check_no_loop(address, cleaned)
     alias = Alias(domain=domain, local_part=local, keep_copy=keep_copy, description=description, is_active=is_active)
@@ -499,16 +603,22 @@ def alias_create(*, address, targets, keep_copy=False, description="", is_active
         "mail.alias.add",
         target=alias,
         description=f"Created {kind} to {len(cleaned)} target(s)" + (", keeping a copy." if keep_copy else "."),
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
     return alias
 
 
 @transaction.atomic
-def alias_update(*, alias, targets=None, is_active=None, description=None, request=None, actor_label=None):
+def alias_update(*, alias, targets=None, is_active=None, description=None, request=None, actor=None, actor_label=None):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.change_alias", "targets")
     alias = Alias.objects.select_for_update(of=("self",)).get(pk=alias.pk)
+    cleaned = None if targets is None else _clean_targets(targets, alias_address=alias.address)
+    if (cleaned is not None and cleaned != alias.target_list) or (
+        is_active is not None and is_active != alias.is_active
+    ):
+        _check_capture(actor, alias.address, "targets")
     if targets is not None:
-        cleaned = _clean_targets(targets, alias_address=alias.address)
         _check_no_loop(alias.address, cleaned)
         alias.targets.all().delete()
         AliasTarget.objects.bulk_create(AliasTarget(alias=alias, address=t, position=i) for i, t in enumerate(cleaned))
@@ -520,7 +630,7 @@ def alias_update(*, alias, targets=None, is_active=None, description=None, reque
     if description is not None:
         alias.description = description
     alias.save()
-    audit("mail.alias.change", target=alias, description="Changed alias.", **_who(request, actor_label))
+    audit("mail.alias.change", target=alias, description="Changed alias.", **_who(request, actor_label, actor))
     return alias
 
 
@@ -544,16 +654,22 @@ def _drop_as_target(address):
 
 
 @transaction.atomic
-def alias_remove(*, alias, request=None, actor_label=None):
+def alias_remove(*, alias, request=None, actor=None, actor_label=None):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.delete_alias", "address")
+    local, domain_name = split_address(alias.address)
+    if local and Alias.objects.filter(address="@" + domain_name, is_active=True).exists():
+        # Without this alias the domain's catch-all would get the address's mail.
+        _check_capture(actor, alias.address, catcher=f"without this alias, the catch-all @{domain_name}")
     _drop_as_target(alias.address)
-    audit("mail.alias.remove", target=alias, description="Removed alias.", **_who(request, actor_label))
+    audit("mail.alias.remove", target=alias, description="Removed alias.", **_who(request, actor_label, actor))
     alias.delete()
 
 
 # --- groups --------------------------------------------------------------------------------------
 
 
-def _group_list_address(address, group=None):
+def _group_list_address(address, group=None, *, actor):
     if not address:
         return None, ""
     address = normalize_address(address, "address")
@@ -562,7 +678,25 @@ def _group_list_address(address, group=None):
     owner = address_owner(address)
     if owner and not (group is not None and group.list_address == address):
         raise _field_error("address", f"{address} is already {owner}.")
+    if group is None or group.list_address != address:
+        _check_capture(actor, address)
     return domain, local
+
+
+def _audit_access_change(group, before, *, request, actor, actor_label):
+    """Members of a group that gates sign-in somewhere were changed: that is an access grant."""
+    gates = authz.group_gates(group)
+    after = set(group.members.values_list("email", flat=True))
+    if not gates or after == before:
+        return
+    added, removed = sorted(after - before), sorted(before - after)
+    names = ", ".join(sorted({name for name, _ in gates}))
+    text = f"Access to {names} through group {group.name}:"
+    if added:
+        text += " added " + ", ".join(added) + "."
+    if removed:
+        text += " removed " + ", ".join(removed) + "."
+    audit("access.change", target=group, description=text, **_who(request, actor_label, actor))
 
 
 def _people(addresses, field="members"):
@@ -584,13 +718,15 @@ def _people(addresses, field="members"):
 
 
 @transaction.atomic
-def group_create(*, name, address=None, members=(), description="", request=None, actor_label=None):
+def group_create(*, name, address=None, members=(), description="", request=None, actor=None, actor_label=None):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.add_group", "name")
     name = (name or "").strip()
     group = Group(name=name, description=description)
     group.full_clean(exclude=["list_domain", "list_local_part", "list_address"])
     if Group.objects.filter(name__iexact=name).exists():
         raise _field_error("name", f"a group named {name!r} already exists.")
-    group.list_domain, group.list_local_part = _group_list_address(address)
+    group.list_domain, group.list_local_part = _group_list_address(address, actor=actor)
     people = _people(members)
     group.save()
     group.members.set(people)
@@ -598,23 +734,38 @@ def group_create(*, name, address=None, members=(), description="", request=None
         "mail.group.add",
         target=group,
         description=f"Created group with {len(people)} member(s).",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
     return group
 
 
 @transaction.atomic
 def group_update(
-    *, group, name=None, address=..., description=None, add=(), remove=(), members=None, request=None, actor_label=None
+    *,
+    group,
+    name=None,
+    address=...,
+    description=None,
+    add=(),
+    remove=(),
+    members=None,
+    request=None,
+    actor=None,
+    actor_label=None,
 ):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.change_group", "name")
     group = Group.objects.select_for_update(of=("self",)).get(pk=group.pk)
+    before = set(group.members.values_list("email", flat=True))
     if name is not None and name != group.name:
+        # Apps see groups by name: renaming a gate is changing who gets in.
+        authz.require_may_change_group_access(actor, group, "name")
         if Group.objects.filter(name__iexact=name).exclude(pk=group.pk).exists():
             raise _field_error("name", f"a group named {name!r} already exists.")
         group.name = name
     if address is not ...:
         previous = group.list_address
-        group.list_domain, group.list_local_part = _group_list_address(address, group)
+        group.list_domain, group.list_local_part = _group_list_address(address, group, actor=actor)
         new = f"{group.list_local_part}@{group.list_domain.name}" if group.list_domain else None
         if previous and previous != new:
             _drop_as_target(previous)
@@ -628,17 +779,24 @@ def group_update(
         group.members.add(*_people(add))
     if remove:
         group.members.remove(*_people(remove))
+    if set(group.members.values_list("email", flat=True)) != before:
+        authz.require_may_change_group_access(actor, group, "members")
     if group.list_address:
         _check_no_loop(group.list_address, [m.mailbox.address for m in group.members.all() if hasattr(m, "mailbox")])
-    audit("mail.group.change", target=group, description="Changed group.", **_who(request, actor_label))
+    audit("mail.group.change", target=group, description="Changed group.", **_who(request, actor_label, actor))
+    _audit_access_change(group, before, request=request, actor=actor, actor_label=actor_label)
     return group
 
 
 @transaction.atomic
-def group_remove(*, group, request=None, actor_label=None):
+def group_remove(*, group, request=None, actor=None, actor_label=None):
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "mail.delete_group", "name")
+    # Removing a gate would leave its app open to everyone (an empty allowed list means everyone).
+    authz.require_may_change_group_access(actor, group, "name")
     if group.list_address:
         _drop_as_target(group.list_address)
-    audit("mail.group.remove", target=group, description="Removed group.", **_who(request, actor_label))
+    audit("mail.group.remove", target=group, description="Removed group.", **_who(request, actor_label, actor))
     group.delete()
 
 

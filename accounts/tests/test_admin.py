@@ -240,3 +240,110 @@ def test_a_password_set_in_the_admin_signs_the_person_out(admin_browser):
     assert browser.get("/profile/").status_code == 302
     ann.refresh_from_db()
     assert ann.check_password(new)
+
+
+def people_staff(email="helper@example.com"):
+    """Staff who may view and change people, nothing more."""
+    from django.contrib.auth.models import Permission
+
+    helper = UserFactory(email=email, is_staff=True)
+    helper.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    return helper
+
+
+def change_page_values(browser, url):
+    """What a browser posts back from a person's change page when nothing is edited."""
+    response = browser.get(url)
+    assert response.status_code == 200, response.status_code
+    data = {}
+    for bound in response.context["adminform"].form:
+        value = bound.value()
+        if bound.field.disabled or value is None or value is False:
+            continue
+        data[bound.html_name] = "on" if value is True else value
+    return data
+
+
+def test_staff_who_may_change_people_cannot_make_themselves_superuser():
+    from django.contrib.auth.models import Permission
+
+    helper = people_staff()
+    browser = signed_in(helper)
+    url = f"/admin/accounts/user/{helper.pk}/change/"
+    everything = list(Permission.objects.values_list("pk", flat=True))
+    data = {**change_page_values(browser, url), "full_name": "Helper Renamed"}
+
+    response = browser.post(url, {**data, "is_superuser": "on", "is_staff": "on", "user_permissions": everything})
+
+    assert response.status_code == 302  # the flags are read-only: the rest of the form still saves
+    helper.refresh_from_db()
+    assert helper.full_name == "Helper Renamed"
+    assert not helper.is_superuser
+    assert set(helper.user_permissions.values_list("codename", flat=True)) == {"view_user", "change_user"}
+
+
+def test_a_superuser_still_grants_staff_and_permissions(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+    url = f"/admin/accounts/user/{ann.pk}/change/"
+    data = change_page_values(admin_browser, url)
+
+    response = admin_browser.post(url, {**data, "is_staff": "on", "is_superuser": "on"})
+
+    assert response.status_code == 302
+    ann.refresh_from_db()
+    assert ann.is_staff and ann.is_superuser
+
+
+def test_staff_who_are_not_superusers_cannot_change_a_superusers_email_or_password():
+    root = StaffFactory(email="root@example.com")
+    browser = signed_in(people_staff())
+    before = root.password
+    new = "a takeover pass phrase 9"
+
+    change = browser.post(f"/admin/accounts/user/{root.pk}/change/", {"email": "mine@example.com", "is_active": "on"})
+    password = browser.post(
+        f"/admin/accounts/user/{root.pk}/password/", {"password1": new, "password2": new, "usable_password": "true"}
+    )
+
+    assert change.status_code == 403 and password.status_code == 403
+    root.refresh_from_db()
+    assert root.email == "root@example.com" and root.password == before
+
+
+def test_staff_who_may_change_people_change_an_ordinary_persons_email_and_password():
+    ann = UserFactory(email="ann@example.com")
+    browser = signed_in(people_staff())
+    new = "a helper chosen phrase 9"
+    url = f"/admin/accounts/user/{ann.pk}/change/"
+
+    change = browser.post(url, {**change_page_values(browser, url), "email": "ann2@example.com"})
+    password = browser.post(
+        f"/admin/accounts/user/{ann.pk}/password/", {"password1": new, "password2": new, "usable_password": "true"}
+    )
+
+    assert change.status_code == 302 and password.status_code == 302
+    ann.refresh_from_db()
+    assert ann.email == "ann2@example.com" and ann.check_password(new)
+
+
+def test_activating_a_pending_registration_in_the_admin_removes_the_self_chosen_password(admin_browser):
+    pending = UserFactory(email="ann@example.com", is_active=False, is_pending_registration=True)
+    url = f"/admin/accounts/user/{pending.pk}/change/"
+
+    response = admin_browser.post(url, {**change_page_values(admin_browser, url), "is_active": "on"})
+
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert pending.is_active and not pending.is_pending_registration
+    assert not pending.has_usable_password() and not pending.check_password(PASSWORD)
+    assert AuditEvent.objects.filter(action="registration.pending_cleared", target_label="ann@example.com").exists()
+
+
+def test_changing_an_active_persons_name_keeps_their_password(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+    url = f"/admin/accounts/user/{ann.pk}/change/"
+
+    admin_browser.post(url, {**change_page_values(admin_browser, url), "full_name": "Ann B"})
+
+    ann.refresh_from_db()
+    assert ann.full_name == "Ann B" and ann.check_password(PASSWORD)

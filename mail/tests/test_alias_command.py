@@ -14,6 +14,7 @@ from mail import services
 from mail.models import Alias
 from mail.sync import dms_sync
 from mail.tests.factories import (
+    PASSWORD,
     dms_lines,
     make_domain,
     make_mailbox,
@@ -220,3 +221,50 @@ def test_an_alias_of_an_inactive_domain_is_not_written(bob, settings):
     make_domain("example.org", is_active=False)
     services.alias_create(address="info@example.org", targets=["bob@example.com"])
     assert not any(line.startswith("info@") for line in virtual_lines(settings))
+
+
+@pytest.fixture
+def mail_only_staff():
+    from django.contrib.auth.models import Permission
+
+    from accounts.models import User
+
+    staff = User.objects.create_user("mailstaff@example.com", PASSWORD, is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="mail"))
+    return staff.email
+
+
+def test_add_as_mail_only_staff_refuses_aliases_that_capture_a_superusers_mail(mail_only_staff):
+    from accounts.models import User
+
+    make_domain("example.com")
+    root = User.objects.create_superuser("root@example.com", PASSWORD)
+    as_staff = ("--as", mail_only_staff)
+
+    on_sign_in = refused("alias", "add", "root@example.com", "thief@elsewhere.test", *as_staff)
+    catch_all = refused("alias", "add", "@example.com", "thief@elsewhere.test", *as_staff)
+    services.mailbox_create(address="root@example.com", person=root)
+    keep_copy = refused("alias", "add", "root@example.com", "thief@elsewhere.test", "--keep-copy", *as_staff)
+
+    assert "address: root@example.com would receive mail meant for root@example.com" in on_sign_in
+    assert "address: @example.com would receive mail meant for" in catch_all
+    assert "keep_copy: root@example.com would receive mail meant for root@example.com" in keep_copy
+    # Positive controls: the same staff member adds an alias nobody signs in with, and the host may do all.
+    assert "Created info@example.com" in run("alias", "add", "info@example.com", "help@elsewhere.test", *as_staff)
+    assert "Created root@example.com" in run("alias", "add", "root@example.com", "r@elsewhere.test", "--keep-copy")
+
+
+def test_remove_as_mail_only_staff_cannot_hand_a_sign_in_address_to_a_catch_all(mail_only_staff):
+    from accounts.models import User
+
+    make_domain("example.com")
+    User.objects.create_superuser("root@example.com", PASSWORD)
+    services.alias_create(address="root@example.com", targets=["root@elsewhere.test"])
+    services.alias_create(address="info@example.com", targets=["help@elsewhere.test"])
+    services.alias_create(address="@example.com", targets=["postmaster@elsewhere.test"])
+
+    message = refused("alias", "remove", "root@example.com", "--as", mail_only_staff)
+    run("alias", "remove", "info@example.com", "--as", mail_only_staff)  # positive control
+
+    assert "address: without this alias, the catch-all @example.com would receive mail meant for root@" in message
+    assert sorted(Alias.objects.values_list("address", flat=True)) == ["@example.com", "root@example.com"]

@@ -233,13 +233,39 @@ def test_a_state_column_suspends_or_disables_the_new_mailbox(tmp_path, domain):
 
 
 @pytest.mark.django_db
-def test_an_existing_person_without_a_mailbox_gets_it_and_the_new_password(tmp_path, domain):
+def test_an_existing_person_without_a_mailbox_gets_it_and_the_new_password_when_told_to(tmp_path, domain):
     person = User.objects.create_user("carol@example.com", "her previous password")
 
-    import_text(tmp_path, "address,password\ncarol@example.com,her brand new password\n")
+    path = write(tmp_path, "address,password\ncarol@example.com,her brand new password\n")
+    mailboxes_import_csv(path, actor_label=ACTOR, replace_passwords=True)
 
     assert Mailbox.objects.get().person == person
     assert authenticate(email="carol@example.com", password="her brand new password") == person
+
+
+@pytest.mark.django_db
+def test_a_row_does_not_replace_an_existing_persons_password_unless_told_to(tmp_path, domain):
+    person = User.objects.create_user("carol@example.com", "her previous password")
+
+    with pytest.raises(CsvImportError) as e:
+        import_text(tmp_path, "address,password\nann@example.com,\ncarol@example.com,her brand new password\n")
+
+    assert "line 3: password: carol@example.com is an existing person's sign-in address" in str(e.value)
+    assert "--replace-passwords" in str(e.value)
+    assert not Mailbox.objects.exists()
+    assert authenticate(email="carol@example.com", password="her previous password") == person
+
+
+@pytest.mark.django_db
+def test_a_row_without_a_password_gives_an_existing_person_the_mailbox_and_keeps_their_password(tmp_path, domain):
+    person = User.objects.create_user("carol@example.com", "her previous password")
+
+    import_text(tmp_path, "address,password\ncarol@example.com,\n")
+
+    assert Mailbox.objects.get().person == person
+    assert authenticate(email="carol@example.com", password="her previous password") == person
+    event = AuditEvent.objects.get(action="mail.mailbox.add")
+    assert "adopting the existing person carol@example.com" in event.description
 
 
 @pytest.mark.django_db

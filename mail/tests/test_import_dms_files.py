@@ -350,3 +350,24 @@ def test_the_command_tells_a_new_operator_what_it_does():
     from mail.management.commands.import_dms_files import Command
 
     assert "--dry-run" in Command.help and "Exit code 0" in Command.help
+
+
+@pytest.mark.django_db
+def test_adopting_a_pending_registration_ends_it_and_drops_the_self_chosen_password(tmp_path):
+    # Someone registered dora@ before the operator adopted the DMS account: that password proved nothing.
+    person = User.objects.create_user(
+        "dora@example.com", "a squatters chosen password", is_active=False, is_pending_registration=True
+    )
+    hashed = "{SHA512-CRYPT}" + sha512_crypt.using(rounds=5000).hash("dora's dms password")
+
+    out = run(write_dir(tmp_path / "old-dms", accounts=f"dora@example.com|{hashed}\n"))
+
+    person.refresh_from_db()
+    assert person.mailbox.address == "dora@example.com"
+    assert not person.is_pending_registration
+    assert not person.check_password("a squatters chosen password")
+    assert person.check_password("dora's dms password")
+    assert "already had a Dockspace password" not in out
+    event = AuditEvent.objects.get(action="mail.mailbox.add")
+    assert "adopting the existing person dora@example.com" in event.description
+    assert "pending registration was cancelled" in event.description

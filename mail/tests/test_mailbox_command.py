@@ -296,3 +296,56 @@ def test_export_to_a_directory_that_does_not_exist_is_a_clean_error(domain, tmp_
     with pytest.raises(CommandError) as e:
         run("mailbox", "export", "--csv", str(tmp_path / "missing" / "people.csv"))
     assert str(e.value).startswith("--csv: cannot write")
+
+
+@pytest.fixture
+def mail_clerk_email():
+    """A staff member with the mail app's permissions only."""
+    from django.contrib.auth.models import Permission
+
+    clerk = User.objects.create_user("clerk@example.com", PASSWORD, is_staff=True)
+    clerk.user_permissions.set(Permission.objects.filter(content_type__app_label="mail"))
+    return clerk.email
+
+
+@pytest.mark.parametrize("spelling", ["root@example.com", "root@example.com.", "root@ｅxample.com"])
+def test_add_as_mail_only_staff_never_adopts_an_existing_person(domain, mail_clerk_email, spelling):
+    User.objects.create_superuser("root@example.com", PASSWORD)
+
+    message = refused(
+        "mailbox", "add", spelling, "--password-stdin", "--as", mail_clerk_email, stdin="takeover pw 77\n"
+    )
+
+    assert "address: root@example.com is the sign-in address of the existing person root@example.com" in message
+    message = refused(
+        "mailbox", "add", spelling, "--person", "root@example.com", "--as", mail_clerk_email, stdin="takeover pw 77\n"
+    )
+    assert "person: you may not act on the sign-in of root@example.com" in message
+    assert authenticate(email="root@example.com", password=PASSWORD) is not None
+
+
+def test_add_as_mail_only_staff_creates_a_new_persons_mailbox(domain, mail_clerk_email):
+    out = run("mailbox", "add", "new@example.com", "--as", mail_clerk_email)
+
+    assert "Created new@example.com" in out
+    event = AuditEvent.objects.get(action="mail.mailbox.add")
+    assert event.actor_label == "manage.py mailbox --as clerk@example.com" and event.actor.email == mail_clerk_email
+
+
+def test_add_with_person_adopts_them_from_the_host_and_says_so_in_the_audit(domain):
+    person = User.objects.create_user("ann@example.com", PASSWORD)
+
+    run("mailbox", "add", "ann@example.com", "--person", "ann@example.com")
+
+    assert Mailbox.objects.get().person == person
+    assert authenticate(email="ann@example.com", password=PASSWORD) == person
+    event = AuditEvent.objects.get(action="mail.mailbox.add")
+    assert "adopting the existing person ann@example.com" in event.description
+
+
+def test_as_must_name_an_active_staff_member(domain):
+    User.objects.create_user("ann@example.com", PASSWORD)
+
+    assert "--as: 'ann@example.com' is not an active staff member" in refused(
+        "mailbox", "add", "new@example.com", "--as", "ann@example.com"
+    )

@@ -67,3 +67,57 @@ def test_export_writes_the_file_and_import_reads_it_back(tmp_path, domain):
     assert list(Mailbox.objects.values_list("address", "person__full_name", "quota")) == [
         ("ann@example.com", "Ann", 2 * 1024**3)
     ]
+
+
+@pytest.fixture
+def carol(db):
+    from accounts.models import User
+
+    return User.objects.create_user("carol@example.com", "carol's own password")
+
+
+@pytest.mark.django_db
+def test_import_refuses_to_replace_an_existing_persons_password_naming_the_row(tmp_path, domain, carol):
+    path = tmp_path / "people.csv"
+    path.write_text("address,password\nann@example.com,ann's first password\ncarol@example.com,a new password 5\n")
+
+    with pytest.raises(CommandError) as caught:
+        mailbox_command("import", "--csv", str(path))
+
+    assert "line 3: password: carol@example.com is an existing person's sign-in address" in str(caught.value)
+    assert "--replace-passwords" in str(caught.value)
+    assert not Mailbox.objects.exists()
+    assert authenticate(email="carol@example.com", password="carol's own password") == carol
+
+
+@pytest.mark.django_db
+def test_import_replaces_an_existing_persons_password_when_told_to(tmp_path, domain, carol):
+    path = tmp_path / "people.csv"
+    path.write_text("address,password\ncarol@example.com,a new password 5\n")
+
+    mailbox_command("import", "--csv", str(path), "--replace-passwords")
+
+    assert Mailbox.objects.get().person == carol
+    assert authenticate(email="carol@example.com", password="a new password 5") == carol
+
+
+@pytest.mark.django_db
+def test_import_as_mail_only_staff_never_adopts_a_person_they_may_not_manage(tmp_path, domain, carol):
+    from django.contrib.auth.models import Permission
+
+    from accounts.models import User
+
+    staff = User.objects.create_user("mailstaff@example.com", "river stone lantern 42", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="mail"))
+    path = tmp_path / "people.csv"
+    path.write_text("address,password\ncarol@example.com,a new password 5\n")
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_text("address,password\nnew@example.com,a new password 5\n")
+
+    with pytest.raises(CommandError) as caught:
+        mailbox_command("import", "--csv", str(path), "--replace-passwords", "--as", staff.email)
+    mailbox_command("import", "--csv", str(fresh), "--as", staff.email)  # positive control
+
+    assert "line 2: address: you may not act on the sign-in of carol@example.com" in str(caught.value)
+    assert authenticate(email="carol@example.com", password="carol's own password") == carol
+    assert list(Mailbox.objects.values_list("address", flat=True)) == ["new@example.com"]

@@ -130,7 +130,7 @@ def test_removing_a_mailbox_keeps_the_person_and_drops_it_from_aliases(domain):
 def test_a_person_whose_password_predates_their_mailbox_gets_it_for_mail_at_the_next_sign_in(domain):
     person = User.objects.create_user("bob@example.com", PASSWORD)
     User.objects.filter(pk=person.pk).update(mail_password_hash="")  # as for people from before mail existed
-    mailbox = services.mailbox_create(address="bob@example.com")
+    mailbox = services.mailbox_create(address="bob@example.com", person=person)
     assert mailbox.person == person
     person.refresh_from_db()
     assert not verify_mail_hash(PASSWORD, person.mail_password_hash)

@@ -2,10 +2,12 @@
 
 import json
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
+from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from accounts.models import LoginThrottle, User, normalize_email
 
 ACTOR = "manage.py person"
@@ -16,7 +18,8 @@ class Command(BaseCommand):
         "Look after people from the shell. `person list [--json]` lists everyone; `person reset-2fa EMAIL` "
         "removes their TOTP devices and backup codes (they sign in with the password alone, then enrol "
         "again); `person unlock EMAIL` clears their sign-in lockout; `person sign-out EMAIL` ends every "
-        "browser session they have. Every change is audited."
+        "browser session they have. Every change is audited. Acts as the host; `--as EMAIL` acts with that "
+        "staff member's permissions instead (who may act on whom: docs/security.md)."
     )
 
     def add_arguments(self, parser):
@@ -29,24 +32,34 @@ class Command(BaseCommand):
             ("sign-out", "Revoke every browser session of a person."),
         ]:
             sub.add_parser(name, help=text).add_argument("email", help="The person's email address.")
+        for parser in sub.choices.values():
+            add_actor_argument(parser)
 
     def handle(self, *args, action, **options):
+        actor = command_actor(options)
         if action == "list":
             return self._list(options["json"])
         email = normalize_email(options["email"])
         user = User.objects.filter(email=email).first()
         if user is None:
             raise CommandError(f"email: no person has the address {email!r}.")
+        who = {"actor": actor, "actor_label": command_actor_label(ACTOR, actor)}
+        try:
+            self._act(action, email, user, who)
+        except ValidationError as e:
+            raise CommandError("\n".join(f"{field}: {m}" for field, ms in e.message_dict.items() for m in ms)) from None
+
+    def _act(self, action, email, user, who):
         if action == "reset-2fa":
-            services.second_factor_reset(user=user, actor_label=ACTOR)
+            services.second_factor_reset(user=user, **who)
             self.stdout.write(f"Removed every second factor of {email}.")
         elif action == "unlock":
             count = services.lockouts_clear(
-                throttles=LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key=email), actor_label=ACTOR
+                throttles=LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key=email), **who
             )
             self.stdout.write(f"Cleared {count} lockout(s) of {email}.")
         elif action == "sign-out":
-            count = services.sessions_revoke_all(user=user, actor_label=ACTOR)
+            count = services.sessions_revoke_all(user=user, **who)
             self.stdout.write(f"Revoked {count} session(s) of {email}.")
 
     def _list(self, as_json):

@@ -7,6 +7,8 @@ from mail import services
 from mail.addresses import normalize_alias_address
 from mail.commandline import (
     ServiceCall,
+    acting_as,
+    actor_arguments,
     domain_argument,
     not_found,
     print_json,
@@ -47,7 +49,8 @@ class Command(BaseCommand):
         "other aliases or lists here, or outside addresses); `alias add @example.com TARGET` makes a catch-all "
         "(real mailboxes of the domain keep their mail); `alias add me@example.com other@x.org --keep-copy` "
         "forwards a mailbox and keeps a copy. `alias update ADDRESS [--target T ...] [--active|--inactive]`, "
-        "`alias list [--domain D] [--json]`, `alias show ADDRESS [--json]`, `alias remove ADDRESS`."
+        "`alias list [--domain D] [--json]`, `alias show ADDRESS [--json]`, `alias remove ADDRESS`. "
+        "Acts as the host; `--as EMAIL` acts with that staff member's permissions instead."
     )
 
     def add_arguments(self, parser):
@@ -69,8 +72,11 @@ class Command(BaseCommand):
         show.add_argument("address")
         show.add_argument("--json", action="store_true")
         sub.add_parser("remove", help="Remove an alias.").add_argument("address")
+        actor_arguments(sub)
 
     def handle(self, *args, action, **o):
+        actor, label = acting_as(o, ACTOR)
+        self.who = {"actor": actor, "actor_label": label}
         getattr(self, "_" + action)(o)
 
     def _add(self, o):
@@ -80,7 +86,7 @@ class Command(BaseCommand):
                 targets=o["targets"],
                 keep_copy=o["keep_copy"],
                 description=o["description"],
-                actor_label=ACTOR,
+                **self.who,
             )
         copy = f", keeping a copy in the mailbox {alias.address}" if alias.keep_copy else ""
         self.stdout.write(f"Created {alias.address} -> {', '.join(alias.target_list)}{copy}.")
@@ -91,7 +97,7 @@ class Command(BaseCommand):
         if o["targets"] is None and o["active"] is None:
             raise CommandError("nothing to change: give --target or --active/--inactive.")
         with ServiceCall():
-            services.alias_update(alias=alias, targets=o["targets"], is_active=o["active"], actor_label=ACTOR)
+            services.alias_update(alias=alias, targets=o["targets"], is_active=o["active"], **self.who)
         self.stdout.write(f"Updated {alias.address}.")
 
     def _list(self, o):
@@ -112,5 +118,5 @@ class Command(BaseCommand):
     def _remove(self, o):
         alias = find_alias(o["address"])
         with ServiceCall():
-            services.alias_remove(alias=alias, actor_label=ACTOR)
+            services.alias_remove(alias=alias, **self.who)
         self.stdout.write(f"Removed {alias.address}.")

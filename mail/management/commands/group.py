@@ -3,7 +3,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from mail import services
-from mail.commandline import ServiceCall, not_found, print_json, print_record, warn_plus
+from mail.commandline import (
+    ServiceCall,
+    acting_as,
+    actor_arguments,
+    not_found,
+    print_json,
+    print_record,
+    warn_plus,
+)
 from mail.models import Group
 
 ACTOR = "manage.py group"
@@ -32,7 +40,8 @@ class Command(BaseCommand):
         "distribution list delivering to its members' mailboxes. `group add NAME [--address list@example.com] "
         "[--member ADDRESS ...] [--description TEXT]`; `group update NAME [--rename NEW] [--address A|--no-address] "
         "[--add ADDRESS ...] [--remove ADDRESS ...]`; `group list [--json]`; `group show NAME [--json]`; "
-        "`group remove NAME`. Members are people, named by their sign-in or mailbox address."
+        "`group remove NAME`. Members are people, named by their sign-in or mailbox address. Acts as the host; "
+        "`--as EMAIL` acts with that staff member's permissions instead."
     )
 
     def add_arguments(self, parser):
@@ -56,8 +65,11 @@ class Command(BaseCommand):
         show.add_argument("name")
         show.add_argument("--json", action="store_true")
         sub.add_parser("remove", help="Remove a group.").add_argument("name")
+        actor_arguments(sub)
 
     def handle(self, *args, action, **o):
+        actor, label = acting_as(o, ACTOR)
+        self.who = {"actor": actor, "actor_label": label}
         getattr(self, "_" + action)(o)
 
     def _add(self, o):
@@ -67,7 +79,7 @@ class Command(BaseCommand):
                 address=o["address"],
                 members=o["members"],
                 description=o["description"],
-                actor_label=ACTOR,
+                **self.who,
             )
         suffix = f" with list address {group.list_address}" if group.list_address else ""
         self.stdout.write(f"Created group {group.name}{suffix}, {group.members.count()} member(s).")
@@ -90,7 +102,7 @@ class Command(BaseCommand):
                 description=o["description"],
                 add=o["add"],
                 remove=o["remove"],
-                actor_label=ACTOR,
+                **self.who,
             )
         self.stdout.write(f"Updated group {o['rename'] or group.name}.")
 
@@ -108,5 +120,5 @@ class Command(BaseCommand):
     def _remove(self, o):
         group = find_group(o["name"])
         with ServiceCall():
-            services.group_remove(group=group, actor_label=ACTOR)
+            services.group_remove(group=group, **self.who)
         self.stdout.write(f"Removed group {group.name}.")

@@ -9,6 +9,8 @@ from mail import services
 from mail.addresses import normalize_address
 from mail.commandline import (
     ServiceCall,
+    acting_as,
+    actor_arguments,
     domain_argument,
     not_found,
     print_json,
@@ -55,8 +57,11 @@ class Command(BaseCommand):
         "`mailbox list [--domain D] [--json]`, `show ADDRESS [--json]`, `update ADDRESS [--name N] [--quota Q] "
         "[--password-stdin]`, `remove ADDRESS [--delete-person]` (stored mail stays on the DMS volume), "
         "`suspend ADDRESS` (no sign-in, mail still delivered), `disable ADDRESS` (no sign-in, no delivery), "
-        "`resume ADDRESS`, `import --csv FILE` (columns address,name,quota,password; every row is checked "
-        "first and nothing is imported if one is bad), `export --csv FILE`."
+        "`resume ADDRESS`, `import --csv FILE [--replace-passwords]` (columns address,name,quota,password; every "
+        "row is checked first and nothing is imported if one is bad; a row for an existing person keeps their "
+        "password unless --replace-passwords), `export --csv FILE`. `add ADDRESS --person EMAIL` gives the "
+        "mailbox to an existing person. Commands act as the host; `--as EMAIL` acts with that staff member's "
+        "permissions instead."
     )
 
     # call_command(..., stdin=stream) feeds --password-stdin, as with Django's createsuperuser.
@@ -69,6 +74,7 @@ class Command(BaseCommand):
         add.add_argument("--name", default="")
         add.add_argument("--quota", help="e.g. 2G, 500M, 0 for no limit (default: the domain's).")
         add.add_argument("--password-stdin", action="store_true", help="Read the password from standard input.")
+        add.add_argument("--person", metavar="EMAIL", help="Give the mailbox to the existing person who signs in so.")
         listing = sub.add_parser("list", help="List mailboxes.")
         listing.add_argument("--domain")
         listing.add_argument("--json", action="store_true")
@@ -91,19 +97,41 @@ class Command(BaseCommand):
             sub.add_parser(verb, help=text).add_argument("address")
         imp = sub.add_parser("import", help="Create mailboxes from a CSV file, all or nothing.")
         imp.add_argument("--csv", required=True, dest="csv_path")
+        imp.add_argument(
+            "--replace-passwords",
+            action="store_true",
+            help="Let a row's password or password_hash replace the sign-in password of an existing person.",
+        )
         exp = sub.add_parser("export", help="Write every mailbox to a CSV file (no passwords).")
         exp.add_argument("--csv", required=True, dest="csv_path")
+        actor_arguments(sub)
 
     def handle(self, *args, action, stdin=None, **o):
         self.stdin = stdin or sys.stdin
+        self.actor, self.label = acting_as(o, ACTOR)
         getattr(self, "_" + action)(o)
+
+    def _who(self):
+        return {"actor": self.actor, "actor_label": self.label}
 
     def _add(self, o):
         quota = quota_argument(o["quota"])
         password = read_password(self.stdin) if o["password_stdin"] else None
+        person = None
+        if o["person"]:
+            from accounts.models import User, normalize_email
+
+            person = User.objects.filter(email=normalize_email(o["person"])).first()
+            if person is None:
+                raise not_found("--person", "person signing in as", o["person"])
         with ServiceCall():
             mailbox = services.mailbox_create(
-                address=o["address"], full_name=o["name"], quota=quota, password=password, actor_label=ACTOR
+                address=o["address"],
+                full_name=o["name"],
+                quota=quota,
+                password=password,
+                person=person,
+                **self._who(),
             )
         self.stdout.write(f"Created {mailbox.address} (quota {format_quota(mailbox.quota)}).")
         warn_plus(self, mailbox.address)
@@ -138,21 +166,19 @@ class Command(BaseCommand):
         if quota is None and o["name"] is None and password is None:
             raise CommandError("nothing to change: give --name, --quota or --password-stdin.")
         with ServiceCall():
-            services.mailbox_update(
-                mailbox=mailbox, quota=quota, full_name=o["name"], password=password, actor_label=ACTOR
-            )
+            services.mailbox_update(mailbox=mailbox, quota=quota, full_name=o["name"], password=password, **self._who())
         self.stdout.write(f"Updated {mailbox.address}.")
 
     def _remove(self, o):
         mailbox = find_mailbox(o["address"])
         with ServiceCall():
-            services.mailbox_remove(mailbox=mailbox, keep_person=not o["delete_person"], actor_label=ACTOR)
+            services.mailbox_remove(mailbox=mailbox, keep_person=not o["delete_person"], **self._who())
         self.stdout.write(f"Removed {mailbox.address}; its stored mail stays on the DMS volume.")
 
     def _set_state(self, o, state, done):
         mailbox = find_mailbox(o["address"])
         with ServiceCall():
-            _, changed = services.mailbox_set_state(mailbox=mailbox, state=state, actor_label=ACTOR)
+            _, changed = services.mailbox_set_state(mailbox=mailbox, state=state, **self._who())
         self.stdout.write(f"{mailbox.address} {done}." if changed else f"{mailbox.address} was already {state}.")
 
     def _suspend(self, o):
@@ -170,7 +196,10 @@ class Command(BaseCommand):
 
         try:
             result = mailboxes_import_csv(
-                o["csv_path"], actor_label=ACTOR, progress=terminal_progress(self.stderr._out)
+                o["csv_path"],
+                replace_passwords=o["replace_passwords"],
+                progress=terminal_progress(self.stderr._out),
+                **self._who(),
             )
         except CsvImportError as e:
             raise CommandError(str(e)) from None

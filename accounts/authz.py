@@ -1,0 +1,171 @@
+"""Who may act on whom: the one rule the services, the admin and the commands share (docs/security.md).
+
+Acting on a person's sign-in (password, email, staff flags, permissions, second factor, sessions,
+adopting them into a mailbox, capturing their mail) needs the permission to change people, and only
+a superuser acts on a superuser. Everyone may act on their own sign-in. Commands and tasks act as the
+system: whoever runs them on the host already holds the database and the data directory.
+"""
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
+
+PEOPLE_PERMISSION = "accounts.change_user"
+
+
+class SystemActor:
+    """The host acting through a management command, a task or an import: every rule lets it through."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = True
+    is_superuser = True
+    pk = None
+    email = ""
+
+    def __init__(self, label="system"):
+        self.label = label
+
+    def has_perm(self, perm, obj=None):
+        return True
+
+    def has_perms(self, perms, obj=None):
+        return True
+
+    def __str__(self):
+        return self.label
+
+    def __repr__(self):
+        return f"<SystemActor {self.label}>"
+
+
+SYSTEM = SystemActor()
+
+
+def is_system(actor):
+    return isinstance(actor, SystemActor)
+
+
+def acting(*, request=None, actor=None):
+    """Who performs a service call: `actor` when given, else the signed-in person of `request`
+    (anonymous if nobody signed in), else the system (a command, a task, an import)."""
+    if actor is not None:
+        return actor
+    if request is not None:
+        return getattr(request, "user", None) or AnonymousUser()
+    return SYSTEM
+
+
+def audit_actor(actor):
+    """What to hand the audit log as `actor`: a person, or None for the system and anonymous callers."""
+    return actor if getattr(actor, "pk", None) else None
+
+
+def _is_self(actor, person):
+    return getattr(actor, "pk", None) is not None and actor.pk == person.pk
+
+
+def may_manage_person(actor, person):
+    """May `actor` act on the sign-in of `person`? (None: no existing person, nothing to protect.)"""
+    if person is None or is_system(actor):
+        return True
+    if actor is None or not actor.is_authenticated or not actor.is_active:
+        return False
+    if _is_self(actor, person):
+        return True
+    if person.is_superuser and not actor.is_superuser:
+        return False
+    return actor.has_perm(PEOPLE_PERMISSION)
+
+
+def refusal(person):
+    """Why `actor` may not act on `person`, in words (for an error next to a field)."""
+    if person.is_superuser:
+        return f"you may not act on the sign-in of {person.email}: only a superuser acts on a superuser."
+    return f"you may not act on the sign-in of {person.email}: that needs the permission to change people."
+
+
+def require_may_manage_person(actor, person, field):
+    """Raise ValidationError({field: ...}) unless `actor` may act on the sign-in of `person`."""
+    if not may_manage_person(actor, person):
+        raise ValidationError({field: [refusal(person)]})
+
+
+def require_perm(actor, perm, field="__all__"):
+    """Raise ValidationError({field: ...}) unless `actor` holds the model permission `perm`."""
+    if not (actor is not None and actor.has_perm(perm)):
+        raise ValidationError({field: [f"you do not have the permission {perm!r}."]})
+
+
+# --- groups that grant access ----------------------------------------------------------------------
+# A group may gate something a higher layer owns (an OIDC client's allowed groups): membership of it
+# is then an access grant. The owner registers a gate in its AppConfig.ready(); mail asks here.
+
+_group_gates = []
+
+
+def register_group_gate(describe, *, permission, dispatch_uid):
+    """describe(group) -> names of what membership of `group` opens (empty when nothing);
+    `permission` lets its holder change such a group's members (as does the permission to change people)."""
+    global _group_gates
+    _group_gates = [g for g in _group_gates if g[2] != dispatch_uid] + [(describe, permission, dispatch_uid)]
+
+
+def group_gates(group):
+    """[(what it opens, permission), ...] for every registered gate that this group holds."""
+    if group is None or group.pk is None:
+        return []
+    return [(name, permission) for describe, permission, _ in _group_gates for name in describe(group)]
+
+
+def may_change_group_access(actor, group):
+    gates = group_gates(group)
+    if not gates or is_system(actor):
+        return True
+    if actor is None or not actor.is_authenticated:
+        return False
+    return actor.has_perm(PEOPLE_PERMISSION) or any(actor.has_perm(permission) for _, permission in gates)
+
+
+def require_may_change_group_access(actor, group, field="members"):
+    if not may_change_group_access(actor, group):
+        names = ", ".join(sorted({name for name, _ in group_gates(group)}))
+        raise ValidationError(
+            {
+                field: [
+                    f"{group.name} decides who may sign in to {names}: changing it needs the permission to change "
+                    "people or OIDC clients."
+                ]
+            }
+        )
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+def add_actor_argument(parser):
+    parser.add_argument(
+        "--as",
+        dest="as_email",
+        metavar="EMAIL",
+        help="Act with the permissions of this staff member (default: the host, which may do anything).",
+    )
+
+
+def command_actor(options):
+    """The actor a command runs as: the staff member named by --as, else the system."""
+    from django.core.management.base import CommandError
+
+    from accounts.models import User, normalize_email
+
+    email = options.get("as_email")
+    if not email:
+        return SYSTEM
+    user = User.objects.filter(email=normalize_email(email)).first()
+    if user is None or not user.is_active or not user.is_staff:
+        raise CommandError(f"--as: {email!r} is not an active staff member.")
+    return user
+
+
+def command_actor_label(label, actor):
+    return label if is_system(actor) else f"{label} --as {actor.email}"
