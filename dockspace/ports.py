@@ -89,4 +89,6 @@ def describe_port_holders(port):
     holders = port_holders(port)
     if not holders:
         return "by a process this user cannot see (run `ss -ltnp` as root to find it)"
-    return "by " + "; ".join(f"pid {pid} ({cmd[:120]})" for pid, cmd in holders)
+    pid, cmd = holders[0]
+    more = f" and {len(holders) - 1} more process(es)" if len(holders) > 1 else ""
+    return f"by pid {pid} ({cmd[:100]}){more}"
