@@ -119,7 +119,7 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Send password-reset link", permissions=["change"])
     def send_password_reset(self, request, queryset):
         for user in queryset:
-            password_reset_mail_queue(user.email)
+            password_reset_mail_queue(user.email, by_administrator=True)
             audit("password.reset_sent", request=request, target=user, description="Administrator sent a reset link.")
         self.message_user(request, f"Sent reset links to {queryset.count()} person(s).", messages.SUCCESS)
 

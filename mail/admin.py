@@ -284,7 +284,7 @@ class MailboxAdmin(ServiceAdmin):
                 # The reset form ignores suspended and disabled mailboxes: say so rather than pretend.
                 skipped.append(mailbox.address)
                 continue
-            password_reset_mail_queue(mailbox.person.email)
+            password_reset_mail_queue(mailbox.person.email, by_administrator=True)
             audit(
                 "password.reset_sent",
                 request=request,
