@@ -11,8 +11,10 @@ import subprocess
 import sys
 import time
 
+from django.core.exceptions import ImproperlyConfigured
+
 from dockspace.env import env_bool
-from dockspace.ports import describe_port_holders, is_loopback, parse_bind, port_in_use
+from dockspace.ports import bind_problem, describe_port_holders, is_loopback, parse_bind
 
 CHILD_STOP_SECONDS = 10
 WEB_START_SECONDS = 30
@@ -47,14 +49,18 @@ def _check_debug_exposure(host, port):
 
 
 def _check_port_free(host, port):
-    problem = port_in_use(host, port)
-    if problem:
+    problem = bind_problem(host, port)
+    if problem is None:
+        return
+    in_use, reason = problem
+    if in_use:
         _refuse(
-            f"refusing to start: {host or '*'}:{port} is already in use ({problem}), "
+            f"refusing to start: {host or '*'}:{port} is already in use ({reason}), "
             f"{describe_port_holders(port)}. Stop it, or choose another address, e.g. "
             f"DOCKSPACE_BIND={host or '127.0.0.1'}:{port + 1} make run.",
             code=1,
         )
+    _refuse(f"refusing to start: cannot listen on {host or '*'}:{port}: {reason}. Check DOCKSPACE_BIND.", code=1)
 
 
 def _wait_until_listening(host, port, proc):
@@ -101,9 +107,9 @@ def main():
     bind = os.environ.setdefault("DOCKSPACE_BIND", "127.0.0.1:8000")
     try:
         host, port = parse_bind(bind)
-    except ValueError as exc:
+        _check_debug_exposure(host, port)
+    except (ValueError, ImproperlyConfigured) as exc:
         _refuse(str(exc))
-    _check_debug_exposure(host, port)
     _check_port_free(host, port)
     # Listening on every interface: links and the OIDC issuer still need an address a browser can open.
     reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else bind.rpartition(":")[0]  # noqa: S104

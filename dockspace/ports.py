@@ -30,19 +30,17 @@ def is_loopback(host):
         return False
 
 
-def port_in_use(host, port):
-    """An OSError's text when HOST:PORT cannot be bound now (someone listens there), else None.
+def bind_problem(host, port):
+    """None when HOST:PORT can be listened on now, else (is_in_use, reason).
 
     SO_REUSEADDR as gunicorn sets it: a port left in TIME_WAIT by a stopped server is not "in use"."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))  # noqa: S104 - a probe
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return exc.strerror
-            raise
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE, exc.strerror or str(exc)
     return None
 
 

@@ -139,3 +139,10 @@ def test_the_setup_code_command_says_there_is_none_once_set_up(client):
     with pytest.raises(CommandError, match="already set up"):
         call_command("setup_code", "--regenerate")
     assert not setup_code_path().exists()
+
+
+def test_createsuperuser_also_deletes_the_setup_code():
+    setup_code_issue()
+    call_command("createsuperuser", "--noinput", email="root@example.com", stdout=io.StringIO(), stderr=io.StringIO())
+    assert User.objects.filter(email="root@example.com", is_superuser=True).exists()
+    assert not setup_code_path().exists()
