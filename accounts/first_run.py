@@ -72,6 +72,12 @@ class SetupForm(NewAccountForm):
     )
     field_order = ["setup_code", "email", "full_name", "password1", "password2"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # the code comes first, so the cursor starts there
+            field.widget.attrs.pop("autofocus", None)
+        self.fields["setup_code"].widget.attrs["autofocus"] = True
+
     def clean_setup_code(self):
         code = self.cleaned_data["setup_code"]
         if not setup_code_matches(code):
