@@ -2,6 +2,7 @@
 their path (accounts/urls.py), which must not land in a log file. Used by `make run` and the image
 (`--logger-class dockspace.access_log.MaskingLogger`)."""
 
+import logging
 import re
 
 from gunicorn.glogging import Logger
@@ -31,3 +32,14 @@ class MaskingLogger(Logger):
             if isinstance(value, str) and "/" in value:
                 atoms[key] = mask_secret_paths(value)
         return atoms
+
+
+class MaskSecretPathsFilter(logging.Filter):
+    """For Django's own log lines ("Bad Request: /register/confirm/<uid>/<token>/"): same masking."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        masked = mask_secret_paths(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
