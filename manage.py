@@ -26,6 +26,9 @@ def main():
             if "no such table" in str(exc) or ("does not exist" in str(exc))
             else ""
         )
+        if "unable to open database file" in str(exc):
+            folder = os.path.dirname(str(settings.DATABASES["default"]["NAME"]))
+            hint = f" SQLite cannot create its file in {folder}: mkdir -m 0700 -p {folder}, or fix DATABASE_URL."
         sys.exit(f"Dockspace database error: {str(exc).strip().splitlines()[0]}.{hint}")
 
 

@@ -1,7 +1,5 @@
 """Admin for people, app settings, lockouts, sessions and the audit log."""
 
-import csv
-
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -19,6 +17,7 @@ from accounts.authz import may_manage_person
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import forget_revoked_session
+from dockspace.csv_cells import SafeCsvWriter
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -145,7 +144,7 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Send password-reset link", permissions=["change"])
     def send_password_reset(self, request, queryset):
         for user in queryset:
-            password_reset_mail_queue(user.email)
+            password_reset_mail_queue(user.email, by_administrator=True)
             audit("password.reset_sent", request=request, target=user, description="Administrator sent a reset link.")
         self.message_user(request, f"Sent reset links to {queryset.count()} person(s).", messages.SUCCESS)
 
@@ -205,12 +204,12 @@ class AuditEventAdmin(ReadOnlyAdmin):
             def write(self, value):
                 return value
 
-        writer = csv.writer(Echo())
+        writer = SafeCsvWriter(Echo())
 
         def rows():
             yield writer.writerow(self.CSV_FIELDS)
             for event in queryset.iterator(chunk_size=2000):
-                yield writer.writerow([_csv_safe(getattr(event, name)) for name in self.CSV_FIELDS])
+                yield writer.writerow([getattr(event, name) for name in self.CSV_FIELDS])
 
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
@@ -233,12 +232,6 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def export_selected(self, request, queryset):
         audit("audit.export", request=request, description=f"Exported {queryset.count()} audit events as CSV.")
         return self._csv_response(queryset)
-
-
-def _csv_safe(value):
-    """Keep spreadsheet programs from running a cell as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @admin.register(LoginThrottle)

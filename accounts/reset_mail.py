@@ -30,8 +30,9 @@ class ResetForm(PasswordResetForm):
         return (p for p in people if mailbox_allows_sign_in(p) and (p.has_usable_password() or hasattr(p, "mailbox")))
 
 
-def password_reset_mail_send(email):
-    """Mail a reset link to the account using this address, if there is one. Returns how many were sent."""
+def password_reset_mail_send(email, *, by_administrator=False):
+    """Mail a reset link to the account using this address, if there is one. Returns how many were sent.
+    BY_ADMINISTRATOR: an administrator sent it (the mail says so instead of "Someone asked")."""
     form = ResetForm({"email": email})
     if not form.is_valid():
         return 0
@@ -40,7 +41,11 @@ def password_reset_mail_send(email):
         domain_override=urlsplit(settings.DOCKSPACE_URL).netloc,
         email_template_name="accounts/email/password_reset.txt",
         subject_template_name="accounts/email/password_reset_subject.txt",
-        extra_email_context={"base_url": settings.DOCKSPACE_URL, "site_name": AppSettings.load().site_name},
+        extra_email_context={
+            "base_url": settings.DOCKSPACE_URL,
+            "site_name": AppSettings.load().site_name,
+            "sent_by_administrator": by_administrator,
+        },
     )
     return len(users)
 
@@ -55,12 +60,12 @@ def password_reset_request(*, email, request):
         password_reset_mail_queue(email)
 
 
-def password_reset_mail_queue(email):
+def password_reset_mail_queue(email, *, by_administrator=False):
     """Hand the address to the worker; if the broker is unreachable, send now rather than not at all."""
     from accounts.tasks import send_password_reset
 
     try:
-        send_password_reset.delay(email)
+        send_password_reset.delay(email, by_administrator=by_administrator)
     except Exception:  # the broker is down: the person still gets the link, only without the timing guarantee
         logger.warning("Task queue unreachable; sending the password-reset mail directly.")
-        password_reset_mail_send(email)
+        password_reset_mail_send(email, by_administrator=by_administrator)

@@ -18,10 +18,10 @@ def purge_expired_sessions():
 
 
 @shared_task(name="accounts.send_password_reset", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_password_reset(email):
+def send_password_reset(email, by_administrator=False):
     from accounts.reset_mail import password_reset_mail_send
 
-    sent = password_reset_mail_send(email)
+    sent = password_reset_mail_send(email, by_administrator=by_administrator)
     return f"sent {sent} password-reset message(s)"
 
 

@@ -16,11 +16,10 @@ from django_otp import login as otp_login
 from django_otp import match_token, user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services
+from accounts import first_run, services
 from accounts.audit import audit
 from accounts.forms import (
     CodeForm,
-    NewAccountForm,
     PasswordResetForm,
     RegistrationForm,
     SignInForm,
@@ -53,12 +52,14 @@ def home(request):
 
 
 @never_cache
-@sensitive_post_parameters("password1", "password2")
+@sensitive_post_parameters("password1", "password2", "setup_code")
 @require_http_methods(["GET", "POST"])
 def setup(request):
     if User.objects.exists():
+        first_run.setup_code_forget()
         raise Http404("Dockspace is already set up.")
-    form = NewAccountForm(request.POST or None)
+    first_run.setup_code_issue()  # normally printed at start already; `manage.py setup_code` shows it
+    form = first_run.SetupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -68,6 +69,7 @@ def setup(request):
         except services.ServiceError as exc:
             _add_service_error(form, exc)
         else:
+            first_run.setup_code_forget()
             _complete_sign_in(request, user, device=None)
             messages.success(request, "Welcome to Dockspace. Protect your account: add an authenticator app below.")
             return redirect("accounts:security")

@@ -36,8 +36,13 @@ wait_for_database() {
 case "$1" in
     web)
         shift
+        # Dockspace's files are private to its user (an older volume may still be 0750).
+        chmod 0700 "${DOCKSPACE_DATA_DIR:-/data}" 2>/dev/null || true
         python manage.py migrate --noinput
         python manage.py install_periodic_tasks
+        # While no administrator exists, the first-run page asks for this one-time code.
+        setup_code=$(python manage.py setup_code --if-needed)
+        [ -z "$setup_code" ] || log "web: $setup_code"
         # DMS wires the access files into Postfix only if they exist when it starts: write every
         # file now, before the mailserver's first start.
         python manage.py export_dms_files \
@@ -46,6 +51,7 @@ case "$1" in
             --bind 0.0.0.0:8000 \
             --workers "${WEB_CONCURRENCY:-2}" \
             --access-logfile - \
+            --logger-class dockspace.access_log.MaskingLogger \
             --worker-tmp-dir /dev/shm \
             "$@"
         if [ -n "${DOCKSPACE_TRUSTED_PROXIES:-}" ]; then

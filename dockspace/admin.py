@@ -7,6 +7,28 @@ from django.utils.http import urlencode
 
 from accounts.admin_audit import AuditedAdminMixin
 
+SCHEDULER_APP = "django_celery_beat"
+
+
+class SuperuserOnlyAdminMixin:
+    """Celery beat's schedules (clocked, crontabs, intervals, solar events, periodic tasks) are
+    internals: only superusers see or change them, whatever permissions a staff member holds."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
 
 class DockspaceAdminSite(admin.AdminSite):
     site_header = "Dockspace administration"
@@ -28,5 +50,17 @@ class DockspaceAdminSite(admin.AdminSite):
     def register(self, model_or_iterable, admin_class=None, **options):
         # Every ModelAdmin, ours and third-party ones, writes the audit log on add/change/delete.
         base = admin_class or admin.ModelAdmin
-        audited = type(f"Audited{base.__name__}", (AuditedAdminMixin, base), {})
+        models = [model_or_iterable] if isinstance(model_or_iterable, type) else list(model_or_iterable)
+        mixins = (AuditedAdminMixin,)
+        if any(model._meta.app_label == SCHEDULER_APP for model in models):
+            mixins = (SuperuserOnlyAdminMixin, AuditedAdminMixin)
+        audited = type(f"Audited{base.__name__}", (*mixins, base), {})
         super().register(model_or_iterable, audited, **options)
+
+    def get_app_list(self, request, app_label=None):
+        """Celery beat's models form one "Scheduler" section, last (superusers only, see the mixin)."""
+        apps = super().get_app_list(request, app_label)
+        scheduler = [app for app in apps if app["app_label"] == SCHEDULER_APP]
+        for app in scheduler:
+            app["name"] = "Scheduler"
+        return [app for app in apps if app["app_label"] != SCHEDULER_APP] + scheduler

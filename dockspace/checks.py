@@ -1,9 +1,12 @@
 """System checks with stable ids for a misconfigured Dockspace (run by `manage.py check`)."""
 
 import os
+from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+
+from dockspace.private_files import loose_modes
 
 
 @register()
@@ -19,6 +22,16 @@ def check_data_dir(app_configs=None, **kwargs):
                 id="dockspace.E001",
             )
         ]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and not Path(str(database["NAME"])).parent.is_dir():
+        folder = Path(str(database["NAME"])).parent
+        return [
+            Error(
+                f"The SQLite database's directory {folder} does not exist, so the database cannot be created.",
+                hint=f"Create it (mkdir -m 0700 -p {folder}) or correct DATABASE_URL.",
+                id="dockspace.E005",
+            )
+        ]
     if not os.access(data_dir, os.W_OK | os.X_OK):
         return [
             Error(
@@ -28,6 +41,34 @@ def check_data_dir(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+def _private_paths():
+    """Dockspace's own files that hold secrets: the data directory, the SQLite database (password
+    hashes, TOTP seeds, DKIM and OIDC private keys), the development secret key, the setup code, the outbox."""
+    data_dir = settings.DATA_DIR
+    paths = [data_dir, data_dir / "dev-secret-key", data_dir / "setup-code", data_dir / "outbox"]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        name = Path(str(database["NAME"]))
+        paths += [name, name.with_name(name.name + "-wal")]
+    return paths
+
+
+@register()
+def check_private_file_modes(app_configs=None, **kwargs):
+    loose = loose_modes(_private_paths())
+    if not loose:
+        return []
+    listed = ", ".join(f"{path} ({mode:04o})" for path, mode in loose)
+    return [
+        Warning(
+            f"Group or others may read Dockspace's secrets: {listed}.",
+            hint="Restrict them to Dockspace's user: chmod 0700 the data directory and 0600 its files "
+            f"(e.g. chmod -R go-rwx {settings.DATA_DIR}). New directories and files are created that way.",
+            id="dockspace.W003",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)

@@ -3,14 +3,18 @@
 See the configuration table in README.md for every variable and its default.
 """
 
+import contextlib
 import secrets
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import env_bool, env_int, env_list, env_str, parse_database_url, sqlite_database
+from dockspace.ports import is_loopback, parse_bind
+from dockspace.private_files import private_dir, private_file_create, private_file_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,6 +43,13 @@ def _is_keyless_command():
     return len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" and sys.argv[1] in KEYLESS_COMMANDS
 
 
+# The data directory is created private (0700) on first use, so `migrate` into a new path works.
+# Keyless commands (collectstatic at image build time) never create it: it would end up in the image.
+if not _is_keyless_command():
+    with contextlib.suppress(OSError):  # check dockspace.E001 names the directory and the fix
+        private_dir(DATA_DIR)
+
+
 def _load_secret_key():
     key = env_str("SECRET_KEY", "")
     if key:
@@ -59,10 +70,9 @@ def _load_secret_key():
     try:
         return DEV_SECRET_KEY_FILE.read_text().strip()
     except FileNotFoundError:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        private_dir(DATA_DIR)
         key = secrets.token_urlsafe(50)
-        DEV_SECRET_KEY_FILE.write_text(key)
-        DEV_SECRET_KEY_FILE.chmod(0o600)
+        private_file_write(DEV_SECRET_KEY_FILE, key)
         return key
 
 
@@ -89,6 +99,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_celery_beat",
+    "csp",
     "mail",
     "oidc",
     "oauth2_provider",
@@ -98,6 +109,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dockspace.csp.FormActionForAppsMiddleware",
+    "dockspace.debug.HideUrlListMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -138,6 +152,12 @@ if DATABASE_URL:
     DATABASES = {"default": parse_database_url(DATABASE_URL, env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))}
 else:
     DATABASES = {"default": sqlite_database(DATA_DIR / "dockspace.sqlite3")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATA_DIR.is_dir() and not _is_keyless_command():
+    # SQLite creates a missing database (and its journal/WAL files, which copy its mode) under the
+    # umask, usually 0644: create it empty and 0600 first. A database elsewhere is the operator's file.
+    with contextlib.suppress(OSError):  # check dockspace.E001 reports an unwritable data directory
+        if Path(DATABASES["default"]["NAME"]).parent == DATA_DIR:
+            private_file_create(DATABASES["default"]["NAME"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
@@ -248,8 +268,8 @@ if EMAIL_HOST:
     EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
     EMAIL_TIMEOUT = 20
 else:
-    # No mail server configured: every message is written as a file under <data dir>/outbox.
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    # No mail server configured: every message is written as a file (0600) under <data dir>/outbox.
+    EMAIL_BACKEND = "dockspace.outbox.PrivateFileEmailBackend"
     EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
 
 
@@ -294,12 +314,44 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy (django-csp): scripts, styles, images and fonts only from this site, no inline
+# script or style, no plugins, never framed. Forms post to this site only; the pages whose form ends in
+# a redirect to an app (sign-in, code, consent, logout) also allow the origins of the registered
+# redirect URIs (dockspace.csp), since browsers apply form-action to the redirect as well.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+CSP_FORM_ACTION_ORIGINS = "oidc.csp.redirect_origins"
+
+# DEBUG's error pages: DATABASE_URL, REDIS_URL, the broker and passwords in URLs are masked (dockspace.debug).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dockspace.debug.SafeReporterFilter"
+# `make run`'s address. DEBUG on a non-loopback address is refused by `make run` unless
+# DOCKSPACE_ALLOW_DEBUG_ON_NETWORK=1; even then a 404 never lists the site's URLs.
+try:
+    _bind_host = parse_bind(env_str("DOCKSPACE_BIND", "127.0.0.1:8000"))[0]
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+DEBUG_ON_NETWORK = DEBUG and not is_loopback(_bind_host)
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Reset and registration paths carry a token: "Bad Request: /register/confirm/..." is logged masked.
+    "filters": {"mask_secret_paths": {"()": "dockspace.access_log.MaskSecretPathsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secret_paths"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -144,7 +144,7 @@ class DkimKeyInline(admin.TabularInline):
         if obj.state == DkimKey.RETIRED:
             return "remove it from DNS"
         return format_html(
-            "<code>{}._domainkey.{}</code><br><code style='word-break:break-all'>{}</code>",
+            "<code>{}._domainkey.{}</code><br><code class='break-anywhere'>{}</code>",
             obj.selector,
             obj.domain.name,
             dns_record_value(obj.algorithm, obj.public_key_b64),
@@ -309,7 +309,7 @@ class MailboxAdmin(ServiceAdmin):
                 # The reset form ignores suspended and disabled mailboxes: say so rather than pretend.
                 skipped.append(mailbox.address)
                 continue
-            password_reset_mail_queue(mailbox.person.email)
+            password_reset_mail_queue(mailbox.person.email, by_administrator=True)
             audit(
                 "password.reset_sent",
                 request=request,
@@ -404,7 +404,7 @@ class DkimKeyAdmin(admin.ModelAdmin):
     @admin.display(description="DNS TXT record")
     def dns_record(self, obj):
         return format_html(
-            "<code style='word-break:break-all'>{}</code>", dns_record_value(obj.algorithm, obj.public_key_b64)
+            "<code class='break-anywhere'>{}</code>", dns_record_value(obj.algorithm, obj.public_key_b64)
         )
 
     @admin.action(description="Retire (stop publishing; remove the DNS record)", permissions=["change"])

@@ -17,6 +17,7 @@ from django.db import DatabaseError, transaction
 
 from accounts import authz
 from accounts.audit import audit
+from dockspace.csv_cells import SafeCsvWriter
 from mail import services
 from mail.addresses import normalize_address
 from mail.commandline import validation_message
@@ -414,7 +415,7 @@ def mailboxes_export_csv(path):
     )
     count = 0
     with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
+        writer = SafeCsvWriter(f, lineterminator="\n")  # a self-service name may start with "="
         writer.writerow(EXPORT_COLUMNS)
         for address, name, quota, state in rows:
             writer.writerow([address, name, format_quota(quota), state])

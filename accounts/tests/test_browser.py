@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core import mail
 from django_otp.oath import TOTP
 
+from accounts.first_run import setup_code_issue
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -84,6 +86,8 @@ def test_first_run_totp_enrolment_and_sign_in_with_code(page):
     click_and_wait(page, "main button[type=submit]")
     assert "Enter a valid email address" in page.locator("#id_email-error").inner_text()
 
+    # The setup code is what `make run` printed; the test reads it from the same file.
+    page.fill("#id_setup_code", setup_code_issue())
     page.fill("#id_email", "Admin@Example.com")
     page.fill("#id_full_name", "Ada Admin")
     page.fill("#id_password1", PASSWORD)

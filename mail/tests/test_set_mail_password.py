@@ -47,13 +47,22 @@ def test_a_windows_line_ending_on_stdin_is_not_part_of_the_password(bob):
     assert verify_mail_hash(PASSWORD, bob.person.mail_password_hash)
 
 
+class Terminal:
+    """Standard input that is a terminal (getpass itself is replaced in these tests)."""
+
+    def isatty(self):
+        return True
+
+
 def test_asked_on_a_terminal_the_two_entries_must_match(bob, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal())
     answers = iter([PASSWORD, PASSWORD + "!"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
     assert refused("set_mail_password", "bob@example.com") == "password: the two entries differ; nothing changed."
 
 
 def test_asked_on_a_terminal_matching_entries_set_the_password(bob, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal())
     monkeypatch.setattr("getpass.getpass", lambda prompt="": PASSWORD)
     run("set_mail_password", "bob@example.com")
     bob.person.refresh_from_db()
@@ -83,3 +92,43 @@ def test_an_unknown_mailbox_is_refused(bob):
 def test_a_bad_address_is_refused_naming_the_rule(bob):
     message = refused("set_mail_password", "bob|x@example.com", "--password-stdin", stdin=PASSWORD + "\n")
     assert message == "ADDRESS: a '|' is not allowed in an address."
+
+
+def test_without_a_terminal_it_says_to_use_password_stdin_instead_of_a_traceback(bob, tmp_path):
+    import os
+    import sys
+
+    from django.conf import settings as django_settings
+
+    env = {**os.environ, "DOCKSPACE_DMS_DIR": str(tmp_path / "dms")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "set_mail_password", "bob@example.com"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "there is no terminal to ask on" in result.stderr
+    assert "set_mail_password bob@example.com --password-stdin" in result.stderr
+
+
+def test_without_a_terminal_the_command_refuses_and_changes_nothing(bob):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    bob.person.refresh_from_db()
+    before = bob.person.password
+    with pytest.raises(CommandError, match="no terminal to ask on.*--password-stdin"):
+        call_command("set_mail_password", "bob@example.com", stdout=io.StringIO())
+    bob.person.refresh_from_db()
+    assert bob.person.password == before
+    # Positive control: the same command with --password-stdin sets it.
+    run("set_mail_password", "bob@example.com", "--password-stdin", stdin=PASSWORD + "\n")
+    bob.person.refresh_from_db()
+    assert bob.person.password != before

@@ -3,6 +3,7 @@
 from django.contrib.auth.management.commands import createsuperuser
 
 from accounts.audit import audit
+from accounts.first_run import setup_code_forget
 from accounts.models import User
 
 
@@ -19,3 +20,5 @@ class Command(createsuperuser.Command):
                 target=user,
                 description="Created administrator with manage.py createsuperuser.",
             )
+        if User.objects.exists():
+            setup_code_forget()  # the first-run page is gone, and its one-time code with it

@@ -1,0 +1,137 @@
+"""`make run` (dockspace.devserver) as an operator meets it: a busy port, DEBUG on a network address,
+a data directory that does not exist yet, and the access log of a reset link."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def devserver_env(tmp_path, bind, **extra):
+    # What an operator has: no database or Redis URL, no SECRET_KEY (DEBUG makes one), no allow flag.
+    unset = ("DATABASE_URL", "REDIS_URL", "DOCKSPACE_URL", "SECRET_KEY", "DOCKSPACE_ALLOW_DEBUG_ON_NETWORK")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(
+        DEBUG="1",
+        DOCKSPACE_BIND=bind,
+        DOCKSPACE_DATA_DIR=str(tmp_path / "not" / "there" / "yet"),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        WEB_CONCURRENCY="1",
+        **extra,
+    )
+    return env
+
+
+def run_devserver(env, timeout=60):
+    return subprocess.run(
+        [sys.executable, "-m", "dockspace.devserver"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_make_run_on_a_busy_port_names_who_holds_it_and_starts_nothing(tmp_path, busy_port):
+    env = devserver_env(tmp_path, f"127.0.0.1:{busy_port}")
+    result = run_devserver(env)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{busy_port} is already in use" in result.stderr
+    assert f"pid {os.getpid()} (" in result.stderr  # this test process holds it
+    assert "running at" not in result.stdout
+    assert "starting" not in result.stdout  # no web, worker or beat
+    assert not Path(env["DOCKSPACE_DATA_DIR"]).exists()  # not even migrate ran
+
+
+def test_make_run_refuses_debug_on_a_network_address(tmp_path, busy_port):
+    result = run_devserver(devserver_env(tmp_path, f"0.0.0.0:{busy_port}"))
+    assert result.returncode == 2
+    assert "refusing to start: DEBUG=1 on 0.0.0.0" in result.stderr
+    assert "DOCKSPACE_ALLOW_DEBUG_ON_NETWORK=1" in result.stderr
+    assert "already in use" not in result.stderr  # refused before anything else
+
+
+def test_make_run_with_debug_on_the_network_explicitly_allowed_goes_on_with_a_warning(tmp_path, busy_port):
+    # Positive control of the refusal above: the same command with the opt-in passes the DEBUG check
+    # (and then stops at the busy port, so nothing is started by this test).
+    env = devserver_env(tmp_path, f"0.0.0.0:{busy_port}", DOCKSPACE_ALLOW_DEBUG_ON_NETWORK="1")
+    result = run_devserver(env)
+    assert "WARNING: DEBUG=1 on 0.0.0.0" in result.stderr
+    assert "already in use" in result.stderr
+    assert result.returncode == 1
+
+
+def test_make_run_on_loopback_with_debug_passes_the_network_check(tmp_path, busy_port):
+    result = run_devserver(devserver_env(tmp_path, f"127.0.0.1:{busy_port}"))
+    assert "DEBUG=1 on" not in result.stderr
+
+
+@pytest.mark.celery
+def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tokens_in_the_access_log(tmp_path):
+    port = free_port()
+    env = devserver_env(tmp_path, f"127.0.0.1:{port}")
+    data_dir = Path(env["DOCKSPACE_DATA_DIR"])
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockspace.devserver"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "setup code" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        text = log.read_text()
+        assert f"Dockspace is running at http://127.0.0.1:{port}/" in text
+        code = text.split("enter the setup code ")[1].split()[0]
+        assert (data_dir / "setup-code").read_text().strip() == code
+
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(base + "/setup/", timeout=10) as response:
+            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        token_path = "/password/reset/MQ/cn0abc-0123456789abcdef0123456789abcdef/"
+        with contextlib.suppress(urllib.error.HTTPError):
+            urllib.request.urlopen(base + token_path, timeout=10).close()
+        deadline = time.monotonic() + 10
+        while "/password/reset/MQ/" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        text = log.read_text()
+        assert "GET /password/reset/MQ/*** HTTP" in text or "GET /password/reset/MQ/***/ HTTP" in text
+        assert "0123456789abcdef0123456789abcdef" not in text
+        assert "GET /setup/ HTTP" in text  # positive control: other paths are logged as they are
+
+        assert data_dir.stat().st_mode & 0o777 == 0o700
+        assert (data_dir / "dockspace.sqlite3").stat().st_mode & 0o777 == 0o600
+        assert (data_dir / "dev-secret-key").stat().st_mode & 0o777 == 0o600
+        assert (data_dir / "celery" / "queue").stat().st_mode & 0o777 == 0o700
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert "[run] stopped." in log.read_text()

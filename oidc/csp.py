@@ -1,0 +1,21 @@
+"""The origins Dockspace's sign-in and consent forms may end at: every registered app's redirect and
+post-logout URIs (read by dockspace.csp for the Content-Security-Policy form-action)."""
+
+import re
+from urllib.parse import urlsplit
+
+from oidc.models import Application
+
+# Only a plain host[:port] goes into the header: anything else could end the directive (`;`).
+HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def redirect_origins():
+    origins = set()
+    for redirect_uris, logout_uris in Application.objects.values_list("redirect_uris", "post_logout_redirect_uris"):
+        for uri in f"{redirect_uris} {logout_uris}".split():
+            parts = urlsplit(uri)
+            host = parts.netloc.rpartition("@")[2]
+            if parts.scheme in ("http", "https") and HOST_PORT.fullmatch(host):
+                origins.add(f"{parts.scheme}://{host}")
+    return origins
