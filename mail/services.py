@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.audit import audit
 from accounts.models import normalize_email
+from accounts.signals import sign_in_revoked_send
 from mail import dkim as dkim_keys
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
 from mail.models import Alias, AliasTarget, DkimKey, Domain, Group, Mailbox
@@ -193,9 +194,10 @@ def _apply_password(person, password, field="password"):
 
 @transaction.atomic
 def mail_password_set(*, person, password, request=None, actor_label=None):
-    """Set the one password of a person (web and mail). Sessions elsewhere stay; callers decide."""
+    """Set the one password of a person (web and mail). Every app token ends; browser sessions stay (callers decide)."""
     _apply_password(person, password)
     person.save()
+    sign_in_revoked_send(user=person, reason="password set", **_who(request, actor_label))
     audit("password.set", target=person, description="Password set for web and mail.", **_who(request, actor_label))
 
 
@@ -295,6 +297,8 @@ def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, reques
         changed.append("password")
     if full_name is not None or password is not None:
         person.save()
+    if password is not None:
+        sign_in_revoked_send(user=person, reason="password set", **_who(request, actor_label))
     if changed:
         audit(
             "mail.mailbox.change",
