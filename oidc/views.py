@@ -357,6 +357,22 @@ class AuthorizationView(dot_views.AuthorizationView):
 
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+CLIENT_REALM = 'Basic realm="Dockspace"'
+
+
+def client_auth_failure(request, response):
+    """RFC 6749 5.2 for a failed client authentication (oauthlib answers 401 with a Bearer challenge, which is
+    the scheme of resource servers, not of this endpoint): a client that sent HTTP Basic gets 401 with a Basic
+    challenge; one that sent its secret in the body (or nothing) gets 400, and no challenge, since it did not use
+    an HTTP authentication scheme. The body stays {"error": "invalid_client"}."""
+    if response.status_code != 401:
+        return response
+    del response["WWW-Authenticate"]
+    if request.META.get("HTTP_AUTHORIZATION", "").strip().lower().startswith("basic "):
+        response["WWW-Authenticate"] = CLIENT_REALM
+    else:
+        response.status_code = 400
+    return response
 
 
 class TokenView(dot_views.TokenView):
@@ -381,7 +397,7 @@ class TokenView(dot_views.TokenView):
                 headers={"Cache-Control": "no-store"},
             )
         with oauth_request(request):
-            response = super().post(request, *args, **kwargs)
+            response = client_auth_failure(request, super().post(request, *args, **kwargs))
         if response.status_code != 200:
             try:
                 error = json.loads(response.content).get("error", "")
@@ -415,7 +431,7 @@ def _client_id_of(request):
 class RevokeTokenView(dot_views.RevokeTokenView):
     def post(self, request, *args, **kwargs):
         with oauth_request(request):
-            response = super().post(request, *args, **kwargs)
+            response = client_auth_failure(request, super().post(request, *args, **kwargs))
         if response.status_code == 200:
             audit_oauth(
                 "oidc.token_revoke", application=_calling_application(request), reason="the app revoked a token"
