@@ -117,6 +117,11 @@ MAX_LENGTHS = {"nonce": 255, "code_challenge": 128}
 
 def request_problem(params, credentials):
     """(error, description) for what DOT and oauthlib let through but Dockspace refuses, else None."""
+    # OpenID Connect Core 6: a provider that does not support request objects says so (discovery says it too).
+    if "request" in params:
+        return "request_not_supported", "Request objects (the request parameter) are not supported."
+    if "request_uri" in params:
+        return "request_uri_not_supported", "The request_uri parameter is not supported."
     if params.get("resource"):
         return "invalid_target", "Resource indicators are not supported."
     for name, limit in MAX_LENGTHS.items():
@@ -169,13 +174,16 @@ class AuthorizationView(dot_views.AuthorizationView):
 
     def handle_no_permission(self):
         prompt = set(self.request.GET.get("prompt", "").split())
-        if "none" not in prompt:
+        unsupported = "request" in self.request.GET or "request_uri" in self.request.GET
+        if "none" not in prompt and not unsupported:
             return redirect_to_login(url_with_fresh_marker(self.request), settings.LOGIN_URL)
         try:
             _scopes, credentials = self.validate_authorization_request(self.request)
         except OAuthToolkitError as error:
             return self.error_response(error, self._application_of(self.request.GET.get("client_id")))
         application = self._application_of(credentials["client_id"])
+        if unsupported:  # answered at once: signing in first would not help
+            return self._error_redirect(*request_problem(self.request.GET, credentials), credentials, application)
         return self._error_redirect("login_required", "Nobody is signed in.", credentials, application)
 
     @staticmethod
