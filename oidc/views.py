@@ -468,6 +468,9 @@ class DiscoveryView(ServerMetadataViewMixin, View):
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            # Not a standard name (RFC 8414 allows more): only a confidential client holding this scope in its
+            # allowed scopes, or a bearer token carrying it, may introspect.
+            "dockspace_introspection_requires_scope": "introspection",
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": CLAIMS_SUPPORTED,
             "claims_parameter_supported": True,
