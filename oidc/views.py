@@ -111,6 +111,39 @@ def _essential_acr(credentials):
     return tuple(values)
 
 
+# Claims the claims parameter may ask for beyond the requested scopes, with the scope that carries each. Asking
+# for one asks for its scope: the person consents to it like any scope, and a client not allowed the scope does
+# not get the claim. "mailbox" is not here: its scope ("mail") lets a token open the mailbox, so it is only ever
+# granted when asked for as a scope.
+CLAIM_SCOPES = {
+    "name": "profile",
+    "preferred_username": "profile",
+    "email": "email",
+    "email_verified": "email",
+    "groups": "groups",
+}
+
+
+def scopes_with_requested_claims(scopes, credentials, available):
+    """The scopes to ask consent for and issue: the requested ones, plus the scopes of claims asked for in the
+    claims parameter (id_token or userinfo member) that the client may use. Order kept; malformed claims ignored
+    (request_problem refuses them first)."""
+    claims = credentials.get("claims")
+    if isinstance(claims, str):
+        try:
+            claims = json.loads(claims)
+        except ValueError:
+            return list(scopes)
+    if "openid" not in scopes or not isinstance(claims, dict):
+        return list(scopes)
+    wanted = set()
+    for member in ("id_token", "userinfo"):
+        requested = claims.get(member)
+        if isinstance(requested, dict):
+            wanted |= {CLAIM_SCOPES[name] for name in requested if name in CLAIM_SCOPES}
+    return [*scopes, *sorted((wanted & set(available)) - set(scopes))]
+
+
 # Longer values would not fit the stored code (and no client needs them).
 MAX_LENGTHS = {"nonce": 255, "code_challenge": 128}
 
@@ -239,6 +272,8 @@ class AuthorizationView(dot_views.AuthorizationView):
         problem = request_problem(request.GET, credentials)
         if problem:
             return self._error_redirect(*problem, credentials, application)
+        available = get_scopes_backend().get_available_scopes(application=application, request=request)
+        scopes = scopes_with_requested_claims(scopes, credentials, available)
         facts = self._facts(request, application, scopes, credentials, interactive=True)
         decision = policy.decide_authorization(facts)
         return self._act(request, decision, application, scopes, credentials)
