@@ -85,7 +85,8 @@ def password_changed(*, user, request=None, how="Changed own password.", actor_l
         description=how,
     )
     throttle_clear_account(user.email)
-    sign_in_revoked_send(user=user, reason="password changed", request=request, actor_label=actor_label)
+    actor = None if actor_label else (request.user if request and request.user.is_authenticated else user)
+    sign_in_revoked_send(user=user, reason="password changed", request=request, actor=actor, actor_label=actor_label)
 
 
 # --- sign-in lockouts ---------------------------------------------------------------------------------
