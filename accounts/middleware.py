@@ -10,11 +10,27 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import AppSettings, User
-from accounts.sessions import META_LAST_SEEN, record_request_meta
+from accounts.sessions import AFTER_TOTP, META_LAST_SEEN, record_request_meta
 from dockspace.client_ip import client_ip
 
 # Machine endpoints answer even before the first administrator exists (apps and probes cannot sign up).
 OPEN_PREFIXES = ("/static/", "/healthz", "/.well-known/", "/oauth/")
+
+# What staff without a second factor may still reach when TOTP is required: what machines call (apps' servers,
+# Dovecot, probes: no browser session is involved) and RP-initiated sign-out. Not /oauth/authorize/: signing
+# into an app is a sign-in like any other.
+MACHINE_PREFIXES = (
+    "/static/",
+    "/healthz",
+    "/.well-known/",
+    "/oauth/token/",
+    "/oauth/revoke/",
+    "/oauth/introspect/",
+    "/oauth/userinfo/",
+    "/oauth/mail-userinfo/",
+    "/oauth/logout/",
+)
+APP_SIGN_IN_PATH = "/oauth/authorize/"
 
 
 class SessionActivityMiddleware:
@@ -81,11 +97,13 @@ class StaffTotpMiddleware:
         if (
             user.is_authenticated
             and user.is_staff
-            and not request.path.startswith(OPEN_PREFIXES)
+            and not request.path.startswith(MACHINE_PREFIXES)
             and AppSettings.load().totp_required_for_staff
         ):
             allowed = {reverse(name) for name in self.ALLOWED_URL_NAMES}
             if request.path not in allowed and not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+                if request.path == APP_SIGN_IN_PATH and request.method == "GET":
+                    request.session[AFTER_TOTP] = request.get_full_path()  # back to the app once enrolled
                 messages.warning(request, "Staff must set up two-factor authentication before going on.")
                 return redirect("accounts:security")
         return self.get_response(request)

@@ -24,6 +24,7 @@ from accounts.models import (
     UserSession,
     normalize_email,
 )
+from accounts.signals import sign_in_revoked_send
 from dockspace.client_ip import client_ip, client_ip_key
 
 
@@ -85,6 +86,8 @@ def password_changed(*, user, request=None, how="Changed own password.", actor_l
         description=how,
     )
     throttle_clear_account(user.email)
+    actor = None if actor_label else (request.user if request and request.user.is_authenticated else user)
+    sign_in_revoked_send(user=user, reason="password changed", request=request, actor=actor, actor_label=actor_label)
 
 
 def registration_pending_end(*, user, request=None, actor=None, actor_label=None):
@@ -301,6 +304,9 @@ def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
         removed = TOTPDevice.objects.filter(user=user).delete()[0]
         BackupCodeDevice.objects.filter(user=user).delete()
         UserSession.objects.filter(user=user).delete()
+        sign_in_revoked_send(
+            user=user, reason="second factor reset", request=request, actor=actor, actor_label=actor_label
+        )
     audit(
         "totp.reset",
         request=request,
@@ -329,6 +335,9 @@ def sessions_revoke_all(*, user, request=None, actor=None, actor_label=None, kee
     if keep_hash:
         rows = rows.exclude(session_key=keep_hash)
     count = rows.delete()[0]
+    sign_in_revoked_send(
+        user=user, reason="signed out everywhere", request=request, actor=actor, actor_label=actor_label
+    )
     audit(
         "session.revoke_all",
         request=request,

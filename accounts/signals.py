@@ -1,6 +1,23 @@
-"""Declared seams: the audit log hears about sign-outs from Django's auth signals."""
+"""Declared seams: the audit log hears about sign-outs from Django's auth signals, and apps above accounts
+hear when a person's sign-in is reset (to end what that person is signed into through them)."""
 
 from django.contrib.auth.signals import user_logged_out
+from django.dispatch import Signal
+
+# Sent whenever a person's sign-in is reset: password set, changed or reset, "sign out everywhere", second
+# factor reset, mailbox suspended or disabled. Receivers end whatever the person is signed into through them
+# (oidc: every app's tokens), audit it, and return how many things they ended. Keyword arguments: user,
+# reason (a few words for the audit log), request, actor, actor_label. Sent inside the caller's transaction,
+# with `send` (not send_robust): if a receiver fails, the reset fails as a whole rather than half done.
+sign_in_revoked = Signal()
+
+
+def sign_in_revoked_send(*, user, reason, request=None, actor=None, actor_label=None):
+    """Tell every receiver that `user`'s sign-in was reset; returns the total they ended."""
+    answers = sign_in_revoked.send(
+        sender=type(user), user=user, reason=reason, request=request, actor=actor, actor_label=actor_label
+    )
+    return sum(answer for _receiver, answer in answers if isinstance(answer, int))
 
 
 def _on_logged_out(sender, request, user, **kwargs):

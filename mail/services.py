@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts import authz
 from accounts.audit import audit
 from accounts.models import normalize_email
+from accounts.signals import sign_in_revoked_send
 from mail import dkim as dkim_keys
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
 from mail.models import Alias, AliasTarget, DkimKey, Domain, Group, Mailbox
@@ -257,11 +258,12 @@ def _apply_password(person, password, field="password"):
 
 @transaction.atomic
 def mail_password_set(*, person, password, request=None, actor=None, actor_label=None):
-    """Set the one password of a person (web and mail). Sessions elsewhere stay; callers decide."""
+    """Set the one password of a person (web and mail). Every app token ends; browser sessions stay (callers decide)."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_may_manage_person(actor, person, "password")
     _apply_password(person, password)
     person.save()
+    sign_in_revoked_send(user=person, reason="password set", **_who(request, actor_label, actor))
     audit(
         "password.set",
         target=person,
@@ -409,6 +411,9 @@ def mailbox_create(
             person.lock_mail_password()
     person.full_clean(exclude=["password"])
     person.save()
+    if not created_person and (password is not None or (password_hashes and password_hashes[0]) or pending_cleared):
+        # An adopted person's sign-in changed: the apps' tokens from before end with it.
+        sign_in_revoked_send(user=person, reason="password set", **_who(request, actor_label, actor))
     mailbox = Mailbox(person=person, domain=domain, local_part=local, quota=quota)
     mailbox.save()
     if created_person:
@@ -451,6 +456,8 @@ def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, reques
         changed.append("password")
     if full_name is not None or password is not None:
         person.save()
+    if password is not None:
+        sign_in_revoked_send(user=person, reason="password set", **_who(request, actor_label, actor))
     if changed:
         audit(
             "mail.mailbox.change",

@@ -13,6 +13,14 @@ def _create_signing_keys(sender, using, **kwargs):
     keys.ensure_signing_keys()
 
 
+def _end_app_tokens(sender, user, reason, request=None, actor=None, actor_label=None, **kwargs):
+    from oidc import services
+
+    return services.person_tokens_revoke(
+        user=user, reason=reason, request=request, actor=actor, actor_label=actor_label
+    )
+
+
 class OidcConfig(AppConfig):
     name = "oidc"
     verbose_name = "OpenID Connect"
@@ -23,3 +31,8 @@ class OidcConfig(AppConfig):
         from accounts.authz import register_group_gate
 
         register_group_gate(_clients_gated_by, permission="oidc.change_application", dispatch_uid="oidc.allowed_groups")
+
+        # A reset sign-in (password, sessions, second factor, suspended mailbox) ends every app's tokens too.
+        from accounts.signals import sign_in_revoked
+
+        sign_in_revoked.connect(_end_app_tokens, dispatch_uid="oidc.end_app_tokens")

@@ -11,17 +11,19 @@ from urllib.parse import parse_qs
 
 from django.http import JsonResponse
 from django.http.request import RawPostDataException
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot_views
 from oauth2_provider.compat import login_not_required
-from oauth2_provider.models import get_access_token_model
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model, refresh_token_expire_timedelta
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OauthlibRequest
 
 from mail.models import Mailbox
+from oidc.models import TokenFamily
 from oidc.validator import person_may_use, user_is_usable
 
 INTROSPECTION_SCOPE = "introspection"
@@ -108,7 +110,8 @@ class IntrospectView(dot_views.IntrospectTokenView):
     (client_secret_basic or client_secret_post), or a bearer token carrying that scope.
 
     DOT lets any authenticated client introspect any token; here the caller must be trusted for it. POST only:
-    a token in a query string ends up in access logs. Only access tokens are known; anything else is inactive.
+    a token in a query string ends up in access logs. Access tokens and refresh tokens are known (a refresh token
+    is active while a refresh with it would succeed); anything else is inactive.
     """
 
     http_method_names = ["post", "options"]
@@ -156,38 +159,70 @@ class IntrospectView(dot_views.IntrospectTokenView):
             return JsonResponse(
                 {"error": "invalid_request", "error_description": "The token parameter is missing."}, status=400
             )
-        inactive = JsonResponse({"active": False})
         if not _well_formed(token_value):
-            return inactive
+            return JsonResponse({"active": False})
         checksum = hashlib.sha256(token_value.encode("utf-8")).hexdigest()
-        token = (
-            get_access_token_model()
-            .objects.select_related("user", "application")
-            .filter(token_checksum=checksum)
-            .first()
-        )
-        if token is None or not token.is_valid():
-            return inactive
-        application, user = token.application, token.user
-        if application is not None and not application.is_usable(None):
-            return inactive
-        if user is not None and not user_is_usable(user):
-            return inactive
-        data = {
-            "active": True,
-            "scope": token.scope,
-            "token_type": "Bearer",
-            "exp": int(calendar.timegm(token.expires.utctimetuple())),
-            "iat": int(calendar.timegm(token.created.utctimetuple())),
-        }
-        if application is not None:
-            data["client_id"] = application.client_id
-        if user is not None:
-            data["sub"] = str(user.uuid)
-            data["username"] = user.get_username()
-        if token.resource:
-            data["aud"] = token.resource
-        return JsonResponse(data)
+        # Checksums of access and refresh tokens are both SHA-256 of a random value: the hint is not needed.
+        data = access_token_info(checksum) or refresh_token_info(checksum)
+        return JsonResponse(data or {"active": False})
+
+
+def _epoch(dt):
+    return int(calendar.timegm(dt.utctimetuple()))
+
+
+def _who(data, application, user):
+    if application is not None:
+        data["client_id"] = application.client_id
+    if user is not None:
+        data["sub"] = str(user.uuid)
+        data["username"] = user.get_username()
+    return data
+
+
+def access_token_info(checksum):
+    """RFC 7662 fields of a live access token, or None."""
+    token = get_access_token_model().objects.select_related("user", "application").filter(token_checksum=checksum)
+    token = token.first()
+    if token is None or not token.is_valid():
+        return None
+    application, user = token.application, token.user
+    if application is not None and not application.is_usable(None):
+        return None
+    if user is not None and not user_is_usable(user):
+        return None
+    data = {"active": True, "scope": token.scope, "token_type": "Bearer", "exp": _epoch(token.expires)}
+    data["iat"] = _epoch(token.created)
+    if token.resource:
+        data["aud"] = token.resource
+    return _who(data, application, user)
+
+
+def refresh_token_info(checksum):
+    """RFC 7662 fields of a refresh token that a refresh would accept now, or None: not revoked or rotated away,
+    its family not revoked, within its idle lifetime, its client active and its person still admitted."""
+    token = (
+        get_refresh_token_model()
+        .objects.select_related("user", "application", "access_token")
+        .filter(token_checksum=checksum, revoked__isnull=True)
+        .first()
+    )
+    if token is None or token.access_token is None or token.user is None:
+        return None
+    if not token.token_family or not TokenFamily.objects.filter(family=token.token_family).exists():
+        return None
+    idle = refresh_token_expire_timedelta()
+    expires = token.access_token.expires + idle if idle else None
+    if expires is not None and expires <= timezone.now():
+        return None
+    application = token.application
+    if not application.is_usable(None) or not person_may_use(application, token.user):
+        return None
+    data = {"active": True, "scope": token.access_token.scope, "token_type": "refresh_token"}
+    if expires is not None:
+        data["exp"] = _epoch(expires)
+    data["iat"] = _epoch(token.created)
+    return _who(data, application, token.user)
 
 
 @method_decorator(csrf_exempt, name="dispatch")

@@ -6,8 +6,9 @@ Errors are ValidationError keyed by the field at fault.
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from accounts.audit import audit
 from mail.models import Group
@@ -262,6 +263,37 @@ def revoke_application_tokens(application, user=None):
     access.delete()
     families.delete()
     return count
+
+
+@transaction.atomic
+def person_tokens_revoke(*, user, reason, request=None, actor=None, actor_label=None):
+    """Every app's tokens of one person end at once: access tokens are deleted, refresh tokens revoked (their
+    families forgotten, so a later refresh is invalid_grant and not mistaken for reuse), and codes not yet
+    exchanged deleted. Consent stays: signing in again does not ask again. Returns how many live tokens ended.
+
+    Connected to accounts' `sign_in_revoked` (password set or reset, sign out everywhere, second factor reset,
+    mailbox suspended or disabled). Audited only when something was revoked."""
+    if user is None or user.pk is None:
+        return 0
+    now = timezone.now()
+    access = get_access_token_model().objects.filter(user=user)
+    refresh = get_refresh_token_model().objects.filter(user=user, revoked__isnull=True)
+    live_access, live_refresh = access.filter(expires__gt=now).count(), refresh.count()
+    refresh.update(revoked=now, updated=now)
+    access.delete()
+    TokenFamily.objects.filter(user=user).delete()
+    codes = get_grant_model().objects.filter(user=user, used_at__isnull=True).delete()[0]
+    if live_access or live_refresh or codes:
+        audit(
+            "oidc.tokens_revoke",
+            request=request,
+            actor=actor,
+            actor_label=actor_label,
+            target=user,
+            description=f"Revoked every app token of {user.email} ({reason}): {live_access} access token(s), "
+            f"{live_refresh} refresh token(s)" + (f", {codes} unused code(s)." if codes else "."),
+        )
+    return live_access + live_refresh
 
 
 @transaction.atomic

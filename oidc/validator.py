@@ -316,7 +316,10 @@ class DockspaceValidator(OAuth2Validator):
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             instance = self._refresh_token_row(refresh_token)
-            if instance is not None and instance.revoked is not None:
+            # A revoked token of a live family was rotated away and is being reused; a family that is gone
+            # was revoked on purpose (sign-in reset, access withdrawn, logout): no reuse to report.
+            family_live = instance is not None and TokenFamily.objects.filter(family=instance.token_family).exists()
+            if instance is not None and instance.revoked is not None and family_live:
                 audit_oauth(
                     "oidc.refresh_reuse",
                     user=instance.user,

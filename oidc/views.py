@@ -111,12 +111,50 @@ def _essential_acr(credentials):
     return tuple(values)
 
 
+# Claims the claims parameter may ask for beyond the requested scopes, with the scope that carries each. Asking
+# for one asks for its scope: the person consents to it like any scope, and a client not allowed the scope does
+# not get the claim. "mailbox" is not here: its scope ("mail") lets a token open the mailbox, so it is only ever
+# granted when asked for as a scope.
+CLAIM_SCOPES = {
+    "name": "profile",
+    "preferred_username": "profile",
+    "email": "email",
+    "email_verified": "email",
+    "groups": "groups",
+}
+
+
+def scopes_with_requested_claims(scopes, credentials, available):
+    """The scopes to ask consent for and issue: the requested ones, plus the scopes of claims asked for in the
+    claims parameter (id_token or userinfo member) that the client may use. Order kept; malformed claims ignored
+    (request_problem refuses them first)."""
+    claims = credentials.get("claims")
+    if isinstance(claims, str):
+        try:
+            claims = json.loads(claims)
+        except ValueError:
+            return list(scopes)
+    if "openid" not in scopes or not isinstance(claims, dict):
+        return list(scopes)
+    wanted = set()
+    for member in ("id_token", "userinfo"):
+        requested = claims.get(member)
+        if isinstance(requested, dict):
+            wanted |= {CLAIM_SCOPES[name] for name in requested if name in CLAIM_SCOPES}
+    return [*scopes, *sorted((wanted & set(available)) - set(scopes))]
+
+
 # Longer values would not fit the stored code (and no client needs them).
 MAX_LENGTHS = {"nonce": 255, "code_challenge": 128}
 
 
 def request_problem(params, credentials):
     """(error, description) for what DOT and oauthlib let through but Dockspace refuses, else None."""
+    # OpenID Connect Core 6: a provider that does not support request objects says so (discovery says it too).
+    if "request" in params:
+        return "request_not_supported", "Request objects (the request parameter) are not supported."
+    if "request_uri" in params:
+        return "request_uri_not_supported", "The request_uri parameter is not supported."
     if params.get("resource"):
         return "invalid_target", "Resource indicators are not supported."
     for name, limit in MAX_LENGTHS.items():
@@ -169,13 +207,16 @@ class AuthorizationView(dot_views.AuthorizationView):
 
     def handle_no_permission(self):
         prompt = set(self.request.GET.get("prompt", "").split())
-        if "none" not in prompt:
+        unsupported = "request" in self.request.GET or "request_uri" in self.request.GET
+        if "none" not in prompt and not unsupported:
             return redirect_to_login(url_with_fresh_marker(self.request), settings.LOGIN_URL)
         try:
             _scopes, credentials = self.validate_authorization_request(self.request)
         except OAuthToolkitError as error:
             return self.error_response(error, self._application_of(self.request.GET.get("client_id")))
         application = self._application_of(credentials["client_id"])
+        if unsupported:  # answered at once: signing in first would not help
+            return self._error_redirect(*request_problem(self.request.GET, credentials), credentials, application)
         return self._error_redirect("login_required", "Nobody is signed in.", credentials, application)
 
     @staticmethod
@@ -231,6 +272,8 @@ class AuthorizationView(dot_views.AuthorizationView):
         problem = request_problem(request.GET, credentials)
         if problem:
             return self._error_redirect(*problem, credentials, application)
+        available = get_scopes_backend().get_available_scopes(application=application, request=request)
+        scopes = scopes_with_requested_claims(scopes, credentials, available)
         facts = self._facts(request, application, scopes, credentials, interactive=True)
         decision = policy.decide_authorization(facts)
         return self._act(request, decision, application, scopes, credentials)
@@ -357,6 +400,22 @@ class AuthorizationView(dot_views.AuthorizationView):
 
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+CLIENT_REALM = 'Basic realm="Dockspace"'
+
+
+def client_auth_failure(request, response):
+    """RFC 6749 5.2 for a failed client authentication (oauthlib answers 401 with a Bearer challenge, which is
+    the scheme of resource servers, not of this endpoint): a client that sent HTTP Basic gets 401 with a Basic
+    challenge; one that sent its secret in the body (or nothing) gets 400, and no challenge, since it did not use
+    an HTTP authentication scheme. The body stays {"error": "invalid_client"}."""
+    if response.status_code != 401:
+        return response
+    del response["WWW-Authenticate"]
+    if request.META.get("HTTP_AUTHORIZATION", "").strip().lower().startswith("basic "):
+        response["WWW-Authenticate"] = CLIENT_REALM
+    else:
+        response.status_code = 400
+    return response
 
 
 class TokenView(dot_views.TokenView):
@@ -381,7 +440,7 @@ class TokenView(dot_views.TokenView):
                 headers={"Cache-Control": "no-store"},
             )
         with oauth_request(request):
-            response = super().post(request, *args, **kwargs)
+            response = client_auth_failure(request, super().post(request, *args, **kwargs))
         if response.status_code != 200:
             try:
                 error = json.loads(response.content).get("error", "")
@@ -415,7 +474,7 @@ def _client_id_of(request):
 class RevokeTokenView(dot_views.RevokeTokenView):
     def post(self, request, *args, **kwargs):
         with oauth_request(request):
-            response = super().post(request, *args, **kwargs)
+            response = client_auth_failure(request, super().post(request, *args, **kwargs))
         if response.status_code == 200:
             audit_oauth(
                 "oidc.token_revoke", application=_calling_application(request), reason="the app revoked a token"
@@ -444,6 +503,9 @@ class DiscoveryView(ServerMetadataViewMixin, View):
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            # Not a standard name (RFC 8414 allows more): only a confidential client holding this scope in its
+            # allowed scopes, or a bearer token carrying it, may introspect.
+            "dockspace_introspection_requires_scope": "introspection",
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": CLAIMS_SUPPORTED,
             "claims_parameter_supported": True,

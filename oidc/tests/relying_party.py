@@ -10,6 +10,7 @@ at_hash. Whatever it refuses is shown on its page and kept in `errors`, so a tes
 import base64
 import hashlib
 import html
+import json
 import secrets
 import threading
 from http.cookies import SimpleCookie
@@ -52,10 +53,12 @@ class RelyingParty:
 
     name = "Team Wiki"
 
-    def __init__(self, issuer, client_id=None, client_secret=None):
+    def __init__(self, issuer, client_id=None, client_secret=None, scope=SCOPE, claims=None):
         self.issuer = issuer.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
+        self.scope = scope
+        self.claims = claims  # the OIDC claims request parameter (a dict), sent when set
         self.errors = []
         self.signed_in = []  # verified ID token claims, in order
         self._sessions = {}  # browser cookie -> {"pending": {...}, "claims": {...}}
@@ -105,7 +108,7 @@ class RelyingParty:
             client_id=self.client_id,
             client_secret=self.client_secret,
             token_endpoint_auth_method="client_secret_basic",
-            scope=SCOPE,
+            scope=self.scope,
             redirect_uri=self.redirect_uri,
             code_challenge_method="S256",
             token_endpoint=config["token_endpoint"],
@@ -202,8 +205,9 @@ class RelyingParty:
     def _login(self, session, headers, start_response):
         config = self.discover()
         state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
+        extra = {"claims": json.dumps(self.claims)} if self.claims else {}
         url, _state = self._oauth(config).create_authorization_url(
-            config["authorization_endpoint"], state=state, nonce=nonce, code_verifier=verifier
+            config["authorization_endpoint"], state=state, nonce=nonce, code_verifier=verifier, **extra
         )
         session["pending"] = {"state": state, "nonce": nonce, "verifier": verifier, "config": config}
         session.pop("claims", None)

@@ -212,7 +212,7 @@ def test_the_rotate_secret_button_shows_a_new_secret_once_and_the_old_one_stops_
     response = admin_browser.post(f"{CLIENTS}{app.pk}/rotate-secret/", {"confirmation": confirmation})
     new = shown_secret(response)
     assert "no-store" in response["Cache-Control"]
-    assert token_request(app.client_id, old).status_code == 401
+    assert token_request(app.client_id, old).json()["error"] == "invalid_client"
     assert token_request(app.client_id, new).status_code == 200
     event = AuditEvent.objects.get(action="oidc.client.rotate_secret")
     assert event.actor_label == "root@example.com" and new not in event.description

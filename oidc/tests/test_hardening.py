@@ -168,3 +168,38 @@ def test_removing_a_client_counts_the_access_tokens_it_revoked():
 
     services.client_remove(application=app, actor_label="test")
     assert "2 access token" in AuditEvent.objects.get(action="oidc.client.remove").description
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"request": "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."}, "request_not_supported"),
+        ({"request_uri": "https://app.example.net/request.jwt"}, "request_uri_not_supported"),
+    ],
+)
+@pytest.mark.parametrize("signed_in_first", [True, False])
+def test_request_objects_are_refused_to_the_app_with_state_and_issuer(extra, error, signed_in_first):
+    app, _secret = make_client(skip_consent=True)
+    _v, challenge = pkce_pair()
+    browser = signed_in(UserFactory()) if signed_in_first else Client()
+    response = browser.get("/oauth/authorize/", authorize_query(app, challenge, **extra))
+    assert response.status_code == 302 and response["Location"].startswith("https://app.example.net/callback?")
+    params = query_of(response["Location"])
+    assert params["error"] == error and params["state"] == "st-123" and params["iss"] == "https://dockspace.test"
+    assert "code" not in params
+    # Control: the same request without the parameter gets a code (or, signed out, the sign-in page).
+    plain = browser.get("/oauth/authorize/", authorize_query(app, challenge))
+    if signed_in_first:
+        assert "code" in query_of(plain["Location"])
+    else:
+        assert plain["Location"].startswith("/login/")
+
+
+def test_a_request_object_with_an_unregistered_redirect_uri_is_not_redirected_there():
+    app, _secret = make_client(skip_consent=True)
+    _v, challenge = pkce_pair()
+    response = Client().get(
+        "/oauth/authorize/",
+        authorize_query(app, challenge, request="x.y.z", redirect_uri="https://evil.example.org/cb"),
+    )
+    assert not response.get("Location", "").startswith("https://evil.example.org")

@@ -48,8 +48,9 @@ def test_resaving_a_client_keeps_the_hash_and_the_secret_still_works():
 def test_a_wrong_secret_is_refused_at_the_token_endpoint():
     app, secret = robot()
     response = token_request(app, secret[:-1] + ("x" if secret[-1] != "x" else "y"))
-    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
-    assert token_request(app, "").status_code == 401
+    # The secret was sent in the body (client_secret_post): 400, no HTTP authentication challenge.
+    assert response.status_code == 400 and response.json()["error"] == "invalid_client"
+    assert token_request(app, "").status_code == 400
 
 
 def test_the_hasher_is_listed_last_so_it_never_hashes_a_persons_password():

@@ -17,7 +17,7 @@ from mail import services as mail_services
 from mail.tests.factories import use_temp_dms_dir
 from oidc import services
 from oidc.tests.factories import make_client
-from oidc.tests.tokens import access_token_for, introspecting_client, person_with_mailbox, webmail_client
+from oidc.tests.tokens import access_token_for, introspecting_client, person_with_mailbox, tokens_for, webmail_client
 
 URL = "/oauth/introspect/"
 
@@ -230,3 +230,76 @@ def test_introspection_writes_no_audit_entry_and_logs_no_token(introspect, token
 def test_discovery_advertises_the_introspection_endpoint():
     metadata = Client().get("/.well-known/openid-configuration").json()
     assert metadata["introspection_endpoint"].endswith(URL)
+    assert metadata["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+    assert metadata["dockspace_introspection_requires_scope"] == "introspection"
+
+
+@pytest.fixture
+def tokens(person, webmail):
+    app, secret = webmail
+    return tokens_for(person, app, secret)
+
+
+def refresh(webmail, refresh_token):
+    app, secret = webmail
+    return Client().post(
+        "/oauth/token/",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": app.client_id,
+            "client_secret": secret,
+        },
+    )
+
+
+def test_a_live_refresh_token_is_active_with_who_it_belongs_to(introspect, tokens, person, webmail):
+    app, _ = webmail
+    before = timezone.now().timestamp()
+    data = introspect(tokens["refresh_token"]).json()
+    assert data["active"] is True
+    assert data["token_type"] == "refresh_token"
+    assert data["client_id"] == app.client_id
+    assert data["sub"] == str(person.uuid) and data["username"] == "ada@example.com"
+    assert data["scope"] == "openid email mail"
+    # Idle lifetime: 30 days after the access token paired with it expires.
+    assert before + 30 * 86400 + 3000 < data["exp"] <= before + 30 * 86400 + 3700
+    assert before - 60 <= data["iat"] <= before + 60
+    # The access token of the same response is still told apart.
+    assert introspect(tokens["access_token"]).json()["token_type"] == "Bearer"
+
+
+def test_a_rotated_refresh_token_is_inactive_and_its_successor_active(introspect, tokens, webmail):
+    rotated = refresh(webmail, tokens["refresh_token"])
+    assert rotated.status_code == 200
+    assert introspect(tokens["refresh_token"]).json() == {"active": False}
+    assert introspect(rotated.json()["refresh_token"]).json()["active"] is True
+
+
+def test_a_refresh_token_revoked_by_the_app_or_by_a_sign_in_reset_is_inactive(introspect, tokens, webmail, person):
+    app, secret = webmail
+    revoked = Client().post(
+        "/oauth/revoke/",
+        {"token": tokens["refresh_token"], "client_id": app.client_id, "client_secret": secret},
+    )
+    assert revoked.status_code == 200
+    assert introspect(tokens["refresh_token"]).json() == {"active": False}
+    other = tokens_for(person, app, secret)
+    assert introspect(other["refresh_token"]).json()["active"] is True
+    services.person_tokens_revoke(user=person, reason="test")
+    assert introspect(other["refresh_token"]).json() == {"active": False}
+
+
+def test_a_refresh_token_past_its_idle_lifetime_or_of_a_suspended_person_is_inactive(introspect, tokens, person):
+    assert introspect(tokens["refresh_token"]).json()["active"] is True
+    with time_machine.travel(timezone.now() + timedelta(days=30, hours=2)):
+        assert introspect(tokens["refresh_token"]).json() == {"active": False}
+    person.is_active = False
+    person.save(update_fields=["is_active"])
+    assert introspect(tokens["refresh_token"]).json() == {"active": False}
+
+
+def test_only_callers_trusted_with_introspection_learn_about_refresh_tokens(tokens, webmail):
+    app, secret = webmail
+    answer = Client().post(URL, {"token": tokens["refresh_token"]}, HTTP_AUTHORIZATION=basic(app.client_id, secret))
+    assert answer.status_code == 403 and "active" not in answer.json()

@@ -103,10 +103,12 @@ class TestMailTokenEndpoint:
         mail_services.mailbox_set_state(mailbox=person.mailbox, state=state, actor_label="test")
         assert_refused(ask(token))
 
-    def test_a_resumed_mailbox_is_let_in_again_with_a_token_still_alive(self, person, token):
+    def test_a_resumed_mailbox_needs_a_new_token_the_old_one_was_revoked_on_suspension(self, person, token, webmail):
         mail_services.mailbox_set_state(mailbox=person.mailbox, state="suspended", actor_label="test")
         mail_services.mailbox_set_state(mailbox=person.mailbox, state="active", actor_label="test")
-        assert ask(token).status_code == 200
+        assert_refused(ask(token))
+        app, secret = webmail
+        assert ask(access_token_for(person, app, secret)).status_code == 200
 
     def test_a_person_without_a_mailbox_is_refused(self, webmail):
         app, secret = webmail

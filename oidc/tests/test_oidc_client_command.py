@@ -211,7 +211,7 @@ def test_rotate_secret_prints_a_new_secret_and_the_old_one_stops_working():
     out = run("rotate-secret", app.client_id)
     new = field(out, "client secret")
     assert new != old and "never shown again" in out
-    assert client_credentials_token(app.client_id, old).status_code == 401
+    assert client_credentials_token(app.client_id, old).json()["error"] == "invalid_client"
     assert client_credentials_token(app.client_id, new).status_code == 200
     event = AuditEvent.objects.get(action="oidc.client.rotate_secret")
     assert event.actor_label == "manage.py oidc_client" and new not in event.description

@@ -1,6 +1,7 @@
 """A strict relying party (Authlib) drives the provider on a live server, through the real sign-in pages."""
 
 import pytest
+import requests
 from django.core.management import call_command
 
 from accounts.tests.factories import PASSWORD, UserFactory, totp_code, totp_device
@@ -8,6 +9,7 @@ from mail import services as mail_services
 from oidc import services
 from oidc.tests.factories import query_of
 from oidc.tests.live_rp import CALLBACK, Browser, RelyingParty
+from oidc.tests.relying_party import RelyingParty as TeamWiki
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -224,3 +226,31 @@ def test_logout_with_an_id_token_hint_ends_the_session_and_returns_to_the_app_wi
     assert rp.raw_token_request(grant_type="refresh_token", refresh_token=token["refresh_token"]).status_code == 400
     url, remembered = rp.start(prompt="none")
     assert query_of(browser.go(url))["error"] == "login_required"
+
+
+def test_the_team_wiki_asking_for_claims_with_scope_openid_alone_gets_them_in_a_verified_id_token(issuer):
+    person = UserFactory(email="ada@example.com", full_name="Ada Lovelace")
+    mail_services.group_create(name="wiki-editors", members=["ada@example.com"], actor_label="test")
+    asked = {"id_token": {"email": {"essential": True}, "name": None, "groups": None}}
+    with TeamWiki(issuer, scope="openid", claims=asked) as wiki:
+        app, secret = services.client_create(
+            name="Team Wiki", redirect_uris=[wiki.redirect_uri], skip_consent=True, actor_label="test"
+        )
+        wiki.client_id, wiki.client_secret = app.client_id, secret
+        wiki_browser = requests.Session()
+        wiki_browser.trust_env = False
+        authorize_url = wiki_browser.get(f"{wiki.url}/login", allow_redirects=False, timeout=10).headers["Location"]
+        dockspace = Browser(issuer)
+        page = dockspace.go(authorize_url)
+        callback = dockspace.submit(page, {"email": person.email, "password": PASSWORD})
+        assert isinstance(callback, str) and callback.startswith(wiki.redirect_uri), callback
+        home = wiki_browser.get(callback, timeout=10)
+        assert "Signed in as ada@example.com" in home.text, (home.text, wiki.errors)
+        claims = wiki.signed_in[-1]
+        assert claims["email"] == "ada@example.com" and claims["name"] == "Ada Lovelace"
+        assert claims["groups"] == ["wiki-editors"]
+        # Control: the same wiki without the claims parameter gets the subject alone.
+        wiki.claims = None
+        authorize_url = wiki_browser.get(f"{wiki.url}/login", allow_redirects=False, timeout=10).headers["Location"]
+        wiki_browser.get(dockspace.go(authorize_url), timeout=10)
+        assert "email" not in wiki.signed_in[-1] and wiki.signed_in[-1]["sub"] == str(person.uuid)

@@ -67,3 +67,40 @@ def basic(client_id, secret):
     import base64
 
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def test_a_wrong_secret_sent_with_http_basic_gets_a_basic_challenge_not_a_bearer_one():
+    app, secret = make_client(name="Backup job", redirect_uris=[], client_credentials=True, scopes=["introspection"])
+    wrong = Client().post(
+        "/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(app.client_id, "wrong")
+    )
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    assert wrong["WWW-Authenticate"] == 'Basic realm="Dockspace"'
+    right = Client().post(
+        "/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(app.client_id, secret)
+    )
+    assert right.status_code == 200 and "WWW-Authenticate" not in right
+
+
+def test_a_wrong_secret_sent_in_the_body_gets_invalid_client_without_any_challenge():
+    app, secret = make_client(name="Backup job", redirect_uris=[], client_credentials=True, scopes=["introspection"])
+    body = {"grant_type": "client_credentials", "client_id": app.client_id}
+    wrong = Client().post("/oauth/token/", {**body, "client_secret": "wrong"})
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_client"
+    assert "WWW-Authenticate" not in wrong
+    assert Client().post("/oauth/token/", {**body, "client_secret": secret}).status_code == 200
+
+
+def test_a_wrong_secret_at_the_revocation_endpoint_is_answered_in_the_scheme_the_client_used():
+    app, secret = make_client(name="Backup job", redirect_uris=[], client_credentials=True, scopes=["introspection"])
+    token = (
+        Client()
+        .post("/oauth/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=basic(app.client_id, secret))
+        .json()["access_token"]
+    )
+    wrong = Client().post("/oauth/revoke/", {"token": token}, HTTP_AUTHORIZATION=basic(app.client_id, "wrong"))
+    assert wrong.status_code == 401 and wrong["WWW-Authenticate"] == 'Basic realm="Dockspace"'
+    in_body = Client().post("/oauth/revoke/", {"token": token, "client_id": app.client_id, "client_secret": "wrong"})
+    assert in_body.status_code == 400 and "WWW-Authenticate" not in in_body
+    right = Client().post("/oauth/revoke/", {"token": token}, HTTP_AUTHORIZATION=basic(app.client_id, secret))
+    assert right.status_code == 200
