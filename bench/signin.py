@@ -2,7 +2,7 @@
 
 Run by hand from the project root:
 
-    .venv/bin/python bench/signin.py [--seconds 20] [--concurrency 4]
+    .venv/bin/python bench/signin.py [--seconds 20] [--concurrency 50] [--phases password,totp]
 
 It creates (after dropping) the PostgreSQL database `dockspace_bench` on 127.0.0.1:5432, migrates it,
 fills it with people who all share one password hash, starts gunicorn on a free loopback port, drives
@@ -252,8 +252,16 @@ def main():
     parser.add_argument(
         "--totp-users", type=int, default=3000, help="TOTP people, each signs in once per run (default 3000)"
     )
+    parser.add_argument(
+        "--phases",
+        default="password,totp",
+        help="phases to run, comma-separated: password, totp (default both)",
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the data directory and gunicorn log")
     args = parser.parse_args()
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if not args.phases or set(args.phases) - {"password", "totp"}:
+        parser.error("--phases takes password, totp or both, comma-separated.")
     if args.seconds <= 0 or args.concurrency < 1 or args.workers < 1 or args.users < 1 or args.totp_users < 1:
         parser.error("--seconds, --concurrency, --workers, --users and --totp-users must be positive.")
 
@@ -290,12 +298,15 @@ def run(args, temp_dir):
 
             password_cycle = iter(range(10**12))
             totp_queue = iter(totp_users)
-            phases = [
-                SignInPhase(
-                    "password only", sign_in_password, lambda: password_users[next(password_cycle) % args.users]
-                ),
-                SignInPhase("password + TOTP", sign_in_totp, lambda: next(totp_queue, None)),
-            ]
+            phases = []
+            if "password" in args.phases:
+                phases.append(
+                    SignInPhase(
+                        "password only", sign_in_password, lambda: password_users[next(password_cycle) % args.users]
+                    )
+                )
+            if "totp" in args.phases:
+                phases.append(SignInPhase("password + TOTP", sign_in_totp, lambda: next(totp_queue, None)))
             for phase in phases:
                 print(f"Phase {phase.name}: {args.seconds:g} s, {args.concurrency} client threads ...", flush=True)
                 phase.run(port, args.seconds, args.concurrency)

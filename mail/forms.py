@@ -162,10 +162,11 @@ class MailboxAddForm(ServiceForm):
     password1 = forms.CharField(
         label="Password",
         required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Optional: leave empty and send a reset link instead. " + password_validators_help_text_html(),
     )
-    password2 = forms.CharField(label="Password again", required=False, widget=forms.PasswordInput)
+    password2 = forms.CharField(label="Password again", required=False, strip=False, widget=forms.PasswordInput)
 
     service_fields = {"password": "password1"}
 
@@ -200,6 +201,7 @@ class MailboxChangeForm(ServiceForm):
     quota = QuotaField(required=True)
     new_password = forms.CharField(
         required=False,
+        strip=False,
         widget=forms.PasswordInput,
         help_text="Optional: sets the one password for mail and Dockspace and signs the person out elsewhere.",
     )
