@@ -30,7 +30,7 @@ import harness
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 
-DB_NAME = "dockspace_bench_dms"
+DB_NAME = harness.bench_db_name("dockspace_bench_dms")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 DOMAINS = 100
 CATCH_ALLS = 3

@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 import harness
 from django_otp.oath import TOTP
 
-DB_NAME = "dockspace_bench"
+DB_NAME = harness.bench_db_name("dockspace_bench")
 PASSWORD = "bench " + secrets.token_urlsafe(16)
 TOTP_STEP, TOTP_DIGITS = 30, 6
 
@@ -240,6 +240,18 @@ def report(phases, setup, args, port):
             if values
         ]
         print(f"    {phase.name:<18} " + "; ".join(parts))
+    print()
+    print("  server CPU per sign-in (gunicorn workers + PostgreSQL backends; load on the machine hardly changes it):")
+    for phase in phases:
+        done = len(phase.steps["POST /login/"])
+        if not done:
+            continue
+        web, database = (seconds / done * 1000 for seconds in phase.server_cpu)
+        wait = args.concurrency * (web + database) / cpus
+        print(
+            f"    {phase.name:<18} {web + database:.0f} ms (gunicorn {web:.0f}, PostgreSQL {database:.0f});"
+            f" on {cpus} idle CPUs, {args.concurrency} at once would each wait about {wait:.0f} ms"
+        )
     harness.print_notes(phases, "ran out of people before the time was up; rerun with more --totp-users.")
 
 
@@ -292,7 +304,7 @@ def run(args, temp_dir):
         )
         setup = harness.run_shell(env, SETUP_CODE, spec_path, "BENCH-SETUP")
 
-        with harness.gunicorn_server(env, port, args.workers, log_path):
+        with harness.gunicorn_server(env, port, args.workers, log_path) as server:
             for _ in range(2 * args.workers):  # warm-up, not counted: URL resolvers and templates load lazily
                 Browser(port).request("GET", "/login/")
 
@@ -309,7 +321,9 @@ def run(args, temp_dir):
                 phases.append(SignInPhase("password + TOTP", sign_in_totp, lambda: next(totp_queue, None)))
             for phase in phases:
                 print(f"Phase {phase.name}: {args.seconds:g} s, {args.concurrency} client threads ...", flush=True)
+                before = harness.server_cpu_seconds(server, DB_NAME)
                 phase.run(port, args.seconds, args.concurrency)
+                phase.server_cpu = harness.cpu_used(before, harness.server_cpu_seconds(server, DB_NAME))
 
             report(phases, setup, args, port)
         harness.scan_log(log_path)

@@ -22,7 +22,7 @@ import time
 import harness
 from signin import PASSWORD, Browser, SignInFailed, _login_form
 
-DB_NAME = "dockspace_bench_timing"
+DB_NAME = harness.bench_db_name("dockspace_bench_timing")
 WRONG = "a wrong password guess"
 
 SETUP_CODE = r"""

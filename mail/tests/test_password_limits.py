@@ -145,6 +145,19 @@ def test_the_csv_import_accepts_a_password_of_exactly_4096_bytes(tmp_path, domai
     assert authenticate(email="ann@example.com", password=AT_THE_LIMIT) is not None
 
 
+def test_mailbox_import_exits_non_zero_naming_the_line_and_the_limit(tmp_path, domain):
+    path = tmp_path / "people.csv"
+    path.write_text(f"address,password\nann@example.com,{AT_THE_LIMIT}\nbob@example.com,{TOO_LONG}\n")
+    good = tmp_path / "good.csv"
+    good.write_text(f"address,password\nann@example.com,{AT_THE_LIMIT}\n")
+
+    message = refused("mailbox", "import", "--csv", str(path))
+    run("mailbox", "import", "--csv", str(good))
+
+    assert "line 3: password: This password is too long: at most 4,096 bytes" in message
+    assert authenticate(email="ann@example.com", password=AT_THE_LIMIT) is not None
+
+
 # --- the hashing layer ---------------------------------------------------------------------------
 
 
