@@ -8,7 +8,7 @@ password over the limit).
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.hashers import identify_hasher
+from django.contrib.auth.hashers import identify_hasher, verify_password
 
 from accounts.hashers import spend_password_check
 from accounts.models import normalize_email
@@ -55,6 +55,18 @@ def spend_failed_sign_in(*, checked_password, checked_mail_hash):
         passwords.spend_mail_hash_check(settings.MAIL_HASH_SCHEME)
 
 
+def _check_without_upgrade(user, password):
+    """User.check_password's work (the same hash, or the same decoy), never rewriting the stored hash."""
+    try:
+        hasher = identify_hasher(user.password)
+    except ValueError:
+        hasher = None
+    if hasher is not None and not getattr(hasher, "for_passwords", True):
+        spend_password_check()  # what User.check_password does for such a hash
+        return False
+    return verify_password(password, user.password)[0]
+
+
 class EmailBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, email=None, **kwargs):
         email = email or username or kwargs.get("email")
@@ -70,9 +82,14 @@ class EmailBackend(ModelBackend):
         # Unusable or unknown hashes make Django's check_password hash a random string at the
         # configured cost, which counts as the Argon2 check.
         by_mail_hash = is_checked_by_mail_hash(user.password)
-        if user.check_password(password) and self.user_can_authenticate(user):
-            _align_mail_password(user, password)
-            return user
+        if self.user_can_authenticate(user):
+            if user.check_password(password):
+                _align_mail_password(user, password)
+                return user
+        else:
+            # Nobody signs in here, right password or not: the same check without the hash upgrade a right
+            # password would cause, whose extra time would tell that the password was right.
+            _check_without_upgrade(user, password)
         spend_failed_sign_in(checked_password=not by_mail_hash, checked_mail_hash=by_mail_hash)
         return None
 

@@ -107,15 +107,38 @@ def test_a_wrong_password_costs_one_argon2_check_and_one_mail_hash_check(client,
     assert work == {"argon2": 1, "mail": 1}
 
 
-@pytest.mark.parametrize("kind", ["inactive person", "suspended mailbox"])
-def test_the_right_password_of_someone_who_may_not_sign_in_costs_the_same(client, work, kind):
-    person = PEOPLE[kind]()
+def inactive_dms_person():
+    person = dms_person("inactive-adopted@example.com")
+    person.is_active = False
+    person.save()
+    return person
+
+
+def suspended_imported_person():
+    person = imported_person("suspended-imported@example.com")
+    services.mailbox_set_state(mailbox=person.mailbox, state="suspended", actor_label="test")
+    return person
+
+
+MAY_NOT_SIGN_IN = {
+    "inactive person": PEOPLE["inactive person"],
+    "suspended mailbox": PEOPLE["suspended mailbox"],
+    "inactive, adopted from DMS": inactive_dms_person,
+    "suspended, imported from CSV": suspended_imported_person,
+}
+
+
+@pytest.mark.parametrize("kind", MAY_NOT_SIGN_IN)
+def test_the_right_password_of_someone_who_may_not_sign_in_costs_the_same_and_upgrades_nothing(client, work, kind):
+    person = MAY_NOT_SIGN_IN[kind]()
+    stored = User.objects.get(pk=person.pk).password
     work.update(argon2=0, mail=0)
 
     response = sign_in(client, person.email, PASSWORD)
 
     assert "password is wrong" in response.content.decode()
     assert work == {"argon2": 1, "mail": 1}
+    assert User.objects.get(pk=person.pk).password == stored
 
 
 @pytest.mark.parametrize("kind", ["Argon2 password", "adopted from DMS (dms$ mail hash)", "suspended mailbox"])
