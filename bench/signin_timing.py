@@ -9,7 +9,8 @@ one person of each kind (an up-to-date Argon2 hash, a hash adopted from DMS, a p
 password, inactive, suspended mailbox, and an Argon2 hash with Django's old default cost), starts gunicorn with ONE
 worker on a free loopback port, and posts a wrong password to `/login/` for each kind and for an unknown address,
 in a new random order each round, one request at a time. It prints the median and spread of the POST per kind and
-the difference to the unknown address. It never asserts timings. gunicorn, the database and the temporary data
+the difference to the unknown address, then the same for the CPU time of authenticate() in one process (steadier
+than wall time on a busy machine). It never asserts timings. gunicorn, the database and the temporary data
 directory are removed at the end, also on Ctrl-C.
 """
 
@@ -67,6 +68,27 @@ print("BENCH-SETUP " + json.dumps({
 }))
 """
 
+# Run inside `manage.py shell -c` after the setup: the CPU time (this thread's, so hardly changed by what else the
+# machine runs) of Django's authenticate() with a wrong password, per kind, in a new random order each round.
+CPU_CODE = r"""
+import json, os, random, statistics, time
+from django.contrib.auth import authenticate
+
+spec = json.loads(open(os.environ["BENCH_SPEC"]).read())
+kinds = spec["kinds"]
+for email in kinds.values():  # warm-up: the per-process decoy hashes, lazy imports
+    authenticate(email=email, password=spec["wrong"])
+cpu = {kind: [] for kind in kinds}
+for _ in range(spec["rounds"]):
+    order = list(kinds.items())
+    random.shuffle(order)
+    for kind, email in order:
+        started = time.thread_time()
+        assert authenticate(email=email, password=spec["wrong"]) is None
+        cpu[kind].append(time.thread_time() - started)
+print("BENCH-CPU " + json.dumps(cpu))
+"""
+
 KINDS = {
     "unknown address": "nobody@bench.test",
     "Argon2, configured cost": "argon2@bench.test",
@@ -110,6 +132,9 @@ def run(args, temp_dir):
         spec_path = temp_dir / "spec.json"
         spec_path.write_text(json.dumps({"password": PASSWORD}))
         setup = harness.run_shell(env, SETUP_CODE, spec_path, "BENCH-SETUP")
+        print(f"Timing {args.rounds} wrong passwords per kind in one process (CPU time) ...", flush=True)
+        spec_path.write_text(json.dumps({"kinds": KINDS, "wrong": WRONG, "rounds": args.rounds}))
+        cpu = harness.run_shell(env, CPU_CODE, spec_path, "BENCH-CPU")
         with harness.gunicorn_server(env, port, 1, log_path):
             for email in KINDS.values():  # warm-up, not counted: lazy imports, the per-process decoy hashes
                 failed_post(port, email)
@@ -121,10 +146,10 @@ def run(args, temp_dir):
                 for kind, email in order:
                     timings[kind].append(failed_post(port, email))
         harness.scan_log(log_path)
-    report(setup, timings, args)
+    report(setup, timings, cpu, args)
 
 
-def report(setup, timings, args):
+def report(setup, timings, cpu, args):
     cpus, usable = harness.cpu_counts()
     base = statistics.median(timings["unknown address"])
     print()
@@ -138,6 +163,17 @@ def report(setup, timings, args):
     print(header)
     print("  " + "-" * (len(header) - 2))
     for kind, values in timings.items():
+        p50 = statistics.median(values)
+        print(
+            f"  {kind:<36} {harness.percentile(values, 0.1) * 1000:>7.1f} {p50 * 1000:>7.1f}"
+            f" {harness.percentile(values, 0.9) * 1000:>7.1f} {(p50 - base) * 1000:>+13.1f}"
+        )
+    print()
+    print("  CPU time of authenticate() with a wrong password, in one process (thread CPU time, ms):")
+    base = statistics.median(cpu["unknown address"])
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for kind, values in cpu.items():
         p50 = statistics.median(values)
         print(
             f"  {kind:<36} {harness.percentile(values, 0.1) * 1000:>7.1f} {p50 * 1000:>7.1f}"

@@ -160,3 +160,14 @@ def test_the_right_password_still_signs_in(client, work, kind):
 
     assert sign_in(client, person.email, PASSWORD)["Location"] == "/profile/"
     assert client.get("/profile/").context["user"] == person
+
+
+def test_a_known_address_costs_the_same_queries_as_an_unknown_one(work, django_assert_num_queries):
+    from django.contrib.auth import authenticate
+
+    suspended_person()
+    argon2_person()
+
+    for email in ("nobody@example.com", "argon@example.com", "suspended@example.com"):
+        with django_assert_num_queries(1):  # the person and their mailbox, in one query
+            assert authenticate(email=email, password=WRONG) is None
