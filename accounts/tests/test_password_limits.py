@@ -1,5 +1,5 @@
-"""The Security page's password change refuses a password over 4,096 bytes or made only of spaces next to the
-field (it used to answer 500), and accepts one at the limit."""
+"""The Security page's password change and the admin's person password page refuse a password over 4,096 bytes or
+made only of spaces next to the field (they used to answer 500), and accept one at the limit."""
 
 import pytest
 
@@ -45,3 +45,40 @@ def test_the_security_page_accepts_a_password_of_exactly_4096_bytes(client, ann)
 
 def test_the_help_text_states_the_limit():
     assert PasswordLimitsValidator().get_help_text() == "At most 4,096 bytes, and not only spaces."
+
+
+@pytest.fixture
+def admin_browser():
+    from django.test import Client
+
+    from accounts.tests.factories import StaffFactory
+
+    browser = Client()
+    browser.force_login(StaffFactory(email="root@example.com"))
+    return browser
+
+
+@pytest.mark.parametrize(("new", "rule"), [(TOO_LONG, "at most 4,096 bytes"), (" " * 12, "only of spaces")])
+def test_the_admin_person_password_page_refuses_it_next_to_the_field(admin_browser, new, rule):
+    person = UserFactory(email="bob@example.com")
+    url = f"/admin/accounts/user/{person.pk}/password/"
+
+    response = admin_browser.post(url, {"password1": new, "password2": new, "usable_password": "true"})
+
+    assert response.status_code == 200
+    assert rule in " ".join(response.context["form"].errors.get("password2", []))
+    person.refresh_from_db()
+    assert person.check_password(PASSWORD)
+
+
+def test_the_admin_person_password_page_accepts_a_password_of_exactly_4096_bytes(admin_browser):
+    person = UserFactory(email="bob@example.com")
+    url = f"/admin/accounts/user/{person.pk}/password/"
+
+    response = admin_browser.post(
+        url, {"password1": AT_THE_LIMIT, "password2": AT_THE_LIMIT, "usable_password": "true"}
+    )
+
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.check_password(AT_THE_LIMIT)
