@@ -40,13 +40,14 @@ class DockspaceArgon2PasswordHasher(Argon2PasswordHasher):
         (Django's default) cannot be made faster: it stays slower until its owner signs in once."""
         old = self.decode(encoded)["params"]
         missing = self.memory_cost * self.time_cost - old.memory_cost * old.time_cost
-        if missing <= 0:
+        passes = round(missing / self.memory_cost)  # at the configured memory; under half a pass is not worth one
+        if passes < 1:
             return
         argon2 = self._load_library()
         argon2.low_level.hash_secret(
             password.encode(),
             get_random_string(16).encode(),
-            time_cost=max(1, round(missing / self.memory_cost)),
+            time_cost=passes,
             memory_cost=self.memory_cost,
             parallelism=1,
             hash_len=argon2.DEFAULT_HASH_LENGTH,
