@@ -1,9 +1,18 @@
-"""Sign in with an email address in any letter case; a suspended or disabled mailbox blocks sign-in."""
+"""Sign in with an email address in any letter case; a suspended or disabled mailbox blocks sign-in.
+
+Every failed sign-in does the same work, so its timing tells nothing about the address: one Argon2 check
+at the configured cost and one mail-hash check of the configured scheme, each either real or a decoy
+(unknown address, a password only a mail hash proves, no usable password, an inactive person, a
+password over the limit).
+"""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.hashers import identify_hasher, verify_password
 
+from accounts.hashers import spend_password_check
 from accounts.models import normalize_email
+from accounts.validators import is_password_over_limit
 
 
 def mailbox_allows_sign_in(user):
@@ -25,15 +34,66 @@ def _align_mail_password(user, password):
     user.save(update_fields=["mail_password_hash"])
 
 
+def is_checked_by_mail_hash(encoded):
+    """True when this stored web password is verified by a mail hash (a hasher marked `checks_mail_hash`,
+    e.g. mail.hashers.DmsCryptPasswordHasher) rather than by Argon2."""
+    try:
+        return bool(getattr(identify_hasher(encoded), "checks_mail_hash", False))
+    except ValueError:
+        return False
+
+
+def spend_failed_sign_in(*, checked_password, checked_mail_hash):
+    """Tops a failed sign-in up to one Argon2 check and one mail-hash check, whichever it has not done."""
+    from django.conf import settings
+
+    from mail import passwords
+
+    if not checked_password:
+        spend_password_check()
+    if not checked_mail_hash:
+        passwords.spend_mail_hash_check(settings.MAIL_HASH_SCHEME)
+
+
+def _check_without_upgrade(user, password):
+    """User.check_password's work (the same hash, or the same decoy), never rewriting the stored hash."""
+    try:
+        hasher = identify_hasher(user.password)
+    except ValueError:
+        hasher = None
+    if hasher is not None and not getattr(hasher, "for_passwords", True):
+        spend_password_check()  # what User.check_password does for such a hash
+        return False
+    return verify_password(password, user.password)[0]
+
+
 class EmailBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, email=None, **kwargs):
         email = email or username or kwargs.get("email")
         if email is None or password is None:
             return None
-        user = super().authenticate(request, username=normalize_email(email), password=password)
-        if user is not None:
-            _align_mail_password(user, password)
-        return user
+        user = None
+        if not is_password_over_limit(password):
+            # A password nobody can have set is not hashed at all; the decoys below stand in for it.
+            # The mailbox comes in the same query, so a known address costs no extra query over an unknown one.
+            people = get_user_model()._default_manager.select_related("mailbox")
+            user = people.filter(email=normalize_email(email)).first()
+        if user is None:
+            spend_failed_sign_in(checked_password=False, checked_mail_hash=False)
+            return None
+        # Unusable or unknown hashes make Django's check_password hash a random string at the
+        # configured cost, which counts as the Argon2 check.
+        by_mail_hash = is_checked_by_mail_hash(user.password)
+        if self.user_can_authenticate(user):
+            if user.check_password(password):
+                _align_mail_password(user, password)
+                return user
+        else:
+            # Nobody signs in here, right password or not: the same check without the hash upgrade a right
+            # password would cause, whose extra time would tell that the password was right.
+            _check_without_upgrade(user, password)
+        spend_failed_sign_in(checked_password=not by_mail_hash, checked_mail_hash=by_mail_hash)
+        return None
 
     def user_can_authenticate(self, user):
         return super().user_can_authenticate(user) and mailbox_allows_sign_in(user)

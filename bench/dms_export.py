@@ -30,7 +30,7 @@ import harness
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 
-DB_NAME = "dockspace_bench_dms"
+DB_NAME = harness.bench_db_name("dockspace_bench_dms")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 DOMAINS = 100
 CATCH_ALLS = 3
@@ -357,15 +357,15 @@ print("BENCH-RESULT " + json.dumps(
 ), flush=True)
 """
 
-# Hashing alone: the same two hashes per password the import computes (Django's make_password and the
-# Dovecot hash of the configured scheme), spread over the same thread pool the import uses.
+# Hashing alone: the hashes per password the import computes (csv_io._hash_pair: the Dovecot hash of the
+# configured scheme, and the web password made from it), spread over the same thread pool the import uses.
 HASH_CODE = (
     PRELUDE
     + r"""
 import csv
 from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
-from django.contrib.auth.hashers import get_hasher, make_password
+from django.contrib.auth.hashers import get_hasher, identify_hasher, make_password
 from mail import csv_io
 from mail.passwords import mail_hash
 
@@ -382,6 +382,11 @@ def hash_pair(password, scheme):
     return make_password(password), mail_hash(password, scheme)
 
 
+# What the import computes per password, when it says (today: the mail hash only, the web password being that
+# hash behind the dms$ marker until the first sign-in).
+hash_pair = getattr(csv_io, "_hash_pair", hash_pair)
+
+
 began, cpu = time.perf_counter(), cpu_seconds()
 if threads == 1:
     hashes = [hash_pair(p, scheme) for p in passwords]
@@ -395,7 +400,7 @@ emit(
         "cpu_seconds": cpu,
         "passwords": len(hashes),
         "threads": threads,
-        "web": get_hasher().algorithm,
+        "web": identify_hasher(hashes[0][0]).algorithm if hashes else get_hasher().algorithm,
         "mail": scheme,
     }
 )

@@ -9,6 +9,7 @@ import http.client
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -77,6 +78,15 @@ def pg_connect(dbname):
 def pg_admin(sql):
     with pg_connect("postgres") as conn:
         conn.execute(sql)
+
+
+def bench_db_name(base):
+    """`base` plus $BENCH_DB_SUFFIX (e.g. `_mine`): benchmarks run from several checkouts against one PostgreSQL then
+    each drop and create databases of their own."""
+    suffix = os.environ.get("BENCH_DB_SUFFIX", "")
+    if suffix and not re.fullmatch(r"[a-z0-9_]{1,20}", suffix):
+        raise SystemExit("BENCH_DB_SUFFIX: at most 20 lower-case letters, digits or underscores.")
+    return base + suffix
 
 
 def database_url(db_name):
@@ -235,6 +245,46 @@ def gunicorn_server(env, port, workers, log_path):
             print(f"  gunicorn exited during the run with status {proc.returncode}.")
     finally:
         stop_gunicorn(proc)
+
+
+# --- server CPU time --------------------------------------------------------------------------------
+
+
+def _cpu_seconds_of(pid):
+    """utime + stime of a process from /proc (Linux), or 0.0 when it is gone or unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(gunicorn_proc, db_name):
+    """The gunicorn master and workers, and the PostgreSQL backends connected to `db_name`."""
+    pids = [gunicorn_proc.pid]
+    try:
+        children = Path(f"/proc/{gunicorn_proc.pid}/task/{gunicorn_proc.pid}/children").read_text().split()
+        pids += [int(pid) for pid in children]
+    except OSError:
+        pass
+    with pg_connect("postgres") as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [db_name]).fetchall()
+    return pids, [row[0] for row in rows]
+
+
+def server_cpu_seconds(gunicorn_proc, db_name):
+    """(gunicorn CPU seconds, PostgreSQL CPU seconds) used so far by the processes serving the bench: compare two
+    readings around a phase. CPU time, unlike latency, hardly depends on what else the machine runs. Backends that
+    end between the readings are not counted (Dockspace keeps its connections, DATABASE_CONN_MAX_AGE)."""
+    web, database = server_pids(gunicorn_proc, db_name)
+    return {pid: _cpu_seconds_of(pid) for pid in web}, {pid: _cpu_seconds_of(pid) for pid in database}
+
+
+def cpu_used(before, after):
+    """CPU seconds between two server_cpu_seconds() readings: (gunicorn, PostgreSQL)."""
+    return tuple(
+        sum(value - start.get(pid, 0.0) for pid, value in end.items()) for start, end in zip(before, after, strict=True)
+    )
 
 
 def scan_log(log_path):

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 
 import harness
 
-DB_NAME = "dockspace_bench_oidc"
+DB_NAME = harness.bench_db_name("dockspace_bench_oidc")
 PASSWORD = "bench " + secrets.token_urlsafe(16)
 REDIRECT_URI = "https://rp.bench.invalid/callback"
 GOAL_P50_MS = 20

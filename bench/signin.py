@@ -2,7 +2,7 @@
 
 Run by hand from the project root:
 
-    .venv/bin/python bench/signin.py [--seconds 20] [--concurrency 4]
+    .venv/bin/python bench/signin.py [--seconds 20] [--concurrency 50] [--phases password,totp]
 
 It creates (after dropping) the PostgreSQL database `dockspace_bench` on 127.0.0.1:5432, migrates it,
 fills it with people who all share one password hash, starts gunicorn on a free loopback port, drives
@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 import harness
 from django_otp.oath import TOTP
 
-DB_NAME = "dockspace_bench"
+DB_NAME = harness.bench_db_name("dockspace_bench")
 PASSWORD = "bench " + secrets.token_urlsafe(16)
 TOTP_STEP, TOTP_DIGITS = 30, 6
 
@@ -240,6 +240,18 @@ def report(phases, setup, args, port):
             if values
         ]
         print(f"    {phase.name:<18} " + "; ".join(parts))
+    print()
+    print("  server CPU per sign-in (gunicorn workers + PostgreSQL backends; load on the machine hardly changes it):")
+    for phase in phases:
+        done = len(phase.steps["POST /login/"])
+        if not done:
+            continue
+        web, database = (seconds / done * 1000 for seconds in phase.server_cpu)
+        wait = args.concurrency * (web + database) / cpus
+        print(
+            f"    {phase.name:<18} {web + database:.0f} ms (gunicorn {web:.0f}, PostgreSQL {database:.0f});"
+            f" on {cpus} idle CPUs, {args.concurrency} at once would each wait about {wait:.0f} ms"
+        )
     harness.print_notes(phases, "ran out of people before the time was up; rerun with more --totp-users.")
 
 
@@ -252,8 +264,16 @@ def main():
     parser.add_argument(
         "--totp-users", type=int, default=3000, help="TOTP people, each signs in once per run (default 3000)"
     )
+    parser.add_argument(
+        "--phases",
+        default="password,totp",
+        help="phases to run, comma-separated: password, totp (default both)",
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the data directory and gunicorn log")
     args = parser.parse_args()
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if not args.phases or set(args.phases) - {"password", "totp"}:
+        parser.error("--phases takes password, totp or both, comma-separated.")
     if args.seconds <= 0 or args.concurrency < 1 or args.workers < 1 or args.users < 1 or args.totp_users < 1:
         parser.error("--seconds, --concurrency, --workers, --users and --totp-users must be positive.")
 
@@ -284,21 +304,26 @@ def run(args, temp_dir):
         )
         setup = harness.run_shell(env, SETUP_CODE, spec_path, "BENCH-SETUP")
 
-        with harness.gunicorn_server(env, port, args.workers, log_path):
+        with harness.gunicorn_server(env, port, args.workers, log_path) as server:
             for _ in range(2 * args.workers):  # warm-up, not counted: URL resolvers and templates load lazily
                 Browser(port).request("GET", "/login/")
 
             password_cycle = iter(range(10**12))
             totp_queue = iter(totp_users)
-            phases = [
-                SignInPhase(
-                    "password only", sign_in_password, lambda: password_users[next(password_cycle) % args.users]
-                ),
-                SignInPhase("password + TOTP", sign_in_totp, lambda: next(totp_queue, None)),
-            ]
+            phases = []
+            if "password" in args.phases:
+                phases.append(
+                    SignInPhase(
+                        "password only", sign_in_password, lambda: password_users[next(password_cycle) % args.users]
+                    )
+                )
+            if "totp" in args.phases:
+                phases.append(SignInPhase("password + TOTP", sign_in_totp, lambda: next(totp_queue, None)))
             for phase in phases:
                 print(f"Phase {phase.name}: {args.seconds:g} s, {args.concurrency} client threads ...", flush=True)
+                before = harness.server_cpu_seconds(server, DB_NAME)
                 phase.run(port, args.seconds, args.concurrency)
+                phase.server_cpu = harness.cpu_used(before, harness.server_cpu_seconds(server, DB_NAME))
 
             report(phases, setup, args, port)
         harness.scan_log(log_path)

@@ -74,7 +74,8 @@ class _Row:
     state: str
     password: str | None
     password_hash: str | None
-    # (Django's encoded password, Dovecot hash), filled in before the writing pass.
+    # (Django's encoded password, Dovecot hash), filled in before the writing pass; for a plain password the
+    # first is the second behind the dms$ marker (see _hash_pair).
     hashes: tuple[str, str] | None = None
 
 
@@ -227,7 +228,11 @@ def _read_rows(path):
 
 
 def _hash_pair(password, scheme):
-    return make_password(password), mail_hash(password, scheme)
+    """Only the mail hash is computed: the web password is that hash behind the `dms$` marker, which
+    mail.hashers checks at the person's first sign-in and Django then rewrites as Argon2. An import of
+    thousands of rows costs the mail hashes alone (milliseconds each), not an Argon2 hash per row too."""
+    hashed = mail_hash(password, scheme)
+    return django_password_from_mail_hash(hashed), hashed
 
 
 def _hash_while_checking(rows, who, progress=silent):
@@ -235,8 +240,9 @@ def _hash_while_checking(rows, who, progress=silent):
     for mail); returns 'line N: ...' problems, and fills row.hashes when there are none.
 
     Many passwords are hashed in background threads while the check runs, and what is still queued
-    is cancelled when the check fails. Threads, not processes: Argon2 (argon2-cffi) and bcrypt release
-    the GIL while they work, and threads share the already-configured Django settings."""
+    is cancelled when the check fails. Threads, not processes: bcrypt and Argon2 (argon2-cffi) release
+    the GIL while they work, and threads share the already-configured Django settings; SHA512-CRYPT
+    (passlib's pure Python) keeps the GIL but costs only milliseconds a row."""
     todo = [row for row in rows if row.password is not None]
     scheme = settings.MAIL_HASH_SCHEME
     if len(todo) < POOL_MIN_PASSWORDS:
@@ -271,8 +277,7 @@ def _counted(bar, result):
 
 
 def _hashing_threads():
-    """One hash at a time per CPU: Argon2 spreads each hash over threads of its own, yet leaves gaps
-    that a second hash fills. Capped, since each Django Argon2 hash holds ~100 MiB while it runs."""
+    """One hash at a time per CPU. Capped, since a mail ARGON2ID hash holds 64 MiB while it runs."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -202,10 +202,11 @@ class MailboxAddForm(AddressPicker, ServiceForm):
     password1 = forms.CharField(
         label="Password",
         required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False),
         help_text=_operator_password_help(),
     )
-    password2 = forms.CharField(label="Password again", required=False, widget=forms.PasswordInput)
+    password2 = forms.CharField(label="Password again", required=False, strip=False, widget=forms.PasswordInput)
     person = forms.CharField(
         label="Existing person",
         max_length=254,
@@ -248,6 +249,7 @@ class MailboxChangeForm(ServiceForm):
     quota = QuotaField(required=True)
     new_password = forms.CharField(
         required=False,
+        strip=False,
         widget=forms.PasswordInput,
         help_text="Optional: sets the one password for mail and Dockspace and signs the person out elsewhere.",
     )

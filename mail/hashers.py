@@ -1,5 +1,6 @@
-"""A Django password hasher for Dovecot hashes, so a person adopted from a DMS accounts file signs in
-to Dockspace with their mail password; Django re-hashes it with the preferred hasher on that sign-in.
+"""A Django password hasher for Dovecot hashes, so a person adopted from a DMS accounts file or imported from a
+CSV file signs in to Dockspace with their mail password; Django re-hashes it with the preferred hasher (Argon2)
+on that sign-in. An import thus costs one mail hash per row, not a mail hash and an Argon2 hash.
 """
 
 from django.contrib.auth.hashers import BasePasswordHasher, mask_hash
@@ -50,6 +51,8 @@ class DmsCryptPasswordHasher(BasePasswordHasher):
 
     algorithm = ALGORITHM
     scheme = DEFAULT_SCHEME
+    # Read by accounts.backends: a failed check against this hash is topped up with an Argon2 decoy.
+    checks_mail_hash = True
 
     def _mail_hash(self, encoded):
         algorithm, _sep, hashed = encoded.partition("$")

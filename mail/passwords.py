@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 
 from django.core.exceptions import ValidationError
 from passlib.hash import (
@@ -24,6 +25,8 @@ from passlib.hash import (
     sha256_crypt,
     sha512_crypt,
 )
+
+from accounts.validators import check_password_limits, is_password_over_limit
 
 # The schemes mail_hash can produce; the first is what DMS's own `setup email add` writes.
 SCHEMES = ("SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID")
@@ -103,11 +106,13 @@ def mail_hash(raw_password, scheme=DEFAULT_SCHEME):
     """'{SCHEME}hash' for a DMS account line, salted freshly each call.
 
     Raises ValueError for a scheme not in SCHEMES, ValidationError naming 'password' for an empty
-    password, one holding NUL, or (BLF-CRYPT) one over 72 bytes.
+    password, one holding NUL, one over 4,096 bytes, or (BLF-CRYPT) one over 72 bytes.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme: {scheme!r} is not one of {', '.join(SCHEMES)}.")
     _validate_password(raw_password, scheme)
+    # The lowest level every mail password goes through: nothing over the limit is hashed.
+    check_password_limits(raw_password)
     return f"{{{scheme}}}{_MAKERS[scheme].hash(raw_password)}"
 
 
@@ -155,11 +160,26 @@ def verify_mail_hash(raw_password, hashed):
     an unsupported scheme (see VERIFIABLE_SCHEMES) or a malformed hash. Comparison is constant-time."""
     if not isinstance(raw_password, str) or not isinstance(hashed, str):
         return False
+    if is_password_over_limit(raw_password):
+        # No password that long was ever set (mail_hash refuses it), so it matches nothing: not hashed.
+        return False
     try:
         return bool(_checker(hashed)(raw_password.encode("utf-8")))
     except Exception:
         # A stored hash that a library cannot read, for whatever reason, simply does not verify.
         return False
+
+
+_DECOY_HASHES = {}
+
+
+def spend_mail_hash_check(scheme=DEFAULT_SCHEME):
+    """The work of verify_mail_hash against a hash of `scheme` made by mail_hash, for a failed sign-in that
+    checked no mail hash: every failed sign-in then costs the same. The decoy hash is made once per process."""
+    decoy = _DECOY_HASHES.get(scheme)
+    if decoy is None:
+        decoy = _DECOY_HASHES[scheme] = mail_hash(secrets.token_urlsafe(24), scheme)
+    verify_mail_hash(secrets.token_urlsafe(24), decoy)
 
 
 def is_valid_mail_hash(hashed):

@@ -2,8 +2,9 @@
 
 import pytest
 from django.contrib.auth import authenticate
-from django.contrib.auth.hashers import Argon2PasswordHasher
+from django.contrib.auth.hashers import get_hasher, identify_hasher
 
+from accounts.hashers import DockspaceArgon2PasswordHasher
 from accounts.models import AuditEvent, User
 from mail import csv_io, services
 from mail.csv_io import CsvImportError, mailboxes_export_csv, mailboxes_import_csv
@@ -269,29 +270,45 @@ def test_a_row_without_a_password_gives_an_existing_person_the_mailbox_and_keeps
 
 
 @pytest.mark.django_db
-def test_each_password_is_hashed_once_even_in_a_pool(tmp_path, domain, monkeypatch, settings):
-    settings.PASSWORD_HASHERS = [
-        "django.contrib.auth.hashers.Argon2PasswordHasher",
-        "mail.hashers.DmsCryptPasswordHasher",
-    ]
+def test_each_password_is_hashed_once_for_mail_and_argon2_waits_for_the_first_sign_in(tmp_path, domain, monkeypatch):
     monkeypatch.setattr(csv_io, "POOL_MIN_PASSWORDS", 2)
-    encoded = []
-    original = Argon2PasswordHasher.encode
+    mail_hashed, argon2_hashed = [], []
+    original_mail_hash, original_encode = csv_io.mail_hash, DockspaceArgon2PasswordHasher.encode
+
+    def counting_mail_hash(password, scheme):
+        mail_hashed.append(password)
+        return original_mail_hash(password, scheme)
 
     def counting_encode(self, password, salt):
-        encoded.append(password)
-        return original(self, password, salt)
+        argon2_hashed.append(password)
+        return original_encode(self, password, salt)
 
-    monkeypatch.setattr(Argon2PasswordHasher, "encode", counting_encode)
+    monkeypatch.setattr(csv_io, "mail_hash", counting_mail_hash)
+    monkeypatch.setattr(DockspaceArgon2PasswordHasher, "encode", counting_encode)
     rows = [(f"user{i}@example.com", f"pass phrase number {i}") for i in range(4)]
 
     import_text(tmp_path, "address,password\n" + "".join(f"{a},{p}\n" for a, p in rows))
 
-    assert sorted(encoded) == sorted(p for _, p in rows)
+    assert sorted(mail_hashed) == sorted(p for _, p in rows)
+    assert argon2_hashed == []
     for address, password in rows:
         person = User.objects.get(email=address)
+        # The web password is the mail hash behind the dms$ marker until the first sign-in.
+        assert person.password == f"dms${person.mail_password_hash}"
         assert authenticate(email=address, password=password) == person
+        person.refresh_from_db()
+        assert identify_hasher(person.password).algorithm == "argon2"
+        assert not get_hasher().must_update(person.password)
         assert verify_mail_hash(password, person.mail_password_hash)
+    assert sorted(argon2_hashed) == sorted(p for _, p in rows)
+
+
+@pytest.mark.django_db
+def test_an_imported_person_with_a_wrong_password_stays_on_the_mail_hash(tmp_path, domain):
+    import_text(tmp_path, "address,password\nann@example.com,her imported password\n")
+
+    assert authenticate(email="ann@example.com", password="not her password at all") is None
+    assert User.objects.get(email="ann@example.com").password.startswith("dms${SHA512-CRYPT}")
 
 
 @pytest.mark.django_db
