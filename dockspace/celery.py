@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockspace.settings")
 
@@ -22,3 +23,15 @@ def _prepare_embedded_broker(sender, **kwargs):
     backend = str(sender.conf.result_backend or "")
     if backend.startswith("file://"):
         Path(backend[len("file://") :]).mkdir(parents=True, exist_ok=True)
+
+
+@worker_ready.connect
+def _catch_up_at_worker_start(sender, **kwargs):
+    """Work a worker does when it starts, named here one by one.
+
+    The DMS files: a worker killed mid-write left a journal to roll forward, and one killed while it held
+    a queued sync lost that task (the embedded broker drops a message when a worker fetches it); the
+    pending changes recorded in the database say what is behind, and this writes it now."""
+    from mail.sync import worker_started
+
+    worker_started()

@@ -89,6 +89,7 @@ class WriteReport:
     unchanged: list[str] = dataclasses.field(default_factory=list)
     checksums: dict[str, str] = dataclasses.field(default_factory=dict)
     diffs: dict[str, str] = dataclasses.field(default_factory=dict)
+    skipped: list[str] = dataclasses.field(default_factory=list)  # values the renderer left out (set by the sync)
 
 
 def write_files(

@@ -259,6 +259,7 @@ def test_the_tasks_report_an_unadopted_dms_setup_without_failing_or_retrying(dom
     from mail.tasks import repair_dms_drift, sync_dms_files
 
     (settings.DMS_DIR / "postfix-accounts.cf").write_text("ann@example.com|{SHA512-CRYPT}$6$x$y\n")
+    services.mailbox_create(address="bob@example.com")  # the files are behind: the task must try
     for task in (sync_dms_files, repair_dms_drift):
         result = task.apply()
         assert result.state == "SUCCESS" and result.get().startswith("refused: ")
