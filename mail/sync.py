@@ -174,6 +174,9 @@ def dms_sync(*, dry_run=False, force=False):
 def _clear_pending(seen):
     for start in range(0, len(seen), 500):
         DmsPendingChange.objects.filter(pk__in=seen[start : start + 500]).delete()
+    # A sync run inside the transaction that recorded a change (a command, a test) may have cleared its
+    # row: the next change of that transaction must record itself again.
+    _local.pending_in = None
 
 
 def is_behind():

@@ -51,8 +51,8 @@ def _check(value, what, pattern=_UNSAFE_ADDRESS_RE, owner=None):
     """A snapshot is built from validated rows; this only stops a bad value from breaking a line.
     (The message is built only on failure: this runs for every address of every file.)"""
     if not value or not isinstance(value, str) or pattern.search(value):
-        label = f"{what} of {owner}" if owner else what
-        raise ValueError(f"{label} {value!r} cannot be written to a DMS file")
+        of_owner = f" of {owner}" if owner else ""
+        raise ValueError(f"{what} {value!r}{of_owner} cannot be written to a DMS file")
 
 
 def _refuse(on_skip, message):

@@ -264,3 +264,227 @@ def test_the_tasks_report_an_unadopted_dms_setup_without_failing_or_retrying(dom
         result = task.apply()
         assert result.state == "SUCCESS" and result.get().startswith("refused: ")
     assert (settings.DMS_DIR / "postfix-accounts.cf").read_text().startswith("ann@example.com|")
+
+
+# The files are behind: durable state -----------------------------------------------------------------------
+
+
+def test_a_change_records_that_the_files_are_behind_in_its_own_transaction(domain):
+    from mail.models import DmsPendingChange
+
+    try:
+        with transaction.atomic():
+            services.mailbox_create(address="ghost@example.com")
+            assert sync.is_behind()
+            raise RuntimeError("abort")
+    except RuntimeError:
+        pass
+    assert not sync.is_behind()  # rolled back with the change
+
+    with transaction.atomic():
+        services.mailbox_create(address="bob@example.com")
+        services.alias_create(address="info@example.com", targets=["bob@example.com"])
+    assert DmsPendingChange.objects.count() == 1  # one per transaction
+    sync.dms_sync()
+    assert not sync.is_behind()
+    assert "bob@example.com|" in _file("postfix-accounts.cf")
+
+
+@pytest.mark.django_db(transaction=True)  # each change commits on its own, as in two processes
+def test_a_change_committed_during_the_write_keeps_the_files_behind(domain, monkeypatch):
+    from mail import selectors
+
+    real_accounts = selectors.dms_accounts
+    committed_meanwhile = []
+
+    def accounts_while_someone_commits():
+        if not committed_meanwhile:
+            committed_meanwhile.append(services.mailbox_create(address="late@example.com"))
+        return real_accounts()
+
+    services.mailbox_create(address="bob@example.com")
+    from mail import tasks
+
+    monkeypatch.setattr(tasks.sync_dms_files, "apply_async", lambda **kw: None)  # the worker is busy with ours
+    monkeypatch.setattr(selectors, "dms_accounts", accounts_while_someone_commits)
+    sync.dms_sync()
+    monkeypatch.undo()
+
+    assert committed_meanwhile
+    assert sync.is_behind(), "the change made during the write was cleared without being written for sure"
+    assert sync.catch_up() is not None
+    assert not sync.is_behind()
+    assert "late@example.com|" in _file("postfix-accounts.cf")
+
+
+def test_a_failed_write_keeps_the_files_behind_until_one_succeeds(domain):
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    services.mailbox_create(address="al@example.com")
+    unlock = _lock_dir(settings.DMS_DIR)
+    try:
+        with pytest.raises(WriteError):
+            sync.dms_sync()
+    finally:
+        unlock()
+    assert sync.is_behind()
+    sync.catch_up()
+    assert not sync.is_behind() and "al@example.com|" in _file("postfix-accounts.cf")
+
+
+def test_a_lost_task_does_not_hold_up_the_next_change_for_longer_than_the_delay(
+    domain, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    import time_machine
+
+    from mail import tasks
+
+    settings.DMS_SYNC_DELAY = 2
+    queued = []
+    monkeypatch.setattr(tasks.sync_dms_files, "apply_async", lambda **kw: queued.append(kw))
+    with time_machine.travel(1_000_000, tick=False) as clock:
+        sync.sync_started()  # a sync just started: the next change waits out the delay
+        with django_capture_on_commit_callbacks(execute=True):
+            services.mailbox_create(address="one@example.com")
+        assert len(queued) == 1 and 0 < queued[0]["countdown"] <= 2  # ... and this task is lost
+        with django_capture_on_commit_callbacks(execute=True):
+            services.mailbox_create(address="two@example.com")
+        assert len(queued) == 1  # coalesced into the (lost) queued one
+        clock.shift(3.1)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.mailbox_create(address="three@example.com")
+        assert len(queued) == 2 and queued[1]["countdown"] == 0  # a quiet spell: at once
+    assert sync.is_behind()
+    tasks.sync_dms_files.apply()
+    accounts = _file("postfix-accounts.cf")
+    assert all(f"{name}@example.com|" in accounts for name in ("one", "two", "three"))
+    assert not sync.is_behind()
+
+
+def test_the_periodic_check_writes_changes_whose_task_was_lost(domain, django_capture_on_commit_callbacks, monkeypatch):
+    from mail import tasks
+
+    monkeypatch.setattr(tasks.sync_dms_files, "apply_async", lambda **kw: None)  # every task is lost
+    with django_capture_on_commit_callbacks(execute=True):
+        services.mailbox_create(address="bob@example.com")
+    assert sync.is_behind()
+
+    assert tasks.repair_dms_drift.apply().get() == "no drift"  # behind is caught up, not reported as drift
+
+    assert "bob@example.com|" in _file("postfix-accounts.cf")
+    assert not sync.is_behind()
+
+
+def test_a_worker_start_rolls_a_killed_write_forward_and_writes_what_is_behind(domain, monkeypatch):
+    from mail.dms import journal
+
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    services.mailbox_create(address="al@example.com")
+    real_apply = journal._apply
+    monkeypatch.setattr(journal, "_apply", lambda history, data: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):  # stands for the kill: the journal stays
+        sync.dms_sync()
+    monkeypatch.setattr(journal, "_apply", real_apply)
+    assert (settings.DMS_HISTORY_DIR / "journal.json").exists()
+    assert "al@example.com|" not in _file("postfix-accounts.cf")
+
+    from dockspace.celery import _catch_up_at_worker_start
+
+    _catch_up_at_worker_start(sender=None)
+
+    assert not (settings.DMS_HISTORY_DIR / "journal.json").exists()
+    assert "al@example.com|" in _file("postfix-accounts.cf")
+    assert not sync.is_behind()
+
+
+def test_a_worker_start_with_nothing_behind_writes_nothing(domain):
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    count = DmsSyncState.load().write_count
+    sync.worker_started()
+    assert DmsSyncState.load().write_count == count
+
+
+def test_a_repair_clears_the_drift_shown_on_the_sync_page(domain):
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    path = settings.DMS_DIR / "postfix-virtual.cf"
+    path.write_text(path.read_text() + "intruder@example.com evil@x.org\n")
+    assert sync.dms_scan(repair=True)
+    assert DmsSyncState.load().drift_report == ""
+    assert DmsSyncState.load().drift_found_at is not None
+
+
+# A value that cannot be written -----------------------------------------------------------------------------
+
+
+def test_a_bad_dkim_selector_in_the_database_is_reported_and_everything_else_is_written(domain, settings):
+    from mail.models import DkimKey
+
+    settings.DKIM_LAYOUT = "opendkim"
+    other = services.domain_create(name="other.org")
+    services.dkim_generate(domain=domain)
+    services.dkim_generate(domain=other)
+    services.mailbox_create(address="bob@example.com")
+    DkimKey.objects.filter(domain=other).update(selector="mail\n")  # bypassing validation, as a hand edit would
+
+    report = sync.dms_sync()
+
+    state = DmsSyncState.load()
+    assert state.last_error == ""
+    assert "DKIM selector 'mail\\n' of other.org cannot be written" in state.skipped
+    assert report.skipped == [state.skipped]
+    assert "bob@example.com|" in _file("postfix-accounts.cf")
+    assert (settings.DMS_DIR / "opendkim/keys/example.com/mail.private").exists()
+    assert "example.com" in _file("opendkim/KeyTable") and "other.org" not in _file("opendkim/KeyTable")
+    assert not (settings.DMS_DIR / "opendkim/keys/other.org").exists()
+
+    DkimKey.objects.filter(domain=other).update(selector="mail")  # the control: repaired, it is written
+    sync.dms_sync()
+    assert DmsSyncState.load().skipped == ""
+    assert "other.org" in _file("opendkim/KeyTable")
+
+
+def test_a_bad_address_in_the_database_is_left_out_of_every_file_and_the_rest_is_written(domain):
+    services.mailbox_create(address="bob@example.com")
+    services.mailbox_create(address="al@example.com")
+    services.alias_create(address="info@example.com", targets=["al@example.com"])
+    Mailbox.objects.filter(address="al@example.com").update(address="al\n@example.com")
+
+    sync.dms_sync()
+
+    skipped = DmsSyncState.load().skipped
+    assert "address 'al\\n@example.com' cannot be written" in skipped
+    assert "bob@example.com|" in _file("postfix-accounts.cf")
+    assert "al\n@" not in _file("postfix-accounts.cf") and "al\n@" not in _file("dovecot-quotas.cf")
+
+
+def test_the_admin_sync_page_shows_a_value_left_out_next_to_the_files_written(domain, settings):
+    from django.test import Client
+
+    from accounts.tests.factories import StaffFactory
+    from mail.models import DkimKey
+
+    settings.DKIM_LAYOUT = "opendkim"
+    services.dkim_generate(domain=domain)
+    services.mailbox_create(address="bob@example.com")
+    client = Client()
+    client.force_login(StaffFactory(email="root@example.com"))
+    state = DmsSyncState.load()
+    action = {"action": "write_now", "_selected_action": [state.pk]}
+
+    page = client.post("/admin/mail/dmssyncstate/", action, follow=True)  # control: nothing left out
+    assert not [m for m in map(str, page.context["messages"]) if m.startswith("Left out")]
+
+    DkimKey.objects.filter(domain=domain).update(selector="mail\n")
+    page = client.post("/admin/mail/dmssyncstate/", action, follow=True)
+
+    shown = [str(m) for m in page.context["messages"]]
+    assert any(m.endswith("file(s) written, 5 unchanged.") or "written" in m for m in shown)
+    assert (
+        "Left out, cannot be written: DKIM selector 'mail\\n' of example.com cannot be written to a DMS file" in shown
+    )
+    change = client.get(f"/admin/mail/dmssyncstate/{state.pk}/change/").content.decode()
+    assert "Some values cannot be written and were left out" in change
+    assert "bob@example.com|" in _file("postfix-accounts.cf")
