@@ -33,6 +33,7 @@ from mail.dms.render import (
     SEND_ACCESS_PATH,
     VIRTUAL_PATH,
     file_mode,
+    is_secret,
     redact_line,
     render_dkim,
     render_files,
@@ -87,6 +88,7 @@ def _write(files, *, root, dry_run=False):
         file_mode=file_mode,
         dry_run=dry_run,
         redact=redact_line,
+        is_secret=is_secret,
     )
 
 
@@ -222,6 +224,7 @@ def export_files(output_dir, *, dry_run=False, force=False):
         _refuse_foreign(output_dir)
     real = os.path.realpath(output_dir)
     key = hashlib.sha256(real.encode()).hexdigest()[:16]
+    (settings.DATA_DIR / "dms-export-history").mkdir(mode=0o700, parents=True, exist_ok=True)
     return write_files(
         output_dir,
         streamed_files(),
@@ -230,6 +233,7 @@ def export_files(output_dir, *, dry_run=False, force=False):
         file_mode=file_mode,
         dry_run=dry_run,
         redact=redact_line,
+        is_secret=is_secret,
     )
 
 

@@ -417,6 +417,15 @@ def redact_account_line(line):
     return f"{address}|{scheme.group(0) if scheme else ''}…{sep}{extra}{ending}"
 
 
+def is_secret(path):
+    """Private keys: never shown, not even in a diff. (postfix-accounts.cf is shown with redact_line.)"""
+    return path.endswith((".private", ".private.txt"))
+
+
 def file_mode(path):
-    """0o640 for private keys, 0o644 for everything else."""
-    return 0o640 if path.endswith((".private", ".private.txt")) else 0o644
+    """What DMS needs, no more. DMS reads its config directory as root inside the container, except the
+    Rspamd keys, which `_rspamd` reads through the group: postfix-accounts.cf (password hashes) 0o600,
+    private keys 0o640, the rest (addresses, DNS snippets, tables) 0o644 as DMS's own `setup` leaves them."""
+    if path == ACCOUNTS_PATH:
+        return 0o600
+    return 0o640 if is_secret(path) else 0o644

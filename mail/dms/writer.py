@@ -102,6 +102,7 @@ def write_files(
     dry_run: bool = False,
     lock_timeout: float = 30,
     redact: Callable[[str, str], str] | None = None,
+    is_secret: Callable[[str], bool] | None = None,
 ) -> WriteReport:
     """Make the files under root hold exactly these bytes, in the order given, and remove managed files not passed.
 
@@ -117,8 +118,9 @@ def write_files(
     Every path and content is checked before anything is written. A file whose bytes already match is not
     touched (DMS hashes files; an untouched file triggers no reload), but its mode is corrected in place.
     Top-level *.cf files are never removed: DMS ignores a deleted file, so the caller passes a header-only one.
-    In a dry run nothing is written and `diffs` holds a unified diff per changed or removed file; files whose
-    mode is not world-readable (secrets) get a diff that names the change without showing the contents, and
+    In a dry run nothing is written and `diffs` holds a unified diff per changed or removed file; secret files
+    (`is_secret(path)`, by default: a mode that is not world-readable) get a diff that names the change without
+    showing the contents, and
     `redact(path, line)`, if given, rewrites each line of the other files before diffing (e.g. to hide hashes).
     """
     if keep < 0:
@@ -131,7 +133,8 @@ def write_files(
         targets[path] = _checked_target(real_root, path)
         _check_content(path, content)
     if dry_run:
-        return _plan(real_root, history, files, targets, mode_of, redact)
+        secret = is_secret or (lambda path: not mode_of(path) & stat.S_IROTH)
+        return _plan(real_root, history, files, targets, secret, redact)
     with dms_lock(history / LOCK_NAME, timeout=lock_timeout):
         _prepare(real_root, history)
         staging = staging_dir(real_root, history)
@@ -286,7 +289,7 @@ def _fix_mode(path: str, target: Path, mode: int) -> None:
 # Dry run --------------------------------------------------------------------------------------------------
 
 
-def _plan(real_root: Path, history: Path, files, targets, mode_of, redact=None) -> WriteReport:
+def _plan(real_root: Path, history: Path, files, targets, is_secret, redact=None) -> WriteReport:
     """Only a changed file is read whole (for difflib), and a secret one not even then: drift is rare."""
     report = WriteReport()
     for path, content in files.items():
@@ -297,7 +300,7 @@ def _plan(real_root: Path, history: Path, files, targets, mode_of, redact=None) 
             report.unchanged.append(path)
             continue
         report.changed.append(path)
-        if not mode_of(path) & stat.S_IROTH:
+        if is_secret(path):
             report.diffs[path] = _secret_diff(path, old_sha, new_sha)
         else:
             new = b"".join(_chunks(path, content))

@@ -286,7 +286,9 @@ def test_dns_record_name_and_value(key, name, value):
         ("rspamd/dkim/rsa-2048-mail-x.io.public.dns.txt", 0o644),
         ("opendkim/keys/x.io/mail.txt", 0o644),
         ("opendkim/KeyTable", 0o644),
-        ("postfix-accounts.cf", 0o644),
+        ("postfix-accounts.cf", 0o600),
+        ("postfix-virtual.cf", 0o644),
+        ("dovecot-quotas.cf", 0o644),
     ],
 )
 def test_file_mode_keeps_private_keys_from_other_users(path, mode):

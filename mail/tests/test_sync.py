@@ -488,3 +488,42 @@ def test_the_admin_sync_page_shows_a_value_left_out_next_to_the_files_written(do
     change = client.get(f"/admin/mail/dmssyncstate/{state.pk}/change/").content.decode()
     assert "Some values cannot be written and were left out" in change
     assert "bob@example.com|" in _file("postfix-accounts.cf")
+
+
+# File modes (finding 15, DMS side) ---------------------------------------------------------------------------
+
+
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def test_dms_files_get_what_dms_needs_and_dockspaces_own_files_are_private(domain, settings):
+    settings.DKIM_LAYOUT = "rspamd"
+    services.dkim_generate(domain=domain)
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    services.mailbox_create(address="al@example.com")
+    sync.dms_sync()  # a second write keeps a previous version in the history
+
+    dms, history = settings.DMS_DIR, settings.DMS_HISTORY_DIR
+    assert _mode(dms / "postfix-accounts.cf") == 0o600  # hashes; DMS reads it as root
+    assert _mode(next((dms / "rspamd/dkim").glob("*.private.txt"))) == 0o640  # _rspamd reads it via the group
+    assert _mode(dms / "postfix-virtual.cf") == _mode(dms / "dovecot-quotas.cf") == 0o644
+    assert _mode(history) == 0o700
+    own = [p for p in history.rglob("*")]
+    assert own and all(_mode(p) == (0o700 if p.is_dir() else 0o600) for p in own), {str(p): oct(_mode(p)) for p in own}
+
+
+def test_an_accounts_file_left_world_readable_is_tightened_and_its_drift_still_shown_redacted(domain, settings):
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    path = settings.DMS_DIR / "postfix-accounts.cf"
+    path.chmod(0o644)
+    path.write_text(path.read_text() + "intruder@example.com|{SHA512-CRYPT}$6$secret$hash\n")
+
+    drift = sync.dms_scan(repair=False)
+
+    assert "-intruder@example.com|{SHA512-CRYPT}…" in drift["postfix-accounts.cf"]
+    assert "$6$secret$hash" not in drift["postfix-accounts.cf"]
+    sync.dms_scan(repair=True)
+    assert _mode(path) == 0o600 and "intruder" not in path.read_text()
