@@ -221,8 +221,10 @@ def restore_version(
             with contextlib.suppress(OSError):
                 os.unlink(change.location)
             raise
-        renames = [(change.location, path)] if change.location else []
-        commit(history, real_root, staging, renames, [], manifest | {path: change.sha256})
+        new_manifest = manifest | {path: change.sha256}
+        if change.location or new_manifest != manifest:
+            renames = [(change.location, path)] if change.location else []
+            commit(history, real_root, staging, renames, [], new_manifest)
         clear_staging(real_root, history)
     report = WriteReport(checksums={path: change.sha256})
     (report.changed if change.location else report.unchanged).append(path)
