@@ -192,6 +192,7 @@ def catch_up():
     roll_forward(settings.DMS_HISTORY_DIR)
     if not is_behind():
         return None
+    _note_sync_start()
     return dms_sync()
 
 
@@ -307,9 +308,16 @@ def request_sync():
 
 
 def sync_started():
-    """Called by the task before it reads the database, so changes committed during the sync queue another."""
+    """Called by the task before it looks at the database, so changes committed from then on queue another."""
     try:
         cache.delete(QUEUED_KEY)
+    except Exception:
+        log.exception("could not reach the cache; DMS syncs are not coalesced meanwhile")
+
+
+def _note_sync_start():
+    """A write is starting: the next one waits until DMS_SYNC_DELAY has passed (a lone change does not)."""
+    try:
         cache.set(LAST_START_KEY, time.time(), timeout=max(1, math.ceil(settings.DMS_SYNC_DELAY)) + 1)
     except Exception:
         log.exception("could not reach the cache; DMS syncs are not coalesced meanwhile")

@@ -343,7 +343,7 @@ def test_a_lost_task_does_not_hold_up_the_next_change_for_longer_than_the_delay(
     queued = []
     monkeypatch.setattr(tasks.sync_dms_files, "apply_async", lambda **kw: queued.append(kw))
     with time_machine.travel(1_000_000, tick=False) as clock:
-        sync.sync_started()  # a sync just started: the next change waits out the delay
+        sync._note_sync_start()  # a sync just started: the next change waits out the delay
         with django_capture_on_commit_callbacks(execute=True):
             services.mailbox_create(address="one@example.com")
         assert len(queued) == 1 and 0 < queued[0]["countdown"] <= 2  # ... and this task is lost
@@ -527,3 +527,23 @@ def test_an_accounts_file_left_world_readable_is_tightened_and_its_drift_still_s
     assert "$6$secret$hash" not in drift["postfix-accounts.cf"]
     sync.dms_scan(repair=True)
     assert _mode(path) == 0o600 and "intruder" not in path.read_text()
+
+
+def test_a_task_with_nothing_to_write_does_not_delay_the_next_change(
+    domain, django_capture_on_commit_callbacks, monkeypatch
+):
+    from django.core.cache import cache
+
+    from mail import tasks
+
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    cache.delete(sync.LAST_START_KEY)  # a quiet spell since the setup's writes
+    assert tasks.sync_dms_files.apply().get() == "up to date"
+    queued = []
+    monkeypatch.setattr(tasks.sync_dms_files, "apply_async", lambda **kw: queued.append(kw))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.mailbox_create(address="al@example.com")
+
+    assert queued == [{"countdown": 0.0}]
