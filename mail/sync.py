@@ -143,6 +143,8 @@ def dms_sync(*, dry_run=False, force=False):
     skipped = []
     try:
         with dms_lock(settings.DMS_HISTORY_DIR / SYNC_LOCK_NAME, timeout=120):
+            if not dry_run:
+                roll_forward(settings.DMS_HISTORY_DIR)  # a killed write is finished before anything else
             if not force:
                 _refuse_foreign(settings.DMS_DIR)
             seen = list(DmsPendingChange.objects.values_list("pk", flat=True))
