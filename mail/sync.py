@@ -330,6 +330,9 @@ def worker_started():
     on failure the sync task is queued, with its retries."""
     try:
         report = catch_up()
+    except ForeignFiles as e:
+        log.warning("DMS files not written at worker start: %s", e)  # waits for the operator (see the admin)
+        return
     except Exception:
         log.exception("catching up the DMS files at worker start failed; queueing a sync with retries")
         try:

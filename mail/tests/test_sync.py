@@ -547,3 +547,15 @@ def test_a_task_with_nothing_to_write_does_not_delay_the_next_change(
         services.mailbox_create(address="al@example.com")
 
     assert queued == [{"countdown": 0.0}]
+
+
+def test_a_worker_start_leaves_an_unadopted_dms_setup_alone_and_the_files_behind(domain, settings):
+    theirs = "ann@example.com|{SHA512-CRYPT}$6$x$y\n"
+    (settings.DMS_DIR / "postfix-accounts.cf").write_text(theirs)
+    services.mailbox_create(address="bob@example.com")
+
+    sync.worker_started()  # never raises: a worker must start whatever the files hold
+
+    assert (settings.DMS_DIR / "postfix-accounts.cf").read_text() == theirs
+    assert sync.is_behind()
+    assert "ForeignFiles" in DmsSyncState.load().last_error
