@@ -4,8 +4,9 @@ Run by hand from the project root:
 
     .venv/bin/python bench/dms_latency.py [--isolated 10] [--burst 50] [--restarts 5] [--delay 2]
 
-Everything runs as `make run` does (SQLite, the embedded filesystem broker, a file cache) in a temporary data
-directory, removed at the end (also on Ctrl-C). Phases:
+Everything runs as `make run` does (SQLite, the embedded filesystem broker, a file cache; `--redis-url` for
+Redis as broker and cache, as the container image) in a temporary data directory, removed at the end (also on
+Ctrl-C). Phases:
 
 - isolated: one change at a time, each after a quiet spell longer than the delay: seconds from the commit
   until postfix-accounts.cf holds the new mailbox;
@@ -121,6 +122,8 @@ def run(args, temp):
     )
     for name in ("DATABASE_URL", "REDIS_URL", "DOCKSPACE_DMS_DIR", "DOCKSPACE_DMS_HISTORY_DIR"):
         os.environ.pop(name, None)
+    if args.redis_url:
+        os.environ["REDIS_URL"] = args.redis_url
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -132,6 +135,11 @@ def run(args, temp):
     from mail import services, sync
     from mail.models import DmsSyncState
 
+    if args.redis_url:
+        from django.core.cache import cache
+
+        if cache._cache.get_client().dbsize():
+            raise SystemExit(f"{args.redis_url} holds keys; give an empty Redis database")
     call_command("migrate", verbosity=0)
     services.domain_create(name="bench.test", actor_label="bench")
     services.mailbox_create(address="first@bench.test", actor_label="bench")
@@ -180,6 +188,10 @@ def run(args, temp):
     finally:
         worker.stop()
         watcher.stop_event.set()
+        if args.redis_url:
+            from django.core.cache import cache
+
+            cache._cache.get_client().flushdb()
 
 
 def main():
@@ -188,6 +200,9 @@ def main():
     parser.add_argument("--burst", type=int, default=50, help="changes committed back to back (default 50)")
     parser.add_argument("--restarts", type=int, default=5, help="worker crashes and restarts (default 5)")
     parser.add_argument("--delay", type=int, default=2, help="DOCKSPACE_DMS_SYNC_DELAY in seconds (default 2)")
+    parser.add_argument(
+        "--redis-url", default="", help="an EMPTY Redis database as broker and cache (default: the embedded broker)"
+    )
     parser.add_argument("--keep-temp", action="store_true", help="keep the data directory and worker log")
     args = parser.parse_args()
     temp = Path(tempfile.mkdtemp(prefix="dockspace-bench-dms-latency-"))

@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockspace.settings")
 
@@ -25,13 +25,21 @@ def _prepare_embedded_broker(sender, **kwargs):
         Path(backend[len("file://") :]).mkdir(parents=True, exist_ok=True)
 
 
-@worker_ready.connect
+@worker_init.connect
 def _catch_up_at_worker_start(sender, **kwargs):
-    """Work a worker does when it starts, named here one by one.
+    """Work a worker does when it starts, before it connects to the broker or forks its pool, named here
+    one by one.
 
     The DMS files: a worker killed mid-write left a journal to roll forward, and one killed while it held
     a queued sync lost that task (the embedded broker drops a message when a worker fetches it); the
     pending changes recorded in the database say what is behind, and this writes it now."""
+    import django
+    from django.db import connections
+
+    django.setup()  # idempotent; the worker may not have set Django up yet at this point
     from mail.sync import worker_started
 
-    worker_started()
+    try:
+        worker_started()
+    finally:
+        connections.close_all()  # never hand a database connection to the pool's forked children
