@@ -20,7 +20,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from mail import selectors
@@ -332,6 +332,11 @@ def worker_started():
         report = catch_up()
     except ForeignFiles as e:
         log.warning("DMS files not written at worker start: %s", e)  # waits for the operator (see the admin)
+        return
+    except DatabaseError as e:
+        # Not migrated yet (a first start): the pending changes wait in the database for the next change
+        # or the periodic check.
+        log.warning("DMS files not checked at worker start, the database is not ready: %s", e)
         return
     except Exception:
         log.exception("catching up the DMS files at worker start failed; queueing a sync with retries")
