@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 from dockspace.private_files import private_dir
 
@@ -24,3 +25,23 @@ def _prepare_embedded_broker(sender, **kwargs):
     backend = str(sender.conf.result_backend or "")
     if backend.startswith("file://"):
         private_dir(backend[len("file://") :])
+
+
+@worker_init.connect
+def _catch_up_at_worker_start(sender, **kwargs):
+    """Work a worker does when it starts, before it connects to the broker or forks its pool, named here
+    one by one.
+
+    The DMS files: a worker killed mid-write left a journal to roll forward, and one killed while it held
+    a queued sync lost that task (the embedded broker drops a message when a worker fetches it); the
+    pending changes recorded in the database say what is behind, and this writes it now."""
+    import django
+    from django.db import connections
+
+    django.setup()  # idempotent; the worker may not have set Django up yet at this point
+    from mail.sync import worker_started
+
+    try:
+        worker_started()
+    finally:
+        connections.close_all()  # never hand a database connection to the pool's forked children

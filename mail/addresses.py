@@ -11,8 +11,9 @@ ADDRESS_MAX_LENGTH = 254
 
 # Characters that would break a DMS file line or a Postfix table: field separators and whitespace.
 _FORBIDDEN = {"|": "a '|'", ":": "a ':'", ",": "a ','"}
-_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{}~-]+)*$")
-_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Both are matched whole (fullmatch): "$" would also accept a final newline.
+_LOCAL_RE = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{}~-]+)*")
+_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def _reject_unsafe(value, field):
@@ -41,7 +42,7 @@ def normalize_domain(value, field="domain"):
         except idna.IDNAError:
             raise ValidationError(f"{field}: '{raw}' is not a valid international domain name.") from None
     labels = name.split(".")
-    if len(labels) < 2 or len(name) > DOMAIN_MAX_LENGTH or not all(_LABEL_RE.match(label) for label in labels):
+    if len(labels) < 2 or len(name) > DOMAIN_MAX_LENGTH or not all(_LABEL_RE.fullmatch(label) for label in labels):
         raise ValidationError(
             f"{field}: '{raw}' is not a valid domain name (labels of letters, digits and hyphens, at least one dot)."
         )
@@ -74,7 +75,7 @@ def normalize_local_part(value, field="address"):
         raise ValidationError(
             f"{field}: the part before '@' cannot start with '#' (DMS would read the line as a comment)."
         )
-    if not _LOCAL_RE.match(local):
+    if not _LOCAL_RE.fullmatch(local):
         raise ValidationError(
             f"{field}: '{value}' before '@' may use letters, digits, dots (not first, last or doubled) "
             "and !#$%&'*+/=?^_`{}~-."

@@ -425,6 +425,7 @@ class DmsSyncStateAdmin(admin.ModelAdmin):
         "last_success_at",
         "last_attempt_at",
         "last_error",
+        "skipped",
         "file_checksums",
         "last_changed",
         "write_count",
@@ -474,6 +475,8 @@ class DmsSyncStateAdmin(admin.ModelAdmin):
             notes.append("Restart needed: " + obj.restart_reason)
         if obj.last_error:
             notes.append("Last sync failed; it is retried.")
+        if obj.skipped:
+            notes.append("Some values cannot be written and were left out (see 'skipped'); everything else was.")
         if obj.drift_report:
             notes.append("Drift was found in the files on disk.")
         return " ".join(notes) or "-"
@@ -496,6 +499,8 @@ class DmsSyncStateAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"{len(report.changed)} file(s) written, {len(report.unchanged)} unchanged.", messages.SUCCESS
         )
+        for skipped in report.skipped:
+            self.message_user(request, f"Left out, cannot be written: {skipped}", messages.WARNING)
 
     @admin.action(description="Scan for drift and repair it", permissions=["change"])
     def scan_now(self, request, queryset):

@@ -18,7 +18,8 @@ RSA_BITS = (1024, 2048, 3072, 4096)
 DEFAULT_SELECTOR = "mail"  # what DMS's own `setup config dkim` uses
 TXT_STRING_MAX = 255  # one DNS character-string (RFC 1035); longer TXT values are split into several
 
-_SELECTOR_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Matched whole (fullmatch): "$" would also accept a final newline, which then breaks every DMS file.
+_SELECTOR_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def _check_algorithm(algorithm):
@@ -129,7 +130,7 @@ def split_txt_for_dns(value, chunk=TXT_STRING_MAX):
 def validate_selector(selector):
     """Return the selector if it is one DNS label: 1-63 lower-case letters, digits and hyphens, not starting
     or ending with a hyphen. Raises ValidationError naming 'selector'."""
-    if not isinstance(selector, str) or not _SELECTOR_RE.match(selector):
+    if not isinstance(selector, str) or not _SELECTOR_RE.fullmatch(selector):
         raise ValidationError(
             f"selector: {selector!r} is not valid; use 1-63 lower-case letters, digits and hyphens, "
             "not starting or ending with a hyphen."

@@ -282,6 +282,10 @@ class DmsSyncState(models.Model):
     restart_needed = models.BooleanField(default=False)
     restart_reason = models.CharField(max_length=200, blank=True)
     write_count = models.PositiveBigIntegerField(default=0)
+    skipped = models.TextField(
+        blank=True,
+        help_text="Values the last sync could not write (reported and left out; everything else was written).",
+    )
 
     class Meta:
         verbose_name = "DMS sync state"
@@ -294,3 +298,17 @@ class DmsSyncState(models.Model):
     def load(cls):
         row, _ = cls.objects.get_or_create(pk=1)
         return row
+
+
+class DmsPendingChange(models.Model):
+    """A committed mail change that the DMS files may not show yet: inserted in the same transaction as the
+    change, deleted only by a sync that read the database after it and wrote successfully. While any row
+    exists the files are behind, whatever happened to the queued task (a killed worker loses it)."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "pending DMS change"
+
+    def __str__(self):
+        return f"DMS change pending since {self.created_at:%Y-%m-%d %H:%M:%S}"

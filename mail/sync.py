@@ -1,18 +1,26 @@
 """Bring the DMS directory in line with the database: snapshot -> render -> write, and drift scans.
 
-Requests for a sync are coalesced: any number of committed changes within DMS_SYNC_DELAY seconds
-cause one sync, and a sync that finds the bytes on disk unchanged writes nothing.
+"The files are behind the database" is durable: every transaction that changes mail state inserts a
+DmsPendingChange row, and only a successful sync that read the database after it deletes it. The
+queued task is only a wake-up call: if it is lost (a worker killed while holding it), the next
+change, the next worker start and the periodic check each find the rows and catch up.
+
+A lone change is written at once; while changes keep coming, at most one sync starts every
+DMS_SYNC_DELAY seconds (they are coalesced), and a sync that finds the bytes on disk unchanged
+writes nothing.
 """
 
 import functools
 import hashlib
 import logging
+import math
 import os
 import threading
+import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from mail import selectors
@@ -25,19 +33,21 @@ from mail.dms.render import (
     SEND_ACCESS_PATH,
     VIRTUAL_PATH,
     file_mode,
+    is_secret,
     redact_line,
     render_dkim,
     render_files,
     stream_files,
 )
-from mail.dms.writer import dms_lock, write_files
-from mail.models import DmsSyncState
+from mail.dms.writer import dms_lock, roll_forward, write_files
+from mail.models import DmsPendingChange, DmsSyncState
 from mail.progress import counting_dms_files
 from mail.selectors import dms_snapshot
 
 log = logging.getLogger(__name__)
 
 QUEUED_KEY = "mail:dms-sync-queued"
+LAST_START_KEY = "mail:dms-sync-last-start"
 SYNC_LOCK_NAME = "sync.lock"
 DMS_FILES_HINT = (
     "Files: postfix-accounts.cf, postfix-virtual.cf, dovecot-quotas.cf, postfix-send-access.cf, "
@@ -51,9 +61,11 @@ def rendered_files():
     return render_files(dms_snapshot(dkim_layout=settings.DKIM_LAYOUT))
 
 
-def streamed_files():
+def streamed_files(*, on_skip=None):
     """The same files for the writer, the big ones as producers of bytes chunks streamed from the
-    database, so a sync's memory does not grow with the number of mailboxes and aliases."""
+    database, so a sync's memory does not grow with the number of mailboxes and aliases.
+    Sorted by path, so postfix-accounts.cf is replaced before postfix-virtual.cf names a new mailbox.
+    on_skip(message): a value that cannot be written is reported there and left out (without it, raised)."""
     dead = functools.cache(selectors.dead_addresses)  # read once per sync, when first needed
     files = stream_files(
         accounts=selectors.dms_accounts,
@@ -61,8 +73,10 @@ def streamed_files():
         identity_lines=lambda: selectors.dms_identity_lines(dead()),
         send_blocked=selectors.dms_send_blocked,
         receive_blocked=lambda: selectors.dms_receive_blocked(dead()),
+        on_skip=on_skip,
     )
-    files.update(render_dkim(selectors.dms_dkim_keys(dkim_layout=settings.DKIM_LAYOUT), settings.DKIM_LAYOUT))
+    keys = selectors.dms_dkim_keys(dkim_layout=settings.DKIM_LAYOUT)
+    files.update(render_dkim(keys, settings.DKIM_LAYOUT, on_skip=on_skip))
     return dict(sorted(files.items()))
 
 
@@ -75,6 +89,7 @@ def _write(files, *, root, dry_run=False):
         file_mode=file_mode,
         dry_run=dry_run,
         redact=redact_line,
+        is_secret=is_secret,
     )
 
 
@@ -118,28 +133,40 @@ def _refuse_foreign(root):
 def dms_sync(*, dry_run=False, force=False, progress=None):
     """Write what changed. Records the outcome on DmsSyncState; raises the writer's errors, and
     ForeignFiles (writing nothing) while the directory holds an existing DMS setup not yet adopted.
+    A value that cannot be written (e.g. a DKIM selector with a line break stored by hand) is left
+    out and reported on DmsSyncState.skipped; everything else is written.
 
     One sync at a time, from reading the database to the last rename, so an older picture of the
-    data can never overwrite a newer one."""
+    data can never overwrite a newer one. The pending changes are read before the data and only
+    those are cleared afterwards: a change committed during the write keeps the files behind."""
     state = DmsSyncState.load()
     state.last_attempt_at = timezone.now()
+    skipped = []
     try:
         with dms_lock(settings.DMS_HISTORY_DIR / SYNC_LOCK_NAME, timeout=120):
+            if not dry_run:
+                roll_forward(settings.DMS_HISTORY_DIR)  # a killed write is finished before anything else
             if not force:
                 _refuse_foreign(settings.DMS_DIR)
-            with counting_dms_files(streamed_files(), progress) as files:
+            seen = list(DmsPendingChange.objects.values_list("pk", flat=True))
+            with counting_dms_files(streamed_files(on_skip=skipped.append), progress) as files:
                 report = _write(files, root=settings.DMS_DIR, dry_run=dry_run)
     except Exception as e:
         if not dry_run:
             state.last_error = f"{type(e).__name__}: {e}"[:2000]
             state.save(update_fields=["last_attempt_at", "last_error"])
         raise
+    report.skipped = skipped = list(dict.fromkeys(skipped))  # accounts and quotas report the same account
     if not dry_run:
+        _clear_pending(seen)
         state.last_success_at = state.last_attempt_at
         state.last_error = ""
         # Every file now holds what the database says: whatever drift a scan found is repaired.
         state.drift_found_at = None
         state.drift_report = ""
+        state.skipped = "\n".join(skipped)[:20000]
+        if skipped:
+            log.warning("DMS sync left out %d value(s) that cannot be written: %s", len(skipped), "; ".join(skipped))
         state.checksums = report.checksums
         if report.changed or report.removed:
             state.last_changed = sorted(report.changed + report.removed)
@@ -153,10 +180,35 @@ def dms_sync(*, dry_run=False, force=False, progress=None):
     return report
 
 
+def _clear_pending(seen):
+    for start in range(0, len(seen), 500):
+        DmsPendingChange.objects.filter(pk__in=seen[start : start + 500]).delete()
+    # A sync run inside the transaction that recorded a change (a command, a test) may have cleared its
+    # row: the next change of that transaction must record itself again.
+    _local.pending_in = None
+
+
+def is_behind():
+    """Whether a committed change may not be in the DMS files yet."""
+    return DmsPendingChange.objects.exists()
+
+
+def catch_up():
+    """Finish a write a killed process left half done, then sync if the files are behind. The report,
+    or None when there was nothing to write."""
+    roll_forward(settings.DMS_HISTORY_DIR)
+    if not is_behind():
+        return None
+    _note_sync_start()
+    return dms_sync()
+
+
 def dms_scan(*, repair):
     """Compare the files on disk with what the database says. Returns {path: unified diff} of the
     drift found; repairs it (rewrites those files) when asked."""
-    report = _write(streamed_files(), root=settings.DMS_DIR, dry_run=True)
+    if repair:
+        catch_up()  # what is merely behind is not drift
+    report = _write(streamed_files(on_skip=lambda _message: None), root=settings.DMS_DIR, dry_run=True)
     drift = dict(report.diffs)
     state = DmsSyncState.load()
     if drift:
@@ -165,6 +217,8 @@ def dms_scan(*, repair):
         state.save(update_fields=["drift_found_at", "drift_report"])
         if repair:
             dms_sync()
+            state.drift_report = ""  # repaired: the page no longer says drift was found
+            state.save(update_fields=["drift_report"])
     elif state.drift_report:
         state.drift_report = ""
         state.save(update_fields=["drift_report"])
@@ -178,6 +232,7 @@ def export_files(output_dir, *, dry_run=False, force=False, progress=None):
         _refuse_foreign(output_dir)
     real = os.path.realpath(output_dir)
     key = hashlib.sha256(real.encode()).hexdigest()[:16]
+    (settings.DATA_DIR / "dms-export-history").mkdir(mode=0o700, parents=True, exist_ok=True)
     with counting_dms_files(streamed_files(), progress) as files:
         return write_files(
             output_dir,
@@ -187,6 +242,7 @@ def export_files(output_dir, *, dry_run=False, force=False, progress=None):
             file_mode=file_mode,
             dry_run=dry_run,
             redact=redact_line,
+            is_secret=is_secret,
         )
 
 
@@ -199,36 +255,103 @@ def mailbox_exists():
 
 def _on_commit():
     """Runs after the change committed: whatever goes wrong here (cache or broker down) must not
-    turn a saved change into an error. The periodic repair catches up within minutes."""
+    turn a saved change into an error. The change is already recorded as pending: the next change,
+    the next worker start or the periodic check writes it."""
     _local.pending_in = None
     try:
-        if cache.add(QUEUED_KEY, 1, timeout=max(30, settings.DMS_SYNC_DELAY * 10)):
-            from mail.tasks import sync_dms_files
-
-            try:
-                sync_dms_files.apply_async(countdown=settings.DMS_SYNC_DELAY)
-            except Exception:
-                cache.delete(QUEUED_KEY)
-                raise
+        _queue_sync()
     except Exception:
-        log.exception("could not queue a DMS sync; the periodic repair will write the files")
+        log.exception("could not queue a DMS sync; the next change or the periodic check will write the files")
+
+
+def _queue_sync():
+    """Queue the sync task: at once after a quiet spell, else when DMS_SYNC_DELAY has passed since the
+    last sync started. A queued-but-not-started task covers every change until it starts reading, so
+    no second one is queued; the marker expires with the wait, so a task lost with a killed worker
+    never holds up the next change for longer than that."""
+    from mail.tasks import sync_dms_files
+
+    delay = settings.DMS_SYNC_DELAY
+    if delay <= 0:
+        sync_dms_files.apply_async()
+        return
+    try:
+        last_start = cache.get(LAST_START_KEY)
+        countdown = 0.0 if last_start is None else min(delay, max(0.0, last_start + delay - time.time()))
+        if not cache.add(QUEUED_KEY, 1, timeout=math.ceil(countdown) + 1):
+            return
+    except Exception:
+        log.warning("the cache is unreachable: queueing a DMS sync without coalescing", exc_info=True)
+        sync_dms_files.apply_async(countdown=delay)
+        return
+    try:
+        sync_dms_files.apply_async(countdown=countdown)
+    except Exception:
+        cache.delete(QUEUED_KEY)
+        raise
+
+
+def _mark_behind():
+    DmsPendingChange.objects.create()
 
 
 def request_sync():
-    """Schedule one DMS sync after the current transaction commits (once per transaction).
+    """Record that the DMS files are behind, in the current transaction, and schedule one sync after
+    it commits (once per transaction).
 
     Django replaces its list of pending callbacks when a transaction (or the savepoint that
-    registered ours) ends, so "our callback is pending in this list" survives rollbacks correctly.
+    registered ours) ends, so "our callback is pending in this list" survives rollbacks correctly;
+    the pending-change row is inserted beside the callback, so it rolls back with it.
     """
     if not connection.in_atomic_block:
+        # Autocommit: the change is already committed; the row follows it at once.
+        _mark_behind()
         _on_commit()
         return
     if getattr(_local, "pending_in", None) is connection.run_on_commit:
         return
     _local.pending_in = connection.run_on_commit
+    _mark_behind()
     transaction.on_commit(_on_commit)
 
 
 def sync_started():
-    """Called by the task before it reads the database, so changes committed during the sync queue another."""
-    cache.delete(QUEUED_KEY)
+    """Called by the task before it looks at the database, so changes committed from then on queue another."""
+    try:
+        cache.delete(QUEUED_KEY)
+    except Exception:
+        log.exception("could not reach the cache; DMS syncs are not coalesced meanwhile")
+
+
+def _note_sync_start():
+    """A write is starting: the next one waits until DMS_SYNC_DELAY has passed (a lone change does not)."""
+    try:
+        cache.set(LAST_START_KEY, time.time(), timeout=max(1, math.ceil(settings.DMS_SYNC_DELAY)) + 1)
+    except Exception:
+        log.exception("could not reach the cache; DMS syncs are not coalesced meanwhile")
+
+
+def worker_started():
+    """A worker (re)started: finish a half-done write and write what a lost task left behind. Never raises:
+    on failure the sync task is queued, with its retries."""
+    try:
+        report = catch_up()
+    except ForeignFiles as e:
+        log.warning("DMS files not written at worker start: %s", e)  # waits for the operator (see the admin)
+        return
+    except DatabaseError as e:
+        # Not migrated yet (a first start): the pending changes wait in the database for the next change
+        # or the periodic check.
+        log.warning("DMS files not checked at worker start, the database is not ready: %s", e)
+        return
+    except Exception:
+        log.exception("catching up the DMS files at worker start failed; queueing a sync with retries")
+        try:
+            from mail.tasks import sync_dms_files
+
+            sync_dms_files.apply_async()
+        except Exception:
+            log.exception("could not queue a DMS sync; the periodic check will write the files")
+        return
+    if report is not None:
+        log.info("DMS files caught up at worker start: wrote %d file(s)", len(report.changed))

@@ -214,6 +214,21 @@ def _install(staged: _Staged, target: Path, mode: int, *, label, before_replace=
         raise _write_error(label, error) from error
 
 
+def _stage(label, chunks: Iterable[bytes], staging: Path, mode: int) -> tuple[Path, str]:
+    """Stream chunks into a new file in the staging directory, with its final mode, fsynced and closed:
+    (its location, sha256 of its bytes). The file is removed again if anything fails; errors raised by
+    chunks pass through as they are."""
+    with _staged(label, chunks, staging) as staged:
+        try:
+            os.fchmod(staged.file.fileno(), mode)
+            os.fsync(staged.file.fileno())
+            staged.file.close()
+        except OSError as error:
+            raise _write_error(label, error) from error
+        staged.is_installed = True  # kept: the caller renames it into place, or removes it
+    return Path(staged.name), staged.sha256
+
+
 def _atomic_write(target: Path, content: bytes, mode: int, temp_dir: Path, *, label) -> None:
     with _staged(label, [content], temp_dir) as staged:
         _install(staged, target, mode, label=label)

@@ -26,7 +26,7 @@ from mail.dms.files import (
 MANIFEST_NAME = "manifest.json"
 
 _TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
-_VERSION_NAME = re.compile(r"^(?P<stamp>\d{8}T\d{12}Z)-(?P<sha>[0-9a-f]{12})$")
+_VERSION_NAME = re.compile(r"(?P<stamp>\d{8}T\d{12}Z)-(?P<sha>[0-9a-f]{12})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ def list_versions(history_dir, path: str) -> list[Version]:
         found = _digest_of_file(location, location)
         if found is None:
             continue  # pruned by a writer since the listing
-        stored_at = datetime.datetime.strptime(_VERSION_NAME.match(name)["stamp"], _TIMESTAMP_FORMAT)
+        stored_at = datetime.datetime.strptime(_VERSION_NAME.fullmatch(name)["stamp"], _TIMESTAMP_FORMAT)
         versions.append(
             Version(
                 path=path,
@@ -79,7 +79,7 @@ def _matching_version(history: Path, path: str, prefix: str) -> Version:
     if len({v.sha256 for v in matches}) > 1:
         raise UnknownVersion(f"{path}: more than one stored version starts with {prefix}; give more digits")
     version = matches[0]
-    if not version.sha256.startswith(_VERSION_NAME.match(version.location.name)["sha"]):
+    if not version.sha256.startswith(_VERSION_NAME.fullmatch(version.location.name)["sha"]):
         raise CorruptVersion(f"{path}: the stored copy {version.location} does not match its checksum; not restored")
     return version
 
@@ -95,7 +95,7 @@ def _version_names(directory: Path) -> list[str]:
         return []
     except OSError as error:
         raise _write_error(directory, error) from error
-    return sorted((name for name in names if _VERSION_NAME.match(name)), reverse=True)
+    return sorted((name for name in names if _VERSION_NAME.fullmatch(name)), reverse=True)
 
 
 def _keep(history: Path, path: str, source: Path, keep: int) -> None:
@@ -108,7 +108,7 @@ def _keep(history: Path, path: str, source: Path, keep: int) -> None:
     stamp = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     if names:
         # Names sort by time; a clock that stands still or steps back must not reorder them.
-        newest = datetime.datetime.strptime(_VERSION_NAME.match(names[0])["stamp"], _TIMESTAMP_FORMAT)
+        newest = datetime.datetime.strptime(_VERSION_NAME.fullmatch(names[0])["stamp"], _TIMESTAMP_FORMAT)
         stamp = max(stamp, newest + datetime.timedelta(microseconds=1))
     label = f"history of {path}"
     # The name carries the checksum of the bytes actually copied, which is only known once they are.

@@ -51,8 +51,25 @@ def _check(value, what, pattern=_UNSAFE_ADDRESS_RE, owner=None):
     """A snapshot is built from validated rows; this only stops a bad value from breaking a line.
     (The message is built only on failure: this runs for every address of every file.)"""
     if not value or not isinstance(value, str) or pattern.search(value):
-        label = f"{what} of {owner}" if owner else what
-        raise ValueError(f"{label} {value!r} cannot be written to a DMS file")
+        of_owner = f" of {owner}" if owner else ""
+        raise ValueError(f"{what} {value!r}{of_owner} cannot be written to a DMS file")
+
+
+def _refuse(on_skip, message):
+    """A value that cannot be written: raised (on_skip None: previews, tests) or reported and left out."""
+    if on_skip is None:
+        raise ValueError(message)
+    on_skip(message)
+
+
+def _problem(checks):
+    """The message of the first failing check, or None; checks are (value, what, pattern, owner)."""
+    try:
+        for check in checks:
+            _check(*check)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _file(lines, header=HEADER):
@@ -75,12 +92,13 @@ def chunked_file(lines, header=HEADER):
         yield "".join(parts).encode()
 
 
-def _no_repeats(items, what, key=lambda item: item):
+def _no_repeats(items, what, key=lambda item: item, on_skip=None):
     """Pass items through, refusing one equal to the one before (inputs are sorted, so a repeat is adjacent)."""
     previous = None
     for item in items:
         if key(item) == previous:
-            raise ValueError(f"{what} {previous} appears twice")
+            _refuse(on_skip, f"{what} {previous} appears twice")
+            continue
         previous = key(item)
         yield item
 
@@ -89,46 +107,67 @@ def _unique(items):
     return tuple(dict.fromkeys(items))
 
 
-def render_postfix_accounts(accounts):
+def render_postfix_accounts(accounts, on_skip=None):
     """`address|hash`, or `address|hash|fail=y` for a suspended account: Dovecot's passdb `fail` field
     refuses IMAP/POP3 and Postfix SASL logins, while user lookups (LMTP delivery) ignore it. `nologin=y`
     is not enough: Dovecot's auth server still answers OK to Postfix, so SMTP AUTH would work."""
-    return _file(account_lines(sorted(accounts, key=lambda a: _by_length(a.address))))
+    return _file(account_lines(sorted(accounts, key=lambda a: _by_length(a.address)), on_skip))
 
 
-def account_lines(accounts):
+def _account_problem(account):
+    return _problem(
+        [(account.address, "address"), (account.password_hash, "password hash", _UNSAFE_HASH_RE, account.address)]
+    )
+
+
+def account_lines(accounts, on_skip=None):
     """The lines of postfix-accounts.cf for accounts already in DMS line order."""
-    for account in _no_repeats(accounts, "account", key=lambda a: a.address):
-        _check(account.address, "address")
-        _check(account.password_hash, "password hash", _UNSAFE_HASH_RE, account.address)
+    for account in _no_repeats(accounts, "account", key=lambda a: a.address, on_skip=on_skip):
+        problem = _account_problem(account)
+        if problem:
+            _refuse(on_skip, problem)
+            continue
         line = f"{account.address}|{account.password_hash}"
         yield line + "|fail=y" if account.is_suspended else line
 
 
-def render_dovecot_quotas(accounts):
+def render_dovecot_quotas(accounts, on_skip=None):
     """`address:10G` for each account with a quota; `address:0` for an explicit no-limit."""
-    return _file(quota_lines(sorted(accounts, key=lambda a: _by_length(a.address))))
+    return _file(quota_lines(sorted(accounts, key=lambda a: _by_length(a.address)), on_skip))
 
 
-def quota_lines(accounts):
-    """The lines of dovecot-quotas.cf for accounts already in DMS line order."""
+def quota_lines(accounts, on_skip=None):
+    """The lines of dovecot-quotas.cf for accounts already in DMS line order (an account left out of
+    postfix-accounts.cf is left out here too, reported with the same message)."""
     for account in accounts:
+        problem = _account_problem(account)
+        if problem:
+            _refuse(on_skip, problem)
+            continue
         if account.quota_bytes is not None:
             yield f"{account.address}:{format_quota(account.quota_bytes)}"
 
 
-def virtual_lines(accounts, aliases):
+def _alias_problem(address, targets):
+    problem = _problem(
+        [(address, "alias address"), *((target, "target", _UNSAFE_ADDRESS_RE, address) for target in targets)]
+    )
+    if problem is None and not targets:
+        problem = f"alias {address} has no target"
+    return problem
+
+
+def virtual_lines(accounts, aliases, on_skip=None):
     """{key: targets} as written to postfix-virtual.cf, identity lines for catch-all domains included."""
     lines = {}
     for alias in aliases:
-        _check(alias.address, "alias address")
-        if alias.address in lines:
-            raise ValueError(f"alias {alias.address} appears twice")
         targets = _unique(alias.targets)
-        if not targets:
-            raise ValueError(f"alias {alias.address} has no target")
-        for target in targets:
-            _check(target, "target", owner=alias.address)
+        problem = _alias_problem(alias.address, targets)
+        if problem is None and alias.address in lines:
+            problem = f"alias {alias.address} appears twice"
+        if problem:
+            _refuse(on_skip, problem)
+            continue
         lines[alias.address] = targets
     catch_all_domains = {address[1:] for address in lines if address.startswith("@")}
     for account in accounts:
@@ -138,32 +177,34 @@ def virtual_lines(accounts, aliases):
     return {key: lines[key] for key in sorted(lines, key=_by_length)}
 
 
-def render_postfix_virtual(accounts, aliases):
+def render_postfix_virtual(accounts, aliases, on_skip=None):
     """One `key target1,target2` line per alias key, sorted by (length, key)."""
-    return _file(virtual_text_lines(virtual_lines(accounts, aliases).items()))
+    return _file(virtual_text_lines(virtual_lines(accounts, aliases, on_skip).items(), on_skip))
 
 
-def virtual_text_lines(items):
+def virtual_text_lines(items, on_skip=None):
     """`key target1,target2` for (key, targets) pairs already in DMS line order."""
-    for key, targets in _no_repeats(items, "alias", key=lambda item: item[0]):
-        _check(key, "alias address")
+    for key, targets in _no_repeats(items, "alias", key=lambda item: item[0], on_skip=on_skip):
         targets = _unique(targets)
-        if not targets:
-            raise ValueError(f"alias {key} has no target")
-        for target in targets:
-            _check(target, "target", owner=key)
+        problem = _alias_problem(key, targets)
+        if problem:
+            _refuse(on_skip, problem)
+            continue
         yield f"{key} {','.join(targets)}"
 
 
-def render_access(addresses):
+def render_access(addresses, on_skip=None):
     """postfix-send-access.cf / postfix-receive-access.cf: `address<TAB>REJECT`."""
-    return _file(access_lines(sorted(set(addresses))))
+    return _file(access_lines(sorted(set(addresses)), on_skip))
 
 
-def access_lines(addresses):
+def access_lines(addresses, on_skip=None):
     """`address<TAB>REJECT` for sorted, distinct addresses."""
-    for address in _no_repeats(addresses, "blocked address"):
-        _check(address, "blocked address")
+    for address in _no_repeats(addresses, "blocked address", on_skip=on_skip):
+        problem = _problem([(address, "blocked address")])
+        if problem:
+            _refuse(on_skip, problem)
+            continue
         yield f"{address}\tREJECT"
 
 
@@ -290,12 +331,26 @@ def render_rspamd(keys):
     return files
 
 
-def render_dkim(keys, layout):
+def render_dkim(keys, layout, on_skip=None):
+    """The DKIM files of the layout. A key that cannot be written is left out whole (no key file, no
+    table line) and reported through on_skip (raised without it)."""
+    if layout not in (DKIM_LAYOUT_OPENDKIM, DKIM_LAYOUT_RSPAMD):
+        raise ValueError(f"unknown DKIM layout {layout!r}")
     domains = [key.domain for key in keys]
     if len(set(domains)) != len(domains):
-        raise ValueError("a domain has more than one DKIM key")
+        _refuse(on_skip, "a domain has more than one DKIM key")
+        keys = [key for key in keys if domains.count(key.domain) == 1]
+    usable = []
     for key in keys:
-        _check_key(key)
+        try:
+            _check_key(key)
+            if layout == DKIM_LAYOUT_RSPAMD:
+                _rspamd_private_key(key)
+        except ValueError as error:
+            _refuse(on_skip, str(error))
+            continue
+        usable.append(key)
+    keys = tuple(usable)
     if layout == DKIM_LAYOUT_OPENDKIM:
         return render_opendkim(keys)
     if layout == DKIM_LAYOUT_RSPAMD:
@@ -303,37 +358,40 @@ def render_dkim(keys, layout):
     raise ValueError(f"unknown DKIM layout {layout!r}")
 
 
-def render_files(snapshot):
-    """{path relative to the DMS config dir: bytes}. LF only, never empty, same snapshot -> same bytes."""
+def render_files(snapshot, *, on_skip=None):
+    """{path relative to the DMS config dir: bytes}. LF only, never empty, same snapshot -> same bytes.
+    A value that would break a file is raised as ValueError, or with on_skip(message) reported there and
+    left out while everything else is rendered."""
     snapshot = snapshot.normalized()
     files = {
-        ACCOUNTS_PATH: render_postfix_accounts(snapshot.accounts),
-        QUOTAS_PATH: render_dovecot_quotas(snapshot.accounts),
-        VIRTUAL_PATH: render_postfix_virtual(snapshot.accounts, snapshot.aliases),
-        SEND_ACCESS_PATH: render_access(snapshot.send_blocked),
-        RECEIVE_ACCESS_PATH: render_access(snapshot.receive_blocked),
+        ACCOUNTS_PATH: render_postfix_accounts(snapshot.accounts, on_skip),
+        QUOTAS_PATH: render_dovecot_quotas(snapshot.accounts, on_skip),
+        VIRTUAL_PATH: render_postfix_virtual(snapshot.accounts, snapshot.aliases, on_skip),
+        SEND_ACCESS_PATH: render_access(snapshot.send_blocked, on_skip),
+        RECEIVE_ACCESS_PATH: render_access(snapshot.receive_blocked, on_skip),
     }
-    files.update(render_dkim(snapshot.dkim_keys, snapshot.dkim_layout))
+    files.update(render_dkim(snapshot.dkim_keys, snapshot.dkim_layout, on_skip))
     return dict(sorted(files.items()))
 
 
-def stream_files(*, accounts, aliases, identity_lines, send_blocked, receive_blocked):
+def stream_files(*, accounts, aliases, identity_lines, send_blocked, receive_blocked, on_skip=None):
     """The account files as {path: producer}, each producer a zero-argument callable returning the
     file's bytes chunks, so a sync of any size holds about one chunk at a time. Every argument is a
     zero-argument callable returning entries already in order: accounts and aliases (Account/Alias,
     DMS line order; aliases without the catch-all identity lines, which identity_lines gives), the
-    blocked addresses sorted. Same bytes as render_files on the equivalent Snapshot."""
+    blocked addresses sorted. Same bytes as render_files on the equivalent Snapshot. on_skip: as for
+    render_files (reported while the producers run, i.e. during the write)."""
 
     def virtual():
         merged = heapq.merge(aliases(), identity_lines(), key=lambda entry: _by_length(entry.address))
-        return chunked_file(virtual_text_lines((entry.address, entry.targets) for entry in merged))
+        return chunked_file(virtual_text_lines(((entry.address, entry.targets) for entry in merged), on_skip))
 
     return {
-        ACCOUNTS_PATH: lambda: chunked_file(account_lines(accounts())),
-        QUOTAS_PATH: lambda: chunked_file(quota_lines(accounts())),
+        ACCOUNTS_PATH: lambda: chunked_file(account_lines(accounts(), on_skip)),
+        QUOTAS_PATH: lambda: chunked_file(quota_lines(accounts(), on_skip)),
         VIRTUAL_PATH: virtual,
-        SEND_ACCESS_PATH: lambda: chunked_file(access_lines(send_blocked())),
-        RECEIVE_ACCESS_PATH: lambda: chunked_file(access_lines(receive_blocked())),
+        SEND_ACCESS_PATH: lambda: chunked_file(access_lines(send_blocked(), on_skip)),
+        RECEIVE_ACCESS_PATH: lambda: chunked_file(access_lines(receive_blocked(), on_skip)),
     }
 
 
@@ -359,6 +417,15 @@ def redact_account_line(line):
     return f"{address}|{scheme.group(0) if scheme else ''}…{sep}{extra}{ending}"
 
 
+def is_secret(path):
+    """Private keys: never shown, not even in a diff. (postfix-accounts.cf is shown with redact_line.)"""
+    return path.endswith((".private", ".private.txt"))
+
+
 def file_mode(path):
-    """0o640 for private keys, 0o644 for everything else."""
-    return 0o640 if path.endswith((".private", ".private.txt")) else 0o644
+    """What DMS needs, no more. DMS reads its config directory as root inside the container, except the
+    Rspamd keys, which `_rspamd` reads through the group: postfix-accounts.cf (password hashes) 0o600,
+    private keys 0o640, the rest (addresses, DNS snippets, tables) 0o644 as DMS's own `setup` leaves them."""
+    if path == ACCOUNTS_PATH:
+        return 0o600
+    return 0o640 if is_secret(path) else 0o644

@@ -29,17 +29,13 @@ from mail.dms.files import (
     _chunks,
     _current_mode,
     _file_chunks,
-    _fsync_dir,
-    _install,
-    _is_recursively_watched,
     _is_top_level_cf,
     _make_dir,
     _read_or_none,
-    _remove_empty_parents,
     _remove_stale_temp_files,
     _sha256,
     _sha256_of_file,
-    _staged,
+    _stage,
     _write_error,
     dms_lock,
 )
@@ -52,13 +48,15 @@ from mail.dms.history import (
     _matching_version,
     _read_manifest,
     _version_prefix,
-    _write_manifest,
     list_versions,
 )
+from mail.dms.journal import JOURNAL_NAME, clear_staging, commit, staging_dir
+from mail.dms.journal import roll_forward as _roll_forward
 
 __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_FILE_MODE",
+    "JOURNAL_NAME",
     "LOCK_NAME",
     "MANIFEST_NAME",
     "RECURSIVELY_WATCHED_DIRS",
@@ -77,6 +75,7 @@ __all__ = [
     "list_versions",
     "read_files",
     "restore_version",
+    "roll_forward",
     "write_files",
 ]
 
@@ -90,6 +89,7 @@ class WriteReport:
     unchanged: list[str] = dataclasses.field(default_factory=list)
     checksums: dict[str, str] = dataclasses.field(default_factory=dict)
     diffs: dict[str, str] = dataclasses.field(default_factory=dict)
+    skipped: list[str] = dataclasses.field(default_factory=list)  # values the renderer left out (set by the sync)
 
 
 def write_files(
@@ -102,18 +102,25 @@ def write_files(
     dry_run: bool = False,
     lock_timeout: float = 30,
     redact: Callable[[str, str], str] | None = None,
+    is_secret: Callable[[str], bool] | None = None,
 ) -> WriteReport:
     """Make the files under root hold exactly these bytes, in the order given, and remove managed files not passed.
 
+    The set is committed as one: every changed file is first staged outside what DMS reads (see journal.py),
+    then a journal of the renames is written to the history directory, then the renames are done. A failure
+    before the journal leaves every file as it was; a writer killed after it is rolled forward by the next
+    write (or roll_forward). Renames follow the order given (so postfix-accounts.cf, sorted before
+    postfix-virtual.cf, gains a new mailbox before any alias names it).
     A content is bytes or a ContentProducer: a zero-argument callable returning an iterable of bytes chunks, which
-    is streamed to a temp file while hashed, so memory stays flat however large the file (a write calls it once;
+    is streamed to a staged file while hashed, so memory stays flat however large the file (a write calls it once;
     a dry run calls it again only to diff a changed file). A producer that yields nothing raises EmptyContent and
-    one that raises stops the write with its own exception; either way that file keeps its old bytes.
+    one that raises stops the write with its own exception; either way no file is replaced.
     Every path and content is checked before anything is written. A file whose bytes already match is not
     touched (DMS hashes files; an untouched file triggers no reload), but its mode is corrected in place.
     Top-level *.cf files are never removed: DMS ignores a deleted file, so the caller passes a header-only one.
-    In a dry run nothing is written and `diffs` holds a unified diff per changed or removed file; files whose
-    mode is not world-readable (secrets) get a diff that names the change without showing the contents, and
+    In a dry run nothing is written and `diffs` holds a unified diff per changed or removed file; secret files
+    (`is_secret(path)`, by default: a mode that is not world-readable) get a diff that names the change without
+    showing the contents, and
     `redact(path, line)`, if given, rewrites each line of the other files before diffing (e.g. to hide hashes).
     """
     if keep < 0:
@@ -126,29 +133,38 @@ def write_files(
         targets[path] = _checked_target(real_root, path)
         _check_content(path, content)
     if dry_run:
-        return _plan(real_root, history, files, targets, mode_of, redact)
+        secret = is_secret or (lambda path: not mode_of(path) & stat.S_IROTH)
+        return _plan(real_root, history, files, targets, secret, redact)
     with dms_lock(history / LOCK_NAME, timeout=lock_timeout):
-        _remove_stale_temp_files(real_root, history)
-        _make_dir(real_root)
+        _prepare(real_root, history)
+        staging = staging_dir(real_root, history)
         manifest = _read_manifest(history, repair=True)
         report = WriteReport()
+        staged: list[_Change] = []
         try:
             for path, content in files.items():
-                is_changed, digest = _put(real_root, history, path, targets[path], content, mode_of(path), keep)
-                (report.changed if is_changed else report.unchanged).append(path)
-                report.checksums[path] = manifest[path] = digest
-            for path in sorted(set(manifest) - set(files)):
-                if _is_top_level_cf(path):
-                    continue
-                if _remove(real_root, history, path, keep):
-                    report.removed.append(path)
-                del manifest[path]
+                change = _stage_if_changed(staging, path, targets[path], content, mode_of(path))
+                (report.changed if change.location else report.unchanged).append(path)
+                report.checksums[path] = change.sha256
+                if change.location:
+                    staged.append(change)
+            gone = [path for path in sorted(set(manifest) - set(files)) if not _is_top_level_cf(path)]
+            report.removed = [path for path in gone if _removable(real_root, path)]
+            # Previous versions are kept before anything is replaced, so a rollback always has them.
+            for change in staged:
+                if change.old_sha is not None:
+                    _keep(history, change.path, change.target, keep)
+            for path in report.removed:
+                _keep(history, path, _checked_target(real_root, path), keep)
         except BaseException:
-            # Files already replaced stay managed; the original error is the one worth reporting.
-            with contextlib.suppress(WriterError):
-                _write_manifest(history, manifest)
+            for change in staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(change.location)
             raise
-        _write_manifest(history, manifest)
+        new_manifest = {path: sha for path, sha in manifest.items() if path not in gone} | report.checksums
+        if staged or report.removed or new_manifest != manifest:
+            commit(history, real_root, staging, [(c.location, c.path) for c in staged], report.removed, new_manifest)
+        clear_staging(real_root, history)
     return report
 
 
@@ -156,6 +172,16 @@ def read_files(root, paths) -> dict[str, bytes | None]:
     """The bytes on disk of each path under root, None for a missing file (for drift scanning)."""
     real_root = Path(os.path.realpath(root))
     return {path: _read_or_none(path, _checked_target(real_root, path)) for path in paths}
+
+
+def roll_forward(history_dir, *, lock_timeout: float = 30) -> bool:
+    """Finish a write that was killed half-way, under the writer's lock; True when there was one to finish.
+    Every write does this first; a process that syncs calls it when it starts."""
+    history = Path(history_dir)
+    if not (history / JOURNAL_NAME).exists():
+        return False
+    with dms_lock(history / LOCK_NAME, timeout=lock_timeout):
+        return _roll_forward(history)
 
 
 def restore_version(
@@ -178,43 +204,80 @@ def restore_version(
     target = _checked_target(real_root, path)
     history = Path(history_dir)
     with dms_lock(history / LOCK_NAME, timeout=lock_timeout):
+        _prepare(real_root, history)
         version = _matching_version(history, path, prefix)
         if file_mode is not None:
             mode = file_mode(path)
         else:
             mode = _current_mode(target) or DEFAULT_FILE_MODE
-        _remove_stale_temp_files(real_root, history)
-        _make_dir(real_root)
+        staging = staging_dir(real_root, history)
         manifest = _read_manifest(history, repair=True)
         content = functools.partial(_file_chunks, version.location, version.location)
-        is_changed, digest = _put(real_root, history, path, target, content, mode, keep)
-        manifest[path] = digest
-        _write_manifest(history, manifest)
-    report = WriteReport(checksums={path: digest})
-    (report.changed if is_changed else report.unchanged).append(path)
+        change = _stage_if_changed(staging, path, target, content, mode)
+        try:
+            if change.location and change.old_sha is not None:
+                _keep(history, path, target, keep)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(change.location)
+            raise
+        new_manifest = manifest | {path: change.sha256}
+        if change.location or new_manifest != manifest:
+            renames = [(change.location, path)] if change.location else []
+            commit(history, real_root, staging, renames, [], new_manifest)
+        clear_staging(real_root, history)
+    report = WriteReport(checksums={path: change.sha256})
+    (report.changed if change.location else report.unchanged).append(path)
     return report
 
 
 # Writing --------------------------------------------------------------------------------------------------
 
 
-def _put(real_root: Path, history: Path, path: str, target: Path, content, mode: int, keep: int) -> tuple[bool, str]:
-    """Make target hold content unless it already does; (whether the bytes changed, sha256 of the bytes now)."""
+@dataclasses.dataclass
+class _Change:
+    path: str
+    target: Path
+    sha256: str
+    old_sha: str | None
+    location: Path | None = None  # the staged new bytes; None when the file already holds them
+
+
+def _prepare(real_root: Path, history: Path) -> None:
+    """Under the lock, before anything else: finish a killed write, then clear what a killed writer left."""
+    _roll_forward(history)
+    clear_staging(real_root, history)
+    _remove_stale_temp_files(real_root, history)
+    _make_dir(real_root)
+
+
+def _stage_if_changed(staging: Path, path: str, target: Path, content, mode: int) -> _Change:
+    """Stage the new bytes of path unless target already holds them (then only its mode is corrected)."""
+    if target.is_dir():
+        raise WriteError(f"{path}: Is a directory")
     old_sha = _sha256_of_file(path, target)
     if isinstance(content, bytes | bytearray) and old_sha == _sha256(content):
         # Bytes in memory can be compared before staging anything, so an unchanged file costs no write at all.
         _fix_mode(path, target, mode)
-        return False, old_sha
+        return _Change(path, target, old_sha, old_sha)
+    # Created now, so a parent that cannot be a directory fails the whole set before anything is replaced.
     _make_dir(target.parent, label=path)
-    temp_dir = real_root if _is_recursively_watched(real_root, path, target) else target.parent
-    with _staged(path, _chunks(path, content), temp_dir) as staged:
-        if staged.sha256 == old_sha:
-            _fix_mode(path, target, mode)
-            return False, staged.sha256
-        # The history copy is taken only once the new bytes are safely on disk, so a failed write leaves no trace.
-        keep_old = (lambda: _keep(history, path, target, keep)) if old_sha is not None else None
-        _install(staged, target, mode, label=path, before_replace=keep_old)
-    return True, staged.sha256
+    location, sha = _stage(path, _chunks(path, content), staging, mode)
+    if sha == old_sha:
+        with contextlib.suppress(OSError):
+            os.unlink(location)
+        _fix_mode(path, target, mode)
+        return _Change(path, target, sha, old_sha)
+    return _Change(path, target, sha, old_sha, location)
+
+
+def _removable(real_root: Path, path: str) -> bool:
+    """A formerly managed file that still exists under the root (a symlink leading outside is forgotten)."""
+    try:
+        target = _checked_target(real_root, path)
+    except UnsafePath:
+        return False
+    return os.path.lexists(target) and not target.is_dir()
 
 
 def _fix_mode(path: str, target: Path, mode: int) -> None:
@@ -225,30 +288,10 @@ def _fix_mode(path: str, target: Path, mode: int) -> None:
             raise _write_error(path, error) from error
 
 
-def _remove(real_root: Path, history: Path, path: str, keep: int) -> bool:
-    """Remove a formerly managed file, keeping its last version; False when it was already gone or unsafe."""
-    try:
-        target = _checked_target(real_root, path)
-    except UnsafePath:
-        return False  # a symlink now points it outside the root: forget it, never delete outside
-    if not os.path.lexists(target):
-        return False
-    _keep(history, path, target, keep)
-    try:
-        target.unlink()
-        _fsync_dir(target.parent)
-    except FileNotFoundError:
-        return False
-    except OSError as error:
-        raise _write_error(path, error) from error
-    _remove_empty_parents(real_root, target.parent)
-    return True
-
-
 # Dry run --------------------------------------------------------------------------------------------------
 
 
-def _plan(real_root: Path, history: Path, files, targets, mode_of, redact=None) -> WriteReport:
+def _plan(real_root: Path, history: Path, files, targets, is_secret, redact=None) -> WriteReport:
     """Only a changed file is read whole (for difflib), and a secret one not even then: drift is rare."""
     report = WriteReport()
     for path, content in files.items():
@@ -259,7 +302,7 @@ def _plan(real_root: Path, history: Path, files, targets, mode_of, redact=None) 
             report.unchanged.append(path)
             continue
         report.changed.append(path)
-        if not mode_of(path) & stat.S_IROTH:
+        if is_secret(path):
             report.diffs[path] = _secret_diff(path, old_sha, new_sha)
         else:
             new = b"".join(_chunks(path, content))

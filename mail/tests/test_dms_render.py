@@ -2,6 +2,7 @@
 
 import base64
 import dataclasses
+import re
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -285,41 +286,71 @@ def test_dns_record_name_and_value(key, name, value):
         ("rspamd/dkim/rsa-2048-mail-x.io.public.dns.txt", 0o644),
         ("opendkim/keys/x.io/mail.txt", 0o644),
         ("opendkim/KeyTable", 0o644),
-        ("postfix-accounts.cf", 0o644),
+        ("postfix-accounts.cf", 0o600),
+        ("postfix-virtual.cf", 0o644),
+        ("dovecot-quotas.cf", 0o644),
     ],
 )
 def test_file_mode_keeps_private_keys_from_other_users(path, mode):
     assert file_mode(path) == mode
 
 
-@pytest.mark.parametrize(
-    ("snapshot", "message"),
-    [
-        (Snapshot(accounts=(account("a@x.io"), account("a@x.io"))), "appears twice"),
-        (Snapshot(accounts=(Account("a@x.io", "{PLAIN}a\nb@x.io|{PLAIN}b"),)), "password hash"),
-        (Snapshot(accounts=(Account("a@x.io", "{PLAIN}a:b"),)), "password hash"),
-        (Snapshot(accounts=(account("#a@x.io"),)), "address"),
-        (Snapshot(accounts=(account("a b@x.io"),)), "address"),
-        (Snapshot(aliases=(Alias("a@x.io", ()),)), "no target"),
-        (Snapshot(aliases=(Alias("a@x.io", ("b@x.io",)), Alias("a@x.io", ("c@x.io",)))), "appears twice"),
-        (Snapshot(aliases=(Alias("a@x.io", ("b@x.io,c@x.io",)),)), "target"),
-        (Snapshot(send_blocked=("a@x.io\tOK",)), "blocked address"),
-        (Snapshot(dkim_keys=(rsa_key("x.io"), rsa_key("x.io", selector="two"))), "more than one DKIM key"),
-        (Snapshot(dkim_keys=(rsa_key("../etc"),)), "DKIM domain"),
-        (Snapshot(dkim_keys=(rsa_key("x.io", selector='m"; x'),)), "DKIM selector"),
-        (Snapshot(dkim_keys=(rsa_key("x.io", public='AB" )'),)), "public key"),
-        (Snapshot(dkim_keys=(dataclasses.replace(rsa_key("x.io"), algorithm="dsa"),)), "algorithm"),
-        (Snapshot(dkim_keys=(dataclasses.replace(rsa_key("x.io"), private_key_pem=" \n"),)), "private key"),
-        (Snapshot(dkim_keys=(rsa_key("x.io"),), dkim_layout="amavis"), "layout"),
-        (
-            Snapshot(dkim_keys=(dataclasses.replace(ed_key("x.io"), private_key_pem=PEM),), dkim_layout="rspamd"),
-            "not a readable Ed25519 key",
-        ),
-    ],
-)
+_UNWRITABLE = [
+    (Snapshot(accounts=(account("a@x.io"), account("a@x.io"))), "appears twice"),
+    (Snapshot(accounts=(Account("a@x.io", "{PLAIN}a\nb@x.io|{PLAIN}b"),)), "password hash"),
+    (Snapshot(accounts=(Account("a@x.io", "{PLAIN}a:b"),)), "password hash"),
+    (Snapshot(accounts=(account("#a@x.io"),)), "address"),
+    (Snapshot(accounts=(account("a b@x.io"),)), "address"),
+    (Snapshot(aliases=(Alias("a@x.io", ()),)), "no target"),
+    (Snapshot(aliases=(Alias("a@x.io", ("b@x.io",)), Alias("a@x.io", ("c@x.io",)))), "appears twice"),
+    (Snapshot(aliases=(Alias("a@x.io", ("b@x.io,c@x.io",)),)), "target"),
+    (Snapshot(send_blocked=("a@x.io\tOK",)), "blocked address"),
+    (Snapshot(dkim_keys=(rsa_key("x.io"), rsa_key("x.io", selector="two"))), "more than one DKIM key"),
+    (Snapshot(dkim_keys=(rsa_key("../etc"),)), "DKIM domain"),
+    (Snapshot(dkim_keys=(rsa_key("x.io", selector='m"; x'),)), "DKIM selector"),
+    (Snapshot(dkim_keys=(rsa_key("x.io", public='AB" )'),)), "public key"),
+    (Snapshot(dkim_keys=(dataclasses.replace(rsa_key("x.io"), algorithm="dsa"),)), "algorithm"),
+    (Snapshot(dkim_keys=(dataclasses.replace(rsa_key("x.io"), private_key_pem=" \n"),)), "private key"),
+    (Snapshot(dkim_keys=(rsa_key("x.io"),), dkim_layout="amavis"), "layout"),
+    (
+        Snapshot(dkim_keys=(dataclasses.replace(ed_key("x.io"), private_key_pem=PEM),), dkim_layout="rspamd"),
+        "not a readable Ed25519 key",
+    ),
+]
+
+
+@pytest.mark.parametrize(("snapshot", "message"), _UNWRITABLE)
 def test_it_refuses_a_snapshot_that_would_break_a_file(snapshot, message):
     with pytest.raises(ValueError, match=message):
         render_files(snapshot)
+
+
+@pytest.mark.parametrize(("snapshot", "message"), [case for case in _UNWRITABLE if "layout" not in case[1]])
+def test_with_on_skip_it_reports_a_value_that_would_break_a_file_and_writes_everything_else(snapshot, message):
+    good = account("good@x.io")
+    snapshot = dataclasses.replace(snapshot, accounts=(*snapshot.accounts, good))
+    reported = []
+
+    files = render_files(snapshot, on_skip=reported.append)
+
+    assert reported and re.search(message, reported[0])
+    accounts = files["postfix-accounts.cf"].decode().splitlines()
+    assert f"good@x.io|{good.password_hash}" in accounts
+    text = b"".join(files.values()).decode("utf-8", "replace")
+    assert "\nb@x.io|" not in text and "a b@x.io" not in text and "{PLAIN}a:b" not in text
+    assert all(line.count("|") <= 2 for line in accounts)
+
+
+def test_with_on_skip_a_bad_key_leaves_the_other_domains_keys_and_tables_whole():
+    snapshot = Snapshot(dkim_keys=(rsa_key("x.io"), rsa_key("y.io", selector="mail\n")))
+    reported = []
+
+    files = render_files(snapshot, on_skip=reported.append)
+
+    assert reported == ["DKIM selector 'mail\\n' of y.io cannot be written to a DMS file"]
+    assert "opendkim/keys/x.io/mail.private" in files
+    assert not any("y.io" in path for path in files)
+    assert b"y.io" not in files["opendkim/KeyTable"] + files["opendkim/SigningTable"]
 
 
 def test_an_address_whose_dots_match_another_line_comes_before_it():

@@ -155,7 +155,7 @@ def test_it_leaves_no_temp_files_behind(root, history):
     assert _temp_files(root, history) == []
 
 
-def test_it_stages_rspamd_files_in_the_root_because_dms_watches_rspamd_recursively(root, history, monkeypatch):
+def test_it_stages_every_file_outside_the_dms_directory_on_its_filesystem(root, history, monkeypatch):
     staged_in = {}
     real_mkstemp = writer.tempfile.mkstemp
 
@@ -166,12 +166,41 @@ def test_it_stages_rspamd_files_in_the_root_because_dms_watches_rspamd_recursive
 
     monkeypatch.setattr(writer.tempfile, "mkstemp", recording_mkstemp)
 
-    write_files(root, {RSPAMD_CONF: b"conf\n", OPENDKIM_KEY: b"key\n"}, history_dir=history)
+    write_files(root, {ACCOUNTS: b"a\n", RSPAMD_CONF: b"conf\n", OPENDKIM_KEY: b"key\n"}, history_dir=history)
 
     real_root = Path(os.path.realpath(root))
-    assert set(staged_in) >= {real_root, real_root / "opendkim/keys/example.com"}
-    assert not any(d.is_relative_to(real_root / "rspamd") for d in staged_in)
-    assert all(name.startswith(".dockspace-tmp-") for names in staged_in.values() for name in names)
+    assert staged_in, "nothing was staged"
+    assert not any(d.is_relative_to(real_root) for d in staged_in)
+    assert history / "staging" in staged_in
+    assert all(os.stat(d).st_dev == os.stat(real_root).st_dev for d in staged_in)  # rename stays atomic
+    assert _temp_files(root, history) == []
+
+
+def test_it_stages_in_a_hidden_directory_of_the_root_when_history_is_on_another_filesystem(root, history):
+    from mail.dms import journal
+
+    root.mkdir()
+    history.mkdir()
+    # Another filesystem cannot be mounted here; the choice itself is what matters.
+    assert journal.staging_dir(root, history) == history / "staging"
+    real_stat = os.stat
+
+    def other_device(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if Path(path) == history:
+            return os.stat_result((*result[:2], result.st_dev + 1, *result[3:]))
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(journal.os, "stat", other_device)
+        staging = journal.staging_dir(root, history)
+        assert staging == root / ".dockspace-tmp-staging"
+        write_files(root, {ACCOUNTS: b"a\n"}, history_dir=history)
+
+    assert (root / ACCOUNTS).read_bytes() == b"a\n"
+    assert not staging.exists()  # not even an empty directory is left where DMS reads
+    with pytest.raises(UnsafePath, match="temp files"):
+        write_files(root, {".dockspace-tmp-staging/x": b"x\n"}, history_dir=history)
 
 
 def test_it_removes_temp_files_left_by_a_killed_writer(root, history):
@@ -488,10 +517,10 @@ def test_an_empty_producer_fails_its_file_and_keeps_the_old_bytes(root, history,
         write_files(root, {VIRTUAL: b"new virtual\n", ACCOUNTS: producer}, history_dir=history)
 
     assert (root / ACCOUNTS).read_bytes() == b"old accounts\n"
-    assert (root / VIRTUAL).read_bytes() == b"new virtual\n"  # files before it are written, as on a full disk
+    assert (root / VIRTUAL).read_bytes() == b"old virtual\n"  # the set is written whole or not at all
     assert _temp_files(root, history) == []
-    assert list_versions(history, ACCOUNTS) == []
-    assert _manifest(history) == {VIRTUAL: _sha(b"new virtual\n"), ACCOUNTS: _sha(b"old accounts\n")}
+    assert list_versions(history, ACCOUNTS) == list_versions(history, VIRTUAL) == []
+    assert _manifest(history) == {VIRTUAL: _sha(b"old virtual\n"), ACCOUNTS: _sha(b"old accounts\n")}
 
 
 def test_an_empty_producer_creates_no_file_where_there_was_none(root, history):
@@ -514,7 +543,8 @@ def test_a_producer_that_raises_midway_keeps_the_old_file_and_its_error_propagat
     def failing():
         for _ in range(3):
             yield b"y" * writer.CHUNK_SIZE  # larger than the write buffer: bytes really reach the temp file
-        temp_files_while_producing.extend(_temp_files(root))
+        temp_files_while_producing.extend(_temp_files(root, history))
+        assert _temp_files(root) == []  # staged outside the DMS directory
         raise error
 
     with pytest.raises(type(error), match=str(error)) as raised:
@@ -608,7 +638,7 @@ def test_replacing_a_large_file_from_a_producer_uses_memory_independent_of_its_s
 
 
 @pytest.mark.parametrize("as_producer", [False, True], ids=["bytes", "producer"])
-def test_a_disk_full_midway_keeps_earlier_files_written_and_the_failing_file_old(root, history, as_producer):
+def test_a_disk_full_midway_keeps_every_file_old(root, history, as_producer):
     big = b"x" * 10_000
     write_files(root, {VIRTUAL: b"old virtual\n", ACCOUNTS: b"old accounts\n"}, history_dir=history)
     # A file-size limit makes write() fail with EFBIG even for root, like a full disk would.
@@ -624,11 +654,11 @@ def test_a_disk_full_midway_keeps_earlier_files_written_and_the_failing_file_old
         signal.signal(signal.SIGXFSZ, previous_handler)
 
     assert "Traceback" not in str(raised.value)
-    assert (root / VIRTUAL).read_bytes() == b"new virtual\n"
+    assert (root / VIRTUAL).read_bytes() == b"old virtual\n"
     assert (root / ACCOUNTS).read_bytes() == b"old accounts\n"
     assert _temp_files(root, history) == []
-    assert list_versions(history, ACCOUNTS) == []
-    assert _manifest(history) == {VIRTUAL: _sha(b"new virtual\n"), ACCOUNTS: _sha(b"old accounts\n")}
+    assert list_versions(history, ACCOUNTS) == list_versions(history, VIRTUAL) == []
+    assert _manifest(history) == {VIRTUAL: _sha(b"old virtual\n"), ACCOUNTS: _sha(b"old accounts\n")}
 
 
 def test_a_parent_that_is_a_file_raises_write_error_and_leaves_it_intact(root, history):
@@ -638,7 +668,7 @@ def test_a_parent_that_is_a_file_raises_write_error_and_leaves_it_intact(root, h
     with pytest.raises(WriteError, match=f"{OPENDKIM_KEY}: "):
         write_files(root, {ACCOUNTS: b"new\n", OPENDKIM_KEY: b"key\n"}, history_dir=history)
 
-    assert (root / ACCOUNTS).read_bytes() == b"new\n"
+    assert (root / ACCOUNTS).read_bytes() == b"old\n"  # nothing of the set is replaced
     assert (root / "opendkim").read_bytes() == b"not a directory\n"
     assert _temp_files(root, history) == []
 
@@ -789,9 +819,133 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_or_the_new_file_whole(root
 
         assert (root / ACCOUNTS).read_bytes() in (old, new)
         assert _manifest(history)[ACCOUNTS] in (_sha(old), _sha(new))
-        killed_mid_write += bool(_temp_files(root, history))
+        assert _temp_files(root) == []  # never where DMS reads
+        killed_mid_write += bool(_temp_files(history))
 
     assert killed_mid_write > 0, "no kill landed inside a write; the test proved nothing"
     assert all(v.sha256.startswith(v.location.name[-12:]) for v in list_versions(history, ACCOUNTS))
     write_files(root, {ACCOUNTS: old}, history_dir=history, keep=2)
     assert _temp_files(root, history) == []
+
+
+# Committing the set as one -------------------------------------------------------------------------------
+
+_SET_REWRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from mail.dms import journal
+    from mail.dms.writer import write_files
+
+    root, history, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+
+    def files(name):
+        # A consistent pair, about 1 MiB each: the aliases name only mailboxes of the same set.
+        boxes = [f"{name}{i:05d}@example.com" for i in range(20000)]
+        accounts = "".join(f"{box}|{{SHA512-CRYPT}}$6$salt$hash\\n" for box in boxes)
+        virtual = "".join(f"alias{i:05d}@example.com {box}\\n" for i, box in enumerate(boxes))
+        return {"postfix-accounts.cf": accounts.encode(), "postfix-virtual.cf": virtual.encode()}
+
+    sets = [files("a"), files("b")]
+    if mode == "die-after-first-rename":
+        real_replace, renamed = os.replace, []
+
+        def replace_then_die(source, target):
+            real_replace(source, target)
+            if str(target).startswith(root):
+                renamed.append(target)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        journal.os.replace = replace_then_die
+        write_files(root, sets[1], history_dir=history, keep=2)
+    round = 0
+    while True:
+        write_files(root, sets[round % 2], history_dir=history, keep=2)
+        if round == 0:
+            print("ready", flush=True)
+        round += 1
+    """
+)
+
+
+def _set_of(root):
+    """Which set ('a' or 'b') each file holds, checking it is whole; accounts and virtual must agree."""
+    accounts = (root / ACCOUNTS).read_text().splitlines()
+    virtual = (root / VIRTUAL).read_text().splitlines()
+    assert len(accounts) == len(virtual) == 20000, "a file was cut"
+    account_set = {line[0] for line in accounts}
+    virtual_set = {line.split(" ")[1][0] for line in virtual}
+    assert len(account_set) == len(virtual_set) == 1, "a file mixes two versions"
+    return account_set.pop(), virtual_set.pop()
+
+
+def _virtual_names_only_known_mailboxes(root):
+    mailboxes = {line.split("|")[0] for line in (root / ACCOUNTS).read_text().splitlines()}
+    return all(line.split(" ")[1] in mailboxes for line in (root / VIRTUAL).read_text().splitlines())
+
+
+def _run_set_rewriter(root, history, mode):
+    project = Path(writer.__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    return subprocess.Popen(
+        [sys.executable, "-c", _SET_REWRITER, str(root), str(history), mode], stdout=subprocess.PIPE, env=env
+    )
+
+
+def test_a_writer_killed_between_two_renames_is_rolled_forward_by_the_next_write(root, history):
+    first = _run_set_rewriter(root, history, "loop")
+    assert first.stdout.readline() == b"ready\n"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    first.stdout.close()
+    writer.roll_forward(history)
+    before = _set_of(root)
+    assert before[0] == before[1]
+
+    child = _run_set_rewriter(root, history, "die-after-first-rename")
+    child.wait()
+    child.stdout.close()
+
+    assert child.returncode == -signal.SIGKILL
+    assert (history / writer.JOURNAL_NAME).exists()
+    accounts_set, virtual_set = _set_of(root)
+    assert accounts_set != virtual_set, "the kill did not land between the renames; the test proved nothing"
+    assert _temp_files(root) == []  # staged files wait in the history directory, never where DMS reads
+
+    assert writer.roll_forward(history) is True
+
+    accounts_set, virtual_set = _set_of(root)
+    assert accounts_set == virtual_set
+    assert _virtual_names_only_known_mailboxes(root)
+    assert not (history / writer.JOURNAL_NAME).exists()
+    assert _temp_files(root, history) == []
+    assert _manifest(history) == {p: _sha((root / p).read_bytes()) for p in (ACCOUNTS, VIRTUAL)}
+    assert writer.roll_forward(history) is False
+
+
+def test_a_set_writer_killed_at_any_moment_leaves_a_consistent_set_once_rolled_forward(root, history):
+    chance = random.Random()
+    landed = {"staging": 0, "renaming": 0}
+
+    for _ in range(25):
+        child = _run_set_rewriter(root, history, "loop")
+        assert child.stdout.readline() == b"ready\n"
+        # This sleep picks the moment of the kill; it does not wait for anything to happen.
+        time.sleep(chance.uniform(0, 0.3))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+
+        assert _temp_files(root) == []
+        _set_of(root)  # each file whole
+        landed["staging"] += bool(_temp_files(history))
+        landed["renaming"] += (history / writer.JOURNAL_NAME).exists()
+
+        # The next write rolls the journal forward before anything else.
+        write_files(root, {"dovecot-quotas.cf": b"# header\n"}, history_dir=history, keep=2)
+
+        accounts_set, virtual_set = _set_of(root)
+        assert accounts_set == virtual_set
+        assert _virtual_names_only_known_mailboxes(root)
+        assert _temp_files(root, history) == []
+
+    assert landed["staging"] > 0, f"no kill landed inside a write; the test proved nothing ({landed})"
