@@ -413,7 +413,7 @@ def test_a_repair_clears_the_drift_shown_on_the_sync_page(domain):
     path.write_text(path.read_text() + "intruder@example.com evil@x.org\n")
     assert sync.dms_scan(repair=True)
     assert DmsSyncState.load().drift_report == ""
-    assert DmsSyncState.load().drift_found_at is not None
+    assert DmsSyncState.load().drift_found_at is None  # the sync page no longer lists drift once repaired
 
 
 # A value that cannot be written -----------------------------------------------------------------------------
