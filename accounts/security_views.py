@@ -189,7 +189,7 @@ def totp_confirm(request):
             if after and url_has_allowed_host_and_scheme(after, {request.get_host()}, request.is_secure()):
                 return redirect(after)
             return redirect("accounts:security")
-    qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=5, dark="#111", light="#fff")
+    qr_svg = segno.make(device.config_url, error="m").svg_inline(scale=5, dark="#111", light="#fff", omitsize=True)
     return render(
         request,
         "accounts/totp_confirm.html",

@@ -14,7 +14,7 @@ import time
 from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import env_bool
-from dockspace.ports import bind_problem, describe_port_holders, is_loopback, parse_bind
+from dockspace.ports import bind_problem, describe_port_holders, is_loopback, local_url, parse_bind
 
 CHILD_STOP_SECONDS = 10
 WEB_START_SECONDS = 30
@@ -112,8 +112,7 @@ def main():
         _refuse(str(exc))
     _check_port_free(host, port)
     # Listening on every interface: links and the OIDC issuer still need an address a browser can open.
-    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else bind.rpartition(":")[0]  # noqa: S104
-    os.environ.setdefault("DOCKSPACE_URL", f"http://{reachable}:{port}")
+    os.environ.setdefault("DOCKSPACE_URL", local_url(bind))
     try:
         _manage("migrate", "--noinput")
         _manage("install_periodic_tasks")

@@ -20,6 +20,14 @@ def parse_bind(bind):
     return host, int(port)
 
 
+def local_url(bind):
+    """The http address a browser on this machine opens for a server listening on BIND (every interface:
+    127.0.0.1). `make run` and every manage.py command given the same DOCKSPACE_BIND agree on it."""
+    host, port = parse_bind(bind)
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else bind.rpartition(":")[0]  # noqa: S104
+    return f"http://{reachable}:{port}"
+
+
 def is_loopback(host):
     """True when only this machine can reach HOST (an empty host means every interface)."""
     if host.lower() in LOOPBACK_NAMES:

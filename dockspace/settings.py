@@ -13,7 +13,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import env_bool, env_int, env_list, env_str, parse_database_url, sqlite_database
-from dockspace.ports import is_loopback, parse_bind
+from dockspace.ports import is_loopback, local_url, parse_bind
 from dockspace.private_files import private_dir, private_file_create, private_file_write
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,7 +22,12 @@ DEBUG = env_bool("DEBUG", False)
 
 DATA_DIR = Path(env_str("DOCKSPACE_DATA_DIR", str(BASE_DIR / "data"))).expanduser().resolve()
 
-DOCKSPACE_URL = env_str("DOCKSPACE_URL", "http://127.0.0.1:8000").rstrip("/")
+try:
+    # Unset: the address `make run` serves on DOCKSPACE_BIND, so commands given the same variables agree.
+    DOCKSPACE_URL = env_str("DOCKSPACE_URL", None) or local_url(env_str("DOCKSPACE_BIND", "127.0.0.1:8000"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+DOCKSPACE_URL = DOCKSPACE_URL.rstrip("/")
 _url = urlsplit(DOCKSPACE_URL)
 if _url.scheme not in ("http", "https") or not _url.hostname:
     raise ImproperlyConfigured(

@@ -60,6 +60,18 @@ def test_createsuperuser_is_audited():
     assert event.actor_label == "manage.py createsuperuser" and event.target_label == "root@example.com"
 
 
+@pytest.mark.parametrize("password", ["short", " " * 12])
+def test_createsuperuser_without_a_terminal_keeps_the_password_rules(monkeypatch, password):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", password)
+    with pytest.raises(CommandError, match="DJANGO_SUPERUSER_PASSWORD: "):
+        call_command("createsuperuser", "--noinput", "--email", "root@example.com")
+    assert not User.objects.exists()
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a long enough root phrase 7")
+    call_command("createsuperuser", "--noinput", "--email", "root@example.com")
+    assert User.objects.get().check_password("a long enough root phrase 7")
+
+
 def test_changepassword_is_audited_and_ends_sessions(monkeypatch):
     ann = UserFactory(email="ann@example.com")
     browser = Client()

@@ -39,6 +39,9 @@ def test_enrolment_shows_a_local_qr_code_and_the_secret(client, ann):
     assert "<svg" in page and "http" not in page.split("<svg", 1)[1].split("</svg>", 1)[0].replace(
         "http://www.w3.org", ""
     )
+    # The code scales to the page's box without cropping: a viewBox and no fixed size of its own.
+    svg_tag = page.split("<svg", 1)[1].split(">", 1)[0]
+    assert "viewBox=" in svg_tag and "width=" not in svg_tag
     device = TOTPDevice.objects.get(user=ann)
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     assert device.confirmed is False

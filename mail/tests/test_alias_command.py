@@ -179,6 +179,12 @@ def test_update_replaces_the_targets_and_an_inactive_alias_leaves_the_file(bob, 
     assert "nothing to change" in refused("alias", "update", "sales@example.com")
 
 
+def test_update_refuses_active_and_inactive_together_and_changes_nothing(bob):
+    run("alias", "add", "sales@example.com", "x@elsewhere.org")
+    assert "not allowed with argument" in refused("alias", "update", "sales@example.com", "--active", "--inactive")
+    assert Alias.objects.get(address="sales@example.com").is_active
+
+
 def test_list_and_show_json_describe_each_alias(bob):
     run("alias", "add", "sales@example.com", "bob@example.com", "x@elsewhere.org", "--description", "Sales desk")
     run("alias", "add", "bob@example.com", "bob@elsewhere.org", "--keep-copy")
