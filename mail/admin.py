@@ -241,8 +241,11 @@ class MailboxAdmin(ServiceAdmin):
         if obj is None:
             fields = [("local_part", "domain"), "full_name", "quota", "password1", "password2", "person"]
             return [(None, {"fields": fields})]
+        fields = ["address", "person", "state", "full_name", "quota"]
+        if may_manage_person(request.user, obj.person):
+            fields.append("new_password")  # offered only to those the service lets set it
         return [
-            (None, {"fields": ["address", "person", "state", "full_name", "quota", "new_password"]}),
+            (None, {"fields": fields}),
             ("Reaches this mailbox", {"fields": ["reached_by"]}),
         ]
 

@@ -324,6 +324,7 @@ def test_a_new_password_set_on_the_change_page_works_for_web_and_mail_and_ends_s
     ann_browser = Client()
     ann_browser.force_login(mailbox.person)
 
+    assert 'name="new_password"' in browser.get(f"/admin/mail/mailbox/{mailbox.pk}/change/").content.decode()
     response = change(browser, f"/admin/mail/mailbox/{mailbox.pk}/change/", new_password=NEW_PASSWORD)
 
     assert response.status_code == 302
@@ -821,7 +822,8 @@ def test_staff_without_the_right_to_change_people_cannot_take_over_a_sign_in(mai
     root = StaffFactory(email="boss@example.com")
     ann = make_mailbox("ann@example.com")
     url = f"/admin/mail/mailbox/{ann.pk}/change/"
-    refused = change(mail_clerk, url, new_password="a takeover password 1")
+    assert 'name="new_password"' not in mail_clerk.get(url).content.decode()  # not offered...
+    refused = change(mail_clerk, url, new_password="a takeover password 1")  # ...and refused when posted
     assert refused.status_code == 200
     assert "you may not act on the sign-in of ann@example.com" in " ".join(errors(refused)["new_password"])
     assert authenticate(email="ann@example.com", password="a takeover password 1") is None
