@@ -254,7 +254,7 @@ def totp_device_confirm(*, device, code, request):
     allowed, _ = device.verify_is_allowed()
     if not allowed:
         raise ServiceError(
-            "Too many wrong codes in a row: wait a few seconds, then enter the current code.", field="code"
+            "A code was refused a moment ago: wait a few seconds, then enter the current code.", field="code"
         )
     if not device.verify_token(code):
         raise ServiceError("That code is wrong or already used; wait for the next one and try again.", field="code")

@@ -262,7 +262,7 @@ def verify_code(request):
     return render(request, "accounts/sign_in_code.html", {"form": form, "next": next_url, "step_up": True})
 
 
-TOTP_THROTTLED = "Too many wrong codes in a row: wait a few seconds, then enter the current code."
+TOTP_THROTTLED = "A code was refused a moment ago: wait a few seconds, then enter the current code."
 
 
 def _totp_throttled(user):

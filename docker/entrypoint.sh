@@ -52,6 +52,7 @@ case "$1" in
             --workers "${WEB_CONCURRENCY:-2}" \
             --access-logfile - \
             --logger-class dockspace.access_log.MaskingLogger \
+            --no-control-socket \
             --worker-tmp-dir /dev/shm \
             "$@"
         if [ -n "${DOCKSPACE_TRUSTED_PROXIES:-}" ]; then

@@ -17,6 +17,7 @@ from dockspace.env import env_bool
 from dockspace.ports import bind_problem, describe_port_holders, is_loopback, local_url, parse_bind
 
 CHILD_STOP_SECONDS = 10
+BANNER_REPEAT_SECONDS = 8
 WEB_START_SECONDS = 30
 
 
@@ -143,6 +144,8 @@ def main():
             # Reset and registration links carry a token in their path: logged as ***.
             "--logger-class",
             "dockspace.access_log.MaskingLogger",
+            # gunicorn's control socket would live in ~/.gunicorn, outside the data directory; nothing uses it.
+            "--no-control-socket",
         ],
     )
     # Worker and beat start only once the web server listens: a port taken in the meantime ends here.
@@ -173,12 +176,16 @@ def main():
         ),
         ("beat", _start("beat", [os.path.join(bin_dir, "celery"), "-A", "dockspace", "beat", "--loglevel", "INFO"])),
     ]
-    print(
-        f"\n[run] Dockspace is running at {os.environ['DOCKSPACE_URL']}/  (Ctrl-C stops web, worker and beat)\n",
-        flush=True,
-    )
-    if setup_code:
-        print(f"[run] {setup_code}\n", flush=True)
+
+    def banner():
+        url = os.environ["DOCKSPACE_URL"]
+        print(f"\n[run] Dockspace is running at {url}/  (Ctrl-C stops web, worker and beat)\n", flush=True)
+        if setup_code:
+            print(f"[run] {setup_code}\n", flush=True)
+
+    banner()
+    # Celery's start-up text follows and pushes the address (and the setup code) out of view: say it again.
+    repeat_banner_at = time.monotonic() + BANNER_REPEAT_SECONDS
 
     stopping = []
     # Set explicitly: a shell that starts us in the background leaves SIGINT ignored otherwise.
@@ -192,6 +199,9 @@ def main():
                 exit_code = proc.returncode or 1
                 stopping.append(True)
                 break
+        if repeat_banner_at and time.monotonic() >= repeat_banner_at and not stopping:
+            banner()
+            repeat_banner_at = None
         time.sleep(0.5)
     print("[run] stopping web, worker and beat ...", flush=True)
     _stop_all(children)
