@@ -14,6 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import services
 from accounts.audit import audit
 from accounts.authz import may_manage_person
+from accounts.forms import EmailField
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import forget_revoked_session
@@ -24,12 +25,14 @@ class UserCreationForm(BaseUserCreationForm):
     class Meta:
         model = User
         fields = ("email", "full_name")
+        field_classes = {"email": EmailField}
 
 
 class UserChangeForm(DjangoUserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+        field_classes = {"email": EmailField}
 
 
 @admin.register(User)
