@@ -249,7 +249,9 @@ def test_oidc_client_as_someone_without_oidc_permissions_changes_nothing():
 
 def test_consent_is_asked_for_mail_when_no_superuser_approved_skipping_it(root):
     app, _ = webmail_client()
+    assert "skipped (first-party app)" in run("show", app.client_id)
     Application.objects.filter(pk=app.pk).update(mail_consent_waived=False)  # as before the rule, or by the ORM
+    assert "skipped, except for mail until a superuser approves" in run("show", app.client_id)
     browser = signed_in(root)
     response, _ = open_link(browser, app, REDIRECT_URI, "openid email mail")
     assert response.status_code == 200 and "mail" in response.context["scopes"]

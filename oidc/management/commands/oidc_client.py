@@ -62,6 +62,7 @@ def client_data(app):
         "requires_totp": app.requires_totp,
         "requires_pkce": app.requires_pkce,
         "skip_consent": app.skip_authorization,
+        "skip_consent_for_mail": app.mail_consent_waived,
         "is_active": app.is_active,
         "has_secret": app.client_type == Application.CLIENT_CONFIDENTIAL,
         "created": app.created.isoformat(),
@@ -69,6 +70,12 @@ def client_data(app):
         "issuer": issuer(),
         "discovery_url": issuer() + DISCOVERY_PATH,
     }
+
+
+def consent_text(data):
+    if "mail" not in data["scopes"] or data["skip_consent_for_mail"]:
+        return "skipped (first-party app)"
+    return "skipped, except for mail until a superuser approves (oidc_client update CLIENT_ID --skip-consent)"
 
 
 def yes_no(value):
@@ -93,7 +100,7 @@ def client_lines(app):
         "groups": data["groups"] or "everyone with an account",
         "requires TOTP": yes_no(data["requires_totp"]) if for_people else "- (signs nobody in)",
         "requires PKCE": yes_no(data["requires_pkce"]) if for_people else "- (signs nobody in)",
-        "consent": ("skipped (first-party app)" if data["skip_consent"] else "asked once per person")
+        "consent": (consent_text(data) if data["skip_consent"] else "asked once per person")
         if for_people
         else "- (signs nobody in)",
         "active": yes_no(data["is_active"]),
