@@ -123,6 +123,12 @@ def run(*args):
 # --- the admin ---------------------------------------------------------------------------------------
 
 
+def test_the_add_page_tells_oidc_staff_what_only_a_superuser_sets_up(oidc_staff, superuser_admin):
+    note = "Only a superuser sets up a client allowed mail or introspection"
+    assert note in oidc_staff.get(CLIENTS + "add/").content.decode()
+    assert note not in superuser_admin.get(CLIENTS + "add/").content.decode()
+
+
 def test_oidc_staff_cannot_add_a_mail_client_that_skips_consent_in_the_admin(oidc_staff, root):
     response = oidc_staff.post(CLIENTS + "add/", add_form("Calendar", ["openid", "email", "mail"]))
     assert response.status_code == 200
