@@ -14,6 +14,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import services
 from accounts.audit import audit
 from accounts.authz import may_manage_person
+from accounts.forms import EmailField
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import forget_revoked_session
@@ -24,12 +25,14 @@ class UserCreationForm(BaseUserCreationForm):
     class Meta:
         model = User
         fields = ("email", "full_name")
+        field_classes = {"email": EmailField}
 
 
 class UserChangeForm(DjangoUserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+        field_classes = {"email": EmailField}
 
 
 @admin.register(User)
@@ -57,7 +60,7 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "date_joined", "email_verified_at", "is_pending_registration"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "full_name", "password1", "password2"]})]
-    actions = ["reset_second_factor", "revoke_sessions", "clear_lockouts", "send_password_reset"]
+    actions = ["deactivate", "reset_second_factor", "revoke_sessions", "clear_lockouts", "send_password_reset"]
     # Who holds which powers: only a superuser hands them out (docs/security.md).
     PRIVILEGE_FIELDS = ["is_superuser", "is_staff", "groups", "user_permissions"]
 
@@ -83,6 +86,23 @@ class UserAdmin(DjangoUserAdmin):
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and obj.is_active and obj.is_pending_registration:
             services.registration_pending_end(user=obj, request=request)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # Sessions and app tokens end now, so ticking "Active" again does not bring them back.
+            services.person_deactivate(user=obj, request=request)
+
+    def response_change(self, request, obj):
+        if forget_revoked_session(request):  # the staff member switched themselves off
+            return HttpResponseRedirect(reverse("accounts:login"))
+        return super().response_change(request, obj)
+
+    @admin.action(description="Deactivate (they cannot sign in; sessions and app tokens end)", permissions=["change"])
+    def deactivate(self, request, queryset):
+        targets = self._allowed_targets(request, queryset)
+        for user in targets:
+            services.person_deactivate(user=user, request=request)
+        if forget_revoked_session(request):
+            return HttpResponseRedirect(reverse("accounts:login"))
+        self.message_user(request, f"Deactivated {len(targets)} person(s).", messages.SUCCESS)
 
     @admin.display(description="mailbox")
     def mailbox_address(self, obj):

@@ -20,8 +20,10 @@ class EmailField(forms.EmailField):
         kwargs.setdefault("widget", forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
         super().__init__(**kwargs)
 
-    def clean(self, value):
-        return normalize_email(super().clean(value))
+    def to_python(self, value):
+        # Validated in the canonical spelling, so that root@example.com. and root@ＥＸＡＭＰＬＥ．ＣＯＭ are taken as
+        # the root@example.com they mean rather than refused or stored as another address.
+        return normalize_email(super().to_python(value))
 
 
 class NewAccountForm(forms.Form):

@@ -10,6 +10,7 @@ import time
 
 from django.core.cache import cache
 
+from dockspace.canonical import canonical_email
 from dockspace.client_ip import client_ip_key
 
 MAILS_PER_ADDRESS = 3  # per WINDOW_SECONDS, reset and registration mails together
@@ -38,7 +39,8 @@ def _count(name, now):
 def mail_request_allowed(*, email, ip, now=None):
     """Count one request to mail `email` from client `ip`; True while both are within their limits."""
     now = time.time() if now is None else now
-    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()  # no address in cache keys
+    # Counted on the canonical address: root@ｅxample.com and root@example.com. are root@example.com's mail.
+    address = hashlib.sha256(canonical_email(email).encode()).hexdigest()  # no address in cache keys
     allowed = _count(f"address:{address}", now) <= MAILS_PER_ADDRESS
     client = client_ip_key(ip)
     if client:

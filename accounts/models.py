@@ -15,12 +15,16 @@ from django.db import models
 from django.utils import timezone
 from django_otp.models import Device
 
+from dockspace.canonical import canonical_email
+
 EMAIL_MAX_LENGTH = 254
 
 
 def normalize_email(email):
-    """Addresses are compared and stored in lower case: Bob@Example.com and bob@example.com are one person."""
-    return (email or "").strip().lower()
+    """The one spelling of a person's address, used to store it and to look it up on every path (registration,
+    sign-in, admin, reset, mail limits): Bob@Example.com, bob@example.com. and bob@ｅxample.com are one person,
+    bob@example.com (lower case, the domain IDNA-mapped to punycode as mail spells it, no trailing dot)."""
+    return canonical_email(email)
 
 
 def validate_full_name(value):
@@ -120,6 +124,9 @@ class User(AbstractBaseUser, PermissionsMixin):
             except ValidationError as e:
                 raise ValidationError({"full_name": e.messages}) from None
         writes_email = update_fields is None or "email" in update_fields
+        if writes_email:
+            # Whatever path wrote it (a form, a service, the ORM), one address has one spelling in the table.
+            self.email = normalize_email(self.email)
         if (
             writes_email
             and stored is not None

@@ -12,7 +12,7 @@ from django.contrib.auth.forms import PasswordResetForm
 
 from accounts.audit import audit
 from accounts.mail_limits import NOT_SENT, mail_request_allowed
-from accounts.models import AppSettings
+from accounts.models import AppSettings, normalize_email
 from dockspace.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ class ResetForm(PasswordResetForm):
 
         from accounts.backends import mailbox_allows_sign_in
 
-        people = get_user_model().objects.filter(email__iexact=email, is_active=True).select_related("mailbox")
+        people = get_user_model().objects.filter(email=normalize_email(email), is_active=True)
+        people = people.select_related("mailbox")
         return (p for p in people if mailbox_allows_sign_in(p) and (p.has_usable_password() or hasattr(p, "mailbox")))
 
 

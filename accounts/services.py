@@ -109,6 +109,32 @@ def registration_pending_end(*, user, request=None, actor=None, actor_label=None
     )
 
 
+def person_deactivate(*, user, request=None, actor=None, actor_label=None):
+    """Switch a person off (the admin's "Active" box, the bulk action, any other path): they can no longer sign
+    in, their browser sessions end, and every app's tokens end with them (accounts.signals.sign_in_revoked), so
+    ticking "Active" again later brings back none of them: the person signs in afresh. Returns how many sessions
+    and app tokens ended."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "is_active")
+    with transaction.atomic():
+        if User.objects.filter(pk=user.pk, is_active=True).exists() or user.is_active:
+            user.is_active = False
+            user.save(update_fields=["is_active"])
+        sessions = UserSession.objects.filter(user=user).delete()[0]
+        tokens = sign_in_revoked_send(
+            user=user, reason="deactivated", request=request, actor=authz.audit_actor(actor), actor_label=actor_label
+        )
+        audit(
+            "user.deactivate",
+            request=request,
+            actor=authz.audit_actor(actor),
+            actor_label=actor_label,
+            target=user,
+            description=f"Deactivated; ended {sessions} browser session(s) and {tokens} app token(s).",
+        )
+    return sessions + tokens
+
+
 # --- sign-in lockouts ---------------------------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ import re
 import idna
 from django.core.exceptions import ValidationError
 
+from dockspace.canonical import canonical_domain
+
 DOMAIN_MAX_LENGTH = 253
 LOCAL_MAX_LENGTH = 64
 ADDRESS_MAX_LENGTH = 254
@@ -31,16 +33,13 @@ def normalize_domain(value, field="domain"):
     if raw != raw.strip():
         raise ValidationError(f"{field}: spaces are not allowed in a domain name.")
     _reject_unsafe(raw, field)
-    name = raw.rstrip(".").lower()
-    if not name:
+    if not raw.rstrip("."):
         raise ValidationError(f"{field}: a domain name is required.")
-    if not name.isascii():
-        # IDNA 2008 with UTS 46 mapping, as registries spell names (ß stays ß: straße.de is
-        # xn--strae-oqa.de, not strasse.de as Python's IDNA 2003 codec would have it).
-        try:
-            name = idna.encode(name, uts46=True).decode("ascii")
-        except idna.IDNAError:
-            raise ValidationError(f"{field}: '{raw}' is not a valid international domain name.") from None
+    # The one canonical spelling people's sign-in addresses use too (dockspace.canonical).
+    try:
+        name = canonical_domain(raw)
+    except ValueError:
+        raise ValidationError(f"{field}: '{raw}' is not a valid international domain name.") from None
     labels = name.split(".")
     if len(labels) < 2 or len(name) > DOMAIN_MAX_LENGTH or not all(_LABEL_RE.fullmatch(label) for label in labels):
         raise ValidationError(

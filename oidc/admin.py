@@ -107,6 +107,12 @@ class ClientForm(ServiceForm):
         self.initial["allowed_scopes"] = (app.allowed_scopes if app.pk else DEFAULT_SCOPES).split()
         for field in ("redirect_uris", "post_logout_redirect_uris"):
             self.initial[field] = "\n".join(uri_list(getattr(app, field)))
+        if self.request is not None and not services.may_set_up_guarded_client(self.request.user):
+            # The page says up front what oidc.services would refuse (docs/security.md).
+            self.fields["allowed_scopes"].help_text += (
+                " Only a superuser sets up a client allowed mail or introspection, or changes its redirect URIs, "
+                "scopes or consent."
+            )
 
     def _post_clean(self):
         pass  # the service validates the client (Application.clean() and Dockspace's own rules)

@@ -78,6 +78,12 @@ class Application(AbstractApplication):
         help_text="Space-separated scopes this client may ask for: openid profile email groups mail introspection.",
     )
     is_active = models.BooleanField(default=True, help_text="An inactive client can neither sign in nor use tokens.")
+    mail_consent_waived = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="A superuser set this client up to get the mail scope without asking people (e.g. webmail). "
+        "Without it, people are asked before the mail scope even when consent is otherwise skipped.",
+    )
 
     objects = ApplicationManager()
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from accounts import authz
 from accounts.audit import audit
 from mail.models import Group
 from oidc import keys
@@ -21,8 +22,70 @@ from oidc.scopes import PERSON_SCOPES
 _REDUNDANT = ("redirect uri uri", "redirect_uris cannot be empty", "this field cannot be blank")
 
 
-def _who(request, actor_label):
-    return {"request": request, "actor_label": actor_label}
+def _who(request, actor_label, actor=None):
+    who = {"request": request, "actor_label": actor_label}
+    if actor is not None:
+        who["actor"] = authz.audit_actor(actor)
+    return who
+
+
+# Scopes that reach people's data without anyone signing in to the client each time: `mail` lets a token open the
+# person's mailbox (IMAP and SMTP through Dovecot), `introspection` lets the client's own secret find out whose any
+# token is. A client allowed either is set up by a superuser (docs/security.md): creating it, changing its redirect
+# URIs, scopes or consent, and issuing it a new secret. Otherwise staff holding only the OIDC permissions could
+# register https://evil.test/cb with `mail` and no consent, and read a superuser's mailbox after one click.
+GUARDED_SCOPES = frozenset({"mail", "introspection"})
+GUARDED_FIELDS = {
+    "redirect_uris": "its redirect URIs",
+    "allowed_scopes": "its scopes",
+    "skip_authorization": "whether people are asked",
+}
+
+
+def _is_guarded(scope_set):
+    return bool(set(scope_set) & GUARDED_SCOPES)
+
+
+def may_set_up_guarded_client(actor):
+    """Only a superuser (or the host, running a command without --as) sets up a client allowed mail/introspection."""
+    if authz.is_system(actor):
+        return True
+    return actor is not None and actor.is_authenticated and actor.is_active and actor.is_superuser
+
+
+def _guarded_refusal(scope_set, what):
+    scopes = " and ".join(sorted(set(scope_set) & GUARDED_SCOPES))
+    return (
+        f"only a superuser may {what} a client allowed the {scopes} scope: its tokens open people's mailboxes or "
+        "look up whose any token is."
+    )
+
+
+def _require_guarded(actor, *, field, scope_set, what):
+    if _is_guarded(scope_set) and not may_set_up_guarded_client(actor):
+        raise ValidationError({field: [_guarded_refusal(scope_set, what)]})
+
+
+def _narrows(field, old, new):
+    """Asking people again, dropping a scope or a redirect URI only takes power away: anyone may."""
+    if field == "skip_authorization":
+        return not new
+    return set(new.split()) <= set(old.split())
+
+
+def reads_mail_without_consent(app):
+    """True when people signing in to `app` are not asked before it gets the mail scope (their mailbox)."""
+    return app.skip_authorization and "mail" in app.scope_set
+
+
+def _waiver_audit(app, request, actor_label, actor):
+    audit(
+        "oidc.client.mail_without_consent",
+        target=app,
+        description=f"{app.name} ({app.client_id}) may now get the mail scope (open people's mailboxes) without "
+        "asking them.",
+        **_who(request, actor_label, actor),
+    )
 
 
 def _groups(names):
@@ -99,7 +162,7 @@ def _describe(app):
     if app.requires_totp:
         parts.append("requires TOTP")
     if app.skip_authorization:
-        parts.append("consent skipped")
+        parts.append("consent skipped" + (" (mail too)" if app.mail_consent_waived else ""))
     if not app.requires_pkce:
         parts.append("PKCE optional")
     if not app.is_active:
@@ -124,9 +187,13 @@ def client_create(
     client_credentials=False,
     requires_pkce=True,
     request=None,
+    actor=None,
     actor_label=None,
 ):
-    """Create a client. Returns (application, plaintext secret or None); the secret is never stored in clear."""
+    """Create a client. Returns (application, plaintext secret or None); the secret is never stored in clear.
+    A client allowed the mail or introspection scope needs a superuser (or the host)."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "oidc.add_application")
     secret = None if public else generate_client_secret()
     app = Application(
         name=(name or "").strip(),
@@ -145,14 +212,18 @@ def client_create(
         hash_client_secret=True,
     )
     group_rows = _validate(app, groups)
+    _require_guarded(actor, field="allowed_scopes", scope_set=app.scope_set, what="add")
+    app.mail_consent_waived = reads_mail_without_consent(app)
     app.save()
     app.allowed_groups.set(group_rows)
     audit(
         "oidc.client.add",
         target=app,
         description=f"Added OIDC client {app.name} ({app.client_id}): {_describe(app)}.",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
+    if app.mail_consent_waived:
+        _waiver_audit(app, request, actor_label, actor)
     return app, secret
 
 
@@ -183,11 +254,20 @@ def client_update(
     skip_consent=None,
     is_active=None,
     request=None,
+    actor=None,
     actor_label=None,
 ):
     """Change a client's settings; None leaves a setting as it is. Lists (URIs, scopes, groups) replace the
-    current ones; `groups=[]` opens the client to everyone. The secret, type and grant never change here."""
+    current ones; `groups=[]` opens the client to everyone. The secret, type and grant never change here.
+
+    Changing the redirect URIs, scopes or consent of a client allowed mail or introspection (before or after the
+    change) needs a superuser. A superuser saving a client that gets mail without consent approves that: only then
+    does the authorization page let it skip the consent for mail (oidc.views)."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "oidc.change_application")
     app = Application.objects.select_for_update().get(pk=application.pk)
+    before = {field: getattr(app, field) for field in GUARDED_FIELDS}
+    scopes_before = app.scope_set
     values = {
         "name": None if name is None else name.strip(),
         "redirect_uris": None if redirect_uris is None else " ".join(redirect_uris),
@@ -209,6 +289,15 @@ def client_update(
     current_groups = sorted(app.allowed_groups.values_list("name", flat=True))
     group_names = current_groups if groups is None else [n.strip() for n in groups if n.strip()]
     group_rows = _validate(app, group_names)
+    for field in [f for f in GUARDED_FIELDS if f in changed and not _narrows(f, before[f], getattr(app, f))]:
+        _require_guarded(
+            actor, field=field, scope_set=scopes_before | app.scope_set, what=f"change {GUARDED_FIELDS[field]} of"
+        )
+    waived = reads_mail_without_consent(app) and (app.mail_consent_waived or may_set_up_guarded_client(actor))
+    newly_waived = waived and not app.mail_consent_waived
+    if waived != app.mail_consent_waived:
+        app.mail_consent_waived = waived
+        changed.append("mail_consent_waived")
     groups_changed = sorted(g.name for g in group_rows) != current_groups
     if not changed and not groups_changed:
         return app
@@ -221,18 +310,24 @@ def client_update(
         "oidc.client.change",
         target=app,
         description=f"Changed {what} of OIDC client {app.name} ({app.client_id}): {_describe(app)}.",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
+    if newly_waived:
+        _waiver_audit(app, request, actor_label, actor)
     return app
 
 
 @transaction.atomic
-def client_rotate_secret(*, application, request=None, actor_label=None):
+def client_rotate_secret(*, application, request=None, actor=None, actor_label=None):
     """Issue a new secret (returned once, stored hashed); the old one stops working at once. Tokens already
-    issued stay valid until they expire."""
+    issued stay valid until they expire. Whoever sees the new secret acts as the client: for a client allowed
+    mail or introspection, a superuser only."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "oidc.change_application")
     app = Application.objects.select_for_update().get(pk=application.pk)
     if app.client_type == Application.CLIENT_PUBLIC:
         raise ValidationError({"client_type": ["A public client has no secret; it proves itself with PKCE."]})
+    _require_guarded(actor, field="client_secret", scope_set=app.scope_set, what="issue a new secret for")
     secret = generate_client_secret()
     app.client_secret = secret
     app.hash_client_secret = True
@@ -243,7 +338,7 @@ def client_rotate_secret(*, application, request=None, actor_label=None):
         "oidc.client.rotate_secret",
         target=app,
         description=f"Issued a new secret for {app.name} ({app.client_id}); the old one stops working.",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
     return secret
 
@@ -297,15 +392,17 @@ def person_tokens_revoke(*, user, reason, request=None, actor=None, actor_label=
 
 
 @transaction.atomic
-def client_remove(*, application, request=None, actor_label=None):
+def client_remove(*, application, request=None, actor=None, actor_label=None):
     """Delete a client with its codes and consents; its refresh tokens are revoked and access tokens deleted."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, "oidc.delete_application")
     label = f"{application.name} ({application.client_id})"
     revoked = revoke_application_tokens(application)
     application.delete()
     audit(
         "oidc.client.remove",
         description=f"Removed OIDC client {label} and revoked its tokens ({revoked} access token(s)).",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
 
 

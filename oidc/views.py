@@ -199,6 +199,14 @@ def session_auth_context(request):
     return context
 
 
+def skips_consent(application, scopes):
+    """Consent is skipped for a first-party client, except for the mail scope (the person's mailbox): that only when
+    a superuser set the client up so (oidc.services), whoever may otherwise edit the client."""
+    if not application.skip_authorization:
+        return False
+    return "mail" not in scopes or application.mail_consent_waived
+
+
 @method_decorator(never_cache, name="dispatch")
 class AuthorizationView(dot_views.AuthorizationView):
     """DOT validates the request and makes the code; Dockspace decides, on every request, whether to."""
@@ -238,7 +246,7 @@ class AuthorizationView(dot_views.AuthorizationView):
             account_usable=user_is_usable(user),
             client_admits=client_admits_user(application, user),
             requires_totp=application.requires_totp,
-            skip_consent=application.skip_authorization,
+            skip_consent=skips_consent(application, scopes),
             now=time.time(),
             auth_at=request.session.get(AUTH_AT),
             verified=user.is_verified(),

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from mail.commandline import not_found, print_json, print_record
 from oidc import services
 from oidc.models import Application
@@ -25,6 +26,7 @@ OPTION_OF_FIELD = {
     "skip_authorization": "--skip-consent",
     "client_type": "--public",
     "authorization_grant_type": "--client-credentials",
+    "client_secret": "CLIENT_ID",
 }
 # Application.clean() names the field in its own words; the option name replaces them.
 FIELD_LABELS = ("Redirect URIs: ", "Post-logout URIs: ")
@@ -60,6 +62,7 @@ def client_data(app):
         "requires_totp": app.requires_totp,
         "requires_pkce": app.requires_pkce,
         "skip_consent": app.skip_authorization,
+        "skip_consent_for_mail": app.mail_consent_waived,
         "is_active": app.is_active,
         "has_secret": app.client_type == Application.CLIENT_CONFIDENTIAL,
         "created": app.created.isoformat(),
@@ -67,6 +70,12 @@ def client_data(app):
         "issuer": issuer(),
         "discovery_url": issuer() + DISCOVERY_PATH,
     }
+
+
+def consent_text(data):
+    if "mail" not in data["scopes"] or data["skip_consent_for_mail"]:
+        return "skipped (first-party app)"
+    return "skipped, except for mail until a superuser approves (oidc_client update CLIENT_ID --skip-consent)"
 
 
 def yes_no(value):
@@ -91,7 +100,7 @@ def client_lines(app):
         "groups": data["groups"] or "everyone with an account",
         "requires TOTP": yes_no(data["requires_totp"]) if for_people else "- (signs nobody in)",
         "requires PKCE": yes_no(data["requires_pkce"]) if for_people else "- (signs nobody in)",
-        "consent": ("skipped (first-party app)" if data["skip_consent"] else "asked once per person")
+        "consent": (consent_text(data) if data["skip_consent"] else "asked once per person")
         if for_people
         else "- (signs nobody in)",
         "active": yes_no(data["is_active"]),
@@ -122,7 +131,9 @@ class Command(BaseCommand):
         "automation clients using client credentials. `oidc_client add --name NAME --redirect-uri URI` prints the "
         "client id and secret ONCE plus the issuer/discovery URL to paste into the app; `list`, `show CLIENT_ID`, "
         "`update CLIENT_ID ...`, `rotate-secret CLIENT_ID` (prints a new secret once), `remove CLIENT_ID --yes` "
-        "(revokes its tokens). Run `manage.py oidc_client ACTION --help` for an action's options."
+        "(revokes its tokens). Run `manage.py oidc_client ACTION --help` for an action's options. Acts as the host; "
+        "`--as EMAIL` acts with that staff member's permissions (a client allowed the mail or introspection scope "
+        "is set up by a superuser only: docs/security.md)."
     )
 
     def add_arguments(self, parser):
@@ -286,8 +297,12 @@ class Command(BaseCommand):
         )
         rotate.add_argument("client_id", metavar="CLIENT_ID", help=CLIENT_ID_HELP)
         rotate.add_argument("--json", action="store_true", help="Print one JSON object with the new secret.")
+        for parser_ in (add, update, remove, rotate):
+            add_actor_argument(parser_)
 
     def handle(self, *args, action, **options):
+        actor = command_actor(options)
+        self.who = {"actor": actor, "actor_label": command_actor_label(ACTOR, actor)}
         getattr(self, "_" + action.replace("-", "_"))(options)
 
     def _add(self, o):
@@ -303,7 +318,7 @@ class Command(BaseCommand):
                 scopes=[s for value in o["scopes"] for s in scope_list(value)] if o["scopes"] else None,
                 client_credentials=o["client_credentials"],
                 requires_pkce=not o["no_pkce"],
-                actor_label=ACTOR,
+                **self.who,
             )
         except ValidationError as e:
             raise refused(e) from None
@@ -384,7 +399,7 @@ class Command(BaseCommand):
                 "--everyone, --[no-]require-totp, --skip-consent/--ask-consent, --[no-]pkce or --activate/--deactivate."
             )
         try:
-            services.client_update(application=app, actor_label=ACTOR, **changes)
+            services.client_update(application=app, **self.who, **changes)
         except ValidationError as e:
             raise refused(e) from None
         self.stdout.write(f"Updated OIDC client {changes['name'] or app.name} ({app.client_id}).")
@@ -396,13 +411,16 @@ class Command(BaseCommand):
                 f"--yes: removing {app.name} ({app.client_id}) deletes it and revokes every token it holds, so "
                 "people are signed out of it. Run again with --yes to confirm."
             )
-        services.client_remove(application=app, actor_label=ACTOR)
+        try:
+            services.client_remove(application=app, **self.who)
+        except ValidationError as e:
+            raise refused(e) from None
         self.stdout.write(f"Removed OIDC client {app.name} ({o['client_id']}); its tokens are revoked.")
 
     def _rotate_secret(self, o):
         app = find_client(o["client_id"])
         try:
-            secret = services.client_rotate_secret(application=app, actor_label=ACTOR)
+            secret = services.client_rotate_secret(application=app, **self.who)
         except ValidationError as e:
             raise refused(e, {"client_type": "CLIENT_ID"}) from None
         self._print_secret(
