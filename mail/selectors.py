@@ -220,7 +220,9 @@ def answered_addresses(domain_name, dead):
     return answered
 
 
-def _base_address(address):
+def base_address(address):
+    """'a+tag@d' -> 'a@d', any other address unchanged: DMS's recipient delimiter is '+', so Postfix
+    delivers a+tag@d at a@d when a+tag@d has no line of its own."""
     local, _, domain = address.rpartition("@")
     return f"{local.split('+', 1)[0]}@{domain}"
 
@@ -244,21 +246,24 @@ def sign_ins_without_line(domain_name, dead=None):
     the domain would take their mail."""
     answered = answered_addresses(domain_name, dead_addresses() if dead is None else dead)
     return sorted(
-        ((pk, address) for pk, address in _sign_ins({domain_name}) if not {address, _base_address(address)} & answered),
+        ((pk, address) for pk, address in _sign_ins({domain_name}) if not {address, base_address(address)} & answered),
         key=lambda row: row[1],
     )
 
 
 def _caught_sign_ins(dead):
     """sign_ins_without_line for every domain with a catch-all in postfix-virtual.cf."""
-    catch_alls = {entry.address[1:] for entry in _alias_entries(dead) if entry.address.startswith("@")}
-    if not catch_alls:
+    candidates = Alias.objects.filter(local_part="", is_active=True, domain__is_active=True)
+    answered = {}
+    for domain in candidates.values_list("domain__name", flat=True):
+        if "@" + domain not in dead:  # a catch-all whose targets are all gone is refused, not written
+            answered[domain] = answered_addresses(domain, dead)
+    if not answered:
         return []
-    answered = {domain: answered_addresses(domain, dead) for domain in catch_alls}
     return [
         (pk, address)
-        for pk, address in _sign_ins(catch_alls)
-        if not {address, _base_address(address)} & answered[address.rpartition("@")[2]]
+        for pk, address in _sign_ins(set(answered))
+        if not {address, base_address(address)} & answered[address.rpartition("@")[2]]
     ]
 
 

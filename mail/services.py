@@ -21,6 +21,7 @@ from mail import dkim as dkim_keys
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
 from mail.models import Alias, AliasTarget, DkimKey, Domain, Group, Mailbox
 from mail.quota import format_quota
+from mail.selectors import base_address, sign_ins_without_line
 
 User = get_user_model()
 
@@ -279,13 +280,6 @@ def _normalized_or_none(email):
         return None
 
 
-def _base_address(address):
-    """'a+tag@d' -> 'a@d' (DMS's recipient delimiter is '+': Postfix delivers a+tag@d at a@d when
-    a+tag@d has no line of its own); any other address unchanged."""
-    local, domain = split_address(address)
-    return f"{local.split('+', 1)[0]}@{domain}" if "+" in local else address
-
-
 def people_signing_in_as(address, *, subaddresses=False):
     """People whose sign-in address is `address` once normalised like a mailbox address (so
     'root@example.com.' and 'root@ｅxample.com' are found under 'root@example.com'). With
@@ -300,7 +294,7 @@ def people_signing_in_as(address, *, subaddresses=False):
         normalized = _normalized_or_none(person.email)
         if normalized == address:
             exact.append(person)
-        elif subaddresses and normalized and _base_address(normalized) == address and address_owner(normalized) is None:
+        elif subaddresses and normalized and base_address(normalized) == address and address_owner(normalized) is None:
             tagged.append(person)
     return exact + tagged
 
@@ -308,8 +302,6 @@ def people_signing_in_as(address, *, subaddresses=False):
 def _people_caught_by_catch_all(domain_name):
     """People whose sign-in address on this domain DMS does not deliver (no account line or
     postfix-virtual.cf line for it, nor for its part before '+'): a catch-all gets their mail."""
-    from mail.selectors import sign_ins_without_line
-
     return User.objects.filter(pk__in=[pk for pk, _address in sign_ins_without_line(domain_name)]).order_by("email")
 
 
@@ -319,7 +311,7 @@ def _reverse_graph():
     mailbox). A target local+tag@d also flows into local@d, where DMS delivers it."""
     reverse = {}
     for alias_address, target in AliasTarget.objects.values_list("alias__address", "address").iterator():
-        for node in {target, _base_address(target)}:
+        for node in {target, base_address(target)}:
             if node != alias_address:
                 reverse.setdefault(node, set()).add(alias_address)
     for list_address, member_mailbox in (

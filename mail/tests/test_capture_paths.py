@@ -200,6 +200,19 @@ def test_an_emptied_list_is_refused_at_smtp_so_a_catch_all_does_not_take_the_mai
     assert postmap_query(settings, "helpers@example.com", "postfix-receive-access.cf") is None
 
 
+def test_an_alias_left_only_with_dead_targets_two_hops_away_is_refused_too(lists, settings):
+    services.alias_create(address="ops@example.com", targets=["admins@example.com"])
+    services.alias_update(alias=Alias.objects.get(address="root@example.com"), targets=["ops@example.com"])
+    run("alias", "add", "@example.com", OUTSIDE)
+    dms_sync()
+    assert postmap_query(settings, "root@example.com", "postfix-virtual.cf") == "ops@example.com"
+    run("group", "update", "admins", "--remove", "bob@example.com")
+    dms_sync()
+    for address in ("root@example.com", "ops@example.com", "admins@example.com"):
+        assert postmap_query(settings, address, "postfix-virtual.cf") is None
+        assert postmap_query(settings, address, "postfix-receive-access.cf") == "REJECT"
+
+
 # --- 2. '+' sub-addresses ---------------------------------------------------------------------------
 
 
