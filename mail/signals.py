@@ -51,3 +51,5 @@ def connect():
     m2m_changed.connect(_changed, sender=models.Group.members.through, dispatch_uid="mail.sync.group_members")
     pre_save.connect(_person_saving, sender=get_user_model(), dispatch_uid="mail.sync.person.email")
     post_save.connect(_person_saved, sender=get_user_model(), dispatch_uid="mail.sync.person")
+    # A person who goes takes their refused sign-in address (catch-all domains) with them.
+    post_delete.connect(_changed, sender=get_user_model(), dispatch_uid="mail.sync.person.delete")

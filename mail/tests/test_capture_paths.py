@@ -298,7 +298,7 @@ def test_a_person_created_after_a_catch_all_is_refused_at_smtp_not_caught(root, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_sign_in_address_changed_onto_a_catch_all_domain_is_refused_at_smtp(root, settings):
+def test_a_sign_in_address_changed_onto_or_off_a_catch_all_domain_updates_the_refusals(root, settings):
     services.mailbox_create(address="root@example.com", person=root)
     run("alias", "add", "@example.com", OUTSIDE)
     person = UserFactory(email="carol@corp.test")
@@ -309,3 +309,7 @@ def test_a_sign_in_address_changed_onto_a_catch_all_domain_is_refused_at_smtp(ro
     person.email = "carol@corp.test"
     person.save()
     assert postmap_query(settings, "carol@example.com", "postfix-receive-access.cf") is None
+    dave = UserFactory(email="dave@example.com")
+    assert postmap_query(settings, "dave@example.com", "postfix-receive-access.cf") == "REJECT"
+    dave.delete()
+    assert postmap_query(settings, "dave@example.com", "postfix-receive-access.cf") is None
