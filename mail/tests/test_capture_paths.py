@@ -171,6 +171,8 @@ def test_mail_staff_may_not_change_the_members_of_a_list_a_superuser_forwards_to
     assert message.startswith("members: admins@example.com would receive mail meant for root@example.com")
     message = refused_as(staff, "group", "update", "admins", "--remove", "bob@example.com")
     assert "root@example.com" in message
+    as_staff(staff, "group", "update", "admins", "--description", "Admins")  # the members stay: allowed
+    assert Group.objects.get(name="admins").description == "Admins"
 
 
 def test_mail_staff_may_not_remove_a_list_a_superusers_mail_flows_through(lists, staff):
@@ -262,6 +264,18 @@ def test_a_catch_all_is_refused_over_a_superusers_switched_off_alias(root, staff
     services.alias_update(alias=Alias.objects.get(address="root@example.com"), is_active=False)
     message = refused_as(staff, "alias", "add", "@example.com", OUTSIDE)
     assert message.startswith("address: @example.com would receive mail meant for root@example.com")
+
+
+def test_a_catch_all_the_host_adds_over_a_switched_off_alias_does_not_take_its_mail(root, settings):
+    services.alias_create(address="root@example.com", targets=["ops@outside.test"], is_active=False)
+    run("alias", "add", "@example.com", OUTSIDE)
+    dms_sync()
+    assert postmap_query(settings, "root@example.com", "postfix-virtual.cf") is None
+    assert postmap_query(settings, "root@example.com", "postfix-receive-access.cf") == "REJECT"
+    services.alias_update(alias=Alias.objects.get(address="root@example.com"), is_active=True)
+    dms_sync()
+    assert postmap_query(settings, "root@example.com", "postfix-virtual.cf") == "ops@outside.test"
+    assert postmap_query(settings, "root@example.com", "postfix-receive-access.cf") is None
 
 
 def test_a_catch_all_may_be_added_over_a_superusers_emptied_list_which_is_refused_at_smtp(root, staff):
