@@ -360,11 +360,12 @@ def _check_capture(actor, address, field="address", *, catcher=None, upstream_on
         if upstream_only and via == address:
             continue
         if not authz.may_manage_person(actor, person):
-            catcher = catcher or address
             through = "" if via in (address, person.email) else f" (through {via})"
-            raise _field_error(
-                field, f"{catcher} would receive mail meant for {person.email}{through}; {authz.refusal(person)}"
-            )
+            if upstream_only:
+                text = f"removing {address} changes where mail meant for {person.email}{through} goes"
+            else:
+                text = f"{catcher or address} would receive mail meant for {person.email}{through}"
+            raise _field_error(field, f"{text}; {authz.refusal(person)}")
 
 
 def _check_removal(actor, address, field="address", *, what="this alias"):

@@ -327,3 +327,19 @@ def test_a_sign_in_address_changed_onto_or_off_a_catch_all_domain_updates_the_re
     assert postmap_query(settings, "dave@example.com", "postfix-receive-access.cf") == "REJECT"
     dave.delete()
     assert postmap_query(settings, "dave@example.com", "postfix-receive-access.cf") is None
+
+
+def test_staff_who_manage_people_may_not_remove_a_mailbox_a_superusers_mail_flows_into(root):
+    actor = UserFactory(email="people-actor@team.example", is_staff=True)
+    actor.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="mail")
+        | Permission.objects.filter(codename="change_user", content_type__app_label="accounts")
+    )
+    make_mailbox("bob@example.com")
+    make_mailbox("carol@example.com")
+    services.alias_create(address="root@example.com", targets=["bob@example.com", "alice@outside.test"])
+    as_staff(actor, "mailbox", "remove", "carol@example.com")
+    assert not Mailbox.objects.filter(address="carol@example.com").exists()
+
+    message = refused_as(actor, "mailbox", "remove", "bob@example.com")
+    assert message.startswith("address: removing bob@example.com changes where mail meant for root@example.com goes")
