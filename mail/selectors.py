@@ -3,10 +3,12 @@
 import heapq
 from itertools import groupby
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Collate, Length, Replace
 
+from mail.addresses import normalize_address
 from mail.dms.snapshot import Account, Snapshot, dms_line_order
 from mail.dms.snapshot import Alias as AliasEntry
 from mail.dms.snapshot import DkimKey as DkimEntry
@@ -61,29 +63,62 @@ def dms_send_blocked():
     return qs.values_list("address", flat=True).order_by(_by_bytes("address")).iterator(chunk_size=CHUNK)
 
 
-def dms_receive_blocked(dead):
-    """Refused at SMTP time, so a catch-all cannot take their mail either: disabled mailboxes, and
-    aliases all of whose targets are gone (disabled, switched off, on a switched-off domain)."""
+def _refused_rows(dead):
+    """Addresses with a row of their own that DMS refuses at SMTP time (so a catch-all cannot take
+    their mail either): disabled mailboxes, aliases all of whose targets are gone, and lists without
+    a member DMS delivers to (an empty list has no postfix-virtual.cf line)."""
     disabled = (
         Mailbox.objects.filter(domain__is_active=True, state=Mailbox.DISABLED)
         .values_list("address", flat=True)
         .order_by(_by_bytes("address"))
         .iterator(chunk_size=CHUNK)
     )
-    return heapq.merge(disabled, sorted(_dead_aliases(dead)))
+    return heapq.merge(disabled, sorted(set(_dead_aliases(dead)) | set(_empty_lists())))
+
+
+def dms_receive_blocked(dead):
+    """Refused at SMTP time: the rows DMS refuses (_refused_rows), and, on a domain with a catch-all,
+    every sign-in address that has no line (sign_ins_without_line): a catch-all never takes a
+    person's mail, whoever was created first."""
+    return _distinct(heapq.merge(_refused_rows(dead), sorted(address for _pk, address in _caught_sign_ins(dead))))
+
+
+def _distinct(sorted_items):
+    previous = None
+    for item in sorted_items:
+        if item != previous:
+            yield item
+        previous = item
+
+
+def _empty_lists():
+    """List addresses on active domains without one member whose mailbox DMS has."""
+    live_member = Group.members.through.objects.filter(group=OuterRef("pk"), user__mailbox__in=_live_mailboxes())
+    return (
+        Group.objects.filter(list_address__isnull=False, list_domain__is_active=True)
+        .exclude(Exists(live_member))
+        .values_list("list_address", flat=True)
+    )
 
 
 def dead_addresses():
     """Addresses on managed domains that DMS no longer delivers to: forwarding there would accept
-    mail at SMTP time and bounce it later (backscatter). Few (what was switched off), so a set."""
+    mail at SMTP time and bounce it later (backscatter), or hand it to a catch-all. Few (what was
+    switched off), so a set. An alias left with only dead targets is dead too, to any depth."""
     gone_mailboxes = Mailbox.objects.filter(Q(state=Mailbox.DISABLED) | Q(domain__is_active=False))
     gone_aliases = Alias.objects.filter(Q(is_active=False) | Q(domain__is_active=False))
     gone_lists = Group.objects.filter(list_address__isnull=False, list_domain__is_active=False)
-    return (
+    dead = (
         set(gone_mailboxes.values_list("address", flat=True))
         | set(gone_aliases.values_list("address", flat=True))
         | set(gone_lists.values_list("list_address", flat=True))
+        | set(_empty_lists())
     )
+    while True:
+        more = set(_dead_aliases(dead)) - dead
+        if not more:
+            return dead
+        dead |= more
 
 
 def _dead_aliases(dead):
@@ -105,16 +140,18 @@ def _dead_aliases(dead):
     return [address for (_id, address), found in targets.items() if all(t in dead for t in found)]
 
 
-def _alias_entries(dead):
+def _alias_entries(dead, domain_name=None):
     # Keep-a-copy aliases are few: the ones whose mailbox DMS has, as a set, not a subquery per row.
     copies = set(
         _live_mailboxes()
         .filter(address__in=Alias.objects.filter(keep_copy=True).values("address"))
         .values_list("address", flat=True)
     )
+    rows = AliasTarget.objects.filter(alias__is_active=True, alias__domain__is_active=True)
+    if domain_name is not None:
+        rows = rows.filter(alias__domain__name=domain_name)
     rows = (
-        AliasTarget.objects.filter(alias__is_active=True, alias__domain__is_active=True)
-        .values_list("alias_id", "alias__address", "alias__keep_copy", "address")
+        rows.values_list("alias_id", "alias__address", "alias__keep_copy", "address")
         .order_by(*_line_order("alias__address"), "position")
         .iterator(chunk_size=CHUNK)
     )
@@ -128,11 +165,14 @@ def _alias_entries(dead):
             yield AliasEntry(address=address, targets=tuple(targets))
 
 
-def _list_entries():
+def _list_entries(domain_name=None):
+    rows = Group.members.through.objects.filter(
+        group__list_address__isnull=False, group__list_domain__is_active=True
+    ).filter(user__mailbox__in=_live_mailboxes())
+    if domain_name is not None:
+        rows = rows.filter(group__list_domain__name=domain_name)
     rows = (
-        Group.members.through.objects.filter(group__list_address__isnull=False, group__list_domain__is_active=True)
-        .filter(user__mailbox__in=_live_mailboxes())
-        .values_list("group_id", "group__list_address", "user__mailbox__address")
+        rows.values_list("group_id", "group__list_address", "user__mailbox__address")
         .order_by(*_line_order("group__list_address"), _by_bytes("user__mailbox__address"))
         .iterator(chunk_size=CHUNK)
     )
@@ -166,6 +206,65 @@ def dms_identity_lines(dead):
     for address, domain in rows:
         if domain not in refused:
             yield AliasEntry(address=address, targets=(address,))
+
+
+def answered_addresses(domain_name, dead):
+    """Addresses of the domain that DMS answers for themselves, so a catch-all never gets their mail:
+    those with an account line or a postfix-virtual.cf line (the same queries the sync writes from),
+    and the rows it refuses at SMTP time."""
+    answered = set(_live_mailboxes().filter(domain__name=domain_name).values_list("address", flat=True))
+    answered |= {entry.address for entry in _alias_entries(dead, domain_name)}
+    answered |= {entry.address for entry in _list_entries(domain_name)}
+    suffix = "@" + domain_name
+    answered |= {address for address in _refused_rows(dead) if address.endswith(suffix)}
+    return answered
+
+
+def base_address(address):
+    """'a+tag@d' -> 'a@d', any other address unchanged: DMS's recipient delimiter is '+', so Postfix
+    delivers a+tag@d at a@d when a+tag@d has no line of its own."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def _sign_ins(domains):
+    """(person id, normalised sign-in address) of everyone signing in on one of `domains`."""
+    from accounts.models import User
+
+    for pk, email in User.objects.values_list("pk", "email").iterator(chunk_size=CHUNK):
+        try:
+            address = normalize_address(email)
+        except ValidationError:
+            continue
+        if address.rpartition("@")[2] in domains:
+            yield pk, address
+
+
+def sign_ins_without_line(domain_name, dead=None):
+    """(person id, sign-in address) of the people signing in on this domain whose address DMS does not
+    answer for itself, nor its part before '+' (where Postfix delivers local+tag@d): a catch-all on
+    the domain would take their mail."""
+    answered = answered_addresses(domain_name, dead_addresses() if dead is None else dead)
+    return sorted(
+        ((pk, address) for pk, address in _sign_ins({domain_name}) if not {address, base_address(address)} & answered),
+        key=lambda row: row[1],
+    )
+
+
+def _caught_sign_ins(dead):
+    """sign_ins_without_line for every domain with a catch-all in postfix-virtual.cf."""
+    candidates = Alias.objects.filter(local_part="", is_active=True, domain__is_active=True)
+    answered = {}
+    for domain in candidates.values_list("domain__name", flat=True):
+        if "@" + domain not in dead:  # a catch-all whose targets are all gone is refused, not written
+            answered[domain] = answered_addresses(domain, dead)
+    if not answered:
+        return []
+    return [
+        (pk, address)
+        for pk, address in _sign_ins(set(answered))
+        if not {address, base_address(address)} & answered[address.rpartition("@")[2]]
+    ]
 
 
 def dms_dkim_keys(*, dkim_layout):

@@ -21,6 +21,7 @@ from mail import dkim as dkim_keys
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
 from mail.models import Alias, AliasTarget, DkimKey, Domain, Group, Mailbox
 from mail.quota import format_quota
+from mail.selectors import base_address, sign_ins_without_line
 
 User = get_user_model()
 
@@ -279,46 +280,101 @@ def _normalized_or_none(email):
         return None
 
 
-def people_signing_in_as(address):
+def people_signing_in_as(address, *, subaddresses=False):
     """People whose sign-in address is `address` once normalised like a mailbox address (so
-    'root@example.com.' and 'root@ｅxample.com' are found under 'root@example.com')."""
+    'root@example.com.' and 'root@ｅxample.com' are found under 'root@example.com'). With
+    subaddresses, also those signing in as local+tag@domain: DMS delivers their mail at `address`
+    unless local+tag@domain has a line of its own. Exact matches first."""
     local, _ = split_address(address)
-    return [p for p in User.objects.filter(email__istartswith=local + "@") if _normalized_or_none(p.email) == address]
+    candidates = User.objects.filter(email__istartswith=local + "@")
+    if subaddresses and "+" not in local:
+        candidates = User.objects.filter(Q(email__istartswith=local + "@") | Q(email__istartswith=local + "+"))
+    exact, tagged = [], []
+    for person in candidates.order_by("email"):
+        normalized = _normalized_or_none(person.email)
+        if normalized == address:
+            exact.append(person)
+        elif subaddresses and normalized and base_address(normalized) == address and address_owner(normalized) is None:
+            tagged.append(person)
+    return exact + tagged
 
 
 def _people_caught_by_catch_all(domain_name):
-    """People whose sign-in address on this domain is no mailbox, alias or list: a catch-all gets their mail."""
-    taken = (
-        set(Mailbox.objects.filter(domain__name=domain_name).values_list("address", flat=True))
-        | set(Alias.objects.filter(domain__name=domain_name).values_list("address", flat=True))
-        | set(Group.objects.filter(list_domain__name=domain_name).values_list("list_address", flat=True))
-    )
-    suffix = "@" + domain_name
-    ids = []
-    for pk, email in User.objects.values_list("pk", "email").iterator():
-        address = _normalized_or_none(email)
-        if address and address.endswith(suffix) and address not in taken:
-            ids.append(pk)
-    return User.objects.filter(pk__in=ids).order_by("email")
+    """People whose sign-in address on this domain DMS does not deliver (no account line or
+    postfix-virtual.cf line for it, nor for its part before '+'): a catch-all gets their mail."""
+    return User.objects.filter(pk__in=[pk for pk, _address in sign_ins_without_line(domain_name)]).order_by("email")
 
 
-def _check_capture(actor, address, field="address", *, catcher=None):
-    """Refuse an alias, catch-all, list or kept copy at `address` if it would take mail meant for a
-    person the actor may not manage (reset links included) anywhere else."""
+def upstream_addresses(address):
+    """`address` and every address whose mail flows into it through aliases (switched-off ones too:
+    switching one back on must not reveal a target re-pointed meanwhile) and lists, nearest first.
+    A target local+tag@d flows into local@d, where DMS delivers it. One query per address reached:
+    few, unlike the whole forwarding graph."""
+    found, seen, todo = [address], {address}, [address]
+    while todo:
+        current = todo.pop(0)
+        local, domain = split_address(current)
+        tagged = Q(address__startswith=local + "+", address__endswith="@" + domain) if local else Q(pk__in=[])
+        sources = set(
+            AliasTarget.objects.filter(Q(address=current) | tagged)
+            .exclude(alias__address=current)
+            .values_list("alias__address", flat=True)
+        )
+        sources |= set(
+            Group.objects.filter(members__mailbox__address=current, list_address__isnull=False).values_list(
+                "list_address", flat=True
+            )
+        )
+        for source in sorted(sources - seen):
+            seen.add(source)
+            found.append(source)
+            todo.append(source)
+    return found
+
+
+def _people_whose_mail_reaches(address):
+    """(address their mail is for, person) for everyone whose mail ends up where `address` sends it:
+    people signing in as it or as anything flowing into it, and the owners of mailboxes among those
+    (a mailbox flows on only through its own 'keep a copy' alias). A catch-all: the people it catches."""
+    local, domain_name = split_address(address)
+    if not local:
+        return [(person.email, person) for person in _people_caught_by_catch_all(domain_name)]
+    found = []
+    for upstream in upstream_addresses(address):
+        found.extend((upstream, person) for person in people_signing_in_as(upstream, subaddresses=True))
+        mailbox = Mailbox.objects.select_related("person").filter(address=upstream).first()
+        if mailbox is not None:
+            found.append((upstream, mailbox.person))
+    return found
+
+
+def _check_capture(actor, address, field="address", *, catcher=None, upstream_only=False):
+    """Refuse a change to where mail for `address` goes (an alias, catch-all, list address, list
+    members, kept copy, or removal) if mail meant for a person the actor may not manage (reset links
+    included) flows through it: sent to their sign-in address or mailbox, directly or through other
+    aliases and lists. upstream_only: only what flows into `address` from elsewhere counts (its own
+    sign-in and mailbox are checked by the caller)."""
     if authz.is_system(actor):
         return
-    local, domain_name = split_address(address)
-    if local:
-        people = people_signing_in_as(address)
-        mailbox = Mailbox.objects.select_related("person").filter(address=address).first()
-        if mailbox is not None:
-            people.append(mailbox.person)
-    else:
-        people = _people_caught_by_catch_all(domain_name)
-    for person in people:
+    for via, person in _people_whose_mail_reaches(address):
+        if upstream_only and via == address:
+            continue
         if not authz.may_manage_person(actor, person):
-            catcher = catcher or address
-            raise _field_error(field, f"{catcher} would receive mail meant for {person.email}; {authz.refusal(person)}")
+            through = "" if via in (address, person.email) else f" (through {via})"
+            if upstream_only:
+                text = f"removing {address} changes where mail meant for {person.email}{through} goes"
+            else:
+                text = f"{catcher or address} would receive mail meant for {person.email}{through}"
+            raise _field_error(field, f"{text}; {authz.refusal(person)}")
+
+
+def _check_removal(actor, address, field="address", *, what="this alias"):
+    """`address` goes away: what flowed into it loses that target (refused for a person the actor may not
+    manage), and on a domain with a catch-all its own mail would fall to the catch-all."""
+    _check_capture(actor, address, field, upstream_only=True)
+    local, domain_name = split_address(address)
+    if local and Alias.objects.filter(address="@" + domain_name, is_active=True).exists():
+        _check_capture(actor, address, field, catcher=f"without {what}, the catch-all @{domain_name}")
 
 
 # --- mailboxes -----------------------------------------------------------------------------------
@@ -381,6 +437,8 @@ def mailbox_create(
         person = User.objects.select_for_update().get(pk=person.pk)
         if Mailbox.objects.filter(person=person).exists():
             raise _field_error("address", f"{person.email} already owns the mailbox {person.mailbox.address}.")
+    # Mail for local+tag@domain sign-ins is delivered here too (DMS's recipient delimiter).
+    _check_capture(actor, address)
     created_person = person is None
     pending_cleared = False
     if created_person:
@@ -506,6 +564,7 @@ def mailbox_remove(*, mailbox, keep_person=True, request=None, actor=None, actor
     authz.require_perm(actor, "mail.delete_mailbox", "address")
     authz.require_may_manage_person(actor, mailbox.person, "address")
     address = mailbox.address
+    _check_removal(actor, address, what="this mailbox")
     Alias.objects.filter(address=address, keep_copy=True).delete()
     _drop_as_target(address)
     person = mailbox.person
@@ -664,10 +723,7 @@ def _drop_as_target(address):
 def alias_remove(*, alias, request=None, actor=None, actor_label=None):
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.delete_alias", "address")
-    local, domain_name = split_address(alias.address)
-    if local and Alias.objects.filter(address="@" + domain_name, is_active=True).exists():
-        # Without this alias the domain's catch-all would get the address's mail.
-        _check_capture(actor, alias.address, catcher=f"without this alias, the catch-all @{domain_name}")
+    _check_removal(actor, alias.address)
     _drop_as_target(alias.address)
     audit("mail.alias.remove", target=alias, description="Removed alias.", **_who(request, actor_label, actor))
     alias.delete()
@@ -724,6 +780,10 @@ def _people(addresses, field="members"):
     return people
 
 
+def _member_mailboxes(group):
+    return set(Mailbox.objects.filter(person__member_groups=group).values_list("address", flat=True))
+
+
 @transaction.atomic
 def group_create(*, name, address=None, members=(), description="", request=None, actor=None, actor_label=None):
     actor = authz.acting(request=request, actor=actor)
@@ -764,6 +824,7 @@ def group_update(
     authz.require_perm(actor, "mail.change_group", "name")
     group = Group.objects.select_for_update(of=("self",)).get(pk=group.pk)
     before = set(group.members.values_list("email", flat=True))
+    mailboxes_before = _member_mailboxes(group)
     if name is not None and name != group.name:
         # Apps see groups by name: renaming a gate is changing who gets in.
         authz.require_may_change_group_access(actor, group, "name")
@@ -775,6 +836,7 @@ def group_update(
         group.list_domain, group.list_local_part = _group_list_address(address, group, actor=actor)
         new = f"{group.list_local_part}@{group.list_domain.name}" if group.list_domain else None
         if previous and previous != new:
+            _check_removal(actor, previous, what="this list address")
             _drop_as_target(previous)
     if description is not None:
         group.description = description
@@ -788,6 +850,9 @@ def group_update(
         group.members.remove(*_people(remove))
     if set(group.members.values_list("email", flat=True)) != before:
         authz.require_may_change_group_access(actor, group, "members")
+    if group.list_address and _member_mailboxes(group) != mailboxes_before:
+        # Whoever's mail flows into the list now reaches other mailboxes.
+        _check_capture(actor, group.list_address, "members")
     if group.list_address:
         _check_no_loop(group.list_address, [m.mailbox.address for m in group.members.all() if hasattr(m, "mailbox")])
     audit("mail.group.change", target=group, description="Changed group.", **_who(request, actor_label, actor))
@@ -802,6 +867,7 @@ def group_remove(*, group, request=None, actor=None, actor_label=None):
     # Removing a gate would leave its app open to everyone (an empty allowed list means everyone).
     authz.require_may_change_group_access(actor, group, "name")
     if group.list_address:
+        _check_removal(actor, group.list_address, "name", what="this list")
         _drop_as_target(group.list_address)
     audit("mail.group.remove", target=group, description="Removed group.", **_who(request, actor_label, actor))
     group.delete()

@@ -1,7 +1,7 @@
 """Declared seam: any committed change to mail state schedules one coalesced DMS sync."""
 
 from django.contrib.auth import get_user_model
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 from mail import models
 
@@ -22,9 +22,22 @@ def _changed(sender, **kwargs):
 _IRRELEVANT_FIELDS = {"last_login"}
 
 
-def _person_saved(sender, instance, update_fields=None, **kwargs):
-    # A new password or switching the person on/off changes their account line; only people with a
-    # mailbox matter. A sync that finds nothing different writes nothing.
+def _person_saving(sender, instance, update_fields=None, raw=False, **kwargs):
+    # Remember whether the sign-in address changes: on a domain with a catch-all, a sign-in address
+    # without a line of its own is refused at SMTP (mail.selectors.dms_receive_blocked).
+    instance._mail_email_changed = instance.pk is None or (
+        (update_fields is None or "email" in update_fields)
+        and not sender.objects.filter(pk=instance.pk, email=instance.email).exists()
+    )
+
+
+def _person_saved(sender, instance, created=False, update_fields=None, **kwargs):
+    # A new person or a new sign-in address can change postfix-receive-access.cf; a new password or
+    # switching the person on/off changes their account line (only people with a mailbox matter).
+    # A sync that finds nothing different writes nothing.
+    if created or getattr(instance, "_mail_email_changed", False):
+        request_sync()
+        return
     if update_fields is not None and set(update_fields) <= _IRRELEVANT_FIELDS:
         return
     if models.Mailbox.objects.filter(person_id=instance.pk).exists():
@@ -36,4 +49,7 @@ def connect():
         post_save.connect(_changed, sender=model, dispatch_uid=f"mail.sync.save.{model.__name__}")
         post_delete.connect(_changed, sender=model, dispatch_uid=f"mail.sync.delete.{model.__name__}")
     m2m_changed.connect(_changed, sender=models.Group.members.through, dispatch_uid="mail.sync.group_members")
+    pre_save.connect(_person_saving, sender=get_user_model(), dispatch_uid="mail.sync.person.email")
     post_save.connect(_person_saved, sender=get_user_model(), dispatch_uid="mail.sync.person")
+    # A person who goes takes their refused sign-in address (catch-all domains) with them.
+    post_delete.connect(_changed, sender=get_user_model(), dispatch_uid="mail.sync.person.delete")
