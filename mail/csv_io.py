@@ -320,13 +320,10 @@ def _check_against_database(rows, who, *, lock=False, bar=None):
                 authz.require_may_manage_person(who.actor, person, "person")
                 if person.pk in owned:
                     raise services.owns_mailbox_error(person, owned[person.pk])
-                # mailbox_create checks the person with the row's name when it writes.
-                User(email=row.address, full_name=row.name).full_clean(
-                    exclude=["password"], validate_unique=False, validate_constraints=False
-                )
-            else:
-                new = User(email=row.address, full_name=row.name, email_verified_at=now)
-                # What mailbox_create checks before saving a new person; the address is known to be free.
+            new = User(email=row.address, full_name=row.name, email_verified_at=now)
+            if not lock:
+                # What mailbox_create checks before saving a person (the address is known to be free). It depends
+                # on the row alone, so the second check, under the locks, need not repeat it.
                 new.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
         except ValidationError as e:
             refuse(row, e)
