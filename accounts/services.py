@@ -158,7 +158,11 @@ def signin_attempt_start(*, email, ip, now=None):
         for scope, key, limit in limits:
             row = found.get((scope, key))
             if row is None:
-                row, _ = LoginThrottle.objects.select_for_update().get_or_create(scope=scope, key=key)
+                try:
+                    with transaction.atomic():
+                        row = LoginThrottle.objects.create(scope=scope, key=key, window_started_at=now)
+                except IntegrityError:  # a parallel attempt created it first
+                    row = LoginThrottle.objects.select_for_update().get(scope=scope, key=key)
             if not row.is_locked(now) and (row.locked_until or row.window_started_at < now - window):
                 row.failures, row.window_started_at, row.locked_until = 0, now, None
             rows.append((row, limit))
