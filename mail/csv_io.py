@@ -1,5 +1,7 @@
 """Mailboxes to and from CSV files. The import checks every row, reports every bad line, and creates
-all the mailboxes or none, through the same service as every other way of creating one.
+all the mailboxes or none. Rows are checked with mailbox_create's own rules (shared from mail.services)
+for all of them at once; a row for an existing person goes through mailbox_create, and new people are
+written in bulk, with the same rows, audit entries and one coalesced DMS sync as one by one.
 """
 
 import csv
@@ -538,10 +540,9 @@ def mailboxes_import_csv(path, *, actor_label, actor=None, replace_passwords=Fal
         plan, errors = _check_against_database(rows, who, lock=True)
         if not errors:
             missing = [row for row in rows if row.line in plan.new_people and not row.hashes]
-            if missing:
-                # A row that adopted someone when first checked and creates a person now: it needs its hashes.
-                _hash_rows(missing, plan)
-            errors = _write(rows, plan, who, bar)
+            # A row that adopted someone when first checked and creates a person now needs its hashes.
+            errors = _hash_rows(missing, plan) if missing else []
+            errors = errors or _write(rows, plan, who, bar)
         if errors:
             # Raising out of the atomic block rolls back every row already created.
             raise CsvImportError(sorted(errors, key=_line_number), path)
