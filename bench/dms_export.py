@@ -763,8 +763,8 @@ def report(setups, results, nochange, onechange, csv_result):
     )
     print(f"    ratio             {ratio:>8.2f}x wall, import / hashing alone (goal: within 1.3x)")
     print(
-        "                      CPU seconds are this Python process's only (PostgreSQL's are not in them);"
-        " wall time is what counts"
+        "                      CPU seconds are this Python process's and its hashing workers' (PostgreSQL's are not"
+        " in them); wall time is what counts"
     )
     print(
         f"    DMS writes        write_count +{csv_result['write_count_delta']}"
