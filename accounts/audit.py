@@ -11,12 +11,21 @@ def _label(obj):
 def audit(action, *, request=None, actor=None, actor_label=None, target=None, description="", ip=None):
     """Record one event. `actor` defaults to the signed-in person of `request`; commands name
     themselves with `actor_label`."""
+    event = audit_event(
+        action, request=request, actor=actor, actor_label=actor_label, target=target, description=description, ip=ip
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_event(action, *, request=None, actor=None, actor_label=None, target=None, description="", ip=None):
+    """The event audit() records, unsaved: for writing many at once with AuditEvent.objects.bulk_create."""
     user = getattr(request, "user", None)
     if actor is None and user is not None and user.is_authenticated:
         actor = user
     if ip is None and request is not None:
         ip = client_ip(request)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         actor=actor if getattr(actor, "pk", None) else None,
         actor_label=actor_label
         or (_label(actor) if actor is not None else ("system" if request is None else "anonymous")),

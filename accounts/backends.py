@@ -6,9 +6,12 @@ at the configured cost and one mail-hash check of the configured scheme, each ei
 password over the limit).
 """
 
+import hashlib
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import identify_hasher, verify_password
+from django.core.cache import cache
 
 from accounts.hashers import spend_password_check
 from accounts.models import normalize_email
@@ -20,18 +23,39 @@ def mailbox_allows_sign_in(user):
     return mailbox is None or mailbox.state == "active"
 
 
+# How long "these two hashes hold the same password" is remembered (see _align_mail_password).
+ALIGNED_SECONDS = 90 * 24 * 3600
+
+
+def _aligned_key(user):
+    pair = f"{user.password}\0{user.mail_password_hash}".encode()
+    return "accounts:mail-aligned:" + hashlib.sha256(pair).hexdigest()
+
+
 def _align_mail_password(user, password):
     """One password for web and mail: a person whose mail hash predates their web password (they had
     a password before they got a mailbox, or were adopted from DMS next to an existing account) gets
-    the password they just proved written for mail too."""
+    the password they just proved written for mail too.
+
+    Called only after `password` matched user.password. Checking the mail hash costs a mail-hash check
+    (milliseconds of CPU) on every sign-in, so the cache remembers the pair of hashes once they held the
+    same password: a web hash matches one password only, so while neither hash changes, the mail hash
+    still holds the password that just matched. Any new hash (a password set, a mail hash replaced or
+    locked, an upgrade) is a new pair, checked once again."""
     from django.conf import settings
 
     from mail.passwords import mail_hash, verify_mail_hash
 
-    if getattr(user, "mailbox", None) is None or verify_mail_hash(password, user.mail_password_hash):
+    if getattr(user, "mailbox", None) is None:
         return
-    user.mail_password_hash = mail_hash(password, settings.MAIL_HASH_SCHEME)
-    user.save(update_fields=["mail_password_hash"])
+    key = _aligned_key(user)
+    if cache.get(key):
+        return
+    if not verify_mail_hash(password, user.mail_password_hash):
+        user.mail_password_hash = mail_hash(password, settings.MAIL_HASH_SCHEME)
+        user.save(update_fields=["mail_password_hash"])
+        key = _aligned_key(user)
+    cache.set(key, True, ALIGNED_SECONDS)
 
 
 def is_checked_by_mail_hash(encoded):

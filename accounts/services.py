@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -170,10 +172,23 @@ def signin_attempt_start(*, email, ip, now=None):
     conf = AppSettings.load()
     window = timedelta(minutes=conf.lockout_minutes)
     attempt = SignInAttempt(email=normalize_email(email), ip=ip)
+    limits = _throttle_limits(email, ip, conf)
     with transaction.atomic():
+        # The account's and the address's rows in one query; a missing one (the account's after every successful
+        # sign-in) is created by the first attempt that needs it, whoever wins a race.
+        wanted = Q()
+        for scope, key, _ in limits:
+            wanted |= Q(scope=scope, key=key)
+        found = {(row.scope, row.key): row for row in LoginThrottle.objects.select_for_update().filter(wanted)}
         rows = []
-        for scope, key, limit in _throttle_limits(email, ip, conf):
-            row, _ = LoginThrottle.objects.select_for_update().get_or_create(scope=scope, key=key)
+        for scope, key, limit in limits:
+            row = found.get((scope, key))
+            if row is None:
+                try:
+                    with transaction.atomic():
+                        row = LoginThrottle.objects.create(scope=scope, key=key, window_started_at=now)
+                except IntegrityError:  # a parallel attempt created it first
+                    row = LoginThrottle.objects.select_for_update().get(scope=scope, key=key)
             if not row.is_locked(now) and (row.locked_until or row.window_started_at < now - window):
                 row.failures, row.window_started_at, row.locked_until = 0, now, None
             rows.append((row, limit))
@@ -191,14 +206,19 @@ def signin_attempt_start(*, email, ip, now=None):
     return attempt
 
 
-def signin_attempt_release(attempt):
-    """The check passed: give the reserved attempt back (and undo a lock it alone caused)."""
+def signin_attempt_release(attempt, *, signed_in=False):
+    """The check passed: give the reserved attempt back (and undo a lock it alone caused). signed_in: the
+    person is now signed in, so the account's failures are cleared as well (throttle_clear_account).
+
+    Each row changes in one UPDATE, which the database applies atomically to the row as it is then."""
+    rows = LoginThrottle.objects.filter(pk__in=attempt.row_ids)
     with transaction.atomic():
-        for row in LoginThrottle.objects.select_for_update().filter(pk__in=attempt.row_ids):
-            row.failures = max(0, row.failures - 1)
-            if row.pk in attempt.locked_row_ids:
-                row.locked_until = None
-            row.save()
+        if signed_in:
+            throttle_clear_account(attempt.email)
+            rows = rows.exclude(scope=LoginThrottle.SCOPE_ACCOUNT)
+        if attempt.locked_row_ids:
+            rows.filter(pk__in=attempt.locked_row_ids).update(locked_until=None)
+        rows.update(failures=Greatest(F("failures") - 1, 0))
 
 
 def signin_attempt_failed(attempt, *, request=None):

@@ -7,10 +7,12 @@ its row: the browser is anonymous on its next request.
 from datetime import UTC, datetime
 
 from django.contrib.auth import SESSION_KEY, logout
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError
 from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.core.exceptions import SuspiciousOperation
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 from django.utils.http import url_has_allowed_host_and_scheme
 
 # Request metadata the middleware stores in the session data so that the row can carry it.
@@ -97,6 +99,31 @@ class SessionStore(DbSessionStore):
         row.last_seen_at = _from_timestamp(data.get(META_LAST_SEEN))
         row.created_at = _from_timestamp(data.get(META_CREATED))
         return row
+
+    def cycle_key(self):
+        """A new key for the same data (every sign-in asks for one). Django's database store writes an empty
+        row under the new key at once (after a query for a clash) and the data again at the end of the request;
+        here the row is written once, by the save at the end of the request. A clash of 32 random characters is
+        left to the primary key: the INSERT then fails and save() draws another key."""
+        data = self._session
+        key = self.session_key
+        self._session_key = get_random_string(32, VALID_KEY_CHARS)
+        self._session_cache = data
+        self._not_stored_yet = True
+        self.modified = True
+        if key:
+            self.delete(key)
+
+    def save(self, must_create=False):
+        if getattr(self, "_not_stored_yet", False) and self.session_key is not None:
+            try:
+                super().save(must_create=True)
+            except CreateError:
+                self._session_key = None
+                self.create()  # draws keys until one is free, keeping the data
+            self._not_stored_yet = False
+            return
+        super().save(must_create=must_create)
 
     def delete(self, session_key=None):
         if session_key is None:

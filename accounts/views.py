@@ -122,7 +122,12 @@ def register_confirm(request, uidb64, token):
 # --- sign in -------------------------------------------------------------------------------------
 
 
-def _complete_sign_in(request, user, device):
+def _complete_sign_in(request, user, device, *, attempt=None):
+    """attempt: the password check's reserved attempt, released here together with the account's failures."""
+    if attempt is not None:
+        services.signin_attempt_release(attempt, signed_in=True)
+    else:
+        services.throttle_clear_account(user.email)
     login(request, user, backend=BACKEND)
     record_request_meta(
         request.session, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=time.time()
@@ -130,7 +135,6 @@ def _complete_sign_in(request, user, device):
     request.session[AUTH_AT] = time.time()
     if device is not None:
         otp_login(request, device)
-    services.throttle_clear_account(user.email)
     audit(
         "signin.success",
         request=request,
@@ -168,8 +172,7 @@ def sign_in(request):
                 request.session[PENDING_SIGN_IN] = {"user": user.pk, "at": time.time(), "next": next_url}
                 return redirect("accounts:sign_in_code")
             else:
-                services.signin_attempt_release(attempt)
-                _complete_sign_in(request, user, device=None)
+                _complete_sign_in(request, user, device=None, attempt=attempt)
                 return redirect(next_url)
     return render(
         request,

@@ -1,11 +1,15 @@
 """Mailboxes to and from CSV files. The import checks every row, reports every bad line, and creates
-all the mailboxes or none, through the same service as every other way of creating one.
+all the mailboxes or none. Rows are checked with mailbox_create's own rules (shared from mail.services)
+for all of them at once; a row for an existing person goes through mailbox_create, and new people are
+written in bulk, with the same rows, audit entries and one coalesced DMS sync as one by one.
 """
 
 import csv
 import io
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+import secrets
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -14,15 +18,17 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from accounts import authz
-from accounts.audit import audit
+from accounts.audit import audit, audit_event
+from accounts.models import AuditEvent
 from dockspace.csv_cells import SafeCsvWriter
-from mail import services
-from mail.addresses import normalize_address
+from mail import services, signals
+from mail.addresses import normalize_address, split_address
 from mail.commandline import validation_message
 from mail.hashers import django_password_from_mail_hash
-from mail.models import Mailbox
+from mail.models import Domain, Mailbox
 from mail.passwords import mail_hash
 from mail.progress import silent
 from mail.quota import format_quota, parse_quota
@@ -34,10 +40,14 @@ IMPORT_COLUMNS = (*EXPORT_COLUMNS, "password", "password_hash")
 STATES = (Mailbox.ACTIVE, Mailbox.SUSPENDED, Mailbox.DISABLED)
 NAME_MAX_LENGTH = User._meta.get_field("full_name").max_length
 
-# From this many passwords on, hashing starts beside the database check instead of after it: a file
-# that fails the check then costs at most the hashes already under way.
+# From this many passwords on, they are hashed in a pool (threads or processes, see _hash_all).
 POOL_MIN_PASSWORDS = 8
 MAX_HASHING_THREADS = 8
+# Worker processes cost a fork and a pipe each: worth it from this many GIL-bound hashes on.
+PROCESS_POOL_MIN_PASSWORDS = 64
+GIL_BOUND_SCHEMES = ("SHA512-CRYPT",)
+HASH_CHUNK = 100  # passwords per task sent to a worker
+BULK_BATCH = 1000
 
 _EMPTY = "line 1: file: is empty; the first line must name the columns (e.g. address,name,quota,password)."
 
@@ -224,75 +234,7 @@ def _read_rows(path):
     return rows, errors
 
 
-# --- hashing -------------------------------------------------------------------------------------
-
-
-def _hash_pair(password, scheme):
-    """Only the mail hash is computed: the web password is that hash behind the `dms$` marker, which
-    mail.hashers checks at the person's first sign-in and Django then rewrites as Argon2. An import of
-    thousands of rows costs the mail hashes alone (milliseconds each), not an Argon2 hash per row too."""
-    hashed = mail_hash(password, scheme)
-    return django_password_from_mail_hash(hashed), hashed
-
-
-def _hash_while_checking(rows, who, progress=silent):
-    """Checks every row against the database and hashes every plain password once (for the web and
-    for mail); returns 'line N: ...' problems, and fills row.hashes when there are none.
-
-    Many passwords are hashed in background threads while the check runs, and what is still queued
-    is cancelled when the check fails. Threads, not processes: bcrypt and Argon2 (argon2-cffi) release
-    the GIL while they work, and threads share the already-configured Django settings; SHA512-CRYPT
-    (passlib's pure Python) keeps the GIL but costs only milliseconds a row."""
-    todo = [row for row in rows if row.password is not None]
-    scheme = settings.MAIL_HASH_SCHEME
-    if len(todo) < POOL_MIN_PASSWORDS:
-        errors = _check_against_database(rows, who, progress)
-        if errors:
-            return errors
-        with progress("hashing passwords", len(todo)) as bar:
-            results = [_counted(bar, _try_hash(row.password, scheme)) for row in todo]
-    else:
-        pool = ThreadPoolExecutor(max_workers=_hashing_threads())
-        try:
-            futures = [pool.submit(_try_hash, row.password, scheme) for row in todo]
-            errors = _check_against_database(rows, who, progress)
-            if errors:
-                return errors
-            with progress("hashing passwords", len(todo)) as bar:
-                results = [_counted(bar, future.result()) for future in futures]
-        finally:
-            pool.shutdown(cancel_futures=True)
-    errors = []
-    for row, result in zip(todo, results, strict=True):
-        if isinstance(result, ValidationError):
-            errors += [f"line {row.line}: {m}" for m in _messages(result)]
-        else:
-            row.hashes = result
-    return errors
-
-
-def _counted(bar, result):
-    bar.update()
-    return result
-
-
-def _hashing_threads():
-    """One hash at a time per CPU. Capped, since a mail ARGON2ID hash holds 64 MiB while it runs."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_HASHING_THREADS))
-
-
-def _try_hash(password, scheme):
-    try:
-        return _hash_pair(password, scheme)
-    except ValidationError as e:
-        return e
-
-
-# --- writing -------------------------------------------------------------------------------------
+# --- checking against the database ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -304,31 +246,202 @@ class _Who:
     replace_passwords: bool = False
 
 
-def _create(row, *, with_passwords, who):
-    # A row for someone who already signs in adopts that person (the service refuses it to whoever
-    # may not manage them); their password stays theirs unless the operator says otherwise.
-    existing = next(iter(services.people_signing_in_as(row.address)), None)
-    gives_password = row.password is not None or row.password_hash is not None
-    if existing is not None and gives_password and not who.replace_passwords:
-        raise ValidationError(
-            {
-                "password": [
-                    f"{row.address} is an existing person's sign-in address: the row would replace their password; "
-                    "leave password empty to keep it, or give --replace-passwords."
-                ]
-            }
-        )
-    if not with_passwords:
-        # The checking pass is rolled back: stand-in hashes spare the service hashing a random secret.
-        hashes = (None if existing is not None else make_password(None), "{SHA512-CRYPT}!")
+@dataclass
+class _Plan:
+    """What the rows will do, from one check of all of them against the database."""
+
+    domains: dict  # name -> Domain
+    quotas: dict  # line -> the quota the mailbox gets (the row's, else the domain's default)
+    adopting: dict  # line -> the existing person whose sign-in the row's address is
+    new_people: dict  # line -> the unsaved person a row without one creates (already full_clean'ed)
+
+
+def _chunks(values, size=500):
+    values = list(values)
+    return (values[start : start + size] for start in range(0, len(values), size))
+
+
+def _check_against_database(rows, who, *, lock=False, bar=None):
+    """Checks every row the way mailbox_create would, with a few set-based queries for all of them (domains,
+    addresses in use, sign-in addresses, the people's mailboxes, tier usage) instead of a query series per
+    row: rows are checked in file order and each counts towards the tier limits of the rows below it.
+    Returns (_Plan, 'line N: ...' problems). lock: lock the domains' rows (in the writing transaction), as
+    mailbox_create does, so no mailbox can slip in between this check and the writes."""
+    errors = []
+
+    def refuse(row, error):
+        errors.extend(f"line {row.line}: {m}" for m in _messages(error))
+
+    plan = _Plan({}, {}, {}, {})
+    try:
+        authz.require_perm(who.actor, "mail.add_mailbox", "address")
+    except ValidationError as e:
+        for row in rows:
+            refuse(row, e)
+        return plan, errors
+    domain_qs = Domain.objects.select_related("tier")
+    if lock:
+        domain_qs = domain_qs.select_for_update(of=("self",))
+    for names in _chunks({split_address(row.address)[1] for row in rows}):
+        plan.domains.update((domain.name, domain) for domain in domain_qs.filter(name__in=names))
+    addresses = [row.address for row in rows]
+    owners = services.address_owners(addresses)
+    signing_in = services.people_signing_in_as_many(addresses)
+    people_ids = {person.pk for people in signing_in.values() for person in people}
+    owned = {}
+    for ids in _chunks(people_ids):
+        owned.update(Mailbox.objects.filter(person_id__in=ids).values_list("person_id", "address"))
+    usage = services.tier_usage([domain for domain in plan.domains.values() if domain.tier_id is not None])
+    now = timezone.now()
+    for row in rows:
+        if bar is not None:
+            bar.update()
+        people = signing_in.get(row.address, [])
+        person = people[0] if people else None
+        try:
+            if person is not None and _gives_password(row) and not who.replace_passwords:
+                raise ValidationError(
+                    {
+                        "password": [
+                            f"{row.address} is an existing person's sign-in address: the row would replace their "
+                            "password; leave password empty to keep it, or give --replace-passwords."
+                        ]
+                    }
+                )
+            domain_name = split_address(row.address)[1]
+            domain = plan.domains.get(domain_name)
+            if domain is None:
+                raise services.unmanaged_domain_error(domain_name, "address")
+            if row.address in owners:
+                raise services.address_taken_error(row.address, owners[row.address])
+            quota = services.default_quota_for(domain) if row.quota is None else services.check_quota_value(row.quota)
+            count, used = usage.get(domain.pk, (0, 0))
+            services.tier_check_quota(domain, quota, count=count, used=used)
+            services.check_sign_in_owner(row.address, person, people)
+            if person is None:
+                services.check_new_mailbox_capture(who.actor, row.address)  # local+tag sign-ins land here too
+            if person is not None:
+                authz.require_may_manage_person(who.actor, person, "person")
+                if person.pk in owned:
+                    raise services.owns_mailbox_error(person, owned[person.pk])
+            new = User(email=row.address, full_name=row.name, email_verified_at=now)
+            if not lock:
+                # What mailbox_create checks before saving a person (the address is known to be free). It depends
+                # on the row alone, so the second check, under the locks, need not repeat it.
+                new.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+        except ValidationError as e:
+            refuse(row, e)
+            continue
+        # Like the rows mailbox_create has already created, this one counts for the limits of the rows below.
+        usage[domain.pk] = (count + 1, used + quota)
+        plan.quotas[row.line] = quota
+        if person is not None:
+            plan.adopting[row.line] = person
+        else:
+            plan.new_people[row.line] = new
+    return plan, errors
+
+
+def _gives_password(row):
+    return row.password is not None or row.password_hash is not None
+
+
+# --- hashing -------------------------------------------------------------------------------------
+
+
+def _hash_pair(password, scheme):
+    """Only the mail hash is computed: the web password is that hash behind the `dms$` marker, which
+    mail.hashers checks at the person's first sign-in and Django then rewrites as Argon2. An import of
+    thousands of rows costs the mail hashes alone (milliseconds each), not an Argon2 hash per row too."""
+    hashed = mail_hash(password, scheme)
+    return django_password_from_mail_hash(hashed), hashed
+
+
+def _locked_pair(scheme):
+    """A new person without a password: nobody signs in (web or mail) until one is set, but DMS still needs
+    a well-formed mail hash (of a random secret), as User.set_unusable_password gives."""
+    return make_password(None), mail_hash(secrets.token_urlsafe(32), scheme)
+
+
+def _try_hash(password, scheme):
+    """(web, mail) hashes, or the 'field: rule' problems of a password that cannot be hashed (a list)."""
+    try:
+        return _locked_pair(scheme) if password is None else _hash_pair(password, scheme)
+    except ValidationError as e:
+        return _messages(e)
+
+
+def _hash_chunk(passwords, scheme):
+    return [_try_hash(password, scheme) for password in passwords]
+
+
+def _hash_rows(rows, plan, progress=silent):
+    """Hashes every plain password once (and makes the locked hashes of new people without one); fills
+    row.hashes, or returns the 'line N: ...' problems."""
+    todo = [row for row in rows if row.password is not None or (row.line in plan.new_people and not row.hashes)]
+    scheme = settings.MAIL_HASH_SCHEME
+    passwords = [row.password for row in todo]
+    with progress("hashing passwords", len(todo)) as bar:
+        results = []
+        for chunk_results in _hash_all(passwords, scheme):
+            results += chunk_results
+            bar.update(len(chunk_results))
+    errors = []
+    for row, result in zip(todo, results, strict=True):
+        if isinstance(result, list):
+            errors += [f"line {row.line}: {m}" for m in result]
+        else:
+            row.hashes = result
+    return errors
+
+
+def _hash_all(passwords, scheme):
+    """Lists of _try_hash results, chunk by chunk in the order of `passwords`.
+
+    passlib's SHA512-CRYPT is pure Python: it holds the GIL, so threads add no CPU and many passwords are
+    hashed in worker processes (forked, so they share the configured settings; they touch no database).
+    bcrypt and Argon2 (C libraries) release the GIL: threads, which cost nothing to start."""
+    if len(passwords) < POOL_MIN_PASSWORDS:
+        yield _hash_chunk(passwords, scheme)
+        return
+    workers = _hashing_threads()
+    size = max(1, min(HASH_CHUNK, -(-len(passwords) // workers)))
+    chunks = list(_chunks(passwords, size))
+    if scheme in GIL_BOUND_SCHEMES and len(passwords) >= PROCESS_POOL_MIN_PASSWORDS and _can_fork():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     else:
-        hashes = row.hashes or None
+        pool = ThreadPoolExecutor(max_workers=workers)
+    with pool:
+        yield from pool.map(_hash_chunk, chunks, [scheme] * len(chunks))
+
+
+def _can_fork():
+    # A daemonic process (a multiprocessing pool's worker) may not have children: it hashes in threads.
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+
+
+def _hashing_threads():
+    """One hash at a time per CPU. Capped, since a mail ARGON2ID hash holds 64 MiB while it runs."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_HASHING_THREADS))
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _adopt(row, person, who):
+    """A row for someone who already signs in: through mailbox_create, which refuses whoever may not manage
+    them and cancels a pending registration. Their password stays theirs unless the row gives one."""
+    hashes = row.hashes if _gives_password(row) else None
     mailbox = services.mailbox_create(
         address=row.address,
         full_name=row.name,
         quota=row.quota,
         password_hashes=hashes,
-        person=existing,
+        person=person,
         actor=who.actor,
         actor_label=who.actor_label,
     )
@@ -336,37 +449,74 @@ def _create(row, *, with_passwords, who):
         services.mailbox_set_state(mailbox=mailbox, state=row.state, actor=who.actor, actor_label=who.actor_label)
 
 
-def _create_all(rows, *, with_passwords, who, bar=None):
-    """Creates every row, each in its own savepoint; returns the 'line N: ...' problems. The caller
-    holds the transaction and rolls it back when there is any."""
+def _write(rows, plan, who, bar):
+    """Writes every row (the caller holds the transaction); returns the 'line N: ...' problems."""
     errors = []
     for row in rows:
-        if bar is not None:
-            bar.update()
+        person = plan.adopting.get(row.line)
+        if person is None:
+            continue
+        bar.update()
         try:
             with transaction.atomic():
-                _create(row, with_passwords=with_passwords, who=who)
+                _adopt(row, person, who)
         except ValidationError as e:
             errors += [f"line {row.line}: {m}" for m in _messages(e)]
         except DatabaseError as e:
             errors.append(f"line {row.line}: address: the database refused {row.address}: {e}.")
-    return errors
-
-
-class _RollBack(Exception):
-    pass
-
-
-def _check_against_database(rows, who, progress=silent):
-    """Runs every row through the service without passwords and undoes it all: finds unmanaged
-    domains, taken addresses and tier limits before minutes are spent hashing."""
+    if errors:
+        return errors
+    new_rows = [row for row in rows if row.line in plan.new_people]
     try:
-        with transaction.atomic(), progress("checking rows", len(rows)) as bar:
-            errors = _create_all(rows, with_passwords=False, who=who, bar=bar)
-            raise _RollBack
-    except _RollBack:
-        pass
+        with transaction.atomic():
+            _create_new_people(new_rows, plan, who, bar)
+    except DatabaseError as e:
+        # Only a write racing this import gets here (the check ran under the domains' locks).
+        return [f"file: the database refused the new mailboxes ({e}); nothing was imported, run the import again."]
     return errors
+
+
+def _create_new_people(rows, plan, who, bar):
+    """The rows for new people, in bulk: what mailbox_create writes for each (person, mailbox, audit entry),
+    without its per-row queries; their checks were made for all rows at once by _check_against_database.
+    Rows with another state than active then go through mailbox_set_state, as any other path would."""
+    people = []
+    for row in rows:
+        person = plan.new_people[row.line]
+        person.password, person.mail_password_hash = row.hashes
+        people.append(person)
+    User.objects.bulk_create(people, batch_size=BULK_BATCH)
+    mailboxes = [
+        Mailbox(
+            person=person,
+            domain=plan.domains[split_address(row.address)[1]],
+            local_part=split_address(row.address)[0],
+            address=row.address,
+            quota=plan.quotas[row.line],
+        )
+        for row, person in zip(rows, people, strict=True)
+    ]
+    Mailbox.objects.bulk_create(mailboxes, batch_size=BULK_BATCH)
+    actor = authz.audit_actor(who.actor)
+    AuditEvent.objects.bulk_create(
+        (
+            audit_event(
+                "mail.mailbox.add",
+                target=mailbox,
+                description=f"Created mailbox, quota {format_quota(mailbox.quota)}, new person.",
+                actor=actor,
+                actor_label=who.actor_label,
+            )
+            for mailbox in mailboxes
+        ),
+        batch_size=BULK_BATCH,
+    )
+    bar.update(len(rows))
+    for row, mailbox in zip(rows, mailboxes, strict=True):
+        if row.state != Mailbox.ACTIVE:
+            services.mailbox_set_state(mailbox=mailbox, state=row.state, actor=who.actor, actor_label=who.actor_label)
+    # bulk_create sends no post_save: ask for the one coalesced DMS sync the signals would have asked for.
+    signals.request_sync()
 
 
 def mailboxes_import_csv(path, *, actor_label, actor=None, replace_passwords=False, progress=silent):
@@ -378,21 +528,26 @@ def mailboxes_import_csv(path, *, actor_label, actor=None, replace_passwords=Fal
     progress: a mail.progress factory (a bar per phase)."""
     who = _Who(authz.acting(actor=actor), actor_label, replace_passwords)
     rows, errors = _read_rows(path)
+    # Every row is checked before any hashing, so a bad file fails in seconds and reports every bad line.
+    with progress("checking rows", len(rows)) as bar:
+        plan, problems = _check_against_database(rows, who, bar=bar)
+    errors += problems
     if errors:
-        # Still check the good rows, so that one run reports every bad line.
-        errors += _check_against_database(rows, who)
         raise CsvImportError(sorted(errors, key=_line_number), path)
-    if any(row.password is not None for row in rows):
-        # Hashing takes minutes for thousands of rows: first make sure the rows will go in, so the
-        # import fails fast, and keep the writing transaction short.
-        errors = _hash_while_checking(rows, who, progress)
-        if errors:
-            raise CsvImportError(errors, path)
+    errors = _hash_rows(rows, plan, progress)
+    if errors:
+        raise CsvImportError(errors, path)
     with transaction.atomic(), progress("writing mailboxes", len(rows)) as bar:
-        errors = _create_all(rows, with_passwords=True, who=who, bar=bar)
+        # Again under the domains' locks: whatever changed while the passwords were hashed is caught here.
+        plan, errors = _check_against_database(rows, who, lock=True)
+        if not errors:
+            missing = [row for row in rows if row.line in plan.new_people and not row.hashes]
+            # A row that adopted someone when first checked and creates a person now needs its hashes.
+            errors = _hash_rows(missing, plan) if missing else []
+            errors = errors or _write(rows, plan, who, bar)
         if errors:
             # Raising out of the atomic block rolls back every row already created.
-            raise CsvImportError(errors, path)
+            raise CsvImportError(sorted(errors, key=_line_number), path)
         audit(
             "mail.mailbox.import",
             actor=authz.audit_actor(who.actor),

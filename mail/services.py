@@ -43,8 +43,12 @@ def managed_domain(name, field="domain", *, lock=False):
     qs = Domain.objects.select_for_update(of=("self",)) if lock else Domain.objects
     domain = qs.select_related("tier").filter(name=name).first()
     if domain is None:
-        raise _field_error(field, f"{name} is not a domain Dockspace manages; add it first (manage.py domain add).")
+        raise unmanaged_domain_error(name, field)
     return domain
+
+
+def unmanaged_domain_error(name, field="domain"):
+    return _field_error(field, f"{name} is not a domain Dockspace manages; add it first (manage.py domain add).")
 
 
 def address_owner(address):
@@ -56,6 +60,27 @@ def address_owner(address):
     if Group.objects.filter(list_address=address).exists():
         return "a list"
     return None
+
+
+_IN_CHUNK = 500  # values per `IN (...)`: SQLite allows 999 parameters per query in older builds
+
+
+def address_owners(addresses):
+    """address_owner for many addresses in a few queries: {address: 'a mailbox' | 'an alias' | 'a list'}
+    for those already in use."""
+    addresses = list(dict.fromkeys(addresses))
+    owners = {}
+    for owner, model, field in (
+        ("a list", Group, "list_address"),
+        ("an alias", Alias, "address"),
+        ("a mailbox", Mailbox, "address"),  # last, so it wins as in address_owner
+    ):
+        for start in range(0, len(addresses), _IN_CHUNK):
+            chunk = addresses[start : start + _IN_CHUNK]
+            owners.update(
+                dict.fromkeys(model.objects.filter(**{f"{field}__in": chunk}).values_list(field, flat=True), owner)
+            )
+    return owners
 
 
 # --- tiers ---------------------------------------------------------------------------------------
@@ -81,7 +106,32 @@ def _tier_check_mailbox(domain, quota, *, exclude=None):
     others = Mailbox.objects.filter(domain=domain)
     if exclude is not None:
         others = others.exclude(pk=exclude.pk)
-    if exclude is None and tier.max_mailboxes is not None and others.count() >= tier.max_mailboxes:
+    count = others.count() if exclude is None and tier.max_mailboxes is not None else None
+    used = (others.aggregate(total=Sum("quota"))["total"] or 0) if tier.total_quota is not None else None
+    tier_check_quota(domain, quota, count=count, used=used)
+
+
+def tier_usage(domains):
+    """{domain pk: (mailboxes, sum of their quotas)} for many domains in one query (what
+    tier_check_quota is given when mailboxes are created in bulk)."""
+    rows = (
+        Mailbox.objects.filter(domain__in=domains)
+        .order_by()
+        .values("domain")
+        .annotate(n=Count("pk"), total=Sum("quota"))
+    )
+    usage = {domain.pk: (0, 0) for domain in domains}
+    usage.update({row["domain"]: (row["n"], row["total"] or 0) for row in rows})
+    return usage
+
+
+def tier_check_quota(domain, quota, *, count, used):
+    """The tier's limits for one more mailbox of `quota` on `domain`, which has `count` mailboxes (None:
+    the mailbox is already counted) whose quotas add up to `used`."""
+    tier = domain.tier
+    if tier is None:
+        return
+    if count is not None and tier.max_mailboxes is not None and count >= tier.max_mailboxes:
         raise _field_error(
             "address",
             f"tier {tier.name} allows at most {tier.max_mailboxes} mailboxes on {domain.name} (max mailboxes).",
@@ -106,7 +156,6 @@ def _tier_check_mailbox(domain, quota, *, exclude=None):
                 f"tier {tier.name} allows {format_quota(tier.total_quota)} in total on {domain.name} (total quota), "
                 "so 0 (no limit) is not allowed.",
             )
-        used = others.aggregate(total=Sum("quota"))["total"] or 0
         if used + quota > tier.total_quota:
             raise _field_error(
                 "quota",
@@ -299,6 +348,22 @@ def people_signing_in_as(address, *, subaddresses=False):
     return exact + tagged
 
 
+def people_signing_in_as_many(addresses):
+    """people_signing_in_as for many addresses with one pass over the sign-in addresses: {address: [people]}
+    for those that are someone's sign-in. Only addresses whose part before '@' matches (in lower case, as
+    the normalisation does) are normalised, so the pass stays cheap on a large table."""
+    wanted = set(addresses)
+    locals_ = {split_address(address)[0] for address in wanted}
+    ids = {}
+    for pk, email in User.objects.values_list("pk", "email").iterator(chunk_size=5000):
+        if email.lower().partition("@")[0] in locals_:
+            address = _normalized_or_none(email)
+            if address in wanted:
+                ids.setdefault(address, []).append(pk)
+    people = User.objects.in_bulk([pk for pks in ids.values() for pk in pks])
+    return {address: [people[pk] for pk in pks] for address, pks in ids.items()}
+
+
 def _people_caught_by_catch_all(domain_name):
     """People whose sign-in address on this domain DMS does not deliver (no account line or
     postfix-virtual.cf line for it, nor for its part before '+'): a catch-all gets their mail."""
@@ -380,7 +445,38 @@ def _check_removal(actor, address, field="address", *, what="this alias"):
 # --- mailboxes -----------------------------------------------------------------------------------
 
 
-def _check_quota_value(quota):
+def address_taken_error(address, owner):
+    return _field_error("address", f"{address} is already {owner}.")
+
+
+def owns_mailbox_error(person, mailbox_address):
+    return _field_error("address", f"{person.email} already owns the mailbox {mailbox_address}.")
+
+
+def check_new_mailbox_capture(actor, address):
+    """A new mailbox at `address` takes the mail of people signing in as local+tag@domain (DMS's recipient
+    delimiter): refused unless the actor may manage them (what mailbox_create checks, for bulk paths)."""
+    _check_capture(actor, address)
+
+
+def check_sign_in_owner(address, person, signing_in):
+    """A new mailbox at `address` for `person` (None: a new person) is refused when the address is the
+    sign-in of anyone else in `signing_in` (people_signing_in_as(address))."""
+    others = [p for p in signing_in if person is None or p.pk != person.pk]
+    if not others:
+        return
+    if person is None:
+        raise _field_error(
+            "address",
+            f"{address} is the sign-in address of the existing person {others[0].email}; to give them "
+            "this mailbox, name them as its person.",
+        )
+    raise _field_error(
+        "address", f"{address} is the sign-in address of another person, {others[0].email}, not {person.email}."
+    )
+
+
+def check_quota_value(quota):
     if quota is None:
         return None
     if not isinstance(quota, int) or quota < 0:
@@ -417,26 +513,16 @@ def mailbox_create(
     domain = managed_domain(domain_name, "address", lock=True)
     owner = address_owner(address)
     if owner:
-        raise _field_error("address", f"{address} is already {owner}.")
-    quota = default_quota_for(domain) if quota is None else _check_quota_value(quota)
+        raise address_taken_error(address, owner)
+    quota = default_quota_for(domain) if quota is None else check_quota_value(quota)
     _tier_check_mailbox(domain, quota)
     # The same normalisation as the address itself: 'root@example.com.' is root@example.com's sign-in.
-    signing_in = [p for p in people_signing_in_as(address) if person is None or p.pk != person.pk]
-    if signing_in:
-        if person is None:
-            raise _field_error(
-                "address",
-                f"{address} is the sign-in address of the existing person {signing_in[0].email}; to give them "
-                "this mailbox, name them as its person.",
-            )
-        raise _field_error(
-            "address", f"{address} is the sign-in address of another person, {signing_in[0].email}, not {person.email}."
-        )
+    check_sign_in_owner(address, person, people_signing_in_as(address))
     if person is not None:
         authz.require_may_manage_person(actor, person, "person")
         person = User.objects.select_for_update().get(pk=person.pk)
         if Mailbox.objects.filter(person=person).exists():
-            raise _field_error("address", f"{person.email} already owns the mailbox {person.mailbox.address}.")
+            raise owns_mailbox_error(person, person.mailbox.address)
     # Mail for local+tag@domain sign-ins is delivered here too (DMS's recipient delimiter).
     _check_capture(actor, address)
     created_person = person is None
@@ -500,7 +586,7 @@ def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, reques
         authz.require_may_manage_person(actor, mailbox.person, "password")
     changed = []
     if quota is not None:
-        _check_quota_value(quota)
+        check_quota_value(quota)
         _tier_check_mailbox(mailbox.domain, quota, exclude=mailbox)
         mailbox.quota = quota
         changed.append(f"quota {format_quota(quota)}")
