@@ -90,6 +90,11 @@ def _waiver_audit(app, request, actor_label, actor):
 
 def _groups(names):
     # Group names are unique regardless of case (mail.services.group_create), so each finds at most one.
+    if any(not str(n).strip() for n in names):
+        # An empty name must not quietly mean "no groups", which admits everyone with an account.
+        raise ValidationError(
+            {"allowed_groups": ["a group name cannot be empty; to admit everyone, name no group at all."]}
+        )
     found, missing = {}, []
     for name in dict.fromkeys(n.strip() for n in names if n.strip()):
         group = Group.objects.filter(name__iexact=name).first()
@@ -173,6 +178,17 @@ def _describe(app):
     return "; ".join(parts)
 
 
+def _uri_list(values, field):
+    """Each value is one URI: a space or line break inside one would be stored as two URIs."""
+    values = list(values)
+    for value in values:
+        if not value or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValidationError(
+                {field: [f"{value!r} is not one URI: give each URI on its own, without spaces or line breaks."]}
+            )
+    return " ".join(values)
+
+
 @transaction.atomic
 def client_create(
     *,
@@ -201,8 +217,8 @@ def client_create(
         authorization_grant_type=(
             Application.GRANT_CLIENT_CREDENTIALS if client_credentials else Application.GRANT_AUTHORIZATION_CODE
         ),
-        redirect_uris=" ".join(redirect_uris),
-        post_logout_redirect_uris=" ".join(post_logout_redirect_uris),
+        redirect_uris=_uri_list(redirect_uris, "redirect_uris"),
+        post_logout_redirect_uris=_uri_list(post_logout_redirect_uris, "post_logout_redirect_uris"),
         algorithm=Application.RS256_ALGORITHM,
         skip_authorization=skip_consent,
         requires_totp=requires_totp,
@@ -270,8 +286,12 @@ def client_update(
     scopes_before = app.scope_set
     values = {
         "name": None if name is None else name.strip(),
-        "redirect_uris": None if redirect_uris is None else " ".join(redirect_uris),
-        "post_logout_redirect_uris": None if post_logout_redirect_uris is None else " ".join(post_logout_redirect_uris),
+        "redirect_uris": None if redirect_uris is None else _uri_list(redirect_uris, "redirect_uris"),
+        "post_logout_redirect_uris": (
+            None
+            if post_logout_redirect_uris is None
+            else _uri_list(post_logout_redirect_uris, "post_logout_redirect_uris")
+        ),
         "scopes": None if scopes is None else " ".join(scopes),
         "requires_totp": requires_totp,
         "requires_pkce": requires_pkce,

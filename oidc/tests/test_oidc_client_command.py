@@ -276,3 +276,29 @@ def test_a_client_can_be_named_instead_of_its_id():
     out = io.StringIO()
     call_command("oidc_client", "show", "team wiki", "--json", stdout=out)
     assert json.loads(out.getvalue())["client_id"] == app.client_id
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("option", ["--redirect-uri", "--post-logout-redirect-uri"])
+def test_a_uri_with_a_line_break_or_space_is_refused_not_split_in_two(option):
+    base = ["add", "--name", "Wiki", "--redirect-uri", "https://wiki.example.com/cb"]
+    for bad in ("https://wiki.example.com/cb\nhttps://evil.test/cb", "https://wiki.example.com/c b"):
+        args = [*base, option, bad] if option != "--redirect-uri" else ["add", "--name", "Wiki", option, bad]
+        message = refused(*args)
+        assert "is not one URI: give each URI on its own" in message
+    # Positive control: two URIs given as two options are two URIs.
+    out = run(*base, "--redirect-uri", "https://wiki.example.com/cb2")
+    assert Application.objects.get(name="Wiki").redirect_uris.split() == [
+        "https://wiki.example.com/cb",
+        "https://wiki.example.com/cb2",
+    ]
+    assert "Wiki" in out
+
+
+@pytest.mark.django_db
+def test_an_empty_group_name_does_not_open_the_client_to_everyone():
+    Group.objects.create(name="wiki-users")
+    message = refused("add", "--name", "Wiki", "--redirect-uri", "https://wiki.example.com/cb", "--group", "")
+    assert "a group name cannot be empty" in message
+    run("add", "--name", "Wiki", "--redirect-uri", "https://wiki.example.com/cb", "--group", "wiki-users")
+    assert list(Application.objects.get(name="Wiki").allowed_groups.values_list("name", flat=True)) == ["wiki-users"]
