@@ -129,12 +129,19 @@ class TierAdmin(admin.ModelAdmin):
         return obj.domain_count
 
 
+def _key_size(key):
+    """RSA keys have a size; an Ed25519 key is always 256 bits, which the row stores as 0."""
+    return key.bits or "256 (Ed25519)"
+
+
 class DkimKeyInline(admin.TabularInline):
     model = DkimKey
     extra = 0
     can_delete = False
-    fields = ["selector", "state", "algorithm", "bits", "created_at", "dns_record"]
+    fields = ["selector", "state", "algorithm", "key_size", "created_at", "dns_record"]
     readonly_fields = fields
+
+    key_size = admin.display(description="bits")(lambda self, obj: _key_size(obj))
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -389,12 +396,14 @@ class GroupAdmin(ServiceAdmin):
 
 @admin.register(DkimKey)
 class DkimKeyAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "domain", "state", "algorithm", "bits", "created_at"]
+    list_display = ["__str__", "domain", "state", "algorithm", "key_size", "created_at"]
     list_filter = ["state", "algorithm"]
     search_fields = ["domain__name", "selector"]
-    readonly_fields = ["domain", "selector", "algorithm", "bits", "state", "created_at", "retired_at", "dns_record"]
+    readonly_fields = ["domain", "selector", "algorithm", "key_size", "state", "created_at", "retired_at", "dns_record"]
     fields = readonly_fields
     actions = ["retire"]
+
+    key_size = admin.display(description="bits", ordering="bits")(lambda self, obj: _key_size(obj))
 
     def has_add_permission(self, request):
         return False

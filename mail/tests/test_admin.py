@@ -572,6 +572,7 @@ def test_generate_and_rotate_show_the_dns_records_and_never_the_private_key(brow
         assert dns_record_value(key.algorithm, key.public_key_b64) in domain_page
     key_page = browser.get(f"/admin/mail/dkimkey/{second.pk}/change/").content.decode()
     assert dns_record_value(second.algorithm, second.public_key_b64) in key_page
+    assert "256 (Ed25519)" in key_page and "256 (Ed25519)" in domain_page  # not "0 bits"
     for page_text in (domain_page, key_page, browser.get("/admin/mail/dkimkey/").content.decode()):
         assert "PRIVATE KEY" not in page_text
         for key in (first, second):
