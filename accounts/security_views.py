@@ -165,6 +165,8 @@ def totp_confirm(request):
         messages.info(request, "Start by naming the device you want to add.")
         return redirect("accounts:security")
     form = CodeForm(request.POST or None)
+    # Confirming a new app takes a code from that app; a backup code proves nothing about it.
+    form.fields["code"].help_text = "The 6-digit code the new app shows now."
     if request.method == "POST" and form.is_valid():
         first_device = not TOTPDevice.objects.filter(user=request.user, confirmed=True).exists()
         try:

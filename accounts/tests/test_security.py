@@ -42,6 +42,7 @@ def test_enrolment_shows_a_local_qr_code_and_the_secret(client, ann):
     # The code scales to the page's box without cropping: a viewBox and no fixed size of its own.
     svg_tag = page.split("<svg", 1)[1].split(">", 1)[0]
     assert "viewBox=" in svg_tag and "width=" not in svg_tag
+    assert "backup codes" not in page.split('id="totp-secret"', 1)[1]  # none exist yet, none are offered
     device = TOTPDevice.objects.get(user=ann)
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     assert device.confirmed is False
