@@ -11,6 +11,7 @@ from passlib.hash import sha512_crypt
 
 from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, RECEIVE_ACCESS_PATH, SEND_ACCESS_PATH, VIRTUAL_PATH
 from mail.models import Mailbox
+from mail.tests.test_import_dms_files import run, run_failing
 
 pytestmark = pytest.mark.django_db
 
@@ -38,19 +39,6 @@ def dms(dms_dir):
     for name, text in LEFT_ALONE.items():
         (dms_dir / name).write_text(text)
     return dms_dir
-
-
-def run(directory, *args):
-    out = io.StringIO()
-    call_command("import_dms_files", "--from", str(directory), *args, stdout=out)
-    return out.getvalue()
-
-
-def run_failing(directory, *args):
-    out = io.StringIO()
-    with pytest.raises(CommandError) as caught:
-        call_command("import_dms_files", "--from", str(directory), *args, stdout=out)
-    return caught.value, out.getvalue()
 
 
 def take_over():

@@ -8,6 +8,7 @@ from accounts.models import User
 from accounts.tests.factories import StaffFactory, UserFactory
 from mail.models import Domain, Group
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, refused, run
+from mail.tests.test_admin import errors as form_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -17,11 +18,6 @@ def browser():
     client = Client()
     client.force_login(StaffFactory(email="root@example.com"))
     return client
-
-
-def form_errors(response):
-    assert response.status_code == 200, response.status_code
-    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
 
 
 # --- group names ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.test import Client
 from accounts.tests.factories import StaffFactory
 from mail.models import Domain, Mailbox, Tier
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, make_tier, refused, run
+from mail.tests.test_admin import errors as form_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -19,11 +20,6 @@ def browser():
     client = Client()
     client.force_login(StaffFactory(email="root@example.com"))
     return client
-
-
-def form_errors(response):
-    assert response.status_code == 200, response.status_code
-    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
 
 
 def tier_form(**values):
