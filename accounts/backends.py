@@ -15,6 +15,7 @@ from django.core.cache import cache
 
 from accounts.hashers import spend_password_check
 from accounts.models import normalize_email
+from accounts.selectors import with_second_factor_facts
 from accounts.validators import is_password_over_limit
 
 
@@ -99,8 +100,9 @@ class EmailBackend(ModelBackend):
         user = None
         if not is_password_over_limit(password):
             # A password nobody can have set is not hashed at all; the decoys below stand in for it.
-            # The mailbox comes in the same query, so a known address costs no extra query over an unknown one.
-            people = get_user_model()._default_manager.select_related("mailbox")
+            # The mailbox (and whether a code is needed) come in the same query, so a known address costs no
+            # extra query over an unknown one.
+            people = with_second_factor_facts(get_user_model()._default_manager.select_related("mailbox"))
             user = people.filter(email=normalize_email(email)).first()
         if user is None:
             spend_failed_sign_in(checked_password=False, checked_mail_hash=False)

@@ -2,10 +2,28 @@
 
 from datetime import timedelta
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_otp import user_has_device
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import UserSession, hash_session_key
+from accounts.models import BackupCodeDevice, UserSession, hash_session_key
+
+
+def with_second_factor_facts(people):
+    """People with whether they have a confirmed TOTP device or backup codes, in the same query (the sign-in
+    backend fetches the person this way, so the password step asks no further query to decide on a code)."""
+    return people.annotate(
+        has_confirmed_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        has_confirmed_backup_codes=Exists(BackupCodeDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+    )
+
+
+def has_second_factor(user):
+    """Whether the person must give a code after the password: any confirmed device (django-otp's rule)."""
+    if hasattr(user, "has_confirmed_totp") and hasattr(user, "has_confirmed_backup_codes"):
+        return user.has_confirmed_totp or user.has_confirmed_backup_codes
+    return user_has_device(user)
 
 
 def user_needs_second_factor(request):

@@ -174,21 +174,19 @@ def signin_attempt_start(*, email, ip, now=None):
     attempt = SignInAttempt(email=normalize_email(email), ip=ip)
     limits = _throttle_limits(email, ip, conf)
     with transaction.atomic():
-        # The account's and the address's rows in one query; a missing one (the account's after every successful
-        # sign-in) is created by the first attempt that needs it, whoever wins a race.
+        # A missing row (the account's after every successful sign-in) is created first, whoever wins a race
+        # (the loser's insert does nothing), so the account's and the address's rows are then one locking query.
+        LoginThrottle.objects.bulk_create(
+            [LoginThrottle(scope=scope, key=key, window_started_at=now) for scope, key, _ in limits],
+            ignore_conflicts=True,
+        )
         wanted = Q()
         for scope, key, _ in limits:
             wanted |= Q(scope=scope, key=key)
         found = {(row.scope, row.key): row for row in LoginThrottle.objects.select_for_update().filter(wanted)}
         rows = []
         for scope, key, limit in limits:
-            row = found.get((scope, key))
-            if row is None:
-                try:
-                    with transaction.atomic():
-                        row = LoginThrottle.objects.create(scope=scope, key=key, window_started_at=now)
-                except IntegrityError:  # a parallel attempt created it first
-                    row = LoginThrottle.objects.select_for_update().get(scope=scope, key=key)
+            row = found[(scope, key)]
             if not row.is_locked(now) and (row.locked_until or row.window_started_at < now - window):
                 row.failures, row.window_started_at, row.locked_until = 0, now, None
             rows.append((row, limit))
@@ -201,7 +199,7 @@ def signin_attempt_start(*, email, ip, now=None):
             if row.failures >= limit:
                 row.locked_until = now + window
                 attempt.locked_row_ids.append(row.pk)
-            row.save()
+            row.save(update_fields=["failures", "window_started_at", "locked_until"])
             attempt.row_ids.append(row.pk)
     return attempt
 
@@ -212,7 +210,7 @@ def signin_attempt_release(attempt, *, signed_in=False):
 
     Each row changes in one UPDATE, which the database applies atomically to the row as it is then."""
     rows = LoginThrottle.objects.filter(pk__in=attempt.row_ids)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside a caller's transaction, part of it
         if signed_in:
             throttle_clear_account(attempt.email)
             rows = rows.exclude(scope=LoginThrottle.SCOPE_ACCOUNT)

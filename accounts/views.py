@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -27,6 +28,7 @@ from accounts.forms import (
 from accounts.models import AppSettings, BackupCodeDevice, User
 from accounts.registration import registration_confirm, registration_link_person, registration_request
 from accounts.reset_mail import password_reset_request
+from accounts.selectors import has_second_factor
 from accounts.sessions import AUTH_AT, forget_revoked_session, record_request_meta, safe_next_url
 from dockspace.client_ip import client_ip
 
@@ -123,25 +125,27 @@ def register_confirm(request, uidb64, token):
 
 
 def _complete_sign_in(request, user, device, *, attempt=None):
-    """attempt: the password check's reserved attempt, released here together with the account's failures."""
-    if attempt is not None:
-        services.signin_attempt_release(attempt, signed_in=True)
-    else:
-        services.throttle_clear_account(user.email)
-    login(request, user, backend=BACKEND)
-    record_request_meta(
-        request.session, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=time.time()
-    )
-    request.session[AUTH_AT] = time.time()
-    if device is not None:
-        otp_login(request, device)
-    audit(
-        "signin.success",
-        request=request,
-        actor=user,
-        target=user,
-        description="Signed in with password and second factor." if device else "Signed in with password.",
-    )
+    """attempt: the password check's reserved attempt, released here together with the account's failures.
+    Its writes (the released attempt, last_login, the audit entry) are one transaction: one commit to wait for."""
+    with transaction.atomic():
+        if attempt is not None:
+            services.signin_attempt_release(attempt, signed_in=True)
+        else:
+            services.throttle_clear_account(user.email)
+        login(request, user, backend=BACKEND)
+        record_request_meta(
+            request.session, ip=client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT"), now=time.time()
+        )
+        request.session[AUTH_AT] = time.time()
+        if device is not None:
+            otp_login(request, device)
+        audit(
+            "signin.success",
+            request=request,
+            actor=user,
+            target=user,
+            description="Signed in with password and second factor." if device else "Signed in with password.",
+        )
 
 
 @never_cache
@@ -165,7 +169,7 @@ def sign_in(request):
                 form.add_error(
                     None, services.locked_message(minutes) if minutes else "The email address or password is wrong."
                 )
-            elif user_has_device(user):
+            elif has_second_factor(user):
                 # The password was right, but failures stay counted until the code is right too.
                 services.signin_attempt_release(attempt)
                 request.session.cycle_key()

@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import sys
+import threading
 import time
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlencode, urlsplit
@@ -210,6 +211,55 @@ class SignInPhase(harness.Phase):
         return one, finish
 
 
+class BurstPhase(SignInPhase):
+    """Rounds of `concurrency` people who all start signing in at the same instant, each once (GET and POST
+    /login/); the next round starts when the last of them is in. A sign-in's latency counts from that instant,
+    so the slowest of a round is the person who waited behind all the others."""
+
+    def run(self, port, seconds, concurrency):
+        started = time.monotonic()
+        deadline = started + seconds
+        steps = {key: [] for key in self.steps}
+        self.rounds = 0
+        while time.monotonic() < deadline:
+            for result in self._round(port, concurrency, steps):
+                if isinstance(result, float):
+                    self.latencies.append(result)
+                else:
+                    self.failures[result] += 1
+            self.rounds += 1
+        for key, values in steps.items():
+            self.steps[key].extend(values)
+        self.elapsed = time.monotonic() - started
+
+    def _round(self, port, concurrency, steps):
+        """One round: each person's latency in seconds, or the reason their sign-in failed."""
+        go = threading.Barrier(concurrency + 1)
+        jobs = [self.next_job() for _ in range(concurrency)]
+        results = [None] * concurrency
+
+        def person(index):
+            go.wait()
+            began = time.perf_counter()
+            try:
+                self.sign_in(port, jobs[index], steps)
+            except harness.RequestFailed as exc:
+                results[index] = str(exc)
+            except (OSError, http.client.HTTPException) as exc:
+                results[index] = f"{type(exc).__name__}: {exc}"
+            else:
+                results[index] = time.perf_counter() - began
+
+        threads = [threading.Thread(target=person, args=(i,), daemon=True) for i in range(concurrency)]
+        for thread in threads:
+            thread.start()
+        go.wait()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.2)  # in short waits, so that Ctrl-C gets through
+        return results
+
+
 # --- report ----------------------------------------------------------------------------------------
 
 
@@ -231,6 +281,8 @@ def report(phases, setup, args, port):
     print("  " + "-" * (len(header) - 2))
     for phase in phases:
         print(f"  {phase.name:<18} {phase.figures()}")
+        if isinstance(phase, BurstPhase):
+            print(f"  {'':<18} ({phase.rounds} rounds of {args.concurrency} people starting together)")
     print()
     print("  per request, p50 / p99 ms (successful and failed sign-ins alike):")
     for phase in phases:
@@ -267,15 +319,17 @@ def main():
     parser.add_argument(
         "--phases",
         default="password,totp",
-        help="phases to run, comma-separated: password, totp (default both)",
+        help="phases to run, comma-separated: password, totp, burst (default password,totp)",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the data directory and gunicorn log")
     args = parser.parse_args()
     args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    if not args.phases or set(args.phases) - {"password", "totp"}:
-        parser.error("--phases takes password, totp or both, comma-separated.")
+    if not args.phases or set(args.phases) - {"password", "totp", "burst"}:
+        parser.error("--phases takes password, totp and burst, comma-separated.")
     if args.seconds <= 0 or args.concurrency < 1 or args.workers < 1 or args.users < 1 or args.totp_users < 1:
         parser.error("--seconds, --concurrency, --workers, --users and --totp-users must be positive.")
+    if "burst" in args.phases and args.users < args.concurrency:
+        parser.error("the burst phase needs at least as many --users as --concurrency (each round, different people).")
 
     return harness.run_bench(run, args, "dockspace-bench-")
 
@@ -319,6 +373,12 @@ def run(args, temp_dir):
                 )
             if "totp" in args.phases:
                 phases.append(SignInPhase("password + TOTP", sign_in_totp, lambda: next(totp_queue, None)))
+            if "burst" in args.phases:
+                phases.append(
+                    BurstPhase(
+                        "all at once", sign_in_password, lambda: password_users[next(password_cycle) % args.users]
+                    )
+                )
             for phase in phases:
                 print(f"Phase {phase.name}: {args.seconds:g} s, {args.concurrency} client threads ...", flush=True)
                 before = harness.server_cpu_seconds(server, DB_NAME)

@@ -21,12 +21,19 @@ APP_BOUND_FORMS = {
 }
 
 
+REDIRECTS = {301, 302, 303, 307, 308}
+
+
 class FormActionForAppsMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
+        if response.status_code in REDIRECTS:
+            # form-action is the policy of the page that sent the form: a redirect answering it shows no
+            # page, so its own header changes nothing (and the registered apps need not be read).
+            return response
         match = getattr(request, "resolver_match", None)
         hook = getattr(settings, "CSP_FORM_ACTION_ORIGINS", None)
         if match is not None and match.view_name in APP_BOUND_FORMS and hook:

@@ -206,12 +206,14 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:profile"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
-# Argon2id cost of people's passwords. Default: OWASP's first Password Storage Cheat Sheet option
-# (19 MiB, 2 passes, 1 lane), about 35 ms of one CPU per check on a 2-CPU host; Django's own default
-# (100 MiB, 8 lanes) took ~150 ms of both CPUs and made 50 sign-ins at once wait 18 s. Hashes made with
-# other values are rewritten with these at the person's next sign-in.
-ARGON2_MEMORY_KIB = env_int("DOCKSPACE_ARGON2_MEMORY_KIB", 19456, minimum=8)
-ARGON2_TIME_COST = env_int("DOCKSPACE_ARGON2_TIME_COST", 2, minimum=1)
+# Argon2id cost of people's passwords. Default: one of the five equivalent options of OWASP's Password
+# Storage Cheat Sheet (7 MiB, 5 passes, 1 lane), chosen by measurement on a 2-CPU host: 14 ms of one CPU
+# per check, against 15 ms for 12 MiB/3, 15 ms for 9 MiB/4, 19 ms for 19 MiB/2 and 50 ms for 46 MiB/1
+# (bench/argon2_options.py). Django's own default (100 MiB, 8 lanes) took ~150 ms of both CPUs and made
+# 50 sign-ins at once wait 18 s. Hashes made with other values are rewritten with these at the person's
+# next sign-in.
+ARGON2_MEMORY_KIB = env_int("DOCKSPACE_ARGON2_MEMORY_KIB", 7168, minimum=8)
+ARGON2_TIME_COST = env_int("DOCKSPACE_ARGON2_TIME_COST", 5, minimum=1)
 ARGON2_PARALLELISM = env_int("DOCKSPACE_ARGON2_PARALLELISM", 1, minimum=1)
 if ARGON2_MEMORY_KIB < 8 * ARGON2_PARALLELISM:
     raise ImproperlyConfigured(

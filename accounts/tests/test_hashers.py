@@ -19,10 +19,10 @@ def sign_in(client, email, password=PASSWORD):
     return client.post("/login/", {"email": email, "password": password}, REMOTE_ADDR="198.51.100.7")
 
 
-def test_the_default_cost_is_owasps_19_mib_two_passes_one_lane(settings):
-    assert (settings.ARGON2_MEMORY_KIB, settings.ARGON2_TIME_COST, settings.ARGON2_PARALLELISM) == (19456, 2, 1)
+def test_the_default_cost_is_owasps_7_mib_five_passes_one_lane(settings):
+    assert (settings.ARGON2_MEMORY_KIB, settings.ARGON2_TIME_COST, settings.ARGON2_PARALLELISM) == (7168, 5, 1)
     assert settings.PASSWORD_HASHERS[0] == "accounts.hashers.DockspaceArgon2PasswordHasher"
-    assert params(make_password(PASSWORD)) == ("argon2id", 19456, 2, 1)
+    assert params(make_password(PASSWORD)) == ("argon2id", 7168, 5, 1)
 
 
 def test_new_hashes_follow_the_settings(settings):
@@ -44,18 +44,30 @@ def test_a_hash_with_djangos_default_cost_is_rewritten_at_the_next_sign_in(clien
     assert sign_in(client, "bob@example.com", password="not bob's password").status_code == 200
 
     ann, bob = User.objects.get(email="ann@example.com"), User.objects.get(email="bob@example.com")
-    assert params(ann.password) == ("argon2id", 19456, 2, 1)
+    assert params(ann.password) == ("argon2id", 7168, 5, 1)
     assert ann.check_password(PASSWORD)
     assert bob.password == old  # a wrong password changes nothing
 
 
 def test_raising_the_cost_rewrites_a_hash_at_the_next_sign_in(client, settings):
     User.objects.create(email="ann@example.com", password=make_password(PASSWORD))
-    settings.ARGON2_TIME_COST = 3
+    settings.ARGON2_TIME_COST = 6
 
     assert sign_in(client, "ann@example.com")["Location"] == "/profile/"
 
-    assert params(User.objects.get(email="ann@example.com").password) == ("argon2id", 19456, 3, 1)
+    assert params(User.objects.get(email="ann@example.com").password) == ("argon2id", 7168, 6, 1)
+
+
+def test_a_hash_at_the_earlier_default_of_19_mib_two_passes_is_rewritten_at_the_next_sign_in(client, settings):
+    settings.ARGON2_MEMORY_KIB, settings.ARGON2_TIME_COST = 19456, 2
+    User.objects.create(email="ann@example.com", password=make_password(PASSWORD))
+    settings.ARGON2_MEMORY_KIB, settings.ARGON2_TIME_COST = 7168, 5
+
+    assert sign_in(client, "ann@example.com")["Location"] == "/profile/"
+
+    ann = User.objects.get(email="ann@example.com")
+    assert params(ann.password) == ("argon2id", 7168, 5, 1)
+    assert ann.check_password(PASSWORD)
 
 
 def test_a_hash_at_the_configured_cost_is_left_alone(client):
@@ -68,8 +80,8 @@ def test_a_hash_at_the_configured_cost_is_left_alone(client):
 
 
 def test_a_wrong_password_against_a_cheaper_hash_spends_the_missing_passes(settings, monkeypatch):
-    cheap = make_password(PASSWORD)  # 19 MiB x 2 passes
-    settings.ARGON2_TIME_COST = 6
+    cheap = make_password(PASSWORD)  # 7 MiB x 5 passes
+    settings.ARGON2_TIME_COST = 8
     computed = []
     original = argon2.low_level.hash_secret
 
@@ -82,4 +94,4 @@ def test_a_wrong_password_against_a_cheaper_hash_spends_the_missing_passes(setti
     assert check_password(PASSWORD, cheap)
     assert computed == []  # the right password is not slowed down
     assert not check_password("not the password", cheap)
-    assert computed == [(19456, 4)]  # 6 passes configured, 2 done by the check
+    assert computed == [(7168, 3)]  # 8 passes configured, 5 done by the check
