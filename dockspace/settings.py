@@ -111,6 +111,8 @@ INSTALLED_APPS = [
     "deliverability",
     "monitoring",
 ]
+# Test runs only: an app that extends Dockspace the way a new app would (set by dockspace.testenv).
+INSTALLED_APPS += env_list("DOCKSPACE_TEST_APPS")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -15,3 +15,4 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("DOCKSPACE_URL", "https://dockspace.test")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,dockspace.test")
 os.environ["DOCKSPACE_DATA_DIR"] = _data_dir
+os.environ.setdefault("DOCKSPACE_TEST_APPS", "dockspace.tests.extension_app")

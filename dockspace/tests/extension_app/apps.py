@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ExtensionAppConfig(AppConfig):
+    name = "dockspace.tests.extension_app"
+    label = "extension_app"
+    verbose_name = "Test extension"
+    default_auto_field = "django.db.models.BigAutoField"
