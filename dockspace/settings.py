@@ -401,15 +401,8 @@ OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "oidc.validator.DockspaceValidator",
     "SCOPES_BACKEND_CLASS": "oidc.scopes.ClientScopes",
     "APPLICATION_ADMIN_CLASS": "oidc.admin.ClientAdmin",
-    "SCOPES": {
-        "openid": "Sign you in",
-        "profile": "Your name",
-        "email": "Your email address",
-        "groups": "The groups you belong to",
-        "mail": "Read and send your mail",
-        "introspection": "Check other apps' tokens",
-    },
-    "DEFAULT_SCOPES": ["openid"],
+    # No SCOPES or DEFAULT_SCOPES here: DOT reads them only through its default backend. The scopes, their
+    # descriptions and claims are the table in oidc/scopes.py, served by the backend above.
     "CLIENT_SECRET_HASHER": "dockspace_client_sha256",
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ACCESS_TOKEN_EXPIRE_SECONDS": OIDC_ACCESS_TOKEN_SECONDS,

@@ -23,7 +23,7 @@ from mail.admin import ServiceAdmin
 from mail.forms import ServiceForm
 from oidc import services
 from oidc.models import DEFAULT_SCOPES, Application, SigningKey
-from oidc.scopes import KNOWN_SCOPES
+from oidc.scopes import SCOPES
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 GRANT_CHOICES = [
@@ -55,7 +55,7 @@ class ClientForm(ServiceForm):
     )
     allowed_scopes = forms.MultipleChoiceField(
         label="Allowed scopes",
-        choices=[(scope, f"{scope}: {settings.OAUTH2_PROVIDER['SCOPES'][scope]}") for scope in KNOWN_SCOPES],
+        choices=[(scope.name, f"{scope.name}: {scope.description}") for scope in SCOPES],
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text="What the app may ask for. A client-credentials client uses introspection only.",

@@ -14,6 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, AbstractGrant, ApplicationManager
 
+from oidc.scopes import ALLOWED_SCOPES_HELP, KNOWN_SCOPES
+
 DEFAULT_SCOPES = "openid profile email groups"
 
 
@@ -75,7 +77,7 @@ class Application(AbstractApplication):
     allowed_scopes = models.CharField(
         max_length=255,
         default=DEFAULT_SCOPES,
-        help_text="Space-separated scopes this client may ask for: openid profile email groups mail introspection.",
+        help_text=ALLOWED_SCOPES_HELP,
     )
     is_active = models.BooleanField(default=True, help_text="An inactive client can neither sign in nor use tokens.")
     mail_consent_waived = models.BooleanField(
@@ -117,8 +119,6 @@ class Application(AbstractApplication):
         return keys.active_jwk()
 
     def clean(self):
-        from oidc.scopes import KNOWN_SCOPES
-
         errors = {}
         algorithm = self.algorithm
         # DOT's clean() insists on OIDC_RSA_PRIVATE_KEY for RS256; our keys live in the database.

@@ -15,7 +15,7 @@ from accounts.audit import audit
 from mail.models import Group
 from oidc import keys
 from oidc.models import DEFAULT_SCOPES, Application, Consent, TokenFamily
-from oidc.scopes import PERSON_SCOPES
+from oidc.scopes import GUARDED_SCOPES, PERSON_SCOPES
 
 # Said less clearly next to a more precise message about the same field (DOT's URI validator repeats
 # what Application.clean() says; Django's "blank" sits next to the scope rule): dropped when not alone.
@@ -29,12 +29,12 @@ def _who(request, actor_label, actor=None):
     return who
 
 
-# Scopes that reach people's data without anyone signing in to the client each time: `mail` lets a token open the
-# person's mailbox (IMAP and SMTP through Dovecot), `introspection` lets the client's own secret find out whose any
-# token is. A client allowed either is set up by a superuser (docs/security.md): creating it, changing its redirect
-# URIs, scopes or consent, and issuing it a new secret. Otherwise staff holding only the OIDC permissions could
-# register https://evil.test/cb with `mail` and no consent, and read a superuser's mailbox after one click.
-GUARDED_SCOPES = frozenset({"mail", "introspection"})
+# GUARDED_SCOPES (oidc.scopes) reach people's data without anyone signing in to the client each time: `mail` lets a
+# token open the person's mailbox (IMAP and SMTP through Dovecot), `introspection` lets the client's own secret find
+# out whose any token is. A client allowed one is set up by a superuser (docs/security.md): creating it, changing
+# its redirect URIs, scopes or consent, and issuing it a new secret. Otherwise staff holding only the OIDC
+# permissions could register https://evil.test/cb with `mail` and no consent, and read a superuser's mailbox after
+# one click.
 GUARDED_FIELDS = {
     "redirect_uris": "its redirect URIs",
     "allowed_scopes": "its scopes",

@@ -18,7 +18,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
-from oidc import keys, policy
+from oidc import keys, policy, scopes
 from oidc.models import TokenFamily
 from oidc.request_context import audit_oauth
 
@@ -26,26 +26,6 @@ log = logging.getLogger(__name__)
 
 # A used code is kept this long so that a replay within it revokes what the code produced.
 REPLAY_WINDOW = timedelta(minutes=10)
-
-CLAIMS_SUPPORTED = [
-    "sub",
-    "iss",
-    "aud",
-    "exp",
-    "iat",
-    "auth_time",
-    "nonce",
-    "acr",
-    "amr",
-    "azp",
-    "at_hash",
-    "name",
-    "preferred_username",
-    "email",
-    "email_verified",
-    "groups",
-    "mailbox",
-]
 
 
 def user_is_usable(user):
@@ -86,12 +66,8 @@ def _from_epoch(seconds):
 
 
 class DockspaceValidator(OAuth2Validator):
-    oidc_claim_scope = {
-        **OAuth2Validator.oidc_claim_scope,
-        "groups": "groups",
-        "mailbox": "mail",
-        "preferred_username": "profile",
-    }
+    # The scope that releases each claim, from the scope table (DOT filters get_claim_dict() with it).
+    oidc_claim_scope = dict(scopes.CLAIM_SCOPE)
 
     # --- clients ------------------------------------------------------------------------------------
 
@@ -104,24 +80,11 @@ class DockspaceValidator(OAuth2Validator):
     # --- claims -------------------------------------------------------------------------------------
 
     def get_additional_claims(self, request):
-        user = request.user
-        mailbox = getattr(user, "mailbox", None)
-        mailbox_address = mailbox.address if mailbox is not None and mailbox.state == "active" else None
-        claims = {
-            "sub": str(user.uuid),
-            "name": user.full_name or user.email,
-            "preferred_username": user.email,
-            "email": user.email,
-            "email_verified": user.email_verified_at is not None
-            or (mailbox is not None and mailbox.address == user.email),
-            "groups": sorted(user.member_groups.values_list("name", flat=True)),
-        }
-        if mailbox_address:
-            claims["mailbox"] = mailbox_address
-        return claims
+        # Only the granted scopes' claims are computed (the groups claim is a query).
+        return scopes.person_claims(request.user, request.scopes)
 
     def get_discovery_claims(self, request):
-        return list(CLAIMS_SUPPORTED)
+        return list(scopes.CLAIMS_SUPPORTED)
 
     def get_id_token_dictionary(self, token, token_handler, request):
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)

@@ -31,7 +31,8 @@ from accounts.sessions import AFTER_TOTP, AUTH_AT
 from oidc import keys, policy, services
 from oidc.models import Application, Consent
 from oidc.request_context import audit_oauth, oauth_request
-from oidc.validator import CLAIMS_SUPPORTED, client_admits_user, user_is_usable
+from oidc.scopes import CLAIMS_SUPPORTED, REQUESTABLE_CLAIMS
+from oidc.validator import client_admits_user, user_is_usable
 
 FRESH_PARAM = "ds_fresh"
 FRESH_SALT = "oidc.fresh-login"
@@ -111,23 +112,13 @@ def _essential_acr(credentials):
     return tuple(values)
 
 
-# Claims the claims parameter may ask for beyond the requested scopes, with the scope that carries each. Asking
-# for one asks for its scope: the person consents to it like any scope, and a client not allowed the scope does
-# not get the claim. "mailbox" is not here: its scope ("mail") lets a token open the mailbox, so it is only ever
-# granted when asked for as a scope.
-CLAIM_SCOPES = {
-    "name": "profile",
-    "preferred_username": "profile",
-    "email": "email",
-    "email_verified": "email",
-    "groups": "groups",
-}
-
-
 def scopes_with_requested_claims(scopes, credentials, available):
     """The scopes to ask consent for and issue: the requested ones, plus the scopes of claims asked for in the
     claims parameter (id_token or userinfo member) that the client may use. Order kept; malformed claims ignored
-    (request_problem refuses them first)."""
+    (request_problem refuses them first).
+
+    Asking for a claim (oidc.scopes.REQUESTABLE_CLAIMS) asks for its scope: the person consents to it like any
+    scope, and a client not allowed the scope does not get the claim."""
     claims = credentials.get("claims")
     if isinstance(claims, str):
         try:
@@ -140,7 +131,7 @@ def scopes_with_requested_claims(scopes, credentials, available):
     for member in ("id_token", "userinfo"):
         requested = claims.get(member)
         if isinstance(requested, dict):
-            wanted |= {CLAIM_SCOPES[name] for name in requested if name in CLAIM_SCOPES}
+            wanted |= {REQUESTABLE_CLAIMS[name] for name in requested if name in REQUESTABLE_CLAIMS}
     return [*scopes, *sorted((wanted & set(available)) - set(scopes))]
 
 
@@ -515,7 +506,7 @@ class DiscoveryView(ServerMetadataViewMixin, View):
             # allowed scopes, or a bearer token carrying it, may introspect.
             "dockspace_introspection_requires_scope": "introspection",
             "code_challenge_methods_supported": ["S256"],
-            "claims_supported": CLAIMS_SUPPORTED,
+            "claims_supported": list(CLAIMS_SUPPORTED),
             "claims_parameter_supported": True,
             "acr_values_supported": [policy.ACR_PWD, policy.ACR_MFA],
             "prompt_values_supported": ["none", "login", "consent"],

@@ -14,12 +14,11 @@ from mail.models import Group
 from oidc.admin import ClientForm
 from oidc.management.commands.oidc_client import Command as OidcClientCommand
 from oidc.models import Application
-from oidc.services import GUARDED_SCOPES
+from oidc.scopes import GUARDED_SCOPES, REQUESTABLE_CLAIMS
 from oidc.tests.factories import make_client
 from oidc.tests.test_code_flow import id_token_claims
 from oidc.tests.tokens import person_with_mailbox, tokens_for
 from oidc.validator import DockspaceValidator
-from oidc.views import CLAIM_SCOPES
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +119,7 @@ def test_each_claim_is_released_by_its_scope():
 
 
 def test_the_claims_parameter_may_ask_for_every_person_claim_but_the_subject_and_the_mailbox():
-    assert CLAIM_SCOPES == {
+    assert REQUESTABLE_CLAIMS == {
         "name": "profile",
         "preferred_username": "profile",
         "email": "email",
@@ -171,3 +170,9 @@ def test_an_unknown_scope_is_refused_naming_the_known_ones():
     assert "Unknown scope(s): telepathy. Known: openid profile email groups mail introspection." in str(
         refused.value.message_dict["allowed_scopes"]
     )
+
+
+def test_each_claim_is_declared_under_one_scope_only():
+    from oidc.scopes import CLAIMS_SUPPORTED
+
+    assert len(CLAIMS_SUPPORTED) == len(set(CLAIMS_SUPPORTED))
