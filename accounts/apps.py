@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from dockspace.schedule import Crontab, PeriodicTask
+
 
 class AccountsConfig(AppConfig):
     name = "accounts"
@@ -9,3 +11,21 @@ class AccountsConfig(AppConfig):
         from accounts import signals
 
         signals.connect()
+
+    def periodic_tasks(self):
+        return [
+            PeriodicTask(
+                name="Purge audit log past retention",
+                task="accounts.purge_audit_log",
+                crontab=Crontab(minute="17", hour="3"),
+                expires_seconds=3600,  # a night's purge that cannot start within the hour waits for the next night
+                description="Deletes audit events older than the retention period (App settings).",
+            ),
+            PeriodicTask(
+                name="Purge expired sessions and lockout counters",
+                task="accounts.purge_expired_sessions",
+                interval_minutes=60,
+                expires_seconds=30 * 60,
+                description="Deletes expired browser sessions and lockout counters past their window.",
+            ),
+        ]

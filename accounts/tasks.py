@@ -5,13 +5,21 @@ from celery import shared_task
 from accounts import housekeeping
 
 
-@shared_task(name="accounts.purge_audit_log", autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+@shared_task(
+    name="accounts.purge_audit_log", is_periodic=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
 def purge_audit_log():
     deleted = housekeeping.audit_log_purge()
     return f"deleted {deleted} audit events past retention"
 
 
-@shared_task(name="accounts.purge_expired_sessions", autoretry_for=(Exception,), retry_backoff=True, max_retries=3)
+@shared_task(
+    name="accounts.purge_expired_sessions",
+    is_periodic=True,
+    autoretry_for=(Exception,),
+    retry_backoff=True,
+    max_retries=3,
+)
 def purge_expired_sessions():
     sessions, throttles = housekeeping.expired_sessions_purge()
     return f"deleted {sessions} expired sessions and {throttles} stale lockout counters"

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from dockspace.schedule import PeriodicTask
+
 
 class MailConfig(AppConfig):
     name = "mail"
@@ -9,3 +11,14 @@ class MailConfig(AppConfig):
         from mail import signals
 
         signals.connect()
+
+    def periodic_tasks(self):
+        return [
+            PeriodicTask(
+                name="Repair drift in the DMS files",
+                task="mail.repair_dms_drift",
+                interval_minutes=5,
+                expires_seconds=4 * 60,
+                description="Writes changes whose sync was lost and rewrites DMS files edited by hand.",
+            ),
+        ]

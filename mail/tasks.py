@@ -25,7 +25,11 @@ def sync_dms_files():
 
 
 @shared_task(
-    name="mail.repair_dms_drift", autoretry_for=(WriteError, LockTimeout, OSError), retry_backoff=True, max_retries=3
+    name="mail.repair_dms_drift",
+    is_periodic=True,
+    autoretry_for=(WriteError, LockTimeout, OSError),
+    retry_backoff=True,
+    max_retries=3,
 )
 def repair_dms_drift():
     """The periodic check: catches up pending changes (a lost task), then repairs hand edits."""

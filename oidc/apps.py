@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from dockspace.schedule import Crontab, PeriodicTask
+
 
 def _clients_gated_by(group):
     """Membership of a client's allowed group is an access grant (accounts.authz asks before it changes)."""
@@ -36,3 +38,14 @@ class OidcConfig(AppConfig):
         from accounts.signals import sign_in_revoked
 
         sign_in_revoked.connect(_end_app_tokens, dispatch_uid="oidc.end_app_tokens")
+
+    def periodic_tasks(self):
+        return [
+            PeriodicTask(
+                name="Clear expired OIDC tokens, codes and finished sign-ins",
+                task="oidc.clear_expired_tokens",
+                crontab=Crontab(minute="41"),
+                expires_seconds=30 * 60,
+                description="Deletes expired access and refresh tokens, authorization codes and sign-ins that ended.",
+            ),
+        ]

@@ -9,7 +9,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from accounts.tests.factories import UserFactory
-from dockspace.schedule import PERIODIC_TASKS
+from dockspace.schedule import Crontab, declared_periodic_tasks
 from oidc.models import TokenFamily
 from oidc.tasks import clear_expired_tokens
 from oidc.tests.factories import authorize_query, exchange, make_client, pkce_pair, query_of, signed_in
@@ -112,6 +112,7 @@ def test_it_is_scheduled_under_its_task_name():
     from dockspace.celery import app
 
     app.loader.import_default_modules()
-    [spec] = [s for s in PERIODIC_TASKS if s["task"] == "oidc.clear_expired_tokens"]
+    [spec] = [s for s in declared_periodic_tasks() if s.task == "oidc.clear_expired_tokens"]
     assert "oidc.clear_expired_tokens" in app.tasks
-    assert spec["crontab"] == {"minute": "41"}
+    assert spec.crontab == Crontab(minute="41")
+    assert spec.expires_seconds == 30 * 60
