@@ -594,6 +594,8 @@ def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, reques
     person = mailbox.person
     if full_name is not None:
         person.full_name = full_name
+        # Saving checks the characters, not the length (which PostgreSQL would refuse without naming the field).
+        person.clean_fields(exclude=[f.name for f in User._meta.fields if f.name != "full_name"])
         changed.append("name")
     if password is not None:
         _apply_password(person, password)

@@ -81,7 +81,7 @@ class Command(BaseCommand):
         getattr(self, "_" + action)(o)
 
     def _add(self, o):
-        with ServiceCall():
+        with ServiceCall({"keep_copy": "--keep-copy"}):
             alias = services.alias_create(
                 address=o["address"],
                 targets=o["targets"],

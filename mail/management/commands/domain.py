@@ -9,6 +9,8 @@ from mail.models import Domain, Tier
 from mail.quota import format_quota
 
 ACTOR = "manage.py domain"
+# The services name model fields; the operator typed these options.
+OPTIONS = {"tier": "--tier", "default_quota": "--default-quota"}
 
 
 def domain_data(domain):
@@ -82,7 +84,7 @@ class Command(BaseCommand):
         getattr(self, "_" + action)(o)
 
     def _add(self, o):
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             domain = services.domain_create(
                 name=o["name"],
                 tier=find_tier(o["tier"]),
@@ -125,7 +127,7 @@ class Command(BaseCommand):
             changes["is_active"] = o["active"]
         if not changes:
             raise CommandError("nothing to change: give --tier, --no-tier, --default-quota, --active or --inactive.")
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             services.domain_update(domain=domain, actor_label=ACTOR, **changes)
         self.stdout.write(f"Updated {domain.name}.")
 

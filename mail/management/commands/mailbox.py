@@ -24,6 +24,8 @@ from mail.models import Mailbox
 from mail.quota import format_quota
 
 ACTOR = "manage.py mailbox"
+# The services name model fields; the operator typed these options.
+OPTIONS = {"full_name": "--name", "quota": "--quota", "person": "--person"}
 
 
 def mailbox_data(m):
@@ -124,7 +126,7 @@ class Command(BaseCommand):
             person = User.objects.filter(email=normalize_email(o["person"])).first()
             if person is None:
                 raise not_found("--person", "person signing in as", o["person"])
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             mailbox = services.mailbox_create(
                 address=o["address"],
                 full_name=o["name"],
@@ -165,7 +167,7 @@ class Command(BaseCommand):
         password = read_password(self.stdin) if o["password_stdin"] else None
         if quota is None and o["name"] is None and password is None:
             raise CommandError("nothing to change: give --name, --quota or --password-stdin.")
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             services.mailbox_update(mailbox=mailbox, quota=quota, full_name=o["name"], password=password, **self._who())
         self.stdout.write(f"Updated {mailbox.address}.")
 
