@@ -182,6 +182,18 @@ def test_update_refuses_bad_options_and_changes_nothing(args, message):
     assert message in refused("domain", "update", "example.com", *args)
 
 
+@pytest.mark.parametrize("verb", ["add", "update"])
+def test_an_empty_tier_is_refused_not_ignored(verb):
+    if verb == "update":
+        make_domain("example.com", tier=make_tier(name="small"))
+    message = refused("domain", verb, "example.com", "--tier", "")
+    instead = "--no-tier takes the domain off its tier" if verb == "update" else "leave --tier out for no tier"
+    assert message == f"--tier: a tier name cannot be empty; {instead}."
+    if verb == "update":
+        run("domain", "update", "example.com", "--no-tier")  # positive control
+        assert Domain.objects.get().tier is None
+
+
 def test_remove_deletes_an_empty_domain():
     make_domain("example.com")
     assert "Removed example.com." in run("domain", "remove", "example.com")

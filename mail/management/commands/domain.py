@@ -39,9 +39,11 @@ def find_domain(name):
     return domain
 
 
-def find_tier(name):
+def find_tier(name, instead="leave --tier out for no tier"):
     if name is None:
         return None
+    if not name.strip():
+        raise CommandError(f"--tier: a tier name cannot be empty; {instead}.")
     tier = Tier.objects.filter(name=name).first()
     if tier is None:
         names = ", ".join(Tier.objects.values_list("name", flat=True)) or "none yet; add one in the admin"
@@ -113,10 +115,10 @@ class Command(BaseCommand):
     def _update(self, o):
         domain = find_domain(o["name"])
         changes = {}
-        if o["tier"] and o["no_tier"]:
+        if o["tier"] is not None and o["no_tier"]:
             raise CommandError("--tier and --no-tier cannot be used together.")
-        if o["tier"]:
-            changes["tier"] = find_tier(o["tier"])
+        if o["tier"] is not None:
+            changes["tier"] = find_tier(o["tier"], "--no-tier takes the domain off its tier")
         if o["no_tier"]:
             changes["tier"] = None
         if o["default_quota"] is not None:

@@ -120,8 +120,11 @@ class Command(BaseCommand):
         quota = quota_argument(o["quota"])
         password = read_password(self.stdin) if o["password_stdin"] else None
         person = None
-        if o["person"]:
+        if o["person"] is not None:
             from accounts.models import User, normalize_email
+
+            if not o["person"].strip():
+                raise CommandError("--person: an email address is required; leave --person out to create a new person.")
 
             person = User.objects.filter(email=normalize_email(o["person"])).first()
             if person is None:
@@ -142,7 +145,7 @@ class Command(BaseCommand):
 
     def _list(self, o):
         qs = Mailbox.objects.select_related("person")
-        if o["domain"]:
+        if o["domain"] is not None:
             qs = qs.filter(domain__name=domain_argument(o["domain"]))
         rows = [mailbox_data(m) for m in qs]
         if o["json"]:
