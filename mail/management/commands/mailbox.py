@@ -59,11 +59,12 @@ class Command(BaseCommand):
         "`mailbox list [--domain D] [--json]`, `show ADDRESS [--json]`, `update ADDRESS [--name N] [--quota Q] "
         "[--password-stdin]`, `remove ADDRESS [--delete-person]` (stored mail stays on the DMS volume), "
         "`suspend ADDRESS` (no sign-in, mail still delivered), `disable ADDRESS` (no sign-in, no delivery), "
-        "`resume ADDRESS`, `import --csv FILE [--replace-passwords]` (columns address,name,quota,password; every "
-        "row is checked first and nothing is imported if one is bad; a row for an existing person keeps their "
-        "password unless --replace-passwords), `export --csv FILE`. `add ADDRESS --person EMAIL` gives the "
-        "mailbox to an existing person. Commands act as the host; `--as EMAIL` acts with that staff member's "
-        "permissions instead."
+        "`resume ADDRESS`, `import --csv FILE [--replace-passwords]` (columns address, name, quota, state, and "
+        "password or password_hash; every row is checked first and nothing is imported if one is bad; a row for an "
+        "existing person keeps their password unless --replace-passwords), `export --csv FILE` (address, name, "
+        "quota, state: a file import reads back as it is, into a database with the same domains). "
+        "`add ADDRESS --person EMAIL` gives the mailbox to an existing person. Commands act as the host; "
+        "`--as EMAIL` acts with that staff member's permissions instead."
     )
 
     # call_command(..., stdin=stream) feeds --password-stdin, as with Django's createsuperuser.
