@@ -159,8 +159,11 @@ def command_actor(options):
     from accounts.models import User, normalize_email
 
     email = options.get("as_email")
-    if not email:
+    if email is None:
         return SYSTEM
+    if not email.strip():
+        # Never the host's full powers because a script's variable came out empty.
+        raise CommandError("--as: an email address is required; leave --as out to act as the host.")
     user = User.objects.filter(email=normalize_email(email)).first()
     if user is None or not user.is_active or not user.is_staff:
         raise CommandError(f"--as: {email!r} is not an active staff member.")

@@ -137,6 +137,32 @@ def person_deactivate(*, user, request=None, actor=None, actor_label=None):
     return sessions + tokens
 
 
+def person_activate(*, user, request=None, actor=None, actor_label=None):
+    """Switch a person back on (what ticking "Active" does): they sign in afresh, since person_deactivate
+    ended their sessions and app tokens for good. A person still pending self-registration is vouched for
+    (registration_pending_end: the password chosen at sign-up goes). Returns False when already active."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_may_manage_person(actor, user, "is_active")
+    with transaction.atomic():
+        person = User.objects.select_for_update().get(pk=user.pk)
+        if person.is_active:
+            return False
+        person.is_active = True
+        person.save(update_fields=["is_active"])
+        if person.is_pending_registration:
+            registration_pending_end(user=person, request=request, actor=actor, actor_label=actor_label)
+        audit(
+            "user.activate",
+            request=request,
+            actor=authz.audit_actor(actor),
+            actor_label=actor_label,
+            target=person,
+            description="Activated; they sign in afresh.",
+        )
+    user.refresh_from_db()
+    return True
+
+
 # --- sign-in lockouts ---------------------------------------------------------------------------------
 
 

@@ -18,13 +18,13 @@ _LOCAL_RE = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{}~-
 _LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
-def _reject_unsafe(value, field):
+def _reject_unsafe(value, field, what="an address"):
     for ch in value:
         if ch.isspace() or ord(ch) < 32 or ord(ch) == 127:
             raise ValidationError(f"{field}: spaces, line breaks and control characters are not allowed.")
     for ch, name in _FORBIDDEN.items():
         if ch in value:
-            raise ValidationError(f"{field}: {name} is not allowed in an address.")
+            raise ValidationError(f"{field}: {name} is not allowed in {what}.")
 
 
 def normalize_domain(value, field="domain"):
@@ -32,7 +32,7 @@ def normalize_domain(value, field="domain"):
     raw = value if isinstance(value, str) else ""
     if raw != raw.strip():
         raise ValidationError(f"{field}: spaces are not allowed in a domain name.")
-    _reject_unsafe(raw, field)
+    _reject_unsafe(raw, field, "a domain name")
     if not raw.rstrip("."):
         raise ValidationError(f"{field}: a domain name is required.")
     # The one canonical spelling people's sign-in addresses use too (dockspace.canonical).

@@ -26,22 +26,36 @@ def acting_as(options, label):
     return actor, command_actor_label(label, actor)
 
 
-def validation_message(error):
-    """'field: rule' lines from a ValidationError, whatever its shape."""
+def validation_message(error, options=None):
+    """'field: rule' lines from a ValidationError, whatever its shape. `options` names the command-line
+    option for a service field where they differ ({"full_name": "--name"}), so the message names what
+    the operator typed."""
+    options = options or {}
     if hasattr(error, "message_dict"):
         lines = []
         for field, messages in error.message_dict.items():
+            label = options.get(field, field)
             for message in messages:
-                lines.append(
-                    message if message.startswith(f"{field}:") or field == "__all__" else f"{field}: {message}"
-                )
+                if field == "__all__":
+                    lines.append(message)
+                elif message.startswith(f"{field}:"):
+                    lines.append(label + message[len(field) :])
+                else:
+                    lines.append(f"{label}: {message}")
         return "\n".join(lines)
-    return "\n".join(error.messages)
+    lines = []
+    for message in error.messages:
+        field, sep, rule = message.partition(":")
+        lines.append(f"{options[field]}{sep}{rule}" if sep and field in options else message)
+    return "\n".join(lines)
 
 
 class ServiceCall:
     """`with ServiceCall(): services.x(...)` turns validation and database errors into a clean
-    non-zero exit with the message, never a traceback."""
+    non-zero exit with the message, never a traceback. `options` as for validation_message."""
+
+    def __init__(self, options=None):
+        self.options = options
 
     def __enter__(self):
         return self
@@ -50,7 +64,7 @@ class ServiceCall:
         if exc_type is None:
             return False
         if issubclass(exc_type, ValidationError):
-            raise CommandError(validation_message(exc)) from None
+            raise CommandError(validation_message(exc, self.options)) from None
         if issubclass(exc_type, DatabaseError):
             raise CommandError(f"the database refused the change: {exc}") from None
         return False

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts import authz
 from accounts.audit import audit, audit_event
 from accounts.models import AuditEvent
-from dockspace.csv_cells import SafeCsvWriter
+from dockspace.csv_cells import SafeCsvWriter, csv_cell_value
 from mail import services, signals
 from mail.addresses import normalize_address, split_address
 from mail.commandline import validation_message
@@ -198,6 +198,16 @@ def _check_row(line, values):
     return _Row(line, address, name, quota, state, password or None, password_hash or None, hashes)
 
 
+def _values(columns, cells):
+    """{column: text} of one record. The columns an export writes lose the apostrophe it put before a
+    formula-like cell (dockspace.csv_cells), so '-info@example.com or '=Ann import as -info@... and =Ann.
+    A password is never exported: it is read exactly as written."""
+    return {
+        column: csv_cell_value(cell) if column in EXPORT_COLUMNS else cell
+        for column, cell in zip(columns, cells, strict=True)
+    }
+
+
 def _read_rows(path):
     """Every row of the file, or CsvImportError listing every problem found without the database."""
     try:
@@ -217,7 +227,7 @@ def _read_rows(path):
         if len(cells) != len(columns):
             errors.append(f"line {line}: row: has {len(cells)} fields but the header names {len(columns)} columns.")
             continue
-        checked = _check_row(line, dict(zip(columns, cells, strict=True)))
+        checked = _check_row(line, _values(columns, cells))
         if isinstance(checked, list):
             errors += [f"line {line}: {problem}" for problem in checked]
             continue
@@ -567,7 +577,8 @@ def _line_number(error):
 
 def mailboxes_export_csv(path):
     """Write every mailbox as address,name,quota,state (never a password or hash); returns the count.
-    The file is what mailboxes_import_csv reads."""
+    The file is what mailboxes_import_csv reads: imported into a database with the same domains, it gives
+    the same mailboxes (a cell protected against spreadsheet formulas is read back as it was)."""
     rows = (
         Mailbox.objects.order_by("address")
         .values_list("address", "person__full_name", "quota", "state")

@@ -32,6 +32,7 @@ from mail.hashers import django_password_from_mail_hash
 from mail.models import Alias, Domain, Mailbox
 from mail.progress import silent
 from mail.quota import format_quota
+from mail.sync import streamed_files
 
 User = get_user_model()
 
@@ -552,6 +553,61 @@ def _dkim_problems(directory):
     return problems
 
 
+def _whole_line(text, number, *, continued):
+    """Physical line `number` of `text` (without CR), or None when it is not a whole entry: a Postfix
+    table line (continued) that the next non-blank, non-comment line continues, or a repeat of a line
+    above it (Dockspace writes each line once; the repeat stays reported)."""
+    lines = (text or "").replace("\r", "").split("\n")
+    if number is None or not 0 < number <= len(lines) or lines.index(lines[number - 1]) != number - 1:
+        return None
+    if continued:
+        for following in lines[number:]:
+            stripped = following.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            if following[:1].isspace():
+                return None
+            break
+    return lines[number - 1]
+
+
+def _lines_of(chunks):
+    pending = ""
+    for chunk in chunks:
+        *lines, pending = (pending + chunk.decode()).split("\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+def _set_aside_own_lines(problems, texts, report):
+    """Problems whose line Dockspace writes itself from the database as it now is (after the adoption, in
+    the same transaction) are not lost: a list's line, an alias line without its dead targets, the account
+    line of a person switched off, and the REJECT lines for an empty list, an alias whose every target is
+    gone or a sign-in on a catch-all domain. Those go to `skipped` as regenerated; the rest are returned."""
+    wanted = {}
+    for problem in problems:
+        if problem.path in FILES:
+            continued = problem.path not in (ACCOUNTS_PATH, QUOTAS_PATH)
+            line = _whole_line(texts[problem.path], problem.line_number, continued=continued)
+            if line:
+                wanted.setdefault(problem.path, set()).add(line)
+    if not wanted:
+        return problems
+    files = streamed_files(on_skip=lambda message: None)
+    # Streamed, as the sync writes them: only the lines asked about are kept.
+    written = {path: {line for line in _lines_of(files[path]()) if line in lines} for path, lines in wanted.items()}
+    left = []
+    for problem in problems:
+        continued = problem.path not in (ACCOUNTS_PATH, QUOTAS_PATH)
+        line = _whole_line(texts.get(problem.path), problem.line_number, continued=continued)
+        if line and line in written.get(problem.path, ()):
+            report.skipped.append(f"{problem.path}:{problem.line_number}: {problem.line} (regenerated)")
+        else:
+            left.append(problem)
+    return left
+
+
 def _file_order(problem):
     return (FILES.index(problem.path) if problem.path in FILES else len(FILES), problem.line_number or 0)
 
@@ -581,7 +637,7 @@ def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR, progress
             with progress("aliases", len(forwards)) as bar:
                 _adopt_forwards(forwards, report, problems, actor_label, bar)
             _check_blocks(blocks, report, problems)
-            report.not_adopted = sorted(problems, key=_file_order)
+            report.not_adopted = sorted(_set_aside_own_lines(problems, texts, report), key=_file_order)
             audit(
                 "mail.dms.import",
                 actor_label=actor_label,

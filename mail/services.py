@@ -594,6 +594,8 @@ def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, reques
     person = mailbox.person
     if full_name is not None:
         person.full_name = full_name
+        # Saving checks the characters, not the length (which PostgreSQL would refuse without naming the field).
+        person.clean_fields(exclude=[f.name for f in User._meta.fields if f.name != "full_name"])
         changed.append("name")
     if password is not None:
         _apply_password(person, password)
@@ -968,7 +970,8 @@ def dkim_generate(*, domain, selector=None, algorithm=None, bits=None, request=N
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
     if domain.dkim_keys.filter(state=DkimKey.ACTIVE).exists():
         raise _field_error("domain", f"{domain.name} already has an active DKIM key; rotate it instead.")
-    return _dkim_new_key(domain, selector or domain.dkim_selector, algorithm, bits, request, actor_label)
+    selector = domain.dkim_selector if selector is None else selector
+    return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
 
 
 def _dkim_new_key(domain, selector, algorithm, bits, request, actor_label):
@@ -1006,7 +1009,8 @@ def dkim_rotate(*, domain, selector=None, algorithm=None, bits=None, request=Non
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
     DkimKey.objects.filter(domain=domain, state=DkimKey.ACTIVE).update(state=DkimKey.PUBLISHED)
     used = set(domain.dkim_keys.values_list("selector", flat=True))
-    selector = selector or dkim_keys.next_selector(used, timezone.localdate())
+    if selector is None:
+        selector = dkim_keys.next_selector(used, timezone.localdate())
     return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
 
 

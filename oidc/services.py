@@ -88,13 +88,17 @@ def _waiver_audit(app, request, actor_label, actor):
     )
 
 
-def _groups(names):
-    # Group names are unique regardless of case (mail.services.group_create), so each finds at most one.
+def _refuse_empty_group_names(names):
+    # An empty name must not quietly mean "no groups", which admits everyone with an account.
     if any(not str(n).strip() for n in names):
-        # An empty name must not quietly mean "no groups", which admits everyone with an account.
         raise ValidationError(
             {"allowed_groups": ["a group name cannot be empty; to admit everyone, name no group at all."]}
         )
+
+
+def _groups(names):
+    # Group names are unique regardless of case (mail.services.group_create), so each finds at most one.
+    _refuse_empty_group_names(names)
     found, missing = {}, []
     for name in dict.fromkeys(n.strip() for n in names if n.strip()):
         group = Group.objects.filter(name__iexact=name).first()
@@ -307,7 +311,9 @@ def client_update(
             setattr(app, field, value)
             changed.append(field)
     current_groups = sorted(app.allowed_groups.values_list("name", flat=True))
-    group_names = current_groups if groups is None else [n.strip() for n in groups if n.strip()]
+    if groups is not None:
+        _refuse_empty_group_names(groups)
+    group_names = current_groups if groups is None else [n.strip() for n in groups]
     group_rows = _validate(app, group_names)
     for field in [f for f in GUARDED_FIELDS if f in changed and not _narrows(f, before[f], getattr(app, f))]:
         _require_guarded(

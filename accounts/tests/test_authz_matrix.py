@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 ROLES = ["mail", "people", "oidc", "superuser"]
 TARGETS = ["ordinary", "staff", "superuser", "no_mailbox"]
-PEOPLE_ACTIONS = ["set_password", "change_email", "reset_2fa", "sign_out"]
+PEOPLE_ACTIONS = ["set_password", "change_email", "reset_2fa", "sign_out", "deactivate"]
 ACTIONS = [*PEOPLE_ACTIONS, "make_superuser", "adopt", "capture", "catch_all", "gate_membership"]
 NEW_PASSWORD = "a matrix pass phrase 31"
 OUTSIDE = "thief@outside.test"
@@ -117,6 +117,8 @@ def effect(action, target, gate):
         return not TOTPDevice.objects.filter(user=target).exists()
     if action == "sign_out":
         return not UserSession.objects.filter(user=target).exists()
+    if action == "deactivate":
+        return not target.is_active and not UserSession.objects.filter(user=target).exists()
     if action == "adopt":
         return Mailbox.objects.filter(person=target).exists()
     if action == "capture":
@@ -148,8 +150,8 @@ def admin_attempt(browser, action, target, gate):
         grant = Permission.objects.get(codename="delete_user").pk
         data = {**person_form, "is_staff": "on", "is_superuser": "on", "user_permissions": [grant]}
         return browser.post(user_url + "change/", data)
-    if action in ("reset_2fa", "sign_out"):
-        name = "reset_second_factor" if action == "reset_2fa" else "revoke_sessions"
+    if action in ("reset_2fa", "sign_out", "deactivate"):
+        name = {"reset_2fa": "reset_second_factor", "sign_out": "revoke_sessions"}.get(action, action)
         return browser.post("/admin/accounts/user/", {"action": name, "_selected_action": [target.pk]})
     if action == "adopt":
         data = {**address_fields(target.email), "person": target.email, "quota": ""}
@@ -181,7 +183,16 @@ def test_admin(role, action, target_kind, gate):
 
 # --- through the commands, with --as ---------------------------------------------------------------------
 
-COMMAND_ACTIONS = ["set_password", "reset_2fa", "sign_out", "adopt", "capture", "catch_all", "gate_membership"]
+COMMAND_ACTIONS = [
+    "set_password",
+    "reset_2fa",
+    "sign_out",
+    "deactivate",
+    "adopt",
+    "capture",
+    "catch_all",
+    "gate_membership",
+]
 
 
 def command_args(action, target, gate):
@@ -191,8 +202,8 @@ def command_args(action, target, gate):
         return ["set_mail_password", mailbox.address, "--password-stdin"], NEW_PASSWORD + "\n"
     if action == "reset_2fa":
         return ["person", "reset-2fa", target.email], None
-    if action == "sign_out":
-        return ["person", "sign-out", target.email], None
+    if action in ("sign_out", "deactivate"):
+        return ["person", action.replace("_", "-"), target.email], None
     if action == "adopt":
         return ["mailbox", "add", target.email, "--person", target.email], None
     if action == "capture":

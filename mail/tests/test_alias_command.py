@@ -64,7 +64,7 @@ def test_add_with_keep_copy_forwards_a_mailbox_and_keeps_a_copy_in_it(bob, setti
 
 def test_keep_copy_needs_a_mailbox_at_the_address(bob):
     message = refused("alias", "add", "nobody@example.com", "bob@elsewhere.org", "--keep-copy")
-    assert message == "keep_copy: keep a copy needs a mailbox at nobody@example.com; there is none."
+    assert message == "--keep-copy: keep a copy needs a mailbox at nobody@example.com; there is none."
 
 
 def test_an_alias_on_a_mailbox_address_without_keep_copy_is_refused_with_the_hint(bob):
@@ -215,6 +215,19 @@ def test_list_filters_by_domain_given_in_any_case_or_in_unicode(bob):
     ]
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["add", "@exam|ple.com", "bob@example.com"], "address: a '|' is not allowed in a domain name."),
+        (["show", "@exam|ple.com"], "ADDRESS: a '|' is not allowed in a domain name."),
+        (["list", "--domain", "exam|ple.com"], "--domain: a '|' is not allowed in a domain name."),
+        (["add", "sa|les@example.com", "bob@example.com"], "address: a '|' is not allowed in an address."),
+    ],
+)
+def test_a_bad_domain_is_refused_as_a_domain_name_and_a_bad_address_as_an_address(bob, args, message):
+    assert refused("alias", *args) == message
+
+
 def test_remove_deletes_the_alias_and_its_line(bob, settings):
     run("alias", "add", "sales@example.com", "bob@example.com")
     assert "Removed sales@example.com." in run("alias", "remove", "sales@example.com")
@@ -254,7 +267,7 @@ def test_add_as_mail_only_staff_refuses_aliases_that_capture_a_superusers_mail(m
 
     assert "address: root@example.com would receive mail meant for root@example.com" in on_sign_in
     assert "address: @example.com would receive mail meant for" in catch_all
-    assert "keep_copy: root@example.com would receive mail meant for root@example.com" in keep_copy
+    assert "--keep-copy: root@example.com would receive mail meant for root@example.com" in keep_copy
     # Positive controls: the same staff member adds an alias nobody signs in with, and the host may do all.
     assert "Created info@example.com" in run("alias", "add", "info@example.com", "help@elsewhere.test", *as_staff)
     assert "Created root@example.com" in run("alias", "add", "root@example.com", "r@elsewhere.test", "--keep-copy")

@@ -69,6 +69,14 @@ def test_show_prints_every_published_record_and_never_the_private_key(domain):
     assert "PRIVATE KEY" not in json.dumps(rows)
 
 
+@pytest.mark.parametrize("verb", ["generate", "rotate"])
+def test_an_empty_selector_is_refused_not_replaced_by_the_default(domain, verb):
+    if verb == "rotate":
+        ed25519("generate", "example.com")
+    message = refused("dkim", verb, "example.com", "--selector", "", "--algorithm", "ed25519")
+    assert message.startswith("--selector: '' is not valid; use 1-63 lower-case letters, digits and hyphens")
+
+
 @time_machine.travel(datetime.datetime(2026, 3, 14, 12, tzinfo=datetime.UTC), tick=False)
 def test_rotate_signs_with_a_new_selector_and_keeps_the_old_one_published(domain):
     ed25519("generate", "example.com")
@@ -140,7 +148,7 @@ def test_generate_is_refused_while_a_key_is_active(domain):
 def test_rotate_to_a_selector_already_used_changes_nothing(domain):
     ed25519("generate", "example.com")
     message = refused("dkim", "rotate", "example.com", "--selector", "mail", "--algorithm", "ed25519")
-    assert message == "selector: example.com already used the selector 'mail'; pick another."
+    assert message == "--selector: example.com already used the selector 'mail'; pick another."
     assert DkimKey.objects.get().state == DkimKey.ACTIVE
 
 

@@ -57,9 +57,9 @@ def test_add_refuses_a_domain_already_managed_even_in_another_case():
     [
         ("exa mple.com", "spaces, line breaks and control characters are not allowed"),
         (" example.com", "spaces are not allowed"),
-        ("exam|ple.com", "a '|' is not allowed"),
-        ("exam:ple.com", "a ':' is not allowed"),
-        ("exam,ple.com", "a ',' is not allowed"),
+        ("exam|ple.com", "a '|' is not allowed in a domain name"),
+        ("exam:ple.com", "a ':' is not allowed in a domain name"),
+        ("exam,ple.com", "a ',' is not allowed in a domain name"),
         ("example.com\nevil.org", "spaces, line breaks and control characters are not allowed"),
         ("exam\x07ple.com", "control characters are not allowed"),
         ("localhost", "not a valid domain name"),
@@ -72,6 +72,17 @@ def test_add_refuses_a_bad_name_naming_the_rule_and_changes_nothing(name, rule):
     message = refused("domain", "add", name)
     assert message.startswith("name: ")
     assert rule in message
+
+
+def test_add_of_a_name_with_a_pipe_says_the_rule_is_about_a_domain_name_not_an_address():
+    assert refused("domain", "add", "a|b") == "name: a '|' is not allowed in a domain name."
+
+
+@pytest.mark.parametrize("action", [["show"], ["update", "--active"], ["remove"]])
+def test_finding_a_domain_by_a_bad_name_names_the_argument_and_the_domain_rule(action):
+    make_domain("example.com")
+    verb, *options = action
+    assert refused("domain", verb, "exam|ple.com", *options) == "NAME: a '|' is not allowed in a domain name."
 
 
 def test_add_refuses_an_unknown_tier_and_lists_the_existing_ones():
@@ -144,10 +155,16 @@ def test_update_refuses_a_tier_the_existing_mailboxes_break():
     make_mailbox("bob@example.com", quota=5 * G)
     make_tier(name="small", max_quota_per_mailbox=1 * G)
     message = refused("domain", "update", "example.com", "--tier", "small")
-    assert (
-        "tier: tier small allows at most 1G per mailbox (max quota per mailbox); 1 mailbox(es) of example.com "
+    assert message == (
+        "--tier: tier small allows at most 1G per mailbox (max quota per mailbox); 1 mailbox(es) of example.com "
         "have more: bob@example.com (5G). Lower their quotas first."
-    ) in message
+    )
+
+
+def test_add_names_the_default_quota_option_when_the_tier_refuses_it():
+    make_tier(name="small", max_quota_per_mailbox=1 * G)
+    message = refused("domain", "add", "example.com", "--tier", "small", "--default-quota", "5G")
+    assert message.startswith("--default-quota: tier small allows at most 1G per mailbox")
 
 
 @pytest.mark.parametrize(
@@ -163,6 +180,18 @@ def test_update_refuses_bad_options_and_changes_nothing(args, message):
     make_domain("example.com")
     make_tier(name="small")
     assert message in refused("domain", "update", "example.com", *args)
+
+
+@pytest.mark.parametrize("verb", ["add", "update"])
+def test_an_empty_tier_is_refused_not_ignored(verb):
+    if verb == "update":
+        make_domain("example.com", tier=make_tier(name="small"))
+    message = refused("domain", verb, "example.com", "--tier", "")
+    instead = "--no-tier takes the domain off its tier" if verb == "update" else "leave --tier out for no tier"
+    assert message == f"--tier: a tier name cannot be empty; {instead}."
+    if verb == "update":
+        run("domain", "update", "example.com", "--no-tier")  # positive control
+        assert Domain.objects.get().tier is None
 
 
 def test_remove_deletes_an_empty_domain():

@@ -139,6 +139,41 @@ def test_update_refuses_bad_options_and_changes_nothing(people, args, message):
     assert message in refused("group", "update", "team", *args)
 
 
+def test_update_refuses_an_empty_address_and_keeps_the_list(people, settings):
+    run("group", "add", "team", "--address", "team@example.com", "--member", "ann@example.com")
+
+    message = refused("group", "update", "team", "--address", "")
+
+    assert message == (
+        "--address: an empty list address is not allowed; give one like list@example.com, or --no-address to "
+        "stop being a distribution list."
+    )
+    assert list_line(settings, "team@example.com") == "team@example.com ann@example.com"
+    run("group", "update", "team", "--no-address")  # positive control: the explicit way to drop it
+    assert Group.objects.get(name="team").list_address is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["add", "team", "--address", ""], "--address: an empty list address is not allowed; leave --address out"),
+        (["update", "team", "--rename", ""], "--rename: a group name cannot be empty."),
+        (["update", "team", "--rename", "  ", "--description", "x"], "--rename: a group name cannot be empty."),
+        (["update", "team", "--address", "", "--no-address"], "--address and --no-address cannot be used together."),
+    ],
+)
+def test_an_empty_value_given_on_purpose_is_refused_not_ignored(people, args, message):
+    if args[0] == "update":
+        run("group", "add", "team", "--address", "team@example.com")
+    assert message in refused("group", *args)
+
+
+def test_update_with_an_empty_description_clears_it(people):
+    run("group", "add", "team", "--description", "All of us")
+    run("group", "update", "team", "--description", "")
+    assert Group.objects.get(name="team").description == ""
+
+
 def test_list_and_show_json_describe_the_groups(people):
     run("group", "add", "team", "--address", "team@example.com", "--member", "bob@example.com", "--description", "All")
     run("group", "add", "admins", "--member", "ann@example.com")

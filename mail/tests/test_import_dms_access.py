@@ -4,13 +4,14 @@ Dockspace cannot hold are reported as lines that would be lost, the files Docksp
 named and left alone, and a regex line in postfix-virtual.cf is pointed to postfix-regexp.cf."""
 
 import io
+import json
 
 import pytest
 from django.core.management import CommandError, call_command
 from passlib.hash import sha512_crypt
 
 from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, RECEIVE_ACCESS_PATH, SEND_ACCESS_PATH, VIRTUAL_PATH
-from mail.models import Mailbox
+from mail.models import Domain, Mailbox
 from mail.tests.test_import_dms_files import run, run_failing
 
 pytestmark = pytest.mark.django_db
@@ -140,3 +141,71 @@ def test_dkim_signing_settings_that_the_takeover_would_replace_are_reported(dms)
 
     assert "rspamd/override.d/dkim_signing.conf: DKIM signing settings are not adopted" in out
     assert "rspamd/" not in out.split("left alone")[1].split("NOT adopted")[0]
+
+
+# --- the lines Dockspace itself writes ----------------------------------------------------------
+
+
+@pytest.fixture
+def dockspace_data():
+    """Mail state whose files hold every kind of line Dockspace writes on its own, REJECT lines included."""
+    from accounts.models import User
+    from mail import services
+    from mail.tests.factories import make_domain, make_mailbox
+
+    make_domain("example.com")
+    for address in ("bob@example.com", "carol@example.com", "dave@example.com", "erin@example.com", "ida@bücher.de"):
+        make_mailbox(address, password=None)
+    for mailbox in Mailbox.objects.all():
+        mailbox.person.mail_password_hash = hashed(mailbox.address)
+        mailbox.person.save()
+    services.mailbox_set_state(mailbox=Mailbox.objects.get(address="carol@example.com"), state="suspended")
+    services.mailbox_set_state(mailbox=Mailbox.objects.get(address="dave@example.com"), state="disabled")
+    User.objects.filter(email="erin@example.com").update(is_active=False)  # switched off: blocked from sending
+    services.alias_create(address="@example.com", targets=["bob@example.com"])  # catch-all
+    services.alias_create(address="info@example.com", targets=["bob@example.com", "dave@example.com"])  # one dead
+    services.alias_create(address="old@example.com", targets=["dave@example.com"])  # every target dead: REJECT
+    services.alias_create(address="bob@example.com", targets=["bob@elsewhere.org"], keep_copy=True)
+    services.group_create(name="team", address="team@example.com", members=["bob@example.com", "ida@bücher.de"])
+    services.group_create(name="empty", address="empty@example.com")  # no member: REJECT
+    User.objects.create_user("frank@example.com", "frank's long password")  # signs in on a catch-all domain: REJECT
+    services.dkim_generate(domain=Domain.objects.get(name="example.com"), algorithm="ed25519")
+
+
+def test_the_files_dockspace_wrote_import_back_with_nothing_reported_lost(dockspace_data, dms_dir):
+    from mail.sync import dms_sync
+
+    dms_sync()
+    receive = data_lines(dms_dir / RECEIVE_ACCESS_PATH)
+    assert {"dave@example.com\tREJECT", "old@example.com\tREJECT", "empty@example.com\tREJECT"} <= set(receive)
+    assert "frank@example.com\tREJECT" in receive
+    assert data_lines(dms_dir / SEND_ACCESS_PATH) == ["carol@example.com\tREJECT", "erin@example.com\tREJECT"]
+
+    for args in (["--dry-run"], []):
+        out = run(dms_dir, *args)
+        assert "NOT adopted" not in out
+        assert "0 mailbox(es) created" in out and "0 alias(es) created" in out
+        for line in ("team@example.com bob@example.com,ida@xn--bcher-kva.de", "info@example.com bob@example.com"):
+            assert f"{line} (regenerated)" in out  # lists, and an alias without its dead target
+        for address in ("empty", "frank", "old"):
+            assert f"{address}@example.com\tREJECT (regenerated)" in out
+    assert json.loads(run(dms_dir, "--dry-run", "--json"))["not_adopted"] == []
+
+
+def test_a_reject_line_dockspace_would_not_write_is_still_reported_lost(dockspace_data, dms_dir):
+    from mail.sync import dms_sync
+
+    dms_sync()
+    with open(dms_dir / RECEIVE_ACCESS_PATH, "a") as f:
+        f.write("stranger@example.com\tREJECT\n")
+    virtual = dms_dir / VIRTUAL_PATH
+    team = "team@example.com bob@example.com,ida@xn--bcher-kva.de\n"
+    virtual.write_text(virtual.read_text().replace(team, team + "  carol@example.com\n"))
+
+    error, out = run_failing(dms_dir, "--dry-run")
+
+    assert error.returncode == 1
+    assert "stranger@example.com has no account in postfix-accounts.cf: this block would be lost" in out
+    assert "empty@example.com\tREJECT (regenerated)" in out  # positive control: Dockspace's own lines
+    # The same list line continued by a hand-added target is not Dockspace's line.
+    assert "address: team@example.com is already a list." in out

@@ -75,7 +75,7 @@ BAD_NAMES = ["Ann\x00Lee", "Ann\x01Lee", "Ann\nLee", "Ann\x7fLee", "Ann\u2029Lee
 def test_mailbox_add_refuses_a_control_character_in_the_name(name):
     make_domain("example.com")
     message = refused("mailbox", "add", "ann@example.com", "--name", name)
-    assert "full_name: a name cannot contain line breaks or control characters (such as NUL)." in message
+    assert "--name: a name cannot contain line breaks or control characters (such as NUL)." in message
 
 
 def test_mailbox_add_and_update_take_an_ordinary_name():
@@ -88,7 +88,16 @@ def test_mailbox_add_and_update_take_an_ordinary_name():
 def test_mailbox_update_refuses_a_nul_in_the_name():
     make_mailbox("ann@example.com", full_name="Ann")
     message = refused("mailbox", "update", "ann@example.com", "--name", "Ann\x00")
-    assert "full_name: a name cannot contain" in message
+    assert "--name: a name cannot contain" in message
+    assert User.objects.get(email="ann@example.com").full_name == "Ann"
+
+
+@pytest.mark.parametrize("verb", ["add", "update"])
+def test_mailbox_add_and_update_refuse_a_name_too_long_naming_the_option(verb):
+    make_mailbox("ann@example.com", full_name="Ann")
+    address = "bob@example.com" if verb == "add" else "ann@example.com"
+    message = refused("mailbox", verb, address, "--name", "A" * 151)
+    assert message == "--name: Ensure this value has at most 150 characters (it has 151)."
     assert User.objects.get(email="ann@example.com").full_name == "Ann"
 
 

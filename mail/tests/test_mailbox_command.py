@@ -343,6 +343,29 @@ def test_add_with_person_adopts_them_from_the_host_and_says_so_in_the_audit(doma
     assert "adopting the existing person ann@example.com" in event.description
 
 
+def test_add_refuses_an_empty_person_instead_of_creating_a_new_one(domain):
+    message = refused("mailbox", "add", "ann@example.com", "--person", "")
+    assert message == "--person: an email address is required; leave --person out to create a new person."
+
+
+@pytest.mark.parametrize("command", ["mailbox", "alias"])
+def test_list_refuses_an_empty_domain_instead_of_listing_everything(domain, command):
+    make_mailbox("bob@example.com")
+    assert refused(command, "list", "--domain", "") == "--domain: a domain name is required."
+
+
+def test_update_with_an_empty_name_clears_the_name(domain):
+    make_mailbox("bob@example.com", full_name="Bob")
+    run("mailbox", "update", "bob@example.com", "--name", "")
+    assert User.objects.get(email="bob@example.com").full_name == ""
+
+
+def test_an_empty_as_is_refused_instead_of_acting_as_the_host(domain):
+    message = refused("mailbox", "add", "new@example.com", "--as", "")
+    assert message == "--as: an email address is required; leave --as out to act as the host."
+    assert not Mailbox.objects.exists()
+
+
 def test_as_must_name_an_active_staff_member(domain):
     User.objects.create_user("ann@example.com", PASSWORD)
 

@@ -108,7 +108,7 @@ def test_only_a_quota_of_0_is_told_that_no_limit_is_not_allowed():
 
     zero = refused("mailbox", "update", "ann@example.com", "--quota", "0")
     assert zero == (
-        "quota: tier standard allows at most 1G per mailbox (max quota per mailbox), so 0 (no limit) is not allowed."
+        "--quota: tier standard allows at most 1G per mailbox (max quota per mailbox), so 0 (no limit) is not allowed."
     )
     too_big = refused("mailbox", "update", "ann@example.com", "--quota", "3G")
     assert "0 (no limit)" not in too_big
@@ -120,7 +120,7 @@ def test_a_tier_with_a_total_refuses_a_mailbox_without_a_quota_once():
     message = refused("mailbox", "add", "ann@example.com", "--quota", "0")
     assert (
         message
-        == "quota: tier standard allows 2G in total on example.com (total quota), so 0 (no limit) is not allowed."
+        == "--quota: tier standard allows 2G in total on example.com (total quota), so 0 (no limit) is not allowed."
     )
     run("mailbox", "add", "ann@example.com", "--quota", "1G")
     assert Mailbox.objects.get().quota == G
@@ -137,7 +137,7 @@ def test_moving_a_domain_onto_a_tier_its_mailboxes_exceed_names_the_first_20_and
 
     listed = ", ".join(f"user{i:02}@example.com (2G)" for i in range(20))
     assert message == (
-        "tier: tier small allows at most 1G per mailbox (max quota per mailbox); 25 mailbox(es) of example.com "
+        "--tier: tier small allows at most 1G per mailbox (max quota per mailbox); 25 mailbox(es) of example.com "
         f"have more: {listed} and 5 more. Lower their quotas first."
     )
     assert "fits@example.com" not in message

@@ -103,3 +103,22 @@ def test_mail_token_of_a_deactivated_person_stays_dead_too(admin):
     change(admin, url, is_active="")
     change(admin, url, is_active="on")
     assert Client().get("/oauth/mail-userinfo/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+
+
+def test_person_deactivate_ends_app_tokens_as_the_admin_does_and_activate_revives_none(wiki):
+    import io
+
+    from django.core.management import call_command
+
+    app, secret = wiki
+    ada = person_with_mailbox("ada@mail.example.net", email="ada@example.com")
+    bob = person_with_mailbox("bob@mail.example.net", email="bob@example.com")
+    ada_tokens, bob_tokens = tokens_for(ada, app, secret, "openid email"), tokens_for(bob, app, secret, "openid email")
+
+    call_command("person", "deactivate", "ada@example.com", stdout=io.StringIO())
+
+    assert userinfo(ada_tokens["access_token"]).status_code == 401
+    assert userinfo(bob_tokens["access_token"]).status_code == 200  # positive control
+    call_command("person", "activate", "ada@example.com", stdout=io.StringIO())
+    assert refresh(app, secret, ada_tokens["refresh_token"]).status_code == 400
+    assert userinfo(tokens_for(ada, app, secret, "openid email")["access_token"]).status_code == 200

@@ -302,3 +302,29 @@ def test_an_empty_group_name_does_not_open_the_client_to_everyone():
     assert "a group name cannot be empty" in message
     run("add", "--name", "Wiki", "--redirect-uri", "https://wiki.example.com/cb", "--group", "wiki-users")
     assert list(Application.objects.get(name="Wiki").allowed_groups.values_list("name", flat=True)) == ["wiki-users"]
+
+
+@pytest.mark.django_db
+def test_update_with_an_empty_group_name_keeps_the_gate_instead_of_opening_the_client_to_everyone():
+    Group.objects.create(name="wiki-users")
+    run("add", "--name", "Wiki", "--redirect-uri", "https://wiki.example.com/cb", "--group", "wiki-users")
+
+    message = refused("update", "Wiki", "--group", "")
+
+    assert message == "--group: a group name cannot be empty; --everyone removes the group gate."
+    assert list(Application.objects.get(name="Wiki").allowed_groups.values_list("name", flat=True)) == ["wiki-users"]
+    run("update", "Wiki", "--everyone")  # positive control: the explicit way to open it
+    assert not Application.objects.get(name="Wiki").allowed_groups.exists()
+
+
+@pytest.mark.django_db
+def test_the_update_service_refuses_an_empty_group_name_too():
+    from django.core.exceptions import ValidationError
+
+    from oidc import services
+
+    Group.objects.create(name="wiki-users")
+    app, _ = make_client(name="Wiki", groups=["wiki-users"])
+    with pytest.raises(ValidationError, match="a group name cannot be empty"):
+        services.client_update(application=app, groups=[" "], actor_label="test")
+    assert list(app.allowed_groups.values_list("name", flat=True)) == ["wiki-users"]

@@ -11,6 +11,7 @@ from accounts.authz import add_actor_argument, command_actor, command_actor_labe
 from accounts.models import LoginThrottle, User, normalize_email
 
 ACTOR = "manage.py person"
+FIELDS = {"user": "email", "is_active": "email"}
 
 
 class Command(BaseCommand):
@@ -18,7 +19,9 @@ class Command(BaseCommand):
         "Look after people from the shell. `person list [--json]` lists everyone; `person reset-2fa EMAIL` "
         "removes their TOTP devices and backup codes (they sign in with the password alone, then enrol "
         "again); `person unlock EMAIL` clears their sign-in lockout; `person sign-out EMAIL` ends every "
-        "browser session they have. Every change is audited. Acts as the host; `--as EMAIL` acts with that "
+        "browser session they have; `person deactivate EMAIL` switches them off (no sign-in to Dockspace, mail or "
+        "apps; their sessions and app tokens end for good) and `person activate EMAIL` switches them back on "
+        "(they sign in afresh). Every change is audited. Acts as the host; `--as EMAIL` acts with that "
         "staff member's permissions instead (who may act on whom: docs/security.md)."
     )
 
@@ -30,6 +33,8 @@ class Command(BaseCommand):
             ("reset-2fa", "Remove every second factor of a person."),
             ("unlock", "Clear a person's sign-in lockout."),
             ("sign-out", "Revoke every browser session of a person."),
+            ("deactivate", "Switch a person off: no sign-in anywhere; their sessions and app tokens end."),
+            ("activate", "Switch a person back on; they sign in afresh."),
         ]:
             sub.add_parser(name, help=text).add_argument("email", help="The person's email address.")
         for parser in sub.choices.values():
@@ -47,7 +52,9 @@ class Command(BaseCommand):
         try:
             self._act(action, email, user, who)
         except ValidationError as e:
-            raise CommandError("\n".join(f"{field}: {m}" for field, ms in e.message_dict.items() for m in ms)) from None
+            # Every refusal here is about the person EMAIL names, whatever model field the service names.
+            lines = [f"{FIELDS.get(field, field)}: {m}" for field, ms in e.message_dict.items() for m in ms]
+            raise CommandError("\n".join(lines)) from None
 
     def _act(self, action, email, user, who):
         if action == "reset-2fa":
@@ -61,6 +68,22 @@ class Command(BaseCommand):
         elif action == "sign-out":
             count = services.sessions_revoke_all(user=user, **who)
             self.stdout.write(f"Revoked {count} session(s) of {email}.")
+        elif action == "deactivate":
+            was_active = user.is_active
+            count = services.person_deactivate(user=user, **who)
+            state = "Deactivated" if was_active else "Already inactive:"
+            self.stdout.write(f"{state} {email}; ended {count} browser session(s) and app token(s).")
+        elif action == "activate":
+            pending = user.is_pending_registration
+            if not services.person_activate(user=user, **who):
+                self.stdout.write(f"{email} was already active.")
+            elif pending:
+                self.stdout.write(
+                    f"Activated {email}, ending their pending registration: the password they chose at sign-up "
+                    "was removed, so send them a reset link."
+                )
+            else:
+                self.stdout.write(f"Activated {email}; they sign in afresh.")
 
     def _list(self, as_json):
         rows = [

@@ -81,7 +81,7 @@ class Command(BaseCommand):
         getattr(self, "_" + action)(o)
 
     def _add(self, o):
-        with ServiceCall():
+        with ServiceCall({"keep_copy": "--keep-copy"}):
             alias = services.alias_create(
                 address=o["address"],
                 targets=o["targets"],
@@ -103,7 +103,7 @@ class Command(BaseCommand):
 
     def _list(self, o):
         qs = Alias.objects.prefetch_related("targets")
-        if o["domain"]:
+        if o["domain"] is not None:
             qs = qs.filter(domain__name=domain_argument(o["domain"]))
         rows = [alias_data(a) for a in qs]
         if o["json"]:

@@ -53,7 +53,7 @@ class Command(BaseCommand):
         domain = find_domain(o["domain"])
         if action in ("generate", "rotate"):
             service = services.dkim_generate if action == "generate" else services.dkim_rotate
-            with ServiceCall():
+            with ServiceCall({"selector": "--selector"}):
                 key = service(
                     domain=domain, selector=o["selector"], algorithm=o["algorithm"], bits=o["bits"], actor_label=ACTOR
                 )

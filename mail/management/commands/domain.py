@@ -9,6 +9,8 @@ from mail.models import Domain, Tier
 from mail.quota import format_quota
 
 ACTOR = "manage.py domain"
+# The services name model fields; the operator typed these options.
+OPTIONS = {"tier": "--tier", "default_quota": "--default-quota"}
 
 
 def domain_data(domain):
@@ -37,9 +39,11 @@ def find_domain(name):
     return domain
 
 
-def find_tier(name):
+def find_tier(name, instead="leave --tier out for no tier"):
     if name is None:
         return None
+    if not name.strip():
+        raise CommandError(f"--tier: a tier name cannot be empty; {instead}.")
     tier = Tier.objects.filter(name=name).first()
     if tier is None:
         names = ", ".join(Tier.objects.values_list("name", flat=True)) or "none yet; add one in the admin"
@@ -82,7 +86,7 @@ class Command(BaseCommand):
         getattr(self, "_" + action)(o)
 
     def _add(self, o):
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             domain = services.domain_create(
                 name=o["name"],
                 tier=find_tier(o["tier"]),
@@ -111,10 +115,10 @@ class Command(BaseCommand):
     def _update(self, o):
         domain = find_domain(o["name"])
         changes = {}
-        if o["tier"] and o["no_tier"]:
+        if o["tier"] is not None and o["no_tier"]:
             raise CommandError("--tier and --no-tier cannot be used together.")
-        if o["tier"]:
-            changes["tier"] = find_tier(o["tier"])
+        if o["tier"] is not None:
+            changes["tier"] = find_tier(o["tier"], "--no-tier takes the domain off its tier")
         if o["no_tier"]:
             changes["tier"] = None
         if o["default_quota"] is not None:
@@ -125,7 +129,7 @@ class Command(BaseCommand):
             changes["is_active"] = o["active"]
         if not changes:
             raise CommandError("nothing to change: give --tier, --no-tier, --default-quota, --active or --inactive.")
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             services.domain_update(domain=domain, actor_label=ACTOR, **changes)
         self.stdout.write(f"Updated {domain.name}.")
 

@@ -73,6 +73,11 @@ class Command(BaseCommand):
         getattr(self, "_" + action)(o)
 
     def _add(self, o):
+        if o["address"] == "":
+            raise CommandError(
+                "--address: an empty list address is not allowed; leave --address out for a group that is not "
+                "a distribution list."
+            )
         with ServiceCall():
             group = services.group_create(
                 name=o["name"],
@@ -87,9 +92,18 @@ class Command(BaseCommand):
 
     def _update(self, o):
         group = find_group(o["name"])
-        if o["address"] and o["no_address"]:
+        if o["address"] is not None and o["no_address"]:
             raise CommandError("--address and --no-address cannot be used together.")
-        address = ... if not (o["address"] or o["no_address"]) else (None if o["no_address"] else o["address"])
+        # An empty value given on purpose (or from an unset shell variable) is refused, not taken as "not
+        # given" nor as --no-address: dropping a list address bounces its mail and unhooks aliases from it.
+        if o["address"] == "":
+            raise CommandError(
+                "--address: an empty list address is not allowed; give one like list@example.com, or "
+                "--no-address to stop being a distribution list."
+            )
+        if o["rename"] is not None and not o["rename"].strip():
+            raise CommandError("--rename: a group name cannot be empty.")
+        address = None if o["no_address"] else (... if o["address"] is None else o["address"])
         if not any([o["rename"], o["add"], o["remove"], o["description"] is not None, address is not ...]):
             raise CommandError(
                 "nothing to change: give --rename, --address, --no-address, --add, --remove or --description."

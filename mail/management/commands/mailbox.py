@@ -24,6 +24,8 @@ from mail.models import Mailbox
 from mail.quota import format_quota
 
 ACTOR = "manage.py mailbox"
+# The services name model fields; the operator typed these options.
+OPTIONS = {"full_name": "--name", "quota": "--quota", "person": "--person"}
 
 
 def mailbox_data(m):
@@ -57,11 +59,12 @@ class Command(BaseCommand):
         "`mailbox list [--domain D] [--json]`, `show ADDRESS [--json]`, `update ADDRESS [--name N] [--quota Q] "
         "[--password-stdin]`, `remove ADDRESS [--delete-person]` (stored mail stays on the DMS volume), "
         "`suspend ADDRESS` (no sign-in, mail still delivered), `disable ADDRESS` (no sign-in, no delivery), "
-        "`resume ADDRESS`, `import --csv FILE [--replace-passwords]` (columns address,name,quota,password; every "
-        "row is checked first and nothing is imported if one is bad; a row for an existing person keeps their "
-        "password unless --replace-passwords), `export --csv FILE`. `add ADDRESS --person EMAIL` gives the "
-        "mailbox to an existing person. Commands act as the host; `--as EMAIL` acts with that staff member's "
-        "permissions instead."
+        "`resume ADDRESS`, `import --csv FILE [--replace-passwords]` (columns address, name, quota, state, and "
+        "password or password_hash; every row is checked first and nothing is imported if one is bad; a row for an "
+        "existing person keeps their password unless --replace-passwords), `export --csv FILE` (address, name, "
+        "quota, state: a file import reads back as it is, into a database with the same domains). "
+        "`add ADDRESS --person EMAIL` gives the mailbox to an existing person. Commands act as the host; "
+        "`--as EMAIL` acts with that staff member's permissions instead."
     )
 
     # call_command(..., stdin=stream) feeds --password-stdin, as with Django's createsuperuser.
@@ -118,13 +121,16 @@ class Command(BaseCommand):
         quota = quota_argument(o["quota"])
         password = read_password(self.stdin) if o["password_stdin"] else None
         person = None
-        if o["person"]:
+        if o["person"] is not None:
             from accounts.models import User, normalize_email
+
+            if not o["person"].strip():
+                raise CommandError("--person: an email address is required; leave --person out to create a new person.")
 
             person = User.objects.filter(email=normalize_email(o["person"])).first()
             if person is None:
                 raise not_found("--person", "person signing in as", o["person"])
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             mailbox = services.mailbox_create(
                 address=o["address"],
                 full_name=o["name"],
@@ -140,7 +146,7 @@ class Command(BaseCommand):
 
     def _list(self, o):
         qs = Mailbox.objects.select_related("person")
-        if o["domain"]:
+        if o["domain"] is not None:
             qs = qs.filter(domain__name=domain_argument(o["domain"]))
         rows = [mailbox_data(m) for m in qs]
         if o["json"]:
@@ -165,7 +171,7 @@ class Command(BaseCommand):
         password = read_password(self.stdin) if o["password_stdin"] else None
         if quota is None and o["name"] is None and password is None:
             raise CommandError("nothing to change: give --name, --quota or --password-stdin.")
-        with ServiceCall():
+        with ServiceCall(OPTIONS):
             services.mailbox_update(mailbox=mailbox, quota=quota, full_name=o["name"], password=password, **self._who())
         self.stdout.write(f"Updated {mailbox.address}.")
 

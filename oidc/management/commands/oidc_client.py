@@ -380,6 +380,8 @@ class Command(BaseCommand):
         app = find_client(o["client_id"])
         if o["groups"] and o["everyone"]:
             raise CommandError("--everyone: cannot be used with --group; --group alone replaces the groups.")
+        if any(not name.strip() for name in o["groups"] or []):
+            raise CommandError("--group: a group name cannot be empty; --everyone removes the group gate.")
         if o["post_logout_redirect_uris"] and o["no_post_logout_redirect_uris"]:
             raise CommandError("--no-post-logout-redirect-uris: cannot be used with --post-logout-redirect-uri.")
         changes = {
