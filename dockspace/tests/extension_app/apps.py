@@ -1,4 +1,31 @@
+"""A test-only app that extends Dockspace the way a new app would (a DMS file, a model that triggers its sync, a
+periodic task, a process), each declared in this app only. Installed only in test runs (DOCKSPACE_TEST_APPS,
+set by dockspace.testenv)."""
+
+import sys
+
 from django.apps import AppConfig
+
+from dockspace.env import env_str
+from dockspace.processes import Process
+
+# The process: a greeter on GREETER_BIND that answers every connection with its GREETING (set by the declaration's
+# env) and stops on SIGTERM like any process `make run` starts.
+GREETER_BIND = "EXTENSION_GREETER_BIND"
+GREETER_CODE = """
+import os, socket, sys
+host, _, port = sys.argv[1].rpartition(":")
+with socket.create_server((host, int(port))) as server:
+    print(f"[extension-greeter] listening on {sys.argv[1]}", flush=True)
+    while True:
+        connection, _ = server.accept()
+        with connection:
+            connection.sendall(os.environ["GREETING"].encode() + b"\\n")
+"""
+
+
+def greeter_argv(environ):
+    return [sys.executable, "-c", GREETER_CODE, env_str(GREETER_BIND, "127.0.0.1:8026", environ)]
 
 
 class ExtensionAppConfig(AppConfig):
@@ -6,3 +33,15 @@ class ExtensionAppConfig(AppConfig):
     label = "extension_app"
     verbose_name = "Test extension"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def processes(self):
+        return [
+            Process(
+                name="extension-greeter",
+                description="test extension: answers every connection with a greeting",
+                argv=greeter_argv,
+                bind_setting=GREETER_BIND,
+                bind_default="127.0.0.1:8026",
+                env={"GREETING": "hello from extension_app"},
+            )
+        ]
