@@ -1,17 +1,19 @@
 #!/bin/sh
-# Container entrypoint: the first argument picks the role (web, worker, beat, manage); any other
-# command is run as given, e.g. `docker compose run --rm web sh`.
+# Container entrypoint: the first argument names one of Dockspace's processes (web, worker, beat and any an
+# app declares; `python -m dockspace.processes list`), which is started as declared there, with any further
+# arguments appended to its command line. `manage ARGS` runs a management command; a program on PATH is run as
+# given, e.g. `docker compose run --rm web sh`.
 set -eu
 
-# How long worker and beat wait for the database to be reachable and fully migrated.
+# How long processes other than web wait for the database to be reachable and fully migrated.
 DB_WAIT_SECONDS=120
 
 log() {
     echo "[entrypoint] $*" >&2
 }
 
-# Only the web role migrates (three containers migrating at once would race); worker and beat start
-# once `migrate --check` passes, i.e. the database answers and has no unapplied migration.
+# Only the web container migrates (several containers migrating at once would race); the other processes
+# start once `migrate --check` passes, i.e. the database answers and has no unapplied migration.
 wait_for_database() {
     role=$1
     deadline=$(($(date +%s) + DB_WAIT_SECONDS))
@@ -34,8 +36,11 @@ wait_for_database() {
 [ "$#" -gt 0 ] || set -- web
 
 case "$1" in
-    web)
+    manage)
         shift
+        exec python manage.py "$@"
+        ;;
+    web)
         # Dockspace's files are private to its user (an older volume may still be 0750).
         chmod 0700 "${DOCKSPACE_DATA_DIR:-/data}" 2>/dev/null || true
         python manage.py migrate --noinput
@@ -47,36 +52,14 @@ case "$1" in
         # file now, before the mailserver's first start.
         python manage.py export_dms_files \
             || log "web: could not write the DMS files now; see Admin -> DMS sync state (it is retried)"
-        set -- gunicorn dockspace.wsgi \
-            --bind 0.0.0.0:8000 \
-            --workers "${WEB_CONCURRENCY:-2}" \
-            --access-logfile - \
-            --logger-class dockspace.access_log.MaskingLogger \
-            --no-control-socket \
-            --worker-tmp-dir /dev/shm \
-            "$@"
-        if [ -n "${DOCKSPACE_TRUSTED_PROXIES:-}" ]; then
-            # Same comma-separated list Django uses for X-Forwarded-For; gunicorn wants no spaces.
-            set -- "$@" --forwarded-allow-ips "$(printf '%s' "$DOCKSPACE_TRUSTED_PROXIES" | tr -d ' ')"
-        fi
-        exec "$@"
-        ;;
-    worker)
-        shift
-        wait_for_database worker
-        exec celery -A dockspace worker --loglevel INFO "$@"
-        ;;
-    beat)
-        shift
-        wait_for_database beat
-        # The schedule lives in the database (django_celery_beat's DatabaseScheduler, set in settings).
-        exec celery -A dockspace beat --loglevel INFO "$@"
-        ;;
-    manage)
-        shift
-        exec python manage.py "$@"
-        ;;
-    *)
-        exec "$@"
+        exec python -m dockspace.processes run "$@"
         ;;
 esac
+
+# A program (sh, python, celery...) runs as given; any other word names a declared process, and an unknown
+# one is refused with the list of declared names.
+if command -v "$1" >/dev/null 2>&1; then
+    exec "$@"
+fi
+wait_for_database "$1"
+exec python -m dockspace.processes run "$@"

@@ -6,6 +6,12 @@ from django.contrib.admin.apps import AdminConfig
 class DockspaceAdminConfig(AdminConfig):
     default_site = "dockspace.admin.DockspaceAdminSite"
 
+    def processes(self):
+        """web, worker and beat (dockspace.processes)."""
+        from dockspace.processes import dockspace_processes
+
+        return dockspace_processes()
+
     def ready(self):
         super().ready()  # autodiscovers every app's admin module
         from django.contrib import admin

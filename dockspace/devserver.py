@@ -1,9 +1,12 @@
-"""`make run`: migrate, install periodic tasks, then run web (gunicorn), a Celery worker and Celery beat
-together on this machine, print the URL, and stop all three on Ctrl-C (or when one of them dies).
+"""`make run`: migrate, install periodic tasks, then run Dockspace's processes together on this machine (web,
+Celery worker and beat, and any an app declares: dockspace.processes; DOCKSPACE_PROCESSES picks others), print
+the URL, and stop them all on Ctrl-C (or when one of them dies).
 
-Nothing starts when the address is taken (the message names who holds it) or when DEBUG would be
-reachable from the network without DOCKSPACE_ALLOW_DEBUG_ON_NETWORK=1."""
+Nothing starts when an address a process listens on is taken (the message names who holds it), when
+DOCKSPACE_PROCESSES names an unknown process, or when DEBUG would be reachable from the network without
+DOCKSPACE_ALLOW_DEBUG_ON_NETWORK=1."""
 
+import json
 import os
 import signal
 import socket
@@ -18,7 +21,7 @@ from dockspace.ports import bind_problem, describe_port_holders, is_loopback, lo
 
 CHILD_STOP_SECONDS = 10
 BANNER_REPEAT_SECONDS = 8
-WEB_START_SECONDS = 30
+LISTEN_START_SECONDS = 30
 
 
 def _refuse(message, code=2):
@@ -49,25 +52,31 @@ def _check_debug_exposure(host, port):
     )
 
 
-def _check_port_free(host, port):
+def _check_port_free(process):
+    host, port = parse_bind(process["bind"], setting=process["bind_setting"])
     problem = bind_problem(host, port)
     if problem is None:
         return
     in_use, reason = problem
+    setting = process["bind_setting"]
     if in_use:
         _refuse(
-            f"refusing to start: {host or '*'}:{port} is already in use ({reason}), "
-            f"{describe_port_holders(port)}. Stop it, or choose another address, e.g. "
-            f"DOCKSPACE_BIND={host or '127.0.0.1'}:{port + 1} make run.",
+            f"refusing to start: {host or '*'}:{port} is already in use ({reason}), {describe_port_holders(port)}; "
+            f"{process['name']} listens there. Stop it, or choose another address, e.g. "
+            f"{setting}={host or '127.0.0.1'}:{port + 1} make run.",
             code=1,
         )
-    _refuse(f"refusing to start: cannot listen on {host or '*'}:{port}: {reason}. Check DOCKSPACE_BIND.", code=1)
+    _refuse(
+        f"refusing to start: {process['name']} cannot listen on {host or '*'}:{port}: {reason}. Check {setting}.",
+        code=1,
+    )
 
 
-def _wait_until_listening(host, port, proc):
-    """True once the web server accepts connections; False if it exited first or never did."""
+def _wait_until_listening(bind, proc):
+    """True once a process accepts connections on BIND; False if it exited first or never did."""
+    host, port = parse_bind(bind)
     probe_host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)  # noqa: S104
-    deadline = time.monotonic() + WEB_START_SECONDS
+    deadline = time.monotonic() + LISTEN_START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
@@ -83,10 +92,26 @@ def _manage(*args):
     subprocess.run([sys.executable, "manage.py", *args], check=True)
 
 
-def _start(name, argv):
-    print(f"[run] starting {name}: {' '.join(argv)}", flush=True)
+def start_plan():
+    """The processes to start (dockspace.processes' declarations picked by DOCKSPACE_PROCESSES), each with its
+    command line. Read by a separate Python that loads the settings without writing anything, so a refusal
+    below still leaves the data directory as it was."""
+    result = subprocess.run(
+        [sys.executable, "-m", "dockspace.processes", "plan"], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        message = result.stderr.strip().removeprefix("python -m dockspace.processes: ")
+        _refuse(f"refusing to start: {message or f'reading the processes failed (exit {result.returncode})'}")
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        _refuse(f"refusing to start: `python -m dockspace.processes plan` printed no plan: {result.stdout[:200]!r}")
+
+
+def _start(process):
+    print(f"[run] starting {process['name']}: {' '.join(process['argv'])}", flush=True)
     # Own process group: Ctrl-C reaches this supervisor, which stops each child in order.
-    return subprocess.Popen(argv, start_new_session=True)
+    return subprocess.Popen(process["argv"], env={**os.environ, **process["env"]}, start_new_session=True)
 
 
 def _stop_all(children):
@@ -103,17 +128,48 @@ def _stop_all(children):
             proc.wait()
 
 
+def _names(processes):
+    names = [process["name"] for process in processes]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _start_all(plan):
+    """Start each process in declaration order; one that listens is waited for before the next starts (worker
+    and beat start once the web server listens). A port taken in the meantime stops everything here."""
+    children = []
+    for process in plan:
+        proc = _start(process)
+        children.append((process["name"], proc))
+        if not process["bind"]:
+            continue
+        try:
+            listening = _wait_until_listening(process["bind"], proc)
+        except KeyboardInterrupt:
+            listening = False
+        if not listening:
+            _stop_all(children)
+            _refuse(f"{process['name']} did not start listening on {process['bind']}; see its messages above.", code=1)
+    return children
+
+
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockspace.settings")
     bind = os.environ.setdefault("DOCKSPACE_BIND", "127.0.0.1:8000")
+    # A development machine: two Celery children are plenty (the image defaults to one per CPU).
+    os.environ.setdefault("WORKER_CONCURRENCY", "2")
     try:
         host, port = parse_bind(bind)
         _check_debug_exposure(host, port)
     except (ValueError, ImproperlyConfigured) as exc:
         _refuse(str(exc))
-    _check_port_free(host, port)
     # Listening on every interface: links and the OIDC issuer still need an address a browser can open.
     os.environ.setdefault("DOCKSPACE_URL", local_url(bind))
+    plan = start_plan()
+    if not plan:
+        _refuse("refusing to start: no process to start; see `python -m dockspace.processes list`.")
+    for process in plan:
+        if process["bind"]:
+            _check_port_free(process)
     try:
         _manage("migrate", "--noinput")
         _manage("install_periodic_tasks")
@@ -129,57 +185,17 @@ def main():
     if subprocess.run([sys.executable, "manage.py", "export_dms_files"]).returncode != 0:
         print("[run] could not write the DMS files now; see Admin -> DMS sync state", flush=True)
 
-    bin_dir = os.path.dirname(sys.executable)
-    web = _start(
-        "web",
-        [
-            os.path.join(bin_dir, "gunicorn"),
-            "dockspace.wsgi",
-            "--bind",
-            bind,
-            "--workers",
-            os.environ.get("WEB_CONCURRENCY", "2"),
-            "--access-logfile",
-            "-",
-            # Reset and registration links carry a token in their path: logged as ***.
-            "--logger-class",
-            "dockspace.access_log.MaskingLogger",
-            # gunicorn's control socket would live in ~/.gunicorn, outside the data directory; nothing uses it.
-            "--no-control-socket",
-        ],
-    )
-    # Worker and beat start only once the web server listens: a port taken in the meantime ends here.
-    try:
-        listening = _wait_until_listening(host, port, web)
-    except KeyboardInterrupt:
-        listening = False
-    if not listening:
-        _stop_all([("web", web)])
-        _refuse(f"the web server did not start listening on {bind}; see its messages above.", code=1)
-    children = [
-        ("web", web),
-        (
-            "worker",
-            _start(
-                "worker",
-                [
-                    os.path.join(bin_dir, "celery"),
-                    "-A",
-                    "dockspace",
-                    "worker",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                ],
-            ),
-        ),
-        ("beat", _start("beat", [os.path.join(bin_dir, "celery"), "-A", "dockspace", "beat", "--loglevel", "INFO"])),
-    ]
+    children = _start_all(plan)
+    names = _names(plan)
+    # The URL is Dockspace's only when a started process serves DOCKSPACE_BIND (DOCKSPACE_PROCESSES may leave web out).
+    serves_url = any(process["bind"] and parse_bind(process["bind"]) == (host, port) for process in plan)
 
     def banner():
+        if not serves_url:
+            print(f"\n[run] running {names}; nothing listens on {bind}  (Ctrl-C stops them)\n", flush=True)
+            return
         url = os.environ["DOCKSPACE_URL"]
-        print(f"\n[run] Dockspace is running at {url}/  (Ctrl-C stops web, worker and beat)\n", flush=True)
+        print(f"\n[run] Dockspace is running at {url}/  (Ctrl-C stops {names})\n", flush=True)
         if setup_code:
             print(f"[run] {setup_code}\n", flush=True)
 
@@ -203,7 +219,7 @@ def main():
             banner()
             repeat_banner_at = None
         time.sleep(0.5)
-    print("[run] stopping web, worker and beat ...", flush=True)
+    print(f"[run] stopping {names} ...", flush=True)
     _stop_all(children)
     print("[run] stopped.", flush=True)
     sys.exit(exit_code)

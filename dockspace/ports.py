@@ -11,11 +11,12 @@ LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 TCP_LISTEN = "0A"
 
 
-def parse_bind(bind):
-    """'127.0.0.1:8000', '[::1]:8000', '0.0.0.0:8000' or ':8000' -> (host, port); ValueError naming the rule."""
+def parse_bind(bind, setting="DOCKSPACE_BIND"):
+    """'127.0.0.1:8000', '[::1]:8000', '0.0.0.0:8000' or ':8000' -> (host, port); ValueError naming SETTING and the
+    rule."""
     host, sep, port = bind.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"DOCKSPACE_BIND must be HOST:PORT such as 127.0.0.1:8000; got {bind!r}.")
+        raise ValueError(f"{setting} must be HOST:PORT such as 127.0.0.1:8000; got {bind!r}.")
     host = host.strip("[]")
     return host, int(port)
 

@@ -42,10 +42,15 @@ DEV_SECRET_KEY_FILE = DATA_DIR / "dev-secret-key"
 # Commands that only read code and never sign anything (no session, link or token): they run on a
 # build or CI machine without the production secret, with a throwaway key that is never stored.
 KEYLESS_COMMANDS = {"makemigrations", "collectstatic", "showmigrations", "help", "version"}
+# `python -m dockspace.processes` too: it reads the process declarations, and `make run` asks it what to start
+# before anything (the data directory included) exists. The processes it starts load these settings themselves.
+PROCESSES_SCRIPT = BASE_DIR / "dockspace" / "processes.py"
 
 
 def _is_keyless_command():
-    return len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" and sys.argv[1] in KEYLESS_COMMANDS
+    if len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" and sys.argv[1] in KEYLESS_COMMANDS:
+        return True
+    return bool(sys.argv) and Path(sys.argv[0]).resolve() == PROCESSES_SCRIPT
 
 
 # The data directory is created private (0700) on first use, so `migrate` into a new path works.
@@ -64,7 +69,7 @@ def _load_secret_key():
                 "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
             )
         return key
-    if not DEBUG and _is_keyless_command():
+    if _is_keyless_command():
         return secrets.token_urlsafe(50)
     if not DEBUG:
         raise ImproperlyConfigured(

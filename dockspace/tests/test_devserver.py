@@ -1,5 +1,6 @@
 """`make run` (dockspace.devserver) as an operator meets it: a busy port, DEBUG on a network address,
-a data directory that does not exist yet, and the access log of a reset link."""
+a data directory that does not exist yet, the access log of a reset link, and the declared processes it starts
+(dockspace.processes; the test extension app declares `extension-greeter`, on by default)."""
 
 import contextlib
 import os
@@ -18,6 +19,12 @@ from django.conf import settings
 ROOT = Path(settings.BASE_DIR)
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def devserver_env(tmp_path, bind, **extra):
     # What an operator has: no database or Redis URL, no SECRET_KEY (DEBUG makes one), no allow flag.
     unset = ("DATABASE_URL", "REDIS_URL", "DOCKSPACE_URL", "SECRET_KEY", "DOCKSPACE_ALLOW_DEBUG_ON_NETWORK")
@@ -28,8 +35,9 @@ def devserver_env(tmp_path, bind, **extra):
         DOCKSPACE_DATA_DIR=str(tmp_path / "not" / "there" / "yet"),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         WEB_CONCURRENCY="1",
-        **extra,
+        EXTENSION_GREETER_BIND=f"127.0.0.1:{free_port()}",
     )
+    env.update(extra)
     return env
 
 
@@ -50,12 +58,6 @@ def busy_port():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_make_run_on_a_busy_port_names_who_holds_it_and_starts_nothing(tmp_path, busy_port):
@@ -110,6 +112,9 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
             time.sleep(0.5)
         text = log.read_text()
         assert f"Dockspace is running at http://127.0.0.1:{port}/" in text
+        # Every process on by default started, an app's own included (declared in the extension app only).
+        assert "(Ctrl-C stops web, worker, beat and extension-greeter)" in text
+        assert greeting(env["EXTENSION_GREETER_BIND"]) == b"hello from extension_app\n"
         code = text.split("enter the setup code ")[1].split()[0]
         assert (data_dir / "setup-code").read_text().strip() == code
 
@@ -135,3 +140,72 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert "[run] stopped." in log.read_text()
+    assert not listening(env["EXTENSION_GREETER_BIND"])  # stopped with the others
+
+
+def greeting(bind):
+    host, _, port = bind.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        return sock.makefile("rb").readline()
+
+
+def listening(bind):
+    host, _, port = bind.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_make_run_starts_only_the_processes_dockspace_processes_names(tmp_path):
+    port = free_port()
+    env = devserver_env(tmp_path, f"127.0.0.1:{port}", DOCKSPACE_PROCESSES="extension-greeter")
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockspace.devserver"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "[run] running extension-greeter" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        # The app's process runs with its declared environment ...
+        assert greeting(env["EXTENSION_GREETER_BIND"]) == b"hello from extension_app\n"
+        text = log.read_text()
+        assert f"nothing listens on 127.0.0.1:{port}" in text
+        assert "Dockspace is running at" not in text
+        # ... and the processes switched off (web, worker and beat are on by default) are not started.
+        for name in ("web", "worker", "beat"):
+            assert f"[run] starting {name}:" not in text
+        assert not listening(f"127.0.0.1:{port}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert "[run] stopping extension-greeter ..." in log.read_text()
+    assert "[run] stopped." in log.read_text()
+    assert not listening(env["EXTENSION_GREETER_BIND"])
+
+
+def test_make_run_refuses_an_unknown_name_in_dockspace_processes_and_starts_nothing(tmp_path):
+    env = devserver_env(tmp_path, f"127.0.0.1:{free_port()}", DOCKSPACE_PROCESSES="web,wrker")
+    result = run_devserver(env)
+    assert result.returncode == 2
+    assert "refusing to start: DOCKSPACE_PROCESSES: unknown process 'wrker'" in result.stderr
+    assert "web, worker, beat, extension-greeter" in result.stderr  # what it could have been
+    assert "Traceback" not in result.stderr
+    assert "starting" not in result.stdout
+    assert not Path(env["DOCKSPACE_DATA_DIR"]).exists()
+
+
+def test_make_run_refuses_when_an_apps_process_would_find_its_port_taken(tmp_path, busy_port):
+    env = devserver_env(tmp_path, f"127.0.0.1:{free_port()}", EXTENSION_GREETER_BIND=f"127.0.0.1:{busy_port}")
+    result = run_devserver(env)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{busy_port} is already in use" in result.stderr
+    assert "extension-greeter listens there" in result.stderr
+    assert f"EXTENSION_GREETER_BIND=127.0.0.1:{busy_port + 1} make run" in result.stderr
+    assert "starting" not in result.stdout  # not even web, declared (and checked) first
+    assert not Path(env["DOCKSPACE_DATA_DIR"]).exists()

@@ -1,6 +1,32 @@
+"""A test-only app that extends Dockspace the way a new app would (a DMS file, a model that triggers its sync, a
+periodic task, a process), each declared in this app only. Installed only in test runs (DOCKSPACE_TEST_APPS,
+set by dockspace.testenv)."""
+
+import sys
+
 from django.apps import AppConfig
 
+from dockspace.env import env_str
+from dockspace.processes import Process
 from dockspace.schedule import PeriodicTask
+
+# The process: a greeter on GREETER_BIND that answers every connection with its GREETING (set by the declaration's
+# env) and stops on SIGTERM like any process `make run` starts.
+GREETER_BIND = "EXTENSION_GREETER_BIND"
+GREETER_CODE = """
+import os, socket, sys
+host, _, port = sys.argv[1].rpartition(":")
+with socket.create_server((host, int(port))) as server:
+    print(f"[extension-greeter] listening on {sys.argv[1]}", flush=True)
+    while True:
+        connection, _ = server.accept()
+        with connection:
+            connection.sendall(os.environ["GREETING"].encode() + b"\\n")
+"""
+
+
+def greeter_argv(environ):
+    return [sys.executable, "-c", GREETER_CODE, env_str(GREETER_BIND, "127.0.0.1:8026", environ)]
 
 
 class ExtensionAppConfig(AppConfig):
@@ -18,4 +44,16 @@ class ExtensionAppConfig(AppConfig):
                 expires_seconds=60,
                 description="Proves that an app adds a periodic task by declaring it in its own AppConfig.",
             ),
+        ]
+
+    def processes(self):
+        return [
+            Process(
+                name="extension-greeter",
+                description="test extension: answers every connection with a greeting",
+                argv=greeter_argv,
+                bind_setting=GREETER_BIND,
+                bind_default="127.0.0.1:8026",
+                env={"GREETING": "hello from extension_app"},
+            )
         ]
