@@ -18,6 +18,7 @@ from accounts.forms import EmailField
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import forget_revoked_session
+from dockspace.canonical import unicode_address
 from dockspace.csv_cells import SafeCsvWriter
 
 
@@ -40,7 +41,7 @@ class UserAdmin(DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ["email"]
-    list_display = ["email", "full_name", "is_staff", "is_active", "has_second_factor", "last_login"]
+    list_display = ["email_display", "full_name", "is_staff", "is_active", "has_second_factor", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active", "is_pending_registration"]
     search_fields = ["email", "full_name", "uuid"]
     readonly_fields = [
@@ -104,10 +105,14 @@ class UserAdmin(DjangoUserAdmin):
             return HttpResponseRedirect(reverse("accounts:login"))
         self.message_user(request, f"Deactivated {len(targets)} person(s).", messages.SUCCESS)
 
+    @admin.display(description="email address", ordering="email")
+    def email_display(self, obj):
+        return unicode_address(obj.email, with_ascii=True)
+
     @admin.display(description="mailbox")
     def mailbox_address(self, obj):
         mailbox = getattr(obj, "mailbox", None)
-        return f"{mailbox.address} ({mailbox.state})" if mailbox else "none"
+        return f"{unicode_address(mailbox.address, with_ascii=True)} ({mailbox.state})" if mailbox else "none"
 
     @admin.display(description="groups")
     def group_names(self, obj):

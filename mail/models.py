@@ -5,12 +5,12 @@ These rows are the only source of truth for mail: the DMS config files are deriv
 
 import unicodedata
 
-import idna
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from dockspace.canonical import unicode_domain
 from mail.addresses import normalize_domain
 from mail.quota import format_quota
 
@@ -116,10 +116,7 @@ class Domain(models.Model):
 
     @property
     def unicode_name(self):
-        try:
-            return idna.decode(self.name)
-        except idna.IDNAError:
-            return self.name
+        return unicode_domain(self.name)
 
 
 class Mailbox(models.Model):
