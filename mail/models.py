@@ -96,9 +96,11 @@ class Domain(models.Model):
     default_quota = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Bytes: quota of new mailboxes here (empty: the tier's default, else none)."
     )
-    dkim_selector = models.CharField(max_length=63, default="mail")
-    dkim_algorithm = models.CharField(max_length=10, choices=DKIM_ALGORITHMS, default=DKIM_RSA)
-    dkim_bits = models.PositiveIntegerField(default=2048, help_text="RSA key size (ignored for Ed25519).")
+    dkim_selector = models.CharField("DKIM selector", max_length=63, default="mail")
+    dkim_algorithm = models.CharField("DKIM algorithm", max_length=10, choices=DKIM_ALGORITHMS, default=DKIM_RSA)
+    dkim_bits = models.PositiveIntegerField(
+        "DKIM key bits", default=2048, help_text="RSA key size (ignored for Ed25519)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

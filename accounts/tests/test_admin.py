@@ -144,6 +144,21 @@ def test_app_settings_is_one_row_edited_in_the_admin(admin_browser):
     assert AppSettings.load().session_idle_timeout_minutes == 60
 
 
+def test_the_settings_page_spells_totp_and_ip_in_capitals(admin_browser):
+    page = admin_browser.get("/admin/accounts/appsettings/1/change/").content.decode()
+
+    assert ">TOTP required for staff</label>" in page
+    assert ">Lockout IP failures:</label>" in page
+    assert "Totp" not in page and "Lockout ip" not in page
+
+
+def test_the_audit_log_and_sessions_name_the_ip_address_in_capitals(admin_browser):
+    for url in ("/admin/accounts/auditevent/", "/admin/accounts/usersession/"):
+        page = admin_browser.get(url).content.decode()
+        assert "IP address</a>" in page, url
+        assert ">Ip<" not in page and ">Ip</a>" not in page, url
+
+
 def test_audit_log_is_searchable_and_exports_csv_with_filters(admin_browser):
     Client().post("/login/", {"email": "ghost@example.com", "password": "wrong password 1"})
     page = admin_browser.get("/admin/accounts/auditevent/?q=ghost").content.decode()

@@ -118,6 +118,14 @@ def test_a_domain_added_with_other_dkim_settings_keeps_them(browser):
     assert Domain.objects.values_list("dkim_selector", "dkim_algorithm").get() == ("s1", "ed25519")
 
 
+def test_the_domain_form_spells_dkim_in_capitals(browser):
+    page = browser.get("/admin/mail/domain/add/").content.decode()
+
+    for label in ("DKIM selector:", "DKIM algorithm:", "DKIM key bits:"):
+        assert f">{label}</label>" in page
+    assert "Dkim" not in page
+
+
 def test_a_duplicate_domain_differing_only_in_case_is_refused_next_to_the_name(browser):
     make_domain("example.com")
     before = database_fingerprint()

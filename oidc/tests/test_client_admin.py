@@ -267,8 +267,9 @@ def test_the_list_shows_each_clients_policy_and_can_be_filtered_and_searched(adm
     make_client("Wiki", redirect_uris=["https://wiki.example.com/cb"])
     page = admin_browser.get(CLIENTS).content.decode()
     assert "Grafana" in page and "Wiki" in page and "admins" in page and "everyone" in page
-    for header in ("client ID", "Client type", "Grant", "Requires totp", "Only members of", "Active"):
+    for header in ("client ID", "Client type", "Grant", "Requires TOTP", "Only members of", "Active"):
         assert header.lower() in page.lower()
+    assert ">Requires TOTP<" in page and "By requires TOTP" in page and "totp" not in page.replace("_totp", "")
     filtered = admin_browser.get(CLIENTS, {"requires_totp__exact": "1"}).content.decode()
     assert "Grafana" in filtered and "Wiki" not in filtered
     searched = admin_browser.get(CLIENTS, {"q": "wiki.example.com"}).content.decode()
@@ -280,6 +281,7 @@ def test_signing_keys_are_read_only_and_never_show_the_private_key(admin_browser
     active = SigningKey.objects.get(state="active")
     listing = admin_browser.get("/admin/oidc/signingkey/")
     assert listing.status_code == 200 and active.kid in listing.content.decode()
+    assert ">Key ID (kid)<" in listing.content.decode()
     page = admin_browser.get(f"/admin/oidc/signingkey/{active.pk}/change/")
     assert page.status_code == 200 and active.kid in page.content.decode()
     assert "PRIVATE KEY" not in page.content.decode() and "private_pem" not in page.content.decode()
