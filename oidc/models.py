@@ -87,6 +87,9 @@ class Application(AbstractApplication):
         "Without it, people are asked before the mail scope even when consent is otherwise skipped.",
     )
 
+    # Of the grants DOT knows, the only ones Dockspace accepts (clean() refuses the rest).
+    SUPPORTED_GRANT_TYPES = (AbstractApplication.GRANT_AUTHORIZATION_CODE, AbstractApplication.GRANT_CLIENT_CREDENTIALS)
+
     objects = ApplicationManager()
 
     class Meta(AbstractApplication.Meta):
@@ -145,7 +148,7 @@ class Application(AbstractApplication):
             errors.setdefault("allowed_scopes", []).append(
                 f"Unknown scope(s): {', '.join(sorted(unknown))}. Known: {' '.join(KNOWN_SCOPES)}."
             )
-        if self.authorization_grant_type not in (self.GRANT_AUTHORIZATION_CODE, self.GRANT_CLIENT_CREDENTIALS):
+        if self.authorization_grant_type not in self.SUPPORTED_GRANT_TYPES:
             errors.setdefault("authorization_grant_type", []).append(
                 "Only the authorization code and client credentials grants are supported."
             )

@@ -276,6 +276,23 @@ def test_the_list_shows_each_clients_policy_and_can_be_filtered_and_searched(adm
     assert "Wiki" in searched and "Grafana" not in searched
 
 
+def test_the_grant_filter_offers_only_the_grants_dockspace_accepts(admin_browser):
+    make_client("Grafana")
+    make_client("Robot", redirect_uris=[], client_credentials=True, scopes=["introspection"])
+
+    response = admin_browser.get(CLIENTS)
+
+    changelist = response.context["cl"]
+    (grants,) = [f for f in changelist.filter_specs if f.title == "grant"]
+    assert [c["display"] for c in grants.choices(changelist)] == ["All", "Authorization code", "Client credentials"]
+    assert {value for value, _ in grants.lookup_choices} == set(Application.SUPPORTED_GRANT_TYPES)
+    page = response.content.decode()
+    refused = [str(label) for value, label in Application.GRANT_TYPES if value not in Application.SUPPORTED_GRANT_TYPES]
+    assert "Implicit" in refused and not [label for label in refused if label in page]
+    robots = admin_browser.get(CLIENTS, {"grant": Application.GRANT_CLIENT_CREDENTIALS}).content.decode()
+    assert "Robot" in robots and "Grafana" not in robots
+
+
 def test_signing_keys_are_read_only_and_never_show_the_private_key(admin_browser):
     keys.ensure_signing_keys()
     active = SigningKey.objects.get(state="active")
