@@ -99,6 +99,8 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Deactivate (they cannot sign in; sessions and app tokens end)", permissions=["change"])
     def deactivate(self, request, queryset):
         targets = self._allowed_targets(request, queryset)
+        if not targets:
+            return  # the refusal says it all: no green "0 people" beside it
         for user in targets:
             services.person_deactivate(user=user, request=request)
         if forget_revoked_session(request):
@@ -135,6 +137,8 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Reset second factor (remove TOTP devices and backup codes)", permissions=["change"])
     def reset_second_factor(self, request, queryset):
         targets = self._allowed_targets(request, queryset)
+        if not targets:
+            return
         for user in targets:
             services.second_factor_reset(user=user, request=request)
         forget_revoked_session(request)
@@ -142,12 +146,16 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Sign out everywhere (revoke all sessions)", permissions=["change"])
     def revoke_sessions(self, request, queryset):
-        total = sum(
-            services.sessions_revoke_all(user=u, request=request) for u in self._allowed_targets(request, queryset)
-        )
+        targets = self._allowed_targets(request, queryset)
+        if not targets:
+            return
+        total = sum(services.sessions_revoke_all(user=u, request=request) for u in targets)
         if forget_revoked_session(request):
             return HttpResponseRedirect(reverse("accounts:login"))
-        self.message_user(request, f"Revoked {total} session(s).", messages.SUCCESS)
+        if total:
+            self.message_user(request, f"Revoked {total} session(s).", messages.SUCCESS)
+        else:
+            self.message_user(request, "Nothing to revoke: they had no open sessions.", messages.INFO)
 
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)
@@ -161,10 +169,15 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Clear sign-in lockouts", permissions=["change"])
     def clear_lockouts(self, request, queryset):
         emails = [user.email for user in self._allowed_targets(request, queryset)]
+        if not emails:
+            return
         count = services.lockouts_clear(
             throttles=LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key__in=emails), request=request
         )
-        self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
+        if count:
+            self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
+        else:
+            self.message_user(request, "Nothing to clear: they were not locked out.", messages.INFO)
 
     @admin.action(description="Send password-reset link", permissions=["change"])
     def send_password_reset(self, request, queryset):

@@ -310,7 +310,7 @@ class MailboxAdmin(ServiceAdmin):
     def remove(self, request, obj):
         services.mailbox_remove(mailbox=obj, request=request)
 
-    def _set_state(self, request, queryset, state, text):
+    def _set_state(self, request, queryset, state, text, already):
         allowed, refused = [], []
         for mailbox in queryset.select_related("person"):
             (allowed if may_manage_person(request.user, mailbox.person) else refused).append(mailbox)
@@ -321,19 +321,25 @@ class MailboxAdmin(ServiceAdmin):
                 messages.ERROR,
             )
         changed = sum(services.mailbox_set_state(mailbox=m, state=state, request=request)[1] for m in allowed)
-        self.message_user(request, f"{changed} mailbox(es) {text}.", messages.SUCCESS)
+        # Success only for a change made: a refusal stands alone, never beside a green "0 suspended".
+        if changed:
+            self.message_user(request, f"{changed} mailbox(es) {text}.", messages.SUCCESS)
+        elif allowed:
+            self.message_user(
+                request, f"Nothing changed: the selected mailbox(es) were already {already}.", messages.INFO
+            )
 
     @admin.action(description="Suspend (no sign-in, mail still delivered)", permissions=["change"])
     def suspend(self, request, queryset):
-        self._set_state(request, queryset, Mailbox.SUSPENDED, "suspended")
+        self._set_state(request, queryset, Mailbox.SUSPENDED, "suspended", "suspended")
 
     @admin.action(description="Resume", permissions=["change"])
     def resume(self, request, queryset):
-        self._set_state(request, queryset, Mailbox.ACTIVE, "resumed")
+        self._set_state(request, queryset, Mailbox.ACTIVE, "resumed", "active")
 
     @admin.action(description="Disable (no sign-in, no delivery, mail kept)", permissions=["change"])
     def disable(self, request, queryset):
-        self._set_state(request, queryset, Mailbox.DISABLED, "disabled; their stored mail is kept")
+        self._set_state(request, queryset, Mailbox.DISABLED, "disabled; their stored mail is kept", "disabled")
 
     @admin.action(description="Send password-reset link", permissions=["change"])
     def send_reset_link(self, request, queryset):

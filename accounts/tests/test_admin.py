@@ -227,6 +227,33 @@ def test_staff_who_are_not_superusers_cannot_reset_a_superusers_factor():
     assert not TOTPDevice.objects.filter(pk=anns.pk).exists()
 
 
+def shown_levels(response):
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+@pytest.mark.parametrize("action", ["deactivate", "reset_second_factor", "revoke_sessions", "clear_lockouts"])
+def test_a_people_action_refused_for_everyone_shows_only_the_refusal(action):
+    root = StaffFactory(email="root@example.com")
+    browser = signed_in(people_staff())
+
+    response = browser.post("/admin/accounts/user/", {"action": action, "_selected_action": [root.pk]}, follow=True)
+
+    assert shown_levels(response) == [
+        ("error", "Only a superuser can do this to a superuser: skipped root@example.com.")
+    ]
+    assert User.objects.get(pk=root.pk).is_active
+
+
+def test_a_people_action_that_finds_nothing_to_do_says_so_without_a_green_zero(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+
+    response = admin_browser.post(
+        "/admin/accounts/user/", {"action": "clear_lockouts", "_selected_action": [ann.pk]}, follow=True
+    )
+
+    assert shown_levels(response) == [("info", "Nothing to clear: they were not locked out.")]
+
+
 def test_audit_export_needs_permission_to_view_the_log(viewer_browser):
     assert viewer_browser.get("/admin/accounts/auditevent/export/").status_code == 403
 
