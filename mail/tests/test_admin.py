@@ -23,14 +23,6 @@ MIB = 1024**2
 NEW_PASSWORD = "a brand new pass phrase 7"
 
 
-@pytest.fixture
-def browser():
-    # A superuser without a TOTP device: the admin site lets them in without a code step.
-    client = Client()
-    client.force_login(StaffFactory(email="root@example.com"))
-    return client
-
-
 def errors(response):
     """The form errors of an admin add or change page, {field: [message, ...]}; '__all__' for the rest."""
     assert response.status_code == 200, response.status_code

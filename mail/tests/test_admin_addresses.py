@@ -3,22 +3,13 @@ international names shown in their own letters, a warning (not a refusal) for '+
 written for the operator."""
 
 import pytest
-from django.test import Client
 
-from accounts.tests.factories import StaffFactory
 from mail.models import Alias, Domain, Group, Mailbox
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, run
 
 pytestmark = pytest.mark.django_db
 
 PLUS = "contains '+', which DMS uses as the recipient delimiter"
-
-
-@pytest.fixture
-def browser():
-    client = Client()
-    client.force_login(StaffFactory(email="root@example.com"))
-    return client
 
 
 def shown_messages(response):

@@ -2,9 +2,7 @@
 profile page and, with the stored form beside them, on the admin's lists, change pages and filters."""
 
 import pytest
-from django.test import Client
 
-from accounts.tests.factories import StaffFactory
 from accounts.tests.test_profile_mail import facts, profile_of
 from mail import services
 from mail.models import Alias, DkimKey, Domain, Group, Mailbox
@@ -23,13 +21,6 @@ def anna():
     services.alias_create(address=f"info@{STORED}", targets=[mailbox.address], actor_label="t")
     services.group_create(name="team", address=f"team@{STORED}", members=[mailbox.address], actor_label="t")
     return mailbox
-
-
-@pytest.fixture
-def browser():
-    client = Client()
-    client.force_login(StaffFactory(email="root@example.com"))
-    return client
 
 
 def test_the_stored_names_stay_in_ascii(anna):
