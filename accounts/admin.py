@@ -18,6 +18,7 @@ from accounts.forms import EmailField
 from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import forget_revoked_session
+from dockspace.canonical import unicode_address
 from dockspace.csv_cells import SafeCsvWriter
 
 
@@ -40,7 +41,7 @@ class UserAdmin(DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ["email"]
-    list_display = ["email", "full_name", "is_staff", "is_active", "has_second_factor", "last_login"]
+    list_display = ["email_display", "full_name", "is_staff", "is_active", "has_second_factor", "last_login"]
     list_filter = ["is_staff", "is_superuser", "is_active", "is_pending_registration"]
     search_fields = ["email", "full_name", "uuid"]
     readonly_fields = [
@@ -98,16 +99,22 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Deactivate (they cannot sign in; sessions and app tokens end)", permissions=["change"])
     def deactivate(self, request, queryset):
         targets = self._allowed_targets(request, queryset)
+        if not targets:
+            return  # the refusal says it all: no green "0 people" beside it
         for user in targets:
             services.person_deactivate(user=user, request=request)
         if forget_revoked_session(request):
             return HttpResponseRedirect(reverse("accounts:login"))
         self.message_user(request, f"Deactivated {len(targets)} person(s).", messages.SUCCESS)
 
+    @admin.display(description="email address", ordering="email")
+    def email_display(self, obj):
+        return unicode_address(obj.email, with_ascii=True)
+
     @admin.display(description="mailbox")
     def mailbox_address(self, obj):
         mailbox = getattr(obj, "mailbox", None)
-        return f"{mailbox.address} ({mailbox.state})" if mailbox else "none"
+        return f"{unicode_address(mailbox.address, with_ascii=True)} ({mailbox.state})" if mailbox else "none"
 
     @admin.display(description="groups")
     def group_names(self, obj):
@@ -130,6 +137,8 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Reset second factor (remove TOTP devices and backup codes)", permissions=["change"])
     def reset_second_factor(self, request, queryset):
         targets = self._allowed_targets(request, queryset)
+        if not targets:
+            return
         for user in targets:
             services.second_factor_reset(user=user, request=request)
         forget_revoked_session(request)
@@ -137,12 +146,16 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Sign out everywhere (revoke all sessions)", permissions=["change"])
     def revoke_sessions(self, request, queryset):
-        total = sum(
-            services.sessions_revoke_all(user=u, request=request) for u in self._allowed_targets(request, queryset)
-        )
+        targets = self._allowed_targets(request, queryset)
+        if not targets:
+            return
+        total = sum(services.sessions_revoke_all(user=u, request=request) for u in targets)
         if forget_revoked_session(request):
             return HttpResponseRedirect(reverse("accounts:login"))
-        self.message_user(request, f"Revoked {total} session(s).", messages.SUCCESS)
+        if total:
+            self.message_user(request, f"Revoked {total} session(s).", messages.SUCCESS)
+        else:
+            self.message_user(request, "Nothing to revoke: they had no open sessions.", messages.INFO)
 
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)
@@ -156,10 +169,15 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Clear sign-in lockouts", permissions=["change"])
     def clear_lockouts(self, request, queryset):
         emails = [user.email for user in self._allowed_targets(request, queryset)]
+        if not emails:
+            return
         count = services.lockouts_clear(
             throttles=LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key__in=emails), request=request
         )
-        self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
+        if count:
+            self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
+        else:
+            self.message_user(request, "Nothing to clear: they were not locked out.", messages.INFO)
 
     @admin.action(description="Send password-reset link", permissions=["change"])
     def send_password_reset(self, request, queryset):

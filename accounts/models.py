@@ -62,7 +62,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     # Wider than Django's 128 so a hash adopted from DMS ("dms${SHA512-CRYPT}$6$rounds=...") fits.
     password = models.CharField("password", max_length=255)
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Stable id, the OIDC 'sub'.")
+    uuid = models.UUIDField(
+        "UUID", default=uuid.uuid4, unique=True, editable=False, help_text="Stable ID, the OIDC 'sub'."
+    )
     email = models.EmailField("email address", max_length=EMAIL_MAX_LENGTH, unique=True)
     full_name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True, help_text="Unticked: the person cannot sign in.")
@@ -208,7 +210,9 @@ class AppSettings(models.Model):
         default=False, help_text="Anyone may create an account from the sign-in page."
     )
     totp_required_for_staff = models.BooleanField(
-        default=False, help_text="Staff without a TOTP device are sent to enrol one before anything else."
+        "TOTP required for staff",
+        default=False,
+        help_text="Staff without a TOTP device are sent to enrol one before anything else.",
     )
     session_idle_timeout_minutes = models.PositiveIntegerField(
         default=120,
@@ -219,6 +223,7 @@ class AppSettings(models.Model):
         default=5, validators=[MinValueValidator(1)], help_text="Failed sign-ins on one account before it is locked."
     )
     lockout_ip_failures = models.PositiveIntegerField(
+        "lockout IP failures",
         default=20,
         validators=[MinValueValidator(1)],
         help_text="Failed sign-ins from one IP address before it is locked.",
@@ -257,10 +262,10 @@ class AuditEvent(models.Model):
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_label = models.CharField(max_length=254, blank=True, help_text="Who acted, kept after the person is deleted.")
-    ip = models.GenericIPAddressField(null=True, blank=True)
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
     action = models.CharField(max_length=64, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField("target ID", max_length=64, blank=True)
     target_label = models.CharField(max_length=254, blank=True)
     description = models.CharField(max_length=500, blank=True)
 
@@ -302,9 +307,9 @@ def hash_session_key(session_key):
 class UserSession(AbstractBaseSession):
     """A browser session. The primary key is the SHA-256 of the cookie value, never the value itself."""
 
-    session_key = models.CharField("session id hash", max_length=64, primary_key=True)
+    session_key = models.CharField("session ID hash", max_length=64, primary_key=True)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="sessions")
-    ip = models.GenericIPAddressField(null=True, blank=True)
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)

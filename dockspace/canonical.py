@@ -33,3 +33,27 @@ def canonical_email(value):
     except ValueError:
         domain = domain.lower()
     return f"{local.lower()}@{domain}"
+
+
+def unicode_domain(name):
+    """The Unicode form of a punycode domain name ('xn--bcher-kva.de' -> 'bücher.de'); the name itself otherwise.
+    For display only: names are stored and compared in the canonical (ASCII) form."""
+    if "xn--" not in (name or ""):
+        return name
+    try:
+        return idna.decode(name)
+    except (idna.IDNAError, UnicodeError):
+        return name
+
+
+def unicode_address(value, *, with_ascii=False):
+    """How people read an address, '@domain' catch-all or domain name: its domain in Unicode
+    ('anna@xn--bcher-kva.de' -> 'anna@bücher.de'). with_ascii adds the stored form for operators, who need it for
+    DNS, DMS files and searches: 'anna@bücher.de (anna@xn--bcher-kva.de)'. Anything else comes back unchanged."""
+    if not value or "xn--" not in value:
+        return value
+    local, at, domain = value.rpartition("@")
+    shown = f"{local}{at}{unicode_domain(domain)}"
+    if shown == value or not with_ascii:
+        return shown
+    return f"{shown} ({value})"

@@ -122,13 +122,3 @@ def plus_warning(address):
         f"{address} contains '+', which DMS uses as the recipient delimiter: mail to it may be delivered to "
         f"{base}@{domain} or refused. Prefer '.', '-' or '_' in addresses."
     )
-
-
-def unicode_domain(name):
-    """The Unicode form of a punycode domain name ('xn--bcher-kva.de' -> 'bücher.de'); the name itself otherwise."""
-    if "xn--" not in (name or ""):
-        return name
-    try:
-        return idna.decode(name)
-    except (idna.IDNAError, UnicodeError):
-        return name

@@ -3,17 +3,19 @@
 Forms and actions go through mail.services, like the commands do."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Prefetch
 from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit
 from accounts.authz import may_manage_person
 from accounts.reset_mail import password_reset_mail_queue
+from dockspace.canonical import unicode_address
 from mail import forms, services, sync
-from mail.addresses import unicode_domain
 from mail.dkim import dns_record_value
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
 from mail.quota import format_quota
@@ -46,6 +48,13 @@ class ServiceAdmin(admin.ModelAdmin):
                 # refused: the page shows the errors, so nothing may stay written.
                 transaction.set_rollback(True)
         return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The heading names the row as people read it: 'anna@bücher.de (anna@xn--bcher-kva.de)'.
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            extra_context = {"subtitle": _shown(str(obj)), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def delete_view(self, request, object_id, extra_context=None):
         # A service may refuse a removal that the model's PROTECT rules let through; the admin's
@@ -81,14 +90,17 @@ def _quota(value):
     return "-" if value is None else format_quota(value)
 
 
-def _with_unicode(text):
-    """'anna@xn--bcher-kva.de' -> 'anna@xn--bcher-kva.de (anna@bücher.de)': international names in
-    both forms, the stored one first (it is what DMS files and searches hold)."""
-    if not text or "xn--" not in text:
-        return text
-    local, at, domain = text.rpartition("@")
-    shown = f"{local}{at}{unicode_domain(domain)}"
-    return text if shown == text else f"{text} ({shown})"
+def _shown(text):
+    """'anna@xn--bcher-kva.de' -> 'anna@bücher.de (anna@xn--bcher-kva.de)': operators read international names
+    in their own letters, with the stored form beside it (what DMS files, DNS and the search box hold)."""
+    return unicode_address(text, with_ascii=True)
+
+
+class DomainListFilter(admin.RelatedFieldListFilter):
+    """The 'By domain' filter, international names shown like everywhere else in the admin."""
+
+    def field_choices(self, field, request, model_admin):
+        return [(domain.pk, _shown(domain.name)) for domain in Domain.objects.order_by("name")]
 
 
 @admin.register(Tier)
@@ -179,14 +191,21 @@ class DomainAdmin(ServiceAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        return ["name"] if obj else []
+        return ["domain_name"] if obj else []
+
+    def get_exclude(self, request, obj=None):
+        return ["name"] if obj else None  # a domain is never renamed: shown read-only as domain_name
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return ["domain_name", *(f for f in fields if f != "domain_name")] if obj else fields
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []  # a new domain has no keys yet
 
     @admin.display(description="name", ordering="name")
     def domain_name(self, obj):
-        return _with_unicode(obj.name)
+        return _shown(obj.name)
 
     @admin.display(description="default quota")
     def default(self, obj):
@@ -235,7 +254,7 @@ class DomainAdmin(ServiceAdmin):
 @admin.register(Mailbox)
 class MailboxAdmin(ServiceAdmin):
     list_display = ["address_display", "person_name", "quota_display", "state", "domain_display"]
-    list_filter = ["state", "domain"]
+    list_filter = ["state", ("domain", DomainListFilter)]
     search_fields = ["address", "person__full_name", "person__email"]
     list_select_related = ["person", "domain"]
     actions = ["suspend", "resume", "disable", "send_reset_link"]
@@ -248,7 +267,7 @@ class MailboxAdmin(ServiceAdmin):
         if obj is None:
             fields = [("local_part", "domain"), "full_name", "quota", "password1", "password2", "person"]
             return [(None, {"fields": fields})]
-        fields = ["address", "person", "state", "full_name", "quota"]
+        fields = ["address_display", "person_display", "state", "full_name", "quota"]
         if may_manage_person(request.user, obj.person):
             fields.append("new_password")  # offered only to those the service lets set it
         return [
@@ -257,15 +276,20 @@ class MailboxAdmin(ServiceAdmin):
         ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["address", "person", "state", "reached_by"] if obj else []
+        return ["address_display", "person_display", "state", "reached_by"] if obj else []
 
     @admin.display(description="address", ordering="address")
     def address_display(self, obj):
-        return _with_unicode(obj.address)
+        return _shown(obj.address)
 
     @admin.display(description="domain", ordering="domain__name")
     def domain_display(self, obj):
-        return _with_unicode(obj.domain.name)
+        return _shown(obj.domain.name)
+
+    @admin.display(description="person")
+    def person_display(self, obj):
+        url = reverse("admin:accounts_user_change", args=[obj.person.pk])
+        return format_html('<a href="{}">{}</a>', url, _shown(obj.person.email))
 
     @admin.display(description="name", ordering="person__full_name")
     def person_name(self, obj):
@@ -280,13 +304,13 @@ class MailboxAdmin(ServiceAdmin):
         from mail.selectors import mail_overview
 
         o = mail_overview(obj.person)
-        items = [a.address for a in o["aliases"]] + [g.list_address for g in o["lists"]]
+        items = [_shown(a.address) for a in o["aliases"]] + [_shown(g.list_address) for g in o["lists"]]
         return format_html_join(", ", "{}", ((i,) for i in items)) or "-"
 
     def remove(self, request, obj):
         services.mailbox_remove(mailbox=obj, request=request)
 
-    def _set_state(self, request, queryset, state, text):
+    def _set_state(self, request, queryset, state, text, already):
         allowed, refused = [], []
         for mailbox in queryset.select_related("person"):
             (allowed if may_manage_person(request.user, mailbox.person) else refused).append(mailbox)
@@ -297,19 +321,25 @@ class MailboxAdmin(ServiceAdmin):
                 messages.ERROR,
             )
         changed = sum(services.mailbox_set_state(mailbox=m, state=state, request=request)[1] for m in allowed)
-        self.message_user(request, f"{changed} mailbox(es) {text}.", messages.SUCCESS)
+        # Success only for a change made: a refusal stands alone, never beside a green "0 suspended".
+        if changed:
+            self.message_user(request, f"{changed} mailbox(es) {text}.", messages.SUCCESS)
+        elif allowed:
+            self.message_user(
+                request, f"Nothing changed: the selected mailbox(es) were already {already}.", messages.INFO
+            )
 
     @admin.action(description="Suspend (no sign-in, mail still delivered)", permissions=["change"])
     def suspend(self, request, queryset):
-        self._set_state(request, queryset, Mailbox.SUSPENDED, "suspended")
+        self._set_state(request, queryset, Mailbox.SUSPENDED, "suspended", "suspended")
 
     @admin.action(description="Resume", permissions=["change"])
     def resume(self, request, queryset):
-        self._set_state(request, queryset, Mailbox.ACTIVE, "resumed")
+        self._set_state(request, queryset, Mailbox.ACTIVE, "resumed", "active")
 
     @admin.action(description="Disable (no sign-in, no delivery, mail kept)", permissions=["change"])
     def disable(self, request, queryset):
-        self._set_state(request, queryset, Mailbox.DISABLED, "disabled; their stored mail is kept")
+        self._set_state(request, queryset, Mailbox.DISABLED, "disabled; their stored mail is kept", "disabled")
 
     @admin.action(description="Send password-reset link", permissions=["change"])
     def send_reset_link(self, request, queryset):
@@ -339,30 +369,30 @@ class MailboxAdmin(ServiceAdmin):
 class AliasAdmin(ServiceAdmin):
     form = forms.AliasForm
     list_display = ["address_display", "targets_display", "keep_copy", "is_active", "domain_display"]
-    list_filter = ["is_active", "keep_copy", "domain"]
+    list_filter = ["is_active", "keep_copy", ("domain", DomainListFilter)]
     search_fields = ["address", "targets__address", "description"]
 
     def get_fields(self, request, obj=None):
-        address = ["address"] if obj else [("local_part", "domain")]
+        address = ["address_display"] if obj else [("local_part", "domain")]
         return [*address, "targets_text", "keep_copy", "is_active", "description"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["address"] if obj else []
+        return ["address_display"] if obj else []
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("domain").prefetch_related("targets").distinct()
 
     @admin.display(description="address", ordering="address")
     def address_display(self, obj):
-        return _with_unicode(obj.address)
+        return _shown(obj.address)
 
     @admin.display(description="domain", ordering="domain__name")
     def domain_display(self, obj):
-        return _with_unicode(obj.domain.name)
+        return _shown(obj.domain.name)
 
     @admin.display(description="targets")
     def targets_display(self, obj):
-        return ", ".join(_with_unicode(t) for t in obj.target_list)
+        return ", ".join(_shown(t) for t in obj.target_list)
 
     def remove(self, request, obj):
         services.alias_remove(alias=obj, request=request)
@@ -381,7 +411,7 @@ class GroupAdmin(ServiceAdmin):
 
     @admin.display(description="list address", ordering="list_address")
     def list_address_display(self, obj):
-        return _with_unicode(obj.list_address) or "-"
+        return _shown(obj.list_address) or "-"
 
     @admin.display(description="members", ordering="member_count")
     def member_count(self, obj):
@@ -396,14 +426,27 @@ class GroupAdmin(ServiceAdmin):
 
 @admin.register(DkimKey)
 class DkimKeyAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "domain", "state", "algorithm", "key_size", "created_at"]
+    list_display = ["__str__", "domain_display", "state", "algorithm", "key_size", "created_at"]
     list_filter = ["state", "algorithm"]
+    list_select_related = ["domain"]
     search_fields = ["domain__name", "selector"]
-    readonly_fields = ["domain", "selector", "algorithm", "key_size", "state", "created_at", "retired_at", "dns_record"]
+    readonly_fields = [
+        "domain_display",
+        "selector",
+        "algorithm",
+        "key_size",
+        "state",
+        "created_at",
+        "retired_at",
+        "dns_record",
+    ]
     fields = readonly_fields
     actions = ["retire"]
 
     key_size = admin.display(description="bits", ordering="bits")(lambda self, obj: _key_size(obj))
+    domain_display = admin.display(description="domain", ordering="domain__name")(
+        lambda self, obj: _shown(obj.domain.name)
+    )
 
     def has_add_permission(self, request):
         return False

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
+from dockspace.canonical import unicode_address
 from mail import dkim, services
 from mail.addresses import plus_warning
 from mail.models import Alias, Domain, Group, Mailbox, Tier
@@ -93,8 +94,7 @@ class DomainChoiceField(forms.ModelChoiceField):
         super().__init__(queryset=Domain.objects.order_by("name"), **kwargs)
 
     def label_from_instance(self, domain):
-        shown = domain.unicode_name
-        return domain.name if shown == domain.name else f"{shown} ({domain.name})"
+        return unicode_address(domain.name, with_ascii=True)
 
 
 class AddressPicker:
@@ -364,6 +364,8 @@ class GroupForm(AddressPicker, ServiceForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "members" in self.fields:
+            self.fields["members"].label_from_instance = lambda person: unicode_address(person.email, with_ascii=True)
         if self.instance.pk:
             self.initial["list_local_part"] = self.instance.list_local_part
             self.initial["list_domain"] = self.instance.list_domain_id

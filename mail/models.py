@@ -5,12 +5,12 @@ These rows are the only source of truth for mail: the DMS config files are deriv
 
 import unicodedata
 
-import idna
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from dockspace.canonical import unicode_domain
 from mail.addresses import normalize_domain
 from mail.quota import format_quota
 
@@ -96,9 +96,11 @@ class Domain(models.Model):
     default_quota = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Bytes: quota of new mailboxes here (empty: the tier's default, else none)."
     )
-    dkim_selector = models.CharField(max_length=63, default="mail")
-    dkim_algorithm = models.CharField(max_length=10, choices=DKIM_ALGORITHMS, default=DKIM_RSA)
-    dkim_bits = models.PositiveIntegerField(default=2048, help_text="RSA key size (ignored for Ed25519).")
+    dkim_selector = models.CharField("DKIM selector", max_length=63, default="mail")
+    dkim_algorithm = models.CharField("DKIM algorithm", max_length=10, choices=DKIM_ALGORITHMS, default=DKIM_RSA)
+    dkim_bits = models.PositiveIntegerField(
+        "DKIM key bits", default=2048, help_text="RSA key size (ignored for Ed25519)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -116,10 +118,7 @@ class Domain(models.Model):
 
     @property
     def unicode_name(self):
-        try:
-            return idna.decode(self.name)
-        except idna.IDNAError:
-            return self.name
+        return unicode_domain(self.name)
 
 
 class Mailbox(models.Model):

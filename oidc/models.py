@@ -71,9 +71,11 @@ class Application(AbstractApplication):
         help_text="Only members of these groups may sign in. Empty: everyone with an account.",
     )
     requires_totp = models.BooleanField(
-        default=False, help_text="People must have proved a second factor in this session to sign in."
+        "requires TOTP", default=False, help_text="People must have proved a second factor in this session to sign in."
     )
-    requires_pkce = models.BooleanField(default=True, help_text="Require PKCE (S256). Public clients always need it.")
+    requires_pkce = models.BooleanField(
+        "requires PKCE", default=True, help_text="Require PKCE (S256). Public clients always need it."
+    )
     allowed_scopes = models.CharField(
         max_length=255,
         default=DEFAULT_SCOPES,
@@ -86,6 +88,9 @@ class Application(AbstractApplication):
         help_text="A superuser set this client up to get the mail scope without asking people (e.g. webmail). "
         "Without it, people are asked before the mail scope even when consent is otherwise skipped.",
     )
+
+    # Of the grants DOT knows, the only ones Dockspace accepts (clean() refuses the rest).
+    SUPPORTED_GRANT_TYPES = (AbstractApplication.GRANT_AUTHORIZATION_CODE, AbstractApplication.GRANT_CLIENT_CREDENTIALS)
 
     objects = ApplicationManager()
 
@@ -143,7 +148,7 @@ class Application(AbstractApplication):
             errors.setdefault("allowed_scopes", []).append(
                 f"Unknown scope(s): {', '.join(sorted(unknown))}. Known: {' '.join(KNOWN_SCOPES)}."
             )
-        if self.authorization_grant_type not in (self.GRANT_AUTHORIZATION_CODE, self.GRANT_CLIENT_CREDENTIALS):
+        if self.authorization_grant_type not in self.SUPPORTED_GRANT_TYPES:
             errors.setdefault("authorization_grant_type", []).append(
                 "Only the authorization code and client credentials grants are supported."
             )
@@ -161,8 +166,8 @@ class Grant(AbstractGrant):
     """An authorization code, with what the person proved when it was issued (for the ID token)."""
 
     auth_time = models.DateTimeField(null=True, blank=True)
-    amr = models.JSONField(default=list, blank=True)
-    acr = models.CharField(max_length=64, blank=True)
+    amr = models.JSONField("AMR", default=list, blank=True)
+    acr = models.CharField("ACR", max_length=64, blank=True)
     session_key_hash = models.CharField(max_length=64, blank=True)
     used_at = models.DateTimeField(null=True, blank=True)
     replayed_at = models.DateTimeField(null=True, blank=True)
@@ -180,8 +185,8 @@ class TokenFamily(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_token_families")
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="token_families")
     auth_time = models.DateTimeField()
-    amr = models.JSONField(default=list)
-    acr = models.CharField(max_length=64)
+    amr = models.JSONField("AMR", default=list)
+    acr = models.CharField("ACR", max_length=64)
     session_key_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -217,7 +222,7 @@ class SigningKey(models.Model):
     NEXT, ACTIVE, RETIRING, RETIRED = "next", "active", "retiring", "retired"
     STATES = [(NEXT, "next"), (ACTIVE, "active"), (RETIRING, "retiring"), (RETIRED, "retired")]
 
-    kid = models.CharField(max_length=64, unique=True)
+    kid = models.CharField("key ID (kid)", max_length=64, unique=True)
     private_pem = models.TextField()
     state = models.CharField(max_length=10, choices=STATES)
     created_at = models.DateTimeField(default=timezone.now)

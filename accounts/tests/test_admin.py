@@ -144,6 +144,21 @@ def test_app_settings_is_one_row_edited_in_the_admin(admin_browser):
     assert AppSettings.load().session_idle_timeout_minutes == 60
 
 
+def test_the_settings_page_spells_totp_and_ip_in_capitals(admin_browser):
+    page = admin_browser.get("/admin/accounts/appsettings/1/change/").content.decode()
+
+    assert ">TOTP required for staff</label>" in page
+    assert ">Lockout IP failures:</label>" in page
+    assert "Totp" not in page and "Lockout ip" not in page
+
+
+def test_the_audit_log_and_sessions_name_the_ip_address_in_capitals(admin_browser):
+    for url in ("/admin/accounts/auditevent/", "/admin/accounts/usersession/"):
+        page = admin_browser.get(url).content.decode()
+        assert "IP address</a>" in page, url
+        assert ">Ip<" not in page and ">Ip</a>" not in page, url
+
+
 def test_audit_log_is_searchable_and_exports_csv_with_filters(admin_browser):
     Client().post("/login/", {"email": "ghost@example.com", "password": "wrong password 1"})
     page = admin_browser.get("/admin/accounts/auditevent/?q=ghost").content.decode()
@@ -210,6 +225,33 @@ def test_staff_who_are_not_superusers_cannot_reset_a_superusers_factor():
     )
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
     assert not TOTPDevice.objects.filter(pk=anns.pk).exists()
+
+
+def shown_levels(response):
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+@pytest.mark.parametrize("action", ["deactivate", "reset_second_factor", "revoke_sessions", "clear_lockouts"])
+def test_a_people_action_refused_for_everyone_shows_only_the_refusal(action):
+    root = StaffFactory(email="root@example.com")
+    browser = signed_in(people_staff())
+
+    response = browser.post("/admin/accounts/user/", {"action": action, "_selected_action": [root.pk]}, follow=True)
+
+    assert shown_levels(response) == [
+        ("error", "Only a superuser can do this to a superuser: skipped root@example.com.")
+    ]
+    assert User.objects.get(pk=root.pk).is_active
+
+
+def test_a_people_action_that_finds_nothing_to_do_says_so_without_a_green_zero(admin_browser):
+    ann = UserFactory(email="ann@example.com")
+
+    response = admin_browser.post(
+        "/admin/accounts/user/", {"action": "clear_lockouts", "_selected_action": [ann.pk]}, follow=True
+    )
+
+    assert shown_levels(response) == [("info", "Nothing to clear: they were not locked out.")]
 
 
 def test_audit_export_needs_permission_to_view_the_log(viewer_browser):

@@ -3,74 +3,17 @@
 Saves a screenshot of each page to docs/images/ for the README's gallery.
 """
 
-import base64
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core import mail
-from django_otp.oath import TOTP
 
 from accounts.first_run import setup_code_issue
+from dockspace.tests.chromium import click_and_wait, current_code, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-IMAGES = Path(settings.BASE_DIR) / "docs" / "images"
 PASSWORD = "a long pass phrase 9"
-
-
-@pytest.fixture
-def page(live_server):
-    if not CHROMIUM:
-        pytest.skip("Chromium is not installed (CI installs Debian's chromium package)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright runs an event loop in this thread; the test's own database calls are synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1100, "height": 800})
-        page = context.new_page()
-        page.set_default_timeout(15000)
-        page.base = live_server.url
-        yield page
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-
-def click_and_wait(page, selector):
-    """Click something that loads a new page and wait until that page has fully loaded.
-
-    Without the wait, an assertion can read the old page, or the new one while it is still being parsed.
-    """
-    with page.expect_navigation(wait_until="load"):
-        page.click(selector)
-
-
-def shot(page, name):
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
-
-
-def current_code(secret_text, steps_ahead=0):
-    """What an authenticator app shows now; one step ahead is still accepted (clock drift tolerance)."""
-    secret = secret_text.replace(" ", "")
-    totp = TOTP(base64.b32decode(secret + "=" * (-len(secret) % 8)))
-    totp.time += steps_ahead * totp.step
-    return f"{totp.token():06d}"
 
 
 def test_first_run_totp_enrolment_and_sign_in_with_code(page):

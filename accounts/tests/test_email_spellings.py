@@ -2,6 +2,7 @@
 root@example.com, on every path that stores or looks up a person's address."""
 
 import importlib
+import re
 
 import pytest
 from django.apps import apps
@@ -144,3 +145,27 @@ def test_the_migration_canonicalises_rows_and_drops_unfinished_lookalike_sign_up
     assert User.objects.get(pk=root.pk).email == "root@example.com"
     assert "merge them by hand" in capsys.readouterr().out
     assert Client().post("/login/", {"email": "bob@bücher.de", "password": PASSWORD})["Location"] == "/profile/"
+
+
+@pytest.mark.django_db
+def test_the_sign_in_pages_show_an_international_address_in_its_own_letters():
+    person = UserFactory(email="bob@bücher.de")
+    browser = Client()
+    browser.force_login(person)
+
+    assert "You are signed in as bob@bücher.de." in browser.get("/login/").content.decode()
+    assert "You are signed in as bob@bücher.de," in browser.get("/no-access/").content.decode()
+    assert person.email == "bob@xn--bcher-kva.de"  # stored in ASCII all the same
+
+
+@pytest.mark.django_db
+def test_sign_up_confirmation_shows_and_mails_an_international_address_in_its_own_letters(client):
+    UserFactory(email="root@example.com")  # past the first-run setup
+    AppSettings.objects.update_or_create(pk=1, defaults={"self_registration_enabled": True})
+    form = {"full_name": "Bob", "password1": PW, "password2": PW, "email": "bob@xn--bcher-kva.de"}
+
+    assert client.post("/register/", form)["Location"] == "/register/sent/"
+
+    assert "account for bob@bücher.de." in mail.outbox[-1].body
+    link = re.search(r"https://dockspace\.test(/register/confirm/\S+/)", mail.outbox[-1].body).group(1)
+    assert "Confirm that <strong>bob@bücher.de</strong> is your address" in client.get(link).content.decode()

@@ -1,5 +1,5 @@
 """Every page, the admin included, works in headless Chromium under the Content-Security-Policy with
-no violation, and the audit log's columns fit a 1280 px screen. Shares accounts' Chromium fixture."""
+no violation, and the audit log's columns fit a 1280 px screen. Uses the shared Chromium `page` (conftest.py)."""
 
 import base64
 import hashlib
@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from accounts.models import AuditEvent
 from accounts.tests.factories import PASSWORD, StaffFactory
-from accounts.tests.test_browser import click_and_wait, page, shot  # noqa: F401 - the shared Chromium fixture
+from dockspace.tests.chromium import click_and_wait
 from mail import services as mail_services
 from mail.tests.factories import make_domain, make_mailbox, make_tier
 from oidc import services as oidc_services
@@ -31,7 +31,7 @@ document.addEventListener('securitypolicyviolation', (e) => {
 class CspWatch:
     """Collects CSP violations: the DOM event on every page and Chromium's console reports."""
 
-    def __init__(self, page):  # noqa: F811
+    def __init__(self, page):
         self.page = page
         self.console = []
         page.context.add_init_script(WATCH_CSP)
@@ -57,11 +57,11 @@ class CspWatch:
 
 
 @pytest.fixture
-def csp(page):  # noqa: F811
+def csp(page):
     return CspWatch(page)
 
 
-def sign_in(page, email):  # noqa: F811
+def sign_in(page, email):
     page.goto(page.base + "/login/")
     page.fill("#id_email", email)
     page.fill("#id_password", PASSWORD)
@@ -103,7 +103,7 @@ class _SuperuserRequest:
             return True
 
 
-def test_first_run_and_sign_in_pages_have_no_csp_violation(page, csp):  # noqa: F811
+def test_first_run_and_sign_in_pages_have_no_csp_violation(page, csp):
     response = csp.visit(page.base + "/setup/")
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
@@ -114,7 +114,7 @@ def test_first_run_and_sign_in_pages_have_no_csp_violation(page, csp):  # noqa: 
     assert csp.violations() == []
 
 
-def test_every_page_and_every_admin_page_works_under_the_policy(page, csp):  # noqa: F811
+def test_every_page_and_every_admin_page_works_under_the_policy(page, csp):
     some_of_everything()
     StaffFactory(email="root@example.com")
     sign_in(page, "root@example.com")
@@ -153,7 +153,7 @@ def test_every_page_and_every_admin_page_works_under_the_policy(page, csp):  # n
     assert csp.violations() == []
 
 
-def test_the_oidc_consent_page_and_its_redirect_to_the_app_pass_the_policy(page, csp, live_server):  # noqa: F811
+def test_the_oidc_consent_page_and_its_redirect_to_the_app_pass_the_policy(page, csp, live_server):
     port = live_server.url.rsplit(":", 1)[1]
     redirect_uri = f"http://127.0.0.1:{port}/healthz"  # another origin than the live server's localhost
     app, _secret = oidc_services.client_create(name="Team Wiki", redirect_uris=[redirect_uri], actor_label="test")
@@ -181,7 +181,7 @@ def test_the_oidc_consent_page_and_its_redirect_to_the_app_pass_the_policy(page,
     assert csp.violations() == []
 
 
-def test_the_audit_logs_columns_are_on_screen_at_1280_and_1600_pixels(page):  # noqa: F811
+def test_the_audit_logs_columns_are_on_screen_at_1280_and_1600_pixels(page):
     StaffFactory(email="root@example.com")
     for n in range(5):
         AuditEvent.objects.create(
@@ -208,7 +208,7 @@ def test_the_audit_logs_columns_are_on_screen_at_1280_and_1600_pixels(page):  # 
 
 
 def _images():
-    from accounts.tests.test_browser import IMAGES
+    from dockspace.tests.chromium import IMAGES
 
     IMAGES.mkdir(parents=True, exist_ok=True)
     return IMAGES

@@ -23,14 +23,6 @@ MIB = 1024**2
 NEW_PASSWORD = "a brand new pass phrase 7"
 
 
-@pytest.fixture
-def browser():
-    # A superuser without a TOTP device: the admin site lets them in without a code step.
-    client = Client()
-    client.force_login(StaffFactory(email="root@example.com"))
-    return client
-
-
 def errors(response):
     """The form errors of an admin add or change page, {field: [message, ...]}; '__all__' for the rest."""
     assert response.status_code == 200, response.status_code
@@ -116,6 +108,14 @@ def test_a_domain_added_with_other_dkim_settings_keeps_them(browser):
     assert browser.post("/admin/mail/domain/add/", data).status_code == 302
 
     assert Domain.objects.values_list("dkim_selector", "dkim_algorithm").get() == ("s1", "ed25519")
+
+
+def test_the_domain_form_spells_dkim_in_capitals(browser):
+    page = browser.get("/admin/mail/domain/add/").content.decode()
+
+    for label in ("DKIM selector:", "DKIM algorithm:", "DKIM key bits:"):
+        assert f">{label}</label>" in page
+    assert "Dkim" not in page
 
 
 def test_a_duplicate_domain_differing_only_in_case_is_refused_next_to_the_name(browser):
@@ -358,6 +358,57 @@ def test_suspend_resume_and_disable_change_the_state_end_sessions_and_are_audite
     assert "2 mailbox(es) disabled; their stored mail is kept." in shown_messages(page)
     assert set(Mailbox.objects.values_list("state", flat=True)) == {"disabled"}
     assert AuditEvent.objects.filter(action="mail.mailbox.disable").count() == 2
+
+
+def shown_levels(response):
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+def mail_only_staff():
+    """Staff holding the mail app's permissions but not the one to manage people's sign-in: (person, browser)."""
+    from django.contrib.auth.models import Permission
+
+    staff = UserFactory(email="mail-staff@example.com", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="mail"))
+    browser = Client()
+    browser.force_login(staff)
+    return staff, browser
+
+
+@pytest.mark.parametrize("action", ["suspend", "resume", "disable"])
+def test_a_refused_state_change_shows_only_the_refusal_and_no_green_zero(action):
+    ann = make_mailbox("ann@example.com")
+    _staff, browser = mail_only_staff()
+
+    page = act(browser, "mailbox", action, [ann])
+
+    assert shown_levels(page) == [("error", "Skipped, you may not manage their sign-in: ann@example.com")]
+    assert Mailbox.objects.get().state == "active"
+
+
+def test_a_state_change_with_nothing_to_change_is_a_neutral_message(browser):
+    ann = make_mailbox("ann@example.com")
+
+    page = act(browser, "mailbox", "resume", [ann])
+
+    assert shown_levels(page) == [("info", "Nothing changed: the selected mailbox(es) were already active.")]
+
+
+def test_a_partly_refused_state_change_reports_both_parts():
+    ann = make_mailbox("ann@example.com")
+    staff, browser = mail_only_staff()
+    own = services.mailbox_create(address=staff.email, person=staff, actor_label="t")
+
+    page = act(browser, "mailbox", "suspend", [ann, own])
+
+    assert shown_levels(page) == [
+        ("error", "Skipped, you may not manage their sign-in: ann@example.com"),
+        ("success", "1 mailbox(es) suspended."),
+    ]
+    assert dict(Mailbox.objects.values_list("address", "state")) == {
+        "ann@example.com": "active",
+        "mail-staff@example.com": "suspended",
+    }
 
 
 def test_removing_a_mailbox_keeps_the_person(browser):

@@ -8,21 +8,21 @@ import pytest
 from django.conf import settings
 
 from accounts.tests.factories import StaffFactory
-from accounts.tests.test_browser import click_and_wait, page, shot  # noqa: F401 - the shared Chromium fixture
+from dockspace.tests.chromium import click_and_wait, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 BOB_PASSWORD = "river stone lantern 42"
 
 
-def sign_in(page, email, password):  # noqa: F811 - page is the fixture
+def sign_in(page, email, password):
     page.goto(page.base + "/login/")
     page.fill("#id_email", email)
     page.fill("#id_password", password)
     click_and_wait(page, "main button[type=submit]")
 
 
-def test_an_operator_creates_a_mailbox_and_its_owner_signs_in_to_see_it(page):  # noqa: F811
+def test_an_operator_creates_a_mailbox_and_its_owner_signs_in_to_see_it(page):
     StaffFactory(email="admin@example.com")
     sign_in(page, "admin@example.com", "correct horse battery staple")
 

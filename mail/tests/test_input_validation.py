@@ -5,19 +5,12 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
-from accounts.tests.factories import StaffFactory, UserFactory
+from accounts.tests.factories import UserFactory
 from mail.models import Domain, Group
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, refused, run
 from mail.tests.test_admin import errors as form_errors
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def browser():
-    client = Client()
-    client.force_login(StaffFactory(email="root@example.com"))
-    return client
 
 
 # --- group names ---------------------------------------------------------------------------------

@@ -1,9 +1,7 @@
 """The DMS sync page in the admin: once the files are written again, it no longer reports drift."""
 
 import pytest
-from django.test import Client
 
-from accounts.tests.factories import StaffFactory
 from mail import sync
 from mail.models import DmsSyncState
 from mail.tests.factories import make_mailbox
@@ -11,13 +9,6 @@ from mail.tests.factories import make_mailbox
 pytestmark = pytest.mark.django_db
 
 DRIFT = "Drift was found in the files on disk."
-
-
-@pytest.fixture
-def browser():
-    client = Client()
-    client.force_login(StaffFactory(email="root@example.com"))
-    return client
 
 
 @pytest.fixture

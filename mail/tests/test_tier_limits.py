@@ -2,9 +2,7 @@
 and moving a domain onto a tier its mailboxes exceed names those mailboxes."""
 
 import pytest
-from django.test import Client
 
-from accounts.tests.factories import StaffFactory
 from mail.models import Domain, Mailbox, Tier
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, make_tier, refused, run
 from mail.tests.test_admin import errors as form_errors
@@ -13,13 +11,6 @@ pytestmark = pytest.mark.django_db
 
 G = 1024**3
 M = 1024**2
-
-
-@pytest.fixture
-def browser():
-    client = Client()
-    client.force_login(StaffFactory(email="root@example.com"))
-    return client
 
 
 def tier_form(**values):

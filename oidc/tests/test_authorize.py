@@ -174,3 +174,12 @@ def test_a_redirect_uri_that_differs_only_by_a_trailing_slash_is_explained_on_th
     response = authorize(signed_in(UserFactory()), app, redirect_uri=REDIRECT_URI + "/")
     page = response.content.decode()
     assert response.status_code == 400 and "trailing slash" in page and REDIRECT_URI + "/" in page
+
+
+def test_the_consent_page_shows_an_international_address_in_its_own_letters():
+    app, _secret = make_client()
+    browser = signed_in(UserFactory(email="ada@xn--bcher-kva.de"))
+
+    page = authorize(browser, app).content.decode()
+
+    assert "You are signed in as <strong>ada@bücher.de</strong>." in page

@@ -10,7 +10,7 @@ README's gallery.
 import pytest
 
 from accounts.tests.factories import PASSWORD, UserFactory, totp_code, totp_device
-from accounts.tests.test_browser import click_and_wait, current_code, page, shot  # noqa: F401 - shared fixture
+from dockspace.tests.chromium import click_and_wait, current_code, shot
 from mail import services as mail_services
 from oidc import services
 from oidc.tests.relying_party import RelyingParty
@@ -44,7 +44,7 @@ def register(rp, **kwargs):
     return app
 
 
-def start_sign_in(page, rp, person):  # noqa: F811 - page is the fixture
+def start_sign_in(page, rp, person):
     """From the app's home page to Dockspace's sign-in page, then the password."""
     page.goto(rp.url + "/")
     click_and_wait(page, "text=Sign in with Dockspace")
@@ -54,7 +54,7 @@ def start_sign_in(page, rp, person):  # noqa: F811 - page is the fixture
     click_and_wait(page, "main button[type=submit]")
 
 
-def test_a_person_with_an_authenticator_signs_into_a_totp_app_and_it_sees_mfa(page, team_wiki):  # noqa: F811
+def test_a_person_with_an_authenticator_signs_into_a_totp_app_and_it_sees_mfa(page, team_wiki):
     register(team_wiki)
     person = UserFactory(email="ada@example.com", full_name="Ada Lovelace")
     device = totp_device(person)
@@ -77,10 +77,7 @@ def test_a_person_with_an_authenticator_signs_into_a_totp_app_and_it_sees_mfa(pa
     assert team_wiki.signed_in[-1]["acr"] == "urn:dockspace:acr:mfa"
 
 
-def test_a_person_without_an_authenticator_enrols_one_and_is_taken_back_to_finish_signing_in(
-    page,  # noqa: F811
-    team_wiki,
-):
+def test_a_person_without_an_authenticator_enrols_one_and_is_taken_back_to_finish_signing_in(page, team_wiki):
     register(team_wiki)
     person = UserFactory(email="grace@example.com")
 
@@ -101,7 +98,7 @@ def test_a_person_without_an_authenticator_enrols_one_and_is_taken_back_to_finis
     assert team_wiki.errors == []
 
 
-def test_a_person_outside_the_apps_group_is_told_they_have_no_access(page, team_wiki):  # noqa: F811
+def test_a_person_outside_the_apps_group_is_told_they_have_no_access(page, team_wiki):
     member = UserFactory(email="member@example.com")
     mail_services.group_create(name="wiki-editors", members=[member], actor_label="test")
     register(team_wiki, groups=["wiki-editors"])

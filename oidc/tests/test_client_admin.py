@@ -267,12 +267,30 @@ def test_the_list_shows_each_clients_policy_and_can_be_filtered_and_searched(adm
     make_client("Wiki", redirect_uris=["https://wiki.example.com/cb"])
     page = admin_browser.get(CLIENTS).content.decode()
     assert "Grafana" in page and "Wiki" in page and "admins" in page and "everyone" in page
-    for header in ("client ID", "Client type", "Grant", "Requires totp", "Only members of", "Active"):
+    for header in ("client ID", "Client type", "Grant", "Requires TOTP", "Only members of", "Active"):
         assert header.lower() in page.lower()
+    assert ">Requires TOTP<" in page and "By requires TOTP" in page and "totp" not in page.replace("_totp", "")
     filtered = admin_browser.get(CLIENTS, {"requires_totp__exact": "1"}).content.decode()
     assert "Grafana" in filtered and "Wiki" not in filtered
     searched = admin_browser.get(CLIENTS, {"q": "wiki.example.com"}).content.decode()
     assert "Wiki" in searched and "Grafana" not in searched
+
+
+def test_the_grant_filter_offers_only_the_grants_dockspace_accepts(admin_browser):
+    make_client("Grafana")
+    make_client("Robot", redirect_uris=[], client_credentials=True, scopes=["introspection"])
+
+    response = admin_browser.get(CLIENTS)
+
+    changelist = response.context["cl"]
+    (grants,) = [f for f in changelist.filter_specs if f.title == "grant"]
+    assert [c["display"] for c in grants.choices(changelist)] == ["All", "Authorization code", "Client credentials"]
+    assert {value for value, _ in grants.lookup_choices} == set(Application.SUPPORTED_GRANT_TYPES)
+    page = response.content.decode()
+    refused = [str(label) for value, label in Application.GRANT_TYPES if value not in Application.SUPPORTED_GRANT_TYPES]
+    assert "Implicit" in refused and not [label for label in refused if label in page]
+    robots = admin_browser.get(CLIENTS, {"grant": Application.GRANT_CLIENT_CREDENTIALS}).content.decode()
+    assert "Robot" in robots and "Grafana" not in robots
 
 
 def test_signing_keys_are_read_only_and_never_show_the_private_key(admin_browser):
@@ -280,6 +298,7 @@ def test_signing_keys_are_read_only_and_never_show_the_private_key(admin_browser
     active = SigningKey.objects.get(state="active")
     listing = admin_browser.get("/admin/oidc/signingkey/")
     assert listing.status_code == 200 and active.kid in listing.content.decode()
+    assert ">Key ID (kid)<" in listing.content.decode()
     page = admin_browser.get(f"/admin/oidc/signingkey/{active.pk}/change/")
     assert page.status_code == 200 and active.kid in page.content.decode()
     assert "PRIVATE KEY" not in page.content.decode() and "private_pem" not in page.content.decode()
