@@ -12,9 +12,10 @@ from django.utils.html import format_html, format_html_join
 from accounts.audit import audit
 from accounts.authz import may_manage_person
 from accounts.reset_mail import password_reset_mail_queue
-from mail import forms, services, sync
+from mail import forms, services
 from mail.addresses import unicode_domain
 from mail.dkim import dns_record_value
+from mail.dms import sync
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
 from mail.quota import format_quota
 

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from accounts.tests.factories import StaffFactory
-from mail import sync
+from mail.dms import sync
 from mail.models import DmsSyncState
 from mail.tests.factories import make_mailbox
 

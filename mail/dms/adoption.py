@@ -1,8 +1,9 @@
 """Adopting an existing DMS config directory: its accounts, quotas, aliases and access blocks become
 Dockspace domains, people, mailboxes (suspended or disabled where blocked) and aliases (through the same
 services as every other write), and every line that cannot be adopted, so would be lost when Dockspace
-takes the files over, is reported with its file and line number. The files Dockspace never writes are
-named and left alone.
+takes the files over, is reported with its file and line number; so is every other file of the catalog
+(mail.dms.catalog) that holds lines Dockspace did not write. The files Dockspace never writes are named and
+left alone.
 """
 
 import os
@@ -17,10 +18,10 @@ from accounts.audit import audit
 from mail import services
 from mail.addresses import normalize_address, normalize_alias_address, split_address
 from mail.commandline import validation_message
+from mail.dms import catalog
 from mail.dms.parse import Problem, parse_access, parse_accounts, parse_quotas, parse_virtual
 from mail.dms.render import (
     ACCOUNTS_PATH,
-    HEADER,
     OPENDKIM_DIR,
     QUOTAS_PATH,
     RECEIVE_ACCESS_PATH,
@@ -36,9 +37,9 @@ from mail.quota import format_quota
 User = get_user_model()
 
 ACTOR = "manage.py import_dms_files"
+# The files whose lines become Dockspace rows; DKIM files are reported on their own (see _dkim_problems), and
+# any other file of the catalog as a whole (see _declared_problems).
 FILES = (ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH, SEND_ACCESS_PATH, RECEIVE_ACCESS_PATH)
-# Directories Dockspace writes DKIM files into: their DKIM files are reported on their own, see _dkim_problems.
-DKIM_DIRS = (OPENDKIM_DIR, "rspamd")
 OPENDKIM_KEY_TABLE = f"{OPENDKIM_DIR}/KeyTable"
 
 
@@ -230,7 +231,7 @@ def _access_text(address):
 
 
 # What each access table blocks, and the Dockspace state that writes the same line (see
-# mail.selectors.dms_send_blocked / dms_receive_blocked): the stricter table first.
+# mail.dms.collection.dms_send_blocked / dms_receive_blocked): the stricter table first.
 _ACCESS_STATES = ((RECEIVE_ACCESS_PATH, Mailbox.DISABLED), (SEND_ACCESS_PATH, Mailbox.SUSPENDED))
 _STRICTNESS = {Mailbox.ACTIVE: 0, Mailbox.SUSPENDED: 1, Mailbox.DISABLED: 2}
 _ADOPTED_AS = {
@@ -513,36 +514,56 @@ def _adopt_forwards(forwards, report, problems, actor_label, bar):
 
 
 def files_left_alone(directory):
-    """The entries of the DMS directory that Dockspace never writes, such as postfix-regexp.cf,
-    postfix-relaymap.cf or postfix-sasl-password.cf: they keep working as they are."""
+    """The entries of the DMS directory that Dockspace never writes (none of the catalog's), such as
+    postfix-regexp.cf, postfix-relaymap.cf or postfix-sasl-password.cf: they keep working as they are."""
     names = []
+    written = catalog.top_level_names()
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-        if entry.name in FILES or entry.name in DKIM_DIRS or entry.name.endswith(".lock"):
+        if entry.name in written or entry.name.endswith(".lock"):
             continue
         names.append(entry.name + ("/" if entry.is_dir() else ""))
     return names
 
 
-def _has_foreign_data(path):
+def _foreign_text(root, path):
+    """The text of a file Dockspace would replace that holds lines it did not write, else None."""
     try:
-        text = path.read_text(errors="replace")
+        text = (root / path).read_text(errors="replace")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return False
-    if text.startswith(HEADER):
-        return False
-    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
+        return None
+    if text.startswith(catalog.header_of(path)):
+        return None
+    return text if any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()) else None
+
+
+def _declared_problems(directory):
+    """Other files of the catalog (another app's) are not adopted: say which hold lines taking over replaces."""
+    root, problems = Path(directory), []
+    for declared in catalog.declared_files():
+        if not isinstance(declared, catalog.DmsFile) or declared.path in FILES or not declared.guarded:
+            continue
+        text = _foreign_text(root, declared.path)
+        if text is None:
+            continue
+        entries, _problems = declared.parse(text, declared.path)
+        reason = (
+            f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} not adopted: import_dms_files adopts "
+            f"{', '.join(FILES)} only; taking over replaces this file with what Dockspace's database says"
+        )
+        problems.append(Problem(declared.path, None, "", reason))
+    return problems
 
 
 def _dkim_problems(directory):
     """DKIM keys are not adopted: say which DMS files hold signing setup that Dockspace would replace."""
     root, problems = Path(directory), []
-    if _has_foreign_data(root / RSPAMD_SIGNING_CONF_PATH):
+    if _foreign_text(root, RSPAMD_SIGNING_CONF_PATH) is not None:
         reason = (
             "DKIM signing settings are not adopted: taking over replaces this file with Dockspace's, which signs "
             "only for domains with a DKIM key in Dockspace (manage.py dkim generate, then publish the DNS record)"
         )
         problems.append(Problem(RSPAMD_SIGNING_CONF_PATH, None, "", reason))
-    if _has_foreign_data(root / OPENDKIM_KEY_TABLE):
+    if _foreign_text(root, OPENDKIM_KEY_TABLE) is not None:
         reason = (
             "DKIM keys are not adopted: once a domain has a DKIM key in Dockspace, KeyTable and SigningTable are "
             "rewritten with Dockspace's keys only (manage.py dkim generate for each domain, then publish the DNS "
@@ -569,7 +590,7 @@ def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR, progress
     accounts, forwards, blocks, notes = _plan(texts, problems)
     report = AdoptionReport(directory=str(directory), dry_run=dry_run, notes=notes)
     report.left_alone = files_left_alone(directory)
-    problems += _dkim_problems(directory)
+    problems += _dkim_problems(directory) + _declared_problems(directory)
     try:
         with transaction.atomic():
             domains = {split_address(a.address)[1] for a in accounts} | {split_address(f.address)[1] for f in forwards}
