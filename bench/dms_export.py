@@ -212,7 +212,7 @@ state = DmsSyncState.load()
 before_count = state.write_count
 changed_address = None
 if spec.get("change_one"):
-    mailbox = Mailbox.objects.filter(state=Mailbox.ACTIVE).order_by("pk").first()
+    mailbox = Mailbox.objects.usable().order_by("pk").first()
     Mailbox.objects.filter(pk=mailbox.pk).update(quota=F("quota") + 1024**3)
     changed_address = mailbox.address
 baseline = peak_mib()

@@ -316,7 +316,7 @@ class MailboxAdmin(ServiceAdmin):
     def send_reset_link(self, request, queryset):
         sent, skipped = 0, []
         for mailbox in queryset.select_related("person"):
-            if not mailbox.is_active:
+            if not mailbox.is_usable:
                 # The reset form ignores suspended and disabled mailboxes: say so rather than pretend.
                 skipped.append(mailbox.address)
                 continue

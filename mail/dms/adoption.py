@@ -275,7 +275,7 @@ def _block_problem(block):
     """None when Dockspace already writes this access line, else why it would be lost."""
     mailbox = Mailbox.objects.filter(address=block.address).first()
     if block.path == SEND_ACCESS_PATH:
-        if mailbox is not None and mailbox.state != Mailbox.ACTIVE:
+        if mailbox is not None and not mailbox.is_usable:
             return None
         return (
             f"Dockspace blocks sending only for suspended mailboxes, and {block.address} has no account in "
