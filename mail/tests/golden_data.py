@@ -9,13 +9,12 @@ with only disabled members, sign-in addresses caught by a catch-all, DKIM keys o
 active, one published, one on an inactive domain) and values that cannot be written (left out and reported).
 """
 
-import base64
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.contrib.auth import get_user_model
 
 from mail import services
+from mail.dkim import public_key_b64_from_pem
 from mail.models import AliasTarget, DkimKey, Domain, Mailbox
 
 ACTOR = "golden"
@@ -28,9 +27,7 @@ _ED = ed25519.Ed25519PrivateKey.from_private_bytes(_ED_SEED)
 ED_PEM = _ED.private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
 ).decode()
-ED_PUBLIC = base64.b64encode(
-    _ED.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-).decode()
+ED_PUBLIC = public_key_b64_from_pem(ED_PEM)[2]
 RSA_PEM = "\n".join(
     [
         "-----BEGIN PRIVATE KEY-----",
@@ -52,15 +49,9 @@ def _mailbox(address, *, quota=None, state=Mailbox.ACTIVE, person=None):
 
 def _dkim(domain, selector, algorithm, *, state=DkimKey.ACTIVE):
     pem, public, bits = (ED_PEM, ED_PUBLIC, 0) if algorithm == "ed25519" else (RSA_PEM, RSA_PUBLIC, 2048)
-    DkimKey.objects.create(
-        domain=domain,
-        selector=selector,
-        algorithm=algorithm,
-        bits=bits,
-        private_key_pem=pem,
-        public_key_b64=public,
-        state=state,
-    )
+    key = DkimKey(domain=domain, selector=selector, algorithm=algorithm, bits=bits, state=state)
+    key.private_key_pem, key.public_key_b64 = pem, public
+    key.save()
 
 
 def build():
