@@ -3,12 +3,10 @@ Dockspace domains, people, mailboxes (suspended or disabled where blocked) and a
 services as every other write), and every line that cannot be adopted, so would be lost when Dockspace
 takes the files over, is reported with its file and line number; so is every other file of the catalog
 (mail.dms.catalog) that holds lines Dockspace did not write. The files Dockspace never writes are named and
-left alone.
+left alone (mail.dms.directory reads the directory).
 """
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -18,17 +16,9 @@ from accounts.audit import audit
 from mail import services
 from mail.addresses import normalize_address, normalize_alias_address, split_address
 from mail.commandline import validation_message
-from mail.dms import catalog
+from mail.dms.directory import FILES, files_left_alone, files_not_adopted, read_dms_directory
 from mail.dms.parse import Problem, parse_access, parse_accounts, parse_quotas, parse_virtual
-from mail.dms.render import (
-    ACCOUNTS_PATH,
-    OPENDKIM_DIR,
-    QUOTAS_PATH,
-    RECEIVE_ACCESS_PATH,
-    RSPAMD_SIGNING_CONF_PATH,
-    SEND_ACCESS_PATH,
-    VIRTUAL_PATH,
-)
+from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, RECEIVE_ACCESS_PATH, SEND_ACCESS_PATH, VIRTUAL_PATH
 from mail.hashers import django_password_from_mail_hash
 from mail.models import Alias, Domain, Mailbox
 from mail.progress import silent
@@ -37,14 +27,6 @@ from mail.quota import format_quota
 User = get_user_model()
 
 ACTOR = "manage.py import_dms_files"
-# The files whose lines become Dockspace rows; DKIM files are reported on their own (see _dkim_problems), and
-# any other file of the catalog as a whole (see _declared_problems).
-FILES = (ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH, SEND_ACCESS_PATH, RECEIVE_ACCESS_PATH)
-OPENDKIM_KEY_TABLE = f"{OPENDKIM_DIR}/KeyTable"
-
-
-class DmsDirectoryError(Exception):
-    """The directory cannot be read at all; nothing was looked at."""
 
 
 @dataclass
@@ -115,48 +97,6 @@ class AdoptionReport:
 
 
 # --- reading -------------------------------------------------------------------------------------
-
-
-def read_dms_directory(directory):
-    """{file name: text} for the account, quota and alias files of a DMS config directory (a missing
-    file reads as empty), plus problems for lines that are not UTF-8. Raises DmsDirectoryError."""
-    root = Path(directory)
-    if not root.exists():
-        raise DmsDirectoryError(f"--from: {directory} does not exist.")
-    if not root.is_dir():
-        raise DmsDirectoryError(f"--from: {directory} is not a directory.")
-    try:
-        present = {entry.name for entry in os.scandir(root)}
-    except OSError as e:
-        raise DmsDirectoryError(f"--from: cannot read {directory}: {e.strerror or e}.") from None
-    if not present.intersection(FILES):
-        raise DmsDirectoryError(
-            f"--from: {directory} holds none of {', '.join(FILES)}; give DMS's config directory "
-            "(the one mounted at /tmp/docker-mailserver in the container)."
-        )
-    texts, problems = {}, []
-    for name in FILES:
-        if name not in present:
-            texts[name] = ""
-            continue
-        try:
-            data = (root / name).read_bytes()
-        except OSError as e:
-            raise DmsDirectoryError(f"--from: cannot read {root / name}: {e.strerror or e}.") from None
-        texts[name] = _decode_lines(name, data, problems)
-    return texts, problems
-
-
-def _decode_lines(name, data, problems):
-    """Text with every line that is not UTF-8 blanked out (and reported), so line numbers still match."""
-    lines = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            problems.append(Problem(name, number, "", "not UTF-8 text"))
-            lines.append("")
-    return "\n".join(lines)
 
 
 def _first_lines(text, key_of, *, continued=False):
@@ -513,66 +453,6 @@ def _adopt_forwards(forwards, report, problems, actor_label, bar):
         problems.append(Problem(VIRTUAL_PATH, forward.line, _alias_text(forward), reason))
 
 
-def files_left_alone(directory):
-    """The entries of the DMS directory that Dockspace never writes (none of the catalog's), such as
-    postfix-regexp.cf, postfix-relaymap.cf or postfix-sasl-password.cf: they keep working as they are."""
-    names = []
-    written = catalog.top_level_names()
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-        if entry.name in written or entry.name.endswith(".lock"):
-            continue
-        names.append(entry.name + ("/" if entry.is_dir() else ""))
-    return names
-
-
-def _foreign_text(root, path):
-    """The text of a file Dockspace would replace that holds lines it did not write, else None."""
-    try:
-        text = (root / path).read_text(errors="replace")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-    if text.startswith(catalog.header_of(path)):
-        return None
-    return text if any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()) else None
-
-
-def _declared_problems(directory):
-    """Other files of the catalog (another app's) are not adopted: say which hold lines taking over replaces."""
-    root, problems = Path(directory), []
-    for declared in catalog.declared_files():
-        if not isinstance(declared, catalog.DmsFile) or declared.path in FILES or not declared.guarded:
-            continue
-        text = _foreign_text(root, declared.path)
-        if text is None:
-            continue
-        entries, _problems = declared.parse(text, declared.path)
-        reason = (
-            f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} not adopted: import_dms_files adopts "
-            f"{', '.join(FILES)} only; taking over replaces this file with what Dockspace's database says"
-        )
-        problems.append(Problem(declared.path, None, "", reason))
-    return problems
-
-
-def _dkim_problems(directory):
-    """DKIM keys are not adopted: say which DMS files hold signing setup that Dockspace would replace."""
-    root, problems = Path(directory), []
-    if _foreign_text(root, RSPAMD_SIGNING_CONF_PATH) is not None:
-        reason = (
-            "DKIM signing settings are not adopted: taking over replaces this file with Dockspace's, which signs "
-            "only for domains with a DKIM key in Dockspace (manage.py dkim generate, then publish the DNS record)"
-        )
-        problems.append(Problem(RSPAMD_SIGNING_CONF_PATH, None, "", reason))
-    if _foreign_text(root, OPENDKIM_KEY_TABLE) is not None:
-        reason = (
-            "DKIM keys are not adopted: once a domain has a DKIM key in Dockspace, KeyTable and SigningTable are "
-            "rewritten with Dockspace's keys only (manage.py dkim generate for each domain, then publish the DNS "
-            "records)"
-        )
-        problems.append(Problem(OPENDKIM_KEY_TABLE, None, "", reason))
-    return problems
-
-
 def _file_order(problem):
     return (FILES.index(problem.path) if problem.path in FILES else len(FILES), problem.line_number or 0)
 
@@ -590,7 +470,7 @@ def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR, progress
     accounts, forwards, blocks, notes = _plan(texts, problems)
     report = AdoptionReport(directory=str(directory), dry_run=dry_run, notes=notes)
     report.left_alone = files_left_alone(directory)
-    problems += _dkim_problems(directory) + _declared_problems(directory)
+    problems += files_not_adopted(directory)
     try:
         with transaction.atomic():
             domains = {split_address(a.address)[1] for a in accounts} | {split_address(f.address)[1] for f in forwards}

@@ -7,7 +7,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mail.dms.adoption import ACTOR, DmsDirectoryError, adopt_dms_directory
+from mail.dms.adoption import ACTOR, adopt_dms_directory
+from mail.dms.directory import DmsDirectoryError
 from mail.progress import terminal_progress
 
 # Exit codes: 0 everything adopted, 1 some lines reported as not adoptable, 2 nothing could be read.
