@@ -39,7 +39,7 @@ def _catch_up_at_worker_start(sender, **kwargs):
     from django.db import connections
 
     django.setup()  # idempotent; the worker may not have set Django up yet at this point
-    from mail.sync import worker_started
+    from mail.dms.sync import worker_started
 
     try:
         worker_started()

@@ -19,9 +19,9 @@ from accounts.models import normalize_email
 from accounts.signals import sign_in_revoked_send
 from mail import dkim as dkim_keys
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
+from mail.dms.collection import answered_addresses, base_address, dead_addresses, sign_ins_without_line
 from mail.models import Alias, AliasTarget, DkimKey, Domain, Group, Mailbox
 from mail.quota import format_quota
-from mail.selectors import answered_addresses, base_address, dead_addresses, sign_ins_without_line
 
 User = get_user_model()
 

@@ -15,8 +15,8 @@ from django.test import Client
 from accounts.models import User
 from accounts.tests.factories import UserFactory
 from mail import services
+from mail.dms.sync import dms_sync
 from mail.models import Alias, Group, Mailbox
-from mail.sync import dms_sync
 from mail.tests.factories import database_fingerprint, dms_lines, make_mailbox, run
 from mail.tests.test_admin import address_fields
 

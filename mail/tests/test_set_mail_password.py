@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth import authenticate
 
 from accounts.models import AuditEvent
+from mail.dms.sync import dms_sync
 from mail.passwords import verify_mail_hash
-from mail.sync import dms_sync
 from mail.tests.factories import PASSWORD, dms_lines, make_mailbox, refused, run
 
 pytestmark = pytest.mark.django_db
