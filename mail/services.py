@@ -445,10 +445,10 @@ def _check_removal(actor, address, field="address", *, what="this alias", owner=
     """`address` goes away: mail for it and for what flowed into it loses that target (refused for a person
     the actor may not manage), and on a domain with a catch-all its own mail would fall to the catch-all.
     owner: the owner of a mailbox removed, checked by the caller."""
-    _check_capture(actor, address, field, removal=True, owner=owner)
     local, domain_name = split_address(address)
     if local and Alias.objects.filter(address="@" + domain_name, is_active=True).exists():
         _check_capture(actor, address, field, catcher=f"without {what}, the catch-all @{domain_name}")
+    _check_capture(actor, address, field, removal=True, owner=owner)
 
 
 # --- mailboxes -----------------------------------------------------------------------------------
