@@ -956,6 +956,94 @@ def test_a_superuser_adopts_an_existing_person_by_naming_them_and_the_audit_says
     assert event.actor_label == "root@example.com"
 
 
+def test_the_add_form_says_a_password_for_an_existing_person_replaces_theirs(browser):
+    page = browser.get("/admin/mail/mailbox/add/").content.decode()
+
+    assert "A password given for an existing person replaces their password" in page
+    assert "signs them out elsewhere; leave the password empty to keep theirs." in page
+
+
+def test_adopting_a_person_with_a_password_replaces_it_signs_them_out_audits_and_says_so(browser):
+    make_domain("example.com")
+    ann = UserFactory(email="ann@example.com")
+    ann_browser = Client()
+    ann_browser.force_login(ann)
+    assert ann_browser.get("/profile/").status_code == 200
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/",
+        {
+            **address_fields("ann@example.com"),
+            "person": "ann@example.com",
+            "quota": "",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert (
+        "The password of ann@example.com was replaced (Dockspace and mail) by the one given here; their sessions "
+        "were signed out." in shown_messages(response)
+    )
+    assert authenticate(email="ann@example.com", password=NEW_PASSWORD) == ann
+    assert authenticate(email="ann@example.com", password=PASSWORD) is None
+    assert ann_browser.get("/profile/").status_code == 302  # signed out
+    replaced = AuditEvent.objects.get(action="password.set", target_label="ann@example.com")
+    assert replaced.description.startswith("Password replaced for web and mail")
+    assert replaced.actor_label == "root@example.com"
+
+
+def test_adopting_a_person_without_a_password_keeps_their_password_and_sessions(browser):
+    make_domain("example.com")
+    ann = UserFactory(email="ann@example.com")
+    ann_browser = Client()
+    ann_browser.force_login(ann)
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/",
+        {**address_fields("ann@example.com"), "person": "ann@example.com", "quota": ""},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert authenticate(email="ann@example.com", password=PASSWORD) == ann
+    assert ann_browser.get("/profile/").status_code == 200
+    assert not AuditEvent.objects.filter(action="password.set").exists()
+    assert not [m for m in shown_messages(response) if "replaced" in m]
+
+
+def test_an_operator_adopting_themselves_with_a_new_password_stays_signed_in_here_only(browser):
+    make_domain("example.com")
+    root = User.objects.get(email="root@example.com")
+    elsewhere = Client()
+    elsewhere.force_login(root)
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/",
+        {
+            **address_fields("root@example.com"),
+            "person": "root@example.com",
+            "quota": "",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert Mailbox.objects.get().person == root
+    assert (
+        "Your password was replaced (Dockspace and mail) by the one given here; your other sessions were signed "
+        "out, this one stays." in shown_messages(response)
+    )
+    assert browser.get("/admin/mail/mailbox/").status_code == 200  # this session goes on
+    assert elsewhere.get("/admin/mail/mailbox/").status_code == 302  # the other one was signed out
+    assert authenticate(email="root@example.com", password=NEW_PASSWORD) == root
+    assert AuditEvent.objects.filter(action="password.set", target_label="root@example.com").count() == 1
+
+
 def test_a_mailbox_cannot_be_given_to_one_person_at_another_persons_sign_in_address(browser):
     make_domain("example.com")
     UserFactory(email="ann@example.com")

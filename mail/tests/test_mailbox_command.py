@@ -343,6 +343,18 @@ def test_add_with_person_adopts_them_from_the_host_and_says_so_in_the_audit(doma
     assert "adopting the existing person ann@example.com" in event.description
 
 
+def test_add_with_person_and_a_password_replaces_theirs_with_its_own_audit_entry(domain):
+    person = User.objects.create_user("ann@example.com", PASSWORD)
+
+    run("mailbox", "add", "ann@example.com", "--person", "ann@example.com", "--password-stdin", stdin="a new pass 42\n")
+
+    assert authenticate(email="ann@example.com", password="a new pass 42") == person
+    assert authenticate(email="ann@example.com", password=PASSWORD) is None
+    event = AuditEvent.objects.get(action="password.set", target_label="ann@example.com")
+    assert event.description.startswith("Password replaced for web and mail while adopting them for the mailbox")
+    assert event.actor_label.startswith("manage.py mailbox")
+
+
 def test_add_refuses_an_empty_person_instead_of_creating_a_new_one(domain):
     message = refused("mailbox", "add", "ann@example.com", "--person", "")
     assert message == "--person: an email address is required; leave --person out to create a new person."
