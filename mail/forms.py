@@ -120,8 +120,8 @@ class AddressPicker:
 
 
 def _operator_password_help():
-    # The operator sets someone else's password here: the validators' own wording ("Your password
-    # also signs you in to mail") is written for the person themselves.
+    # The operator sets someone else's password here: the validators' own wording ("Once you have a
+    # mailbox, your password also signs you in to mail") is written for the person themselves.
     texts = [v.get_help_text() for v in get_default_password_validators() if not isinstance(v, MailPasswordValidator)]
     return format_html(
         "Optional: leave empty and send a reset link instead. This one password signs the person in to "

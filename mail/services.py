@@ -703,7 +703,12 @@ def _clean_targets(targets, *, alias_address):
             raise _field_error(
                 "targets", f"{raw!r} is not an address: a target must be a full address like name@example.com."
             )
-        target = normalize_address(raw, "targets")
+        try:
+            target = normalize_address(raw, "targets")
+        except ValidationError as e:
+            # One of several targets broke a rule: name it, unless the rule's wording already quotes it.
+            rule = e.messages[0].removeprefix("targets: ")
+            raise _field_error("targets", rule if f"'{raw}'" in rule else f"{raw!r}: {rule}") from None
         if target not in cleaned:
             cleaned.append(target)
     if not cleaned:

@@ -131,10 +131,10 @@ def test_a_duplicate_domain_differing_only_in_case_is_refused_next_to_the_name(b
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
     [
-        ("default_quota", "10 GB", "Write it without spaces, like 10G"),
+        ("default_quota", "10 GB", "Write it without spaces, like 10G."),
         ("default_quota", "-1", "A quota cannot be negative"),
         ("default_quota", "10K", "Write a lower-case k: 10k."),
-        ("default_quota", "1.5G", "Use a whole number with one unit letter"),
+        ("default_quota", "1.5G", "For example 10G or 1536M, not 10GB or 1.5G."),
         ("default_quota", "9" * 5000 + "G", "at most 20 characters"),
         ("name", "exa mple.com", "spaces, line breaks and control characters are not allowed"),
         ("name", "a|b.example.com", "a '|' is not allowed"),
@@ -512,7 +512,12 @@ def test_a_forwarding_loop_is_refused_next_to_the_targets(browser):
         ("in fo@example.com", "ann@example.com", "local_part", "spaces, line breaks and control characters"),
         ("info:x@example.com", "ann@example.com", "local_part", "a ':' is not allowed"),
         ("info@example.com", "not-an-address", "targets_text", "is not an email address"),
-        ("info@example.com", "ann @example.com", "targets_text", "spaces, line breaks and control characters"),
+        (
+            "info@example.com",
+            "bob@elsewhere.org\nann @example.com",
+            "targets_text",
+            "'ann @example.com': spaces, line breaks and control characters are not allowed.",
+        ),
         ("info@example.com", "x|y@elsewhere.org", "targets_text", "a '|' is not allowed"),
         ("info@example.com", "@elsewhere.org", "targets_text", "a target must be a full address"),
         ("info@example.com", "nobody@example.com", "targets_text", "is not a mailbox, alias or list; create it first"),

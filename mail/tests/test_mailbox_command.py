@@ -95,9 +95,9 @@ def test_add_takes_a_quota_written_the_dms_way(domain, quota, expected):
     "quota, hint",
     [
         ("10 GB", "Write it without spaces, like 10G"),
-        ("-1", "A quota cannot be negative; 0 means no limit."),
+        ("-1", "A quota cannot be negative."),
         ("10K", "Write a lower-case k: 10k."),
-        ("1.5G", "Use a whole number with one unit letter, like 10G or 1536M"),
+        ("1.5G", "For example 10G or 1536M, not 10GB or 1.5G."),
         ("10", "Add a unit letter, like 10M"),
     ],
 )
