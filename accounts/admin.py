@@ -6,6 +6,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -34,6 +35,15 @@ class UserChangeForm(DjangoUserChangeForm):
         model = User
         fields = "__all__"
         field_classes = {"email": EmailField}
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk and "is_active" in self.changed_data and not data.get("is_active"):
+            try:
+                services.person_deactivate_check(user=self.instance)  # the service asks again when it runs
+            except ValidationError as e:
+                self.add_error(None, e)
+        return data
 
 
 @admin.register(User)
@@ -84,12 +94,13 @@ class UserAdmin(DjangoUserAdmin):
         super().delete_queryset(request, queryset)
 
     def save_model(self, request, obj, form, change):
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # Sessions and app tokens end now, so ticking "Active" again does not bring them back. Before the save:
+            # the service refuses the last active superuser while the database still shows them active.
+            services.person_deactivate(user=obj, request=request)
         super().save_model(request, obj, form, change)
         if change and "is_active" in form.changed_data and obj.is_active and obj.is_pending_registration:
             services.registration_pending_end(user=obj, request=request)
-        if change and "is_active" in form.changed_data and not obj.is_active:
-            # Sessions and app tokens end now, so ticking "Active" again does not bring them back.
-            services.person_deactivate(user=obj, request=request)
 
     def response_change(self, request, obj):
         if forget_revoked_session(request):  # the staff member switched themselves off
@@ -101,8 +112,13 @@ class UserAdmin(DjangoUserAdmin):
         targets = self._allowed_targets(request, queryset)
         if not targets:
             return  # the refusal says it all: no green "0 people" beside it
-        for user in targets:
-            services.person_deactivate(user=user, request=request)
+        try:
+            with transaction.atomic():  # all or nothing
+                for user in targets:
+                    services.person_deactivate(user=user, request=request)
+        except ValidationError as e:
+            self.message_user(request, "Nothing was changed: " + " ".join(e.messages), messages.ERROR)
+            return
         if forget_revoked_session(request):
             return HttpResponseRedirect(reverse("accounts:login"))
         self.message_user(request, f"Deactivated {len(targets)} person(s).", messages.SUCCESS)

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
@@ -111,14 +112,28 @@ def registration_pending_end(*, user, request=None, actor=None, actor_label=None
     )
 
 
+def person_deactivate_check(*, user):
+    """Refuse to switch off the last active superuser: nobody would be left to hand out powers (only a superuser
+    does) or to switch anyone back on. The admin's form asks before it saves; person_deactivate asks again."""
+    if not User.objects.filter(pk=user.pk, is_superuser=True, is_active=True).exists():
+        return
+    if not User.objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk).exists():
+        raise ValidationError(
+            {"is_active": [f"{user.email} is the last active superuser; make another superuser first."]}
+        )
+
+
 def person_deactivate(*, user, request=None, actor=None, actor_label=None):
     """Switch a person off (the admin's "Active" box, the bulk action, any other path): they can no longer sign
     in, their browser sessions end, and every app's tokens end with them (accounts.signals.sign_in_revoked), so
     ticking "Active" again later brings back none of them: the person signs in afresh. Returns how many sessions
-    and app tokens ended."""
+    and app tokens ended. The last active superuser is refused (person_deactivate_check)."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_may_manage_person(actor, user, "is_active")
     with transaction.atomic():
+        # Two superusers switching each other off at once: the second waits, then sees the first's change.
+        list(User.objects.select_for_update().filter(is_superuser=True, is_active=True).values_list("pk"))
+        person_deactivate_check(user=user)
         if User.objects.filter(pk=user.pk, is_active=True).exists() or user.is_active:
             user.is_active = False
             user.save(update_fields=["is_active"])

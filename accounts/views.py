@@ -232,7 +232,7 @@ def _second_factor(request, user, form):
         if minutes:
             form.add_error("code", services.locked_message(minutes))
         else:
-            form.add_error("code", TOTP_THROTTLED if throttled else "That code is wrong or has already been used.")
+            form.add_error("code", TOTP_THROTTLED if throttled else CODE_REFUSED)
         return None
     services.signin_attempt_release(attempt)
     return device
@@ -270,6 +270,11 @@ def verify_code(request):
 
 
 TOTP_THROTTLED = "A code was refused a moment ago: wait a few seconds, then enter the current code."
+# A code typed the moment an app was set up is often the one just used to confirm it.
+CODE_REFUSED = (
+    "That code is wrong or has already been used. If you just set up your authenticator app, wait for the next "
+    "code (codes change every 30 seconds)."
+)
 
 
 def _totp_throttled(user):

@@ -3,9 +3,11 @@ Celery worker and beat, and any an app declares: dockspace.processes; DOCKSPACE_
 the URL, and stop them all on Ctrl-C (or when one of them dies).
 
 Nothing starts when an address a process listens on is taken (the message names who holds it), when
-DOCKSPACE_PROCESSES names an unknown process, or when DEBUG would be reachable from the network without
-DOCKSPACE_ALLOW_DEBUG_ON_NETWORK=1."""
+DOCKSPACE_PROCESSES names an unknown process, when another `make run` uses the same data directory, or when DEBUG
+would be reachable from the network without DOCKSPACE_ALLOW_DEBUG_ON_NETWORK=1."""
 
+import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -13,15 +15,28 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from dockspace.env import env_bool
-from dockspace.ports import bind_problem, describe_port_holders, is_loopback, local_url, parse_bind
+from dockspace.env import env_bool, env_str
+from dockspace.ports import (
+    bind_problem,
+    describe_port_holders,
+    dockspace_server_pid,
+    is_loopback,
+    local_url,
+    parse_bind,
+)
+from dockspace.private_files import private_dir
 
 CHILD_STOP_SECONDS = 10
 BANNER_REPEAT_SECONDS = 8
 LISTEN_START_SECONDS = 30
+# Held (flock) by the running `make run` for its whole life; holds its pid for the refusal message.
+LOCK_FILE_NAME = "make-run.lock"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def _refuse(message, code=2):
@@ -59,6 +74,14 @@ def _check_port_free(process):
         return
     in_use, reason = problem
     setting = process["bind_setting"]
+    running = dockspace_server_pid(port) if in_use else None
+    if running:
+        _refuse(
+            f"refusing to start: {host or '*'}:{port} is already in use: another Dockspace is running here (pid "
+            f"{running}): stop it with Ctrl-C in its terminal or kill {running}. (A second one needs its own "
+            f"DOCKSPACE_DATA_DIR and another {setting}.)",
+            code=1,
+        )
     if in_use:
         _refuse(
             f"refusing to start: {host or '*'}:{port} is already in use ({reason}), {describe_port_holders(port)}; "
@@ -70,6 +93,56 @@ def _check_port_free(process):
         f"refusing to start: {process['name']} cannot listen on {host or '*'}:{port}: {reason}. Check {setting}.",
         code=1,
     )
+
+
+def _data_dir():
+    # The same directory as settings.DATA_DIR (not imported: loading the settings creates files there).
+    default = Path(__file__).resolve().parent.parent / "data"
+    return Path(env_str("DOCKSPACE_DATA_DIR", str(default))).expanduser().resolve()
+
+
+def _lock_data_dir():
+    """Hold an exclusive lock on the data directory until this process ends (the kernel lets go even when it is
+    killed): a second `make run` on the same directory would share its database and queue and run every
+    periodic task twice. The descriptor stays open, and the children do not inherit it."""
+    data_dir = _data_dir()
+    try:
+        private_dir(data_dir)
+        fd = os.open(data_dir / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        _refuse(
+            f"refusing to start: cannot use the data directory {data_dir}: {exc.strerror}. Check DOCKSPACE_DATA_DIR."
+        )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 20).decode(errors="replace").strip()
+        os.close(fd)
+        pid = holder if holder.isdigit() else "?"
+        _refuse(
+            f"refusing to start: another `make run` (pid {pid}) is using the data directory {data_dir}. Stop it "
+            f"with Ctrl-C in its terminal or kill {pid}; or give this one its own directory with "
+            "DOCKSPACE_DATA_DIR (and another DOCKSPACE_BIND).",
+            code=1,
+        )
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+
+
+def _child_options():
+    """Popen options for every process started here: its own session, so Ctrl-C reaches only this supervisor
+    (which stops each child in order; a half-done `migrate` shows no traceback), and on Linux a SIGTERM when this
+    supervisor dies, even SIGKILLed, so no web, worker or beat is left running orphaned."""
+    if _LIBC is None:
+        return {"start_new_session": True}
+    parent = os.getpid()
+
+    def stop_with_parent():
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return {"start_new_session": True, "preexec_fn": stop_with_parent}
 
 
 def _wait_until_listening(bind, proc):
@@ -89,7 +162,7 @@ def _wait_until_listening(bind, proc):
 
 
 def _manage(*args):
-    subprocess.run([sys.executable, "manage.py", *args], check=True)
+    subprocess.run([sys.executable, "manage.py", *args], check=True, **_child_options())
 
 
 def start_plan():
@@ -97,7 +170,11 @@ def start_plan():
     command line. Read by a separate Python that loads the settings without writing anything, so a refusal
     below still leaves the data directory as it was."""
     result = subprocess.run(
-        [sys.executable, "-m", "dockspace.processes", "plan"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "dockspace.processes", "plan"],
+        capture_output=True,
+        text=True,
+        check=False,
+        **_child_options(),
     )
     if result.returncode != 0:
         message = result.stderr.strip().removeprefix("python -m dockspace.processes: ")
@@ -110,8 +187,7 @@ def start_plan():
 
 def _start(process):
     print(f"[run] starting {process['name']}: {' '.join(process['argv'])}", flush=True)
-    # Own process group: Ctrl-C reaches this supervisor, which stops each child in order.
-    return subprocess.Popen(process["argv"], env={**os.environ, **process["env"]}, start_new_session=True)
+    return subprocess.Popen(process["argv"], env={**os.environ, **process["env"]}, **_child_options())
 
 
 def _stop_all(children):
@@ -137,19 +213,39 @@ def _start_all(plan):
     """Start each process in declaration order; one that listens is waited for before the next starts (worker
     and beat start once the web server listens). A port taken in the meantime stops everything here."""
     children = []
-    for process in plan:
-        proc = _start(process)
-        children.append((process["name"], proc))
-        if not process["bind"]:
-            continue
-        try:
-            listening = _wait_until_listening(process["bind"], proc)
-        except KeyboardInterrupt:
-            listening = False
-        if not listening:
-            _stop_all(children)
-            _refuse(f"{process['name']} did not start listening on {process['bind']}; see its messages above.", code=1)
+    try:
+        for process in plan:
+            proc = _start(process)
+            children.append((process["name"], proc))
+            if process["bind"] and not _wait_until_listening(process["bind"], proc):
+                _stop_all(children)
+                _refuse(
+                    f"{process['name']} did not start listening on {process['bind']}; see its messages above.", code=1
+                )
+    except KeyboardInterrupt:
+        _stop_all(children)
+        raise
     return children
+
+
+def _prepare():
+    """Migrate, install the periodic tasks and write the DMS files; returns the setup-code line (empty once an
+    administrator exists)."""
+    try:
+        _manage("migrate", "--noinput")
+        _manage("install_periodic_tasks")
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"[run] preparing the database failed (exit {exc.returncode}); see the message above.")
+    # The first-run page asks for this code while no administrator exists; empty once one does.
+    setup_code = subprocess.run(
+        [sys.executable, "manage.py", "setup_code", "--if-needed"], capture_output=True, text=True, **_child_options()
+    ).stdout.strip()
+
+    # The DMS files exist (and match the database) before anything else starts; a failure is shown
+    # in Admin -> DMS sync state and retried by the worker, so it does not stop the app.
+    if subprocess.run([sys.executable, "manage.py", "export_dms_files"], **_child_options()).returncode != 0:
+        print("[run] could not write the DMS files now; see Admin -> DMS sync state", flush=True)
+    return setup_code
 
 
 def main():
@@ -164,28 +260,23 @@ def main():
         _refuse(str(exc))
     # Listening on every interface: links and the OIDC issuer still need an address a browser can open.
     os.environ.setdefault("DOCKSPACE_URL", local_url(bind))
-    plan = start_plan()
-    if not plan:
-        _refuse("refusing to start: no process to start; see `python -m dockspace.processes list`.")
-    for process in plan:
-        if process["bind"]:
-            _check_port_free(process)
     try:
-        _manage("migrate", "--noinput")
-        _manage("install_periodic_tasks")
-    except subprocess.CalledProcessError as exc:
-        sys.exit(f"[run] preparing the database failed (exit {exc.returncode}); see the message above.")
-    # The first-run page asks for this code while no administrator exists; empty once one does.
-    setup_code = subprocess.run(
-        [sys.executable, "manage.py", "setup_code", "--if-needed"], capture_output=True, text=True
-    ).stdout.strip()
-
-    # The DMS files exist (and match the database) before anything else starts; a failure is shown
-    # in Admin -> DMS sync state and retried by the worker, so it does not stop the app.
-    if subprocess.run([sys.executable, "manage.py", "export_dms_files"]).returncode != 0:
-        print("[run] could not write the DMS files now; see Admin -> DMS sync state", flush=True)
-
-    children = _start_all(plan)
+        plan = start_plan()
+        if not plan:
+            _refuse("refusing to start: no process to start; see `python -m dockspace.processes list`.")
+        for process in plan:
+            if process["bind"]:
+                _check_port_free(process)
+        _lock_data_dir()
+        setup_code = _prepare()
+        children = _start_all(plan)
+    except KeyboardInterrupt:
+        # Ctrl-C while preparing: the children have their own session and were stopped; no traceback.
+        _refuse("interrupted: nothing is left running.", code=130)
+    # Set explicitly: a shell that starts us in the background leaves SIGINT ignored otherwise.
+    stopping = []
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stopping.append(True))
     names = _names(plan)
     # The URL is Dockspace's only when a started process serves DOCKSPACE_BIND (DOCKSPACE_PROCESSES may leave web out).
     serves_url = any(process["bind"] and parse_bind(process["bind"]) == (host, port) for process in plan)
@@ -203,10 +294,6 @@ def main():
     # Celery's start-up text follows and pushes the address (and the setup code) out of view: say it again.
     repeat_banner_at = time.monotonic() + BANNER_REPEAT_SECONDS
 
-    stopping = []
-    # Set explicitly: a shell that starts us in the background leaves SIGINT ignored otherwise.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda *_: stopping.append(True))
     exit_code = 0
     while not stopping:
         for name, proc in children:

@@ -99,3 +99,30 @@ def describe_port_holders(port):
     pid, cmd = holders[0]
     more = f" and {len(holders) - 1} more process(es)" if len(holders) > 1 else ""
     return f"by pid {pid} ({cmd[:100]}){more}"
+
+
+def _parent_pid(pid, proc=Path("/proc")):
+    try:
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+        return int((proc / str(pid) / "stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid, proc=Path("/proc")):
+    try:
+        return (proc / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def dockspace_server_pid(port, proc=Path("/proc")):
+    """When Dockspace's own web server (gunicorn serving dockspace.wsgi) listens on PORT: the pid that stops it,
+    the `make run` that started it or else gunicorn's master. None when anything else holds the port."""
+    servers = {pid for pid, cmd in port_holders(port, proc) if "gunicorn" in cmd and "dockspace.wsgi" in cmd}
+    # gunicorn's workers share the master's socket; the master is the one whose parent is not a holder.
+    masters = sorted(pid for pid in servers if _parent_pid(pid, proc) not in servers)
+    if not masters:
+        return None
+    parent = _parent_pid(masters[0], proc)
+    return parent if parent and "dockspace.devserver" in _cmdline(parent, proc) else masters[0]

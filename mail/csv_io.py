@@ -575,17 +575,18 @@ def _line_number(error):
 # --- export --------------------------------------------------------------------------------------
 
 
-def mailboxes_export_csv(path):
+def mailboxes_export_csv(path, *, overwrite=False):
     """Write every mailbox as address,name,quota,state (never a password or hash); returns the count.
     The file is what mailboxes_import_csv reads: imported into a database with the same domains, it gives
-    the same mailboxes (a cell protected against spreadsheet formulas is read back as it was)."""
+    the same mailboxes (a cell protected against spreadsheet formulas is read back as it was). An existing
+    file is replaced only with `overwrite` (FileExistsError otherwise, before anything is written)."""
     rows = (
         Mailbox.objects.order_by("address")
         .values_list("address", "person__full_name", "quota", "state")
         .iterator(chunk_size=2000)
     )
     count = 0
-    with open(path, "w", encoding="utf-8", newline="") as f:
+    with open(path, "w" if overwrite else "x", encoding="utf-8", newline="") as f:
         writer = SafeCsvWriter(f, lineterminator="\n")  # a self-service name may start with "="
         writer.writerow(EXPORT_COLUMNS)
         for address, name, quota, state in rows:

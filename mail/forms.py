@@ -120,8 +120,8 @@ class AddressPicker:
 
 
 def _operator_password_help():
-    # The operator sets someone else's password here: the validators' own wording ("Your password
-    # also signs you in to mail") is written for the person themselves.
+    # The operator sets someone else's password here: the validators' own wording ("Once you have a
+    # mailbox, your password also signs you in to mail") is written for the person themselves.
     texts = [v.get_help_text() for v in get_default_password_validators() if not isinstance(v, MailPasswordValidator)]
     return format_html(
         "Optional: leave empty and send a reset link instead. This one password signs the person in to "
@@ -212,7 +212,9 @@ class MailboxAddForm(AddressPicker, ServiceForm):
         max_length=254,
         required=False,
         help_text="Optional: the sign-in address of an existing person who gets this mailbox (needs the "
-        "permission to change people). Empty: a new person signing in with the mailbox address.",
+        "permission to change people). Empty: a new person signing in with the mailbox address. A password "
+        "given for an existing person replaces their password (Dockspace and mail) and signs them out "
+        "elsewhere; leave the password empty to keep theirs.",
     )
 
     service_fields = {"password": "password1", "address": "local_part"}
@@ -234,7 +236,7 @@ class MailboxAddForm(AddressPicker, ServiceForm):
             person = User.objects.filter(email=normalize_email(data["person"])).first()
             if person is None:
                 raise ValidationError({"person": [f"no person signs in as {data['person']}."]})
-        return services.mailbox_create(
+        mailbox = services.mailbox_create(
             address=data["address"],
             full_name=data.get("full_name", ""),
             quota=data.get("quota"),
@@ -242,6 +244,36 @@ class MailboxAddForm(AddressPicker, ServiceForm):
             person=person,
             **self._who(),
         )
+        if person is not None and data.get("password1") and self.request is not None:
+            self._password_replaced(mailbox.person)
+        return mailbox
+
+    def _password_replaced(self, person):
+        """Their old password is gone: so are their other sessions. An operator adopting themselves stays
+        signed in here."""
+        from django.contrib.auth import update_session_auth_hash
+
+        from accounts.models import hash_session_key
+        from accounts.services import sessions_revoke_all
+
+        is_self = self.request.user.pk == person.pk
+        current = self.request.session.session_key
+        sessions_revoke_all(
+            user=person, keep_hash=hash_session_key(current) if is_self and current else None, **self._who()
+        )
+        if is_self:
+            update_session_auth_hash(self.request, person)
+            messages.warning(
+                self.request,
+                "Your password was replaced (Dockspace and mail) by the one given here; your other sessions were "
+                "signed out, this one stays.",
+            )
+        else:
+            messages.warning(
+                self.request,
+                f"The password of {person.email} was replaced (Dockspace and mail) by the one given here; their "
+                "sessions were signed out.",
+            )
 
 
 class MailboxChangeForm(ServiceForm):

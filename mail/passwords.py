@@ -211,4 +211,5 @@ class MailPasswordValidator:
             raise ValidationError([m.removeprefix("password: ") for m in e.messages], code="mail_password") from None
 
     def get_help_text(self):
-        return "Your password also signs you in to mail."
+        # Shown to people without a mailbox too (the first administrator, a new sign-up).
+        return "Once you have a mailbox, your password also signs you in to mail."

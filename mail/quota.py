@@ -19,10 +19,11 @@ _HUMAN_UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 10
 
 
 def _hint(text):
+    # Said after the RULE: a hint adds what this input got wrong and never repeats the rule itself.
     if any(ch.isspace() for ch in text):
-        return "Write it without spaces, like 10G; the unit letters are B, k, M, G and T."
+        return "Write it without spaces, like 10G."
     if text.startswith("-"):
-        return "A quota cannot be negative; 0 means no limit."
+        return "A quota cannot be negative."
     if re.fullmatch(r"[0-9]+K", text):
         return f"Write a lower-case k: {text[:-1]}k."
     if re.fullmatch(r"[0-9]+", text):
@@ -30,7 +31,7 @@ def _hint(text):
     if re.fullmatch(r"[0-9]+[bmgt]", text):
         return f"Unit letters are case-sensitive: {text[:-1]}{text[-1].upper()}."
     if re.fullmatch(r"[0-9.,]+[A-Za-z]+", text):
-        return "Use a whole number with one unit letter, like 10G or 1536M (not 10GB or 1.5G)."
+        return "For example 10G or 1536M, not 10GB or 1.5G."
     return ""
 
 

@@ -564,11 +564,20 @@ def mailbox_create(
             person.lock_mail_password()
     person.full_clean(exclude=["password"])
     person.save()
-    if not created_person and (password is not None or (password_hashes and password_hashes[0]) or pending_cleared):
+    password_replaced = not created_person and (password is not None or bool(password_hashes and password_hashes[0]))
+    if password_replaced or pending_cleared:
         # An adopted person's sign-in changed: the apps' tokens from before end with it.
         sign_in_revoked_send(user=person, reason="password set", **_who(request, actor_label, actor))
     mailbox = Mailbox(person=person, domain=domain, local_part=local, quota=quota)
     mailbox.save()
+    if password_replaced:
+        audit(
+            "password.set",
+            target=person,
+            description=f"Password replaced for web and mail while adopting them for the mailbox {mailbox.address}; "
+            "their old password no longer signs in.",
+            **_who(request, actor_label, actor),
+        )
     if created_person:
         whose = ", new person."
     else:
@@ -694,7 +703,12 @@ def _clean_targets(targets, *, alias_address):
             raise _field_error(
                 "targets", f"{raw!r} is not an address: a target must be a full address like name@example.com."
             )
-        target = normalize_address(raw, "targets")
+        try:
+            target = normalize_address(raw, "targets")
+        except ValidationError as e:
+            # One of several targets broke a rule: name it, unless the rule's wording already quotes it.
+            rule = e.messages[0].removeprefix("targets: ")
+            raise _field_error("targets", rule if f"'{raw}'" in rule else f"{raw!r}: {rule}") from None
         if target not in cleaned:
             cleaned.append(target)
     if not cleaned:

@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 import pytest
 from django.test import Client
@@ -379,6 +380,61 @@ def test_activating_a_pending_registration_in_the_admin_removes_the_self_chosen_
     assert pending.is_active and not pending.is_pending_registration
     assert not pending.has_usable_password() and not pending.check_password(PASSWORD)
     assert AuditEvent.objects.filter(action="registration.pending_cleared", target_label="ann@example.com").exists()
+
+
+LAST_SUPERUSER = "root@example.com is the last active superuser; make another superuser first."
+
+
+def test_unticking_active_for_the_last_active_superuser_is_refused_on_the_form(admin_browser):
+    root = User.objects.get(email="root@example.com")
+    url = f"/admin/accounts/user/{root.pk}/change/"
+    data = change_page_values(admin_browser, url)
+    del data["is_active"]
+
+    response = admin_browser.post(url, data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["is_active"] == [LAST_SUPERUSER]
+    root.refresh_from_db()
+    assert root.is_active
+    assert admin_browser.get("/admin/").status_code == 200  # still signed in
+    assert not AuditEvent.objects.filter(action="user.deactivate").exists()
+
+    # Positive control: another superuser's box unticks while root stays.
+    other = StaffFactory(email="root2@example.com")
+    url = f"/admin/accounts/user/{other.pk}/change/"
+    data = change_page_values(admin_browser, url)
+    del data["is_active"]
+    assert admin_browser.post(url, data).status_code == 302
+    other.refresh_from_db()
+    assert not other.is_active
+
+
+def test_the_deactivate_action_never_switches_off_the_last_active_superuser(admin_browser):
+    root = User.objects.get(email="root@example.com")
+    other = StaffFactory(email="root2@example.com")
+
+    both = admin_browser.post(
+        "/admin/accounts/user/", {"action": "deactivate", "_selected_action": [root.pk, other.pk]}, follow=True
+    )
+
+    ((level, text),) = shown_levels(both)  # whichever of the two comes second is the last one left
+    assert level == "error"
+    assert re.fullmatch(
+        r"Nothing was changed: root2?@example\.com is the last active superuser; make another "
+        r"superuser first\.",
+        text,
+    )
+    assert User.objects.filter(is_superuser=True, is_active=True).count() == 2  # all or nothing
+    assert admin_browser.get("/admin/").status_code == 200
+
+    # Positive control: one of the two may go.
+    one = admin_browser.post(
+        "/admin/accounts/user/", {"action": "deactivate", "_selected_action": [other.pk]}, follow=True
+    )
+    assert shown_levels(one) == [("success", "Deactivated 1 person(s).")]
+    other.refresh_from_db()
+    assert not other.is_active
 
 
 def test_changing_an_active_persons_name_keeps_their_password(admin_browser):

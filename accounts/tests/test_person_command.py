@@ -188,6 +188,25 @@ def test_only_a_superuser_deactivates_or_activates_a_superuser():
     assert not root.is_active
 
 
+def test_deactivate_refuses_the_last_active_superuser_until_there_is_another():
+    root = StaffFactory(email="root@example.com")
+    StaffFactory(email="old-root@example.com", is_active=False)  # an inactive superuser hands out nothing
+
+    with pytest.raises(CommandError) as refused:
+        call_command("person", "deactivate", root.email)
+
+    assert str(refused.value) == ("email: root@example.com is the last active superuser; make another superuser first.")
+    root.refresh_from_db()
+    assert root.is_active
+    assert not AuditEvent.objects.filter(action="user.deactivate").exists()
+
+    # Positive control: with another active superuser, the same command switches root off.
+    StaffFactory(email="root2@example.com")
+    call_command("person", "deactivate", root.email)
+    root.refresh_from_db()
+    assert not root.is_active
+
+
 @pytest.mark.parametrize("action", ["deactivate", "activate"])
 def test_deactivate_and_activate_refuse_an_unknown_address(action):
     with pytest.raises(CommandError, match="email: no person has the address 'ghost@example.com'"):

@@ -52,6 +52,13 @@ def test_setup_creates_the_first_administrator_and_signs_in(client):
     assert AuditEvent.objects.filter(action="user.create", target_label="admin@example.com").exists()
 
 
+def test_the_setup_page_says_the_password_signs_in_to_mail_only_once_there_is_a_mailbox(client):
+    page = client.get("/setup/").content.decode()
+
+    assert "Once you have a mailbox, your password also signs you in to mail." in page
+    assert "Your password also signs you in to mail." not in page  # no mailbox exists yet
+
+
 def test_setup_page_is_gone_once_an_account_exists(client):
     client.post("/setup/", with_code(GOOD))
     assert client.get("/setup/").status_code == 404

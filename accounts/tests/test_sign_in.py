@@ -66,6 +66,10 @@ def test_a_person_with_a_device_is_asked_for_a_code_and_a_code_works_once(client
     sign_in(other, "ann@example.com")
     response = other.post("/login/code/", {"code": code})
     assert "wrong or has already been used" in response.content.decode()
+    # Someone who just confirmed a new app with this very code learns why, and what to do.
+    assert "If you just set up your authenticator app, wait for the next code (codes change every 30 seconds)." in (
+        response.content.decode()
+    )
     assert other.get("/profile/").status_code == 302
 
 
@@ -76,7 +80,10 @@ def test_a_wrong_code_is_refused_and_audited(client):
     wrong = f"{(int(totp_code(device)) + 1) % 1000000:06d}"
     response = client.post("/login/code/", {"code": wrong})
     assert response.status_code == 200
-    assert "wrong or has already been used" in response.content.decode()
+    assert response.context["form"].errors["code"] == [
+        "That code is wrong or has already been used. If you just set up your authenticator app, wait for the "
+        "next code (codes change every 30 seconds)."
+    ]
     assert client.get("/profile/").status_code == 302
     assert AuditEvent.objects.filter(action="signin.code_failure", target_label="ann@example.com").exists()
 

@@ -1,8 +1,10 @@
 """`make run` (dockspace.devserver) as an operator meets it: a busy port, DEBUG on a network address,
-a data directory that does not exist yet, the access log of a reset link, and the declared processes it starts
-(dockspace.processes; the test extension app declares `extension-greeter`, on by default)."""
+a data directory that does not exist yet, the access log of a reset link, the declared processes it starts
+(dockspace.processes; the test extension app declares `extension-greeter`, on by default), a second `make run`
+on the same data directory, a `make run` killed outright, and Ctrl-C while it prepares the database."""
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -15,6 +17,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from dockspace.devserver import LOCK_FILE_NAME
+from dockspace.ports import port_holders
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -209,3 +214,118 @@ def test_make_run_refuses_when_an_apps_process_would_find_its_port_taken(tmp_pat
     assert f"EXTENSION_GREETER_BIND=127.0.0.1:{busy_port + 1} make run" in result.stderr
     assert "starting" not in result.stdout  # not even web, declared (and checked) first
     assert not Path(env["DOCKSPACE_DATA_DIR"]).exists()
+
+
+def start_devserver(env, log):
+    """`make run` in the background, in its own process group as a terminal starts it (Ctrl-C reaches the group)."""
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dockspace.devserver"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_for(log, text, proc, seconds=240):
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+
+
+def stop_listeners(*binds):
+    """Whatever a failed test left listening on its own (random) ports."""
+    for bind in binds:
+        for pid, _ in port_holders(int(bind.rpartition(":")[2])):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def test_a_second_make_run_on_the_same_data_directory_is_refused_naming_the_first(tmp_path):
+    bind = f"127.0.0.1:{free_port()}"
+    env = devserver_env(tmp_path, bind, DOCKSPACE_PROCESSES="web")
+    log = tmp_path / "first.log"
+    first = start_devserver(env, log)
+    try:
+        wait_for(log, "Dockspace is running at", first)
+
+        # Another address, the same data directory: one database, one queue, each periodic task twice.
+        second = run_devserver({**env, "DOCKSPACE_BIND": f"127.0.0.1:{free_port()}"})
+        assert second.returncode == 1
+        assert (
+            f"refusing to start: another `make run` (pid {first.pid}) is using the data directory "
+            f"{Path(env['DOCKSPACE_DATA_DIR']).resolve()}. Stop it with Ctrl-C in its terminal or kill {first.pid}"
+        ) in second.stderr
+        assert "Traceback" not in second.stderr
+        assert "starting" not in second.stdout  # no web, worker or beat
+        assert "Operations to perform" not in second.stdout  # not even migrate ran
+
+        # The same address: the port holder is named as what it is, another Dockspace.
+        same_port = run_devserver(env)
+        assert same_port.returncode == 1
+        assert (
+            f"another Dockspace is running here (pid {first.pid}): stop it with Ctrl-C in its terminal or "
+            f"kill {first.pid}."
+        ) in same_port.stderr
+        assert "starting" not in same_port.stdout
+
+        # Positive control: the first one serves on, untouched by both refusals.
+        with urllib.request.urlopen(f"http://{bind}/setup/", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+    assert "[run] stopped." in log.read_text()
+
+
+def test_make_run_killed_outright_takes_its_processes_with_it_and_frees_the_data_directory(tmp_path):
+    bind = f"127.0.0.1:{free_port()}"
+    env = devserver_env(tmp_path, bind, DOCKSPACE_PROCESSES="web,extension-greeter")
+    log = tmp_path / "run.log"
+    proc = start_devserver(env, log)
+    try:
+        wait_for(log, "Dockspace is running at", proc)
+        assert listening(bind)
+        assert listening(env["EXTENSION_GREETER_BIND"])
+
+        proc.kill()  # SIGKILL: no chance to stop its children itself
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while (listening(bind) or listening(env["EXTENSION_GREETER_BIND"])) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert not listening(bind), "gunicorn was left running"
+        assert not listening(env["EXTENSION_GREETER_BIND"]), "extension-greeter was left running"
+        # The lock died with it: the next `make run` may use the data directory.
+        with open(Path(env["DOCKSPACE_DATA_DIR"]) / LOCK_FILE_NAME) as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stop_listeners(bind, env["EXTENSION_GREETER_BIND"])
+
+
+def test_ctrl_c_while_make_run_prepares_the_database_stops_quietly_with_exit_130(tmp_path):
+    env = devserver_env(tmp_path, f"127.0.0.1:{free_port()}")
+    log = tmp_path / "run.log"
+    proc = start_devserver(env, log)
+    try:
+        database = Path(env["DOCKSPACE_DATA_DIR"]) / "dockspace.sqlite3"
+        deadline = time.monotonic() + 60
+        while not database.exists():  # created when `migrate` loads the settings
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "[run] interrupted: nothing is left running." in text
+    assert "Traceback" not in text
+    assert "KeyboardInterrupt" not in text
+    assert "[run] starting" not in text

@@ -131,10 +131,10 @@ def test_a_duplicate_domain_differing_only_in_case_is_refused_next_to_the_name(b
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
     [
-        ("default_quota", "10 GB", "Write it without spaces, like 10G"),
+        ("default_quota", "10 GB", "Write it without spaces, like 10G."),
         ("default_quota", "-1", "A quota cannot be negative"),
         ("default_quota", "10K", "Write a lower-case k: 10k."),
-        ("default_quota", "1.5G", "Use a whole number with one unit letter"),
+        ("default_quota", "1.5G", "For example 10G or 1536M, not 10GB or 1.5G."),
         ("default_quota", "9" * 5000 + "G", "at most 20 characters"),
         ("name", "exa mple.com", "spaces, line breaks and control characters are not allowed"),
         ("name", "a|b.example.com", "a '|' is not allowed"),
@@ -512,7 +512,12 @@ def test_a_forwarding_loop_is_refused_next_to_the_targets(browser):
         ("in fo@example.com", "ann@example.com", "local_part", "spaces, line breaks and control characters"),
         ("info:x@example.com", "ann@example.com", "local_part", "a ':' is not allowed"),
         ("info@example.com", "not-an-address", "targets_text", "is not an email address"),
-        ("info@example.com", "ann @example.com", "targets_text", "spaces, line breaks and control characters"),
+        (
+            "info@example.com",
+            "bob@elsewhere.org\nann @example.com",
+            "targets_text",
+            "'ann @example.com': spaces, line breaks and control characters are not allowed.",
+        ),
         ("info@example.com", "x|y@elsewhere.org", "targets_text", "a '|' is not allowed"),
         ("info@example.com", "@elsewhere.org", "targets_text", "a target must be a full address"),
         ("info@example.com", "nobody@example.com", "targets_text", "is not a mailbox, alias or list; create it first"),
@@ -954,6 +959,94 @@ def test_a_superuser_adopts_an_existing_person_by_naming_them_and_the_audit_says
     event = AuditEvent.objects.get(action="mail.mailbox.add")
     assert "adopting the existing person ann@example.com" in event.description
     assert event.actor_label == "root@example.com"
+
+
+def test_the_add_form_says_a_password_for_an_existing_person_replaces_theirs(browser):
+    page = browser.get("/admin/mail/mailbox/add/").content.decode()
+
+    assert "A password given for an existing person replaces their password" in page
+    assert "signs them out elsewhere; leave the password empty to keep theirs." in page
+
+
+def test_adopting_a_person_with_a_password_replaces_it_signs_them_out_audits_and_says_so(browser):
+    make_domain("example.com")
+    ann = UserFactory(email="ann@example.com")
+    ann_browser = Client()
+    ann_browser.force_login(ann)
+    assert ann_browser.get("/profile/").status_code == 200
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/",
+        {
+            **address_fields("ann@example.com"),
+            "person": "ann@example.com",
+            "quota": "",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert (
+        "The password of ann@example.com was replaced (Dockspace and mail) by the one given here; their sessions "
+        "were signed out." in shown_messages(response)
+    )
+    assert authenticate(email="ann@example.com", password=NEW_PASSWORD) == ann
+    assert authenticate(email="ann@example.com", password=PASSWORD) is None
+    assert ann_browser.get("/profile/").status_code == 302  # signed out
+    replaced = AuditEvent.objects.get(action="password.set", target_label="ann@example.com")
+    assert replaced.description.startswith("Password replaced for web and mail")
+    assert replaced.actor_label == "root@example.com"
+
+
+def test_adopting_a_person_without_a_password_keeps_their_password_and_sessions(browser):
+    make_domain("example.com")
+    ann = UserFactory(email="ann@example.com")
+    ann_browser = Client()
+    ann_browser.force_login(ann)
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/",
+        {**address_fields("ann@example.com"), "person": "ann@example.com", "quota": ""},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert authenticate(email="ann@example.com", password=PASSWORD) == ann
+    assert ann_browser.get("/profile/").status_code == 200
+    assert not AuditEvent.objects.filter(action="password.set").exists()
+    assert not [m for m in shown_messages(response) if "replaced" in m]
+
+
+def test_an_operator_adopting_themselves_with_a_new_password_stays_signed_in_here_only(browser):
+    make_domain("example.com")
+    root = User.objects.get(email="root@example.com")
+    elsewhere = Client()
+    elsewhere.force_login(root)
+
+    response = browser.post(
+        "/admin/mail/mailbox/add/",
+        {
+            **address_fields("root@example.com"),
+            "person": "root@example.com",
+            "quota": "",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert Mailbox.objects.get().person == root
+    assert (
+        "Your password was replaced (Dockspace and mail) by the one given here; your other sessions were signed "
+        "out, this one stays." in shown_messages(response)
+    )
+    assert browser.get("/admin/mail/mailbox/").status_code == 200  # this session goes on
+    assert elsewhere.get("/admin/mail/mailbox/").status_code == 302  # the other one was signed out
+    assert authenticate(email="root@example.com", password=NEW_PASSWORD) == root
+    assert AuditEvent.objects.filter(action="password.set", target_label="root@example.com").count() == 1
 
 
 def test_a_mailbox_cannot_be_given_to_one_person_at_another_persons_sign_in_address(browser):

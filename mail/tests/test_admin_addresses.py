@@ -132,7 +132,7 @@ def test_the_add_mailbox_form_speaks_to_the_operator_about_the_password(browser)
 
     page = browser.get("/admin/mail/mailbox/add/").content.decode()
 
-    assert "Your password also signs you in to mail" not in page
+    assert "your password also signs you in to mail" not in page
     assert "This one password signs the person in to Dockspace and to mail." in page
 
 

@@ -95,11 +95,17 @@ def test_an_alias_on_an_unmanaged_domain_is_refused(bob):
     [
         ("bob", "targets: 'bob' is not an email address"),
         ("@elsewhere.org", "targets: '@elsewhere.org' is not an address: a target must be a full address"),
-        ("bob smith@elsewhere.org", "targets: spaces, line breaks and control characters are not allowed"),
-        ("bob|x@elsewhere.org", "targets: a '|' is not allowed"),
-        ("bob:x@elsewhere.org", "targets: a ':' is not allowed"),
-        ("a@elsewhere.org,b@elsewhere.org", "targets: a ',' is not allowed"),
-        ("a@elsewhere.org\nb@elsewhere.org", "targets: spaces, line breaks and control characters are not allowed"),
+        (
+            "bob smith@elsewhere.org",
+            "targets: 'bob smith@elsewhere.org': spaces, line breaks and control characters are not allowed",
+        ),
+        ("bob|x@elsewhere.org", "targets: 'bob|x@elsewhere.org': a '|' is not allowed"),
+        ("bob:x@elsewhere.org", "targets: 'bob:x@elsewhere.org': a ':' is not allowed"),
+        ("a@elsewhere.org,b@elsewhere.org", "targets: 'a@elsewhere.org,b@elsewhere.org': a ',' is not allowed"),
+        (
+            "a@elsewhere.org\nb@elsewhere.org",
+            "targets: 'a@elsewhere.org\\nb@elsewhere.org': spaces, line breaks and control characters are not allowed",
+        ),
         ("ghost@example.com", "targets: ghost@example.com is on a managed domain but is not a mailbox, alias or list"),
         ("sales@example.com", "targets: sales@example.com cannot forward to itself"),
     ],

@@ -115,9 +115,9 @@ def test_bad_quota_units_are_reported_with_the_rule():
     assert quotas == {}
     assert [p.line_number for p in problems] == [1, 2, 3, 4]
     assert "lower-case k" in problems[0].reason
-    assert "whole number with one unit letter" in problems[1].reason
+    assert "not 10GB or 1.5G" in problems[1].reason
     assert problems[2].reason == "expected address:quota, like bob@example.com:10G"
-    assert "0 means no limit" in problems[3].reason
+    assert "cannot be negative" in problems[3].reason
 
 
 # Virtual ----------------------------------------------------------------------------------------------

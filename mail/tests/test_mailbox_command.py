@@ -95,9 +95,9 @@ def test_add_takes_a_quota_written_the_dms_way(domain, quota, expected):
     "quota, hint",
     [
         ("10 GB", "Write it without spaces, like 10G"),
-        ("-1", "A quota cannot be negative; 0 means no limit."),
+        ("-1", "A quota cannot be negative."),
         ("10K", "Write a lower-case k: 10k."),
-        ("1.5G", "Use a whole number with one unit letter, like 10G or 1536M"),
+        ("1.5G", "For example 10G or 1536M, not 10GB or 1.5G."),
         ("10", "Add a unit letter, like 10M"),
     ],
 )
@@ -341,6 +341,18 @@ def test_add_with_person_adopts_them_from_the_host_and_says_so_in_the_audit(doma
     assert authenticate(email="ann@example.com", password=PASSWORD) == person
     event = AuditEvent.objects.get(action="mail.mailbox.add")
     assert "adopting the existing person ann@example.com" in event.description
+
+
+def test_add_with_person_and_a_password_replaces_theirs_with_its_own_audit_entry(domain):
+    person = User.objects.create_user("ann@example.com", PASSWORD)
+
+    run("mailbox", "add", "ann@example.com", "--person", "ann@example.com", "--password-stdin", stdin="a new pass 42\n")
+
+    assert authenticate(email="ann@example.com", password="a new pass 42") == person
+    assert authenticate(email="ann@example.com", password=PASSWORD) is None
+    event = AuditEvent.objects.get(action="password.set", target_label="ann@example.com")
+    assert event.description.startswith("Password replaced for web and mail while adopting them for the mailbox")
+    assert event.actor_label.startswith("manage.py mailbox")
 
 
 def test_add_refuses_an_empty_person_instead_of_creating_a_new_one(domain):

@@ -69,6 +69,23 @@ def test_export_writes_the_file_and_import_reads_it_back(tmp_path, domain):
     ]
 
 
+@pytest.mark.django_db
+def test_export_never_overwrites_an_existing_file_unless_forced(tmp_path, domain):
+    services.mailbox_create(address="ann@example.com", full_name="Ann", quota=2 * 1024**3, actor_label="t")
+    path = tmp_path / "out.csv"
+    path.write_text("someone's own notes\n")
+
+    with pytest.raises(CommandError) as refused:
+        mailbox_command("export", "--csv", str(path))
+
+    assert str(refused.value) == f"--csv: {path} already exists; add --force to replace it."
+    assert path.read_text() == "someone's own notes\n"
+
+    # Positive control: --force replaces it.
+    assert mailbox_command("export", "--csv", str(path), "--force").strip() == f"Wrote 1 mailbox(es) to {path}."
+    assert path.read_text().startswith("address,name,quota,state\nann@example.com,Ann,2G,active")
+
+
 @pytest.fixture
 def carol(db):
     from accounts.models import User

@@ -32,12 +32,12 @@ def test_it_accepts_what_dms_accepts(text, n_bytes):
         ("10 GB", "without spaces"),
         (" 10G", "without spaces"),
         ("10G\n", "without spaces"),
-        ("-1", "cannot be negative; 0 means no limit"),
+        ("-1", "A quota cannot be negative."),
         ("-5G", "cannot be negative"),
         ("10K", "lower-case k: 10k"),
-        ("10GB", "whole number with one unit letter"),
-        ("1.5G", "whole number with one unit letter"),
-        ("1,5G", "whole number with one unit letter"),
+        ("10GB", "For example 10G or 1536M, not 10GB or 1.5G."),
+        ("1.5G", "For example 10G or 1536M"),
+        ("1,5G", "For example 10G or 1536M"),
         ("1024", "Add a unit letter, like 1024M"),
         ("00", "Add a unit letter"),
         ("10g", "case-sensitive: 10G"),
@@ -55,6 +55,9 @@ def test_it_rejects_everything_else_naming_the_field_the_rule_and_a_hint(text, h
     assert "unit letter B, k, M, G or T" in message
     assert "0 for no limit" in message
     assert hint in message
+    # The rule is said once: no hint repeats the unit letters or what 0 means.
+    assert message.count("B, k, M, G") == 1
+    assert message.count("no limit") == 1
 
 
 @pytest.mark.parametrize("value", ["", None, 10])

@@ -61,8 +61,9 @@ class Command(BaseCommand):
         "`suspend ADDRESS` (no sign-in, mail still delivered), `disable ADDRESS` (no sign-in, no delivery), "
         "`resume ADDRESS`, `import --csv FILE [--replace-passwords]` (columns address, name, quota, state, and "
         "password or password_hash; every row is checked first and nothing is imported if one is bad; a row for an "
-        "existing person keeps their password unless --replace-passwords), `export --csv FILE` (address, name, "
-        "quota, state: a file import reads back as it is, into a database with the same domains). "
+        "existing person keeps their password unless --replace-passwords), `export --csv FILE [--force]` (address, "
+        "name, quota, state: a file import reads back as it is, into a database with the same domains; an existing "
+        "FILE is replaced only with --force). "
         "`add ADDRESS --person EMAIL` gives the mailbox to an existing person. Commands act as the host; "
         "`--as EMAIL` acts with that staff member's permissions instead."
     )
@@ -107,6 +108,7 @@ class Command(BaseCommand):
         )
         exp = sub.add_parser("export", help="Write every mailbox to a CSV file (no passwords).")
         exp.add_argument("--csv", required=True, dest="csv_path")
+        exp.add_argument("--force", action="store_true", help="Replace the file if it already exists.")
         actor_arguments(sub)
 
     def handle(self, *args, action, stdin=None, **o):
@@ -222,7 +224,9 @@ class Command(BaseCommand):
         from mail.csv_io import mailboxes_export_csv
 
         try:
-            count = mailboxes_export_csv(o["csv_path"])
+            count = mailboxes_export_csv(o["csv_path"], overwrite=o["force"])
+        except FileExistsError:
+            raise CommandError(f"--csv: {o['csv_path']} already exists; add --force to replace it.") from None
         except OSError as e:
             raise CommandError(f"--csv: cannot write {o['csv_path']}: {e.strerror or e}.") from None
         self.stdout.write(f"Wrote {count} mailbox(es) to {o['csv_path']}.")
