@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 
 from accounts.audit import audit
+from dockspace.validation import error_text as validation_message
 from mail import services
 from mail.addresses import normalize_address, normalize_alias_address, split_address
-from mail.commandline import validation_message
 from mail.dms.parse import Problem, parse_access, parse_accounts, parse_quotas, parse_virtual
 from mail.dms.render import (
     ACCOUNTS_PATH,

@@ -8,12 +8,12 @@ from django.contrib.auth import authenticate
 from django.core import mail
 from django.test import Client
 
+from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent, User
 from accounts.tests.factories import PASSWORD, StaffFactory, UserFactory, password_hash
 from mail import services
 from mail.dkim import dns_record_value
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
-from mail.passwords import verify_mail_hash
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, make_tier
 
 pytestmark = pytest.mark.django_db

@@ -5,11 +5,11 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.hashers import get_hasher, identify_hasher
 
 from accounts.hashers import DockspaceArgon2PasswordHasher
+from accounts.mail_hashes import mail_hash, verify_mail_hash
 from accounts.models import AuditEvent, User
 from mail import csv_io, services
 from mail.csv_io import CsvImportError, mailboxes_export_csv, mailboxes_import_csv
 from mail.models import Mailbox, Tier
-from mail.passwords import mail_hash, verify_mail_hash
 
 ACTOR = "test import"
 GIB = 1024**3

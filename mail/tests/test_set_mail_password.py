@@ -6,8 +6,8 @@ import subprocess
 import pytest
 from django.contrib.auth import authenticate
 
+from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent
-from mail.passwords import verify_mail_hash
 from mail.sync import dms_sync
 from mail.tests.factories import PASSWORD, dms_lines, make_mailbox, refused, run
 
