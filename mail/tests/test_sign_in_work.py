@@ -1,5 +1,5 @@
 """A successful sign-in does its work once: one session row, the attempt given back with the account's failures
-cleared, and the mail hash checked again only when a hash changed. Failed sign-ins are unchanged (test_backends)."""
+cleared, and the mail hash checked again only when a hash changed. Failed sign-ins: test_sign_in_backend."""
 
 from datetime import timedelta
 
