@@ -283,6 +283,16 @@ class LoginThrottleAdmin(ReadOnlyAdmin):
     def is_locked_now(self, obj):
         return obj.is_locked()
 
+    # A lockout goes away only through the clear action (services.lockouts_clear, which checks whose it is),
+    # never through Django's generic delete, which checks nothing but the model permission.
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None and super().has_delete_permission(request)
+
     @admin.action(description="Clear the selected lockouts", permissions=["delete"])
     def clear(self, request, queryset):
         try:
@@ -300,3 +310,22 @@ class UserSessionAdmin(ReadOnlyAdmin):
     search_fields = ["user__email", "ip", "user_agent"]
     exclude = ["session_data"]
     list_select_related = ["user"]
+    actions = ["end_sessions"]
+
+    # Ending a session signs its person out: only through services.sessions_end, which checks whose it is.
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None and super().has_delete_permission(request)
+
+    @admin.action(description="End the selected sessions (sign those browsers out)", permissions=["delete"])
+    def end_sessions(self, request, queryset):
+        try:
+            count = services.sessions_end(sessions=queryset, request=request)
+        except ValidationError as e:
+            self.message_user(request, "Nothing was ended: " + " ".join(e.messages), messages.ERROR)
+            return
+        self.message_user(request, f"Ended {count} browser session(s).", messages.SUCCESS)

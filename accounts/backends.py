@@ -22,7 +22,7 @@ from accounts.validators import is_password_over_limit
 
 def mailbox_allows_sign_in(user):
     mailbox = getattr(user, "mailbox", None) if user is not None else None
-    return mailbox is None or mailbox.state == "active"
+    return mailbox is None or mailbox.is_usable
 
 
 # How long "these two hashes hold the same password" is remembered (see _align_mail_password).

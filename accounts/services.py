@@ -385,6 +385,29 @@ def session_revoke(*, user, session_hash, request):
     audit("session.revoke", request=request, target=user, description="Revoked one browser session.")
 
 
+def sessions_end(*, sessions, request=None, actor=None, actor_label=None):
+    """End these browser sessions (an administrator's choice of rows): ending a person's session acts on their
+    sign-in, so it needs the right to manage them, and only a superuser ends a superuser's. All or nothing."""
+    actor = authz.acting(request=request, actor=actor)
+    rows = list(sessions.select_related("user"))
+    people = {row.user.pk: row.user for row in rows if row.user is not None}
+    for person in people.values():
+        authz.require_may_manage_person(actor, person, "user")
+    actor = authz.audit_actor(actor)
+    UserSession.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    for person in people.values():
+        count = sum(1 for row in rows if row.user is not None and row.user.pk == person.pk)
+        audit(
+            "session.revoke",
+            request=request,
+            actor=actor,
+            actor_label=actor_label,
+            target=person,
+            description=f"An administrator ended {count} browser session(s).",
+        )
+    return len(rows)
+
+
 def sessions_revoke_all(*, user, request=None, actor=None, actor_label=None, keep_hash=None):
     actor = authz.acting(request=request, actor=actor)
     authz.require_may_manage_person(actor, user, "user")

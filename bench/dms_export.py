@@ -203,18 +203,16 @@ SYNC_CODE = (
     + r"""
 from django.conf import settings
 from django.db.models import F
-from mail import sync
-from mail.dms.render import file_mode, render_files
+from mail.dms import catalog, sync
 from mail.dms.writer import write_files
 from mail.models import DmsSyncState, Mailbox
-from mail.selectors import dms_snapshot
 
 connection.ensure_connection()
 state = DmsSyncState.load()
 before_count = state.write_count
 changed_address = None
 if spec.get("change_one"):
-    mailbox = Mailbox.objects.filter(state=Mailbox.ACTIVE).order_by("pk").first()
+    mailbox = Mailbox.objects.usable().order_by("pk").first()
     Mailbox.objects.filter(pk=mailbox.pk).update(quota=F("quota") + 1024**3)
     changed_address = mailbox.address
 baseline = peak_mib()
@@ -240,10 +238,10 @@ if spec.get("breakdown"):
     sample = render_postfix_accounts([Account(address="a@b.test", password_hash="{X}h", is_suspended=True)])
     result["suspended_suffix"] = sample.decode().splitlines()[-1].removeprefix("a@b.test|{X}h")
     began = time.perf_counter()
-    snapshot = dms_snapshot(dkim_layout=settings.DKIM_LAYOUT)
+    snapshot = catalog.collected()
     result["snapshot_seconds"] = time.perf_counter() - began
     began = time.perf_counter()
-    files = render_files(snapshot)
+    files = catalog.render_snapshot(snapshot)
     result["render_seconds"] = time.perf_counter() - began
     began = time.perf_counter()
     again = write_files(
@@ -251,12 +249,12 @@ if spec.get("breakdown"):
         files,
         history_dir=settings.DMS_HISTORY_DIR,
         keep=settings.DMS_HISTORY_KEEP,
-        file_mode=file_mode,
+        file_mode=catalog.file_mode,
     )
     result["compare_seconds"] = time.perf_counter() - began
     result["compare_changed"] = again.changed
-    result["accounts"] = len(snapshot.accounts)
-    result["virtual_entries"] = len(snapshot.aliases)
+    result["accounts"] = len(snapshot["postfix-accounts.cf"])
+    result["virtual_entries"] = len(snapshot["postfix-virtual.cf"].entries)
 emit(result)
 """
 )
@@ -424,7 +422,8 @@ IMPORT_CODE = (
     PRELUDE
     + r"""
 import inspect
-from mail import csv_io, sync
+from mail import csv_io
+from mail.dms import sync
 from mail.models import Mailbox
 
 counts = {"requests": 0, "on_commit": 0}

@@ -132,7 +132,8 @@ def run(args, temp):
     from django.core.management import call_command
 
     from dockspace.celery import app
-    from mail import services, sync
+    from mail import services
+    from mail.dms import sync
     from mail.models import DmsSyncState
 
     if args.redis_url:

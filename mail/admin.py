@@ -14,8 +14,9 @@ from accounts.reset_mail import password_reset_mail_queue
 from dockspace.admin_base import ServiceAdmin
 from dockspace.canonical import unicode_address
 from dockspace.validation import error_summary
-from mail import forms, services, sync
+from mail import forms, services
 from mail.dkim import dns_record_value
+from mail.dms import sync
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
 from mail.quota import format_quota
 
@@ -279,7 +280,7 @@ class MailboxAdmin(ServiceAdmin):
     def send_reset_link(self, request, queryset):
         sent, skipped = 0, []
         for mailbox in queryset.select_related("person"):
-            if not mailbox.is_active:
+            if not mailbox.is_usable:
                 # The reset form ignores suspended and disabled mailboxes: say so rather than pretend.
                 skipped.append(mailbox.address)
                 continue

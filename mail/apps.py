@@ -7,9 +7,17 @@ class MailConfig(AppConfig):
     name = "mail"
     verbose_name = "Mail"
 
-    def ready(self):
-        from mail import signals
+    def dms_files(self):
+        """The files mail writes into the DMS config directory (mail.dms.catalog collects every app's)."""
+        from mail.dms.mail_files import MAIL_FILES
 
+        return MAIL_FILES
+
+    def ready(self):
+        from mail import signals, tasks
+        from mail.dms import sync
+
+        sync.use_sync_task(tasks.sync_dms_files)
         signals.connect()
 
     def periodic_tasks(self):
@@ -34,6 +42,6 @@ class MailConfig(AppConfig):
         left a journal to roll forward, and one killed while it held a queued sync lost that task (the embedded
         broker drops a message when a worker fetches it); the pending changes recorded in the database say what
         is behind, and this writes it now."""
-        from mail.sync import worker_started
+        from mail.dms.sync import worker_started
 
         worker_started()

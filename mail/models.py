@@ -118,6 +118,12 @@ class Domain(models.Model):
         return unicode_domain(self.name)
 
 
+class MailboxQuerySet(models.QuerySet):
+    def usable(self):
+        """Mailboxes whose person may use them: sign in (to mail and Dockspace) and send (see Mailbox.is_usable)."""
+        return self.filter(state=Mailbox.ACTIVE)
+
+
 class Mailbox(models.Model):
     """The one mailbox of a person: local@domain."""
 
@@ -139,6 +145,8 @@ class Mailbox(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = MailboxQuerySet.as_manager()
+
     class Meta:
         ordering = ["address"]
         verbose_name_plural = "mailboxes"
@@ -151,7 +159,10 @@ class Mailbox(models.Model):
         super().save(*args, **kwargs)
 
     @property
-    def is_active(self):
+    def is_usable(self):
+        """The one rule of "mailbox usable": active. A suspended or disabled mailbox refuses sign-in to mail
+        and Dockspace, password resets and the mail OAuth introspection (mail is still delivered while
+        suspended). MailboxQuerySet.usable() is the same rule for queries."""
         return self.state == self.ACTIVE
 
 

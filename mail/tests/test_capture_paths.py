@@ -8,14 +8,15 @@ import subprocess
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError
 from django.test import Client
 
 from accounts.models import User
 from accounts.tests.factories import UserFactory
 from mail import services
+from mail.dms.sync import dms_sync
 from mail.models import Alias, Group, Mailbox
-from mail.sync import dms_sync
 from mail.tests.factories import database_fingerprint, dms_lines, make_mailbox, run
 from mail.tests.test_admin import address_fields
 
@@ -343,3 +344,51 @@ def test_staff_who_manage_people_may_not_remove_a_mailbox_a_superusers_mail_flow
 
     message = refused_as(actor, "mailbox", "remove", "bob@example.com")
     assert message.startswith("address: removing bob@example.com changes where mail meant for root@example.com goes")
+
+
+# --- 4. removing the line at someone's own sign-in address --------------------------------------------
+
+
+def test_mail_staff_may_not_remove_the_alias_at_a_superusers_plus_sign_in_so_its_base_mailbox_gets_the_mail(
+    plus_admin, staff, browser
+):
+    services.alias_create(address="admin+dockspace@example.com", targets=["admin-real@outside.test"])
+    services.alias_create(address="bob+x@example.com", targets=["bob-real@outside.test"])
+    as_staff(staff, "alias", "remove", "bob+x@example.com")  # nobody signs in there: allowed
+    assert not Alias.objects.filter(address="bob+x@example.com").exists()
+
+    message = refused_as(staff, "alias", "remove", "admin+dockspace@example.com")
+    assert message.startswith(
+        "address: removing admin+dockspace@example.com changes where mail meant for admin+dockspace@example.com goes"
+    )
+    alias = Alias.objects.get(address="admin+dockspace@example.com")
+    response = browser.post(
+        "/admin/mail/alias/", {"action": "delete_selected", "_selected_action": [alias.pk], "post": "yes"}
+    )
+    assert response.status_code in (200, 302, 403)
+    assert Alias.objects.filter(address="admin+dockspace@example.com").exists()
+
+
+def test_mail_staff_may_not_move_or_remove_a_list_at_a_superusers_sign_in(root, staff):
+    make_mailbox("bob@example.com")
+    services.group_create(name="boss", address="root@example.com", members=["bob@example.com"])
+    services.group_create(name="team", address="team@example.com", members=["bob@example.com"])
+    as_staff(staff, "group", "update", "team", "--address", "crew@example.com")  # control
+    assert Group.objects.get(name="team").list_address == "crew@example.com"
+
+    assert "root@example.com" in refused_as(staff, "group", "update", "boss", "--address", "other@example.com")
+    assert "root@example.com" in refused_as(staff, "group", "remove", "boss")
+    assert Group.objects.get(name="boss").list_address == "root@example.com"
+
+
+def test_a_switched_off_alias_at_a_superusers_plus_sign_in_does_not_hide_the_base_mailbox_capture(plus_admin, staff):
+    services.alias_create(address="admin+dockspace@example.com", targets=["admin-real@outside.test"])
+    message = refused_as(staff, "alias", "update", "admin+dockspace@example.com", "--inactive")
+    assert "admin+dockspace@example.com" in message
+    services.alias_update(alias=Alias.objects.get(address="admin+dockspace@example.com"), is_active=False)
+
+    with pytest.raises(ValidationError) as error:
+        services.mailbox_create(address="admin@example.com", password="a long spy pass 123", actor=staff)
+    assert "would receive mail meant for admin+dockspace@example.com" in str(error.value)
+    assert not Mailbox.objects.filter(address="admin@example.com").exists()
+    services.mailbox_create(address="bob@example.com", password="a long spy pass 123", actor=staff)  # control

@@ -7,8 +7,9 @@ from django.contrib.auth.models import Permission
 
 from accounts.mail_hashes import mail_hash, verify_mail_hash
 from accounts.models import AuditEvent, User
-from mail import csv_io, services, sync
+from mail import csv_io, services
 from mail.csv_io import CsvImportError, mailboxes_import_csv
+from mail.dms import sync
 from mail.models import Mailbox
 
 ACTOR = "test import"

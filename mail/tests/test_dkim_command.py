@@ -9,8 +9,8 @@ import pytest
 import time_machine
 
 from accounts.models import AuditEvent
+from mail.dms.sync import dms_sync
 from mail.models import DkimKey, DmsSyncState
-from mail.sync import dms_sync
 from mail.tests.factories import (
     dms_file,
     make_domain,

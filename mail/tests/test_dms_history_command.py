@@ -4,7 +4,8 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from mail import services, sync
+from mail import services
+from mail.dms import sync
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mail.dms.mail_files import render_files
 from mail.dms.parse import Problem, parse_access, parse_accounts, parse_files, parse_quotas, parse_virtual
-from mail.dms.render import HEADER, dns_txt_value, render_files
+from mail.dms.render import HEADER, dns_txt_value
 from mail.dms.snapshot import Account, Alias, DkimKey, Snapshot
 
 HASH = "{SHA512-CRYPT}$6$saltsaltsaltsalt$hash"

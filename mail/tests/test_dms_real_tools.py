@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from mail.dms.render import render_files
+from mail.dms.mail_files import render_files
 from mail.dms.snapshot import Account, Alias, Snapshot
 
 HASH = "{SHA512-CRYPT}$6$saltsaltsaltsalt$hash"

@@ -8,14 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from mail.dms.render import (
-    HEADER,
-    ZONE_HEADER,
-    dns_txt_name,
-    dns_txt_value,
-    file_mode,
-    render_files,
-)
+from mail.dms.catalog import file_mode
+from mail.dms.mail_files import render_files
+from mail.dms.render import HEADER, ZONE_HEADER, dns_txt_name, dns_txt_value
 from mail.dms.snapshot import Account, Alias, DkimKey, Snapshot
 
 H = HEADER.encode()

@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from dockspace.celery import app
-from mail import sync
+from mail.dms import sync
 from mail.models import DmsPendingChange
 from mail.tests.factories import make_domain, make_mailbox
 

@@ -6,8 +6,8 @@ import pytest
 
 from accounts.models import AuditEvent, User
 from mail import services
+from mail.dms.sync import dms_sync
 from mail.models import Group
-from mail.sync import dms_sync
 from mail.tests.factories import (
     dms_lines,
     make_domain,

@@ -173,7 +173,7 @@ def dockspace_data():
 
 
 def test_the_files_dockspace_wrote_import_back_with_nothing_reported_lost(dockspace_data, dms_dir):
-    from mail.sync import dms_sync
+    from mail.dms.sync import dms_sync
 
     dms_sync()
     receive = data_lines(dms_dir / RECEIVE_ACCESS_PATH)
@@ -193,7 +193,7 @@ def test_the_files_dockspace_wrote_import_back_with_nothing_reported_lost(docksp
 
 
 def test_a_reject_line_dockspace_would_not_write_is_still_reported_lost(dockspace_data, dms_dir):
-    from mail.sync import dms_sync
+    from mail.dms.sync import dms_sync
 
     dms_sync()
     with open(dms_dir / RECEIVE_ACCESS_PATH, "a") as f:

@@ -14,8 +14,8 @@ from passlib.hash import bcrypt, sha512_crypt
 from accounts.models import AuditEvent, User
 from mail import services
 from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH
+from mail.dms.sync import rendered_files
 from mail.models import Alias, Domain, Mailbox
-from mail.sync import rendered_files
 
 ACTOR = "manage.py import_dms_files"
 GIB = 1024**3

@@ -13,8 +13,8 @@ from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent, User
 from mail import services
 from mail.dms.parse import parse_accounts
+from mail.dms.sync import dms_sync
 from mail.models import Mailbox
-from mail.sync import dms_sync
 from mail.tests.factories import (
     PASSWORD,
     dms_file,

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mail import services
+from mail.dms.sync import dms_sync
 from mail.models import DmsSyncState, Domain
-from mail.sync import dms_sync
 from mail.tests.factories import make_domain, make_mailbox, run
 
 pytestmark = pytest.mark.django_db

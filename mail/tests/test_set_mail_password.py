@@ -8,7 +8,7 @@ from django.contrib.auth import authenticate
 
 from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent
-from mail.sync import dms_sync
+from mail.dms.sync import dms_sync
 from mail.tests.factories import PASSWORD, dms_lines, make_mailbox, refused, run
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,8 @@ pure renderer makes of a Snapshot of the same state."""
 
 import pytest
 
-from mail import services, sync
+from mail import services
+from mail.dms import sync
 from mail.models import Mailbox
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 
-from mail import services, sync
+from mail import services
+from mail.dms import sync
 from mail.dms.writer import WriteError
 from mail.models import DmsSyncState, Mailbox
 
@@ -292,9 +293,9 @@ def test_a_change_records_that_the_files_are_behind_in_its_own_transaction(domai
 
 @pytest.mark.django_db(transaction=True)  # each change commits on its own, as in two processes
 def test_a_change_committed_during_the_write_keeps_the_files_behind(domain, monkeypatch):
-    from mail import selectors
+    from mail.dms import collection
 
-    real_accounts = selectors.dms_accounts
+    real_accounts = collection.dms_accounts
     committed_meanwhile = []
 
     def accounts_while_someone_commits():
@@ -306,7 +307,7 @@ def test_a_change_committed_during_the_write_keeps_the_files_behind(domain, monk
     from mail import tasks
 
     monkeypatch.setattr(tasks.sync_dms_files, "apply_async", lambda **kw: None)  # the worker is busy with ours
-    monkeypatch.setattr(selectors, "dms_accounts", accounts_while_someone_commits)
+    monkeypatch.setattr(collection, "dms_accounts", accounts_while_someone_commits)
     sync.dms_sync()
     monkeypatch.undo()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mail import sync
+from mail.dms import sync
 from mail.models import DmsSyncState
 from mail.tests.factories import make_mailbox
 

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.db import connections
 
 from dockspace.celery import _catch_up_at_worker_start
-from mail import services, sync
+from mail import services
+from mail.dms import sync
 
 pytestmark = pytest.mark.django_db
 

@@ -184,7 +184,9 @@ def test_oidc_staff_cannot_point_a_mail_client_elsewhere_but_may_rename_it(oidc_
     response = oidc_staff.post(f"{CLIENTS}{app.pk}/change/", change_form(app, redirect_uris=f"{REDIRECT_URI}\n{EVIL}"))
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "only a superuser may change its redirect URIs" in " ".join(errors["redirect_uris"])
+    assert "only a superuser may change the redirect URIs of a client allowed the mail scope" in " ".join(
+        errors["redirect_uris"]
+    )
     app.refresh_from_db()
     assert app.redirect_uris == REDIRECT_URI
     # positive controls: the same staff member renames it; a superuser changes its redirect URIs

@@ -57,3 +57,8 @@ class ExtensionAppConfig(AppConfig):
                 env={"GREETING": "hello from extension_app"},
             )
         ]
+
+    def dms_files(self):
+        from dockspace.tests.extension_app.dms import HELO_ACCESS
+
+        return [HELO_ACCESS]

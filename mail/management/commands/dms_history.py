@@ -4,9 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.audit import audit
-from mail.dms.render import file_mode
+from mail.dms.catalog import file_mode, files_hint
 from mail.dms.writer import WriterError, list_versions, restore_version
-from mail.sync import DMS_FILES_HINT
 
 
 class Command(BaseCommand):
@@ -35,7 +34,7 @@ class Command(BaseCommand):
             if action == "list":
                 versions = list_versions(history, o["file"])
                 if not versions:
-                    raise CommandError(f"file: no stored versions of {o['file']!r}. {DMS_FILES_HINT}")
+                    raise CommandError(f"file: no stored versions of {o['file']!r}. {files_hint()}")
                 for v in versions:
                     self.stdout.write(f"{v.stored_at:%Y-%m-%d %H:%M:%S}Z  {v.sha256[:16]}  {v.size:>9} bytes")
                 return

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mail import sync
+from mail.dms import sync
 from mail.dms.writer import LockTimeout, UnsafePath, WriteError
 from mail.progress import terminal_progress
 

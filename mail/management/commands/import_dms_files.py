@@ -7,7 +7,8 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mail.dms_import import ACTOR, DmsDirectoryError, adopt_dms_directory
+from mail.dms.adoption import ACTOR, adopt_dms_directory
+from mail.dms.directory import DmsDirectoryError
 from mail.progress import terminal_progress
 
 # Exit codes: 0 everything adopted, 1 some lines reported as not adoptable, 2 nothing could be read.
@@ -60,7 +61,7 @@ class Command(BaseCommand):
                 f"{len(report.not_adopted)} line(s) not adopted."
             )
         if not dry_run and os.path.realpath(directory) == os.path.realpath(settings.DMS_DIR):
-            from mail.sync import foreign_files
+            from mail.dms.sync import foreign_files
 
             if foreign_files(settings.DMS_DIR):
                 self.stdout.write(

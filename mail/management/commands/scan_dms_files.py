@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mail import sync
+from mail.dms import sync
 from mail.dms.writer import WriterError
 
 

@@ -10,7 +10,6 @@ DMS_SYNC_DELAY seconds (they are coalesced), and a sync that finds the bytes on 
 writes nothing.
 """
 
-import functools
 import hashlib
 import logging
 import math
@@ -23,73 +22,43 @@ from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from mail import selectors
-from mail.dms.render import (
-    ACCOUNTS_PATH,
-    HEADER,
-    QUOTAS_PATH,
-    RECEIVE_ACCESS_PATH,
-    RSPAMD_SIGNING_CONF_PATH,
-    SEND_ACCESS_PATH,
-    VIRTUAL_PATH,
-    file_mode,
-    is_secret,
-    redact_line,
-    render_dkim,
-    render_files,
-    stream_files,
-)
+from mail.dms import catalog, collection
 from mail.dms.writer import dms_lock, roll_forward, write_files
 from mail.models import DmsPendingChange, DmsSyncState
 from mail.progress import counting_dms_files
-from mail.selectors import dms_snapshot
 
 log = logging.getLogger(__name__)
 
 QUEUED_KEY = "mail:dms-sync-queued"
 LAST_START_KEY = "mail:dms-sync-last-start"
 SYNC_LOCK_NAME = "sync.lock"
-DMS_FILES_HINT = (
-    "Files: postfix-accounts.cf, postfix-virtual.cf, dovecot-quotas.cf, postfix-send-access.cf, "
-    "postfix-receive-access.cf, and the DKIM files."
-)
 _local = threading.local()
 
 
 def rendered_files():
-    """Every file as bytes, rendered from a Snapshot (small installations, previews, tests)."""
-    return render_files(dms_snapshot(dkim_layout=settings.DKIM_LAYOUT))
+    """Every declared file as bytes, rendered from the catalog's snapshot of the database (previews, tests)."""
+    return catalog.render_snapshot(catalog.collected())
 
 
 def streamed_files(*, on_skip=None):
-    """The same files for the writer, the big ones as producers of bytes chunks streamed from the
-    database, so a sync's memory does not grow with the number of mailboxes and aliases.
-    Sorted by path, so postfix-accounts.cf is replaced before postfix-virtual.cf names a new mailbox.
-    on_skip(message): a value that cannot be written is reported there and left out (without it, raised)."""
-    dead = functools.cache(selectors.dead_addresses)  # read once per sync, when first needed
-    files = stream_files(
-        accounts=selectors.dms_accounts,
-        aliases=lambda: selectors.dms_aliases(dead()),
-        identity_lines=lambda: selectors.dms_identity_lines(dead()),
-        send_blocked=selectors.dms_send_blocked,
-        receive_blocked=lambda: selectors.dms_receive_blocked(dead()),
-        on_skip=on_skip,
-    )
-    keys = selectors.dms_dkim_keys(dkim_layout=settings.DKIM_LAYOUT)
-    files.update(render_dkim(keys, settings.DKIM_LAYOUT, on_skip=on_skip))
-    return dict(sorted(files.items()))
+    """The same files for the writer, each as a producer of bytes chunks streamed from the database (a set
+    of files such as the DKIM ones as bytes), so a sync's memory does not grow with the number of mailboxes
+    and aliases. Sorted by path, so postfix-accounts.cf is replaced before postfix-virtual.cf names a new
+    mailbox. on_skip(message): a value that cannot be written is reported there and left out (without it,
+    raised)."""
+    return catalog.render(catalog.declared_files(), catalog.database_rows(catalog.Reads()), on_skip)
 
 
-def _write(files, *, root, dry_run=False):
+def _write(files, *, root, history_dir=None, dry_run=False):
     return write_files(
         root,
         files,
-        history_dir=settings.DMS_HISTORY_DIR,
+        history_dir=history_dir or settings.DMS_HISTORY_DIR,
         keep=settings.DMS_HISTORY_KEEP,
-        file_mode=file_mode,
+        file_mode=catalog.file_mode,
         dry_run=dry_run,
-        redact=redact_line,
-        is_secret=is_secret,
+        redact=catalog.redact_line,
+        is_secret=catalog.is_secret,
     )
 
 
@@ -97,19 +66,16 @@ class ForeignFiles(Exception):
     """The DMS directory holds account files Dockspace did not write: replacing them would lose them."""
 
 
-# The files whose loss would lose data, checked before Dockspace first replaces them.
-_GUARDED = (ACCOUNTS_PATH, VIRTUAL_PATH, QUOTAS_PATH, SEND_ACCESS_PATH, RECEIVE_ACCESS_PATH, RSPAMD_SIGNING_CONF_PATH)
-
-
 def foreign_files(root):
-    """{path: number of data lines} of guarded files that exist, do not start with Dockspace's
-    header and hold anything but comments: an existing DMS setup that has not been adopted."""
+    """{path: number of data lines} of the guarded files (catalog: the files whose loss would lose data) that
+    exist, do not start with Dockspace's header and hold anything but comments: an existing DMS setup that
+    has not been adopted."""
     found = {}
-    for path in _GUARDED:
+    for path in catalog.guarded_paths():
         try:
             with open(os.path.join(root, path), "rb") as f:
                 first = f.readline()
-                if first.decode("utf-8", "replace") == HEADER:
+                if first.decode("utf-8", "replace") == catalog.header_of(path):
                     continue
                 count = sum(1 for line in [first, *f] if line.strip() and not line.lstrip().startswith(b"#"))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -171,11 +137,10 @@ def dms_sync(*, dry_run=False, force=False, progress=None):
         if report.changed or report.removed:
             state.last_changed = sorted(report.changed + report.removed)
             state.write_count += len(report.changed) + len(report.removed)
-        if any(p.startswith("opendkim/") for p in report.changed + report.removed):
+        restart = catalog.restart_reason(report.changed + report.removed)
+        if restart:
             state.restart_needed = True
-            state.restart_reason = (
-                "OpenDKIM keys or tables changed: DMS reads them only at start. Restart the mailserver container."
-            )
+            state.restart_reason = restart
         state.save()
     return report
 
@@ -234,20 +199,13 @@ def export_files(output_dir, *, dry_run=False, force=False, progress=None):
     key = hashlib.sha256(real.encode()).hexdigest()[:16]
     (settings.DATA_DIR / "dms-export-history").mkdir(mode=0o700, parents=True, exist_ok=True)
     with counting_dms_files(streamed_files(), progress) as files:
-        return write_files(
-            output_dir,
-            files,
-            history_dir=settings.DATA_DIR / "dms-export-history" / key,
-            keep=settings.DMS_HISTORY_KEEP,
-            file_mode=file_mode,
-            dry_run=dry_run,
-            redact=redact_line,
-            is_secret=is_secret,
+        return _write(
+            files, root=output_dir, history_dir=settings.DATA_DIR / "dms-export-history" / key, dry_run=dry_run
         )
 
 
 def mailbox_exists():
-    return selectors.live_mailbox_exists()
+    return collection.live_mailbox_exists()
 
 
 # --- coalescing ----------------------------------------------------------------------------------
@@ -264,13 +222,28 @@ def _on_commit():
         log.exception("could not queue a DMS sync; the next change or the periodic check will write the files")
 
 
+_sync_task = None
+
+
+def use_sync_task(task):
+    """The Celery task that runs catch_up() in a worker, handed over by MailConfig.ready(): the tasks module
+    sits above this one and imports it, never the other way round."""
+    global _sync_task
+    _sync_task = task
+
+
+def _task():
+    if _sync_task is None:
+        raise RuntimeError("no DMS sync task: MailConfig.ready() hands it over (mail.dms.sync.use_sync_task)")
+    return _sync_task
+
+
 def _queue_sync():
     """Queue the sync task: at once after a quiet spell, else when DMS_SYNC_DELAY has passed since the
     last sync started. A queued-but-not-started task covers every change until it starts reading, so
     no second one is queued; the marker expires with the wait, so a task lost with a killed worker
     never holds up the next change for longer than that."""
-    from mail.tasks import sync_dms_files
-
+    sync_dms_files = _task()
     delay = settings.DMS_SYNC_DELAY
     if delay <= 0:
         sync_dms_files.apply_async()
@@ -347,9 +320,7 @@ def worker_started():
     except Exception:
         log.exception("catching up the DMS files at worker start failed; queueing a sync with retries")
         try:
-            from mail.tasks import sync_dms_files
-
-            sync_dms_files.apply_async()
+            _task().apply_async()
         except Exception:
             log.exception("could not queue a DMS sync; the periodic check will write the files")
         return

@@ -1,50 +1,33 @@
 """Adopting an existing DMS config directory: its accounts, quotas, aliases and access blocks become
 Dockspace domains, people, mailboxes (suspended or disabled where blocked) and aliases (through the same
 services as every other write), and every line that cannot be adopted, so would be lost when Dockspace
-takes the files over, is reported with its file and line number. The files Dockspace never writes are
-named and left alone.
+takes the files over, is reported with its file and line number; so is every other file of the catalog
+(mail.dms.catalog) that holds lines Dockspace did not write. The files Dockspace never writes are named and
+left alone (mail.dms.directory reads the directory).
 """
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 
 from accounts.audit import audit
-from dockspace.validation import error_text as validation_message
+from dockspace.validation import error_text
 from mail import services
 from mail.addresses import normalize_address, normalize_alias_address, split_address
+from mail.dms.directory import FILES, files_left_alone, files_not_adopted, read_dms_directory
 from mail.dms.parse import Problem, parse_access, parse_accounts, parse_quotas, parse_virtual
-from mail.dms.render import (
-    ACCOUNTS_PATH,
-    HEADER,
-    OPENDKIM_DIR,
-    QUOTAS_PATH,
-    RECEIVE_ACCESS_PATH,
-    RSPAMD_SIGNING_CONF_PATH,
-    SEND_ACCESS_PATH,
-    VIRTUAL_PATH,
-)
+from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, RECEIVE_ACCESS_PATH, SEND_ACCESS_PATH, VIRTUAL_PATH
+from mail.dms.sync import streamed_files
 from mail.hashers import django_password_from_mail_hash
 from mail.models import Alias, Domain, Mailbox
 from mail.progress import silent
 from mail.quota import format_quota
-from mail.sync import streamed_files
 
 User = get_user_model()
 
 ACTOR = "manage.py import_dms_files"
-FILES = (ACCOUNTS_PATH, QUOTAS_PATH, VIRTUAL_PATH, SEND_ACCESS_PATH, RECEIVE_ACCESS_PATH)
-# Directories Dockspace writes DKIM files into: their DKIM files are reported on their own, see _dkim_problems.
-DKIM_DIRS = (OPENDKIM_DIR, "rspamd")
-OPENDKIM_KEY_TABLE = f"{OPENDKIM_DIR}/KeyTable"
-
-
-class DmsDirectoryError(Exception):
-    """The directory cannot be read at all; nothing was looked at."""
 
 
 @dataclass
@@ -115,48 +98,6 @@ class AdoptionReport:
 
 
 # --- reading -------------------------------------------------------------------------------------
-
-
-def read_dms_directory(directory):
-    """{file name: text} for the account, quota and alias files of a DMS config directory (a missing
-    file reads as empty), plus problems for lines that are not UTF-8. Raises DmsDirectoryError."""
-    root = Path(directory)
-    if not root.exists():
-        raise DmsDirectoryError(f"--from: {directory} does not exist.")
-    if not root.is_dir():
-        raise DmsDirectoryError(f"--from: {directory} is not a directory.")
-    try:
-        present = {entry.name for entry in os.scandir(root)}
-    except OSError as e:
-        raise DmsDirectoryError(f"--from: cannot read {directory}: {e.strerror or e}.") from None
-    if not present.intersection(FILES):
-        raise DmsDirectoryError(
-            f"--from: {directory} holds none of {', '.join(FILES)}; give DMS's config directory "
-            "(the one mounted at /tmp/docker-mailserver in the container)."
-        )
-    texts, problems = {}, []
-    for name in FILES:
-        if name not in present:
-            texts[name] = ""
-            continue
-        try:
-            data = (root / name).read_bytes()
-        except OSError as e:
-            raise DmsDirectoryError(f"--from: cannot read {root / name}: {e.strerror or e}.") from None
-        texts[name] = _decode_lines(name, data, problems)
-    return texts, problems
-
-
-def _decode_lines(name, data, problems):
-    """Text with every line that is not UTF-8 blanked out (and reported), so line numbers still match."""
-    lines = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            problems.append(Problem(name, number, "", "not UTF-8 text"))
-            lines.append("")
-    return "\n".join(lines)
 
 
 def _first_lines(text, key_of, *, continued=False):
@@ -231,7 +172,7 @@ def _access_text(address):
 
 
 # What each access table blocks, and the Dockspace state that writes the same line (see
-# mail.selectors.dms_send_blocked / dms_receive_blocked): the stricter table first.
+# mail.dms.collection.dms_send_blocked / dms_receive_blocked): the stricter table first.
 _ACCESS_STATES = ((RECEIVE_ACCESS_PATH, Mailbox.DISABLED), (SEND_ACCESS_PATH, Mailbox.SUSPENDED))
 _STRICTNESS = {Mailbox.ACTIVE: 0, Mailbox.SUSPENDED: 1, Mailbox.DISABLED: 2}
 _ADOPTED_AS = {
@@ -275,7 +216,7 @@ def _block_problem(block):
     """None when Dockspace already writes this access line, else why it would be lost."""
     mailbox = Mailbox.objects.filter(address=block.address).first()
     if block.path == SEND_ACCESS_PATH:
-        if mailbox is not None and mailbox.state != Mailbox.ACTIVE:
+        if mailbox is not None and not mailbox.is_usable:
             return None
         return (
             f"Dockspace blocks sending only for suspended mailboxes, and {block.address} has no account in "
@@ -318,7 +259,7 @@ def _plan(texts, problems):
             web_password = django_password_from_mail_hash(account.password_hash)
         except ValidationError as e:
             text = _redacted(account.address, account.password_hash)
-            problems.append(Problem(ACCOUNTS_PATH, line, text, validation_message(e)))
+            problems.append(Problem(ACCOUNTS_PATH, line, text, error_text(e)))
             continue
         quota = quotas.get(account.address)
         state = Mailbox.SUSPENDED if account.is_suspended else Mailbox.ACTIVE
@@ -359,7 +300,7 @@ def _plan(texts, problems):
 
 
 def _messages(error):
-    return validation_message(error).replace("\n", "; ")
+    return error_text(error).replace("\n", "; ")
 
 
 def _ensure_domains(names, report, problems, actor_label):
@@ -513,46 +454,6 @@ def _adopt_forwards(forwards, report, problems, actor_label, bar):
         problems.append(Problem(VIRTUAL_PATH, forward.line, _alias_text(forward), reason))
 
 
-def files_left_alone(directory):
-    """The entries of the DMS directory that Dockspace never writes, such as postfix-regexp.cf,
-    postfix-relaymap.cf or postfix-sasl-password.cf: they keep working as they are."""
-    names = []
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-        if entry.name in FILES or entry.name in DKIM_DIRS or entry.name.endswith(".lock"):
-            continue
-        names.append(entry.name + ("/" if entry.is_dir() else ""))
-    return names
-
-
-def _has_foreign_data(path):
-    try:
-        text = path.read_text(errors="replace")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return False
-    if text.startswith(HEADER):
-        return False
-    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
-
-
-def _dkim_problems(directory):
-    """DKIM keys are not adopted: say which DMS files hold signing setup that Dockspace would replace."""
-    root, problems = Path(directory), []
-    if _has_foreign_data(root / RSPAMD_SIGNING_CONF_PATH):
-        reason = (
-            "DKIM signing settings are not adopted: taking over replaces this file with Dockspace's, which signs "
-            "only for domains with a DKIM key in Dockspace (manage.py dkim generate, then publish the DNS record)"
-        )
-        problems.append(Problem(RSPAMD_SIGNING_CONF_PATH, None, "", reason))
-    if _has_foreign_data(root / OPENDKIM_KEY_TABLE):
-        reason = (
-            "DKIM keys are not adopted: once a domain has a DKIM key in Dockspace, KeyTable and SigningTable are "
-            "rewritten with Dockspace's keys only (manage.py dkim generate for each domain, then publish the DNS "
-            "records)"
-        )
-        problems.append(Problem(OPENDKIM_KEY_TABLE, None, "", reason))
-    return problems
-
-
 def _whole_line(text, number, *, continued):
     """Physical line `number` of `text` (without CR), or None when it is not a whole entry: a Postfix
     table line (continued) that the next non-blank, non-comment line continues, or a repeat of a line
@@ -625,7 +526,7 @@ def adopt_dms_directory(directory, *, dry_run=False, actor_label=ACTOR, progress
     accounts, forwards, blocks, notes = _plan(texts, problems)
     report = AdoptionReport(directory=str(directory), dry_run=dry_run, notes=notes)
     report.left_alone = files_left_alone(directory)
-    problems += _dkim_problems(directory)
+    problems += files_not_adopted(directory)
     try:
         with transaction.atomic():
             domains = {split_address(a.address)[1] for a in accounts} | {split_address(f.address)[1] for f in forwards}
