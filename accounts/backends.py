@@ -13,6 +13,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import identify_hasher, verify_password
 from django.core.cache import cache
 
+from accounts import mail_hashes
 from accounts.hashers import spend_password_check
 from accounts.models import normalize_email
 from accounts.selectors import with_second_factor_facts
@@ -45,15 +46,13 @@ def _align_mail_password(user, password):
     locked, an upgrade) is a new pair, checked once again."""
     from django.conf import settings
 
-    from mail.passwords import mail_hash, verify_mail_hash
-
     if getattr(user, "mailbox", None) is None:
         return
     key = _aligned_key(user)
     if cache.get(key):
         return
-    if not verify_mail_hash(password, user.mail_password_hash):
-        user.mail_password_hash = mail_hash(password, settings.MAIL_HASH_SCHEME)
+    if not mail_hashes.verify_mail_hash(password, user.mail_password_hash):
+        user.mail_password_hash = mail_hashes.mail_hash(password, settings.MAIL_HASH_SCHEME)
         user.save(update_fields=["mail_password_hash"])
         key = _aligned_key(user)
     cache.set(key, True, ALIGNED_SECONDS)
@@ -72,12 +71,10 @@ def spend_failed_sign_in(*, checked_password, checked_mail_hash):
     """Tops a failed sign-in up to one Argon2 check and one mail-hash check, whichever it has not done."""
     from django.conf import settings
 
-    from mail import passwords
-
     if not checked_password:
         spend_password_check()
     if not checked_mail_hash:
-        passwords.spend_mail_hash_check(settings.MAIL_HASH_SCHEME)
+        mail_hashes.spend_mail_hash_check(settings.MAIL_HASH_SCHEME)
 
 
 def _check_without_upgrade(user, password):

@@ -132,12 +132,13 @@ class ReauthForm(forms.Form):
 
 
 def _confirm_password(user, password, request):
-    from accounts.services import ServiceError, password_confirm
+    from accounts.services import password_confirm
 
+    # Raised from a field's clean_<field>(): the refusal lands on that field, whatever the service calls it.
     try:
         password_confirm(user=user, password=password, request=request)
-    except ServiceError as exc:
-        raise forms.ValidationError(exc.message) from None
+    except forms.ValidationError as exc:
+        raise forms.ValidationError(exc.messages) from None
 
 
 class PasswordChangeForm(DjangoPasswordChangeForm):

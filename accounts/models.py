@@ -4,7 +4,9 @@ import hashlib
 import secrets
 import unicodedata
 import uuid
+from importlib import import_module
 
+from django.conf import settings
 from django.contrib.auth.hashers import identify_hasher, make_password
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.sessions.base_session import AbstractBaseSession
@@ -15,6 +17,7 @@ from django.db import models
 from django.utils import timezone
 from django_otp.models import Device
 
+from accounts.mail_hashes import mail_hash
 from dockspace.canonical import canonical_email
 
 EMAIL_MAX_LENGTH = 254
@@ -157,10 +160,6 @@ class User(AbstractBaseUser, PermissionsMixin):
         if raw_password is None:
             self.mail_password_hash = ""
         else:
-            from django.conf import settings
-
-            from mail.passwords import mail_hash
-
             self.mail_password_hash = mail_hash(raw_password, settings.MAIL_HASH_SCHEME)
 
     def check_password(self, raw_password):
@@ -186,10 +185,6 @@ class User(AbstractBaseUser, PermissionsMixin):
         the account line (without one the mailbox would vanish from DMS), so it gets the hash of a
         random secret nobody knows."""
         import secrets
-
-        from django.conf import settings
-
-        from mail.passwords import mail_hash
 
         self.mail_password_hash = mail_hash(secrets.token_urlsafe(32), settings.MAIL_HASH_SCHEME)
 
@@ -256,6 +251,11 @@ class AppSettings(models.Model):
         return row
 
 
+def totp_issuer(device=None):
+    """The name authenticator apps show next to the code (settings.OTP_TOTP_ISSUER): the site name."""
+    return AppSettings.load().site_name
+
+
 class AuditEvent(models.Model):
     """One security-relevant action: who, from where, when, on what. Never a secret."""
 
@@ -319,9 +319,9 @@ class UserSession(AbstractBaseSession):
 
     @classmethod
     def get_session_store_class(cls):
-        from accounts.sessions import SessionStore
-
-        return SessionStore
+        # The configured engine (accounts.sessions), looked up as Django's SessionMiddleware does: the store
+        # imports this model, not the other way round.
+        return import_module(settings.SESSION_ENGINE).SessionStore
 
 
 BACKUP_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud and typed by hand

@@ -19,6 +19,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from accounts.audit import audit
 from accounts.mail_limits import NOT_SENT, mail_request_allowed
 from accounts.models import AppSettings, User, normalize_email
+from dockspace.celery import queue_task
 from dockspace.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -86,10 +87,8 @@ def registration_mail_send(email):
 
 
 def registration_mail_queue(email):
-    from accounts.tasks import send_registration_mail
-
     try:
-        send_registration_mail.delay(email)
+        queue_task("accounts.send_registration_mail", email)
     except Exception:  # broker down: still mail the person, without the timing guarantee
         logger.warning("Task queue unreachable; sending the registration mail directly.")
         registration_mail_send(email)

@@ -13,6 +13,7 @@ from django.contrib.auth.forms import PasswordResetForm
 from accounts.audit import audit
 from accounts.mail_limits import NOT_SENT, mail_request_allowed
 from accounts.models import AppSettings, normalize_email
+from dockspace.celery import queue_task
 from dockspace.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,8 @@ def password_reset_request(*, email, request):
 
 def password_reset_mail_queue(email, *, by_administrator=False):
     """Hand the address to the worker; if the broker is unreachable, send now rather than not at all."""
-    from accounts.tasks import send_password_reset
-
     try:
-        send_password_reset.delay(email, by_administrator=by_administrator)
+        queue_task("accounts.send_password_reset", email, by_administrator=by_administrator)
     except Exception:  # the broker is down: the person still gets the link, only without the timing guarantee
         logger.warning("Task queue unreachable; sending the password-reset mail directly.")
         password_reset_mail_send(email, by_administrator=by_administrator)

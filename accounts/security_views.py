@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -28,8 +29,9 @@ from accounts import services
 from accounts.audit import audit
 from accounts.forms import CodeForm, DeviceNameForm, PasswordChangeForm, ProfileForm, ReauthForm
 from accounts.models import BackupCodeDevice, hash_session_key
-from accounts.selectors import sessions_of, user_needs_second_factor
+from accounts.selectors import profile_context, sessions_of, user_needs_second_factor
 from accounts.sessions import AFTER_TOTP, AUTH_AT, forget_revoked_session, safe_next_url
+from dockspace.validation import add_to_form, error_summary
 
 ENROLLING_DEVICE = "_dockspace_enrolling_device"
 REAUTH_SECONDS = 15 * 60
@@ -67,10 +69,8 @@ def sign_in_changes(view):
 
 @login_required
 def profile(request):
-    from mail.selectors import mail_overview
-    from oidc.selectors import apps_of
-
-    context = {"person": request.user, "mail": mail_overview(request.user), "apps": apps_of(request.user)}
+    # The mailbox and the apps a person signed into come from the apps that hold them (profile_context).
+    context = {**profile_context(request.user), "person": request.user}
     return render(request, "accounts/profile.html", context)
 
 
@@ -141,8 +141,8 @@ def totp_add(request):
     if form.is_valid():
         try:
             device = services.totp_device_start(user=request.user, name=form.cleaned_data["name"])
-        except services.ServiceError as exc:
-            form.add_error("name", exc.message)
+        except ValidationError as exc:
+            add_to_form(form, exc)
         else:
             request.session[ENROLLING_DEVICE] = device.pk
             return redirect("accounts:totp_confirm")
@@ -171,8 +171,8 @@ def totp_confirm(request):
         first_device = not TOTPDevice.objects.filter(user=request.user, confirmed=True).exists()
         try:
             services.totp_device_confirm(device=device, code=form.cleaned_data["code"], request=request)
-        except services.ServiceError as exc:
-            form.add_error("code", exc.message)
+        except ValidationError as exc:
+            add_to_form(form, exc)
         else:
             request.session.pop(ENROLLING_DEVICE, None)
             otp_login(request, device)
@@ -241,8 +241,8 @@ def backup_codes(request):
 def session_revoke(request, session_hash):
     try:
         services.session_revoke(user=request.user, session_hash=session_hash, request=request)
-    except services.ServiceError as exc:
-        messages.error(request, exc.message)
+    except ValidationError as exc:
+        messages.error(request, error_summary(exc))
         return redirect("accounts:security")
     if forget_revoked_session(request):
         return redirect("accounts:login")

@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_otp import user_has_device
@@ -43,3 +45,19 @@ def sessions_of(user, current_session_key=None):
         row.is_current = row.session_key == current
         row.seen_recently = row.last_seen_at >= recent
     return rows
+
+
+def profile_context(person):
+    """What the apps above accounts show on a person's profile page: each app whose AppConfig has a
+    `profile_context(person)` method adds its entries to the page's template context (mail: "mail", oidc: "apps").
+    Two apps setting the same entry is a mistake, refused rather than one hiding the other."""
+    context = {}
+    for config in apps.get_app_configs():
+        contribute = getattr(config, "profile_context", None)
+        if contribute is None:
+            continue
+        for key, value in contribute(person).items():
+            if key in context:
+                raise ImproperlyConfigured(f"profile_context: {config.label} sets {key!r}, which another app set.")
+            context[key] = value
+    return context

@@ -1,12 +1,12 @@
 """Everything that changes people, their second factors, sessions and lockouts. Views, admin and
-commands call these; each writes the audit log itself."""
+commands call these; each writes the audit log itself, and refuses with ValidationError({field: [message]})."""
 
 import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
@@ -29,16 +29,7 @@ from accounts.models import (
 )
 from accounts.signals import sign_in_revoked_send
 from dockspace.client_ip import client_ip, client_ip_key
-
-
-class ServiceError(Exception):
-    """A rule was broken; `field` names the input at fault (or None for the whole request)."""
-
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
+from dockspace.validation import field_error
 
 # --- people ---------------------------------------------------------------------------------------
 
@@ -51,7 +42,7 @@ def user_create(*, email, password, full_name="", is_staff=False, is_superuser=F
             user.set_password(password)
             user.save()
     except IntegrityError:
-        raise ServiceError("A person with this email address already exists.", field="email") from None
+        raise field_error("email", "A person with this email address already exists.") from None
     audit(
         "user.create",
         request=request,
@@ -67,7 +58,7 @@ def first_admin_create(*, email, password, full_name="", request=None):
     with transaction.atomic():
         AppSettings.objects.select_for_update().get_or_create(pk=1)
         if User.objects.exists():
-            raise ServiceError("An administrator already exists; sign in instead.")
+            raise field_error(NON_FIELD_ERRORS, "An administrator already exists; sign in instead.")
         return user_create(
             email=email,
             password=password,
@@ -278,13 +269,11 @@ def password_confirm(*, user, password, request):
     """Check a signed-in person's password again (before a sensitive change), under the same lockout."""
     attempt = signin_attempt_start(email=user.email, ip=client_ip(request))
     if attempt.locked_minutes:
-        raise ServiceError(locked_message(attempt.locked_minutes), field="password")
+        raise field_error("password", locked_message(attempt.locked_minutes))
     if not user.check_password(password):
         audit("reauth.failure", request=request, target=user, description="Wrong password when confirming a change.")
         minutes = signin_attempt_failed(attempt, request=request)
-        raise ServiceError(
-            locked_message(minutes) if minutes else "That is not your current password.", field="password"
-        )
+        raise field_error("password", locked_message(minutes) if minutes else "That is not your current password.")
     signin_attempt_release(attempt)
 
 
@@ -327,7 +316,7 @@ def totp_device_start(*, user, name):
     """An unconfirmed TOTP device: it counts only once a code from it has been entered."""
     name = (name or "").strip() or "Authenticator"
     if TOTPDevice.objects.filter(user=user, name=name, confirmed=True).exists():
-        raise ServiceError(f"You already have a device named {name!r}; choose another name.", field="name")
+        raise field_error("name", f"You already have a device named {name!r}; choose another name.")
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     return TOTPDevice.objects.create(user=user, name=name[:64], confirmed=False)
 
@@ -335,14 +324,12 @@ def totp_device_start(*, user, name):
 def totp_device_confirm(*, device, code, request):
     code = (code or "").strip().replace(" ", "")
     if not code.isdigit() or len(code) != device.digits:
-        raise ServiceError(f"Enter the {device.digits}-digit code your app shows.", field="code")
+        raise field_error("code", f"Enter the {device.digits}-digit code your app shows.")
     allowed, _ = device.verify_is_allowed()
     if not allowed:
-        raise ServiceError(
-            "A code was refused a moment ago: wait a few seconds, then enter the current code.", field="code"
-        )
+        raise field_error("code", "A code was refused a moment ago: wait a few seconds, then enter the current code.")
     if not device.verify_token(code):
-        raise ServiceError("That code is wrong or already used; wait for the next one and try again.", field="code")
+        raise field_error("code", "That code is wrong or already used; wait for the next one and try again.")
     device.confirmed = True
     device.save()
     audit("totp.add", request=request, target=device.user, description=f"Added TOTP device {device.name!r}.")
@@ -408,7 +395,7 @@ def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
 def session_revoke(*, user, session_hash, request):
     deleted = UserSession.objects.filter(user=user, session_key=session_hash).delete()[0]
     if not deleted:
-        raise ServiceError("That session has already ended.")
+        raise field_error(NON_FIELD_ERRORS, "That session has already ended.")
     audit("session.revoke", request=request, target=user, description="Revoked one browser session.")
 
 

@@ -3,6 +3,8 @@
 from celery import shared_task
 
 from accounts import housekeeping
+from accounts.registration import registration_mail_send
+from accounts.reset_mail import password_reset_mail_send
 
 
 @shared_task(
@@ -27,15 +29,11 @@ def purge_expired_sessions():
 
 @shared_task(name="accounts.send_password_reset", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def send_password_reset(email, by_administrator=False):
-    from accounts.reset_mail import password_reset_mail_send
-
     sent = password_reset_mail_send(email, by_administrator=by_administrator)
     return f"sent {sent} password-reset message(s)"
 
 
 @shared_task(name="accounts.send_registration_mail", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def send_registration_mail(email):
-    from accounts.registration import registration_mail_send
-
     sent = registration_mail_send(email)
     return f"sent {sent} registration message(s)"

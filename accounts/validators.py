@@ -1,7 +1,7 @@
 """Limits every password meets, whichever way it is set: at most 4,096 bytes, and not only spaces.
 
 The validator runs in every password form, command and import (AUTH_PASSWORD_VALIDATORS); the byte limit
-is also checked where passwords are hashed (accounts.hashers, mail.passwords), so no path hashes a huge value.
+is also checked where passwords are hashed (accounts.hashers, accounts.mail_hashes), so no path hashes a huge value.
 """
 
 from django.core.exceptions import ValidationError
@@ -18,13 +18,13 @@ def _too_long(password, max_bytes):
 
 
 def check_password_limits(password, max_bytes=PASSWORD_MAX_BYTES):
-    """Raises ValidationError('password: ...') for a password over the byte limit. For the hashing layer:
+    """Raises ValidationError({'password': ...}) for a password over the byte limit. For the hashing layer:
     forms report the same rule through PasswordLimitsValidator first."""
     if isinstance(password, bytes):
         password = password.decode("utf-8", "replace")
     problem = _too_long(password, max_bytes)
     if problem:
-        raise ValidationError(f"password: {problem}", code="password_too_long")
+        raise ValidationError({"password": ValidationError(problem, code="password_too_long")})
 
 
 def is_password_over_limit(password, max_bytes=PASSWORD_MAX_BYTES):

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -31,6 +32,7 @@ from accounts.reset_mail import password_reset_request
 from accounts.selectors import has_second_factor
 from accounts.sessions import AUTH_AT, forget_revoked_session, record_request_meta, safe_next_url
 from dockspace.client_ip import client_ip
+from dockspace.validation import add_to_form
 
 PENDING_SIGN_IN = "_dockspace_pending_sign_in"
 PENDING_SIGN_IN_SECONDS = 300
@@ -40,10 +42,6 @@ BACKEND = "accounts.backends.EmailBackend"
 
 def _next_url(request):
     return safe_next_url(request, "accounts:profile")
-
-
-def _add_service_error(form, exc):
-    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
 def home(request):
@@ -68,8 +66,8 @@ def setup(request):
             user = services.first_admin_create(
                 email=data["email"], password=data["password1"], full_name=data["full_name"], request=request
             )
-        except services.ServiceError as exc:
-            _add_service_error(form, exc)
+        except ValidationError as exc:
+            add_to_form(form, exc)
         else:
             first_run.setup_code_forget()
             _complete_sign_in(request, user, device=None)

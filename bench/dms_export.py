@@ -72,7 +72,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 from mail.models import Alias, AliasTarget, Domain, Group, Mailbox
-from mail.passwords import mail_hash
+from accounts.mail_hashes import mail_hash
 
 User = get_user_model()
 GIB = 1024**3
@@ -366,7 +366,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.contrib.auth.hashers import get_hasher, identify_hasher, make_password
 from mail import csv_io
-from mail.passwords import mail_hash
+from accounts.mail_hashes import mail_hash
 
 with open(spec["csv"], newline="", encoding="utf-8") as f:
     passwords = [row["password"] for row in csv.DictReader(f)]

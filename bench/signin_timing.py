@@ -33,7 +33,7 @@ from django.contrib.auth.hashers import Argon2PasswordHasher, get_hasher, make_p
 from accounts.models import AppSettings, User
 from mail import csv_io, services
 from mail.hashers import django_password_from_mail_hash
-from mail.passwords import mail_hash
+from accounts.mail_hashes import mail_hash
 
 spec = json.loads(open(os.environ["BENCH_SPEC"]).read())
 password = spec["password"]

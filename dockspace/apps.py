@@ -4,7 +4,7 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class DockspaceAdminConfig(AdminConfig):
-    default_site = "dockspace.admin.DockspaceAdminSite"
+    default_site = "accounts.admin_site.DockspaceAdminSite"
 
     def processes(self):
         """web, worker and beat (dockspace.processes)."""

@@ -27,21 +27,30 @@ def _prepare_embedded_broker(sender, **kwargs):
         private_dir(backend[len("file://") :])
 
 
+def queue_task(name, *args, **kwargs):
+    """Queue the task registered as `name` (its @shared_task name) with these arguments, through the task Celery
+    registered, so its retry policy (and eager mode in tests) applies; an unknown name raises NotRegistered (a
+    KeyError). Domain code queues work this way rather than importing a tasks module: tasks call the domain, never
+    the reverse (import-linter's tasks contract)."""
+    if name not in app.tasks:
+        # A web process imports the apps' tasks modules only now, as a worker does when it starts.
+        app.loader.import_default_modules()
+    return app.tasks[name].apply_async(args=args, kwargs=kwargs)
+
+
 @worker_init.connect
 def _catch_up_at_worker_start(sender, **kwargs):
-    """Work a worker does when it starts, before it connects to the broker or forks its pool, named here
-    one by one.
-
-    The DMS files: a worker killed mid-write left a journal to roll forward, and one killed while it held
-    a queued sync lost that task (the embedded broker drops a message when a worker fetches it); the
-    pending changes recorded in the database say what is behind, and this writes it now."""
+    """Work a worker does when it starts, before it connects to the broker or forks its pool: each app whose
+    AppConfig has a `worker_started()` method runs it, in INSTALLED_APPS order (mail: the DMS files' catch-up)."""
     import django
+    from django.apps import apps
     from django.db import connections
 
     django.setup()  # idempotent; the worker may not have set Django up yet at this point
-    from mail.dms.sync import worker_started
-
     try:
-        worker_started()
+        for config in apps.get_app_configs():
+            started = getattr(config, "worker_started", None)
+            if started is not None:
+                started()
     finally:
         connections.close_all()  # never hand a database connection to the pool's forked children

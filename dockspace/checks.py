@@ -100,32 +100,3 @@ def check_production_settings(app_configs=None, **kwargs):
             )
         )
     return problems
-
-
-@register()
-def check_oidc_settings(app_configs=None, **kwargs):
-    from urllib.parse import urlsplit
-
-    from oidc.hashers import ALGORITHM
-
-    problems = []
-    if urlsplit(settings.DOCKSPACE_URL).path not in ("", "/"):
-        problems.append(
-            Error(
-                f"DOCKSPACE_URL {settings.DOCKSPACE_URL!r} has a path; it is the OIDC issuer and discovery "
-                "lives at the site root.",
-                hint="Serve Dockspace at the root of its own host name, e.g. https://id.example.com.",
-                id="dockspace.E003",
-            )
-        )
-    hashers = settings.PASSWORD_HASHERS
-    if hashers and hashers[0].endswith("ClientSecretSHA256Hasher"):
-        problems.append(
-            Error(
-                "The OIDC client-secret hasher is first in PASSWORD_HASHERS: people's passwords would be "
-                "hashed with a fast hash.",
-                hint=f"Keep {ALGORITHM!r} last in PASSWORD_HASHERS.",
-                id="dockspace.E004",
-            )
-        )
-    return problems

@@ -245,7 +245,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-    {"NAME": "mail.passwords.MailPasswordValidator"},
+    {"NAME": "accounts.mail_hashes.MailPasswordValidator"},
 ]
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600, minimum=60)
 
@@ -274,10 +274,11 @@ CSRF_FAILURE_VIEW = "dockspace.errors.csrf_failure"
 
 
 def _totp_issuer(device=None):
-    """The name authenticator apps show next to the code: the site name from the app settings."""
-    from accounts.models import AppSettings
+    """The name authenticator apps show next to the code: accounts' site name. django-otp takes a callable, not a
+    dotted path, so this one looks the function up by its path, as this module names every app's code."""
+    from django.utils.module_loading import import_string
 
-    return AppSettings.load().site_name
+    return import_string("accounts.models.totp_issuer")(device)
 
 
 OTP_TOTP_ISSUER = _totp_issuer

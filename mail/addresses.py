@@ -3,9 +3,9 @@
 import re
 
 import idna
-from django.core.exceptions import ValidationError
 
 from dockspace.canonical import canonical_domain
+from dockspace.validation import field_error
 
 DOMAIN_MAX_LENGTH = 253
 LOCAL_MAX_LENGTH = 64
@@ -21,37 +21,38 @@ _LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 def _reject_unsafe(value, field, what="an address"):
     for ch in value:
         if ch.isspace() or ord(ch) < 32 or ord(ch) == 127:
-            raise ValidationError(f"{field}: spaces, line breaks and control characters are not allowed.")
+            raise field_error(field, "spaces, line breaks and control characters are not allowed.")
     for ch, name in _FORBIDDEN.items():
         if ch in value:
-            raise ValidationError(f"{field}: {name} is not allowed in {what}.")
+            raise field_error(field, f"{name} is not allowed in {what}.")
 
 
 def normalize_domain(value, field="domain"):
     """Lower case, IDNA (punycode) for non-ASCII names, no trailing dot. Raises ValidationError."""
     raw = value if isinstance(value, str) else ""
     if raw != raw.strip():
-        raise ValidationError(f"{field}: spaces are not allowed in a domain name.")
+        raise field_error(field, "spaces are not allowed in a domain name.")
     _reject_unsafe(raw, field, "a domain name")
     if not raw.rstrip("."):
-        raise ValidationError(f"{field}: a domain name is required.")
+        raise field_error(field, "a domain name is required.")
     # The one canonical spelling people's sign-in addresses use too (dockspace.canonical).
     try:
         name = canonical_domain(raw)
     except ValueError:
-        raise ValidationError(f"{field}: '{raw}' is not a valid international domain name.") from None
+        raise field_error(field, f"'{raw}' is not a valid international domain name.") from None
     labels = name.split(".")
     if len(labels) < 2 or len(name) > DOMAIN_MAX_LENGTH or not all(_LABEL_RE.fullmatch(label) for label in labels):
-        raise ValidationError(
-            f"{field}: '{raw}' is not a valid domain name (labels of letters, digits and hyphens, at least one dot)."
+        raise field_error(
+            field, f"'{raw}' is not a valid domain name (labels of letters, digits and hyphens, at least one dot)."
         )
     if labels[-1].isdigit():
-        raise ValidationError(f"{field}: '{raw}' is not a valid domain name (the last label cannot be a number).")
+        raise field_error(field, f"'{raw}' is not a valid domain name (the last label cannot be a number).")
     for label in labels:
         if label.startswith("xn--") and not _is_valid_a_label(label):
-            raise ValidationError(
-                f"{field}: '{raw}' is not a valid domain name ('{label}' is not valid punycode for an "
-                "international name; type the name in its own letters instead)."
+            raise field_error(
+                field,
+                f"'{raw}' is not a valid domain name ('{label}' is not valid punycode for an "
+                "international name; type the name in its own letters instead).",
             )
     return name
 
@@ -67,17 +68,16 @@ def _is_valid_a_label(label):
 def normalize_local_part(value, field="address"):
     local = (value or "").lower()
     if not local:
-        raise ValidationError(f"{field}: the part before '@' is required.")
+        raise field_error(field, "the part before '@' is required.")
     if len(local) > LOCAL_MAX_LENGTH:
-        raise ValidationError(f"{field}: the part before '@' can be at most {LOCAL_MAX_LENGTH} characters.")
+        raise field_error(field, f"the part before '@' can be at most {LOCAL_MAX_LENGTH} characters.")
     if local.startswith("#"):
-        raise ValidationError(
-            f"{field}: the part before '@' cannot start with '#' (DMS would read the line as a comment)."
-        )
+        raise field_error(field, "the part before '@' cannot start with '#' (DMS would read the line as a comment).")
     if not _LOCAL_RE.fullmatch(local):
-        raise ValidationError(
-            f"{field}: '{value}' before '@' may use letters, digits, dots (not first, last or doubled) "
-            "and !#$%&'*+/=?^_`{}~-."
+        raise field_error(
+            field,
+            f"'{value}' before '@' may use letters, digits, dots (not first, last or doubled) "
+            "and !#$%&'*+/=?^_`{}~-.",
         )
     return local
 
@@ -85,16 +85,16 @@ def normalize_local_part(value, field="address"):
 def normalize_address(value, field="address"):
     """'Bob@Example.COM' -> 'bob@example.com'. Raises ValidationError naming the field and the rule."""
     if not isinstance(value, str) or not value:
-        raise ValidationError(f"{field}: an email address is required.")
+        raise field_error(field, "an email address is required.")
     if value != value.strip():
-        raise ValidationError(f"{field}: spaces are not allowed in an address.")
+        raise field_error(field, "spaces are not allowed in an address.")
     _reject_unsafe(value, field)
     if value.count("@") != 1:
-        raise ValidationError(f"{field}: '{value}' is not an email address (expected one '@', like name@example.com).")
+        raise field_error(field, f"'{value}' is not an email address (expected one '@', like name@example.com).")
     local, domain = value.split("@")
     address = f"{normalize_local_part(local, field)}@{normalize_domain(domain, field)}"
     if len(address) > ADDRESS_MAX_LENGTH:
-        raise ValidationError(f"{field}: an address can be at most {ADDRESS_MAX_LENGTH} characters.")
+        raise field_error(field, f"an address can be at most {ADDRESS_MAX_LENGTH} characters.")
     return address
 
 

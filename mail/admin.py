@@ -3,88 +3,22 @@
 Forms and actions go through mail.services, like the commands do."""
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count, Prefetch
-from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit
 from accounts.authz import may_manage_person
 from accounts.reset_mail import password_reset_mail_queue
+from dockspace.admin_base import ServiceAdmin
 from dockspace.canonical import unicode_address
+from dockspace.validation import error_summary
 from mail import forms, services
 from mail.dkim import dns_record_value
 from mail.dms import sync
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
 from mail.quota import format_quota
-
-
-class ServiceAdmin(admin.ModelAdmin):
-    """The form already made the change through a service; the admin only logs it."""
-
-    def get_form(self, request, obj=None, **kwargs):
-        # The service forms declare every field they show, and Meta.fields names the model fields
-        # they edit. The admin passes the fieldset names instead, and a non-editable model field
-        # among them (Mailbox.address, Alias.address) makes the form factory raise FieldError.
-        kwargs["fields"] = None
-        form = super().get_form(request, obj, **kwargs)
-        return type(form.__name__, (form,), {"request": request})
-
-    def save_model(self, request, obj, form, change):
-        pass
-
-    def save_related(self, request, form, formsets, change):
-        for formset in formsets:
-            self.save_formset(request, form, formset, change=change)
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        with transaction.atomic():
-            response = super().changeform_view(request, object_id, form_url, extra_context)
-            context = getattr(response, "context_data", None) or {}
-            if request.method == "POST" and context.get("errors"):
-                # The form's service already made the change, but an inline on the page was
-                # refused: the page shows the errors, so nothing may stay written.
-                transaction.set_rollback(True)
-        return response
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The heading names the row as people read it: 'anna@bücher.de (anna@xn--bcher-kva.de)'.
-        obj = self.get_object(request, unquote(object_id))
-        if obj is not None:
-            extra_context = {"subtitle": _shown(str(obj)), **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        # A service may refuse a removal that the model's PROTECT rules let through; the admin's
-        # own transaction has rolled back by the time the error gets here.
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ValidationError as e:
-            self.message_user(request, "Not deleted: " + " ".join(e.messages), messages.ERROR)
-            return HttpResponseRedirect(request.path.removesuffix("delete/") + "change/")
-
-    def response_action(self, request, queryset):
-        # Bulk actions (deleting too) run in one transaction: a refusal undoes the whole batch and
-        # is shown as a message instead of a server error.
-        try:
-            with transaction.atomic():
-                return super().response_action(request, queryset)
-        except ValidationError as e:
-            self.message_user(request, "Nothing was changed: " + " ".join(e.messages), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-    def delete_model(self, request, obj):
-        self.remove(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.remove(request, obj)
-
-    def remove(self, request, obj):
-        raise NotImplementedError
 
 
 def _quota(value):
@@ -234,7 +168,7 @@ class DomainAdmin(ServiceAdmin):
                 service(domain=domain, request=request)
                 done.append(domain.name)
             except ValidationError as e:
-                self.message_user(request, f"{domain.name}: {' '.join(e.messages)}", messages.ERROR)
+                self.message_user(request, f"{domain.name}: {error_summary(e)}", messages.ERROR)
         if done:
             self.message_user(
                 request,
@@ -469,7 +403,7 @@ class DkimKeyAdmin(admin.ModelAdmin):
             try:
                 services.dkim_retire(key=key, request=request)
             except ValidationError as e:
-                self.message_user(request, f"{key}: {' '.join(e.messages)}", messages.ERROR)
+                self.message_user(request, f"{key}: {error_summary(e)}", messages.ERROR)
 
 
 @admin.register(DmsSyncState)

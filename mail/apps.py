@@ -30,3 +30,18 @@ class MailConfig(AppConfig):
                 description="Writes changes whose sync was lost and rewrites DMS files edited by hand.",
             ),
         ]
+
+    def profile_context(self, person):
+        """The person's mailbox, aliases and lists on their profile page (accounts.selectors.profile_context)."""
+        from mail.selectors import mail_overview
+
+        return {"mail": mail_overview(person)}
+
+    def worker_started(self):
+        """Run by every Celery worker as it starts (dockspace.celery). The DMS files: a worker killed mid-write
+        left a journal to roll forward, and one killed while it held a queued sync lost that task (the embedded
+        broker drops a message when a worker fetches it); the pending changes recorded in the database say what
+        is behind, and this writes it now."""
+        from mail.dms.sync import worker_started
+
+        worker_started()

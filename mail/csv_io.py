@@ -22,14 +22,14 @@ from django.utils import timezone
 
 from accounts import authz
 from accounts.audit import audit, audit_event
+from accounts.mail_hashes import mail_hash
 from accounts.models import AuditEvent
 from dockspace.csv_cells import SafeCsvWriter, csv_cell_value
+from dockspace.validation import error_lines
 from mail import services, signals
 from mail.addresses import normalize_address, split_address
-from mail.commandline import validation_message
 from mail.hashers import django_password_from_mail_hash
 from mail.models import Domain, Mailbox
-from mail.passwords import mail_hash
 from mail.progress import silent
 from mail.quota import format_quota, parse_quota
 
@@ -147,14 +147,8 @@ def _header(line, cells):
 
 
 def _messages(error):
-    """'field: rule' strings of a ValidationError, with model field names turned into column names."""
-    lines = []
-    for message in validation_message(error).splitlines():
-        field, sep, rest = message.partition(": ")
-        if sep and field in _FIELD_TO_COLUMN:
-            message = f"{_FIELD_TO_COLUMN[field]}: {rest}"
-        lines.append(message)
-    return lines
+    """'column: rule' lines of a ValidationError, model field names given as the CSV column names."""
+    return error_lines(error, _FIELD_TO_COLUMN)
 
 
 def _check_row(line, values):

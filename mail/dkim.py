@@ -11,7 +11,8 @@ import re
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from django.core.exceptions import ValidationError
+
+from dockspace.validation import field_error
 
 ALGORITHMS = ("rsa", "ed25519")
 RSA_BITS = (1024, 2048, 3072, 4096)
@@ -67,17 +68,17 @@ def public_key_b64_from_pem(pem):
         private_key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # TypeError: the key is encrypted; ValueError: not PEM or damaged; UnsupportedAlgorithm: e.g. DSA.
-        raise ValidationError("private_key_pem: not an unencrypted PEM private key (RSA or Ed25519).") from exc
+        raise field_error("private_key_pem", "not an unencrypted PEM private key (RSA or Ed25519).") from exc
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         return "ed25519", 0, _public_key_b64(private_key.public_key())
     if isinstance(private_key, rsa.RSAPrivateKey):
         if private_key.key_size < RSA_BITS[0]:
-            raise ValidationError(
-                f"private_key_pem: an RSA DKIM key needs at least {RSA_BITS[0]} bits, "
-                f"this one has {private_key.key_size}."
+            raise field_error(
+                "private_key_pem",
+                f"an RSA DKIM key needs at least {RSA_BITS[0]} bits, this one has {private_key.key_size}.",
             )
         return "rsa", private_key.key_size, _public_key_b64(private_key.public_key())
-    raise ValidationError("private_key_pem: DKIM signs with RSA or Ed25519 keys only.")
+    raise field_error("private_key_pem", "DKIM signs with RSA or Ed25519 keys only.")
 
 
 def rspamd_private_key(private_key_pem):
@@ -90,7 +91,7 @@ def rspamd_private_key(private_key_pem):
     try:
         private_key = serialization.load_pem_private_key(private_key_pem.encode("ascii"), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ValidationError("private_key_pem: not an unencrypted PEM private key (RSA or Ed25519).") from exc
+        raise field_error("private_key_pem", "not an unencrypted PEM private key (RSA or Ed25519).") from exc
     if not isinstance(private_key, ed25519.Ed25519PrivateKey):
         return private_key_pem
     seed = private_key.private_bytes(
@@ -127,13 +128,14 @@ def split_txt_for_dns(value, chunk=TXT_STRING_MAX):
     return [value[i : i + chunk] for i in range(0, len(value), chunk)] or [""]
 
 
-def validate_selector(selector):
+def validate_selector(selector, field="selector"):
     """Return the selector if it is one DNS label: 1-63 lower-case letters, digits and hyphens, not starting
-    or ending with a hyphen. Raises ValidationError naming 'selector'."""
+    or ending with a hyphen. Raises ValidationError naming `field`."""
     if not isinstance(selector, str) or not _SELECTOR_RE.fullmatch(selector):
-        raise ValidationError(
-            f"selector: {selector!r} is not valid; use 1-63 lower-case letters, digits and hyphens, "
-            "not starting or ending with a hyphen."
+        raise field_error(
+            field,
+            f"{selector!r} is not valid; use 1-63 lower-case letters, digits and hyphens, "
+            "not starting or ending with a hyphen.",
         )
     return selector
 

@@ -5,14 +5,14 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import get_default_password_validators
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
+from accounts.mail_hashes import MailPasswordValidator
 from dockspace.canonical import unicode_address
+from dockspace.forms import ServiceForm
 from mail import dkim, services
 from mail.addresses import plus_warning
 from mail.models import Alias, Domain, Group, Mailbox, Tier
-from mail.passwords import MailPasswordValidator
 from mail.quota import format_quota, parse_quota
 
 User = get_user_model()
@@ -41,49 +41,7 @@ class QuotaField(forms.CharField):
         try:
             return parse_quota(value, "quota")
         except ValidationError as e:
-            raise ValidationError([m.split(": ", 1)[-1] for m in e.messages]) from None
-
-
-class ServiceForm(forms.ModelForm):
-    """A ModelForm whose clean() performs the change through a service, inside the admin's
-    transaction, so a refused change shows field errors and writes nothing."""
-
-    request = None
-    # Service field name -> this form's field, where the form names it differently.
-    service_fields = {}
-
-    def apply(self, data):
-        raise NotImplementedError
-
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data
-        try:
-            with transaction.atomic():
-                result = self.apply(data)
-        except ValidationError as e:
-            self._add_service_errors(e)
-        else:
-            if result is not None:
-                self.instance = result
-        return data
-
-    def _add_service_errors(self, error):
-        if hasattr(error, "error_dict"):
-            pairs = [(field, m) for field, errors in error.error_dict.items() for e in errors for m in e.messages]
-        else:
-            # The address and quota helpers raise plain errors worded "field: rule".
-            pairs = [(m.split(": ", 1)[0] if ": " in m else None, m) for m in error.messages]
-        for field, message in pairs:
-            target = self.service_fields.get(field, field)
-            if target not in self.fields or self.fields[target].disabled:
-                target = None
-            prefix = f"{field}: "
-            self.add_error(target, message[len(prefix) :] if target and message.startswith(prefix) else message)
-
-    def _who(self):
-        return {"request": self.request}
+            raise ValidationError(e.messages) from None
 
 
 class DomainChoiceField(forms.ModelChoiceField):
@@ -166,7 +124,7 @@ class DomainForm(ServiceForm):
         try:
             return dkim.validate_selector(self.cleaned_data["dkim_selector"].lower())
         except ValidationError as e:
-            raise ValidationError([m.split(": ", 1)[-1] for m in e.messages]) from None
+            raise ValidationError(e.messages) from None
 
     def clean(self):
         algorithm, bits = self.cleaned_data.get("dkim_algorithm"), self.cleaned_data.get("dkim_bits")
@@ -228,7 +186,7 @@ class MailboxAddForm(AddressPicker, ServiceForm):
 
     def apply(self, data):
         if data.get("password1") != data.get("password2"):
-            raise ValidationError({"password2": ["password2: the two passwords differ."]})
+            raise ValidationError({"password2": ["the two passwords differ."]})
         person = None
         if data.get("person"):
             from accounts.models import normalize_email

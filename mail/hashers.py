@@ -4,10 +4,9 @@ on that sign-in. An import thus costs one mail hash per row, not a mail hash and
 """
 
 from django.contrib.auth.hashers import BasePasswordHasher, mask_hash
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_noop as _
 
-from mail.passwords import (
+from accounts.mail_hashes import (
     DEFAULT_SCHEME,
     VERIFIABLE_SCHEMES,
     hash_scheme,
@@ -15,6 +14,7 @@ from mail.passwords import (
     mail_hash,
     verify_mail_hash,
 )
+from dockspace.validation import field_error
 
 ALGORITHM = "dms"
 # accounts.User.password is a CharField(max_length=255) (widened from 128 for adopted hashes).
@@ -32,12 +32,13 @@ def django_password_from_mail_hash(hashed):
             reason = f"Dockspace cannot verify the {scheme} scheme"
         else:
             reason = f"it is not a well-formed {scheme} hash"
-        raise ValidationError(f"password_hash: {reason}.")
+        raise field_error("password_hash", f"{reason}.")
     encoded = f"{ALGORITHM}${hashed}"
     if len(encoded) > DJANGO_PASSWORD_MAX_LENGTH:
-        raise ValidationError(
-            f"password_hash: too long to keep as a Dockspace password "
-            f"({len(encoded)} characters, at most {DJANGO_PASSWORD_MAX_LENGTH}); the person must reset it."
+        raise field_error(
+            "password_hash",
+            f"too long to keep as a Dockspace password "
+            f"({len(encoded)} characters, at most {DJANGO_PASSWORD_MAX_LENGTH}); the person must reset it.",
         )
     return encoded
 

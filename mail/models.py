@@ -111,10 +111,7 @@ class Domain(models.Model):
 
     def clean(self):
         super().clean()
-        try:
-            self.name = normalize_domain(self.name, "name")
-        except ValidationError as e:
-            raise ValidationError({"name": e.messages}) from None
+        self.name = normalize_domain(self.name, "name")
 
     @property
     def unicode_name(self):

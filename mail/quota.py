@@ -2,7 +2,7 @@
 
 import re
 
-from django.core.exceptions import ValidationError
+from dockspace.validation import field_error
 
 # Binary units, exactly the letters DMS's `setup quota set` accepts (lower-case k included).
 UNITS = {"B": 1, "k": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -38,18 +38,18 @@ def _hint(text):
 def parse_quota(text, field="quota"):
     """'10G' -> 10737418240, '0' -> 0 (no limit). Raises ValidationError naming the field and the rule."""
     if not isinstance(text, str) or not text:
-        raise ValidationError(f"{field}: a quota is required: {RULE}.")
+        raise field_error(field, f"a quota is required: {RULE}.")
     match = QUOTA_RE.fullmatch(text)
     if match is None:
         hint = _hint(text)
-        raise ValidationError(f"{field}: '{text}' is not a quota: use {RULE}." + (f" {hint}" if hint else ""))
+        raise field_error(field, f"'{text}' is not a quota: use {RULE}." + (f" {hint}" if hint else ""))
     if text == "0":
         return 0
     if len(match.group(1)) > 20:  # longer than any quota that fits, and int() refuses 4300+ digits
-        raise ValidationError(f"{field}: '{text[:30]}...' is too large (at most {format_quota(MAX_QUOTA_BYTES)}).")
+        raise field_error(field, f"'{text[:30]}...' is too large (at most {format_quota(MAX_QUOTA_BYTES)}).")
     n_bytes = int(match.group(1)) * UNITS[match.group(2)]
     if n_bytes > MAX_QUOTA_BYTES:
-        raise ValidationError(f"{field}: '{text}' is too large (at most {format_quota(MAX_QUOTA_BYTES)}).")
+        raise field_error(field, f"'{text}' is too large (at most {format_quota(MAX_QUOTA_BYTES)}).")
     return n_bytes
 
 

@@ -238,10 +238,7 @@ def default_quota_for(domain):
 
 
 def _check_domain_settings(domain):
-    try:
-        domain.dkim_selector = dkim_keys.validate_selector(domain.dkim_selector)
-    except ValidationError as e:
-        raise _field_error("dkim_selector", " ".join(e.messages)) from None
+    domain.dkim_selector = dkim_keys.validate_selector(domain.dkim_selector, "dkim_selector")
     if domain.dkim_algorithm == Domain.DKIM_RSA and domain.dkim_bits not in (1024, 2048, 3072, 4096):
         raise _field_error("dkim_bits", "an RSA DKIM key has 1024, 2048, 3072 or 4096 bits.")
     tier, quota = domain.tier, domain.default_quota

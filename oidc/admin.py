@@ -19,8 +19,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.html import format_html
 
-from mail.admin import ServiceAdmin
-from mail.forms import ServiceForm
+from dockspace.admin_base import ServiceAdmin
+from dockspace.forms import ServiceForm
 from oidc import services
 from oidc.models import DEFAULT_SCOPES, Application, SigningKey
 from oidc.scopes import SCOPES

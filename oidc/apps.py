@@ -28,6 +28,8 @@ class OidcConfig(AppConfig):
     verbose_name = "OpenID Connect"
 
     def ready(self):
+        from oidc import checks  # noqa: F401 - registers the system checks
+
         # "First start": migrate runs at every start (make run, the Docker entrypoint).
         post_migrate.connect(_create_signing_keys, sender=self, dispatch_uid="oidc.signing_keys")
         from accounts.authz import register_group_gate
@@ -49,3 +51,9 @@ class OidcConfig(AppConfig):
                 description="Deletes expired access and refresh tokens, authorization codes and sign-ins that ended.",
             ),
         ]
+
+    def profile_context(self, person):
+        """The apps the person signed into, to revoke from their profile page (accounts.selectors.profile_context)."""
+        from oidc.selectors import apps_of
+
+        return {"apps": apps_of(person)}

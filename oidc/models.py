@@ -31,24 +31,24 @@ def is_loopback_uri(uri):
 URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()+,;=%]+")
 
 
-def uri_problems(uris, field_label):
+def uri_problems(uris):
     problems = []
     for uri in uris.split():
         parts = urlsplit(uri)
         if parts.scheme == "https" and parts.netloc or parts.scheme == "http" and is_loopback_uri(uri):
             pass
         else:
-            problems.append(f"{field_label}: {uri!r} must be an https:// URL (http:// only on 127.0.0.1 or [::1]).")
+            problems.append(f"{uri!r} must be an https:// URL (http:// only on 127.0.0.1 or [::1]).")
         if parts.fragment:
-            problems.append(f"{field_label}: {uri!r} must not contain a #fragment.")
+            problems.append(f"{uri!r} must not contain a #fragment.")
         if parts.username or parts.password:
-            problems.append(f"{field_label}: {uri!r} must not contain a user name or password.")
+            problems.append(f"{uri!r} must not contain a user name or password.")
         if "*" in uri:
-            problems.append(f"{field_label}: {uri!r} must not contain wildcards; list each URI exactly.")
+            problems.append(f"{uri!r} must not contain wildcards; list each URI exactly.")
         elif not URI_CHARACTERS.fullmatch(uri):
             # Apps send the ASCII form (punycode host, %-escaped path); an exact match needs the same here.
             problems.append(
-                f"{field_label}: {uri!r} may only contain URI characters; write a host as xn--… (punycode) "
+                f"{uri!r} may only contain URI characters; write a host as xn--… (punycode) "
                 "and escape other characters as %XX."
             )
     return problems
@@ -139,8 +139,8 @@ class Application(AbstractApplication):
             errors.setdefault("name", []).append(f"The name {problem}")
         if self.algorithm != self.RS256_ALGORITHM:
             errors.setdefault("algorithm", []).append("ID tokens are signed with RS256 only.")
-        for field, label in (("redirect_uris", "Redirect URIs"), ("post_logout_redirect_uris", "Post-logout URIs")):
-            problems = uri_problems(getattr(self, field), label)
+        for field in ("redirect_uris", "post_logout_redirect_uris"):
+            problems = uri_problems(getattr(self, field))
             if problems:
                 errors.setdefault(field, []).extend(problems)
         unknown = self.scope_set - set(KNOWN_SCOPES)

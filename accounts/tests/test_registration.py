@@ -1,11 +1,14 @@
+import logging
 import re
 
 import pytest
 from django.core import mail
 from django.test import Client
+from django.urls import reverse
 
 from accounts.models import AppSettings, AuditEvent, User
 from accounts.tests.factories import PASSWORD, UserFactory
+from dockspace.access_log import MaskSecretPathsFilter
 
 pytestmark = pytest.mark.django_db
 
@@ -102,26 +105,19 @@ def test_registration_is_gone_when_switched_off(client):
     assert client.post("/register/", {**FORM, "email": "n@example.com"}).status_code == 404
 
 
-def _operator_takes_over(person, *, activate, mailbox):
-    """What an operator does with a pending sign-up: a password of their choosing, then activation or a mailbox."""
-    from mail.models import Domain, Mailbox
-    from mail.tests.factories import make_domain
-
-    person.set_password("operator chosen 31")
-    person.is_active = activate
-    person.save()
-    if mailbox:
-        domain = Domain.objects.filter(name="example.com").first() or make_domain("example.com")
-        Mailbox.objects.create(person=person, domain=domain, local_part=person.email.partition("@")[0])
-
-
-@pytest.mark.parametrize("activate, mailbox", [(True, False), (False, True), (True, True)])
-def test_a_later_sign_up_never_replaces_the_password_of_an_activated_or_mailbox_person(client, activate, mailbox):
+def later_sign_up_attack(client, *, activate, give_mailbox=None):
+    """An operator takes a pending sign-up over (a password of their choosing, then activation and/or a mailbox,
+    `give_mailbox(person)`), then someone signs up again with that address: neither that sign-up nor the first
+    link changes the person."""
     client.post("/register/", {**FORM, "email": "victim@example.com"})
     first_link = link()
     person = User.objects.get(email="victim@example.com")
     assert person.is_pending_registration  # the flag is still set, as it was when this attack worked
-    _operator_takes_over(person, activate=activate, mailbox=mailbox)
+    person.set_password("operator chosen 31")
+    person.is_active = activate
+    person.save()
+    if give_mailbox:
+        give_mailbox(person)
 
     attacker = {
         **FORM,
@@ -141,3 +137,27 @@ def test_a_later_sign_up_never_replaces_the_password_of_an_activated_or_mailbox_
     person.refresh_from_db()
     assert person.is_active is activate and person.email_verified_at is None
     assert person.check_password("operator chosen 31")
+
+
+def test_a_later_sign_up_never_replaces_the_password_of_an_activated_person(client):
+    later_sign_up_attack(client, activate=True)  # with a mailbox: mail/tests/test_registration_mailbox.py
+
+
+# Finding 14: the token of a refused registration link never reaches a log line (dockspace.access_log).
+LOGGED_TOKEN = "cn0abc-0123456789abcdef0123456789abcdef"
+
+
+def test_djangos_own_log_line_for_a_refused_registration_link_is_masked(client, caplog):
+    settings_row = AppSettings.load()
+    settings_row.self_registration_enabled = True
+    settings_row.save()
+    UserFactory()  # past the first-run page
+    caplog.handler.addFilter(MaskSecretPathsFilter())
+    register = reverse("accounts:register_confirm", kwargs={"uidb64": "MQ", "token": LOGGED_TOKEN})
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = client.get(register)
+    assert response.status_code == 400
+    assert "/register/confirm/MQ/***/" in caplog.text  # positive control: the line is there
+    assert LOGGED_TOKEN not in caplog.text
+    # The filter is what settings.LOGGING puts on the console handler every process logs through.
+    assert any(isinstance(f, MaskSecretPathsFilter) for h in logging.getLogger().handlers for f in h.filters)

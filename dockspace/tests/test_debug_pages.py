@@ -4,10 +4,10 @@ server is reachable from the network."""
 import sys
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client, RequestFactory
 from django.views.debug import ExceptionReporter
 
-from accounts.tests.factories import UserFactory
 from dockspace.debug import mask_url_credentials
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_mask_url_credentials_keeps_urls_without_a_password():
 
 
 def test_a_404_on_a_network_bind_does_not_list_the_urls(settings):
-    UserFactory()  # past the first-run redirect
+    get_user_model().objects.create_user("ann@example.com")  # past the first-run redirect
     settings.DEBUG = True
     settings.DEBUG_ON_NETWORK = True
     response = Client().get("/no/such/page/")
@@ -62,7 +62,7 @@ def test_a_404_on_a_network_bind_does_not_list_the_urls(settings):
 
 def test_a_404_on_loopback_with_debug_still_shows_djangos_page(settings):
     # Positive control: the same request on a loopback bind gets Django's technical 404.
-    UserFactory()
+    get_user_model().objects.create_user("ann@example.com")
     settings.DEBUG = True
     settings.DEBUG_ON_NETWORK = False
     response = Client().get("/no/such/page/")

@@ -3,9 +3,8 @@
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
-
-from accounts.tests.factories import StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +23,7 @@ def test_favicon_ico_is_served_to_anyone_without_signing_in():
 
 @pytest.mark.parametrize("url", ["/login/", "/no-such-page/"])
 def test_the_sites_pages_link_icons_that_load(url):
-    UserFactory()  # past the first-run setup
+    get_user_model().objects.create_user("ann@example.com")  # past the first-run setup
     browser = Client()
 
     icons = linked_icons(browser.get(url).content.decode())
@@ -36,6 +35,6 @@ def test_the_sites_pages_link_icons_that_load(url):
 
 def test_the_admin_links_the_icon_too():
     browser = Client()
-    browser.force_login(StaffFactory(email="root@example.com"))
+    browser.force_login(get_user_model().objects.create_superuser("root@example.com"))
 
     assert "/favicon.ico" in linked_icons(browser.get("/admin/").content.decode())

@@ -13,9 +13,9 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 
 from accounts.audit import audit
+from dockspace.validation import error_text
 from mail import services
 from mail.addresses import normalize_address, normalize_alias_address, split_address
-from mail.commandline import validation_message
 from mail.dms.directory import FILES, files_left_alone, files_not_adopted, read_dms_directory
 from mail.dms.parse import Problem, parse_access, parse_accounts, parse_quotas, parse_virtual
 from mail.dms.render import ACCOUNTS_PATH, QUOTAS_PATH, RECEIVE_ACCESS_PATH, SEND_ACCESS_PATH, VIRTUAL_PATH
@@ -259,7 +259,7 @@ def _plan(texts, problems):
             web_password = django_password_from_mail_hash(account.password_hash)
         except ValidationError as e:
             text = _redacted(account.address, account.password_hash)
-            problems.append(Problem(ACCOUNTS_PATH, line, text, validation_message(e)))
+            problems.append(Problem(ACCOUNTS_PATH, line, text, error_text(e)))
             continue
         quota = quotas.get(account.address)
         state = Mailbox.SUSPENDED if account.is_suspended else Mailbox.ACTIVE
@@ -300,7 +300,7 @@ def _plan(texts, problems):
 
 
 def _messages(error):
-    return validation_message(error).replace("\n", "; ")
+    return error_text(error).replace("\n", "; ")
 
 
 def _ensure_domains(names, report, problems, actor_label):

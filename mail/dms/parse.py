@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.core.exceptions import ValidationError
 
+from dockspace.validation import error_lines
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain
 from mail.dms.render import (
     ACCOUNTS_PATH,
@@ -57,7 +58,7 @@ _NOLOGIN_FIELDS = {"fail", "fail=y", "fail=yes", "nologin", "nologin=y", "nologi
 
 
 def _message(error):
-    return error.messages[0] if isinstance(error, ValidationError) else str(error)
+    return error_lines(error)[0] if isinstance(error, ValidationError) else str(error)
 
 
 def _text_lines(text):

@@ -1,6 +1,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from dockspace.canonical import canonical_email
+from dockspace.validation import error_lines
 from mail.addresses import normalize_address, normalize_alias_address, normalize_domain
 
 
@@ -42,8 +44,8 @@ def test_it_normalises_addresses_to_lower_case_and_punycode(raw, expected):
 def test_it_rejects_bad_addresses_naming_the_rule(raw, rule):
     with pytest.raises(ValidationError) as e:
         normalize_address(raw, "address")
-    assert e.value.messages[0].startswith("address: ")
-    assert rule in e.value.messages[0]
+    assert error_lines(e.value)[0].startswith("address: ")
+    assert rule in error_lines(e.value)[0]
 
 
 def test_a_catch_all_is_at_domain():
@@ -58,3 +60,8 @@ def test_it_rejects_bad_domain_names(raw):
 
 def test_a_trailing_dot_is_dropped():
     assert normalize_domain("Example.com.") == "example.com"
+
+
+@pytest.mark.parametrize("typed", ["root@ｅxample.com", "Root@Example.COM.", "root@Bücher.de"])
+def test_mail_addresses_and_people_share_the_canonical_spelling(typed):
+    assert normalize_address(typed.rstrip(".").replace("Root", "root")) == canonical_email(typed)

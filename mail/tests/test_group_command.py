@@ -204,26 +204,3 @@ def test_remove_deletes_the_group_and_its_list_line_but_not_the_people(people, s
     assert User.objects.filter(email="ann@example.com").exists()
     assert list_line(settings, "team@example.com") is None
     assert refused("group", "remove", "team") == "NAME: no group 'team'."
-
-
-def test_update_as_mail_only_staff_cannot_grant_access_through_a_gating_group():
-    from django.contrib.auth.models import Permission
-
-    from oidc.tests.factories import make_client
-
-    staff = User.objects.create_user("mailstaff@example.com", "river stone lantern 42", is_staff=True)
-    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="mail"))
-    services.group_create(name="grafana-admins")
-    services.group_create(name="newsletter")
-    make_client(name="Grafana", groups=["grafana-admins"])
-    as_staff = ("--as", staff.email)
-
-    message = refused("group", "update", "grafana-admins", "--add", staff.email, *as_staff)
-    run("group", "update", "newsletter", "--add", staff.email, *as_staff)  # positive control
-    run("group", "update", "grafana-admins", "--add", staff.email)  # the host may
-
-    assert "members: grafana-admins decides who may sign in to Grafana" in message
-    assert list(Group.objects.get(name="newsletter").members.all()) == [staff]
-    event = AuditEvent.objects.get(action="access.change")
-    assert event.description == "Access to Grafana through group grafana-admins: added mailstaff@example.com."
-    assert event.actor_label == "manage.py group"

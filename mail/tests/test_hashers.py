@@ -7,9 +7,10 @@ from django.contrib.auth.hashers import check_password, identify_hasher, is_pass
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
+from accounts.mail_hashes import SCHEMES, mail_hash
 from accounts.models import User
+from dockspace.validation import error_lines
 from mail.hashers import DmsCryptPasswordHasher, django_password_from_mail_hash
-from mail.passwords import SCHEMES, mail_hash
 
 HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher", "mail.hashers.DmsCryptPasswordHasher"]
 
@@ -72,7 +73,7 @@ def test_the_encoded_form_is_dms_dollar_then_the_dovecot_hash():
 def test_it_refuses_to_adopt_a_hash_no_one_could_sign_in_with(hashed, message):
     with pytest.raises(ValidationError) as excinfo:
         django_password_from_mail_hash(hashed)
-    assert excinfo.value.messages[0].startswith(message)
+    assert error_lines(excinfo.value)[0].startswith(message)
 
 
 @pytest.mark.parametrize("encoded", ["dms$", "dms$garbage", "dms${CLEAR}" + PASSWORD, "argon2$" + DOVECOT_HASHES[0]])

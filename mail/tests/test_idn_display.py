@@ -3,11 +3,11 @@ profile page and, with the stored form beside them, on the admin's lists, change
 
 import pytest
 
-from accounts.tests.test_profile_mail import facts, profile_of
+from dockspace.tests.admin_pages import change
 from mail import services
 from mail.models import Alias, DkimKey, Domain, Group, Mailbox
 from mail.tests.factories import make_mailbox
-from mail.tests.test_admin import change
+from mail.tests.test_profile_mail import facts, profile_of
 
 pytestmark = pytest.mark.django_db
 

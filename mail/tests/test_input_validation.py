@@ -6,9 +6,9 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.tests.factories import UserFactory
+from dockspace.tests.admin_pages import errors as form_errors
 from mail.models import Domain, Group
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, refused, run
-from mail.tests.test_admin import errors as form_errors
 
 pytestmark = pytest.mark.django_db
 

@@ -9,12 +9,12 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management.base import CommandError
 
+from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent, User
 from mail import services
 from mail.dms.parse import parse_accounts
 from mail.dms.sync import dms_sync
 from mail.models import Mailbox
-from mail.passwords import verify_mail_hash
 from mail.tests.factories import (
     PASSWORD,
     dms_file,

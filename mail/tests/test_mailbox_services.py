@@ -2,10 +2,10 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
 
+from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent, User
 from mail import services
 from mail.models import Mailbox, Tier
-from mail.passwords import verify_mail_hash
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "river stone lantern 42"

@@ -8,11 +8,12 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.test import Client
 
+from accounts.mail_hashes import mail_hash, verify_mail_hash
 from accounts.models import User
 from accounts.tests.factories import StaffFactory
+from dockspace.validation import error_lines
 from mail.csv_io import CsvImportError, mailboxes_import_csv
 from mail.models import Mailbox
-from mail.passwords import mail_hash, verify_mail_hash
 from mail.tests.factories import make_domain, make_mailbox, refused, run
 from mail.tests.test_admin import address_fields
 
@@ -178,4 +179,4 @@ def test_hashing_refuses_a_password_over_the_limit_even_unvalidated(make):
     for too_long in (TOO_LONG, "é" * 2049):
         with pytest.raises(ValidationError) as caught:
             make(too_long)
-        assert caught.value.messages[0].startswith("password: at most 4,096 bytes")
+        assert error_lines(caught.value)[0].startswith("password: at most 4,096 bytes")

@@ -3,6 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from dockspace.validation import error_lines
 from mail.quota import format_quota, humanize_quota, parse_quota
 
 KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
@@ -50,7 +51,7 @@ def test_it_accepts_what_dms_accepts(text, n_bytes):
 def test_it_rejects_everything_else_naming_the_field_the_rule_and_a_hint(text, hint):
     with pytest.raises(ValidationError) as raised:
         parse_quota(text, field="quota of bob@example.com")
-    message = raised.value.messages[0]
+    message = error_lines(raised.value)[0]
     assert message.startswith(f"quota of bob@example.com: '{text}' is not a quota")
     assert "unit letter B, k, M, G or T" in message
     assert "0 for no limit" in message
@@ -64,7 +65,7 @@ def test_it_rejects_everything_else_naming_the_field_the_rule_and_a_hint(text, h
 def test_it_requires_a_string(value):
     with pytest.raises(ValidationError) as raised:
         parse_quota(value)
-    assert raised.value.messages[0].startswith("quota: a quota is required: a whole number")
+    assert error_lines(raised.value)[0].startswith("quota: a quota is required: a whole number")
 
 
 def test_it_rejects_a_quota_too_large_to_store():

@@ -6,9 +6,9 @@ import subprocess
 import pytest
 from django.contrib.auth import authenticate
 
+from accounts.mail_hashes import verify_mail_hash
 from accounts.models import AuditEvent
 from mail.dms.sync import dms_sync
-from mail.passwords import verify_mail_hash
 from mail.tests.factories import PASSWORD, dms_lines, make_mailbox, refused, run
 
 pytestmark = pytest.mark.django_db

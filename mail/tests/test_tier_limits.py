@@ -3,9 +3,9 @@ and moving a domain onto a tier its mailboxes exceed names those mailboxes."""
 
 import pytest
 
+from dockspace.tests.admin_pages import errors as form_errors
 from mail.models import Domain, Mailbox, Tier
 from mail.tests.factories import database_fingerprint, make_domain, make_mailbox, make_tier, refused, run
-from mail.tests.test_admin import errors as form_errors
 
 pytestmark = pytest.mark.django_db
 

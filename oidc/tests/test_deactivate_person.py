@@ -8,7 +8,7 @@ from django.test import Client
 from accounts import services
 from accounts.models import AuditEvent, UserSession
 from accounts.tests.factories import StaffFactory, UserFactory
-from mail.tests.test_admin import change
+from dockspace.tests.admin_pages import change
 from oidc.tests.factories import make_client, signed_in
 from oidc.tests.test_sign_in_reset import refresh, userinfo
 from oidc.tests.tokens import person_with_mailbox, tokens_for, webmail_client

@@ -12,9 +12,9 @@ from django.test import Client
 
 from accounts.models import AuditEvent
 from accounts.tests.factories import PASSWORD, StaffFactory
+from dockspace.tests.admin_pages import change
 from mail.models import Mailbox
 from mail.tests.factories import use_temp_dms_dir
-from mail.tests.test_admin import change
 from oidc.models import Consent
 from oidc.services import consent_grant
 from oidc.tests.factories import make_client, signed_in

@@ -9,6 +9,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import services
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from accounts.models import LoginThrottle, User, normalize_email
+from dockspace.validation import error_text
 
 ACTOR = "manage.py person"
 FIELDS = {"user": "email", "is_active": "email"}
@@ -53,8 +54,7 @@ class Command(BaseCommand):
             self._act(action, email, user, who)
         except ValidationError as e:
             # Every refusal here is about the person EMAIL names, whatever model field the service names.
-            lines = [f"{FIELDS.get(field, field)}: {m}" for field, ms in e.message_dict.items() for m in ms]
-            raise CommandError("\n".join(lines)) from None
+            raise CommandError(error_text(e, FIELDS)) from None
 
     def _act(self, action, email, user, who):
         if action == "reset-2fa":

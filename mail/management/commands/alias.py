@@ -3,19 +3,11 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from dockspace.commandline import ServiceCall, not_found, print_json, print_record
+from dockspace.validation import error_text
 from mail import services
 from mail.addresses import normalize_alias_address
-from mail.commandline import (
-    ServiceCall,
-    acting_as,
-    actor_arguments,
-    domain_argument,
-    not_found,
-    print_json,
-    print_record,
-    validation_message,
-    warn_plus,
-)
+from mail.commandline import acting_as, actor_arguments, domain_argument, warn_plus
 from mail.models import Alias
 
 ACTOR = "manage.py alias"
@@ -36,7 +28,7 @@ def find_alias(address):
     try:
         address = normalize_alias_address(address, "ADDRESS")
     except ValidationError as e:
-        raise CommandError(validation_message(e)) from None
+        raise CommandError(error_text(e)) from None
     alias = Alias.objects.filter(address=address).prefetch_related("targets").first()
     if alias is None:
         raise not_found("ADDRESS", "alias", address)

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dockspace.commandline import ServiceCall, print_json
 from mail import services
-from mail.commandline import ServiceCall, print_json
 from mail.dkim import dns_record_value, split_txt_for_dns
 from mail.management.commands.domain import find_domain
 from mail.models import DkimKey

@@ -2,9 +2,11 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dockspace.commandline import ServiceCall, not_found, print_json, print_record
+from dockspace.validation import error_text
 from mail import services
 from mail.addresses import normalize_domain
-from mail.commandline import ServiceCall, not_found, print_json, print_record, quota_argument, validation_message
+from mail.commandline import quota_argument
 from mail.models import Domain, Tier
 from mail.quota import format_quota
 
@@ -32,7 +34,7 @@ def find_domain(name):
     try:
         name = normalize_domain(name, "NAME")
     except ValidationError as e:
-        raise CommandError(validation_message(e)) from None
+        raise CommandError(error_text(e)) from None
     domain = Domain.objects.select_related("tier").filter(name=name).first()
     if domain is None:
         raise not_found("NAME", "managed domain", name)

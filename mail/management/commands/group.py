@@ -2,16 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dockspace.commandline import ServiceCall, not_found, print_json, print_record
 from mail import services
-from mail.commandline import (
-    ServiceCall,
-    acting_as,
-    actor_arguments,
-    not_found,
-    print_json,
-    print_record,
-    warn_plus,
-)
+from mail.commandline import acting_as, actor_arguments, warn_plus
 from mail.models import Group
 
 ACTOR = "manage.py group"

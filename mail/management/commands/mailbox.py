@@ -5,21 +5,11 @@ import sys
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from dockspace.commandline import ServiceCall, not_found, print_json, print_record, read_password
+from dockspace.validation import error_text
 from mail import services
 from mail.addresses import normalize_address
-from mail.commandline import (
-    ServiceCall,
-    acting_as,
-    actor_arguments,
-    domain_argument,
-    not_found,
-    print_json,
-    print_record,
-    quota_argument,
-    read_password,
-    validation_message,
-    warn_plus,
-)
+from mail.commandline import acting_as, actor_arguments, domain_argument, quota_argument, warn_plus
 from mail.models import Mailbox
 from mail.quota import format_quota
 
@@ -44,7 +34,7 @@ def find_mailbox(address, field="ADDRESS"):
     try:
         address = normalize_address(address, field)
     except ValidationError as e:
-        raise CommandError(validation_message(e)) from None
+        raise CommandError(error_text(e)) from None
     mailbox = Mailbox.objects.select_related("person", "domain").filter(address=address).first()
     if mailbox is None:
         raise not_found(field, "mailbox", address)

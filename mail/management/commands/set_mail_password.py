@@ -5,8 +5,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dockspace.commandline import ServiceCall, read_password
 from mail import services
-from mail.commandline import ServiceCall, acting_as, add_actor_argument, read_password
+from mail.commandline import acting_as, add_actor_argument
 from mail.management.commands.mailbox import find_mailbox
 
 

@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
-from mail.commandline import not_found, print_json, print_record
+from dockspace.commandline import not_found, print_json, print_record
+from dockspace.validation import error_text
 from oidc import services
 from oidc.models import Application
 from oidc.scopes import KNOWN_SCOPES
@@ -28,20 +29,11 @@ OPTION_OF_FIELD = {
     "authorization_grant_type": "--client-credentials",
     "client_secret": "CLIENT_ID",
 }
-# Application.clean() names the field in its own words; the option name replaces them.
-FIELD_LABELS = ("Redirect URIs: ", "Post-logout URIs: ")
 
 
 def refused(error, options=None):
     """A CommandError naming the option at fault and the rule, one line per problem."""
-    options = {**OPTION_OF_FIELD, **(options or {})}
-    lines = []
-    for field, messages in error.message_dict.items():
-        for message in messages:
-            for label in FIELD_LABELS:
-                message = message.removeprefix(label)
-            lines.append(message if field == "__all__" else f"{options.get(field, field)}: {message}")
-    return CommandError("\n".join(lines))
+    return CommandError(error_text(error, {**OPTION_OF_FIELD, **(options or {})}))
 
 
 def issuer():

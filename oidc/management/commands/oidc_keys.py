@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from mail.commandline import print_json
+from dockspace.commandline import print_json
 from oidc import keys, services
 from oidc.models import SigningKey
 

@@ -6,13 +6,14 @@ Timings themselves are measured by bench/signin_timing.py, never asserted here."
 import pytest
 from django.contrib.auth.hashers import make_password
 
+from accounts import mail_hashes
 from accounts.hashers import DockspaceArgon2PasswordHasher
+from accounts.mail_hashes import mail_hash
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
 from mail import hashers as mail_hashers
-from mail import passwords, services
+from mail import services
 from mail.hashers import django_password_from_mail_hash
-from mail.passwords import mail_hash
 from mail.tests.factories import make_mailbox, use_temp_dms_dir
 
 pytestmark = pytest.mark.django_db
@@ -25,12 +26,12 @@ def work(monkeypatch, settings, tmp_path):
     """Counts the password work done: Argon2 hashes and checks at the configured cost, and mail-hash checks."""
     use_temp_dms_dir(settings, tmp_path)
     User.objects.create_superuser("admin@example.com", None)  # past the first-run page
-    passwords.spend_mail_hash_check(settings.MAIL_HASH_SCHEME)  # the per-process decoy exists already
+    mail_hashes.spend_mail_hash_check(settings.MAIL_HASH_SCHEME)  # the per-process decoy exists already
     done = {"argon2": 0, "mail": 0}
     encode, verify, verify_mail = (
         DockspaceArgon2PasswordHasher.encode,
         DockspaceArgon2PasswordHasher.verify,
-        passwords.verify_mail_hash,
+        mail_hashes.verify_mail_hash,
     )
 
     def counting_encode(self, password, salt):
@@ -53,7 +54,7 @@ def work(monkeypatch, settings, tmp_path):
 
     monkeypatch.setattr(DockspaceArgon2PasswordHasher, "encode", counting_encode)
     monkeypatch.setattr(DockspaceArgon2PasswordHasher, "verify", counting_verify)
-    monkeypatch.setattr(passwords, "verify_mail_hash", counting_verify_mail)
+    monkeypatch.setattr(mail_hashes, "verify_mail_hash", counting_verify_mail)
     monkeypatch.setattr(mail_hashers, "verify_mail_hash", counting_verify_mail)
     return done
 

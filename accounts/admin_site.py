@@ -1,4 +1,6 @@
-"""Dockspace's admin site: a verified second factor for anyone who has one, and every change audited."""
+"""Dockspace's admin site: a verified second factor for anyone who has one, and every change audited.
+
+In accounts, which holds both (second factors and the audit log); DockspaceAdminConfig names it by dotted path."""
 
 from django.contrib import admin
 from django.shortcuts import redirect
@@ -6,6 +8,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from accounts.admin_audit import AuditedAdminMixin
+from accounts.selectors import user_needs_second_factor
 
 SCHEDULER_APP = "django_celery_beat"
 
@@ -36,8 +39,6 @@ class DockspaceAdminSite(admin.AdminSite):
     index_title = "Administration"
 
     def has_permission(self, request):
-        from accounts.selectors import user_needs_second_factor
-
         return super().has_permission(request) and not user_needs_second_factor(request)
 
     def login(self, request, extra_context=None):

@@ -1,5 +1,5 @@
 """A successful sign-in does its work once: one session row, the attempt given back with the account's failures
-cleared, and the mail hash checked again only when a hash changed. Failed sign-ins are unchanged (test_backends)."""
+cleared, and the mail hash checked again only when a hash changed. Failed sign-ins: test_sign_in_backend."""
 
 from datetime import timedelta
 
@@ -8,9 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.mail_hashes import verify_mail_hash
 from accounts.models import LoginThrottle, UserSession, hash_session_key
 from mail import services
-from mail.passwords import verify_mail_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -97,15 +97,15 @@ def test_a_mail_hash_replaced_since_the_last_sign_in_is_aligned_at_the_next(clie
 
 
 def test_an_aligned_mail_hash_is_not_checked_or_rewritten_at_every_sign_in(client, ann, monkeypatch):
-    from mail import passwords
+    from accounts import mail_hashes
 
     assert sign_in(client, "ann@example.com")["Location"] == "/profile/"
     client.logout()
     ann.refresh_from_db()
     before = ann.mail_password_hash
     checked = []
-    real_verify = passwords.verify_mail_hash
-    monkeypatch.setattr(passwords, "verify_mail_hash", lambda *a: checked.append(1) or real_verify(*a))
+    real_verify = mail_hashes.verify_mail_hash
+    monkeypatch.setattr(mail_hashes, "verify_mail_hash", lambda *a: checked.append(1) or real_verify(*a))
 
     assert sign_in(client, "ann@example.com")["Location"] == "/profile/"
 

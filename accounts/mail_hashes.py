@@ -1,4 +1,5 @@
 """Dovecot password hashes (`{SCHEME}hash`) as DMS account files hold them: made, checked and verified.
+In accounts because a person's one password is stored here twice (User.password and User.mail_password_hash).
 
 Pure: takes and returns strings. Hashing and constant-time comparison are passlib's (libpass).
 """
@@ -27,6 +28,7 @@ from passlib.hash import (
 )
 
 from accounts.validators import check_password_limits, is_password_over_limit
+from dockspace.validation import field_error
 
 # The schemes mail_hash can produce; the first is what DMS's own `setup email add` writes.
 SCHEMES = ("SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID")
@@ -91,14 +93,15 @@ def hash_scheme(hashed):
 
 def _validate_password(raw_password, scheme):
     if not isinstance(raw_password, str) or not raw_password:
-        raise ValidationError("password: a password is required.")
+        raise field_error("password", "a password is required.")
     # SASL PLAIN separates its fields with NUL, so such a password could never be used to log in.
     if "\x00" in raw_password:
-        raise ValidationError("password: a NUL character is not allowed.")
+        raise field_error("password", "a NUL character is not allowed.")
     if scheme == "BLF-CRYPT" and len(raw_password.encode("utf-8")) > BCRYPT_MAX_PASSWORD_BYTES:
-        raise ValidationError(
-            f"password: BLF-CRYPT uses at most {BCRYPT_MAX_PASSWORD_BYTES} bytes (UTF-8); "
-            "choose a shorter password or another scheme."
+        raise field_error(
+            "password",
+            f"BLF-CRYPT uses at most {BCRYPT_MAX_PASSWORD_BYTES} bytes (UTF-8); "
+            "choose a shorter password or another scheme.",
         )
 
 
@@ -208,7 +211,7 @@ class MailPasswordValidator:
         try:
             _validate_password(password, settings.MAIL_HASH_SCHEME)
         except ValidationError as e:
-            raise ValidationError([m.removeprefix("password: ") for m in e.messages], code="mail_password") from None
+            raise ValidationError(e.messages, code="mail_password") from None
 
     def get_help_text(self):
         # Shown to people without a mailbox too (the first administrator, a new sign-up).
