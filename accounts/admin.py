@@ -234,6 +234,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class DeletedOnlyByAction:
+    """Rows that go away only through the admin's own action, whose service checks whose they are (a lockout's
+    or a session's person): Django's generic delete checks nothing but the model permission, so it is off.
+    The delete permission still gates that action."""
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None and super().has_delete_permission(request)
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_label", "ip", "action", "target_label", "description"]
@@ -289,7 +303,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LoginThrottle)
-class LoginThrottleAdmin(ReadOnlyAdmin):
+class LoginThrottleAdmin(DeletedOnlyByAction, ReadOnlyAdmin):
     list_display = ["scope", "key", "failures", "locked_until", "is_locked_now"]
     list_filter = ["scope"]
     search_fields = ["key"]
@@ -298,16 +312,6 @@ class LoginThrottleAdmin(ReadOnlyAdmin):
     @admin.display(boolean=True, description="Locked now")
     def is_locked_now(self, obj):
         return obj.is_locked()
-
-    # A lockout goes away only through the clear action (services.lockouts_clear, which checks whose it is),
-    # never through Django's generic delete, which checks nothing but the model permission.
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def has_delete_permission(self, request, obj=None):
-        return obj is None and super().has_delete_permission(request)
 
     @admin.action(description="Clear the selected lockouts", permissions=["delete"])
     def clear(self, request, queryset):
@@ -320,22 +324,13 @@ class LoginThrottleAdmin(ReadOnlyAdmin):
 
 
 @admin.register(UserSession)
-class UserSessionAdmin(ReadOnlyAdmin):
+class UserSessionAdmin(DeletedOnlyByAction, ReadOnlyAdmin):
     list_display = ["user", "ip", "user_agent", "last_seen_at", "created_at", "expire_date"]
     list_filter = ["last_seen_at"]
     search_fields = ["user__email", "ip", "user_agent"]
     exclude = ["session_data"]
     list_select_related = ["user"]
     actions = ["end_sessions"]
-
-    # Ending a session signs its person out: only through services.sessions_end, which checks whose it is.
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def has_delete_permission(self, request, obj=None):
-        return obj is None and super().has_delete_permission(request)
 
     @admin.action(description="End the selected sessions (sign those browsers out)", permissions=["delete"])
     def end_sessions(self, request, queryset):

@@ -18,9 +18,10 @@ NO_ACCESS = "no_access"
 ERROR = "error"
 
 
-def account_usable(*, is_active, is_pending_registration, mailbox_state):
-    """A person may use apps while their account is active and their mailbox (if any) is not suspended/disabled."""
-    return is_active and not is_pending_registration and mailbox_state in (None, "active")
+def account_usable(*, is_active, is_pending_registration, mailbox_usable):
+    """A person may use apps while their account is active and their mailbox, if they have one, is usable
+    (mailbox_usable: None without a mailbox, else Mailbox.is_usable)."""
+    return is_active and not is_pending_registration and mailbox_usable in (None, True)
 
 
 def client_admits(allowed_group_ids, user_group_ids):

@@ -265,7 +265,7 @@ class MailTokenView(OAuthLibMixin, View):
         person = oauth_request.user if oauth_request is not None else None
         if person is None or oauth_request.client is None or not person_may_use(oauth_request.client, person):
             return self.refused()
-        mailbox = Mailbox.objects.filter(person=person, state=Mailbox.ACTIVE).first()
+        mailbox = Mailbox.objects.usable().filter(person=person).first()
         if mailbox is None:
             return self.refused()
         return JsonResponse(

@@ -43,7 +43,7 @@ def _email_verified(person):
 
 def _mailbox_address(person):
     mailbox = _mailbox(person)
-    return mailbox.address if mailbox is not None and mailbox.state == "active" else None
+    return mailbox.address if mailbox is not None and mailbox.is_usable else None
 
 
 def _group_names(person):

@@ -33,7 +33,7 @@ def user_is_usable(user):
     return policy.account_usable(
         is_active=user.is_active,
         is_pending_registration=user.is_pending_registration,
-        mailbox_state=mailbox.state if mailbox is not None else None,
+        mailbox_usable=mailbox.is_usable if mailbox is not None else None,
     )
 
 

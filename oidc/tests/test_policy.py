@@ -89,12 +89,11 @@ def test_the_group_gate_admits_everyone_when_the_client_names_no_group():
 
 
 def test_suspended_or_disabled_mailboxes_and_pending_registrations_cannot_use_apps():
-    assert policy.account_usable(is_active=True, is_pending_registration=False, mailbox_state=None)
-    assert policy.account_usable(is_active=True, is_pending_registration=False, mailbox_state="active")
-    assert not policy.account_usable(is_active=True, is_pending_registration=False, mailbox_state="suspended")
-    assert not policy.account_usable(is_active=True, is_pending_registration=False, mailbox_state="disabled")
-    assert not policy.account_usable(is_active=True, is_pending_registration=True, mailbox_state=None)
-    assert not policy.account_usable(is_active=False, is_pending_registration=False, mailbox_state=None)
+    assert policy.account_usable(is_active=True, is_pending_registration=False, mailbox_usable=None)
+    assert policy.account_usable(is_active=True, is_pending_registration=False, mailbox_usable=True)
+    assert not policy.account_usable(is_active=True, is_pending_registration=False, mailbox_usable=False)
+    assert not policy.account_usable(is_active=True, is_pending_registration=True, mailbox_usable=None)
+    assert not policy.account_usable(is_active=False, is_pending_registration=False, mailbox_usable=None)
 
 
 def test_the_auth_context_names_what_was_proved():
