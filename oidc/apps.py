@@ -41,6 +41,16 @@ class OidcConfig(AppConfig):
 
         sign_in_revoked.connect(_end_app_tokens, dispatch_uid="oidc.end_app_tokens")
 
+        # The sign-in pages' form-action lists the clients' redirect origins from the cache: a saved or deleted
+        # client (admin, command, service) forgets them, so the next page reads them again.
+        from django.db.models.signals import post_delete, post_save
+
+        from oidc.csp import forget_redirect_origins
+        from oidc.models import Application
+
+        post_save.connect(forget_redirect_origins, sender=Application, dispatch_uid="oidc.csp.saved")
+        post_delete.connect(forget_redirect_origins, sender=Application, dispatch_uid="oidc.csp.deleted")
+
     def periodic_tasks(self):
         return [
             PeriodicTask(

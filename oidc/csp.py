@@ -4,13 +4,34 @@ post-logout URIs (read by dockspace.csp for the Content-Security-Policy form-act
 import re
 from urllib.parse import urlsplit
 
+from django.core.cache import cache
+from django.db import transaction
+
 from oidc.models import Application
+
+# The origins, kept in the shared cache (Redis, or the data directory's file cache) until a client is saved or
+# deleted (forget_redirect_origins, connected in OidcConfig.ready): every sign-in page needs them.
+CACHE_KEY = "oidc:redirect-origins"
 
 # Only a plain host[:port] goes into the header: anything else could end the directive (`;`).
 HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 def redirect_origins():
+    origins = cache.get(CACHE_KEY)
+    if origins is None:
+        origins = _registered_origins()
+        cache.set(CACHE_KEY, origins, None)
+    return set(origins)
+
+
+def forget_redirect_origins(**kwargs):
+    """Forget now, and again once the transaction commits: a page read in between would cache the old list."""
+    cache.delete(CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(CACHE_KEY))
+
+
+def _registered_origins():
     origins = set()
     for redirect_uris, logout_uris in Application.objects.values_list("redirect_uris", "post_logout_redirect_uris"):
         for uri in f"{redirect_uris} {logout_uris}".split():
@@ -18,4 +39,4 @@ def redirect_origins():
             host = parts.netloc.rpartition("@")[2]
             if parts.scheme in ("http", "https") and HOST_PORT.fullmatch(host):
                 origins.add(f"{parts.scheme}://{host}")
-    return origins
+    return sorted(origins)

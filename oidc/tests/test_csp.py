@@ -39,3 +39,21 @@ def test_a_redirect_uri_that_could_break_the_header_is_left_out():
         redirect_uris="https://evil.example.com;script-src:*/cb https://ok.example.com:8443/cb",
     )
     assert redirect_origins() == {"https://good.example.com", "https://ok.example.com:8443"}
+
+
+def test_a_client_added_changed_or_removed_shows_on_the_next_sign_in_page_at_once():
+    UserFactory(email="ann@example.com")
+    browser = Client()
+    assert browser.get("/login/").status_code == 200
+    assert policy(browser.get("/login/"))["form-action"] == "'self'"  # read once, and kept
+    wiki, _secret = oidc_services.client_create(
+        name="Wiki", redirect_uris=["https://wiki.example.com/cb"], actor_label="test"
+    )
+    assert policy(browser.get("/login/"))["form-action"] == "'self' https://wiki.example.com"
+
+    wiki.redirect_uris = "https://docs.example.com/cb"
+    wiki.save()
+    assert policy(browser.get("/login/"))["form-action"] == "'self' https://docs.example.com"
+
+    wiki.delete()
+    assert policy(browser.get("/login/"))["form-action"] == "'self'"
