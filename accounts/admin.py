@@ -93,6 +93,13 @@ class UserAdmin(DjangoUserAdmin):
             raise PermissionDenied
         super().delete_queryset(request, queryset)
 
+    def get_deleted_objects(self, objs, request):
+        """A person's browser sessions go with them: the right to delete the person (checked above, person by
+        person) covers them, although sessions alone are never deleted by the admin's generic delete."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(UserSession._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
+
     def save_model(self, request, obj, form, change):
         if change and "is_active" in form.changed_data and not obj.is_active:
             # Sessions and app tokens end now, so ticking "Active" again does not bring them back. Before the save:

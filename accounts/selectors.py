@@ -6,25 +6,32 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
-from django_otp import user_has_device
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp import device_classes, user_has_device
 
-from accounts.models import BackupCodeDevice, UserSession, hash_session_key
+from accounts.models import UserSession, hash_session_key
+
+
+def _device_fact(model):
+    return f"has_confirmed_{model._meta.label_lower.replace('.', '_')}"
 
 
 def with_second_factor_facts(people):
-    """People with whether they have a confirmed TOTP device or backup codes, in the same query (the sign-in
-    backend fetches the person this way, so the password step asks no further query to decide on a code)."""
+    """People with whether they have a confirmed device of each kind django-otp knows (TOTP, backup codes, any
+    other installed plugin), in the same query: the sign-in backend fetches the person this way, so the password
+    step asks no further query to decide on a code."""
     return people.annotate(
-        has_confirmed_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
-        has_confirmed_backup_codes=Exists(BackupCodeDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        **{
+            _device_fact(model): Exists(model.objects.filter(user=OuterRef("pk"), confirmed=True))
+            for model in device_classes()
+        }
     )
 
 
 def has_second_factor(user):
     """Whether the person must give a code after the password: any confirmed device (django-otp's rule)."""
-    if hasattr(user, "has_confirmed_totp") and hasattr(user, "has_confirmed_backup_codes"):
-        return user.has_confirmed_totp or user.has_confirmed_backup_codes
+    facts = [getattr(user, _device_fact(model), None) for model in device_classes()]
+    if None not in facts:
+        return any(facts)
     return user_has_device(user)
 
 

@@ -206,11 +206,14 @@ def signin_attempt_start(*, email, ip, now=None):
     attempt = SignInAttempt(email=normalize_email(email), ip=ip)
     limits = _throttle_limits(email, ip, conf)
     with transaction.atomic():
-        # A missing row (the account's after every successful sign-in) is created first, whoever wins a race
-        # (the loser's insert does nothing), so the account's and the address's rows are then one locking query.
+        # Both rows are inserted or, when they exist, "updated" to themselves: either way this transaction then
+        # holds their locks, so a row deleted in between (a sign-in's success, housekeeping) cannot go missing,
+        # and whoever wins a race to create one, the other waits and finds it. One locking query reads them.
         LoginThrottle.objects.bulk_create(
             [LoginThrottle(scope=scope, key=key, window_started_at=now) for scope, key, _ in limits],
-            ignore_conflicts=True,
+            update_conflicts=True,
+            unique_fields=["scope", "key"],
+            update_fields=["scope"],
         )
         wanted = Q()
         for scope, key, _ in limits:
@@ -399,6 +402,7 @@ def session_revoke(*, user, session_hash, request):
     audit("session.revoke", request=request, target=user, description="Revoked one browser session.")
 
 
+@transaction.atomic
 def sessions_end(*, sessions, request=None, actor=None, actor_label=None):
     """End these browser sessions (an administrator's choice of rows): ending a person's session acts on their
     sign-in, so it needs the right to manage them, and only a superuser ends a superuser's. All or nothing."""

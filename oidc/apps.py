@@ -50,6 +50,7 @@ class OidcConfig(AppConfig):
 
         post_save.connect(forget_redirect_origins, sender=Application, dispatch_uid="oidc.csp.saved")
         post_delete.connect(forget_redirect_origins, sender=Application, dispatch_uid="oidc.csp.deleted")
+        post_migrate.connect(forget_redirect_origins, sender=self, dispatch_uid="oidc.csp.migrated")
 
     def periodic_tasks(self):
         return [

@@ -9,9 +9,12 @@ from django.db import transaction
 
 from oidc.models import Application
 
-# The origins, kept in the shared cache (Redis, or the data directory's file cache) until a client is saved or
-# deleted (forget_redirect_origins, connected in OidcConfig.ready): every sign-in page needs them.
-CACHE_KEY = "oidc:redirect-origins"
+# The origins, kept in the shared cache (Redis, or the data directory's file cache) for a few minutes at most,
+# and forgotten when a client is saved or deleted (forget_redirect_origins, connected in OidcConfig.ready) or
+# after a migration: every sign-in page needs them. The timeout bounds what a change that sends no signal
+# (a QuerySet.update, a restored database) or a race with a page reading the old rows can leave behind.
+CACHE_KEY = "oidc:redirect-origins:v1"
+CACHE_SECONDS = 300
 
 # Only a plain host[:port] goes into the header: anything else could end the directive (`;`).
 HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
@@ -21,7 +24,7 @@ def redirect_origins():
     origins = cache.get(CACHE_KEY)
     if origins is None:
         origins = _registered_origins()
-        cache.set(CACHE_KEY, origins, None)
+        cache.set(CACHE_KEY, origins, CACHE_SECONDS)
     return set(origins)
 
 

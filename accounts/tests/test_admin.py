@@ -525,3 +525,16 @@ def test_the_audit_export_uses_the_same_cell_rule():
     rows = list(csv.reader(text.splitlines()))
     assert ["'" + FORMULA, "'@evil"] in [[row[7], row[6]] for row in rows]
     assert ["plain words", "ann@example.com"] in [[row[7], row[6]] for row in rows]
+
+
+def test_an_administrator_deletes_a_person_who_has_browser_sessions_and_the_sessions_go_with_them():
+    admin_browser = signed_in(StaffFactory(email="root@example.com"))
+    ann = UserFactory(email="ann@example.com")
+    signed_in(ann)
+    assert UserSession.objects.filter(user=ann).exists()
+
+    page = admin_browser.get(f"/admin/accounts/user/{ann.pk}/delete/")
+    assert page.status_code == 200 and b"permission to delete" not in page.content
+    admin_browser.post(f"/admin/accounts/user/{ann.pk}/delete/", {"post": "yes"})
+    assert not User.objects.filter(email="ann@example.com").exists()
+    assert not UserSession.objects.filter(user_id=ann.pk).exists()
