@@ -314,6 +314,10 @@ class UserSession(AbstractBaseSession):
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
 
+    # Not stored: what accounts.selectors.sessions_of marks on the rows it lists.
+    is_current: bool
+    seen_recently: bool
+
     class Meta:
         verbose_name = "browser session"
 

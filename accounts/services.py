@@ -3,14 +3,17 @@ commands call these; each writes the audit log itself, and refuses with Validati
 
 import math
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
+from django.http import HttpRequest
 from django.utils import timezone
+from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import authz
@@ -34,7 +37,16 @@ from dockspace.validation import field_error
 # --- people ---------------------------------------------------------------------------------------
 
 
-def user_create(*, email, password, full_name="", is_staff=False, is_superuser=False, request=None, actor=None):
+def user_create(
+    *,
+    email: str,
+    password: str,
+    full_name: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+) -> User:
     email = normalize_email(email)
     try:
         with transaction.atomic():
@@ -53,7 +65,7 @@ def user_create(*, email, password, full_name="", is_staff=False, is_superuser=F
     return user
 
 
-def first_admin_create(*, email, password, full_name="", request=None):
+def first_admin_create(*, email: str, password: str, full_name: str = "", request: HttpRequest | None = None) -> User:
     """Create the first administrator; refuses once any account exists (two racing first runs get one winner)."""
     with transaction.atomic():
         AppSettings.objects.select_for_update().get_or_create(pk=1)
@@ -70,7 +82,13 @@ def first_admin_create(*, email, password, full_name="", request=None):
         )
 
 
-def password_changed(*, user, request=None, how="Changed own password.", actor_label=None):
+def password_changed(
+    *,
+    user: User,
+    request: HttpRequest | None = None,
+    how: str = "Changed own password.",
+    actor_label: str | None = None,
+) -> None:
     audit(
         "password.change",
         request=request,
@@ -84,7 +102,9 @@ def password_changed(*, user, request=None, how="Changed own password.", actor_l
     sign_in_revoked_send(user=user, reason="password changed", request=request, actor=actor, actor_label=actor_label)
 
 
-def registration_pending_end(*, user, request=None, actor=None, actor_label=None):
+def registration_pending_end(
+    *, user: User, request: HttpRequest | None = None, actor: authz.Actor | None = None, actor_label: str | None = None
+) -> None:
     """An operator vouches for a person still pending registration (activates them, gives them a
     mailbox): the password they chose on the sign-up page proved nothing, so it goes; a reset link
     gives them one."""
@@ -103,7 +123,7 @@ def registration_pending_end(*, user, request=None, actor=None, actor_label=None
     )
 
 
-def person_deactivate_check(*, user):
+def person_deactivate_check(*, user: User) -> None:
     """Refuse to switch off the last active superuser: nobody would be left to hand out powers (only a superuser
     does) or to switch anyone back on. The admin's form asks before it saves; person_deactivate asks again."""
     if not User.objects.filter(pk=user.pk, is_superuser=True, is_active=True).exists():
@@ -114,7 +134,9 @@ def person_deactivate_check(*, user):
         )
 
 
-def person_deactivate(*, user, request=None, actor=None, actor_label=None):
+def person_deactivate(
+    *, user: User, request: HttpRequest | None = None, actor: authz.Actor | None = None, actor_label: str | None = None
+) -> int:
     """Switch a person off (the admin's "Active" box, the bulk action, any other path): they can no longer sign
     in, their browser sessions end, and every app's tokens end with them (accounts.signals.sign_in_revoked), so
     ticking "Active" again later brings back none of them: the person signs in afresh. Returns how many sessions
@@ -143,7 +165,9 @@ def person_deactivate(*, user, request=None, actor=None, actor_label=None):
     return sessions + tokens
 
 
-def person_activate(*, user, request=None, actor=None, actor_label=None):
+def person_activate(
+    *, user: User, request: HttpRequest | None = None, actor: authz.Actor | None = None, actor_label: str | None = None
+) -> bool:
     """Switch a person back on (what ticking "Active" does): they sign in afresh, since person_deactivate
     ended their sessions and app tokens for good. A person still pending self-registration is vouched for
     (registration_pending_end: the password chosen at sign-up goes). Returns False when already active."""
@@ -172,7 +196,7 @@ def person_activate(*, user, request=None, actor=None, actor_label=None):
 # --- sign-in lockouts ---------------------------------------------------------------------------------
 
 
-def _minutes_left(locked_until, now):
+def _minutes_left(locked_until: datetime, now: datetime) -> int:
     return max(1, math.ceil((locked_until - now).total_seconds() / 60))
 
 
@@ -183,18 +207,18 @@ class SignInAttempt:
     email: str
     ip: str | None
     locked_minutes: int | None = None
-    row_ids: list = field(default_factory=list)
-    locked_row_ids: list = field(default_factory=list)  # rows this attempt pushed over the limit
+    row_ids: list[int] = field(default_factory=list)
+    locked_row_ids: list[int] = field(default_factory=list)  # rows this attempt pushed over the limit
 
 
-def _throttle_limits(email, ip, conf):
+def _throttle_limits(email: str, ip: str | None, conf: AppSettings) -> list[tuple[str, str, int]]:
     limits = [(LoginThrottle.SCOPE_ACCOUNT, normalize_email(email)[:254], conf.lockout_account_failures)]
     if ip:
         limits.append((LoginThrottle.SCOPE_IP, client_ip_key(ip), conf.lockout_ip_failures))
     return limits
 
 
-def signin_attempt_start(*, email, ip, now=None):
+def signin_attempt_start(*, email: str, ip: str | None, now: datetime | None = None) -> SignInAttempt:
     """Reserve one attempt before checking a password or code.
 
     The attempt counts as a failure until `signin_attempt_release` gives it back, so guesses sent in
@@ -225,7 +249,11 @@ def signin_attempt_start(*, email, ip, now=None):
             if not row.is_locked(now) and (row.locked_until or row.window_started_at < now - window):
                 row.failures, row.window_started_at, row.locked_until = 0, now, None
             rows.append((row, limit))
-        locked = [_minutes_left(row.locked_until, now) for row, _ in rows if row.is_locked(now)]
+        locked = [
+            _minutes_left(row.locked_until, now)
+            for row, _ in rows
+            if row.is_locked(now) and row.locked_until is not None
+        ]
         if locked:
             attempt.locked_minutes = max(locked)
             return attempt
@@ -239,7 +267,7 @@ def signin_attempt_start(*, email, ip, now=None):
     return attempt
 
 
-def signin_attempt_release(attempt, *, signed_in=False):
+def signin_attempt_release(attempt: SignInAttempt, *, signed_in: bool = False) -> None:
     """The check passed: give the reserved attempt back (and undo a lock it alone caused). signed_in: the
     person is now signed in, so the account's failures are cleared as well (throttle_clear_account).
 
@@ -254,7 +282,7 @@ def signin_attempt_release(attempt, *, signed_in=False):
         rows.update(failures=Greatest(F("failures") - 1, 0))
 
 
-def signin_attempt_failed(attempt, *, request=None):
+def signin_attempt_failed(attempt: SignInAttempt, *, request: HttpRequest | None = None) -> int | None:
     """The check failed: the reserved attempt stays counted. Returns minutes locked, or None."""
     conf = AppSettings.load()
     for row in LoginThrottle.objects.filter(pk__in=attempt.locked_row_ids):
@@ -268,7 +296,7 @@ def signin_attempt_failed(attempt, *, request=None):
     return conf.lockout_minutes if attempt.locked_row_ids else None
 
 
-def password_confirm(*, user, password, request):
+def password_confirm(*, user: User, password: str, request: HttpRequest) -> None:
     """Check a signed-in person's password again (before a sensitive change), under the same lockout."""
     attempt = signin_attempt_start(email=user.email, ip=client_ip(request))
     if attempt.locked_minutes:
@@ -280,15 +308,21 @@ def password_confirm(*, user, password, request):
     signin_attempt_release(attempt)
 
 
-def locked_message(minutes):
+def locked_message(minutes: int) -> str:
     return f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
 
 
-def throttle_clear_account(email):
+def throttle_clear_account(email: str) -> None:
     LoginThrottle.objects.filter(scope=LoginThrottle.SCOPE_ACCOUNT, key=normalize_email(email)).delete()
 
 
-def lockouts_clear(*, throttles, request=None, actor=None, actor_label=None):
+def lockouts_clear(
+    *,
+    throttles: Iterable[LoginThrottle],
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> int:
     """A cleared lockout lets guessing go on: an account's is the person's sign-in, an address's covers everyone."""
     actor = authz.acting(request=request, actor=actor)
     rows = list(throttles)
@@ -315,7 +349,7 @@ def lockouts_clear(*, throttles, request=None, actor=None, actor_label=None):
 # --- second factor ----------------------------------------------------------------------------------
 
 
-def totp_device_start(*, user, name):
+def totp_device_start(*, user: User, name: str | None) -> TOTPDevice:
     """An unconfirmed TOTP device: it counts only once a code from it has been entered."""
     name = (name or "").strip() or "Authenticator"
     if TOTPDevice.objects.filter(user=user, name=name, confirmed=True).exists():
@@ -324,7 +358,7 @@ def totp_device_start(*, user, name):
     return TOTPDevice.objects.create(user=user, name=name[:64], confirmed=False)
 
 
-def totp_device_confirm(*, device, code, request):
+def totp_device_confirm(*, device: TOTPDevice, code: str | None, request: HttpRequest) -> TOTPDevice:
     code = (code or "").strip().replace(" ", "")
     if not code.isdigit() or len(code) != device.digits:
         raise field_error("code", f"Enter the {device.digits}-digit code your app shows.")
@@ -339,14 +373,14 @@ def totp_device_confirm(*, device, code, request):
     return device
 
 
-def device_remove(*, device, request):
+def device_remove(*, device: Device, request: HttpRequest) -> None:
     user = device.user
     name = device.name
     device.delete()
     audit("totp.remove", request=request, target=user, description=f"Removed second-factor device {name!r}.")
 
 
-def backup_codes_generate(*, user, request):
+def backup_codes_generate(*, user: User, request: HttpRequest) -> list[str]:
     """Replace the person's backup codes with a fresh set; the plain codes are returned once."""
     codes = [
         "".join(secrets.choice(BACKUP_CODE_ALPHABET) for _ in range(BACKUP_CODE_LENGTH))
@@ -367,7 +401,9 @@ def backup_codes_generate(*, user, request):
     return ["-".join(c[i : i + 4] for i in range(0, BACKUP_CODE_LENGTH, 4)) for c in codes]
 
 
-def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
+def second_factor_reset(
+    *, user: User, request: HttpRequest | None = None, actor: authz.Actor | None = None, actor_label: str | None = None
+) -> None:
     """Remove every second-factor device of a person (an administrator helping someone who lost theirs).
 
     Their sessions end too: whoever holds the lost phone may also hold a signed-in browser.
@@ -395,7 +431,7 @@ def second_factor_reset(*, user, request=None, actor=None, actor_label=None):
 # --- sessions -------------------------------------------------------------------------------------------
 
 
-def session_revoke(*, user, session_hash, request):
+def session_revoke(*, user: User, session_hash: str, request: HttpRequest) -> None:
     deleted = UserSession.objects.filter(user=user, session_key=session_hash).delete()[0]
     if not deleted:
         raise field_error(NON_FIELD_ERRORS, "That session has already ended.")
@@ -403,7 +439,13 @@ def session_revoke(*, user, session_hash, request):
 
 
 @transaction.atomic
-def sessions_end(*, sessions, request=None, actor=None, actor_label=None):
+def sessions_end(
+    *,
+    sessions: QuerySet[UserSession],
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> int:
     """End these browser sessions (an administrator's choice of rows): ending a person's session acts on their
     sign-in, so it needs the right to manage them, and only a superuser ends a superuser's. All or nothing."""
     actor = authz.acting(request=request, actor=actor)
@@ -426,7 +468,14 @@ def sessions_end(*, sessions, request=None, actor=None, actor_label=None):
     return len(rows)
 
 
-def sessions_revoke_all(*, user, request=None, actor=None, actor_label=None, keep_hash=None):
+def sessions_revoke_all(
+    *,
+    user: User,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+    keep_hash: str | None = None,
+) -> int:
     actor = authz.acting(request=request, actor=actor)
     authz.require_may_manage_person(actor, user, "user")
     actor = authz.audit_actor(actor)

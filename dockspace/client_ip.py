@@ -3,13 +3,16 @@
 import ipaddress
 
 from django.conf import settings
+from django.http import HttpRequest
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _networks():
+def _networks() -> list[Network]:
     return [ipaddress.ip_network(item, strict=False) for item in settings.TRUSTED_PROXIES]
 
 
-def _is_trusted(address, networks):
+def _is_trusted(address: str, networks: list[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -17,7 +20,7 @@ def _is_trusted(address, networks):
     return any(ip in net for net in networks)
 
 
-def client_ip(request):
+def client_ip(request: HttpRequest) -> str | None:
     remote = request.META.get("REMOTE_ADDR", "") or None
     networks = _networks()
     if not remote or not networks or not _is_trusted(remote, networks):
@@ -36,7 +39,7 @@ def client_ip(request):
 IPV6_CLIENT_PREFIX = 64  # what one customer gets from a provider: one address per device, many per person
 
 
-def client_ip_key(ip):
+def client_ip_key(ip: str | None) -> str | None:
     """What limits per client count against: an IPv4 address as is, an IPv6 address by its /64.
 
     Anyone with one IPv6 address can use the 2^64 addresses of their network, so counting full

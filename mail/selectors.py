@@ -1,10 +1,13 @@
 """Reads that span relations: what a person's profile shows about mail. (The rows of the DMS files are
 read in mail.dms.collection.)"""
 
+from typing import Any
+
+from accounts.models import User
 from mail.models import Alias, Group, Mailbox
 
 
-def mail_overview(person):
+def mail_overview(person: User) -> dict[str, Any] | None:
     """What the profile page shows: the person's mailbox, and every active alias and list that
     reaches it, directly or through other aliases and lists."""
     from mail.quota import humanize_quota
@@ -22,9 +25,13 @@ def mail_overview(person):
     }
 
 
-def _reaching(address):
+def _reaching(address: str) -> tuple[set[int], set[int]]:
     """Walk the forwarding graph backwards from an address: (alias ids, group ids) whose mail ends there."""
-    alias_ids, list_ids, seen, todo = set(), set(), {address}, [address]
+    alias_ids: set[int] = set()
+    list_ids: set[int] = set()
+    # list_address is NULL-able in the model, never NULL here (list_address__isnull=False).
+    seen: set[str | None] = {address}
+    todo: list[str | None] = [address]
     while todo:
         current = todo.pop()
         for alias_id, alias_address in Alias.objects.filter(

@@ -9,6 +9,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.scopes import get_scopes_backend
 
+from accounts.models import User
 from oidc.models import Application, Consent, TokenFamily
 from oidc.scopes import KNOWN_SCOPES
 
@@ -25,31 +26,31 @@ class SignedInApp:
     second_factor: bool
 
     @property
-    def used_just_now(self):
+    def used_just_now(self) -> bool:
         return self.last_used is not None and timezone.now() - self.last_used < timedelta(minutes=1)
 
     @property
-    def scope_descriptions(self):
+    def scope_descriptions(self) -> list[str]:
         """What the app may read, in the words the consent page used."""
         described = get_scopes_backend().get_all_scopes()
         return [described.get(scope, scope) for scope in self.scopes]
 
 
-def _scope_order(scope):
+def _scope_order(scope: str) -> tuple[int, str]:
     return (KNOWN_SCOPES.index(scope), "") if scope in KNOWN_SCOPES else (len(KNOWN_SCOPES), scope)
 
 
-def _latest(*moments):
-    moments = [m for m in moments if m is not None]
-    return max(moments) if moments else None
+def _latest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return max(present) if present else None
 
 
-def _earliest(*moments):
-    moments = [m for m in moments if m is not None]
-    return min(moments) if moments else None
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None
 
 
-def apps_of(user):
+def apps_of(user: User) -> list[SignedInApp]:
     """Apps that still hold access for `user`: a remembered consent, a live refresh-token family or an
     unexpired access token. Four queries however many apps and tokens; sorted by app name."""
     AccessToken, RefreshToken = get_access_token_model(), get_refresh_token_model()

@@ -4,17 +4,22 @@ Each service validates first, runs in one transaction and writes an audit entry 
 Errors are ValidationError keyed by the field at fault.
 """
 
+from collections.abc import Collection, Iterable
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from accounts import authz
 from accounts.audit import audit
+from accounts.models import User
 from mail.models import Group
 from oidc import keys
-from oidc.models import DEFAULT_SCOPES, Application, Consent, TokenFamily
+from oidc.models import DEFAULT_SCOPES, Application, Consent, SigningKey, TokenFamily
 from oidc.scopes import GUARDED_SCOPES, PERSON_SCOPES
 
 # Said less clearly next to a more precise message about the same field (DOT's URI validator repeats
@@ -22,8 +27,8 @@ from oidc.scopes import GUARDED_SCOPES, PERSON_SCOPES
 _REDUNDANT = ("redirect uri uri", "redirect_uris cannot be empty", "this field cannot be blank")
 
 
-def _who(request, actor_label, actor=None):
-    who = {"request": request, "actor_label": actor_label}
+def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None = None) -> dict[str, Any]:
+    who: dict[str, Any] = {"request": request, "actor_label": actor_label}
     if actor is not None:
         who["actor"] = authz.audit_actor(actor)
     return who
@@ -42,18 +47,18 @@ GUARDED_FIELDS = {
 }
 
 
-def _is_guarded(scope_set):
+def _is_guarded(scope_set: Iterable[str]) -> bool:
     return bool(set(scope_set) & GUARDED_SCOPES)
 
 
-def may_set_up_guarded_client(actor):
+def may_set_up_guarded_client(actor: authz.Actor | None) -> bool:
     """Only a superuser (or the host, running a command without --as) sets up a client allowed mail/introspection."""
     if authz.is_system(actor):
         return True
     return actor is not None and actor.is_authenticated and actor.is_active and actor.is_superuser
 
 
-def _guarded_refusal(scope_set, what):
+def _guarded_refusal(scope_set: Iterable[str], what: str) -> str:
     scopes = " and ".join(sorted(set(scope_set) & GUARDED_SCOPES))
     return (
         f"only a superuser may {what} a client allowed the {scopes} scope: its tokens open people's mailboxes or "
@@ -61,24 +66,26 @@ def _guarded_refusal(scope_set, what):
     )
 
 
-def _require_guarded(actor, *, field, scope_set, what):
+def _require_guarded(actor: authz.Actor | None, *, field: str, scope_set: Iterable[str], what: str) -> None:
     if _is_guarded(scope_set) and not may_set_up_guarded_client(actor):
         raise ValidationError({field: [_guarded_refusal(scope_set, what)]})
 
 
-def _narrows(field, old, new):
+def _narrows(field: str, old: Any, new: Any) -> bool:
     """Asking people again, dropping a scope or a redirect URI only takes power away: anyone may."""
     if field == "skip_authorization":
         return not new
     return set(new.split()) <= set(old.split())
 
 
-def reads_mail_without_consent(app):
+def reads_mail_without_consent(app: Application) -> bool:
     """True when people signing in to `app` are not asked before it gets the mail scope (their mailbox)."""
     return app.skip_authorization and "mail" in app.scope_set
 
 
-def _waiver_audit(app, request, actor_label, actor):
+def _waiver_audit(
+    app: Application, request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None
+) -> None:
     audit(
         "oidc.client.mail_without_consent",
         target=app,
@@ -88,7 +95,7 @@ def _waiver_audit(app, request, actor_label, actor):
     )
 
 
-def _refuse_empty_group_names(names):
+def _refuse_empty_group_names(names: Collection[str]) -> None:
     # An empty name must not quietly mean "no groups", which admits everyone with an account.
     if any(not str(n).strip() for n in names):
         raise ValidationError(
@@ -96,7 +103,7 @@ def _refuse_empty_group_names(names):
         )
 
 
-def _groups(names):
+def _groups(names: Collection[str]) -> list[Group]:
     # Group names are unique regardless of case (mail.services.group_create), so each finds at most one.
     _refuse_empty_group_names(names)
     found, missing = {}, []
@@ -111,7 +118,7 @@ def _groups(names):
     return list(found.values())
 
 
-def _policy_problems(app, group_rows):
+def _policy_problems(app: Application, group_rows: list[Group]) -> dict[str, list[str]]:
     """Rules the model cannot see: they involve the groups, or only matter to how Dockspace signs people in."""
     problems = {}
     if not app.name.strip():
@@ -140,7 +147,7 @@ def _policy_problems(app, group_rows):
     return problems
 
 
-def _validate(app, group_names):
+def _validate(app: Application, group_names: Collection[str]) -> list[Group]:
     """Every problem with a client at once, keyed by field; returns the groups named."""
     errors = {}
     try:
@@ -166,7 +173,7 @@ def _validate(app, group_names):
     return group_rows
 
 
-def _describe(app):
+def _describe(app: Application) -> str:
     parts = [f"type={app.client_type}", f"grant={app.authorization_grant_type}"]
     if app.requires_totp:
         parts.append("requires TOTP")
@@ -182,7 +189,7 @@ def _describe(app):
     return "; ".join(parts)
 
 
-def _uri_list(values, field):
+def _uri_list(values: Iterable[str], field: str) -> str:
     """Each value is one URI: a space or line break inside one would be stored as two URIs."""
     values = list(values)
     for value in values:
@@ -196,20 +203,20 @@ def _uri_list(values, field):
 @transaction.atomic
 def client_create(
     *,
-    name,
-    redirect_uris=(),
-    post_logout_redirect_uris=(),
-    public=False,
-    requires_totp=False,
-    groups=(),
-    skip_consent=False,
-    scopes=None,
-    client_credentials=False,
-    requires_pkce=True,
-    request=None,
-    actor=None,
-    actor_label=None,
-):
+    name: str | None,
+    redirect_uris: Iterable[str] = (),
+    post_logout_redirect_uris: Iterable[str] = (),
+    public: bool = False,
+    requires_totp: bool = False,
+    groups: Collection[str] = (),
+    skip_consent: bool = False,
+    scopes: Iterable[str] | None = None,
+    client_credentials: bool = False,
+    requires_pkce: bool = True,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> tuple[Application, str | None]:
     """Create a client. Returns (application, plaintext secret or None); the secret is never stored in clear.
     A client allowed the mail or introspection scope needs a superuser (or the host)."""
     actor = authz.acting(request=request, actor=actor)
@@ -263,20 +270,20 @@ _UPDATABLE = {
 @transaction.atomic
 def client_update(
     *,
-    application,
-    name=None,
-    redirect_uris=None,
-    post_logout_redirect_uris=None,
-    scopes=None,
-    groups=None,
-    requires_totp=None,
-    requires_pkce=None,
-    skip_consent=None,
-    is_active=None,
-    request=None,
-    actor=None,
-    actor_label=None,
-):
+    application: Application,
+    name: str | None = None,
+    redirect_uris: Iterable[str] | None = None,
+    post_logout_redirect_uris: Iterable[str] | None = None,
+    scopes: Iterable[str] | None = None,
+    groups: Collection[str] | None = None,
+    requires_totp: bool | None = None,
+    requires_pkce: bool | None = None,
+    skip_consent: bool | None = None,
+    is_active: bool | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Application:
     """Change a client's settings; None leaves a setting as it is. Lists (URIs, scopes, groups) replace the
     current ones; `groups=[]` opens the client to everyone. The secret, type and grant never change here.
 
@@ -288,7 +295,7 @@ def client_update(
     app = Application.objects.select_for_update().get(pk=application.pk)
     before = {field: getattr(app, field) for field in GUARDED_FIELDS}
     scopes_before = app.scope_set
-    values = {
+    values: dict[str, Any] = {  # keyword -> new value (str or bool), None: unchanged
         "name": None if name is None else name.strip(),
         "redirect_uris": None if redirect_uris is None else _uri_list(redirect_uris, "redirect_uris"),
         "post_logout_redirect_uris": (
@@ -344,7 +351,13 @@ def client_update(
 
 
 @transaction.atomic
-def client_rotate_secret(*, application, request=None, actor=None, actor_label=None):
+def client_rotate_secret(
+    *,
+    application: Application,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> str:
     """Issue a new secret (returned once, stored hashed); the old one stops working at once. Tokens already
     issued stay valid until they expire. Whoever sees the new secret acts as the client: for a client allowed
     mail or introspection, a superuser only."""
@@ -369,7 +382,7 @@ def client_rotate_secret(*, application, request=None, actor=None, actor_label=N
     return secret
 
 
-def revoke_application_tokens(application, user=None):
+def revoke_application_tokens(application: Application, user: User | None = None) -> int:
     """Revoke refresh-token families and delete access tokens of one app (for one person, or everyone)."""
     RefreshToken = get_refresh_token_model()
     AccessToken = get_access_token_model()
@@ -387,7 +400,14 @@ def revoke_application_tokens(application, user=None):
 
 
 @transaction.atomic
-def person_tokens_revoke(*, user, reason, request=None, actor=None, actor_label=None):
+def person_tokens_revoke(
+    *,
+    user: User | None,
+    reason: str,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> int:
     """Every app's tokens of one person end at once: access tokens are deleted, refresh tokens revoked (their
     families forgotten, so a later refresh is invalid_grant and not mistaken for reuse), and codes not yet
     exchanged deleted. Consent stays: signing in again does not ask again. Returns how many live tokens ended.
@@ -418,7 +438,13 @@ def person_tokens_revoke(*, user, reason, request=None, actor=None, actor_label=
 
 
 @transaction.atomic
-def client_remove(*, application, request=None, actor=None, actor_label=None):
+def client_remove(
+    *,
+    application: Application,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> None:
     """Delete a client with its codes and consents; its refresh tokens are revoked and access tokens deleted."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "oidc.delete_application")
@@ -433,7 +459,9 @@ def client_remove(*, application, request=None, actor=None, actor_label=None):
 
 
 @transaction.atomic
-def consent_grant(*, user, application, scopes, request=None):
+def consent_grant(
+    *, user: User, application: Application, scopes: Collection[str], request: HttpRequest | None = None
+) -> Consent:
     consent, created = Consent.objects.get_or_create(
         user=user, application=application, defaults={"scopes": " ".join(sorted(set(scopes)))}
     )
@@ -453,7 +481,9 @@ def consent_grant(*, user, application, scopes, request=None):
 
 
 @transaction.atomic
-def app_access_revoke(*, user, application, request=None, actor_label=None):
+def app_access_revoke(
+    *, user: User, application: Application, request: HttpRequest | None = None, actor_label: str | None = None
+) -> None:
     """A person withdraws an app's access: remembered consent and every token the app holds for them."""
     had_consent, _ = Consent.objects.filter(user=user, application=application).delete()
     had_tokens = TokenFamily.objects.filter(user=user, application=application).exists()
@@ -470,7 +500,7 @@ def app_access_revoke(*, user, application, request=None, actor_label=None):
 
 
 @transaction.atomic
-def app_sessions_end(*, user, application, request=None):
+def app_sessions_end(*, user: User, application: Application, request: HttpRequest | None = None) -> None:
     """RP-initiated logout: the app's tokens for this person end; remembered consent stays."""
     revoke_application_tokens(application, user=user)
     audit(
@@ -482,7 +512,9 @@ def app_sessions_end(*, user, application, request=None):
     )
 
 
-def signing_key_rotate(*, request=None, actor_label=None):
+def signing_key_rotate(
+    *, request: HttpRequest | None = None, actor_label: str | None = None
+) -> tuple[SigningKey, SigningKey]:
     old, new = keys.rotate()
     audit(
         "oidc.key.rotate",
