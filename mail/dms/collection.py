@@ -1,5 +1,5 @@
 """The rows of mail's DMS files, read from the database (mail.dms.mail_files declares which file reads which),
-and what DMS answers for on a domain, which the catch-all checks of mail.services share with the files."""
+and what DMS answers for on a domain, which the catch-all checks of mail.services.capture share with the files."""
 
 import heapq
 from collections.abc import Iterable, Iterator, Set

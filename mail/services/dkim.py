@@ -1,0 +1,76 @@
+"""DKIM signing keys of a domain: generating, rotating and retiring them."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import audit
+from dockspace.validation import field_error
+from mail import dkim as dkim_keys
+from mail.models import DkimKey, Domain
+from mail.services.actor import _who
+
+
+@transaction.atomic
+def dkim_generate(*, domain, selector=None, algorithm=None, bits=None, request=None, actor_label=None):
+    """Create the domain's signing key. Refuses when one is active: rotate instead."""
+    domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
+    if domain.dkim_keys.filter(state=DkimKey.ACTIVE).exists():
+        raise field_error("domain", f"{domain.name} already has an active DKIM key; rotate it instead.")
+    selector = domain.dkim_selector if selector is None else selector
+    return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
+
+
+def _dkim_new_key(domain, selector, algorithm, bits, request, actor_label):
+    dkim_keys.validate_selector(selector)
+    if domain.dkim_keys.filter(selector=selector).exists():
+        raise field_error("selector", f"{domain.name} already used the selector {selector!r}; pick another.")
+    algorithm = algorithm or domain.dkim_algorithm
+    bits = bits or domain.dkim_bits
+    if algorithm not in dict(Domain.DKIM_ALGORITHMS):
+        raise field_error("algorithm", "algorithm must be rsa or ed25519.")
+    try:
+        private_pem, public_b64 = dkim_keys.generate_dkim_key(algorithm, bits)
+    except ValueError as e:
+        raise field_error("bits", str(e)) from None
+    key = DkimKey.objects.create(
+        domain=domain,
+        selector=selector,
+        algorithm=algorithm,
+        bits=bits if algorithm == Domain.DKIM_RSA else 0,
+        private_key_pem=private_pem,
+        public_key_b64=public_b64,
+    )
+    audit(
+        "mail.dkim.generate",
+        target=domain,
+        description=f"New DKIM key {algorithm}{'-' + str(bits) if algorithm == 'rsa' else ''} selector {selector}.",
+        **_who(request, actor_label),
+    )
+    return key
+
+
+@transaction.atomic
+def dkim_rotate(*, domain, selector=None, algorithm=None, bits=None, request=None, actor_label=None):
+    """A new key with a new selector signs from now on; the old one stays published until retired."""
+    domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
+    DkimKey.objects.filter(domain=domain, state=DkimKey.ACTIVE).update(state=DkimKey.PUBLISHED)
+    used = set(domain.dkim_keys.values_list("selector", flat=True))
+    if selector is None:
+        selector = dkim_keys.next_selector(used, timezone.localdate())
+    return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
+
+
+@transaction.atomic
+def dkim_retire(*, key, request=None, actor_label=None):
+    if key.state == DkimKey.ACTIVE:
+        raise field_error("state", "the active key cannot be retired; rotate first.")
+    key.state = DkimKey.RETIRED
+    key.retired_at = timezone.now()
+    key.save(update_fields=["state", "retired_at"])
+    audit(
+        "mail.dkim.retire",
+        target=key.domain,
+        description=f"Retired DKIM selector {key.selector}.",
+        **_who(request, actor_label),
+    )
+    return key
