@@ -254,6 +254,15 @@ class DeletedOnlyByAction:
     def has_delete_permission(self, request, obj=None):
         return obj is None and super().has_delete_permission(request)
 
+    def run_service(self, request, call, *, refused, done):
+        """The action's service call: its count in `done`, or its refusal after `refused`, nothing changed."""
+        try:
+            count = call()
+        except ValidationError as e:
+            self.message_user(request, refused + " ".join(e.messages), messages.ERROR)
+            return
+        self.message_user(request, done.format(count), messages.SUCCESS)
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
@@ -322,12 +331,12 @@ class LoginThrottleAdmin(DeletedOnlyByAction, ReadOnlyAdmin):
 
     @admin.action(description="Clear the selected lockouts", permissions=["delete"])
     def clear(self, request, queryset):
-        try:
-            count = services.lockouts_clear(throttles=queryset, request=request)
-        except ValidationError as e:
-            self.message_user(request, "Nothing was cleared: " + " ".join(e.messages), messages.ERROR)
-            return
-        self.message_user(request, f"Cleared {count} lockout(s).", messages.SUCCESS)
+        self.run_service(
+            request,
+            lambda: services.lockouts_clear(throttles=queryset, request=request),
+            refused="Nothing was cleared: ",
+            done="Cleared {} lockout(s).",
+        )
 
 
 @admin.register(UserSession)
@@ -341,9 +350,9 @@ class UserSessionAdmin(DeletedOnlyByAction, ReadOnlyAdmin):
 
     @admin.action(description="End the selected sessions (sign those browsers out)", permissions=["delete"])
     def end_sessions(self, request, queryset):
-        try:
-            count = services.sessions_end(sessions=queryset, request=request)
-        except ValidationError as e:
-            self.message_user(request, "Nothing was ended: " + " ".join(e.messages), messages.ERROR)
-            return
-        self.message_user(request, f"Ended {count} browser session(s).", messages.SUCCESS)
+        self.run_service(
+            request,
+            lambda: services.sessions_end(sessions=queryset, request=request),
+            refused="Nothing was ended: ",
+            done="Ended {} browser session(s).",
+        )
