@@ -1,1 +1,91 @@
 """Health probes, metrics and alerts."""
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+# --- mail hosts ----------------------------------------------------------------------------------
+# The DMS machines Dockspace manages over SSH (monitoring.ssh). The private key is never stored here: a row
+# names a file on the Dockspace machine or an environment variable that holds it.
+
+MAILHOST_NAME_RULE = "1 to 63 lower-case letters, digits and hyphens, starting with a letter or digit"
+mailhost_name_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{0,62}\Z", f"a host name here is {MAILHOST_NAME_RULE}.")
+
+
+class MailHost(models.Model):
+    """A DMS host reached over SSH. Its host key is pinned when it is added (after the operator trusted the
+    fingerprint it offered); a host offering another key is refused and nothing runs on it."""
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[mailhost_name_validator],
+        help_text=f"How Dockspace calls the host ({MAILHOST_NAME_RULE}), e.g. mx1.",
+    )
+    ssh_user = models.CharField("SSH user", max_length=32)
+    ssh_host = models.CharField("SSH host", max_length=253, help_text="Host name or IP address.")
+    ssh_port = models.PositiveIntegerField(
+        "SSH port", default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    key_path = models.CharField(
+        "private key file",
+        max_length=500,
+        blank=True,
+        help_text="Absolute path of the private key on the Dockspace machine (readable by Dockspace only).",
+    )
+    key_env = models.CharField(
+        "private key variable",
+        max_length=100,
+        blank=True,
+        help_text="Name of the environment variable that holds the private key (or NAME_FILE, a file holding it).",
+    )
+    use_sudo = models.BooleanField(
+        "run docker with sudo -n",
+        default=False,
+        help_text="Prefix docker commands with `sudo -n` (passwordless sudo for docker; never a password prompt).",
+    )
+    host_key_type = models.CharField(max_length=50, editable=False)
+    host_key_fingerprint = models.CharField("host key fingerprint", max_length=100, editable=False)
+    host_key = models.TextField("host key (public, base64)", editable=False)
+    container = models.CharField(
+        "DMS container", max_length=128, default="mailserver", help_text="Name of the DMS container on the host."
+    )
+    compose_dir = models.CharField(
+        "compose directory",
+        max_length=500,
+        blank=True,
+        help_text="Directory of the DMS compose file on the host (checked by bootstrap).",
+    )
+    mail_volume = models.CharField(
+        max_length=500, default="/", help_text="Path on the host of the mail data volume (its disk use is watched)."
+    )
+    notes = models.TextField(blank=True)
+    is_default = models.BooleanField(default=False, editable=False)
+    restart_needed = models.BooleanField(default=False, editable=False)
+    restart_reason = models.CharField(max_length=200, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "mail host"
+        permissions = [("operate_mailhost", "Can restart, reload and bootstrap mail hosts")]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_mailhost"),
+            models.CheckConstraint(
+                condition=(Q(key_path="") & ~Q(key_env="")) | (~Q(key_path="") & Q(key_env="")),
+                name="mailhost_one_key_source",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def ssh_target(self):
+        host = f"[{self.ssh_host}]" if ":" in self.ssh_host else self.ssh_host
+        return f"{self.ssh_user}@{host}:{self.ssh_port}"
+
+    @property
+    def key_source(self):
+        return f"file {self.key_path}" if self.key_path else f"environment variable {self.key_env}"

@@ -20,6 +20,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from mail.dms import catalog, collection
@@ -33,6 +34,10 @@ QUEUED_KEY = "mail:dms-sync-queued"
 LAST_START_KEY = "mail:dms-sync-last-start"
 SYNC_LOCK_NAME = "sync.lock"
 _local = threading.local()
+
+# Declared seam: sent with `reason` after a sync wrote files that DMS reads only at start (OpenDKIM's), once per
+# such write. Apps above mail (monitoring flags its mail hosts) connect to it in their AppConfig.ready().
+restart_needed = Signal()
 
 
 def rendered_files():
@@ -142,6 +147,8 @@ def dms_sync(*, dry_run=False, force=False, progress=None):
             state.restart_needed = True
             state.restart_reason = restart
         state.save()
+        if restart:
+            restart_needed.send(sender=DmsSyncState, reason=restart)
     return report
 
 
