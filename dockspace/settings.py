@@ -398,6 +398,9 @@ LOGGING = {
         # At DEBUG these log authorization URLs with codes in them; never below INFO.
         "oauthlib": {"level": "WARNING"},
         "oauth2_provider": {"level": "INFO"},
+        # monitoring.ssh reports each SSH failure in one sentence; paramiko would log every connection and a
+        # traceback for each failed handshake.
+        "paramiko": {"level": "CRITICAL"},
     },
 }
 

@@ -181,6 +181,8 @@ def _connect_errors(host, port, timeout):
             text = str(e)
             if "banner" in text.lower():
                 raise SshError("timeout", f"{where} did not answer as an SSH server within {timeout:g} s.") from None
+            if text in ("No existing session", "Negotiation timed out."):
+                raise SshError("timeout", f"{where} did not finish the SSH handshake in time.") from None
             raise SshError("ssh", f"SSH to {where} failed: {text}.") from None
 
     return mapping()
@@ -194,7 +196,9 @@ def _client(policy):
 
 def _connect_kwargs(timeout):
     return {
-        "timeout": timeout,
+        # paramiko uses `timeout` for the TCP connect and for the whole handshake, which must outlast the banner
+        # wait, or a silent port ends as an unexplained "No existing session".
+        "timeout": timeout + 2,
         "banner_timeout": timeout,
         "auth_timeout": timeout,
         "channel_timeout": timeout,

@@ -75,14 +75,14 @@ if "cat" in answer:
         sys.exit(1)
     sys.exit(0)
 sys.stdout.write(answer.get("stdout", "") * answer.get("repeat", 1))
-sys.stderr.write(answer.get("stderr", ""))
+sys.stderr.write(answer.get("stderr", "") * answer.get("repeat", 1))
 sys.exit(answer.get("exit", 0))
 '''
 
 
-def _keygen(path, comment):
+def _keygen(path, comment, kind="ed25519"):
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True, capture_output=True
+        ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", comment, "-f", str(path)], check=True, capture_output=True
     )
     path.chmod(0o600)
     return path
@@ -95,11 +95,13 @@ def fingerprint(public_key_path):
 
 
 def make_keys(directory):
-    """Two host keys ("first", "second"), the authorized user key and a stranger's key, in `directory`."""
+    """Host keys "first", "second" (ed25519) and "ecdsa", the authorized "user" key and a "stranger" key, in
+    `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     return {
         "first": _keygen(directory / "host_first", "first host key"),
         "second": _keygen(directory / "host_second", "second host key"),
+        "ecdsa": _keygen(directory / "host_ecdsa", "ecdsa host key", "ecdsa"),
         "user": _keygen(directory / "user", "dockspace test"),
         "stranger": _keygen(directory / "stranger", "not authorized"),
     }
@@ -142,7 +144,7 @@ def default_answers(dms_dir, container=CONTAINER):
 
 class SshServer:
     """One sshd on 127.0.0.1:`port` that lets `user` in with `keys["user"]`, presenting the host key named
-    `host_key` ("first" or "second"). `bin_dir` is first on PATH in its sessions."""
+    `host_key` ("first", "second" or "ecdsa"). `bin_dir` is first on PATH in its sessions."""
 
     def __init__(self, root, keys, *, dms_dir, container=CONTAINER, port=None):
         self.root = Path(root)
@@ -170,7 +172,7 @@ class SshServer:
 
     def answer(self, argv, **answer):
         """How the stand-in answers argv: stdout/stderr/exit, `sleep` seconds first, `cat` a file, `run` a real
-        local command (its output and exit status), `repeat` the stdout this many times."""
+        local command (its output and exit status), `repeat` stdout and stderr this many times."""
         self.answers[json.dumps(list(argv))] = answer
         (self.bin_dir / "answers.json").write_text(json.dumps(self.answers))
 
@@ -275,9 +277,10 @@ def sshd_keys(tmp_path_factory):
 
 @pytest.fixture
 def sshd(sshd_keys, tmp_path, settings):
-    """A running SshServer for this test; Dockspace's DMS directory (settings.DMS_DIR) is this test's own and
-    is what the stand-in container mounts."""
+    """A running SshServer for this test; Dockspace's DMS directory (settings.DMS_DIR, and its history) is this
+    test's own, and is what the stand-in container mounts."""
     settings.DMS_DIR = tmp_path / "dms"
+    settings.DMS_HISTORY_DIR = tmp_path / "dms-history"
     settings.DMS_DIR.mkdir()
     server = SshServer(tmp_path / "sshd", sshd_keys, dms_dir=settings.DMS_DIR).start()
     yield server
