@@ -43,6 +43,9 @@ class MailHostAddForm(forms.Form):
         label="Compose directory", required=False, help_text=MailHost._meta.get_field("compose_dir").help_text
     )
     mail_volume = forms.CharField(initial="/", help_text=MailHost._meta.get_field("mail_volume").help_text)
+    mail_hostname = forms.CharField(
+        label="Mail host name", required=False, help_text=MailHost._meta.get_field("mail_hostname").help_text
+    )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
     def service_arguments(self):
@@ -56,6 +59,7 @@ class MailHostAddForm(forms.Form):
             "container": data["container"],
             "compose_dir": data["compose_dir"],
             "mail_volume": data["mail_volume"],
+            "mail_hostname": data["mail_hostname"],
             "notes": data["notes"],
         }
 
@@ -96,7 +100,16 @@ class MailHostAdmin(ServiceAdmin):
         ("Private key (never stored here)", {"fields": ["key_path", "key_env", "use_sudo"]}),
         (
             "DMS on the host",
-            {"fields": ["container", "compose_dir", "mail_volume", "restart_needed", "restart_reason"]},
+            {
+                "fields": [
+                    "container",
+                    "compose_dir",
+                    "mail_volume",
+                    "mail_hostname",
+                    "restart_needed",
+                    "restart_reason",
+                ]
+            },
         ),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]

@@ -33,7 +33,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}\Z")
 RELOADS = {"postfix": ("postfix", "reload"), "dovecot": ("doveadm", "reload")}
-EDITABLE = ("key_path", "key_env", "use_sudo", "container", "compose_dir", "mail_volume", "notes")
+EDITABLE = ("key_path", "key_env", "use_sudo", "container", "compose_dir", "mail_volume", "mail_hostname", "notes")
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,11 @@ def _clean_settings(values):
         cleaned["compose_dir"] = _absolute_path(values["compose_dir"], "compose_dir", "the compose directory")
     if "mail_volume" in values:
         cleaned["mail_volume"] = _absolute_path(values["mail_volume"] or "/", "mail_volume", "the mail volume")
+    if values.get("mail_hostname"):
+        name = values["mail_hostname"].strip().lower().rstrip(".")
+        if not HOSTNAME_RE.match(name):
+            raise field_error("mail_hostname", f"{name!r} is not a host name.")
+        cleaned["mail_hostname"] = name
     return cleaned
 
 
@@ -181,6 +186,7 @@ def mailhost_add(
     container="mailserver",
     compose_dir="",
     mail_volume="/",
+    mail_hostname="",
     use_sudo=False,
     notes="",
     trust=None,
@@ -202,6 +208,7 @@ def mailhost_add(
             "container": container,
             "compose_dir": compose_dir,
             "mail_volume": mail_volume,
+            "mail_hostname": mail_hostname,
         }
     )
     host = MailHost(name=name, ssh_user=user, ssh_host=host_name, ssh_port=port, use_sudo=use_sudo, notes=notes)

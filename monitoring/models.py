@@ -59,6 +59,13 @@ class MailHost(models.Model):
     mail_volume = models.CharField(
         max_length=500, default="/", help_text="Path on the host of the mail data volume (its disk use is watched)."
     )
+    mail_hostname = models.CharField(
+        "mail host name",
+        max_length=253,
+        blank=True,
+        help_text="The name the mail ports (25, 465, 587, 993) answer to, checked against their TLS certificates; "
+        "empty: the SSH host.",
+    )
     notes = models.TextField(blank=True)
     is_default = models.BooleanField(default=False, editable=False)
     restart_needed = models.BooleanField(default=False, editable=False)
@@ -89,3 +96,99 @@ class MailHost(models.Model):
     @property
     def key_source(self):
         return f"file {self.key_path}" if self.key_path else f"environment variable {self.key_env}"
+
+    @property
+    def tls_hostname(self):
+        return self.mail_hostname or self.ssh_host
+
+
+# --- probe history ---------------------------------------------------------------------------------------
+# One row per probe of a host (every 5 minutes, and `mailhost check`): kept 7 days at full resolution, then
+# as hourly rollups for 90 days (monitoring.probing).
+
+
+class HostProbe(models.Model):
+    HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
+    STATUSES = [(HEALTHY, "healthy"), (DEGRADED, "degraded"), (DOWN, "down")]
+
+    host = models.ForeignKey(MailHost, on_delete=models.CASCADE, related_name="probes")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    reachable = models.BooleanField()
+    status = models.CharField(max_length=10, choices=STATUSES)
+    reasons = models.JSONField(default=list, blank=True)
+    services = models.JSONField(default=dict, blank=True, help_text="{program: state} as supervisorctl reports.")
+    expected_services = models.JSONField(default=list, blank=True)
+    queue_count = models.PositiveIntegerField(null=True, blank=True)
+    queue_deferred = models.PositiveIntegerField(null=True, blank=True)
+    queue_oldest_age_seconds = models.FloatField(null=True, blank=True)
+    disk_percent = models.FloatField(null=True, blank=True)
+    disk_used_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_total_bytes = models.BigIntegerField(null=True, blank=True)
+    load1 = models.FloatField(null=True, blank=True)
+    load5 = models.FloatField(null=True, blank=True)
+    load15 = models.FloatField(null=True, blank=True)
+    memory_total_bytes = models.BigIntegerField(null=True, blank=True)
+    memory_available_bytes = models.BigIntegerField(null=True, blank=True)
+    cpus = models.PositiveIntegerField(null=True, blank=True)
+    dms_version = models.CharField("DMS version", max_length=100, blank=True)
+    certificates = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "host probe"
+        indexes = [models.Index(fields=["host", "-started_at"], name="hostprobe_host_started")]
+
+    def __str__(self):
+        return f"{self.host} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class HostProbeHourly(models.Model):
+    """The probes of one host in one hour, rolled up (upserted after each probe; kept 90 days)."""
+
+    host = models.ForeignKey(MailHost, on_delete=models.CASCADE, related_name="hourly_probes")
+    hour = models.DateTimeField()
+    probes = models.PositiveIntegerField()
+    down = models.PositiveIntegerField(help_text="Probes that found the host down.")
+    degraded = models.PositiveIntegerField(help_text="Probes that found the host degraded.")
+    queue_count_avg = models.FloatField(null=True, blank=True)
+    queue_count_max = models.PositiveIntegerField(null=True, blank=True)
+    queue_oldest_age_seconds_max = models.FloatField(null=True, blank=True)
+    disk_percent_avg = models.FloatField(null=True, blank=True)
+    disk_percent_max = models.FloatField(null=True, blank=True)
+    load1_avg = models.FloatField(null=True, blank=True)
+    load1_max = models.FloatField(null=True, blank=True)
+    memory_available_bytes_min = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-hour"]
+        verbose_name = "hourly host probe"
+        constraints = [models.UniqueConstraint(fields=["host", "hour"], name="hostprobehourly_once_per_hour")]
+
+    def __str__(self):
+        return f"{self.host} {self.hour:%Y-%m-%d %H}:00"
+
+
+class MailboxQuotaUsage(models.Model):
+    """A mailbox's quota use as its host's Dovecot last reported it (`doveadm quota get -A`): one row per mailbox
+    and host, replaced at each probe."""
+
+    host = models.ForeignKey(MailHost, on_delete=models.CASCADE, related_name="quota_usage")
+    address = models.CharField(max_length=254)
+    used_bytes = models.BigIntegerField()
+    limit_bytes = models.BigIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    measured_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-used_bytes"]
+        verbose_name = "mailbox quota usage"
+        verbose_name_plural = "mailbox quota usage"
+        constraints = [models.UniqueConstraint(fields=["host", "address"], name="quotausage_once_per_host")]
+
+    def __str__(self):
+        return self.address
+
+    @property
+    def percent(self):
+        return None if not self.limit_bytes else round(100 * self.used_bytes / self.limit_bytes, 1)

@@ -17,6 +17,7 @@ OPTIONS = {
     "container": "--container",
     "compose_dir": "--compose-dir",
     "mail_volume": "--mail-volume",
+    "mail_hostname": "--mail-hostname",
     "trust": "--trust",
     "service": "SERVICE",
     "notes": "--notes",
@@ -32,6 +33,7 @@ def mailhost_data(host):
         "container": host.container,
         "compose_dir": host.compose_dir,
         "mail_volume": host.mail_volume,
+        "mail_hostname": host.tls_hostname,
         "host_key_type": host.host_key_type,
         "host_key_fingerprint": host.host_key_fingerprint,
         "is_default": host.is_default,
@@ -154,6 +156,12 @@ class Command(BaseCommand):
             metavar="PATH",
             help="Path on the host of the mail data volume, for its disk use (default /).",
         )
+        parser.add_argument(
+            "--mail-hostname",
+            default="" if defaults else None,
+            metavar="NAME",
+            help="The name the mail ports answer to, checked against their TLS certificates (default: the SSH host).",
+        )
         parser.add_argument("--notes", default="" if defaults else None, help="Free text for operators.")
 
     def handle(self, *args, action, **o):
@@ -174,6 +182,7 @@ class Command(BaseCommand):
                 container=o["container"],
                 compose_dir=o["compose_dir"],
                 mail_volume=o["mail_volume"],
+                mail_hostname=o["mail_hostname"],
                 use_sudo=o["use_sudo"],
                 notes=o["notes"],
                 trust=o["trust"],
@@ -209,15 +218,11 @@ class Command(BaseCommand):
 
     def _update(self, o):
         host = find_host(o["name"])
-        changes = {
-            key: o[key]
-            for key in ("key_path", "key_env", "use_sudo", "container", "compose_dir", "mail_volume", "notes")
-            if o.get(key) is not None
-        }
+        changes = {key: o[key] for key in hosts.EDITABLE if o.get(key) is not None}
         if not changes:
             raise CommandError(
                 "nothing to change: give --key, --key-env, --sudo, --no-sudo, --container, --compose-dir, "
-                "--mail-volume or --notes."
+                "--mail-volume, --mail-hostname or --notes."
             )
         with ServiceCall(OPTIONS):
             hosts.mailhost_update(host=host, **changes, **self._who())
