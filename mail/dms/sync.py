@@ -40,13 +40,14 @@ def rendered_files():
     return catalog.render_snapshot(catalog.collected())
 
 
-def streamed_files(*, on_skip=None):
+def streamed_files(*, on_skip=None, declared=None):
     """The same files for the writer, each as a producer of bytes chunks streamed from the database (a set
     of files such as the DKIM ones as bytes), so a sync's memory does not grow with the number of mailboxes
     and aliases. Sorted by path, so postfix-accounts.cf is replaced before postfix-virtual.cf names a new
     mailbox. on_skip(message): a value that cannot be written is reported there and left out (without it,
     raised)."""
-    return catalog.render(catalog.declared_files(), catalog.database_rows(catalog.Reads()), on_skip)
+    declared = catalog.declared_files() if declared is None else declared
+    return catalog.render(declared, catalog.database_rows(catalog.Reads()), on_skip)
 
 
 def _write(files, *, root, history_dir=None, dry_run=False):
@@ -85,8 +86,8 @@ def foreign_files(root):
     return found
 
 
-def _refuse_foreign(root):
-    found = foreign_files(root)
+def _refuse_foreign(root, found=None):
+    found = foreign_files(root) if found is None else found
     if found:
         listing = ", ".join(f"{path} ({n} lines)" for path, n in found.items())
         raise ForeignFiles(
@@ -96,9 +97,40 @@ def _refuse_foreign(root):
         )
 
 
+def _left_alone(root, force):
+    """The declarations this sync writes, and why it leaves the others alone. Another app's guarded file that
+    holds lines Dockspace did not write is left alone (the writer never removes a top-level .cf file), so it
+    never holds back mail's accounts and access blocks. Raises ForeignFiles (writing nothing) when a file of
+    mail's, or one the writer could not leave standing, is foreign: an existing DMS setup not yet adopted.
+    Returns (declarations to write, messages for the skipped report)."""
+    declared = catalog.declared_files()
+    if force:
+        return declared, []
+    found = foreign_files(root)
+    standing = {path for path in found if _may_stand_aside(catalog.declared_for(path), path)}
+    _refuse_foreign(root, {path: n for path, n in found.items() if path not in standing})
+    notes = [
+        f"{path}: left alone, it holds {found[path]} lines Dockspace did not write; adopt them or replace the "
+        "file with `manage.py export_dms_files --force`"
+        for path in sorted(standing)
+    ]
+    return tuple(item for item in declared if not any(item.owns(path) for path in standing)), notes
+
+
+def _may_stand_aside(declared, path):
+    return (
+        isinstance(declared, catalog.DmsFile)
+        and declared.app_label != "mail"
+        and "/" not in path
+        and path.endswith(".cf")
+    )
+
+
 def dms_sync(*, dry_run=False, force=False, progress=None):
     """Write what changed. Records the outcome on DmsSyncState; raises the writer's errors, and
     ForeignFiles (writing nothing) while the directory holds an existing DMS setup not yet adopted.
+    Another app's file that holds lines Dockspace did not write is left alone with that app's other files
+    and reported on DmsSyncState.skipped, so it never holds back mail's accounts and access blocks.
     A value that cannot be written (e.g. a DKIM selector with a line break stored by hand) is left
     out and reported on DmsSyncState.skipped; everything else is written.
 
@@ -112,10 +144,10 @@ def dms_sync(*, dry_run=False, force=False, progress=None):
         with dms_lock(settings.DMS_HISTORY_DIR / SYNC_LOCK_NAME, timeout=120):
             if not dry_run:
                 roll_forward(settings.DMS_HISTORY_DIR)  # a killed write is finished before anything else
-            if not force:
-                _refuse_foreign(settings.DMS_DIR)
+            declared, left_alone = _left_alone(settings.DMS_DIR, force)
+            skipped.extend(left_alone)
             seen = list(DmsPendingChange.objects.values_list("pk", flat=True))
-            with counting_dms_files(streamed_files(on_skip=skipped.append), progress) as files:
+            with counting_dms_files(streamed_files(on_skip=skipped.append, declared=declared), progress) as files:
                 report = _write(files, root=settings.DMS_DIR, dry_run=dry_run)
     except Exception as e:
         if not dry_run:
@@ -173,7 +205,13 @@ def dms_scan(*, repair):
     drift found; repairs it (rewrites those files) when asked."""
     if repair:
         catch_up()  # what is merely behind is not drift
-    report = _write(streamed_files(on_skip=lambda _message: None), root=settings.DMS_DIR, dry_run=True)
+    try:
+        declared, _notes = _left_alone(settings.DMS_DIR, force=False)  # a file left alone is not drift
+    except ForeignFiles:
+        declared = catalog.declared_files()
+    report = _write(
+        streamed_files(on_skip=lambda _message: None, declared=declared), root=settings.DMS_DIR, dry_run=True
+    )
     drift = dict(report.diffs)
     state = DmsSyncState.load()
     if drift:
