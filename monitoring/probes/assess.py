@@ -81,6 +81,21 @@ def _certificate_reasons(certificate: CertificateReading, now: datetime, days: i
     return reasons
 
 
+def _failed_readings(errors: dict[str, str]) -> list[str]:
+    """One sentence per distinct error: a stopped container fails every `docker exec` reading the same way."""
+    by_error: dict[str, list[str]] = {}
+    for name, error in sorted(errors.items()):
+        if name != "services":  # said with the services, as what it means for them
+            by_error.setdefault(error, []).append(name)
+    reasons = []
+    for error, names in by_error.items():
+        if len(names) == 1:
+            reasons.append(f"{names[0]} reading failed: {error}")
+        else:
+            reasons.append(f"{', '.join(names[:-1])} and {names[-1]} readings failed: {error}")
+    return reasons
+
+
 def assess(
     reading: HostReading | None,
     certificates: list[CertificateReading],
@@ -109,9 +124,7 @@ def assess(
             degraded.append(f"oldest queued message is {_duration(queue.oldest_age_seconds)} old")
     for certificate in certificates:
         degraded.extend(_certificate_reasons(certificate, now, thresholds.certificate_days))
-    for name, error in sorted(reading.errors.items()):
-        if name != "services":  # already said above, as what it means for the services
-            degraded.append(f"{name} reading failed: {error}")
+    degraded.extend(_failed_readings(reading.errors))
 
     if down:
         return Assessment(DOWN, down + degraded)

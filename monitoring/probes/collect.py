@@ -93,8 +93,9 @@ def probe_commands(container: str, mail_volume: str) -> dict[str, list[str]]:
     }
 
 
-# Exit statuses that still carry a reading: supervisorctl (supervisor >= 4) exits 3 when any program is not
-# RUNNING, and printenv exits 1 when the variable is unset (an image without DMS_RELEASE: no version, no error).
+# Exit statuses that still carry a reading: `supervisorctl status` exits 3 when a listed program is stopped, exited
+# or fatal (Supervisor >= 4.0, supervisorctl.py do_status: LSBStatusExitStatuses.NOT_RUNNING; 4 = supervisord not
+# answering, a failure), and printenv exits 1 when the variable is unset (an image without DMS_RELEASE: no version).
 _READING_EXIT_STATUSES = {"services": {0, 3}, "version": {0, 1}}
 
 

@@ -54,8 +54,9 @@ def _clip(line: str, limit: int = 80) -> str:
 
 # ---------------------------------------------------------------------------------------------------- supervisorctl
 
-# `supervisorctl status` prints "name   STATE   description", name possibly "group:program" (supervisor 4.x,
-# supervisor/supervisorctl.py `_procrepr`): the name has no spaces, the description is free text.
+# `supervisorctl status` prints '%(namespec)-Ns%(state)-10s%(desc)s' per process, namespec "group:name" when the
+# group is not the program's own (Supervisor 4.3.0, supervisor/supervisorctl.py `_show_statuses`, `make_namespec`):
+# the name has no spaces, the description is free text and may be empty.
 _SUPERVISOR_LINE = re.compile(r"^(?P<name>[A-Za-z0-9_.:@+-]+)\s+(?P<state>[A-Z]+)(?:\s+(?P<description>.*))?$")
 
 
@@ -178,8 +179,10 @@ _QUEUES = frozenset({"maildrop", "incoming", "active", "deferred", "hold", "corr
 
 
 def parse_postqueue(text: str, now: float) -> QueueStats:
-    """`postqueue -j`: one JSON object per queued message (postqueue(1), Postfix >= 3.1); `now` in epoch seconds."""
-    count = deferred = active = hold = 0
+    """`postqueue -j`: one JSON object per queued message (postqueue(1), Postfix >= 3.1); `now` in epoch seconds.
+    showq does not list atomically: a message moving from active to deferred while it scans may be listed in both,
+    under one queue_id. Such a message counts once, in the queue of its last line."""
+    queues: dict[object, str] = {}
     oldest: float | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -196,13 +199,18 @@ def parse_postqueue(text: str, now: float) -> QueueStats:
         arrival = message.get("arrival_time")
         if isinstance(arrival, bool) or not isinstance(arrival, int | float) or not math.isfinite(arrival):
             raise ValueError(f"postqueue -j line {number}: arrival_time must be a number of epoch seconds")
-        count += 1
-        deferred += queue == "deferred"
-        active += queue == "active"
-        hold += queue == "hold"
+        queue_id = message.get("queue_id")
+        queues[queue_id if isinstance(queue_id, str) and queue_id else ("line", number)] = queue
         oldest = arrival if oldest is None else min(oldest, arrival)
+    listed = list(queues.values())
     age = None if oldest is None else max(0.0, float(now) - float(oldest))
-    return QueueStats(count=count, deferred=deferred, active=active, hold=hold, oldest_age_seconds=age)
+    return QueueStats(
+        count=len(listed),
+        deferred=listed.count("deferred"),
+        active=listed.count("active"),
+        hold=listed.count("hold"),
+        oldest_age_seconds=age,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- df -P -B1
@@ -277,9 +285,9 @@ def parse_cpu_count(text: str) -> int:
 
 # ---------------------------------------------------------------------------------------------------- doveadm quota
 
-# Checked against the real doveadm here (Dovecot 2.3.19.1, `doveadm -f tab quota get -A`, count backend, a private
-# instance with two passwd-file users): header "Username\tQuota name\tType\tValue\tLimit\t%", then per user and
-# quota root one STORAGE row (Value and Limit in KiB) and one MESSAGE row (counts); Limit is "-" when unlimited.
+# Checked against the real doveadm (Dovecot 2.3.19.1, what DMS v15 ships; monitoring/tests/test_probe_quota.py runs
+# it with DMS's quota settings): header "Username\tQuota name\tType\tValue\tLimit\t%", then per user and quota
+# root one STORAGE row (Value and Limit in KiB) and one MESSAGE row (counts); Limit is "-" when unlimited.
 _QUOTA_HEADER = ["Username", "Quota name", "Type", "Value", "Limit", "%"]
 
 

@@ -129,8 +129,9 @@ def _handshake(host: str, port: int, mode: str, context: ssl.SSLContext, deadlin
         elif mode == "imap-starttls":
             _imap_starttls(dialogue)
         dialogue._wait_budget()
-        server_hostname = host if context.check_hostname else None
-        with context.wrap_socket(sock, server_hostname=server_hostname) as tls:
+        # The host name also goes out as SNI (Python leaves it out for an IP address), so a server that picks its
+        # certificate by name shows the same one to both handshakes.
+        with context.wrap_socket(sock, server_hostname=host) as tls:
             der = tls.getpeercert(binary_form=True)
         if not der:
             raise _ProbeError("the server presented no certificate")
@@ -175,9 +176,12 @@ def certificate(
     """The certificate on host:port. First a verifying handshake (system trust store, or `cafile`, and the host
     name); when only verification fails, a second connection reads the certificate with verification off, so an
     expired or self-signed one is still reported, with `verified` False and the reason in `verify_error`.
-    `timeout` bounds each connection as a whole. `now` (UTC) is what days_left counts from."""
+    `timeout` bounds each connection as a whole. `now` (UTC) is what days_left counts from. Only a bad `mode` or
+    `port` (the caller's mistake, checked before connecting) raises ValueError."""
     if mode not in MODES:
         raise ValueError(f"mode: one of {', '.join(sorted(MODES))}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError("port: a whole number from 1 to 65535")
     verified, verify_error = True, ""
     try:
         try:

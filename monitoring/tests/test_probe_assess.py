@@ -163,6 +163,24 @@ def test_the_status_and_its_reasons(reading, certificates, expected):
     assert assess(reading, certificates, reachable=True, now=NOW) == expected
 
 
+def test_a_stopped_container_is_down_with_one_sentence_for_the_readings_it_failed():
+    gone = "exit status 1: Error response from daemon: container mailserver is not running"
+    reading = HostReading(
+        disk=DiskUse("/srv", 100, 10, 90, 10.0),
+        errors={name: gone for name in ("settings", "services", "queue", "quota", "version")}
+        | {"load": "/proc/loadavg: expected three decimal load averages first, got ''"},
+    )
+
+    assert assess(reading, [], reachable=True, now=NOW) == Assessment(
+        "down",
+        [
+            f"state of postfix and dovecot unknown (supervisorctl status: {gone})",
+            "load reading failed: /proc/loadavg: expected three decimal load averages first, got ''",
+            f"queue, quota, settings and version readings failed: {gone}",
+        ],
+    )
+
+
 def test_an_unreachable_host_is_down_whatever_else_was_read():
     assert assess(None, [], reachable=False, reach_error="connection timed out", now=NOW) == Assessment(
         "down", ["host unreachable: connection timed out"]

@@ -222,12 +222,26 @@ def _message(queue, arrival, queue_id="4BC5A20C4C3"):
         ([], QueueStats(count=0, deferred=0, active=0, hold=0, oldest_age_seconds=None)),
         ([""], QueueStats(count=0, deferred=0, active=0, hold=0, oldest_age_seconds=None)),
         (
-            [_message("deferred", NOW - 3600), "", _message("active", NOW - 10), _message("hold", NOW - 60)],
+            [
+                _message("deferred", NOW - 3600, "A1"),
+                "",
+                _message("active", NOW - 10, "B2"),
+                _message("hold", NOW - 60, "C3"),
+            ],
             QueueStats(count=3, deferred=1, active=1, hold=1, oldest_age_seconds=3600.0),
         ),
         (
-            [_message("maildrop", NOW - 5), _message("incoming", NOW - 1), _message("deferred", NOW - 7200.5)],
+            [
+                _message("maildrop", NOW - 5, "A1"),
+                _message("incoming", NOW - 1, "B2"),
+                _message("deferred", NOW - 7200.5, "C3"),
+            ],
             QueueStats(count=3, deferred=1, active=0, hold=0, oldest_age_seconds=7200.5),
+        ),
+        # Listed twice by one showq scan while moving from active to deferred: one message, in its last queue.
+        (
+            [_message("active", NOW - 90, "9A24A216094"), _message("deferred", NOW - 90, "9A24A216094")],
+            QueueStats(count=1, deferred=1, active=0, hold=0, oldest_age_seconds=90.0),
         ),
         # A clock behind the host's: never a negative age.
         ([_message("active", NOW + 30)], QueueStats(count=1, deferred=0, active=1, hold=0, oldest_age_seconds=0.0)),

@@ -318,3 +318,32 @@ def test_plain_text_where_tls_is_expected_is_a_handshake_failure(listeners):
 def test_an_unknown_mode_is_refused_before_connecting():
     with pytest.raises(ValueError, match="mode: one of imap-starttls, smtp-starttls, tls"):
         certificate(LOOPBACK, 25, "pop3", 1)
+
+
+def test_a_server_choosing_its_certificate_by_name_is_asked_by_name_in_both_handshakes(listeners, authority):
+    # The name's certificate has expired, so the verifying handshake fails and the reading one must ask by name too.
+    named_cert, named_key, named = authority.issue("named", not_after=in_days(-1), names=("localhost",))
+    default_cert, default_key, _ = authority.issue("default", not_after=in_days(300), self_signed=True)
+    named_context = _server_context(named_cert, named_key)
+    context = _server_context(default_cert, default_key)
+    asked = []
+
+    def by_name(tls, server_name, _context):
+        asked.append(server_name)
+        if server_name == "localhost":
+            tls.context = named_context
+
+    context.sni_callback = by_name
+    listener = listeners(lambda conn: _finish_tls(conn, context))
+
+    reading = certificate("localhost", listener.port, "tls", 5, cafile=str(authority.cafile))
+
+    assert reading.subject == "CN=named.test" and reading.not_after == named.not_valid_after_utc
+    assert reading.verified is False and "expired" in reading.verify_error
+    assert asked == ["localhost", "localhost"]
+
+
+@pytest.mark.parametrize("port", [0, 70000, -1, True, "25"])
+def test_a_port_out_of_range_is_refused_before_connecting(port):
+    with pytest.raises(ValueError, match="port: a whole number from 1 to 65535"):
+        certificate(LOOPBACK, port, "tls", 1)
