@@ -56,10 +56,12 @@ case "$1" in
         ;;
 esac
 
-# A program (sh, python, celery...) runs as given; any other word names a declared process, and an unknown
-# one is refused with the list of declared names.
-if command -v "$1" >/dev/null 2>&1; then
-    exec "$@"
+# A declared process's name comes first (a program of the same name on PATH never shadows it); then a program
+# (sh, python, celery...) runs as given; any other word is refused with the list of declared names.
+if ! python -m dockspace.processes names | grep -qxF -- "$1"; then
+    case "$(command -v -- "$1" 2>/dev/null)" in
+        /*) exec "$@" ;;
+    esac
 fi
 wait_for_database "$1"
 exec python -m dockspace.processes run "$@"
