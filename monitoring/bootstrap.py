@@ -4,12 +4,16 @@ results in, findings out (the commands are run by monitoring.hosts.mailhost_boot
 import json
 from dataclasses import dataclass
 
+from monitoring.probes.parse import DMS_DEFAULTS, parse_dms_settings
+
 DMS_CONFIG_DIR = "/tmp/docker-mailserver"  # noqa: S108 (where DMS reads its config, inside the container)
 MAIL_LOG = "/var/log/mail/mail.log"
 DMS_SETTINGS = "/etc/dms-settings"
 # A file Dockspace puts in its DMS directory; seeing the same one inside the container proves the mount.
 MARKER_NAME = ".dockspace-dms-dir"
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+# What DMS v15.1 assumes for a setting its /etc/dms-settings does not list (ENABLE_QUOTAS defaults to on).
+SETTING_DEFAULTS = {**DMS_DEFAULTS, "ENABLE_QUOTAS": "1"}
 
 
 @dataclass(frozen=True)
@@ -39,21 +43,6 @@ def commands(container, compose_dir=""):
     if compose_dir:
         found["compose_dir"] = ["ls", "-1A", compose_dir]
     return found
-
-
-def parse_dms_settings(text):
-    """{VAR: value} from /etc/dms-settings (`VAR='value'` lines DMS writes at start; read, never sourced)."""
-    values = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
 
 
 def required_settings(dkim_layout):
@@ -179,11 +168,14 @@ def _settings_findings(result, dkim_layout):
                 "Use docker-mailserver v13 or later (it writes /etc/dms-settings at start).",
             )
         ]
-    values = parse_dms_settings(result.stdout)
+    try:
+        values = parse_dms_settings(result.stdout)
+    except ValueError as e:
+        return [Finding("DMS settings", False, f"{DMS_SETTINGS} cannot be read: {e}.", "Restart DMS to rewrite it.")]
     findings = []
     for name, (allowed, why) in required_settings(dkim_layout).items():
-        value = values.get(name, "")
-        shown = f"{name}={value!r}" if name in values else f"{name} is not set"
+        value = values.get(name, SETTING_DEFAULTS.get(name, ""))
+        shown = f"{name}={value!r}" if name in values else f"{name} is not set (DMS's default: {value!r})"
         if value in allowed:
             findings.append(Finding(f"setting {name}", True, f"{shown}."))
         else:

@@ -18,19 +18,15 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import env_str
+from monitoring.probes.collect import CommandResult
+
+__all__ = ["CommandResult", "HostKey", "Session", "SshError", "fetch_host_key", "load_private_key", "session"]
 
 # Output kept per stream; the rest is read (so the remote side never blocks) and dropped.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 # Commands that need root on a host where the SSH user is not in the docker group (MailHost.use_sudo).
 SUDO_COMMANDS = frozenset({"docker"})
 SUDO_PASSWORD_SIGNS = ("a password is required", "a terminal is required", "you must have a tty")
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_status: int
-    stdout: str
-    stderr: str
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,6 @@ from monitoring.tests.sshd import DMS_SETTINGS, default_answers
 # --- pure ------------------------------------------------------------------------------------------------
 
 
-def test_dms_settings_are_parsed_not_sourced():
-    text = (
-        "# written at start\nENABLE_QUOTAS='1'\nOVERRIDE_HOSTNAME=\"mx.example.com\"\nEMPTY=''\n\nBROKEN\nX=$(reboot)\n"
-    )
-    assert bootstrap.parse_dms_settings(text) == {
-        "ENABLE_QUOTAS": "1",
-        "OVERRIDE_HOSTNAME": "mx.example.com",
-        "EMPTY": "",
-        "X": "$(reboot)",
-    }
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -169,6 +157,12 @@ def inspect_with(**item):
             False,
         ),
         (
+            {"settings": CommandResult(0, DMS_SETTINGS + "BROKEN LINE\n", "")},
+            "DMS settings",
+            "/etc/dms-settings cannot be read: dms-settings line 12: expected VAR='value'",
+            False,
+        ),
+        (
             {"settings": CommandResult(1, "", "cat: /etc/dms-settings: No such file or directory")},
             "DMS settings",
             "/etc/dms-settings cannot be read",
@@ -182,6 +176,12 @@ def test_each_problem_is_found_with_a_fix_and_only_harmless_fixes_are_safe(chang
     assert detail in problems[check].detail
     assert problems[check].fix
     assert problems[check].is_safe_fix is safe
+
+
+def test_a_setting_dms_does_not_list_counts_as_its_default():
+    findings = {f.check: f for f in assess(settings=CommandResult(0, "ENABLE_RSPAMD='0'\n", ""))}
+    assert findings["setting ENABLE_QUOTAS"].ok  # DMS's default is on
+    assert findings["setting ENABLE_QUOTAS"].detail == "ENABLE_QUOTAS is not set (DMS's default: '1')."
 
 
 def test_without_docker_nothing_else_is_judged():
