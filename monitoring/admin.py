@@ -99,7 +99,15 @@ class AlertRuleForm(forms.ModelForm):
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     form = AlertRuleForm
-    list_display = ["__str__", "is_enabled", "threshold_text", "for_text", "repeat_text", "channel_names", "open"]
+    list_display = [
+        "__str__",
+        "is_enabled",
+        "threshold_text",
+        "for_text",
+        "repeat_text",
+        "channel_names",
+        "open_alerts",
+    ]
     list_filter = ["is_enabled"]
     readonly_fields = ["kind", "description", "subject_kind", "last_evaluated_at", "last_error"]
 
@@ -158,7 +166,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
         return ", ".join(names) or "none: nobody is notified"
 
     @admin.display(description="open alerts")
-    def open(self, obj):
+    def open_alerts(self, obj):
         return obj.alerts.exclude(state=Alert.RESOLVED).count()
 
 
@@ -193,14 +201,17 @@ class ChannelForm(forms.ModelForm):
         secret = data.get("new_secret") or ""
         kind = data.get("kind")
         if secret:
-            if kind == NotificationChannel.WEBHOOK and webhook_secret_problem(secret):
-                self.add_error("new_secret", webhook_secret_problem(secret))
+            problem = ""
+            if kind == NotificationChannel.WEBHOOK:
+                problem = webhook_secret_problem(secret)
             elif kind == NotificationChannel.TELEGRAM and not TELEGRAM_TOKEN_RULE.match(secret):
-                self.add_error(
-                    "new_secret", "must be a bot token as @BotFather gives it (digits, ':' and 30+ characters)."
-                )
+                problem = "must be a bot token as @BotFather gives it (digits, ':' and 30+ characters)."
             elif kind == NotificationChannel.EMAIL:
-                self.add_error("new_secret", "an email channel has no secret: leave this empty.")
+                problem = "an email channel has no secret: leave this empty."
+            if problem:
+                self.add_error("new_secret", problem)
+                # The model's "needs a secret" would repeat this error; an invalid form saves nothing.
+                self.instance.secret_encrypted = "refused"
             else:
                 self.instance.set_secret(secret)
         elif data.get("clear_secret") or kind == NotificationChannel.EMAIL:

@@ -258,7 +258,9 @@ class AlertEvent(models.Model):
     channel_name = models.CharField(max_length=100)
     kind = models.CharField(max_length=10, choices=KINDS)
     title = models.CharField(max_length=300, help_text="The rule and subject, as notified.")
-    message_id = models.CharField(max_length=40, unique=True, help_text="webhook-id: the same on every retry.")
+    message_id = models.CharField(
+        "message ID", max_length=40, unique=True, help_text="webhook-id: the same on every retry."
+    )
     payload = models.JSONField(help_text="What is sent (the webhook body; email and Telegram text are made from it).")
     status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
