@@ -45,6 +45,7 @@ case "$1" in
         chmod 0700 "${DOCKSPACE_DATA_DIR:-/data}" 2>/dev/null || true
         python manage.py migrate --noinput
         python manage.py install_periodic_tasks
+        python manage.py install_alert_rules
         # While no administrator exists, the first-run page asks for this one-time code.
         setup_code=$(python manage.py setup_code --if-needed)
         [ -z "$setup_code" ] || log "web: $setup_code"

@@ -309,6 +309,17 @@ else:
     EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
 
 
+# --- alerts (monitoring) ---------------------------------------------------------------------------
+
+# Where Telegram channels send (a self-hosted Bot API server, or a stand-in in tests).
+ALERT_TELEGRAM_API_BASE = env_str("DOCKSPACE_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
+if urlsplit(ALERT_TELEGRAM_API_BASE).scheme not in ("http", "https") or not urlsplit(ALERT_TELEGRAM_API_BASE).hostname:
+    raise ImproperlyConfigured(
+        f"DOCKSPACE_TELEGRAM_API_BASE must be an http(s) URL such as https://api.telegram.org; got "
+        f"{ALERT_TELEGRAM_API_BASE!r}."
+    )
+
+
 # --- static files, i18n ---------------------------------------------------------------------------
 
 STATIC_URL = "/static/"

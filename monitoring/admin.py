@@ -1,267 +1,478 @@
-"""Monitoring in the admin. Mail hosts: added in two steps (the host key it offers, then an explicit "trust"),
-changed through the service form, and acted on (restart, reload, bootstrap) by a dry run first that shows the
-exact command, then a confirmed POST: the same services as `manage.py mailhost`."""
+"""Admin for monitoring."""
 
-import secrets
+# --- Alerts: rules, alerts (open first), notification channels, notification log --------------------------------
+# Operators' actions (acknowledge, silence, send a test) go through monitoring.alert_services, which checks the
+# actor's permission and audits; a channel's secret is write-only here: stored encrypted, shown as set / not set.
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.crypto import constant_time_compare
+from django.utils.html import format_html_join
 
-from dockspace.admin_base import ServiceAdmin
-from dockspace.forms import ServiceForm
-from dockspace.validation import add_to_form, error_summary
-from monitoring import hosts
-from monitoring.models import MailHost
+from dockspace.validation import error_summary
+from monitoring import (
+    alert_services,
+    mailhost_admin,  # noqa: F401 (registers the mail host and probe admins)
+)
+from monitoring.alert_models import (
+    MAX_DURATION_SECONDS,
+    TELEGRAM_TOKEN_RULE,
+    Alert,
+    AlertEvent,
+    AlertRule,
+    NotificationChannel,
+    webhook_secret_problem,
+)
+from monitoring.durations import format_duration, parse_duration
+from monitoring.selectors import open_first
 
-# --- mail hosts ------------------------------------------------------------------------------------------
+SILENCES = [("1h", 3600), ("4h", 4 * 3600), ("24h", 86400), ("7d", 7 * 86400)]
 
 
-class MailHostAddForm(forms.Form):
-    """Step one of adding a host: where it is and how to reach it (nothing is stored yet)."""
+class DurationTextInput(forms.TextInput):
+    def format_value(self, value):
+        return format_duration(value) if isinstance(value, int) else value
 
-    name = forms.CharField(max_length=63, help_text=MailHost._meta.get_field("name").help_text)
-    ssh = forms.CharField(
-        label="SSH target", max_length=300, help_text="USER@HOST or USER@HOST:PORT, e.g. deploy@mx1.example.com."
+
+class DurationTextField(forms.Field):
+    """Seconds, typed as an operator writes them: 90s, 5m, 4h, 1d, 1h30m (or plain seconds)."""
+
+    widget = DurationTextInput
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate(self, value):
+        super().validate(value)
+        if value is not None and value > MAX_DURATION_SECONDS:
+            raise ValidationError(f"must be at most {format_duration(MAX_DURATION_SECONDS)}.")
+
+
+class AlertRuleForm(forms.ModelForm):
+    """The rule's own fields, plus one field per threshold its kind declares (threshold_<name>)."""
+
+    for_seconds = DurationTextField(
+        label="For", help_text="e.g. 5m: the condition must hold this long before the alert fires (0 fires at once)."
     )
-    key_path = forms.CharField(
-        label="Private key file", required=False, help_text=MailHost._meta.get_field("key_path").help_text
+    repeat_seconds = DurationTextField(
+        label="Repeat every", help_text="e.g. 4h: while it keeps firing unacknowledged, notify again this often."
     )
-    key_env = forms.CharField(
-        label="Private key variable", required=False, help_text=MailHost._meta.get_field("key_env").help_text
-    )
-    use_sudo = forms.BooleanField(
-        label="Run docker with sudo -n", required=False, help_text=MailHost._meta.get_field("use_sudo").help_text
-    )
-    container = forms.CharField(initial="mailserver", help_text=MailHost._meta.get_field("container").help_text)
-    compose_dir = forms.CharField(
-        label="Compose directory", required=False, help_text=MailHost._meta.get_field("compose_dir").help_text
-    )
-    mail_volume = forms.CharField(initial="/", help_text=MailHost._meta.get_field("mail_volume").help_text)
-    mail_hostname = forms.CharField(
-        label="Mail host name", required=False, help_text=MailHost._meta.get_field("mail_hostname").help_text
-    )
-    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
-    def service_arguments(self):
-        data = self.cleaned_data
-        return {
-            "name": data["name"],
-            "ssh_target": data["ssh"],
-            "key_path": data["key_path"],
-            "key_env": data["key_env"],
-            "use_sudo": data["use_sudo"],
-            "container": data["container"],
-            "compose_dir": data["compose_dir"],
-            "mail_volume": data["mail_volume"],
-            "mail_hostname": data["mail_hostname"],
-            "notes": data["notes"],
-        }
-
-
-class MailHostChangeForm(ServiceForm):
     class Meta:
-        model = MailHost
-        fields = list(hosts.EDITABLE)
+        model = AlertRule
+        fields = ["is_enabled", "for_seconds", "repeat_seconds", "notify_resolved", "channels"]
+        widgets = {"channels": forms.CheckboxSelectMultiple}
 
-    def apply(self, data):
-        return hosts.mailhost_update(
-            host=self.instance, request=self.request, **{key: data[key] for key in hosts.EDITABLE}
-        )
-
-
-@admin.register(MailHost)
-class MailHostAdmin(ServiceAdmin):
-    form = MailHostChangeForm
-    change_form_template = "admin/monitoring/mailhost/change_form.html"
-    list_display = ["name", "ssh_target", "container", "is_default", "restart_needed", "host_key_fingerprint"]
-    search_fields = ["name", "ssh_host", "notes"]
-    ordering = ["name"]
-    actions = ["make_default"]
-    readonly_fields = [
-        "name",
-        "ssh_target",
-        "host_key_type",
-        "host_key_fingerprint",
-        "is_default",
-        "restart_needed",
-        "restart_reason",
-        "created_at",
-        "updated_at",
-    ]
-    fieldsets = [
-        (None, {"fields": ["name", "ssh_target", "is_default", "notes"]}),
-        ("Pinned host key (trusted when the host was added)", {"fields": ["host_key_type", "host_key_fingerprint"]}),
-        ("Private key (never stored here)", {"fields": ["key_path", "key_env", "use_sudo"]}),
-        (
-            "DMS on the host",
-            {
-                "fields": [
-                    "container",
-                    "compose_dir",
-                    "mail_volume",
-                    "mail_hostname",
-                    "restart_needed",
-                    "restart_reason",
-                ]
-            },
-        ),
-        ("Dates", {"fields": ["created_at", "updated_at"]}),
-    ]
-
-    @admin.display(description="SSH target")
-    def ssh_target(self, obj):
-        return obj.ssh_target
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {"can_operate": request.user.has_perm(hosts.OPERATE), **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def remove(self, request, obj):
-        hosts.mailhost_remove(host=obj, request=request)
-
-    @admin.action(description="Make the selected host the default", permissions=["change"])
-    def make_default(self, request, queryset):
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one host to make it the default.", messages.ERROR)
-            return
-        host = hosts.mailhost_set_default(host=queryset.get(), request=request)
-        self.message_user(request, f"{host.name} is the default mail host.", messages.SUCCESS)
-
-    # --- adding: the offered host key, then trust ---
-
-    def add_view(self, request, form_url="", extra_context=None):
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        pending_key = "monitoring_mailhost_add"
-        if request.method == "POST" and "confirmation" in request.POST:
-            pending = request.session.pop(pending_key, None)
-            if not pending or not constant_time_compare(pending["token"], request.POST.get("confirmation", "")):
-                self.message_user(request, "That form expired; contact the host again.", messages.WARNING)
-                return HttpResponseRedirect(request.path)
-            form = MailHostAddForm(pending["data"])
-            form.is_valid()
-            if request.POST.get("trust") != "yes":
-                return self._add_page(request, form)
-            try:
-                added = hosts.mailhost_add(**form.service_arguments(), trust=pending["fingerprint"], request=request)
-            except ValidationError as e:
-                add_to_form(form, e, {"ssh_target": "ssh"})
-                return self._add_page(request, form)
-            self.message_user(
-                request,
-                f"Added {added.host.name} with host key {added.offered.fingerprint} pinned.",
-                messages.SUCCESS,
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        declared = self.instance.declared if self.instance.pk else None
+        self.declared_thresholds = declared.thresholds if declared else ()
+        for threshold in self.declared_thresholds:
+            number = forms.IntegerField if threshold.integer else forms.FloatField
+            value = (self.instance.thresholds or {}).get(threshold.name, threshold.default)
+            self.fields[f"threshold_{threshold.name}"] = number(
+                label=f"{threshold.label} ({threshold.unit})",
+                initial=value,
+                min_value=threshold.minimum,
+                max_value=threshold.maximum,
+                help_text=f"Default {threshold.default:g} {threshold.unit}.",
             )
-            return HttpResponseRedirect(reverse("admin:monitoring_mailhost_change", args=[added.host.pk]))
-        form = MailHostAddForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                added = hosts.mailhost_add(**form.service_arguments(), trust=None, request=request)
-            except ValidationError as e:
-                add_to_form(form, e, {"ssh_target": "ssh"})
+
+    def clean(self):
+        data = super().clean()
+        thresholds = dict(self.instance.thresholds or {})
+        for threshold in self.declared_thresholds:
+            value = data.get(f"threshold_{threshold.name}")
+            if value is not None:
+                thresholds[threshold.name] = value
+        self.instance.thresholds = thresholds  # checked again by AlertRule.clean(), which names the field
+        return data
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    form = AlertRuleForm
+    list_display = [
+        "__str__",
+        "is_enabled",
+        "threshold_text",
+        "for_text",
+        "repeat_text",
+        "channel_names",
+        "open_alerts",
+    ]
+    list_filter = ["is_enabled"]
+    readonly_fields = ["kind", "description", "subject_kind", "last_evaluated_at", "last_error"]
+
+    def has_add_permission(self, request):
+        return False  # one rule per declared alert kind, created by the installer
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # disable it instead: its alerts are history
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["fields"] = None  # the form declares its fields; the threshold fields are added per rule
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        declared = obj.declared if obj is not None else None
+        thresholds = [f"threshold_{t.name}" for t in declared.thresholds] if declared else []
+        return [
+            (None, {"fields": ["kind", "description", "subject_kind", "is_enabled"]}),
+            ("When it fires", {"fields": [*thresholds, "for_seconds"]}),
+            ("Notifications", {"fields": ["channels", "repeat_seconds", "notify_resolved"]}),
+            ("Last evaluation", {"fields": ["last_evaluated_at", "last_error"]}),
+        ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("channels")
+
+    @admin.display(description="description")
+    def description(self, obj):
+        declared = obj.declared
+        return declared.description if declared else "No installed app declares this alert kind; it is not evaluated."
+
+    @admin.display(description="one alert per")
+    def subject_kind(self, obj):
+        declared = obj.declared
+        return declared.subject_kind if declared else "-"
+
+    @admin.display(description="thresholds")
+    def threshold_text(self, obj):
+        declared = obj.declared
+        if not declared or not declared.thresholds:
+            return "-"
+        values = declared.view(obj.thresholds or {}, None).thresholds
+        return ", ".join(f"{t.label.lower()} {values[t.name]:g} {t.unit}" for t in declared.thresholds)
+
+    @admin.display(description="for")
+    def for_text(self, obj):
+        return format_duration(obj.for_seconds)
+
+    @admin.display(description="repeat every")
+    def repeat_text(self, obj):
+        return format_duration(obj.repeat_seconds)
+
+    @admin.display(description="channels")
+    def channel_names(self, obj):
+        names = [channel.name for channel in obj.channels.all()]
+        return ", ".join(names) or "none: nobody is notified"
+
+    @admin.display(description="open alerts")
+    def open_alerts(self, obj):
+        return obj.alerts.exclude(state=Alert.RESOLVED).count()
+
+
+class ChannelForm(forms.ModelForm):
+    new_secret = forms.CharField(
+        label="Secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only: stored encrypted and never shown again; leave empty to keep the current one. Webhook: "
+        "the signing secret, whsec_ followed by base64 (generate one with `manage.py alerts new-webhook-secret`). "
+        "Telegram: the bot token @BotFather gave you.",
+    )
+    clear_secret = forms.BooleanField(label="Remove the stored secret", required=False)
+
+    class Meta:
+        model = NotificationChannel
+        fields = [
+            "name",
+            "kind",
+            "is_enabled",
+            "is_default",
+            "email_to_staff",
+            "email_addresses",
+            "webhook_url",
+            "telegram_chat_id",
+            "secret_env",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        secret = data.get("new_secret") or ""
+        kind = data.get("kind")
+        if secret:
+            problem = ""
+            if kind == NotificationChannel.WEBHOOK:
+                problem = webhook_secret_problem(secret)
+            elif kind == NotificationChannel.TELEGRAM and not TELEGRAM_TOKEN_RULE.match(secret):
+                problem = "must be a bot token as @BotFather gives it (digits, ':' and 30+ characters)."
+            elif kind == NotificationChannel.EMAIL:
+                problem = "an email channel has no secret: leave this empty."
+            if problem:
+                self.add_error("new_secret", problem)
+                # The model's "needs a secret" would repeat this error; an invalid form saves nothing.
+                self.instance.secret_encrypted = "refused"
             else:
-                token = secrets.token_urlsafe(16)
-                request.session[pending_key] = {
-                    "token": token,
-                    "data": form.cleaned_data,
-                    "fingerprint": added.offered.fingerprint,
-                }
-                context = {
-                    **self.admin_site.each_context(request),
-                    "opts": self.opts,
-                    "title": f"Trust the host key of {form.cleaned_data['ssh']}?",
-                    "offered": added.offered,
-                    "ssh": form.cleaned_data["ssh"],
-                    "confirmation": token,
-                }
-                return TemplateResponse(request, "admin/monitoring/mailhost/trust.html", context)
-        return self._add_page(request, form)
+                self.instance.set_secret(secret)
+        elif data.get("clear_secret") or kind == NotificationChannel.EMAIL:
+            self.instance.secret_encrypted = ""
+        return data
 
-    def _add_page(self, request, form):
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Add mail host",
-            "form": form,
-        }
-        return TemplateResponse(request, "admin/monitoring/mailhost/add.html", context)
 
-    # --- actions on a host: dry run first, then a confirmed POST ---
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    change_form_template = "admin/monitoring/notificationchannel/change_form.html"
+    list_display = ["name", "kind", "is_enabled", "is_default", "destination", "secret_status", "last_notification"]
+    list_filter = ["kind", "is_enabled"]
+    readonly_fields = ["secret_status"]
+    actions = ["send_test"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "is_enabled", "is_default"]}),
+        ("Email", {"fields": ["email_to_staff", "email_addresses"]}),
+        ("Webhook", {"fields": ["webhook_url"]}),
+        ("Telegram", {"fields": ["telegram_chat_id"]}),
+        ("Secret (webhook, Telegram)", {"fields": ["secret_status", "secret_env", "new_secret", "clear_secret"]}),
+    ]
+
+    @admin.display(description="secret")
+    def secret_status(self, obj):
+        return obj.secret_state() if obj.pk else "not set"
+
+    @admin.display(description="to")
+    def destination(self, obj):
+        if obj.kind == obj.EMAIL:
+            return ", ".join((["staff"] if obj.email_to_staff else []) + obj.addresses())
+        if obj.kind == obj.WEBHOOK:
+            from monitoring.outbound_http import origin
+
+            return origin(obj.webhook_url)  # the path may hold a token
+        return obj.telegram_chat_id
+
+    @admin.display(description="last notification")
+    def last_notification(self, obj):
+        event = obj.events.order_by("-created_at", "-id").first()
+        return f"{event.get_status_display()} {event.created_at:%Y-%m-%d %H:%M}" if event else "-"
 
     def get_urls(self):
-        view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/restart/", view(self.restart_view), name="monitoring_mailhost_restart"),
-            path("<path:object_id>/reload/<str:service>/", view(self.reload_view), name="monitoring_mailhost_reload"),
-            path("<path:object_id>/bootstrap/", view(self.bootstrap_view), name="monitoring_mailhost_bootstrap"),
-        ] + super().get_urls()
+            path(
+                "<path:object_id>/send-test/",
+                self.admin_site.admin_view(self.send_test_view),
+                name="monitoring_notificationchannel_send_test",
+            ),
+            *super().get_urls(),
+        ]
 
-    def _host(self, request, object_id):
-        host = self.get_object(request, unquote(object_id))
-        if host is None:
-            raise Http404("No such mail host.")
-        if not self.has_view_permission(request, host):
-            raise PermissionDenied
-        return host
-
-    def _change_url(self, host):
-        return reverse("admin:monitoring_mailhost_change", args=[host.pk])
-
-    def _action_page(self, request, host, title, done, template="admin/monitoring/mailhost/action.html", **more):
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            "original": host,
-            "change_url": self._change_url(host),
-            "done": done,
-            **more,
-        }
-        return TemplateResponse(request, template, context)
-
-    def _run(self, request, host, call):
-        """The service call, or its refusal as a message on the host's page."""
+    def _test(self, request, channel):
         try:
-            return call(execute=request.method == "POST"), None
-        except ValidationError as e:
-            self.message_user(request, f"{host.name}: {error_summary(e)}", messages.ERROR)
-            return None, HttpResponseRedirect(self._change_url(host))
+            outcome = alert_services.channel_send_test(channel=channel, request=request)
+        except ValidationError as exc:
+            self.message_user(request, f"Not sent: {error_summary(exc)}", messages.ERROR)
+            return
+        self.message_user(request, outcome.text, messages.SUCCESS if outcome.is_sent else messages.ERROR)
 
-    def restart_view(self, request, object_id):
-        host = self._host(request, object_id)
-        done, refused = self._run(
-            request, host, lambda execute: hosts.mailhost_restart(host=host, execute=execute, request=request)
-        )
-        return refused or self._action_page(request, host, f"Restart the DMS container on {host.name}", done)
+    def send_test_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        channel = self.get_object(request, unquote(object_id))
+        if channel is None or not self.has_view_permission(request, channel):
+            raise PermissionDenied
+        self._test(request, channel)  # the service checks the permission to change channels
+        return HttpResponseRedirect(reverse("admin:monitoring_notificationchannel_change", args=[channel.pk]))
 
-    def reload_view(self, request, object_id, service):
-        host = self._host(request, object_id)
-        done, refused = self._run(
-            request,
-            host,
-            lambda execute: hosts.mailhost_reload(host=host, service=service, execute=execute, request=request),
-        )
-        return refused or self._action_page(request, host, f"Reload {service} on {host.name}", done)
+    @admin.action(description="Send a test notification", permissions=["change"])
+    def send_test(self, request, queryset):
+        for channel in queryset:
+            self._test(request, channel)
 
-    def bootstrap_view(self, request, object_id):
-        host = self._host(request, object_id)
-        report, refused = self._run(
-            request, host, lambda execute: hosts.mailhost_bootstrap(host=host, execute=execute, request=request)
+
+class OpenFirst(admin.SimpleListFilter):
+    title = "open"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "open (firing or pending)"), ("no", "resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(state=Alert.RESOLVED)
+        if self.value() == "no":
+            return queryset.filter(state=Alert.RESOLVED)
+        return queryset
+
+
+def _silence_action(label, seconds):
+    @admin.action(description=f"Silence for {label} (send nothing)", permissions=["change"])
+    def silence(modeladmin, request, queryset):
+        modeladmin._run(request, queryset, alert_services.alert_silence, f"Silenced for {label}:", seconds=seconds)
+
+    silence.__name__ = f"silence_{label}"
+    return silence
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    change_form_template = "admin/monitoring/alert/change_form.html"
+    list_display = [
+        "state",
+        "rule",
+        "subject",
+        "summary",
+        "pending_since",
+        "fired_at",
+        "resolved_at",
+        "acknowledged",
+        "silenced_until",
+        "reopen_count",
+    ]
+    list_display_links = ["rule", "subject"]
+    list_filter = [OpenFirst, "state", "rule"]
+    search_fields = ["subject", "summary"]
+    list_select_related = ["rule", "acknowledged_by"]
+    actions = ["acknowledge", "end_silence", *[_silence_action(label, seconds) for label, seconds in SILENCES]]
+    fields = [
+        "rule",
+        "subject",
+        "state",
+        "value",
+        "summary",
+        "first_seen_at",
+        "pending_since",
+        "last_seen_at",
+        "fired_at",
+        "resolved_at",
+        "last_notified_at",
+        "reopen_count",
+        "acknowledged_by",
+        "acknowledged_at",
+        "silenced_until",
+        "notifications",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return open_first(super().get_queryset(request))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # No form to edit an alert (the page is read-only); acknowledging and silencing need the permission.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="acknowledged")
+    def acknowledged(self, obj):
+        if obj.acknowledged_at is None:
+            return "-"
+        return f"{obj.acknowledged_by or 'someone'} {obj.acknowledged_at:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="notifications")
+    def notifications(self, obj):
+        events = obj.events.order_by("-created_at", "-id")[:20]
+        return (
+            format_html_join(
+                "",
+                "<div>{} {} &rarr; {}: {}{}</div>",
+                (
+                    (
+                        f"{event.created_at:%Y-%m-%d %H:%M:%S}",
+                        event.get_kind_display(),
+                        event.channel_name,
+                        event.get_status_display(),
+                        f" ({event.error})" if event.error else "",
+                    )
+                    for event in events
+                ),
+            )
+            or "-"
         )
-        if refused:
-            return refused
-        return self._action_page(
-            request,
-            host,
-            f"Bootstrap check of {host.name}",
-            report,
-            template="admin/monitoring/mailhost/bootstrap.html",
-            has_safe_fix=any(not f.ok and f.is_safe_fix for f in report.findings),
-            executed=request.method == "POST",
-        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {
+            "may_act": super().has_change_permission(request),
+            "silences": [label for label, _ in SILENCES],
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/act/", self.admin_site.admin_view(self.act_view), name="monitoring_alert_act"),
+            *super().get_urls(),
+        ]
+
+    def act_view(self, request, object_id):
+        """The buttons on an alert's page: acknowledge, silence for a while, end the silence."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        alert = self.get_object(request, unquote(object_id))
+        if alert is None or not self.has_view_permission(request, alert):
+            raise PermissionDenied
+        action = request.POST.get("action", "")
+        silences = dict(SILENCES)
+        if action == "acknowledge":
+            self._run(request, [alert], alert_services.alert_acknowledge, "Acknowledged")
+        elif action == "end_silence":
+            self._run(request, [alert], alert_services.alert_silence, "Silence ended for", seconds=0)
+        elif action.removeprefix("silence_") in silences:
+            label = action.removeprefix("silence_")
+            seconds = silences[label]
+            self._run(request, [alert], alert_services.alert_silence, f"Silenced for {label}:", seconds=seconds)
+        else:
+            self.message_user(request, "Unknown action.", messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:monitoring_alert_change", args=[alert.pk]))
+
+    def _run(self, request, alerts, service, done, **kwargs):
+        for alert in alerts:
+            try:
+                service(alert=alert, request=request, **kwargs)
+            except ValidationError as exc:
+                self.message_user(request, f"{alert}: {error_summary(exc)}", messages.ERROR)
+            else:
+                self.message_user(request, f"{done} {alert}.", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge (stop repeating)", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        self._run(request, queryset, alert_services.alert_acknowledge, "Acknowledged")
+
+    @admin.action(description="End the silence", permissions=["change"])
+    def end_silence(self, request, queryset):
+        self._run(request, queryset, alert_services.alert_silence, "Silence ended for", seconds=0)
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "title", "channel_name", "status", "attempts", "sent_at", "error"]
+    list_filter = ["kind", "status", "channel_name"]
+    search_fields = ["title", "channel_name", "error"]
+    fields = [
+        "created_at",
+        "kind",
+        "title",
+        "alert",
+        "channel_name",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "error",
+        "message_id",
+        "payload",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

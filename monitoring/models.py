@@ -4,6 +4,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+# Alerts (rules, alerts, notification channels and log) live in monitoring/alert_models.py.
+from monitoring.alert_models import Alert, AlertEvent, AlertRule, NotificationChannel  # noqa: F401
+
 # --- mail hosts ----------------------------------------------------------------------------------
 # The DMS machines Dockspace manages over SSH (monitoring.ssh). The private key is never stored here: a row
 # names a file on the Dockspace machine or an environment variable that holds it.
