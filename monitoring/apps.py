@@ -16,6 +16,21 @@ class MonitoringConfig(AppConfig):
     def periodic_tasks(self):
         return [
             PeriodicTask(
+                name="Probe the mail hosts",
+                task="monitoring.probe_mail_hosts",
+                interval_minutes=5,
+                expires_seconds=4 * 60,
+                description="Probes every mail host over SSH (services, queue, disk, load, quotas, certificates) and "
+                "stores the result; one task per host.",
+            ),
+            PeriodicTask(
+                name="Prune the probe history",
+                task="monitoring.prune_probe_history",
+                crontab=Crontab(minute="37", hour="3"),
+                expires_seconds=3600,
+                description="Deletes host probes older than 7 days and hourly rollups older than 90 days.",
+            ),
+            PeriodicTask(
                 name="Evaluate alert rules",
                 task="monitoring.evaluate_alerts",
                 interval_minutes=1,

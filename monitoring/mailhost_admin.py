@@ -11,13 +11,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from dockspace.admin_base import ServiceAdmin
 from dockspace.forms import ServiceForm
 from dockspace.validation import add_to_form, error_summary
-from monitoring import hosts
-from monitoring.models import MailHost
+from monitoring import hosts, probing
+from monitoring.models import HostProbe, MailboxQuotaUsage, MailHost
 
 
 class MailHostAddForm(forms.Form):
@@ -77,11 +78,12 @@ class MailHostChangeForm(ServiceForm):
 class MailHostAdmin(ServiceAdmin):
     form = MailHostChangeForm
     change_form_template = "admin/monitoring/mailhost/change_form.html"
-    list_display = ["name", "ssh_target", "container", "is_default", "restart_needed", "host_key_fingerprint"]
+    list_display = ["name", "ssh_target", "container", "status", "is_default", "restart_needed", "host_key_fingerprint"]
     search_fields = ["name", "ssh_host", "notes"]
     ordering = ["name"]
     actions = ["make_default"]
     readonly_fields = [
+        "status",
         "name",
         "ssh_target",
         "host_key_type",
@@ -93,7 +95,7 @@ class MailHostAdmin(ServiceAdmin):
         "updated_at",
     ]
     fieldsets = [
-        (None, {"fields": ["name", "ssh_target", "is_default", "notes"]}),
+        (None, {"fields": ["name", "ssh_target", "status", "is_default", "notes"]}),
         ("Pinned host key (trusted when the host was added)", {"fields": ["host_key_type", "host_key_fingerprint"]}),
         ("Private key (never stored here)", {"fields": ["key_path", "key_env", "use_sudo"]}),
         (
@@ -115,6 +117,15 @@ class MailHostAdmin(ServiceAdmin):
     @admin.display(description="SSH target")
     def ssh_target(self, obj):
         return obj.ssh_target
+
+    @admin.display(description="last probe")
+    def status(self, obj):
+        probe = probing.latest_probe(obj)
+        if probe is None:
+            return "not probed yet"
+        when = timezone.localtime(probe.started_at).strftime("%Y-%m-%d %H:%M")
+        reasons = f": {'; '.join(probe.reasons)}" if probe.reasons else ""
+        return f"{probe.status} ({when}){reasons}"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {"can_operate": request.user.has_perm(hosts.OPERATE), **(extra_context or {})}
@@ -198,6 +209,7 @@ class MailHostAdmin(ServiceAdmin):
             path("<path:object_id>/restart/", view(self.restart_view), name="monitoring_mailhost_restart"),
             path("<path:object_id>/reload/<str:service>/", view(self.reload_view), name="monitoring_mailhost_reload"),
             path("<path:object_id>/bootstrap/", view(self.bootstrap_view), name="monitoring_mailhost_bootstrap"),
+            path("<path:object_id>/check/", view(self.check_view), name="monitoring_mailhost_check"),
         ] + super().get_urls()
 
     def _host(self, request, object_id):
@@ -263,3 +275,69 @@ class MailHostAdmin(ServiceAdmin):
             has_safe_fix=any(not f.ok and f.is_safe_fix for f in report.findings),
             executed=request.method == "POST",
         )
+
+    def check_view(self, request, object_id):
+        """The last probe; POST probes the host now (read-only on the host; stores a probe row)."""
+        host = self._host(request, object_id)
+        probe = probing.latest_probe(host)
+        if request.method == "POST":
+            try:
+                probe = probing.mailhost_check(host=host, request=request)
+            except ValidationError as e:
+                self.message_user(request, f"{host.name}: {error_summary(e)}", messages.ERROR)
+                return HttpResponseRedirect(self._change_url(host))
+        return self._action_page(
+            request,
+            host,
+            f"Check of {host.name}",
+            probe,
+            template="admin/monitoring/mailhost/check.html",
+            data=probing.probe_data(probe) if probe else None,
+        )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # kept 7 days, then as hourly rollups (monitoring.probing)
+
+
+@admin.register(HostProbe)
+class HostProbeAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "host", "status", "reasons_text", "queue_count", "disk_percent", "load1"]
+    list_filter = ["status", "host"]
+    date_hierarchy = "started_at"
+    list_select_related = ["host"]
+
+    @admin.display(description="reasons")
+    def reasons_text(self, obj):
+        return "; ".join(obj.reasons) or "-"
+
+
+@admin.register(MailboxQuotaUsage)
+class MailboxQuotaUsageAdmin(ReadOnlyAdmin):
+    list_display = ["address", "host", "used", "limit", "percent", "measured_at"]
+    list_filter = ["host"]
+    search_fields = ["address"]
+    ordering = ["-used_bytes"]
+
+    @admin.display(description="used", ordering="used_bytes")
+    def used(self, obj):
+        return _size(obj.used_bytes)
+
+    @admin.display(description="limit", ordering="limit_bytes")
+    def limit(self, obj):
+        return "no limit" if obj.limit_bytes is None else _size(obj.limit_bytes)
+
+
+def _size(value):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

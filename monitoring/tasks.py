@@ -2,7 +2,11 @@
 
 from celery import shared_task
 
-from monitoring import alert_services
+from monitoring import alert_services, probing
+from monitoring.models import MailHost
+
+# A host's probe not started within this many seconds of its sweep is dropped: the next sweep probes it again.
+PROBE_EXPIRES_SECONDS = 4 * 60
 
 # --- alerts -------------------------------------------------------------------------------------------------
 
@@ -27,3 +31,32 @@ def send_alert_notification(self, event_id):
 def purge_alert_events():
     events, alerts = alert_services.alert_events_purge()
     return f"deleted {events} notification(s) and {alerts} resolved alert(s) past retention"
+
+
+# --- mail hosts ---------------------------------------------------------------------------------------------
+
+
+@shared_task(name="monitoring.probe_mail_hosts", is_periodic=True)
+def probe_mail_hosts():
+    """Every 5 minutes: one task per mail host, so hosts are probed in parallel and a slow one delays no other."""
+    ids = probing.mailhost_ids()
+    for host_id in ids:
+        probe_mail_host.apply_async(args=[host_id], expires=PROBE_EXPIRES_SECONDS)
+    return f"queued {len(ids)} probe(s)"
+
+
+@shared_task(name="monitoring.probe_mail_host")
+def probe_mail_host(host_id):
+    """Probe one host and store the result (a host removed meanwhile is skipped)."""
+    host = MailHost.objects.filter(pk=host_id).first()
+    if host is None:
+        return f"mail host {host_id} is gone"
+    probe = probing.mailhost_probe(host=host)
+    reasons = f" ({'; '.join(probe.reasons)})" if probe.reasons else ""
+    return f"{host.name}: {probe.status}{reasons}"[:500]
+
+
+@shared_task(name="monitoring.prune_probe_history", is_periodic=True)
+def prune_probe_history():
+    raw, hourly = probing.probe_history_prune()
+    return f"deleted {raw} probe(s) older than {probing.RAW_DAYS} days and {hourly} hourly rollup(s) past retention"

@@ -36,6 +36,27 @@ ENABLE_QUOTAS='1'
 ENABLE_RSPAMD='0'
 ENABLE_SRS='0'
 """
+# What `supervisorctl status` prints in a DMS v15.1 container with DMS_SETTINGS; it exits 3 (not all RUNNING).
+SUPERVISORCTL = """\
+amavis                           STOPPED   Not started
+changedetector                   RUNNING   pid 1024, uptime 2:03:04
+clamav                           STOPPED   Not started
+cron                             RUNNING   pid 601, uptime 2:03:10
+dovecot                          RUNNING   pid 733, uptime 2:03:08
+fail2ban                         RUNNING   pid 802, uptime 2:03:07
+mailserver                       RUNNING   pid 8, uptime 2:03:15
+opendkim                         RUNNING   pid 760, uptime 2:03:07
+opendmarc                        RUNNING   pid 761, uptime 2:03:07
+postfix                          RUNNING   pid 911, uptime 2:03:06
+rsyslog                          RUNNING   pid 604, uptime 2:03:10
+"""
+# `doveadm -f tab quota get -A`: sizes in KiB, "-" for no limit.
+DOVEADM_QUOTA = (
+    "Username\tQuota name\tType\tValue\tLimit\t%\n"
+    "bob@example.com\tUser quota\tSTORAGE\t1024\t2097152\t0\n"
+    "bob@example.com\tUser quota\tMESSAGE\t3\t-\t0\n"
+    "alice@example.com\tUser quota\tSTORAGE\t512000\t-\t0\n"
+)
 
 STANDIN = '''#!{python}
 """Stand-in for `{name}` on the test's SSH host: logs its argv, answers from answers.json."""
@@ -58,7 +79,7 @@ if argv[0] == "sudo":
 with open(os.path.join(HERE, "answers.json")) as f:
     answer = json.load(f).get(json.dumps(argv))
 if answer is None:
-    sys.stderr.write("docker stand-in: no answer for " + " ".join(argv) + "\\n")
+    sys.stderr.write(argv[0] + " stand-in: no answer for " + " ".join(argv) + "\\n")
     sys.exit(1)
 time.sleep(answer.get("sleep", 0))
 if "run" in answer:
@@ -139,6 +160,11 @@ def default_answers(dms_dir, container=CONTAINER):
         ("docker", "start", container): {"stdout": f"{container}\n"},
         (*exec_, "postfix", "reload"): {"stderr": "postfix/postfix-script: refreshing the Postfix mail system\n"},
         (*exec_, "doveadm", "reload"): {},
+        # the probe (monitoring.probes.collect); df, /proc and nproc are the test machine's own
+        (*exec_, "supervisorctl", "status"): {"stdout": SUPERVISORCTL, "exit": 3},
+        (*exec_, "postqueue", "-j"): {},
+        (*exec_, "doveadm", "-f", "tab", "quota", "get", "-A"): {"stdout": DOVEADM_QUOTA},
+        (*exec_, "printenv", "DMS_RELEASE"): {"stdout": "v15.1.0\n"},
     }
 
 
@@ -159,9 +185,7 @@ class SshServer:
         self.process = None
         self.host_key = "first"
         for name in ("docker", "sudo"):
-            script = self.bin_dir / name
-            script.write_text(STANDIN.format(python=sys.executable, name=name, here=str(self.bin_dir)))
-            script.chmod(0o755)
+            self.stand_in(name)
         self.set_sudo("nopasswd")
         self.answers = {}
         for argv, answer in default_answers(self.dms_dir, container).items():
@@ -169,6 +193,13 @@ class SshServer:
         (self.root / "authorized_keys").write_text(Path(f"{keys['user']}.pub").read_text())
 
     # --- the stand-ins ---
+
+    def stand_in(self, name):
+        """Put a stand-in for the command `name` first on the session's PATH (docker and sudo have one; a test may
+        add e.g. df, answering from answer())."""
+        script = self.bin_dir / name
+        script.write_text(STANDIN.format(python=sys.executable, name=name, here=str(self.bin_dir)))
+        script.chmod(0o755)
 
     def answer(self, argv, **answer):
         """How the stand-in answers argv: stdout/stderr/exit, `sleep` seconds first, `cat` a file, `run` a real

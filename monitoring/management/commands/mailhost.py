@@ -1,11 +1,11 @@
-"""manage.py mailhost add|list|show|update|default|remove|restart|reload|bootstrap: the DMS hosts, over SSH."""
+"""manage.py mailhost add|list|show|check|update|default|remove|restart|reload|bootstrap: the DMS hosts, over SSH."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from dockspace.commandline import ServiceCall, not_found, print_json, print_record
-from monitoring import hosts
-from monitoring.models import MailHost
+from monitoring import hosts, probing
+from monitoring.models import HostProbe, MailHost
 
 ACTOR = "manage.py mailhost"
 # The services name fields; the operator typed these.
@@ -25,6 +25,7 @@ OPTIONS = {
 
 
 def mailhost_data(host):
+    probe = probing.latest_probe(host)
     return {
         "name": host.name,
         "ssh": host.ssh_target,
@@ -41,6 +42,8 @@ def mailhost_data(host):
         "restart_reason": host.restart_reason,
         "notes": host.notes,
         "created_at": host.created_at.isoformat(),
+        "status": probe.status if probe else "not probed yet",
+        "probed_at": probe.started_at.isoformat() if probe else None,
     }
 
 
@@ -53,17 +56,18 @@ def find_host(name):
 
 class Command(BaseCommand):
     help = (
-        "Manage the DMS hosts Dockspace reaches over SSH. First contact: `mailhost add NAME --ssh USER@HOST[:PORT] "
-        "--key /path/to/private_key` (or `--key-env VAR`, a variable holding the key) prints the fingerprint of "
-        "the host key the host offers and stores nothing; compare it with the host's own "
+        "Manage the DMS hosts Dockspace reaches over SSH. First contact: `mailhost add NAME --ssh "
+        "USER@HOST[:PORT] --key /path/to/private_key` (or `--key-env VAR`, a variable holding the key) prints "
+        "the fingerprint of the host key the host offers and stores nothing; compare it with the host's own "
         "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host), then run the same command with "
         "`--trust SHA256:...` to store the host with that key pinned. A host offering another key later is "
-        "refused and nothing runs on it. `list`, `show NAME` (both with --json), `update NAME ...`, `default NAME`, "
-        "`remove NAME`. Actions are dry runs that print the exact command unless given --execute, and are "
-        "audited: `restart NAME` (docker restart of the DMS container; clears 'restart needed'), `reload NAME "
-        "postfix|dovecot`, `bootstrap NAME` (checks what DMS needs for Dockspace and prints each fix; --execute "
-        "applies only the safe ones). Commands act as the host; `--as EMAIL` acts with that staff member's "
-        "permissions instead."
+        "refused and nothing runs on it. `list`, `show NAME`, `check NAME` (probes the host now: services, "
+        "queue, disk, load, quotas, TLS certificates; exits non-zero when it is down), all three with --json; "
+        "`update NAME ...`, `default NAME`, `remove NAME`. Actions are dry runs that print the exact command "
+        "unless given --execute, and are audited: `restart NAME` (docker restart of the DMS container; clears "
+        "'restart needed'), `reload NAME postfix|dovecot`, `bootstrap NAME` (checks what DMS needs for "
+        "Dockspace and prints each fix; --execute applies only the safe ones). Commands act as the host; "
+        "`--as EMAIL` acts with that staff member's permissions instead."
     )
 
     def add_arguments(self, parser):
@@ -91,6 +95,14 @@ class Command(BaseCommand):
         show = sub.add_parser("show", help="Show one mail host, with its pinned host key.")
         show.add_argument("name", metavar="NAME")
         show.add_argument("--json", action="store_true", help="Print JSON.")
+        check = sub.add_parser(
+            "check",
+            help="Probe the host now (DMS services, mail queue, disk of the mail volume, load, memory, quotas, DMS "
+            "version, TLS certificates of ports 25/465/587/993), store the result and print it. Exits non-zero "
+            "when the host is down.",
+        )
+        check.add_argument("name", metavar="NAME")
+        check.add_argument("--json", action="store_true", help="Print JSON.")
 
         update = sub.add_parser("update", help="Change a host's key source, sudo, container, directories or notes.")
         update.add_argument("name", metavar="NAME")
@@ -211,10 +223,27 @@ class Command(BaseCommand):
             flags = " ".join(
                 f for f, on in (("default", r["is_default"]), ("restart-needed", r["restart_needed"])) if on
             )
-            self.stdout.write(f"{r['name']:20} {r['ssh']:40} {r['container']:15} {flags}".rstrip())
+            line = f"{r['name']:20} {r['ssh']:40} {r['container']:15} {r['status']:15} {flags}"
+            self.stdout.write(line.rstrip())
 
     def _show(self, o):
         print_record(self, mailhost_data(find_host(o["name"])), o["json"])
+
+    def _check(self, o):
+        host = find_host(o["name"])
+        with ServiceCall(OPTIONS):
+            probe = probing.mailhost_check(host=host, **self._who_reads())
+        data = probing.probe_data(probe)
+        if o["json"]:
+            print_json(self, data)
+        else:
+            for line in probe_lines(probe):
+                self.stdout.write(line)
+        if probe.status == HostProbe.DOWN:
+            raise CommandError(f"{host.name} is down.")
+
+    def _who_reads(self):
+        return {"actor": self.actor}
 
     def _update(self, o):
         host = find_host(o["name"])
@@ -299,3 +328,50 @@ class Command(BaseCommand):
                 self.stdout.write("No fix here is safe to apply automatically: each one above is yours to make.")
         if failed:
             raise CommandError(f"{len(failed)} check(s) failed on {host.name}.")
+
+
+def _bytes(value):
+    if value is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value} B"  # pragma: no cover
+
+
+def probe_lines(probe):
+    """A probe as an operator reads it: the verdict and reasons, then one line per reading."""
+    lines = [f"{probe.host.name}: {probe.status} (probed in {probe.duration_ms} ms)"]
+    lines += [f"  - {reason}" for reason in probe.reasons]
+    if not probe.reachable:
+        return lines
+    if probe.services:
+        lines.append("services  " + ", ".join(f"{name} {state}" for name, state in sorted(probe.services.items())))
+    if probe.queue_count is not None:
+        oldest = probe.queue_oldest_age_seconds
+        age = f", oldest {oldest / 60:.0f} min" if oldest is not None else ""
+        lines.append(f"queue     {probe.queue_count} message(s), {probe.queue_deferred} deferred{age}")
+    if probe.disk_percent is not None:
+        lines.append(
+            f"disk      {probe.host.mail_volume} {probe.disk_percent:.1f} % used "
+            f"({_bytes(probe.disk_used_bytes)} of {_bytes(probe.disk_total_bytes)})"
+        )
+    if probe.load1 is not None:
+        cpus = f" ({probe.cpus} CPUs)" if probe.cpus else ""
+        lines.append(f"load      {probe.load1:g} {probe.load5:g} {probe.load15:g}{cpus}")
+    if probe.memory_total_bytes is not None:
+        lines.append(
+            f"memory    {_bytes(probe.memory_available_bytes)} available of {_bytes(probe.memory_total_bytes)}"
+        )
+    if probe.dms_version:
+        lines.append(f"DMS       {probe.dms_version}")
+    for cert in probe.certificates:
+        if cert.get("error"):
+            lines.append(f"TLS {cert['port']:<5} {cert['error']}")
+        else:
+            verified = "verified" if cert.get("verified") else f"does not verify: {cert.get('verify_error')}"
+            lines.append(
+                f"TLS {cert['port']:<5} expires {cert['not_after'][:10]} (in {cert['days_left']} days), {verified}"
+            )
+    return lines
