@@ -2,8 +2,11 @@
 results in, findings out (the commands are run by monitoring.hosts.mailhost_bootstrap)."""
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from monitoring.probes.collect import CommandResult
 from monitoring.probes.parse import DMS_DEFAULTS, parse_dms_settings
 
 DMS_CONFIG_DIR = "/tmp/docker-mailserver"  # noqa: S108 (where DMS reads its config, inside the container)
@@ -30,7 +33,7 @@ class Finding:
     fix_local: str = ""
 
 
-def commands(container, compose_dir=""):
+def commands(container: str, compose_dir: str = "") -> dict[str, list[str]]:
     """{name: argv} of the read-only commands bootstrap runs, in order."""
     found = {
         "docker": ["docker", "version", "--format", "{{.Server.Version}}"],
@@ -45,7 +48,7 @@ def commands(container, compose_dir=""):
     return found
 
 
-def required_settings(dkim_layout):
+def required_settings(dkim_layout: str) -> dict[str, tuple[tuple[str, ...], str]]:
     """{VAR: (allowed values, why)} of the DMS settings Dockspace relies on."""
     required = {
         "ACCOUNT_PROVISIONER": (("", "FILE"), "Dockspace writes the account files; another provisioner ignores them"),
@@ -58,12 +61,12 @@ def required_settings(dkim_layout):
     return required
 
 
-def _first_line(text):
+def _first_line(text: str) -> str:
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
 
 
-def _docker_finding(result):
+def _docker_finding(result: CommandResult) -> Finding:
     if result.exit_status == 0 and result.stdout.strip():
         return Finding("docker", True, f"Docker Engine {result.stdout.strip()}.")
     err = result.stderr.lower()
@@ -89,7 +92,7 @@ def _docker_finding(result):
     )
 
 
-def _container_state(result):
+def _container_state(result: CommandResult) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str]:
     """(state dict or None, mounts list, error line) from `docker inspect`."""
     if result.exit_status != 0:
         return None, [], _first_line(result.stderr) or f"exit {result.exit_status}"
@@ -101,13 +104,13 @@ def _container_state(result):
         return None, [], "docker inspect printed something that is not JSON"
 
 
-def _mount_finding(mounts, compose_hint):
+def _mount_finding(mounts: list[dict[str, Any]], compose_hint: str) -> Finding:
     config = DMS_CONFIG_DIR.rstrip("/")
     for mount in mounts:
         if str(mount.get("Destination", "")).rstrip("/") == config:
             source = mount.get("Source") or mount.get("Name") or "?"
             return Finding("config mount", True, f"{config} is mounted from {source} ({mount.get('Type', '?')}).")
-    single = [m.get("Destination") for m in mounts if str(m.get("Destination", "")).startswith(config + "/")]
+    single = [str(m["Destination"]) for m in mounts if str(m.get("Destination", "")).startswith(config + "/")]
     fix = (
         "Mount the whole config directory, e.g. `- ./docker-data/dms/config/:/tmp/docker-mailserver/` under the "
         f"service's volumes{compose_hint}, then `docker compose up -d`."
@@ -122,7 +125,7 @@ def _mount_finding(mounts, compose_hint):
     return Finding("config mount", False, f"nothing is mounted at {config}.", fix)
 
 
-def _marker_finding(result, local_marker, dms_dir):
+def _marker_finding(result: CommandResult, local_marker: str, dms_dir: str) -> Finding:
     if not local_marker:
         return Finding(
             "same directory",
@@ -146,7 +149,7 @@ def _marker_finding(result, local_marker, dms_dir):
     )
 
 
-def _mail_log_finding(result):
+def _mail_log_finding(result: CommandResult) -> Finding:
     if result.exit_status == 0:
         return Finding("mail log", True, f"{MAIL_LOG} is readable in the container.")
     return Finding(
@@ -158,7 +161,7 @@ def _mail_log_finding(result):
     )
 
 
-def _settings_findings(result, dkim_layout):
+def _settings_findings(result: CommandResult, dkim_layout: str) -> list[Finding]:
     if result.exit_status != 0:
         return [
             Finding(
@@ -192,7 +195,7 @@ def _settings_findings(result, dkim_layout):
     return findings
 
 
-def _compose_finding(result, compose_dir):
+def _compose_finding(result: CommandResult, compose_dir: str) -> Finding:
     if result.exit_status != 0:
         return Finding(
             "compose file",
@@ -212,7 +215,15 @@ def _compose_finding(result, compose_dir):
     )
 
 
-def assess(results, *, container, compose_dir="", dkim_layout="opendkim", local_marker="", dms_dir=""):
+def assess(
+    results: Mapping[str, CommandResult],
+    *,
+    container: str,
+    compose_dir: str = "",
+    dkim_layout: str = "opendkim",
+    local_marker: str = "",
+    dms_dir: str = "",
+) -> list[Finding]:
     """Findings from {name: CommandResult} of commands(); a check that cannot run says why."""
     findings = [_docker_finding(results["docker"])]
     if not findings[0].ok:

@@ -2,11 +2,15 @@
 host (restart, reload, bootstrap). The admin and `manage.py mailhost` call these; each checks the actor's
 permission, refuses with ValidationError({field: [message]}) and writes the audit log with the exact command."""
 
+from __future__ import annotations
+
 import hmac
 import posixpath
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -17,6 +21,9 @@ from accounts.audit import audit
 from dockspace.validation import field_error
 from monitoring import bootstrap, ssh
 from monitoring.models import MailHost
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 ADD = "monitoring.add_mailhost"
 CHANGE = "monitoring.change_mailhost"
@@ -53,11 +60,11 @@ class HostAction:
     result: ssh.CommandResult | None = None
 
     @property
-    def executed(self):
+    def executed(self) -> bool:
         return self.result is not None
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.result is not None and self.result.exit_status == 0
 
 
@@ -68,18 +75,18 @@ class Bootstrap:
     applied: list[str] = field(default_factory=list)  # the safe fixes --execute applied, as run
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return all(f.ok for f in self.findings)
 
 
-def _who(request, actor_label, actor):
+def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None) -> dict[str, Any]:
     return {"request": request, "actor_label": actor_label, "actor": authz.audit_actor(actor)}
 
 
 # --- input ----------------------------------------------------------------------------------------------
 
 
-def parse_ssh_target(text, field_name="ssh"):
+def parse_ssh_target(text: str, field_name: str = "ssh") -> tuple[str, str, int]:
     """(user, host, port) from `USER@HOST[:PORT]` (an IPv6 address in brackets: `root@[2001:db8::1]:2222`)."""
     rule = "give the SSH target as USER@HOST or USER@HOST:PORT (an IPv6 address in brackets: USER@[::1]:22)."
     text = (text or "").strip()
@@ -108,14 +115,14 @@ def parse_ssh_target(text, field_name="ssh"):
     return user, host.lower(), int(port)
 
 
-def _absolute_path(value, field_name, what):
+def _absolute_path(value: str | None, field_name: str, what: str) -> str:
     value = (value or "").strip()
     if not value.startswith("/") or "\n" in value or "\x00" in value:
         raise field_error(field_name, f"{what} must be an absolute path (starting with /); got {value!r}.")
     return posixpath.normpath(value) if value != "/" else value
 
 
-def _key_source(key_path, key_env):
+def _key_source(key_path: str | None, key_env: str | None) -> tuple[str, str]:
     key_path, key_env = (key_path or "").strip(), (key_env or "").strip()
     if bool(key_path) == bool(key_env):
         raise field_error("key_path", "give exactly one of a key file (--key) and a key variable (--key-env).")
@@ -126,21 +133,21 @@ def _key_source(key_path, key_env):
     return "", key_env
 
 
-def _check_key(key_path, key_env):
+def _check_key(key_path: str, key_env: str) -> None:
     try:
         ssh.load_private_key(key_path=key_path, key_env=key_env)
     except ssh.SshError as e:
         raise field_error("key_path" if key_path else "key_env", e.message) from None
 
 
-def _container(value):
+def _container(value: str | None) -> str:
     value = (value or "").strip()
     if not CONTAINER_RE.match(value):
         raise field_error("container", f"{value!r} is not a container name (letters, digits, '_', '.', '-').")
     return value
 
 
-def _clean_settings(values):
+def _clean_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The editable fields, checked and normalised."""
     cleaned = dict(values)
     if "key_path" in values or "key_env" in values:
@@ -159,7 +166,7 @@ def _clean_settings(values):
     return cleaned
 
 
-def normalize_fingerprint(value, field_name="trust"):
+def normalize_fingerprint(value: str | None, field_name: str = "trust") -> str:
     value = (value or "").strip()
     if not FINGERPRINT_RE.match(value):
         raise field_error(
@@ -170,7 +177,7 @@ def normalize_fingerprint(value, field_name="trust"):
     return value
 
 
-def _ssh_refusal(error, field_name=NON_FIELD_ERRORS):
+def _ssh_refusal(error: ssh.SshError, field_name: str = NON_FIELD_ERRORS) -> ValidationError:
     return field_error(field_name, error.message)
 
 
@@ -179,21 +186,21 @@ def _ssh_refusal(error, field_name=NON_FIELD_ERRORS):
 
 def mailhost_add(
     *,
-    name,
-    ssh_target,
-    key_path="",
-    key_env="",
-    container="mailserver",
-    compose_dir="",
-    mail_volume="/",
-    mail_hostname="",
-    use_sudo=False,
-    notes="",
-    trust=None,
-    request=None,
-    actor=None,
-    actor_label=None,
-):
+    name: str,
+    ssh_target: str,
+    key_path: str = "",
+    key_env: str = "",
+    container: str = "mailserver",
+    compose_dir: str = "",
+    mail_volume: str = "/",
+    mail_hostname: str = "",
+    use_sudo: bool = False,
+    notes: str = "",
+    trust: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> MailHostAdded:
     """Contact the host once. Without `trust` nothing is stored: the result names the host key it offered, for the
     operator to check. With `trust` equal to that fingerprint, the host is stored with its key pinned (after the
     configured key was accepted); another fingerprint is refused, naming both. The first host is the default."""
@@ -269,7 +276,14 @@ def mailhost_add(
 
 
 @transaction.atomic
-def mailhost_update(*, host, request=None, actor=None, actor_label=None, **changes):
+def mailhost_update(
+    *,
+    host: MailHost,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+    **changes: Any,
+) -> MailHost:
     """Change what may change without a new host key: the key source, sudo, container, directories, notes."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, CHANGE, "name")
@@ -302,7 +316,13 @@ def mailhost_update(*, host, request=None, actor=None, actor_label=None, **chang
 
 
 @transaction.atomic
-def mailhost_remove(*, host, request=None, actor=None, actor_label=None):
+def mailhost_remove(
+    *,
+    host: MailHost,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> None:
     """Forget a host (nothing on it changes). When it was the default, the oldest other host becomes the default."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, DELETE, "name")
@@ -324,7 +344,13 @@ def mailhost_remove(*, host, request=None, actor=None, actor_label=None):
 
 
 @transaction.atomic
-def mailhost_set_default(*, host, request=None, actor=None, actor_label=None):
+def mailhost_set_default(
+    *,
+    host: MailHost,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> MailHost:
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, CHANGE, "name")
     list(MailHost.objects.select_for_update().all())
@@ -343,20 +369,20 @@ def mailhost_set_default(*, host, request=None, actor=None, actor_label=None):
     return host
 
 
-def default_mailhost():
+def default_mailhost() -> MailHost | None:
     return MailHost.objects.filter(is_default=True).first()
 
 
 # --- the restart flag ------------------------------------------------------------------------------------
 
 
-def mailhosts_need_restart(*, reason):
+def mailhosts_need_restart(*, reason: str) -> None:
     """A change the DMS containers read only at start was written (mail's restart seam): every host mounts the
     directory Dockspace writes, so every host needs a restart."""
     MailHost.objects.update(restart_needed=True, restart_reason=reason[:200])
 
 
-def _restarted(host):
+def _restarted(host: MailHost) -> None:
     from mail.models import DmsSyncState
 
     MailHost.objects.filter(pk=host.pk).update(restart_needed=False, restart_reason="")
@@ -368,23 +394,32 @@ def _restarted(host):
 # --- actions ---------------------------------------------------------------------------------------------
 
 
-def restart_argv(host):
+def restart_argv(host: MailHost) -> list[str]:
     """`docker restart CONTAINER`: restarts exactly the container the probes watch, with or without compose.
     (`docker compose restart` needs the compose service name, which may differ; neither re-reads compose.yaml.)"""
     return ["docker", "restart", host.container]
 
 
-def reload_argv(host, service):
+def reload_argv(host: MailHost, service: str) -> list[str]:
     program = RELOADS[service]
     return ["docker", "exec", host.container, *program]
 
 
-def command_line(host, argv):
+def command_line(host: MailHost, argv: Sequence[str]) -> str:
     """The exact command string sent to the host for argv (with `sudo -n` where the host uses it)."""
     return ssh.Session(host, None).command_line(argv)
 
 
-def _execute(host, argv, *, action, what, request, actor, actor_label):
+def _execute(
+    host: MailHost,
+    argv: list[str],
+    *,
+    action: str,
+    what: str,
+    request: HttpRequest | None,
+    actor: authz.Actor | None,
+    actor_label: str | None,
+) -> ssh.CommandResult:
     """Run argv on the host and audit it with its outcome. An SSH failure is audited too (whether the command was
     sent or not) and refused."""
     line = command_line(host, argv)
@@ -403,7 +438,14 @@ def _execute(host, argv, *, action, what, request, actor, actor_label):
     return result
 
 
-def mailhost_restart(*, host, execute=False, request=None, actor=None, actor_label=None):
+def mailhost_restart(
+    *,
+    host: MailHost,
+    execute: bool = False,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> HostAction:
     """Restart the DMS container (dry run: the command only). A successful restart clears "restart needed"."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, OPERATE, "name")
@@ -425,7 +467,15 @@ def mailhost_restart(*, host, execute=False, request=None, actor=None, actor_lab
     return action
 
 
-def mailhost_reload(*, host, service, execute=False, request=None, actor=None, actor_label=None):
+def mailhost_reload(
+    *,
+    host: MailHost,
+    service: str,
+    execute: bool = False,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> HostAction:
     """Reload Postfix (`postfix reload`) or Dovecot (`doveadm reload`) in the container."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, OPERATE, "name")
@@ -446,14 +496,14 @@ def mailhost_reload(*, host, service, execute=False, request=None, actor=None, a
     return action
 
 
-def _local_marker():
+def _local_marker() -> str:
     try:
         return (settings.DMS_DIR / bootstrap.MARKER_NAME).read_text(encoding="utf-8")
     except OSError:
         return ""
 
 
-def _write_local_marker():
+def _write_local_marker() -> str:
     """The marker bootstrap compares with the container's view of its config directory: harmless to DMS (a
     dot file it does not read) and to Dockspace's writer (not a file it manages)."""
     path = settings.DMS_DIR / bootstrap.MARKER_NAME
@@ -465,7 +515,7 @@ def _write_local_marker():
     return f"wrote {path}"
 
 
-def _findings(session, host):
+def _findings(session: ssh.Session, host: MailHost) -> list[bootstrap.Finding]:
     results = {name: session.run(argv) for name, argv in bootstrap.commands(host.container, host.compose_dir).items()}
     return bootstrap.assess(
         results,
@@ -477,7 +527,14 @@ def _findings(session, host):
     )
 
 
-def mailhost_bootstrap(*, host, execute=False, request=None, actor=None, actor_label=None):
+def mailhost_bootstrap(
+    *,
+    host: MailHost,
+    execute: bool = False,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Bootstrap:
     """Check what the host needs for Dockspace (read-only commands). With `execute`, apply the fixes marked
     safe (start a stopped container, write Dockspace's marker file), audit each, and check again."""
     actor = authz.acting(request=request, actor=actor)

@@ -2,9 +2,13 @@
 hour rolled up into HostProbeHourly, the mailboxes' quota use replaced; and the history pruned (7 days raw, 90 days
 hourly). `mailhost check`, the admin's "Check now" and the periodic task all probe through here."""
 
+from __future__ import annotations
+
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -15,8 +19,13 @@ from accounts import authz
 from monitoring import hosts, ssh
 from monitoring.models import HostProbe, HostProbeHourly, MailboxQuotaUsage, MailHost
 from monitoring.probes import tls
-from monitoring.probes.assess import assess
-from monitoring.probes.collect import collect
+from monitoring.probes.assess import Assessment, assess
+from monitoring.probes.collect import HostReading, collect
+from monitoring.probes.parse import QuotaUsage
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import HttpRequest
 
 # The mail ports whose certificates each probe reads (tests point this at their own listener).
 TLS_PORTS = tls.MAIL_TLS_PORTS
@@ -25,18 +34,19 @@ HOURLY_DAYS = 90
 PRUNE_BATCH = 5000
 
 
-def _certificate_data(reading):
+def _certificate_data(reading: tls.CertificateReading) -> dict[str, Any]:
     data = asdict(reading)
     data["not_after"] = reading.not_after.isoformat() if reading.not_after else None
     return data
 
 
-def mailhost_probe(*, host, now=None):
+def mailhost_probe(*, host: MailHost, now: datetime | None = None) -> HostProbe:
     """Probe `host` once and store the result (a HostProbe row; never raises for the host's trouble: an
     unreachable host, or a changed host key, is a probe that found it down, with the reason)."""
     started_at = now or timezone.now()
     started = time.monotonic()
-    reading, reachable, reach_error = None, False, ""
+    reading: HostReading | None = None
+    reachable, reach_error = False, ""
     try:
         with ssh.session(host) as session:
             reachable = True
@@ -60,11 +70,20 @@ def mailhost_probe(*, host, now=None):
     return probe
 
 
-def _elapsed(started):
+def _elapsed(started: float) -> timedelta:
     return timedelta(seconds=time.monotonic() - started)
 
 
-def _probe_row(host, started_at, started, reachable, reading, certificates, assessment, reach_error):
+def _probe_row(
+    host: MailHost,
+    started_at: datetime,
+    started: float,
+    reachable: bool,
+    reading: HostReading | None,
+    certificates: Sequence[tls.CertificateReading],
+    assessment: Assessment,
+    reach_error: str,
+) -> HostProbe:
     probe = HostProbe(
         host=host,
         started_at=started_at,
@@ -98,9 +117,9 @@ def _probe_row(host, started_at, started, reachable, reading, certificates, asse
     return probe
 
 
-def _replace_quota_usage(host, usages, measured_at):
+def _replace_quota_usage(host: MailHost, usages: Sequence[QuotaUsage], measured_at: datetime) -> None:
     """The host's quota rows become exactly what Dovecot reported now (a mailbox gone from it goes here too)."""
-    seen = {}
+    seen: dict[str, QuotaUsage] = {}
     for usage in usages:
         seen[usage.user.strip().lower()] = usage
     MailboxQuotaUsage.objects.filter(host=host).exclude(address__in=list(seen)).delete()
@@ -112,7 +131,7 @@ def _replace_quota_usage(host, usages, measured_at):
         )
 
 
-def hourly_rollup(*, host, hour):
+def hourly_rollup(*, host: MailHost, hour: datetime) -> HostProbeHourly | None:
     """Upsert the rollup of `host`'s probes in the hour holding `hour` (idempotent: recomputed from the raw rows)."""
     start = hour.replace(minute=0, second=0, microsecond=0)
     rows = HostProbe.objects.filter(host=host, started_at__gte=start, started_at__lt=start + timedelta(hours=1))
@@ -136,7 +155,7 @@ def hourly_rollup(*, host, hour):
     return row
 
 
-def probe_history_prune(*, now=None):
+def probe_history_prune(*, now: datetime | None = None) -> tuple[int, int]:
     """Delete raw probes older than RAW_DAYS and hourly rollups older than HOURLY_DAYS, in batches of ids.
     Returns (raw rows deleted, hourly rows deleted)."""
     now = now or timezone.now()
@@ -146,7 +165,7 @@ def probe_history_prune(*, now=None):
     )
 
 
-def _delete_in_batches(queryset):
+def _delete_in_batches(queryset: QuerySet[Any]) -> int:
     deleted = 0
     while True:
         ids = list(queryset.values_list("pk", flat=True)[:PRUNE_BATCH])
@@ -155,7 +174,9 @@ def _delete_in_batches(queryset):
         deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
 
 
-def mailhost_check(*, host, request=None, actor=None):
+def mailhost_check(
+    *, host: MailHost, request: HttpRequest | None = None, actor: authz.Actor | None = None
+) -> HostProbe:
     """`mailhost check` and the admin's "Check now": a probe on demand, for whoever may view mail hosts."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, hosts.VIEW, "name")
@@ -165,11 +186,11 @@ def mailhost_check(*, host, request=None, actor=None):
 # --- reading ---------------------------------------------------------------------------------------------
 
 
-def latest_probe(host):
+def latest_probe(host: MailHost) -> HostProbe | None:
     return HostProbe.objects.filter(host=host).order_by("-started_at").first()
 
 
-def probe_data(probe):
+def probe_data(probe: HostProbe) -> dict[str, Any]:
     """A probe as plain data (the command's --json, and what it prints)."""
     return {
         "host": probe.host.name,
@@ -200,5 +221,5 @@ def probe_data(probe):
     }
 
 
-def mailhost_ids():
+def mailhost_ids() -> list[int]:
     return list(MailHost.objects.order_by("pk").values_list("pk", flat=True))

@@ -1,6 +1,8 @@
 """The one module that speaks SSH (paramiko): pinned host keys, only the configured private key, timeouts, fixed
 argument lists. Every failure is an SshError with one clear sentence; no traceback, no key material, ever."""
 
+from __future__ import annotations
+
 import base64
 import contextlib
 import io
@@ -8,8 +10,10 @@ import select
 import shlex
 import socket
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
@@ -19,6 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import env_str
 from monitoring.probes.collect import CommandResult
+
+if TYPE_CHECKING:
+    from monitoring.models import MailHost
 
 __all__ = ["CommandResult", "HostKey", "Session", "SshError", "fetch_host_key", "load_private_key", "session"]
 
@@ -41,25 +48,25 @@ class HostKey:
 class SshError(Exception):
     """What went wrong, in one sentence. kind: unreachable, timeout, auth, host-key-changed, key, sudo, ssh."""
 
-    def __init__(self, kind, message):
+    def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
 
 
-def connect_timeout():
+def connect_timeout() -> int:
     return settings.MAILHOST_SSH_TIMEOUT
 
 
-def command_timeout():
+def command_timeout() -> int:
     return settings.MAILHOST_COMMAND_TIMEOUT
 
 
-def _where(host, port):
+def _where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def host_key_of(key):
+def host_key_of(key: paramiko.PKey) -> HostKey:
     return HostKey(type=key.get_name(), fingerprint=key.fingerprint, base64=key.get_base64())
 
 
@@ -73,8 +80,9 @@ _KEY_CLASSES = (
 )
 
 
-def _private_key_from_text(text, source):
+def _private_key_from_text(text: str, source: str) -> paramiko.PKey:
     data = text.encode("utf-8", "replace")
+    loaded: object
     try:
         try:
             loaded = serialization.load_ssh_private_key(data, password=None)
@@ -93,7 +101,7 @@ def _private_key_from_text(text, source):
     raise SshError("key", f"{source} holds a key type SSH here does not support (use ed25519, ECDSA or RSA).")
 
 
-def load_private_key(*, key_path="", key_env=""):
+def load_private_key(*, key_path: str = "", key_env: str = "") -> paramiko.PKey:
     """The paramiko key from a file on this machine or from an environment variable (or NAME_FILE)."""
     if key_path:
         source = f"the key file {key_path}"
@@ -122,14 +130,14 @@ def load_private_key(*, key_path="", key_env=""):
 
 
 class _Offered(Exception):
-    def __init__(self, key):
+    def __init__(self, key: paramiko.PKey) -> None:
         self.key = key
 
 
 class _CaptureOfferedKey(paramiko.MissingHostKeyPolicy):
     """First contact: note the key the server offered and stop before authenticating."""
 
-    def missing_host_key(self, client, hostname, key):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         raise _Offered(key)
 
 
@@ -137,16 +145,19 @@ class _RefuseUnpinned(paramiko.MissingHostKeyPolicy):
     """A pinned host: paramiko asks here only when the server offered a key of another type than the pinned one.
     (A different key of the pinned type raises BadHostKeyException.) Either way: refused, nothing runs."""
 
-    def missing_host_key(self, client, hostname, key):
-        raise paramiko.BadHostKeyException(hostname, key, client._pinned)
+    def __init__(self, pinned: paramiko.PKey) -> None:
+        self.pinned = pinned
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise paramiko.BadHostKeyException(hostname, key, self.pinned)
 
 
-def _connect_errors(host, port, timeout):
+def _connect_errors(host: str, port: int, timeout: float) -> contextlib.AbstractContextManager[None]:
     """Map the ways a connection fails to SshError (as a context manager around connecting)."""
     where = _where(host, port)
 
     @contextlib.contextmanager
-    def mapping():
+    def mapping() -> Iterator[None]:
         try:
             yield
         except SshError:
@@ -184,13 +195,13 @@ def _connect_errors(host, port, timeout):
     return mapping()
 
 
-def _client(policy):
+def _client(policy: paramiko.MissingHostKeyPolicy) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(policy)
     return client
 
 
-def _connect_kwargs(timeout):
+def _connect_kwargs(timeout: float) -> dict[str, Any]:
     return {
         # paramiko uses `timeout` for the TCP connect and for the whole handshake, which must outlast the banner
         # wait, or a silent port ends as an unexplained "No existing session".
@@ -203,7 +214,7 @@ def _connect_kwargs(timeout):
     }
 
 
-def fetch_host_key(host, port=22, timeout=None):
+def fetch_host_key(host: str, port: int = 22, timeout: float | None = None) -> HostKey:
     """The host key a server offers now (first contact: nothing authenticates and nothing runs)."""
     timeout = timeout or connect_timeout()
     client = _client(_CaptureOfferedKey())
@@ -217,7 +228,7 @@ def fetch_host_key(host, port=22, timeout=None):
     raise SshError("ssh", f"{_where(host, port)} did not offer a host key.")  # pragma: no cover: connect asks
 
 
-def pinned_key(host):
+def pinned_key(host: MailHost) -> paramiko.PKey:
     try:
         return paramiko.PKey.from_type_string(host.host_key_type, base64.b64decode(host.host_key))
     except (ValueError, paramiko.SSHException, paramiko.pkey.UnknownKeyType):
@@ -229,15 +240,15 @@ def pinned_key(host):
 class Session:
     """An authenticated connection to a mail host; `run(argv)` runs one fixed command on it."""
 
-    def __init__(self, host, client):
+    def __init__(self, host: MailHost, client: paramiko.SSHClient | None) -> None:
         self.host = host
         self._client = client
 
-    def command_line(self, argv):
+    def command_line(self, argv: Sequence[str]) -> str:
         """The exact command string sent for argv (what the audit log records)."""
         return shlex.join(_with_sudo(self.host, argv))
 
-    def run(self, argv, timeout=None):
+    def run(self, argv: Sequence[str], timeout: float | None = None) -> CommandResult:
         """Run argv (a list of fixed words; shlex.join quotes each) and return its CommandResult. Reads both
         streams while the command runs (a large output never stalls it); SshError on a timeout or a sudo that
         wants a password."""
@@ -245,7 +256,7 @@ class Session:
         timeout = timeout or command_timeout()
         line = self.command_line(argv)
         where = self.host.name
-        transport = self._client.get_transport()
+        transport = self._client.get_transport() if self._client is not None else None
         if transport is None or not transport.is_active():
             raise SshError("ssh", f"the SSH connection to {where} is closed.")
         try:
@@ -262,13 +273,13 @@ class Session:
         return result
 
 
-def _with_sudo(host, argv):
+def _with_sudo(host: MailHost, argv: Sequence[str]) -> list[str]:
     if host.use_sudo and argv and argv[0] in SUDO_COMMANDS:
         return ["sudo", "-n", *argv]
     return list(argv)
 
 
-def _refuse_sudo_prompt(host, argv, result):
+def _refuse_sudo_prompt(host: MailHost, argv: Sequence[str], result: CommandResult) -> None:
     if not (host.use_sudo and argv and argv[0] in SUDO_COMMANDS) or result.exit_status == 0:
         return
     stderr = result.stderr.lower()
@@ -283,7 +294,7 @@ def _refuse_sudo_prompt(host, argv, result):
         raise SshError("sudo", f"sudo is not installed on {host.name}; install it or turn sudo off for this host.")
 
 
-def _collect(channel, timeout):
+def _collect(channel: paramiko.Channel, timeout: float) -> tuple[int, bytes, bytes]:
     """(exit status, stdout, stderr) of a running command; TimeoutError past `timeout` seconds."""
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
@@ -310,21 +321,20 @@ def _collect(channel, timeout):
         channel.close()
 
 
-def _keep(buffer, chunk):
+def _keep(buffer: bytearray, chunk: bytes) -> None:
     room = MAX_OUTPUT_BYTES - len(buffer)
     if room > 0:
         buffer.extend(chunk[:room])
 
 
 @contextlib.contextmanager
-def session(host, *, timeout=None):
+def session(host: MailHost, *, timeout: float | None = None) -> Iterator[Session]:
     """`with session(host) as s: s.run([...])`: connect to the host with only its configured key, refuse any
     host key but the pinned one (SshError, nothing run), close on the way out."""
     timeout = timeout or connect_timeout()
     key = load_private_key(key_path=host.key_path, key_env=host.key_env)
     pinned = pinned_key(host)
-    client = _client(_RefuseUnpinned())
-    client._pinned = pinned
+    client = _client(_RefuseUnpinned(pinned))
     name = host.ssh_host if host.ssh_port == 22 else f"[{host.ssh_host}]:{host.ssh_port}"
     client.get_host_keys().add(name, pinned.get_name(), pinned)
     try:
