@@ -21,6 +21,7 @@ from accounts.audit import audit
 from dockspace.validation import field_error
 from monitoring import bootstrap, ssh
 from monitoring.models import MailHost
+from monitoring.probes.collect import probe_commands
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -158,6 +159,10 @@ def _clean_settings(values: dict[str, Any]) -> dict[str, Any]:
         cleaned["compose_dir"] = _absolute_path(values["compose_dir"], "compose_dir", "the compose directory")
     if "mail_volume" in values:
         cleaned["mail_volume"] = _absolute_path(values["mail_volume"] or "/", "mail_volume", "the mail volume")
+        try:  # the probe's own rule for what it passes to df
+            probe_commands("mailserver", cleaned["mail_volume"])
+        except ValueError as e:
+            raise field_error("mail_volume", str(e).partition(": ")[2]) from None
     if values.get("mail_hostname"):
         name = values["mail_hostname"].strip().lower().rstrip(".")
         if not HOSTNAME_RE.match(name):
@@ -179,6 +184,13 @@ def normalize_fingerprint(value: str | None, field_name: str = "trust") -> str:
 
 def _ssh_refusal(error: ssh.SshError, field_name: str = NON_FIELD_ERRORS) -> ValidationError:
     return field_error(field_name, error.message)
+
+
+def _failed_field(host: MailHost, error: ssh.SshError) -> str:
+    """The input a failed first connection points at: the key when it was refused or unreadable, else the target."""
+    if error.kind in ("auth", "key"):
+        return "key_path" if host.key_path else "key_env"
+    return "ssh"
 
 
 # --- hosts -----------------------------------------------------------------------------------------------
@@ -221,6 +233,8 @@ def mailhost_add(
     host = MailHost(name=name, ssh_user=user, ssh_host=host_name, ssh_port=port, use_sudo=use_sudo, notes=notes)
     for key, value in values.items():
         setattr(host, key, value)
+    if MailHost.objects.filter(name=name).exists():
+        raise field_error("name", f"a mail host named {name} already exists.")
     try:
         host.full_clean(exclude=["host_key_type", "host_key_fingerprint", "host_key"])
     except ValidationError as e:
@@ -247,12 +261,7 @@ def mailhost_add(
         with ssh.session(host):
             pass  # the pinned key is checked and the configured key accepted; nothing runs
     except ssh.SshError as e:
-        raise _ssh_refusal(
-            e,
-            "key_path"
-            if e.kind in ("auth", "key") and host.key_path
-            else ("key_env" if e.kind in ("auth", "key") else "ssh"),
-        ) from None
+        raise _ssh_refusal(e, _failed_field(host, e)) from None
     try:
         with transaction.atomic():
             host.is_default = not MailHost.objects.filter(is_default=True).exists()

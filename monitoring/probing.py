@@ -46,22 +46,23 @@ def mailhost_probe(*, host: MailHost, now: datetime | None = None) -> HostProbe:
     started_at = now or timezone.now()
     started = time.monotonic()
     reading: HostReading | None = None
-    reachable, reach_error = False, ""
+    reachable, reach_error, errors = False, "", {}
     try:
         with ssh.session(host) as session:
             reachable = True
             reading = collect(session.run, host.container, host.mail_volume)
     except ssh.SshError as e:
         reach_error = e.message
-    except ValueError as e:  # the container name or mail volume is one probes refuse (checked at input too)
-        reachable, reach_error = True, str(e)
+        errors = {"ssh": e.message}
+    except ValueError as e:  # a container name or mail volume the probe refuses (the services refuse them too)
+        errors = {"probe": str(e)}
     certificates = (
         tls.certificates(host.tls_hostname, TLS_PORTS, timeout=settings.MAILHOST_SSH_TIMEOUT) if reachable else []
     )
     assessment = assess(
         reading, certificates, reachable=reachable, reach_error=reach_error, now=started_at + _elapsed(started)
     )
-    probe = _probe_row(host, started_at, started, reachable, reading, certificates, assessment, reach_error)
+    probe = _probe_row(host, started_at, started, reachable, reading, certificates, assessment, errors)
     with transaction.atomic():
         probe.save()
         if reading is not None and reading.quota is not None:
@@ -82,7 +83,7 @@ def _probe_row(
     reading: HostReading | None,
     certificates: Sequence[tls.CertificateReading],
     assessment: Assessment,
-    reach_error: str,
+    errors: dict[str, str],
 ) -> HostProbe:
     probe = HostProbe(
         host=host,
@@ -92,7 +93,7 @@ def _probe_row(
         status=assessment.status,
         reasons=list(assessment.reasons),
         certificates=[_certificate_data(c) for c in certificates],
-        errors={"ssh": reach_error} if reach_error else {},
+        errors=errors,
     )
     if reading is None:
         return probe
