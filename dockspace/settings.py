@@ -286,21 +286,43 @@ OTP_TOTP_ISSUER = _totp_issuer
 
 # --- mail ----------------------------------------------------------------------------------------
 
+# Every message Dockspace sends is first stored in the outbox table (accounts.outbox), in the caller's
+# transaction, then delivered by the Celery worker with retries: to EMAIL_HOST, else to the backup server.
+EMAIL_BACKEND = "accounts.outbox.OutboxBackend"
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"Dockspace <no-reply@{DOCKSPACE_HOST}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
-    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
-    EMAIL_TIMEOUT = 20
-else:
-    # No mail server configured: every message is written as a file (0600) under <data dir>/outbox.
-    EMAIL_BACKEND = "dockspace.outbox.PrivateFileEmailBackend"
-    EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+EMAIL_TIMEOUT = 20
+# No mail server configured (`make run`): the outbox delivers each message as a file (0600) under <data dir>/outbox.
+EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+# STARTTLS unless TLS from the start is asked for (EMAIL_USE_SSL=1, usually port 465).
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+# The backup server, tried when the primary fails (same meaning as the EMAIL_ settings above).
+EMAIL_BACKUP_HOST = env_str("EMAIL_BACKUP_HOST", "")
+EMAIL_BACKUP_PORT = env_int("EMAIL_BACKUP_PORT", 587, minimum=1)
+EMAIL_BACKUP_HOST_USER = env_str("EMAIL_BACKUP_HOST_USER", "")
+EMAIL_BACKUP_HOST_PASSWORD = env_str("EMAIL_BACKUP_HOST_PASSWORD", "")
+EMAIL_BACKUP_USE_SSL = env_bool("EMAIL_BACKUP_USE_SSL", False)
+EMAIL_BACKUP_USE_TLS = env_bool("EMAIL_BACKUP_USE_TLS", not EMAIL_BACKUP_USE_SSL)
+for _prefix, _tls, _ssl in (
+    ("EMAIL", EMAIL_USE_TLS, EMAIL_USE_SSL),
+    ("EMAIL_BACKUP", EMAIL_BACKUP_USE_TLS, EMAIL_BACKUP_USE_SSL),
+):
+    if _tls and _ssl:
+        raise ImproperlyConfigured(
+            f"{_prefix}_USE_TLS and {_prefix}_USE_SSL are both on: use STARTTLS ({_prefix}_USE_TLS, usually port 587) "
+            f"or TLS from the start ({_prefix}_USE_SSL, usually port 465), not both."
+        )
+if EMAIL_BACKUP_HOST and not EMAIL_HOST:
+    raise ImproperlyConfigured("EMAIL_BACKUP_HOST is set but EMAIL_HOST is not: the backup server backs up a primary.")
+# A failed delivery is tried again after 60 s, then 120 s, 240 s...; after this many attempts it is marked failed.
+DOCKSPACE_OUTBOX_MAX_ATTEMPTS = env_int("DOCKSPACE_OUTBOX_MAX_ATTEMPTS", 5, minimum=1)
+# A message not delivered this long after it was written is given up (status expired) and its body wiped.
+DOCKSPACE_OUTBOX_EXPIRY_SECONDS = env_int("DOCKSPACE_OUTBOX_EXPIRY_SECONDS", 48 * 3600, minimum=60)
 
 
 # --- static files, i18n ---------------------------------------------------------------------------
