@@ -43,6 +43,11 @@ class UserChangeForm(DjangoUserChangeForm):
                 services.person_deactivate_check(user=self.instance)  # the service asks again when it runs
             except ValidationError as e:
                 self.add_error(None, e)
+        if self.instance.pk and "is_superuser" in self.changed_data and not data.get("is_superuser"):
+            try:
+                services.person_deactivate_check(user=self.instance, field="is_superuser")
+            except ValidationError as e:
+                self.add_error(None, e)
         return data
 
 
@@ -98,6 +103,13 @@ class UserAdmin(DjangoUserAdmin):
         person) covers them, although sessions alone are never deleted by the admin's generic delete."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         perms_needed.discard(UserSession._meta.verbose_name)
+        doomed = {user.pk for user in objs}
+        if any(user.is_superuser and user.is_active for user in objs) and not (
+            User.objects.filter(is_superuser=True, is_active=True).exclude(pk__in=doomed).exists()
+        ):
+            # Nobody would be left to hand out powers: shown as a refusal on the confirmation page, and the
+            # POST is refused by Django for the same reason.
+            perms_needed.add("the last active superuser (make another superuser first)")
         return deleted, model_count, perms_needed, protected
 
     def save_model(self, request, obj, form, change):

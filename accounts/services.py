@@ -123,15 +123,14 @@ def registration_pending_end(
     )
 
 
-def person_deactivate_check(*, user: User) -> None:
+def person_deactivate_check(*, user: User, field: str = "is_active") -> None:
     """Refuse to switch off the last active superuser: nobody would be left to hand out powers (only a superuser
-    does) or to switch anyone back on. The admin's form asks before it saves; person_deactivate asks again."""
+    does) or to switch anyone back on. The admin's form asks before it saves (also before it takes away the
+    superuser status, under `field`); person_deactivate asks again."""
     if not User.objects.filter(pk=user.pk, is_superuser=True, is_active=True).exists():
         return
     if not User.objects.filter(is_superuser=True, is_active=True).exclude(pk=user.pk).exists():
-        raise ValidationError(
-            {"is_active": [f"{user.email} is the last active superuser; make another superuser first."]}
-        )
+        raise ValidationError({field: [f"{user.email} is the last active superuser; make another superuser first."]})
 
 
 def person_deactivate(
@@ -453,6 +452,9 @@ def sessions_end(
     people = {row.user.pk: row.user for row in rows if row.user is not None}
     for person in people.values():
         authz.require_may_manage_person(actor, person, "user")
+    if any(row.user is None for row in rows) and not (authz.is_system(actor) or getattr(actor, "is_superuser", False)):
+        # A session without a person may be anyone's sign-in half done (a superuser's waiting for the code).
+        raise ValidationError({"user": ["only a superuser ends a session that has nobody signed in yet."]})
     actor = authz.audit_actor(actor)
     UserSession.objects.filter(pk__in=[row.pk for row in rows]).delete()
     for person in people.values():

@@ -45,6 +45,7 @@ case "$1" in
         chmod 0700 "${DOCKSPACE_DATA_DIR:-/data}" 2>/dev/null || true
         python manage.py migrate --noinput
         python manage.py install_periodic_tasks
+        python manage.py install_alert_rules
         # While no administrator exists, the first-run page asks for this one-time code.
         setup_code=$(python manage.py setup_code --if-needed)
         [ -z "$setup_code" ] || log "web: $setup_code"
@@ -56,10 +57,12 @@ case "$1" in
         ;;
 esac
 
-# A program (sh, python, celery...) runs as given; any other word names a declared process, and an unknown
-# one is refused with the list of declared names.
-if command -v "$1" >/dev/null 2>&1; then
-    exec "$@"
+# A declared process's name comes first (a program of the same name on PATH never shadows it); then a program
+# (sh, python, celery...) runs as given; any other word is refused with the list of declared names.
+if ! python -m dockspace.processes names | grep -qxF -- "$1"; then
+    case "$(command -v -- "$1" 2>/dev/null)" in
+        /*) exec "$@" ;;
+    esac
 fi
 wait_for_database "$1"
 exec python -m dockspace.processes run "$@"

@@ -229,11 +229,12 @@ def _start_all(plan):
 
 
 def _prepare():
-    """Migrate, install the periodic tasks and write the DMS files; returns the setup-code line (empty once an
-    administrator exists)."""
+    """Migrate, install the periodic tasks and alert rules, and write the DMS files; returns the setup-code line
+    (empty once an administrator exists)."""
     try:
         _manage("migrate", "--noinput")
         _manage("install_periodic_tasks")
+        _manage("install_alert_rules")
     except subprocess.CalledProcessError as exc:
         sys.exit(f"[run] preparing the database failed (exit {exc.returncode}); see the message above.")
     # The first-run page asks for this code while no administrator exists; empty once one does.

@@ -1,6 +1,7 @@
 """The base of every form that changes data through a service (the admin's and the pages')."""
 
 from django import forms
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -33,4 +34,8 @@ class ServiceForm(forms.ModelForm):
         return data
 
     def _who(self):
+        # Only the admin (ServiceAdmin.get_form) hands a form its request. A form built anywhere else (an
+        # inline, a list_editable row, a future page) acts as nobody and is refused, never as the system.
+        if self.request is None:
+            return {"actor": AnonymousUser()}
         return {"request": self.request}

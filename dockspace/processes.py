@@ -244,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show every declared process and whether `make run` starts it")
+    commands.add_parser("names", help="the declared processes' names, one per line (the image's entrypoint)")
     commands.add_parser("plan", help="JSON: the processes `make run` starts now, with their command lines")
     run = commands.add_parser("run", help="become process NAME (the image's entrypoint); ARGs are appended")
     run.add_argument("name")
@@ -253,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if options.command == "list":
             list_processes()
+        elif options.command == "names":
+            print("\n".join(process.name for process in _declared()))
         elif options.command == "plan":
             print_plan()
         else:

@@ -325,6 +325,17 @@ DOCKSPACE_OUTBOX_MAX_ATTEMPTS = env_int("DOCKSPACE_OUTBOX_MAX_ATTEMPTS", 5, mini
 DOCKSPACE_OUTBOX_EXPIRY_SECONDS = env_int("DOCKSPACE_OUTBOX_EXPIRY_SECONDS", 48 * 3600, minimum=60)
 
 
+# --- alerts (monitoring) ---------------------------------------------------------------------------
+
+# Where Telegram channels send (a self-hosted Bot API server, or a stand-in in tests).
+ALERT_TELEGRAM_API_BASE = env_str("DOCKSPACE_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")
+if urlsplit(ALERT_TELEGRAM_API_BASE).scheme not in ("http", "https") or not urlsplit(ALERT_TELEGRAM_API_BASE).hostname:
+    raise ImproperlyConfigured(
+        f"DOCKSPACE_TELEGRAM_API_BASE must be an http(s) URL such as https://api.telegram.org; got "
+        f"{ALERT_TELEGRAM_API_BASE!r}."
+    )
+
+
 # --- static files, i18n ---------------------------------------------------------------------------
 
 STATIC_URL = "/static/"

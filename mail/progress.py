@@ -7,6 +7,17 @@ it draws nothing and the command prints only its summary. The work itself takes 
 """
 
 import contextlib
+from typing import Protocol
+
+
+class Bar(Protocol):
+    def update(self, n: int = 1) -> object: ...
+
+
+class ProgressFactory(Protocol):
+    """What `progress=` takes: `silent`, what terminal_progress returns, or anything called the same way."""
+
+    def __call__(self, description: str, total: int, unit: str = "row") -> contextlib.AbstractContextManager[Bar]: ...
 
 
 class _Silent:

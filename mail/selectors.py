@@ -1,10 +1,45 @@
-"""Reads that span relations: what a person's profile shows about mail. (The rows of the DMS files are
-read in mail.dms.collection.)"""
+"""Reads that span relations: what a person's profile shows about mail, and how the DMS files stand (for
+monitoring's alerts). (The rows of the DMS files are read in mail.dms.collection.)"""
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from accounts.models import User
-from mail.models import Alias, Group, Mailbox
+from mail.models import Alias, DmsPendingChange, DmsSyncState, Group, Mailbox
+
+
+@dataclass(frozen=True)
+class DmsSyncStatus:
+    """How the DMS files stand, as DmsSyncState and the pending changes record it (mail.dms.sync writes both).
+
+    last_error: the last write failed with it ("" once a write succeeds). oldest_pending_at: the oldest committed
+    change the files may not show yet (None: up to date). drift_found_at / has_drift: a scan found files that
+    differ from the database and they are not repaired yet (a successful repair clears both)."""
+
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str
+    oldest_pending_at: datetime | None
+    pending_count: int
+    drift_found_at: datetime | None
+    has_drift: bool
+
+
+def dms_sync_status() -> DmsSyncStatus:
+    """Reads only: a database that never synced has no state row yet, and none is created here."""
+    state = DmsSyncState.objects.filter(pk=1).first()
+    pending = DmsPendingChange.objects.order_by("created_at", "pk")
+    oldest = pending.values_list("created_at", flat=True).first()
+    return DmsSyncStatus(
+        last_success_at=state.last_success_at if state else None,
+        last_attempt_at=state.last_attempt_at if state else None,
+        last_error=state.last_error if state else "",
+        oldest_pending_at=oldest,
+        pending_count=pending.count() if oldest is not None else 0,
+        drift_found_at=state.drift_found_at if state else None,
+        has_drift=bool(state and state.drift_report),
+    )
 
 
 def mail_overview(person: User) -> dict[str, Any] | None:

@@ -38,13 +38,13 @@ def _schedule_fields(declared):
 def periodic_tasks_install(declared):
     """Make beat's schedule match the declarations. Idempotent: each declared task is created, or updated by name
     (a row of that name made by hand is taken over); a row installed from a declaration that no app declares any
-    more is deleted (its task may be gone); rows made by hand are left alone."""
+    more is deleted (its task may be gone); rows made by hand are left alone. An operator who switched a
+    declared task off keeps it off: "enabled" is set only when the row is created."""
     created, updated, unchanged = [], [], []
     with transaction.atomic():
         for spec in declared:
             fields = {
                 "task": spec.task,
-                "enabled": True,
                 **_schedule_fields(spec),
                 "solar": None,
                 "clocked": None,
@@ -54,7 +54,7 @@ def periodic_tasks_install(declared):
             }
             row = PeriodicTask.objects.filter(name=spec.name).first()
             if row is None:
-                PeriodicTask.objects.create(name=spec.name, **fields)
+                PeriodicTask.objects.create(name=spec.name, enabled=True, **fields)
                 created.append(spec.name)
             elif any(getattr(row, key) != value for key, value in fields.items()):
                 for key, value in fields.items():

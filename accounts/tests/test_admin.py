@@ -1,9 +1,11 @@
 import csv
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import AppSettings, AuditEvent, BackupCodeDevice, LoginThrottle, User, UserSession
@@ -410,6 +412,34 @@ def test_unticking_active_for_the_last_active_superuser_is_refused_on_the_form(a
     assert not other.is_active
 
 
+def test_the_last_active_superuser_keeps_the_superuser_status_and_cannot_be_deleted(admin_browser):
+    root = User.objects.get(email="root@example.com")
+    url = f"/admin/accounts/user/{root.pk}/change/"
+    data = change_page_values(admin_browser, url)
+    del data["is_superuser"]
+    response = admin_browser.post(url, data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["is_superuser"] == [LAST_SUPERUSER]
+
+    page = admin_browser.get(f"/admin/accounts/user/{root.pk}/delete/")
+    assert "the last active superuser (make another superuser first)" in page.content.decode()
+    assert admin_browser.post(f"/admin/accounts/user/{root.pk}/delete/", {"post": "yes"}).status_code == 403
+    bulk = {"action": "delete_selected", "_selected_action": [root.pk], "post": "yes"}
+    assert admin_browser.post("/admin/accounts/user/", bulk).status_code == 403
+    root.refresh_from_db()
+    assert root.is_superuser and root.is_active
+
+    # Positive control: with a second superuser, the first one may step down, and the second may be deleted.
+    other = StaffFactory(email="root2@example.com")
+    assert admin_browser.post(url, data).status_code == 302
+    root.refresh_from_db()
+    assert not root.is_superuser
+    root.is_superuser = True
+    root.save()
+    assert admin_browser.post(f"/admin/accounts/user/{other.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not User.objects.filter(pk=other.pk).exists()
+
+
 def test_the_deactivate_action_never_switches_off_the_last_active_superuser(admin_browser):
     root = User.objects.get(email="root@example.com")
     other = StaffFactory(email="root2@example.com")
@@ -506,6 +536,23 @@ def test_ending_sessions_in_the_admin_needs_the_right_to_manage_their_person():
     assert not UserSession.objects.filter(pk=ann_row.pk).exists()
     assert ann_browser.get("/profile/")["Location"].startswith("/login/")
     assert AuditEvent.objects.filter(action="session.revoke", target_label__contains="ann@example.com").exists()
+
+
+def test_a_session_with_nobody_signed_in_yet_is_ended_only_by_a_superuser():
+    # A sign-in waiting for its code has no person on its row yet: it may be a superuser's.
+    half_done = UserSession.objects.create(
+        session_key="h" * 64, user=None, session_data="", expire_date=timezone.now() + timedelta(hours=1)
+    )
+    people = staff_with("people@team.example", "view_usersession", "delete_usersession", "change_user")
+    response = people.post(
+        "/admin/accounts/usersession/", {"action": "end_sessions", "_selected_action": [half_done.pk]}, follow=True
+    )
+    assert UserSession.objects.filter(pk=half_done.pk).exists()
+    assert "only a superuser ends a session that has nobody signed in yet" in response.content.decode()
+
+    boss = signed_in(UserFactory(email="boss@example.com", is_staff=True, is_superuser=True))
+    boss.post("/admin/accounts/usersession/", {"action": "end_sessions", "_selected_action": [half_done.pk]})
+    assert not UserSession.objects.filter(pk=half_done.pk).exists()
 
 
 # Finding 9: the audit export uses the CSV cell rule of every export (dockspace.csv_cells).

@@ -268,6 +268,17 @@ def test_the_entrypoint_starts_a_process_by_its_declared_name(tmp_path):
     program = entrypoint(env, "sh", "-c", "echo run as given", stdout=subprocess.PIPE, text=True)
     assert program.communicate(timeout=30)[0] == "run as given\n"
 
+    # A program on PATH named like a declared process never shadows it; a shell function is no program.
+    shadow = tmp_path / "bin"
+    shadow.mkdir()
+    (shadow / "beat").write_text("#!/bin/sh\necho NOT the declared beat\n")
+    (shadow / "beat").chmod(0o755)
+    shadowed = entrypoint({**env, "PATH": f"{shadow}:{env['PATH']}"}, "beat", "--version", stdout=subprocess.PIPE)
+    assert b"NOT the declared beat" not in shadowed.communicate(timeout=120)[0]
+    function = entrypoint(env, "log", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, stderr = function.communicate(timeout=120)
+    assert function.returncode == 2 and "unknown process 'log'" in stderr
+
 
 def test_the_entrypoints_web_prepares_the_database_then_serves_from_the_declaration(tmp_path):
     port = free_port()

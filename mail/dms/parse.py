@@ -6,6 +6,7 @@ Every parser returns (entries, problems): a bad line is reported with its number
 import base64
 import binascii
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -43,7 +44,7 @@ class Problem:
     line: str
     reason: str
 
-    def __str__(self):
+    def __str__(self) -> str:
         where = self.path if self.line_number is None else f"{self.path}:{self.line_number}"
         return f"{where}: {self.reason}"
 
@@ -57,16 +58,16 @@ _SELECTOR_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _NOLOGIN_FIELDS = {"fail", "fail=y", "fail=yes", "nologin", "nologin=y", "nologin=yes"}
 
 
-def _message(error):
+def _message(error: Exception) -> str:
     return error_lines(error)[0] if isinstance(error, ValidationError) else str(error)
 
 
-def _text_lines(text):
+def _text_lines(text: str) -> Iterator[tuple[int, str]]:
     """(number, line) for each physical line; CR is dropped everywhere, as DMS's own `sed 's|\\r||g'` does."""
     return enumerate(text.replace("\r", "").split("\n"), start=1)
 
 
-def _lines(text):
+def _lines(text: str) -> Iterator[tuple[int, str, str]]:
     """(number, raw line, stripped line) for each line that is neither blank nor a '#' comment."""
     for number, raw in _text_lines(text):
         line = raw.strip()
@@ -74,9 +75,9 @@ def _lines(text):
             yield number, raw, line
 
 
-def _table_lines(text):
+def _table_lines(text: str) -> Iterator[tuple[int, str, str]]:
     """Postfix table lines: as `_lines`, but a line starting with whitespace continues the one before."""
-    pending = None
+    pending: tuple[int, str, str] | None = None
     for number, raw in _text_lines(text):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
@@ -91,7 +92,7 @@ def _table_lines(text):
         yield pending
 
 
-def _redact_hash(raw):
+def _redact_hash(raw: str) -> str:
     """A problem line is shown to admins and may be logged: keep the scheme of a hash, never the hash."""
     return redact_account_line(raw)
 
@@ -99,13 +100,16 @@ def _redact_hash(raw):
 class _Lines:
     """The problems a parser found in one file, and which line each key was first on."""
 
-    def __init__(self, path, shown=lambda raw: raw):
+    problems: list[Problem]
+    _first_line: dict[str, int]
+
+    def __init__(self, path: str, shown: Callable[[str], str] = lambda raw: raw) -> None:
         self.path, self.problems, self._shown, self._first_line = path, [], shown, {}
 
-    def problem(self, number, raw, reason):
+    def problem(self, number: int, raw: str, reason: str) -> None:
         self.problems.append(Problem(self.path, number, self._shown(raw), reason))
 
-    def address(self, text, number, raw):
+    def address(self, text: str, number: int, raw: str) -> str | None:
         """The normalised address, or None once the reason it is not one is reported."""
         try:
             return normalize_address(text)
@@ -113,7 +117,7 @@ class _Lines:
             self.problem(number, raw, _message(e))
             return None
 
-    def is_repeat(self, key, number, raw, reason="{key} is already on line {first}"):
+    def is_repeat(self, key: str, number: int, raw: str, reason: str = "{key} is already on line {first}") -> bool:
         """Whether key was on an earlier line (then this one is reported with reason); else its line is noted."""
         if key in self._first_line:
             self.problem(number, raw, reason.format(key=key, first=self._first_line[key]))
@@ -122,7 +126,7 @@ class _Lines:
         return False
 
 
-def parse_accounts(text, path=ACCOUNTS_PATH):
+def parse_accounts(text: str, path: str = ACCOUNTS_PATH) -> tuple[list[Account], list[Problem]]:
     """postfix-accounts.cf -> ([Account], problems). Quotas are not in this file: quota_bytes is None."""
     accounts, found = [], _Lines(path, _redact_hash)
     for number, raw, line in _lines(text):
@@ -152,7 +156,7 @@ def parse_accounts(text, path=ACCOUNTS_PATH):
     return accounts, found.problems
 
 
-def _quota_entries(text, path):
+def _quota_entries(text: str, path: str) -> tuple[list[tuple[int, str, str, int]], list[Problem]]:
     entries, found = [], _Lines(path)
     for number, raw, line in _lines(text):
         address_text, colon, quota_text = line.partition(":")
@@ -170,13 +174,13 @@ def _quota_entries(text, path):
     return entries, found.problems
 
 
-def parse_quotas(text, path=QUOTAS_PATH):
+def parse_quotas(text: str, path: str = QUOTAS_PATH) -> tuple[dict[str, int], list[Problem]]:
     """dovecot-quotas.cf -> ({address: bytes}, problems); 0 means no limit. The first line of an address wins."""
     entries, problems = _quota_entries(text, path)
     return {address: n_bytes for _, _, address, n_bytes in entries}, problems
 
 
-def parse_virtual(text, path=VIRTUAL_PATH):
+def parse_virtual(text: str, path: str = VIRTUAL_PATH) -> tuple[list[Alias], list[Problem]]:
     """postfix-virtual.cf -> ([Alias], problems). Identity lines (`a a`) are aliases too; the first key wins."""
     aliases, found = [], _Lines(path)
     for number, raw, line in _table_lines(text):
@@ -201,7 +205,7 @@ def parse_virtual(text, path=VIRTUAL_PATH):
     return aliases, found.problems
 
 
-def parse_access(text, path=SEND_ACCESS_PATH):
+def parse_access(text: str, path: str = SEND_ACCESS_PATH) -> tuple[list[str], list[Problem]]:
     """postfix-send-access.cf / postfix-receive-access.cf -> ([address], problems) for `address REJECT` lines."""
     addresses, found = [], _Lines(path)
     for number, raw, line in _table_lines(text):
@@ -218,7 +222,7 @@ def parse_access(text, path=SEND_ACCESS_PATH):
 # DKIM ------------------------------------------------------------------------------------------------
 
 
-def _key_from_pem(pem):
+def _key_from_pem(pem: str) -> tuple[str, int, str] | None:
     """(algorithm, bits, public key as DNS p=) for a private key cryptography can read, else None."""
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -233,7 +237,7 @@ def _key_from_pem(pem):
     return None
 
 
-def _rsa_bits_from_public(public_b64):
+def _rsa_bits_from_public(public_b64: str) -> int | None:
     try:
         key = serialization.load_der_public_key(base64.b64decode(public_b64, validate=True))
     except (ValueError, TypeError, UnsupportedAlgorithm, binascii.Error):
@@ -241,7 +245,7 @@ def _rsa_bits_from_public(public_b64):
     return key.key_size if isinstance(key, rsa.RSAPublicKey) else None
 
 
-def _dkim_tags(value):
+def _dkim_tags(value: str) -> dict[str, str]:
     tags = {}
     for part in value.split(";"):
         name, equals, tag_value = part.partition("=")
@@ -250,9 +254,11 @@ def _dkim_tags(value):
     return tags
 
 
-def _parse_zone_snippet(text):
+def _parse_zone_snippet(text: str) -> tuple[dict[str, str], str]:
     """A `<selector>.txt` zone snippet -> (DKIM tags, comment text): quoted strings joined, ';' comments apart."""
-    strings, comments = [], []
+    strings: list[str] = []
+    comments: list[str] = []
+    current: list[str]
     for _, line in _text_lines(text):
         in_quote, current = False, []
         for index, char in enumerate(line):
@@ -269,7 +275,7 @@ def _parse_zone_snippet(text):
     return _dkim_tags("".join(strings)), " ".join(comments)
 
 
-def _parse_dns_value_file(text):
+def _parse_dns_value_file(text: str) -> dict[str, str]:
     """A `.public.dns.txt` file: the bare record value, possibly quoted."""
     value = " ".join(line for _, _, line in _lines(text))
     if '"' in value:
@@ -277,11 +283,11 @@ def _parse_dns_value_file(text):
     return _dkim_tags(value)
 
 
-def _pem_text(text):
+def _pem_text(text: str) -> str:
     return text.replace("\r", "").strip() + "\n"
 
 
-def _pem_from_rspamd_key(text):
+def _pem_from_rspamd_key(text: str) -> str | None:
     """An Rspamd key file holds a PEM, or for Ed25519 the base64 libsodium key (seed, then public key)."""
     stripped = text.strip()
     if stripped.startswith("-----"):
@@ -298,7 +304,15 @@ def _pem_from_rspamd_key(text):
     ).decode()
 
 
-def _dkim_key(domain, selector, pem, tags, bits_hint, path, problems):
+def _dkim_key(
+    domain: str,
+    selector: str,
+    pem: str,
+    tags: Mapping[str, str],
+    bits_hint: int | None,
+    path: str,
+    problems: list[Problem],
+) -> DkimKey | None:
     """Put a DkimKey together from what the files say; the private key, when readable, is the truth."""
     if not pem.strip():
         problems.append(Problem(path, None, "", "the private key file is empty"))
@@ -340,7 +354,7 @@ def _dkim_key(domain, selector, pem, tags, bits_hint, path, problems):
 _OPENDKIM_KEY_RE = re.compile(rf"{OPENDKIM_DIR}/keys/([^/]+)/([^/]+)\.private")
 
 
-def _parse_opendkim(texts, problems):
+def _parse_opendkim(texts: Mapping[str, str], problems: list[Problem]) -> list[DkimKey]:
     keys = []
     table_path = f"{OPENDKIM_DIR}/KeyTable"
     in_key_table = set()
@@ -380,8 +394,8 @@ def _parse_opendkim(texts, problems):
     return _one_key_per_domain(sorted(keys, key=lambda entry: entry[:2]), problems)
 
 
-def _one_key_per_domain(entries, problems):
-    keys = {}
+def _one_key_per_domain(entries: Iterable[tuple[bool, str, DkimKey]], problems: list[Problem]) -> list[DkimKey]:
+    keys: dict[str, DkimKey] = {}
     for _, path, key in entries:
         if key.domain in keys:
             reason = f"{key.domain} already has a DKIM key (selector {keys[key.domain].selector}): this one is ignored"
@@ -394,10 +408,11 @@ def _one_key_per_domain(entries, problems):
 _CONF_BLOCK_RE = re.compile(r'("?)([A-Za-z0-9._-]+)\1\s*\{([^{}]*)\}')
 
 
-def _parse_rspamd(texts, problems):
+def _parse_rspamd(texts: Mapping[str, str], problems: list[Problem]) -> list[DkimKey]:
     conf = texts.get(RSPAMD_SIGNING_CONF_PATH, "")
     uncommented = "\n".join(re.sub(r"#.*", "", line) for _, line in _text_lines(conf))
-    keys, used = [], set()
+    found: list[tuple[bool, str, DkimKey]] = []
+    used: set[str] = set()
     for match in _CONF_BLOCK_RE.finditer(uncommented):
         number = uncommented.count("\n", 0, match.start()) + 1
         name, body = match.group(2), match.group(3)
@@ -438,26 +453,26 @@ def _parse_rspamd(texts, problems):
             continue
         key = _dkim_key(domain, selector, pem, tags, bits, relative, problems)
         if key is not None:
-            keys.append((False, relative, key))
-    keys = _one_key_per_domain(keys, problems)
+            found.append((False, relative, key))
+    keys = _one_key_per_domain(found, problems)
     for path in sorted(texts):
         if path.startswith(RSPAMD_DKIM_DIR + "/") and path.endswith(".private.txt") and path not in used:
             problems.append(Problem(path, None, "", "not used: no domain block in dkim_signing.conf points to it"))
     return keys
 
 
-def _is_rspamd_dkim(path):
+def _is_rspamd_dkim(path: str) -> bool:
     return path == RSPAMD_SIGNING_CONF_PATH or path.startswith(RSPAMD_DKIM_DIR + "/")
 
 
-def parse_dkim(texts):
+def parse_dkim(texts: Mapping[str, str]) -> tuple[DkimRows, list[Problem]]:
     """{path: text} of a DMS config dir -> (DkimRows, problems): the keys of the layout the files use."""
-    problems = []
+    problems: list[Problem] = []
     keys, layout = _parse_dkim(texts, problems)
     return DkimRows(tuple(keys), layout), problems
 
 
-def _parse_dkim(texts, problems):
+def _parse_dkim(texts: Mapping[str, str], problems: list[Problem]) -> tuple[list[DkimKey], str]:
     has_rspamd = any(_is_rspamd_dkim(path) for path in texts)
     has_opendkim = any(_OPENDKIM_KEY_RE.fullmatch(path) for path in texts)
     if not has_rspamd:
@@ -471,7 +486,7 @@ def _parse_dkim(texts, problems):
 # Everything ------------------------------------------------------------------------------------------
 
 
-def _decode(files, problems):
+def _decode(files: Mapping[str, bytes | str], problems: list[Problem]) -> dict[str, str]:
     texts = {}
     for path, data in files.items():
         try:
@@ -481,10 +496,10 @@ def _decode(files, problems):
     return texts
 
 
-def parse_files(files):
+def parse_files(files: Mapping[str, bytes | str]) -> tuple[Snapshot, list[Problem]]:
     """{path: bytes} of a DMS config dir -> (mail's Snapshot, problems);
     parse_files(mail_files.render_files(s))[0] == s.normalized()."""
-    problems = []
+    problems: list[Problem] = []
     texts = _decode(files, problems)
 
     accounts, found = parse_accounts(texts.get(ACCOUNTS_PATH, ""))

@@ -7,13 +7,14 @@ header and streams them; `mail.dms.parse` reads the same files back.
 import dataclasses
 import heapq
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from django.core.exceptions import ValidationError
 
 from mail.addresses import split_address
 from mail.dkim import rspamd_private_key
-from mail.dms.catalog import HEADER, chunked_file, refuse
+from mail.dms.catalog import HEADER, OnSkip, chunked_file, refuse
 from mail.dms.snapshot import DKIM_LAYOUT_OPENDKIM, DKIM_LAYOUT_RSPAMD, Account, Alias, DkimKey, dms_line_order
 from mail.quota import format_quota
 
@@ -45,12 +46,16 @@ _UNSAFE_HASH_RE = re.compile(r"[\s|:\x00-\x1f\x7f]")
 _UNSAFE_NAME_RE = re.compile(r"^(?![A-Za-z0-9][A-Za-z0-9._-]*\Z)")
 _UNSAFE_BASE64_RE = re.compile(r"^(?![A-Za-z0-9+/]+=*\Z)")
 
+# What _check is given: (value, what) or (value, what, pattern, owner).
+_Check = tuple[object, str] | tuple[object, str, re.Pattern[str], str]
+_T = TypeVar("_T")
 
-def _by_length(address):
+
+def _by_length(address: str) -> tuple[int, int, str]:
     return dms_line_order(address)
 
 
-def _check(value, what, pattern=_UNSAFE_ADDRESS_RE, owner=None):
+def _check(value: object, what: str, pattern: re.Pattern[str] = _UNSAFE_ADDRESS_RE, owner: str | None = None) -> None:
     """A snapshot is built from validated rows; this only stops a bad value from breaking a line.
     (The message is built only on failure: this runs for every address of every file.)"""
     if not value or not isinstance(value, str) or pattern.search(value):
@@ -58,7 +63,7 @@ def _check(value, what, pattern=_UNSAFE_ADDRESS_RE, owner=None):
         raise ValueError(f"{what} {value!r}{of_owner} cannot be written to a DMS file")
 
 
-def _problem(checks):
+def _problem(checks: Iterable[_Check]) -> str | None:
     """The message of the first failing check, or None; checks are (value, what, pattern, owner)."""
     try:
         for check in checks:
@@ -68,11 +73,13 @@ def _problem(checks):
     return None
 
 
-def _file(lines, header=HEADER):
+def _file(lines: Iterable[str], header: str = HEADER) -> bytes:
     return b"".join(chunked_file(lines, header))
 
 
-def _no_repeats(items, what, key=lambda item: item, on_skip=None):
+def _no_repeats(
+    items: Iterable[_T], what: str, key: Callable[[_T], object] = lambda item: item, on_skip: OnSkip = None
+) -> Iterator[_T]:
     """Pass items through, refusing one equal to the one before (inputs are sorted, so a repeat is adjacent)."""
     previous = None
     for item in items:
@@ -83,22 +90,22 @@ def _no_repeats(items, what, key=lambda item: item, on_skip=None):
         yield item
 
 
-def _unique(items):
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def render_postfix_accounts(accounts, on_skip=None):
+def render_postfix_accounts(accounts: Iterable[Account], on_skip: OnSkip = None) -> bytes:
     """postfix-accounts.cf whole, for accounts in any order (see account_lines)."""
     return _file(account_lines(sorted(accounts, key=lambda a: _by_length(a.address)), on_skip))
 
 
-def _account_problem(account):
+def _account_problem(account: Account) -> str | None:
     return _problem(
         [(account.address, "address"), (account.password_hash, "password hash", _UNSAFE_HASH_RE, account.address)]
     )
 
 
-def account_lines(accounts, on_skip=None):
+def account_lines(accounts: Iterable[Account], on_skip: OnSkip = None) -> Iterator[str]:
     """The lines of postfix-accounts.cf for accounts already in DMS line order: `address|hash`, or
     `address|hash|fail=y` for a suspended account: Dovecot's passdb `fail` field refuses IMAP/POP3 and
     Postfix SASL logins, while user lookups (LMTP delivery) ignore it. `nologin=y` is not enough: Dovecot's
@@ -112,7 +119,7 @@ def account_lines(accounts, on_skip=None):
         yield line + "|fail=y" if account.is_suspended else line
 
 
-def quota_lines(accounts, on_skip=None):
+def quota_lines(accounts: Iterable[Account], on_skip: OnSkip = None) -> Iterator[str]:
     """The lines of dovecot-quotas.cf for accounts already in DMS line order: `address:10G` for each account
     with a quota; `address:0` for an explicit no-limit (an account left out of postfix-accounts.cf is left
     out here too, reported with the same message)."""
@@ -125,7 +132,7 @@ def quota_lines(accounts, on_skip=None):
             yield f"{account.address}:{format_quota(account.quota_bytes)}"
 
 
-def _alias_problem(address, targets):
+def _alias_problem(address: str, targets: Sequence[str]) -> str | None:
     problem = _problem(
         [(address, "alias address"), *((target, "target", _UNSAFE_ADDRESS_RE, address) for target in targets)]
     )
@@ -146,16 +153,16 @@ class VirtualRows:
     catch_all_domains: frozenset[str]
 
 
-def catch_all_domains(entries):
+def catch_all_domains(entries: Iterable[Alias]) -> frozenset[str]:
     """The domains of the catch-alls (`@domain`) among these postfix-virtual.cf entries."""
     return frozenset(entry.address[1:] for entry in entries if entry.address.startswith("@"))
 
 
-def _is_caught(address, domains):
+def _is_caught(address: str, domains: Container[str]) -> bool:
     return split_address(address)[1] in domains
 
 
-def virtual_entries(rows):
+def virtual_entries(rows: VirtualRows) -> Iterator[Alias]:
     """The keys of postfix-virtual.cf in DMS line order: the entries, and `a a` for each account on a domain
     whose catch-all is written and that has no key of its own (without it the catch-all would also take the
     real mailbox's mail). The one place of this rule: parse.is_identity_line reads it back."""
@@ -174,18 +181,18 @@ def virtual_entries(rows):
         yield entry
 
 
-def is_identity_line(alias, accounts, domains):
+def is_identity_line(alias: Alias, accounts: Container[str], domains: Container[str]) -> bool:
     """Whether a postfix-virtual.cf line read back is one virtual_entries adds (not an alias): `a a` for an
     account on a catch-all domain."""
     return alias.targets == (alias.address,) and alias.address in accounts and _is_caught(alias.address, domains)
 
 
-def virtual_lines(rows, on_skip=None):
+def virtual_lines(rows: VirtualRows, on_skip: OnSkip = None) -> Iterator[str]:
     """`key target1,target2` for each key of postfix-virtual.cf (rows: VirtualRows)."""
     return virtual_text_lines(((entry.address, entry.targets) for entry in virtual_entries(rows)), on_skip)
 
 
-def virtual_text_lines(items, on_skip=None):
+def virtual_text_lines(items: Iterable[tuple[str, Iterable[str]]], on_skip: OnSkip = None) -> Iterator[str]:
     """`key target1,target2` for (key, targets) pairs already in DMS line order."""
     for key, targets in _no_repeats(items, "alias", key=lambda item: item[0], on_skip=on_skip):
         targets = _unique(targets)
@@ -196,7 +203,7 @@ def virtual_text_lines(items, on_skip=None):
         yield f"{key} {','.join(targets)}"
 
 
-def access_lines(addresses, on_skip=None):
+def access_lines(addresses: Iterable[str], on_skip: OnSkip = None) -> Iterator[str]:
     """postfix-send-access.cf / postfix-receive-access.cf: `address<TAB>REJECT` for sorted, distinct addresses."""
     for address in _no_repeats(addresses, "blocked address", on_skip=on_skip):
         problem = _problem([(address, "blocked address")])
@@ -206,17 +213,17 @@ def access_lines(addresses, on_skip=None):
         yield f"{address}\tREJECT"
 
 
-def dns_txt_name(key):
+def dns_txt_name(key: DkimKey) -> str:
     """'mail._domainkey.example.com'."""
     return f"{key.selector}._domainkey.{key.domain}"
 
 
-def dns_txt_value(key):
+def dns_txt_value(key: DkimKey) -> str:
     """'v=DKIM1; k=rsa; p=MIIB...' (k=ed25519 for Ed25519 keys)."""
     return f"v=DKIM1; k={key.algorithm}; p={key.public_key_b64}"
 
 
-def _check_key(key):
+def _check_key(key: DkimKey) -> None:
     _check(key.domain, "DKIM domain", _UNSAFE_NAME_RE)
     _check(key.selector, "DKIM selector", _UNSAFE_NAME_RE, key.domain)
     _check(key.public_key_b64, "DKIM public key", _UNSAFE_BASE64_RE, key.domain)
@@ -226,16 +233,16 @@ def _check_key(key):
         raise ValueError(f"DKIM private key of {key.domain} is empty")
 
 
-def _pem(text):
+def _pem(text: str) -> bytes:
     # No header here: OpenDKIM and Rspamd only take a key file for PEM when it starts with "-----".
     return (text.replace("\r", "").strip() + "\n").encode()
 
 
-def _key_summary(key):
+def _key_summary(key: DkimKey) -> str:
     return f"({key.algorithm}, {key.bits} bits)" if key.algorithm == "rsa" else f"({key.algorithm})"
 
 
-def render_dns_snippet(key):
+def render_dns_snippet(key: DkimKey) -> bytes:
     """The `<selector>.txt` zone snippet, laid out the way opendkim-genkey writes it."""
     value = dns_txt_value(key)
     tags, public = value.split("p=", 1)
@@ -246,7 +253,7 @@ def render_dns_snippet(key):
     return (ZONE_HEADER + f"{key.selector}._domainkey\tIN\tTXT\t( {quoted} )  {comment}\n").encode()
 
 
-def render_opendkim(keys):
+def render_opendkim(keys: Sequence[DkimKey]) -> dict[str, bytes]:
     """opendkim/keys/<d>/<sel>.private and .txt, KeyTable, SigningTable, TrustedHosts; nothing without keys."""
     if not keys:
         return {}
@@ -265,14 +272,14 @@ def render_opendkim(keys):
     return files
 
 
-def rspamd_key_basename(key):
+def rspamd_key_basename(key: DkimKey) -> str:
     """The name DMS's `setup config dkim` gives a key under rspamd/dkim/, without '.private.txt'."""
     if key.algorithm == "ed25519":
         return f"ed25519-{key.selector}-{key.domain}"
     return f"rsa-{key.bits}-{key.selector}-{key.domain}"
 
 
-def render_rspamd_signing_conf(keys):
+def render_rspamd_signing_conf(keys: Sequence[DkimKey]) -> bytes:
     """rspamd/override.d/dkim_signing.conf with a block for every domain (DMS's own tool writes only one)."""
     if not keys:
         return _file(["# No DKIM keys: Rspamd does not sign.", "enabled = false;"])
@@ -305,7 +312,7 @@ def render_rspamd_signing_conf(keys):
     return _file(lines)
 
 
-def _rspamd_private_key(key):
+def _rspamd_private_key(key: DkimKey) -> bytes:
     if key.algorithm == "rsa":
         return _pem(key.private_key_pem)
     # Older Rspamd releases read any PEM key as RSA: write what `rspamadm dkim_keygen -t ed25519` writes.
@@ -318,7 +325,7 @@ def _rspamd_private_key(key):
     return (raw + "\n").encode()
 
 
-def render_rspamd(keys):
+def render_rspamd(keys: Sequence[DkimKey]) -> dict[str, bytes]:
     """rspamd/dkim/<name>.private.txt and .public.dns.txt per key, and dkim_signing.conf (always)."""
     files = {}
     for key in keys:
@@ -337,12 +344,12 @@ class DkimRows:
     layout: str
 
 
-def dkim_files(rows, on_skip=None):
+def dkim_files(rows: DkimRows, on_skip: OnSkip = None) -> dict[str, bytes]:
     """{path: bytes} of the DKIM files (rows: DkimRows)."""
     return render_dkim(rows.keys, rows.layout, on_skip)
 
 
-def render_dkim(keys, layout, on_skip=None):
+def render_dkim(keys: Sequence[DkimKey], layout: str, on_skip: OnSkip = None) -> dict[str, bytes]:
     """The DKIM files of the layout. A key that cannot be written is left out whole (no key file, no
     table line) and reported through on_skip (raised without it)."""
     if layout not in (DKIM_LAYOUT_OPENDKIM, DKIM_LAYOUT_RSPAMD):
@@ -372,7 +379,7 @@ def render_dkim(keys, layout, on_skip=None):
 _SCHEME_RE = re.compile(r"\{[A-Za-z0-9._-]+\}")
 
 
-def redact_account_line(line):
+def redact_account_line(line: str) -> str:
     """'bob@x|{SHA512-CRYPT}$6$...|fail=y' -> 'bob@x|{SHA512-CRYPT}…|fail=y': whatever stands in the
     password field (a hash with or without a scheme, even a plain password) is never shown."""
     body = line.rstrip("\n")
@@ -385,12 +392,12 @@ def redact_account_line(line):
     return f"{address}|{scheme.group(0) if scheme else ''}…{sep}{extra}{ending}"
 
 
-def is_dkim_secret(path):
+def is_dkim_secret(path: str) -> bool:
     """Private keys: never shown, not even in a diff. (postfix-accounts.cf is shown redacted.)"""
     return path.endswith((".private", ".private.txt"))
 
 
-def dkim_restart(path):
+def dkim_restart(path: str) -> str:
     """OpenDKIM reads its keys and tables only at start; Rspamd reloads by itself."""
     if path.startswith(f"{OPENDKIM_DIR}/"):
         return "OpenDKIM keys or tables changed: DMS reads them only at start. Restart the mailserver container."

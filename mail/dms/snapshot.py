@@ -12,7 +12,7 @@ DKIM_LAYOUT_OPENDKIM = "opendkim"
 DKIM_LAYOUT_RSPAMD = "rspamd"
 
 
-def dms_line_order(address):
+def dms_line_order(address: str) -> tuple[int, int, str]:
     """Sort key for account and quota lines. DMS finds a user's line with an unanchored,
     case-insensitive grep whose '.' matches any character, and takes the first hit: "ob@x.io" also
     matches "bob@x.io", and "a.b@x.io" matches "a-b@x.io". Shorter first, then (same length) more
@@ -66,7 +66,7 @@ class Snapshot:
     dkim_keys: tuple[DkimKey, ...] = ()
     dkim_layout: str = DKIM_LAYOUT_OPENDKIM
 
-    def normalized(self):
+    def normalized(self) -> "Snapshot":
         """The same state with every collection in canonical order."""
         return Snapshot(
             accounts=tuple(sorted(self.accounts, key=lambda a: dms_line_order(a.address))),

@@ -10,12 +10,17 @@ DMS_SYNC_DELAY seconds (they are coalesced), and a sync that finds the bytes on 
 writes nothing.
 """
 
+from __future__ import annotations
+
 import hashlib
 import logging
 import math
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
@@ -27,6 +32,14 @@ from mail.dms.writer import dms_lock, roll_forward, write_files
 from mail.models import DmsPendingChange, DmsSyncState
 from mail.progress import counting_dms_files
 
+if TYPE_CHECKING:
+    from celery import Task
+
+    from mail.dms.catalog import OnSkip
+    from mail.dms.files import ContentProducer
+    from mail.dms.writer import WriteReport
+    from mail.progress import ProgressFactory
+
 log = logging.getLogger(__name__)
 
 QUEUED_KEY = "mail:dms-sync-queued"
@@ -35,21 +48,30 @@ SYNC_LOCK_NAME = "sync.lock"
 _local = threading.local()
 
 
-def rendered_files():
+def rendered_files() -> dict[str, bytes]:
     """Every declared file as bytes, rendered from the catalog's snapshot of the database (previews, tests)."""
     return catalog.render_snapshot(catalog.collected())
 
 
-def streamed_files(*, on_skip=None):
+def streamed_files(
+    *, on_skip: OnSkip = None, declared: Sequence[catalog.Declaration] | None = None
+) -> dict[str, bytes | ContentProducer]:
     """The same files for the writer, each as a producer of bytes chunks streamed from the database (a set
     of files such as the DKIM ones as bytes), so a sync's memory does not grow with the number of mailboxes
     and aliases. Sorted by path, so postfix-accounts.cf is replaced before postfix-virtual.cf names a new
     mailbox. on_skip(message): a value that cannot be written is reported there and left out (without it,
     raised)."""
-    return catalog.render(catalog.declared_files(), catalog.database_rows(catalog.Reads()), on_skip)
+    declared = catalog.declared_files() if declared is None else declared
+    return catalog.render(declared, catalog.database_rows(catalog.Reads()), on_skip)
 
 
-def _write(files, *, root, history_dir=None, dry_run=False):
+def _write(
+    files: Mapping[str, bytes | ContentProducer],
+    *,
+    root: str | os.PathLike[str],
+    history_dir: Path | None = None,
+    dry_run: bool = False,
+) -> WriteReport:
     return write_files(
         root,
         files,
@@ -66,7 +88,7 @@ class ForeignFiles(Exception):
     """The DMS directory holds account files Dockspace did not write: replacing them would lose them."""
 
 
-def foreign_files(root):
+def foreign_files(root: str | os.PathLike[str]) -> dict[str, int]:
     """{path: number of data lines} of the guarded files (catalog: the files whose loss would lose data) that
     exist, do not start with Dockspace's header and hold anything but comments: an existing DMS setup that
     has not been adopted."""
@@ -85,8 +107,8 @@ def foreign_files(root):
     return found
 
 
-def _refuse_foreign(root):
-    found = foreign_files(root)
+def _refuse_foreign(root: str | os.PathLike[str], found: dict[str, int] | None = None) -> None:
+    found = foreign_files(root) if found is None else found
     if found:
         listing = ", ".join(f"{path} ({n} lines)" for path, n in found.items())
         raise ForeignFiles(
@@ -96,9 +118,40 @@ def _refuse_foreign(root):
         )
 
 
-def dms_sync(*, dry_run=False, force=False, progress=None):
+def _left_alone(root: str | os.PathLike[str], force: bool) -> tuple[Sequence[catalog.Declaration], list[str]]:
+    """The declarations this sync writes, and why it leaves the others alone. Another app's guarded file that
+    holds lines Dockspace did not write is left alone (the writer never removes a top-level .cf file), so it
+    never holds back mail's accounts and access blocks. Raises ForeignFiles (writing nothing) when a file of
+    mail's, or one the writer could not leave standing, is foreign: an existing DMS setup not yet adopted.
+    Returns (declarations to write, messages for the skipped report)."""
+    declared = catalog.declared_files()
+    if force:
+        return declared, []
+    found = foreign_files(root)
+    standing = {path for path in found if _may_stand_aside(catalog.declared_for(path), path)}
+    _refuse_foreign(root, {path: n for path, n in found.items() if path not in standing})
+    notes = [
+        f"{path}: left alone, it holds {found[path]} lines Dockspace did not write; adopt them or replace the "
+        "file with `manage.py export_dms_files --force`"
+        for path in sorted(standing)
+    ]
+    return tuple(item for item in declared if not any(item.owns(path) for path in standing)), notes
+
+
+def _may_stand_aside(declared: catalog.Declaration | None, path: str) -> bool:
+    return (
+        isinstance(declared, catalog.DmsFile)
+        and declared.app_label != "mail"
+        and "/" not in path
+        and path.endswith(".cf")
+    )
+
+
+def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFactory | None = None) -> WriteReport:
     """Write what changed. Records the outcome on DmsSyncState; raises the writer's errors, and
     ForeignFiles (writing nothing) while the directory holds an existing DMS setup not yet adopted.
+    Another app's file that holds lines Dockspace did not write is left alone with that app's other files
+    and reported on DmsSyncState.skipped, so it never holds back mail's accounts and access blocks.
     A value that cannot be written (e.g. a DKIM selector with a line break stored by hand) is left
     out and reported on DmsSyncState.skipped; everything else is written.
 
@@ -107,15 +160,15 @@ def dms_sync(*, dry_run=False, force=False, progress=None):
     those are cleared afterwards: a change committed during the write keeps the files behind."""
     state = DmsSyncState.load()
     state.last_attempt_at = timezone.now()
-    skipped = []
+    skipped: list[str] = []
     try:
         with dms_lock(settings.DMS_HISTORY_DIR / SYNC_LOCK_NAME, timeout=120):
             if not dry_run:
                 roll_forward(settings.DMS_HISTORY_DIR)  # a killed write is finished before anything else
-            if not force:
-                _refuse_foreign(settings.DMS_DIR)
+            declared, left_alone = _left_alone(settings.DMS_DIR, force)
+            skipped.extend(left_alone)
             seen = list(DmsPendingChange.objects.values_list("pk", flat=True))
-            with counting_dms_files(streamed_files(on_skip=skipped.append), progress) as files:
+            with counting_dms_files(streamed_files(on_skip=skipped.append, declared=declared), progress) as files:
                 report = _write(files, root=settings.DMS_DIR, dry_run=dry_run)
     except Exception as e:
         if not dry_run:
@@ -145,7 +198,7 @@ def dms_sync(*, dry_run=False, force=False, progress=None):
     return report
 
 
-def _clear_pending(seen):
+def _clear_pending(seen: list[int]) -> None:
     for start in range(0, len(seen), 500):
         DmsPendingChange.objects.filter(pk__in=seen[start : start + 500]).delete()
     # A sync run inside the transaction that recorded a change (a command, a test) may have cleared its
@@ -153,12 +206,12 @@ def _clear_pending(seen):
     _local.pending_in = None
 
 
-def is_behind():
+def is_behind() -> bool:
     """Whether a committed change may not be in the DMS files yet."""
     return DmsPendingChange.objects.exists()
 
 
-def catch_up():
+def catch_up() -> WriteReport | None:
     """Finish a write a killed process left half done, then sync if the files are behind. The report,
     or None when there was nothing to write."""
     roll_forward(settings.DMS_HISTORY_DIR)
@@ -168,12 +221,18 @@ def catch_up():
     return dms_sync()
 
 
-def dms_scan(*, repair):
+def dms_scan(*, repair: bool) -> dict[str, str]:
     """Compare the files on disk with what the database says. Returns {path: unified diff} of the
     drift found; repairs it (rewrites those files) when asked."""
     if repair:
         catch_up()  # what is merely behind is not drift
-    report = _write(streamed_files(on_skip=lambda _message: None), root=settings.DMS_DIR, dry_run=True)
+    try:
+        declared, _notes = _left_alone(settings.DMS_DIR, force=False)  # a file left alone is not drift
+    except ForeignFiles:
+        declared = catalog.declared_files()
+    report = _write(
+        streamed_files(on_skip=lambda _message: None, declared=declared), root=settings.DMS_DIR, dry_run=True
+    )
     drift = dict(report.diffs)
     state = DmsSyncState.load()
     if drift:
@@ -190,7 +249,13 @@ def dms_scan(*, repair):
     return drift
 
 
-def export_files(output_dir, *, dry_run=False, force=False, progress=None):
+def export_files(
+    output_dir: str | os.PathLike[str],
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: ProgressFactory | None = None,
+) -> WriteReport:
     """Write the files somewhere else (to inspect or seed a new server). Each output directory has
     its own history and manifest, so an export only ever removes files it wrote there itself."""
     if not force and not dry_run:
@@ -204,14 +269,14 @@ def export_files(output_dir, *, dry_run=False, force=False, progress=None):
         )
 
 
-def mailbox_exists():
+def mailbox_exists() -> bool:
     return collection.live_mailbox_exists()
 
 
 # --- coalescing ----------------------------------------------------------------------------------
 
 
-def _on_commit():
+def _on_commit() -> None:
     """Runs after the change committed: whatever goes wrong here (cache or broker down) must not
     turn a saved change into an error. The change is already recorded as pending: the next change,
     the next worker start or the periodic check writes it."""
@@ -222,23 +287,23 @@ def _on_commit():
         log.exception("could not queue a DMS sync; the next change or the periodic check will write the files")
 
 
-_sync_task = None
+_sync_task: Task | None = None
 
 
-def use_sync_task(task):
+def use_sync_task(task: Task) -> None:
     """The Celery task that runs catch_up() in a worker, handed over by MailConfig.ready(): the tasks module
     sits above this one and imports it, never the other way round."""
     global _sync_task
     _sync_task = task
 
 
-def _task():
+def _task() -> Task:
     if _sync_task is None:
         raise RuntimeError("no DMS sync task: MailConfig.ready() hands it over (mail.dms.sync.use_sync_task)")
     return _sync_task
 
 
-def _queue_sync():
+def _queue_sync() -> None:
     """Queue the sync task: at once after a quiet spell, else when DMS_SYNC_DELAY has passed since the
     last sync started. A queued-but-not-started task covers every change until it starts reading, so
     no second one is queued; the marker expires with the wait, so a task lost with a killed worker
@@ -264,11 +329,11 @@ def _queue_sync():
         raise
 
 
-def _mark_behind():
+def _mark_behind() -> None:
     DmsPendingChange.objects.create()
 
 
-def request_sync():
+def request_sync() -> None:
     """Record that the DMS files are behind, in the current transaction, and schedule one sync after
     it commits (once per transaction).
 
@@ -288,7 +353,7 @@ def request_sync():
     transaction.on_commit(_on_commit)
 
 
-def sync_started():
+def sync_started() -> None:
     """Called by the task before it looks at the database, so changes committed from then on queue another."""
     try:
         cache.delete(QUEUED_KEY)
@@ -296,7 +361,7 @@ def sync_started():
         log.exception("could not reach the cache; DMS syncs are not coalesced meanwhile")
 
 
-def _note_sync_start():
+def _note_sync_start() -> None:
     """A write is starting: the next one waits until DMS_SYNC_DELAY has passed (a lone change does not)."""
     try:
         cache.set(LAST_START_KEY, time.time(), timeout=max(1, math.ceil(settings.DMS_SYNC_DELAY)) + 1)
@@ -304,7 +369,7 @@ def _note_sync_start():
         log.exception("could not reach the cache; DMS syncs are not coalesced meanwhile")
 
 
-def worker_started():
+def worker_started() -> None:
     """A worker (re)started: finish a half-done write and write what a lost task left behind. Never raises:
     on failure the sync task is queued, with its retries."""
     try:

@@ -11,6 +11,7 @@ import stat
 import tempfile  # noqa: F401 (kept so tests can patch writer.tempfile.mkstemp, which files.py calls)
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import cast
 
 from mail.dms.files import (
     CHUNK_SIZE,
@@ -93,10 +94,10 @@ class WriteReport:
 
 
 def write_files(
-    root,
+    root: str | os.PathLike[str],
     files: Mapping[str, bytes | ContentProducer],
     *,
-    history_dir,
+    history_dir: str | os.PathLike[str],
     keep: int = 10,
     file_mode: Callable[[str], int] | None = None,
     dry_run: bool = False,
@@ -128,7 +129,7 @@ def write_files(
     mode_of = file_mode or (lambda _path: DEFAULT_FILE_MODE)
     real_root = Path(os.path.realpath(root))
     history = Path(history_dir)
-    targets = {}
+    targets: dict[str, Path] = {}
     for path, content in files.items():
         targets[path] = _checked_target(real_root, path)
         _check_content(path, content)
@@ -159,7 +160,7 @@ def write_files(
         except BaseException:
             for change in staged:
                 with contextlib.suppress(OSError):
-                    os.unlink(change.location)
+                    os.unlink(cast(Path, change.location))  # staged: each has its location
             raise
         new_manifest = {path: sha for path, sha in manifest.items() if path not in gone} | report.checksums
         if staged or report.removed or new_manifest != manifest:
@@ -168,13 +169,13 @@ def write_files(
     return report
 
 
-def read_files(root, paths) -> dict[str, bytes | None]:
+def read_files(root: str | os.PathLike[str], paths: Iterable[str]) -> dict[str, bytes | None]:
     """The bytes on disk of each path under root, None for a missing file (for drift scanning)."""
     real_root = Path(os.path.realpath(root))
     return {path: _read_or_none(path, _checked_target(real_root, path)) for path in paths}
 
 
-def roll_forward(history_dir, *, lock_timeout: float = 30) -> bool:
+def roll_forward(history_dir: str | os.PathLike[str], *, lock_timeout: float = 30) -> bool:
     """Finish a write that was killed half-way, under the writer's lock; True when there was one to finish.
     Every write does this first; a process that syncs calls it when it starts."""
     history = Path(history_dir)
@@ -185,8 +186,8 @@ def roll_forward(history_dir, *, lock_timeout: float = 30) -> bool:
 
 
 def restore_version(
-    root,
-    history_dir,
+    root: str | os.PathLike[str],
+    history_dir: str | os.PathLike[str],
     path: str,
     sha256_prefix: str,
     *,
@@ -219,7 +220,7 @@ def restore_version(
                 _keep(history, path, target, keep)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(change.location)
+                os.unlink(cast(Path, change.location))  # _keep, all that raises here, runs for a staged change only
             raise
         new_manifest = manifest | {path: change.sha256}
         if change.location or new_manifest != manifest:
@@ -251,7 +252,7 @@ def _prepare(real_root: Path, history: Path) -> None:
     _make_dir(real_root)
 
 
-def _stage_if_changed(staging: Path, path: str, target: Path, content, mode: int) -> _Change:
+def _stage_if_changed(staging: Path, path: str, target: Path, content: bytes | ContentProducer, mode: int) -> _Change:
     """Stage the new bytes of path unless target already holds them (then only its mode is corrected)."""
     if target.is_dir():
         raise WriteError(f"{path}: Is a directory")
@@ -291,7 +292,14 @@ def _fix_mode(path: str, target: Path, mode: int) -> None:
 # Dry run --------------------------------------------------------------------------------------------------
 
 
-def _plan(real_root: Path, history: Path, files, targets, is_secret, redact=None) -> WriteReport:
+def _plan(
+    real_root: Path,
+    history: Path,
+    files: Mapping[str, bytes | ContentProducer],
+    targets: Mapping[str, Path],
+    is_secret: Callable[[str], bool],
+    redact: Callable[[str, str], str] | None = None,
+) -> WriteReport:
     """Only a changed file is read whole (for difflib), and a secret one not even then: drift is rare."""
     report = WriteReport()
     for path, content in files.items():
@@ -340,7 +348,7 @@ def _secret_diff(path: str, old_sha: str | None, new_sha: str | None) -> str:
     return f"--- {from_name}\n+++ {to_name}\n@@ secret file, contents not shown: sha256 {old_sum} -> {new_sum} @@\n"
 
 
-def _diff(path: str, old: bytes | None, new: bytes | None, *, redact=None) -> str:
+def _diff(path: str, old: bytes | None, new: bytes | None, *, redact: Callable[[str, str], str] | None = None) -> str:
     """A unified diff, old on disk versus new; /dev/null stands for a missing side."""
     from_name = f"a/{path}" if old is not None else "/dev/null"
     to_name = f"b/{path}" if new is not None else "/dev/null"

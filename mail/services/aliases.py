@@ -1,5 +1,10 @@
 """Aliases and catch-alls: their targets, the forwarding-loop check, and what an address going away leaves."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, cast
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count
@@ -14,11 +19,14 @@ from mail.services.capture import _check_capture, _check_removal, address_owner
 from mail.services.domains import managed_domain
 from mail.services.tiers import _tier_check_alias
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
-def _clean_targets(targets, *, alias_address):
+
+def _clean_targets(targets: str | Iterable[str] | None, *, alias_address: str) -> list[str]:
     if isinstance(targets, str):
         targets = [targets]
-    cleaned = []
+    cleaned: list[str] = []
     for raw in targets or []:
         if isinstance(raw, str) and raw.startswith("@"):
             raise field_error(
@@ -45,18 +53,18 @@ def _clean_targets(targets, *, alias_address):
     return cleaned
 
 
-def _forward_graph():
-    graph = {}
+def _forward_graph() -> dict[str, list[str]]:
+    graph: dict[str, list[str]] = {}
     for alias_address, target in AliasTarget.objects.filter(alias__is_active=True).values_list(
         "alias__address", "address"
     ):
         graph.setdefault(alias_address, []).append(target)
     for group in Group.objects.exclude(list_address=None).prefetch_related("members__mailbox"):
-        graph[group.list_address] = [m.mailbox.address for m in group.members.all() if hasattr(m, "mailbox")]
+        graph[cast(str, group.list_address)] = [m.mailbox.address for m in group.members.all() if hasattr(m, "mailbox")]
     return graph
 
 
-def _check_no_loop(address, targets):
+def _check_no_loop(address: str, targets: Sequence[str]) -> None:
     graph = _forward_graph()
     graph[address] = list(targets)
     stack, seen = [(t, [address, t]) for t in targets], set()
@@ -72,8 +80,16 @@ def _check_no_loop(address, targets):
 
 @transaction.atomic
 def alias_create(
-    *, address, targets, keep_copy=False, description="", is_active=True, request=None, actor=None, actor_label=None
-):
+    *,
+    address: str,
+    targets: str | Iterable[str],
+    keep_copy: bool = False,
+    description: str = "",
+    is_active: bool = True,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Alias:
     """An alias 'user@domain' or a catch-all '@domain' forwarding to targets (local or external)."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.add_alias", "address")
@@ -107,7 +123,16 @@ def alias_create(
 
 
 @transaction.atomic
-def alias_update(*, alias, targets=None, is_active=None, description=None, request=None, actor=None, actor_label=None):
+def alias_update(
+    *,
+    alias: Alias,
+    targets: str | Iterable[str] | None = None,
+    is_active: bool | None = None,
+    description: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Alias:
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.change_alias", "targets")
     alias = Alias.objects.select_for_update(of=("self",)).get(pk=alias.pk)
@@ -116,7 +141,7 @@ def alias_update(*, alias, targets=None, is_active=None, description=None, reque
         is_active is not None and is_active != alias.is_active
     ):
         _check_capture(actor, alias.address, "targets")
-    if targets is not None:
+    if cleaned is not None:  # targets were given
         _check_no_loop(alias.address, cleaned)
         alias.targets.all().delete()
         AliasTarget.objects.bulk_create(AliasTarget(alias=alias, address=t, position=i) for i, t in enumerate(cleaned))
@@ -132,7 +157,7 @@ def alias_update(*, alias, targets=None, is_active=None, description=None, reque
     return alias
 
 
-def _drop_as_target(address):
+def _drop_as_target(address: str) -> None:
     """Remove an address that is going away from every alias forwarding to it; refuse if an alias
     would be left forwarding to nothing."""
     stranded = sorted(
@@ -152,7 +177,13 @@ def _drop_as_target(address):
 
 
 @transaction.atomic
-def alias_remove(*, alias, request=None, actor=None, actor_label=None):
+def alias_remove(
+    *,
+    alias: Alias,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> None:
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.delete_alias", "address")
     _check_removal(actor, alias.address)

@@ -1,5 +1,9 @@
 """DKIM signing keys of a domain: generating, rotating and retiring them."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -9,9 +13,20 @@ from mail import dkim as dkim_keys
 from mail.models import DkimKey, Domain
 from mail.services.actor import _who
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
 
 @transaction.atomic
-def dkim_generate(*, domain, selector=None, algorithm=None, bits=None, request=None, actor_label=None):
+def dkim_generate(
+    *,
+    domain: Domain,
+    selector: str | None = None,
+    algorithm: str | None = None,
+    bits: int | None = None,
+    request: HttpRequest | None = None,
+    actor_label: str | None = None,
+) -> DkimKey:
     """Create the domain's signing key. Refuses when one is active: rotate instead."""
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
     if domain.dkim_keys.filter(state=DkimKey.ACTIVE).exists():
@@ -20,7 +35,14 @@ def dkim_generate(*, domain, selector=None, algorithm=None, bits=None, request=N
     return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
 
 
-def _dkim_new_key(domain, selector, algorithm, bits, request, actor_label):
+def _dkim_new_key(
+    domain: Domain,
+    selector: str,
+    algorithm: str | None,
+    bits: int | None,
+    request: HttpRequest | None,
+    actor_label: str | None,
+) -> DkimKey:
     dkim_keys.validate_selector(selector)
     if domain.dkim_keys.filter(selector=selector).exists():
         raise field_error("selector", f"{domain.name} already used the selector {selector!r}; pick another.")
@@ -50,7 +72,15 @@ def _dkim_new_key(domain, selector, algorithm, bits, request, actor_label):
 
 
 @transaction.atomic
-def dkim_rotate(*, domain, selector=None, algorithm=None, bits=None, request=None, actor_label=None):
+def dkim_rotate(
+    *,
+    domain: Domain,
+    selector: str | None = None,
+    algorithm: str | None = None,
+    bits: int | None = None,
+    request: HttpRequest | None = None,
+    actor_label: str | None = None,
+) -> DkimKey:
     """A new key with a new selector signs from now on; the old one stays published until retired."""
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
     DkimKey.objects.filter(domain=domain, state=DkimKey.ACTIVE).update(state=DkimKey.PUBLISHED)
@@ -61,7 +91,7 @@ def dkim_rotate(*, domain, selector=None, algorithm=None, bits=None, request=Non
 
 
 @transaction.atomic
-def dkim_retire(*, key, request=None, actor_label=None):
+def dkim_retire(*, key: DkimKey, request: HttpRequest | None = None, actor_label: str | None = None) -> DkimKey:
     if key.state == DkimKey.ACTIVE:
         raise field_error("state", "the active key cannot be retired; rotate first.")
     key.state = DkimKey.RETIRED

@@ -1,18 +1,26 @@
 """Domains: the managed-domain lookup every address goes through, and adding, changing and removing a domain."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.audit import audit
 from dockspace.validation import field_error
 from mail import dkim as dkim_keys
 from mail.addresses import normalize_domain
-from mail.models import Domain
+from mail.models import Domain, Tier
 from mail.quota import format_quota
 from mail.services.actor import _who
 from mail.services.tiers import _tier_check_existing_mailboxes
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
-def managed_domain(name, field="domain", *, lock=False):
+
+def managed_domain(name: str, field: str = "domain", *, lock: bool = False) -> Domain:
     """The Domain row for `name`, or a ValidationError: addresses only exist on managed domains."""
     name = normalize_domain(name, field)
     qs = Domain.objects.select_for_update(of=("self",)) if lock else Domain.objects
@@ -22,17 +30,17 @@ def managed_domain(name, field="domain", *, lock=False):
     return domain
 
 
-def unmanaged_domain_error(name, field="domain"):
+def unmanaged_domain_error(name: str, field: str = "domain") -> ValidationError:
     return field_error(field, f"{name} is not a domain Dockspace manages; add it first (manage.py domain add).")
 
 
-def _check_domain_settings(domain):
+def _check_domain_settings(domain: Domain) -> None:
     domain.dkim_selector = dkim_keys.validate_selector(domain.dkim_selector, "dkim_selector")
     if domain.dkim_algorithm == Domain.DKIM_RSA and domain.dkim_bits not in (1024, 2048, 3072, 4096):
         raise field_error("dkim_bits", "an RSA DKIM key has 1024, 2048, 3072 or 4096 bits.")
     tier, quota = domain.tier, domain.default_quota
     limit = tier.max_quota_per_mailbox if tier is not None else None
-    if quota is not None and limit is not None and (quota == 0 or quota > limit):
+    if tier is not None and quota is not None and limit is not None and (quota == 0 or quota > limit):
         raise field_error(
             "default_quota",
             f"tier {tier.name} allows at most {format_quota(tier.max_quota_per_mailbox)} per mailbox "
@@ -41,7 +49,15 @@ def _check_domain_settings(domain):
 
 
 @transaction.atomic
-def domain_create(*, name, tier=None, default_quota=None, is_active=True, request=None, actor_label=None):
+def domain_create(
+    *,
+    name: str,
+    tier: Tier | None = None,
+    default_quota: int | None = None,
+    is_active: bool = True,
+    request: HttpRequest | None = None,
+    actor_label: str | None = None,
+) -> Domain:
     name = normalize_domain(name, "name")
     if Domain.objects.filter(name=name).exists():
         raise field_error("name", f"{name} is already a managed domain.")
@@ -54,7 +70,9 @@ def domain_create(*, name, tier=None, default_quota=None, is_active=True, reques
 
 
 @transaction.atomic
-def domain_update(*, domain, request=None, actor_label=None, **changes):
+def domain_update(
+    *, domain: Domain, request: HttpRequest | None = None, actor_label: str | None = None, **changes: object
+) -> Domain:
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
     for field, value in changes.items():
         setattr(domain, field, value)
@@ -68,7 +86,7 @@ def domain_update(*, domain, request=None, actor_label=None, **changes):
 
 
 @transaction.atomic
-def domain_remove(*, domain, request=None, actor_label=None):
+def domain_remove(*, domain: Domain, request: HttpRequest | None = None, actor_label: str | None = None) -> None:
     """Only an empty domain can go: mailboxes, aliases and lists must be removed first."""
     in_use = []
     for label, qs in (("mailboxes", domain.mailboxes), ("aliases", domain.aliases), ("lists", domain.lists)):

@@ -1,5 +1,11 @@
 """Groups: their members (who may sign in to an app that a group gates) and their list address."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import EllipsisType
+from typing import TYPE_CHECKING
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -8,16 +14,23 @@ from accounts.audit import audit
 from accounts.models import normalize_email
 from dockspace.validation import field_error
 from mail.addresses import normalize_address, split_address
-from mail.models import Group, Mailbox
+from mail.models import Domain, Group, Mailbox
 from mail.services.actor import _who
 from mail.services.aliases import _check_no_loop, _drop_as_target
 from mail.services.capture import _check_capture, _check_removal, address_owner
 from mail.services.domains import managed_domain
 
-User = get_user_model()
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from accounts.models import User
+else:
+    User = get_user_model()
 
 
-def _group_list_address(address, group=None, *, actor):
+def _group_list_address(
+    address: str | None, group: Group | None = None, *, actor: authz.Actor
+) -> tuple[Domain | None, str]:
     if not address:
         return None, ""
     address = normalize_address(address, "address")
@@ -31,7 +44,14 @@ def _group_list_address(address, group=None, *, actor):
     return domain, local
 
 
-def _audit_access_change(group, before, *, request, actor, actor_label):
+def _audit_access_change(
+    group: Group,
+    before: set[str],
+    *,
+    request: HttpRequest | None,
+    actor: authz.Actor,
+    actor_label: str | None,
+) -> None:
     """Members of a group that gates sign-in somewhere were changed: that is an access grant."""
     gates = authz.group_gates(group)
     after = set(group.members.values_list("email", flat=True))
@@ -47,8 +67,9 @@ def _audit_access_change(group, before, *, request, actor, actor_label):
     audit("access.change", target=group, description=text, **_who(request, actor_label, actor))
 
 
-def _people(addresses, field="members"):
-    people = []
+def _people(addresses: Iterable[User | str] | None, field: str = "members") -> list[User]:
+    people: list[User] = []
+    person: User | None
     for raw in addresses or []:
         if isinstance(raw, User):
             person = raw
@@ -65,12 +86,21 @@ def _people(addresses, field="members"):
     return people
 
 
-def _member_mailboxes(group):
+def _member_mailboxes(group: Group) -> set[str]:
     return set(Mailbox.objects.filter(person__member_groups=group).values_list("address", flat=True))
 
 
 @transaction.atomic
-def group_create(*, name, address=None, members=(), description="", request=None, actor=None, actor_label=None):
+def group_create(
+    *,
+    name: str,
+    address: str | None = None,
+    members: Iterable[User | str] = (),
+    description: str = "",
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Group:
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.add_group", "name")
     name = (name or "").strip()
@@ -94,17 +124,17 @@ def group_create(*, name, address=None, members=(), description="", request=None
 @transaction.atomic
 def group_update(
     *,
-    group,
-    name=None,
-    address=...,
-    description=None,
-    add=(),
-    remove=(),
-    members=None,
-    request=None,
-    actor=None,
-    actor_label=None,
-):
+    group: Group,
+    name: str | None = None,
+    address: str | None | EllipsisType = ...,  # ...: the list address stays as it is
+    description: str | None = None,
+    add: Iterable[User | str] = (),
+    remove: Iterable[User | str] = (),
+    members: Iterable[User | str] | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Group:
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.change_group", "name")
     group = Group.objects.select_for_update(of=("self",)).get(pk=group.pk)
@@ -146,7 +176,13 @@ def group_update(
 
 
 @transaction.atomic
-def group_remove(*, group, request=None, actor=None, actor_label=None):
+def group_remove(
+    *,
+    group: Group,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> None:
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.delete_group", "name")
     # Removing a gate would leave its app open to everyone (an empty allowed list means everyone).

@@ -1,8 +1,14 @@
 """Mailboxes: creating one (for a new person or adopting an existing one), changing, suspending and removing it,
 and the checks a bulk import shares with mailbox_create."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, overload
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,24 +26,29 @@ from mail.services.domains import managed_domain
 from mail.services.passwords import _apply_password
 from mail.services.tiers import _tier_check_mailbox, default_quota_for
 
-User = get_user_model()
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from accounts.models import User
+else:
+    User = get_user_model()
 
 
-def address_taken_error(address, owner):
+def address_taken_error(address: str, owner: str) -> ValidationError:
     return field_error("address", f"{address} is already {owner}.")
 
 
-def owns_mailbox_error(person, mailbox_address):
+def owns_mailbox_error(person: User, mailbox_address: str) -> ValidationError:
     return field_error("address", f"{person.email} already owns the mailbox {mailbox_address}.")
 
 
-def check_new_mailbox_capture(actor, address):
+def check_new_mailbox_capture(actor: authz.Actor, address: str) -> None:
     """A new mailbox at `address` takes the mail of people signing in as local+tag@domain (DMS's recipient
     delimiter): refused unless the actor may manage them (what mailbox_create checks, for bulk paths)."""
     _check_capture(actor, address)
 
 
-def check_sign_in_owner(address, person, signing_in):
+def check_sign_in_owner(address: str, person: User | None, signing_in: Iterable[User]) -> None:
     """A new mailbox at `address` for `person` (None: a new person) is refused when the address is the
     sign-in of anyone else in `signing_in` (people_signing_in_as(address))."""
     others = [p for p in signing_in if person is None or p.pk != person.pk]
@@ -54,7 +65,11 @@ def check_sign_in_owner(address, person, signing_in):
     )
 
 
-def check_quota_value(quota):
+@overload
+def check_quota_value(quota: None) -> None: ...
+@overload
+def check_quota_value(quota: int) -> int: ...
+def check_quota_value(quota: int | None) -> int | None:
     if quota is None:
         return None
     if not isinstance(quota, int) or quota < 0:
@@ -65,16 +80,16 @@ def check_quota_value(quota):
 @transaction.atomic
 def mailbox_create(
     *,
-    address,
-    full_name="",
-    quota=None,
-    password=None,
-    password_hashes=None,
-    person=None,
-    request=None,
-    actor=None,
-    actor_label=None,
-):
+    address: str,
+    full_name: str = "",
+    quota: int | None = None,
+    password: str | None = None,
+    password_hashes: tuple[str | None, str] | None = None,
+    person: User | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Mailbox:
     """Create local@domain for a person: the existing `person` when the caller names one (adopting
     them, which is acting on their sign-in), else a new person whose sign-in is the address. An
     address that already is someone's sign-in is refused unless that someone is named.
@@ -105,7 +120,7 @@ def mailbox_create(
     _check_capture(actor, address)
     created_person = person is None
     pending_cleared = False
-    if created_person:
+    if person is None:
         person = User(email=address, full_name=full_name, email_verified_at=timezone.now())
     else:
         if full_name:
@@ -163,7 +178,16 @@ def mailbox_create(
 
 
 @transaction.atomic
-def mailbox_update(*, mailbox, quota=None, full_name=None, password=None, request=None, actor=None, actor_label=None):
+def mailbox_update(
+    *,
+    mailbox: Mailbox,
+    quota: int | None = None,
+    full_name: str | None = None,
+    password: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Mailbox:
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.change_mailbox")
     mailbox = (
@@ -205,7 +229,14 @@ _STATE_VERBS = {Mailbox.ACTIVE: "resume", Mailbox.SUSPENDED: "suspend", Mailbox.
 
 
 @transaction.atomic
-def mailbox_set_state(*, mailbox, state, request=None, actor=None, actor_label=None):
+def mailbox_set_state(
+    *,
+    mailbox: Mailbox,
+    state: str,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> tuple[Mailbox, bool]:
     """Suspend (no sign-in, mail still delivered), disable (no sign-in, no delivery, data kept) or resume."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, "mail.change_mailbox", "state")
@@ -232,7 +263,14 @@ def mailbox_set_state(*, mailbox, state, request=None, actor=None, actor_label=N
 
 
 @transaction.atomic
-def mailbox_remove(*, mailbox, keep_person=True, request=None, actor=None, actor_label=None):
+def mailbox_remove(
+    *,
+    mailbox: Mailbox,
+    keep_person: bool = True,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> None:
     """Remove the mailbox from DMS (stored mail stays on the DMS volume). The person stays unless
     keep_person is False; aliases and lists that pointed at it lose that target."""
     actor = authz.acting(request=request, actor=actor)

@@ -1,16 +1,24 @@
 """Tiers: saving one, and the limits a tier puts on its domains' mailboxes, quotas and aliases."""
 
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, cast
+
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, Sum
 
 from accounts.audit import audit
 from dockspace.validation import field_error
-from mail.models import Mailbox
+from mail.models import Domain, Mailbox, Tier
 from mail.quota import format_quota
 from mail.services.actor import _who
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
-def tier_save(*, tier, request=None, actor_label=None):
+
+def tier_save(*, tier: Tier, request: HttpRequest | None = None, actor_label: str | None = None) -> Tier:
     tier.full_clean()
     created = tier.pk is None
     tier.save()
@@ -23,7 +31,7 @@ def tier_save(*, tier, request=None, actor_label=None):
     return tier
 
 
-def _tier_check_mailbox(domain, quota, *, exclude=None):
+def _tier_check_mailbox(domain: Domain, quota: int, *, exclude: Mailbox | None = None) -> None:
     tier = domain.tier
     if tier is None:
         return
@@ -35,7 +43,7 @@ def _tier_check_mailbox(domain, quota, *, exclude=None):
     tier_check_quota(domain, quota, count=count, used=used)
 
 
-def tier_usage(domains):
+def tier_usage(domains: Collection[Domain]) -> dict[int, tuple[int, int]]:
     """{domain pk: (mailboxes, sum of their quotas)} for many domains in one query (what
     tier_check_quota is given when mailboxes are created in bulk)."""
     rows = (
@@ -49,7 +57,7 @@ def tier_usage(domains):
     return usage
 
 
-def tier_check_quota(domain, quota, *, count, used):
+def tier_check_quota(domain: Domain, quota: int, *, count: int | None, used: int | None) -> None:
     """The tier's limits for one more mailbox of `quota` on `domain`, which has `count` mailboxes (None:
     the mailbox is already counted) whose quotas add up to `used`."""
     tier = domain.tier
@@ -80,7 +88,8 @@ def tier_check_quota(domain, quota, *, count, used):
                 f"tier {tier.name} allows {format_quota(tier.total_quota)} in total on {domain.name} (total quota), "
                 "so 0 (no limit) is not allowed.",
             )
-        if used + quota > tier.total_quota:
+        # `used` is given whenever the tier caps the total (see _tier_check_mailbox).
+        if cast(int, used) + quota > tier.total_quota:
             raise field_error(
                 "quota",
                 f"tier {tier.name} allows {format_quota(tier.total_quota)} in total on {domain.name} (total quota); "
@@ -91,13 +100,13 @@ def tier_check_quota(domain, quota, *, count, used):
 TIER_LISTED_MAILBOXES = 20
 
 
-def _listed(addresses, count):
+def _listed(addresses: Sequence[str], count: int) -> str:
     """'a, b, c' for the first TIER_LISTED_MAILBOXES addresses, and how many more there are."""
     text = ", ".join(addresses[:TIER_LISTED_MAILBOXES])
     return text + (f" and {count - TIER_LISTED_MAILBOXES} more" if count > TIER_LISTED_MAILBOXES else "")
 
 
-def _tier_check_existing_mailboxes(domain):
+def _tier_check_existing_mailboxes(domain: Domain) -> None:
     """The domain's mailboxes as they are must fit its tier: every limit they break, with the mailboxes named."""
     tier = domain.tier
     if tier is None:
@@ -142,7 +151,7 @@ def _tier_check_existing_mailboxes(domain):
         raise ValidationError({"tier": problems})
 
 
-def _tier_check_alias(domain):
+def _tier_check_alias(domain: Domain) -> None:
     tier = domain.tier
     if tier is not None and tier.max_aliases is not None and domain.aliases.count() >= tier.max_aliases:
         raise field_error(
@@ -150,7 +159,7 @@ def _tier_check_alias(domain):
         )
 
 
-def default_quota_for(domain):
+def default_quota_for(domain: Domain) -> int:
     if domain.default_quota is not None:
         return domain.default_quota
     if domain.tier is not None and domain.tier.default_quota is not None:

@@ -14,7 +14,8 @@ from dockspace.tests.extension_app.models import BlockedHelo
 from mail.dms import catalog, sync
 from mail.dms.adoption import adopt_dms_directory
 from mail.dms.catalog import HEADER
-from mail.tests.factories import run, use_temp_dms_dir
+from mail.models import DmsSyncState
+from mail.tests.factories import make_domain, make_mailbox, run, use_temp_dms_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -105,9 +106,22 @@ def test_the_history_keeps_and_restores_the_previous_version(dms_dir, settings, 
 def test_an_unadopted_file_is_never_replaced_and_adoption_says_it_is_not_adopted(dms_dir):
     dms_dir.mkdir(parents=True)
     (dms_dir / HELO_ACCESS_PATH).write_text("old.example REJECT\nother.example REJECT\n")
-    with pytest.raises(sync.ForeignFiles, match=rf"{HELO_ACCESS_PATH} \(2 lines\)"):
-        sync.dms_sync()
+    BlockedHelo.objects.create(name="spammer.example")
+    make_domain("example.com")
+    make_mailbox("ann@example.com", password="long-enough-password-1")
+    sync.dms_sync()
     assert _helo_file(dms_dir) == "old.example REJECT\nother.example REJECT\n"
+    # The unadopted file holds back only itself: mail's files (who may sign in) are written.
+    assert "ann@example.com|" in (dms_dir / "postfix-accounts.cf").read_text()
+    assert DmsSyncState.load().skipped == (
+        f"{HELO_ACCESS_PATH}: left alone, it holds 2 lines Dockspace did not write; adopt them or replace the "
+        "file with `manage.py export_dms_files --force`"
+    )
+    assert sync.dms_scan(repair=False) == {}  # left alone is not drift
+    sync.dms_sync(force=True)
+    assert _helo_file(dms_dir) == HEADER + "spammer.example REJECT\n"
+    BlockedHelo.objects.all().delete()
+    (dms_dir / HELO_ACCESS_PATH).write_text("old.example REJECT\nother.example REJECT\n")
 
     (dms_dir / "postfix-accounts.cf").write_text("")
     report = adopt_dms_directory(dms_dir, dry_run=True)

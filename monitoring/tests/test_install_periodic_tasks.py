@@ -67,9 +67,18 @@ def test_it_repairs_a_task_changed_by_hand():
     task.save()
     call_command("install_periodic_tasks")
     task.refresh_from_db()
-    assert task.task == "accounts.purge_audit_log" and task.enabled
+    assert task.task == "accounts.purge_audit_log"
     assert task.crontab.hour == "3" and task.interval is None
     assert task.expire_seconds == 3600 and task.description.endswith(INSTALLED_MARK)
+    assert not task.enabled  # switching a task off is the operator's choice, kept across installs
+
+
+def test_a_task_the_operator_switched_off_stays_off_and_one_left_on_stays_on():
+    call_command("install_periodic_tasks")
+    PeriodicTask.objects.filter(task="accounts.purge_audit_log").update(enabled=False)
+    call_command("install_periodic_tasks")
+    assert not PeriodicTask.objects.get(task="accounts.purge_audit_log").enabled
+    assert PeriodicTask.objects.get(task="mail.repair_dms_drift").enabled
 
 
 def test_it_repairs_a_task_moved_to_another_kind_of_schedule_by_hand():

@@ -1,11 +1,12 @@
 """A test-only app that extends Dockspace the way a new app would (a DMS file, a model that triggers its sync, a
-periodic task, a process), each declared in this app only. Installed only in test runs (DOCKSPACE_TEST_APPS,
-set by dockspace.testenv)."""
+periodic task, a process, an alert kind), each declared in this app only. Installed only in test runs
+(DOCKSPACE_TEST_APPS, set by dockspace.testenv)."""
 
 import sys
 
 from django.apps import AppConfig
 
+from dockspace.alert_kinds import AlertKind, Observation, Threshold
 from dockspace.env import env_str
 from dockspace.processes import Process
 from dockspace.schedule import PeriodicTask
@@ -29,6 +30,32 @@ def greeter_argv(environ):
     return [sys.executable, "-c", GREETER_CODE, env_str(GREETER_BIND, "127.0.0.1:8026", environ)]
 
 
+def switch_observations(rule):
+    """One observation per AlarmSwitch: firing while it is on and its value (if any) is over the threshold."""
+    from dockspace.tests.extension_app.models import AlarmSwitch
+
+    for switch in AlarmSwitch.objects.order_by("name"):
+        over = switch.value is None or switch.value > rule.threshold("above")
+        yield Observation(
+            subject=switch.name,
+            is_firing=switch.is_on and over,
+            value=switch.value,
+            summary=f"{switch.name} is {'on' if switch.is_on else 'off'}",
+        )
+
+
+SWITCH_ON = AlertKind(
+    name="extension_app.switch_on",
+    label="Alarm switch on (test extension)",
+    subject_kind="alarm switch",
+    description="Proves that an app adds an alert kind by declaring it in its own AppConfig.",
+    thresholds=(Threshold(name="above", label="Value above", unit="units", default=10, minimum=0, maximum=1000),),
+    for_seconds=120,
+    repeat_seconds=3600,
+    evaluate=switch_observations,
+)
+
+
 class ExtensionAppConfig(AppConfig):
     name = "dockspace.tests.extension_app"
     label = "extension_app"
@@ -45,6 +72,9 @@ class ExtensionAppConfig(AppConfig):
                 description="Proves that an app adds a periodic task by declaring it in its own AppConfig.",
             ),
         ]
+
+    def alert_kinds(self):
+        return [SWITCH_ON]
 
     def processes(self):
         return [

@@ -10,3 +10,14 @@ class BlockedHelo(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class AlarmSwitch(models.Model):
+    """A condition a test turns on and off: the extension's alert kind fires for each switch that is on."""
+
+    name = models.CharField(max_length=100, unique=True)
+    is_on = models.BooleanField(default=False)
+    value = models.FloatField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name

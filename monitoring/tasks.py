@@ -1,0 +1,29 @@
+"""Celery tasks for monitoring: thin; the work is in the services."""
+
+from celery import shared_task
+
+from monitoring import alert_services
+
+# --- alerts -------------------------------------------------------------------------------------------------
+
+
+@shared_task(name="monitoring.evaluate_alerts", is_periodic=True)
+def evaluate_alerts():
+    """Every minute: evaluate the alert rules; notifications are queued as their own tasks."""
+    return alert_services.alerts_evaluate().summary()
+
+
+@shared_task(bind=True, name="monitoring.send_alert_notification", max_retries=alert_services.MAX_ATTEMPTS + 2)
+def send_alert_notification(self, event_id):
+    """Send one notification (AlertEvent id) unless another process claimed it; retried with backoff on failure.
+    A retry that does not arrive is made up by the next evaluation (notifications_requeue)."""
+    outcome = alert_services.notification_send(event_id=event_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.summary
+
+
+@shared_task(name="monitoring.purge_alert_events", is_periodic=True)
+def purge_alert_events():
+    events, alerts = alert_services.alert_events_purge()
+    return f"deleted {events} notification(s) and {alerts} resolved alert(s) past retention"
