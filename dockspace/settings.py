@@ -164,9 +164,10 @@ if DATABASE_URL:
     DATABASES = {"default": parse_database_url(DATABASE_URL, env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))}
 else:
     DATABASES = {"default": sqlite_database(DATA_DIR / "dockspace.sqlite3")}
-if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATA_DIR.is_dir() and not _is_keyless_command():
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATA_DIR.is_dir():
     # SQLite creates a missing database (and its journal/WAL files, which copy its mode) under the
-    # umask, usually 0644: create it empty and 0600 first. A database elsewhere is the operator's file.
+    # umask, usually 0644: create it empty and 0600 first, also for a keyless command that opens it
+    # (makemigrations checks the migration history). A database elsewhere is the operator's file.
     with contextlib.suppress(OSError):  # check dockspace.E001 reports an unwritable data directory
         if Path(DATABASES["default"]["NAME"]).parent == DATA_DIR:
             private_file_create(DATABASES["default"]["NAME"])

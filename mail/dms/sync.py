@@ -131,8 +131,8 @@ def _left_alone(root: str | os.PathLike[str], force: bool) -> tuple[Sequence[cat
     standing = {path for path in found if _may_stand_aside(catalog.declared_for(path), path)}
     _refuse_foreign(root, {path: n for path, n in found.items() if path not in standing})
     notes = [
-        f"{path}: left alone, it holds {found[path]} lines Dockspace did not write; adopt them or replace the "
-        "file with `manage.py export_dms_files --force`"
+        f"{path}: left alone, it holds {found[path]} lines Dockspace did not write; enter them in Dockspace, then "
+        "replace the file with `manage.py export_dms_files --force` (import_dms_files adopts mail's files only)"
         for path in sorted(standing)
     ]
     return tuple(item for item in declared if not any(item.owns(path) for path in standing)), notes
