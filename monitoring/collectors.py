@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
 from monitoring import heartbeats
+from monitoring.models import Heartbeat
 
 
 def _timestamp(moment):
@@ -95,13 +96,14 @@ class HeartbeatCollector:
     """When the Celery worker and beat were last seen (monitoring.heartbeats)."""
 
     def collect(self):
+        seen = heartbeats.last_seen()
         yield GaugeMetricFamily(
             "dockspace_worker_last_seen_timestamp_seconds",
             "When a Celery worker last ran the heartbeat task or started (0: never).",
-            value=_timestamp(heartbeats.worker_last_seen()),
+            value=_timestamp(seen[Heartbeat.WORKER]),
         )
         yield GaugeMetricFamily(
             "dockspace_beat_last_tick_timestamp_seconds",
             "When Celery beat last sent a task or started (0: never).",
-            value=_timestamp(heartbeats.beat_last_tick()),
+            value=_timestamp(seen[Heartbeat.BEAT]),
         )

@@ -23,10 +23,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from monitoring import heartbeats
+from monitoring.models import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,29 @@ def _failure(component: str, exc: BaseException) -> str:
     return type(exc).__name__
 
 
+_on_disk: dict[tuple[str, str], list[tuple[str, str]]] | None = None
+
+
+def _migrations_on_disk() -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """{(app, name): the migrations it replaces} of every migration this code has (a squashed one in place of
+    those it replaces, as Django plans them for a new database). Read once per process: a deploy restarts it."""
+    global _on_disk
+    if _on_disk is None:
+        graph = MigrationLoader(None, ignore_no_migrations=True).graph
+        _on_disk = {key: list(migration.replaces or ()) for key, migration in graph.nodes.items()}
+    return _on_disk
+
+
+def unapplied_migrations() -> int:
+    """How many migrations on disk the database has not applied (one query: the django_migrations rows)."""
+    applied = set(MigrationRecorder.Migration.objects.using(connection.alias).values_list("app", "name"))
+    return sum(
+        1
+        for key, replaces in _migrations_on_disk().items()
+        if key not in applied and not (replaces and all(old in applied for old in replaces))
+    )
+
+
 def check_database() -> list[Check]:
     started = time.perf_counter()
     try:
@@ -79,8 +104,7 @@ def check_database() -> list[Check]:
         ]
     answered = Check("database:responseTime", "datastore", PASS, _milliseconds_since(started), "ms")
     try:
-        executor = MigrationExecutor(connection)
-        unapplied = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        unapplied = unapplied_migrations()
     except Exception as exc:
         reason = _failure("migrations", exc)
         return [answered, Check("database:migrations", "datastore", FAIL, output=f"cannot read them ({reason})")]
@@ -141,47 +165,50 @@ def check_dms_directory() -> list[Check]:
     return [Check("dms:writable", "component", PASS)]
 
 
-def _heartbeat(key: str, read, limit: int, never: str, silent: str, now: datetime) -> list[Check]:
-    try:
-        seen = read()
-    except Exception as exc:
-        reason = _failure(key, exc)
-        return [Check(key, "component", FAIL, output=f"cannot read it ({reason})")]
+def _age(key: str, seen: datetime | None, limit: int, never: str, silent: str, now: datetime) -> Check:
     if seen is None:
-        return [Check(key, "component", FAIL, output=never)]
+        return Check(key, "component", FAIL, output=never)
     age = max(0, round((now - seen).total_seconds()))
     if age > limit:
-        return [Check(key, "component", FAIL, age, "s", silent.format(age=age))]
-    return [Check(key, "component", PASS, age, "s")]
+        return Check(key, "component", FAIL, age, "s", silent.format(age=age))
+    return Check(key, "component", PASS, age, "s")
 
 
-def check_worker(now: datetime) -> list[Check]:
-    return _heartbeat(
-        "worker:heartbeat",
-        heartbeats.worker_last_seen,
-        heartbeats.WORKER_SILENT_SECONDS,
-        never="no Celery worker has been seen yet",
-        silent="no Celery worker seen for {age} s: is the worker running?",
-        now=now,
-    )
-
-
-def check_beat(now: datetime) -> list[Check]:
-    return _heartbeat(
-        "beat:lastTick",
-        heartbeats.beat_last_tick,
-        heartbeats.BEAT_SILENT_SECONDS,
-        never="Celery beat has not run yet",
-        silent="Celery beat sent nothing for {age} s: is beat running?",
-        now=now,
-    )
+def check_heartbeats(now: datetime) -> list[Check]:
+    """worker:heartbeat and beat:lastTick: seconds since each was last seen (monitoring.heartbeats)."""
+    try:
+        seen = heartbeats.last_seen()
+    except Exception as exc:
+        reason = _failure("heartbeats", exc)
+        return [
+            Check(key, "component", FAIL, output=f"cannot read it ({reason})")
+            for key in ("worker:heartbeat", "beat:lastTick")
+        ]
+    return [
+        _age(
+            "worker:heartbeat",
+            seen[Heartbeat.WORKER],
+            heartbeats.WORKER_SILENT_SECONDS,
+            never="no Celery worker has been seen yet",
+            silent="no Celery worker seen for {age} s: is the worker running?",
+            now=now,
+        ),
+        _age(
+            "beat:lastTick",
+            seen[Heartbeat.BEAT],
+            heartbeats.BEAT_SILENT_SECONDS,
+            never="Celery beat has not run yet",
+            silent="Celery beat sent nothing for {age} s: is beat running?",
+            now=now,
+        ),
+    ]
 
 
 def readiness() -> tuple[str, dict]:
     """(overall status, the application/health+json document)."""
     checks = [*check_database(), *check_cache(), *check_broker(), *check_dms_directory()]
     now = timezone.now()
-    checks += [*check_worker(now), *check_beat(now)]
+    checks += check_heartbeats(now)
     document_checks: dict[str, list[dict]] = {}
     for check in checks:
         document_checks.setdefault(check.key, []).append(check.as_json(now))

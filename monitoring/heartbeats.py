@@ -37,15 +37,13 @@ def heartbeat_record(name: str, *, now: datetime | None = None) -> None:
         Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": now})
 
 
-def worker_last_seen() -> datetime | None:
-    return Heartbeat.objects.filter(name=Heartbeat.WORKER).values_list("seen_at", flat=True).first()
-
-
-def beat_last_tick() -> datetime | None:
-    """The later of beat's start and the last task it sent (None: beat never ran against this database)."""
-    started = Heartbeat.objects.filter(name=Heartbeat.BEAT).values_list("seen_at", flat=True).first()
+def last_seen() -> dict[str, datetime | None]:
+    """{"worker": when a worker was last seen, "beat": beat's last tick, the later of its start and the last task
+    it sent}; None: never (against this database). Two queries."""
+    rows = dict(Heartbeat.objects.filter(name__in=(Heartbeat.WORKER, Heartbeat.BEAT)).values_list("name", "seen_at"))
     sent = PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
-    return max((moment for moment in (started, sent) if moment is not None), default=None)
+    beat = max((moment for moment in (rows.get(Heartbeat.BEAT), sent) if moment is not None), default=None)
+    return {Heartbeat.WORKER: rows.get(Heartbeat.WORKER), Heartbeat.BEAT: beat}
 
 
 def _record_at_start(name: str) -> None:
