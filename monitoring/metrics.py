@@ -14,6 +14,8 @@ the values in files there, which /metrics merges (monitoring.exposition); withou
 live in this process's IN_PROCESS registry. What the database knows (counts, sync state) is read at scrape time
 instead (monitoring.collectors)."""
 
+import functools
+import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -83,31 +85,54 @@ for _outcome in DMS_SYNC_OUTCOMES:
 
 # --- receivers (connected in MonitoringConfig.ready) --------------------------------------------------------
 
+log = logging.getLogger(__name__)
 
+
+def _never_raises(receiver):
+    """Counting never changes what happens: Django sends user_logged_in and user_login_failed, and DOT sends
+    app_authorized, without catching what a receiver raises (the sign-in or the token would fail). A count that
+    cannot be written (its directory removed under a running process) is logged instead."""
+
+    @functools.wraps(receiver)
+    def guarded(*args, **kwargs):
+        try:
+            receiver(*args, **kwargs)
+        except Exception:
+            log.exception("metrics: %s could not count", receiver.__name__)
+
+    return guarded
+
+
+@_never_raises
 def on_logged_in(sender, **kwargs):
     SIGN_INS.labels(result="success").inc()
 
 
+@_never_raises
 def on_login_failed(sender, **kwargs):
     SIGN_INS.labels(result="failure").inc()
 
 
+@_never_raises
 def on_sign_in_refused(sender, reason, **kwargs):
     if reason in SIGN_IN_RESULTS:
         SIGN_INS.labels(result=reason).inc()
 
 
+@_never_raises
 def on_token_issued(sender, request=None, **kwargs):
     grant = request.POST.get("grant_type", "") if request is not None else ""
     OIDC_TOKENS.labels(grant_type=grant if grant in OIDC_GRANT_TYPES else "other").inc()
 
 
+@_never_raises
 def on_dms_sync_finished(sender, outcome, duration_seconds=None, **kwargs):
     DMS_SYNCS.labels(outcome=outcome if outcome in DMS_SYNC_OUTCOMES else "failure").inc()
     if duration_seconds is not None:
         DMS_SYNC_DURATION.observe(duration_seconds)
 
 
+@_never_raises
 def on_dms_drift_found(sender, **kwargs):
     DMS_DRIFT.inc()
 
@@ -120,11 +145,13 @@ def _task_name(sender, task=None) -> str:
     return getattr(task or sender, "name", None) or "unknown"
 
 
+@_never_raises
 def on_task_prerun(sender=None, task_id=None, **kwargs):
     if task_id:
         _task_started[task_id] = time.monotonic()
 
 
+@_never_raises
 def on_task_postrun(sender=None, task_id=None, task=None, state=None, **kwargs):
     name = _task_name(sender, task)
     TASK_RUNS.labels(task=name, outcome=(state or "unknown").lower()).inc()
@@ -133,6 +160,7 @@ def on_task_postrun(sender=None, task_id=None, task=None, state=None, **kwargs):
         TASK_DURATION.labels(task=name).observe(time.monotonic() - started)
 
 
+@_never_raises
 def on_task_revoked(sender=None, request=None, expired=False, **kwargs):
     """A task dropped before it ran: expired (beat's periodic tasks that waited too long) or revoked."""
     TASK_RUNS.labels(task=_task_name(sender), outcome="expired" if expired else "revoked").inc()

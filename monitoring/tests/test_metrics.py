@@ -289,3 +289,20 @@ def test_a_declaration_that_is_not_a_collector_is_refused_naming_the_app(monkeyp
     monkeypatch.setattr(type(config), "metrics_collectors", lambda self: ["not a collector"])
     with pytest.raises(ImproperlyConfigured, match=r"extension_app.metrics_collectors\(\) returned 'not a collector'"):
         exposition.declared_collectors()
+
+
+def test_a_count_that_cannot_be_written_never_fails_a_sign_in(monkeypatch, caplog):
+    from monitoring import metrics
+
+    class Unwritable:
+        def labels(self, **labels):
+            raise FileNotFoundError(2, "No such file or directory")  # its counter directory was removed
+
+    person = UserFactory(email="ada@example.com")
+    monkeypatch.setattr(metrics, "SIGN_INS", Unwritable())
+    wrong = Client().post("/login/", {"email": person.email, "password": "not the password"})
+    right = Client().post("/login/", {"email": person.email, "password": PASSWORD})
+    assert b"The email address or password is wrong." in wrong.content
+    assert right.status_code == 302 and right["Location"] == "/profile/"
+    assert "metrics: on_logged_in could not count" in caplog.text
+    assert "metrics: on_login_failed could not count" in caplog.text
