@@ -14,17 +14,9 @@ from contextlib import contextmanager
 from http.cookies import SimpleCookie
 
 from django.conf import settings
-from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-
-def database_url():
-    """The test database as DATABASE_URL, for processes started by the test (a transaction=True test commits)."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+from dockspace.tests.celery_processes import database_url
 
 
 def free_port():
