@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from collections import Counter
-from contextlib import contextmanager
 
 import harness
 
@@ -152,30 +151,6 @@ def report(label, port, requests):
         print(f"    (503: not ready: {', '.join(failing)})")
 
 
-def redis_client(url):
-    import redis
-
-    return redis.Redis.from_url(url)
-
-
-@contextmanager
-def emptied_redis(url):
-    """Refuses a Redis database that holds keys; empties it on the way out: whatever is in it then is ours."""
-    if not url:
-        yield
-        return
-    keys = redis_client(url).dbsize()
-    if keys:
-        raise SystemExit(f"{url} holds {keys} keys; give an empty Redis database with --redis-url.")
-    try:
-        yield
-    finally:
-        try:
-            redis_client(url).flushdb()
-        except Exception as exc:  # report, and go on removing the rest
-            print(f"Could not empty {url}: {exc}", file=sys.stderr)
-
-
 def run(args, temp_dir):
     data_dir = temp_dir / "data"
     port = harness.free_port()
@@ -195,7 +170,7 @@ def run(args, temp_dir):
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"{cpus} CPUs ({usable} usable), load average {load}; {args.workers} gunicorn workers, {broker}")
     print(f"{args.requests} requests per endpoint and phase, one at a time, each on a new connection")
-    with emptied_redis(args.redis_url), harness.migrated_database(DB_NAME, env):
+    with harness.emptied_redis(args.redis_url), harness.migrated_database(DB_NAME, env):
         worker_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir / "worker")}
         harness.run_shell(worker_env, WORKER_COUNTS_CODE, temp_dir / "spec.json", MARK)
         log_path = temp_dir / "gunicorn.log"
