@@ -1,4 +1,4 @@
-"""Admin for people, app settings, lockouts, sessions and the audit log."""
+"""Admin for people, app settings, lockouts, sessions, the audit log and outbound mail."""
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -12,11 +12,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services
+from accounts import outbox, services
 from accounts.audit import audit
 from accounts.authz import may_manage_person
 from accounts.forms import EmailField
-from accounts.models import AppSettings, AuditEvent, LoginThrottle, User, UserSession
+from accounts.models import AppSettings, AuditEvent, LoginThrottle, OutboundMessage, User, UserSession
 from accounts.reset_mail import password_reset_mail_queue
 from accounts.sessions import forget_revoked_session
 from dockspace.canonical import unicode_address
@@ -368,3 +368,58 @@ class UserSessionAdmin(DeletedOnlyByAction, ReadOnlyAdmin):
             refused="Nothing was ended: ",
             done="Ended {} browser session(s).",
         )
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(ReadOnlyAdmin):
+    """What Dockspace sent or is trying to send. The body is never shown nor searched: it may hold a reset or
+    registration link, which would let whoever reads it take over the account."""
+
+    list_display = ["created_at", "to", "subject", "kind", "status", "attempts", "next_attempt", "last_error"]
+    list_filter = ["status", "kind", "sent_via"]
+    search_fields = ["recipients", "subject"]
+    fields = [
+        "to",
+        "from_email",
+        "subject",
+        "kind",
+        "status",
+        "attempts",
+        "next_attempt",
+        "last_error",
+        "created_at",
+        "sent_at",
+        "sent_via",
+        "has_body",
+    ]
+    readonly_fields = fields
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    actions = ["retry_now"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # rows go by the retention period (accounts.outbox_delivery.KEEP_DAYS)
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm(outbox.RETRY_PERMISSION)
+
+    @admin.display(description="to")
+    def to(self, obj):
+        return ", ".join(unicode_address(address, with_ascii=True) for address in obj.recipients)
+
+    @admin.display(description="next attempt", ordering="next_attempt_at")
+    def next_attempt(self, obj):
+        return obj.next_attempt_at if obj.status == OutboundMessage.QUEUED else "-"
+
+    @admin.display(boolean=True, description="body kept (until sent or given up)")
+    def has_body(self, obj):
+        return obj.has_body
+
+    @admin.action(description="Retry now", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        try:
+            count = outbox.outbound_messages_retry(messages=queryset, request=request)
+        except ValidationError as e:
+            self.message_user(request, "Nothing was retried: " + " ".join(e.messages), messages.ERROR)
+            return
+        self.message_user(request, f"Sending {count} message(s) now.", messages.SUCCESS)

@@ -28,4 +28,19 @@ class AccountsConfig(AppConfig):
                 expires_seconds=30 * 60,
                 description="Deletes expired browser sessions and lockout counters past their window.",
             ),
+            PeriodicTask(
+                name="Send due outbound mail",
+                task="accounts.outbox_drain",
+                interval_minutes=1,
+                expires_seconds=60,
+                description="Sends outbound mail whose next attempt is due (retries with backoff, backup server) "
+                "and gives up on messages past the expiry.",
+            ),
+            PeriodicTask(
+                name="Prune outbound mail",
+                task="accounts.outbox_prune",
+                crontab=Crontab(minute="23", hour="3"),
+                expires_seconds=3600,
+                description="Deletes sent, failed and expired outbound mail older than 30 days.",
+            ),
         ]

@@ -1,4 +1,4 @@
-"""People, app settings, audit log, sign-in throttles, browser sessions and backup codes."""
+"""People, app settings, audit log, sign-in throttles, browser sessions, backup codes and the outbound mail outbox."""
 
 import hashlib
 import secrets
@@ -367,3 +367,47 @@ class BackupCode(models.Model):
 
     def digest(self, code):
         return hashlib.sha256(f"{self.salt}:{code}".encode()).hexdigest()
+
+
+class OutboundMessage(models.Model):
+    """One message Dockspace sends (reset and registration links, alerts), stored in the sender's transaction and
+    delivered by the worker with retries (accounts.outbox, accounts.outbox_delivery). The body is the serialised
+    MIME message; it is wiped once the message is sent or given up, so a reset link does not linger here."""
+
+    QUEUED, SENDING, SENT, FAILED, EXPIRED = "queued", "sending", "sent", "failed", "expired"
+    STATUSES = [(QUEUED, "queued"), (SENDING, "sending"), (SENT, "sent"), (FAILED, "failed"), (EXPIRED, "expired")]
+    VIA_PRIMARY, VIA_BACKUP, VIA_FILE = "primary", "backup", "file"
+    VIAS = [(VIA_PRIMARY, "primary SMTP server"), (VIA_BACKUP, "backup SMTP server"), (VIA_FILE, "file (no SMTP)")]
+
+    recipients = models.JSONField("to", default=list, help_text="Every envelope recipient (To, Cc and Bcc).")
+    from_email = models.CharField("from", max_length=500)
+    subject = models.CharField(max_length=255, blank=True)
+    kind = models.CharField(max_length=40, blank=True, help_text="What the message is for: password reset, alert...")
+    mime = models.BinaryField("message", blank=True, default=b"", editable=False)
+    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, help_text="When the worker tries (again).")
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_via = models.CharField(max_length=10, choices=VIAS, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbound_message_due")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["queued", "sending", "sent", "failed", "expired"]),
+                name="outbound_message_status",
+            )
+        ]
+        permissions = [("retry_outboundmessage", "Can retry outbound mail now")]
+        verbose_name = "outbound message"
+        verbose_name_plural = "outbound mail"
+
+    def __str__(self):
+        return f"{self.subject[:80]} to {', '.join(self.recipients)[:120]}"
+
+    @property
+    def has_body(self):
+        return bool(self.mime)

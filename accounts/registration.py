@@ -19,6 +19,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from accounts.audit import audit
 from accounts.mail_limits import NOT_SENT, mail_request_allowed
 from accounts.models import AppSettings, User, normalize_email
+from accounts.outbox import mail_kind
 from dockspace.celery import queue_task
 from dockspace.client_ip import client_ip
 
@@ -82,7 +83,8 @@ def registration_mail_send(email):
     else:
         template = "accounts/email/registration_exists.txt"
         subject = f"You already have a {site_name} account"
-    send_mail(subject, render_to_string(template, context), None, [user.email])
+    with mail_kind("registration"):
+        send_mail(subject, render_to_string(template, context), None, [user.email])
     return 1
 
 
@@ -90,7 +92,7 @@ def registration_mail_queue(email):
     try:
         queue_task("accounts.send_registration_mail", email)
     except Exception:  # broker down: still mail the person, without the timing guarantee
-        logger.warning("Task queue unreachable; sending the registration mail directly.")
+        logger.warning("Task queue unreachable; writing the registration mail to the outbox directly.")
         registration_mail_send(email)
 
 

@@ -13,6 +13,7 @@ from django.contrib.auth.forms import PasswordResetForm
 from accounts.audit import audit
 from accounts.mail_limits import NOT_SENT, mail_request_allowed
 from accounts.models import AppSettings, normalize_email
+from accounts.outbox import mail_kind
 from dockspace.celery import queue_task
 from dockspace.client_ip import client_ip
 
@@ -39,16 +40,17 @@ def password_reset_mail_send(email, *, by_administrator=False):
     if not form.is_valid():
         return 0
     users = list(form.get_users(email))
-    form.save(
-        domain_override=urlsplit(settings.DOCKSPACE_URL).netloc,
-        email_template_name="accounts/email/password_reset.txt",
-        subject_template_name="accounts/email/password_reset_subject.txt",
-        extra_email_context={
-            "base_url": settings.DOCKSPACE_URL,
-            "site_name": AppSettings.load().site_name,
-            "sent_by_administrator": by_administrator,
-        },
-    )
+    with mail_kind("password reset"):
+        form.save(
+            domain_override=urlsplit(settings.DOCKSPACE_URL).netloc,
+            email_template_name="accounts/email/password_reset.txt",
+            subject_template_name="accounts/email/password_reset_subject.txt",
+            extra_email_context={
+                "base_url": settings.DOCKSPACE_URL,
+                "site_name": AppSettings.load().site_name,
+                "sent_by_administrator": by_administrator,
+            },
+        )
     return len(users)
 
 
@@ -63,9 +65,10 @@ def password_reset_request(*, email, request):
 
 
 def password_reset_mail_queue(email, *, by_administrator=False):
-    """Hand the address to the worker; if the broker is unreachable, send now rather than not at all."""
+    """Hand the address to the worker; if the broker is unreachable, build the mail here rather than not at all (it
+    waits in the outbox until a worker delivers it)."""
     try:
         queue_task("accounts.send_password_reset", email, by_administrator=by_administrator)
     except Exception:  # the broker is down: the person still gets the link, only without the timing guarantee
-        logger.warning("Task queue unreachable; sending the password-reset mail directly.")
+        logger.warning("Task queue unreachable; writing the password-reset mail to the outbox directly.")
         password_reset_mail_send(email, by_administrator=by_administrator)

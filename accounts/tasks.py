@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from accounts import housekeeping
+from accounts import housekeeping, outbox_delivery
 from accounts.registration import registration_mail_send
 from accounts.reset_mail import password_reset_mail_send
 
@@ -37,3 +37,24 @@ def send_password_reset(email, by_administrator=False):
 def send_registration_mail(email):
     sent = registration_mail_send(email)
     return f"sent {sent} registration message(s)"
+
+
+# The outbox keeps its own retry schedule (next_attempt_at, drained every minute): no Celery retries or countdowns.
+@shared_task(name="accounts.outbox_send")
+def outbox_send(message_id):
+    status = outbox_delivery.outbound_message_deliver(message_id)
+    return f"outbound message {message_id}: {status or 'not due, or another worker has it'}"
+
+
+@shared_task(name="accounts.outbox_drain", is_periodic=True)
+def outbox_drain():
+    outcomes = outbox_delivery.outbox_drain()
+    return ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items())) or "nothing due"
+
+
+@shared_task(
+    name="accounts.outbox_prune", is_periodic=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=3
+)
+def outbox_prune():
+    deleted = outbox_delivery.outbox_prune()
+    return f"deleted {deleted} outbound messages past retention"

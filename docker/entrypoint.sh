@@ -63,6 +63,7 @@ if ! python -m dockspace.processes names | grep -qxF -- "$1"; then
     case "$(command -v -- "$1" 2>/dev/null)" in
         /*) exec "$@" ;;
     esac
+    exec python -m dockspace.processes run "$@"  # refused at once, naming the declared processes
 fi
 wait_for_database "$1"
 exec python -m dockspace.processes run "$@"

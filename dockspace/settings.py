@@ -4,6 +4,7 @@ See the configuration table in README.md for every variable and its default.
 """
 
 import contextlib
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -164,9 +165,10 @@ if DATABASE_URL:
     DATABASES = {"default": parse_database_url(DATABASE_URL, env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))}
 else:
     DATABASES = {"default": sqlite_database(DATA_DIR / "dockspace.sqlite3")}
-if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATA_DIR.is_dir() and not _is_keyless_command():
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATA_DIR.is_dir():
     # SQLite creates a missing database (and its journal/WAL files, which copy its mode) under the
-    # umask, usually 0644: create it empty and 0600 first. A database elsewhere is the operator's file.
+    # umask, usually 0644: create it empty and 0600 first, also for a keyless command that opens it
+    # (makemigrations checks the migration history). A database elsewhere is the operator's file.
     with contextlib.suppress(OSError):  # check dockspace.E001 reports an unwritable data directory
         if Path(DATABASES["default"]["NAME"]).parent == DATA_DIR:
             private_file_create(DATABASES["default"]["NAME"])
@@ -203,6 +205,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat writes a task's last run to its table as it sends it (Celery's default: every 3 minutes), so /health/ready
+# and the admin see beat's last tick at once. A few small writes a minute.
+CELERY_BEAT_SYNC_EVERY = 1
+
+
+# --- health and metrics (monitoring; README "Health and metrics") ------------------------------------
+
+# What Prometheus sends as `Authorization: Bearer ...` to /metrics. Unset: /metrics answers loopback only.
+METRICS_TOKEN = (env_str("DOCKSPACE_METRICS_TOKEN", "") or "").strip()
+if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or not re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", METRICS_TOKEN)):
+    raise ImproperlyConfigured(
+        "DOCKSPACE_METRICS_TOKEN must be at least 16 characters of letters, digits and -._~+/ (a bearer token), "
+        "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+    )
+# Each process keeps its Prometheus counters in files (prometheus_client's multiprocess mode) in its own
+# subdirectory, given to it as PROMETHEUS_MULTIPROC_DIR when it starts (dockspace.processes); /metrics adds up
+# every subdirectory. On the data volume, so the web container reads what the worker container counted.
+METRICS_DIR = Path(env_str("DOCKSPACE_METRICS_DIR", str(DATA_DIR / "metrics"))).expanduser().resolve()
 
 
 # --- people and sign-in -------------------------------------------------------------------------
@@ -292,21 +312,43 @@ OTP_TOTP_ISSUER = _totp_issuer
 
 # --- mail ----------------------------------------------------------------------------------------
 
+# Every message Dockspace sends is first stored in the outbox table (accounts.outbox), in the caller's
+# transaction, then delivered by the Celery worker with retries: to EMAIL_HOST, else to the backup server.
+EMAIL_BACKEND = "accounts.outbox.OutboxBackend"
 EMAIL_HOST = env_str("EMAIL_HOST", "")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"Dockspace <no-reply@{DOCKSPACE_HOST}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
-    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
-    EMAIL_TIMEOUT = 20
-else:
-    # No mail server configured: every message is written as a file (0600) under <data dir>/outbox.
-    EMAIL_BACKEND = "dockspace.outbox.PrivateFileEmailBackend"
-    EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+EMAIL_TIMEOUT = 20
+# No mail server configured (`make run`): the outbox delivers each message as a file (0600) under <data dir>/outbox.
+EMAIL_FILE_PATH = str(DATA_DIR / "outbox")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+# STARTTLS unless TLS from the start is asked for (EMAIL_USE_SSL=1, usually port 465).
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", not EMAIL_USE_SSL)
+# The backup server, tried when the primary fails (same meaning as the EMAIL_ settings above).
+EMAIL_BACKUP_HOST = env_str("EMAIL_BACKUP_HOST", "")
+EMAIL_BACKUP_PORT = env_int("EMAIL_BACKUP_PORT", 587, minimum=1)
+EMAIL_BACKUP_HOST_USER = env_str("EMAIL_BACKUP_HOST_USER", "")
+EMAIL_BACKUP_HOST_PASSWORD = env_str("EMAIL_BACKUP_HOST_PASSWORD", "")
+EMAIL_BACKUP_USE_SSL = env_bool("EMAIL_BACKUP_USE_SSL", False)
+EMAIL_BACKUP_USE_TLS = env_bool("EMAIL_BACKUP_USE_TLS", not EMAIL_BACKUP_USE_SSL)
+for _prefix, _tls, _ssl in (
+    ("EMAIL", EMAIL_USE_TLS, EMAIL_USE_SSL),
+    ("EMAIL_BACKUP", EMAIL_BACKUP_USE_TLS, EMAIL_BACKUP_USE_SSL),
+):
+    if _tls and _ssl:
+        raise ImproperlyConfigured(
+            f"{_prefix}_USE_TLS and {_prefix}_USE_SSL are both on: use STARTTLS ({_prefix}_USE_TLS, usually port 587) "
+            f"or TLS from the start ({_prefix}_USE_SSL, usually port 465), not both."
+        )
+if EMAIL_BACKUP_HOST and not EMAIL_HOST:
+    raise ImproperlyConfigured("EMAIL_BACKUP_HOST is set but EMAIL_HOST is not: the backup server backs up a primary.")
+# A failed delivery is tried again after 60 s, then 120 s, 240 s...; after this many attempts it is marked failed.
+DOCKSPACE_OUTBOX_MAX_ATTEMPTS = env_int("DOCKSPACE_OUTBOX_MAX_ATTEMPTS", 5, minimum=1)
+# A message not delivered this long after it was written is given up (status expired) and its body wiped.
+DOCKSPACE_OUTBOX_EXPIRY_SECONDS = env_int("DOCKSPACE_OUTBOX_EXPIRY_SECONDS", 48 * 3600, minimum=60)
 
 
 # --- alerts (monitoring) ---------------------------------------------------------------------------
@@ -352,7 +394,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Probes and Prometheus talk plain http to the container (the path is matched without its leading slash).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^health$", r"^health/ready$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

@@ -8,13 +8,46 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self):
-        from mail.dms import sync
+        self._connect_metrics()
+        from celery.signals import beat_init, worker_ready
 
-        # mail's declared seam: a sync wrote files DMS reads only at start (OpenDKIM's keys).
+        from mail.dms import sync
+        from monitoring import heartbeats
+
+        worker_ready.connect(heartbeats.on_worker_ready, dispatch_uid="monitoring.heartbeat.worker_ready")
+        beat_init.connect(heartbeats.on_beat_init, dispatch_uid="monitoring.heartbeat.beat_init")
+        # mail's seam: a sync wrote files DMS reads only at start (OpenDKIM's keys): every mail host needs a restart.
         sync.restart_needed.connect(_mailhosts_need_restart, dispatch_uid="monitoring.mailhosts.restart_needed")
+
+    def _connect_metrics(self):
+        """The in-process counters (monitoring.metrics) hear the events through the seams below and above."""
+        from celery.signals import task_postrun, task_prerun, task_revoked
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+        from oauth2_provider.signals import app_authorized
+
+        from accounts.signals import sign_in_refused
+        from mail.dms.sync import drift_found, sync_finished
+        from monitoring import metrics
+
+        user_logged_in.connect(metrics.on_logged_in, dispatch_uid="monitoring.metrics.logged_in")
+        user_login_failed.connect(metrics.on_login_failed, dispatch_uid="monitoring.metrics.login_failed")
+        sign_in_refused.connect(metrics.on_sign_in_refused, dispatch_uid="monitoring.metrics.sign_in_refused")
+        app_authorized.connect(metrics.on_token_issued, dispatch_uid="monitoring.metrics.token_issued")
+        sync_finished.connect(metrics.on_dms_sync_finished, dispatch_uid="monitoring.metrics.dms_sync")
+        drift_found.connect(metrics.on_dms_drift_found, dispatch_uid="monitoring.metrics.dms_drift")
+        task_prerun.connect(metrics.on_task_prerun, dispatch_uid="monitoring.metrics.task_prerun")
+        task_postrun.connect(metrics.on_task_postrun, dispatch_uid="monitoring.metrics.task_postrun")
+        task_revoked.connect(metrics.on_task_revoked, dispatch_uid="monitoring.metrics.task_revoked")
 
     def periodic_tasks(self):
         return [
+            PeriodicTask(
+                name="Worker heartbeat",
+                task="monitoring.heartbeat",
+                interval_minutes=1,
+                expires_seconds=50,  # a late one is not worth running: the next comes within the minute
+                description="Records that a Celery worker takes tasks; /health/ready fails after 2 minutes without.",
+            ),
             PeriodicTask(
                 name="Probe the mail hosts",
                 task="monitoring.probe_mail_hosts",
@@ -47,10 +80,16 @@ class MonitoringConfig(AppConfig):
         ]
 
     def alert_kinds(self):
-        """DMS sync failing, drift found (monitoring.alert_kinds; the host kinds join there)."""
+        """DMS sync failing, drift found, and the mail hosts' kinds (monitoring.alert_kinds)."""
         from monitoring.alert_kinds import BUILT_IN
 
         return BUILT_IN
+
+    def metrics_collectors(self):
+        """What /metrics reads from the database at each scrape (monitoring.exposition reads every app's)."""
+        from monitoring.collectors import DirectoryCollector, DmsSyncCollector, HeartbeatCollector
+
+        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector()]
 
 
 def _mailhosts_need_restart(sender, reason, **kwargs):

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
+from accounts.outbox import mail_kind
 from monitoring import outbound_http, standard_webhooks
 from monitoring.channel_secrets import SecretUnavailable
 
@@ -71,7 +72,8 @@ def _send_email(channel, payload):
         raise ChannelError("no recipients: no staff member may see alerts and no address is listed", permanent=True)
     subject, body = message_text(payload)
     try:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+        with mail_kind("alert"):  # stored in the outbox (accounts.outbox), which retries and fails over
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
     except Exception as exc:  # SMTP, connection or backend errors: retried
         raise ChannelError(f"sending mail failed: {type(exc).__name__}: {exc}") from None
     return f"mailed {len(recipients)} recipient(s)"

@@ -4,7 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
-# Alerts (rules, alerts, notification channels and log) live in monitoring/alert_models.py.
+# --- Alerts (rules, alerts, notification channels and log): monitoring/alert_models.py -----------------------
 from monitoring.alert_models import Alert, AlertEvent, AlertRule, NotificationChannel  # noqa: F401
 
 # --- mail hosts ----------------------------------------------------------------------------------
@@ -195,3 +195,26 @@ class MailboxQuotaUsage(models.Model):
     @property
     def percent(self):
         return None if not self.limit_bytes else round(100 * self.used_bytes / self.limit_bytes, 1)
+
+
+# --- Health of Dockspace itself (monitoring.heartbeats, /health/ready) ------------------------------------------
+
+
+class Heartbeat(models.Model):
+    """When a background process was last seen alive: one row per kind of process ("worker", "beat"), written by
+    the process itself (monitoring.heartbeats), read by /health/ready, /metrics and the pages."""
+
+    WORKER = "worker"
+    BEAT = "beat"
+
+    name = models.CharField(max_length=50, unique=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "heartbeat"
+
+    def __str__(self):
+        return f"{self.name} seen at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- end of Health of Dockspace itself ---------------------------------------------------------------------------

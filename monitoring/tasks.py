@@ -2,8 +2,8 @@
 
 from celery import shared_task
 
-from monitoring import alert_services, probing
-from monitoring.models import MailHost
+from monitoring import alert_services, heartbeats, probing
+from monitoring.models import Heartbeat, MailHost
 
 # A host's probe not started within this many seconds of its sweep is dropped: the next sweep probes it again.
 PROBE_EXPIRES_SECONDS = 4 * 60
@@ -31,6 +31,17 @@ def send_alert_notification(self, event_id):
 def purge_alert_events():
     events, alerts = alert_services.alert_events_purge()
     return f"deleted {events} notification(s) and {alerts} resolved alert(s) past retention"
+
+
+# --- health ---------------------------------------------------------------------------------------------------
+
+
+# No result kept: one a minute would pile up in the file result backend of the embedded broker.
+@shared_task(name="monitoring.heartbeat", is_periodic=True, ignore_result=True)
+def heartbeat():
+    """Sent by beat every minute: the worker that runs it records that a worker takes tasks (/health/ready)."""
+    heartbeats.heartbeat_record(Heartbeat.WORKER)
+    return "worker heartbeat recorded"
 
 
 # --- mail hosts ---------------------------------------------------------------------------------------------

@@ -116,3 +116,45 @@ def test_a_command_run_before_the_database_is_migrated_says_so_without_a_traceba
     result = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path)}, "oidc_client", "list")
     assert result.returncode == 1
     assert "Run `make run` once" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_backup_smtp_server_reads_its_password_from_a_file(tmp_path):
+    secret = tmp_path / "backup-password"
+    secret.write_text("s3cret\n")
+    env = {
+        "DEBUG": "1",
+        "DOCKSPACE_DATA_DIR": str(tmp_path / "data"),
+        "EMAIL_HOST": "smtp.example.com",
+        "EMAIL_BACKUP_HOST": "backup.example.com",
+        "EMAIL_BACKUP_HOST_PASSWORD_FILE": str(secret),
+        "EMAIL_BACKUP_USE_SSL": "1",
+    }
+    shown = "from django.conf import settings as s; print(s.EMAIL_BACKUP_HOST_PASSWORD, s.EMAIL_BACKUP_USE_TLS)"
+    result = _start(env, "shell", "--no-imports", "-c", shown)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["s3cret", "False"]  # TLS from the start alone: no STARTTLS on top
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"EMAIL_HOST": "smtp.example.com", "EMAIL_USE_SSL": "1", "EMAIL_USE_TLS": "1"},
+            "EMAIL_USE_TLS and EMAIL_USE_SSL",
+        ),
+        (
+            {
+                "EMAIL_HOST": "smtp.example.com",
+                "EMAIL_BACKUP_HOST": "b.example.com",
+                "EMAIL_BACKUP_USE_SSL": "yes",
+                "EMAIL_BACKUP_USE_TLS": "on",
+            },
+            "EMAIL_BACKUP_USE_TLS and EMAIL_BACKUP_USE_SSL are both on",
+        ),
+        ({"EMAIL_BACKUP_HOST": "b.example.com"}, "EMAIL_BACKUP_HOST is set but EMAIL_HOST is not"),
+        ({"DOCKSPACE_OUTBOX_MAX_ATTEMPTS": "0"}, "DOCKSPACE_OUTBOX_MAX_ATTEMPTS must be at least 1"),
+    ],
+)
+def test_unusable_outbound_mail_settings_stop_startup_with_a_clear_message(tmp_path, env, message):
+    result = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path), **env})
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

@@ -48,8 +48,13 @@ LAST_START_KEY = "mail:dms-sync-last-start"
 SYNC_LOCK_NAME = "sync.lock"
 _local = threading.local()
 
-# Declared seam: sent with `reason` after a sync wrote files that DMS reads only at start (OpenDKIM's), once per
-# such write. Apps above mail (monitoring flags its mail hosts) connect to it in their AppConfig.ready().
+# Declared seams for apps above mail (monitoring counts them for Prometheus and flags its mail hosts); sent with
+# send_robust, so a receiver that fails never fails a sync. sync_finished: after every sync of the DMS directory that
+# was not a dry run, with outcome ("success" or "failure") and duration_seconds (from taking the lock to the last
+# rename; None when the lock was never taken). drift_found: a scan found files that differ from the database, with
+# files (how many). restart_needed: a sync wrote files that DMS reads only at start (OpenDKIM's), with reason.
+sync_finished = Signal()
+drift_found = Signal()
 restart_needed = Signal()
 
 
@@ -136,8 +141,8 @@ def _left_alone(root: str | os.PathLike[str], force: bool) -> tuple[Sequence[cat
     standing = {path for path in found if _may_stand_aside(catalog.declared_for(path), path)}
     _refuse_foreign(root, {path: n for path, n in found.items() if path not in standing})
     notes = [
-        f"{path}: left alone, it holds {found[path]} lines Dockspace did not write; adopt them or replace the "
-        "file with `manage.py export_dms_files --force`"
+        f"{path}: left alone, it holds {found[path]} lines Dockspace did not write; enter them in Dockspace, then "
+        "replace the file with `manage.py export_dms_files --force` (import_dms_files adopts mail's files only)"
         for path in sorted(standing)
     ]
     return tuple(item for item in declared if not any(item.owns(path) for path in standing)), notes
@@ -166,8 +171,10 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
     state = DmsSyncState.load()
     state.last_attempt_at = timezone.now()
     skipped: list[str] = []
+    locked_at: float | None = None
     try:
         with dms_lock(settings.DMS_HISTORY_DIR / SYNC_LOCK_NAME, timeout=120):
+            locked_at = time.monotonic()
             if not dry_run:
                 roll_forward(settings.DMS_HISTORY_DIR)  # a killed write is finished before anything else
             declared, left_alone = _left_alone(settings.DMS_DIR, force)
@@ -179,7 +186,9 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
         if not dry_run:
             state.last_error = f"{type(e).__name__}: {e}"[:2000]
             state.save(update_fields=["last_attempt_at", "last_error"])
+            _send_finished("failure", locked_at)
         raise
+    written_at = time.monotonic()
     report.skipped = skipped = list(dict.fromkeys(skipped))  # accounts and quotas report the same account
     if not dry_run:
         _clear_pending(seen)
@@ -201,8 +210,15 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
             state.restart_reason = restart
         state.save()
         if restart:
-            restart_needed.send(sender=DmsSyncState, reason=restart)
+            restart_needed.send_robust(sender=DmsSyncState, reason=restart)
+        _send_finished("success", locked_at, written_at)
     return report
+
+
+def _send_finished(outcome: str, locked_at: float | None, ended_at: float | None = None) -> None:
+    ended_at = time.monotonic() if ended_at is None else ended_at
+    duration = None if locked_at is None else ended_at - locked_at
+    sync_finished.send_robust(sender=None, outcome=outcome, duration_seconds=duration)
 
 
 def _clear_pending(seen: list[int]) -> None:
@@ -243,6 +259,7 @@ def dms_scan(*, repair: bool) -> dict[str, str]:
     drift = dict(report.diffs)
     state = DmsSyncState.load()
     if drift:
+        drift_found.send_robust(sender=None, files=len(drift))
         state.drift_found_at = timezone.now()
         state.drift_report = "\n".join(drift.values())[:20000]
         state.save(update_fields=["drift_found_at", "drift_report"])

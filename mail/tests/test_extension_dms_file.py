@@ -114,8 +114,8 @@ def test_an_unadopted_file_is_never_replaced_and_adoption_says_it_is_not_adopted
     # The unadopted file holds back only itself: mail's files (who may sign in) are written.
     assert "ann@example.com|" in (dms_dir / "postfix-accounts.cf").read_text()
     assert DmsSyncState.load().skipped == (
-        f"{HELO_ACCESS_PATH}: left alone, it holds 2 lines Dockspace did not write; adopt them or replace the "
-        "file with `manage.py export_dms_files --force`"
+        f"{HELO_ACCESS_PATH}: left alone, it holds 2 lines Dockspace did not write; enter them in Dockspace, then "
+        "replace the file with `manage.py export_dms_files --force` (import_dms_files adopts mail's files only)"
     )
     assert sync.dms_scan(repair=False) == {}  # left alone is not drift
     sync.dms_sync(force=True)

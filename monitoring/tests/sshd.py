@@ -312,7 +312,7 @@ def sshd(sshd_keys, tmp_path, settings):
     test's own, and is what the stand-in container mounts."""
     settings.DMS_DIR = tmp_path / "dms"
     settings.DMS_HISTORY_DIR = tmp_path / "dms-history"
-    settings.DMS_DIR.mkdir()
+    settings.DMS_DIR.mkdir(exist_ok=True)
     server = SshServer(tmp_path / "sshd", sshd_keys, dms_dir=settings.DMS_DIR).start()
     yield server
     server.stop()

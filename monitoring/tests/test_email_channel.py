@@ -37,6 +37,25 @@ def test_staff_who_may_see_alerts_and_listed_addresses_get_the_mail(people, mail
     assert AlertEvent.objects.get().status == "sent"
 
 
+def test_an_alert_mail_is_written_to_the_outbox_and_delivered_from_there(people, settings, monkeypatch):
+    from accounts.models import OutboundMessage
+    from accounts.outbox_delivery import outbox_drain
+
+    settings.EMAIL_BACKEND = "accounts.outbox.OutboxBackend"
+    settings.EMAIL_HOST = ""  # delivered as a private file
+    settings.EMAIL_FILE_PATH = str(settings.DATA_DIR / "alert-outbox")
+    monkeypatch.setattr("accounts.outbox.queue_task", lambda *args, **kwargs: None)  # the drain sends it
+    switch_rule(email_channel(), for_seconds=0)
+    switch(is_on=True)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        alert_services.alerts_evaluate()
+    row = OutboundMessage.objects.get()
+    assert (row.kind, row.status) == ("alert", "queued")
+    assert row.subject == "[Dockspace] FIRING: Alarm switch on (test extension): alarm-1"
+    assert outbox_drain()["sent"] == 1
+    assert (OutboundMessage.objects.get().status, AlertEvent.objects.get().status) == ("sent", "sent")
+
+
 def test_resolved_and_repeat_mails_say_so(people, mailoutbox):
     channel = email_channel()
     payload = {"type": "alert.resolved", "timestamp": "", "data": {"title": "DMS sync failing: DMS files"}}
