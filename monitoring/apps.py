@@ -87,9 +87,9 @@ class MonitoringConfig(AppConfig):
 
     def metrics_collectors(self):
         """What /metrics reads from the database at each scrape (monitoring.exposition reads every app's)."""
-        from monitoring.collectors import DirectoryCollector, DmsSyncCollector, HeartbeatCollector
+        from monitoring.collectors import DirectoryCollector, DmsSyncCollector, HeartbeatCollector, MailHostCollector
 
-        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector()]
+        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector(), MailHostCollector()]
 
 
 def _mailhosts_need_restart(sender, reason, **kwargs):
