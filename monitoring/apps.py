@@ -62,6 +62,12 @@ class MonitoringConfig(AppConfig):
             )
         ]
 
+    def dashboard_cards(self, request):
+        """The admin home page's cards (monitoring.dashboard), limited to what request.user may view."""
+        from monitoring import dashboard
+
+        return dashboard.dashboard_cards(request.user)
+
     def periodic_tasks(self):
         return [
             PeriodicTask(
