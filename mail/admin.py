@@ -5,6 +5,7 @@ Forms and actions go through mail.services, like the commands do."""
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -19,10 +20,15 @@ from mail.dkim import dns_record_value
 from mail.dms import sync
 from mail.models import Alias, DkimKey, DmsSyncState, Domain, Group, Mailbox, Tier
 from mail.quota import format_quota
+from mail.quota_usage import domain_usage, humanize_size, mailbox_usage
 
 
 def _quota(value):
     return "-" if value is None else format_quota(value)
+
+
+def _quota_bar(use):
+    return render_to_string("mail/quota_bar.html", {"use": use})
 
 
 def _shown(text):
@@ -66,6 +72,30 @@ class TierAdmin(admin.ModelAdmin):
     @admin.display(description="total quota")
     def total(self, obj):
         return _quota(obj.total_quota)
+
+    @admin.display(description="quota use")
+    def quota_use(self, obj):
+        """The domain's measured total and its fullest mailboxes (mail.quota_usage's seam)."""
+        usage = domain_usage(obj)
+        if not usage.measured:
+            return "not measured yet"
+        pks = dict(obj.mailboxes.filter(address__in=[a for a, _ in usage.largest]).values_list("address", "pk"))
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td></tr>',
+            (
+                (reverse("admin:mail_mailbox_change", args=[pks[address]]), _shown(address), _quota_bar(use))
+                for address, use in usage.largest
+            ),
+        )
+        return format_html(
+            '<p>{} used by {} of {} mailboxes measured.</p><table class="quota-table" id="domain-quota-use">'
+            "<thead><tr><th>Largest mailboxes</th><th>Used / limit</th></tr></thead><tbody>{}</tbody></table>",
+            humanize_size(usage.used_bytes),
+            usage.measured,
+            usage.mailboxes,
+            rows,
+        )
 
     @admin.display(description="default quota")
     def default(self, obj):
@@ -126,14 +156,17 @@ class DomainAdmin(ServiceAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        return ["domain_name"] if obj else []
+        return ["domain_name", "quota_use"] if obj else []
 
     def get_exclude(self, request, obj=None):
         return ["name"] if obj else None  # a domain is never renamed: shown read-only as domain_name
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
-        return ["domain_name", *(f for f in fields if f != "domain_name")] if obj else fields
+        if not obj:
+            return fields
+        others = [f for f in fields if f not in ("domain_name", "quota_use")]
+        return ["domain_name", *others, "quota_use"]
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []  # a new domain has no keys yet
@@ -141,6 +174,30 @@ class DomainAdmin(ServiceAdmin):
     @admin.display(description="name", ordering="name")
     def domain_name(self, obj):
         return _shown(obj.name)
+
+    @admin.display(description="quota use")
+    def quota_use(self, obj):
+        """The domain's measured total and its fullest mailboxes (mail.quota_usage's seam)."""
+        usage = domain_usage(obj)
+        if not usage.measured:
+            return "not measured yet"
+        pks = dict(obj.mailboxes.filter(address__in=[a for a, _ in usage.largest]).values_list("address", "pk"))
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td></tr>',
+            (
+                (reverse("admin:mail_mailbox_change", args=[pks[address]]), _shown(address), _quota_bar(use))
+                for address, use in usage.largest
+            ),
+        )
+        return format_html(
+            '<p>{} used by {} of {} mailboxes measured.</p><table class="quota-table" id="domain-quota-use">'
+            "<thead><tr><th>Largest mailboxes</th><th>Used / limit</th></tr></thead><tbody>{}</tbody></table>",
+            humanize_size(usage.used_bytes),
+            usage.measured,
+            usage.mailboxes,
+            rows,
+        )
 
     @admin.display(description="default quota")
     def default(self, obj):
@@ -202,7 +259,7 @@ class MailboxAdmin(ServiceAdmin):
         if obj is None:
             fields = [("local_part", "domain"), "full_name", "quota", "password1", "password2", "person"]
             return [(None, {"fields": fields})]
-        fields = ["address_display", "person_display", "state", "full_name", "quota"]
+        fields = ["address_display", "person_display", "state", "full_name", "quota", "quota_use"]
         if may_manage_person(request.user, obj.person):
             fields.append("new_password")  # offered only to those the service lets set it
         return [
@@ -211,7 +268,7 @@ class MailboxAdmin(ServiceAdmin):
         ]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["address_display", "person_display", "state", "reached_by"] if obj else []
+        return ["address_display", "person_display", "state", "quota_use", "reached_by"] if obj else []
 
     @admin.display(description="address", ordering="address")
     def address_display(self, obj):
@@ -233,6 +290,11 @@ class MailboxAdmin(ServiceAdmin):
     @admin.display(description="quota", ordering="quota")
     def quota_display(self, obj):
         return format_quota(obj.quota)
+
+    @admin.display(description="quota use")
+    def quota_use(self, obj):
+        """Used / limit with a bar, as an app above mail measured it (mail.quota_usage's seam)."""
+        return _quota_bar(mailbox_usage([obj.address]).get(obj.address))
 
     @admin.display(description="aliases and lists")
     def reached_by(self, obj):

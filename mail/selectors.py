@@ -46,6 +46,7 @@ def mail_overview(person: User) -> dict[str, Any] | None:
     """What the profile page shows: the person's mailbox, and every active alias and list that
     reaches it, directly or through other aliases and lists."""
     from mail.quota import humanize_quota
+    from mail.quota_usage import mailbox_usage
 
     mailbox = Mailbox.objects.filter(person=person).select_related("domain").first()
     if mailbox is None:
@@ -54,6 +55,7 @@ def mail_overview(person: User) -> dict[str, Any] | None:
     return {
         "mailbox": mailbox,
         "quota_text": humanize_quota(mailbox.quota),
+        "quota_use": mailbox_usage([mailbox.address]).get(mailbox.address),  # None: not measured (yet)
         "aliases": list(Alias.objects.filter(pk__in=alias_ids).order_by("address")),
         "lists": list(Group.objects.filter(pk__in=list_ids).order_by("list_address")),
         "groups": list(person.member_groups.order_by("name")),
