@@ -66,10 +66,17 @@ class MonitoringConfig(AppConfig):
         ]
 
     def dashboard_cards(self, request):
-        """The admin home page's cards (monitoring.dashboard), limited to what request.user may view."""
+        """The admin home page's cards (monitoring.dashboard), limited to what request.user may view; ?range=
+        picks the history charts' span (24h, 7d, 90d)."""
         from monitoring import dashboard
 
-        return dashboard.dashboard_cards(request.user)
+        return dashboard.dashboard_cards(request.user, history_range=request.GET.get("range", ""))
+
+    def mailbox_usage(self, addresses):
+        """mail's seam (mail.quota_usage): what the mail hosts' Dovecot last reported for these mailboxes."""
+        from monitoring.selectors import quota_usage_of
+
+        return quota_usage_of(addresses)
 
     def periodic_tasks(self):
         return [

@@ -1,24 +1,35 @@
 """The operator dashboard's cards (the admin's home page; MonitoringConfig.dashboard_cards): each card reads only
 what the actor may view and is left out otherwise. Open alerts need monitoring.view_alert; the DMS sync state
-mail.view_dmssyncstate; each count its model's view permission (people: accounts.view_user)."""
+mail.view_dmssyncstate; each count its model's view permission (people: accounts.view_user); the mail hosts
+monitoring.view_mailhost; the largest mailboxes monitoring.view_mailboxquotausage; the history charts
+monitoring.view_hostprobe."""
 
 from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
-from monitoring.selectors import alerts_for, may_see_alerts, open_alert_counts
+from mail.quota_usage import QuotaUse
+from monitoring import history
+from monitoring.models import HostProbe, MailboxQuotaUsage, MailHost
+from monitoring.selectors import alerts_for, latest_probes, may_see_alerts, open_alert_counts
 
 ALERTS_SHOWN = 10
+LARGEST_MAILBOXES_SHOWN = 10
 
 
 @dataclass
 class Card:
-    """One card: its title, the template that draws it and what that template reads."""
+    """One card: its title, the template that draws it and what that template reads. `wide`: the card spans the
+    page. `scripts` and `styles`: static files the page loads for it (same origin; only pages showing the card)."""
 
     title: str
     template: str
     data: dict = field(default_factory=dict)
+    wide: bool = False
+    scripts: list[str] = field(default_factory=list)
+    styles: list[str] = field(default_factory=list)
 
 
 def _may_view(actor, model) -> bool:
@@ -68,9 +79,84 @@ def directory_card(actor) -> Card | None:
     return Card(title="Directory", template="admin/dashboard/directory.html", data={"rows": rows})
 
 
-def dashboard_cards(actor) -> list[Card]:
-    """The cards `actor` may see, in the page's order."""
+def mail_hosts_card(actor) -> Card | None:
+    """Each host's latest probe: status and reasons, age, queue, disk, restart needed."""
+    if not _may_view(actor, MailHost):
+        return None
+    hosts = [
+        {
+            "host": host,
+            "url": reverse("admin:monitoring_mailhost_change", args=[host.pk]),
+            "probe": probe,
+            "queue_oldest_minutes": None
+            if probe is None or probe.queue_oldest_age_seconds is None
+            else round(probe.queue_oldest_age_seconds / 60),
+        }
+        for host, probe in latest_probes()
+    ]
+    may_add = actor.has_perm("monitoring.add_mailhost")
+    return Card(
+        title="Mail hosts",
+        template="admin/dashboard/mail_hosts.html",
+        data={"hosts": hosts, "add_url": reverse("admin:monitoring_mailhost_add") if may_add else ""},
+    )
+
+
+def largest_mailboxes_card(actor) -> Card | None:
+    """The mailboxes using the most space, as the hosts' Dovecot last reported (MailboxQuotaUsage)."""
+    if not _may_view(actor, MailboxQuotaUsage):
+        return None
+    rows = list(
+        MailboxQuotaUsage.objects.select_related("host").order_by("-used_bytes", "address")[:LARGEST_MAILBOXES_SHOWN]
+    )
+    may_view_mailboxes = _may_view(actor, Mailbox)
+    mailbox_pks = (
+        dict(Mailbox.objects.filter(address__in=[row.address for row in rows]).values_list("address", "pk"))
+        if may_view_mailboxes
+        else {}
+    )
+    mailboxes = [
+        {
+            "address": row.address,
+            "host": row.host.name,
+            "url": reverse("admin:mail_mailbox_change", args=[mailbox_pks[row.address]])
+            if row.address in mailbox_pks
+            else "",
+            "use": QuotaUse(used_bytes=row.used_bytes, limit_bytes=row.limit_bytes, measured_at=row.measured_at),
+        }
+        for row in rows
+    ]
+    return Card(
+        title="Largest mailboxes", template="admin/dashboard/largest_mailboxes.html", data={"mailboxes": mailboxes}
+    )
+
+
+def history_card(actor, history_range="") -> Card | None:
+    """Queue, load and disk charts per host over the chosen range (monitoring.history)."""
+    if not _may_view(actor, HostProbe):
+        return None
+    chosen = history.history_range(history_range)
+    return Card(
+        title="History",
+        template="admin/dashboard/history.html",
+        data={"range": chosen, "ranges": list(history.RANGES.values()), "charts": history.history_charts(chosen)},
+        wide=True,
+        scripts=["vendor/uplot-1.6.32/uPlot.iife.min.js", "js/dashboard-charts.js"],
+        styles=["vendor/uplot-1.6.32/uPlot.min.css"],
+    )
+
+
+def dashboard_cards(actor, *, history_range="") -> list[Card]:
+    """The cards `actor` may see, in the page's order. `history_range`: the charts' span ("24h", "7d", "90d";
+    anything else: 24 h)."""
     if actor is None or not actor.is_authenticated or not actor.is_staff:
         return []
-    cards = (alerts_card(actor), dms_sync_card(actor), directory_card(actor))
+    cards = (
+        mail_hosts_card(actor),
+        alerts_card(actor),
+        dms_sync_card(actor),
+        directory_card(actor),
+        largest_mailboxes_card(actor),
+        history_card(actor, history_range),
+    )
     return [card for card in cards if card is not None]

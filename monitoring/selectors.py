@@ -1,4 +1,5 @@
-"""Reads for monitoring's pages and commands: the alerts a person may see, open first."""
+"""Reads for monitoring's pages and commands: the alerts a person may see, open first; the mail hosts' latest
+probes and the mailboxes' quota use."""
 
 from django.db.models import Case, IntegerField, Value, When
 
@@ -50,3 +51,15 @@ def latest_probes():
     for probe in HostProbe.objects.filter(host__in=hosts).order_by("host_id", "-started_at").select_related("host"):
         latest.setdefault(probe.host_id, probe)
     return [(host, latest.get(host.pk)) for host in hosts]
+
+
+def quota_usage_of(addresses):
+    """{address: (used_bytes, limit_bytes, measured_at)} as the hosts' Dovecot last reported (the newest when two
+    hosts report one address); for mail's seam (mail.quota_usage), which checks no permission: its pages do."""
+    from monitoring.models import MailboxQuotaUsage
+
+    found = {}
+    rows = MailboxQuotaUsage.objects.filter(address__in=list(addresses)).order_by("address", "-measured_at")
+    for address, used, limit, measured_at in rows.values_list("address", "used_bytes", "limit_bytes", "measured_at"):
+        found.setdefault(address, (used, limit, measured_at))
+    return found
