@@ -1,6 +1,9 @@
 """In headless Chromium: the operator dashboard (the admin's home page) and the scheduler page, with data, no
 Content-Security-Policy violation; saves screenshots to docs/images/ for the README's gallery."""
 
+import math
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -11,10 +14,65 @@ from mail.models import DmsSyncState
 from mail.tests.factories import make_domain, make_mailbox
 from monitoring import heartbeats, tasks
 from monitoring.alert_models import Alert
-from monitoring.models import Heartbeat
+from monitoring.models import Heartbeat, HostProbe, MailboxQuotaUsage, MailHost
 from monitoring.tests.factories import switch_rule
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+MIB = 1024**2
+
+
+def mail_hosts_with_history(now):
+    """Two hosts with 24 hours of probes (a busy afternoon on mx1; mx2 down now) and a few measured mailboxes."""
+    for name in ("mx1", "mx2"):
+        MailHost.objects.create(
+            name=name,
+            ssh_user="root",
+            ssh_host="192.0.2.1",
+            key_path="/k",
+            host_key_type="ssh-ed25519",
+            host_key_fingerprint="SHA256:x",
+            host_key="AAAA",
+            restart_needed=name == "mx1",
+            restart_reason="DKIM key changed" if name == "mx1" else "",
+        )
+    mx1, mx2 = MailHost.objects.order_by("name")
+    probes = []
+    for step in range(24 * 12, 0, -1):
+        at = now - timedelta(minutes=5 * step - 2)
+        wave = math.sin(step / 20)
+        probes.append(
+            HostProbe(
+                host=mx1,
+                started_at=at,
+                duration_ms=300,
+                reachable=True,
+                status="healthy",
+                queue_count=max(0, round(12 + 10 * wave)),
+                load1=round(0.6 + 0.4 * wave, 2),
+                disk_percent=round(61 + step / 100, 1),
+                queue_oldest_age_seconds=120,
+            )
+        )
+        down = step <= 2
+        probes.append(
+            HostProbe(
+                host=mx2,
+                started_at=at,
+                duration_ms=300,
+                reachable=not down,
+                status="down" if down else "healthy",
+                reasons=["SSH: connection refused"] if down else [],
+                queue_count=None if down else 3,
+                load1=None if down else round(0.3 + 0.2 * math.cos(step / 9), 2),
+                disk_percent=None if down else 38.0,
+            )
+        )
+    HostProbe.objects.bulk_create(probes)
+    for address, used, limit in (("bob@example.com", 1800, 2048), ("carol@example.com", 700, 2048)):
+        MailboxQuotaUsage.objects.create(
+            host=mx1, address=address, used_bytes=used * MIB, limit_bytes=limit * MIB, measured_at=now
+        )
 
 
 def test_an_operator_sees_the_dashboard_and_the_scheduler(page):
@@ -35,6 +93,7 @@ def test_an_operator_sees_the_dashboard_and_the_scheduler(page):
     heartbeats.heartbeat_record(Heartbeat.WORKER)
     heartbeats.heartbeat_record(Heartbeat.BEAT)
     tasks.prune_task_runs.apply()
+    mail_hosts_with_history(now)
     violations = []
     page.on(
         "console",
@@ -48,6 +107,12 @@ def test_an_operator_sees_the_dashboard_and_the_scheduler(page):
     page.goto(page.base + "/admin/")
     dashboard = page.locator("#dashboard").inner_text()
     assert "alarm-1" in dashboard and "Mailboxes" in dashboard and "DMS sync" in dashboard
+    assert "SSH: connection refused" in page.locator("#mail-hosts").inner_text()
+    assert "bob@example.com" in page.locator("#largest-mailboxes").inner_text()
+    for key in ("queue", "load", "disk"):  # each table drawn by uPlot, its data folded below
+        chart = page.locator(f"#chart-{key}")
+        assert chart.locator(".chart-plot canvas").count() == 1
+        assert chart.locator("details table.chart-data").count() == 1
     shot(page, "24-admin-dashboard")
 
     click_and_wait(page, "#content-main a[href='/admin/monitoring/scheduler/']")
