@@ -261,8 +261,9 @@ BUILT_IN = [
         subject_kind="process",
         description=(
             "No Celery worker ran the heartbeat task (sent every minute) for longer than the threshold: DMS syncs, "
-            "probes, outbound mail and notifications wait. The worker evaluates the rules itself, so run "
-            "`manage.py alerts evaluate` from cron too (webhook and Telegram channels) to hear about a stopped one."
+            "probes, outbound mail and notifications wait. A worker runs the evaluation itself: this catches one "
+            "that stalls or comes back late; for one that stopped, watch /health/ready or "
+            "dockspace_worker_last_seen_timestamp_seconds from outside."
         ),
         thresholds=(Threshold(name="minutes", label="Not seen for more than", unit="minutes", default=3, minimum=2),),
         evaluate=worker_silent,
@@ -273,8 +274,8 @@ BUILT_IN = [
         subject_kind="process",
         description=(
             "Celery beat sent no periodic task for longer than the threshold: nothing scheduled runs (probes, "
-            "repairs, alert evaluation). Beat schedules the evaluation itself, so run `manage.py alerts evaluate` "
-            "from cron too to hear about a stopped one."
+            "repairs, alert evaluation). Beat schedules the evaluation itself: this catches a beat that stalls; for "
+            "one that stopped, watch /health/ready or dockspace_beat_last_tick_timestamp_seconds from outside."
         ),
         thresholds=(Threshold(name="minutes", label="Not seen for more than", unit="minutes", default=3, minimum=2),),
         evaluate=beat_silent,
