@@ -170,7 +170,7 @@ def add_actor_argument(parser: argparse.ArgumentParser) -> None:
         "--as",
         dest="as_email",
         metavar="EMAIL",
-        help="Act with the permissions of this staff member (default: the host, which may do anything).",
+        help="Act with the permissions of this staff member (default: Dockspace itself, which may do anything).",
     )
 
 

@@ -74,12 +74,16 @@ class Threshold:
 @dataclass(frozen=True)
 class Observation:
     """What a kind sees about one subject now: whether the condition holds, the measured value (None when the
-    condition has no number), and a sentence for the operator (sent in notifications: never a secret)."""
+    condition has no number), and a sentence for the operator (sent in notifications: never a secret).
+    `muted_by` names a broader condition that covers this one (e.g. "mx1 is down"): while it is set, the alert
+    still goes pending, fires and resolves, but no fired or repeat notification is sent (Alertmanager's
+    inhibition)."""
 
     subject: str
     is_firing: bool
     value: float | None = None
     summary: str = ""
+    muted_by: str = ""
 
 
 @dataclass(frozen=True)

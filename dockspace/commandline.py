@@ -59,3 +59,12 @@ def print_record(command, data, as_json):
 
 def not_found(field, what, value):
     return CommandError(f"{field}: no {what} {value!r}.")
+
+
+def describe_actions(subparsers):
+    """Each action's one-line help (shown in the command's --help) becomes the description its own --help starts
+    with (`manage.py mailhost check --help`), so the action's page says what it does."""
+    for choice in subparsers._choices_actions:
+        parser = subparsers.choices[choice.dest]
+        if not parser.description:
+            parser.description = choice.help

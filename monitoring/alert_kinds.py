@@ -1,20 +1,25 @@
 """The alert kinds monitoring declares (MonitoringConfig.alert_kinds() returns BUILT_IN): the DMS files' sync and
-drift, read from mail's selector, and the mail hosts' (down, a DMS service down, queue, disk, certificates), read
-from the latest probe of each host (monitoring.probing stores one every 5 minutes). Each kind's evaluate() reads
-recorded state only; see dockspace.alert_kinds.
+drift, read from mail's selector; the mail hosts' (down, a DMS service down, queue, disk, certificates), read
+from the latest probe of each host (monitoring.probing stores one every 5 minutes); and the Celery worker and
+beat falling silent, read from their heartbeats (monitoring.heartbeats). Each kind's evaluate() reads recorded
+state only; see dockspace.alert_kinds.
 
 Adding a kind is one declaration appended to BUILT_IN (or returned by another app's `alert_kinds()`); the rule
 row is created with its defaults at the next start (`manage.py install_alert_rules`) or evaluation, and every
-channel marked "default for new rules" is attached. The heartbeats (branch h-health) are to be added the same way
-once those models exist:
-    monitoring.worker_silent         "worker"         minutes=2 (since the last heartbeat)           for 0
-    monitoring.beat_silent           "beat"           minutes=3 (since beat's last tick)             for 0
+channel marked "default for new rules" is attached.
+
+Inhibition (as Alertmanager's): while a host's latest probe finds it down and the "Mail host down" rule is
+enabled, that host's service, queue, disk and certificate alerts still go pending, fire and resolve, but send
+nothing: the host-down notification says it. Sent once the host is up again if they still hold.
 """
 
 from datetime import timedelta
 
 from dockspace.alert_kinds import AlertKind, Observation, RuleView, Threshold
 from mail.selectors import dms_sync_status
+from monitoring import heartbeats
+from monitoring.alert_models import AlertRule
+from monitoring.models import Heartbeat
 from monitoring.selectors import latest_probes
 
 DMS_SUBJECT = "DMS files"
@@ -60,8 +65,20 @@ def dms_drift_found(rule: RuleView):
 # --- mail hosts: the latest probe of each host -------------------------------------------------------------
 
 
+HOST_DOWN = "monitoring.host_down"
+
+
 def _probes(reachable_only=False):
     return [(host, probe) for host, probe in latest_probes() if probe and (probe.reachable or not reachable_only)]
+
+
+def _host_down_muting():
+    """Whether a host that is down mutes its other alerts: only while someone is told it is down."""
+    return AlertRule.objects.filter(kind=HOST_DOWN, is_enabled=True).exists()
+
+
+def _muted_by(host, probe, muting):
+    return f"{host.name} is down" if muting and probe.status == "down" else ""
 
 
 def host_down(rule: RuleView):
@@ -76,6 +93,7 @@ def host_down(rule: RuleView):
 def dms_service_down(rule: RuleView):
     """One subject per host and DMS service its settings turn on: firing while supervisorctl does not report it
     RUNNING. A host that cannot be reached reports none (host down says it)."""
+    muting = _host_down_muting()
     for host, probe in _probes(reachable_only=True):
         if not probe.services:
             continue
@@ -83,12 +101,15 @@ def dms_service_down(rule: RuleView):
             state = probe.services.get(service, "not listed")
             running = state == "RUNNING"
             summary = f"{service} on {host.name} is {state}" + ("." if running else " (supervisorctl status).")
-            yield Observation(f"{host.name}: {service}", not running, None, summary)
+            yield Observation(
+                f"{host.name}: {service}", not running, None, summary, muted_by=_muted_by(host, probe, muting)
+            )
 
 
 def mail_queue_large(rule: RuleView):
     """Firing while more messages are queued than the threshold, or the oldest waited longer. Value: messages."""
     most, oldest_minutes = rule.threshold("messages"), rule.threshold("oldest_minutes")
+    muting = _host_down_muting()
     for host, probe in _probes(reachable_only=True):
         if probe.queue_count is None:
             continue
@@ -96,24 +117,26 @@ def mail_queue_large(rule: RuleView):
         firing = probe.queue_count > most or age > oldest_minutes
         summary = f"{probe.queue_count} message(s) queued on {host.name} ({probe.queue_deferred} deferred"
         summary += f", the oldest {age:.0f} minutes old)." if probe.queue_oldest_age_seconds is not None else ")."
-        yield Observation(host.name, firing, probe.queue_count, summary)
+        yield Observation(host.name, firing, probe.queue_count, summary, muted_by=_muted_by(host, probe, muting))
 
 
 def disk_full(rule: RuleView):
     """Firing while the mail volume is used at or over the threshold. Value: percent used."""
     limit = rule.threshold("percent")
+    muting = _host_down_muting()
     for host, probe in _probes(reachable_only=True):
         if probe.disk_percent is None:
             continue
         percent = round(probe.disk_percent, 1)
         summary = f"The mail volume {host.mail_volume} on {host.name} is {percent:g} % used."
-        yield Observation(host.name, percent >= limit, percent, summary)
+        yield Observation(host.name, percent >= limit, percent, summary, muted_by=_muted_by(host, probe, muting))
 
 
 def certificate_expiring(rule: RuleView):
     """One subject per host and mail port: firing while its certificate expires within the threshold (or has
     expired). Value: days left. A port that could not be read is not judged here (the probe's reasons say why)."""
     days = rule.threshold("days")
+    muting = _host_down_muting()
     for host, probe in _probes(reachable_only=True):
         for certificate in probe.certificates:
             left = certificate.get("days_left")
@@ -122,7 +145,35 @@ def certificate_expiring(rule: RuleView):
             subject = f"{host.tls_hostname}:{certificate['port']}"
             when = f"expired {-left} day(s) ago" if left < 0 else f"expires in {left} day(s)"
             summary = f"The certificate of {subject} ({host.name}) {when}, on {certificate.get('not_after', '?')[:10]}."
-            yield Observation(subject, left < days, left, summary)
+            yield Observation(subject, left < days, left, summary, muted_by=_muted_by(host, probe, muting))
+
+
+# --- Celery: the worker and beat -----------------------------------------------------------------------------
+
+
+def _silent(name, what, rule):
+    seen = heartbeats.last_seen()[name]
+    limit = timedelta(minutes=rule.threshold("minutes"))
+    if seen is None:
+        # Before the first start (a fresh install; /health/ready says it): nothing went silent yet.
+        return [Observation(name, False, None, f"The Celery {what} was never seen by this database.")]
+    silent = rule.now - seen
+    if silent > limit:
+        summary = f"The Celery {what} was last seen {_minutes(silent):g} minutes ago: is it running?"
+        return [Observation(name, True, _minutes(silent), summary)]
+    return [Observation(name, False, _minutes(silent), f"The Celery {what} was seen {_minutes(silent):g} minutes ago.")]
+
+
+def worker_silent(rule: RuleView):
+    """Firing while no worker ran the heartbeat task (every minute) for longer than the threshold; not before a
+    worker was first seen. Value: minutes since a worker was last seen."""
+    return _silent(Heartbeat.WORKER, "worker", rule)
+
+
+def beat_silent(rule: RuleView):
+    """Firing while beat sent no periodic task for longer than the threshold; not before beat first started. Value:
+    minutes since its last tick."""
+    return _silent(Heartbeat.BEAT, "beat", rule)
 
 
 BUILT_IN = [
@@ -203,5 +254,30 @@ BUILT_IN = [
         for_seconds=0,
         repeat_seconds=24 * 3600,
         evaluate=certificate_expiring,
+    ),
+    AlertKind(
+        name="monitoring.worker_silent",
+        label="Celery worker silent",
+        subject_kind="process",
+        description=(
+            "No Celery worker ran the heartbeat task (sent every minute) for longer than the threshold: DMS syncs, "
+            "probes, outbound mail and notifications wait. A worker runs the evaluation itself: this catches one "
+            "that stalls or comes back late; for one that stopped, watch /health/ready or "
+            "dockspace_worker_last_seen_timestamp_seconds from outside."
+        ),
+        thresholds=(Threshold(name="minutes", label="Not seen for more than", unit="minutes", default=3, minimum=2),),
+        evaluate=worker_silent,
+    ),
+    AlertKind(
+        name="monitoring.beat_silent",
+        label="Celery beat silent",
+        subject_kind="process",
+        description=(
+            "Celery beat sent no periodic task for longer than the threshold: nothing scheduled runs (probes, "
+            "repairs, alert evaluation). Beat schedules the evaluation itself: this catches a beat that stalls; for "
+            "one that stopped, watch /health/ready or dockspace_beat_last_tick_timestamp_seconds from outside."
+        ),
+        thresholds=(Threshold(name="minutes", label="Not seen for more than", unit="minutes", default=3, minimum=2),),
+        evaluate=beat_silent,
     ),
 ]

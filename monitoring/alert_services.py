@@ -8,6 +8,8 @@ State machine, per rule and subject (one Alert row, kept and reopened):
   condition clears  pending -> resolved silently; firing -> resolved, with a "resolved" notification if the
                     rule asks for one and the firing was notified. Acknowledgement ends with the episode.
   silenced until T  nothing is sent until T (a firing not yet notified is notified then).
+  muted             the kind says a broader alert covers it (Observation.muted_by: the host is down): no fired or
+                    repeat notification while it lasts, as silenced.
 Notifications are AlertEvent rows, one per channel, written with the state change and sent after commit by a
 Celery task each; a sender claims a row with a conditional UPDATE, so exactly one process sends it.
 """
@@ -195,14 +197,15 @@ def _hold(rule, kind, alert, subject, observation, now, result, channel_list):
         alert = Alert(rule=rule, subject=subject, state=Alert.RESOLVED, first_seen_at=now, pending_since=now)
     if alert.state == Alert.RESOLVED:
         alert.state, alert.pending_since, alert.last_notified_at, alert.resolved_at = Alert.PENDING, now, None, None
-    alert.value, alert.summary, alert.last_seen_at = observation.value, observation.summary[:500], now
+    summary = observation.summary + (f" Muted while {observation.muted_by}." if observation.muted_by else "")
+    alert.value, alert.summary, alert.last_seen_at = observation.value, summary[:500], now
     if alert.state == Alert.PENDING and now - alert.pending_since >= timedelta(seconds=rule.for_seconds):
         if alert.fired_at is not None:
             alert.reopen_count += 1
         alert.state, alert.fired_at = Alert.FIRING, now
         result.fired.append(f"{rule.kind}: {subject}")
     notify = None
-    if alert.state == Alert.FIRING and not alert.is_silenced(now):
+    if alert.state == Alert.FIRING and not alert.is_silenced(now) and not observation.muted_by:
         if alert.last_notified_at is None:
             notify = AlertEvent.FIRED
         elif alert.acknowledged_at is None and now - alert.last_notified_at >= timedelta(seconds=rule.repeat_seconds):

@@ -126,16 +126,22 @@ class MonitoringConfig(AppConfig):
         ]
 
     def alert_kinds(self):
-        """DMS sync failing, drift found, and the mail hosts' kinds (monitoring.alert_kinds)."""
+        """DMS sync failing, drift found, the mail hosts' kinds, worker and beat silent (monitoring.alert_kinds)."""
         from monitoring.alert_kinds import BUILT_IN
 
         return BUILT_IN
 
     def metrics_collectors(self):
         """What /metrics reads from the database at each scrape (monitoring.exposition reads every app's)."""
-        from monitoring.collectors import DirectoryCollector, DmsSyncCollector, HeartbeatCollector, MailHostCollector
+        from monitoring.collectors import (
+            AlertCollector,
+            DirectoryCollector,
+            DmsSyncCollector,
+            HeartbeatCollector,
+            MailHostCollector,
+        )
 
-        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector(), MailHostCollector()]
+        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector(), MailHostCollector(), AlertCollector()]
 
 
 def _mailhosts_need_restart(sender, reason, **kwargs):

@@ -1,6 +1,6 @@
 """What /metrics reads from the database at scrape time (MonitoringConfig.metrics_collectors): counts of people,
-mailboxes, aliases and domains, the DMS sync state, when the worker and beat were last seen, and each mail host's
-latest probe.
+mailboxes, aliases and domains, the DMS sync state, when the worker and beat were last seen, each mail host's
+latest probe, and the alerts firing.
 
 Read at each scrape rather than counted in a process: the database is the one place every process agrees on, and
 prometheus_client's custom collectors are not added up across processes. A few aggregate queries, whatever the
@@ -12,8 +12,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from dockspace.alert_kinds import declared_alert_kinds
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
 from monitoring import heartbeats
+from monitoring.alert_models import Alert
 from monitoring.models import Heartbeat
 from monitoring.selectors import latest_probes
 
@@ -174,3 +176,21 @@ class MailHostCollector:
                     expires = datetime.fromisoformat(cert["not_after"])
                     certificate.add_metric([host.name, f"{host.tls_hostname}:{cert['port']}"], expires.timestamp())
         yield from (up, healthy, probed, restart, queue, deferred, oldest, disk, service, certificate)
+
+
+class AlertCollector:
+    """How many alerts fire now, by kind (every declared kind, 0 included, so a rule on it always has a series)."""
+
+    def collect(self):
+        firing = dict.fromkeys((kind.name for kind in declared_alert_kinds()), 0)
+        rows = Alert.objects.filter(state=Alert.FIRING).order_by().values("rule__kind").annotate(count=Count("pk"))
+        for row in rows:
+            firing[row["rule__kind"]] = row["count"]
+        family = GaugeMetricFamily(
+            "dockspace_alerts_firing",
+            "Dockspace's own alerts firing now, by kind (Admin -> Monitoring -> Alerts).",
+            labels=["kind"],
+        )
+        for kind, count in sorted(firing.items()):
+            family.add_metric([kind], count)
+        yield family

@@ -30,6 +30,8 @@ def test_each_app_declares_its_own_kinds_in_installed_apps_order():
         "monitoring.mail_queue_large",
         "monitoring.disk_full",
         "monitoring.certificate_expiring",
+        "monitoring.worker_silent",
+        "monitoring.beat_silent",
         "extension_app.switch_on",
     ]
     assert {kind.app_label for kind in declared_alert_kinds()} == {"monitoring", "extension_app"}

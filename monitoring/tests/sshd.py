@@ -187,6 +187,7 @@ class SshServer:
         for name in ("docker", "sudo"):
             self.stand_in(name)
         self.set_sudo("nopasswd")
+        self.services_output = SUPERVISORCTL
         self.answers = {}
         for argv, answer in default_answers(self.dms_dir, container).items():
             self.answer(list(argv), **answer)
@@ -206,6 +207,20 @@ class SshServer:
         local command (its output and exit status), `repeat` stdout and stderr this many times."""
         self.answers[json.dumps(list(argv))] = answer
         (self.bin_dir / "answers.json").write_text(json.dumps(self.answers))
+
+    def set_service(self, name, state):
+        """What `supervisorctl status` in the container reports for the DMS service `name` from now on ("STOPPED",
+        "FATAL", "RUNNING"...), the other lines as in SUPERVISORCTL; exits 3 unless every program is RUNNING."""
+        lines = self.services_output.splitlines()
+        found = [i for i, line in enumerate(lines) if line.split()[0] == name]
+        if not found:
+            raise ValueError(f"supervisorctl lists no program {name!r}")
+        detail = "pid 4242, uptime 0:00:01" if state == "RUNNING" else "Not started"
+        lines[found[0]] = f"{name:<32} {state:<9} {detail}"
+        self.services_output = "\n".join(lines) + "\n"
+        every_running = all(line.split()[1] == "RUNNING" for line in lines)
+        argv = ["docker", "exec", self.container, "supervisorctl", "status"]
+        self.answer(argv, stdout=self.services_output, exit=0 if every_running else 3)
 
     def set_sudo(self, mode):
         """ "nopasswd" (sudo -n runs the command) or "password" (sudo asks for one, so -n fails)."""

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 
 from monitoring import alert_services
-from monitoring.alert_models import Alert, AlertRule
+from monitoring.alert_models import Alert, AlertEvent, AlertRule
 from monitoring.models import HostProbe, MailHost
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +134,32 @@ def test_an_unreachable_host_reports_no_service_queue_or_disk_alerts(host):
     probe(host, 60, "down", reachable=False, services={}, queue_count=None, disk_percent=None)
     assert evaluate(60, "monitoring.dms_service_down")["mx1: fail2ban"].state == "resolved"
     assert evaluate(60, "monitoring.mail_queue_large")["mx1"].state == "resolved"
+
+
+def notified(alert):
+    return list(AlertEvent.objects.filter(alert=alert).order_by("pk").values_list("kind", flat=True))
+
+
+def test_a_host_that_is_down_mutes_its_service_alerts_until_it_is_up(host):
+    stopped = {**HEALTHY_SERVICES, "postfix": "STOPPED", "fail2ban": "FATAL"}
+    probe(host, 0, "down", services=stopped, reasons=["postfix is STOPPED"])
+    evaluate(0, "monitoring.dms_service_down")
+    alerts = evaluate(300, "monitoring.dms_service_down")
+    assert alerts["mx1: fail2ban"].state == "firing" and alerts["mx1: postfix"].state == "firing"
+    assert alerts["mx1: fail2ban"].summary.endswith("Muted while mx1 is down.")
+    assert notified(alerts["mx1: fail2ban"]) == notified(alerts["mx1: postfix"]) == []
+    assert notified(Alert.objects.get(rule__kind="monitoring.host_down")) == ["fired"]  # this one says it
+    # postfix is back, fail2ban is not: the host is only degraded, and fail2ban's alert is notified now
+    probe(host, 320, "degraded", services={**HEALTHY_SERVICES, "fail2ban": "FATAL"})
+    alerts = evaluate(330, "monitoring.dms_service_down")
+    assert notified(alerts["mx1: fail2ban"]) == ["fired"] and alerts["mx1: postfix"].state == "resolved"
+    assert notified(alerts["mx1: postfix"]) == []  # never told it fired: no "resolved" either
+
+
+def test_with_the_host_down_rule_disabled_nothing_is_muted(host):
+    evaluate(0, "monitoring.host_down")
+    AlertRule.objects.filter(kind="monitoring.host_down").update(is_enabled=False)
+    probe(host, 0, "down", services={**HEALTHY_SERVICES, "postfix": "STOPPED"}, reasons=["postfix is STOPPED"])
+    evaluate(0, "monitoring.dms_service_down")
+    alert = evaluate(300, "monitoring.dms_service_down")["mx1: postfix"]
+    assert notified(alert) == ["fired"] and "Muted" not in alert.summary

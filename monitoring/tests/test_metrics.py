@@ -306,3 +306,20 @@ def test_a_count_that_cannot_be_written_never_fails_a_sign_in(monkeypatch, caplo
     assert right.status_code == 302 and right["Location"] == "/profile/"
     assert "metrics: on_logged_in could not count" in caplog.text
     assert "metrics: on_login_failed could not count" in caplog.text
+
+
+def test_alerts_firing_are_counted_by_kind_from_zero():
+    from monitoring.alert_services import alerts_evaluate
+    from monitoring.tests.factories import switch, switch_rule
+
+    switch_rule(for_seconds=0)
+    families = scrape()
+    at_zero = {s.labels["kind"]: s.value for s in families["dockspace_alerts_firing"].samples}
+    assert at_zero["extension_app.switch_on"] == at_zero["monitoring.worker_silent"] == 0
+    switch("alarm-1", is_on=True)
+    switch("alarm-2", is_on=True)
+    alerts_evaluate()
+    assert value(scrape(), "dockspace_alerts_firing", kind="extension_app.switch_on") == 2
+    switch("alarm-1", is_on=False)
+    alerts_evaluate()
+    assert value(scrape(), "dockspace_alerts_firing", kind="extension_app.switch_on") == 1

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
-from dockspace.commandline import ServiceCall, not_found, print_json
+from dockspace.commandline import ServiceCall, describe_actions, not_found, print_json
 from monitoring import alert_services, selectors
 from monitoring.alert_models import Alert, NotificationChannel
 from monitoring.durations import format_duration, parse_duration
@@ -83,6 +83,7 @@ class Command(BaseCommand):
             help="Print a new Standard Webhooks secret (whsec_...): give it to the receiver and to the channel "
             "(admin, or a DOCKSPACE_ALERT_... environment variable).",
         )
+        describe_actions(sub)
         for parser_ in (listing, ack, silence, unsilence, test):
             add_actor_argument(parser_)
 

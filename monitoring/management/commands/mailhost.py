@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
-from dockspace.commandline import ServiceCall, not_found, print_json, print_record
+from dockspace.commandline import ServiceCall, describe_actions, not_found, print_json, print_record
 from monitoring import hosts, probing
 from monitoring.models import HostProbe, MailHost
 
@@ -54,6 +54,9 @@ def find_host(name):
     return host
 
 
+NAME_HELP = "The host's name, as `manage.py mailhost list` shows it (e.g. mx1)."
+
+
 class Command(BaseCommand):
     help = (
         "Manage the DMS hosts Dockspace reaches over SSH. First contact: `mailhost add NAME --ssh "
@@ -93,7 +96,7 @@ class Command(BaseCommand):
         listing = sub.add_parser("list", help="List the mail hosts.")
         listing.add_argument("--json", action="store_true", help="Print JSON.")
         show = sub.add_parser("show", help="Show one mail host, with its pinned host key.")
-        show.add_argument("name", metavar="NAME")
+        show.add_argument("name", metavar="NAME", help=NAME_HELP)
         show.add_argument("--json", action="store_true", help="Print JSON.")
         check = sub.add_parser(
             "check",
@@ -101,30 +104,30 @@ class Command(BaseCommand):
             "version, TLS certificates of ports 25/465/587/993), store the result and print it. Exits non-zero "
             "when the host is down.",
         )
-        check.add_argument("name", metavar="NAME")
+        check.add_argument("name", metavar="NAME", help=NAME_HELP)
         check.add_argument("--json", action="store_true", help="Print JSON.")
 
         update = sub.add_parser("update", help="Change a host's key source, sudo, container, directories or notes.")
-        update.add_argument("name", metavar="NAME")
+        update.add_argument("name", metavar="NAME", help=NAME_HELP)
         key = update.add_mutually_exclusive_group()
         key.add_argument("--key", dest="key_path", metavar="PATH", help="Private key file on this machine.")
         key.add_argument("--key-env", metavar="VAR", help="Environment variable holding the private key.")
         self._settings_arguments(update, defaults=False)
 
         default = sub.add_parser("default", help="Make this host the default one.")
-        default.add_argument("name", metavar="NAME")
+        default.add_argument("name", metavar="NAME", help=NAME_HELP)
         remove = sub.add_parser("remove", help="Forget a host (nothing on the host changes).")
-        remove.add_argument("name", metavar="NAME")
+        remove.add_argument("name", metavar="NAME", help=NAME_HELP)
 
         restart = sub.add_parser(
             "restart", help="Restart the DMS container (`docker restart CONTAINER`); dry run without --execute."
         )
-        restart.add_argument("name", metavar="NAME")
+        restart.add_argument("name", metavar="NAME", help=NAME_HELP)
         restart.add_argument("--execute", action="store_true", help="Run it (otherwise print the command only).")
         reload = sub.add_parser(
             "reload", help="Reload Postfix (`postfix reload`) or Dovecot (`doveadm reload`) in the container."
         )
-        reload.add_argument("name", metavar="NAME")
+        reload.add_argument("name", metavar="NAME", help=NAME_HELP)
         reload.add_argument(
             "service", metavar="SERVICE", nargs="?", default="postfix", help="postfix (default) or dovecot."
         )
@@ -134,11 +137,12 @@ class Command(BaseCommand):
             help="Check docker, compose, the container, its config mount, the mail log and the DMS settings "
             "Dockspace relies on; print each fix. Exits non-zero while something is missing.",
         )
-        boot.add_argument("name", metavar="NAME")
+        boot.add_argument("name", metavar="NAME", help=NAME_HELP)
         boot.add_argument("--execute", action="store_true", help="Apply the fixes marked safe, then check again.")
         boot.add_argument("--json", action="store_true", help="Print JSON.")
         for parser in sub.choices.values():
             add_actor_argument(parser)
+        describe_actions(sub)
 
     def _settings_arguments(self, parser, *, defaults):
         sudo = parser.add_mutually_exclusive_group()
