@@ -217,7 +217,9 @@ class ChannelForm(forms.ModelForm):
                 self.instance.secret_encrypted = "refused"
             else:
                 self.instance.set_secret(secret)
-        elif data.get("clear_secret") or kind == NotificationChannel.EMAIL:
+        elif data.get("clear_secret") or kind == NotificationChannel.EMAIL or "kind" in self.changed_data:
+            # A webhook's signing secret is no bot token (and would be sent in Telegram's URL), nor the reverse:
+            # a channel that changes kind keeps no secret of its old kind.
             self.instance.secret_encrypted = ""
         return data
 

@@ -366,6 +366,9 @@ def notification_send(*, event_id, now=None):
             error,
         )
         return SendOutcome(AlertEvent.QUEUED, f"retrying in {delay} s: {error}", retry_in=min(delay, RETRY_MAX_SECONDS))
+    except Exception as exc:  # a bug or a broken channel must not leave the notification claimed for ever
+        log.exception("alert notification %s (%s) to %s failed", event.pk, event.kind, channel.name)
+        return _finish(event, AlertEvent.FAILED, now, f"could not be sent ({type(exc).__name__}); see the log")
     return _finish(event, AlertEvent.SENT, now, "", detail)
 
 

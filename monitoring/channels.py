@@ -14,6 +14,7 @@ from django.core.mail import send_mail
 
 from accounts.outbox import mail_kind
 from monitoring import outbound_http, standard_webhooks
+from monitoring.alert_models import webhook_secret_problem
 from monitoring.channel_secrets import SecretUnavailable
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ def webhook_body(payload):
 def _send_webhook(channel, payload, message_id):
     secret = _secret(channel)
     body = webhook_body(payload)
+    problem = webhook_secret_problem(secret)
+    if problem:
+        raise ChannelError(f"the signing secret {problem}", permanent=True)
     headers = {
         "Content-Type": "application/json",
         **standard_webhooks.signed_headers(secret, message_id, int(time.time()), body),

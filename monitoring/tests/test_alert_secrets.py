@@ -105,3 +105,40 @@ def test_a_channel_reads_only_variables_made_for_it(name, accepted):
     else:
         with pytest.raises(Exception, match="must be a variable name starting with DOCKSPACE_ALERT_"):
             channel.full_clean()
+
+
+def test_a_channel_that_changes_kind_keeps_no_secret_of_its_old_kind(settings):
+    telegram = telegram_channel(TOKEN)
+    browser = Client()
+    browser.force_login(StaffFactory(email="root@example.com"))
+    url = f"/admin/monitoring/notificationchannel/{telegram.pk}/change/"
+    values = {
+        "name": telegram.name,
+        "kind": NotificationChannel.WEBHOOK,
+        "is_enabled": "on",
+        "webhook_url": "https://hooks.example.com/in",
+        "telegram_chat_id": "",
+        "secret_env": "",
+        "email_addresses": "",
+    }
+    response = browser.post(url, values)
+    # The bot token is not kept as a signing secret: the webhook needs its own before it saves.
+    errors = response.context["adminform"].form.errors
+    assert response.status_code == 200 and "needs its signing secret" in str(errors)
+    telegram.refresh_from_db()
+    assert telegram.kind == NotificationChannel.TELEGRAM and telegram.secret_encrypted
+    # Positive control: with a signing secret of its own it becomes a webhook.
+    assert browser.post(url, {**values, "new_secret": generate_secret()}).status_code == 302
+    telegram.refresh_from_db()
+    assert telegram.kind == NotificationChannel.WEBHOOK
+
+
+def test_a_broken_signing_secret_fails_the_notification_instead_of_leaving_it_claimed():
+    hook = webhook_channel("http://127.0.0.1:9/in")
+    hook.set_secret(TOKEN)  # stored by hand, not through the form's checks
+    hook.save()
+    event = AlertEvent.objects.create(kind="test", channel=hook, channel_name=hook.name, payload={"type": "test"})
+    outcome = alert_services.notification_send(event_id=event.pk)
+    event.refresh_from_db()
+    assert event.status == AlertEvent.FAILED and outcome.retry_in is None
+    assert "signing secret" in event.error and TOKEN_TAIL not in event.error
