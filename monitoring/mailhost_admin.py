@@ -260,20 +260,26 @@ class MailHostAdmin(ServiceAdmin):
         return refused or self._action_page(request, host, f"Reload {service} on {host.name}", done)
 
     def bootstrap_view(self, request, object_id):
+        """GET shows a button: even the read-only checks connect to the host, so they run on a POST (a link from
+        another site cannot start them). POST "check" runs them; POST without it applies the safe fixes."""
         host = self._host(request, object_id)
-        report, refused = self._run(
-            request, host, lambda execute: hosts.mailhost_bootstrap(host=host, execute=execute, request=request)
-        )
-        if refused:
-            return refused
+        title, template = f"Bootstrap check of {host.name}", "admin/monitoring/mailhost/bootstrap.html"
+        if request.method != "POST":
+            return self._action_page(request, host, title, None, template=template, has_safe_fix=False)
+        execute = "check" not in request.POST
+        try:
+            report = hosts.mailhost_bootstrap(host=host, execute=execute, request=request)
+        except ValidationError as e:
+            self.message_user(request, f"{host.name}: {error_summary(e)}", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(host))
         return self._action_page(
             request,
             host,
-            f"Bootstrap check of {host.name}",
+            title,
             report,
-            template="admin/monitoring/mailhost/bootstrap.html",
+            template=template,
             has_safe_fix=any(not f.ok and f.is_safe_fix for f in report.findings),
-            executed=request.method == "POST",
+            executed=execute,
         )
 
     def check_view(self, request, object_id):

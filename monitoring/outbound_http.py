@@ -29,10 +29,10 @@ class Response:
         return 200 <= self.status < 300
 
     def describe(self):
-        """'HTTP 503', with where a redirect pointed (never followed)."""
+        """'HTTP 503', with the origin a redirect pointed to (never followed; its path may hold a token)."""
         text = f"HTTP {self.status}"
         if 300 <= self.status < 400:
-            text += f" (a redirect to {self.headers.get('location', '?')!r}; redirects are not followed)"
+            text += f" (a redirect to {origin(self.headers.get('location', ''))}; redirects are not followed)"
         return text
 
 

@@ -148,6 +148,8 @@ def test_bootstrap_lists_findings_and_applies_the_safe_fixes_on_confirmation(bro
     host = add_host(sshd)
     url = f"/admin/monitoring/mailhost/{host.pk}/bootstrap/"
     page = browser.get(url).content.decode()
+    assert "Run the checks" in page and sshd.calls() == []  # a GET connects to nothing
+    page = browser.post(url, {"check": "Run the checks"}).content.decode()
     assert "Dockspace&#x27;s marker file is not in" in page and "Apply the safe fixes" in page
     assert not (settings.DMS_DIR / bootstrap.MARKER_NAME).exists()
     page = browser.post(url).content.decode()
