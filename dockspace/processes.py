@@ -136,6 +136,9 @@ def web_argv(environ: Environ) -> list[str]:
         "dockspace.access_log.MaskingLogger",
         # gunicorn's control socket would live in ~/.gunicorn, outside the data directory; nothing uses it.
         "--no-control-socket",
+        # Server hooks: tracing starts in each worker after the fork.
+        "--config",
+        "python:dockspace.gunicorn_config",
     ]
     if os.path.isdir(HEARTBEAT_DIR) and os.access(HEARTBEAT_DIR, os.W_OK):
         argv += ["--worker-tmp-dir", HEARTBEAT_DIR]
