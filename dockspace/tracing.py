@@ -106,7 +106,7 @@ def _start(service_name: str) -> Any:
     CeleryInstrumentor().instrument(tracer_provider=provider)
     # Statements are recorded with their placeholders; parameters (addresses, hashes, tokens) never.
     PsycopgInstrumentor().instrument(tracer_provider=provider, capture_parameters=False, enable_commenter=False)
-    SQLite3Instrumentor().instrument(tracer_provider=provider, capture_parameters=False)
+    SQLite3Instrumentor().instrument(tracer_provider=provider)  # never records parameters
     return provider.get_tracer("dockspace")
 
 
