@@ -3,8 +3,9 @@ configure() once it is the process that does the work (a gunicorn worker after t
 web requests, Celery tasks, database queries and `span()` blocks (SSH commands) are sent over OTLP/HTTP. Unset,
 configure() returns at once and no opentelemetry module is ever imported; `span()` is then a no-op.
 
-Never recorded: the token in password-reset and registration links (masked in every attribute), query-string
-values, the Authorization, Cookie and Set-Cookie headers, SQL parameters (statements keep their placeholders)."""
+Never exported: the token in password-reset and registration links, query-string values, the Authorization and
+Cookie headers, SQL parameters (statements keep their placeholders), an error's message and traceback (its type is
+kept; the process's log has the rest)."""
 
 import logging
 import os
@@ -19,6 +20,8 @@ MASK = "***"
 # Header attributes (http.request.header.<name>, lower case, '-' as '_') whose values are credentials.
 SECRET_HEADERS = frozenset({"authorization", "proxy_authorization", "cookie", "set_cookie", "x_csrftoken"})
 _HEADER_ATTRIBUTE = re.compile(r"http\.(?:request|response)\.header\.(.+)\Z")
+# Attributes holding an error's text ("Retry in 60s: SMTPRecipientsRefused({'ann@...': ...})").
+ERROR_TEXT_ATTRIBUTES = frozenset({"celery.retry.reason"})
 _QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]*")
 
 logger = logging.getLogger(__name__)
@@ -76,41 +79,16 @@ def configure(service_name: str) -> bool:
         logger.warning("Tracing is off: %s.", problem)
         return False
     try:
-        _tracer = _start(os.environ.get("OTEL_SERVICE_NAME", "").strip() or service_name)
+        from dockspace.tracing_sdk import start
+
+        _tracer = start(os.environ.get("OTEL_SERVICE_NAME", "").strip() or service_name)
     except Exception as exc:  # tracing is optional: the process goes on without it
         logger.warning("Tracing is off: OpenTelemetry did not start (%s: %s).", type(exc).__name__, exc)
         return False
     return True
 
 
-def _start(service_name: str) -> Any:
-    from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    # process.pid tells a trace's gunicorn worker or Celery pool child from its siblings.
-    resource = Resource.create({"service.name": service_name, "process.pid": os.getpid()})
-    provider = TracerProvider(resource=resource)  # the sampler: OTEL_TRACES_SAMPLER, default every trace
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # OTEL_EXPORTER_OTLP_* settings
-    trace.set_tracer_provider(provider)
-    # Django's middleware is added to settings.MIDDLEWARE: in a web process, before the WSGI handler loads it.
-    DjangoInstrumentor().instrument(
-        tracer_provider=provider, request_hook=_scrub_request_span, response_hook=_scrub_response_span
-    )
-    CeleryInstrumentor().instrument(tracer_provider=provider)
-    # Statements are recorded with their placeholders; parameters (addresses, hashes, tokens) never.
-    PsycopgInstrumentor().instrument(tracer_provider=provider, capture_parameters=False, enable_commenter=False)
-    SQLite3Instrumentor().instrument(tracer_provider=provider)  # never records parameters
-    return provider.get_tracer("dockspace")
-
-
-# --- what a request span may carry ----------------------------------------------------------------------------
+# --- what an exported span may carry (dockspace.tracing_sdk applies it to every span) --------------------------
 
 
 def scrub_text(text: str) -> str:
@@ -121,11 +99,16 @@ def scrub_text(text: str) -> str:
 
 
 def scrub_attribute(key: str, value: Any) -> Any:
-    """The value attribute KEY may be exported with: credential headers masked whole, tokens and query values in
-    any text masked; other values unchanged."""
+    """The value attribute KEY may be exported with: credential headers masked whole, an error's text cut to what
+    comes before its first ':', tokens and query values masked in any other text. SQL (db.*) is kept as it is: its
+    values are placeholders."""
     header = _HEADER_ATTRIBUTE.match(key)
     if header and header.group(1) in SECRET_HEADERS:
         return (MASK,) if isinstance(value, list | tuple) else MASK
+    if key.startswith("db."):
+        return value
+    if key in ERROR_TEXT_ATTRIBUTES and isinstance(value, str):
+        return value.split(":", 1)[0]
     if isinstance(value, str):
         if key == "url.query":  # the query without its '?'
             return scrub_text("?" + value)[1:]
@@ -133,25 +116,6 @@ def scrub_attribute(key: str, value: Any) -> Any:
     if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
         return tuple(scrub_text(item) for item in value)
     return value
-
-
-def _scrub(span: Any) -> None:
-    for key, value in dict(getattr(span, "attributes", None) or {}).items():
-        cleaned = scrub_attribute(key, value)
-        if cleaned != value:
-            span.set_attribute(key, cleaned)
-
-
-def _scrub_request_span(span: Any, request: Any) -> None:
-    # Runs once the request's attributes are set (http.target, url.*, captured headers); the span's name is the
-    # route template ("GET password/reset/<uidb64>/<token>/"), never the path.
-    if span.is_recording():
-        _scrub(span)
-
-
-def _scrub_response_span(span: Any, request: Any, response: Any) -> None:
-    if span.is_recording():  # response headers (Location, Set-Cookie) when an operator captures them
-        _scrub(span)
 
 
 # --- spans of Dockspace's own --------------------------------------------------------------------------------

@@ -164,3 +164,36 @@ def test_a_bad_endpoint_logs_one_line_and_the_process_serves_untraced():
     assert len(lines) == 1, stderr  # once, although three hooks ran
     assert "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL" in lines[0]
     assert "Traceback" not in stderr
+
+
+def test_an_exported_span_keeps_an_errors_type_but_not_its_text():
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    from dockspace.tracing_sdk import ScrubbingExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()  # this test's own, not the process's
+    provider.add_span_processor(SimpleSpanProcessor(ScrubbingExporter(memory)))
+    attributes = {
+        "db.statement": 'INSERT INTO "accounts_user" ("email") VALUES (%s)',
+        "http.target": f"/password/reset/MQ/{TOKEN}/",
+        "celery.retry.reason": "Retry in 60s: SMTPRecipientsRefused({'ann@example.com': (550, b'No such user')})",
+    }
+    with pytest.raises(LookupError), provider.get_tracer("test").start_as_current_span("INSERT", attributes=attributes):
+        raise LookupError("Key (email)=(ann@example.com) already exists")
+    provider.shutdown()
+
+    [exported_span] = memory.get_finished_spans()
+    assert "ann@example.com" not in repr(exported_span.to_json())
+    assert TOKEN not in repr(exported_span.to_json())
+    [event] = exported_span.events
+    assert dict(event.attributes) == {"exception.type": "LookupError", "exception.escaped": "False"}
+    assert exported_span.status.status_code is StatusCode.ERROR and not exported_span.status.description
+    assert exported_span.attributes == {
+        "db.statement": 'INSERT INTO "accounts_user" ("email") VALUES (%s)',  # placeholders: kept as it is
+        "http.target": "/password/reset/MQ/***/",
+        "celery.retry.reason": "Retry in 60s",
+    }
