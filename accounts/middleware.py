@@ -13,15 +13,17 @@ from accounts.models import AppSettings, User
 from accounts.sessions import AFTER_TOTP, META_LAST_SEEN, record_request_meta
 from dockspace.client_ip import client_ip
 
-# Machine endpoints answer even before the first administrator exists (apps and probes cannot sign up).
-OPEN_PREFIXES = ("/static/", "/healthz", "/.well-known/", "/oauth/")
+# Machine endpoints answer even before the first administrator exists (apps, probes and Prometheus cannot sign up).
+# "/health" covers /health, /health/ready and /healthz.
+OPEN_PREFIXES = ("/static/", "/health", "/metrics", "/.well-known/", "/oauth/")
 
 # What staff without a second factor may still reach when TOTP is required: what machines call (apps' servers,
 # Dovecot, probes: no browser session is involved) and RP-initiated sign-out. Not /oauth/authorize/: signing
 # into an app is a sign-in like any other.
 MACHINE_PREFIXES = (
     "/static/",
-    "/healthz",
+    "/health",
+    "/metrics",
     "/.well-known/",
     "/oauth/token/",
     "/oauth/revoke/",
@@ -67,13 +69,14 @@ class FirstRunMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        # Open paths first: the liveness probe must not depend on the cache or the database.
+        if request.path.startswith(OPEN_PREFIXES):
+            return self.get_response(request)
         if not cache.get(self.CACHE_KEY):
             if User.objects.exists():
                 cache.set(self.CACHE_KEY, True, None)
-            else:
-                setup_url = reverse("accounts:setup")
-                if request.path != setup_url and not request.path.startswith(OPEN_PREFIXES):
-                    return redirect(setup_url)
+            elif request.path != reverse("accounts:setup"):
+                return redirect("accounts:setup")
         return self.get_response(request)
 
 

@@ -31,6 +31,7 @@ from accounts.registration import registration_confirm, registration_link_person
 from accounts.reset_mail import password_reset_request
 from accounts.selectors import has_second_factor
 from accounts.sessions import AUTH_AT, forget_revoked_session, record_request_meta, safe_next_url
+from accounts.signals import sign_in_refused_send
 from dockspace.client_ip import client_ip
 from dockspace.validation import add_to_form
 
@@ -156,6 +157,7 @@ def sign_in(request):
         email = form.cleaned_data["email"]
         attempt = services.signin_attempt_start(email=email, ip=client_ip(request))
         if attempt.locked_minutes:
+            sign_in_refused_send(reason="locked_out", request=request)
             form.add_error(None, services.locked_message(attempt.locked_minutes))
         else:
             user = authenticate(request, email=email, password=form.cleaned_data["password"])
@@ -213,6 +215,7 @@ def _second_factor(request, user, form):
     with the reason added to the form."""
     attempt = services.signin_attempt_start(email=user.email, ip=client_ip(request))
     if attempt.locked_minutes:
+        sign_in_refused_send(reason="locked_out", request=request)
         form.add_error("code", services.locked_message(attempt.locked_minutes))
         return None
     code = form.cleaned_data["code"].strip().replace(" ", "")
@@ -227,6 +230,7 @@ def _second_factor(request, user, form):
             description="Wrong or reused second-factor code.",
         )
         minutes = services.signin_attempt_failed(attempt, request=request)
+        sign_in_refused_send(reason="code_failure", request=request)
         if minutes:
             form.add_error("code", services.locked_message(minutes))
         else:

@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import harness
@@ -483,30 +482,6 @@ def sync_state():
     return (row[0], row[1]) if row else (0, [])
 
 
-def redis_client(url):
-    import redis
-
-    return redis.Redis.from_url(url)
-
-
-@contextmanager
-def emptied_redis(url):
-    """Refuses a Redis database that holds keys; empties it on the way out: whatever is in it then is ours."""
-    if not url:
-        yield
-        return
-    keys = redis_client(url).dbsize()
-    if keys:
-        raise SystemExit(f"{url} holds {keys} keys; give an empty Redis database with --redis-url.")
-    try:
-        yield
-    finally:
-        try:
-            redis_client(url).flushdb()
-        except Exception as exc:  # report, and go on removing the rest
-            print(f"Could not empty {url}: {exc}", file=sys.stderr)
-
-
 def dms_env(data_dir, redis_url):
     """The environment of every Django process of the run, the Celery worker's too."""
     values = {"DOCKSPACE_URL": "https://bench.test", "DOCKSPACE_DMS_SYNC_DELAY": str(SYNC_DELAY)}
@@ -817,7 +792,7 @@ def run(args, temp_dir):
     """The whole run; 1 when the CSV phase failed (the rest is reported all the same), else 0."""
     data_dir = temp_dir / "data"
     env = dms_env(data_dir, args.redis_url)
-    with emptied_redis(args.redis_url), harness.migrated_database(DB_NAME, env):
+    with harness.emptied_redis(args.redis_url), harness.migrated_database(DB_NAME, env):
         setups, results, start = [], [], 0
         password = "bench " + secrets.token_urlsafe(16)
         for size in args.sizes:

@@ -408,3 +408,27 @@ def cpu_counts():
         return cpus, len(os.sched_getaffinity(0))
     except AttributeError:
         return cpus, cpus
+
+
+def redis_client(url):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+@contextmanager
+def emptied_redis(url):
+    """Refuses a Redis database that holds keys; empties it on the way out: whatever is in it then is ours."""
+    if not url:
+        yield
+        return
+    keys = redis_client(url).dbsize()
+    if keys:
+        raise SystemExit(f"{url} holds {keys} keys; give an empty Redis database with --redis-url.")
+    try:
+        yield
+    finally:
+        try:
+            redis_client(url).flushdb()
+        except Exception as exc:  # report, and go on removing the rest
+            print(f"Could not empty {url}: {exc}", file=sys.stderr)

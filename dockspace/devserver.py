@@ -29,6 +29,7 @@ from dockspace.ports import (
     parse_bind,
 )
 from dockspace.private_files import private_dir
+from dockspace.processes import metrics_dir_prepare
 
 CHILD_STOP_SECONDS = 10
 BANNER_REPEAT_SECONDS = 8
@@ -190,6 +191,19 @@ def _start(process):
     return subprocess.Popen(process["argv"], env={**os.environ, **process["env"]}, **_child_options())
 
 
+def _prepare_metrics_dirs(plan):
+    """Each process counts for Prometheus in its own emptied directory, as in the image (dockspace.processes)."""
+    for process in plan:
+        try:
+            counting = metrics_dir_prepare(process["metrics_dir"])
+        except OSError as exc:
+            _refuse(
+                f"refusing to start: cannot use the metrics directory {process['metrics_dir']}: {exc.strerror}. "
+                "Check DOCKSPACE_METRICS_DIR."
+            )
+        process["env"] = {**process["env"], **counting}
+
+
 def _stop_all(children):
     for _, proc in children:
         if proc.poll() is None:
@@ -269,6 +283,7 @@ def main():
             if process["bind"]:
                 _check_port_free(process)
         _lock_data_dir()
+        _prepare_metrics_dirs(plan)
         setup_code = _prepare()
         children = _start_all(plan)
     except KeyboardInterrupt:

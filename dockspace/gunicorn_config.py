@@ -12,3 +12,11 @@ def post_fork(server, worker):
     from dockspace.tracing import configure
 
     configure("dockspace-web")
+
+
+def child_exit(server, worker):
+    """A worker exited (restarted, killed): prometheus_client drops its live gauges; its counters stay counted."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

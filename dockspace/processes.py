@@ -1,5 +1,7 @@
 """Dockspace's long-running processes, declared once as data: how each starts, whether `make run` starts it and
-the address it listens on. `make run` (dockspace.devserver) and the image's entrypoint both start them from here.
+the address it listens on. `make run` (dockspace.devserver) and the image's entrypoint both start them from here,
+each with PROMETHEUS_MULTIPROC_DIR set to its own, emptied, subdirectory of settings.METRICS_DIR (what /metrics adds
+up).
 
 An app adds one with a `processes()` method on its AppConfig returning `Process` declarations. On the command line:
 `python -m dockspace.processes list` shows every declared process, `... run NAME [ARG ...]` becomes that process
@@ -12,12 +14,14 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import env_int, env_list, env_str
 from dockspace.ports import parse_bind
+from dockspace.private_files import private_dir
 
 # Which processes `make run` starts: comma-separated names; unset or empty, the processes on by default.
 SELECTION_SETTING = "DOCKSPACE_PROCESSES"
@@ -108,6 +112,29 @@ def selected_processes(processes: Sequence[Process], environ: Environ | None = N
     return [process for process in processes if process.name in names]
 
 
+# --- Prometheus counters (monitoring's /metrics) -----------------------------------------------------------
+
+# prometheus_client counts in files when this variable is set as the process starts (it decides at import).
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir_of(name: str) -> str:
+    """Where process NAME keeps its Prometheus counters: its own subdirectory of settings.METRICS_DIR, so a process
+    that starts again empties only its own (the web container does not wipe what the worker container counted)."""
+    from django.conf import settings
+
+    return str(Path(settings.METRICS_DIR) / name)
+
+
+def metrics_dir_prepare(path: str) -> dict[str, str]:
+    """Create PATH (0700) and empty it of the counter files a previous run left; returns the environment that
+    makes a process count there. Only prometheus_client's `*.db` files are removed, whatever PATH names."""
+    directory = private_dir(path)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return {MULTIPROC_VARIABLE: str(directory)}
+
+
 # --- Dockspace's own processes (declared by dockspace.apps.DockspaceAdminConfig.processes) -------------------
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -136,7 +163,8 @@ def web_argv(environ: Environ) -> list[str]:
         "dockspace.access_log.MaskingLogger",
         # gunicorn's control socket would live in ~/.gunicorn, outside the data directory; nothing uses it.
         "--no-control-socket",
-        # Server hooks: tracing starts in each worker after the fork.
+        # Server hooks: tracing starts in each worker after the fork; a worker that exits is marked dead for the
+        # Prometheus counters.
         "--config",
         "python:dockspace.gunicorn_config",
     ]
@@ -224,6 +252,7 @@ def print_plan() -> None:
             "env": dict(process.env),
             "bind": process.bind(),
             "bind_setting": process.bind_setting,
+            "metrics_dir": metrics_dir_of(process.name),
         }
         for process in selected_processes(_declared())
     ]
@@ -234,8 +263,15 @@ def run_process(name: str, extra: Sequence[str]) -> None:
     """Replace this Python with process NAME (the container keeps one process; signals reach it directly)."""
     process = _by_name(_declared(), name)
     argv = [*process.command(), *extra]
+    directory = metrics_dir_of(name)
     try:
-        os.execvpe(argv[0], argv, {**os.environ, **process.env})  # noqa: S606 - the declared command line
+        counting = metrics_dir_prepare(directory)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"cannot start {name}: its metrics directory {directory}: {exc.strerror}. Check DOCKSPACE_METRICS_DIR."
+        ) from None
+    try:
+        os.execvpe(argv[0], argv, {**os.environ, **process.env, **counting})  # noqa: S606 - the declared command line
     except OSError as exc:
         raise ImproperlyConfigured(f"cannot start {name}: {argv[0]}: {exc.strerror}.") from None
 

@@ -4,6 +4,7 @@ See the configuration table in README.md for every variable and its default.
 """
 
 import contextlib
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -204,6 +205,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat writes a task's last run to its table as it sends it (Celery's default: every 3 minutes), so /health/ready
+# and the admin see beat's last tick at once. A few small writes a minute.
+CELERY_BEAT_SYNC_EVERY = 1
+
+
+# --- health and metrics (monitoring; README "Health and metrics") ------------------------------------
+
+# What Prometheus sends as `Authorization: Bearer ...` to /metrics. Unset: /metrics answers loopback only.
+METRICS_TOKEN = (env_str("DOCKSPACE_METRICS_TOKEN", "") or "").strip()
+if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or not re.fullmatch(r"[A-Za-z0-9._~+/-]+=*", METRICS_TOKEN)):
+    raise ImproperlyConfigured(
+        "DOCKSPACE_METRICS_TOKEN must be at least 16 characters of letters, digits and -._~+/ (a bearer token), "
+        "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+    )
+# Each process keeps its Prometheus counters in files (prometheus_client's multiprocess mode) in its own
+# subdirectory, given to it as PROMETHEUS_MULTIPROC_DIR when it starts (dockspace.processes); /metrics adds up
+# every subdirectory. On the data volume, so the web container reads what the worker container counted.
+METRICS_DIR = Path(env_str("DOCKSPACE_METRICS_DIR", str(DATA_DIR / "metrics"))).expanduser().resolve()
 
 
 # --- people and sign-in -------------------------------------------------------------------------
@@ -369,7 +388,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Probes and Prometheus talk plain http to the container (the path is matched without its leading slash).
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^health$", r"^health/ready$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

@@ -7,8 +7,44 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "Monitoring"
 
+    def ready(self):
+        self._connect_metrics()
+        from celery.signals import beat_init, worker_ready
+
+        from monitoring import heartbeats
+
+        worker_ready.connect(heartbeats.on_worker_ready, dispatch_uid="monitoring.heartbeat.worker_ready")
+        beat_init.connect(heartbeats.on_beat_init, dispatch_uid="monitoring.heartbeat.beat_init")
+
+    def _connect_metrics(self):
+        """The in-process counters (monitoring.metrics) hear the events through the seams below and above."""
+        from celery.signals import task_postrun, task_prerun, task_revoked
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+        from oauth2_provider.signals import app_authorized
+
+        from accounts.signals import sign_in_refused
+        from mail.dms.sync import drift_found, sync_finished
+        from monitoring import metrics
+
+        user_logged_in.connect(metrics.on_logged_in, dispatch_uid="monitoring.metrics.logged_in")
+        user_login_failed.connect(metrics.on_login_failed, dispatch_uid="monitoring.metrics.login_failed")
+        sign_in_refused.connect(metrics.on_sign_in_refused, dispatch_uid="monitoring.metrics.sign_in_refused")
+        app_authorized.connect(metrics.on_token_issued, dispatch_uid="monitoring.metrics.token_issued")
+        sync_finished.connect(metrics.on_dms_sync_finished, dispatch_uid="monitoring.metrics.dms_sync")
+        drift_found.connect(metrics.on_dms_drift_found, dispatch_uid="monitoring.metrics.dms_drift")
+        task_prerun.connect(metrics.on_task_prerun, dispatch_uid="monitoring.metrics.task_prerun")
+        task_postrun.connect(metrics.on_task_postrun, dispatch_uid="monitoring.metrics.task_postrun")
+        task_revoked.connect(metrics.on_task_revoked, dispatch_uid="monitoring.metrics.task_revoked")
+
     def periodic_tasks(self):
         return [
+            PeriodicTask(
+                name="Worker heartbeat",
+                task="monitoring.heartbeat",
+                interval_minutes=1,
+                expires_seconds=50,  # a late one is not worth running: the next comes within the minute
+                description="Records that a Celery worker takes tasks; /health/ready fails after 2 minutes without.",
+            ),
             PeriodicTask(
                 name="Evaluate alert rules",
                 task="monitoring.evaluate_alerts",
@@ -30,3 +66,9 @@ class MonitoringConfig(AppConfig):
         from monitoring.alert_kinds import BUILT_IN
 
         return BUILT_IN
+
+    def metrics_collectors(self):
+        """What /metrics reads from the database at each scrape (monitoring.exposition reads every app's)."""
+        from monitoring.collectors import DirectoryCollector, DmsSyncCollector, HeartbeatCollector
+
+        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector()]

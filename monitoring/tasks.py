@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from monitoring import alert_services
+from monitoring import alert_services, heartbeats
+from monitoring.models import Heartbeat
 
 # --- alerts -------------------------------------------------------------------------------------------------
 
@@ -27,3 +28,14 @@ def send_alert_notification(self, event_id):
 def purge_alert_events():
     events, alerts = alert_services.alert_events_purge()
     return f"deleted {events} notification(s) and {alerts} resolved alert(s) past retention"
+
+
+# --- health ---------------------------------------------------------------------------------------------------
+
+
+# No result kept: one a minute would pile up in the file result backend of the embedded broker.
+@shared_task(name="monitoring.heartbeat", is_periodic=True, ignore_result=True)
+def heartbeat():
+    """Sent by beat every minute: the worker that runs it records that a worker takes tasks (/health/ready)."""
+    heartbeats.heartbeat_record(Heartbeat.WORKER)
+    return "worker heartbeat recorded"

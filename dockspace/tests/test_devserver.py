@@ -137,6 +137,23 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
         assert "0123456789abcdef0123456789abcdef" not in text
         assert "GET /setup/ HTTP" in text  # positive control: other paths are logged as they are
 
+        # Ready once the worker and beat have started (their heartbeats), and each process counts for /metrics in
+        # its own directory.
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/health/ready", timeout=10) as response:
+                    assert response.status == 200
+                    break
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503
+                assert time.monotonic() < deadline, exc.read().decode()
+                time.sleep(1)
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+            assert b"dockspace_worker_last_seen_timestamp_seconds" in response.read()
+        for name in ("web", "worker"):
+            assert list((data_dir / "metrics" / name).glob("counter_*.db")), name
+
         assert data_dir.stat().st_mode & 0o777 == 0o700
         assert (data_dir / "dockspace.sqlite3").stat().st_mode & 0o777 == 0o600
         assert (data_dir / "dev-secret-key").stat().st_mode & 0o777 == 0o600

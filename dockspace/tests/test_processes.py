@@ -145,6 +145,7 @@ def test_the_web_command_line_comes_from_the_environment():
     assert argv[argv.index("--bind") + 1] == "0.0.0.0:8000"
     assert argv[argv.index("--workers") + 1] == "3"
     assert argv[argv.index("--logger-class") + 1] == "dockspace.access_log.MaskingLogger"  # tokens masked
+    assert argv[argv.index("--config") + 1] == "python:dockspace.gunicorn_config"  # child_exit: metrics
     assert "--forwarded-allow-ips" not in argv  # no proxy believed unless one is configured
     behind_proxy = web_argv({"DOCKSPACE_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.2"})
     assert behind_proxy[behind_proxy.index("--forwarded-allow-ips") + 1] == "10.0.0.1,10.0.0.2"
@@ -218,6 +219,11 @@ def test_run_refuses_an_unknown_process(tmp_path):
 
 def test_run_becomes_the_declared_process_with_its_environment(tmp_path):
     port = free_port()
+    # What the process counted for Prometheus in its previous run, and a file that is not a counter.
+    metrics_dir = tmp_path / "data" / "metrics" / "extension-greeter"
+    metrics_dir.mkdir(parents=True)
+    (metrics_dir / "counter_12345.db").write_bytes(b"old counts")
+    (metrics_dir / "notes.txt").write_text("kept")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dockspace.processes", "run", "extension-greeter"],
         cwd=ROOT,
@@ -228,6 +234,11 @@ def test_run_becomes_the_declared_process_with_its_environment(tmp_path):
         # exec, not a child: the container's main process is the declared one and gets its signals.
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         assert b"-c" in cmdline and b"dockspace.processes" not in cmdline
+        # It counts for Prometheus in its own directory, emptied of the last run's counters as it started.
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert f"PROMETHEUS_MULTIPROC_DIR={metrics_dir}".encode() in environ
+        assert not (metrics_dir / "counter_12345.db").exists()
+        assert (metrics_dir / "notes.txt").read_text() == "kept"
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from mail.dms import catalog, collection
@@ -46,6 +47,13 @@ QUEUED_KEY = "mail:dms-sync-queued"
 LAST_START_KEY = "mail:dms-sync-last-start"
 SYNC_LOCK_NAME = "sync.lock"
 _local = threading.local()
+
+# Declared seams for apps above mail (monitoring counts them for Prometheus); sent with send_robust, so a receiver
+# that fails never fails a sync. sync_finished: after every sync of the DMS directory that was not a dry run, with
+# outcome ("success" or "failure") and duration_seconds (from taking the lock to the last rename; None when the
+# lock was never taken). drift_found: a scan found files that differ from the database, with files (how many).
+sync_finished = Signal()
+drift_found = Signal()
 
 
 def rendered_files() -> dict[str, bytes]:
@@ -161,8 +169,10 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
     state = DmsSyncState.load()
     state.last_attempt_at = timezone.now()
     skipped: list[str] = []
+    locked_at: float | None = None
     try:
         with dms_lock(settings.DMS_HISTORY_DIR / SYNC_LOCK_NAME, timeout=120):
+            locked_at = time.monotonic()
             if not dry_run:
                 roll_forward(settings.DMS_HISTORY_DIR)  # a killed write is finished before anything else
             declared, left_alone = _left_alone(settings.DMS_DIR, force)
@@ -174,7 +184,9 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
         if not dry_run:
             state.last_error = f"{type(e).__name__}: {e}"[:2000]
             state.save(update_fields=["last_attempt_at", "last_error"])
+            _send_finished("failure", locked_at)
         raise
+    written_at = time.monotonic()
     report.skipped = skipped = list(dict.fromkeys(skipped))  # accounts and quotas report the same account
     if not dry_run:
         _clear_pending(seen)
@@ -195,7 +207,14 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
             state.restart_needed = True
             state.restart_reason = restart
         state.save()
+        _send_finished("success", locked_at, written_at)
     return report
+
+
+def _send_finished(outcome: str, locked_at: float | None, ended_at: float | None = None) -> None:
+    ended_at = time.monotonic() if ended_at is None else ended_at
+    duration = None if locked_at is None else ended_at - locked_at
+    sync_finished.send_robust(sender=None, outcome=outcome, duration_seconds=duration)
 
 
 def _clear_pending(seen: list[int]) -> None:
@@ -236,6 +255,7 @@ def dms_scan(*, repair: bool) -> dict[str, str]:
     drift = dict(report.diffs)
     state = DmsSyncState.load()
     if drift:
+        drift_found.send_robust(sender=None, files=len(drift))
         state.drift_found_at = timezone.now()
         state.drift_report = "\n".join(drift.values())[:20000]
         state.save(update_fields=["drift_found_at", "drift_report"])

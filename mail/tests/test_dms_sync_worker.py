@@ -5,32 +5,22 @@ of the write. After a restart the files catch up: the database says they are beh
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 
 from dockspace.celery import app
+from dockspace.tests.celery_processes import CELERY, database_url
 from mail.dms import sync
 from mail.models import DmsPendingChange
 from mail.tests.factories import make_domain, make_mailbox
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
-CELERY = str(Path(sys.executable).with_name("celery"))
 PATIENCE = 90  # seconds: a limit for a broken test, not a measurement
-
-
-def _database_url():
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class Worker:
@@ -40,7 +30,7 @@ class Worker:
         self.log_path = tmp_path / "worker.log"
         self.env = {
             **os.environ,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "DOCKSPACE_DMS_DIR": str(settings.DMS_DIR),
             "DOCKSPACE_DMS_HISTORY_DIR": str(settings.DMS_HISTORY_DIR),
         }

@@ -2,40 +2,17 @@
 alert condition is switched on, beat's "Evaluate alert rules" runs it in the worker, which notifies a webhook
 receiver on loopback (signature verified by the receiver), repeats, and resolves once the condition is off."""
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from dockspace.tests.celery_processes import celery_running, wait_for
 from monitoring.alert_models import Alert, AlertEvent, AlertRule
 from monitoring.standard_webhooks import generate_secret
 from monitoring.tests.factories import switch, switch_rule, webhook_channel
 from monitoring.tests.stand_ins import webhook_receiver
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
-
-CELERY = str(Path(sys.executable).with_name("celery"))
-
-
-def _database_url():
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def wait_for(condition, timeout=90):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return condition()
 
 
 def test_a_worker_fires_repeats_and_resolves_an_alert_to_a_webhook(tmp_path):
@@ -50,27 +27,10 @@ def test_a_worker_fires_repeats_and_resolves_an_alert_to_a_webhook(tmp_path):
         task.interval = every_second
         task.save()
 
-        env = {**os.environ, "DATABASE_URL": _database_url()}
-        logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("worker", "beat")}  # noqa: SIM115
-        procs = [
-            subprocess.Popen(
-                [CELERY, "-A", "dockspace", "worker", "--pool", "solo", "--loglevel", "INFO"],
-                env=env,
-                stdout=logs["worker"],
-                stderr=subprocess.STDOUT,
-            ),
-            subprocess.Popen(
-                [CELERY, "-A", "dockspace", "beat", "--loglevel", "INFO", "--pidfile", str(tmp_path / "beat.pid")],
-                env=env,
-                stdout=logs["beat"],
-                stderr=subprocess.STDOUT,
-            ),
-        ]
-
         def kinds():
             return [r["payload"]["type"] if r["payload"] else r["error"] for r in receiver.received]
 
-        try:
+        with celery_running(tmp_path, "worker", "beat"):
             evaluated = AlertRule.objects.filter(pk=rule.pk, last_evaluated_at__isnull=False)
             evaluating = wait_for(evaluated.exists)
             assert evaluating, (tmp_path / "worker.log").read_text()[-3000:]
@@ -78,16 +38,6 @@ def test_a_worker_fires_repeats_and_resolves_an_alert_to_a_webhook(tmp_path):
             fired = wait_for(lambda: "alert.repeat" in kinds())
             switch(is_on=False)
             resolved = wait_for(lambda: "alert.resolved" in kinds())
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            for handle in logs.values():
-                handle.close()
         worker_log = (tmp_path / "worker.log").read_text()
         assert fired and resolved, (kinds(), worker_log[-3000:])
     received = kinds()

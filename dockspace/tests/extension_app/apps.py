@@ -1,6 +1,6 @@
 """A test-only app that extends Dockspace the way a new app would (a DMS file, a model that triggers its sync, a
-periodic task, a process, an alert kind), each declared in this app only. Installed only in test runs
-(DOCKSPACE_TEST_APPS, set by dockspace.testenv)."""
+periodic task, a process, an alert kind, a metric read at scrape time), each declared in this app only. Installed
+only in test runs (DOCKSPACE_TEST_APPS, set by dockspace.testenv)."""
 
 import sys
 
@@ -87,6 +87,11 @@ class ExtensionAppConfig(AppConfig):
                 env={"GREETING": "hello from extension_app"},
             )
         ]
+
+    def metrics_collectors(self):
+        from dockspace.tests.extension_app.metrics import BlockedHeloCollector
+
+        return [BlockedHeloCollector()]
 
     def dms_files(self):
         from dockspace.tests.extension_app.dms import HELO_ACCESS

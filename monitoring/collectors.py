@@ -1,0 +1,109 @@
+"""What /metrics reads from the database at scrape time (MonitoringConfig.metrics_collectors): counts of people,
+mailboxes, aliases and domains, the DMS sync state, and when the worker and beat were last seen.
+
+Read at each scrape rather than counted in a process: the database is the one place every process agrees on, and
+prometheus_client's custom collectors are not added up across processes. A few aggregate queries, whatever the
+number of rows (bench/health_metrics.py)."""
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
+from monitoring import heartbeats
+from monitoring.models import Heartbeat
+
+
+def _timestamp(moment):
+    """Seconds since the epoch; 0 for "never" (so `time() - x` is large and an age alert fires)."""
+    return moment.timestamp() if moment is not None else 0
+
+
+def _on_off(model):
+    return model.objects.aggregate(
+        active=Count("pk", filter=Q(is_active=True)), inactive=Count("pk", filter=Q(is_active=False))
+    )
+
+
+class DirectoryCollector:
+    """People, mailboxes by state, aliases and domains."""
+
+    def collect(self):
+        people = GaugeMetricFamily("dockspace_people", "People (accounts), by state.", labels=["state"])
+        for state, count in _on_off(get_user_model()).items():
+            people.add_metric([state], count)
+        yield people
+
+        by_state = dict.fromkeys((Mailbox.ACTIVE, Mailbox.SUSPENDED, Mailbox.DISABLED), 0)
+        for row in Mailbox.objects.order_by().values("state").annotate(count=Count("pk")):
+            by_state[row["state"]] = row["count"]
+        mailboxes = GaugeMetricFamily(
+            "dockspace_mailboxes", "Mailboxes, by state (active, suspended, disabled).", labels=["state"]
+        )
+        for state, count in by_state.items():
+            mailboxes.add_metric([state], count)
+        yield mailboxes
+
+        for name, model, what in (
+            ("dockspace_aliases", Alias, "Aliases (catch-alls included)"),
+            ("dockspace_domains", Domain, "Mail domains"),
+        ):
+            family = GaugeMetricFamily(name, f"{what}, by state (active, inactive).", labels=["state"])
+            for state, count in _on_off(model).items():
+                family.add_metric([state], count)
+            yield family
+
+
+class DmsSyncCollector:
+    """How the DMS files stand (mail's DmsSyncState and pending changes)."""
+
+    def collect(self):
+        state = DmsSyncState.objects.filter(pk=1).first() or DmsSyncState()
+        yield GaugeMetricFamily(
+            "dockspace_dms_sync_last_success_timestamp_seconds",
+            "When the DMS files were last written successfully (0: never).",
+            value=_timestamp(state.last_success_at),
+        )
+        yield GaugeMetricFamily(
+            "dockspace_dms_sync_last_attempt_timestamp_seconds",
+            "When a DMS sync was last attempted (0: never).",
+            value=_timestamp(state.last_attempt_at),
+        )
+        yield GaugeMetricFamily(
+            "dockspace_dms_sync_failing", "1 while the last DMS sync failed, else 0.", value=int(bool(state.last_error))
+        )
+        yield GaugeMetricFamily(
+            "dockspace_dms_drift_unrepaired",
+            "1 while a scan found DMS files differing from the database that no sync has rewritten yet, else 0.",
+            value=int(bool(state.drift_report)),
+        )
+        yield GaugeMetricFamily(
+            "dockspace_dms_restart_needed",
+            "1 while a change written to the DMS files takes effect only after the mail server restarts, else 0.",
+            value=int(state.restart_needed),
+        )
+        yield GaugeMetricFamily(
+            "dockspace_dms_pending_changes",
+            "Committed changes not yet written to the DMS files.",
+            value=DmsPendingChange.objects.count(),
+        )
+        yield CounterMetricFamily(
+            "dockspace_dms_file_writes", "DMS files written or removed by syncs, ever.", value=state.write_count
+        )
+
+
+class HeartbeatCollector:
+    """When the Celery worker and beat were last seen (monitoring.heartbeats)."""
+
+    def collect(self):
+        seen = heartbeats.last_seen()
+        yield GaugeMetricFamily(
+            "dockspace_worker_last_seen_timestamp_seconds",
+            "When a Celery worker last ran the heartbeat task or started (0: never).",
+            value=_timestamp(seen[Heartbeat.WORKER]),
+        )
+        yield GaugeMetricFamily(
+            "dockspace_beat_last_tick_timestamp_seconds",
+            "When Celery beat last sent a task or started (0: never).",
+            value=_timestamp(seen[Heartbeat.BEAT]),
+        )

@@ -1,0 +1,282 @@
+"""/health (liveness) and /health/ready (readiness) as application/health+json, as a probe or an operator meets
+them: what passes, each way readiness fails (503), the first start before any account, the HTTPS redirect."""
+
+import json
+import socket
+from datetime import timedelta
+
+import pytest
+import time_machine
+from celery.signals import beat_init, worker_ready
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
+from django.test import Client, override_settings
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from accounts.models import User
+from accounts.tests.factories import UserFactory
+from dockspace.celery import app as celery_app
+from monitoring import heartbeats
+from monitoring.models import Heartbeat
+from monitoring.tasks import heartbeat
+
+HEALTH_JSON = "application/health+json"
+CHECKS = {
+    "database:responseTime",
+    "database:migrations",
+    "cache:responseTime",
+    "broker:responseTime",
+    "dms:writable",
+    "worker:heartbeat",
+    "beat:lastTick",
+}
+
+
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.fixture
+def ready(settings):
+    """Everything readiness looks at is in order: the DMS directories exist, a worker and beat were just seen."""
+    settings.DMS_DIR.mkdir(parents=True)
+    settings.DMS_HISTORY_DIR.mkdir(parents=True)
+    heartbeats.heartbeat_record(Heartbeat.WORKER)
+    heartbeats.heartbeat_record(Heartbeat.BEAT)
+
+
+def ready_answer(client=None):
+    response = (client or Client()).get("/health/ready")
+    assert response["Content-Type"] == HEALTH_JSON
+    assert response["Cache-Control"].startswith("max-age=0")
+    return response, json.loads(response.content)
+
+
+def check(document, key):
+    [entry] = document["checks"][key]
+    return entry
+
+
+def failing(document):
+    return {key for key, entries in document["checks"].items() if any(e["status"] == "fail" for e in entries)}
+
+
+# --- liveness -------------------------------------------------------------------------------------------------
+
+
+def test_liveness_answers_pass_without_touching_the_database_or_the_cache(client):
+    # No django_db mark: any query would raise. The cache points at a port where nothing listens.
+    unreachable = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": ""}}
+    unreachable["default"]["LOCATION"] = f"redis://127.0.0.1:{closed_port()}/0"
+    with override_settings(CACHES=unreachable):
+        response = client.get("/health")
+        head = client.head("/health")
+    assert response.status_code == 200 and head.status_code == 200
+    assert response["Content-Type"] == HEALTH_JSON
+    assert json.loads(response.content) == {
+        "status": "pass",
+        "description": "Dockspace liveness: the web process answers",
+    }
+    assert client.post("/health").status_code == 405
+
+
+@pytest.mark.django_db
+def test_readiness_with_the_same_unreachable_cache_fails_and_says_so(client, ready):
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://:s3cret-pass@127.0.0.1:{closed_port()}/0",
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        response, document = ready_answer(client)
+    assert response.status_code == 503
+    assert document["status"] == "fail"
+    assert failing(document) == {"cache:responseTime"}
+    assert check(document, "cache:responseTime")["output"] == "the cache does not answer (ConnectionError)"
+    assert "s3cret" not in response.content.decode() and "127.0.0.1" not in response.content.decode()
+
+
+# --- readiness ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_readiness_passes_when_everything_answers_with_a_check_per_component(ready):
+    response, document = ready_answer()
+    assert response.status_code == 200
+    assert document["status"] == "pass" and document["description"] == "Dockspace readiness"
+    assert set(document["checks"]) == CHECKS
+    for key, entries in document["checks"].items():
+        assert len(entries) == 1, key
+        entry = entries[0]
+        assert entry["status"] == "pass", (key, entry)
+        assert entry["componentType"] in ("datastore", "component")
+        assert timezone.datetime.fromisoformat(entry["time"]).tzinfo is not None
+        assert "output" not in entry  # only failures explain themselves
+    assert check(document, "database:responseTime")["observedUnit"] == "ms"
+    assert check(document, "database:migrations")["observedValue"] == 0
+    assert check(document, "worker:heartbeat")["observedUnit"] == "s"
+    assert check(document, "worker:heartbeat")["observedValue"] <= 1
+
+
+@pytest.mark.django_db
+def test_an_unapplied_migration_makes_it_not_ready_until_migrate_runs(ready):
+    assert ready_answer()[0].status_code == 200
+    app, name = MigrationLoader(connection).graph.leaf_nodes("monitoring")[0]
+    MigrationRecorder(connection).migration_qs.filter(app=app, name=name).delete()  # as if never applied
+
+    response, document = ready_answer()
+    assert response.status_code == 503
+    assert failing(document) == {"database:migrations"}
+    entry = check(document, "database:migrations")
+    assert entry["observedValue"] == 1 and entry["observedUnit"] == "migrations"
+    assert entry["output"] == "1 migration(s) not applied: run `manage.py migrate`"
+
+    MigrationRecorder(connection).record_applied(app, name)
+    assert ready_answer()[0].status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "break_it, output",
+    [
+        (lambda s: s.DMS_DIR.rmdir(), "the DMS directory does not take a file (No such file or directory)"),
+        (
+            lambda s: (s.DMS_DIR.rmdir(), s.DMS_DIR.write_text("a file where the directory should be")),
+            "the DMS directory does not take a file (Not a directory)",
+        ),
+        (
+            lambda s: s.DMS_HISTORY_DIR.rmdir(),
+            "the DMS history directory does not take a file (No such file or directory)",
+        ),
+    ],
+)
+def test_a_dms_directory_that_takes_no_file_makes_it_not_ready(settings, ready, break_it, output):
+    break_it(settings)
+    response, document = ready_answer()
+    assert response.status_code == 503
+    assert failing(document) == {"dms:writable"}
+    assert check(document, "dms:writable")["output"] == output
+    assert str(settings.DMS_DIR.parent) not in response.content.decode()  # no path for whoever asks
+
+
+@pytest.mark.django_db
+def test_a_silent_worker_makes_it_not_ready_after_two_minutes(ready):
+    start = timezone.now()
+    with time_machine.travel(start + timedelta(seconds=119), tick=False):
+        heartbeats.heartbeat_record(Heartbeat.BEAT)  # beat goes on ticking
+        response, document = ready_answer()
+        assert response.status_code == 200
+        assert check(document, "worker:heartbeat")["observedValue"] == 119
+    with time_machine.travel(start + timedelta(seconds=121), tick=False):
+        response, document = ready_answer()
+    assert response.status_code == 503
+    assert failing(document) == {"worker:heartbeat"}
+    entry = check(document, "worker:heartbeat")
+    assert entry["observedValue"] == 121
+    assert entry["output"] == "no Celery worker seen for 121 s: is the worker running?"
+
+
+@pytest.mark.django_db
+def test_beat_counts_as_ticking_while_it_sends_tasks(ready):
+    """Beat's heartbeat row is from its start; what it sent since (PeriodicTask.last_run_at) keeps it ready."""
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.MINUTES)
+    task = PeriodicTask.objects.create(name="Worker heartbeat", task="monitoring.heartbeat", interval=every_minute)
+    start = timezone.now()
+    with time_machine.travel(start + timedelta(minutes=10), tick=False):
+        heartbeats.heartbeat_record(Heartbeat.WORKER)
+        response, document = ready_answer()
+        assert response.status_code == 503
+        assert failing(document) == {"beat:lastTick"}
+        assert check(document, "beat:lastTick")["output"] == "Celery beat sent nothing for 600 s: is beat running?"
+
+        task.last_run_at = timezone.now() - timedelta(seconds=30)  # what beat writes as it sends the task
+        task.save()
+        response, document = ready_answer()
+    assert response.status_code == 200
+    assert check(document, "beat:lastTick")["observedValue"] == 30
+
+
+@pytest.mark.django_db
+def test_before_any_worker_or_beat_ran_readiness_says_so():
+    response, document = ready_answer()
+    assert response.status_code == 503
+    assert {"worker:heartbeat", "beat:lastTick"} <= failing(document)
+    assert check(document, "worker:heartbeat")["output"] == "no Celery worker has been seen yet"
+    assert check(document, "beat:lastTick")["output"] == "Celery beat has not run yet"
+    assert "observedValue" not in check(document, "worker:heartbeat")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_task_a_worker_start_and_a_beat_start_record_themselves():
+    assert heartbeat() == "worker heartbeat recorded"
+    first = Heartbeat.objects.get(name="worker").seen_at
+    with time_machine.travel(timezone.now() + timedelta(seconds=5)):
+        worker_ready.send(sender=None)  # Celery's own signal, as a starting worker sends it
+        beat_init.send(sender=None)
+    assert Heartbeat.objects.get(name="worker").seen_at > first
+    assert Heartbeat.objects.get(name="beat").seen_at > first
+    assert Heartbeat.objects.count() == 2  # updated, never duplicated
+
+
+@pytest.mark.django_db
+def test_an_unreachable_broker_fails_without_revealing_its_address(ready):
+    port = closed_port()
+    saved = celery_app.conf.broker_url
+    celery_app.conf.broker_url = f"redis://:s3cret-pass@127.0.0.1:{port}/0"
+    try:
+        response, document = ready_answer()
+    finally:
+        celery_app.conf.broker_url = saved
+    assert response.status_code == 503
+    assert failing(document) == {"broker:responseTime"}
+    assert check(document, "broker:responseTime")["output"].startswith("the Celery broker does not answer (")
+    body = response.content.decode()
+    assert "s3cret" not in body and str(port) not in body and "Traceback" not in body
+    assert ready_answer()[0].status_code == 200  # positive control: the configured broker answers
+
+
+@pytest.mark.django_db
+def test_an_embedded_broker_whose_queue_folder_is_gone_is_not_ready(ready, tmp_path):
+    options = dict(celery_app.conf.broker_transport_options)
+    if not celery_app.conf.broker_url.startswith("filesystem"):
+        pytest.skip("the embedded broker is not in use (REDIS_URL is set)")
+    celery_app.conf.broker_transport_options = {**options, "data_folder_out": str(tmp_path / "gone")}
+    try:
+        response, document = ready_answer()
+    finally:
+        celery_app.conf.broker_transport_options = options
+    assert response.status_code == 503
+    assert check(document, "broker:responseTime")["output"] == (
+        "the Celery broker does not answer (No such file or directory)"
+    )
+
+
+# --- first start, HTTPS redirect --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_before_the_first_account_the_machine_endpoints_answer_instead_of_redirecting(client):
+    assert not User.objects.exists()
+    assert client.get("/login/")["Location"] == "/setup/"  # positive control: pages lead to the setup page
+    assert client.get("/health").status_code == 200
+    assert ready_answer(client)[0].status_code == 503  # no worker yet: an answer, not a redirect
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and b"dockspace_mailboxes" in metrics.content
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_the_health_and_metrics_endpoints_are_exempt_from_the_https_redirect(settings, ready):
+    UserFactory()
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client()  # SecurityMiddleware reads the settings when the client builds its handler
+    assert client.get("/login/").status_code == 301  # positive control: pages go to https
+    assert client.get("/health").status_code == 200
+    assert client.get("/health/ready").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/healthz").status_code == 200
