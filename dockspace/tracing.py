@@ -9,21 +9,12 @@ kept; the process's log has the rest)."""
 
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-MASK = "***"
-# Header attributes (http.request.header.<name>, lower case, '-' as '_') whose values are credentials.
-SECRET_HEADERS = frozenset({"authorization", "proxy_authorization", "cookie", "set_cookie", "x_csrftoken"})
-_HEADER_ATTRIBUTE = re.compile(r"http\.(?:request|response)\.header\.(.+)\Z")
-# Attributes holding an error's text ("Retry in 60s: SMTPRecipientsRefused({'ann@...': ...})").
-ERROR_TEXT_ATTRIBUTES = frozenset({"celery.retry.reason"})
-_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]*")
-
 logger = logging.getLogger(__name__)
 
 # The tracer of this process once configure() has started tracing; None: tracing is off.
@@ -86,36 +77,6 @@ def configure(service_name: str) -> bool:
         logger.warning("Tracing is off: OpenTelemetry did not start (%s: %s).", type(exc).__name__, exc)
         return False
     return True
-
-
-# --- what an exported span may carry (dockspace.tracing_sdk applies it to every span) --------------------------
-
-
-def scrub_text(text: str) -> str:
-    """TEXT with reset/registration tokens and query-string values replaced by ***."""
-    from dockspace.access_log import mask_secret_paths
-
-    return _QUERY_VALUE.sub(lambda m: m.group(1) + MASK, mask_secret_paths(text))
-
-
-def scrub_attribute(key: str, value: Any) -> Any:
-    """The value attribute KEY may be exported with: credential headers masked whole, an error's text cut to what
-    comes before its first ':', tokens and query values masked in any other text. SQL (db.*) is kept as it is: its
-    values are placeholders."""
-    header = _HEADER_ATTRIBUTE.match(key)
-    if header and header.group(1) in SECRET_HEADERS:
-        return (MASK,) if isinstance(value, list | tuple) else MASK
-    if key.startswith("db."):
-        return value
-    if key in ERROR_TEXT_ATTRIBUTES and isinstance(value, str):
-        return value.split(":", 1)[0]
-    if isinstance(value, str):
-        if key == "url.query":  # the query without its '?'
-            return scrub_text("?" + value)[1:]
-        return scrub_text(value)
-    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-        return tuple(scrub_text(item) for item in value)
-    return value
 
 
 # --- spans of Dockspace's own --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 when an endpoint is set. Every span leaves the process through ScrubbingExporter."""
 
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,15 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from dockspace.tracing import scrub_attribute, scrub_text
+from dockspace.access_log import mask_secret_paths
 
+MASK = "***"
+# Header attributes (http.request.header.<name>, lower case, '-' as '_') whose values are credentials.
+SECRET_HEADERS = frozenset({"authorization", "proxy_authorization", "cookie", "set_cookie", "x_csrftoken"})
+_HEADER_ATTRIBUTE = re.compile(r"http\.(?:request|response)\.header\.(.+)\Z")
+# Attributes holding an error's text ("Retry in 60s: SMTPRecipientsRefused({'ann@...': ...})").
+ERROR_TEXT_ATTRIBUTES = frozenset({"celery.retry.reason"})
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*=)[^&#\s]*")
 # What an exception event keeps: its type. The message and the traceback (whose last line is the message) may quote
 # a value (PostgreSQL's "Key (email)=(ann@example.com) already exists", an SMTP refusal naming the address).
 EXCEPTION_EVENT_KEEPS = ("exception.type", "exception.escaped")
@@ -37,6 +45,34 @@ def start(service_name: str) -> Any:
     PsycopgInstrumentor().instrument(tracer_provider=provider, capture_parameters=False, enable_commenter=False)
     SQLite3Instrumentor().instrument(tracer_provider=provider)  # never records parameters
     return provider.get_tracer("dockspace")
+
+
+# --- what an exported span may carry ---------------------------------------------------------------------------
+
+
+def scrub_text(text: str) -> str:
+    """TEXT with reset/registration tokens and query-string values replaced by ***."""
+    return _QUERY_VALUE.sub(lambda m: m.group(1) + MASK, mask_secret_paths(text))
+
+
+def scrub_attribute(key: str, value: Any) -> Any:
+    """The value attribute KEY may be exported with: credential headers masked whole, an error's text cut to what
+    comes before its first ':', tokens and query values masked in any other text. SQL (db.*) is kept as it is: its
+    values are placeholders."""
+    header = _HEADER_ATTRIBUTE.match(key)
+    if header and header.group(1) in SECRET_HEADERS:
+        return (MASK,) if isinstance(value, list | tuple) else MASK
+    if key.startswith("db."):
+        return value
+    if key in ERROR_TEXT_ATTRIBUTES and isinstance(value, str):
+        return value.split(":", 1)[0]
+    if isinstance(value, str):
+        if key == "url.query":  # the query without its '?'
+            return scrub_text("?" + value)[1:]
+        return scrub_text(value)
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(scrub_text(item) for item in value)
+    return value
 
 
 def scrubbed(span: ReadableSpan) -> ReadableSpan:

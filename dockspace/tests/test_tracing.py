@@ -13,7 +13,8 @@ from django.db import connection
 from django.urls import reverse
 
 from dockspace.tests.otlp_collector import OtlpCollector
-from dockspace.tracing import MASK, endpoint, endpoint_problem, scrub_attribute, span
+from dockspace.tracing import endpoint, endpoint_problem, span
+from dockspace.tracing_sdk import MASK, scrub_attribute
 
 ROOT = Path(settings.BASE_DIR)
 TOKEN = "cn0abc-0123456789abcdef0123456789abcdef"
