@@ -2,13 +2,16 @@
 
 In accounts, which holds both (second factors and the audit log); DockspaceAdminConfig names it by dotted path."""
 
+from django.apps import apps as app_registry
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.http import urlencode
 
 from accounts.admin_audit import AuditedAdminMixin
 from accounts.selectors import user_needs_second_factor
+from dockspace.admin_pages import declared_admin_pages, declared_dashboard_cards
 
 SCHEDULER_APP = "django_celery_beat"
 
@@ -58,9 +61,64 @@ class DockspaceAdminSite(admin.AdminSite):
         audited = type(f"Audited{base.__name__}", (*mixins, base), {})
         super().register(model_or_iterable, audited, **options)
 
+    def get_urls(self):
+        """Each app's own admin pages (dockspace.admin_pages) at /admin/<app_label>/<slug>/, before the admin's
+        catch-all."""
+        pages = [
+            path(f"{page.app_label}/{page.slug}/", self.admin_view(self._page_view(page)), name=page.url_name)
+            for page in declared_admin_pages()
+        ]
+        return pages + super().get_urls()
+
+    def _page_view(self, page):
+        def view(request):
+            if not page.may_view(request.user):
+                raise PermissionDenied
+            context = {**self.each_context(request), "title": page.title, "app_label": page.app_label}
+            return page.view(request, context)
+
+        return view
+
+    def index(self, request, extra_context=None):
+        """The home page: the apps' dashboard cards (each limited to what the person may view), then the models."""
+        extra_context = {"dashboard_cards": declared_dashboard_cards(request), **(extra_context or {})}
+        return super().index(request, extra_context)
+
+    def _pages_in_app_list(self, request, apps, app_label=None):
+        """The admin pages a person may view, listed with their app's models (an app entry is added if needed)."""
+        by_label = {app["app_label"]: app for app in apps}
+        for page in declared_admin_pages():
+            if (app_label is not None and page.app_label != app_label) or not page.may_view(request.user):
+                continue
+            app = by_label.get(page.app_label)
+            if app is None:
+                config = app_registry.get_app_config(page.app_label)
+                app = {
+                    "name": config.verbose_name,
+                    "app_label": page.app_label,
+                    "app_url": reverse(f"{self.name}:{page.url_name}"),
+                    "has_module_perms": True,
+                    "models": [],
+                }
+                by_label[page.app_label] = app
+                apps.append(app)
+            app["models"].append(
+                {
+                    "name": page.title,
+                    "object_name": page.slug,
+                    "perms": {"view": True},
+                    "admin_url": reverse(f"{self.name}:{page.url_name}"),
+                    "add_url": None,
+                    "view_only": True,
+                }
+            )
+            app["models"].sort(key=lambda model: model["name"])
+        return sorted(apps, key=lambda app: app["name"].lower())
+
     def get_app_list(self, request, app_label=None):
-        """Celery beat's models form one "Scheduler" section, last (superusers only, see the mixin)."""
-        apps = super().get_app_list(request, app_label)
+        """Celery beat's models form one "Scheduler" section, last (superusers only, see the mixin); the apps' own
+        pages are listed with their models."""
+        apps = self._pages_in_app_list(request, super().get_app_list(request, app_label), app_label)
         scheduler = [app for app in apps if app["app_label"] == SCHEDULER_APP]
         for app in scheduler:
             app["name"] = "Scheduler"

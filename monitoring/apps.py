@@ -9,6 +9,7 @@ class MonitoringConfig(AppConfig):
 
     def ready(self):
         self._connect_metrics()
+        self._connect_task_runs()
         from celery.signals import beat_init, worker_ready
 
         from monitoring import heartbeats
@@ -36,6 +37,37 @@ class MonitoringConfig(AppConfig):
         task_postrun.connect(metrics.on_task_postrun, dispatch_uid="monitoring.metrics.task_postrun")
         task_revoked.connect(metrics.on_task_revoked, dispatch_uid="monitoring.metrics.task_revoked")
 
+    def _connect_task_runs(self):
+        """The scheduler page's task runs (monitoring.task_runs): one row per periodic task run, beside the counters."""
+        from celery.signals import task_postrun, task_prerun, task_revoked
+
+        from monitoring import task_runs
+
+        task_prerun.connect(task_runs.on_task_prerun, dispatch_uid="monitoring.task_runs.task_prerun")
+        task_postrun.connect(task_runs.on_task_postrun, dispatch_uid="monitoring.task_runs.task_postrun")
+        task_revoked.connect(task_runs.on_task_revoked, dispatch_uid="monitoring.task_runs.task_revoked")
+
+    def admin_pages(self):
+        """Pages of the admin site beyond the model lists (accounts.admin_site reads every app's)."""
+        from dockspace.admin_pages import AdminPage
+        from monitoring import admin_views
+
+        return [
+            AdminPage(
+                app_label=self.label,
+                slug="scheduler",
+                title="Scheduled tasks",
+                view=admin_views.scheduler_view,
+                permission=admin_views.SCHEDULER_PERMISSION,
+            )
+        ]
+
+    def dashboard_cards(self, request):
+        """The admin home page's cards (monitoring.dashboard), limited to what request.user may view."""
+        from monitoring import dashboard
+
+        return dashboard.dashboard_cards(request.user)
+
     def periodic_tasks(self):
         return [
             PeriodicTask(
@@ -58,6 +90,13 @@ class MonitoringConfig(AppConfig):
                 crontab=Crontab(minute="23", hour="4"),
                 expires_seconds=3600,
                 description="Deletes alert notifications older than 93 days and alerts resolved before that.",
+            ),
+            PeriodicTask(
+                name="Prune task runs",
+                task="monitoring.prune_task_runs",
+                crontab=Crontab(minute="37", hour="4"),
+                expires_seconds=3600,
+                description="Deletes the scheduler page's task runs older than 30 days.",
             ),
         ]
 

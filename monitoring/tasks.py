@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from monitoring import alert_services, heartbeats
+from monitoring import alert_services, heartbeats, task_runs
 from monitoring.models import Heartbeat
 
 # --- alerts -------------------------------------------------------------------------------------------------
@@ -39,3 +39,9 @@ def heartbeat():
     """Sent by beat every minute: the worker that runs it records that a worker takes tasks (/health/ready)."""
     heartbeats.heartbeat_record(Heartbeat.WORKER)
     return "worker heartbeat recorded"
+
+
+@shared_task(name="monitoring.prune_task_runs", is_periodic=True)
+def prune_task_runs():
+    """Daily: the scheduler page's history keeps 30 days."""
+    return f"deleted {task_runs.task_runs_prune()} task run(s) older than {task_runs.KEEP_DAYS} days"
