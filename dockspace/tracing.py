@@ -112,5 +112,6 @@ def span(name: str, **attributes: Any) -> Iterator[Any]:
         try:
             yield current
         except BaseException as exc:
-            current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            current.set_attribute("error.type", type(exc).__name__)
+            current.set_status(Status(StatusCode.ERROR))
             raise

@@ -198,3 +198,36 @@ def test_an_exported_span_keeps_an_errors_type_but_not_its_text():
         "http.target": "/password/reset/MQ/***/",
         "celery.retry.reason": "Retry in 60s",
     }
+
+
+@pytest.fixture
+def recorded_spans(monkeypatch):
+    """Tracing on for this test only: dockspace.tracing's tracer from a provider of the test's own, exporting through
+    the scrubbing exporter into memory (no global provider, no instrumentation). Yields the finished spans' list."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from dockspace import tracing
+    from dockspace.tracing_sdk import ScrubbingExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(ScrubbingExporter(memory)))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    yield memory.get_finished_spans
+    provider.shutdown()
+
+
+def test_a_span_of_dockspaces_own_records_its_attributes_and_an_errors_type_only(recorded_spans):
+    from opentelemetry.trace import StatusCode
+
+    with span("ssh docker", **{"mailhost.name": "mx1", "server.port": None}) as current:
+        current.set_attribute("process.exit.code", 0)
+    with pytest.raises(TimeoutError), span("ssh postqueue"):
+        raise TimeoutError("`postqueue -j` printed: ann@example.com")
+    ok, failed = recorded_spans()
+    assert ok.name == "ssh docker" and dict(ok.attributes) == {"mailhost.name": "mx1", "process.exit.code": 0}
+    assert ok.status.status_code is StatusCode.UNSET
+    assert failed.status.status_code is StatusCode.ERROR and failed.attributes["error.type"] == "TimeoutError"
+    assert not failed.events and "ann@example.com" not in failed.to_json()
