@@ -18,7 +18,10 @@ class ServiceAdmin(admin.ModelAdmin):
         # The service forms declare every field they show, and Meta.fields names the model fields
         # they edit. The admin passes the fieldset names instead, and a non-editable model field
         # among them (Mailbox.address, Alias.address) makes the form factory raise FieldError.
-        kwargs["fields"] = None
+        # Staff who may only view get every field read-only: Django then excludes the fields it was given, which
+        # must be a list (none here; the page shows the fieldsets read-only).
+        can_change = obj is None or self.has_change_permission(request, obj)
+        kwargs["fields"] = None if can_change else []
         form = super().get_form(request, obj, **kwargs)
         return type(form.__name__, (form,), {"request": request})
 

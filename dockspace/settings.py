@@ -284,6 +284,12 @@ DKIM_LAYOUT = env_str("DOCKSPACE_DKIM_LAYOUT", "opendkim").lower()
 if DKIM_LAYOUT not in ("opendkim", "rspamd"):
     raise ImproperlyConfigured(f"DOCKSPACE_DKIM_LAYOUT must be opendkim or rspamd; got {DKIM_LAYOUT!r}.")
 
+# --- mail hosts (SSH) ----------------------------------------------------------------------------
+
+# Seconds to connect, read the SSH banner and authenticate; and the longest a command on a host may run.
+MAILHOST_SSH_TIMEOUT = env_int("DOCKSPACE_SSH_TIMEOUT", 10, minimum=1)
+MAILHOST_COMMAND_TIMEOUT = env_int("DOCKSPACE_SSH_COMMAND_TIMEOUT", 120, minimum=1)
+
 SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = 14 * 24 * 3600
 SESSION_COOKIE_NAME = "dockspace_session"
@@ -446,6 +452,9 @@ LOGGING = {
         # At DEBUG these log authorization URLs with codes in them; never below INFO.
         "oauthlib": {"level": "WARNING"},
         "oauth2_provider": {"level": "INFO"},
+        # monitoring.ssh reports each SSH failure in one sentence; paramiko would log every connection and a
+        # traceback for each failed handshake.
+        "paramiko": {"level": "CRITICAL"},
     },
 }
 

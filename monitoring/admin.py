@@ -13,7 +13,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from dockspace.validation import error_summary
-from monitoring import alert_services
+from monitoring import (
+    alert_services,
+    mailhost_admin,  # noqa: F401 (registers the mail host and probe admins)
+)
 from monitoring.alert_models import (
     MAX_DURATION_SECONDS,
     TELEGRAM_TOKEN_RULE,

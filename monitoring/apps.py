@@ -12,10 +12,13 @@ class MonitoringConfig(AppConfig):
         self._connect_task_runs()
         from celery.signals import beat_init, worker_ready
 
+        from mail.dms import sync
         from monitoring import heartbeats
 
         worker_ready.connect(heartbeats.on_worker_ready, dispatch_uid="monitoring.heartbeat.worker_ready")
         beat_init.connect(heartbeats.on_beat_init, dispatch_uid="monitoring.heartbeat.beat_init")
+        # mail's seam: a sync wrote files DMS reads only at start (OpenDKIM's keys): every mail host needs a restart.
+        sync.restart_needed.connect(_mailhosts_need_restart, dispatch_uid="monitoring.mailhosts.restart_needed")
 
     def _connect_metrics(self):
         """The in-process counters (monitoring.metrics) hear the events through the seams below and above."""
@@ -78,6 +81,21 @@ class MonitoringConfig(AppConfig):
                 description="Records that a Celery worker takes tasks; /health/ready fails after 2 minutes without.",
             ),
             PeriodicTask(
+                name="Probe the mail hosts",
+                task="monitoring.probe_mail_hosts",
+                interval_minutes=5,
+                expires_seconds=4 * 60,
+                description="Probes every mail host over SSH (services, queue, disk, load, quotas, certificates) and "
+                "stores the result; one task per host.",
+            ),
+            PeriodicTask(
+                name="Prune the probe history",
+                task="monitoring.prune_probe_history",
+                crontab=Crontab(minute="37", hour="3"),
+                expires_seconds=3600,
+                description="Deletes host probes older than 7 days and hourly rollups older than 90 days.",
+            ),
+            PeriodicTask(
                 name="Evaluate alert rules",
                 task="monitoring.evaluate_alerts",
                 interval_minutes=1,
@@ -101,13 +119,19 @@ class MonitoringConfig(AppConfig):
         ]
 
     def alert_kinds(self):
-        """DMS sync failing, drift found (monitoring.alert_kinds; the host kinds join there)."""
+        """DMS sync failing, drift found, and the mail hosts' kinds (monitoring.alert_kinds)."""
         from monitoring.alert_kinds import BUILT_IN
 
         return BUILT_IN
 
     def metrics_collectors(self):
         """What /metrics reads from the database at each scrape (monitoring.exposition reads every app's)."""
-        from monitoring.collectors import DirectoryCollector, DmsSyncCollector, HeartbeatCollector
+        from monitoring.collectors import DirectoryCollector, DmsSyncCollector, HeartbeatCollector, MailHostCollector
 
-        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector()]
+        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector(), MailHostCollector()]
+
+
+def _mailhosts_need_restart(sender, reason, **kwargs):
+    from monitoring.hosts import mailhosts_need_restart
+
+    mailhosts_need_restart(reason=reason)

@@ -1,9 +1,12 @@
 """What /metrics reads from the database at scrape time (MonitoringConfig.metrics_collectors): counts of people,
-mailboxes, aliases and domains, the DMS sync state, and when the worker and beat were last seen.
+mailboxes, aliases and domains, the DMS sync state, when the worker and beat were last seen, and each mail host's
+latest probe.
 
 Read at each scrape rather than counted in a process: the database is the one place every process agrees on, and
 prometheus_client's custom collectors are not added up across processes. A few aggregate queries, whatever the
 number of rows (bench/health_metrics.py)."""
+
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
@@ -12,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
 from monitoring import heartbeats
 from monitoring.models import Heartbeat
+from monitoring.selectors import latest_probes
 
 
 def _timestamp(moment):
@@ -107,3 +111,66 @@ class HeartbeatCollector:
             "When Celery beat last sent a task or started (0: never).",
             value=_timestamp(seen[Heartbeat.BEAT]),
         )
+
+
+class MailHostCollector:
+    """Each mail host's latest probe (monitoring.probing): labelled by the host's name, never an address or id."""
+
+    def collect(self):
+        up = GaugeMetricFamily(
+            "dockspace_mail_host_up", "1 when the latest probe reached the host over SSH, else 0.", labels=["host"]
+        )
+        healthy = GaugeMetricFamily(
+            "dockspace_mail_host_healthy",
+            "1 when the latest probe found the host healthy, 0 when degraded or down.",
+            labels=["host"],
+        )
+        probed = GaugeMetricFamily(
+            "dockspace_mail_host_probe_timestamp_seconds", "When the host was last probed.", labels=["host"]
+        )
+        restart = GaugeMetricFamily(
+            "dockspace_mail_host_restart_needed",
+            "1 while a DMS change waits for a restart of the host's container, else 0.",
+            labels=["host"],
+        )
+        queue = GaugeMetricFamily("dockspace_mail_queue_messages", "Messages in the mail queue.", labels=["host"])
+        deferred = GaugeMetricFamily(
+            "dockspace_mail_queue_deferred_messages", "Deferred messages in the mail queue.", labels=["host"]
+        )
+        oldest = GaugeMetricFamily(
+            "dockspace_mail_queue_oldest_age_seconds", "Age of the oldest queued message (0: none).", labels=["host"]
+        )
+        disk = GaugeMetricFamily(
+            "dockspace_mail_volume_used_ratio", "Used share of the disk holding the mail volume.", labels=["host"]
+        )
+        service = GaugeMetricFamily(
+            "dockspace_mail_service_up",
+            "1 while a DMS service the host's settings turn on is RUNNING, else 0.",
+            labels=["host", "service"],
+        )
+        certificate = GaugeMetricFamily(
+            "dockspace_mail_certificate_expiry_timestamp_seconds",
+            "When the TLS certificate of a mail port expires (host name:port).",
+            labels=["host", "endpoint"],
+        )
+        for host, probe in latest_probes():
+            restart.add_metric([host.name], int(host.restart_needed))
+            if probe is None:
+                continue
+            up.add_metric([host.name], int(probe.reachable))
+            healthy.add_metric([host.name], int(probe.status == "healthy"))
+            probed.add_metric([host.name], _timestamp(probe.started_at))
+            if probe.queue_count is not None:
+                queue.add_metric([host.name], probe.queue_count)
+                deferred.add_metric([host.name], probe.queue_deferred or 0)
+                oldest.add_metric([host.name], probe.queue_oldest_age_seconds or 0)
+            if probe.disk_percent is not None:
+                disk.add_metric([host.name], round(probe.disk_percent / 100, 4))
+            if probe.reachable and probe.services:
+                for name in probe.expected_services:
+                    service.add_metric([host.name, name], int(probe.services.get(name) == "RUNNING"))
+            for cert in probe.certificates:
+                if cert.get("not_after"):
+                    expires = datetime.fromisoformat(cert["not_after"])
+                    certificate.add_metric([host.name, f"{host.tls_hostname}:{cert['port']}"], expires.timestamp())
+        yield from (up, healthy, probed, restart, queue, deferred, oldest, disk, service, certificate)

@@ -39,3 +39,14 @@ def open_alert_counts():
     for state in Alert.objects.exclude(state=Alert.RESOLVED).values_list("state", flat=True):
         counts[state] += 1
     return counts
+
+
+def latest_probes():
+    """[(host, its latest probe or None)] for every mail host, by name: what the host alert kinds and pages read."""
+    from monitoring.models import HostProbe, MailHost
+
+    hosts = list(MailHost.objects.order_by("name"))
+    latest = {}
+    for probe in HostProbe.objects.filter(host__in=hosts).order_by("host_id", "-started_at").select_related("host"):
+        latest.setdefault(probe.host_id, probe)
+    return [(host, latest.get(host.pk)) for host in hosts]

@@ -2,8 +2,11 @@
 
 from celery import shared_task
 
-from monitoring import alert_services, heartbeats, task_runs
-from monitoring.models import Heartbeat
+from monitoring import alert_services, heartbeats, probing, task_runs
+from monitoring.models import Heartbeat, MailHost
+
+# A host's probe not started within this many seconds of its sweep is dropped: the next sweep probes it again.
+PROBE_EXPIRES_SECONDS = 4 * 60
 
 # --- alerts -------------------------------------------------------------------------------------------------
 
@@ -45,3 +48,32 @@ def heartbeat():
 def prune_task_runs():
     """Daily: the scheduler page's history keeps 30 days."""
     return f"deleted {task_runs.task_runs_prune()} task run(s) older than {task_runs.KEEP_DAYS} days"
+
+
+# --- mail hosts ---------------------------------------------------------------------------------------------
+
+
+@shared_task(name="monitoring.probe_mail_hosts", is_periodic=True)
+def probe_mail_hosts():
+    """Every 5 minutes: one task per mail host, so hosts are probed in parallel and a slow one delays no other."""
+    ids = probing.mailhost_ids()
+    for host_id in ids:
+        probe_mail_host.apply_async(args=[host_id], expires=PROBE_EXPIRES_SECONDS)
+    return f"queued {len(ids)} probe(s)"
+
+
+@shared_task(name="monitoring.probe_mail_host")
+def probe_mail_host(host_id):
+    """Probe one host and store the result (a host removed meanwhile is skipped)."""
+    host = MailHost.objects.filter(pk=host_id).first()
+    if host is None:
+        return f"mail host {host_id} is gone"
+    probe = probing.mailhost_probe(host=host)
+    reasons = f" ({'; '.join(probe.reasons)})" if probe.reasons else ""
+    return f"{host.name}: {probe.status}{reasons}"[:500]
+
+
+@shared_task(name="monitoring.prune_probe_history", is_periodic=True)
+def prune_probe_history():
+    raw, hourly = probing.probe_history_prune()
+    return f"deleted {raw} probe(s) older than {probing.RAW_DAYS} days and {hourly} hourly rollup(s) past retention"

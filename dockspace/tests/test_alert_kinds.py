@@ -25,6 +25,11 @@ def test_each_app_declares_its_own_kinds_in_installed_apps_order():
     assert [kind.name for kind in declared_alert_kinds()] == [
         "monitoring.dms_sync_failing",
         "monitoring.dms_drift_found",
+        "monitoring.host_down",
+        "monitoring.dms_service_down",
+        "monitoring.mail_queue_large",
+        "monitoring.disk_full",
+        "monitoring.certificate_expiring",
         "extension_app.switch_on",
     ]
     assert {kind.app_label for kind in declared_alert_kinds()} == {"monitoring", "extension_app"}

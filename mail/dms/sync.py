@@ -48,12 +48,14 @@ LAST_START_KEY = "mail:dms-sync-last-start"
 SYNC_LOCK_NAME = "sync.lock"
 _local = threading.local()
 
-# Declared seams for apps above mail (monitoring counts them for Prometheus); sent with send_robust, so a receiver
-# that fails never fails a sync. sync_finished: after every sync of the DMS directory that was not a dry run, with
-# outcome ("success" or "failure") and duration_seconds (from taking the lock to the last rename; None when the
-# lock was never taken). drift_found: a scan found files that differ from the database, with files (how many).
+# Declared seams for apps above mail (monitoring counts them for Prometheus and flags its mail hosts); sent with
+# send_robust, so a receiver that fails never fails a sync. sync_finished: after every sync of the DMS directory that
+# was not a dry run, with outcome ("success" or "failure") and duration_seconds (from taking the lock to the last
+# rename; None when the lock was never taken). drift_found: a scan found files that differ from the database, with
+# files (how many). restart_needed: a sync wrote files that DMS reads only at start (OpenDKIM's), with reason.
 sync_finished = Signal()
 drift_found = Signal()
+restart_needed = Signal()
 
 
 def rendered_files() -> dict[str, bytes]:
@@ -207,6 +209,8 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
             state.restart_needed = True
             state.restart_reason = restart
         state.save()
+        if restart:
+            restart_needed.send_robust(sender=DmsSyncState, reason=restart)
         _send_finished("success", locked_at, written_at)
     return report
 

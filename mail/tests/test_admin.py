@@ -1148,3 +1148,16 @@ def test_a_mailbox_for_a_pending_registration_ends_it_and_drops_the_self_chosen_
     assert not pending.is_pending_registration
     assert not pending.has_usable_password() and not pending.check_password(PASSWORD)
     assert "pending registration was cancelled" in AuditEvent.objects.get(action="mail.mailbox.add").description
+
+
+def test_staff_who_may_only_view_mailboxes_see_one_read_only():
+    from django.contrib.auth.models import Permission
+
+    ann = make_mailbox("ann@example.com")
+    viewer = UserFactory(email="viewer@example.com", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_mailbox"))
+    client = Client()
+    client.force_login(viewer)
+    page = client.get(f"/admin/mail/mailbox/{ann.pk}/change/")
+    assert page.status_code == 200
+    assert "ann@example.com" in page.content.decode() and 'name="quota"' not in page.content.decode()

@@ -1,0 +1,585 @@
+"""Mail hosts: adding one (after its host key is trusted), changing, removing, the default, and the actions on a
+host (restart, reload, bootstrap). The admin and `manage.py mailhost` call these; each checks the actor's
+permission, refuses with ValidationError({field: [message]}) and writes the audit log with the exact command."""
+
+from __future__ import annotations
+
+import hmac
+import posixpath
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts import authz
+from accounts.audit import audit
+from dockspace.validation import field_error
+from monitoring import bootstrap, ssh
+from monitoring.models import MailHost
+from monitoring.probes.collect import probe_commands
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+ADD = "monitoring.add_mailhost"
+CHANGE = "monitoring.change_mailhost"
+DELETE = "monitoring.delete_mailhost"
+VIEW = "monitoring.view_mailhost"
+OPERATE = "monitoring.operate_mailhost"
+
+USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
+IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
+CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}\Z")
+RELOADS = {"postfix": ("postfix", "reload"), "dovecot": ("doveadm", "reload")}
+EDITABLE = ("key_path", "key_env", "use_sudo", "container", "compose_dir", "mail_volume", "mail_hostname", "notes")
+
+
+@dataclass(frozen=True)
+class MailHostAdded:
+    """What `mailhost_add` did: `host` is None until the offered host key was trusted."""
+
+    offered: ssh.HostKey
+    host: MailHost | None = None
+
+
+@dataclass
+class HostAction:
+    """An action on a host: the exact command, and its result when it was executed (dry run: None)."""
+
+    host: MailHost
+    command: str
+    result: ssh.CommandResult | None = None
+
+    @property
+    def executed(self) -> bool:
+        return self.result is not None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.exit_status == 0
+
+
+@dataclass
+class Bootstrap:
+    host: MailHost
+    findings: list[bootstrap.Finding]
+    applied: list[str] = field(default_factory=list)  # the safe fixes --execute applied, as run
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.findings)
+
+
+def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None) -> dict[str, Any]:
+    return {"request": request, "actor_label": actor_label, "actor": authz.audit_actor(actor)}
+
+
+# --- input ----------------------------------------------------------------------------------------------
+
+
+def parse_ssh_target(text: str, field_name: str = "ssh") -> tuple[str, str, int]:
+    """(user, host, port) from `USER@HOST[:PORT]` (an IPv6 address in brackets: `root@[2001:db8::1]:2222`)."""
+    rule = "give the SSH target as USER@HOST or USER@HOST:PORT (an IPv6 address in brackets: USER@[::1]:22)."
+    text = (text or "").strip()
+    user, at, rest = text.rpartition("@")
+    if not at or not user or not rest:
+        raise field_error(field_name, rule)
+    if not USER_RE.match(user):
+        raise field_error(field_name, f"{user!r} is not a user name (letters, digits, '_', '.', '-').")
+    port = "22"
+    if rest.startswith("["):
+        host, bracket, after = rest[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")) or not IPV6_RE.match(host or "-"):
+            raise field_error(field_name, rule)
+        if after:
+            port = after[1:]
+    else:
+        host, _, given = rest.partition(":")
+        if given or rest.endswith(":"):
+            port = given
+        if ":" in given:
+            raise field_error(field_name, rule)
+    if not host or not (HOSTNAME_RE.match(host) or IPV6_RE.match(host)):
+        raise field_error(field_name, f"{host!r} is not a host name or IP address.")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise field_error(field_name, f"{port!r} is not a port (1 to 65535).")
+    return user, host.lower(), int(port)
+
+
+def _absolute_path(value: str | None, field_name: str, what: str) -> str:
+    value = (value or "").strip()
+    if not value.startswith("/") or "\n" in value or "\x00" in value:
+        raise field_error(field_name, f"{what} must be an absolute path (starting with /); got {value!r}.")
+    return posixpath.normpath(value) if value != "/" else value
+
+
+def _key_source(key_path: str | None, key_env: str | None) -> tuple[str, str]:
+    key_path, key_env = (key_path or "").strip(), (key_env or "").strip()
+    if bool(key_path) == bool(key_env):
+        raise field_error("key_path", "give exactly one of a key file (--key) and a key variable (--key-env).")
+    if key_path:
+        return _absolute_path(key_path, "key_path", "the key file"), ""
+    if not ENV_NAME_RE.match(key_env):
+        raise field_error("key_env", f"{key_env!r} is not an environment variable name (letters, digits, '_').")
+    return "", key_env
+
+
+def _check_key(key_path: str, key_env: str) -> None:
+    try:
+        ssh.load_private_key(key_path=key_path, key_env=key_env)
+    except ssh.SshError as e:
+        raise field_error("key_path" if key_path else "key_env", e.message) from None
+
+
+def _container(value: str | None) -> str:
+    value = (value or "").strip()
+    if not CONTAINER_RE.match(value):
+        raise field_error("container", f"{value!r} is not a container name (letters, digits, '_', '.', '-').")
+    return value
+
+
+def _clean_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The editable fields, checked and normalised."""
+    cleaned = dict(values)
+    if "key_path" in values or "key_env" in values:
+        cleaned["key_path"], cleaned["key_env"] = _key_source(values.get("key_path"), values.get("key_env"))
+    if "container" in values:
+        cleaned["container"] = _container(values["container"])
+    if values.get("compose_dir"):
+        cleaned["compose_dir"] = _absolute_path(values["compose_dir"], "compose_dir", "the compose directory")
+    if "mail_volume" in values:
+        cleaned["mail_volume"] = _absolute_path(values["mail_volume"] or "/", "mail_volume", "the mail volume")
+        try:  # the probe's own rule for what it passes to df
+            probe_commands("mailserver", cleaned["mail_volume"])
+        except ValueError as e:
+            raise field_error("mail_volume", str(e).partition(": ")[2]) from None
+    if values.get("mail_hostname"):
+        name = values["mail_hostname"].strip().lower().rstrip(".")
+        if not HOSTNAME_RE.match(name):
+            raise field_error("mail_hostname", f"{name!r} is not a host name.")
+        cleaned["mail_hostname"] = name
+    return cleaned
+
+
+def normalize_fingerprint(value: str | None, field_name: str = "trust") -> str:
+    value = (value or "").strip()
+    if not FINGERPRINT_RE.match(value):
+        raise field_error(
+            field_name,
+            f"{value!r} is not a host key fingerprint: give it as SHA256:<43 characters>, as printed when the "
+            "host was first contacted.",
+        )
+    return value
+
+
+def _ssh_refusal(error: ssh.SshError, field_name: str = NON_FIELD_ERRORS) -> ValidationError:
+    return field_error(field_name, error.message)
+
+
+def _failed_field(host: MailHost, error: ssh.SshError) -> str:
+    """The input a failed first connection points at: the key when it was refused or unreadable, else the target."""
+    if error.kind in ("auth", "key"):
+        return "key_path" if host.key_path else "key_env"
+    return "ssh"
+
+
+# --- hosts -----------------------------------------------------------------------------------------------
+
+
+def mailhost_add(
+    *,
+    name: str,
+    ssh_target: str,
+    key_path: str = "",
+    key_env: str = "",
+    container: str = "mailserver",
+    compose_dir: str = "",
+    mail_volume: str = "/",
+    mail_hostname: str = "",
+    use_sudo: bool = False,
+    notes: str = "",
+    trust: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> MailHostAdded:
+    """Contact the host once. Without `trust` nothing is stored: the result names the host key it offered, for the
+    operator to check. With `trust` equal to that fingerprint, the host is stored with its key pinned (after the
+    configured key was accepted); another fingerprint is refused, naming both. The first host is the default."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, ADD, "name")
+    name = (name or "").strip().lower()
+    user, host_name, port = parse_ssh_target(ssh_target)
+    values = _clean_settings(
+        {
+            "key_path": key_path,
+            "key_env": key_env,
+            "container": container,
+            "compose_dir": compose_dir,
+            "mail_volume": mail_volume,
+            "mail_hostname": mail_hostname,
+        }
+    )
+    host = MailHost(name=name, ssh_user=user, ssh_host=host_name, ssh_port=port, use_sudo=use_sudo, notes=notes)
+    for key, value in values.items():
+        setattr(host, key, value)
+    if MailHost.objects.filter(name=name).exists():
+        raise field_error("name", f"a mail host named {name} already exists.")
+    try:
+        host.full_clean(exclude=["host_key_type", "host_key_fingerprint", "host_key"])
+    except ValidationError as e:
+        raise ValidationError(
+            {"ssh" if k in ("ssh_user", "ssh_host", "ssh_port") else k: v for k, v in e.message_dict.items()}
+        ) from None
+    if trust is not None:
+        trust = normalize_fingerprint(trust)
+    _check_key(host.key_path, host.key_env)
+    try:
+        offered = ssh.fetch_host_key(host_name, port)
+    except ssh.SshError as e:
+        raise _ssh_refusal(e, "ssh") from None
+    if trust is None:
+        return MailHostAdded(offered=offered)
+    if not hmac.compare_digest(trust.encode(), offered.fingerprint.encode()):
+        raise field_error(
+            "trust",
+            f"{host.ssh_target} offers the host key {offered.fingerprint} ({offered.type}), not {trust}: nothing was "
+            "stored. Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).",
+        )
+    host.host_key_type, host.host_key_fingerprint, host.host_key = offered.type, offered.fingerprint, offered.base64
+    try:
+        with ssh.session(host):
+            pass  # the pinned key is checked and the configured key accepted; nothing runs
+    except ssh.SshError as e:
+        raise _ssh_refusal(e, _failed_field(host, e)) from None
+    try:
+        with transaction.atomic():
+            host.is_default = not MailHost.objects.filter(is_default=True).exists()
+            host.save()
+    except IntegrityError:
+        if MailHost.objects.filter(name=name).exists():
+            raise field_error("name", f"a mail host named {name} already exists.") from None
+        with transaction.atomic():  # another host became the default meanwhile
+            host.is_default = False
+            host.save()
+    audit(
+        "monitoring.mailhost.add",
+        target=host,
+        description=(
+            f"Added mail host {name} ({host.ssh_target}), pinned host key {offered.fingerprint} ({offered.type}); "
+            f"key from the {host.key_source}."
+        ),
+        **_who(request, actor_label, actor),
+    )
+    return MailHostAdded(offered=offered, host=host)
+
+
+@transaction.atomic
+def mailhost_update(
+    *,
+    host: MailHost,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+    **changes: Any,
+) -> MailHost:
+    """Change what may change without a new host key: the key source, sudo, container, directories, notes."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, CHANGE, "name")
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise field_error(
+            sorted(unknown)[0], "changes with the SSH target or host key: remove the host and add it again."
+        )
+    host = MailHost.objects.select_for_update().get(pk=host.pk)
+    if "key_path" in changes or "key_env" in changes:
+        changes.setdefault("key_path", "")
+        changes.setdefault("key_env", "")
+    changes = _clean_settings(changes)
+    if changes.get("key_path") or changes.get("key_env"):
+        _check_key(changes["key_path"], changes["key_env"])
+    changed = {k: v for k, v in changes.items() if getattr(host, k) != v}
+    for key, value in changed.items():
+        setattr(host, key, value)
+    host.full_clean()
+    host.save()
+    if changed:
+        shown = ", ".join(f"{k}={'(notes)' if k == 'notes' else v!r}" for k, v in changed.items())
+        audit(
+            "monitoring.mailhost.change",
+            target=host,
+            description=f"Changed {shown}."[:500],
+            **_who(request, actor_label, actor),
+        )
+    return host
+
+
+@transaction.atomic
+def mailhost_remove(
+    *,
+    host: MailHost,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> None:
+    """Forget a host (nothing on it changes). When it was the default, the oldest other host becomes the default."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, DELETE, "name")
+    host = MailHost.objects.select_for_update().get(pk=host.pk)
+    audit(
+        "monitoring.mailhost.remove",
+        target=host,
+        description=f"Removed mail host {host.name} ({host.ssh_target}); nothing on the host was changed.",
+        **_who(request, actor_label, actor),
+    )
+    was_default = host.is_default
+    host.delete()
+    if was_default:
+        successor = MailHost.objects.order_by("created_at", "name").first()
+        if successor is not None:
+            successor.is_default = True
+            successor.save(update_fields=["is_default"])
+    return None
+
+
+@transaction.atomic
+def mailhost_set_default(
+    *,
+    host: MailHost,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> MailHost:
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, CHANGE, "name")
+    list(MailHost.objects.select_for_update().all())
+    host = MailHost.objects.get(pk=host.pk)
+    if host.is_default:
+        return host
+    MailHost.objects.filter(is_default=True).update(is_default=False)
+    host.is_default = True
+    host.save(update_fields=["is_default"])
+    audit(
+        "monitoring.mailhost.default",
+        target=host,
+        description=f"Made {host.name} the default mail host.",
+        **_who(request, actor_label, actor),
+    )
+    return host
+
+
+def default_mailhost() -> MailHost | None:
+    return MailHost.objects.filter(is_default=True).first()
+
+
+# --- the restart flag ------------------------------------------------------------------------------------
+
+
+def mailhosts_need_restart(*, reason: str) -> None:
+    """A change the DMS containers read only at start was written (mail's restart seam): every host mounts the
+    directory Dockspace writes, so every host needs a restart."""
+    MailHost.objects.update(restart_needed=True, restart_reason=reason[:200])
+
+
+def _restarted(host: MailHost) -> None:
+    from mail.models import DmsSyncState
+
+    MailHost.objects.filter(pk=host.pk).update(restart_needed=False, restart_reason="")
+    host.restart_needed, host.restart_reason = False, ""
+    if not MailHost.objects.filter(restart_needed=True).exists():
+        DmsSyncState.objects.filter(restart_needed=True).update(restart_needed=False, restart_reason="")
+
+
+# --- actions ---------------------------------------------------------------------------------------------
+
+
+def restart_argv(host: MailHost) -> list[str]:
+    """`docker restart CONTAINER`: restarts exactly the container the probes watch, with or without compose.
+    (`docker compose restart` needs the compose service name, which may differ; neither re-reads compose.yaml.)"""
+    return ["docker", "restart", host.container]
+
+
+def reload_argv(host: MailHost, service: str) -> list[str]:
+    program = RELOADS[service]
+    return ["docker", "exec", host.container, *program]
+
+
+def command_line(host: MailHost, argv: Sequence[str]) -> str:
+    """The exact command string sent to the host for argv (with `sudo -n` where the host uses it)."""
+    return ssh.Session(host, None).command_line(argv)
+
+
+def _execute(
+    host: MailHost,
+    argv: list[str],
+    *,
+    action: str,
+    what: str,
+    request: HttpRequest | None,
+    actor: authz.Actor | None,
+    actor_label: str | None,
+) -> ssh.CommandResult:
+    """Run argv on the host and audit it with its outcome. An SSH failure is audited too (whether the command was
+    sent or not) and refused."""
+    line = command_line(host, argv)
+    who = _who(request, actor_label, actor)
+    sent = False
+    try:
+        with ssh.session(host) as session:
+            sent = True
+            result = session.run(argv)
+    except ssh.SshError as e:
+        told = f"ran `{line}` on {host.name}, which failed" if sent else f"`{line}` was not run on {host.name}"
+        audit(action, target=host, description=f"{what}: {told}: {e.message}"[:500], **who)
+        raise _ssh_refusal(e) from None
+    outcome = "exit 0" if result.exit_status == 0 else f"exit {result.exit_status}: {result.stderr.strip()[:200]}"
+    audit(action, target=host, description=f"{what}: ran `{line}` on {host.name} ({outcome}).", **who)
+    return result
+
+
+def mailhost_restart(
+    *,
+    host: MailHost,
+    execute: bool = False,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> HostAction:
+    """Restart the DMS container (dry run: the command only). A successful restart clears "restart needed"."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, OPERATE, "name")
+    argv = restart_argv(host)
+    action = HostAction(host, command_line(host, argv))
+    if not execute:
+        return action
+    action.result = _execute(
+        host,
+        argv,
+        action="monitoring.mailhost.restart",
+        what="Restart",
+        request=request,
+        actor=actor,
+        actor_label=actor_label,
+    )
+    if action.ok:
+        _restarted(host)
+    return action
+
+
+def mailhost_reload(
+    *,
+    host: MailHost,
+    service: str,
+    execute: bool = False,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> HostAction:
+    """Reload Postfix (`postfix reload`) or Dovecot (`doveadm reload`) in the container."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, OPERATE, "name")
+    if service not in RELOADS:
+        raise field_error("service", f"{service!r} cannot be reloaded; choose postfix or dovecot.")
+    argv = reload_argv(host, service)
+    action = HostAction(host, command_line(host, argv))
+    if execute:
+        action.result = _execute(
+            host,
+            argv,
+            action="monitoring.mailhost.reload",
+            what=f"Reload {service}",
+            request=request,
+            actor=actor,
+            actor_label=actor_label,
+        )
+    return action
+
+
+def _local_marker() -> str:
+    try:
+        return (settings.DMS_DIR / bootstrap.MARKER_NAME).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def _write_local_marker() -> str:
+    """The marker bootstrap compares with the container's view of its config directory: harmless to DMS (a
+    dot file it does not read) and to Dockspace's writer (not a file it manages)."""
+    path = settings.DMS_DIR / bootstrap.MARKER_NAME
+    if not settings.DMS_DIR.is_dir():
+        raise field_error(
+            NON_FIELD_ERRORS, f"{settings.DMS_DIR} does not exist yet: it is created by the first DMS sync."
+        )
+    path.write_text(f"dockspace-dms-dir {secrets.token_hex(16)}\n", encoding="utf-8")
+    return f"wrote {path}"
+
+
+def _findings(session: ssh.Session, host: MailHost) -> list[bootstrap.Finding]:
+    results = {name: session.run(argv) for name, argv in bootstrap.commands(host.container, host.compose_dir).items()}
+    return bootstrap.assess(
+        results,
+        container=host.container,
+        compose_dir=host.compose_dir,
+        dkim_layout=settings.DKIM_LAYOUT,
+        local_marker=_local_marker(),
+        dms_dir=str(settings.DMS_DIR),
+    )
+
+
+def mailhost_bootstrap(
+    *,
+    host: MailHost,
+    execute: bool = False,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> Bootstrap:
+    """Check what the host needs for Dockspace (read-only commands). With `execute`, apply the fixes marked
+    safe (start a stopped container, write Dockspace's marker file), audit each, and check again."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, OPERATE if execute else VIEW, "name")
+    who = _who(request, actor_label, actor)
+    try:
+        with ssh.session(host) as session:
+            findings = _findings(session, host)
+            report = Bootstrap(host, findings)
+            if not execute:
+                return report
+            for finding in findings:
+                if finding.ok or not finding.is_safe_fix:
+                    continue
+                if finding.fix_argv:
+                    result = session.run(list(finding.fix_argv))
+                    line = session.command_line(list(finding.fix_argv))
+                    outcome = "exit 0" if result.exit_status == 0 else f"exit {result.exit_status}"
+                    report.applied.append(f"{line} ({outcome})")
+                    audit(
+                        "monitoring.mailhost.bootstrap",
+                        target=host,
+                        description=f"Bootstrap fix for {finding.check}: ran `{line}` on {host.name} ({outcome}).",
+                        **who,
+                    )
+                elif finding.fix_local == "write_marker":
+                    done = _write_local_marker()
+                    report.applied.append(done)
+                    audit(
+                        "monitoring.mailhost.bootstrap",
+                        target=host,
+                        description=f"Bootstrap fix for {finding.check}: {done}.",
+                        **who,
+                    )
+            if report.applied:
+                report.findings = _findings(session, host)
+            return report
+    except ssh.SshError as e:
+        raise _ssh_refusal(e) from None

@@ -1,0 +1,188 @@
+"""Mail hosts in the admin: adding a host only after its offered host key is confirmed, the pinned key shown
+read-only, and restart/reload/bootstrap as a dry run showing the command, then run on a confirmed POST."""
+
+import pytest
+from django.test import Client
+
+from accounts.models import AuditEvent
+from monitoring import bootstrap
+from monitoring.models import MailHost
+from monitoring.tests.factories import add_host
+
+pytestmark = pytest.mark.django_db
+
+ADD = "/admin/monitoring/mailhost/add/"
+
+
+@pytest.fixture
+def browser():
+    from accounts.tests.factories import StaffFactory
+
+    client = Client()
+    client.force_login(StaffFactory(email="root@example.com"))
+    return client
+
+
+def staff_client(email, codenames):
+    from django.contrib.auth.models import Permission
+
+    from accounts.tests.factories import UserFactory
+
+    staff = UserFactory(email=email, is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(content_type__app_label="monitoring", codename__in=codenames))
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def add_form(sshd, **changes):
+    return {
+        "name": "mx1",
+        "ssh": sshd.target,
+        "key_path": str(sshd.keys["user"]),
+        "key_env": "",
+        "container": "mailserver",
+        "compose_dir": "",
+        "mail_volume": "/",
+        "notes": "",
+        **changes,
+    }
+
+
+def confirmation(page):
+    text = page.content.decode()
+    return text.split('name="confirmation" value="', 1)[1].split('"', 1)[0]
+
+
+def test_adding_shows_the_offered_fingerprint_and_stores_the_host_only_once_trusted(browser, sshd):
+    assert browser.get(ADD).status_code == 200
+    offered = browser.post(ADD, add_form(sshd))
+    assert offered.status_code == 200
+    assert sshd.fingerprint() in offered.content.decode()
+    assert "Yes, I checked it: trust this key" in offered.content.decode()
+    assert not MailHost.objects.exists()
+    added = browser.post(ADD, {"confirmation": confirmation(offered), "trust": "yes"})
+    host = MailHost.objects.get()
+    assert added.status_code == 302 and added["Location"] == f"/admin/monitoring/mailhost/{host.pk}/change/"
+    assert host.host_key_fingerprint == sshd.fingerprint() and host.is_default
+    page = browser.get(added["Location"]).content.decode()
+    assert sshd.fingerprint() in page
+    assert 'name="host_key_fingerprint"' not in page  # shown, never editable
+    event = AuditEvent.objects.get(action="monitoring.mailhost.add")
+    assert event.actor_label == "root@example.com"
+
+
+def test_answering_no_or_replaying_the_confirmation_stores_nothing(browser, sshd):
+    offered = browser.post(ADD, add_form(sshd))
+    token = confirmation(offered)
+    back = browser.post(ADD, {"confirmation": token, "trust": "no"})
+    assert back.status_code == 200 and 'value="mx1"' in back.content.decode()  # the form again, filled in
+    again = browser.post(ADD, {"confirmation": token, "trust": "yes"})
+    assert again.status_code == 302 and again["Location"] == ADD
+    assert not MailHost.objects.exists()
+
+
+def test_a_key_that_changed_between_the_two_steps_is_refused_naming_both(browser, sshd):
+    offered = browser.post(ADD, add_form(sshd))
+    sshd.restart(host_key="second")
+    refused = browser.post(ADD, {"confirmation": confirmation(offered), "trust": "yes"})
+    text = refused.content.decode()
+    assert refused.status_code == 200
+    assert sshd.fingerprint("first") in text and sshd.fingerprint("second") in text
+    assert not MailHost.objects.exists()
+
+
+def test_bad_input_is_shown_on_its_field(browser, sshd):
+    page = browser.post(ADD, add_form(sshd, ssh="no-at-sign", key_path=""))
+    assert page.status_code == 200
+    assert "give the SSH target as USER@HOST" in page.content.decode()
+    page = browser.post(ADD, add_form(sshd, key_path="relative/key"))
+    assert "the key file must be an absolute path" in page.content.decode()
+    assert not MailHost.objects.exists()
+
+
+def test_the_change_form_changes_through_the_service(browser, sshd):
+    host = add_host(sshd)
+    url = f"/admin/monitoring/mailhost/{host.pk}/change/"
+    form = {
+        "key_path": str(sshd.keys["user"]),
+        "key_env": "",
+        "container": "dms",
+        "compose_dir": "/srv/dms",
+        "mail_volume": "/srv/mail",
+        "notes": "rack 4",
+    }
+    assert browser.post(url, form).status_code == 302
+    host.refresh_from_db()
+    assert (host.container, host.compose_dir, host.notes) == ("dms", "/srv/dms", "rack 4")
+    assert AuditEvent.objects.filter(action="monitoring.mailhost.change").exists()
+    refused = browser.post(url, {**form, "key_env": "MX1_KEY"})
+    assert "give exactly one of a key file" in refused.content.decode()
+
+
+def test_restart_shows_the_command_first_and_runs_it_on_confirmation(browser, sshd):
+    host = add_host(sshd)
+    url = f"/admin/monitoring/mailhost/{host.pk}/restart/"
+    assert "/restart/" in browser.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
+    dry = browser.get(url).content.decode()
+    assert "Dry run: nothing was run yet" in dry and "docker restart mailserver" in dry
+    assert sshd.calls() == []
+    done = browser.post(url).content.decode()
+    assert "It succeeded (exit 0)." in done
+    assert sshd.calls() == [["docker", "restart", "mailserver"]]
+    assert AuditEvent.objects.get(action="monitoring.mailhost.restart").actor_label == "root@example.com"
+
+
+def test_reload_dovecot_from_the_admin(browser, sshd):
+    host = add_host(sshd)
+    url = f"/admin/monitoring/mailhost/{host.pk}/reload/dovecot/"
+    assert "docker exec mailserver doveadm reload" in browser.get(url).content.decode()
+    browser.post(url)
+    assert sshd.calls() == [["docker", "exec", "mailserver", "doveadm", "reload"]]
+    other = browser.get(f"/admin/monitoring/mailhost/{host.pk}/reload/rspamd/")
+    assert other.status_code == 302  # refused, back to the host with the reason
+    assert sshd.calls() == [["docker", "exec", "mailserver", "doveadm", "reload"]]
+
+
+def test_bootstrap_lists_findings_and_applies_the_safe_fixes_on_confirmation(browser, sshd, settings):
+    host = add_host(sshd)
+    url = f"/admin/monitoring/mailhost/{host.pk}/bootstrap/"
+    page = browser.get(url).content.decode()
+    assert "Dockspace&#x27;s marker file is not in" in page and "Apply the safe fixes" in page
+    assert not (settings.DMS_DIR / bootstrap.MARKER_NAME).exists()
+    page = browser.post(url).content.decode()
+    assert "Everything Dockspace needs is in place." in page
+    assert (settings.DMS_DIR / bootstrap.MARKER_NAME).exists()
+
+
+def test_a_changed_host_key_in_the_admin_runs_nothing_and_says_why(browser, sshd):
+    host = add_host(sshd)
+    sshd.restart(host_key="second")
+    response = browser.post(f"/admin/monitoring/mailhost/{host.pk}/restart/", follow=True)
+    text = response.content.decode()
+    assert sshd.fingerprint("first") in text and sshd.fingerprint("second") in text
+    assert sshd.calls() == []
+
+
+def test_staff_without_operate_cannot_restart_and_with_it_can(sshd):
+    host = add_host(sshd)
+    viewer = staff_client("viewer@example.com", ["view_mailhost"])
+    change = viewer.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
+    assert "/restart/" not in change  # not offered...
+    refused = viewer.post(f"/admin/monitoring/mailhost/{host.pk}/restart/", follow=True)  # ...and refused
+    assert "you do not have the permission &#x27;monitoring.operate_mailhost&#x27;." in refused.content.decode()
+    assert viewer.get(ADD).status_code == 403
+    assert sshd.calls() == []
+    operator = staff_client("ops@example.com", ["view_mailhost", "operate_mailhost"])
+    assert "/restart/" in operator.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
+    operator.post(f"/admin/monitoring/mailhost/{host.pk}/restart/")
+    assert sshd.calls() == [["docker", "restart", "mailserver"]]
+
+
+def test_deleting_the_default_host_in_the_admin_promotes_another(browser, sshd):
+    first = add_host(sshd, "mx1")
+    add_host(sshd, "mx2")
+    response = browser.post(f"/admin/monitoring/mailhost/{first.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert list(MailHost.objects.values_list("name", "is_default")) == [("mx2", True)]
+    assert AuditEvent.objects.filter(action="monitoring.mailhost.remove", target_label="mx1").exists()

@@ -1,0 +1,337 @@
+"""manage.py mailhost against a real sshd: adding a host only after its host key is trusted, listing, the
+default host, and the actions (restart, reload) as dry runs and executed, audited with the exact command."""
+
+import json
+
+import pytest
+from django.core.management.base import CommandError
+
+from accounts.models import AuditEvent
+from monitoring.models import MailHost
+from monitoring.tests.factories import add_host, run
+
+pytestmark = pytest.mark.django_db
+
+
+def refused(*args):
+    """Run a command that must fail; its message, after checking that no host row changed."""
+    before = list(MailHost.objects.values_list())
+    with pytest.raises(CommandError) as caught:
+        run(*args)
+    assert list(MailHost.objects.values_list()) == before
+    return str(caught.value)
+
+
+def add(sshd, name="mx1", *more):
+    return run("mailhost", "add", name, "--ssh", sshd.target, "--key", str(sshd.keys["user"]), *more)
+
+
+def test_add_without_trust_prints_the_offered_fingerprint_and_stores_nothing(sshd):
+    out = add(sshd)
+    assert f"{sshd.target} offers the host key {sshd.fingerprint()} (ssh-ed25519)." in out
+    assert f"--trust {sshd.fingerprint()}" in out
+    assert "Nothing was stored" in out
+    assert not MailHost.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="monitoring.").exists()
+
+
+def test_add_with_the_offered_fingerprint_pins_it_and_the_first_host_is_the_default(sshd):
+    out = add(sshd, "mx1", "--trust", sshd.fingerprint(), "--container", "dms", "--mail-volume", "/srv/mail")
+    assert out.strip() == (
+        f"Added mx1 ({sshd.user}@127.0.0.1:{sshd.port}) with host key {sshd.fingerprint()} pinned. "
+        "It is the default host."
+    )
+    host = MailHost.objects.get()
+    assert (host.host_key_fingerprint, host.host_key_type, host.is_default) == (sshd.fingerprint(), "ssh-ed25519", True)
+    assert (host.container, host.mail_volume, host.key_path) == ("dms", "/srv/mail", str(sshd.keys["user"]))
+    event = AuditEvent.objects.get(action="monitoring.mailhost.add")
+    assert (event.actor_label, event.target_label) == ("manage.py mailhost", "mx1")
+    assert sshd.fingerprint() in event.description
+    assert "PRIVATE KEY" not in event.description
+
+
+def test_a_trusted_fingerprint_that_is_not_the_offered_one_is_refused_naming_both(sshd):
+    other = sshd.fingerprint("second")
+    message = refused("mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(sshd.keys["user"]), "--trust", other)
+    assert message.startswith("--trust: ")
+    assert sshd.fingerprint("first") in message and other in message and "nothing was stored" in message
+
+
+def test_a_key_the_host_refuses_is_named_and_nothing_is_stored(sshd):
+    message = refused(
+        "mailhost",
+        "add",
+        "mx1",
+        "--ssh",
+        sshd.target,
+        "--key",
+        str(sshd.keys["stranger"]),
+        "--trust",
+        sshd.fingerprint(),
+    )
+    assert message == f"--key: 127.0.0.1:{sshd.port} refused the key (authentication failed)."
+
+
+def test_the_key_may_come_from_the_environment_and_is_never_stored(sshd, monkeypatch):
+    key_text = sshd.keys["user"].read_text()
+    monkeypatch.setenv("MX1_SSH_KEY", key_text)
+    run("mailhost", "add", "mx1", "--ssh", sshd.target, "--key-env", "MX1_SSH_KEY", "--trust", sshd.fingerprint())
+    host = MailHost.objects.get()
+    assert (host.key_path, host.key_env) == ("", "MX1_SSH_KEY")
+    assert key_text.splitlines()[1] not in str(list(MailHost.objects.values_list()))
+    assert "environment variable MX1_SSH_KEY" in run("mailhost", "show", "mx1")
+    monkeypatch.delenv("MX1_SSH_KEY")
+    message = refused("mailhost", "restart", "mx1", "--execute")
+    assert (
+        message == "the environment variable MX1_SSH_KEY (or MX1_SSH_KEY_FILE) is not set in Dockspace's environment."
+    )
+
+
+def test_a_host_whose_key_changed_after_it_was_added_runs_nothing(sshd):
+    add_host(sshd)
+    sshd.restart(host_key="second")
+    message = refused("mailhost", "restart", "mx1", "--execute")
+    assert "host key" in message and sshd.fingerprint("first") in message and sshd.fingerprint("second") in message
+    assert sshd.calls() == []
+    event = AuditEvent.objects.get(action="monitoring.mailhost.restart")
+    assert "`docker restart mailserver` was not run on mx1" in event.description
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ssh", "nobody-at-all", "--key", "/k"], "--ssh: give the SSH target as USER@HOST"),
+        (["--ssh", "root@host:99999", "--key", "/k"], "--ssh: '99999' is not a port (1 to 65535)."),
+        (["--ssh", "root@bad_host!", "--key", "/k"], "--ssh: 'bad_host!' is not a host name or IP address."),
+        (["--ssh", "root@mx.example.com", "--key", "id_ed25519"], "--key: the key file must be an absolute path"),
+        (["--ssh", "root@mx.example.com", "--key-env", "1BAD"], "--key-env: '1BAD' is not an environment variable"),
+        (["--ssh", "root@mx.example.com", "--key", "/k", "--container=-rm"], "--container: '-rm' is not a"),
+        (["--ssh", "root@mx.example.com", "--key", "/k", "--mail-volume", "srv"], "--mail-volume: the mail volume"),
+        (
+            ["--ssh", "root@mx.example.com", "--key", "/k", "--mail-volume", "/srv/my mail"],
+            "--mail-volume: an absolute",
+        ),
+        (
+            ["--ssh", "root@mx.example.com", "--key", "/nonexistent/key"],
+            "--key: the key file /nonexistent/key does not",
+        ),
+        (["--ssh", "root@mx.example.com", "--key", "/k", "--trust", "abc"], "--trust: 'abc' is not a host key"),
+    ],
+)
+def test_bad_input_names_the_option_and_the_rule(args, message):
+    assert message in refused("mailhost", "add", "mx1", *args)
+
+
+def test_a_bad_name_is_refused_naming_the_rule(sshd):
+    message = refused("mailhost", "add", "MX 1!", "--ssh", sshd.target, "--key", str(sshd.keys["user"]))
+    assert (
+        message
+        == "NAME: a host name here is 1 to 63 lower-case letters, digits and hyphens, starting with a letter or digit."
+    )
+
+
+def test_a_second_host_with_the_same_name_is_refused(sshd):
+    add_host(sshd)
+    message = refused(
+        "mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(sshd.keys["user"]), "--trust", sshd.fingerprint()
+    )
+    assert message == "NAME: a mail host named mx1 already exists."
+
+
+def test_an_unreachable_host_is_explained_without_a_traceback(sshd):
+    message = refused("mailhost", "add", "mx1", "--ssh", "root@127.0.0.1:1", "--key", str(sshd.keys["user"]))
+    assert message == "--ssh: 127.0.0.1:1 refused the connection or cannot be reached."
+
+
+def test_list_and_show_print_json(sshd):
+    add_host(sshd, "mx1")
+    add_host(sshd, "mx2", container="dms2")
+    rows = json.loads(run("mailhost", "list", "--json"))
+    assert [(r["name"], r["container"], r["is_default"]) for r in rows] == [
+        ("mx1", "mailserver", True),
+        ("mx2", "dms2", False),
+    ]
+    shown = json.loads(run("mailhost", "show", "mx2", "--json"))
+    assert shown["host_key_fingerprint"] == sshd.fingerprint()
+    assert shown["ssh"] == f"{sshd.user}@127.0.0.1:{sshd.port}"
+    assert shown["key"] == f"file {sshd.keys['user']}"
+    assert "mx1" in run("mailhost", "list") and "default" in run("mailhost", "list")
+    assert refused("mailhost", "show", "mx9") == "NAME: no mail host 'mx9'."
+
+
+def test_default_moves_and_removing_the_default_promotes_the_oldest_other_host(sshd):
+    add_host(sshd, "mx1")
+    add_host(sshd, "mx2")
+    add_host(sshd, "mx3")
+    run("mailhost", "default", "mx3")
+    assert list(MailHost.objects.filter(is_default=True).values_list("name", flat=True)) == ["mx3"]
+    assert "Removed mx3" in run("mailhost", "remove", "mx3")
+    assert list(MailHost.objects.filter(is_default=True).values_list("name", flat=True)) == ["mx1"]
+    assert AuditEvent.objects.filter(action="monitoring.mailhost.remove", target_label="mx3").exists()
+
+
+def test_restart_is_a_dry_run_until_execute(sshd):
+    add_host(sshd)
+    out = run("mailhost", "restart", "mx1")
+    assert "would run:\n  docker restart mailserver" in out and "Add --execute" in out
+    assert sshd.calls() == []
+    assert not AuditEvent.objects.filter(action="monitoring.mailhost.restart").exists()
+    out = run("mailhost", "restart", "mx1", "--execute")
+    assert "Ran on mx1: docker restart mailserver (exit 0)" in out
+    assert sshd.calls() == [["docker", "restart", "mailserver"]]
+    event = AuditEvent.objects.get(action="monitoring.mailhost.restart")
+    assert event.description == "Restart: ran `docker restart mailserver` on mx1 (exit 0)."
+
+
+def test_a_failing_restart_exits_non_zero_with_the_error_and_is_audited(sshd):
+    add_host(sshd)
+    sshd.answer(["docker", "restart", "mailserver"], stderr="Error response from daemon: No such container\n", exit=1)
+    message = refused("mailhost", "restart", "mx1", "--execute")
+    assert message == "docker restart mailserver failed on mx1 with exit status 1."
+    assert (
+        "exit 1: Error response from daemon" in AuditEvent.objects.get(action="monitoring.mailhost.restart").description
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "argv"),
+    [("postfix", ["postfix", "reload"]), ("dovecot", ["doveadm", "reload"])],
+)
+def test_reload_runs_the_service_reload_in_the_container(sshd, service, argv):
+    add_host(sshd)
+    assert f"docker exec mailserver {' '.join(argv)}" in run("mailhost", "reload", "mx1", service)
+    assert sshd.calls() == []
+    run("mailhost", "reload", "mx1", service, "--execute")
+    assert sshd.calls() == [["docker", "exec", "mailserver", *argv]]
+    assert (
+        f"`docker exec mailserver {' '.join(argv)}`"
+        in AuditEvent.objects.get(action="monitoring.mailhost.reload").description
+    )
+
+
+def test_reload_of_another_service_is_refused(sshd):
+    add_host(sshd)
+    assert (
+        refused("mailhost", "reload", "mx1", "rspamd")
+        == "SERVICE: 'rspamd' cannot be reloaded; choose postfix or dovecot."
+    )
+
+
+def test_with_sudo_the_audit_records_the_sudo_command(sshd):
+    add_host(sshd, use_sudo=True)
+    run("mailhost", "restart", "mx1", "--execute")
+    assert (
+        "`sudo -n docker restart mailserver`"
+        in AuditEvent.objects.get(action="monitoring.mailhost.restart").description
+    )
+
+
+def test_a_sudo_password_prompt_is_explained(sshd):
+    add_host(sshd, use_sudo=True)
+    sshd.set_sudo("password")
+    message = refused("mailhost", "restart", "mx1", "--execute")
+    assert message.startswith(f"the SSH user {sshd.user} needs passwordless sudo for docker on mx1")
+
+
+def test_update_changes_the_container_and_refuses_two_key_sources(sshd):
+    add_host(sshd)
+    assert "Updated mx1." in run("mailhost", "update", "mx1", "--container", "dms", "--sudo")
+    host = MailHost.objects.get()
+    assert (host.container, host.use_sudo) == ("dms", True)
+    assert refused("mailhost", "update", "mx1").startswith("nothing to change")
+    assert refused("mailhost", "update", "mx1", "--key", "relative").startswith(
+        "--key: the key file must be an absolute"
+    )
+
+
+# --- restart needed ------------------------------------------------------------------------------------
+
+
+def test_a_dkim_key_change_flags_every_host_and_a_restart_clears_it(sshd, settings):
+    from mail import services
+    from mail.dms.sync import dms_sync
+    from mail.models import DmsSyncState
+    from mail.tests.factories import make_domain, make_mailbox
+
+    settings.DKIM_LAYOUT = "opendkim"
+    add_host(sshd, "mx1")
+    add_host(sshd, "mx2")
+    domain = make_domain("example.com")
+    make_mailbox("bob@example.com")
+    dms_sync()
+    assert not MailHost.objects.filter(restart_needed=True).exists()  # positive control: no DKIM change yet
+    services.dkim_generate(domain=domain)
+    dms_sync()
+    assert sorted(MailHost.objects.filter(restart_needed=True).values_list("name", flat=True)) == ["mx1", "mx2"]
+    assert "OpenDKIM" in MailHost.objects.get(name="mx1").restart_reason
+    assert "restart-needed" in run("mailhost", "list")
+
+    run("mailhost", "restart", "mx1", "--execute")
+    assert list(MailHost.objects.filter(restart_needed=True).values_list("name", flat=True)) == ["mx2"]
+    assert DmsSyncState.load().restart_needed is True  # mx2 still needs it
+    run("mailhost", "restart", "mx2")  # a dry run clears nothing
+    assert MailHost.objects.get(name="mx2").restart_needed is True
+    run("mailhost", "restart", "mx2", "--execute")
+    assert not MailHost.objects.filter(restart_needed=True).exists()
+    assert DmsSyncState.load().restart_needed is False
+
+
+# --- who may ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def operator():
+    """Staff who may look at mail hosts and restart or reload them, but not add, change or remove them."""
+    from django.contrib.auth.models import Permission
+
+    from accounts.tests.factories import UserFactory
+
+    staff = UserFactory(email="ops@example.com", is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="monitoring", codename__in=["view_mailhost", "operate_mailhost"]
+        )
+    )
+    return staff.email
+
+
+@pytest.fixture
+def viewer():
+    from django.contrib.auth.models import Permission
+
+    from accounts.tests.factories import UserFactory
+
+    staff = UserFactory(email="viewer@example.com", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename="view_mailhost"))
+    return staff.email
+
+
+def test_staff_without_the_permission_are_refused_and_those_with_it_act(sshd, operator, viewer):
+    add_host(sshd)
+    assert refused("mailhost", "restart", "mx1", "--execute", "--as", viewer) == (
+        "NAME: you do not have the permission 'monitoring.operate_mailhost'."
+    )
+    assert refused("mailhost", "reload", "mx1", "--as", viewer).endswith("'monitoring.operate_mailhost'.")
+    assert sshd.calls() == []
+    # Positive control: the operator restarts; the audit names them.
+    run("mailhost", "restart", "mx1", "--execute", "--as", operator)
+    assert sshd.calls() == [["docker", "restart", "mailserver"]]
+    event = AuditEvent.objects.get(action="monitoring.mailhost.restart")
+    assert event.actor_label == "manage.py mailhost --as ops@example.com"
+    # ...but may not remove the host or add one.
+    assert refused("mailhost", "remove", "mx1", "--as", operator) == (
+        "NAME: you do not have the permission 'monitoring.delete_mailhost'."
+    )
+    assert "monitoring.add_mailhost" in refused(
+        "mailhost", "add", "mx2", "--ssh", sshd.target, "--key", str(sshd.keys["user"]), "--as", operator
+    )
+
+
+def test_as_someone_who_is_not_staff_is_refused():
+    from accounts.tests.factories import UserFactory
+
+    UserFactory(email="nobody@example.com")
+    assert (
+        refused("mailhost", "list", "--as", "nobody@example.com")
+        == "--as: 'nobody@example.com' is not an active staff member."
+    )
