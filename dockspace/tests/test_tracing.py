@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.urls import reverse
 
-from dockspace.tests.otlp_collector import OtlpCollector
+from dockspace.tests.tracing_stand_ins import OtlpCollector, record_spans
 from dockspace.tracing import endpoint, endpoint_problem, span
 from dockspace.tracing_sdk import MASK, scrub_attribute
 
@@ -200,26 +200,8 @@ def test_an_exported_span_keeps_an_errors_type_but_not_its_text():
     }
 
 
-@pytest.fixture
-def recorded_spans(monkeypatch):
-    """Tracing on for this test only: dockspace.tracing's tracer from a provider of the test's own, exporting through
-    the scrubbing exporter into memory (no global provider, no instrumentation). Yields the finished spans' list."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from dockspace import tracing
-    from dockspace.tracing_sdk import ScrubbingExporter
-
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(ScrubbingExporter(memory)))
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
-    yield memory.get_finished_spans
-    provider.shutdown()
-
-
-def test_a_span_of_dockspaces_own_records_its_attributes_and_an_errors_type_only(recorded_spans):
+def test_a_span_of_dockspaces_own_records_its_attributes_and_an_errors_type_only(monkeypatch):
+    recorded_spans = record_spans(monkeypatch)
     from opentelemetry.trace import StatusCode
 
     with span("ssh docker", **{"mailhost.name": "mx1", "server.port": None}) as current:

@@ -1,5 +1,6 @@
-"""A stand-in OTLP/HTTP trace collector for tests: listens on 127.0.0.1, accepts POST /v1/traces (protobuf
-ExportTraceServiceRequest, gzip or not) and keeps every span it receives as a plain `ReceivedSpan`."""
+"""Stand-ins for tracing tests. `OtlpCollector`: an OTLP/HTTP trace collector on 127.0.0.1 for processes a test
+starts (POST /v1/traces, protobuf ExportTraceServiceRequest, gzip or not), keeping every span as a `ReceivedSpan`.
+`record_spans(monkeypatch)`: tracing on in the test's own process, for one test, into memory."""
 
 import gzip
 import threading
@@ -133,3 +134,21 @@ class OtlpCollector:
             if condition(spans) or time.monotonic() > deadline:
                 return spans
             time.sleep(0.1)  # waiting for another process's export, not moving time
+
+
+def record_spans(monkeypatch):
+    """Turn dockspace.tracing on for this test only: its tracer comes from a provider of the test's own, exporting
+    through the scrubbing exporter into memory (no global provider, no instrumentation: the rest of the test
+    process stays untraced). Returns a function giving the spans finished so far (as they would be exported)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from dockspace import tracing
+    from dockspace.tracing_sdk import ScrubbingExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(ScrubbingExporter(memory)))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    return memory.get_finished_spans
