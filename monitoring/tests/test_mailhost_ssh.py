@@ -6,6 +6,7 @@ import time
 import pytest
 
 from dockspace.tests.tracing_stand_ins import record_spans
+from dockspace.tracing import span
 from monitoring import ssh
 from monitoring.tests.factories import unsaved_host
 from monitoring.tests.sshd import free_port
@@ -204,12 +205,13 @@ def test_a_command_is_traced_by_its_program_host_and_exit_status_never_its_outpu
     host = unsaved_host(sshd)
     sshd.answer(["docker", "info"], stdout="printed-on-stdout\n", stderr="printed-on-stderr\n", exit=3)
     sshd.answer(["docker", "exec", "mailserver", "postqueue", "-j"], sleep=10)
-    with ssh.session(host) as session:
+    with span("run/monitoring.probe_mail_host"), ssh.session(host) as session:  # as in a traced probe task
         assert session.run(["docker", "info"]).exit_status == 3
         with pytest.raises(ssh.SshError):
             session.run(["docker", "exec", "mailserver", "postqueue", "-j"], timeout=1)
 
-    ran, timed_out = finished()
+    ran, timed_out, task = finished()
+    assert ran.parent.span_id == timed_out.parent.span_id == task.context.span_id  # children of the task's span
     assert ran.name == timed_out.name == "ssh docker"
     assert dict(ran.attributes) == {
         "mailhost.name": "mx1",
