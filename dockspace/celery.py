@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 from dockspace.private_files import private_dir
 
@@ -54,3 +54,19 @@ def _catch_up_at_worker_start(sender, **kwargs):
                 started()
     finally:
         connections.close_all()  # never hand a database connection to the pool's forked children
+
+
+@worker_process_init.connect
+def _trace_pool_process(sender=None, **kwargs):
+    """Tracing starts in each process that runs tasks (a prefork child; the worker itself with --pool solo), after
+    the fork; without OTEL_EXPORTER_OTLP_ENDPOINT nothing is loaded (README "Tracing")."""
+    from dockspace.tracing import configure
+
+    configure("dockspace-worker")
+
+
+@beat_init.connect
+def _trace_beat(sender=None, **kwargs):
+    from dockspace.tracing import configure
+
+    configure("dockspace-beat")

@@ -163,7 +163,8 @@ def web_argv(environ: Environ) -> list[str]:
         "dockspace.access_log.MaskingLogger",
         # gunicorn's control socket would live in ~/.gunicorn, outside the data directory; nothing uses it.
         "--no-control-socket",
-        # Server hooks: a worker that exits is marked dead for the Prometheus counters.
+        # Server hooks: tracing starts in each worker after the fork; a worker that exits is marked dead for the
+        # Prometheus counters.
         "--config",
         "python:dockspace.gunicorn_config",
     ]

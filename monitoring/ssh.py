@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import env_str
+from dockspace.tracing import span
 from monitoring.probes.collect import CommandResult
 
 if TYPE_CHECKING:
@@ -259,18 +260,28 @@ class Session:
         transport = self._client.get_transport() if self._client is not None else None
         if transport is None or not transport.is_active():
             raise SshError("ssh", f"the SSH connection to {where} is closed.")
-        try:
-            channel = transport.open_session(timeout=timeout)
-            channel.exec_command(line)
-            channel.shutdown_write()
-            exit_status, out, err = _collect(channel, timeout)
-        except TimeoutError:
-            raise SshError("timeout", f"`{line}` did not finish within {timeout:g} s on {where}.") from None
-        except (paramiko.SSHException, EOFError, OSError) as e:
-            raise SshError("ssh", f"running `{line}` on {where} failed: {e}.") from None
-        result = CommandResult(exit_status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
-        _refuse_sudo_prompt(self.host, argv, result)
+        # Traced (README "Tracing") by the program's name, the host and the exit status: never the output.
+        with span(f"ssh {argv[0]}" if argv else "ssh", **self._span_attributes()) as traced:
+            try:
+                channel = transport.open_session(timeout=timeout)
+                channel.exec_command(line)
+                channel.shutdown_write()
+                exit_status, out, err = _collect(channel, timeout)
+            except TimeoutError:
+                raise SshError("timeout", f"`{line}` did not finish within {timeout:g} s on {where}.") from None
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                raise SshError("ssh", f"running `{line}` on {where} failed: {e}.") from None
+            traced.set_attribute("process.exit.code", exit_status)
+            result = CommandResult(exit_status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+            _refuse_sudo_prompt(self.host, argv, result)
         return result
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return {
+            "mailhost.name": self.host.name,
+            "server.address": self.host.ssh_host,
+            "server.port": self.host.ssh_port,
+        }
 
 
 def _with_sudo(host: MailHost, argv: Sequence[str]) -> list[str]:

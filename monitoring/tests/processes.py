@@ -81,9 +81,9 @@ class Web:
                 self.cookies.update({name: morsel.coded_value for name, morsel in jar.items()})
             return response.status, response.read()
 
-    def get(self, path, timeout=10):
-        """(status, body) of GET path."""
-        return self._open(urllib.request.Request(self.base + path), timeout)
+    def get(self, path, timeout=10, headers=None):
+        """(status, body) of GET path (redirects followed), with `headers` added."""
+        return self._open(urllib.request.Request(self.base + path, headers=headers or {}), timeout)
 
     def post_form(self, path, data):
         """GET the form for its CSRF token, then POST it; (status, body) of the POST."""

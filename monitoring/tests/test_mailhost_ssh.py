@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from dockspace.tests.tracing_stand_ins import record_spans
+from dockspace.tracing import span
 from monitoring import ssh
 from monitoring.tests.factories import unsaved_host
 from monitoring.tests.sshd import free_port
@@ -196,3 +198,28 @@ def test_a_sudo_that_asks_for_a_password_is_explained(sshd):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_a_command_is_traced_by_its_program_host_and_exit_status_never_its_output(sshd, monkeypatch):
+    finished = record_spans(monkeypatch)  # tracing on for this test (README "Tracing")
+    host = unsaved_host(sshd)
+    sshd.answer(["docker", "info"], stdout="printed-on-stdout\n", stderr="printed-on-stderr\n", exit=3)
+    sshd.answer(["docker", "exec", "mailserver", "postqueue", "-j"], sleep=10)
+    with span("run/monitoring.probe_mail_host"), ssh.session(host) as session:  # as in a traced probe task
+        assert session.run(["docker", "info"]).exit_status == 3
+        with pytest.raises(ssh.SshError):
+            session.run(["docker", "exec", "mailserver", "postqueue", "-j"], timeout=1)
+
+    ran, timed_out, task = finished()
+    assert ran.parent.span_id == timed_out.parent.span_id == task.context.span_id  # children of the task's span
+    assert ran.name == timed_out.name == "ssh docker"
+    assert dict(ran.attributes) == {
+        "mailhost.name": "mx1",
+        "server.address": "127.0.0.1",
+        "server.port": sshd.port,
+        "process.exit.code": 3,
+    }
+    assert timed_out.attributes["error.type"] == "SshError" and "process.exit.code" not in timed_out.attributes
+    exported = ran.to_json() + timed_out.to_json()
+    for never in ["printed-on", "postqueue", "did not finish"]:  # output, the command line, the error's text
+        assert never not in exported
