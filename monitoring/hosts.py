@@ -157,6 +157,10 @@ def _clean_settings(values: dict[str, Any]) -> dict[str, Any]:
         cleaned["container"] = _container(values["container"])
     if values.get("compose_dir"):
         cleaned["compose_dir"] = _absolute_path(values["compose_dir"], "compose_dir", "the compose directory")
+        try:  # the mail volume's rule: no character a login shell other than sh could read as syntax
+            probe_commands("mailserver", cleaned["compose_dir"])
+        except ValueError as e:
+            raise field_error("compose_dir", str(e).partition(": ")[2].replace("mail_volume", "compose_dir")) from None
     if "mail_volume" in values:
         cleaned["mail_volume"] = _absolute_path(values["mail_volume"] or "/", "mail_volume", "the mail volume")
         try:  # the probe's own rule for what it passes to df

@@ -112,6 +112,10 @@ def test_a_host_whose_key_changed_after_it_was_added_runs_nothing(sshd):
             "--mail-volume: an absolute",
         ),
         (
+            ["--ssh", "root@mx.example.com", "--key", "/k", "--compose-dir", "/srv/dms'$(touch x)'"],
+            "--compose-dir: an absolute path (starting with '/') of letters, digits and _ . / @ + = , : - only",
+        ),
+        (
             ["--ssh", "root@mx.example.com", "--key", "/nonexistent/key"],
             "--key: the key file /nonexistent/key does not",
         ),
