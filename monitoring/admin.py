@@ -230,7 +230,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     change_form_template = "admin/monitoring/notificationchannel/change_form.html"
     list_display = ["name", "kind", "is_enabled", "is_default", "destination", "secret_status", "last_notification"]
     list_filter = ["kind", "is_enabled"]
-    readonly_fields = ["secret_status"]
+    readonly_fields = ["secret_status", "webhook_origin"]
     actions = ["send_test"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "is_enabled", "is_default"]}),
@@ -239,6 +239,26 @@ class NotificationChannelAdmin(admin.ModelAdmin):
         ("Telegram", {"fields": ["telegram_chat_id"]}),
         ("Secret (webhook, Telegram)", {"fields": ["secret_status", "secret_env", "new_secret", "clear_secret"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        """Staff who may only view a channel see its webhook's origin: the URL's path may hold a token."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (name, {**options, "fields": ["webhook_origin" if f == "webhook_url" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description="webhook URL")
+    def webhook_origin(self, obj):
+        from monitoring.outbound_http import origin
+
+        return (
+            f"{origin(obj.webhook_url)}/… (the whole URL is shown to those who may change it)"
+            if obj.webhook_url
+            else "-"
+        )
 
     @admin.display(description="secret")
     def secret_status(self, obj):

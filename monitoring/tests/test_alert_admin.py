@@ -294,3 +294,12 @@ def test_a_resolved_alert_cannot_be_acknowledged(operator):
     assert shown_messages(response) == [
         f"{resolved}: alert {resolved.pk} is resolved: only an open alert can be acknowledged."
     ]
+
+
+def test_staff_who_may_only_view_a_channel_see_its_webhooks_origin_not_its_path(root, viewer):
+    channel = webhook_channel("https://hooks.example.com/in/SECRET-PATH-TOKEN")
+    url = f"/admin/monitoring/notificationchannel/{channel.pk}/change/"
+    seen = viewer.get(url).content.decode()
+    assert "https://hooks.example.com" in seen and "SECRET-PATH-TOKEN" not in seen
+    # Positive control: who may change the channel sees (and edits) the whole URL.
+    assert "SECRET-PATH-TOKEN" in root.get(url).content.decode()
