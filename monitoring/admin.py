@@ -231,7 +231,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "is_enabled", "is_default", "destination", "secret_status", "last_notification"]
     list_filter = ["kind", "is_enabled"]
     readonly_fields = ["secret_status", "webhook_origin"]
-    actions = ["send_test"]
+    actions = ["send_test", "attach_to_all_rules"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "is_enabled", "is_default"]}),
         ("Email", {"fields": ["email_to_staff", "email_addresses"]}),
@@ -310,6 +310,16 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     def send_test(self, request, queryset):
         for channel in queryset:
             self._test(request, channel)
+
+    @admin.action(description="Attach to every alert rule", permissions=["change"])
+    def attach_to_all_rules(self, request, queryset):
+        for channel in queryset:
+            try:
+                count = alert_services.channel_attach_to_all_rules(channel=channel, request=request)
+            except ValidationError as exc:
+                self.message_user(request, f"{channel.name}: {error_summary(exc)}", messages.ERROR)
+                return
+            self.message_user(request, f"{channel.name}: attached to {count} more alert rule(s).", messages.SUCCESS)
 
 
 class OpenFirst(admin.SimpleListFilter):

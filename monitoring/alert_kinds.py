@@ -86,7 +86,11 @@ def host_down(rule: RuleView):
     running). Value: none."""
     for host, probe in _probes():
         is_down = probe.status == "down"
-        summary = f"{host.name} is down: {'; '.join(probe.reasons)}." if is_down else f"{host.name} is {probe.status}."
+        summary = (
+            f"{host.name} is down: {'; '.join(probe.reasons).rstrip('.')}."
+            if is_down
+            else f"{host.name} is {probe.status}."
+        )
         yield Observation(host.name, is_down, None, summary[:1000])
 
 

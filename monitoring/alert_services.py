@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 SEND_TASK = "monitoring.send_alert_notification"
 ALERT_PERMISSION = "monitoring.change_alert"
 CHANNEL_PERMISSION = "monitoring.change_notificationchannel"
+RULE_PERMISSION = "monitoring.change_alertrule"
 MAX_ATTEMPTS = 6
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 15 * 60
@@ -475,3 +476,22 @@ def channel_send_test(*, channel, request=None, actor=None, actor_label=None):
         _finish(event, AlertEvent.SENT, timezone.now(), "", detail)
     audit("monitoring.channel.test", target=channel, description=outcome.text, **who)
     return outcome
+
+
+def channel_attach_to_all_rules(*, channel, request=None, actor=None, actor_label=None):
+    """Make every alert rule notify `channel` too (a channel added after the first start is on no rule yet).
+    Returns how many rules gained it."""
+    actor, who = _who(request, actor, actor_label)
+    require_perm(actor, RULE_PERMISSION, field="actor")
+    with transaction.atomic():
+        rules = list(AlertRule.objects.exclude(channels=channel))
+        for rule in rules:
+            rule.channels.add(channel)
+        if rules:
+            audit(
+                "monitoring.channel.attach",
+                target=channel,
+                description=f"Channel {channel.name} attached to {len(rules)} alert rule(s).",
+                **who,
+            )
+    return len(rules)

@@ -303,3 +303,20 @@ def test_staff_who_may_only_view_a_channel_see_its_webhooks_origin_not_its_path(
     assert "https://hooks.example.com" in seen and "SECRET-PATH-TOKEN" not in seen
     # Positive control: who may change the channel sees (and edits) the whole URL.
     assert "SECRET-PATH-TOKEN" in root.get(url).content.decode()
+
+
+def test_a_channel_added_later_is_attached_to_every_rule_by_one_action(root, operator):
+    first = webhook_channel(name="First")
+    switch_rule(first)  # installs every rule
+    rules = list(AlertRule.objects.all())
+    assert len(rules) > 2
+    later = webhook_channel("https://hooks.example.com/later", name="Later")
+    action = {"action": "attach_to_all_rules", "_selected_action": [later.pk]}
+    # Attaching changes the rules: who may change channels only is refused and nothing changes.
+    refused = operator.post("/admin/monitoring/notificationchannel/", action, follow=True)
+    assert "monitoring.change_alertrule" in refused.content.decode()
+    assert not later.rules.exists()
+    done = root.post("/admin/monitoring/notificationchannel/", action, follow=True)
+    assert f"Later: attached to {len(rules)} more alert rule(s)." in done.content.decode()
+    assert {rule.pk for rule in later.rules.all()} == {rule.pk for rule in rules}
+    assert AuditEvent.objects.filter(action="monitoring.channel.attach").count() == 1
