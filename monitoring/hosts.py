@@ -303,7 +303,8 @@ def mailhost_update(
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise field_error(
-            sorted(unknown)[0], "changes with the SSH target or host key: remove the host and add it again."
+            sorted(unknown)[0],
+            "changes with the SSH target: remove the host and add it again (a new host key: mailhost repin).",
         )
     host = MailHost.objects.select_for_update().get(pk=host.pk)
     if "key_path" in changes or "key_env" in changes:
@@ -326,6 +327,46 @@ def mailhost_update(
             **_who(request, actor_label, actor),
         )
     return host
+
+
+def mailhost_repin(
+    *,
+    host: MailHost,
+    trust: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> ssh.HostKey:
+    """A host whose key changed on purpose (reinstalled, keys rotated): contact it once and return the key it offers
+    now. With `trust` equal to that fingerprint, pin it instead of the old one; its settings and history stay."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, CHANGE, "name")
+    if trust is not None:
+        trust = normalize_fingerprint(trust)
+    try:
+        offered = ssh.fetch_host_key(host.ssh_host, host.ssh_port)
+    except ssh.SshError as e:
+        raise _ssh_refusal(e, "name") from None
+    if trust is None:
+        return offered
+    if not hmac.compare_digest(trust.encode(), offered.fingerprint.encode()):
+        raise field_error(
+            "trust",
+            f"{host.ssh_target} offers the host key {offered.fingerprint} ({offered.type}), not {trust}: the pinned "
+            f"key {host.host_key_fingerprint} stays.",
+        )
+    old = host.host_key_fingerprint
+    with transaction.atomic():
+        host = MailHost.objects.select_for_update().get(pk=host.pk)
+        host.host_key_type, host.host_key_fingerprint, host.host_key = offered.type, offered.fingerprint, offered.base64
+        host.save(update_fields=["host_key_type", "host_key_fingerprint", "host_key", "updated_at"])
+        audit(
+            "monitoring.mailhost.repin",
+            target=host,
+            description=f"Pinned host key {offered.fingerprint} ({offered.type}) instead of {old}.",
+            **_who(request, actor_label, actor),
+        )
+    return offered
 
 
 @transaction.atomic

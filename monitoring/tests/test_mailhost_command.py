@@ -97,6 +97,27 @@ def test_a_host_whose_key_changed_after_it_was_added_runs_nothing(sshd):
     assert "`docker restart mailserver` was not run on mx1" in event.description
 
 
+def test_repin_shows_the_new_key_then_pins_only_the_fingerprint_checked_and_keeps_the_host(sshd):
+    host = add_host(sshd)
+    host.notes = "rack 4"
+    host.save()
+    sshd.restart(host_key="second")
+    shown = run("mailhost", "repin", "mx1")
+    assert f"offers the host key {sshd.fingerprint('second')}" in shown
+    assert f"{sshd.fingerprint('first')} is pinned" in shown and "Nothing was changed" in shown
+    wrong = refused("mailhost", "repin", "mx1", "--trust", sshd.fingerprint("first"))
+    assert f"--trust: {sshd.target} offers the host key {sshd.fingerprint('second')}" in wrong
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("first")
+
+    run("mailhost", "repin", "mx1", "--trust", sshd.fingerprint("second"))
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("second") and host.notes == "rack 4"
+    run("mailhost", "restart", "mx1", "--execute")  # the new key is accepted: the command runs
+    assert sshd.calls() == [["docker", "restart", "mailserver"]]
+    assert AuditEvent.objects.filter(action="monitoring.mailhost.repin").count() == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -114,6 +114,16 @@ class Command(BaseCommand):
         key.add_argument("--key-env", metavar="VAR", help="Environment variable holding the private key.")
         self._settings_arguments(update, defaults=False)
 
+        repin = sub.add_parser(
+            "repin",
+            help="Pin the host key a host offers now (it was reinstalled or its keys rotated); its settings and "
+            "history stay. Without --trust, prints the offered and the pinned fingerprints and changes nothing.",
+        )
+        repin.add_argument("name", metavar="NAME", help=NAME_HELP)
+        repin.add_argument(
+            "--trust", metavar="SHA256:...", help="The fingerprint you checked on the host (ssh-keygen -lf ...)."
+        )
+
         default = sub.add_parser("default", help="Make this host the default one.")
         default.add_argument("name", metavar="NAME", help=NAME_HELP)
         remove = sub.add_parser("remove", help="Forget a host (nothing on the host changes).")
@@ -260,6 +270,20 @@ class Command(BaseCommand):
         with ServiceCall(OPTIONS):
             hosts.mailhost_update(host=host, **changes, **self._who())
         self.stdout.write(f"Updated {host.name}.")
+
+    def _repin(self, o):
+        host = find_host(o["name"])
+        with ServiceCall(OPTIONS):
+            offered = hosts.mailhost_repin(host=host, trust=o["trust"], **self._who())
+        if o["trust"] is None:
+            self.stdout.write(
+                f"{host.ssh_target} offers the host key {offered.fingerprint} ({offered.type}); "
+                f"{host.host_key_fingerprint} is pinned.\nNothing was changed. Check the offered key on the host "
+                "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run again with:\n"
+                f"  --trust {offered.fingerprint}"
+            )
+            return
+        self.stdout.write(f"{host.name}: host key {offered.fingerprint} pinned.")
 
     def _default(self, o):
         host = find_host(o["name"])
