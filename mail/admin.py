@@ -73,30 +73,6 @@ class TierAdmin(admin.ModelAdmin):
     def total(self, obj):
         return _quota(obj.total_quota)
 
-    @admin.display(description="quota use")
-    def quota_use(self, obj):
-        """The domain's measured total and its fullest mailboxes (mail.quota_usage's seam)."""
-        usage = domain_usage(obj)
-        if not usage.measured:
-            return "not measured yet"
-        pks = dict(obj.mailboxes.filter(address__in=[a for a, _ in usage.largest]).values_list("address", "pk"))
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td></tr>',
-            (
-                (reverse("admin:mail_mailbox_change", args=[pks[address]]), _shown(address), _quota_bar(use))
-                for address, use in usage.largest
-            ),
-        )
-        return format_html(
-            '<p>{} used by {} of {} mailboxes measured.</p><table class="quota-table" id="domain-quota-use">'
-            "<thead><tr><th>Largest mailboxes</th><th>Used / limit</th></tr></thead><tbody>{}</tbody></table>",
-            humanize_size(usage.used_bytes),
-            usage.measured,
-            usage.mailboxes,
-            rows,
-        )
-
     @admin.display(description="default quota")
     def default(self, obj):
         return _quota(obj.default_quota)
