@@ -242,14 +242,19 @@ def test_an_unreachable_broker_fails_without_revealing_its_address(ready):
 
 @pytest.mark.django_db
 def test_an_embedded_broker_whose_queue_folder_is_gone_is_not_ready(ready, tmp_path):
-    options = dict(celery_app.conf.broker_transport_options)
-    if not celery_app.conf.broker_url.startswith("filesystem"):
-        pytest.skip("the embedded broker is not in use (REDIS_URL is set)")
-    celery_app.conf.broker_transport_options = {**options, "data_folder_out": str(tmp_path / "gone")}
+    # The embedded broker, also in the run on Redis (as `make run` uses it).
+    url, options = celery_app.conf.broker_url, dict(celery_app.conf.broker_transport_options or {})
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    embedded = {"data_folder_in": str(queue), "data_folder_out": str(queue), "control_folder": str(queue)}
+    celery_app.conf.broker_url = "filesystem://"
     try:
+        celery_app.conf.broker_transport_options = embedded
+        assert ready_answer()[0].status_code == 200  # positive control: the folders take a file
+        celery_app.conf.broker_transport_options = {**embedded, "data_folder_out": str(tmp_path / "gone")}
         response, document = ready_answer()
     finally:
-        celery_app.conf.broker_transport_options = options
+        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = url, options
     assert response.status_code == 503
     assert check(document, "broker:responseTime")["output"] == (
         "the Celery broker does not answer (No such file or directory)"
