@@ -1,7 +1,8 @@
 """Optional OpenTelemetry tracing (README "Tracing"). With OTEL_EXPORTER_OTLP_ENDPOINT set, each process calls
 configure() once it is the process that does the work (a gunicorn worker after the fork, a Celery pool child, beat):
 web requests, Celery tasks, database queries and `span()` blocks (SSH commands) are sent over OTLP/HTTP. Unset,
-configure() returns at once and no opentelemetry module is ever imported; `span()` is then a no-op.
+configure() returns at once and imports none of the tracing set-up (SDK, instrumentation, exporter); `span()` is
+then a no-op.
 
 Never exported: the token in password-reset and registration links, query-string values, the Authorization and
 Cookie headers, SQL parameters (statements keep their placeholders), an error's message and traceback (its type is
