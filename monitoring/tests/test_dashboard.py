@@ -5,38 +5,16 @@ on the page comes from another origin."""
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.test import Client
 from django.utils import timezone
 
 from accounts.tests.factories import StaffFactory, UserFactory
 from mail.models import DmsSyncState
 from mail.tests.factories import make_domain, make_mailbox
 from monitoring.alert_models import Alert
+from monitoring.tests.dashboard_pages import HOME, card, signed_in, staff_with
 from monitoring.tests.factories import switch_rule
 
 pytestmark = pytest.mark.django_db
-
-HOME = "/admin/"
-
-
-def signed_in(person):
-    client = Client()
-    client.force_login(person)
-    return client
-
-
-def staff_with(*perms, email):
-    person = UserFactory(email=email, is_staff=True)
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    return person
-
-
-def card(html, title):
-    match = re.search(rf'<h2 id="card-\d+">{title}</h2>(.*?)</section>', html, re.S)
-    return match.group(1) if match else None
 
 
 def open_alert(subject, state=Alert.FIRING):
