@@ -30,13 +30,16 @@ def test_a_real_worker_sends_at_commit_and_the_drain_sends_what_the_broker_misse
         with celery_running(tmp_path, "worker", **smtp_env) as celery:
             send_mail("Sent at commit", "text", None, ["ann@example.com"])
             assert wait_for(lambda: len(smtp.received) == 1), celery.log()[-3000:]
-            assert OutboundMessage.objects.get(subject="Sent at commit").status == "sent"
+            # The worker marks the row sent just after the server accepted the message.
+            sent_at_commit = OutboundMessage.objects.filter(subject="Sent at commit", status="sent")
+            assert wait_for(sent_at_commit.exists), list(OutboundMessage.objects.values_list("status", flat=True))
 
             with monkeypatch.context() as patch:
                 patch.setattr("accounts.outbox.queue_task", lambda *args, **kwargs: None)  # the broker never hears
                 send_mail("Sent by the drain", "text", None, ["bob@example.com"])
             celery.start("beat")
             assert wait_for(lambda: len(smtp.received) == 2), celery.log()[-3000:]
+            assert wait_for(OutboundMessage.objects.filter(subject="Sent by the drain", status="sent").exists)
     finally:
         smtp.stop()
     assert [r.rcpt_tos for r in smtp.received] == [["ann@example.com"], ["bob@example.com"]]
