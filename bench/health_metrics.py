@@ -162,6 +162,7 @@ def run(args, temp_dir):
         DOCKSPACE_DMS_DIR=str(data_dir / "dms" / "config"),
         DOCKSPACE_DMS_HISTORY_DIR=str(data_dir / "dms" / "history"),
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir / "web"),
+        DOCKSPACE_HEALTH_CACHE_SECONDS="0",  # each /health/ready runs its checks: their latency is what is measured
     )
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url

@@ -219,6 +219,9 @@ if METRICS_TOKEN and (len(METRICS_TOKEN) < 16 or not re.fullmatch(r"[A-Za-z0-9._
         "DOCKSPACE_METRICS_TOKEN must be at least 16 characters of letters, digits and -._~+/ (a bearer token), "
         "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'."
     )
+# /health/ready runs its checks (database, cache, broker, DMS directory) at most once this many seconds per process
+# and answers from that round meanwhile: a flood of requests touches them once. 0: every request runs them.
+HEALTH_CACHE_SECONDS = env_int("DOCKSPACE_HEALTH_CACHE_SECONDS", 5, minimum=0)
 # Each process keeps its Prometheus counters in files (prometheus_client's multiprocess mode) in its own
 # subdirectory, given to it as PROMETHEUS_MULTIPROC_DIR when it starts (dockspace.processes); /metrics adds up
 # every subdirectory. On the data volume, so the web container reads what the worker container counted.

@@ -10,11 +10,17 @@ Each check is a plain function returning Checks, run one after the other (a few 
 - worker:heartbeat and beat:lastTick: seconds since a worker was last seen and since beat last sent a task
   (monitoring.heartbeats); more than 2 minutes fails.
 The answer never carries a secret, a path or a traceback: a failure is named by its exception's class or its OS
-error, and the detail goes to the log for the operator."""
+error, and the detail goes to the log for the operator. Even that name (an OS error's text can hold a host name)
+and the observed values go only to callers /metrics admits (monitoring.scrape_access); anyone else gets each
+check's status and a generic reason.
+
+One round of checks is kept for DOCKSPACE_HEALTH_CACHE_SECONDS (per process, 0: none), so a flood of requests
+touches the database, cache, broker and DMS directory at most once per round."""
 
 import logging
 import secrets
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # A broker that does not take a connection within this many seconds is not ready (a probe gives up soon after).
 BROKER_TIMEOUT_SECONDS = 2
+# What a caller /metrics does not admit reads about a failing check that gave no summary of its own.
+GENERIC_REASON = "failing: the detail is in Dockspace's log"
 
 
 @dataclass(frozen=True)
@@ -44,20 +52,26 @@ class Check:
     status: str
     observed_value: float | int | None = None
     observed_unit: str | None = None
-    output: str = ""
+    output: str = ""  # what fails, for the operator: may name the error (its class, an OS error's text)
+    summary: str = ""  # what fails, for anyone: the same in general terms, nothing taken from the error
 
-    def as_json(self, at: datetime) -> dict:
+    def as_json(self, at: datetime, *, detailed: bool) -> dict:
         entry = {"componentType": self.component_type, "status": self.status, "time": at.isoformat()}
-        if self.observed_value is not None:
+        if detailed and self.observed_value is not None:
             entry["observedValue"] = self.observed_value
             entry["observedUnit"] = self.observed_unit
-        if self.output:  # the draft: omitted when the check passes
-            entry["output"] = self.output
+        if self.status != PASS:  # the draft: omitted when the check passes
+            entry["output"] = self.output if detailed else self.summary or GENERIC_REASON
         return entry
 
 
 def _milliseconds_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _failed(key: str, component_type: str, what: str, reason: str) -> Check:
+    """A failed check: `what` for anyone, with the error's `reason` for the operator."""
+    return Check(key, component_type, FAIL, output=f"{what} ({reason})", summary=what)
 
 
 def _failure(component: str, exc: BaseException) -> str:
@@ -98,19 +112,21 @@ def check_database() -> list[Check]:
             cursor.execute("SELECT 1")
     except Exception as exc:  # any database failure means "not ready"
         reason = _failure("database", exc)
+        cannot = "cannot read the applied migrations"
         return [
-            Check("database:responseTime", "datastore", FAIL, output=f"the database does not answer ({reason})"),
-            Check("database:migrations", "datastore", FAIL, output="cannot read the applied migrations"),
+            _failed("database:responseTime", "datastore", "the database does not answer", reason),
+            Check("database:migrations", "datastore", FAIL, output=cannot, summary=cannot),
         ]
     answered = Check("database:responseTime", "datastore", PASS, _milliseconds_since(started), "ms")
     try:
         unapplied = unapplied_migrations()
     except Exception as exc:
         reason = _failure("migrations", exc)
-        return [answered, Check("database:migrations", "datastore", FAIL, output=f"cannot read them ({reason})")]
+        return [answered, _failed("database:migrations", "datastore", "cannot read them", reason)]
     if unapplied:
         output = f"{unapplied} migration(s) not applied: run `manage.py migrate`"
-        return [answered, Check("database:migrations", "datastore", FAIL, unapplied, "migrations", output)]
+        summary = "migrations not applied"
+        return [answered, Check("database:migrations", "datastore", FAIL, unapplied, "migrations", output, summary)]
     return [answered, Check("database:migrations", "datastore", PASS, 0, "migrations")]
 
 
@@ -123,9 +139,10 @@ def check_cache() -> list[Check]:
         cache.delete(key)
     except Exception as exc:
         reason = _failure("cache", exc)
-        return [Check("cache:responseTime", "datastore", FAIL, output=f"the cache does not answer ({reason})")]
+        return [_failed("cache:responseTime", "datastore", "the cache does not answer", reason)]
     if read != value:
-        return [Check("cache:responseTime", "datastore", FAIL, output="the cache did not keep a value written to it")]
+        lost = "the cache did not keep a value written to it"
+        return [Check("cache:responseTime", "datastore", FAIL, output=lost, summary=lost)]
     return [Check("cache:responseTime", "datastore", PASS, _milliseconds_since(started), "ms")]
 
 
@@ -151,7 +168,7 @@ def check_broker() -> list[Check]:
                 broker.ensure_connection(max_retries=0)
     except Exception as exc:
         reason = _failure("broker", exc)
-        return [Check("broker:responseTime", "component", FAIL, output=f"the Celery broker does not answer ({reason})")]
+        return [_failed("broker:responseTime", "component", "the Celery broker does not answer", reason)]
     return [Check("broker:responseTime", "component", PASS, _milliseconds_since(started), "ms")]
 
 
@@ -161,16 +178,16 @@ def check_dms_directory() -> list[Check]:
             _takes_a_file(Path(directory))
         except OSError as exc:
             reason = _failure(label, exc)
-            return [Check("dms:writable", "component", FAIL, output=f"the {label} does not take a file ({reason})")]
+            return [_failed("dms:writable", "component", f"the {label} does not take a file", reason)]
     return [Check("dms:writable", "component", PASS)]
 
 
 def _age(key: str, seen: datetime | None, limit: int, never: str, silent: str, now: datetime) -> Check:
     if seen is None:
-        return Check(key, "component", FAIL, output=never)
+        return Check(key, "component", FAIL, output=never, summary=never)
     age = max(0, round((now - seen).total_seconds()))
     if age > limit:
-        return Check(key, "component", FAIL, age, "s", silent.format(age=age))
+        return Check(key, "component", FAIL, age, "s", silent.format(age=age), silent.format(age=age))
     return Check(key, "component", PASS, age, "s")
 
 
@@ -180,10 +197,7 @@ def check_heartbeats(now: datetime) -> list[Check]:
         seen = heartbeats.last_seen()
     except Exception as exc:
         reason = _failure("heartbeats", exc)
-        return [
-            Check(key, "component", FAIL, output=f"cannot read it ({reason})")
-            for key in ("worker:heartbeat", "beat:lastTick")
-        ]
+        return [_failed(key, "component", "cannot read it", reason) for key in ("worker:heartbeat", "beat:lastTick")]
     return [
         _age(
             "worker:heartbeat",
@@ -204,14 +218,58 @@ def check_heartbeats(now: datetime) -> list[Check]:
     ]
 
 
-def readiness() -> tuple[str, dict]:
-    """(overall status, the application/health+json document)."""
+def run_checks() -> tuple[list[Check], datetime]:
+    """One round of every check, and when it ran."""
     checks = [*check_database(), *check_cache(), *check_broker(), *check_dms_directory()]
     now = timezone.now()
     checks += check_heartbeats(now)
+    return checks, now
+
+
+_last_round: tuple[list[Check], datetime, float] | None = None  # the checks, when, and time.time() then
+_round_lock = threading.Lock()
+
+
+def forget_last_round() -> None:
+    """The next readiness() runs the checks (tests that need a fresh answer)."""
+    global _last_round
+    with _round_lock:
+        _last_round = None
+
+
+def _kept_round(now: float, seconds: int) -> tuple[list[Check], datetime] | None:
+    if _last_round is None:
+        return None
+    checks, at, ran = _last_round
+    return (checks, at) if ran <= now < ran + seconds else None  # a clock set back runs them again
+
+
+def latest_round() -> tuple[list[Check], datetime]:
+    """The last round if it ran less than HEALTH_CACHE_SECONDS ago, else a new one. Concurrent callers (a threaded
+    web worker) wait for the round one of them runs instead of running their own."""
+    global _last_round
+    seconds = settings.HEALTH_CACHE_SECONDS
+    if seconds <= 0:
+        return run_checks()
+    kept = _kept_round(time.time(), seconds)
+    if kept is not None:
+        return kept
+    with _round_lock:
+        kept = _kept_round(time.time(), seconds)
+        if kept is None:
+            checks, at = run_checks()
+            _last_round = (checks, at, time.time())
+            kept = checks, at
+        return kept
+
+
+def readiness(*, detailed: bool) -> tuple[str, dict]:
+    """(overall status, the application/health+json document); `detailed`: with each failure's error and the
+    observed values (for callers /metrics admits)."""
+    checks, at = latest_round()
     document_checks: dict[str, list[dict]] = {}
     for check in checks:
-        document_checks.setdefault(check.key, []).append(check.as_json(now))
+        document_checks.setdefault(check.key, []).append(check.as_json(at, detailed=detailed))
     statuses = {check.status for check in checks}
     status = FAIL if FAIL in statuses else WARN if WARN in statuses else PASS
     return status, {"status": status, "description": "Dockspace readiness", "checks": document_checks}

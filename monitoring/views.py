@@ -42,7 +42,8 @@ def liveness(request):
 @never_cache
 @require_safe
 def readiness(request):
-    status, document = health.readiness()
+    # The errors behind a failing check and the observed values: only for whoever may read /metrics.
+    status, document = health.readiness(detailed=scrape_refusal(request) is None)
     if status != health.FAIL:
         return _health_json(document)
     response = _health_json(document, status=503)

@@ -1,5 +1,6 @@
 """/health (liveness) and /health/ready (readiness) as application/health+json, as a probe or an operator meets
-them: what passes, each way readiness fails (503), the first start before any account, the HTTPS redirect."""
+them: what passes, each way readiness fails (503), the round of checks kept a few seconds, the detail only for
+callers /metrics admits, the first start before any account, the HTTPS redirect."""
 
 import json
 import socket
@@ -18,7 +19,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from accounts.models import User
 from accounts.tests.factories import UserFactory
 from dockspace.celery import app as celery_app
-from monitoring import heartbeats
+from monitoring import health, heartbeats
 from monitoring.models import Heartbeat
 from monitoring.tasks import heartbeat
 
@@ -38,6 +39,15 @@ def closed_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.fixture(autouse=True)
+def fresh_rounds(settings):
+    """Every answer runs the checks (the tests that keep a round set DOCKSPACE_HEALTH_CACHE_SECONDS themselves)."""
+    settings.HEALTH_CACHE_SECONDS = 0
+    health.forget_last_round()
+    yield
+    health.forget_last_round()
 
 
 @pytest.fixture
@@ -259,6 +269,78 @@ def test_an_embedded_broker_whose_queue_folder_is_gone_is_not_ready(ready, tmp_p
     assert check(document, "broker:responseTime")["output"] == (
         "the Celery broker does not answer (No such file or directory)"
     )
+
+
+# --- one round kept a few seconds ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_within_the_cache_window_the_last_round_answers_and_after_it_the_checks_run_again(settings, ready):
+    settings.HEALTH_CACHE_SECONDS = 5
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        first, first_document = ready_answer()
+        settings.DMS_DIR.rmdir()  # broken after the first round
+        kept, kept_document = ready_answer()
+    with time_machine.travel(start + timedelta(seconds=4), tick=False):
+        still, _ = ready_answer()
+    assert first.status_code == kept.status_code == still.status_code == 200  # the checks did not run again
+    assert kept_document == first_document  # the same round, down to its time
+    with time_machine.travel(start + timedelta(seconds=5), tick=False):
+        response, document = ready_answer()
+    assert response.status_code == 503
+    assert failing(document) == {"dms:writable"}
+
+
+@pytest.mark.django_db
+def test_with_a_cache_of_0_seconds_every_request_runs_the_checks(settings, ready):
+    assert settings.HEALTH_CACHE_SECONDS == 0
+    assert ready_answer()[0].status_code == 200
+    settings.DMS_DIR.rmdir()
+    response, document = ready_answer()
+    assert response.status_code == 503 and failing(document) == {"dms:writable"}
+
+
+# --- who sees the detail ----------------------------------------------------------------------------------------
+
+ELSEWHERE = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+@pytest.mark.django_db
+def test_a_caller_metrics_would_refuse_sees_status_and_a_generic_reason_only(settings, ready):
+    settings.DMS_DIR.rmdir()
+    for headers in (ELSEWHERE, {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.9"}):
+        response = Client().get("/health/ready", **headers)
+        document = json.loads(response.content)
+        assert response.status_code == 503 and failing(document) == {"dms:writable"}
+        assert check(document, "dms:writable")["output"] == "the DMS directory does not take a file"
+        assert "No such file or directory" not in response.content.decode()
+        assert set(check(document, "database:responseTime")) == {"componentType", "status", "time"}
+        assert set(document["checks"]) == CHECKS
+    # positive control: straight from this machine, the error and the observed values
+    document = ready_answer()[1]
+    assert (
+        check(document, "dms:writable")["output"]
+        == "the DMS directory does not take a file (No such file or directory)"
+    )
+    assert check(document, "database:responseTime")["observedUnit"] == "ms"
+
+
+@pytest.mark.django_db
+def test_with_the_metrics_token_its_bearer_sees_the_detail_from_anywhere(settings, ready):
+    settings.METRICS_TOKEN = "health-detail-token-0123456789"
+    settings.DMS_HISTORY_DIR.rmdir()
+    admitted = Client().get("/health/ready", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}", **ELSEWHERE)
+    refused = Client().get("/health/ready", HTTP_AUTHORIZATION="Bearer wrong-token-0123456789", **ELSEWHERE)
+    loopback = Client().get("/health/ready")  # with a token set, loopback alone no longer admits
+    assert admitted.status_code == refused.status_code == loopback.status_code == 503  # readiness answers everyone
+    detail = "the DMS history directory does not take a file (No such file or directory)"
+    assert check(json.loads(admitted.content), "dms:writable")["output"] == detail
+    for response in (refused, loopback):
+        assert (
+            check(json.loads(response.content), "dms:writable")["output"]
+            == "the DMS history directory does not take a file"
+        )
 
 
 # --- first start, HTTPS redirect --------------------------------------------------------------------------------
