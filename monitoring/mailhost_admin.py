@@ -1,6 +1,7 @@
 """Mail hosts in the admin (monitoring/admin.py imports this): added in two steps (the host key it offers, then an
-explicit "trust"), changed through the service form, and acted on (restart, reload, bootstrap) by a dry run first
-that shows the exact command, then a confirmed POST: the same services as `manage.py mailhost`."""
+explicit "trust"), re-pinned the same way when its host key changed, changed through the service form, and acted on
+(restart, reload, bootstrap) by a dry run first that shows the exact command, then a confirmed POST: the same
+services as `manage.py mailhost`."""
 
 import secrets
 
@@ -63,6 +64,30 @@ class MailHostAddForm(forms.Form):
         }
 
 
+# --- a host key shown, then trusted -----------------------------------------------------------------------------
+# The fingerprint the operator was shown stays in the session under a one-time token; the confirming POST carries
+# only that token (a hidden field) and the answer, so the key trusted is the one shown, never one the browser sends.
+
+
+def offer_keep(request, session_key, fingerprint, **data):
+    """Keep the offered `fingerprint` (and `data`) until the operator answers; the token for the hidden field."""
+    token = secrets.token_urlsafe(16)
+    request.session[session_key] = {"token": token, "fingerprint": fingerprint, **data}
+    return token
+
+
+def offer_answered(request, session_key):
+    """The kept offer this POST answers, removed (each is answered once); None when it expired or was answered."""
+    pending = request.session.pop(session_key, None)
+    if not pending or not constant_time_compare(pending["token"], request.POST.get("confirmation", "")):
+        return None
+    return pending
+
+
+def is_trusted(request):
+    return request.POST.get("trust") == "yes"
+
+
 class MailHostChangeForm(ServiceForm):
     class Meta:
         model = MailHost
@@ -96,7 +121,10 @@ class MailHostAdmin(ServiceAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["name", "ssh_target", "status", "is_default", "notes"]}),
-        ("Pinned host key (trusted when the host was added)", {"fields": ["host_key_type", "host_key_fingerprint"]}),
+        (
+            "Pinned host key (trusted when the host was added or re-pinned)",
+            {"fields": ["host_key_type", "host_key_fingerprint"]},
+        ),
         ("Private key (never stored here)", {"fields": ["key_path", "key_env", "use_sudo"]}),
         (
             "DMS on the host",
@@ -128,7 +156,11 @@ class MailHostAdmin(ServiceAdmin):
         return f"{probe.status} ({when}){reasons}"
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {"can_operate": request.user.has_perm(hosts.OPERATE), **(extra_context or {})}
+        extra_context = {
+            "can_operate": request.user.has_perm(hosts.OPERATE),
+            "can_repin": request.user.has_perm(hosts.CHANGE),
+            **(extra_context or {}),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def remove(self, request, obj):
@@ -149,13 +181,13 @@ class MailHostAdmin(ServiceAdmin):
             raise PermissionDenied
         pending_key = "monitoring_mailhost_add"
         if request.method == "POST" and "confirmation" in request.POST:
-            pending = request.session.pop(pending_key, None)
-            if not pending or not constant_time_compare(pending["token"], request.POST.get("confirmation", "")):
+            pending = offer_answered(request, pending_key)
+            if pending is None:
                 self.message_user(request, "That form expired; contact the host again.", messages.WARNING)
                 return HttpResponseRedirect(request.path)
             form = MailHostAddForm(pending["data"])
             form.is_valid()
-            if request.POST.get("trust") != "yes":
+            if not is_trusted(request):
                 return self._add_page(request, form)
             try:
                 added = hosts.mailhost_add(**form.service_arguments(), trust=pending["fingerprint"], request=request)
@@ -175,22 +207,21 @@ class MailHostAdmin(ServiceAdmin):
             except ValidationError as e:
                 add_to_form(form, e, {"ssh_target": "ssh"})
             else:
-                token = secrets.token_urlsafe(16)
-                request.session[pending_key] = {
-                    "token": token,
-                    "data": form.cleaned_data,
-                    "fingerprint": added.offered.fingerprint,
-                }
-                context = {
-                    **self.admin_site.each_context(request),
-                    "opts": self.opts,
-                    "title": f"Trust the host key of {form.cleaned_data['ssh']}?",
-                    "offered": added.offered,
-                    "ssh": form.cleaned_data["ssh"],
-                    "confirmation": token,
-                }
-                return TemplateResponse(request, "admin/monitoring/mailhost/trust.html", context)
+                token = offer_keep(request, pending_key, added.offered.fingerprint, data=form.cleaned_data)
+                return self._trust_page(
+                    request,
+                    title=f"Trust the host key of {form.cleaned_data['ssh']}?",
+                    ssh=form.cleaned_data["ssh"],
+                    offered=added.offered,
+                    confirmation=token,
+                    trust_label="Yes, I checked it: trust this key and add the host",
+                )
         return self._add_page(request, form)
+
+    def _trust_page(self, request, **context):
+        """The offered host key, and the question whether to trust it (with `pinned`: beside the pinned one)."""
+        context = {**self.admin_site.each_context(request), "opts": self.opts, **context}
+        return TemplateResponse(request, "admin/monitoring/mailhost/trust.html", context)
 
     def _add_page(self, request, form):
         context = {
@@ -210,6 +241,7 @@ class MailHostAdmin(ServiceAdmin):
             path("<path:object_id>/reload/<str:service>/", view(self.reload_view), name="monitoring_mailhost_reload"),
             path("<path:object_id>/bootstrap/", view(self.bootstrap_view), name="monitoring_mailhost_bootstrap"),
             path("<path:object_id>/check/", view(self.check_view), name="monitoring_mailhost_check"),
+            path("<path:object_id>/repin/", view(self.repin_view), name="monitoring_mailhost_repin"),
         ] + super().get_urls()
 
     def _host(self, request, object_id):
@@ -299,6 +331,51 @@ class MailHostAdmin(ServiceAdmin):
             probe,
             template="admin/monitoring/mailhost/check.html",
             data=probing.probe_data(probe) if probe else None,
+        )
+
+    def repin_view(self, request, object_id):
+        """The host key changed on purpose (reinstalled, keys rotated): GET shows the pinned key and connects to
+        nothing; POST "fetch" shows the key the host offers now beside it (nothing stored); the confirming POST pins
+        the key shown, if the host still offers it (mailhost_repin checks the permission, compares and audits)."""
+        host = self._host(request, object_id)
+        pending_key = f"monitoring_mailhost_repin:{host.pk}"
+        title = f"Re-pin the host key of {host.name}"
+
+        def page(**more):
+            return self._action_page(
+                request, host, title, None, template="admin/monitoring/mailhost/repin.html", **more
+            )
+
+        if request.method != "POST":
+            return page()
+        if "confirmation" in request.POST:
+            pending = offer_answered(request, pending_key)
+            if pending is None:
+                return page(refusal="That confirmation expired or was already answered: fetch the host's key again.")
+            if not is_trusted(request):
+                return page()
+            try:
+                pinned = hosts.mailhost_repin(host=host, trust=pending["fingerprint"], request=request)
+            except ValidationError as e:
+                return page(refusal=error_summary(e))
+            self.message_user(request, f"{host.name}: host key {pinned.fingerprint} pinned.", messages.SUCCESS)
+            return HttpResponseRedirect(self._change_url(host))
+        try:
+            offered = hosts.mailhost_repin(host=host, trust=None, request=request)
+        except ValidationError as e:
+            return page(refusal=error_summary(e))
+        if offered.fingerprint == host.host_key_fingerprint:
+            return page(unchanged=offered)
+        return self._trust_page(
+            request,
+            title=title,
+            original=host,
+            change_url=self._change_url(host),
+            ssh=host.ssh_target,
+            offered=offered,
+            pinned=host,
+            confirmation=offer_keep(request, pending_key, offered.fingerprint),
+            trust_label="Yes, I checked it: pin this key instead",
         )
 
 

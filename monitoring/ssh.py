@@ -169,7 +169,8 @@ def _connect_errors(host: str, port: int, timeout: float) -> contextlib.Abstract
                 f"the host key of {where} changed: it offers {e.key.fingerprint} ({e.key.get_name()}) but "
                 f"{e.expected_key.fingerprint} ({e.expected_key.get_name()}) is pinned. Nothing was run. If the "
                 "host was reinstalled or its keys rotated, check the new fingerprint on the host "
-                "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then pin it with manage.py mailhost repin.",
+                "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then pin it: manage.py mailhost repin, or "
+                '"Re-pin host key" on the host\'s admin page.',
             ) from None
         except paramiko.AuthenticationException:
             raise SshError("auth", f"{where} refused the key (authentication failed).") from None

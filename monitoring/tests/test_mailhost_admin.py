@@ -1,13 +1,15 @@
 """Mail hosts in the admin: adding a host only after its offered host key is confirmed, the pinned key shown
-read-only, and restart/reload/bootstrap as a dry run showing the command, then run on a confirmed POST."""
+read-only and re-pinned the same way when it changed, and restart/reload/bootstrap as a dry run showing the command,
+then run on a confirmed POST."""
 
 import pytest
 from django.test import Client
 
 from accounts.models import AuditEvent
 from monitoring import bootstrap
-from monitoring.models import MailHost
+from monitoring.models import HostProbe, MailHost
 from monitoring.tests.factories import add_host
+from monitoring.tests.test_mailhost_check import no_tls  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +190,117 @@ def test_deleting_the_default_host_in_the_admin_promotes_another(browser, sshd):
     assert response.status_code == 302
     assert list(MailHost.objects.values_list("name", "is_default")) == [("mx2", True)]
     assert AuditEvent.objects.filter(action="monitoring.mailhost.remove", target_label="mx1").exists()
+
+
+# --- re-pinning a host key ---------------------------------------------------------------------------------------
+
+
+def repin_url(host):
+    return f"/admin/monitoring/mailhost/{host.pk}/repin/"
+
+
+@pytest.mark.usefixtures("no_tls")
+def test_repin_shows_both_keys_pins_the_one_confirmed_and_the_host_is_checked_again(browser, sshd):
+    host = add_host(sshd)
+    sshd.restart(host_key="second")
+    check_url = f"/admin/monitoring/mailhost/{host.pk}/check/"
+    refused = browser.post(check_url).content.decode()
+    assert "was <strong>down</strong>" in refused and f"it offers {sshd.fingerprint('second')}" in refused
+    assert "Re-pin host key" in refused  # the refusal says where to go
+
+    assert repin_url(host) in browser.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
+    explained = browser.get(repin_url(host)).content.decode()
+    assert sshd.fingerprint("first") in explained and "Fetch the host's current key" in explained
+    assert sshd.fingerprint("second") not in explained  # a GET connects to nothing
+
+    offered = browser.post(repin_url(host), {"fetch": "1"})
+    text = offered.content.decode()
+    assert sshd.fingerprint("second") in text and sshd.fingerprint("first") in text
+    assert "Yes, I checked it: pin this key instead" in text
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("first")  # fetching stores nothing
+
+    pinned = browser.post(repin_url(host), {"confirmation": confirmation(offered), "trust": "yes"})
+    assert pinned.status_code == 302 and pinned["Location"] == f"/admin/monitoring/mailhost/{host.pk}/change/"
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("second")
+    event = AuditEvent.objects.get(action="monitoring.mailhost.repin")
+    assert event.actor_label == "root@example.com"
+    assert sshd.fingerprint("second") in event.description and sshd.fingerprint("first") in event.description
+
+    assert "was <strong>healthy</strong>" in browser.post(check_url).content.decode()
+    assert HostProbe.objects.latest("started_at").status == "healthy"
+
+
+def test_a_key_that_changes_again_between_fetch_and_confirm_is_refused_naming_both(browser, sshd):
+    host = add_host(sshd)
+    sshd.restart(host_key="second")
+    offered = browser.post(repin_url(host), {"fetch": "1"})
+    sshd.restart(host_key="ecdsa")
+    refused = browser.post(repin_url(host), {"confirmation": confirmation(offered), "trust": "yes"})
+    text = refused.content.decode()
+    assert refused.status_code == 200
+    assert f"offers the host key {sshd.fingerprint('ecdsa')}" in text and f"not {sshd.fingerprint('second')}" in text
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("first")
+    assert not AuditEvent.objects.filter(action="monitoring.mailhost.repin").exists()
+
+
+def test_a_confirmation_is_answered_once_and_no_pins_nothing(browser, sshd):
+    host = add_host(sshd)
+    sshd.restart(host_key="second")
+    offered = browser.post(repin_url(host), {"fetch": "1"})
+    back = browser.post(repin_url(host), {"confirmation": confirmation(offered), "trust": "no"})
+    assert back.status_code == 200 and "Fetch the host's current key" in back.content.decode()
+    replayed = browser.post(repin_url(host), {"confirmation": confirmation(offered), "trust": "yes"})
+    assert "That confirmation expired or was already answered" in replayed.content.decode()
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("first")
+
+
+def test_a_repin_post_without_the_csrf_token_is_refused(sshd):
+    from accounts.tests.factories import StaffFactory
+
+    host = add_host(sshd)
+    sshd.restart(host_key="second")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(StaffFactory(email="root@example.com"))
+    assert client.post(repin_url(host), {"fetch": "1"}).status_code == 403
+    page = client.get(repin_url(host))  # positive control: the page's own form carries the token
+    token = page.content.decode().split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
+    offered = client.post(repin_url(host), {"fetch": "1", "csrfmiddlewaretoken": token})
+    assert sshd.fingerprint("second") in offered.content.decode()
+
+
+def test_a_host_still_offering_its_pinned_key_has_nothing_to_repin(browser, sshd):
+    host = add_host(sshd)
+    page = browser.post(repin_url(host), {"fetch": "1"}).content.decode()
+    assert "still offers this key: there is nothing to re-pin" in page and 'name="confirmation"' not in page
+
+
+def test_repin_needs_the_permission_to_change_mail_hosts(sshd):
+    host = add_host(sshd)
+    sshd.restart(host_key="second")
+    operator = staff_client("ops@example.com", ["view_mailhost", "operate_mailhost"])
+    assert repin_url(host) not in operator.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
+    refused = operator.post(repin_url(host), {"fetch": "1"}).content.decode()
+    assert "you do not have the permission &#x27;monitoring.change_mailhost&#x27;." in refused
+    assert sshd.fingerprint("second") not in refused
+
+    editor = staff_client("editor@example.com", ["view_mailhost", "change_mailhost"])
+    assert repin_url(host) in editor.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
+    offered = editor.post(repin_url(host), {"fetch": "1"})
+    assert sshd.fingerprint("second") in offered.content.decode()
+    # The permission is taken away before the answer: the service refuses the confirmation too.
+    from django.contrib.auth.models import Permission
+
+    from accounts.models import User
+
+    User.objects.get(email="editor@example.com").user_permissions.remove(
+        Permission.objects.get(codename="change_mailhost")
+    )
+    refused = editor.post(repin_url(host), {"confirmation": confirmation(offered), "trust": "yes"}).content.decode()
+    assert "you do not have the permission &#x27;monitoring.change_mailhost&#x27;." in refused
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("first")
+    assert not AuditEvent.objects.filter(action="monitoring.mailhost.repin").exists()
