@@ -229,13 +229,12 @@ class ChannelForm(forms.ModelForm):
         channel = self.instance
         if channel.kind != NotificationChannel.WEBHOOK or not channel.webhook_url or self.has_error("webhook_url"):
             return
-        # Early word for the operator only: every send checks the address again (DNS can change meanwhile).
+        # Early word for the operator only, without asking DNS: every send resolves the name and checks each
+        # address it gets (a name pointing at an internal address is refused then, and the notification says so).
         try:
-            outbound_http.resolve_checked(channel.webhook_url.strip())
-        except outbound_http.RefusedAddress as exc:
+            outbound_http.check_without_lookup(channel.webhook_url.strip())
+        except outbound_http.RefusedURL as exc:
             self.add_error("webhook_url", f"the webhook {exc} (in the web and worker processes).")
-        except outbound_http.OutboundError:
-            pass  # a name that does not resolve from here now may resolve when sending; that is checked then
 
 
 @admin.register(NotificationChannel)

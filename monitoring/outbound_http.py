@@ -145,6 +145,25 @@ def resolve_checked(url):
     return list(addresses.values())
 
 
+def check_without_lookup(url):
+    """What can be refused of `url` without asking DNS (a form's early word; post() checks every address again):
+    RefusedURL for an URL post() does not request, RefusedAddress for a literal address or a `localhost` name
+    that is refused. A host name is otherwise left to the send."""
+    parts, _port = _parts(url)
+    host = parts.hostname.rstrip(".").lower()
+    allowed = tuple(settings.OUTBOUND_ALLOWED_NETWORKS)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always loopback
+            address = ipaddress.ip_address("127.0.0.1")
+        else:
+            return
+    reason = refusal_reason(address, allowed)
+    if reason:
+        raise RefusedAddress(parts.hostname, address, reason)
+
+
 class _PinnedConnection:
     """Connects to addresses resolve_checked() returned instead of looking self.host up again; the Host header
     (and for https the SNI and the certificate's name) stay self.host."""
