@@ -126,7 +126,9 @@ def sweep(env, temp_dir, worker, hosts):
 def run(args, temp_dir):
     require_sshd_or_exit()
     data_dir = temp_dir / "data"
-    env = harness.bench_env(DB_NAME, data_dir, {"DOCKSPACE_SSH_TIMEOUT": "5"})
+    # Mail hosts' key files must be in DOCKSPACE_SSH_KEY_DIR: the keys below are made there.
+    key_dir = data_dir / "ssh-keys"
+    env = harness.bench_env(DB_NAME, data_dir, {"DOCKSPACE_SSH_TIMEOUT": "5", "DOCKSPACE_SSH_KEY_DIR": str(key_dir)})
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
     dms_dir = data_dir / "dms"
@@ -137,7 +139,7 @@ def run(args, temp_dir):
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     pool = f"worker prefork --concurrency {args.concurrency}"
     print(f"{cpus} CPUs ({usable} usable), load average {load}; {pool}, {broker}")
-    keys = make_keys(temp_dir / "keys")
+    keys = make_keys(key_dir)
     server = SshServer(temp_dir / "sshd", keys, dms_dir=dms_dir).start()
     try:
         with harness.emptied_redis(args.redis_url), harness.migrated_database(DB_NAME, env):

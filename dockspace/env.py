@@ -4,6 +4,7 @@ Every reader takes the variable name and a default, and raises ImproperlyConfigu
 message naming the variable and the rule when a value is unusable.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -61,6 +62,21 @@ def env_list(name, default=(), environ=None):
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name, default=(), environ=None):
+    """Comma-separated IP networks in CIDR notation (10.0.0.0/8, fd00::/8; a lone address is a /32 or a /128), as
+    ipaddress networks."""
+    networks = []
+    for item in env_list(name, default, environ):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated networks in CIDR notation such as 10.0.0.0/8 or fd00::/8; "
+                f"{item!r} is not one ({exc})."
+            ) from None
+    return networks
 
 
 def parse_database_url(url, conn_max_age=60):

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from dockspace.env import env_bool, env_int, env_list, env_str, parse_database_url, sqlite_database
+from dockspace.env import env_bool, env_int, env_list, env_networks, env_str, parse_database_url, sqlite_database
 from dockspace.ports import is_loopback, local_url, parse_bind
 from dockspace.private_files import private_dir, private_file_create, private_file_write
 
@@ -292,6 +292,9 @@ if DKIM_LAYOUT not in ("opendkim", "rspamd"):
 # Seconds to connect, read the SSH banner and authenticate; and the longest a command on a host may run.
 MAILHOST_SSH_TIMEOUT = env_int("DOCKSPACE_SSH_TIMEOUT", 10, minimum=1)
 MAILHOST_COMMAND_TIMEOUT = env_int("DOCKSPACE_SSH_COMMAND_TIMEOUT", 120, minimum=1)
+# The only directory mail hosts' private key files may be in (monitoring.hosts refuses a file elsewhere, symlinks
+# followed): whoever may add a host then cannot make Dockspace read another of its files as a key.
+MAILHOST_SSH_KEY_DIR = Path(env_str("DOCKSPACE_SSH_KEY_DIR", str(DATA_DIR / "ssh-keys"))).expanduser().resolve()
 
 SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = 14 * 24 * 3600
@@ -355,6 +358,11 @@ DOCKSPACE_OUTBOX_EXPIRY_SECONDS = env_int("DOCKSPACE_OUTBOX_EXPIRY_SECONDS", 48 
 
 
 # --- alerts (monitoring) ---------------------------------------------------------------------------
+
+# Alert webhooks and Telegram never reach a loopback, private, link-local, multicast, reserved or otherwise
+# non-public address (monitoring.outbound_http checks every address a host resolves to when it connects) unless it
+# lies in one of these networks, e.g. "10.20.0.0/16,fd00:20::/64" for a receiver on the internal network.
+OUTBOUND_ALLOWED_NETWORKS = env_networks("DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS")
 
 # Where Telegram channels send (a self-hosted Bot API server, or a stand-in in tests).
 ALERT_TELEGRAM_API_BASE = env_str("DOCKSPACE_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")

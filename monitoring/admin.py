@@ -16,6 +16,7 @@ from dockspace.validation import error_summary
 from monitoring import (
     alert_services,
     mailhost_admin,  # noqa: F401 (registers the mail host and probe admins)
+    outbound_http,
 )
 from monitoring.alert_models import (
     MAX_DURATION_SECONDS,
@@ -223,6 +224,18 @@ class ChannelForm(forms.ModelForm):
             self.instance.secret_encrypted = ""
         return data
 
+    def _post_clean(self):
+        super()._post_clean()  # the model's own checks first: only a well-formed URL's address is looked at
+        channel = self.instance
+        if channel.kind != NotificationChannel.WEBHOOK or not channel.webhook_url or self.has_error("webhook_url"):
+            return
+        # Early word for the operator only, without asking DNS: every send resolves the name and checks each
+        # address it gets (a name pointing at an internal address is refused then, and the notification says so).
+        try:
+            outbound_http.check_without_lookup(channel.webhook_url.strip())
+        except outbound_http.RefusedURL as exc:
+            self.add_error("webhook_url", f"the webhook {exc} (in the web and worker processes).")
+
 
 @admin.register(NotificationChannel)
 class NotificationChannelAdmin(admin.ModelAdmin):
@@ -252,10 +265,8 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="webhook URL")
     def webhook_origin(self, obj):
-        from monitoring.outbound_http import origin
-
         return (
-            f"{origin(obj.webhook_url)}/… (the whole URL is shown to those who may change it)"
+            f"{outbound_http.origin(obj.webhook_url)}/… (the whole URL is shown to those who may change it)"
             if obj.webhook_url
             else "-"
         )
@@ -269,9 +280,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
         if obj.kind == obj.EMAIL:
             return ", ".join((["staff"] if obj.email_to_staff else []) + obj.addresses())
         if obj.kind == obj.WEBHOOK:
-            from monitoring.outbound_http import origin
-
-            return origin(obj.webhook_url)  # the path may hold a token
+            return outbound_http.origin(obj.webhook_url)  # the path may hold a token
         return obj.telegram_chat_id
 
     @admin.display(description="last notification")

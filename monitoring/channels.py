@@ -103,8 +103,10 @@ def _send_webhook(channel, payload, message_id):
     }
     try:
         response = outbound_http.post(channel.webhook_url, body, headers)
+    except outbound_http.RefusedAddress as exc:
+        raise ChannelError(f"webhook {exc}", permanent=True) from None
     except outbound_http.OutboundError as exc:
-        raise ChannelError(str(exc)) from None
+        raise ChannelError(str(exc), permanent=exc.is_permanent) from None
     if not response.is_success:
         raise ChannelError(f"{outbound_http.origin(channel.webhook_url)} answered {response.describe()}")
     return f"{outbound_http.origin(channel.webhook_url)} answered HTTP {response.status}"
@@ -116,8 +118,10 @@ def _telegram_call(token, chat_id, text):
     body = json.dumps({"chat_id": chat_id, "text": text, "disable_web_page_preview": True}).encode()
     try:
         response = outbound_http.post(f"{base}/bot{token}/sendMessage", body, {"Content-Type": "application/json"})
+    except outbound_http.RefusedAddress as exc:
+        raise ChannelError(f"Telegram {exc}", permanent=True) from None
     except outbound_http.OutboundError as exc:
-        raise ChannelError(f"Telegram: {exc}") from None
+        raise ChannelError(f"Telegram: {exc}", permanent=exc.is_permanent) from None
     try:
         answer = json.loads(response.body)
     except ValueError:

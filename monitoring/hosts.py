@@ -5,6 +5,7 @@ permission, refuses with ValidationError({field: [message]}) and writes the audi
 from __future__ import annotations
 
 import hmac
+import os
 import posixpath
 import re
 import secrets
@@ -37,7 +38,12 @@ HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
 IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+\Z")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
+# Where a host's private key may come from: a file inside settings.MAILHOST_SSH_KEY_DIR, or a variable whose name
+# starts with KEY_ENV_PREFIX. Whoever may add a host must not be able to make Dockspace read any other file or
+# variable (another secret, SECRET_KEY) as a key.
+KEY_DIR_VARIABLE = "DOCKSPACE_SSH_KEY_DIR"
+KEY_ENV_PREFIX = "DOCKSPACE_SSH_KEY_"
+KEY_ENV_RE = re.compile(rf"^{KEY_ENV_PREFIX}[A-Za-z0-9_]{{1,80}}\Z")
 CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}\Z")
 RELOADS = {"postfix": ("postfix", "reload"), "dovecot": ("doveadm", "reload")}
@@ -123,14 +129,41 @@ def _absolute_path(value: str | None, field_name: str, what: str) -> str:
     return posixpath.normpath(value) if value != "/" else value
 
 
+def key_help() -> dict[str, str]:
+    """What the two key fields take, in the words the admin and `mailhost --help` show."""
+    return {
+        "key_path": f"Absolute path of the private key file on the Dockspace machine, inside "
+        f"{settings.MAILHOST_SSH_KEY_DIR} ({KEY_DIR_VARIABLE}); readable by Dockspace only.",
+        "key_env": f"Name of an environment variable starting with {KEY_ENV_PREFIX} that holds the private key (or "
+        f"NAME_FILE naming a file that holds it), e.g. {KEY_ENV_PREFIX}MX1.",
+    }
+
+
+def _key_file(value: str) -> str:
+    path = _absolute_path(value, "key_path", "the key file")
+    directory = os.path.realpath(settings.MAILHOST_SSH_KEY_DIR)
+    real = os.path.realpath(path)  # symbolic links followed: a link in the directory may not lead out of it
+    if real == directory or os.path.commonpath([real, directory]) != directory:
+        raise field_error(
+            "key_path",
+            f"the key file must be inside the SSH key directory {settings.MAILHOST_SSH_KEY_DIR} ({KEY_DIR_VARIABLE}; "
+            f"symbolic links are followed): {path} is not.",
+        )
+    return path
+
+
 def _key_source(key_path: str | None, key_env: str | None) -> tuple[str, str]:
     key_path, key_env = (key_path or "").strip(), (key_env or "").strip()
     if bool(key_path) == bool(key_env):
         raise field_error("key_path", "give exactly one of a key file (--key) and a key variable (--key-env).")
     if key_path:
-        return _absolute_path(key_path, "key_path", "the key file"), ""
-    if not ENV_NAME_RE.match(key_env):
-        raise field_error("key_env", f"{key_env!r} is not an environment variable name (letters, digits, '_').")
+        return _key_file(key_path), ""
+    if not KEY_ENV_RE.match(key_env) or key_env == KEY_DIR_VARIABLE:
+        raise field_error(
+            "key_env",
+            f"{key_env!r} is refused: the key variable's name must start with {KEY_ENV_PREFIX} (then letters, digits, "
+            f"'_'; e.g. {KEY_ENV_PREFIX}MX1), so that no other variable of Dockspace's is read as a key.",
+        )
     return "", key_env
 
 

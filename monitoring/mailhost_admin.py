@@ -48,6 +48,11 @@ class MailHostAddForm(forms.Form):
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, text in hosts.key_help().items():  # names the key directory this Dockspace reads
+            self.fields[name].help_text = text
+
     def service_arguments(self):
         data = self.cleaned_data
         return {
@@ -92,6 +97,12 @@ class MailHostChangeForm(ServiceForm):
     class Meta:
         model = MailHost
         fields = list(hosts.EDITABLE)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, text in hosts.key_help().items():
+            if name in self.fields:
+                self.fields[name].help_text = text
 
     def apply(self, data):
         return hosts.mailhost_update(

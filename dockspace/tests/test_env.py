@@ -4,7 +4,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from dockspace.env import env_bool, env_int, env_list, env_str, parse_database_url
+from dockspace.env import env_bool, env_int, env_list, env_networks, env_str, parse_database_url
 
 
 def test_a_secret_can_come_from_a_file(tmp_path):
@@ -39,6 +39,19 @@ def test_a_bad_boolean_or_number_names_the_variable():
 
 def test_lists_drop_blanks():
     assert env_list("ALLOWED_HOSTS", environ={"ALLOWED_HOSTS": " a.example, ,b.example "}) == ["a.example", "b.example"]
+
+
+def test_networks_are_read_in_cidr_notation():
+    raw = "127.0.0.0/8, fd00:20::/64,10.1.2.3"
+    read = env_networks("NETS", environ={"NETS": raw})
+    assert [str(network) for network in read] == ["127.0.0.0/8", "fd00:20::/64", "10.1.2.3/32"]
+    assert env_networks("NETS", environ={}) == []
+
+
+@pytest.mark.parametrize("raw", ["10.0.0.0/33", "localhost", "10.0.0.1/8", "127.0.0.0/8;10.0.0.0/8"])
+def test_a_bad_network_names_the_variable_and_the_rule(raw):
+    with pytest.raises(ImproperlyConfigured, match="NETS must be comma-separated networks in CIDR notation"):
+        env_networks("NETS", environ={"NETS": raw})
 
 
 def test_postgres_urls_are_parsed_with_connection_reuse():
@@ -153,6 +166,10 @@ def test_the_backup_smtp_server_reads_its_password_from_a_file(tmp_path):
         ),
         ({"EMAIL_BACKUP_HOST": "b.example.com"}, "EMAIL_BACKUP_HOST is set but EMAIL_HOST is not"),
         ({"DOCKSPACE_OUTBOX_MAX_ATTEMPTS": "0"}, "DOCKSPACE_OUTBOX_MAX_ATTEMPTS must be at least 1"),
+        (
+            {"DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS": "10.0.0.0/8,192.168.1.0/33"},
+            "DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS must be comma-separated networks in CIDR notation",
+        ),
     ],
 )
 def test_unusable_outbound_mail_settings_stop_startup_with_a_clear_message(tmp_path, env, message):

@@ -1,5 +1,8 @@
-"""Fixtures of the monitoring tests: a real sshd on loopback (monitoring/tests/sshd.py); and every test that writes
-DMS files writes them into its own temporary directory."""
+"""Fixtures of the monitoring tests: a real sshd on loopback (monitoring/tests/sshd.py); every test that writes
+DMS files writes them into its own temporary directory; `outbound_to_loopback` lets alerts reach the receivers on
+loopback (monitoring/tests/stand_ins.py)."""
+
+import ipaddress
 
 import pytest
 
@@ -11,3 +14,11 @@ def dms_dir(settings, tmp_path):
     settings.DMS_DIR = tmp_path / "dms"
     settings.DMS_HISTORY_DIR = tmp_path / "dms-history"
     return settings.DMS_DIR
+
+
+@pytest.fixture
+def outbound_to_loopback(settings):
+    """Alert webhooks and Telegram may reach 127.0.0.0/8, where the stand-ins listen, as an operator allows an
+    internal receiver with DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS (processes a test starts: stand_ins.LOOPBACK_ALLOWED).
+    Without it Dockspace refuses them (test_outbound_http.py)."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]

@@ -314,11 +314,14 @@ def require_sshd():
 
 
 @pytest.fixture(scope="session")
-def sshd_keys(tmp_path_factory):
+def sshd_keys():
     """Throwaway keys, made once per run: host keys "first" and "second", the "user" key sshd accepts and a
-    "stranger" key it does not. Values are private key paths (the public key is PATH.pub)."""
+    "stranger" key it does not. Values are private key paths (the public key is PATH.pub), in the run's SSH key
+    directory (settings.MAILHOST_SSH_KEY_DIR, in the throwaway data directory): where mail hosts' keys must be."""
+    from django.conf import settings
+
     require_sshd()
-    return make_keys(tmp_path_factory.mktemp("ssh-keys"))
+    return make_keys(Path(settings.MAILHOST_SSH_KEY_DIR))
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOLERANCE_SECONDS = 5 * 60  # the specification's default: receivers reject more than 5 minutes of skew
+# The environment that lets a process the test starts (a Celery worker) reach these stand-ins; in the test's own
+# process, the fixture `outbound_to_loopback` (conftest.py) does it.
+LOOPBACK_ALLOWED = {"DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8"}
 
 
 class InvalidSignature(Exception):
@@ -51,12 +54,15 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serving(handler_class, **attributes):
-    """Run `handler_class` on 127.0.0.1 (a free port) in a thread; yields the server (server.url)."""
-    server = _Server(("127.0.0.1", 0), handler_class)
+def serving(handler_class, host="127.0.0.1", tls=None, **attributes):
+    """Run `handler_class` on `host` (a loopback address; a free port) in a thread, over TLS with the server-side
+    ssl.SSLContext `tls` if given; yields the server (server.url)."""
+    server = _Server((host, 0), handler_class)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     for name, value in attributes.items():
         setattr(server, name, value)
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server.url = f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -104,9 +110,15 @@ class WebhookReceiver(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def webhook_receiver(secret, fail_next=0, redirect_to=None):
+def webhook_receiver(secret, fail_next=0, redirect_to=None, host="127.0.0.1"):
     with serving(
-        WebhookReceiver, secret=secret, received=[], fail_next=fail_next, redirect_to=redirect_to, lock=threading.Lock()
+        WebhookReceiver,
+        host=host,
+        secret=secret,
+        received=[],
+        fail_next=fail_next,
+        redirect_to=redirect_to,
+        lock=threading.Lock(),
     ) as server:
         yield server
 

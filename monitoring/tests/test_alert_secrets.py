@@ -45,7 +45,7 @@ def test_an_environment_secret_wins_and_a_file_works_too(monkeypatch, tmp_path):
     assert channel.secret() == "whsec_from-a-file"
 
 
-def test_secrets_appear_nowhere_whatever_happens(settings, caplog):
+def test_secrets_appear_nowhere_whatever_happens(settings, caplog, outbound_to_loopback):
     secret = generate_secret()
     pages = []
     with (

@@ -110,7 +110,7 @@ def test_a_resolved_alert_cannot_be_acknowledged(firing):
         run("ack", str(resolved.pk))
 
 
-def test_test_channel_reports_delivery_and_failure():
+def test_test_channel_reports_delivery_and_failure(outbound_to_loopback):
     secret = generate_secret()
     with webhook_receiver(secret) as receiver:
         webhook_channel(receiver.url, secret, name="Ops hook")

@@ -10,7 +10,7 @@ from dockspace.tests.celery_processes import celery_running, wait_for
 from monitoring.alert_models import Alert, AlertEvent, AlertRule
 from monitoring.standard_webhooks import generate_secret
 from monitoring.tests.factories import switch, switch_rule, webhook_channel
-from monitoring.tests.stand_ins import webhook_receiver
+from monitoring.tests.stand_ins import LOOPBACK_ALLOWED, webhook_receiver
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +30,7 @@ def test_a_worker_fires_repeats_and_resolves_an_alert_to_a_webhook(tmp_path):
         def kinds():
             return [r["payload"]["type"] if r["payload"] else r["error"] for r in receiver.received]
 
-        with celery_running(tmp_path, "worker", "beat"):
+        with celery_running(tmp_path, "worker", "beat", **LOOPBACK_ALLOWED):
             evaluated = AlertRule.objects.filter(pk=rule.pk, last_evaluated_at__isnull=False)
             evaluating = wait_for(evaluated.exists)
             assert evaluating, (tmp_path / "worker.log").read_text()[-3000:]

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import AuditEvent
+from dockspace.tests.admin_pages import errors
 from monitoring import bootstrap
 from monitoring.models import HostProbe, MailHost
 from monitoring.tests.factories import add_host
@@ -101,6 +102,55 @@ def test_bad_input_is_shown_on_its_field(browser, sshd):
     page = browser.post(ADD, add_form(sshd, key_path="relative/key"))
     assert "the key file must be an absolute path" in page.content.decode()
     assert not MailHost.objects.exists()
+
+
+def field_errors(page):
+    assert page.status_code == 200, page.status_code
+    return {name: list(found) for name, found in page.context["form"].errors.items()}
+
+
+def test_a_key_outside_the_key_directory_or_a_variable_without_the_prefix_is_refused(browser, sshd, settings, tmp_path):
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path / "keys"
+    settings.MAILHOST_SSH_KEY_DIR.mkdir()
+    leading_out = settings.MAILHOST_SSH_KEY_DIR / "mx1"
+    leading_out.symlink_to(sshd.keys["user"])
+    rule = f"inside the SSH key directory {tmp_path / 'keys'} (DOCKSPACE_SSH_KEY_DIR; symbolic links are followed)"
+    for path in (sshd.keys["user"], leading_out, f"{tmp_path}/keys/../keys-other/mx1"):
+        page = browser.post(ADD, add_form(sshd, key_path=str(path)))
+        found = field_errors(page)
+        assert list(found) == ["key_path"] and rule in found["key_path"][0], found
+    page = browser.post(ADD, add_form(sshd, key_path="", key_env="SECRET_KEY"))
+    assert field_errors(page) == {
+        "key_env": [
+            "'SECRET_KEY' is refused: the key variable's name must start with DOCKSPACE_SSH_KEY_ (then letters, "
+            "digits, '_'; e.g. DOCKSPACE_SSH_KEY_MX1), so that no other variable of Dockspace's is read as a key."
+        ]
+    }
+    assert not MailHost.objects.exists()
+    assert f"inside {tmp_path / 'keys'} (DOCKSPACE_SSH_KEY_DIR)" in browser.get(ADD).content.decode()
+    # Positive control: the key in the directory goes on to the host key's confirmation.
+    inside = settings.MAILHOST_SSH_KEY_DIR / "mx1_ed25519"
+    inside.write_text(sshd.keys["user"].read_text())
+    offered = browser.post(ADD, add_form(sshd, key_path=str(inside)))
+    assert "Yes, I checked it: trust this key" in offered.content.decode()
+
+
+def test_the_change_form_refuses_a_key_from_elsewhere(browser, sshd, monkeypatch):
+    host = add_host(sshd)
+    url = f"/admin/monitoring/mailhost/{host.pk}/change/"
+    form = {"key_path": "", "key_env": "", "container": "mailserver", "mail_volume": "/", "notes": ""}
+    refused = browser.post(url, {**form, "key_path": "/etc/ssl/private/ssl-cert-snakeoil.key"})
+    assert "key_path" in errors(refused) and "DOCKSPACE_SSH_KEY_DIR" in errors(refused)["key_path"][0]
+    refused = browser.post(url, {**form, "key_env": "SECRET_KEY"})
+    assert list(errors(refused)) == ["key_env"]
+    assert "must start with DOCKSPACE_SSH_KEY_" in errors(refused)["key_env"][0]
+    host.refresh_from_db()
+    assert (host.key_path, host.key_env) == (str(sshd.keys["user"]), "")
+    # Positive control: a variable with the prefix holding the key is taken.
+    monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1", sshd.keys["user"].read_text())
+    assert browser.post(url, {**form, "key_env": "DOCKSPACE_SSH_KEY_MX1"}).status_code == 302
+    host.refresh_from_db()
+    assert (host.key_path, host.key_env) == ("", "DOCKSPACE_SSH_KEY_MX1")
 
 
 def test_the_change_form_changes_through_the_service(browser, sshd):

@@ -74,16 +74,18 @@ def test_a_key_the_host_refuses_is_named_and_nothing_is_stored(sshd):
 
 def test_the_key_may_come_from_the_environment_and_is_never_stored(sshd, monkeypatch):
     key_text = sshd.keys["user"].read_text()
-    monkeypatch.setenv("MX1_SSH_KEY", key_text)
-    run("mailhost", "add", "mx1", "--ssh", sshd.target, "--key-env", "MX1_SSH_KEY", "--trust", sshd.fingerprint())
+    monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1", key_text)
+    trust = ["--trust", sshd.fingerprint()]
+    run("mailhost", "add", "mx1", "--ssh", sshd.target, "--key-env", "DOCKSPACE_SSH_KEY_MX1", *trust)
     host = MailHost.objects.get()
-    assert (host.key_path, host.key_env) == ("", "MX1_SSH_KEY")
+    assert (host.key_path, host.key_env) == ("", "DOCKSPACE_SSH_KEY_MX1")
     assert key_text.splitlines()[1] not in str(list(MailHost.objects.values_list()))
-    assert "environment variable MX1_SSH_KEY" in run("mailhost", "show", "mx1")
-    monkeypatch.delenv("MX1_SSH_KEY")
+    assert "environment variable DOCKSPACE_SSH_KEY_MX1" in run("mailhost", "show", "mx1")
+    monkeypatch.delenv("DOCKSPACE_SSH_KEY_MX1")
     message = refused("mailhost", "restart", "mx1", "--execute")
-    assert (
-        message == "the environment variable MX1_SSH_KEY (or MX1_SSH_KEY_FILE) is not set in Dockspace's environment."
+    assert message == (
+        "the environment variable DOCKSPACE_SSH_KEY_MX1 (or DOCKSPACE_SSH_KEY_MX1_FILE) is not set in Dockspace's "
+        "environment."
     )
 
 
@@ -118,33 +120,97 @@ def test_repin_shows_the_new_key_then_pins_only_the_fingerprint_checked_and_keep
     assert AuditEvent.objects.filter(action="monitoring.mailhost.repin").count() == 1
 
 
+OUTSIDE = "must be inside the SSH key directory /keys (DOCKSPACE_SSH_KEY_DIR; symbolic links are followed)"
+PREFIX = "the key variable's name must start with DOCKSPACE_SSH_KEY_"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ssh", "nobody-at-all", "--key", "/k"], "--ssh: give the SSH target as USER@HOST"),
-        (["--ssh", "root@host:99999", "--key", "/k"], "--ssh: '99999' is not a port (1 to 65535)."),
-        (["--ssh", "root@bad_host!", "--key", "/k"], "--ssh: 'bad_host!' is not a host name or IP address."),
+        (["--ssh", "nobody-at-all", "--key", "/keys/k"], "--ssh: give the SSH target as USER@HOST"),
+        (["--ssh", "root@host:99999", "--key", "/keys/k"], "--ssh: '99999' is not a port (1 to 65535)."),
+        (["--ssh", "root@bad_host!", "--key", "/keys/k"], "--ssh: 'bad_host!' is not a host name or IP address."),
         (["--ssh", "root@mx.example.com", "--key", "id_ed25519"], "--key: the key file must be an absolute path"),
-        (["--ssh", "root@mx.example.com", "--key-env", "1BAD"], "--key-env: '1BAD' is not an environment variable"),
-        (["--ssh", "root@mx.example.com", "--key", "/k", "--container=-rm"], "--container: '-rm' is not a"),
-        (["--ssh", "root@mx.example.com", "--key", "/k", "--mail-volume", "srv"], "--mail-volume: the mail volume"),
+        (["--ssh", "root@mx.example.com", "--key", "/etc/passwd"], f"--key: the key file {OUTSIDE}: /etc/passwd is"),
+        (["--ssh", "root@mx.example.com", "--key", "/keys/../etc/ssl/x.pem"], f"--key: the key file {OUTSIDE}: /etc/"),
+        (["--ssh", "root@mx.example.com", "--key", "/keys"], f"--key: the key file {OUTSIDE}: /keys is not."),
+        (["--ssh", "root@mx.example.com", "--key", "/keys-other/k"], f"--key: the key file {OUTSIDE}"),
+        (["--ssh", "root@mx.example.com", "--key-env", "1BAD"], f"--key-env: '1BAD' is refused: {PREFIX}"),
+        (["--ssh", "root@mx.example.com", "--key-env", "SECRET_KEY"], f"--key-env: 'SECRET_KEY' is refused: {PREFIX}"),
+        (["--ssh", "root@mx.example.com", "--key-env", "DOCKSPACE_SSH_KEY_"], "--key-env: 'DOCKSPACE_SSH_KEY_' is"),
+        (["--ssh", "root@mx.example.com", "--key", "/keys/k", "--container=-rm"], "--container: '-rm' is not a"),
         (
-            ["--ssh", "root@mx.example.com", "--key", "/k", "--mail-volume", "/srv/my mail"],
+            ["--ssh", "root@mx.example.com", "--key", "/keys/k", "--mail-volume", "srv"],
+            "--mail-volume: the mail volume",
+        ),
+        (
+            ["--ssh", "root@mx.example.com", "--key", "/keys/k", "--mail-volume", "/srv/my mail"],
             "--mail-volume: an absolute",
         ),
         (
-            ["--ssh", "root@mx.example.com", "--key", "/k", "--compose-dir", "/srv/dms'$(touch x)'"],
+            ["--ssh", "root@mx.example.com", "--key", "/keys/k", "--compose-dir", "/srv/dms'$(touch x)'"],
             "--compose-dir: an absolute path (starting with '/') of letters, digits and _ . / @ + = , : - only",
         ),
         (
-            ["--ssh", "root@mx.example.com", "--key", "/nonexistent/key"],
-            "--key: the key file /nonexistent/key does not",
+            ["--ssh", "root@mx.example.com", "--key", "/keys/nonexistent"],
+            "--key: the key file /keys/nonexistent does not exist",
         ),
-        (["--ssh", "root@mx.example.com", "--key", "/k", "--trust", "abc"], "--trust: 'abc' is not a host key"),
+        (["--ssh", "root@mx.example.com", "--key", "/keys/k", "--trust", "abc"], "--trust: 'abc' is not a host key"),
     ],
 )
-def test_bad_input_names_the_option_and_the_rule(args, message):
+def test_bad_input_names_the_option_and_the_rule(settings, args, message):
+    settings.MAILHOST_SSH_KEY_DIR = "/keys"
     assert message in refused("mailhost", "add", "mx1", *args)
+
+
+def test_a_key_file_must_be_in_the_key_directory_symbolic_links_followed(sshd, settings, tmp_path):
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path / "keys"
+    settings.MAILHOST_SSH_KEY_DIR.mkdir()
+    leading_out = settings.MAILHOST_SSH_KEY_DIR / "mx1"
+    leading_out.symlink_to(sshd.keys["user"])  # a real key, but outside this directory
+    trust = ["--trust", sshd.fingerprint()]
+    for path, shown in [(sshd.keys["user"], sshd.keys["user"]), (leading_out, leading_out)]:
+        message = refused("mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(path), *trust)
+        assert message == (
+            f"--key: the key file must be inside the SSH key directory {tmp_path / 'keys'} (DOCKSPACE_SSH_KEY_DIR; "
+            f"symbolic links are followed): {shown} is not."
+        )
+    # Positive control: the same key as a file in the directory (or a link to one there) is accepted.
+    inside = settings.MAILHOST_SSH_KEY_DIR / "mx1_ed25519"
+    inside.write_text(sshd.keys["user"].read_text())
+    inside.chmod(0o600)
+    (settings.MAILHOST_SSH_KEY_DIR / "current").symlink_to(inside)
+    run("mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(settings.MAILHOST_SSH_KEY_DIR / "current"), *trust)
+    assert MailHost.objects.get().key_path == str(settings.MAILHOST_SSH_KEY_DIR / "current")
+    assert refused("mailhost", "update", "mx1", "--key", str(leading_out)).startswith("--key: the key file must be")
+    run("mailhost", "update", "mx1", "--key", str(inside))
+    assert MailHost.objects.get().key_path == str(inside)
+
+
+def test_a_key_variable_must_be_named_for_ssh_keys(sshd, monkeypatch):
+    key_text = sshd.keys["user"].read_text()
+    monkeypatch.setenv("MX1_SSH_KEY", key_text)  # holds a working key, but any variable could be named this way
+    trust = ["--trust", sshd.fingerprint()]
+    message = refused("mailhost", "add", "mx1", "--ssh", sshd.target, "--key-env", "MX1_SSH_KEY", *trust)
+    assert message == (
+        f"--key-env: 'MX1_SSH_KEY' is refused: {PREFIX} (then letters, digits, '_'; e.g. DOCKSPACE_SSH_KEY_MX1), "
+        "so that no other variable of Dockspace's is read as a key."
+    )
+    # Positive control: the same key under a name with the prefix.
+    monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1", key_text)
+    run("mailhost", "add", "mx1", "--ssh", sshd.target, "--key-env", "DOCKSPACE_SSH_KEY_MX1", *trust)
+    assert MailHost.objects.get().key_env == "DOCKSPACE_SSH_KEY_MX1"
+    assert refused("mailhost", "update", "mx1", "--key-env", "SECRET_KEY").startswith("--key-env: 'SECRET_KEY' is")
+    assert MailHost.objects.get().key_env == "DOCKSPACE_SSH_KEY_MX1"
+
+
+def test_the_help_says_where_keys_go(settings, capsys):
+    settings.MAILHOST_SSH_KEY_DIR = "/srv/dockspace/ssh-keys"
+    with pytest.raises(SystemExit):
+        run("mailhost", "add", "--help")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "inside /srv/dockspace/ssh-keys (DOCKSPACE_SSH_KEY_DIR)" in shown
+    assert "starting with DOCKSPACE_SSH_KEY_" in shown
 
 
 def test_a_bad_name_is_refused_naming_the_rule(sshd):

@@ -16,7 +16,7 @@ from monitoring.alert_services import alert_rules_install
 from monitoring.models import HostProbe
 from monitoring.standard_webhooks import generate_secret
 from monitoring.tests.factories import add_host, email_channel, webhook_channel
-from monitoring.tests.stand_ins import webhook_receiver
+from monitoring.tests.stand_ins import LOOPBACK_ALLOWED, webhook_receiver
 
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 
@@ -49,6 +49,7 @@ def test_a_stopped_service_alerts_by_webhook_and_email_and_resolves_by_itself(ss
         "EMAIL_PORT": str(smtp.port),
         "EMAIL_USE_TLS": "0",
         "DOCKSPACE_SSH_TIMEOUT": "3",  # the TLS probe of 127.0.0.1's mail ports: refused or slow, not waited for
+        **LOOPBACK_ALLOWED,  # the webhook receiver
     }
     try:
         with webhook_receiver(secret) as receiver, celery_running(tmp_path, "worker", "beat", **env) as celery:

@@ -14,7 +14,7 @@ from monitoring.alert_models import AlertEvent, NotificationChannel
 from monitoring.tests.factories import switch, switch_rule, telegram_channel
 from monitoring.tests.stand_ins import telegram_stand_in
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("outbound_to_loopback")]
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from monitoring.alert_models import AlertEvent
 from monitoring.tests.factories import switch, switch_rule, webhook_channel
 from monitoring.tests.stand_ins import InvalidSignature, verify, webhook_receiver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("outbound_to_loopback")]
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

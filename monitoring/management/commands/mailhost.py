@@ -60,8 +60,10 @@ NAME_HELP = "The host's name, as `manage.py mailhost list` shows it (e.g. mx1)."
 class Command(BaseCommand):
     help = (
         "Manage the DMS hosts Dockspace reaches over SSH. First contact: `mailhost add NAME --ssh "
-        "USER@HOST[:PORT] --key /path/to/private_key` (or `--key-env VAR`, a variable holding the key) prints "
-        "the fingerprint of the host key the host offers and stores nothing; compare it with the host's own "
+        "USER@HOST[:PORT] --key /path/to/private_key` (the file must be inside the SSH key directory, "
+        "DOCKSPACE_SSH_KEY_DIR, by default <data dir>/ssh-keys; or `--key-env DOCKSPACE_SSH_KEY_...`, a variable "
+        "holding the key, whose name must start with DOCKSPACE_SSH_KEY_) prints the fingerprint of the host key "
+        "the host offers and stores nothing; compare it with the host's own "
         "(`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the host), then run the same command with "
         "`--trust SHA256:...` to store the host with that key pinned. A host offering another key later is "
         "refused and nothing runs on it. `list`, `show NAME`, `check NAME` (probes the host now: services, "
@@ -81,11 +83,10 @@ class Command(BaseCommand):
         )
         add.add_argument("name", metavar="NAME", help="What Dockspace calls the host (a-z, 0-9, '-'), e.g. mx1.")
         add.add_argument("--ssh", required=True, metavar="USER@HOST[:PORT]", help="SSH user, host and port (22).")
+        key_help = {name: text.replace("%", "%%") for name, text in hosts.key_help().items()}  # argparse formats help
         key = add.add_mutually_exclusive_group(required=True)
-        key.add_argument("--key", dest="key_path", metavar="PATH", help="Private key file on this machine.")
-        key.add_argument(
-            "--key-env", metavar="VAR", help="Environment variable holding the private key (or VAR_FILE naming a file)."
-        )
+        key.add_argument("--key", dest="key_path", metavar="PATH", help=key_help["key_path"])
+        key.add_argument("--key-env", metavar="VAR", help=key_help["key_env"])
         self._settings_arguments(add, defaults=True)
         add.add_argument(
             "--trust",
@@ -110,8 +111,8 @@ class Command(BaseCommand):
         update = sub.add_parser("update", help="Change a host's key source, sudo, container, directories or notes.")
         update.add_argument("name", metavar="NAME", help=NAME_HELP)
         key = update.add_mutually_exclusive_group()
-        key.add_argument("--key", dest="key_path", metavar="PATH", help="Private key file on this machine.")
-        key.add_argument("--key-env", metavar="VAR", help="Environment variable holding the private key.")
+        key.add_argument("--key", dest="key_path", metavar="PATH", help=key_help["key_path"])
+        key.add_argument("--key-env", metavar="VAR", help=key_help["key_env"])
         self._settings_arguments(update, defaults=False)
 
         repin = sub.add_parser(
