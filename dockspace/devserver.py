@@ -264,6 +264,9 @@ def _prepare():
 
 
 def main():
+    # Ctrl-C (SIGINT) stops the preparation too, even when whoever started us left SIGINT ignored (a shell does for
+    # a command it runs in the background): Python then keeps it ignored instead of raising KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockspace.settings")
     bind = os.environ.setdefault("DOCKSPACE_BIND", "127.0.0.1:8000")
     # A development machine: two Celery children are plenty (the image defaults to one per CPU).
