@@ -1,6 +1,7 @@
 """The outbox, Django's EMAIL_BACKEND: every message Dockspace sends (send_mail, EmailMessage.send) becomes an
 OutboundMessage row in the caller's transaction, and once that commits the worker delivers it with retries
-(accounts.outbox_delivery). Also the operator's "retry now"."""
+(accounts.outbox_delivery), or the sending process itself inside `delivered_here()`. Also the operator's "retry
+now"."""
 
 import contextlib
 import contextvars
@@ -13,7 +14,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import authz
+from accounts import authz, outbox_delivery
 from accounts.audit import audit
 from accounts.models import OutboundMessage
 from dockspace.celery import queue_task
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 RETRY_PERMISSION = "accounts.retry_outboundmessage"
 
 _kind = contextvars.ContextVar("outbound_mail_kind", default="")
+_delivered_here = contextvars.ContextVar("outbound_mail_delivered_here", default=None)
 
 
 @contextlib.contextmanager
@@ -33,6 +35,20 @@ def mail_kind(kind):
         yield
     finally:
         _kind.reset(token)
+
+
+@contextlib.contextmanager
+def delivered_here():
+    """Messages stored inside this block are delivered by this process once their transaction commits (the
+    worker's claim, transports and retry schedule: accounts.outbox_delivery) instead of being handed to the worker:
+    for a process that must not depend on the worker (monitoring's watchdog). Yields the list of their ids; one
+    that could not be sent stays queued for its next attempt (outbound_messages_deliver, or the worker's drain)."""
+    stored = []
+    token = _delivered_here.set(stored)
+    try:
+        yield stored
+    finally:
+        _delivered_here.reset(token)
 
 
 class OutboxBackend(BaseEmailBackend):
@@ -59,7 +75,11 @@ class OutboxBackend(BaseEmailBackend):
             if not self.fail_silently:
                 raise
             return 0
-        if stored:
+        here = _delivered_here.get()
+        if stored and here is not None:
+            here.extend(stored)
+            transaction.on_commit(lambda: outbox_delivery.outbound_messages_deliver(stored))
+        elif stored:
             transaction.on_commit(lambda: outbound_messages_schedule(stored))
         return len(stored)
 

@@ -187,6 +187,17 @@ def outbound_message_deliver(message_id):
     return row.status
 
 
+def outbound_messages_deliver(message_ids):
+    """Send each of these messages that is due, as outbound_message_deliver (a process that delivers its own mail,
+    accounts.outbox.delivered_here). Returns the ids still waiting: queued for a later attempt, or being sent."""
+    for message_id in message_ids:
+        outbound_message_deliver(message_id)
+    waiting = OutboundMessage.objects.filter(
+        pk__in=message_ids, status__in=[OutboundMessage.QUEUED, OutboundMessage.SENDING]
+    )
+    return list(waiting.values_list("pk", flat=True))
+
+
 def outbound_messages_expire(now=None):
     """Give up on messages older than the expiry: queued ones become expired; they and failed ones lose their body
     (nothing can send them any more). Returns how many expired."""

@@ -371,6 +371,8 @@ if urlsplit(ALERT_TELEGRAM_API_BASE).scheme not in ("http", "https") or not urls
         f"DOCKSPACE_TELEGRAM_API_BASE must be an http(s) URL such as https://api.telegram.org; got "
         f"{ALERT_TELEGRAM_API_BASE!r}."
     )
+# Seconds between the watchdog's rounds (manage.py watchdog: worker and beat silent, sent without Celery).
+DOCKSPACE_WATCHDOG_INTERVAL = env_int("DOCKSPACE_WATCHDOG_INTERVAL", 60, minimum=1)
 
 
 # --- static files, i18n ---------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The alert kinds monitoring declares (MonitoringConfig.alert_kinds() returns BUILT_IN): the DMS files' sync and
 drift, read from mail's selector; the mail hosts' (down, a DMS service down, queue, disk, certificates), read
-from the latest probe of each host (monitoring.probing stores one every 5 minutes); and the Celery worker and
-beat falling silent, read from their heartbeats (monitoring.heartbeats). Each kind's evaluate() reads recorded
-state only; see dockspace.alert_kinds.
+from the latest probe of each host (monitoring.probing stores one every 5 minutes); and the Celery worker, beat
+and the watchdog falling silent, read from their heartbeats (monitoring.heartbeats). Each kind's evaluate() reads
+recorded state only; see dockspace.alert_kinds.
+
+The worker and beat rules are also evaluated, and their notifications sent, by the watchdog (monitoring.watchdog),
+a process of its own: a worker or beat that stopped evaluates and sends nothing itself.
 
 Adding a kind is one declaration appended to BUILT_IN (or returned by another app's `alert_kinds()`); the rule
 row is created with its defaults at the next start (`manage.py install_alert_rules`) or evaluation, and every
@@ -152,7 +155,10 @@ def certificate_expiring(rule: RuleView):
             yield Observation(subject, left < days, left, summary, muted_by=_muted_by(host, probe, muting))
 
 
-# --- Celery: the worker and beat -----------------------------------------------------------------------------
+# --- Dockspace's own processes: the Celery worker and beat, the watchdog -------------------------------------
+
+WORKER_SILENT = "monitoring.worker_silent"
+BEAT_SILENT = "monitoring.beat_silent"
 
 
 def _silent(name, what, rule):
@@ -160,24 +166,30 @@ def _silent(name, what, rule):
     limit = timedelta(minutes=rule.threshold("minutes"))
     if seen is None:
         # Before the first start (a fresh install; /health/ready says it): nothing went silent yet.
-        return [Observation(name, False, None, f"The Celery {what} was never seen by this database.")]
+        return [Observation(name, False, None, f"The {what} was never seen by this database.")]
     silent = rule.now - seen
     if silent > limit:
-        summary = f"The Celery {what} was last seen {_minutes(silent):g} minutes ago: is it running?"
+        summary = f"The {what} was last seen {_minutes(silent):g} minutes ago: is it running?"
         return [Observation(name, True, _minutes(silent), summary)]
-    return [Observation(name, False, _minutes(silent), f"The Celery {what} was seen {_minutes(silent):g} minutes ago.")]
+    return [Observation(name, False, _minutes(silent), f"The {what} was seen {_minutes(silent):g} minutes ago.")]
 
 
 def worker_silent(rule: RuleView):
     """Firing while no worker ran the heartbeat task (every minute) for longer than the threshold; not before a
     worker was first seen. Value: minutes since a worker was last seen."""
-    return _silent(Heartbeat.WORKER, "worker", rule)
+    return _silent(Heartbeat.WORKER, "Celery worker", rule)
 
 
 def beat_silent(rule: RuleView):
     """Firing while beat sent no periodic task for longer than the threshold; not before beat first started. Value:
     minutes since its last tick."""
-    return _silent(Heartbeat.BEAT, "beat", rule)
+    return _silent(Heartbeat.BEAT, "Celery beat", rule)
+
+
+def watchdog_silent(rule: RuleView):
+    """Firing while the watchdog recorded no round for longer than the threshold; not before it first started.
+    Value: minutes since its last round."""
+    return _silent(Heartbeat.WATCHDOG, "watchdog", rule)
 
 
 BUILT_IN = [
@@ -260,28 +272,41 @@ BUILT_IN = [
         evaluate=certificate_expiring,
     ),
     AlertKind(
-        name="monitoring.worker_silent",
+        name=WORKER_SILENT,
         label="Celery worker silent",
         subject_kind="process",
         description=(
             "No Celery worker ran the heartbeat task (sent every minute) for longer than the threshold: DMS syncs, "
-            "probes, outbound mail and notifications wait. A worker runs the evaluation itself: this catches one "
-            "that stalls or comes back late; for one that stopped, watch /health/ready or "
-            "dockspace_worker_last_seen_timestamp_seconds from outside."
+            "probes, outbound mail and notifications wait. The watchdog process evaluates this rule and sends its "
+            "notifications itself, so a worker that stopped is reported too."
         ),
         thresholds=(Threshold(name="minutes", label="Not seen for more than", unit="minutes", default=3, minimum=2),),
         evaluate=worker_silent,
     ),
     AlertKind(
-        name="monitoring.beat_silent",
+        name=BEAT_SILENT,
         label="Celery beat silent",
         subject_kind="process",
         description=(
             "Celery beat sent no periodic task for longer than the threshold: nothing scheduled runs (probes, "
-            "repairs, alert evaluation). Beat schedules the evaluation itself: this catches a beat that stalls; for "
-            "one that stopped, watch /health/ready or dockspace_beat_last_tick_timestamp_seconds from outside."
+            "repairs, alert evaluation). The watchdog process evaluates this rule and sends its notifications "
+            "itself, so a beat that stopped is reported too."
         ),
         thresholds=(Threshold(name="minutes", label="Not seen for more than", unit="minutes", default=3, minimum=2),),
         evaluate=beat_silent,
+    ),
+    AlertKind(
+        name="monitoring.watchdog_silent",
+        label="Watchdog silent",
+        subject_kind="process",
+        description=(
+            "The watchdog (the process that reports a stopped worker or beat) recorded no round for longer than "
+            "the threshold: a worker or beat that stops now would go unreported. Evaluated by the worker. With a "
+            "longer DOCKSPACE_WATCHDOG_INTERVAL, keep the threshold above two intervals."
+        ),
+        thresholds=(Threshold(name="minutes", label="Not seen for more than", unit="minutes", default=3, minimum=2),),
+        # When Dockspace starts again after a while, the worker may evaluate before the watchdog's first round.
+        for_seconds=60,
+        evaluate=watchdog_silent,
     ),
 ]

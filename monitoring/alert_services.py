@@ -11,7 +11,8 @@ State machine, per rule and subject (one Alert row, kept and reopened):
   muted             the kind says a broader alert covers it (Observation.muted_by: the host is down): no fired or
                     repeat notification while it lasts, as silenced.
 Notifications are AlertEvent rows, one per channel, written with the state change and sent after commit by a
-Celery task each; a sender claims a row with a conditional UPDATE, so exactly one process sends it.
+Celery task each (the watchdog sends those of the rules it evaluates itself, monitoring.watchdog); a sender claims a
+row with a conditional UPDATE, so exactly one process sends it.
 """
 
 import logging
@@ -133,21 +134,28 @@ class Evaluation:
         return text + (f"; {len(self.errors)} rule(s) failed: {'; '.join(self.errors)}" if self.errors else "")
 
 
-def alerts_evaluate(*, now=None):
+def alerts_evaluate(*, now=None, kinds_only=None):
     """Evaluate every rule once (the periodic task does, every minute), then queue again the notifications whose
-    task was lost. Each rule in its own transaction, holding its row: two evaluations never interleave on it."""
+    task was lost. Each rule in its own transaction, holding its row: two evaluations never interleave on it.
+
+    kinds_only: evaluate only the rules of these kinds, and queue no Celery task: the caller sends their
+    notifications itself (the watchdog, which must not depend on the worker or the broker; notifications_due)."""
     now = now or timezone.now()
     kinds = declared_alert_kinds()
     alert_rules_install(kinds)
     by_name = {kind.name: kind for kind in kinds}
     result = Evaluation()
-    for rule_id in AlertRule.objects.order_by("kind").values_list("pk", flat=True):
-        _evaluate_rule(rule_id, by_name, now, result)
-    notifications_requeue(now=now)
+    rules = AlertRule.objects.order_by("kind")
+    if kinds_only is not None:
+        rules = rules.filter(kind__in=kinds_only)
+    for rule_id in rules.values_list("pk", flat=True):
+        _evaluate_rule(rule_id, by_name, now, result, queue_tasks=kinds_only is None)
+    if kinds_only is None:
+        notifications_requeue(now=now)
     return result
 
 
-def _evaluate_rule(rule_id, kinds, now, result):
+def _evaluate_rule(rule_id, kinds, now, result, *, queue_tasks):
     with transaction.atomic():
         rule = AlertRule.objects.select_for_update().filter(pk=rule_id).first()
         if rule is None:
@@ -180,19 +188,19 @@ def _evaluate_rule(rule_id, kinds, now, result):
         for subject, observation in seen.items():
             alert = known.get(subject)
             if observation.is_firing:
-                _hold(rule, kind, alert, subject, observation, now, result, channel_list)
+                _hold(rule, kind, alert, subject, observation, now, result, channel_list, queue_tasks)
             elif alert is not None and alert.is_open:
-                _resolve(rule, alert, observation, now, result, True, channel_list)
+                _resolve(rule, alert, observation, now, result, True, channel_list, queue_tasks)
         for subject, alert in open_alerts.items():
             if subject not in seen:
                 gone = Observation(subject, False, None, "Closed: the check no longer reports this subject.")
-                _resolve(rule, alert, gone, now, result, True, channel_list)
+                _resolve(rule, alert, gone, now, result, True, channel_list, queue_tasks)
         rule.last_evaluated_at = now
         rule.last_error = ""
         rule.save(update_fields=["last_evaluated_at", "last_error"])
 
 
-def _hold(rule, kind, alert, subject, observation, now, result, channel_list):
+def _hold(rule, kind, alert, subject, observation, now, result, channel_list, queue_tasks):
     """The condition holds for `subject` now."""
     if alert is None:
         alert = Alert(rule=rule, subject=subject, state=Alert.RESOLVED, first_seen_at=now, pending_since=now)
@@ -218,10 +226,10 @@ def _hold(rule, kind, alert, subject, observation, now, result, channel_list):
     else:
         alert.save(update_fields=_EVALUATED_FIELDS)
     if notify:
-        result.notifications += _queue_notifications(rule, alert, notify, now, channel_list)
+        result.notifications += _queue_notifications(rule, alert, notify, now, channel_list, queue_tasks)
 
 
-def _resolve(rule, alert, observation, now, result, may_notify, channel_list=()):
+def _resolve(rule, alert, observation, now, result, may_notify, channel_list=(), queue_tasks=True):
     was_notified = alert.state == Alert.FIRING and alert.last_notified_at is not None
     if alert.state == Alert.FIRING:
         result.resolved.append(f"{rule.kind}: {alert.subject}")
@@ -230,7 +238,7 @@ def _resolve(rule, alert, observation, now, result, may_notify, channel_list=())
     alert.acknowledged_by, alert.acknowledged_at = None, None  # the next episode is acknowledged anew
     alert.save(update_fields=[*_EVALUATED_FIELDS, "acknowledged_by", "acknowledged_at"])
     if may_notify and was_notified and rule.notify_resolved and not alert.is_silenced(now):
-        result.notifications += _queue_notifications(rule, alert, AlertEvent.RESOLVED, now, channel_list)
+        result.notifications += _queue_notifications(rule, alert, AlertEvent.RESOLVED, now, channel_list, queue_tasks)
 
 
 def _iso(moment):
@@ -281,7 +289,8 @@ def _new_event(*, channel, kind, title, payload, now, alert=None, **fields):
     )
 
 
-def _queue_notifications(rule, alert, event_kind, now, channel_list):
+def _queue_notifications(rule, alert, event_kind, now, channel_list, queue_tasks):
+    """One AlertEvent per channel; each sent after commit by a Celery task (queue_tasks), else by the caller."""
     if not channel_list:
         log.warning("alert %s (%s) %s, but its rule has no enabled channel", alert.pk, alert, event_kind)
         return 0
@@ -290,7 +299,8 @@ def _queue_notifications(rule, alert, event_kind, now, channel_list):
         event = _new_event(
             channel=channel, kind=event_kind, title=payload["data"]["title"], payload=payload, now=now, alert=alert
         )
-        transaction.on_commit(lambda event_id=event.pk: _queue_send(event_id))
+        if queue_tasks:
+            transaction.on_commit(lambda event_id=event.pk: _queue_send(event_id))
     return len(channel_list)
 
 
@@ -320,6 +330,19 @@ def notifications_requeue(*, now=None):
         for event_id in lost:
             transaction.on_commit(lambda event_id=event_id: _queue_send(event_id))
     return len(lost)
+
+
+def notifications_due(*, kinds, now=None):
+    """The ids of the notifications about rules of `kinds` that a sender may take now (oldest first), for a
+    process that sends them itself with notification_send (the watchdog). A claim left by a sender that died
+    (older than STALE_CLAIM) goes back to queued first, as notifications_requeue does for the worker."""
+    now = now or timezone.now()
+    about = AlertEvent.objects.filter(alert__rule__kind__in=kinds)
+    about.filter(status=AlertEvent.SENDING, claimed_at__lt=now - STALE_CLAIM).update(
+        status=AlertEvent.QUEUED, next_attempt_at=now
+    )
+    due = about.filter(status=AlertEvent.QUEUED, next_attempt_at__lte=now).order_by("next_attempt_at", "pk")
+    return list(due.values_list("pk", flat=True)[:500])
 
 
 # --- sending ------------------------------------------------------------------------------------------------

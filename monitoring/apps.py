@@ -1,6 +1,17 @@
+import sys
+from pathlib import Path
+
 from django.apps import AppConfig
 
+from dockspace.processes import Process
 from dockspace.schedule import Crontab, PeriodicTask
+
+MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
+
+
+def watchdog_argv(environ):
+    # Its interval is read from DOCKSPACE_WATCHDOG_INTERVAL by the settings.
+    return [sys.executable, str(MANAGE_PY), "watchdog"]
 
 
 class MonitoringConfig(AppConfig):
@@ -49,6 +60,16 @@ class MonitoringConfig(AppConfig):
         task_prerun.connect(task_runs.on_task_prerun, dispatch_uid="monitoring.task_runs.task_prerun")
         task_postrun.connect(task_runs.on_task_postrun, dispatch_uid="monitoring.task_runs.task_postrun")
         task_revoked.connect(task_runs.on_task_revoked, dispatch_uid="monitoring.task_runs.task_revoked")
+
+    def processes(self):
+        """The watchdog (monitoring.watchdog), beside web, worker and beat (dockspace.processes)."""
+        return [
+            Process(
+                name="watchdog",
+                description="reports a stopped Celery worker or beat, sending those alerts itself (no Celery)",
+                argv=watchdog_argv,
+            )
+        ]
 
     def admin_pages(self):
         """Pages of the admin site beyond the model lists (accounts.admin_site reads every app's)."""

@@ -11,11 +11,15 @@ same with SQLite and the embedded broker as with PostgreSQL and Redis; nothing a
   means beat is stopped or stuck.
 
 The heartbeat task runs only if beat sent it, so a fresh "worker" row after start-up also says beat works; the two
-checks tell which of the two stopped."""
+checks tell which of the two stopped.
+
+- Watchdog: `manage.py watchdog` (monitoring.watchdog), which reports a stopped worker or beat without them,
+  records Heartbeat "watchdog" at each round (every DOCKSPACE_WATCHDOG_INTERVAL seconds)."""
 
 import logging
 from datetime import datetime
 
+from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.models import Max
 from django.utils import timezone
@@ -30,8 +34,13 @@ WORKER_SILENT_SECONDS = 120
 BEAT_SILENT_SECONDS = 120
 
 
+def watchdog_silent_seconds() -> int:
+    """The watchdog is late after two missed rounds (at least two minutes, as the others)."""
+    return max(WORKER_SILENT_SECONDS, 2 * settings.DOCKSPACE_WATCHDOG_INTERVAL)
+
+
 def heartbeat_record(name: str, *, now: datetime | None = None) -> None:
-    """Process `name` ("worker", "beat") is alive now: one UPDATE, an INSERT the first time."""
+    """Process `name` ("worker", "beat", "watchdog") is alive now: one UPDATE, an INSERT the first time."""
     now = now or timezone.now()
     if not Heartbeat.objects.filter(name=name).update(seen_at=now):
         Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": now})
@@ -39,11 +48,16 @@ def heartbeat_record(name: str, *, now: datetime | None = None) -> None:
 
 def last_seen() -> dict[str, datetime | None]:
     """{"worker": when a worker was last seen, "beat": beat's last tick, the later of its start and the last task
-    it sent}; None: never (against this database). Two queries."""
-    rows = dict(Heartbeat.objects.filter(name__in=(Heartbeat.WORKER, Heartbeat.BEAT)).values_list("name", "seen_at"))
+    it sent, "watchdog": its last round}; None: never (against this database). Two queries."""
+    names = (Heartbeat.WORKER, Heartbeat.BEAT, Heartbeat.WATCHDOG)
+    rows = dict(Heartbeat.objects.filter(name__in=names).values_list("name", "seen_at"))
     sent = PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
     beat = max((moment for moment in (rows.get(Heartbeat.BEAT), sent) if moment is not None), default=None)
-    return {Heartbeat.WORKER: rows.get(Heartbeat.WORKER), Heartbeat.BEAT: beat}
+    return {
+        Heartbeat.WORKER: rows.get(Heartbeat.WORKER),
+        Heartbeat.BEAT: beat,
+        Heartbeat.WATCHDOG: rows.get(Heartbeat.WATCHDOG),
+    }
 
 
 def _record_at_start(name: str) -> None:

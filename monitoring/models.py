@@ -201,11 +201,12 @@ class MailboxQuotaUsage(models.Model):
 
 
 class Heartbeat(models.Model):
-    """When a background process was last seen alive: one row per kind of process ("worker", "beat"), written by
-    the process itself (monitoring.heartbeats), read by /health/ready, /metrics and the pages."""
+    """When a background process was last seen alive: one row per kind of process ("worker", "beat", "watchdog"),
+    written by the process itself (monitoring.heartbeats), read by /health/ready, /metrics and the pages."""
 
     WORKER = "worker"
     BEAT = "beat"
+    WATCHDOG = "watchdog"
 
     name = models.CharField(max_length=50, unique=True)
     seen_at = models.DateTimeField()

@@ -1,5 +1,6 @@
 """Reads for the scheduler page: every periodic task in beat's schedule (django-celery-beat's PeriodicTask rows)
-with its schedule in words, next run, and what TaskRun recorded of its runs; whether the worker and beat are alive.
+with its schedule in words, next run, and what TaskRun recorded of its runs; whether the worker, beat and the
+watchdog are alive.
 
 A task's runs are matched by its Celery task name (two schedule rows of the same task share them)."""
 
@@ -34,6 +35,7 @@ class ScheduledTask:
 @dataclass
 class ProcessLiveness:
     name: str
+    label: str
     seen_at: datetime | None
     is_alive: bool
 
@@ -116,13 +118,18 @@ def scheduler_state(*, now: datetime | None = None) -> SchedulerState:
         for row in periodic
     ]
     seen = heartbeats.last_seen()
-    limits = {Heartbeat.WORKER: heartbeats.WORKER_SILENT_SECONDS, Heartbeat.BEAT: heartbeats.BEAT_SILENT_SECONDS}
+    watched = [
+        (Heartbeat.WORKER, "Celery worker", heartbeats.WORKER_SILENT_SECONDS),
+        (Heartbeat.BEAT, "Celery beat", heartbeats.BEAT_SILENT_SECONDS),
+        (Heartbeat.WATCHDOG, "Watchdog", heartbeats.watchdog_silent_seconds()),
+    ]
     processes = [
         ProcessLiveness(
             name=name,
+            label=label,
             seen_at=seen[name],
-            is_alive=seen[name] is not None and (now - seen[name]).total_seconds() <= limits[name],
+            is_alive=seen[name] is not None and (now - seen[name]).total_seconds() <= limit,
         )
-        for name in (Heartbeat.WORKER, Heartbeat.BEAT)
+        for name, label, limit in watched
     ]
     return SchedulerState(tasks=tasks, failures=failures, processes=processes)

@@ -77,6 +77,27 @@ def test_a_message_waits_queued_when_the_broker_is_down_and_the_drain_sends_it(
     assert [r.rcpt_tos for r in primary.received] == [["ann@example.com"]]
 
 
+def test_inside_delivered_here_the_sender_delivers_its_mail_itself_without_the_broker(
+    primary, django_capture_on_commit_callbacks, monkeypatch
+):
+    from accounts import outbox
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(outbox, "queue_task", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        send_mail("For the worker", "text", None, ["ann@example.com"])
+        with outbox.delivered_here() as stored:
+            send_mail("Sent here", "text", None, ["bob@example.com"])
+    here = OutboundMessage.objects.get(subject="Sent here")
+    assert stored == [here.pk]
+    assert [r.rcpt_tos for r in primary.received] == [["bob@example.com"]]
+    assert (here.status, here.sent_via) == ("sent", "primary")
+    # Positive control: the same message outside the block waits for the worker the broker cannot reach.
+    assert OutboundMessage.objects.get(subject="For the worker").status == "queued"
+
+
 def test_without_an_smtp_server_the_message_is_delivered_as_a_private_file(settings, tmp_path):
     from accounts.outbox_delivery import outbox_drain
 

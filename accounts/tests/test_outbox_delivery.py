@@ -16,6 +16,7 @@ from accounts.outbox_delivery import (
     error_text,
     is_permanent_refusal,
     outbound_message_claim,
+    outbound_messages_deliver,
     outbox_drain,
     outbox_prune,
     retry_delay,
@@ -87,6 +88,24 @@ def test_with_the_primary_down_it_is_tried_again_later_and_reaches_it_when_it_is
     assert outbox_drain()["sent"] == 1
     assert state(row) == ("sent", 2)
     assert len(primary.received) == 1
+
+
+def test_a_sender_delivering_its_own_messages_is_told_which_still_wait_and_sends_them_when_due(
+    settings, primary, clock
+):
+    use_smtp(settings, primary)
+    primary.stop()
+    row, other = queue(), queue(subject="Someone else's")
+    assert outbound_messages_deliver([row.pk]) == [row.pk]  # refused: waits for its next attempt
+    assert state(row) == ("queued", 1)
+    primary.start()
+    clock.shift(59)
+    assert outbound_messages_deliver([row.pk]) == [row.pk] and primary.received == []  # not due yet
+    clock.shift(1)
+    assert outbound_messages_deliver([row.pk]) == []
+    assert state(row) == ("sent", 2) and [r.message["Subject"] for r in primary.received] == ["Alert"]
+    assert state(other) == ("queued", 0)  # only the ones it was given
+    assert outbound_messages_deliver([row.pk]) == [] and len(primary.received) == 1  # sent once
 
 
 def test_with_the_primary_down_it_fails_over_to_the_backup(settings, primary, backup, clock):

@@ -8,6 +8,7 @@ import fcntl
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -118,7 +119,7 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
         text = log.read_text()
         assert f"Dockspace is running at http://127.0.0.1:{port}/" in text
         # Every process on by default started, an app's own included (declared in the extension app only).
-        assert "(Ctrl-C stops web, worker, beat and extension-greeter)" in text
+        assert "(Ctrl-C stops web, worker, beat, watchdog and extension-greeter)" in text
         assert greeting(env["EXTENSION_GREETER_BIND"]) == b"hello from extension_app\n"
         code = text.split("enter the setup code ")[1].split()[0]
         assert (data_dir / "setup-code").read_text().strip() == code
@@ -151,6 +152,11 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
                 time.sleep(1)
         with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
             assert b"dockspace_worker_last_seen_timestamp_seconds" in response.read()
+        # The watchdog runs its rounds (its heartbeat), started like the others.
+        deadline = time.monotonic() + 60
+        while not heartbeat_of(data_dir / "dockspace.sqlite3", "watchdog"):
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
         for name in ("web", "worker"):
             assert list((data_dir / "metrics" / name).glob("counter_*.db")), name
 
@@ -163,6 +169,11 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
         proc.wait(timeout=60)
     assert "[run] stopped." in log.read_text()
     assert not listening(env["EXTENSION_GREETER_BIND"])  # stopped with the others
+
+
+def heartbeat_of(database, name):
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT seen_at FROM monitoring_heartbeat WHERE name = ?", (name,)).fetchone()
 
 
 def greeting(bind):
@@ -200,7 +211,7 @@ def test_make_run_starts_only_the_processes_dockspace_processes_names(tmp_path):
         assert f"nothing listens on 127.0.0.1:{port}" in text
         assert "Dockspace is running at" not in text
         # ... and the processes switched off (web, worker and beat are on by default) are not started.
-        for name in ("web", "worker", "beat"):
+        for name in ("web", "worker", "beat", "watchdog"):
             assert f"[run] starting {name}:" not in text
         assert not listening(f"127.0.0.1:{port}")
     finally:
@@ -216,7 +227,7 @@ def test_make_run_refuses_an_unknown_name_in_dockspace_processes_and_starts_noth
     result = run_devserver(env)
     assert result.returncode == 2
     assert "refusing to start: DOCKSPACE_PROCESSES: unknown process 'wrker'" in result.stderr
-    assert "web, worker, beat, extension-greeter" in result.stderr  # what it could have been
+    assert "web, worker, beat, watchdog, extension-greeter" in result.stderr  # what it could have been
     assert "Traceback" not in result.stderr
     assert "starting" not in result.stdout
     assert not Path(env["DOCKSPACE_DATA_DIR"]).exists()

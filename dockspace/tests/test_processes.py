@@ -71,6 +71,7 @@ def test_make_run_starts_the_processes_on_by_default_including_an_apps_own():
         "web",
         "worker",
         "beat",
+        "watchdog",  # declared by monitoring
         "extension-greeter",
     ]
 
@@ -91,7 +92,7 @@ def test_an_unknown_name_in_dockspace_processes_is_refused_naming_the_setting():
         selected_processes(collect_processes(), environ={"DOCKSPACE_PROCESSES": "web,polcy"})
     message = str(refused.value)
     assert message.startswith("DOCKSPACE_PROCESSES: unknown process 'polcy'")
-    assert "web, worker, beat, extension-greeter" in message
+    assert "web, worker, beat, watchdog, extension-greeter" in message
 
 
 @pytest.mark.parametrize(
@@ -192,6 +193,7 @@ def test_list_shows_every_declared_process_and_whether_make_run_starts_it(tmp_pa
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()[1:] if line.strip()}
     assert rows["web"] == ["on", "starts"]
+    assert rows["watchdog"] == ["on", "starts"]
     assert rows["extension-greeter"] == ["on", "starts"]
     assert "answers every connection with a greeting" in result.stdout
     # Reading the declarations writes nothing: make run asks before it may touch the data directory.
@@ -199,7 +201,7 @@ def test_list_shows_every_declared_process_and_whether_make_run_starts_it(tmp_pa
 
     switched = processes_command(processes_env(tmp_path, DOCKSPACE_PROCESSES="web,worker"), "list")
     rows = {line.split()[0]: line.split()[1:3] for line in switched.stdout.splitlines()[1:] if line.strip()}
-    assert rows["extension-greeter"] == ["on", "-"] and rows["beat"] == ["on", "-"]
+    assert rows["extension-greeter"] == ["on", "-"] and rows["beat"] == ["on", "-"] and rows["watchdog"] == ["on", "-"]
     assert rows["worker"] == ["on", "starts"]
 
 
@@ -273,7 +275,8 @@ def test_the_entrypoint_starts_a_process_by_its_declared_name(tmp_path):
     unknown = entrypoint(env, "greeter", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, stderr = unknown.communicate(timeout=120)
     assert unknown.returncode == 2
-    assert "unknown process 'greeter'; the declared processes are web, worker, beat, extension-greeter" in stderr
+    declared = "web, worker, beat, watchdog, extension-greeter"
+    assert f"unknown process 'greeter'; the declared processes are {declared}" in stderr
     assert "Traceback" not in stderr
 
     program = entrypoint(env, "sh", "-c", "echo run as given", stdout=subprocess.PIPE, text=True)

@@ -132,15 +132,30 @@ def test_next_run_is_computed_from_the_schedule_and_the_last_run(installed):
     assert "<td>no</td>" in disabled and "<td>—</td>\n      <td>0</td>" in disabled
 
 
-def test_worker_and_beat_liveness_are_shown():
+def process_rows():
+    """{label: its row} of the page's process table."""
+    html = signed_in(StaffFactory()).get(PAGE).content.decode()
+    table = html[html.index('id="processes"') : html.index("</table>", html.index('id="processes"'))]
+    rows = table.split('<tr><th scope="row">')[1:]
+    return {row[: row.index("</th>")]: row for row in rows}
+
+
+def test_worker_beat_and_watchdog_liveness_are_shown():
     with time_machine.travel(NOON, tick=False):
         heartbeats.heartbeat_record(Heartbeat.WORKER, now=NOON - timedelta(seconds=30))
         heartbeats.heartbeat_record(Heartbeat.BEAT, now=NOON - timedelta(minutes=10))
-        html = signed_in(StaffFactory()).get(PAGE).content.decode()
+        rows = process_rows()
+    assert list(rows) == ["Celery worker", "Celery beat", "Watchdog"]
+    assert ">alive<" in rows["Celery worker"] and ">silent<" in rows["Celery beat"]
+    assert ">never seen<" in rows["Watchdog"]
 
-    processes = html[html.index('id="processes"') : html.index("</table>", html.index('id="processes"'))]
-    worker, beat = processes.split("Celery beat")
-    assert "alive" in worker and "silent" in beat
+    with time_machine.travel(NOON, tick=False):
+        heartbeats.heartbeat_record(Heartbeat.WATCHDOG, now=NOON - timedelta(seconds=100))
+        watchdog = process_rows()["Watchdog"]
+    assert ">alive<" in watchdog and "2025-03-10 11:58:20" in watchdog
+    with time_machine.travel(NOON, tick=False):
+        heartbeats.heartbeat_record(Heartbeat.WATCHDOG, now=NOON - timedelta(seconds=121))
+        assert ">silent<" in process_rows()["Watchdog"]  # two rounds of 60 s missed
 
 
 def test_a_fresh_install_shows_the_page_without_tasks_or_heartbeats():
