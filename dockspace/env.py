@@ -5,6 +5,7 @@ message naming the variable and the rule when a value is unusable.
 """
 
 import ipaddress
+import math
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -57,6 +58,21 @@ def env_int(name, default, minimum=None, environ=None):
     return value
 
 
+def env_float(name, default, minimum=None, environ=None):
+    raw = env_str(name, None, environ)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a number such as 3 or 0.5; got {raw!r}.")
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {value:g}.")
+    return value
+
+
 def env_list(name, default=(), environ=None):
     raw = env_str(name, None, environ)
     if raw is None:
@@ -77,6 +93,33 @@ def env_networks(name, default=(), environ=None):
                 f"{item!r} is not one ({exc})."
             ) from None
     return networks
+
+
+def env_ip_ports(name, default_port, environ=None):
+    """A comma-separated list of `ADDRESS[:PORT]` (IPv6 as `[ADDRESS]:PORT`, or bare without a port) ->
+    [(address, port)]; unset or empty: []."""
+    rule = (
+        f"{name} must be a comma-separated list of IP addresses, each with an optional :PORT (IPv6 as "
+        f"[ADDRESS]:PORT), such as 10.0.0.2,127.0.0.1:5353,[2001:db8::53]:53"
+    )
+    found = []
+    for item in env_list(name, (), environ):
+        host, port = item, str(default_port)
+        if item.startswith("["):
+            host, bracket, rest = item[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ImproperlyConfigured(f"{rule}; got {item!r}.")
+            port = rest[1:] if rest else port
+        elif item.count(":") == 1:
+            host, _, port = item.partition(":")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise ImproperlyConfigured(f"{rule}; {host!r} is not an IP address.") from None
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(f"{rule}; the port in {item!r} is not a number from 1 to 65535.")
+        found.append((str(address), int(port)))
+    return found
 
 
 def parse_database_url(url, conn_max_age=60):

@@ -13,7 +13,17 @@ from urllib.parse import urlsplit
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from dockspace.env import env_bool, env_int, env_list, env_networks, env_str, parse_database_url, sqlite_database
+from dockspace.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_ip_ports,
+    env_list,
+    env_networks,
+    env_str,
+    parse_database_url,
+    sqlite_database,
+)
 from dockspace.ports import is_loopback, local_url, parse_bind
 from dockspace.private_files import private_dir, private_file_create, private_file_write
 
@@ -355,6 +365,17 @@ if EMAIL_BACKUP_HOST and not EMAIL_HOST:
 DOCKSPACE_OUTBOX_MAX_ATTEMPTS = env_int("DOCKSPACE_OUTBOX_MAX_ATTEMPTS", 5, minimum=1)
 # A message not delivered this long after it was written is given up (status expired) and its body wiped.
 DOCKSPACE_OUTBOX_EXPIRY_SECONDS = env_int("DOCKSPACE_OUTBOX_EXPIRY_SECONDS", 48 * 3600, minimum=60)
+
+
+# --- DNS (deliverability.dns.resolver, the one module that sends DNS queries) ------------------------
+
+# The recursive resolvers asked, as [(address, port)]; empty: the nameservers of the system's /etc/resolv.conf.
+# Spamhaus answers public resolvers with an error code, so DNSBL checks want a local resolver here.
+DNS_NAMESERVERS = env_ip_ports("DOCKSPACE_DNS_RESOLVER", 53)
+# The longest one lookup may take, across retries and servers (each server is given at most 2 s of it).
+DNS_TIMEOUT = env_float("DOCKSPACE_DNS_TIMEOUT", 3.0, minimum=0.1)
+# How many lookups the asynchronous checks (the DNSBL sweep) have in flight at once.
+DNS_CONCURRENCY = env_int("DOCKSPACE_DNS_CONCURRENCY", 50, minimum=1)
 
 
 # --- alerts (monitoring) ---------------------------------------------------------------------------

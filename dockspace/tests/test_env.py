@@ -4,7 +4,16 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from dockspace.env import env_bool, env_int, env_list, env_networks, env_str, parse_database_url
+from dockspace.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_ip_ports,
+    env_list,
+    env_networks,
+    env_str,
+    parse_database_url,
+)
 
 
 def test_a_secret_can_come_from_a_file(tmp_path):
@@ -52,6 +61,66 @@ def test_networks_are_read_in_cidr_notation():
 def test_a_bad_network_names_the_variable_and_the_rule(raw):
     with pytest.raises(ImproperlyConfigured, match="NETS must be comma-separated networks in CIDR notation"):
         env_networks("NETS", environ={"NETS": raw})
+
+
+def test_decimal_numbers():
+    assert env_float("DOCKSPACE_DNS_TIMEOUT", 3.0, environ={}) == 3.0
+    assert env_float("DOCKSPACE_DNS_TIMEOUT", 3.0, minimum=0.1, environ={"DOCKSPACE_DNS_TIMEOUT": " 0.5 "}) == 0.5
+    assert env_float("DOCKSPACE_DNS_TIMEOUT", 3.0, environ={"DOCKSPACE_DNS_TIMEOUT": "2"}) == 2.0
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("3s", "DOCKSPACE_DNS_TIMEOUT must be a number such as 3 or 0.5; got '3s'."),
+        ("nan", "DOCKSPACE_DNS_TIMEOUT must be a number such as 3 or 0.5; got 'nan'."),
+        ("inf", "DOCKSPACE_DNS_TIMEOUT must be a number such as 3 or 0.5; got 'inf'."),
+        ("0.01", "DOCKSPACE_DNS_TIMEOUT must be at least 0.1; got 0.01."),
+    ],
+)
+def test_a_bad_decimal_number_names_the_variable_and_the_rule(raw, message):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_float("DOCKSPACE_DNS_TIMEOUT", 3.0, minimum=0.1, environ={"DOCKSPACE_DNS_TIMEOUT": raw})
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    "raw, servers",
+    [
+        (None, []),
+        ("", []),
+        ("10.0.0.2", [("10.0.0.2", 53)]),
+        ("127.0.0.1:5353, 10.0.0.2", [("127.0.0.1", 5353), ("10.0.0.2", 53)]),
+        ("[2001:db8::53]:5353,[::1],2001:DB8::54", [("2001:db8::53", 5353), ("::1", 53), ("2001:db8::54", 53)]),
+    ],
+)
+def test_address_and_port_lists(raw, servers):
+    environ = {} if raw is None else {"DOCKSPACE_DNS_RESOLVER": raw}
+    assert env_ip_ports("DOCKSPACE_DNS_RESOLVER", 53, environ=environ) == servers
+
+
+@pytest.mark.parametrize(
+    "raw, detail",
+    [
+        ("dns.example.com", "'dns.example.com' is not an IP address."),
+        ("10.0.0.2:dns", "the port in '10.0.0.2:dns' is not a number from 1 to 65535."),
+        ("10.0.0.2:0", "the port in '10.0.0.2:0' is not a number from 1 to 65535."),
+        ("10.0.0.2:65536", "the port in '10.0.0.2:65536' is not a number from 1 to 65535."),
+        ("10.0.0.2:", "the port in '10.0.0.2:' is not a number from 1 to 65535."),
+        ("[2001:db8::53]53", "got '[2001:db8::53]53'."),
+        ("[2001:db8::53", "got '[2001:db8::53'."),
+        ("10.0.0.2;10.0.0.3", "'10.0.0.2;10.0.0.3' is not an IP address."),
+    ],
+)
+def test_a_bad_address_list_names_the_variable_the_rule_and_the_culprit(raw, detail):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_ip_ports("DOCKSPACE_DNS_RESOLVER", 53, environ={"DOCKSPACE_DNS_RESOLVER": raw})
+    message = str(refused.value)
+    assert message.startswith(
+        "DOCKSPACE_DNS_RESOLVER must be a comma-separated list of IP addresses, each with an optional :PORT "
+        "(IPv6 as [ADDRESS]:PORT), such as 10.0.0.2,127.0.0.1:5353,[2001:db8::53]:53; "
+    )
+    assert message.endswith(detail)
 
 
 def test_postgres_urls_are_parsed_with_connection_reuse():
@@ -173,5 +242,34 @@ def test_the_backup_smtp_server_reads_its_password_from_a_file(tmp_path):
     ],
 )
 def test_unusable_outbound_mail_settings_stop_startup_with_a_clear_message(tmp_path, env, message):
+    result = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path), **env})
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_dns_settings_are_read_at_startup(tmp_path):
+    env = {
+        "DEBUG": "1",
+        "DOCKSPACE_DATA_DIR": str(tmp_path),
+        "DOCKSPACE_DNS_RESOLVER": "127.0.0.1:5353,[::1]",
+        "DOCKSPACE_DNS_TIMEOUT": "1.5",
+        "DOCKSPACE_DNS_CONCURRENCY": "8",
+    }
+    shown = "from django.conf import settings as s; print(s.DNS_NAMESERVERS, s.DNS_TIMEOUT, s.DNS_CONCURRENCY)"
+    result = _start(env, "shell", "--no-imports", "-c", shown)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[('127.0.0.1', 5353), ('::1', 53)] 1.5 8"
+    defaults = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path)}, "shell", "--no-imports", "-c", shown)
+    assert defaults.stdout.strip() == "[] 3.0 50"  # no resolver named: the system's resolv.conf
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DOCKSPACE_DNS_RESOLVER": "resolver.internal"}, "DOCKSPACE_DNS_RESOLVER must be a comma-separated list"),
+        ({"DOCKSPACE_DNS_TIMEOUT": "0"}, "DOCKSPACE_DNS_TIMEOUT must be at least 0.1; got 0."),
+        ({"DOCKSPACE_DNS_CONCURRENCY": "0"}, "DOCKSPACE_DNS_CONCURRENCY must be at least 1; got 0."),
+    ],
+)
+def test_unusable_dns_settings_stop_startup_with_a_clear_message(tmp_path, env, message):
     result = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path), **env})
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr

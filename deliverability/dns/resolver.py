@@ -1,0 +1,279 @@
+"""The one module that sends DNS queries (pyproject's import-linter contract "dns"): a check run asks each question
+once through dnspython and gets `Answer`s back, never dnspython's exceptions or objects."""
+
+import asyncio
+import ipaddress
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import dns.asyncresolver
+import dns.exception
+import dns.inet
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+from django.conf import settings
+
+from deliverability.dns.answer import ERROR, NODATA, NXDOMAIN, OK, SERVFAIL, TIMEOUT, Answer
+
+RESOLV_CONF = "/etc/resolv.conf"
+# EDNS0 with the DNS Flag Day 2020 buffer size: a larger answer comes back truncated and dnspython asks again over
+# TCP (its resolve() does, for a truncated UDP answer, on the same server).
+EDNS_PAYLOAD = 1232
+# dnspython's default: a silent server is given this long before the next one is tried, within the lookup's timeout.
+SERVER_TIMEOUT = 2.0
+MESSAGE_LIMIT = 300
+
+Question = tuple[str, str]  # (name, record type) as normalised: "example.com", "TXT"
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+
+def name_text(name: dns.name.Name) -> str:
+    """A name as Answers show it: lower case, without the trailing dot (IDNs in their xn-- form)."""
+    return name.canonicalize().to_text(omit_final_dot=True)
+
+
+def _question(name: str, rdtype: str) -> tuple[Question, dns.name.Name | None, str]:
+    """((name, type) as the cache keys them, the absolute name to ask or None, why the name cannot be asked)."""
+    try:
+        kind = dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype.strip().upper()))
+    except dns.rdatatype.UnknownRdatatype:
+        raise ValueError(f"unknown DNS record type {rdtype!r}") from None
+    text = name.strip()
+    if not text or text == ".":
+        return (text, kind), None, "no name given"
+    try:
+        parsed = dns.name.from_text(text, origin=dns.name.root)
+    except dns.exception.DNSException as exc:
+        return (text.lower(), kind), None, f"not a valid DNS name: {exc}"
+    return (name_text(parsed), kind), parsed.canonicalize(), ""
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        raise ValueError(f"not an IP address: {address!r}") from None
+    # An IPv4-mapped IPv6 address (::ffff:192.0.2.1) is that IPv4 address, in reverse DNS and on a DNSBL.
+    return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
+
+
+def reverse_name(address: str) -> str:
+    """The PTR name of an address: "1.2.0.192.in-addr.arpa", or 32 nibbles + "ip6.arpa". ValueError if not an IP."""
+    return name_text(dns.reversename.from_address(str(_ip(address))))
+
+
+def dnsbl_query_name(address: str, zone: str) -> str:
+    """The name a DNSBL is asked about an address (RFC 5782 2.1, 2.4): reversed octets (IPv4) or nibbles (IPv6)
+    under the list's zone, "2.0.0.127.zen.spamhaus.org". ValueError if not an IP or the zone is not a name."""
+    try:
+        origin = dns.name.from_text(zone.strip(), origin=dns.name.root)
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"not a DNSBL zone: {zone!r} ({exc})") from None
+    return name_text(dns.reversename.from_address(str(_ip(address)), v4_origin=origin, v6_origin=origin))
+
+
+# --- answers --------------------------------------------------------------------------------------
+
+
+def _record_text(rdata: Any) -> str:
+    rdtype = rdata.rdtype
+    if rdtype in (dns.rdatatype.TXT, dns.rdatatype.SPF):
+        # RFC 7208 3.3: the strings of one record are one text, joined without a separator.
+        return b"".join(rdata.strings).decode("utf-8", "backslashreplace")
+    if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        return str(rdata.address)
+    if rdtype == dns.rdatatype.MX:
+        return f"{rdata.preference} {name_text(rdata.exchange)}"
+    if rdtype in (dns.rdatatype.PTR, dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.DNAME):
+        return name_text(rdata.target)
+    return str(rdata.to_text())
+
+
+def _record_order(rdtype: str, text: str) -> tuple[int, str]:
+    """Records sorted, MX by preference, so two answers holding the same records compare equal."""
+    if rdtype == "MX":
+        preference, _, exchange = text.partition(" ")
+        return int(preference), exchange
+    return 0, text
+
+
+def _ok(question: Question, rrset: Iterable[Any]) -> Answer:
+    name, kind = question
+    records = sorted((_record_text(rdata) for rdata in rrset), key=lambda text: _record_order(kind, text))
+    return Answer(name, kind, OK, tuple(records))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
+
+
+def _server_errors(errors: Sequence[tuple[Any, ...]]) -> tuple[bool, str]:
+    """(whether a server answered SERVFAIL, one line per server) from dnspython's (server, tcp, port, error,
+    response) trace."""
+    servfail, lines = False, []
+    for server, _tcp, _port, error, _response in errors:
+        if isinstance(error, str):  # an rcode the resolver gave up on: "SERVFAIL", "REFUSED", ...
+            servfail = servfail or error == "SERVFAIL"
+            line = f"{server} answered {error}"
+        elif isinstance(error, OSError) and error.strerror:
+            line = f"{server}: {error.strerror}"
+        else:
+            line = f"{server}: {type(error).__name__}: {error}".rstrip(": ")
+        if line not in lines:
+            lines.append(line)
+    return servfail, "; ".join(lines)
+
+
+def failure(question: Question, exc: BaseException, timeout: float) -> Answer:
+    """The Answer for what dnspython raised: the status, and a one-line reason (never a traceback)."""
+    name, kind = question
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return Answer(name, kind, NXDOMAIN)
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return Answer(name, kind, NODATA)
+    if isinstance(exc, dns.exception.Timeout):  # LifetimeTimeout: the lookup's whole time is used up
+        return Answer(name, kind, TIMEOUT, error=f"no answer within {timeout:g} s")
+    if isinstance(exc, dns.resolver.NoNameservers):
+        servfail, reasons = _server_errors(exc.kwargs.get("errors") or [])
+        return Answer(name, kind, SERVFAIL if servfail else ERROR, error=_short(reasons or "no server answered"))
+    if isinstance(exc, dns.resolver.NoResolverConfiguration):
+        reason = f"no nameserver to ask: {RESOLV_CONF} lists none (or set DOCKSPACE_DNS_RESOLVER)"
+        return Answer(name, kind, ERROR, error=reason)
+    return Answer(name, kind, ERROR, error=_short(str(exc) or type(exc).__name__))
+
+
+# --- resolvers ------------------------------------------------------------------------------------
+
+
+class CountingNameserver(dns.nameserver.Do53Nameserver):
+    """A plain DNS server (UDP, TCP after a truncated answer) that counts every message sent to it in its run."""
+
+    def __init__(self, address: str, port: int, run: "BaseDnsRun") -> None:
+        super().__init__(address, port)
+        self.run = run
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{host}:{self.port}"
+
+    def query(self, *args: Any, **kwargs: Any) -> dns.message.Message:
+        self.run.queries_sent += 1
+        return super().query(*args, **kwargs)
+
+    async def async_query(self, *args: Any, **kwargs: Any) -> dns.message.Message:
+        self.run.queries_sent += 1
+        return await super().async_query(*args, **kwargs)
+
+
+def system_nameservers(path: str | None = None) -> list[tuple[str, int]]:
+    """The nameservers of a resolv.conf file (RESOLV_CONF unless given), port 53. NoResolverConfiguration when it
+    cannot be read or lists none."""
+    system = dns.resolver.Resolver(filename=path or RESOLV_CONF, configure=True)
+    return [(str(server), 53) for server in system.nameservers if dns.inet.is_address(str(server))]
+
+
+class BaseDnsRun:
+    """What both runs share: the servers asked, the timeout, the answers so far, the messages sent."""
+
+    resolver_class: type[dns.resolver.BaseResolver] = dns.resolver.BaseResolver
+
+    def __init__(self, nameservers: Sequence[tuple[str, int]] | None = None, timeout: float | None = None) -> None:
+        # None: the settings (DOCKSPACE_DNS_RESOLVER, DOCKSPACE_DNS_TIMEOUT); no servers: the system's resolv.conf.
+        self.nameservers = list(settings.DNS_NAMESERVERS if nameservers is None else nameservers)
+        self.timeout = float(settings.DNS_TIMEOUT if timeout is None else timeout)
+        # DNS messages sent, a retry after a timeout or over TCP after a truncated answer included.
+        self.queries_sent = 0
+        self._resolver: Any = None
+
+    def _make_resolver(self) -> Any:
+        """The configured dnspython resolver, made at the first question that goes out (so a missing resolv.conf
+        is an error Answer, like any other failure)."""
+        if self._resolver is None:
+            servers = self.nameservers or system_nameservers()
+            resolver = self.resolver_class(configure=False)
+            resolver.nameservers = [CountingNameserver(address, port, self) for address, port in servers]
+            resolver.lifetime = self.timeout
+            resolver.timeout = min(SERVER_TIMEOUT, self.timeout)
+            resolver.use_edns(0, 0, EDNS_PAYLOAD)
+            resolver.cache = None  # the run's own answers are the only cache: a new run sees today's records
+            self._resolver = resolver
+        return self._resolver
+
+
+class DnsRun(BaseDnsRun):
+    """One check run (one thread): `lookup(name, rdtype)` asks each question once; later asks are answered from
+    the run's memory. Names are made absolute (never the search domains) and lower case."""
+
+    resolver_class = dns.resolver.Resolver
+
+    def __init__(self, nameservers: Sequence[tuple[str, int]] | None = None, timeout: float | None = None) -> None:
+        super().__init__(nameservers, timeout)
+        self.answers: dict[Question, Answer] = {}
+
+    def lookup(self, name: str, rdtype: str) -> Answer:
+        question, qname, invalid = _question(name, rdtype)
+        if question not in self.answers:
+            self.answers[question] = self._ask(question, qname, invalid)
+        return self.answers[question]
+
+    def _ask(self, question: Question, qname: dns.name.Name | None, invalid: str) -> Answer:
+        if qname is None:
+            return Answer(*question, ERROR, error=invalid)
+        try:
+            # CNAMEs are followed by dnspython (the answer holds the records of the chain's end).
+            result = self._make_resolver().resolve(qname, question[1], search=False)
+        except dns.exception.DNSException as exc:
+            return failure(question, exc, self.timeout)
+        return _ok(question, result.rrset or ())
+
+
+class AsyncDnsRun(BaseDnsRun):
+    """DnsRun for asyncio (the DNSBL sweep): at most `concurrency` questions in flight; a question asked again
+    while it is in flight waits for that one answer."""
+
+    resolver_class = dns.asyncresolver.Resolver
+
+    def __init__(
+        self,
+        nameservers: Sequence[tuple[str, int]] | None = None,
+        timeout: float | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        super().__init__(nameservers, timeout)
+        self.concurrency = int(settings.DNS_CONCURRENCY if concurrency is None else concurrency)
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1; got {self.concurrency}")
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._answers: dict[Question, asyncio.Task[Answer]] = {}
+
+    @property
+    def answers(self) -> dict[Question, Answer]:
+        return {question: task.result() for question, task in self._answers.items() if task.done()}
+
+    async def lookup(self, name: str, rdtype: str) -> Answer:
+        question, qname, invalid = _question(name, rdtype)
+        task = self._answers.get(question)
+        if task is None:
+            task = self._answers[question] = asyncio.ensure_future(self._ask(question, qname, invalid))
+        # A caller that gives up (cancelled) does not cancel the question for the others waiting on it.
+        return await asyncio.shield(task)
+
+    async def lookup_many(self, questions: Iterable[tuple[str, str]]) -> list[Answer]:
+        """The answers to (name, rdtype) pairs, in their order."""
+        return list(await asyncio.gather(*(self.lookup(name, rdtype) for name, rdtype in questions)))
+
+    async def _ask(self, question: Question, qname: dns.name.Name | None, invalid: str) -> Answer:
+        if qname is None:
+            return Answer(*question, ERROR, error=invalid)
+        async with self._slots:
+            try:
+                result = await self._make_resolver().resolve(qname, question[1], search=False)
+            except dns.exception.DNSException as exc:
+                return failure(question, exc, self.timeout)
+        return _ok(question, result.rrset or ())

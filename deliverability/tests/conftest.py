@@ -1,0 +1,23 @@
+"""Fixtures of the deliverability tests: DNS servers on loopback (deliverability/tests/dns_server.py)."""
+
+import pytest
+
+from deliverability.tests.dns_server import DnsServer, SilentDnsServer, require_nsd
+
+
+@pytest.fixture
+def dns_server(tmp_path, settings):
+    """A running NSD with no zones yet (add them with `dns_server.zone(...)`); Dockspace's resolver settings point
+    at it, so `DnsRun()` asks it."""
+    require_nsd()
+    server = DnsServer(tmp_path / "nsd").start()
+    settings.DNS_NAMESERVERS = server.nameservers
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def silent_dns_server():
+    """A loopback DNS port that reads queries and never answers."""
+    with SilentDnsServer() as server:
+        yield server
