@@ -377,6 +377,13 @@ DNS_TIMEOUT = env_float("DOCKSPACE_DNS_TIMEOUT", 3.0, minimum=0.1)
 # How many lookups the asynchronous checks (the DNSBL sweep) have in flight at once.
 DNS_CONCURRENCY = env_int("DOCKSPACE_DNS_CONCURRENCY", 50, minimum=1)
 
+# --- sending IPs (deliverability.ip_duties) --------------------------------------------------------
+
+# A RETIRING IP drains (takes no new mail, its queue empties) this many days before it moves to RESTING.
+IP_DRAIN_DAYS = env_int("DOCKSPACE_IP_DRAIN_DAYS", 2, minimum=0)
+# A RESTING IP whose listings have been clear this many days moves to WARMING (quarantine release).
+IP_QUARANTINE_DAYS = env_int("DOCKSPACE_IP_QUARANTINE_DAYS", 7, minimum=1)
+
 
 # --- alerts (monitoring) ---------------------------------------------------------------------------
 

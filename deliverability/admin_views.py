@@ -1,0 +1,14 @@
+"""Deliverability's pages in the admin site beyond the model lists (declared in DeliverabilityConfig.admin_pages();
+the admin site checks staff, second factor and the page's permission before calling them)."""
+
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from deliverability import ip_duties
+
+
+def ip_duties_view(request, context):
+    """What the periodic duties would do if they ran now (nothing changes here)."""
+    now = timezone.now()
+    plans = ip_duties.duties_dry_run(actor=request.user, now=now)
+    return TemplateResponse(request, "admin/deliverability/ip_duties.html", {**context, "plans": plans, "now": now})

@@ -1,0 +1,83 @@
+"""The admin's forms for pools and sending IPs: each change goes through deliverability's services."""
+
+from django import forms
+
+from deliverability import ip_lifecycle, ip_pools, sending_ips
+from deliverability.models import IpPool, SendingIp
+from dockspace.forms import ServiceForm
+
+
+class IpPoolForm(ServiceForm):
+    class Meta:
+        model = IpPool
+        fields = list(ip_pools.EDITABLE)
+
+    def _post_clean(self):
+        # The service normalises the name and checks that it is free, and that each domain is in one pool.
+        pass
+
+    def apply(self, data):
+        if self.instance.pk is None:
+            return ip_pools.pool_add(**{key: data[key] for key in ip_pools.EDITABLE}, **self._who())
+        changes = {key: data[key] for key in self.changed_data if key in ip_pools.EDITABLE}
+        if not changes:
+            return self.instance
+        return ip_pools.pool_update(pool=self.instance, **changes, **self._who())
+
+
+class SendingIpAddForm(ServiceForm):
+    state = forms.ChoiceField(
+        choices=[(ip_lifecycle.WARMING, "WARMING: a new IP"), (ip_lifecycle.ACTIVE, "ACTIVE: it already sends today")],
+        initial=ip_lifecycle.WARMING,
+        help_text="A new IP has no reputation yet and starts WARMING; ACTIVE only for an IP that already sends.",
+    )
+
+    class Meta:
+        model = SendingIp
+        fields = ["address", "helo_name", "pool", "weight", "state", "notes"]
+
+    def _post_clean(self):
+        pass  # the service normalises the address before checking that it is new
+
+    def apply(self, data):
+        return sending_ips.ip_add(
+            address=data["address"],
+            helo_name=data["helo_name"],
+            pool=data["pool"],
+            weight=data["weight"],
+            state=data["state"],
+            notes=data["notes"],
+            **self._who(),
+        )
+
+
+class SendingIpChangeForm(ServiceForm):
+    class Meta:
+        model = SendingIp
+        fields = list(sending_ips.EDITABLE)
+
+    def _post_clean(self):
+        pass
+
+    def apply(self, data):
+        changes = {key: data[key] for key in self.changed_data if key in sending_ips.EDITABLE}
+        if not changes:
+            return self.instance
+        return sending_ips.ip_update(ip=self.instance, **changes, **self._who())
+
+
+class StateChangeForm(forms.Form):
+    """The next state (one of the moves the lifecycle allows from the current one) and why."""
+
+    state = forms.ChoiceField(label="New state")
+    reason = forms.CharField(
+        max_length=ip_lifecycle.REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the IP changes state; kept in its state history and the audit log.",
+    )
+
+    def __init__(self, *args, ip, any_state=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        labels = dict(ip_lifecycle.STATE_CHOICES)
+        states = ip_lifecycle.STATES if any_state else ip_lifecycle.allowed_moves(ip.state)
+        self.fields["state"].choices = [(s, f"{s}: {labels[s]}") for s in states]
