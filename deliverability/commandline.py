@@ -1,0 +1,47 @@
+"""What `manage.py sending_ip` and `manage.py ip_pool` print: an IP and a pool as plain data (their --json, and the
+lines of `show`)."""
+
+from deliverability import ip_pools
+from deliverability.models import IpPool, SendingIp
+
+
+def ip_data(ip: SendingIp, *, history: bool = False) -> dict:
+    data = {
+        "address": ip.address,
+        "helo_name": ip.helo_name,
+        "pool": ip.pool.name if ip.pool_id else None,
+        "weight": ip.weight,
+        "state": ip.state,
+        "state_since": ip.state_since.isoformat(),
+        "in_rotation": ip.is_in_rotation,
+        "notes": ip.notes,
+        "created_at": ip.created_at.isoformat(),
+    }
+    if history:
+        data["history"] = [
+            {
+                "at": change.at.isoformat(),
+                "from": change.from_state or None,
+                "to": change.to_state,
+                "reason": change.reason,
+                "by": change.actor_label,
+            }
+            for change in ip.state_changes.all()
+        ]
+    return data
+
+
+def pool_data(pool: IpPool) -> dict:
+    return {
+        "name": pool.name,
+        "description": pool.description,
+        "rotation_enabled": pool.rotation_enabled,
+        "domains": sorted(d.name for d in pool.domains.all()),
+        "tiers": sorted(t.name for t in pool.tiers.all()),
+        "ips": [{"address": ip.address, "state": ip.state, "weight": ip.weight} for ip in pool.ips.order_by("address")],
+        "in_rotation": [
+            {"address": ip.address, "helo_name": ip.helo_name, "weight": ip.weight, "state": ip.state}
+            for ip in ip_pools.pool_rotation_ips(pool)
+        ],
+        "created_at": pool.created_at.isoformat(),
+    }

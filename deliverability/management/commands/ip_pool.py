@@ -1,0 +1,165 @@
+"""manage.py ip_pool add|list|show|update|remove: the pools of sending IPs that domains and tiers send through."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.authz import add_actor_argument, command_actor, command_actor_label
+from deliverability import ip_pools
+from deliverability.commandline import pool_data
+from deliverability.models import IpPool
+from dockspace.commandline import ServiceCall, describe_actions, print_json, print_record
+from dockspace.validation import field_error
+from mail.models import Tier
+from mail.services.domains import managed_domain
+
+ACTOR = "manage.py ip_pool"
+OPTIONS = {
+    "pool": "NAME",
+    "name": "NAME",
+    "description": "--description",
+    "domains": "--domain",
+    "tiers": "--tier",
+    "rotation_enabled": "--rotation",
+}
+UPDATE_OPTIONS = {
+    **OPTIONS,
+    "name": "--rename",
+    "domains": "--add-domain",
+    "tiers": "--add-tier",
+    "remove_domain": "--remove-domain",
+    "remove_tier": "--remove-tier",
+}
+NAME_HELP = "The pool's name, as `manage.py ip_pool list` shows it (e.g. bulk)."
+
+
+def tier_by_name(name, field="tiers"):
+    tier = Tier.objects.filter(name=(name or "").strip()).first()
+    if tier is None:
+        raise field_error(field, f"{name!r} is not a tier; see manage.py tier list.")
+    return tier
+
+
+def on_off(value):
+    value = (value or "").strip().lower()
+    if value not in ("on", "off"):
+        raise field_error("rotation_enabled", f"give on or off; got {value!r}.")
+    return value == "on"
+
+
+class Command(BaseCommand):
+    help = (
+        "Manage the pools of sending IPs. A domain sends through its own pool, else its tier's pool, else the mail "
+        "host's default IP; a domain (and a tier) is in at most one pool. `add NAME [--domain D ...] [--tier T ...] "
+        "[--rotation on]`, `list`, `show NAME` (both with --json: the pool's IPs, and those in rotation with their "
+        "weights), `update NAME [--rename NEW] [--description TEXT] [--add-domain D] [--remove-domain D] [--add-tier "
+        "T] [--remove-tier T] [--rotation on|off]`, `remove NAME` (only a pool without IPs). Monthly rotation (off by "
+        "default): on the 1st, the longest-ACTIVE IP of a pool with more than one moves to RETIRING when a "
+        "replacement is ready. Commands act as the host; `--as EMAIL` acts with that staff member's permissions."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        add = sub.add_parser("add", help="Add a pool, with the domains and tiers that send through it.")
+        add.add_argument("name", metavar="NAME", help="Lower case letters, digits and '-', e.g. bulk.")
+        add.add_argument("--description", default="", help="What the pool is for.")
+        add.add_argument("--domain", action="append", default=[], metavar="DOMAIN", help="A domain (repeatable).")
+        add.add_argument("--tier", action="append", default=[], metavar="TIER", help="A tier (repeatable).")
+        add.add_argument("--rotation", default="off", metavar="on|off", help="Monthly rotation (default off).")
+
+        listing = sub.add_parser("list", help="List the pools with their IPs in rotation.")
+        listing.add_argument("--json", action="store_true", help="Print JSON.")
+        show = sub.add_parser("show", help="Show one pool: domains, tiers, IPs and those in rotation with weights.")
+        show.add_argument("name", metavar="NAME", help=NAME_HELP)
+        show.add_argument("--json", action="store_true", help="Print JSON.")
+
+        update = sub.add_parser("update", help="Rename a pool, or change its description, domains, tiers, rotation.")
+        update.add_argument("name", metavar="NAME", help=NAME_HELP)
+        update.add_argument("--rename", metavar="NEW", help="A new name.")
+        update.add_argument("--description", help="What the pool is for.")
+        update.add_argument("--add-domain", action="append", default=[], metavar="DOMAIN", help="Repeatable.")
+        update.add_argument("--remove-domain", action="append", default=[], metavar="DOMAIN", help="Repeatable.")
+        update.add_argument("--add-tier", action="append", default=[], metavar="TIER", help="Repeatable.")
+        update.add_argument("--remove-tier", action="append", default=[], metavar="TIER", help="Repeatable.")
+        update.add_argument("--rotation", metavar="on|off", help="Monthly rotation.")
+
+        remove = sub.add_parser("remove", help="Remove a pool without IPs; its domains send through the default IP.")
+        remove.add_argument("name", metavar="NAME", help=NAME_HELP)
+        for parser_ in sub.choices.values():
+            add_actor_argument(parser_)
+        describe_actions(sub)
+
+    def handle(self, *args, action, **o):
+        self.actor = command_actor(o)
+        self.label = command_actor_label(ACTOR, self.actor)
+        getattr(self, "_" + action)(o)
+
+    def _who(self):
+        return {"actor": self.actor, "actor_label": self.label}
+
+    def _pool(self, o):
+        with ServiceCall(OPTIONS):
+            return ip_pools.pool_by_name(o["name"], "pool")
+
+    def _add(self, o):
+        with ServiceCall(OPTIONS):
+            pool = ip_pools.pool_add(
+                name=o["name"],
+                description=o["description"],
+                domains=[managed_domain(d, "domains") for d in o["domain"]],
+                tiers=[tier_by_name(t) for t in o["tier"]],
+                rotation_enabled=on_off(o["rotation"]),
+                **self._who(),
+            )
+        self.stdout.write(f"Added pool {pool.name}. Add its IPs: manage.py sending_ip add ADDRESS --pool {pool.name}")
+
+    def _list(self, o):
+        data = [pool_data(pool) for pool in IpPool.objects.prefetch_related("domains", "tiers")]
+        if o["json"]:
+            return print_json(self, data)
+        if not data:
+            self.stdout.write("No IP pools. Add one: manage.py ip_pool add NAME --domain DOMAIN")
+        for r in data:
+            rotation = ", ".join(f"{ip['address']} ({ip['weight']})" for ip in r["in_rotation"]) or "no IP in rotation"
+            sends = ", ".join(r["domains"] + [f"tier {t}" for t in r["tiers"]]) or "nobody"
+            self.stdout.write(f"{r['name']:20} {len(r['ips'])} IP(s); in rotation: {rotation}; for {sends}")
+
+    def _show(self, o):
+        data = pool_data(self._pool(o))
+        if o["json"]:
+            return print_json(self, data)
+        data["ips"] = [f"{ip['address']} {ip['state']} weight {ip['weight']}" for ip in data["ips"]]
+        data["in_rotation"] = [f"{ip['address']} weight {ip['weight']}" for ip in data["in_rotation"]]
+        print_record(self, {k: "-" if v == "" or v == [] else v for k, v in data.items()}, False)
+
+    def _update(self, o):
+        pool = self._pool(o)
+        changes = {}
+        with ServiceCall(UPDATE_OPTIONS):
+            if o["rename"] is not None:
+                changes["name"] = o["rename"]
+            if o["description"] is not None:
+                changes["description"] = o["description"]
+            if o["rotation"] is not None:
+                changes["rotation_enabled"] = on_off(o["rotation"])
+            if o["add_domain"] or o["remove_domain"]:
+                removed = {managed_domain(d, "remove_domain").pk for d in o["remove_domain"]}
+                domains = {d.pk: d for d in pool.domains.all() if d.pk not in removed}
+                domains.update({d.pk: d for d in (managed_domain(name, "domains") for name in o["add_domain"])})
+                changes["domains"] = list(domains.values())
+            if o["add_tier"] or o["remove_tier"]:
+                removed = {tier_by_name(t, "remove_tier").pk for t in o["remove_tier"]}
+                tiers = {t.pk: t for t in pool.tiers.all() if t.pk not in removed}
+                tiers.update({t.pk: t for t in (tier_by_name(name) for name in o["add_tier"])})
+                changes["tiers"] = list(tiers.values())
+            if not changes:
+                raise CommandError(
+                    "nothing to change: give --rename, --description, --add-domain, --remove-domain, --add-tier, "
+                    "--remove-tier or --rotation."
+                )
+            pool = ip_pools.pool_update(pool=pool, **changes, **self._who())
+        self.stdout.write(f"Updated pool {pool.name}.")
+
+    def _remove(self, o):
+        pool = self._pool(o)
+        with ServiceCall(OPTIONS):
+            ip_pools.pool_remove(pool=pool, **self._who())
+        self.stdout.write(f"Removed pool {pool.name}; its domains send through the default IP.")
