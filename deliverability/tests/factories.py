@@ -1,0 +1,25 @@
+"""Builders for the sending IP tests, made through the services so rows look exactly like real ones."""
+
+import re
+
+from accounts.authz import SYSTEM
+from deliverability import ip_pools, sending_ips
+
+_counter = iter(range(1, 250))
+
+
+def make_pool(name="bulk", **kw):
+    return ip_pools.pool_add(name=name, actor=SYSTEM, actor_label="test", **kw)
+
+
+def make_ip(address=None, *, helo_name=None, **kw):
+    address = address or f"192.0.2.{next(_counter)}"
+    helo_name = helo_name or "out-" + "-".join(filter(None, re.split(r"[.: ]+", address.lower()))) + ".example.com"
+    return sending_ips.ip_add(address=address, helo_name=helo_name, actor=SYSTEM, actor_label="test", **kw)
+
+
+def move(ip, *states, reason="test"):
+    """Walk `ip` through `states` in order, as an operator would."""
+    for state in states:
+        ip = sending_ips.ip_set_state(ip=ip, state=state, reason=reason, actor=SYSTEM, actor_label="test")
+    return ip

@@ -1,0 +1,96 @@
+"""Pools: a domain (and a tier) sends through one pool, a pool with IPs cannot be removed, and which IPs a pool or a
+domain sends through now (ACTIVE and WARMING, with weights; None without a pool)."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from accounts.authz import SYSTEM
+from accounts.models import AuditEvent
+from deliverability import ip_pools
+from deliverability.ip_pools import RotationIp
+from deliverability.models import IpPool
+from deliverability.tests.factories import make_ip, make_pool, move
+from mail.tests.factories import make_domain, make_tier
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_domain_is_in_at_most_one_pool():
+    domain = make_domain("example.com")
+    make_pool("bulk", domains=[domain])
+    with pytest.raises(ValidationError) as e:
+        make_pool("transactional", domains=[domain])
+    message = e.value.message_dict["domains"][0]
+    assert message.startswith("example.com already sends through pool bulk; a domain sends through one pool")
+    assert not IpPool.objects.filter(name="transactional").exists()
+    other = make_pool("transactional")
+    with pytest.raises(ValidationError, match="already sends through pool bulk"):
+        ip_pools.pool_update(pool=other, domains=[domain], actor=SYSTEM)
+    assert list(other.domains.all()) == []
+    # Taken out of bulk first, it may join the other pool.
+    ip_pools.pool_update(pool=IpPool.objects.get(name="bulk"), domains=[], actor=SYSTEM)
+    ip_pools.pool_update(pool=other, domains=[domain], actor=SYSTEM)
+    assert list(other.domains.all()) == [domain]
+
+
+def test_a_tier_is_in_at_most_one_pool():
+    tier = make_tier()
+    make_pool("bulk", tiers=[tier])
+    with pytest.raises(ValidationError) as e:
+        make_pool("other", tiers=[tier])
+    assert "tier standard already sends through pool bulk" in e.value.message_dict["tiers"][0]
+
+
+@pytest.mark.parametrize("name", ["", "Has Space", "-dash", "x" * 64, "under_score"])
+def test_a_bad_pool_name_is_refused(name):
+    with pytest.raises(ValidationError) as e:
+        make_pool(name)
+    assert "is not a pool name" in e.value.message_dict["name"][0]
+
+
+def test_a_pool_with_ips_cannot_be_removed():
+    pool = make_pool()
+    ip = make_ip("192.0.2.9", pool=pool)
+    with pytest.raises(ValidationError) as e:
+        ip_pools.pool_remove(pool=pool, actor=SYSTEM)
+    assert e.value.message_dict["name"] == ["pool bulk still has 1 IP(s) (192.0.2.9); move or remove them first."]
+    move(ip, "RESTING")
+    from deliverability import sending_ips
+
+    sending_ips.ip_remove(ip=ip, actor=SYSTEM)
+    ip_pools.pool_remove(pool=pool, actor=SYSTEM)
+    assert not IpPool.objects.exists()
+    assert AuditEvent.objects.filter(action="deliverability.ip_pool.remove", target_label="bulk").exists()
+
+
+def test_rotation_lists_active_and_warming_ips_with_their_weights():
+    pool = make_pool()
+    make_ip("192.0.2.1", pool=pool, state="ACTIVE", weight=3)
+    make_ip("192.0.2.2", pool=pool, weight=1)  # WARMING
+    move(make_ip("192.0.2.3", pool=pool, state="ACTIVE"), "RETIRING")
+    move(make_ip("192.0.2.4", pool=pool), "RESTING")
+    make_ip("192.0.2.5", state="ACTIVE")  # in no pool
+    assert [(ip.address, ip.weight, ip.state) for ip in ip_pools.pool_rotation_ips(pool)] == [
+        ("192.0.2.1", 3, "ACTIVE"),
+        ("192.0.2.2", 1, "WARMING"),
+    ]
+
+
+def test_a_domain_sends_through_its_own_pool_else_its_tiers_else_the_default_ip():
+    tier = make_tier()
+    own, by_tier, none = (
+        make_domain("own.example", tier=tier),
+        make_domain("tier.example", tier=tier),
+        make_domain("plain.example"),
+    )
+    tier_pool, own_pool = make_pool("tier-pool", tiers=[tier]), make_pool("own-pool", domains=[own])
+    make_ip("192.0.2.1", pool=tier_pool, state="ACTIVE", weight=2)
+    make_ip("192.0.2.2", pool=own_pool, state="ACTIVE")
+    assert ip_pools.ips_in_rotation_for_domain(own) == [
+        RotationIp("192.0.2.2", "out-192-0-2-2.example.com", 1, "ACTIVE")
+    ]
+    assert [ip.address for ip in ip_pools.ips_in_rotation_for_domain(by_tier)] == ["192.0.2.1"]
+    assert ip_pools.ips_in_rotation_for_domain(none) is None
+    empty = make_domain("empty.example")
+    make_pool("empty", domains=[empty])
+    assert ip_pools.ips_in_rotation_for_domain(empty) == []
