@@ -1,0 +1,179 @@
+"""manage.py sending_ip and manage.py ip_pool: text and --json output, refusals naming the option and the rule with a
+non-zero exit and nothing changed, --as acting with a staff member's permissions."""
+
+import io
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import AuditEvent
+from accounts.tests.factories import UserFactory
+from deliverability.models import IpPool, IpStateChange, SendingIp
+from deliverability.tests.factories import make_ip, make_pool
+from mail.tests.factories import make_domain
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def fingerprint():
+    return (
+        list(SendingIp.objects.values_list()),
+        list(IpPool.objects.values_list()),
+        list(IpPool.domains.through.objects.values_list()),
+        list(IpStateChange.objects.values_list()),
+        AuditEvent.objects.count(),
+    )
+
+
+def refused(*args):
+    """Run a command that must fail: its message, after checking it exits non-zero and nothing changed."""
+    before = fingerprint()
+    with pytest.raises(CommandError) as caught:
+        run(*args)
+    assert caught.value.returncode == 1  # manage.py exits with it
+    assert fingerprint() == before
+    return str(caught.value)
+
+
+def test_add_list_and_show_in_text_and_json():
+    make_pool("bulk")
+    out = run("sending_ip", "add", "2001:DB8::0010", "--helo", "Out1.Example.com", "--pool", "bulk", "--weight", "5")
+    assert out.strip() == "Added 2001:db8::10 (out1.example.com) in pool bulk, weight 5, WARMING."
+    run("sending_ip", "add", "192.0.2.1", "--helo", "out2.example.com", "--state", "active")
+    listing = run("sending_ip", "list").splitlines()
+    assert listing[0].split() == ["192.0.2.1", "ACTIVE", "-", "weight", "1", "out2.example.com"]
+    assert listing[1].split()[:3] == ["2001:db8::10", "WARMING", "bulk"]
+    rows = json.loads(run("sending_ip", "list", "--json"))
+    assert [(r["address"], r["state"], r["pool"], r["weight"]) for r in rows] == [
+        ("192.0.2.1", "ACTIVE", None, 1),
+        ("2001:db8::10", "WARMING", "bulk", 5),
+    ]
+    assert json.loads(run("sending_ip", "list", "--json", "--state", "warming"))[0]["address"] == "2001:db8::10"
+    shown = json.loads(run("sending_ip", "show", "2001:db8:0::10", "--json"))
+    assert shown["helo_name"] == "out1.example.com" and shown["in_rotation"] is True
+    assert [(h["from"], h["to"], h["by"]) for h in shown["history"]] == [(None, "WARMING", "manage.py sending_ip")]
+    text = run("sending_ip", "show", "192.0.2.1")
+    assert "state         ACTIVE" in text and "new -> ACTIVE  added; already sends  (manage.py sending_ip)" in text
+
+
+def test_set_state_moves_along_the_lifecycle_and_refuses_other_moves():
+    make_ip("192.0.2.1", state="ACTIVE")
+    assert run("sending_ip", "set-state", "192.0.2.1", "retiring", "--reason", "rotate").strip() == (
+        "192.0.2.1: ACTIVE -> RETIRING."
+    )
+    message = refused("sending_ip", "set-state", "192.0.2.1", "ACTIVE", "--reason", "back")
+    assert message == (
+        "STATE: 192.0.2.1: an IP cannot move from RETIRING to ACTIVE; from RETIRING it may move to RESTING only "
+        "(ACTIVE -> RETIRING -> RESTING -> WARMING -> ACTIVE; ACTIVE or WARMING -> RESTING for standby)."
+    )
+    assert refused("sending_ip", "set-state", "192.0.2.1", "RESTING", "--reason", "  ").startswith(
+        "--reason: a reason is required"
+    )
+    assert "--reason" in refused("sending_ip", "set-state", "192.0.2.1", "RESTING")  # argparse: required
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["add", "192.0.2", "--helo", "o.example.com"], "ADDRESS: '192.0.2' is not an IPv4 or IPv6 address"),
+        (
+            ["add", "192.0.2.9", "--helo", "o.example.com", "--weight", "0"],
+            "--weight: the weight must be from 1 to 100",
+        ),
+        (["add", "192.0.2.9", "--helo", "localhost"], "--helo: 'localhost' is not a fully qualified host name"),
+        (["add", "192.0.2.9", "--helo", "o.example.com", "--state", "RESTING"], "--state: a new IP starts WARMING"),
+        (["add", "192.0.2.9", "--helo", "o.example.com", "--pool", "nope"], "--pool: 'nope' is not an IP pool"),
+        (["show", "192.0.2.77"], "ADDRESS: 192.0.2.77 is not a sending IP"),
+        (["remove", "192.0.2.1"], "ADDRESS: 192.0.2.1 is ACTIVE and sends mail: retire it first"),
+        (["update", "192.0.2.1"], "nothing to change"),
+        (["list", "--state", "paused"], "--state: 'paused' is not a state"),
+    ],
+)
+def test_bad_input_names_the_option_and_the_rule(args, message):
+    make_ip("192.0.2.1", state="ACTIVE")
+    assert refused("sending_ip", *args).startswith(message)
+
+
+def test_as_a_staff_member_without_the_permission_is_refused():
+    make_ip("192.0.2.1", state="ACTIVE")
+    viewer = UserFactory(email="viewer@example.com", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename__in=["view_sendingip", "view_ippool"]))
+    as_viewer = ["--as", "viewer@example.com"]
+    assert "you do not have the permission 'deliverability.change_sendingip'" in refused(
+        "sending_ip", "set-state", "192.0.2.1", "RESTING", "--reason", "standby", *as_viewer
+    )
+    assert "deliverability.add_ippool" in refused("ip_pool", "add", "bulk", *as_viewer)
+    viewer.user_permissions.add(Permission.objects.get(codename="change_sendingip"))
+    run("sending_ip", "set-state", "192.0.2.1", "RESTING", "--reason", "standby", *as_viewer)
+    assert IpStateChange.objects.first().actor_label == "manage.py sending_ip --as viewer@example.com"
+
+
+def test_pools_add_show_update_and_remove():
+    make_domain("example.com")
+    make_domain("example.org")
+    out = run("ip_pool", "add", "bulk", "--domain", "example.com", "--rotation", "on")
+    assert out.startswith("Added pool bulk.")
+    make_ip("192.0.2.1", pool=IpPool.objects.get(), state="ACTIVE", weight=3)
+    make_ip("192.0.2.2", pool=IpPool.objects.get())
+    data = json.loads(run("ip_pool", "show", "bulk", "--json"))
+    assert data["domains"] == ["example.com"] and data["rotation_enabled"] is True
+    assert data["in_rotation"] == [
+        {"address": "192.0.2.1", "helo_name": "out-192-0-2-1.example.com", "weight": 3, "state": "ACTIVE"},
+        {"address": "192.0.2.2", "helo_name": "out-192-0-2-2.example.com", "weight": 1, "state": "WARMING"},
+    ]
+    assert json.loads(run("ip_pool", "list", "--json"))[0]["name"] == "bulk"
+    assert "in rotation: 192.0.2.1 (3), 192.0.2.2 (1); for example.com" in run("ip_pool", "list")
+    run(
+        "ip_pool",
+        "update",
+        "bulk",
+        "--add-domain",
+        "example.org",
+        "--remove-domain",
+        "example.com",
+        "--rotation",
+        "off",
+    )
+    pool = IpPool.objects.get()
+    assert [d.name for d in pool.domains.all()] == ["example.org"] and not pool.rotation_enabled
+    assert refused("ip_pool", "remove", "bulk") == (
+        "NAME: pool bulk still has 2 IP(s) (192.0.2.1, 192.0.2.2); move or remove them first."
+    )
+    SendingIp.objects.update(pool=None)
+    assert run("ip_pool", "remove", "bulk").startswith("Removed pool bulk")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["add", "other", "--domain", "example.com"], "--domain: example.com already sends through pool bulk"),
+        (["add", "other", "--domain", "nope.example"], "--domain: nope.example is not a domain Dockspace manages"),
+        (["add", "Bad Name"], "NAME: 'bad name' is not a pool name"),
+        (["add", "other", "--rotation", "maybe"], "--rotation: give on or off"),
+        (["add", "bulk"], "NAME: a pool named bulk already exists"),
+        (["show", "nope"], "NAME: 'nope' is not an IP pool"),
+        (["update", "spare", "--add-domain", "example.com"], "--add-domain: example.com already sends through pool"),
+        (["update", "spare", "--add-tier", "gold"], "--add-tier: 'gold' is not a tier"),
+        (["update", "spare"], "nothing to change"),
+    ],
+)
+def test_pool_refusals_name_the_option_and_the_rule(args, message):
+    make_pool("bulk", domains=[make_domain("example.com")])
+    make_pool("spare")
+    assert refused("ip_pool", *args).startswith(message)
+
+
+def test_help_texts_say_what_each_action_does(capsys):
+    for command, phrase in (("sending_ip", "only these moves exist"), ("ip_pool", "a domain (and a tier)")):
+        with pytest.raises(SystemExit):
+            call_command(command, "--help")
+        assert phrase in " ".join(capsys.readouterr().out.split())
