@@ -16,8 +16,10 @@ from django.core.exceptions import ImproperlyConfigured
 from dockspace.env import (
     env_bool,
     env_float,
+    env_hostname,
     env_int,
     env_ip_ports,
+    env_ips,
     env_list,
     env_networks,
     env_str,
@@ -376,6 +378,13 @@ DNS_NAMESERVERS = env_ip_ports("DOCKSPACE_DNS_RESOLVER", 53)
 DNS_TIMEOUT = env_float("DOCKSPACE_DNS_TIMEOUT", 3.0, minimum=0.1)
 # How many lookups the asynchronous checks (the DNSBL sweep) have in flight at once.
 DNS_CONCURRENCY = env_int("DOCKSPACE_DNS_CONCURRENCY", 50, minimum=1)
+
+# --- Sending (deliverability: DNS checks; the sending IPs of a domain, deliverability.sending) -------
+
+# The DMS host's name: what the domains' MX should point at, and the HELO name the sending IPs' PTR should match.
+MAIL_HOSTNAME = env_hostname("DOCKSPACE_MAIL_HOSTNAME", "")
+# The IPs the mail host sends from (a domain without an IP pool sends from these).
+SENDING_IPS = env_ips("DOCKSPACE_SENDING_IPS")
 
 
 # --- alerts (monitoring) ---------------------------------------------------------------------------
