@@ -64,6 +64,7 @@ def mx_check(domain: str, lookup: Lookup, *, mail_hostname: str, sending_ips: Se
         )
     problems: list[Finding] = []
     ours: list[tuple[int, str]] = []
+    unknown: list[str] = []  # exchanges whose addresses could not be looked up: they may be the mail host
     for preference, exchange in exchanges:
         addresses, failed = _addresses(exchange, lookup)
         if exchange == mail_hostname:
@@ -74,11 +75,12 @@ def mx_check(domain: str, lookup: Lookup, *, mail_hostname: str, sending_ips: Se
         elif addresses & set(sending_ips):
             ours.append((preference, exchange))
         elif failed:
-            problems.append(
-                Finding(WARNING, f"{domain}: the address lookup of MX {exchange} failed; checked again later")
-            )
+            unknown.append(exchange)
     host = mail_hostname or "the mail host"
-    if not ours:
+    if not ours and unknown:
+        reason = f"{domain}: MX {shown}: the address lookup of {unknown[0]} failed; checked again later"
+        problems.append(Finding(WARNING, reason))
+    elif not ours:
         problems.append(Finding(FAILED, f"{domain}: MX {shown}: none is {host}", publish))
     elif ours[0][0] > exchanges[0][0]:
         problems.append(
