@@ -252,3 +252,13 @@ def test_one_run_over_several_domains_asks_each_name_once(mail_dns, dns_server):
 def test_a_record_longer_than_255_characters_is_shown_as_several_strings():
     result = DnsCheckResult(record_name="s._domainkey.example.com", record_type="TXT", record_value="p=" + "A" * 300)
     assert result.record_text == f"s._domainkey.example.com. TXT {txt('p=' + 'A' * 300)}"
+
+
+def test_the_daily_task_checks_every_active_domain_and_skips_inactive_ones(mail_dns, domain):
+    from deliverability import tasks
+
+    mail_dns.domain()
+    make_domain("example.org", is_active=False)
+    assert tasks.dns_check_all() == "checked 1 domain(s): 0 failed, 0 with warnings"
+    assert list(DnsCheckRun.objects.values_list("domain__name", "trigger")) == [("example.com", "daily")]
+    assert tasks.prune_dns_checks() == "deleted 0 check run(s)"
