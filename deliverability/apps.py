@@ -7,6 +7,11 @@ class DeliverabilityConfig(AppConfig):
     name = "deliverability"
     verbose_name = "Deliverability"
 
+    def ready(self):
+        from deliverability import signals
+
+        signals.connect()
+
     def periodic_tasks(self):
         return [
             PeriodicTask(
@@ -32,7 +37,47 @@ class DeliverabilityConfig(AppConfig):
                 description="Moves RESTING IPs whose listings have been clear for DOCKSPACE_IP_QUARANTINE_DAYS to "
                 "WARMING (quarantine release).",
             ),
+            PeriodicTask(
+                name="Check the domains' DNS",
+                task="deliverability.dns_check_all",
+                crontab=Crontab(minute="17", hour="5"),
+                expires_seconds=3 * 3600,
+                description="Checks MX, SPF, DKIM, DMARC, PTR, MTA-STS, TLS-RPT and the domain blocklist of every "
+                "active domain and stores the results (an alert fires on a failed check).",
+            ),
+            PeriodicTask(
+                name="Prune the DNS check history",
+                task="deliverability.prune_dns_checks",
+                crontab=Crontab(minute="47", hour="4"),
+                expires_seconds=3600,
+                description="Deletes DNS check results older than 90 days (each domain's latest are kept).",
+            ),
         ]
+
+    def alert_kinds(self):
+        """A domain's DNS check failing (deliverability.alert_kinds)."""
+        from deliverability.alert_kinds import DELIVERABILITY_KINDS
+
+        return DELIVERABILITY_KINDS
+
+    def dashboard_cards(self, request):
+        """The DNS checks card on the admin's home page, for those who may view check results."""
+        from deliverability.dashboard import dns_checks_card
+
+        card = dns_checks_card(request.user)
+        return [card] if card is not None else []
+
+    def domain_admin_panel(self, request, domain):
+        """mail's seam: the domain's DNS checks on its admin page."""
+        from deliverability.dashboard import domain_dns_panel
+
+        return domain_dns_panel(request, domain)
+
+    def dkim_retire_objections(self, key):
+        """mail's seam: `dkim retire` is refused while the active key is not yet visible in DNS."""
+        from deliverability.dkim_visibility import dkim_retire_objections
+
+        return dkim_retire_objections(key)
 
     def admin_pages(self):
         """The periodic duties' dry run (accounts.admin_site serves it at /admin/deliverability/ip-duties/)."""

@@ -7,6 +7,7 @@ message naming the variable and the rule when a value is unusable.
 import ipaddress
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -14,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def env_str(name, default=None, environ=None):
@@ -93,6 +95,39 @@ def env_networks(name, default=(), environ=None):
                 f"{item!r} is not one ({exc})."
             ) from None
     return networks
+
+
+def env_ips(name, default=(), environ=None):
+    """Comma-separated IP addresses (IPv4 or IPv6, no port) -> [ipaddress], each once, in the order given."""
+    found = []
+    for item in env_list(name, default, environ):
+        try:
+            address = ipaddress.ip_address(item)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated IP addresses such as 192.0.2.25,2001:db8::25; "
+                f"{item!r} is not an IP address."
+            ) from None
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def env_hostname(name, default="", environ=None):
+    """A host name (letters, digits, hyphens, dots; no trailing dot kept), lower case; unset or empty: `default`."""
+    raw = env_str(name, None, environ)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().rstrip(".").lower()
+    labels = value.split(".")
+    if (
+        len(value) > 253
+        or len(labels) < 2
+        or not all(_HOST_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ImproperlyConfigured(f"{name} must be a fully qualified host name such as mail.example.com; got {raw!r}.")
+    return value
 
 
 def env_ip_ports(name, default_port, environ=None):

@@ -16,8 +16,10 @@ from django.core.exceptions import ImproperlyConfigured
 from dockspace.env import (
     env_bool,
     env_float,
+    env_hostname,
     env_int,
     env_ip_ports,
+    env_ips,
     env_list,
     env_networks,
     env_str,
@@ -383,6 +385,13 @@ DNS_CONCURRENCY = env_int("DOCKSPACE_DNS_CONCURRENCY", 50, minimum=1)
 IP_DRAIN_DAYS = env_int("DOCKSPACE_IP_DRAIN_DAYS", 2, minimum=0)
 # A RESTING IP whose listings have been clear this many days moves to WARMING (quarantine release).
 IP_QUARANTINE_DAYS = env_int("DOCKSPACE_IP_QUARANTINE_DAYS", 7, minimum=1)
+
+# --- Sending (deliverability: DNS checks; the sending IPs of a domain, deliverability.sending) -------
+
+# The DMS host's name: what the domains' MX should point at, and the HELO name the sending IPs' PTR should match.
+MAIL_HOSTNAME = env_hostname("DOCKSPACE_MAIL_HOSTNAME", "")
+# The IPs the mail host sends from (a domain without an IP pool sends from these).
+SENDING_IPS = env_ips("DOCKSPACE_SENDING_IPS")
 
 
 # --- alerts (monitoring) ---------------------------------------------------------------------------

@@ -16,3 +16,33 @@ os.environ.setdefault("DOCKSPACE_URL", "https://dockspace.test")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,dockspace.test")
 os.environ["DOCKSPACE_DATA_DIR"] = _data_dir
 os.environ.setdefault("DOCKSPACE_TEST_APPS", "dockspace.tests.extension_app")
+
+
+def _refusing_dns_server():
+    """A UDP port on loopback answering every DNS query REFUSED at once: the resolver tests use by default, so a
+    test never asks the network's DNS (nor waits for a timeout). A test about DNS starts its own server
+    (deliverability/tests/dns_server.py) and points settings.DNS_NAMESERVERS at it."""
+    import socket
+    import threading
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                data, client = sock.recvfrom(4096)
+                end = 12
+                while end < len(data) and data[end]:
+                    end += data[end] + 1
+                question = data[12 : end + 5]
+                flags = bytes([0x80 | (data[2] & 0x79), 0x05])  # QR, the opcode and RD kept; REFUSED
+                sock.sendto(data[:2] + flags + b"\x00\x01" + b"\x00" * 6 + question, client)
+            except (OSError, IndexError):
+                continue
+
+    threading.Thread(target=serve, daemon=True, name="refusing-dns").start()
+    return sock.getsockname()[1]
+
+
+os.environ["DOCKSPACE_DNS_RESOLVER"] = f"127.0.0.1:{_refusing_dns_server()}"

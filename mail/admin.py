@@ -2,12 +2,15 @@
 
 Forms and actions go through mail.services, like the commands do."""
 
+from django.apps import apps as django_apps
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from accounts.audit import audit
 from accounts.authz import may_manage_person
@@ -111,9 +114,22 @@ class DkimKeyInline(admin.TabularInline):
         )
 
 
+def domain_admin_panels(request, domain):
+    """What apps above mail show on a domain's admin page (deliverability: its DNS checks). The seam: an AppConfig
+    with `domain_admin_panel(request, domain)` returns HTML (safe, rendered by a template) or ""."""
+    panels = []
+    for config in django_apps.get_app_configs():
+        panel = getattr(config, "domain_admin_panel", None)
+        html = panel(request, domain) if panel is not None else ""
+        if html:
+            panels.append(mark_safe(html))  # noqa: S308 (the app rendered it with an autoescaping template)
+    return panels
+
+
 @admin.register(Domain)
 class DomainAdmin(ServiceAdmin):
     form = forms.DomainForm
+    change_form_template = "admin/mail/domain/change_form.html"
     list_display = ["domain_name", "is_active", "tier", "default", "mailbox_count", "alias_count", "dkim"]
     list_filter = ["is_active", "tier"]
     search_fields = ["name"]
@@ -146,6 +162,11 @@ class DomainAdmin(ServiceAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj else []  # a new domain has no keys yet
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        domain = self.get_object(request, unquote(object_id))
+        panels = domain_admin_panels(request, domain) if domain is not None else []
+        return super().change_view(request, object_id, form_url, {"domain_panels": panels, **(extra_context or {})})
 
     @admin.display(description="name", ordering="name")
     def domain_name(self, obj):

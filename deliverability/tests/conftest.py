@@ -3,6 +3,7 @@
 import pytest
 
 from deliverability.tests.dns_server import DnsServer, SilentDnsServer, require_nsd
+from deliverability.tests.mail_dns import domain, mail_dns  # noqa: F401 (pytest finds fixtures by name)
 
 
 @pytest.fixture

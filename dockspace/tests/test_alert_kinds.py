@@ -23,6 +23,7 @@ def declare(**changes):
 
 def test_each_app_declares_its_own_kinds_in_installed_apps_order():
     assert [kind.name for kind in declared_alert_kinds()] == [
+        "deliverability.dns_check_failed",
         "monitoring.dms_sync_failing",
         "monitoring.dms_drift_found",
         "monitoring.host_down",
@@ -32,9 +33,10 @@ def test_each_app_declares_its_own_kinds_in_installed_apps_order():
         "monitoring.certificate_expiring",
         "monitoring.worker_silent",
         "monitoring.beat_silent",
+        "monitoring.watchdog_silent",
         "extension_app.switch_on",
     ]
-    assert {kind.app_label for kind in declared_alert_kinds()} == {"monitoring", "extension_app"}
+    assert {kind.app_label for kind in declared_alert_kinds()} == {"deliverability", "monitoring", "extension_app"}
 
 
 def test_the_defaults_are_the_ones_operators_expect():

@@ -7,8 +7,10 @@ from django.core.exceptions import ImproperlyConfigured
 from dockspace.env import (
     env_bool,
     env_float,
+    env_hostname,
     env_int,
     env_ip_ports,
+    env_ips,
     env_list,
     env_networks,
     env_str,
@@ -273,3 +275,26 @@ def test_the_dns_settings_are_read_at_startup(tmp_path):
 def test_unusable_dns_settings_stop_startup_with_a_clear_message(tmp_path, env, message):
     result = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path), **env})
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sending_ips_are_read_once_each_in_order():
+    environ = {"DOCKSPACE_SENDING_IPS": " 192.0.2.25, 2001:db8::25,192.0.2.25 "}
+    assert [str(ip) for ip in env_ips("DOCKSPACE_SENDING_IPS", environ=environ)] == ["192.0.2.25", "2001:db8::25"]
+    assert env_ips("DOCKSPACE_SENDING_IPS", environ={}) == []
+
+
+def test_a_sending_ip_that_is_not_an_address_names_the_variable_and_the_culprit():
+    with pytest.raises(ImproperlyConfigured, match=r"DOCKSPACE_SENDING_IPS must be comma-separated IP addresses"):
+        env_ips("DOCKSPACE_SENDING_IPS", environ={"DOCKSPACE_SENDING_IPS": "192.0.2.25,mail.example.com"})
+
+
+@pytest.mark.parametrize("raw, value", [("Mail.Example.com.", "mail.example.com"), ("", ""), (None, "")])
+def test_the_mail_hostname_is_kept_in_lower_case(raw, value):
+    environ = {} if raw is None else {"DOCKSPACE_MAIL_HOSTNAME": raw}
+    assert env_hostname("DOCKSPACE_MAIL_HOSTNAME", environ=environ) == value
+
+
+@pytest.mark.parametrize("raw", ["mail", "mail..example.com", "-mail.example.com", "mail.example.123", "a b.com"])
+def test_a_mail_hostname_that_is_not_a_host_name_is_refused(raw):
+    with pytest.raises(ImproperlyConfigured, match="DOCKSPACE_MAIL_HOSTNAME must be a fully qualified host name"):
+        env_hostname("DOCKSPACE_MAIL_HOSTNAME", environ={"DOCKSPACE_MAIL_HOSTNAME": raw})

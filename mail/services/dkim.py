@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
@@ -90,10 +91,31 @@ def dkim_rotate(
     return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
 
 
-@transaction.atomic
+def dkim_retire_objections(key: DkimKey) -> list[str]:
+    """Why retiring `key` now would break mail, as apps above mail see it. The seam: an app whose AppConfig has
+    `dkim_retire_objections(key)` returns a list of sentences (deliverability: the active key's record is not yet
+    visible in DNS, so mail verifies only with the key being retired)."""
+    found: list[str] = []
+    for config in apps.get_app_configs():
+        hook = getattr(config, "dkim_retire_objections", None)
+        if hook is not None:
+            found.extend(hook(key))
+    return found
+
+
 def dkim_retire(*, key: DkimKey, request: HttpRequest | None = None, actor_label: str | None = None) -> DkimKey:
+    """Stop publishing a rotated-out key. Refused for the active key, and while an app objects (the new key not
+    yet in DNS): asked before the transaction, as the objections may ask DNS."""
     if key.state == DkimKey.ACTIVE:
         raise field_error("state", "the active key cannot be retired; rotate first.")
+    objections = dkim_retire_objections(key)
+    if objections:
+        raise field_error("selector", f"{key.selector} is not retired: " + " ".join(objections))
+    return _dkim_retire(key, request, actor_label)
+
+
+@transaction.atomic
+def _dkim_retire(key: DkimKey, request: HttpRequest | None, actor_label: str | None) -> DkimKey:
     key.state = DkimKey.RETIRED
     key.retired_at = timezone.now()
     key.save(update_fields=["state", "retired_at"])

@@ -1,0 +1,191 @@
+"""The DNS checks of the managed domains (MX, SPF, DKIM per selector, DMARC, PTR per sending IP, MTA-STS, TLS-RPT,
+DBL): the record checks of deliverability.records composed over one DnsRun, the outcomes stored as a check run
+with one result per check, the previous latest results kept as history.
+
+One DnsRun serves a whole run over many domains, so a name several domains share (an SPF include, the mail host's
+A record, a sending IP's PTR) is asked once. DNS is asked before the database transaction that stores the results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.authz import Actor, acting, is_system, require_perm
+from deliverability.dns.resolver import DnsRun
+from deliverability.models import DnsCheckResult, DnsCheckRun
+from deliverability.records.common import FAILED, OK, WARNING, Finding, Lookup, worst_level
+from deliverability.records.dbl import dbl_check
+from deliverability.records.dkim import dkim_check
+from deliverability.records.dmarc import dmarc_check
+from deliverability.records.mta_sts import PolicyFetcher, mta_sts_check, tls_rpt_check
+from deliverability.records.mx import mx_check, mx_exchanges
+from deliverability.records.ptr import ptr_check
+from deliverability.records.spf_suggestion import spf_finding
+from deliverability.records.spf_walk import spf_walk
+from deliverability.sending import IpAddress, helo_name, ips_for_domain
+from dockspace.validation import field_error
+from mail.models import DkimKey, Domain
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+RUN_PERMISSION = "deliverability.run_dns_check"
+HISTORY_DAYS = 90
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One check's finding; `subject` is the DKIM selector or the sending IP it is about ("" otherwise)."""
+
+    kind: str
+    finding: Finding
+    subject: str = ""
+
+
+def _spf(domain: str, lookup: Lookup, ips: Sequence[IpAddress]) -> Finding:
+    result = spf_walk(domain, lookup)
+    finding = spf_finding(result, ips)
+    if not ips and finding.level == OK:
+        return Finding(
+            WARNING, f"{domain}: SPF is valid; set DOCKSPACE_SENDING_IPS to check it authorises the mail host"
+        )
+    return finding
+
+
+def _dkim(domain: Domain, lookup: Lookup) -> list[CheckOutcome]:
+    """Every key Dockspace holds whose record must be in DNS: the active one and those rotated out, not retired."""
+    keys = list(domain.dkim_keys.filter(state__in=[DkimKey.ACTIVE, DkimKey.PUBLISHED]).order_by("selector"))
+    if not keys:
+        reason = f"{domain.name}: Dockspace holds no DKIM key: run `manage.py dkim generate {domain.name}`"
+        return [CheckOutcome(DnsCheckResult.DKIM, Finding(WARNING, reason))]
+    outcomes = []
+    for key in keys:
+        try:
+            finding = dkim_check(
+                domain.name, key.selector, lookup, algorithm=key.algorithm, public_key_b64=key.public_key_b64
+            ).finding
+        except ValueError as exc:
+            finding = Finding(FAILED, f"{key.selector}._domainkey.{domain.name}: {exc}")
+        outcomes.append(CheckOutcome(DnsCheckResult.DKIM, finding, key.selector))
+    return outcomes
+
+
+def _ptr(ips: Sequence[IpAddress], lookup: Lookup) -> list[CheckOutcome]:
+    if not ips:
+        reason = "no sending IP is configured: set DOCKSPACE_SENDING_IPS to check their reverse DNS"
+        return [CheckOutcome(DnsCheckResult.PTR, Finding(WARNING, reason))]
+    return [CheckOutcome(DnsCheckResult.PTR, ptr_check(ip, lookup, helo_name=helo_name(ip)), str(ip)) for ip in ips]
+
+
+def domain_findings(domain: Domain, lookup: Lookup, *, fetch_policy: PolicyFetcher | None = None) -> list[CheckOutcome]:
+    """Every check of `domain` through `lookup`, in the order the admin and the command show them. Stores nothing."""
+    name = domain.name
+    ips = ips_for_domain(domain)
+    mx_answer = lookup(name, "MX")
+    mx_hosts = [exchange for _, exchange in mx_exchanges(mx_answer.records if mx_answer.is_ok else ())]
+    return [
+        CheckOutcome(DnsCheckResult.MX, mx_check(name, lookup, mail_hostname=settings.MAIL_HOSTNAME, sending_ips=ips)),
+        CheckOutcome(DnsCheckResult.SPF, _spf(name, lookup, ips)),
+        *_dkim(domain, lookup),
+        CheckOutcome(DnsCheckResult.DMARC, dmarc_check(name, lookup).finding),
+        *_ptr(ips, lookup),
+        CheckOutcome(DnsCheckResult.MTA_STS, mta_sts_check(name, lookup, mx_hosts=mx_hosts, fetch_policy=fetch_policy)),
+        CheckOutcome(DnsCheckResult.TLS_RPT, tls_rpt_check(name, lookup)),
+        CheckOutcome(DnsCheckResult.DBL, dbl_check(name, lookup)),
+    ]
+
+
+def _label(actor: Actor, actor_label: str | None) -> str:
+    if actor_label:
+        return actor_label
+    return str(actor) if is_system(actor) else getattr(actor, "email", "") or str(actor)
+
+
+def domain_dns_check(
+    domain: Domain,
+    *,
+    actor: Actor | None = None,
+    request: HttpRequest | None = None,
+    actor_label: str | None = None,
+    trigger: str = DnsCheckRun.MANUAL,
+    run: DnsRun | None = None,
+    fetch_policy: PolicyFetcher | None = None,
+) -> DnsCheckRun:
+    """Check `domain`'s DNS now and store the outcome as its latest results. Needs deliverability.run_dns_check.
+    `run`: the DnsRun to ask through (a run over many domains shares one); a new one when not given."""
+    who = acting(request=request, actor=actor)
+    require_perm(who, RUN_PERMISSION)
+    outcomes = domain_findings(domain, (run or DnsRun()).lookup, fetch_policy=fetch_policy)
+    return _store(domain, outcomes, trigger=trigger, actor_label=_label(who, actor_label))
+
+
+def dns_check_domains(
+    domains: Iterable[Domain] | None = None,
+    *,
+    actor: Actor | None = None,
+    actor_label: str | None = None,
+    trigger: str = DnsCheckRun.MANUAL,
+    run: DnsRun | None = None,
+    fetch_policy: PolicyFetcher | None = None,
+) -> list[DnsCheckRun]:
+    """Check each domain (default: every active domain) through one DnsRun: each name is asked once in all."""
+    who = acting(actor=actor)
+    require_perm(who, RUN_PERMISSION)
+    run = run or DnsRun()
+    chosen = Domain.objects.filter(is_active=True) if domains is None else domains
+    return [
+        domain_dns_check(
+            domain, actor=who, actor_label=actor_label, trigger=trigger, run=run, fetch_policy=fetch_policy
+        )
+        for domain in chosen
+    ]
+
+
+@transaction.atomic
+def _store(domain: Domain, outcomes: Sequence[CheckOutcome], *, trigger: str, actor_label: str) -> DnsCheckRun:
+    # The domain's row lock orders two runs storing at once (one set of latest results per domain).
+    if not Domain.objects.select_for_update().filter(pk=domain.pk).exists():
+        raise field_error("domain", f"{domain.name} no longer exists.")
+    now = timezone.now()
+    DnsCheckResult.objects.filter(domain=domain, is_latest=True).update(is_latest=False)
+    check_run = DnsCheckRun.objects.create(
+        domain=domain,
+        trigger=trigger,
+        actor_label=actor_label[:200],
+        level=worst_level([outcome.finding for outcome in outcomes]),
+        checked_at=now,
+    )
+    DnsCheckResult.objects.bulk_create(
+        [
+            DnsCheckResult(
+                run=check_run,
+                domain=domain,
+                kind=outcome.kind,
+                subject=outcome.subject[:100],
+                level=outcome.finding.level,
+                reason=outcome.finding.reason,
+                record_name=record.name if record else "",
+                record_type=record.rdtype if record else "",
+                record_value=record.value if record else "",
+                checked_at=now,
+                is_latest=True,
+            )
+            for outcome in outcomes
+            for record in [outcome.finding.record_to_publish]
+        ]
+    )
+    return check_run
+
+
+def dns_check_prune(*, now: datetime | None = None, days: int = HISTORY_DAYS) -> int:
+    """Delete check runs (and their results) older than `days`, except each domain's latest. Returns runs deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    latest_runs = DnsCheckResult.objects.filter(is_latest=True).values("run_id")
+    deleted, per_model = DnsCheckRun.objects.filter(checked_at__lt=cutoff).exclude(pk__in=latest_runs).delete()
+    return per_model.get(DnsCheckRun._meta.label, 0)

@@ -1,0 +1,63 @@
+"""DKIM changes and DNS: a change of a domain's keys queues a DNS check once it commits; retiring a rotated-out key
+is refused, with a warning, while the new selector is not visible in DNS (mail's dkim_retire_objections seam)."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from deliverability.models import DnsCheckRun
+from deliverability.tests.mail_dns import dkim_line, right_records
+from mail import services
+from mail.models import DkimKey
+from mail.tests.factories import refused, run
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_rotation_checks_the_domain_once_it_commits(mail_dns, domain, django_capture_on_commit_callbacks):
+    mail_dns.domain()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.dkim_rotate(domain=domain, selector="s2", algorithm="ed25519", actor_label="test")
+
+    check_run = DnsCheckRun.objects.get()
+    assert (check_run.trigger, check_run.level) == ("dkim", "failed")  # s2 is not published yet
+    assert (
+        check_run.results.get(kind="dkim", subject="s2").reason == "s2._domainkey.example.com: no DKIM key record: "
+        "receivers cannot verify Dockspace's signatures"
+    )
+
+
+def test_retire_is_refused_while_the_new_selector_is_not_in_dns_and_allowed_once_it_is(mail_dns, domain):
+    old = domain.dkim_keys.get()
+    new = services.dkim_rotate(domain=domain, selector="s2", algorithm="ed25519", actor_label="test")
+    mail_dns.domain(records=right_records(keys=[old]))
+
+    message = refused("dkim", "retire", "example.com", "mail")
+    assert message.startswith(
+        "selector: mail is not retired: warning: the new selector s2 is not yet visible in DNS "
+        "(s2._domainkey.example.com: no DKIM key record"
+    )
+    assert "publish s2._domainkey.example.com. TXT" in message and "manage.py dns_check example.com" in message
+    assert DkimKey.objects.get(pk=old.pk).state == "published"
+
+    mail_dns.domain(records=right_records(keys=[old, new]))
+    assert (
+        run("dkim", "retire", "example.com", "mail")
+        == "Retired mail._domainkey.example.com; remove its TXT record from DNS.\n"
+    )
+    assert DkimKey.objects.get(pk=old.pk).state == "retired"
+
+
+def test_a_stale_key_at_the_new_selector_also_holds_retire_back(mail_dns, domain):
+    old = domain.dkim_keys.get()
+    services.dkim_rotate(domain=domain, selector="s2", algorithm="ed25519", actor_label="test")
+    mail_dns.domain(records=[*right_records(keys=[old]), dkim_line(old, selector="s2")])
+
+    with pytest.raises(ValidationError, match="the published key is not the one Dockspace signs with"):
+        services.dkim_retire(key=DkimKey.objects.get(pk=old.pk), actor_label="test")
+
+
+def test_when_dns_cannot_be_asked_retire_is_not_held_back(domain):
+    # Tests' default resolver answers REFUSED: Dockspace cannot tell, so the retire goes ahead.
+    old = domain.dkim_keys.get()
+    services.dkim_rotate(domain=domain, selector="s2", algorithm="ed25519", actor_label="test")
+    assert services.dkim_retire(key=DkimKey.objects.get(pk=old.pk), actor_label="test").state == "retired"

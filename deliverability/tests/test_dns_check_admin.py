@@ -1,0 +1,111 @@
+"""The DNS checks in the admin: the domain's page shows the latest checks (green/amber/red, record to publish, copy
+button) and "Check now" for those who may run checks; the results list filters by level; the dashboard card counts
+failed and warning domains."""
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from accounts.authz import SystemActor
+from accounts.tests.factories import StaffFactory, UserFactory
+from deliverability.dns_checks import domain_dns_check
+from deliverability.models import DnsCheckRun
+from deliverability.tests.mail_dns import right_records
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(person):
+    client = Client()
+    client.force_login(person)
+    return client
+
+
+def staff_with(*codenames, email="ops@example.com"):
+    person = UserFactory(email=email, is_staff=True)
+    for codename in codenames:
+        app_label, name = codename.split(".")
+        person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=name))
+    return person
+
+
+def page(client, domain):
+    return client.get(f"/admin/mail/domain/{domain.pk}/change/").content.decode()
+
+
+def test_the_domain_page_shows_the_latest_checks_with_the_record_to_publish_and_a_copy_button(mail_dns, domain):
+    mail_dns.domain(records=[r for r in right_records() if "_dmarc" not in r])
+    domain_dns_check(domain, actor=SystemActor())
+    html = page(signed_in(StaffFactory()), domain)
+
+    assert '<fieldset class="module aligned" id="dns-checks">' in html
+    row = re.search(r'<tr class="dns-level-failed" data-check="dmarc">(.*?)</tr>', html, re.S).group(1)
+    assert 'class="state-bad">failed<' in row and "no DMARC record at _dmarc.example.com" in row
+    assert '<code class="break-anywhere dns-record">_dmarc.example.com. TXT &quot;v=DMARC1; p=' in row
+    assert '<button type="button" class="copy-record" data-copy="_dmarc.example.com. TXT &quot;v=DMARC1; p=' in row
+    assert '<tr class="dns-level-ok" data-check="mx">' in html
+    assert 'src="/static/js/copy-record.js"' in html and "<script>" not in html  # no inline script (CSP)
+    assert 'id="dns-check-now"' in html
+
+
+def test_a_domain_never_checked_says_so(domain):
+    assert "Not checked yet." in page(signed_in(StaffFactory()), domain)
+
+
+def test_check_now_runs_the_checks_and_returns_to_the_domain(mail_dns, domain):
+    mail_dns.domain()
+    person = staff_with("mail.view_domain", "mail.change_domain", "deliverability.view_dnscheckresult")
+    client = signed_in(person)
+    assert 'id="dns-check-now"' not in page(client, domain)  # no permission to run checks: no button
+    response = client.post(f"/admin/deliverability/dnscheckresult/check/{domain.pk}/", follow=True)
+    assert "Not checked: you do not have the permission &#x27;deliverability.run_dns_check&#x27;." in (
+        response.content.decode()
+    )
+    assert not DnsCheckRun.objects.exists()
+
+    person.user_permissions.add(Permission.objects.get(codename="run_dns_check"))
+    client = signed_in(type(person).objects.get(pk=person.pk))
+    assert 'id="dns-check-now"' in page(client, domain)
+    response = client.post(f"/admin/deliverability/dnscheckresult/check/{domain.pk}/", follow=True)
+    assert response.redirect_chain[-1][0] == f"/admin/mail/domain/{domain.pk}/change/"
+    html = response.content.decode()
+    assert "Checked the DNS of example.com: ok." in html
+    assert DnsCheckRun.objects.get().actor_label == "ops@example.com"
+
+
+def test_check_now_answers_only_a_post(domain):
+    client = signed_in(StaffFactory())
+    assert client.get(f"/admin/deliverability/dnscheckresult/check/{domain.pk}/").status_code == 405
+    assert not DnsCheckRun.objects.exists()
+
+
+def test_the_results_list_filters_by_level(mail_dns, domain):
+    mail_dns.domain(records=[r for r in right_records() if " MX " not in r])
+    domain_dns_check(domain, actor=SystemActor())
+    client = signed_in(StaffFactory())
+
+    failed = client.get("/admin/deliverability/dnscheckresult/?level__exact=failed").content.decode()
+    ok = client.get("/admin/deliverability/dnscheckresult/?level__exact=ok").content.decode()
+    assert "example.com: no MX record" in failed and "example.com: DMARC policy" not in failed
+    assert "example.com: DMARC policy" in ok and "example.com: no MX record" not in ok
+
+
+def test_the_dashboard_card_counts_failed_and_warning_domains(mail_dns, domain):
+    from mail.tests.factories import make_domain
+
+    mail_dns.domain(records=[r for r in right_records() if " MX " not in r])
+    domain_dns_check(domain, actor=SystemActor())
+    other = make_domain("example.org")  # no DKIM key: a warning
+    mail_dns.domain("example.org")
+    domain_dns_check(other, actor=SystemActor())
+
+    html = signed_in(StaffFactory()).get("/admin/").content.decode()
+    card = re.search(r'<h2 id="card-\d+">DNS checks</h2>(.*?)</section>', html, re.S).group(1)
+    assert re.search(r'>Failed</a></th><td class="number state-bad">1<', card)
+    assert re.search(r'>Warnings</a></th><td class="number state-warn">1<', card)
+    assert "example.com" in card and "example.org" in card and "2 domain(s) checked." in card
+
+    viewer = staff_with("mail.view_domain")  # may not view check results: no card
+    assert "DNS checks</h2>" not in signed_in(viewer).get("/admin/").content.decode()
