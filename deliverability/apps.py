@@ -52,10 +52,25 @@ class DeliverabilityConfig(AppConfig):
                 expires_seconds=3600,
                 description="Deletes DNS check results older than 90 days (each domain's latest are kept).",
             ),
+            PeriodicTask(
+                name="Check the blocklists",
+                task="deliverability.dnsbl_sweep",
+                crontab=Crontab(minute="23"),
+                expires_seconds=1800,
+                description="Asks every enabled DNSBL about what is due: each sending IP and active domain every 4 "
+                "hours, listed ones every hour. A standby listing rests the IP at once; a listing fires an alert.",
+            ),
+            PeriodicTask(
+                name="Prune the blocklist history",
+                task="deliverability.prune_dnsbl_results",
+                crontab=Crontab(minute="53", hour="4"),
+                expires_seconds=3600,
+                description="Deletes blocklist results older than 90 days (current standings are kept).",
+            ),
         ]
 
     def alert_kinds(self):
-        """A domain's DNS check failing (deliverability.alert_kinds)."""
+        """A domain's DNS check failing; an IP or domain on a blocklist (deliverability.alert_kinds)."""
         from deliverability.alert_kinds import DELIVERABILITY_KINDS
 
         return DELIVERABILITY_KINDS

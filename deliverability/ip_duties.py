@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts import authz
-from deliverability import sending_ips
+from deliverability import dnsbl, sending_ips
 from deliverability.models import IpPool, SendingIp
 
 ROTATION, DRAIN, RELEASE = "rotation", "drain", "release"
@@ -28,9 +28,9 @@ ACTOR_LABELS = {
 
 
 def listing_clear_since(ip: SendingIp) -> datetime:
-    """Since when the IP has been on no blocklist. The hook the DNSBL monitoring will fill in (its listing history);
-    until then there are no listings, so an IP counts as clear since it entered its current state."""
-    return ip.state_since
+    """Since when the IP has been on no standby blocklist (deliverability.dnsbl, from its listing history): now while
+    it is listed, else the later of its last listing's clearing and its entering its current state."""
+    return dnsbl.ip_clear_since(ip)
 
 
 def release_due_at(ip: SendingIp) -> datetime:

@@ -1,7 +1,8 @@
 """Deliverability's data: the IPs mail leaves from, the pools domains and tiers send through and each IP's state
 history; the DNS checks of the managed domains (one run per domain and check time, one result per check kind, per
 DKIM selector or sending IP, kept 90 days; each domain's latest results carry `is_latest`, so the admin, the
-dashboard and the alert read them without ordering the history)."""
+dashboard and the alert read them without ordering the history); the blocklists (DNSBLs) and each subject's standing on
+them."""
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -205,3 +206,118 @@ class DnsCheckResult(models.Model):
         if not self.record_name:
             return ""
         return str(RecordToPublish(self.record_name, self.record_type, self.record_value))
+
+
+class Dnsbl(models.Model):
+    """A blocklist the sweep asks about every sending IP (kind ip) or every active domain (kind domain): its zone,
+    the codes that are listings and what each means, and what a listing does (deliverability.dnsbl). A list whose
+    RFC 5782 test points fail is broken: its answers are ignored until it passes again."""
+
+    IP = "ip"
+    DOMAIN = "domain"
+    KINDS = [(IP, "IP addresses"), (DOMAIN, "domains")]
+    STANDBY = "standby"
+    ALERT = "alert"
+    INFORMATION = "information"
+    ACTIONS = [
+        (STANDBY, "standby: the IP rests at once, and an alert"),
+        (ALERT, "alert only"),
+        (INFORMATION, "information only (shown, no alert)"),
+    ]
+    UNTESTED = "untested"
+    HEALTHY = "ok"
+    BROKEN = "broken"
+    HEALTH = [(UNTESTED, "not tested yet"), (HEALTHY, "ok"), (BROKEN, "broken")]
+
+    name = models.CharField(max_length=63, unique=True, help_text="What operators call it, e.g. Spamhaus ZEN.")
+    zone = models.CharField(max_length=253, unique=True, help_text="The zone asked, e.g. zen.spamhaus.org.")
+    kind = models.CharField(max_length=10, choices=KINDS, default=IP)
+    listed_codes = models.JSONField(
+        default=dict,
+        help_text='The answers that are listings and what each means, e.g. {"127.0.0.2": "SBL"}; "bit:8" matches a '
+        "127.0.0.x answer with that bit set. Any other answer is an error, never a listing.",
+    )
+    alert_only_codes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Codes of a standby list that only alert, e.g. ["127.0.0.10", "127.0.0.11"] (Spamhaus PBL: an '
+        "rDNS policy matter, not a reputation problem).",
+    )
+    action = models.CharField(max_length=12, choices=ACTIONS, default=ALERT)
+    key_zone = models.CharField(
+        "zone with an access key",
+        max_length=253,
+        blank=True,
+        help_text="With an access key, the zone asked under it: <query>.<key>.<this zone>, e.g. zen.dq.spamhaus.net "
+        "(Spamhaus DQS).",
+    )
+    access_key_env = models.CharField(
+        "access key from environment variable",
+        max_length=100,
+        blank=True,
+        help_text="The name of a variable starting with DOCKSPACE_DNSBL_ that holds the key (or NAME_FILE). When set, "
+        "it wins over a stored key.",
+    )
+    access_key_encrypted = models.TextField(blank=True, editable=False)
+    removal_url = models.URLField("removal page", max_length=500, blank=True)
+    is_enabled = models.BooleanField("enabled", default=True)
+    health = models.CharField(max_length=10, choices=HEALTH, default=UNTESTED)
+    health_checked_at = models.DateTimeField("test points checked at", null=True, blank=True)
+    health_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        verbose_name = "DNS blocklist"
+        permissions = [("run_dnsbl_check", "Can run the blocklist checks")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=["ip", "domain"]), name="dnsbl_kind_valid"),
+            models.CheckConstraint(
+                condition=models.Q(action__in=["standby", "alert", "information"]), name="dnsbl_action_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_broken(self) -> bool:
+        return self.health == self.BROKEN
+
+
+class DnsblResult(models.Model):
+    """One period of a subject's standing on a list: a new row when the status or code changes, `checked_at` moved
+    on while it stays the same. Listed and clear rows carry `is_latest` (the current standing, read without ordering
+    the history); errors are history rows only and never change the standing. Kept 90 days."""
+
+    LISTED = "listed"
+    CLEAR = "clear"
+    ERROR = "error"
+    STATUSES = [(LISTED, "listed"), (CLEAR, "clear"), (ERROR, "error")]
+
+    dnsbl = models.ForeignKey(Dnsbl, on_delete=models.CASCADE, related_name="results", verbose_name="list")
+    subject = models.CharField(max_length=253, help_text="The IP address or domain asked about.")
+    sending_ip = models.ForeignKey(
+        SendingIp, null=True, blank=True, on_delete=models.SET_NULL, related_name="dnsbl_results"
+    )
+    status = models.CharField(max_length=10, choices=STATUSES, db_index=True)
+    code = models.CharField(max_length=100, blank=True)
+    meaning = models.CharField(max_length=300, blank=True)
+    first_seen_at = models.DateTimeField("since", default=timezone.now)
+    checked_at = models.DateTimeField("last checked", default=timezone.now, db_index=True)
+    cleared_at = models.DateTimeField(null=True, blank=True, help_text="For a listing: when it was seen cleared.")
+    is_latest = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-checked_at", "-pk"]
+        verbose_name = "blocklist result"
+        indexes = [models.Index(fields=["subject", "dnsbl", "-checked_at"], name="dnsbl_result_subject_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dnsbl", "subject"], condition=models.Q(is_latest=True), name="dnsbl_result_latest_once"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.subject} on {self.dnsbl.name}: {self.status}"

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from accounts.authz import SystemActor
-from deliverability import dns_checks, ip_duties
+from deliverability import dns_checks, dnsbl, ip_duties
 from deliverability.models import DnsCheckRun
 from mail.models import Domain
 
@@ -52,3 +52,15 @@ def dns_check_domain(domain_id, trigger=DnsCheckRun.MANUAL):
 def prune_dns_checks():
     """Delete DNS check runs older than 90 days (each domain's latest kept)."""
     return f"deleted {dns_checks.dns_check_prune()} check run(s)"
+
+
+@shared_task(name="deliverability.dnsbl_sweep", is_periodic=True)
+def dnsbl_sweep():
+    """Hourly: ask the blocklists about what is due (every pair every 4 hours, listed ones every hour)."""
+    return dnsbl.dnsbl_sweep(actor=SystemActor("blocklist sweep"), only_due=True).summary()
+
+
+@shared_task(name="deliverability.prune_dnsbl_results", is_periodic=True)
+def prune_dnsbl_results():
+    """Delete blocklist history older than 90 days (current standings kept)."""
+    return f"deleted {dnsbl.dnsbl_prune()} blocklist result(s)"

@@ -1,11 +1,12 @@
 """The domain on a domain blocklist (DBL): one list for now, Spamhaus DBL, with its documented return codes. Codes
 that are not listings (an error code, an answer outside 127.0.0.0/8 from a resolver rewriting NXDOMAIN, any code
-not in the map) are reported as errors, never as a listing. The DNSBL part configures lists later."""
+not in the map) are reported as errors, never as a listing. The code interpretation is records.dnsbl's, shared
+with the DNSBL sweep."""
 
-import ipaddress
 from collections.abc import Mapping
 
 from deliverability.records.common import FAILED, OK, WARNING, Finding, Lookup, one_line
+from deliverability.records.dnsbl import CLEAR, ERROR_CODES, LISTED, verdict
 
 SPAMHAUS_DBL = "dbl.spamhaus.org"
 
@@ -22,14 +23,7 @@ DBL_LISTED = {
     "127.0.1.106": "abused legitimate botnet C&C",
 }
 # Spamhaus's answers that are errors, not listings.
-DBL_ERRORS = {
-    "127.0.1.255": "an IP address was queried on the domain list",
-    "127.255.255.252": "typing error in the DNSBL name",
-    "127.255.255.254": "the query came through a public or open resolver: use a local resolver or a DQS key",
-    "127.255.255.255": "too many queries",
-    "127.0.0.1": "query refused",
-}
-LOOPBACK_NET = ipaddress.ip_network("127.0.0.0/8")
+DBL_ERRORS = ERROR_CODES
 
 
 def dbl_check(
@@ -43,27 +37,13 @@ def dbl_check(
     """Failed when `zone` lists the domain with a code of `listed`; warning when it answers an error code, anything
     outside 127.0.0.0/8 or not in `listed`, or the lookup failed; ok on NXDOMAIN (not listed)."""
     domain = domain.rstrip(".").lower()
-    name = f"{domain}.{zone}"
-    answer = lookup(name, "A")
+    answer = lookup(f"{domain}.{zone}", "A")
     if answer.is_failure:
         return Finding(WARNING, f"{domain}: {zone} did not answer ({answer.status}); checked again later")
-    if not answer.is_ok or not answer.records:
+    found = verdict(answer, listed, errors)
+    if found.status == CLEAR:
         return Finding(OK, f"{domain}: not listed on {zone}")
-    meanings = []
-    for code in answer.records:
-        if code in listed:
-            meanings.append(f"{code} {listed[code]}")
-    if meanings:
-        return Finding(FAILED, f"{domain}: listed on {zone}: {', '.join(meanings)}")
-    code = answer.records[0]
-    try:
-        outside = ipaddress.ip_address(code) not in LOOPBACK_NET
-    except ValueError:
-        outside = True
-    if code in errors:
-        why = errors[code]
-    elif outside:
-        why = "an answer outside 127.0.0.0/8 (a resolver rewriting NXDOMAIN?)"
-    else:
-        why = "a code the list does not document"
-    return Finding(WARNING, f"{domain}: {zone} answered {one_line(code, 60)}: {why}; not a listing")
+    if found.status == LISTED:
+        codes = [f"{code} {listed[code]}" if code in listed else code for code in found.code.split(", ")]
+        return Finding(FAILED, f"{domain}: listed on {zone}: {', '.join(codes)}")
+    return Finding(WARNING, f"{domain}: {zone} answered {one_line(found.code, 60)}: {found.meaning}; not a listing")

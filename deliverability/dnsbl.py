@@ -1,0 +1,325 @@
+"""The blocklist sweep: every sending IP (SendingIp rows, and DOCKSPACE_SENDING_IPS) on each enabled IP list and every
+active domain on each domain list, asked through one AsyncDnsRun (DOCKSPACE_DNS_CONCURRENCY questions in flight).
+Each list's RFC 5782 test points are asked in the same run; a list failing them is marked broken and its answers are
+ignored. Errors (records.dnsbl) are stored as history and never change anything.
+
+A listing on a standby list moves an ACTIVE or WARMING IP to RESTING at once (reason: the list and code); the alert
+kind deliverability.dnsbl_listed fires from the stored standing; a delisting resolves it, and the IP comes back only
+through quarantine release (its listings clear for DOCKSPACE_IP_QUARANTINE_DAYS: ip_clear_since) or an operator."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts import authz
+from accounts.audit import audit
+from deliverability import dnsbl_keys, ip_lifecycle, sending_ips
+from deliverability.dns.answer import Answer
+from deliverability.dns.resolver import AsyncDnsRun, dnsbl_query_name
+from deliverability.models import Dnsbl, DnsblResult, SendingIp
+from deliverability.records.dnsbl import (
+    CLEAR,
+    DOMAIN_TEST_POINTS,
+    ERROR,
+    IP_TEST_POINTS,
+    LISTED,
+    Verdict,
+    rfc5782_problem,
+    verdict,
+)
+from mail.models import Domain
+
+RUN_PERMISSION = "deliverability.run_dnsbl_check"
+FULL_INTERVAL = timedelta(hours=4)
+# A pair checked a little under 4 hours ago is due at the hourly run that falls on the 4-hour mark.
+DUE_SLACK = timedelta(minutes=10)
+HISTORY_DAYS = 90
+SWEEP_LABEL = "blocklist sweep"
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str  # the IP address (normalised) or the domain
+    kind: str  # Dnsbl.IP or Dnsbl.DOMAIN
+    sending_ip: SendingIp | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    dnsbl: Dnsbl
+    subject: Subject
+    verdict: Verdict
+    changed: bool = False  # the standing moved (clear -> listed, listed -> clear, or another code)
+    moved_to_resting: bool = False
+
+
+@dataclass
+class SweepReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    broken: list[Dnsbl] = field(default_factory=list)
+    queries: int = 0
+
+    @property
+    def listed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.verdict.status == LISTED]
+
+    def summary(self) -> str:
+        errors = sum(o.verdict.status == ERROR for o in self.outcomes)
+        text = f"checked {len(self.outcomes)} pair(s): {len(self.listed)} listed, {errors} error(s)"
+        if self.broken:
+            text += f"; broken lists: {', '.join(d.name for d in self.broken)}"
+        return text
+
+
+# --- subjects ----------------------------------------------------------------------------------------
+
+
+def sweep_subjects() -> list[Subject]:
+    """Every sending IP (rows, then DOCKSPACE_SENDING_IPS not among them) and every active domain."""
+    rows = list(SendingIp.objects.order_by("address"))
+    known = {ip.address for ip in rows}
+    subjects = [Subject(ip.address, Dnsbl.IP, ip) for ip in rows]
+    subjects += [Subject(str(ip), Dnsbl.IP) for ip in settings.SENDING_IPS if str(ip) not in known]
+    subjects += [Subject(d.name, Dnsbl.DOMAIN) for d in Domain.objects.filter(is_active=True).order_by("name")]
+    return subjects
+
+
+def subject_for(text: str) -> Subject:
+    """The subject `text` names: an IP address (a sending IP's row when it is one) or a domain name."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return Subject(text.strip().lower().rstrip("."), Dnsbl.DOMAIN)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return Subject(str(address), Dnsbl.IP, SendingIp.objects.filter(address=str(address)).first())
+
+
+def _query_name(subject_name: str, kind: str, zone: str) -> str:
+    return dnsbl_query_name(subject_name, zone) if kind == Dnsbl.IP else f"{subject_name}.{zone}"
+
+
+def _zone(dnsbl: Dnsbl) -> tuple[str, str]:
+    """(the zone to ask under, the access key or ""): with a key, <key>.<key zone> (Spamhaus DQS)."""
+    key = dnsbl_keys.access_key(dnsbl.access_key_env, dnsbl.access_key_encrypted)
+    return (f"{key}.{dnsbl.key_zone}", key) if key else (dnsbl.zone, "")
+
+
+def _scrub(text: str, key: str) -> str:
+    return text.replace(key, "<key>") if key else text
+
+
+def _due_pairs(lists: Sequence[Dnsbl], subjects: Sequence[Subject], now: datetime) -> set[tuple[int, str]]:
+    """(list id, subject) pairs due now: never checked, not checked for FULL_INTERVAL, or listed."""
+    last = dict(
+        ((row["dnsbl_id"], row["subject"]), row["last"])
+        for row in DnsblResult.objects.values("dnsbl_id", "subject").annotate(last=Max("checked_at"))
+    )
+    listed = set(DnsblResult.objects.filter(is_latest=True, status=LISTED).values_list("dnsbl_id", "subject"))
+    cutoff = now - FULL_INTERVAL + DUE_SLACK
+    return {
+        (dnsbl.pk, s.name)
+        for dnsbl in lists
+        for s in subjects
+        if s.kind == dnsbl.kind
+        and ((dnsbl.pk, s.name) in listed or last.get((dnsbl.pk, s.name)) is None or last[(dnsbl.pk, s.name)] <= cutoff)
+    }
+
+
+# --- the sweep ---------------------------------------------------------------------------------------
+
+
+def dnsbl_sweep(
+    subjects: Iterable[Subject] | None = None,
+    *,
+    actor: authz.Actor | None = None,
+    actor_label: str = SWEEP_LABEL,
+    only_due: bool = False,
+    now: datetime | None = None,
+    run: AsyncDnsRun | None = None,
+) -> SweepReport:
+    """Check `subjects` (default: sweep_subjects()) on every enabled list of their kind now, store the standings and
+    apply the lists' actions. `only_due`: only the pairs due (the hourly task). Needs deliverability.run_dnsbl_check."""
+    who = authz.acting(actor=actor)
+    authz.require_perm(who, RUN_PERMISSION)
+    now = now or timezone.now()
+    chosen = list(sweep_subjects() if subjects is None else subjects)
+    lists = list(Dnsbl.objects.filter(is_enabled=True).order_by("kind", "name"))
+    due = _due_pairs(lists, chosen, now) if only_due else None
+    report = SweepReport()
+
+    zones: dict[int, tuple[str, str]] = {}
+    for dnsbl in lists:
+        try:
+            zones[dnsbl.pk] = _zone(dnsbl)
+        except dnsbl_keys.KeyUnavailable as exc:
+            _set_health(dnsbl, Dnsbl.BROKEN, f"access key unavailable: {exc}", now)
+            report.broken.append(dnsbl)
+    lists = [dnsbl for dnsbl in lists if dnsbl.pk in zones]
+    pairs = [
+        (dnsbl, s)
+        for dnsbl in lists
+        for s in chosen
+        if s.kind == dnsbl.kind and (due is None or (dnsbl.pk, s.name) in due)
+    ]
+    tested = sorted({dnsbl.pk for dnsbl, _ in pairs})
+    by_pk = {dnsbl.pk: dnsbl for dnsbl in lists}
+    questions = []
+    for pk in tested:
+        dnsbl = by_pk[pk]
+        points = IP_TEST_POINTS if dnsbl.kind == Dnsbl.IP else DOMAIN_TEST_POINTS
+        questions += [(_query_name(point, dnsbl.kind, zones[pk][0]), "A") for point in points]
+    questions += [(_query_name(s.name, dnsbl.kind, zones[dnsbl.pk][0]), "A") for dnsbl, s in pairs]
+    run = run or AsyncDnsRun()
+    answers = asyncio.run(run.lookup_many(questions)) if questions else []
+    report.queries = run.queries_sent
+
+    healthy = set()
+    for index, pk in enumerate(tested):
+        dnsbl = by_pk[pk]
+        points = IP_TEST_POINTS if dnsbl.kind == Dnsbl.IP else DOMAIN_TEST_POINTS
+        problem = rfc5782_problem(points, answers[2 * index], answers[2 * index + 1])
+        _set_health(dnsbl, Dnsbl.BROKEN if problem else Dnsbl.HEALTHY, _scrub(problem, zones[pk][1]), now)
+        if problem:
+            report.broken.append(dnsbl)
+        else:
+            healthy.add(pk)
+    for (dnsbl, subject), answer in zip(pairs, answers[2 * len(tested) :], strict=True):
+        found = _verdict(dnsbl, answer, zones[dnsbl.pk][1])
+        # A broken list's answers are ignored; its failed lookups are still kept as errors (history only).
+        if dnsbl.pk in healthy or found.status == ERROR:
+            report.outcomes.append(_apply(dnsbl, subject, found, now, actor_label))
+    return report
+
+
+def _verdict(dnsbl: Dnsbl, answer: Answer, key: str) -> Verdict:
+    found = verdict(answer, dnsbl.listed_codes)
+    return Verdict(found.status, found.code, _scrub(found.meaning, key)[:300])
+
+
+def _set_health(dnsbl: Dnsbl, health: str, reason: str, now: datetime) -> None:
+    Dnsbl.objects.filter(pk=dnsbl.pk).update(health=health, health_reason=reason[:300], health_checked_at=now)
+    dnsbl.health, dnsbl.health_reason, dnsbl.health_checked_at = health, reason[:300], now
+
+
+def is_standby_listing(dnsbl: Dnsbl, found: Verdict) -> bool:
+    """A listing that rests the IP: on a standby list, with a code that is not alert-only (Spamhaus PBL)."""
+    if dnsbl.action != Dnsbl.STANDBY or not found.is_listed:
+        return False
+    return any(code not in dnsbl.alert_only_codes for code in found.code.split(", "))
+
+
+@transaction.atomic
+def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_label: str) -> Outcome:
+    pair = DnsblResult.objects.select_for_update().filter(dnsbl=dnsbl, subject=subject.name)
+    fields = {"code": found.code[:100], "meaning": found.meaning[:300]}
+    if found.status == ERROR:
+        last = pair.order_by("-checked_at", "-pk").first()
+        if (
+            last is not None
+            and last.status == ERROR
+            and (last.code, last.meaning) == (fields["code"], fields["meaning"])
+        ):
+            pair.filter(pk=last.pk).update(checked_at=now)
+        else:
+            DnsblResult.objects.create(
+                dnsbl=dnsbl,
+                subject=subject.name,
+                sending_ip=subject.sending_ip,
+                status=ERROR,
+                first_seen_at=now,
+                checked_at=now,
+                **fields,
+            )
+        return Outcome(dnsbl, subject, found)
+    latest = pair.filter(is_latest=True).first()
+    changed = latest is None or (latest.status, latest.code) != (found.status, fields["code"])
+    if not changed:
+        pair.filter(pk=latest.pk).update(checked_at=now, meaning=fields["meaning"])
+    else:
+        if latest is not None:
+            latest.is_latest = False
+            if latest.status == LISTED and found.status == CLEAR:
+                latest.cleared_at = now
+            latest.save(update_fields=["is_latest", "cleared_at"])
+        DnsblResult.objects.create(
+            dnsbl=dnsbl,
+            subject=subject.name,
+            sending_ip=subject.sending_ip,
+            status=found.status,
+            first_seen_at=now,
+            checked_at=now,
+            is_latest=True,
+            **fields,
+        )
+        was_listed = latest is not None and latest.status == LISTED
+        if found.is_listed or was_listed:
+            what = (
+                f"listed on {dnsbl.name}: {found.code} {found.meaning}"
+                if found.is_listed
+                else f"delisted from {dnsbl.name}"
+            )
+            audit(
+                "deliverability.dnsbl.listed" if found.is_listed else "deliverability.dnsbl.cleared",
+                target=subject.sending_ip or dnsbl,
+                description=f"{subject.name} {what}"[:500],
+                actor_label=actor_label,
+            )
+    moved = False
+    ip = subject.sending_ip
+    if ip is not None and is_standby_listing(dnsbl, found):
+        current = SendingIp.objects.filter(pk=ip.pk).values_list("state", flat=True).first()
+        if current in (SendingIp.ACTIVE, SendingIp.WARMING):
+            reason = f"listed on {dnsbl.name} ({dnsbl.zone}): {found.code} {found.meaning}"
+            sending_ips.ip_set_state(
+                ip=ip,
+                state=SendingIp.RESTING,
+                reason=reason[: ip_lifecycle.REASON_MAX_LENGTH],
+                actor=authz.SYSTEM,
+                actor_label=actor_label,
+            )
+            moved = True
+    return Outcome(dnsbl, subject, found, changed, moved)
+
+
+# --- reads ---------------------------------------------------------------------------------------------
+
+
+def current_listings(subject: str | None = None):
+    """The latest standings that are listings (optionally of one subject), with their lists."""
+    rows = DnsblResult.objects.filter(is_latest=True, status=LISTED).select_related("dnsbl", "sending_ip")
+    return rows.filter(subject=subject) if subject else rows
+
+
+def ip_clear_since(ip: SendingIp, now: datetime | None = None) -> datetime:
+    """Since when `ip` has been off every standby listing (for quarantine release): now while it is listed, else
+    the later of when its last such listing cleared and when it entered its current state."""
+    now = now or timezone.now()
+    rows = DnsblResult.objects.filter(subject=ip.address, status=LISTED, dnsbl__action=Dnsbl.STANDBY).select_related(
+        "dnsbl"
+    )
+    since = ip.state_since
+    for row in rows:
+        if not is_standby_listing(row.dnsbl, Verdict(LISTED, row.code, row.meaning)):
+            continue
+        if row.is_latest:
+            return now
+        if row.cleared_at and row.cleared_at > since:
+            since = row.cleared_at
+    return since
+
+
+def dnsbl_prune(*, now: datetime | None = None, days: int = HISTORY_DAYS) -> int:
+    """Delete history rows last checked more than `days` ago (each current standing is kept)."""
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = DnsblResult.objects.filter(checked_at__lt=cutoff, is_latest=False).delete()
+    return deleted

@@ -1,0 +1,232 @@
+"""Blocklists (DNSBLs) as operators manage them: add, change, remove. The admin and `manage.py dnsbl_list` call
+these; each checks the actor's model permission, refuses bad input with ValidationError({field: [message]}) and
+writes the audit log (never the access key)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+
+from accounts import authz
+from accounts.audit import audit
+from deliverability import dnsbl_keys
+from deliverability.models import Dnsbl
+from deliverability.records.dnsbl import code_problem
+from dockspace.validation import field_error
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+ADD = "deliverability.add_dnsbl"
+CHANGE = "deliverability.change_dnsbl"
+DELETE = "deliverability.delete_dnsbl"
+VIEW = "deliverability.view_dnsbl"
+
+EDITABLE = (
+    "name",
+    "zone",
+    "kind",
+    "listed_codes",
+    "alert_only_codes",
+    "action",
+    "key_zone",
+    "access_key_env",
+    "removal_url",
+    "is_enabled",
+)
+ZONE_RE = re.compile(r"^(?=.{3,253}\Z)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None) -> dict[str, Any]:
+    return {"request": request, "actor_label": actor_label, "actor": authz.audit_actor(actor)}
+
+
+def normalize_zone(value: object, field: str = "zone") -> str:
+    zone = str(value or "").strip().lower().rstrip(".")
+    if not ZONE_RE.match(zone):
+        raise field_error(field, f"{zone!r} is not a DNS zone (dot-separated labels, e.g. zen.spamhaus.org).")
+    return zone
+
+
+def check_codes(value: object, field: str = "listed_codes") -> dict[str, str]:
+    if not isinstance(value, dict) or not value:
+        raise field_error(field, 'give at least one code and its meaning, e.g. {"127.0.0.2": "listed"}.')
+    codes = {}
+    for code, meaning in value.items():
+        code = str(code).strip()
+        problem = code_problem(code)
+        if problem:
+            raise field_error(field, f"{code!r}: {problem}.")
+        meaning = " ".join(str(meaning or "").split())
+        if not meaning or len(meaning) > 200:
+            raise field_error(field, f"{code}: say what the code means (1 to 200 characters).")
+        codes[code] = meaning
+    return codes
+
+
+def check_alert_only(value: object, codes: dict[str, str], field: str = "alert_only_codes") -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise field_error(field, 'a list of codes, e.g. ["127.0.0.10"].')
+    found = [str(code).strip() for code in value]
+    unknown = [code for code in found if code not in codes]
+    if unknown:
+        raise field_error(field, f"{', '.join(unknown)}: not among the list's listing codes.")
+    return found
+
+
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    """Each given setting checked and normalised; a refusal names the field."""
+    out = dict(values)
+    if "name" in out:
+        out["name"] = " ".join(str(out["name"] or "").split())
+        if not out["name"] or len(out["name"]) > 63:
+            raise field_error("name", "a name of 1 to 63 characters is required, e.g. Spamhaus ZEN.")
+    if "zone" in out:
+        out["zone"] = normalize_zone(out["zone"])
+    if "key_zone" in out:
+        out["key_zone"] = normalize_zone(out["key_zone"], "key_zone") if out["key_zone"] else ""
+    if "kind" in out and out["kind"] not in (Dnsbl.IP, Dnsbl.DOMAIN):
+        raise field_error("kind", f"{out['kind']!r}: choose ip or domain.")
+    if "action" in out and out["action"] not in (Dnsbl.STANDBY, Dnsbl.ALERT, Dnsbl.INFORMATION):
+        raise field_error("action", f"{out['action']!r}: choose standby, alert or information.")
+    if "listed_codes" in out:
+        out["listed_codes"] = check_codes(out["listed_codes"])
+    if "access_key_env" in out:
+        name = str(out["access_key_env"] or "").strip()
+        if name and not dnsbl_keys.ENV_NAME_RULE.match(name):
+            raise field_error("access_key_env", f"must be a variable name starting with {dnsbl_keys.ENV_PREFIX}.")
+        out["access_key_env"] = name
+    if out.get("removal_url"):
+        try:
+            URLValidator(schemes=["http", "https"])(out["removal_url"])
+        except ValidationError:
+            raise field_error("removal_url", "an http:// or https:// address of the list's removal page.") from None
+    return out
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip().lower()
+    if key and not dnsbl_keys.KEY_RULE.fullmatch(key):
+        raise field_error("access_key", "an access key is 8 to 64 lower-case letters and digits.")
+    return key
+
+
+def _finish(dnsbl: Dnsbl, key: str | None) -> None:
+    if dnsbl.kind == Dnsbl.DOMAIN and dnsbl.action == Dnsbl.STANDBY:
+        raise field_error("action", "a domain list cannot put an IP on standby: choose alert or information.")
+    dnsbl.alert_only_codes = check_alert_only(dnsbl.alert_only_codes, dnsbl.listed_codes)
+    if key is not None:
+        dnsbl.access_key_encrypted = dnsbl_keys.encrypt(key) if key else ""
+    if (dnsbl.access_key_env or dnsbl.access_key_encrypted) and not dnsbl.key_zone:
+        raise field_error("key_zone", "an access key needs the zone asked with it, e.g. zen.dq.spamhaus.net.")
+    clash = Dnsbl.objects.exclude(pk=dnsbl.pk)
+    if clash.filter(zone=dnsbl.zone).exists():
+        raise field_error("zone", f"{dnsbl.zone} is already a list.")
+    if clash.filter(name=dnsbl.name).exists():
+        raise field_error("name", f"a list named {dnsbl.name!r} exists.")
+
+
+@transaction.atomic
+def dnsbl_add(
+    *,
+    access_key: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+    **values: Any,
+) -> Dnsbl:
+    """A new list (health: untested until the next sweep checks its test points)."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, ADD, "zone")
+    unknown = [name for name in values if name not in EDITABLE]
+    if unknown:
+        raise field_error(unknown[0], f"is not a setting of a list; these are: {', '.join(EDITABLE)}.")
+    for required in ("name", "zone", "listed_codes"):
+        values.setdefault(required, "")
+    dnsbl = Dnsbl(**_clean(values))
+    _finish(dnsbl, _check_key(access_key))
+    dnsbl.save()
+    audit(
+        "deliverability.dnsbl.add",
+        target=dnsbl,
+        description=f"Added blocklist {dnsbl.name} ({dnsbl.zone}, {dnsbl.kind}, {dnsbl.action}).",
+        **_who(request, actor_label, actor),
+    )
+    return dnsbl
+
+
+@transaction.atomic
+def dnsbl_update(
+    *,
+    dnsbl: Dnsbl,
+    access_key: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+    **changes: Any,
+) -> Dnsbl:
+    """Change a list's settings; `access_key` "" removes the stored key, None keeps it. A changed zone or key is
+    tested again at the next sweep."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, CHANGE, "zone")
+    unknown = [name for name in changes if name not in EDITABLE]
+    if unknown:
+        raise field_error(unknown[0], f"is not a setting of a list; these are: {', '.join(EDITABLE)}.")
+    dnsbl = Dnsbl.objects.select_for_update().get(pk=dnsbl.pk)
+    changed = {k: v for k, v in _clean(changes).items() if getattr(dnsbl, k) != v}
+    for name, value in changed.items():
+        setattr(dnsbl, name, value)
+    key = _check_key(access_key)
+    _finish(dnsbl, key)
+    if {"zone", "key_zone", "access_key_env"} & changed.keys() or key is not None:
+        dnsbl.health, dnsbl.health_reason = Dnsbl.UNTESTED, ""
+    dnsbl.save()
+    shown = [name for name in changed if name not in ("listed_codes", "alert_only_codes")]
+    shown += [name for name in ("listed_codes", "alert_only_codes") if name in changed]
+    if key is not None:
+        shown.append("access key " + ("set" if key else "removed"))
+    if shown:
+        audit(
+            "deliverability.dnsbl.change",
+            target=dnsbl,
+            description=f"Changed blocklist {dnsbl.name}: {', '.join(shown)}."[:500],
+            **_who(request, actor_label, actor),
+        )
+    return dnsbl
+
+
+@transaction.atomic
+def dnsbl_remove(
+    *,
+    dnsbl: Dnsbl,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> None:
+    """Remove a list and its history (disable it instead to keep the history)."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, DELETE, "zone")
+    audit(
+        "deliverability.dnsbl.remove",
+        target=dnsbl,
+        description=f"Removed blocklist {dnsbl.name} ({dnsbl.zone}) and its history.",
+        **_who(request, actor_label, actor),
+    )
+    dnsbl.delete()
+
+
+def dnsbl_by_name(value: str, field: str = "list") -> Dnsbl:
+    """The list named `value` or whose zone is `value`, or a refusal naming the field."""
+    text = str(value or "").strip()
+    found = Dnsbl.objects.filter(name__iexact=text).first() or Dnsbl.objects.filter(zone=text.lower()).first()
+    if found is None:
+        raise field_error(field, f"no blocklist named {text!r} (see manage.py dnsbl_list list).")
+    return found

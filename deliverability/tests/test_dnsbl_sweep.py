@@ -1,0 +1,238 @@
+"""The blocklist sweep against real NSD zones: listed, error codes, NXDOMAIN, timeouts, a broken list; the standby
+flow (listing -> IP RESTING -> alert fires -> delisting -> alert resolved, IP stays RESTING until release); history
+and the current standing."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from accounts.authz import SYSTEM, SystemActor
+from deliverability import dnsbl, ip_duties
+from deliverability.alert_kinds import DNSBL_LISTED
+from deliverability.dns.resolver import AsyncDnsRun
+from deliverability.models import Dnsbl, DnsblResult, SendingIp
+from deliverability.tests.dnsbl_lists import DOMAIN_ZONE, make_list, only_test_lists, serve_ip_list
+from deliverability.tests.factories import make_ip, move
+from dockspace.alert_kinds import alert_kind
+from mail.tests.factories import make_domain
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _test_lists_only():
+    only_test_lists()
+
+
+def sweep(**kw):
+    return dnsbl.dnsbl_sweep(actor=SystemActor("test sweep"), **kw)
+
+
+def observe():
+    kind = alert_kind(DNSBL_LISTED)
+    return {o.subject: o for o in kind.evaluate(kind.view({}, timezone.now()))}
+
+
+def standing(subject, zone="bl.test"):
+    return DnsblResult.objects.get(subject=subject, dnsbl__zone=zone, is_latest=True)
+
+
+def test_listed_error_codes_and_nxdomain_are_told_apart(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(
+        dns_server,
+        {
+            "192.0.2.10": "127.0.0.2",
+            "192.0.2.11": "127.255.255.254",
+            "192.0.2.12": "10.0.0.1",
+            "192.0.2.13": "127.0.0.7",
+        },
+    )
+    make_list(action=Dnsbl.ALERT)
+    for n in (10, 11, 12, 13, 14):
+        make_ip(f"192.0.2.{n}", state=SendingIp.ACTIVE)
+
+    report = sweep()
+
+    found = {o.subject.name: o.verdict for o in report.outcomes}
+    assert (found["192.0.2.10"].status, found["192.0.2.10"].code, found["192.0.2.10"].meaning) == (
+        "listed",
+        "127.0.0.2",
+        "SBL",
+    )
+    assert found["192.0.2.11"].status == "error" and "public or open resolver" in found["192.0.2.11"].meaning
+    assert found["192.0.2.12"].status == "error" and "outside 127.0.0.0/8" in found["192.0.2.12"].meaning
+    assert found["192.0.2.13"].status == "error" and "does not document" in found["192.0.2.13"].meaning
+    assert found["192.0.2.14"].status == "clear"
+    assert Dnsbl.objects.get(zone="bl.test").health == Dnsbl.HEALTHY
+    # Errors are history only: no current standing, nothing fires for them.
+    assert not DnsblResult.objects.filter(subject="192.0.2.11", is_latest=True).exists()
+    assert DnsblResult.objects.get(subject="192.0.2.11").status == "error"
+    seen = observe()
+    assert seen["192.0.2.10 on bl.test"].is_firing
+    assert "Removal: https://bl.test/removal" in seen["192.0.2.10 on bl.test"].summary
+    assert not seen["192.0.2.14 on bl.test"].is_firing and "192.0.2.11 on bl.test" not in seen
+    # An alert list only alerts.
+    assert SendingIp.objects.get(address="192.0.2.10").state == SendingIp.ACTIVE
+
+
+def test_a_list_that_lists_everything_is_broken_and_its_answers_ignored(dns_server, settings):
+    settings.SENDING_IPS = []
+    dns_server.zone("all.test", ["* A 127.0.0.2"])
+    make_list("all.test")
+    ip = make_ip("192.0.2.20", state=SendingIp.ACTIVE)
+
+    report = sweep()
+
+    broken = Dnsbl.objects.get(zone="all.test")
+    assert broken.health == Dnsbl.BROKEN
+    assert broken.health_reason == "test point 127.0.0.1 is listed (127.0.0.2): the list answers every query"
+    assert report.outcomes == [] and [d.zone for d in report.broken] == ["all.test"]
+    ip.refresh_from_db()
+    assert ip.state == SendingIp.ACTIVE and observe() == {}
+
+
+def test_a_list_without_its_test_point_is_broken(dns_server, settings):
+    settings.SENDING_IPS = ["192.0.2.21"]
+    dns_server.zone("empty.test", ["21.2.0.192 A 127.0.0.2"])
+    make_list("empty.test")
+
+    sweep()
+
+    assert Dnsbl.objects.get(zone="empty.test").health == Dnsbl.BROKEN
+    assert "test point 127.0.0.2 is not listed" in Dnsbl.objects.get(zone="empty.test").health_reason
+    assert not DnsblResult.objects.exists()
+
+
+def test_a_silent_resolver_gives_errors_and_changes_nothing(silent_dns_server, settings):
+    settings.SENDING_IPS = []
+    settings.DNS_NAMESERVERS = silent_dns_server.nameservers
+    make_list()
+    ip = make_ip("192.0.2.30", state=SendingIp.ACTIVE)
+
+    sweep(run=AsyncDnsRun(timeout=0.3))
+
+    ip.refresh_from_db()
+    assert ip.state == SendingIp.ACTIVE
+    row = DnsblResult.objects.get(subject="192.0.2.30")
+    assert (row.status, row.is_latest) == ("error", False) and "timeout" in row.meaning
+    assert Dnsbl.objects.get(zone="bl.test").health_reason == "the test point did not answer (timeout)"
+    assert observe() == {}
+
+
+def test_a_servfail_list_changes_nothing(dns_server, settings):
+    settings.SENDING_IPS = ["192.0.2.31"]
+    dns_server.failing_zone("bl.test")
+    make_list()
+
+    sweep()
+
+    assert DnsblResult.objects.get().status == "error" and observe() == {}
+
+
+def test_the_standby_flow_rests_alerts_resolves_and_waits_for_quarantine_release(dns_server, settings):
+    settings.SENDING_IPS = []
+    settings.IP_QUARANTINE_DAYS = 7
+    make_list()
+    ip = make_ip("192.0.2.40", state=SendingIp.ACTIVE)
+    warming = make_ip("192.0.2.41")
+    serve_ip_list(dns_server, {"192.0.2.40": "127.0.0.2", "192.0.2.41": "127.0.0.2"})
+
+    sweep()
+
+    ip.refresh_from_db()
+    warming.refresh_from_db()
+    assert (ip.state, warming.state) == (SendingIp.RESTING, SendingIp.RESTING)
+    assert ip.state_changes.first().reason == "listed on bl.test (bl.test): 127.0.0.2 SBL"
+    assert observe()["192.0.2.40 on bl.test"].is_firing
+    assert ip_duties.listing_clear_since(ip) >= timezone.now() - timedelta(seconds=5)  # listed: not clear
+
+    start = timezone.now()
+    with time_machine.travel(start + timedelta(days=1), tick=False):
+        serve_ip_list(dns_server, {})
+        sweep()
+        cleared_at = timezone.now()
+        assert not observe()["192.0.2.40 on bl.test"].is_firing
+        ip.refresh_from_db()
+        assert ip.state == SendingIp.RESTING
+        assert ip_duties.listing_clear_since(ip) == cleared_at
+        assert standing("192.0.2.40").status == "clear"
+        assert DnsblResult.objects.get(subject="192.0.2.40", status="listed").cleared_at == cleared_at
+    with time_machine.travel(cleared_at + timedelta(days=6), tick=False):
+        assert ip_duties.duty_run(ip_duties.RELEASE).moved == []
+    with time_machine.travel(cleared_at + timedelta(days=7, minutes=1), tick=False):
+        moved = ip_duties.duty_run(ip_duties.RELEASE).moved
+    assert "192.0.2.40 RESTING -> WARMING" in moved
+
+
+def test_an_alert_only_code_on_a_standby_list_does_not_rest_the_ip(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.50": "127.0.0.10"})
+    make_list(alert_only_codes=["127.0.0.10"])
+    ip = make_ip("192.0.2.50", state=SendingIp.ACTIVE)
+
+    sweep()
+
+    ip.refresh_from_db()
+    assert ip.state == SendingIp.ACTIVE
+    assert observe()["192.0.2.50 on bl.test"].is_firing
+
+
+def test_an_operator_resting_ip_is_not_moved_again(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.51": "127.0.0.2"})
+    make_list()
+    ip = move(make_ip("192.0.2.51"), SendingIp.RESTING)
+
+    sweep()
+    sweep()
+
+    assert ip.state_changes.count() == 2  # added, rested by hand
+
+
+def test_domains_are_checked_on_domain_lists(dns_server, settings):
+    settings.SENDING_IPS = []
+    dns_server.zone(DOMAIN_ZONE, ["test A 127.0.1.2", "spammy.example A 127.0.1.2"])
+    make_list(DOMAIN_ZONE, kind=Dnsbl.DOMAIN, action=Dnsbl.ALERT)
+    make_domain("spammy.example")
+    make_domain("fine.example")
+
+    sweep()
+
+    assert standing("spammy.example", DOMAIN_ZONE).meaning == "spam domain"
+    assert standing("fine.example", DOMAIN_ZONE).status == "clear"
+    assert observe()["spammy.example on dbl.test"].is_firing
+
+
+def test_the_hourly_run_rechecks_listed_pairs_and_the_rest_every_four_hours(dns_server, settings):
+    settings.SENDING_IPS = ["192.0.2.60", "192.0.2.61"]
+    serve_ip_list(dns_server, {"192.0.2.60": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        assert len(sweep(only_due=True).outcomes) == 2
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        assert [o.subject.name for o in sweep(only_due=True).outcomes] == ["192.0.2.60"]
+    with time_machine.travel(start + timedelta(hours=4), tick=False):
+        assert len(sweep(only_due=True).outcomes) == 2
+
+
+def test_a_repeated_standing_is_one_history_row(dns_server, settings):
+    settings.SENDING_IPS = ["192.0.2.70"]
+    serve_ip_list(dns_server, {"192.0.2.70": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    sweep()
+    sweep()
+    assert DnsblResult.objects.filter(subject="192.0.2.70").count() == 1
+
+
+def test_a_staff_member_without_the_run_permission_is_refused(dns_server):
+    from django.core.exceptions import ValidationError
+
+    from accounts.tests.factories import UserFactory
+
+    with pytest.raises(ValidationError):
+        dnsbl.dnsbl_sweep(actor=UserFactory(is_staff=True))
+    assert dnsbl.dnsbl_sweep(actor=SYSTEM).outcomes == []
