@@ -1,0 +1,65 @@
+"""manage.py dnsbl_check [IP|DOMAIN ...] [--json]: ask the blocklists now, store the standings, apply the actions."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.authz import add_actor_argument, command_actor, command_actor_label
+from deliverability import dnsbl
+from dockspace.commandline import ServiceCall, print_json
+
+ACTOR = "manage.py dnsbl_check"
+
+
+class Command(BaseCommand):
+    help = (
+        "Ask every enabled blocklist (DNSBL) now about the given IPs and domains (default: every sending IP and "
+        "active domain), store the results the admin shows and apply the lists' actions, as the hourly sweep does: "
+        "a listing on a standby list rests an ACTIVE or WARMING sending IP at once. Error answers (a public "
+        "resolver refused, timeouts) are shown and change nothing. A list failing its RFC 5782 test points is "
+        "marked broken and ignored. Exits 1 when anything is listed. --json prints the same as JSON. Acts as the "
+        "host; `--as EMAIL` needs that staff member's permission to run the blocklist checks."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("subjects", nargs="*", metavar="IP|DOMAIN", help="What to check (default: everything).")
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+        add_actor_argument(parser)
+
+    def handle(self, *args, subjects, **o):
+        actor = command_actor(o)
+        chosen = [dnsbl.subject_for(text) for text in subjects] if subjects else None
+        if chosen is not None:
+            for subject in chosen:
+                if not subject.name:
+                    raise CommandError("IP|DOMAIN: an empty name was given.")
+        with ServiceCall():
+            report = dnsbl.dnsbl_sweep(chosen, actor=actor, actor_label=command_actor_label(ACTOR, actor))
+        rows = [
+            {
+                "subject": o.subject.name,
+                "list": o.dnsbl.name,
+                "zone": o.dnsbl.zone,
+                "status": o.verdict.status,
+                "code": o.verdict.code,
+                "meaning": o.verdict.meaning,
+                "action": o.dnsbl.action,
+                "removal_url": o.dnsbl.removal_url,
+                "moved_to_resting": o.moved_to_resting,
+            }
+            for o in report.outcomes
+        ]
+        broken = [{"list": d.name, "zone": d.zone, "reason": d.health_reason} for d in report.broken]
+        if o["json"]:
+            print_json(self, {"results": rows, "broken_lists": broken})
+        else:
+            for row in rows:
+                line = f"{row['subject']:40} {row['list']:24} {row['status']:7} {row['code']} {row['meaning']}"
+                self.stdout.write(line.rstrip())
+                if row["moved_to_resting"]:
+                    self.stdout.write(f"  -> {row['subject']} moved to RESTING")
+            for row in broken:
+                self.stdout.write(f"broken list {row['list']} ({row['zone']}): {row['reason']}")
+            if not rows and not broken:
+                self.stdout.write("Nothing to check: no enabled list, or no sending IP or active domain.")
+        listed = sorted({o.subject.name for o in report.listed})
+        if listed:
+            raise CommandError(f"listed: {', '.join(listed)}.")

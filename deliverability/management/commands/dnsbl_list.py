@@ -1,0 +1,125 @@
+"""manage.py dnsbl_list add|list|update|remove: manage the blocklists as the admin does."""
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts import authz
+from accounts.authz import add_actor_argument, command_actor, command_actor_label
+from deliverability import dnsbl_keys, dnsbl_lists
+from deliverability.models import Dnsbl
+from dockspace.commandline import ServiceCall, describe_actions, print_json
+
+ACTOR = "manage.py dnsbl_list"
+
+
+def list_data(d):
+    return {
+        "name": d.name,
+        "zone": d.zone,
+        "kind": d.kind,
+        "action": d.action,
+        "listed_codes": d.listed_codes,
+        "alert_only_codes": d.alert_only_codes,
+        "key_zone": d.key_zone,
+        "access_key": dnsbl_keys.key_state(d.access_key_env, d.access_key_encrypted),
+        "removal_url": d.removal_url,
+        "enabled": d.is_enabled,
+        "health": d.health,
+        "health_reason": d.health_reason,
+        "health_checked_at": d.health_checked_at.isoformat() if d.health_checked_at else None,
+    }
+
+
+def _codes(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise CommandError('--codes: JSON such as \'{"127.0.0.2": "listed"}\'.') from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Manage the blocklists (DNSBLs) the sweep asks: `list` (with health), `add NAME ZONE --codes JSON`, "
+        "`update NAME [...]`, `remove NAME`. --action standby rests a listed sending IP at once; alert only alerts; "
+        "information only shows it. An access key (Spamhaus DQS) is read from stdin with --access-key-stdin "
+        "(stored encrypted, never shown) or from a DOCKSPACE_DNSBL_ variable with --access-key-env. Acts as the "
+        "host; `--as EMAIL` needs that staff member's blocklist permissions."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action_name", required=True)
+        listing = sub.add_parser("list", help="Show every list with its health.")
+        listing.add_argument("--json", action="store_true")
+        add_actor_argument(listing)
+        for name, text in (("add", "Add a list."), ("update", "Change a list's settings.")):
+            p = sub.add_parser(name, help=text)
+            p.add_argument("name")
+            if name == "add":
+                p.add_argument("zone")
+            else:
+                p.add_argument("--zone")
+                p.add_argument("--name", dest="new_name")
+            p.add_argument("--kind", choices=["ip", "domain"])
+            p.add_argument("--codes", help='Listing codes and meanings as JSON: \'{"127.0.0.2": "SBL"}\'.')
+            p.add_argument("--action", dest="list_action", choices=["standby", "alert", "information"])
+            p.add_argument("--removal-url")
+            p.add_argument("--key-zone")
+            p.add_argument("--access-key-env")
+            p.add_argument("--access-key-stdin", action="store_true")
+            p.add_argument("--enable", dest="enabled", action="store_true", default=None)
+            p.add_argument("--disable", dest="enabled", action="store_false")
+            add_actor_argument(p)
+        remove = sub.add_parser("remove", help="Remove a list and its history.")
+        remove.add_argument("name")
+        add_actor_argument(remove)
+        describe_actions(sub)
+
+    def handle(self, *args, action_name, **o):
+        actor = command_actor(o)
+        label = command_actor_label(ACTOR, actor)
+        if action_name == "list":
+            with ServiceCall():
+                authz.require_perm(actor, dnsbl_lists.VIEW)
+            rows = [list_data(d) for d in Dnsbl.objects.all()]
+            if o["json"]:
+                return print_json(self, rows)
+            for r in rows:
+                on = "on " if r["enabled"] else "off"
+                self.stdout.write(f"{on} {r['name']:22} {r['zone']:28} {r['kind']:6} {r['action']:11} {r['health']}")
+            return
+        with ServiceCall({"listed_codes": "--codes", "zone": "ZONE"}):
+            if action_name == "remove":
+                dnsbl_lists.dnsbl_remove(
+                    dnsbl=dnsbl_lists.dnsbl_by_name(o["name"], "NAME"), actor=actor, actor_label=label
+                )
+                self.stdout.write(f"Removed {o['name']}.")
+                return
+            values = {
+                "kind": o.get("kind"),
+                "listed_codes": _codes(o["codes"]) if o.get("codes") else None,
+                "action": o.get("list_action"),
+                "removal_url": o.get("removal_url"),
+                "key_zone": o.get("key_zone"),
+                "access_key_env": o.get("access_key_env"),
+                "is_enabled": o.get("enabled"),
+            }
+            values = {k: v for k, v in values.items() if v is not None}
+            key = self.stdin_key() if o.get("access_key_stdin") else None
+            if action_name == "add":
+                d = dnsbl_lists.dnsbl_add(
+                    name=o["name"], zone=o["zone"], access_key=key, actor=actor, actor_label=label, **values
+                )
+            else:
+                d = dnsbl_lists.dnsbl_by_name(o["name"], "NAME")
+                if o.get("zone"):
+                    values["zone"] = o["zone"]
+                if o.get("new_name"):
+                    values["name"] = o["new_name"]
+                d = dnsbl_lists.dnsbl_update(dnsbl=d, access_key=key, actor=actor, actor_label=label, **values)
+        self.stdout.write(f"{d.name} ({d.zone}): {d.kind}, {d.action}, {'enabled' if d.is_enabled else 'disabled'}.")
+
+    def stdin_key(self):
+        import sys
+
+        return sys.stdin.readline().strip()

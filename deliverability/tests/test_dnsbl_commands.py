@@ -1,0 +1,112 @@
+"""manage.py dnsbl_check (text, --json, exit 1 when listed, standby applied, --as refused) and manage.py dnsbl_list
+(add, list --json without the key, update, remove, bad input named, --as refused)."""
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.tests.factories import UserFactory
+from deliverability.models import Dnsbl, SendingIp
+from deliverability.tests.dnsbl_lists import make_list, only_test_lists, serve_ip_list
+from deliverability.tests.factories import make_ip
+from mail.tests.factories import run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _test_lists_only():
+    only_test_lists()
+
+
+def failing(*args, stdin=None):
+    out = io.StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue(), failed.value
+
+
+def test_a_listed_ip_exits_1_and_is_rested(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.10": "127.0.0.2"})
+    make_list()
+    make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+
+    out, error = failing("dnsbl_check", "192.0.2.10")
+
+    assert (str(error), error.returncode) == ("listed: 192.0.2.10.", 1)
+    assert "192.0.2.10" in out and "listed  127.0.0.2 SBL" in out and "moved to RESTING" in out
+    assert SendingIp.objects.get().state == SendingIp.RESTING
+
+
+def test_json_of_a_clear_ip_exits_0(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server)
+    make_list(action=Dnsbl.ALERT)
+    data = json.loads(run("dnsbl_check", "192.0.2.99", "--json"))
+    assert [(r["subject"], r["status"]) for r in data["results"]] == [("192.0.2.99", "clear")]
+    assert data["broken_lists"] == []
+
+
+def test_dnsbl_check_as_staff_without_the_permission_is_refused(dns_server):
+    UserFactory(email="ops@example.com", is_staff=True)
+    _, error = failing("dnsbl_check", "--as", "ops@example.com")
+    assert "permission" in str(error)
+
+
+def test_dnsbl_list_add_list_update_remove_and_the_key_is_never_shown(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("abcdef1234567890\n"))
+    run(
+        "dnsbl_list",
+        "add",
+        "Example",
+        "bl.example.net",
+        "--codes",
+        '{"127.0.0.2": "listed"}',
+        "--action",
+        "standby",
+        "--key-zone",
+        "dq.example.net",
+        "--access-key-stdin",
+    )
+    stored = Dnsbl.objects.get(zone="bl.example.net")
+    assert stored.access_key_encrypted and "abcdef1234567890" not in stored.access_key_encrypted
+    listed = run("dnsbl_list", "list", "--json")
+    assert "abcdef1234567890" not in listed
+    row = next(r for r in json.loads(listed) if r["zone"] == "bl.example.net")
+    assert (row["access_key"], row["action"], row["health"]) == ("set (stored encrypted)", "standby", "untested")
+
+    run("dnsbl_list", "update", "Example", "--action", "alert", "--disable")
+    stored.refresh_from_db()
+    assert (stored.action, stored.is_enabled) == ("alert", False)
+    run("dnsbl_list", "remove", "Example")
+    assert not Dnsbl.objects.filter(zone="bl.example.net").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--codes", '{"127.0.0.1": "x"}'], "an error answer, never a listing"),
+        (["--codes", '{"10.0.0.2": "x"}'], "outside 127.0.0.0/8"),
+        (["--codes", "nope"], "--codes: JSON"),
+        (["--codes", '{"127.0.0.2": "x"}', "--kind", "domain", "--action", "standby"], "cannot put an IP on standby"),
+        (["--codes", '{"127.0.0.2": "x"}', "--access-key-env", "SECRET_KEY"], "starting with DOCKSPACE_DNSBL_"),
+    ],
+)
+def test_dnsbl_list_add_refuses_bad_input_naming_the_rule(args, message):
+    before = Dnsbl.objects.count()
+    _, error = failing("dnsbl_list", "add", "Bad", "bad.example.net", *args)
+    assert message in str(error)
+    assert Dnsbl.objects.count() == before
+
+
+def test_dnsbl_list_as_staff_without_permission_is_refused_and_with_it_allowed():
+    from django.contrib.auth.models import Permission
+
+    person = UserFactory(email="ops@example.com", is_staff=True)
+    _, error = failing("dnsbl_list", "list", "--as", "ops@example.com")
+    assert "permission" in str(error)
+    person.user_permissions.add(Permission.objects.get(codename="view_dnsbl"))
+    assert "Spamhaus ZEN" in run("dnsbl_list", "list", "--as", "ops@example.com")
