@@ -469,3 +469,21 @@ def test_a_stored_key_outside_the_rules_is_refused_when_used_and_the_check_names
     run("mailhost", "restart", "mx1", "--execute")
     assert sshd.calls() == [["docker", "restart", "mailserver"]]
     assert "monitoring.W001" not in {problem.id for problem in run_checks(databases=["default"])}
+
+
+def test_list_show_and_check_as_staff_without_the_permission_to_view_hosts_are_refused(sshd, viewer):
+    from accounts.tests.factories import UserFactory
+
+    add_host(sshd)
+    UserFactory(email="mail-admin@example.com", is_staff=True)  # staff, but may not view mail hosts
+    refusal = "you do not have the permission 'monitoring.view_mailhost'."
+    assert refused("mailhost", "list", "--as", "mail-admin@example.com") == refusal
+    assert refused("mailhost", "list", "--json", "--as", "mail-admin@example.com") == refusal
+    assert refused("mailhost", "show", "mx1", "--as", "mail-admin@example.com") == f"NAME: {refusal}"
+    assert refused("mailhost", "show", "nosuch", "--as", "mail-admin@example.com") == f"NAME: {refusal}"  # not "no..."
+    assert refused("mailhost", "check", "mx1", "--as", "mail-admin@example.com") == f"NAME: {refusal}"
+    assert sshd.calls() == []
+    # Positive control: who may view mail hosts lists and shows them.
+    assert [row["name"] for row in json.loads(run("mailhost", "list", "--json", "--as", viewer))] == ["mx1"]
+    assert json.loads(run("mailhost", "show", "mx1", "--json", "--as", viewer))["name"] == "mx1"
+    assert refused("mailhost", "show", "nosuch", "--as", viewer) == "NAME: no mail host 'nosuch'."
