@@ -4,6 +4,7 @@ In accounts, which holds both (second factors and the audit log); DockspaceAdmin
 
 from django.apps import apps as app_registry
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models.constants import LOOKUP_SEP
 from django.shortcuts import redirect
@@ -39,8 +40,9 @@ class SuperuserOnlyAdminMixin:
 
 # A change list filters on any field named in its URL (?field__regex=...): counting the rows that come back reads a
 # field one character at a time, even one the admin never shows. Fields whose names hold these words (passwords and
-# hashes, private keys, secrets, tokens, message bodies, a second factor's key) are never filtered on.
-SECRET_FIELD_WORDS = ("password", "hash", "secret", "private", "pem", "token", "mime", "body", "session_key")
+# hashes, private keys, secrets, tokens, message bodies, a second factor's key, URLs whose path may hold a token such as
+# an alert webhook's) are never filtered on.
+SECRET_FIELD_WORDS = ("password", "hash", "secret", "private", "pem", "token", "mime", "body", "session_key", "url")
 SECRET_FIELD_NAMES = {"key", "bin_key"}  # django-otp devices' keys, reachable through a person (?totpdevice__key=)
 
 
@@ -56,6 +58,18 @@ class NoSecretLookupsMixin:
         if is_secret_lookup(lookup):
             return False
         return super().lookup_allowed(lookup, value, request)
+
+
+class OutOfRangeLookupsMixin:
+    """A filter value out of a date's range (?created_at__year=99999999999999999999, or 9999 whose next year does not
+    exist) makes the change list raise OverflowError or ValueError where Django expects IncorrectLookupParameters:
+    turned into that, the list redirects to itself with ?e=1 as for any other bad filter, instead of a 500."""
+
+    def get_changelist_instance(self, request):
+        try:
+            return super().get_changelist_instance(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
 
 
 class DockspaceAdminSite(admin.AdminSite):
@@ -77,9 +91,9 @@ class DockspaceAdminSite(admin.AdminSite):
         # Every ModelAdmin, ours and third-party ones, writes the audit log on add/change/delete.
         base = admin_class or admin.ModelAdmin
         models = [model_or_iterable] if isinstance(model_or_iterable, type) else list(model_or_iterable)
-        mixins = (NoSecretLookupsMixin, AuditedAdminMixin)
+        mixins = (NoSecretLookupsMixin, OutOfRangeLookupsMixin, AuditedAdminMixin)
         if any(model._meta.app_label == SCHEDULER_APP for model in models):
-            mixins = (SuperuserOnlyAdminMixin, NoSecretLookupsMixin, AuditedAdminMixin)
+            mixins = (SuperuserOnlyAdminMixin, *mixins)
         audited = type(f"Audited{base.__name__}", (*mixins, base), {})
         super().register(model_or_iterable, audited, **options)
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from dockspace.alert_kinds import NAME_MAX_LENGTH as KIND_MAX_LENGTH
 from dockspace.alert_kinds import SUBJECT_MAX_LENGTH, alert_kind
-from monitoring import channel_secrets
+from monitoring import channel_secrets, outbound_http
 from monitoring.durations import format_duration
 
 MIN_REPEAT_SECONDS = 5 * 60
@@ -130,11 +130,17 @@ class NotificationChannel(models.Model):
             if not self.email_to_staff and not self.addresses() and "email_addresses" not in errors:
                 errors["email_addresses"] = ["give at least one address, or tick 'email staff'."]
         elif self.kind == self.WEBHOOK:
-            parts = urlsplit(self.webhook_url.strip())
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            url = self.webhook_url.strip()
+            try:
+                parts = urlsplit(url)
+            except ValueError:  # http://[::1 or http://[zz]/
+                parts = None
+            if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
                 errors["webhook_url"] = ["must be an http:// or https:// URL with a host."]
-            elif parts.username or parts.password:
+            elif parts is not None and (parts.username or parts.password):
                 errors["webhook_url"] = ["must not hold a user name or password (the body is signed instead)."]
+            elif outbound_http.url_problem(url):  # what sending would refuse: the same rule as post()'s
+                errors["webhook_url"] = [f"{outbound_http.url_problem(url)}."]
         elif self.kind == self.TELEGRAM and not TELEGRAM_CHAT_RULE.match(self.telegram_chat_id.strip()):
             errors["telegram_chat_id"] = ["must be a numeric chat id (e.g. -1001234567890) or @channelname."]
         if self.secret_env and not channel_secrets.ENV_NAME_RULE.match(self.secret_env):

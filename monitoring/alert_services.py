@@ -494,6 +494,11 @@ def channel_send_test(*, channel, request=None, actor=None, actor_label=None):
     except channels.ChannelError as exc:
         outcome = TestOutcome(False, f"Test notification to {channel.name} failed: {str(exc)[:500]}")
         _finish(event, AlertEvent.FAILED, timezone.now(), str(exc)[:500])
+    except Exception as exc:  # a bug or a broken channel: no 500, and the test does not stay "sending" for ever
+        log.exception("test notification %s to %s failed", event.pk, channel.name)
+        error = f"could not be sent ({type(exc).__name__}); see the log"
+        outcome = TestOutcome(False, f"Test notification to {channel.name} failed: {error}")
+        _finish(event, AlertEvent.FAILED, timezone.now(), error)
     else:
         outcome = TestOutcome(True, f"Test notification sent to {channel.name}: {detail}.")
         _finish(event, AlertEvent.SENT, timezone.now(), "", detail)

@@ -19,6 +19,8 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self):
+        from monitoring import checks  # noqa: F401 - registers the system checks
+
         self._connect_metrics()
         self._connect_task_runs()
         from celery.signals import beat_init, worker_ready

@@ -14,7 +14,7 @@ from django.core.mail import send_mail
 
 from accounts.outbox import mail_kind
 from monitoring import outbound_http, standard_webhooks
-from monitoring.alert_models import webhook_secret_problem
+from monitoring.alert_models import TELEGRAM_TOKEN_RULE, webhook_secret_problem
 from monitoring.channel_secrets import SecretUnavailable
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,13 @@ def _telegram_call(token, chat_id, text):
 
 def _send_telegram(channel, payload):
     token = _secret(channel)
+    if not TELEGRAM_TOKEN_RULE.match(token):  # a stored one was checked when entered; a variable's is checked here
+        where = f" in {channel.secret_env}" if channel.secret_env else ""
+        raise ChannelError(
+            f"the bot token{where} is not one as @BotFather gives it (digits, ':' and 30+ letters, digits, '_' or "
+            "'-'; no spaces or line breaks)",
+            permanent=True,
+        )
     subject, body = message_text(payload)
     text = f"{subject}\n{body}"
     if len(text) > TELEGRAM_TEXT_LIMIT:

@@ -5,7 +5,7 @@ permission, refuses with ValidationError({field: [message]}) and writes the audi
 from __future__ import annotations
 
 import hmac
-import os
+import ipaddress
 import posixpath
 import re
 import secrets
@@ -34,16 +34,14 @@ VIEW = "monitoring.view_mailhost"
 OPERATE = "monitoring.operate_mailhost"
 
 USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
+# A DNS name: labels of 1 to 63 letters, digits and hyphens (not first or last), 253 characters at most.
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
-IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+\Z")
-# Where a host's private key may come from: a file inside settings.MAILHOST_SSH_KEY_DIR, or a variable whose name
-# starts with KEY_ENV_PREFIX. Whoever may add a host must not be able to make Dockspace read any other file or
-# variable (another secret, SECRET_KEY) as a key.
-KEY_DIR_VARIABLE = "DOCKSPACE_SSH_KEY_DIR"
-KEY_ENV_PREFIX = "DOCKSPACE_SSH_KEY_"
-KEY_ENV_RE = re.compile(rf"^{KEY_ENV_PREFIX}[A-Za-z0-9_]{{1,80}}\Z")
+HOST_RULE = "an IP address, or a DNS name whose labels are 1 to 63 letters, digits and hyphens (253 characters at most)"
+# The key rules live with the SSH module, which applies them again whenever it loads a key.
+KEY_DIR_VARIABLE = ssh.KEY_DIR_VARIABLE
+KEY_ENV_PREFIX = ssh.KEY_ENV_PREFIX
 CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}\Z")
 RELOADS = {"postfix": ("postfix", "reload"), "dovecot": ("doveadm", "reload")}
@@ -103,9 +101,10 @@ def parse_ssh_target(text: str, field_name: str = "ssh") -> tuple[str, str, int]
     if not USER_RE.match(user):
         raise field_error(field_name, f"{user!r} is not a user name (letters, digits, '_', '.', '-').")
     port = "22"
-    if rest.startswith("["):
+    bracketed = rest.startswith("[")
+    if bracketed:
         host, bracket, after = rest[1:].partition("]")
-        if not bracket or (after and not after.startswith(":")) or not IPV6_RE.match(host or "-"):
+        if not bracket or (after and not after.startswith(":")):
             raise field_error(field_name, rule)
         if after:
             port = after[1:]
@@ -115,11 +114,19 @@ def parse_ssh_target(text: str, field_name: str = "ssh") -> tuple[str, str, int]
             port = given
         if ":" in given:
             raise field_error(field_name, rule)
-    if not host or not (HOSTNAME_RE.match(host) or IPV6_RE.match(host)):
-        raise field_error(field_name, f"{host!r} is not a host name or IP address.")
+    if not _is_ip_address(host) and (bracketed or not HOSTNAME_RE.match(host)):
+        raise field_error(field_name, f"{host!r} is not a host name or IP address: give {HOST_RULE}.")
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise field_error(field_name, f"{port!r} is not a port (1 to 65535).")
     return user, host.lower(), int(port)
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _absolute_path(value: str | None, field_name: str, what: str) -> str:
@@ -139,32 +146,11 @@ def key_help() -> dict[str, str]:
     }
 
 
-def _key_file(value: str) -> str:
-    path = _absolute_path(value, "key_path", "the key file")
-    directory = os.path.realpath(settings.MAILHOST_SSH_KEY_DIR)
-    real = os.path.realpath(path)  # symbolic links followed: a link in the directory may not lead out of it
-    if real == directory or os.path.commonpath([real, directory]) != directory:
-        raise field_error(
-            "key_path",
-            f"the key file must be inside the SSH key directory {settings.MAILHOST_SSH_KEY_DIR} ({KEY_DIR_VARIABLE}; "
-            f"symbolic links are followed): {path} is not.",
-        )
-    return path
-
-
 def _key_source(key_path: str | None, key_env: str | None) -> tuple[str, str]:
-    key_path, key_env = (key_path or "").strip(), (key_env or "").strip()
-    if bool(key_path) == bool(key_env):
-        raise field_error("key_path", "give exactly one of a key file (--key) and a key variable (--key-env).")
-    if key_path:
-        return _key_file(key_path), ""
-    if not KEY_ENV_RE.match(key_env) or key_env == KEY_DIR_VARIABLE:
-        raise field_error(
-            "key_env",
-            f"{key_env!r} is refused: the key variable's name must start with {KEY_ENV_PREFIX} (then letters, digits, "
-            f"'_'; e.g. {KEY_ENV_PREFIX}MX1), so that no other variable of Dockspace's is read as a key.",
-        )
-    return "", key_env
+    try:
+        return ssh.checked_key_source(key_path, key_env)
+    except ssh.KeySourceRefused as e:
+        raise field_error(e.field, e.message) from None
 
 
 def _check_key(key_path: str, key_env: str) -> None:

@@ -1,5 +1,5 @@
-"""Reads for monitoring's pages and commands: the alerts a person may see, open first; the mail hosts' latest
-probes and the mailboxes' quota use."""
+"""Reads for monitoring's pages and commands: the alerts a person may see, open first; the mail hosts a person may
+see, their latest probes and the mailboxes' quota use."""
 
 from django.db.models import Case, IntegerField, Value, When
 
@@ -40,6 +40,23 @@ def open_alert_counts():
     for state in Alert.objects.exclude(state=Alert.RESOLVED).values_list("state", flat=True):
         counts[state] += 1
     return counts
+
+
+def mailhosts_for(actor, *, field="__all__"):
+    """The mail hosts `actor` may see, by name: all of them with the permission to view mail hosts; refused
+    (ValidationError, like a service) without it, so a command says why instead of listing nothing."""
+    from accounts.authz import require_perm
+    from monitoring.hosts import VIEW
+    from monitoring.models import MailHost
+
+    require_perm(actor, VIEW, field)
+    return MailHost.objects.order_by("name")
+
+
+def mailhost_for(actor, name):
+    """The mail host called `name` for `actor` (None when there is none); refused without the permission to view
+    mail hosts, before anything is said about whether it exists."""
+    return mailhosts_for(actor, field="name").filter(name=(name or "").strip().lower()).first()
 
 
 def latest_probes():

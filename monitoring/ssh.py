@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import os
+import posixpath
+import re
 import select
 import shlex
 import socket
@@ -28,13 +31,30 @@ from monitoring.probes.collect import CommandResult
 if TYPE_CHECKING:
     from monitoring.models import MailHost
 
-__all__ = ["CommandResult", "HostKey", "Session", "SshError", "fetch_host_key", "load_private_key", "session"]
+__all__ = [
+    "CommandResult",
+    "HostKey",
+    "KeySourceRefused",
+    "Session",
+    "SshError",
+    "checked_key_source",
+    "fetch_host_key",
+    "load_private_key",
+    "session",
+]
 
 # Output kept per stream; the rest is read (so the remote side never blocks) and dropped.
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 # Commands that need root on a host where the SSH user is not in the docker group (MailHost.use_sudo).
 SUDO_COMMANDS = frozenset({"docker"})
 SUDO_PASSWORD_SIGNS = ("a password is required", "a terminal is required", "you must have a tty")
+# Where a host's private key may come from: a file inside settings.MAILHOST_SSH_KEY_DIR, or a variable whose name
+# starts with KEY_ENV_PREFIX. Whoever may add a host must not be able to make Dockspace read any other file or
+# variable (another secret, SECRET_KEY) as a key; checked when a host is added or changed AND whenever a key is
+# loaded (a row from an older version or a restored backup is not trusted either).
+KEY_DIR_VARIABLE = "DOCKSPACE_SSH_KEY_DIR"
+KEY_ENV_PREFIX = "DOCKSPACE_SSH_KEY_"
+KEY_ENV_RE = re.compile(rf"^{KEY_ENV_PREFIX}[A-Za-z0-9_]{{1,80}}\Z")
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,14 @@ class SshError(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+class KeySourceRefused(SshError):
+    """The key file or variable breaks the key rules (see KEY_DIR_VARIABLE); `field`: key_path or key_env."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__("key", message)
+        self.field = field
 
 
 def connect_timeout() -> int:
@@ -102,8 +130,44 @@ def _private_key_from_text(text: str, source: str) -> paramiko.PKey:
     raise SshError("key", f"{source} holds a key type SSH here does not support (use ed25519, ECDSA or RSA).")
 
 
+def _key_file(value: str) -> str:
+    path = value.strip()
+    if not path.startswith("/") or "\n" in path or "\x00" in path:
+        raise KeySourceRefused("key_path", f"the key file must be an absolute path (starting with /); got {path!r}.")
+    path = posixpath.normpath(path) if path != "/" else path
+    directory = os.path.realpath(settings.MAILHOST_SSH_KEY_DIR)
+    real = os.path.realpath(path)  # symbolic links followed: a link in the directory may not lead out of it
+    if real == directory or os.path.commonpath([real, directory]) != directory:
+        raise KeySourceRefused(
+            "key_path",
+            f"the key file must be inside the SSH key directory {settings.MAILHOST_SSH_KEY_DIR} ({KEY_DIR_VARIABLE}; "
+            f"symbolic links are followed): {path} is not.",
+        )
+    return path
+
+
+def checked_key_source(key_path: str | None, key_env: str | None) -> tuple[str, str]:
+    """(key_path, key_env), the path normalised, when exactly one is given and it follows the key rules (a file
+    inside the SSH key directory, a variable named DOCKSPACE_SSH_KEY_...); KeySourceRefused otherwise. Nothing is
+    read: a refusal says nothing about the file."""
+    key_path, key_env = (key_path or "").strip(), (key_env or "").strip()
+    if bool(key_path) == bool(key_env):
+        raise KeySourceRefused("key_path", "give exactly one of a key file (--key) and a key variable (--key-env).")
+    if key_path:
+        return _key_file(key_path), ""
+    if not KEY_ENV_RE.match(key_env) or key_env == KEY_DIR_VARIABLE:
+        raise KeySourceRefused(
+            "key_env",
+            f"{key_env!r} is refused: the key variable's name must start with {KEY_ENV_PREFIX} (then letters, digits, "
+            f"'_'; e.g. {KEY_ENV_PREFIX}MX1), so that no other variable of Dockspace's is read as a key.",
+        )
+    return "", key_env
+
+
 def load_private_key(*, key_path: str = "", key_env: str = "") -> paramiko.PKey:
-    """The paramiko key from a file on this machine or from an environment variable (or NAME_FILE)."""
+    """The paramiko key from a file in the SSH key directory or from a DOCKSPACE_SSH_KEY_ variable (or NAME_FILE);
+    a source that breaks the key rules is refused before anything is read (KeySourceRefused)."""
+    key_path, key_env = checked_key_source(key_path, key_env)
     if key_path:
         source = f"the key file {key_path}"
         try:
@@ -176,6 +240,8 @@ def _connect_errors(host: str, port: int, timeout: float) -> contextlib.Abstract
             raise SshError("auth", f"{where} refused the key (authentication failed).") from None
         except socket.gaierror:
             raise SshError("unreachable", f"{host} cannot be resolved (no such host name).") from None
+        except UnicodeError:  # the IDNA codec refuses the name (an empty or over-long label: a..b)
+            raise SshError("unreachable", f"{host} cannot be resolved (not a valid host name).") from None
         except TimeoutError:
             raise SshError("timeout", f"{where} did not answer within {timeout:g} s.") from None
         except paramiko.ssh_exception.NoValidConnectionsError:

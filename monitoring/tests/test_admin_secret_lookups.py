@@ -37,3 +37,28 @@ def test_every_secret_field_of_every_admin_is_refused_as_a_filter():
     assert browser.get("/admin/oidc/signingkey/", {"state__exact": "active"}).status_code == 200
     assert browser.get("/admin/oidc/application/", {"requires_totp__exact": "1"}).status_code == 200
     assert browser.get("/admin/accounts/user/", {"is_active__exact": "1"}).status_code == 200
+
+
+def test_staff_who_may_only_view_channels_cannot_read_a_webhooks_path_by_filtering():
+    from django.contrib.auth.models import Permission
+
+    from accounts.tests.factories import UserFactory
+    from monitoring.tests.factories import webhook_channel
+
+    webhook_channel("https://hooks.example.com/services/T00/SECRETPATH")
+    viewer = UserFactory(email="v@example.com", is_staff=True)
+    granted = Permission.objects.filter(codename__in=["view_notificationchannel", "view_alertevent"])
+    viewer.user_permissions.add(*granted)
+    browser = Client()
+    browser.force_login(viewer)
+    url = "/admin/monitoring/notificationchannel/"
+    for lookup, value in [
+        ("webhook_url__startswith", "https://hooks.example.com/services/T00/S"),
+        ("webhook_url__regex", "^https://hooks.example.com/services/T00/S"),
+        ("webhook_url", "https://hooks.example.com/services/T00/SECRETPATH"),
+    ]:
+        assert browser.get(url, {lookup: value}).status_code == 400, lookup
+    # Through a relation too (the notifications list).
+    assert browser.get("/admin/monitoring/alertevent/", {"channel__webhook_url__regex": "^"}).status_code == 400
+    # Positive control: the list and its own filters still work for them.
+    assert browser.get(url, {"kind__exact": "webhook"}).status_code == 200

@@ -168,6 +168,24 @@ def test_a_webhook_secret_is_stored_encrypted_and_never_shown_again(root):
         ({"secret_env": "SECRET_KEY"}, "secret_env", "must be a variable name starting with DOCKSPACE_ALERT_"),
         ({"webhook_url": "ftp://example.org/x", "secret_env": "DOCKSPACE_ALERT_HOOK"}, "webhook_url", "http://"),
         ({"kind": "telegram", "telegram_chat_id": "-1001", "new_secret": "nope"}, "new_secret", "bot token"),
+        # Malformed IPv6 hosts (urlsplit's ValueError was a 500) and URLs that cannot be sent as they are.
+        ({"webhook_url": "http://[::1", "secret_env": "DOCKSPACE_ALERT_HOOK"}, "webhook_url", "not a well-formed URL"),
+        ({"webhook_url": "http://[zz]/", "secret_env": "DOCKSPACE_ALERT_HOOK"}, "webhook_url", "not a well-formed"),
+        (
+            {"webhook_url": "https://hooks.example.org/T00/SECRET TOKEN", "secret_env": "DOCKSPACE_ALERT_HOOK"},
+            "webhook_url",
+            "spaces, control characters and non-ASCII characters must be percent-encoded in the URL (e.g. %20).",
+        ),
+        (
+            {"webhook_url": "https://hooks.example.org/hoöks", "secret_env": "DOCKSPACE_ALERT_HOOK"},
+            "webhook_url",
+            "non-ASCII characters must be percent-encoded",
+        ),
+        (
+            {"webhook_url": "http://0x7f000001/hook", "secret_env": "DOCKSPACE_ALERT_HOOK"},
+            "webhook_url",
+            "the webhook address 127.0.0.1 (of 0x7f000001) is a loopback address",
+        ),
     ],
 )
 def test_a_refused_channel_names_the_field(root, fields, field, message):
@@ -259,6 +277,31 @@ def test_send_test_is_refused_without_the_permission_to_change_channels(viewer, 
         operator.post(CHANNELS, {"action": "send_test", "_selected_action": [channel.pk]})
         assert len(receiver.received) == 1
     assert not AuditEvent.objects.filter(action="monitoring.channel.test", actor__email="v@example.com").exists()
+
+
+def test_send_test_of_a_url_that_cannot_be_sent_says_so_instead_of_a_500(operator, outbound_to_loopback):
+    channel = webhook_channel()
+    # A row saved before the model refused such URLs: http.client could not encode its path.
+    NotificationChannel.objects.filter(pk=channel.pk).update(webhook_url="http://127.0.0.1:9/services/SECRÉT?k=KEY")
+    response = operator.post(f"{CHANNELS}{channel.pk}/send-test/", follow=True)
+    [message] = shown_messages(response)
+    assert message.startswith("Test notification to Ops webhook failed: http://127.0.0.1:9: spaces, control")
+    assert "SECR" not in message and "KEY" not in message
+    assert AlertEvent.objects.get(kind="test").status == "failed"
+
+
+def test_a_send_test_that_breaks_unexpectedly_fails_the_test_and_says_to_look_in_the_log(operator, monkeypatch):
+    # Stands for a bug in a channel's code: whatever it raises, the page answers and the test does not stay "sending".
+    def broken(channel, payload, message_id):
+        raise RuntimeError("unexpected, quoting https://hooks.example.org/SECRET")
+
+    monkeypatch.setattr("monitoring.channels.deliver", broken)
+    channel = webhook_channel()
+    response = operator.post(f"{CHANNELS}{channel.pk}/send-test/", follow=True)
+    expected = "could not be sent (RuntimeError); see the log"
+    assert shown_messages(response) == [f"Test notification to Ops webhook failed: {expected}"]
+    event = AlertEvent.objects.get(kind="test")
+    assert (event.status, event.error) == ("failed", expected)
 
 
 def test_send_test_must_be_posted(operator):

@@ -109,6 +109,15 @@ def field_errors(page):
     return {name: list(found) for name, found in page.context["form"].errors.items()}
 
 
+@pytest.mark.parametrize("host", ["a..b", "...", "x" * 64 + ".example.com"])
+def test_a_host_that_is_no_dns_name_is_an_error_on_the_ssh_field_not_a_500(browser, sshd, host):
+    found = field_errors(browser.post(ADD, add_form(sshd, ssh=f"u@{host}")))
+    assert list(found) == ["ssh"] and found["ssh"][0].startswith(f"'{host}' is not a host name or IP address: give")
+    assert not MailHost.objects.exists()
+    # Positive control: a well-formed target is contacted (and its key offered).
+    assert sshd.fingerprint() in browser.post(ADD, add_form(sshd)).content.decode()
+
+
 def test_a_key_outside_the_key_directory_or_a_variable_without_the_prefix_is_refused(browser, sshd, settings, tmp_path):
     settings.MAILHOST_SSH_KEY_DIR = tmp_path / "keys"
     settings.MAILHOST_SSH_KEY_DIR.mkdir()

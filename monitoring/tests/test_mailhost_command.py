@@ -129,7 +129,10 @@ PREFIX = "the key variable's name must start with DOCKSPACE_SSH_KEY_"
     [
         (["--ssh", "nobody-at-all", "--key", "/keys/k"], "--ssh: give the SSH target as USER@HOST"),
         (["--ssh", "root@host:99999", "--key", "/keys/k"], "--ssh: '99999' is not a port (1 to 65535)."),
-        (["--ssh", "root@bad_host!", "--key", "/keys/k"], "--ssh: 'bad_host!' is not a host name or IP address."),
+        (
+            ["--ssh", "root@bad_host!", "--key", "/keys/k"],
+            "--ssh: 'bad_host!' is not a host name or IP address: give an IP address",
+        ),
         (["--ssh", "root@mx.example.com", "--key", "id_ed25519"], "--key: the key file must be an absolute path"),
         (["--ssh", "root@mx.example.com", "--key", "/etc/passwd"], f"--key: the key file {OUTSIDE}: /etc/passwd is"),
         (["--ssh", "root@mx.example.com", "--key", "/keys/../etc/ssl/x.pem"], f"--key: the key file {OUTSIDE}: /etc/"),
@@ -426,3 +429,61 @@ def test_as_someone_who_is_not_staff_is_refused():
         refused("mailhost", "list", "--as", "nobody@example.com")
         == "--as: 'nobody@example.com' is not an active staff member."
     )
+
+
+@pytest.mark.parametrize(
+    "target", ["u@a..b", "u@...", f"u@{'x' * 64}.example.com", "u@[zz]", "u@[a..b]:22", "u@-mx.example.com"]
+)
+def test_a_host_that_is_neither_an_ip_address_nor_a_dns_name_is_refused_naming_ssh(target, monkeypatch):
+    monkeypatch.setenv("DOCKSPACE_SSH_KEY_X", "not used")
+    message = refused("mailhost", "add", "mx2", "--ssh", target, "--key-env", "DOCKSPACE_SSH_KEY_X")
+    assert message.startswith("--ssh: ") and "is not a host name or IP address: give an IP address, or a DNS" in message
+
+
+def test_ip_addresses_bracketed_or_not_and_dns_names_are_taken(sshd):
+    # Positive control of the rule above: each is parsed and contacted (port 1: nothing listens).
+    for target, where in [
+        ("u@127.0.0.1:1", "127.0.0.1:1"),
+        ("u@[::1]:1", "[::1]:1"),
+        ("u@[127.0.0.1]:1", "127.0.0.1:1"),
+    ]:
+        message = refused("mailhost", "add", "mx2", "--ssh", target, "--key", str(sshd.keys["user"]))
+        assert message.startswith(f"--ssh: {where} "), message
+    assert "localhost" in refused("mailhost", "add", "mx2", "--ssh", "u@localhost:1", "--key", str(sshd.keys["user"]))
+
+
+def test_a_stored_key_outside_the_rules_is_refused_when_used_and_the_check_names_the_host(sshd):
+    from django.core.checks import run_checks
+
+    add_host(sshd)
+    assert "monitoring.W001" not in {problem.id for problem in run_checks(databases=["default"])}
+    MailHost.objects.filter(name="mx1").update(key_path="/etc/passwd")  # an old row, a restored backup
+    message = refused("mailhost", "restart", "mx1", "--execute")
+    assert message.startswith("the key file must be inside the SSH key directory")
+    assert sshd.calls() == []
+    [warning] = [problem for problem in run_checks(databases=["default"]) if problem.id == "monitoring.W001"]
+    assert warning.msg.startswith("Mail host mx1: the key file must be inside the SSH key directory")
+    assert "mailhost update mx1 --key" in warning.hint
+    # Positive control: the key put back where the rules allow, the host works and the warning is gone.
+    run("mailhost", "update", "mx1", "--key", str(sshd.keys["user"]))
+    run("mailhost", "restart", "mx1", "--execute")
+    assert sshd.calls() == [["docker", "restart", "mailserver"]]
+    assert "monitoring.W001" not in {problem.id for problem in run_checks(databases=["default"])}
+
+
+def test_list_show_and_check_as_staff_without_the_permission_to_view_hosts_are_refused(sshd, viewer):
+    from accounts.tests.factories import UserFactory
+
+    add_host(sshd)
+    UserFactory(email="mail-admin@example.com", is_staff=True)  # staff, but may not view mail hosts
+    refusal = "you do not have the permission 'monitoring.view_mailhost'."
+    assert refused("mailhost", "list", "--as", "mail-admin@example.com") == refusal
+    assert refused("mailhost", "list", "--json", "--as", "mail-admin@example.com") == refusal
+    assert refused("mailhost", "show", "mx1", "--as", "mail-admin@example.com") == f"NAME: {refusal}"
+    assert refused("mailhost", "show", "nosuch", "--as", "mail-admin@example.com") == f"NAME: {refusal}"  # not "no..."
+    assert refused("mailhost", "check", "mx1", "--as", "mail-admin@example.com") == f"NAME: {refusal}"
+    assert sshd.calls() == []
+    # Positive control: who may view mail hosts lists and shows them.
+    assert [row["name"] for row in json.loads(run("mailhost", "list", "--json", "--as", viewer))] == ["mx1"]
+    assert json.loads(run("mailhost", "show", "mx1", "--json", "--as", viewer))["name"] == "mx1"
+    assert refused("mailhost", "show", "nosuch", "--as", viewer) == "NAME: no mail host 'nosuch'."

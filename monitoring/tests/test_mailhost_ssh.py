@@ -128,11 +128,12 @@ def test_a_command_running_past_its_timeout_is_stopped_with_its_command_named(ss
     ("make", "message"),
     [
         (lambda d: d / "missing", "does not exist on the Dockspace machine"),
-        (lambda d: d, "is a directory, not a key file"),
+        (lambda d: _mkdir(d / "mx1"), "is a directory, not a key file"),
         (lambda d: _write(d / "notes.txt", "hello\n"), "does not hold a private key in OpenSSH or PEM format"),
     ],
 )
-def test_key_file_problems_are_named_without_touching_the_host(sshd, tmp_path, make, message):
+def test_key_file_problems_are_named_without_touching_the_host(sshd, tmp_path, settings, make, message):
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path
     path = make(tmp_path)
     host = unsaved_host(sshd, key_path=str(path))
     error = refusal(host)
@@ -141,9 +142,10 @@ def test_key_file_problems_are_named_without_touching_the_host(sshd, tmp_path, m
     assert sshd.calls() == []
 
 
-def test_a_passphrase_protected_key_is_refused_with_the_reason(sshd, tmp_path):
+def test_a_passphrase_protected_key_is_refused_with_the_reason(sshd, tmp_path, settings):
     import subprocess
 
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path
     key = tmp_path / "locked"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret pass", "-f", str(key)], check=True)
     error = refusal(unsaved_host(sshd, key_path=str(key)))
@@ -151,28 +153,29 @@ def test_a_passphrase_protected_key_is_refused_with_the_reason(sshd, tmp_path):
 
 
 def test_the_key_may_come_from_an_environment_variable(sshd, monkeypatch):
-    monkeypatch.setenv("MX1_SSH_KEY", sshd.keys["user"].read_text())
-    host = unsaved_host(sshd, key_path="", key_env="MX1_SSH_KEY")
+    monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1", sshd.keys["user"].read_text())
+    host = unsaved_host(sshd, key_path="", key_env="DOCKSPACE_SSH_KEY_MX1")
     assert run(host, ["docker", "restart", "mailserver"]).stdout == "mailserver\n"
 
 
 def test_or_from_the_file_its_NAME_FILE_variable_names(sshd, monkeypatch):
-    monkeypatch.delenv("MX1_SSH_KEY", raising=False)
-    monkeypatch.setenv("MX1_SSH_KEY_FILE", str(sshd.keys["user"]))
-    host = unsaved_host(sshd, key_path="", key_env="MX1_SSH_KEY")
+    monkeypatch.delenv("DOCKSPACE_SSH_KEY_MX1", raising=False)
+    monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1_FILE", str(sshd.keys["user"]))
+    host = unsaved_host(sshd, key_path="", key_env="DOCKSPACE_SSH_KEY_MX1")
     assert run(host, ["docker", "restart", "mailserver"]).exit_status == 0
 
 
 def test_an_unset_key_variable_is_named_and_no_key_text_ever_appears_in_a_message(sshd, monkeypatch):
-    monkeypatch.delenv("MX1_SSH_KEY", raising=False)
-    monkeypatch.delenv("MX1_SSH_KEY_FILE", raising=False)
-    error = refusal(unsaved_host(sshd, key_path="", key_env="MX1_SSH_KEY"))
+    monkeypatch.delenv("DOCKSPACE_SSH_KEY_MX1", raising=False)
+    monkeypatch.delenv("DOCKSPACE_SSH_KEY_MX1_FILE", raising=False)
+    error = refusal(unsaved_host(sshd, key_path="", key_env="DOCKSPACE_SSH_KEY_MX1"))
     assert (
         error.message
-        == "the environment variable MX1_SSH_KEY (or MX1_SSH_KEY_FILE) is not set in Dockspace's environment."
+        == "the environment variable DOCKSPACE_SSH_KEY_MX1 (or DOCKSPACE_SSH_KEY_MX1_FILE) is not set in Dockspace's "
+        "environment."
     )
-    monkeypatch.setenv("MX1_SSH_KEY", sshd.keys["user"].read_text()[:200])  # a truncated key
-    error = refusal(unsaved_host(sshd, key_path="", key_env="MX1_SSH_KEY"))
+    monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1", sshd.keys["user"].read_text()[:200])  # a truncated key
+    error = refusal(unsaved_host(sshd, key_path="", key_env="DOCKSPACE_SSH_KEY_MX1"))
     assert error.kind == "key" and "PRIVATE KEY" not in error.message and "b3BlbnNzaC1rZXk" not in error.message
 
 
@@ -200,6 +203,11 @@ def _write(path, text):
     return path
 
 
+def _mkdir(path):
+    path.mkdir()
+    return path
+
+
 def test_a_command_is_traced_by_its_program_host_and_exit_status_never_its_output(sshd, monkeypatch):
     finished = record_spans(monkeypatch)  # tracing on for this test (README "Tracing")
     host = unsaved_host(sshd)
@@ -223,3 +231,45 @@ def test_a_command_is_traced_by_its_program_host_and_exit_status_never_its_outpu
     exported = ran.to_json() + timed_out.to_json()
     for never in ["printed-on", "postqueue", "did not finish"]:  # output, the command line, the error's text
         assert never not in exported
+
+
+# --- the key rules, applied whenever a key is loaded -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"key_path": "/etc/passwd"}, "the key file must be inside the SSH key directory"),
+        ({"key_path": "/etc/no-such-file"}, "the key file must be inside the SSH key directory"),
+        ({"key_path": "", "key_env": "SECRET_KEY"}, "'SECRET_KEY' is refused: the key variable's name must start"),
+    ],
+)
+def test_a_stored_key_source_that_breaks_the_rules_is_refused_before_anything_is_read(sshd, fields, message):
+    # A row from before the rules, or a restored backup: nothing is read, so the refusal is the same whether the
+    # file exists or not (it no longer tells "exists, not a key" from "does not exist").
+    error = refusal(unsaved_host(sshd, **fields))
+    assert error.kind == "key" and message in error.message
+    assert "does not exist" not in error.message and "does not hold a private key" not in error.message
+    assert sshd.calls() == []
+    # Positive control: the host's key from the key directory connects.
+    assert run(unsaved_host(sshd), ["docker", "restart", "mailserver"]).exit_status == 0
+
+
+def test_a_link_in_the_key_directory_leading_out_of_it_is_refused_when_used(sshd, settings, tmp_path):
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path / "keys"
+    settings.MAILHOST_SSH_KEY_DIR.mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.write_text(sshd.keys["user"].read_text())
+    (settings.MAILHOST_SSH_KEY_DIR / "mx1").symlink_to(outside)
+    error = refusal(unsaved_host(sshd, key_path=str(settings.MAILHOST_SSH_KEY_DIR / "mx1")))
+    assert error.kind == "key" and "symbolic links are followed" in error.message
+
+
+@pytest.mark.parametrize("name", ["a..b", "...", "x" * 64 + ".example.com"])
+def test_a_host_name_the_resolver_cannot_encode_is_unreachable_not_a_traceback(name):
+    with pytest.raises(ssh.SshError) as caught:
+        ssh.fetch_host_key(name, 22, timeout=1)
+    assert (caught.value.kind, caught.value.message) == (
+        "unreachable",
+        f"{name} cannot be resolved (not a valid host name).",
+    )

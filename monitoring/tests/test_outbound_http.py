@@ -7,6 +7,7 @@ its positive control (the same receiver reached once the allow-list admits it)."
 import ipaddress
 import socket
 import ssl
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -15,7 +16,7 @@ import time_machine
 from django.test import TestCase
 
 from monitoring import alert_services, channels, outbound_http
-from monitoring.alert_models import AlertEvent
+from monitoring.alert_models import AlertEvent, NotificationChannel
 from monitoring.standard_webhooks import generate_secret
 from monitoring.tests.factories import switch, switch_rule, telegram_channel, webhook_channel
 from monitoring.tests.stand_ins import serving, telegram_stand_in, webhook_receiver
@@ -54,9 +55,15 @@ def networks(*cidrs):
         ("::ffff:127.0.0.1", "the IPv4-mapped form of 127.0.0.1, a loopback address"),
         ("::ffff:169.254.169.254", "the IPv4-mapped form of 169.254.169.254, a link-local address"),
         ("::ffff:10.1.2.3", "the IPv4-mapped form of 10.1.2.3, a private address"),
+        ("2002:7f00:1::1", "the 6to4 form of 127.0.0.1, a loopback address"),
+        ("2002:a9fe:a9fe::", "the 6to4 form of 169.254.169.254, a link-local address"),
+        ("64:ff9b::7f00:1", "the NAT64 form of 127.0.0.1, a loopback address"),
+        ("64:ff9b::a00:1", "the NAT64 form of 10.0.0.1, a private address"),
         ("93.184.215.14", ""),
         ("2606:4700:4700::1111", ""),
         ("::ffff:93.184.215.14", ""),
+        ("2002:5db8:d70e::1", ""),  # 6to4 and NAT64 forms of a public address are public
+        ("64:ff9b::5db8:d70e", ""),
     ],
 )
 def test_what_each_address_is(address, reason):
@@ -115,6 +122,8 @@ def test_by_default_a_receiver_on_loopback_is_refused_and_gets_nothing(receiver,
         ("http://0.0.0.0:9/hook", "address 0.0.0.0 is an unspecified address"),
         ("http://[::ffff:127.0.0.1]:9/hook", "is the IPv4-mapped form of 127.0.0.1, a loopback address"),
         ("http://[::ffff:169.254.169.254]/", "is the IPv4-mapped form of 169.254.169.254, a link-local address"),
+        ("http://[2002:7f00:1::1]:9/hook", "is the 6to4 form of 127.0.0.1, a loopback address"),
+        ("http://[64:ff9b::a9fe:a9fe]/", "is the NAT64 form of 169.254.169.254, a link-local address"),
     ],
 )
 def test_internal_addresses_are_refused_before_any_connection(url, message):
@@ -233,3 +242,148 @@ def test_https_keeps_the_host_name_for_sni_and_the_certificate(tmp_path, setting
         with pytest.raises(outbound_http.OutboundError, match="CERTIFICATE_VERIFY_FAILED"):
             outbound_http.post(f"https://127.0.0.1:{port}/hook", b"{}", {}, timeout=2)
     assert server.hosts == [f"localhost:{port}"]
+
+
+# --- what the form can tell without DNS ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2130706433", "127.0.0.1"),  # how getaddrinfo (inet_aton) reads an IPv4 address: one number...
+        ("0x7f000001", "127.0.0.1"),  # ...in hexadecimal...
+        ("0177.0.0.1", "127.0.0.1"),  # ...octal parts...
+        ("127.1", "127.0.0.1"),  # ...fewer than four parts
+        ("0", "0.0.0.0"),
+        ("[2002:7f00:1::1]", "2002:7f00:1::1"),
+        ("[64:ff9b::a00:1]", "64:ff9b::a00:1"),
+    ],
+)
+def test_the_early_check_reads_an_address_as_the_connection_would(host, address):
+    with pytest.raises(outbound_http.RefusedAddress) as refused:
+        outbound_http.check_without_lookup(f"http://{host}/hook")
+    assert str(refused.value.address) == address
+
+
+@pytest.mark.parametrize(
+    "host", ["134744072", "0x8080808", "8.8.8.8", "[2002:808:808::1]", "[64:ff9b::808:808]", "hooks.example.com"]
+)
+def test_the_early_check_lets_public_addresses_and_names_through(host):
+    outbound_http.check_without_lookup(f"http://{host}/hook")  # positive control: nothing refused
+
+
+# --- URLs that cannot be sent as they are --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/services/T00/SECRET TOKEN?k=APIKEY",  # http.client's InvalidURL quoted the path
+        "/services/T00/SECRET\tTOKEN",
+        "/services/T00/SECRET?k=API\nKEY",
+        "/services/T00/SECRÉT",  # http.client could not encode it (UnicodeEncodeError)
+        "/services/T00/SECRET\x7f",
+    ],
+)
+def test_a_path_or_query_that_cannot_be_sent_is_refused_naming_only_the_origin(receiver, outbound_to_loopback, path):
+    url = f"{receiver.url}{path}"
+    with pytest.raises(outbound_http.RefusedURL) as refused:
+        outbound_http.post(url, b"{}", {}, timeout=2)
+    assert str(refused.value) == (
+        f"{receiver.url}: spaces, control characters and non-ASCII characters must be percent-encoded in the URL "
+        "(e.g. %20)"
+    )
+    assert outbound_http.url_problem(url) and receiver.received == []
+    # Positive control: the same URL percent-encoded is sent.
+    assert outbound_http.post(f"{receiver.url}/services/T00/SECRET%20TOKEN?k=APIKEY", b"{}", {}, timeout=2)
+    assert [r["path"] for r in receiver.received] == ["/services/T00/SECRET%20TOKEN?k=APIKEY"]
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[zz]/", "http://[::1/hook"])
+def test_a_malformed_url_is_refused_and_its_origin_never_raises(url):
+    assert outbound_http.origin(url) == "(a malformed URL)"
+    with pytest.raises(outbound_http.RefusedURL, match="is not a well-formed URL"):
+        outbound_http.post(url, b"{}", {}, timeout=1)
+    with pytest.raises(outbound_http.RefusedURL, match="is not a well-formed URL"):
+        outbound_http.check_without_lookup(url)
+    assert outbound_http.origin("http://[::1]:8080/hook") == "http://[::1]:8080"  # positive control
+
+
+def test_a_send_test_to_such_a_url_fails_and_shows_neither_path_nor_query(receiver, outbound_to_loopback):
+    channel = webhook_channel(receiver.url + "/ok", receiver.secret_value)
+    for path in ["/services/T00/SECRET TOKEN?k=APIKEY", "/services/T00/SECRÉT"]:
+        NotificationChannel.objects.filter(pk=channel.pk).update(webhook_url=receiver.url + path)  # an older row
+        channel.refresh_from_db()
+        outcome = alert_services.channel_send_test(channel=channel, actor_label="test")
+        event = AlertEvent.objects.filter(kind="test").latest("id")
+        expected = f"{receiver.url}: spaces, control characters and non-ASCII characters must be percent-encoded"
+        assert (outcome.is_sent, event.status) == (False, "failed")
+        assert outcome.text.startswith(f"Test notification to Ops webhook failed: {expected}")
+        assert event.error.startswith(expected)
+        assert not any(word in outcome.text + event.error for word in ("SECRET", "APIKEY"))
+    assert receiver.received == []
+
+
+def test_a_telegram_token_from_a_variable_is_checked_like_a_stored_one(outbound_to_loopback, monkeypatch, settings):
+    with telegram_stand_in() as bot:
+        settings.ALERT_TELEGRAM_API_BASE = bot.url
+        channel = telegram_channel(TOKEN, secret_env="DOCKSPACE_ALERT_BOT")
+        monkeypatch.setenv("DOCKSPACE_ALERT_BOT", TOKEN + " ")  # a trailing space, as an env file may leave it
+        with pytest.raises(channels.ChannelError) as refused:
+            channels.deliver(channel, {"type": "alert.test", "timestamp": "", "data": {"title": "t"}}, "msg_1")
+        assert str(refused.value).startswith("the bot token in DOCKSPACE_ALERT_BOT is not one as @BotFather gives it")
+        assert refused.value.permanent and TOKEN.partition(":")[2] not in str(refused.value)
+        assert bot.received == []
+        # Positive control: the same token without the space is sent.
+        monkeypatch.setenv("DOCKSPACE_ALERT_BOT", TOKEN)
+        channels.deliver(channel, {"type": "alert.test", "timestamp": "", "data": {"title": "t"}}, "msg_1")
+        assert [r["token"] for r in bot.received] == [TOKEN]
+
+
+def test_an_http_error_names_its_class_not_its_text(receiver, outbound_to_loopback):
+    # A header value http.client refuses: its ValueError quotes the value (a signature, a token).
+    with pytest.raises(outbound_http.OutboundError) as failed:
+        outbound_http.post(f"{receiver.url}/hook", b"{}", {"X-Token": "SECRET\r\nInjected: 1"}, timeout=2)
+    assert str(failed.value) == f"{receiver.url}: ValueError"
+    assert receiver.received == []
+
+
+# --- one deadline for the whole request ----------------------------------------------------------------------
+
+
+class Dripping(BaseHTTPRequestHandler):
+    """Answers 204, its header a byte every 0.1 s (`server.drip` bytes): each read gets its byte in time, the whole
+    answer takes long."""
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            self.wfile.write(b"HTTP/1.1 204 No Content\r\nX-Slow: ")
+            for _ in range(self.server.drip):
+                time.sleep(0.1)
+                self.wfile.write(b"z")
+            self.wfile.write(b"\r\nContent-Length: 0\r\n\r\n")
+        except OSError:
+            pass  # the client gave up
+        self.close_connection = True
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_an_answer_dripping_past_the_timeout_is_cut_off_at_it(outbound_to_loopback, tmp_path, monkeypatch, scheme):
+    tls = None
+    if scheme == "https":
+        authority = Authority(tmp_path)
+        certfile, keyfile, _ = authority.issue("hook", not_after=datetime.now(UTC) + timedelta(days=30))
+        monkeypatch.setenv("SSL_CERT_FILE", str(authority.cafile))
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(certfile, keyfile)
+    with serving(Dripping, tls=tls, drip=40) as server:  # 4 s of answer, every byte 0.1 s after the last
+        with pytest.raises(outbound_http.OutboundError) as failed:
+            outbound_http.post(f"{server.url}/hook", b"{}", {}, timeout=1)
+        assert str(failed.value) == f"{server.url}: no answer within 1 seconds"
+        # Positive control: an answer that drips for less than the timeout is read.
+        server.drip = 3
+        assert outbound_http.post(f"{server.url}/hook", b"{}", {}, timeout=10).status == 204

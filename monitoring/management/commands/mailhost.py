@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from dockspace.commandline import ServiceCall, describe_actions, not_found, print_json, print_record
-from monitoring import hosts, probing
+from monitoring import hosts, probing, selectors
 from monitoring.models import HostProbe, MailHost
 
 ACTOR = "manage.py mailhost"
@@ -48,6 +48,7 @@ def mailhost_data(host):
 
 
 def find_host(name):
+    """The host an action names; the action's service checks the actor's permission."""
     host = MailHost.objects.filter(name=(name or "").strip().lower()).first()
     if host is None:
         raise not_found("NAME", "mail host", name)
@@ -228,8 +229,17 @@ class Command(BaseCommand):
         default = " It is the default host." if host.is_default else ""
         self.stdout.write(f"Added {host.name} ({host.ssh_target}) with host key {offered.fingerprint} pinned.{default}")
 
+    def _visible_host(self, name):
+        """The host `name` for a read (show, check): refused without the permission to view mail hosts."""
+        with ServiceCall(OPTIONS):
+            host = selectors.mailhost_for(self.actor, name)
+        if host is None:
+            raise not_found("NAME", "mail host", name)
+        return host
+
     def _list(self, o):
-        rows = [mailhost_data(h) for h in MailHost.objects.all()]
+        with ServiceCall(OPTIONS):
+            rows = [mailhost_data(h) for h in selectors.mailhosts_for(self.actor)]
         if o["json"]:
             return print_json(self, rows)
         if not rows:
@@ -242,10 +252,10 @@ class Command(BaseCommand):
             self.stdout.write(line.rstrip())
 
     def _show(self, o):
-        print_record(self, mailhost_data(find_host(o["name"])), o["json"])
+        print_record(self, mailhost_data(self._visible_host(o["name"])), o["json"])
 
     def _check(self, o):
-        host = find_host(o["name"])
+        host = self._visible_host(o["name"])
         with ServiceCall(OPTIONS):
             probe = probing.mailhost_check(host=host, **self._who_reads())
         data = probing.probe_data(probe)
