@@ -130,7 +130,7 @@ def _refuse_foreign(root: str | os.PathLike[str], found: dict[str, int] | None =
 
 def _left_alone(root: str | os.PathLike[str], force: bool) -> tuple[Sequence[catalog.Declaration], list[str]]:
     """The declarations this sync writes, and why it leaves the others alone. Another app's guarded file that
-    holds lines Dockspace did not write is left alone (the writer never removes a top-level .cf file), so it
+    holds lines Dockspace did not write is left alone (the writer never removes a top-level file), so it
     never holds back mail's accounts and access blocks. Raises ForeignFiles (writing nothing) when a file of
     mail's, or one the writer could not leave standing, is foreign: an existing DMS setup not yet adopted.
     Returns (declarations to write, messages for the skipped report)."""
@@ -152,8 +152,7 @@ def _may_stand_aside(declared: catalog.Declaration | None, path: str) -> bool:
     return (
         isinstance(declared, catalog.DmsFile)
         and declared.app_label != "mail"
-        and "/" not in path
-        and path.endswith(".cf")
+        and "/" not in path  # the writer never removes a top-level file (a *.cf file, user-patches.sh)
     )
 
 
