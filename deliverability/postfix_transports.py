@@ -10,7 +10,7 @@
   pool. A domain in no pool finds no table and keeps the default transport.
 - user-patches.sh (DMS runs it at start, after applying postfix-main.cf): one `smtp` service per IP in rotation,
   `out-192-0-2-10 unix - - n - - smtp -o smtp_bind_address=192.0.2.10 -o smtp_helo_name=...`, added with
-  `postconf -M` between markers in master.cf after removing (`postconf -X`) what the last run added.
+  `postconf -M` between markers in master.cf after removing (`postconf -MX`) what the last run added.
   `postfix-master.cf` cannot do this: DMS applies it with `postconf -P`, which only edits existing services.
 """
 
@@ -181,7 +181,7 @@ MASTER_CF="$POSTFIX_DIR/master.cf"
 BEGIN_MARKER='{BEGIN_MARKER}'
 END_MARKER='{END_MARKER}'
 for name in $(sed -n "/^$BEGIN_MARKER\\$/,/^$END_MARKER\\$/s/^\\([^#[:space:]][^[:space:]]*\\)[[:space:]][[:space:]]*unix[[:space:]].*/\\1/p" "$MASTER_CF"); do
-    postconf -c "$POSTFIX_DIR" -X "$name/unix"
+    postconf -c "$POSTFIX_DIR" -M -X "$name/unix"
 done
 sed -i "/^$BEGIN_MARKER\\$/d; /^$END_MARKER\\$/d" "$MASTER_CF"
 echo "$BEGIN_MARKER" >>"$MASTER_CF\""""
@@ -252,6 +252,6 @@ def parse_user_patches(text: str, path: str) -> tuple[list[str], list[Problem]]:
             words = shlex.split(raw, comments=True) if raw.lstrip().startswith("postconf ") else []
         except ValueError:  # unbalanced quotes: not a line Dockspace wrote
             continue
-        if "-M" in words and words.index("-M") + 1 < len(words):
-            entries.append(words[words.index("-M") + 1].partition("=")[2])
+        if "-M" in words and "-X" not in words:
+            entries.extend(word.partition("=")[2] for word in words if re.match(r"[^=\s]+/unix=", word))
     return entries, []
