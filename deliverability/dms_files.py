@@ -13,11 +13,14 @@ from deliverability.postfix_transports import (
     USER_PATCHES_PATH,
     PoolIp,
     PoolRoute,
+    main_is_inert,
     main_lines,
+    map_is_inert,
     map_lines,
     parse_main,
     parse_map,
     parse_user_patches,
+    user_patches_is_inert,
     user_patches_lines,
 )
 from mail.dms.catalog import DmsFile, Reads
@@ -31,7 +34,9 @@ SYNC_ON = (
     "deliverability.IpPool_tiers",
     "mail.Domain",
 )
-_RESTART = "{what} changed: DMS applies it only at start. Restart the mailserver container."
+# DMS applies postfix-main.cf and runs user-patches.sh only when a container is created: `docker restart` skips its
+# set-up (target/scripts/start-mailserver.sh, /CONTAINER_START), and Postfix reads a texthash table only at its start.
+_RESTART = "{what} changed: DMS applies it only in a new container. Recreate the mailserver container."
 
 
 def read_pool_routes() -> tuple[PoolRoute, ...]:
@@ -67,8 +72,8 @@ DELIVERABILITY_FILES = (
         render=map_lines,
         parse=parse_map,
         sync_on=SYNC_ON,
-        # Postfix reads a texthash table when it starts or reloads, not when the file changes.
         restart=_RESTART.format(what=f"{MAP_PATH} (which pool each domain sends through)"),
+        inert=map_is_inert,
     ),
     DmsFile(
         path=MAIN_PATH,
@@ -77,6 +82,7 @@ DELIVERABILITY_FILES = (
         parse=parse_main,
         sync_on=SYNC_ON,
         restart=_RESTART.format(what=f"{MAIN_PATH} (the sending IP pools' rotation)"),
+        inert=main_is_inert,
     ),
     DmsFile(
         path=USER_PATCHES_PATH,
@@ -85,5 +91,6 @@ DELIVERABILITY_FILES = (
         parse=parse_user_patches,
         sync_on=SYNC_ON,
         restart=_RESTART.format(what=f"{USER_PATCHES_PATH} (the sending IPs' Postfix transports)"),
+        inert=user_patches_is_inert,
     ),
 )

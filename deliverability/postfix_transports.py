@@ -130,12 +130,15 @@ def map_lines(routes: Iterable[PoolRoute], on_skip: OnSkip = None) -> Iterator[s
     """postfix-sender-pools.cf: `@domain pool` for the domains of each pool with an IP in rotation."""
     for route in routes:
         if not _is_usable_pool(route):
-            refuse(on_skip, f"pool {route.pool!r} cannot be written to {MAP_PATH}: its domains keep the default transport")
+            refuse(
+                on_skip, f"pool {route.pool!r} cannot be written to {MAP_PATH}: its domains keep the default transport"
+            )
             continue
         domains, ips = _usable_domains(route, on_skip), _usable_ips(route, _ignore)
         if not ips:
             if domains:
-                yield f"# pool {route.pool} has no IP in rotation: its domains ({', '.join(domains)}) keep the default transport"
+                listing = ", ".join(domains)
+                yield f"# pool {route.pool} has no IP in rotation: its domains ({listing}) keep the default transport"
             continue
         for domain in domains:
             yield f"@{domain} {route.pool}"
@@ -154,7 +157,8 @@ def main_lines(
         if domains and ips:
             tables.append(pool_table(route.pool, ips, map_path))
     yield "# Sending IP pools: each pooled domain's mail leaves through its pool's IPs in rotation"
-    yield f"# ({MAP_PATH} names the pool, {USER_PATCHES_PATH} adds the transports); other domains keep default_transport."
+    yield f"# ({MAP_PATH} names the pool, {USER_PATCHES_PATH} adds the transports); other domains keep"
+    yield "# default_transport."
     if not tables:
         yield f"{PARAMETER} ="
         return
@@ -180,7 +184,8 @@ POSTFIX_DIR="${{DOCKSPACE_POSTFIX_DIR:-/etc/postfix}}"
 MASTER_CF="$POSTFIX_DIR/master.cf"
 BEGIN_MARKER='{BEGIN_MARKER}'
 END_MARKER='{END_MARKER}'
-for name in $(sed -n "/^$BEGIN_MARKER\\$/,/^$END_MARKER\\$/s/^\\([^#[:space:]][^[:space:]]*\\)[[:space:]][[:space:]]*unix[[:space:]].*/\\1/p" "$MASTER_CF"); do
+SERVICE_RE='^\\([^#[:space:]][^[:space:]]*\\)[[:space:]][[:space:]]*unix[[:space:]].*'
+for name in $(sed -n "/^$BEGIN_MARKER\\$/,/^$END_MARKER\\$/s/$SERVICE_RE/\\1/p" "$MASTER_CF"); do
     postconf -c "$POSTFIX_DIR" -M -X "$name/unix"
 done
 sed -i "/^$BEGIN_MARKER\\$/d; /^$END_MARKER\\$/d" "$MASTER_CF"
@@ -246,7 +251,7 @@ def parse_main(text: str, path: str) -> tuple[list[tuple[str, str]], list[Proble
 
 def parse_user_patches(text: str, path: str) -> tuple[list[str], list[Problem]]:
     """user-patches.sh -> ([master.cf entry Dockspace adds], problems). Any other shell line is not an entry."""
-    entries = []
+    entries: list[str] = []
     for _number, raw in _data_lines(text):
         try:
             words = shlex.split(raw, comments=True) if raw.lstrip().startswith("postconf ") else []
@@ -255,3 +260,16 @@ def parse_user_patches(text: str, path: str) -> tuple[list[str], list[Problem]]:
         if "-M" in words and "-X" not in words:
             entries.extend(word.partition("=")[2] for word in words if re.match(r"[^=\s]+/unix=", word))
     return entries, []
+
+
+# A file that routes nothing behaves as if it were absent: creating it needs no DMS restart.
+def map_is_inert(text: str) -> bool:
+    return not parse_map(text, MAP_PATH)[0]
+
+
+def main_is_inert(text: str) -> bool:
+    return not any(value for _name, value in parse_main(text, MAIN_PATH)[0])
+
+
+def user_patches_is_inert(text: str) -> bool:
+    return not parse_user_patches(text, USER_PATCHES_PATH)[0]

@@ -114,14 +114,17 @@ def test_an_ip_that_would_break_a_file_is_left_out_of_every_file_and_reported(ip
     with pytest.raises(ValueError, match=message):  # a preview raises it
         list(main_lines(routes))
     # The positive control: the same pool with good values keeps both IPs.
-    assert "randmap:{out-192-0-2-10, out-192-0-2-11}" in "\n".join(main_lines([PoolRoute("bulk", ("a.example",), (A, B))]))
+    good = "\n".join(main_lines([PoolRoute("bulk", ("a.example",), (A, B))]))
+    assert "randmap:{out-192-0-2-10, out-192-0-2-11}" in good
 
 
 def test_a_domain_that_would_break_the_map_is_left_out_and_reported():
     reported = []
     lines = list(map_lines([PoolRoute("bulk", ("a.example", "bad domain"), (A,))], reported.append))
     assert lines == ["@a.example bulk"]
-    assert reported == ["domain 'bad domain' cannot be written to postfix-sender-pools.cf: it keeps the default transport"]
+    assert reported == [
+        "domain 'bad domain' cannot be written to postfix-sender-pools.cf: it keeps the default transport"
+    ]
 
 
 def test_parsing_never_raises_on_a_hand_written_file():

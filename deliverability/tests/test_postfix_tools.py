@@ -52,8 +52,10 @@ def _apply(conf: Path, dms: Path, routes):
     normalised = _run(["postconf", "-c", str(conf), "-n"])
     (conf / "main.cf").write_text(normalised.stdout)
     # target/scripts/startup/setup-stack.sh: /bin/bash /tmp/docker-mailserver/user-patches.sh
-    patched = _run(["bash", str(dms / "user-patches.sh")], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                                                                 "DOCKSPACE_POSTFIX_DIR": str(conf)})
+    patched = _run(
+        ["bash", str(dms / "user-patches.sh")],
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DOCKSPACE_POSTFIX_DIR": str(conf)},
+    )
     # DMS drops the "overriding earlier entry" warnings of that step (a restarted container's main.cf has the line).
     kept = [line for line in normalised.stderr.splitlines(True) if "overriding earlier entry" not in line]
     return "".join(kept) + patched.stderr
@@ -85,7 +87,9 @@ def _transport(conf: Path, sender_domain: str) -> set[str]:
         seen = set()
         for _ in range(60):
             result = subprocess.run(
-                ["postmap", "-c", str(conf), "-q", f"@{sender_domain}", table], capture_output=True, text=True,
+                ["postmap", "-c", str(conf), "-q", f"@{sender_domain}", table],
+                capture_output=True,
+                text=True,
                 timeout=60,
             )
             assert "warning" not in result.stderr and "fatal" not in result.stderr, result.stderr
@@ -109,11 +113,13 @@ def test_dms_start_up_creates_one_transport_per_ip_and_routes_each_pool_through_
     services = _services(postfix_dir)
     assert set(services) == {"out-192-0-2-10", "out-192-0-2-11", "out-2001-db8--1"}
     assert re.fullmatch(
-        r"out-192-0-2-11 +unix +- +- +n +- +- +smtp -o smtp_bind_address=192\.0\.2\.11 -o smtp_helo_name=out2\.example\.com",
+        r"out-192-0-2-11 +unix +- +- +n +- +- +smtp "
+        r"-o smtp_bind_address=192\.0\.2\.11 -o smtp_helo_name=out2\.example\.com",
         services["out-192-0-2-11"],
     )
     assert "-o smtp_bind_address6=2001:db8::1 -o smtp_helo_name=out6.example.com" in services["out-2001-db8--1"]
-    assert "sender_dependent_default_transport_maps = pipemap:" in _run(["postconf", "-c", str(postfix_dir), "-n"]).stdout
+    settings = _run(["postconf", "-c", str(postfix_dir), "-n"]).stdout
+    assert "sender_dependent_default_transport_maps = pipemap:" in settings
     assert _transport(postfix_dir, "a.example") == {"out-192-0-2-10", "out-192-0-2-11"}
     assert _transport(postfix_dir, "c.example") == {"out-2001-db8--1"}
     assert _transport(postfix_dir, "d.example") == set()  # a pool with no IP in rotation: default transport

@@ -79,7 +79,8 @@ class DmsFile:
     mode: the file's permissions; secret: its contents never reach a diff; redact(line): how a line of it may
       be shown in a diff or the admin (e.g. password hashes cut to their scheme).
     restart: why DMS must be restarted when this file changed ("" when DMS reloads it by itself), as for a
-      DmsFileSet: it raises the sync's "restart needed" flag.
+      DmsFileSet: it raises the sync's "restart needed" flag. inert(text): a new copy with this text changes
+      nothing DMS does (as if the file were absent), so creating it needs no restart (None: any change does).
     """
 
     path: str
@@ -93,6 +94,7 @@ class DmsFile:
     redact: Callable[[str], str] | None = None
     header: str = HEADER
     restart: str = ""
+    inert: Callable[[str], bool] | None = None
     app_label: str = ""  # filled in by the collector
 
     @property
