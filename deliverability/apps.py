@@ -12,6 +12,12 @@ class DeliverabilityConfig(AppConfig):
 
         signals.connect()
 
+    def dms_files(self):
+        """The sending IP pools' Postfix plumbing in the DMS config directory (mail.dms.catalog collects it)."""
+        from deliverability.dms_files import DELIVERABILITY_FILES
+
+        return DELIVERABILITY_FILES
+
     def periodic_tasks(self):
         return [
             PeriodicTask(

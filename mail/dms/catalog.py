@@ -78,6 +78,9 @@ class DmsFile:
       not yet adopted: the sync refuses until the operator adopts it or forces the write).
     mode: the file's permissions; secret: its contents never reach a diff; redact(line): how a line of it may
       be shown in a diff or the admin (e.g. password hashes cut to their scheme).
+    restart: why DMS must be restarted when this file changed ("" when DMS reloads it by itself), as for a
+      DmsFileSet: it raises the sync's "restart needed" flag. inert(text): a new copy with this text changes
+      nothing DMS does (as if the file were absent), so creating it needs no restart (None: any change does).
     """
 
     path: str
@@ -90,6 +93,8 @@ class DmsFile:
     secret: bool = False
     redact: Callable[[str], str] | None = None
     header: str = HEADER
+    restart: str = ""
+    inert: Callable[[str], bool] | None = None
     app_label: str = ""  # filled in by the collector
 
     @property
@@ -114,7 +119,7 @@ class DmsFile:
         return self.secret
 
     def restart_reason(self, path: str) -> str:
-        return ""
+        return self.restart
 
     def files(self, rows: Callable[[], Iterable], on_skip: OnSkip) -> dict[str, ContentProducer]:
         """{path: producer of its bytes chunks}; rows() gives the rows afresh for each run of the producer."""

@@ -146,8 +146,9 @@ def _chunks(path: str, content) -> Iterator[bytes]:
         raise _empty_content(path)
 
 
-def _is_top_level_cf(path: str) -> bool:
-    return "/" not in path and path.endswith(".cf")
+def _is_top_level_file(path: str) -> bool:
+    """A file directly in the config directory: DMS reads it by name (a *.cf file, user-patches.sh)."""
+    return "/" not in path
 
 
 def _is_recursively_watched(real_root: Path, path: str, target: Path) -> bool:

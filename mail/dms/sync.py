@@ -130,7 +130,7 @@ def _refuse_foreign(root: str | os.PathLike[str], found: dict[str, int] | None =
 
 def _left_alone(root: str | os.PathLike[str], force: bool) -> tuple[Sequence[catalog.Declaration], list[str]]:
     """The declarations this sync writes, and why it leaves the others alone. Another app's guarded file that
-    holds lines Dockspace did not write is left alone (the writer never removes a top-level .cf file), so it
+    holds lines Dockspace did not write is left alone (the writer never removes a top-level file), so it
     never holds back mail's accounts and access blocks. Raises ForeignFiles (writing nothing) when a file of
     mail's, or one the writer could not leave standing, is foreign: an existing DMS setup not yet adopted.
     Returns (declarations to write, messages for the skipped report)."""
@@ -148,12 +148,33 @@ def _left_alone(root: str | os.PathLike[str], force: bool) -> tuple[Sequence[cat
     return tuple(item for item in declared if not any(item.owns(path) for path in standing)), notes
 
 
+def _absent_inert_files(root: str | os.PathLike[str], declared: Sequence[catalog.Declaration]) -> set[str]:
+    """The files declared with `inert` that do not exist yet (see _created_inert)."""
+    return {
+        item.path
+        for item in declared
+        if isinstance(item, catalog.DmsFile) and item.inert and not os.path.lexists(os.path.join(root, item.path))
+    }
+
+
+def _created_inert(root: str | os.PathLike[str], path: str, absent: set[str]) -> bool:
+    """A file this sync created whose text changes nothing DMS does (its declaration's inert(text)): no restart."""
+    if path not in absent:
+        return False
+    declared = catalog.declared_for(path)
+    inert = getattr(declared, "inert", None)
+    try:
+        text = Path(root, path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(inert and inert(text))
+
+
 def _may_stand_aside(declared: catalog.Declaration | None, path: str) -> bool:
     return (
         isinstance(declared, catalog.DmsFile)
         and declared.app_label != "mail"
-        and "/" not in path
-        and path.endswith(".cf")
+        and "/" not in path  # the writer never removes a top-level file (a *.cf file, user-patches.sh)
     )
 
 
@@ -180,6 +201,7 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
             declared, left_alone = _left_alone(settings.DMS_DIR, force)
             skipped.extend(left_alone)
             seen = list(DmsPendingChange.objects.values_list("pk", flat=True))
+            absent = _absent_inert_files(settings.DMS_DIR, declared)
             with counting_dms_files(streamed_files(on_skip=skipped.append, declared=declared), progress) as files:
                 report = _write(files, root=settings.DMS_DIR, dry_run=dry_run)
     except Exception as e:
@@ -204,7 +226,9 @@ def dms_sync(*, dry_run: bool = False, force: bool = False, progress: ProgressFa
         if report.changed or report.removed:
             state.last_changed = sorted(report.changed + report.removed)
             state.write_count += len(report.changed) + len(report.removed)
-        restart = catalog.restart_reason(report.changed + report.removed)
+        restart = catalog.restart_reason(
+            path for path in report.changed + report.removed if not _created_inert(settings.DMS_DIR, path, absent)
+        )
         if restart:
             state.restart_needed = True
             state.restart_reason = restart

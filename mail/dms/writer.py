@@ -30,7 +30,7 @@ from mail.dms.files import (
     _chunks,
     _current_mode,
     _file_chunks,
-    _is_top_level_cf,
+    _is_top_level_file,
     _make_dir,
     _read_or_none,
     _remove_stale_temp_files,
@@ -118,7 +118,8 @@ def write_files(
     one that raises stops the write with its own exception; either way no file is replaced.
     Every path and content is checked before anything is written. A file whose bytes already match is not
     touched (DMS hashes files; an untouched file triggers no reload), but its mode is corrected in place.
-    Top-level *.cf files are never removed: DMS ignores a deleted file, so the caller passes a header-only one.
+    Top-level files (*.cf, user-patches.sh) are never removed: DMS ignores a deleted *.cf file and a file left alone
+    may be the operator's, so the caller passes a header-only (neutral) one instead.
     In a dry run nothing is written and `diffs` holds a unified diff per changed or removed file; secret files
     (`is_secret(path)`, by default: a mode that is not world-readable) get a diff that names the change without
     showing the contents, and
@@ -149,7 +150,7 @@ def write_files(
                 report.checksums[path] = change.sha256
                 if change.location:
                     staged.append(change)
-            gone = [path for path in sorted(set(manifest) - set(files)) if not _is_top_level_cf(path)]
+            gone = [path for path in sorted(set(manifest) - set(files)) if not _is_top_level_file(path)]
             report.removed = [path for path in gone if _removable(real_root, path)]
             # Previous versions are kept before anything is replaced, so a rollback always has them.
             for change in staged:
@@ -316,7 +317,7 @@ def _plan(
             new = b"".join(_chunks(path, content))
             report.diffs[path] = _diff(path, _read_or_none(path, targets[path]), new, redact=redact)
     for path in sorted(set(_read_manifest(history)) - set(files)):
-        if _is_top_level_cf(path):
+        if _is_top_level_file(path):
             continue
         try:
             target = _checked_target(real_root, path)

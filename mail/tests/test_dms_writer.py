@@ -397,6 +397,16 @@ def test_it_never_removes_a_top_level_cf_file_or_a_file_it_did_not_write(root, h
     assert (root / "user-patches.sh").read_bytes() == b"#!/bin/sh\n"
 
 
+def test_it_never_removes_a_top_level_file_it_wrote_once(root, history):
+    # A file left alone (an operator's own user-patches.sh) is not passed: it must not be taken for a stale one.
+    write_files(root, {ACCOUNTS: b"a\n", "user-patches.sh": b"# ours\n", OPENDKIM_KEY: b"key\n"}, history_dir=history)
+
+    report = write_files(root, {ACCOUNTS: b"a\n"}, history_dir=history)
+
+    assert report.removed == [OPENDKIM_KEY]  # the positive control: a file under a directory goes
+    assert (root / "user-patches.sh").read_bytes() == b"# ours\n"
+
+
 def test_it_starts_over_when_the_manifest_is_unreadable(root, history):
     history.mkdir()
     (history / MANIFEST_NAME).write_bytes(b"{not json")

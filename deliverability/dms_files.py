@@ -1,0 +1,96 @@
+"""The DMS files deliverability writes (DeliverabilityConfig.dms_files): the sending IP pools' Postfix plumbing
+(deliverability.postfix_transports renders it). Each needs a DMS restart to take effect, which the sync flags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from deliverability import ip_pools
+from deliverability.models import IpPool
+from deliverability.postfix_transports import (
+    MAIN_PATH,
+    MAP_PATH,
+    USER_PATCHES_PATH,
+    PoolIp,
+    PoolRoute,
+    main_is_inert,
+    main_lines,
+    map_is_inert,
+    map_lines,
+    parse_main,
+    parse_map,
+    parse_user_patches,
+    user_patches_is_inert,
+    user_patches_lines,
+)
+from mail.dms.catalog import DmsFile, Reads
+from mail.models import Domain
+
+# A pool's IPs and their states, its domains and tiers, and a domain's tier or activity change what is routed where.
+SYNC_ON = (
+    "deliverability.SendingIp",
+    "deliverability.IpPool",
+    "deliverability.IpPool_domains",
+    "deliverability.IpPool_tiers",
+    "mail.Domain",
+)
+# DMS applies postfix-main.cf and runs user-patches.sh only when a container is created: `docker restart` skips its
+# set-up (target/scripts/start-mailserver.sh, /CONTAINER_START), and Postfix reads a texthash table only at its start.
+_RESTART = "{what} changed: DMS applies it only in a new container. Recreate the mailserver container."
+
+
+def read_pool_routes() -> tuple[PoolRoute, ...]:
+    """Each pool by name: the active domains that send through it (its own, then those of its tiers that are in no
+    pool of their own, as ip_pools.pool_for_domain decides) and its IPs in rotation with their weights."""
+    pools = list(IpPool.objects.order_by("name").prefetch_related("domains", "tiers"))
+    own = {domain.pk: pool.pk for pool in pools for domain in pool.domains.all()}
+    by_tier = {tier.pk: pool.pk for pool in pools for tier in pool.tiers.all()}
+    domains: dict[int, list[str]] = {pool.pk: [] for pool in pools}
+    for pk, name, tier_id in Domain.objects.filter(is_active=True).order_by("name").values_list("pk", "name", "tier"):
+        pool_pk = own.get(pk) or by_tier.get(tier_id)
+        if pool_pk is not None:
+            domains[pool_pk].append(name)
+    return tuple(
+        PoolRoute(
+            pool=pool.name,
+            domains=tuple(domains[pool.pk]),
+            ips=tuple(PoolIp(ip.address, ip.helo_name, ip.weight) for ip in ip_pools.pool_rotation_ips(pool)),
+        )
+        for pool in pools
+    )
+
+
+def pool_routes(reads: Reads) -> Iterable[PoolRoute]:
+    """The rows of the three files, read once per sync."""
+    return reads.once(read_pool_routes)
+
+
+DELIVERABILITY_FILES = (
+    DmsFile(
+        path=MAP_PATH,
+        collect=pool_routes,
+        render=map_lines,
+        parse=parse_map,
+        sync_on=SYNC_ON,
+        restart=_RESTART.format(what=f"{MAP_PATH} (which pool each domain sends through)"),
+        inert=map_is_inert,
+    ),
+    DmsFile(
+        path=MAIN_PATH,
+        collect=pool_routes,
+        render=main_lines,
+        parse=parse_main,
+        sync_on=SYNC_ON,
+        restart=_RESTART.format(what=f"{MAIN_PATH} (the sending IP pools' rotation)"),
+        inert=main_is_inert,
+    ),
+    DmsFile(
+        path=USER_PATCHES_PATH,
+        collect=pool_routes,
+        render=user_patches_lines,
+        parse=parse_user_patches,
+        sync_on=SYNC_ON,
+        restart=_RESTART.format(what=f"{USER_PATCHES_PATH} (the sending IPs' Postfix transports)"),
+        inert=user_patches_is_inert,
+    ),
+)
