@@ -7,7 +7,10 @@ from deliverability import dnsbl_keys
 
 # Made with deliverability.dnsbl_keys before its encryption moved to dockspace.secret_box, under this SECRET_KEY.
 OLD_KEY = "a-key-made-for-the-test-" + "k" * 30
-OLD_TOKEN = "gAAAAABrFcp-ztHx5IOQD7W0FEMkt7Xym60ZcJylYxDoyczl_nuX45eUbv2TlXZK5tTw8oQ8lsZHEbTsky2pNZr_mr-8bkHFMaCnv3Hpy_kbmmyZ72DKowg="
+OLD_TOKEN = (
+    "gAAAAABrFcp-ztHx5IOQD7W0FEMkt7Xym60ZcJylYxDoyczl_nuX45eUbv2T"
+    "lXZK5tTw8oQ8lsZHEbTsky2pNZr_mr-8bkHFMaCnv3Hpy_kbmmyZ72DKowg="
+)
 
 
 def test_a_key_stored_before_the_move_to_secret_box_still_decrypts(settings):

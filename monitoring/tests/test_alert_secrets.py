@@ -36,7 +36,10 @@ def test_a_stored_secret_survives_a_key_rotation_only_with_the_fallback(settings
 
 # Made with monitoring.channel_secrets before its encryption moved to dockspace.secret_box, under this SECRET_KEY.
 OLD_KEY = "a-key-made-for-the-test-" + "k" * 30
-OLD_TOKEN = "gAAAAABrFcp-6qjk3YWL3telBnlqK9A3ALq9YX2aKAPIDeWGoqfvDER4Yqp6oBuuEuwt63CNsxEEs05aIUUPo5n-MbSSGb7fZFVV1zne0FgJ1I9y8hbBycs="
+OLD_TOKEN = (
+    "gAAAAABrFcp-6qjk3YWL3telBnlqK9A3ALq9YX2aKAPIDeWGoqfvDER4Yqp6"
+    "oBuuEuwt63CNsxEEs05aIUUPo5n-MbSSGb7fZFVV1zne0FgJ1I9y8hbBycs="
+)
 
 
 def test_a_secret_stored_before_the_move_to_secret_box_still_decrypts(settings):
