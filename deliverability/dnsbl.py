@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from accounts import authz
@@ -248,7 +248,7 @@ def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_
         return Outcome(dnsbl, subject, found)
     latest = pair.filter(is_latest=True).first()
     changed = latest is None or (latest.status, latest.code) != (found.status, fields["code"])
-    if not changed:
+    if latest is not None and not changed:
         pair.filter(pk=latest.pk).update(checked_at=now, meaning=fields["meaning"])
     else:
         if latest is not None:
@@ -299,7 +299,7 @@ def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_
 # --- reads ---------------------------------------------------------------------------------------------
 
 
-def current_listings(subject: str | None = None):
+def current_listings(subject: str | None = None) -> QuerySet[DnsblResult]:
     """The latest standings that are listings (optionally of one subject), with their lists."""
     rows = DnsblResult.objects.filter(is_latest=True, status=LISTED).select_related("dnsbl", "sending_ip")
     return rows.filter(subject=subject) if subject else rows
