@@ -1,4 +1,7 @@
-"""The deliverability admin: sending IPs and pools (changes go through the services), DNS check runs and results."""
+"""The deliverability admin: sending IPs and pools, blocklists (changes and "check now" go through the services), DNS
+check runs and results, blocklist results."""
+
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -9,9 +12,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from deliverability import forms, ip_lifecycle, ip_pools, sending_ips
+from deliverability import dnsbl, dnsbl_keys, dnsbl_lists, forms, ip_lifecycle, ip_pools, sending_ips
 from deliverability.dns_checks import domain_dns_check
-from deliverability.models import DnsCheckResult, DnsCheckRun, IpPool, IpStateChange, SendingIp
+from deliverability.models import (
+    Dnsbl,
+    DnsblResult,
+    DnsCheckResult,
+    DnsCheckRun,
+    IpPool,
+    IpStateChange,
+    SendingIp,
+)
 from dockspace.admin_base import ServiceAdmin
 from dockspace.validation import add_to_form, error_summary
 from mail.models import Domain
@@ -128,12 +139,27 @@ class SendingIpAdmin(ServiceAdmin):
         obj = self.get_object(request, unquote(object_id))
         extra_context = {
             "can_change_state": obj is not None and self.has_change_permission(request, obj),
+            **(self.dnsbl_history(request, obj) if obj is not None else {}),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def remove(self, request, obj):
         sending_ips.ip_remove(ip=obj, request=request)
+
+    def dnsbl_history(self, request, ip):
+        """The IP's blocklist history (newest first) for those who may view blocklist results, and "check now" for
+        those who may run the checks."""
+        if not request.user.has_perm("deliverability.view_dnsblresult"):
+            return {}
+        rows = DnsblResult.objects.filter(subject=ip.address).select_related("dnsbl")
+        return {
+            "dnsbl_history": rows[:DNSBL_HISTORY_SHOWN],
+            "dnsbl_history_more": rows.count() > DNSBL_HISTORY_SHOWN,
+            "dnsbl_results_url": _results_url(ip.address),
+            "dnsbl_may_check": request.user.has_perm(dnsbl.RUN_PERMISSION),
+            "dnsbl_check_url": reverse("admin:deliverability_dnsbl_check"),
+        }
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -174,6 +200,107 @@ class SendingIpAdmin(ServiceAdmin):
             "can_change": self.has_change_permission(request, ip),
         }
         return TemplateResponse(request, "admin/deliverability/sendingip/state.html", context)
+
+
+DNSBL_HISTORY_SHOWN = 50
+
+
+def _results_url(subject):
+    return reverse("admin:deliverability_dnsblresult_changelist") + "?" + urlencode({"subject": subject})
+
+
+@admin.register(Dnsbl)
+class DnsblAdmin(ServiceAdmin):
+    """The blocklists and their health. The access key is write-only (stored encrypted, shown as set / not set);
+    "check now" runs the sweep through dnsbl_lists.dnsbl_check_now, which needs the run permission."""
+
+    form = forms.DnsblForm
+    change_list_template = "admin/deliverability/dnsbl/change_list.html"
+    list_display = ["name", "zone", "kind", "action", "codes", "health_state", "health_reason", "health_checked_at"]
+    list_display_links = ["name", "zone"]
+    list_filter = ["health", "kind", "action", "is_enabled"]
+    search_fields = ["name", "zone"]
+    actions = ["check_now"]
+    readonly_fields = ["key_state", "health", "health_reason", "health_checked_at", "created_at", "updated_at"]
+
+    def get_fieldsets(self, request, obj=None):
+        key = ["key_state", "key_zone", "access_key_env"]
+        if obj is None or self.has_change_permission(request, obj):
+            key += ["new_access_key", "clear_access_key"] if obj is not None else ["new_access_key"]
+        fieldsets = [
+            (None, {"fields": ["name", "zone", "kind", "listed_codes", "alert_only_codes", "action"]}),
+            (None, {"fields": ["removal_url", "is_enabled"]}),
+            ("Access key (Spamhaus DQS)", {"fields": key}),
+        ]
+        if obj is not None:
+            fieldsets.append(
+                ("Health", {"fields": ["health", "health_reason", "health_checked_at", "created_at", "updated_at"]})
+            )
+        return fieldsets
+
+    @admin.display(description="codes")
+    def codes(self, obj):
+        return format_html_join(", ", "{} {}", sorted(obj.listed_codes.items()))
+
+    @admin.display(description="health", ordering="health")
+    def health_state(self, obj):
+        css = {Dnsbl.HEALTHY: "state-ok", Dnsbl.BROKEN: "state-bad"}.get(obj.health, "state-warn")
+        label = "disabled" if not obj.is_enabled else obj.get_health_display()
+        return format_html('<span class="{}">{}</span>', css, label)
+
+    @admin.display(description="access key")
+    def key_state(self, obj):
+        return dnsbl_keys.key_state(obj.access_key_env, obj.access_key_encrypted) if obj.pk else "none"
+
+    def remove(self, request, obj):
+        dnsbl_lists.dnsbl_remove(dnsbl=obj, request=request)
+
+    def has_run_permission(self, request):
+        return request.user.has_perm(dnsbl.RUN_PERMISSION)
+
+    @admin.action(description="Check the selected lists now (every sending IP or active domain)", permissions=["run"])
+    def check_now(self, request, queryset):
+        self._report(request, dnsbl_lists.dnsbl_check_now(lists=queryset, request=request))
+
+    def _report(self, request, report):
+        level = messages.WARNING if report.listed or report.broken else messages.SUCCESS
+        self.message_user(request, f"Blocklists asked now: {report.summary()}.", level)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"may_check": self.has_run_permission(request), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self):
+        check = path("check/", self.admin_site.admin_view(self.check_view), name="deliverability_dnsbl_check")
+        return [check, *super().get_urls()]
+
+    def check_view(self, request):
+        """GET: a form for one IP address or domain; POST: ask every enabled list about it now (the service decides
+        who may), then its results (a sending IP's page when it is one)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = forms.DnsblCheckForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = dnsbl_lists.dnsbl_check_now(subject=form.cleaned_data["subject"], request=request)
+            except ValidationError as exc:
+                add_to_form(form, exc)
+            else:
+                self._report(request, report)
+                subject = dnsbl.subject_for(form.cleaned_data["subject"])
+                if subject.sending_ip is not None:
+                    return HttpResponseRedirect(
+                        reverse("admin:deliverability_sendingip_change", args=[subject.sending_ip.pk])
+                    )
+                return HttpResponseRedirect(_results_url(subject.name))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Check an IP address or a domain on the blocklists now",
+            "form": form,
+            "may_check": self.has_run_permission(request),
+        }
+        return TemplateResponse(request, "admin/deliverability/dnsbl/check.html", context)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -261,3 +388,26 @@ class DnsCheckRunAdmin(ReadOnlyAdmin):
     list_select_related = ["domain"]
     fields = ["domain", "checked_at", "level", "trigger", "actor_label"]
     inlines = [DnsCheckResultInline]
+
+
+@admin.register(DnsblResult)
+class DnsblResultAdmin(ReadOnlyAdmin):
+    """The blocklist history: one row per period of a subject's standing on a list (written by the sweep only)."""
+
+    list_display = ["subject", "dnsbl", "status", "code", "meaning", "first_seen_at", "checked_at", "cleared_at"]
+    list_filter = ["status", "is_latest", ("dnsbl", admin.RelatedOnlyFieldListFilter), "dnsbl__kind"]
+    search_fields = ["subject", "meaning"]
+    date_hierarchy = "checked_at"
+    list_select_related = ["dnsbl"]
+    fields = [
+        "subject",
+        "dnsbl",
+        "sending_ip",
+        "status",
+        "code",
+        "meaning",
+        "first_seen_at",
+        "checked_at",
+        "cleared_at",
+        "is_latest",
+    ]

@@ -82,11 +82,11 @@ class DeliverabilityConfig(AppConfig):
         return DELIVERABILITY_KINDS
 
     def dashboard_cards(self, request):
-        """The DNS checks card on the admin's home page, for those who may view check results."""
-        from deliverability.dashboard import dns_checks_card
+        """The DNS checks and blocklists cards on the admin's home page, each for those who may view its results."""
+        from deliverability.dashboard import dns_checks_card, dnsbl_card
 
-        card = dns_checks_card(request.user)
-        return [card] if card is not None else []
+        cards = [dns_checks_card(request.user), dnsbl_card(request.user)]
+        return [card for card in cards if card is not None]
 
     def domain_admin_panel(self, request, domain):
         """mail's seam: the domain's DNS checks on its admin page."""

@@ -1,5 +1,5 @@
 """deliverability's cards on the admin home page (DeliverabilityConfig.dashboard_cards) and its panel on a domain's
-admin page (mail's seam, mail.admin.domain_admin_panels): the DNS checks at a glance."""
+admin page (mail's seam, mail.admin.domain_admin_panels): the DNS checks and the blocklists at a glance."""
 
 from dataclasses import dataclass, field
 
@@ -7,10 +7,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from deliverability.dns_checks import RUN_PERMISSION
-from deliverability.models import FAILED, WARNING, DnsCheckResult
-from deliverability.selectors import domain_levels, latest_results, level_counts
+from deliverability.models import FAILED, WARNING, Dnsbl, DnsCheckResult
+from deliverability.selectors import broken_lists, domain_levels, latest_results, level_counts, listed_subjects
 
 VIEW_PERMISSION = "deliverability.view_dnscheckresult"
+DNSBL_VIEW_PERMISSION = "deliverability.view_dnsblresult"
 NAMES_SHOWN = 10
 
 
@@ -50,6 +51,36 @@ def dns_checks_card(actor) -> Card | None:
         template="admin/dashboard/dns_checks.html",
         data={"rows": rows, "checked": len(levels), "url": results_url},
     )
+
+
+def dnsbl_card(actor) -> Card | None:
+    """How many IPs and domains are listed now and how many lists are broken, each linking to the rows."""
+    if actor is None or not actor.is_authenticated or not actor.is_staff or not actor.has_perm(DNSBL_VIEW_PERMISSION):
+        return None
+    results_url = reverse("admin:deliverability_dnsblresult_changelist")
+    listed = listed_subjects()
+    rows = [
+        {
+            "label": label,
+            "count": len(listed[kind]),
+            "names": listed[kind][:NAMES_SHOWN],
+            "url": f"{results_url}?is_latest__exact=1&status__exact=listed&dnsbl__kind__exact={kind}",
+        }
+        for kind, label in ((Dnsbl.IP, "Listed IPs"), (Dnsbl.DOMAIN, "Listed domains"))
+    ]
+    broken = broken_lists()
+    rows.append(
+        {
+            "label": "Broken lists",
+            "count": len(broken),
+            "names": broken[:NAMES_SHOWN],
+            # The lists' page is for those who may view lists; the others see the count only.
+            "url": reverse("admin:deliverability_dnsbl_changelist") + "?health__exact=broken&is_enabled__exact=1"
+            if actor.has_perm("deliverability.view_dnsbl")
+            else "",
+        }
+    )
+    return Card(title="Blocklists", template="admin/dashboard/dnsbl.html", data={"rows": rows, "url": results_url})
 
 
 def domain_dns_panel(request, domain) -> str:

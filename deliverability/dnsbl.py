@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from accounts import authz
@@ -141,19 +141,24 @@ def _due_pairs(lists: Sequence[Dnsbl], subjects: Sequence[Subject], now: datetim
 def dnsbl_sweep(
     subjects: Iterable[Subject] | None = None,
     *,
+    lists: Iterable[Dnsbl] | None = None,
     actor: authz.Actor | None = None,
     actor_label: str = SWEEP_LABEL,
     only_due: bool = False,
     now: datetime | None = None,
     run: AsyncDnsRun | None = None,
 ) -> SweepReport:
-    """Check `subjects` (default: sweep_subjects()) on every enabled list of their kind now, store the standings and
-    apply the lists' actions. `only_due`: only the pairs due (the hourly task). Needs deliverability.run_dnsbl_check."""
+    """Check `subjects` (default: sweep_subjects()) on every enabled list of their kind (or the enabled ones among
+    `lists`) now, store the standings and apply the lists' actions. `only_due`: only the pairs due (the hourly task).
+    Needs deliverability.run_dnsbl_check."""
     who = authz.acting(actor=actor)
     authz.require_perm(who, RUN_PERMISSION)
     now = now or timezone.now()
     chosen = list(sweep_subjects() if subjects is None else subjects)
-    lists = list(Dnsbl.objects.filter(is_enabled=True).order_by("kind", "name"))
+    enabled = Dnsbl.objects.filter(is_enabled=True).order_by("kind", "name")
+    if lists is not None:
+        enabled = enabled.filter(pk__in=[dnsbl.pk for dnsbl in lists])
+    lists = list(enabled)
     due = _due_pairs(lists, chosen, now) if only_due else None
     report = SweepReport()
 
@@ -243,7 +248,7 @@ def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_
         return Outcome(dnsbl, subject, found)
     latest = pair.filter(is_latest=True).first()
     changed = latest is None or (latest.status, latest.code) != (found.status, fields["code"])
-    if not changed:
+    if latest is not None and not changed:
         pair.filter(pk=latest.pk).update(checked_at=now, meaning=fields["meaning"])
     else:
         if latest is not None:
@@ -294,7 +299,7 @@ def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_
 # --- reads ---------------------------------------------------------------------------------------------
 
 
-def current_listings(subject: str | None = None):
+def current_listings(subject: str | None = None) -> QuerySet[DnsblResult]:
     """The latest standings that are listings (optionally of one subject), with their lists."""
     rows = DnsblResult.objects.filter(is_latest=True, status=LISTED).select_related("dnsbl", "sending_ip")
     return rows.filter(subject=subject) if subject else rows

@@ -1,5 +1,5 @@
-"""Blocklists (DNSBLs) as operators manage them: add, change, remove. The admin and `manage.py dnsbl_list` call
-these; each checks the actor's model permission, refuses bad input with ValidationError({field: [message]}) and
+"""Blocklists (DNSBLs) as operators manage them: add, change, remove, check now. The admin and `manage.py dnsbl_list`
+call these; each checks the actor's model permission, refuses bad input with ValidationError({field: [message]}) and
 writes the audit log (never the access key)."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from django.db import transaction
 
 from accounts import authz
 from accounts.audit import audit
-from deliverability import dnsbl_keys
+from deliverability import dnsbl, dnsbl_keys
 from deliverability.models import Dnsbl
 from deliverability.records.dnsbl import code_problem
 from dockspace.validation import field_error
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from django.http import HttpRequest
 
 ADD = "deliverability.add_dnsbl"
@@ -230,3 +232,34 @@ def dnsbl_by_name(value: str, field: str = "list") -> Dnsbl:
     if found is None:
         raise field_error(field, f"no blocklist named {text!r} (see manage.py dnsbl_list list).")
     return found
+
+
+def dnsbl_check_now(
+    *,
+    lists: Iterable[Dnsbl] | None = None,
+    subject: str | None = None,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+) -> dnsbl.SweepReport:
+    """Run the sweep now: the chosen lists (default: every enabled one) about one subject (an IP address or a domain)
+    or about every sending IP and active domain. Needs deliverability.run_dnsbl_check; a disabled list is not asked."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, dnsbl.RUN_PERMISSION, "__all__" if subject is None else "subject")
+    subjects = None
+    if subject is not None:
+        found = dnsbl.subject_for(str(subject))
+        if found.kind == Dnsbl.DOMAIN and not ZONE_RE.match(found.name):
+            raise field_error(
+                "subject", f"{found.name!r} is neither an IP address nor a domain name (e.g. example.com)."
+            )
+        subjects = [found]
+    if lists is not None:
+        lists = list(lists)
+        if not any(d.is_enabled for d in lists):
+            raise field_error("__all__", "the chosen lists are all disabled: enable one first.")
+    label = _label(actor)
+    return dnsbl.dnsbl_sweep(subjects, lists=lists, actor=actor, actor_label=f"{dnsbl.SWEEP_LABEL} by {label}")
+
+
+def _label(actor: authz.Actor) -> str:
+    return str(actor) if authz.is_system(actor) else getattr(actor, "email", "") or str(actor)

@@ -1,9 +1,9 @@
-"""The admin's forms for pools and sending IPs: each change goes through deliverability's services."""
+"""The admin's forms for pools, sending IPs and blocklists: each change goes through deliverability's services."""
 
 from django import forms
 
-from deliverability import ip_lifecycle, ip_pools, sending_ips
-from deliverability.models import IpPool, SendingIp
+from deliverability import dnsbl_lists, ip_lifecycle, ip_pools, sending_ips
+from deliverability.models import Dnsbl, IpPool, SendingIp
 from dockspace.forms import ServiceForm
 
 
@@ -81,3 +81,44 @@ class StateChangeForm(forms.Form):
         labels = dict(ip_lifecycle.STATE_CHOICES)
         states = ip_lifecycle.STATES if any_state else ip_lifecycle.allowed_moves(ip.state)
         self.fields["state"].choices = [(s, f"{s}: {labels[s]}") for s in states]
+
+
+class DnsblForm(ServiceForm):
+    """A list's settings; the access key is write-only: typed here, stored encrypted, never shown again (the page
+    says only whether one is set)."""
+
+    new_access_key = forms.CharField(
+        label="New access key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Stored encrypted and never shown again; leave empty to keep the stored key. A variable named "
+        "below wins over it.",
+    )
+    clear_access_key = forms.BooleanField(label="Remove the stored access key", required=False)
+    service_fields = {"access_key": "new_access_key"}
+
+    class Meta:
+        model = Dnsbl
+        fields = list(dnsbl_lists.EDITABLE)
+
+    def _post_clean(self):
+        pass  # the service normalises the zone and checks the codes, the action and that the name is free
+
+    def apply(self, data):
+        key = data.get("new_access_key") or ("" if data.get("clear_access_key") else None)
+        if self.instance.pk is None:
+            values = {name: data[name] for name in dnsbl_lists.EDITABLE if name in data}
+            return dnsbl_lists.dnsbl_add(access_key=key, **values, **self._who())
+        changes = {name: data[name] for name in self.changed_data if name in dnsbl_lists.EDITABLE}
+        if not changes and key is None:
+            return self.instance
+        return dnsbl_lists.dnsbl_update(dnsbl=self.instance, access_key=key, **changes, **self._who())
+
+
+class DnsblCheckForm(forms.Form):
+    subject = forms.CharField(
+        label="IP address or domain",
+        max_length=253,
+        help_text="Asked of every enabled list of its kind now; the result joins the history.",
+    )

@@ -299,7 +299,12 @@ class DnsblResult(models.Model):
     dnsbl = models.ForeignKey(Dnsbl, on_delete=models.CASCADE, related_name="results", verbose_name="list")
     subject = models.CharField(max_length=253, help_text="The IP address or domain asked about.")
     sending_ip = models.ForeignKey(
-        SendingIp, null=True, blank=True, on_delete=models.SET_NULL, related_name="dnsbl_results"
+        SendingIp,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="dnsbl_results",
+        verbose_name="sending IP",
     )
     status = models.CharField(max_length=10, choices=STATUSES, db_index=True)
     code = models.CharField(max_length=100, blank=True)

@@ -1,10 +1,11 @@
-"""Reads of the DNS checks: a domain's latest results, and how many domains stand at each level."""
+"""Reads of the DNS checks (a domain's latest results, how many domains stand at each level) and of the blocklists
+(what is listed now, which lists are broken)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from deliverability.models import FAILED, OK, WARNING, DnsCheckResult
+from deliverability.models import FAILED, OK, WARNING, Dnsbl, DnsblResult, DnsCheckResult
 from mail.models import Domain
 
 LEVEL_ORDER = {OK: 0, WARNING: 1, FAILED: 2}
@@ -31,3 +32,19 @@ def level_counts() -> dict[str, int]:
     """How many checked domains are failed, warning and ok (by their worst latest result)."""
     counts = Counter(domain_levels().values())
     return {level: counts.get(level, 0) for level in (FAILED, WARNING, OK)}
+
+
+def listed_subjects() -> dict[str, list[str]]:
+    """{Dnsbl.IP: [addresses], Dnsbl.DOMAIN: [domains]} listed now on at least one list, each sorted once."""
+    rows = DnsblResult.objects.filter(is_latest=True, status=DnsblResult.LISTED).values_list("dnsbl__kind", "subject")
+    found: dict[str, set[str]] = {Dnsbl.IP: set(), Dnsbl.DOMAIN: set()}
+    for kind, subject in rows:
+        found.setdefault(kind, set()).add(subject)
+    return {kind: sorted(subjects) for kind, subjects in found.items()}
+
+
+def broken_lists() -> list[str]:
+    """The names of the enabled lists whose test points failed at their last check."""
+    return list(
+        Dnsbl.objects.filter(is_enabled=True, health=Dnsbl.BROKEN).order_by("name").values_list("name", flat=True)
+    )

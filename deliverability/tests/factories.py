@@ -1,8 +1,13 @@
-"""Builders for the sending IP tests, made through the services so rows look exactly like real ones."""
+"""Builders for the deliverability tests: sending IPs and pools made through the services so rows look exactly like
+real ones, and staff with chosen permissions signed in to the admin."""
 
 import re
 
+from django.contrib.auth.models import Permission
+from django.test import Client
+
 from accounts.authz import SYSTEM
+from accounts.tests.factories import UserFactory
 from deliverability import ip_pools, sending_ips
 
 _counter = iter(range(1, 250))
@@ -23,3 +28,18 @@ def move(ip, *states, reason="test"):
     for state in states:
         ip = sending_ips.ip_set_state(ip=ip, state=state, reason=reason, actor=SYSTEM, actor_label="test")
     return ip
+
+
+def signed_in(person):
+    client = Client()
+    client.force_login(person)
+    return client
+
+
+def staff_with(*codenames, email="ops@example.com"):
+    """A staff member holding only the permissions `codenames` ("app_label.codename")."""
+    person = UserFactory(email=email, is_staff=True)
+    for codename in codenames:
+        app_label, name = codename.split(".")
+        person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=name))
+    return person

@@ -6,29 +6,15 @@ import re
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.test import Client
 
 from accounts.authz import SystemActor
-from accounts.tests.factories import StaffFactory, UserFactory
+from accounts.tests.factories import StaffFactory
 from deliverability.dns_checks import domain_dns_check
 from deliverability.models import DnsCheckRun
+from deliverability.tests.factories import signed_in, staff_with
 from deliverability.tests.mail_dns import right_records
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(person):
-    client = Client()
-    client.force_login(person)
-    return client
-
-
-def staff_with(*codenames, email="ops@example.com"):
-    person = UserFactory(email=email, is_staff=True)
-    for codename in codenames:
-        app_label, name = codename.split(".")
-        person.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=name))
-    return person
 
 
 def page(client, domain):

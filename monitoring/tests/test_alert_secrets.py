@@ -34,6 +34,22 @@ def test_a_stored_secret_survives_a_key_rotation_only_with_the_fallback(settings
     assert not outcome.is_sent and "set it again" in outcome.text
 
 
+# Made with monitoring.channel_secrets before its encryption moved to dockspace.secret_box, under this SECRET_KEY.
+OLD_KEY = "a-key-made-for-the-test-" + "k" * 30
+OLD_TOKEN = (
+    "gAAAAABrFcp-6qjk3YWL3telBnlqK9A3ALq9YX2aKAPIDeWGoqfvDER4Yqp6"
+    "oBuuEuwt63CNsxEEs05aIUUPo5n-MbSSGb7fZFVV1zne0FgJ1I9y8hbBycs="
+)
+
+
+def test_a_secret_stored_before_the_move_to_secret_box_still_decrypts(settings):
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = OLD_KEY, []
+    assert channel_secrets.decrypt(OLD_TOKEN) == "whsec_before-the-move"
+    settings.SECRET_KEY = "n" * 50
+    with pytest.raises(channel_secrets.SecretUnavailable, match="set it again"):
+        channel_secrets.decrypt(OLD_TOKEN)
+
+
 def test_an_environment_secret_wins_and_a_file_works_too(monkeypatch, tmp_path):
     channel = webhook_channel(secret_env="DOCKSPACE_ALERT_HOOK")
     monkeypatch.delenv("DOCKSPACE_ALERT_HOOK", raising=False)
