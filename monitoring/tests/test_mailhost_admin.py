@@ -334,7 +334,8 @@ def test_a_repin_post_without_the_csrf_token_is_refused(sshd):
 def test_a_host_still_offering_its_pinned_key_has_nothing_to_repin(browser, sshd):
     host = add_host(sshd)
     page = browser.post(repin_url(host), {"fetch": "1"}).content.decode()
-    assert "still offers this key: there is nothing to re-pin" in page and 'name="confirmation"' not in page
+    assert f"offers the pinned key {host.host_key_fingerprint}; nothing to re-pin." in page
+    assert 'name="confirmation"' not in page
 
 
 def test_repin_needs_the_permission_to_change_mail_hosts(sshd):

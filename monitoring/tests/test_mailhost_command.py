@@ -120,6 +120,18 @@ def test_repin_shows_the_new_key_then_pins_only_the_fingerprint_checked_and_keep
     assert AuditEvent.objects.filter(action="monitoring.mailhost.repin").count() == 1
 
 
+def test_repin_of_a_host_still_offering_its_pinned_key_says_there_is_nothing_to_repin(sshd):
+    host = add_host(sshd)
+    expected = f"{sshd.target} offers the pinned key {sshd.fingerprint('first')}; nothing to re-pin."
+    assert run("mailhost", "repin", "mx1").strip() == expected
+    assert run("mailhost", "repin", "mx1", "--trust", sshd.fingerprint("first")).strip() == expected
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("first")
+    assert not AuditEvent.objects.filter(action="monitoring.mailhost.repin").exists()
+    sshd.restart(host_key="second")  # positive control: a changed key is still offered for re-pinning
+    assert "Nothing was changed" in run("mailhost", "repin", "mx1")
+
+
 OUTSIDE = "must be inside the SSH key directory /keys (DOCKSPACE_SSH_KEY_DIR; symbolic links are followed)"
 PREFIX = "the key variable's name must start with DOCKSPACE_SSH_KEY_"
 
@@ -249,7 +261,9 @@ def test_list_and_show_print_json(sshd):
     assert shown["host_key_fingerprint"] == sshd.fingerprint()
     assert shown["ssh"] == f"{sshd.user}@127.0.0.1:{sshd.port}"
     assert shown["key"] == f"file {sshd.keys['user']}"
-    assert "mx1" in run("mailhost", "list") and "default" in run("mailhost", "list")
+    listed = run("mailhost", "list").splitlines()
+    assert listed[0].split() == ["NAME", "SSH", "CONTAINER", "STATUS", "FLAGS"]
+    assert [line.split()[0] for line in listed[1:]] == ["mx1", "mx2"] and listed[1].split()[-1] == "default"
     assert refused("mailhost", "show", "mx9") == "NAME: no mail host 'mx9'."
 
 
