@@ -140,6 +140,7 @@ def test_a_key_outside_the_key_directory_or_a_variable_without_the_prefix_is_ref
     # Positive control: the key in the directory goes on to the host key's confirmation.
     inside = settings.MAILHOST_SSH_KEY_DIR / "mx1_ed25519"
     inside.write_text(sshd.keys["user"].read_text())
+    inside.chmod(0o600)
     offered = browser.post(ADD, add_form(sshd, key_path=str(inside)))
     assert "Yes, I checked it: trust this key" in offered.content.decode()
 

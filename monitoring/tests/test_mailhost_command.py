@@ -72,6 +72,22 @@ def test_a_key_the_host_refuses_is_named_and_nothing_is_stored(sshd):
     assert message == f"--key: 127.0.0.1:{sshd.port} refused the key (authentication failed)."
 
 
+def test_a_world_readable_key_file_is_refused_with_the_fix_and_nothing_is_stored(sshd, tmp_path, settings):
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path
+    key = tmp_path / "mx1_ed25519"
+    key.write_text(sshd.keys["user"].read_text())
+    key.chmod(0o644)
+    message = refused("mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(key))
+    assert message == (
+        f"--key: the key file {key} may be read or written by group or others (mode 0644); a private key must be "
+        f"private to Dockspace's user: run chmod 600 {key}."
+    )
+    key.chmod(0o600)  # positive control: the fix the message names works
+    assert f"offers the host key {sshd.fingerprint()}" in run(
+        "mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(key)
+    )
+
+
 def test_the_key_may_come_from_the_environment_and_is_never_stored(sshd, monkeypatch):
     key_text = sshd.keys["user"].read_text()
     monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1", key_text)
