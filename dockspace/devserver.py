@@ -102,6 +102,18 @@ def _data_dir():
     return Path(env_str("DOCKSPACE_DATA_DIR", str(default))).expanduser().resolve()
 
 
+def ssh_key_dir_prepare():
+    """Create the directory mail hosts' key files must be in (settings.MAILHOST_SSH_KEY_DIR: DOCKSPACE_SSH_KEY_DIR,
+    else <data dir>/ssh-keys) private (0700), so an operator puts a key there without making it first. An existing
+    directory is left as it is. Returns its path."""
+    key_dir = Path(env_str("DOCKSPACE_SSH_KEY_DIR", str(_data_dir() / "ssh-keys"))).expanduser().resolve()
+    try:
+        private_dir(key_dir)
+    except OSError as exc:  # mail hosts are optional: say so and run anyway
+        print(f"[run] could not create the SSH key directory {key_dir}: {exc.strerror}. Check DOCKSPACE_SSH_KEY_DIR.")
+    return key_dir
+
+
 def _lock_data_dir():
     """Hold an exclusive lock on the data directory until this process ends (the kernel lets go even when it is
     killed): a second `make run` on the same directory would share its database and queue and run every
@@ -286,6 +298,7 @@ def main():
             if process["bind"]:
                 _check_port_free(process)
         _lock_data_dir()
+        ssh_key_dir_prepare()
         _prepare_metrics_dirs(plan)
         setup_code = _prepare()
         children = _start_all(plan)

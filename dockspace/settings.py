@@ -496,6 +496,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secret_paths"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own default config gives "django" a console handler under DEBUG (and mail_admins): records
+        # would be printed twice, once bare and once by the root's handler. The root's handler is the only one.
+        "django": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # The embedded file broker has no host name; kombu warns about it on every connection.
         "kombu.connection": {"level": "ERROR"},

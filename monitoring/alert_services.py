@@ -235,10 +235,11 @@ def _resolve(rule, alert, observation, now, result, may_notify, channel_list=(),
         result.resolved.append(f"{rule.kind}: {alert.subject}")
     alert.state, alert.resolved_at = Alert.RESOLVED, now
     alert.value, alert.summary, alert.last_seen_at = observation.value, observation.summary[:500], now
+    if may_notify and was_notified and rule.notify_resolved and not alert.is_silenced(now):
+        # Built before the acknowledgement is cleared: the resolved notification says whether this episode was.
+        result.notifications += _queue_notifications(rule, alert, AlertEvent.RESOLVED, now, channel_list, queue_tasks)
     alert.acknowledged_by, alert.acknowledged_at = None, None  # the next episode is acknowledged anew
     alert.save(update_fields=[*_EVALUATED_FIELDS, "acknowledged_by", "acknowledged_at"])
-    if may_notify and was_notified and rule.notify_resolved and not alert.is_silenced(now):
-        result.notifications += _queue_notifications(rule, alert, AlertEvent.RESOLVED, now, channel_list, queue_tasks)
 
 
 def _iso(moment):

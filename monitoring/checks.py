@@ -29,8 +29,8 @@ def check_mailhost_key_sources(app_configs=None, databases=None, **kwargs):
                 Warning(
                     f"Mail host {name}: {refused.message} Its key is not loaded: it is not probed and no action runs "
                     "on it.",
-                    hint=f"Put the key where the rules allow, then `manage.py mailhost update {name} {option} ...` "
-                    "(or change the host in the admin).",
+                    hint=f"Do what it says (`chmod 600` a key file others may read), or put the key where the rules "
+                    f"allow, then `manage.py mailhost update {name} {option} ...` (or change the host in the admin).",
                     id="monitoring.W001",
                 )
             )

@@ -1,5 +1,5 @@
 """What /metrics reads from the database at scrape time (MonitoringConfig.metrics_collectors): counts of people,
-mailboxes, aliases and domains, the DMS sync state, when the worker and beat were last seen, each mail host's
+mailboxes, aliases and domains, the DMS sync state, when the worker, beat and watchdog were last seen, each mail host's
 latest probe, and the alerts firing.
 
 Read at each scrape rather than counted in a process: the database is the one place every process agrees on, and
@@ -99,7 +99,7 @@ class DmsSyncCollector:
 
 
 class HeartbeatCollector:
-    """When the Celery worker and beat were last seen (monitoring.heartbeats)."""
+    """When the Celery worker, beat and the watchdog were last seen (monitoring.heartbeats)."""
 
     def collect(self):
         seen = heartbeats.last_seen()
@@ -112,6 +112,11 @@ class HeartbeatCollector:
             "dockspace_beat_last_tick_timestamp_seconds",
             "When Celery beat last sent a task or started (0: never).",
             value=_timestamp(seen[Heartbeat.BEAT]),
+        )
+        yield GaugeMetricFamily(
+            "dockspace_watchdog_last_seen_timestamp_seconds",
+            "When the watchdog (manage.py watchdog) last ran a round (0: never).",
+            value=_timestamp(seen[Heartbeat.WATCHDOG]),
         )
 
 

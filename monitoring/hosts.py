@@ -374,6 +374,8 @@ def mailhost_repin(
             f"{host.ssh_target} offers the host key {offered.fingerprint} ({offered.type}), not {trust}: the pinned "
             f"key {host.host_key_fingerprint} stays.",
         )
+    if repin_unneeded(host, offered):
+        return offered  # already the pinned key: nothing to write or audit
     old = host.host_key_fingerprint
     with transaction.atomic():
         host = MailHost.objects.select_for_update().get(pk=host.pk)
@@ -386,6 +388,13 @@ def mailhost_repin(
             **_who(request, actor_label, actor),
         )
     return offered
+
+
+def repin_unneeded(host: MailHost, offered: ssh.HostKey) -> str | None:
+    """What to tell whoever asked to re-pin a host that still offers its pinned key (nothing changes), else None."""
+    if offered.fingerprint != host.host_key_fingerprint:
+        return None
+    return f"{host.ssh_target} offers the pinned key {offered.fingerprint}; nothing to re-pin."
 
 
 @transaction.atomic

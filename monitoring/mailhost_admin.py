@@ -375,8 +375,9 @@ class MailHostAdmin(ServiceAdmin):
             offered = hosts.mailhost_repin(host=host, trust=None, request=request)
         except ValidationError as e:
             return page(refusal=error_summary(e))
-        if offered.fingerprint == host.host_key_fingerprint:
-            return page(unchanged=offered)
+        unneeded = hosts.repin_unneeded(host, offered)
+        if unneeded:
+            return page(unchanged=unneeded)
         return self._trust_page(
             request,
             title=title,

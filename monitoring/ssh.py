@@ -12,6 +12,7 @@ import re
 import select
 import shlex
 import socket
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -143,13 +144,24 @@ def _key_file(value: str) -> str:
             f"the key file must be inside the SSH key directory {settings.MAILHOST_SSH_KEY_DIR} ({KEY_DIR_VARIABLE}; "
             f"symbolic links are followed): {path} is not.",
         )
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        return path  # a missing or unreadable file is named when the key is loaded
+    if stat.S_ISREG(mode) and mode & 0o077:
+        # As OpenSSH's "UNPROTECTED PRIVATE KEY FILE": a key others may read is no longer only Dockspace's.
+        raise KeySourceRefused(
+            "key_path",
+            f"the key file {path} may be read or written by group or others (mode {stat.S_IMODE(mode):04o}); a "
+            f"private key must be private to Dockspace's user: run chmod 600 {path}.",
+        )
     return path
 
 
 def checked_key_source(key_path: str | None, key_env: str | None) -> tuple[str, str]:
     """(key_path, key_env), the path normalised, when exactly one is given and it follows the key rules (a file
-    inside the SSH key directory, a variable named DOCKSPACE_SSH_KEY_...); KeySourceRefused otherwise. Nothing is
-    read: a refusal says nothing about the file."""
+    inside the SSH key directory that group and others may not use, a variable named DOCKSPACE_SSH_KEY_...);
+    KeySourceRefused otherwise. Nothing is read: a refusal says nothing about a file outside the directory."""
     key_path, key_env = (key_path or "").strip(), (key_env or "").strip()
     if bool(key_path) == bool(key_env):
         raise KeySourceRefused("key_path", "give exactly one of a key file (--key) and a key variable (--key-env).")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from dockspace.devserver import LOCK_FILE_NAME
+from dockspace.devserver import LOCK_FILE_NAME, ssh_key_dir_prepare
 from dockspace.ports import port_holders
 
 ROOT = Path(settings.BASE_DIR)
@@ -164,11 +164,30 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
         assert (data_dir / "dockspace.sqlite3").stat().st_mode & 0o777 == 0o600
         assert (data_dir / "dev-secret-key").stat().st_mode & 0o777 == 0o600
         assert (data_dir / "celery" / "queue").stat().st_mode & 0o777 == 0o700
+        assert (data_dir / "ssh-keys").stat().st_mode & 0o777 == 0o700  # mail hosts' keys go there
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert "[run] stopped." in log.read_text()
     assert not listening(env["EXTENSION_GREETER_BIND"])  # stopped with the others
+
+
+def test_make_run_creates_the_ssh_key_directory_private_and_leaves_an_existing_one_as_it_is(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKSPACE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DOCKSPACE_SSH_KEY_DIR", raising=False)
+    old = os.umask(0o022)
+    try:
+        assert ssh_key_dir_prepare() == tmp_path / "data" / "ssh-keys"
+        assert (tmp_path / "data" / "ssh-keys").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700  # the data directory made on the way too
+        monkeypatch.setenv("DOCKSPACE_SSH_KEY_DIR", str(tmp_path / "keys"))  # the operator's own directory
+        assert ssh_key_dir_prepare() == tmp_path / "keys"
+        assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+    finally:
+        os.umask(old)
+    (tmp_path / "keys").chmod(0o750)  # the operator's choice (check W003's business, not make run's)
+    ssh_key_dir_prepare()
+    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o750
 
 
 def heartbeat_of(database, name):

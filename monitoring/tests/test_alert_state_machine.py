@@ -233,3 +233,14 @@ def test_an_acknowledgement_saved_during_an_evaluation_is_kept():
     stale.summary = "newer"
     stale.save(update_fields=alert_services._EVALUATED_FIELDS)
     assert Alert.objects.get(pk=alert.pk).acknowledged_at is not None
+
+
+def test_the_resolved_notification_says_whether_its_episode_was_acknowledged():
+    rule = switch_rule(webhook_channel(), for_seconds=0, repeat_seconds=REPEAT)
+    for at, action in [(0, "on"), (60, "ack"), (120, "off"), (180, "on"), (240, "off")]:
+        run_step(rule, at, action)
+    sent = [(event.kind, event.payload["data"]["acknowledged"]) for event in AlertEvent.objects.order_by("pk")]
+    # The first episode was acknowledged (its resolved notification says so); the second, not yet acknowledged,
+    # starts and ends unacknowledged: the acknowledgement ended with its episode.
+    assert sent == [("fired", False), ("resolved", True), ("fired", False), ("resolved", False)]
+    assert Alert.objects.get(rule=rule).acknowledged_at is None

@@ -99,6 +99,23 @@ def test_the_largest_mailboxes_are_listed_by_use_with_a_bar_and_a_link():
     assert re.search(r'<meter class="quota-bar"[^>]*value="0.900"', largest)
 
 
+def test_every_bar_of_the_largest_mailboxes_has_fallback_text_of_the_same_form():
+    host = mail_host("mx1")
+    now = timezone.now()
+    for address, used, limit in [("ann@example.com", 900, 1000), ("bob@example.com", 50, None)]:
+        MailboxQuotaUsage.objects.create(
+            host=host,
+            address=address,
+            used_bytes=used * MIB,
+            limit_bytes=limit and limit * MIB,
+            measured_at=now,
+        )
+
+    largest = card(signed_in(StaffFactory()).get(HOME).content.decode(), "Largest mailboxes")
+
+    assert re.findall(r"<meter [^>]*>([^<]*)</meter>", largest) == ["90 % used", "no limit"]
+
+
 def test_each_host_card_needs_the_permission_to_view_what_it_reads():
     host = mail_host("mx1")
     probe(host, status=HostProbe.DOWN, reasons=["SSH: connection refused"])

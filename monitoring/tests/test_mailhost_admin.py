@@ -140,6 +140,7 @@ def test_a_key_outside_the_key_directory_or_a_variable_without_the_prefix_is_ref
     # Positive control: the key in the directory goes on to the host key's confirmation.
     inside = settings.MAILHOST_SSH_KEY_DIR / "mx1_ed25519"
     inside.write_text(sshd.keys["user"].read_text())
+    inside.chmod(0o600)
     offered = browser.post(ADD, add_form(sshd, key_path=str(inside)))
     assert "Yes, I checked it: trust this key" in offered.content.decode()
 
@@ -334,7 +335,8 @@ def test_a_repin_post_without_the_csrf_token_is_refused(sshd):
 def test_a_host_still_offering_its_pinned_key_has_nothing_to_repin(browser, sshd):
     host = add_host(sshd)
     page = browser.post(repin_url(host), {"fetch": "1"}).content.decode()
-    assert "still offers this key: there is nothing to re-pin" in page and 'name="confirmation"' not in page
+    assert f"offers the pinned key {host.host_key_fingerprint}; nothing to re-pin." in page
+    assert 'name="confirmation"' not in page
 
 
 def test_repin_needs_the_permission_to_change_mail_hosts(sshd):

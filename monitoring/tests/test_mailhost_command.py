@@ -72,6 +72,22 @@ def test_a_key_the_host_refuses_is_named_and_nothing_is_stored(sshd):
     assert message == f"--key: 127.0.0.1:{sshd.port} refused the key (authentication failed)."
 
 
+def test_a_world_readable_key_file_is_refused_with_the_fix_and_nothing_is_stored(sshd, tmp_path, settings):
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path
+    key = tmp_path / "mx1_ed25519"
+    key.write_text(sshd.keys["user"].read_text())
+    key.chmod(0o644)
+    message = refused("mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(key))
+    assert message == (
+        f"--key: the key file {key} may be read or written by group or others (mode 0644); a private key must be "
+        f"private to Dockspace's user: run chmod 600 {key}."
+    )
+    key.chmod(0o600)  # positive control: the fix the message names works
+    assert f"offers the host key {sshd.fingerprint()}" in run(
+        "mailhost", "add", "mx1", "--ssh", sshd.target, "--key", str(key)
+    )
+
+
 def test_the_key_may_come_from_the_environment_and_is_never_stored(sshd, monkeypatch):
     key_text = sshd.keys["user"].read_text()
     monkeypatch.setenv("DOCKSPACE_SSH_KEY_MX1", key_text)
@@ -118,6 +134,18 @@ def test_repin_shows_the_new_key_then_pins_only_the_fingerprint_checked_and_keep
     run("mailhost", "restart", "mx1", "--execute")  # the new key is accepted: the command runs
     assert sshd.calls() == [["docker", "restart", "mailserver"]]
     assert AuditEvent.objects.filter(action="monitoring.mailhost.repin").count() == 1
+
+
+def test_repin_of_a_host_still_offering_its_pinned_key_says_there_is_nothing_to_repin(sshd):
+    host = add_host(sshd)
+    expected = f"{sshd.target} offers the pinned key {sshd.fingerprint('first')}; nothing to re-pin."
+    assert run("mailhost", "repin", "mx1").strip() == expected
+    assert run("mailhost", "repin", "mx1", "--trust", sshd.fingerprint("first")).strip() == expected
+    host.refresh_from_db()
+    assert host.host_key_fingerprint == sshd.fingerprint("first")
+    assert not AuditEvent.objects.filter(action="monitoring.mailhost.repin").exists()
+    sshd.restart(host_key="second")  # positive control: a changed key is still offered for re-pinning
+    assert "Nothing was changed" in run("mailhost", "repin", "mx1")
 
 
 OUTSIDE = "must be inside the SSH key directory /keys (DOCKSPACE_SSH_KEY_DIR; symbolic links are followed)"
@@ -249,7 +277,9 @@ def test_list_and_show_print_json(sshd):
     assert shown["host_key_fingerprint"] == sshd.fingerprint()
     assert shown["ssh"] == f"{sshd.user}@127.0.0.1:{sshd.port}"
     assert shown["key"] == f"file {sshd.keys['user']}"
-    assert "mx1" in run("mailhost", "list") and "default" in run("mailhost", "list")
+    listed = run("mailhost", "list").splitlines()
+    assert listed[0].split() == ["NAME", "SSH", "CONTAINER", "STATUS", "FLAGS"]
+    assert [line.split()[0] for line in listed[1:]] == ["mx1", "mx2"] and listed[1].split()[-1] == "default"
     assert refused("mailhost", "show", "mx9") == "NAME: no mail host 'mx9'."
 
 

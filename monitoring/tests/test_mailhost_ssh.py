@@ -200,6 +200,7 @@ def test_a_sudo_that_asks_for_a_password_is_explained(sshd):
 
 def _write(path, text):
     path.write_text(text)
+    path.chmod(0o600)
     return path
 
 
@@ -263,6 +264,23 @@ def test_a_link_in_the_key_directory_leading_out_of_it_is_refused_when_used(sshd
     (settings.MAILHOST_SSH_KEY_DIR / "mx1").symlink_to(outside)
     error = refusal(unsaved_host(sshd, key_path=str(settings.MAILHOST_SSH_KEY_DIR / "mx1")))
     assert error.kind == "key" and "symbolic links are followed" in error.message
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_a_key_file_group_or_others_may_use_is_refused_naming_its_mode_and_the_fix(sshd, settings, tmp_path, mode):
+    settings.MAILHOST_SSH_KEY_DIR = tmp_path
+    key = tmp_path / "mx1_ed25519"
+    key.write_text(sshd.keys["user"].read_text())
+    key.chmod(mode)
+    error = refusal(unsaved_host(sshd, key_path=str(key)))
+    assert (error.kind, error.message) == (
+        "key",
+        f"the key file {key} may be read or written by group or others (mode {mode:04o}); a private key must be "
+        f"private to Dockspace's user: run chmod 600 {key}.",
+    )
+    assert sshd.calls() == []
+    key.chmod(0o600)  # positive control: the same file, private, connects
+    assert run(unsaved_host(sshd, key_path=str(key)), ["docker", "restart", "mailserver"]).exit_status == 0
 
 
 @pytest.mark.parametrize("name", ["a..b", "...", "x" * 64 + ".example.com"])

@@ -154,6 +154,25 @@ def test_drift_found_by_a_scan_is_counted_and_shown_until_repaired(settings):
 # --- counted as it happens ---------------------------------------------------------------------------------------
 
 
+def test_the_heartbeats_of_worker_beat_and_watchdog_are_read_at_scrape_time():
+    from datetime import UTC, datetime
+
+    from monitoring.heartbeats import heartbeat_record
+
+    names = {
+        "worker": "dockspace_worker_last_seen_timestamp_seconds",
+        "beat": "dockspace_beat_last_tick_timestamp_seconds",
+        "watchdog": "dockspace_watchdog_last_seen_timestamp_seconds",
+    }
+    before = scrape()
+    assert {process: value(before, name) for process, name in names.items()} == dict.fromkeys(names, 0)
+    seen = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    heartbeat_record("watchdog", now=seen)
+    after = scrape()
+    assert value(after, names["watchdog"]) == seen.timestamp()
+    assert value(after, names["worker"]) == 0  # positive control: each process has its own
+
+
 def test_sign_ins_are_counted_by_result():
     person = UserFactory(email="ada@example.com")
     client = Client()

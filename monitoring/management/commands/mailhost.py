@@ -244,12 +244,13 @@ class Command(BaseCommand):
             return print_json(self, rows)
         if not rows:
             self.stdout.write("No mail hosts. Add one: manage.py mailhost add NAME --ssh USER@HOST --key PATH")
+            return
+        self.stdout.write(_list_line("NAME", "SSH", "CONTAINER", "STATUS", "FLAGS"))
         for r in rows:
             flags = " ".join(
                 f for f, on in (("default", r["is_default"]), ("restart-needed", r["restart_needed"])) if on
             )
-            line = f"{r['name']:20} {r['ssh']:40} {r['container']:15} {r['status']:15} {flags}"
-            self.stdout.write(line.rstrip())
+            self.stdout.write(_list_line(r["name"], r["ssh"], r["container"], r["status"], flags))
 
     def _show(self, o):
         print_record(self, mailhost_data(self._visible_host(o["name"])), o["json"])
@@ -286,6 +287,10 @@ class Command(BaseCommand):
         host = find_host(o["name"])
         with ServiceCall(OPTIONS):
             offered = hosts.mailhost_repin(host=host, trust=o["trust"], **self._who())
+        unneeded = hosts.repin_unneeded(host, offered)
+        if unneeded:
+            self.stdout.write(unneeded)
+            return
         if o["trust"] is None:
             self.stdout.write(
                 f"{host.ssh_target} offers the host key {offered.fingerprint} ({offered.type}); "
@@ -367,6 +372,10 @@ class Command(BaseCommand):
                 self.stdout.write("No fix here is safe to apply automatically: each one above is yours to make.")
         if failed:
             raise CommandError(f"{len(failed)} check(s) failed on {host.name}.")
+
+
+def _list_line(name, ssh_target, container, status, flags):
+    return f"{name:20} {ssh_target:40} {container:15} {status:15} {flags}".rstrip()
 
 
 def _bytes(value):
