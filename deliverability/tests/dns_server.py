@@ -7,7 +7,7 @@ directly. Needs /usr/sbin/nsd and nsd-checkzone (Debian: nsd); tests skip withou
 built by hand: dnspython is the resolver module's alone (pyproject's import-linter contract "dns").
 """
 
-import contextlib
+import asyncio
 import os
 import signal
 import socket
@@ -248,44 +248,128 @@ class SilentDnsServer(_UdpListener):
     """A "DNS server" that reads every query (`received` counts them) and never answers: a dead resolver."""
 
 
-class LatencyProxy(_UdpListener):
+class LatencyProxy:
     """Forwards each UDP query to 127.0.0.1:`upstream_port` after `latency` seconds and relays the answer back
     (UDP only: a truncated answer's TCP retry is not proxied). Counts the queries `received` and the most that
-    were ever `outstanding` at once (received, not yet answered)."""
+    were ever `outstanding` at once (received, not yet answered).
+
+    One asyncio loop in one thread does it all (timers for the delay, one upstream socket, the query ID rewritten
+    to tell the answers apart): a thread per query cost as much CPU as the resolver it serves, and both share the
+    GIL when the proxy runs inside the process it measures (bench/dnsbl_sweep.py)."""
+
+    UPSTREAM_TIMEOUT = 5.0  # no answer upstream within this: the query is dropped and the client times out
 
     def __init__(self, upstream_port, latency):
-        super().__init__()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
         self.upstream = (LOOPBACK, upstream_port)
         self.latency = latency
+        self.received = 0
         self.outstanding = 0
         self.max_outstanding = 0
-        self.workers = []
+        self.loop = None
+        self.thread = None
+        self._clients = None  # the transport on self.sock
+        self._upstream = None  # the transport to the server
+        self._pending = {}  # proxy query ID -> (client address, client's query ID, expiry timer)
+        self._next_id = 0
 
-    def handle(self, data, client):
-        with self.lock:
-            self.outstanding += 1
-            self.max_outstanding = max(self.max_outstanding, self.outstanding)
-        worker = threading.Thread(target=self._forward, args=(data, client), daemon=True)
-        self.workers.append(worker)
-        worker.start()
+    @property
+    def nameservers(self):
+        return [(LOOPBACK, self.port)]
+
+    def start(self):
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failed = []
+        self.thread = threading.Thread(target=self._run, args=(ready, failed), daemon=True)
+        self.thread.start()
+        ready.wait()
+        if failed:
+            self.thread.join()
+            raise failed[0]
+        return self
+
+    def _run(self, ready, failed):
+        asyncio.set_event_loop(self.loop)
+        try:
+            self._clients, _ = self.loop.run_until_complete(
+                self.loop.create_datagram_endpoint(lambda: _Datagrams(self._from_client), sock=self.sock)
+            )
+            self._upstream, _ = self.loop.run_until_complete(
+                self.loop.create_datagram_endpoint(
+                    lambda: _Datagrams(self._from_upstream), local_addr=(LOOPBACK, 0), remote_addr=self.upstream
+                )
+            )
+        except OSError as exc:
+            failed.append(exc)
+            ready.set()
+            return
+        ready.set()
+        self.loop.run_forever()
+        for _client, _ident, timer in self._pending.values():
+            timer.cancel()
+        self._pending.clear()
+        self._upstream.close()
+        self._clients.close()
+        self.loop.run_until_complete(asyncio.sleep(0))  # let the transports close
+        self.loop.close()
+
+    def _from_client(self, data, client):
+        if len(data) < 12:
+            return
+        self.received += 1
+        self.outstanding += 1
+        self.max_outstanding = max(self.max_outstanding, self.outstanding)
+        self.loop.call_later(self.latency, self._forward, data, client)
 
     def _forward(self, data, client):
-        reply = None
-        if not self.stopping.wait(self.latency):
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
-                upstream.settimeout(5)
-                try:
-                    upstream.sendto(data, self.upstream)
-                    reply = upstream.recv(65535)
-                except OSError:  # no answer upstream: the client times out, as it would
-                    reply = None
-        # Counted as answered before the answer leaves: the client's next query can never meet a stale count.
-        with self.lock:
-            self.outstanding -= 1
-        if reply is not None:
-            with contextlib.suppress(OSError):  # the proxy is stopping
-                self.sock.sendto(reply, client)
+        ident = self._next_id
+        while ident in self._pending:  # 65536 queries in flight would be a bug in the caller
+            ident = (ident + 1) & 0xFFFF
+        self._next_id = (ident + 1) & 0xFFFF
+        timer = self.loop.call_later(self.UPSTREAM_TIMEOUT, self._expire, ident)
+        self._pending[ident] = (client, data[:2], timer)
+        self._upstream.sendto(struct.pack("!H", ident) + data[2:])
 
-    def finish(self):
-        for worker in self.workers:
-            worker.join()
+    def _expire(self, ident):
+        if self._pending.pop(ident, None) is not None:
+            self.outstanding -= 1
+
+    def _from_upstream(self, data, _server):
+        if len(data) < 12:
+            return
+        entry = self._pending.pop(struct.unpack("!H", data[:2])[0], None)
+        if entry is None:  # expired, or not ours
+            return
+        client, ident, timer = entry
+        timer.cancel()
+        # Counted as answered before the answer leaves: the client's next query can never meet a stale count.
+        self.outstanding -= 1
+        self._clients.sendto(ident + data[2:], client)
+
+    def stop(self):
+        if self.thread is not None:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
+            self.thread = None
+        self.sock.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, received):
+        self.received = received
+
+    def datagram_received(self, data, addr):
+        self.received(data, addr)
+
+    def error_received(self, exc):  # an ICMP error (the server went away): the query is left to expire
+        pass
