@@ -227,7 +227,7 @@ class DomainAdmin(ServiceAdmin):
             self.message_user(
                 request,
                 f"{verb} DKIM keys for {', '.join(done)}. Publish the TXT records shown on each domain's page; "
-                "with OpenDKIM, restart the mailserver.",
+                "with OpenDKIM, recreate the mailserver container (a restart does not apply new keys).",
                 messages.SUCCESS,
             )
 
@@ -563,7 +563,7 @@ class DmsSyncStateAdmin(admin.ModelAdmin):
             request, f"Drift repaired in {len(drift)} file(s)." if drift else "No drift.", messages.SUCCESS
         )
 
-    @admin.action(description="I restarted the mailserver (clear 'restart needed')", permissions=["change"])
+    @admin.action(description="I recreated the mailserver container (clear 'restart needed')", permissions=["change"])
     def restart_done(self, request, queryset):
         queryset.update(restart_needed=False, restart_reason="")
-        audit("mail.dms.restarted", request=request, description="Marked the mailserver as restarted.")
+        audit("mail.dms.restarted", request=request, description="Marked the mailserver container as recreated.")

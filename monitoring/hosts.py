@@ -1,11 +1,12 @@
 """Mail hosts: adding one (after its host key is trusted), changing, removing, the default, and the actions on a
-host (restart, reload, bootstrap). The admin and `manage.py mailhost` call these; each checks the actor's
+host (recreate, restart, reload, bootstrap). The admin and `manage.py mailhost` call these; each checks the actor's
 permission, refuses with ValidationError({field: [message]}) and writes the audit log with the exact command."""
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import posixpath
 import re
 import secrets
@@ -45,6 +46,21 @@ KEY_ENV_PREFIX = ssh.KEY_ENV_PREFIX
 CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}\Z")
 RELOADS = {"postfix": ("postfix", "reload"), "dovecot": ("doveadm", "reload")}
+# The labels Docker Compose puts on the containers it creates, read to recreate one the way it was created.
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
+LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
+LABEL_ENV_FILES = "com.docker.compose.project.environment_file"
+# Compose's rule for project names; service names: letters, digits, '_', '.', '-' (nothing a shell could read).
+COMPOSE_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}\Z")
+COMPOSE_SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+# DMS runs its set-up (OpenDKIM keys, postfix-main.cf, user-patches.sh) only in a new container: on a restart,
+# target/scripts/start-mailserver.sh finds /CONTAINER_START and skips it.
+RECREATE_BY_HAND = (
+    "recreate the container the way it was created (with compose: `docker compose up -d --force-recreate "
+    "mailserver` in its compose directory; with docker run: remove it and run it again)"
+)
 EDITABLE = ("key_path", "key_env", "use_sudo", "container", "compose_dir", "mail_volume", "mail_hostname", "notes")
 
 
@@ -58,11 +74,14 @@ class MailHostAdded:
 
 @dataclass
 class HostAction:
-    """An action on a host: the exact command, and its result when it was executed (dry run: None)."""
+    """An action on a host: the exact command, and its result when it was executed (dry run: None). `lookup`: a
+    read-only command run first to find the command (recreate reads the container's compose labels)."""
 
     host: MailHost
     command: str
     result: ssh.CommandResult | None = None
+    lookup: str = ""
+    compose: ComposeService | None = None
 
     @property
     def executed(self) -> bool:
@@ -71,6 +90,17 @@ class HostAction:
     @property
     def ok(self) -> bool:
         return self.result is not None and self.result.exit_status == 0
+
+
+@dataclass(frozen=True)
+class ComposeService:
+    """Where a container came from, after its compose labels: what `docker compose up` needs to create it again."""
+
+    project: str
+    service: str
+    working_dir: str
+    config_files: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
 
 
 @dataclass
@@ -459,12 +489,12 @@ def default_mailhost() -> MailHost | None:
 
 
 def mailhosts_need_restart(*, reason: str) -> None:
-    """A change the DMS containers read only at start was written (mail's restart seam): every host mounts the
-    directory Dockspace writes, so every host needs a restart."""
+    """A change DMS applies only in a new container was written (mail's restart seam): every host mounts the
+    directory Dockspace writes, so every host's container must be recreated (a restart is not enough)."""
     MailHost.objects.update(restart_needed=True, restart_reason=reason[:200])
 
 
-def _restarted(host: MailHost) -> None:
+def _recreated(host: MailHost) -> None:
     from mail.models import DmsSyncState
 
     MailHost.objects.filter(pk=host.pk).update(restart_needed=False, restart_reason="")
@@ -477,9 +507,91 @@ def _restarted(host: MailHost) -> None:
 
 
 def restart_argv(host: MailHost) -> list[str]:
-    """`docker restart CONTAINER`: restarts exactly the container the probes watch, with or without compose.
-    (`docker compose restart` needs the compose service name, which may differ; neither re-reads compose.yaml.)"""
+    """`docker restart CONTAINER`: the same container again (a hung daemon). DMS skips its set-up on a restart, so
+    this applies no OpenDKIM key, postfix-main.cf or user-patches.sh: that takes `recreate`."""
     return ["docker", "restart", host.container]
+
+
+def labels_argv(host: MailHost) -> list[str]:
+    """Read-only: the container's labels as JSON (`null` when it has none)."""
+    return ["docker", "inspect", "--type", "container", "--format", "{{json .Config.Labels}}", host.container]
+
+
+def _label_paths(labels: dict[str, Any], name: str) -> tuple[str, ...]:
+    """The absolute paths a comma-separated compose label lists, each checked against the probes' path rule."""
+    paths = tuple(part for part in str(labels.get(name) or "").split(",") if part)
+    for path in paths:
+        if not path.startswith("/") or posixpath.normpath(path) != path:
+            raise ValueError(f"its label {name} names {path!r}, which is not a plain absolute path")
+        try:
+            probe_commands("mailserver", path)
+        except ValueError:
+            raise ValueError(
+                f"its label {name} names {path!r}, which has characters Dockspace does not pass to a shell "
+                "(letters, digits and _ . / @ + = , : - only)"
+            ) from None
+    return paths
+
+
+def compose_service(labels_json: str, *, compose_dir: str) -> ComposeService:
+    """The compose service and project a container's labels name (`docker inspect --format '{{json
+    .Config.Labels}}'`). ValueError, saying why, when it was not created by compose, was created in another directory
+    than `compose_dir`, or a label has a character outside the safe rule (nothing is run with it)."""
+    try:
+        labels = json.loads(labels_json or "null")
+    except ValueError:
+        raise ValueError("its labels could not be read (docker inspect did not print JSON)") from None
+    if not isinstance(labels, dict) or not labels.get(LABEL_SERVICE) or not labels.get(LABEL_PROJECT):
+        raise ValueError(
+            f"it has no compose labels ({LABEL_SERVICE}, {LABEL_PROJECT}): it was not created by docker compose"
+        )
+    service, project = str(labels[LABEL_SERVICE]), str(labels[LABEL_PROJECT])
+    if not COMPOSE_SERVICE_RE.match(service):
+        raise ValueError(
+            f"its label {LABEL_SERVICE} is {service[:80]!r}, not a service name Dockspace runs commands with "
+            "(letters, digits, '_', '.', '-', starting with a letter or digit)"
+        )
+    if not COMPOSE_PROJECT_RE.match(project):
+        raise ValueError(
+            f"its label {LABEL_PROJECT} is {project[:80]!r}, not a compose project name (lower-case letters, digits, "
+            "'_', '-', starting with a letter or digit)"
+        )
+    working_dir = str(labels.get(LABEL_WORKING_DIR) or "")
+    if posixpath.normpath(working_dir or ".") != compose_dir:
+        raise ValueError(
+            f"it was created by compose in {working_dir[:200]!r} (its label {LABEL_WORKING_DIR}), not in "
+            f"{compose_dir}, this host's compose directory: set the compose directory to the one holding its compose "
+            "file"
+        )
+    return ComposeService(
+        project=project,
+        service=service,
+        working_dir=compose_dir,
+        config_files=_label_paths(labels, LABEL_CONFIG_FILES),
+        env_files=_label_paths(labels, LABEL_ENV_FILES),
+    )
+
+
+def recreate_argv(compose: ComposeService) -> list[str]:
+    """`docker compose up --force-recreate` of that one service, with the project, compose files and environment
+    files it was created with: a new container (DMS runs its set-up), its dependencies left alone."""
+    files = [word for path in compose.config_files for word in ("--file", path)]
+    env_files = [word for path in compose.env_files for word in ("--env-file", path)]
+    return [
+        "docker",
+        "compose",
+        "--project-directory",
+        compose.working_dir,
+        "--project-name",
+        compose.project,
+        *files,
+        *env_files,
+        "up",
+        "--detach",
+        "--force-recreate",
+        "--no-deps",
+        compose.service,
+    ]
 
 
 def reload_argv(host: MailHost, service: str) -> list[str]:
@@ -528,7 +640,8 @@ def mailhost_restart(
     actor: authz.Actor | None = None,
     actor_label: str | None = None,
 ) -> HostAction:
-    """Restart the DMS container (dry run: the command only). A successful restart clears "restart needed"."""
+    """Restart the DMS container (dry run: the command only). It keeps "restart needed": DMS skips its set-up on a
+    restart, so only `mailhost_recreate` applies what the flag waits for."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, OPERATE, "name")
     argv = restart_argv(host)
@@ -544,9 +657,107 @@ def mailhost_restart(
         actor=actor,
         actor_label=actor_label,
     )
-    if action.ok:
-        _restarted(host)
     return action
+
+
+def recreate_refusal(host: MailHost) -> str:
+    """Why Dockspace cannot recreate this host's container before contacting it ("" when it may try)."""
+    if host.compose_dir:
+        return ""
+    return (
+        f"{host.name} has no compose directory, so Dockspace cannot recreate its container (a restart would skip "
+        f"DMS's set-up, so it is not done instead; 'restart needed' stays). Either {RECREATE_BY_HAND}, or set the "
+        f"compose directory (mailhost update {host.name} --compose-dir DIR) if compose created it."
+    )
+
+
+def mailhost_recreate(
+    *,
+    host: MailHost,
+    execute: bool = False,
+    look_up: bool = True,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> HostAction:
+    """Replace the DMS container by a new one from its compose file, so DMS runs its set-up again (OpenDKIM keys,
+    postfix-main.cf, user-patches.sh); success clears "restart needed". Reads the container's compose labels first
+    (read-only) to name the service and project. Dry run: the exact command (without `look_up`: nothing contacted,
+    `command` empty). Refused, with nothing run and the flag kept, without a compose directory or compose labels."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, OPERATE, "name")
+    refusal = recreate_refusal(host)
+    if refusal:
+        raise field_error(NON_FIELD_ERRORS, refusal)
+    lookup_argv = labels_argv(host)
+    action = HostAction(host, "", lookup=command_line(host, lookup_argv))
+    if not look_up and not execute:
+        return action
+    who = _who(request, actor_label, actor)
+    sent = False
+    try:
+        with ssh.session(host) as session:
+            labels = session.run(lookup_argv)
+            if labels.exit_status != 0:
+                why = labels.stderr.strip()[:200] or f"exit {labels.exit_status}"
+                raise _recreate_refused(
+                    action,
+                    f"`{action.lookup}` failed on {host.name} ({why}): nothing was run and 'restart needed' stays.",
+                    execute=execute,
+                    who=who,
+                )
+            try:
+                action.compose = compose_service(labels.stdout.strip(), compose_dir=host.compose_dir)
+            except ValueError as e:
+                raise _recreate_refused(
+                    action,
+                    f"Dockspace cannot recreate the container {host.container} on {host.name}: {e}. Nothing was "
+                    f"run and 'restart needed' stays; {RECREATE_BY_HAND}.",
+                    execute=execute,
+                    who=who,
+                ) from None
+            argv = recreate_argv(action.compose)
+            action.command = session.command_line(argv)
+            if not execute:
+                return action
+            sent = True
+            action.result = session.run(argv)
+    except ssh.SshError as e:
+        told = f"ran `{action.command}`, which failed" if sent else "ran nothing"
+        if execute:
+            audit(
+                "monitoring.mailhost.recreate",
+                target=host,
+                description=f"Recreate on {host.name}: {told}: {e.message}"[:500],
+                **who,
+            )
+        raise _ssh_refusal(e) from None
+    result = action.result
+    outcome = "exit 0" if result.exit_status == 0 else f"exit {result.exit_status}: {result.stderr.strip()[-200:]}"
+    audit(
+        "monitoring.mailhost.recreate",
+        target=host,
+        description=(
+            f"Recreate on {host.name} ({outcome}): ran `{action.command}` after reading the compose labels with "
+            f"`{action.lookup}`."
+        )[:500],
+        **who,
+    )
+    if action.ok:
+        _recreated(host)
+    return action
+
+
+def _recreate_refused(action: HostAction, message: str, *, execute: bool, who: dict[str, Any]) -> ValidationError:
+    """The refusal to raise; an executed recreate's refusal is audited too (the labels were read)."""
+    if execute:
+        audit(
+            "monitoring.mailhost.recreate",
+            target=action.host,
+            description=f"Recreate refused: {message}"[:500],
+            **who,
+        )
+    return field_error(NON_FIELD_ERRORS, message)
 
 
 def mailhost_reload(

@@ -1,6 +1,6 @@
 """Mail hosts in the admin (monitoring/admin.py imports this): added in two steps (the host key it offers, then an
 explicit "trust"), re-pinned the same way when its host key changed, changed through the service form, and acted on
-(restart, reload, bootstrap) by a dry run first that shows the exact command, then a confirmed POST: the same
+(recreate, restart, reload, bootstrap) by a dry run first that shows the exact command, then a confirmed POST: the same
 services as `manage.py mailhost`."""
 
 import secrets
@@ -248,6 +248,7 @@ class MailHostAdmin(ServiceAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
+            path("<path:object_id>/recreate/", view(self.recreate_view), name="monitoring_mailhost_recreate"),
             path("<path:object_id>/restart/", view(self.restart_view), name="monitoring_mailhost_restart"),
             path("<path:object_id>/reload/<str:service>/", view(self.reload_view), name="monitoring_mailhost_reload"),
             path("<path:object_id>/bootstrap/", view(self.bootstrap_view), name="monitoring_mailhost_bootstrap"),
@@ -291,7 +292,31 @@ class MailHostAdmin(ServiceAdmin):
         done, refused = self._run(
             request, host, lambda execute: hosts.mailhost_restart(host=host, execute=execute, request=request)
         )
-        return refused or self._action_page(request, host, f"Restart the DMS container on {host.name}", done)
+        note = (
+            "A restart keeps the same container: DMS skips its set-up, so changed OpenDKIM keys, postfix-main.cf and "
+            "user-patches.sh are not applied and “restart needed” stays. Use “Recreate container” for those."
+        )
+        return refused or self._action_page(request, host, f"Restart the DMS container on {host.name}", done, note=note)
+
+    def recreate_view(self, request, object_id):
+        """GET contacts nothing (a link from another site cannot start anything): it shows the read-only look-up.
+        POST "look_up" reads the container's compose labels and shows the exact command; a POST without it runs it."""
+        host = self._host(request, object_id)
+        execute = request.method == "POST" and "look_up" not in request.POST
+        try:
+            done = hosts.mailhost_recreate(
+                host=host, execute=execute, look_up=request.method == "POST", request=request
+            )
+        except ValidationError as e:
+            self.message_user(request, f"{host.name}: {error_summary(e)}", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(host))
+        return self._action_page(
+            request,
+            host,
+            f"Recreate the DMS container on {host.name}",
+            done,
+            template="admin/monitoring/mailhost/recreate.html",
+        )
 
     def reload_view(self, request, object_id, service):
         host = self._host(request, object_id)

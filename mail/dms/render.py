@@ -398,7 +398,11 @@ def is_dkim_secret(path: str) -> bool:
 
 
 def dkim_restart(path: str) -> str:
-    """OpenDKIM reads its keys and tables only at start; Rspamd reloads by itself."""
+    """DMS sets OpenDKIM up from its keys and tables only in a new container (a `docker restart` skips its set-up);
+    Rspamd reloads by itself."""
     if path.startswith(f"{OPENDKIM_DIR}/"):
-        return "OpenDKIM keys or tables changed: DMS reads them only at start. Restart the mailserver container."
+        return (
+            "OpenDKIM keys or tables changed: DMS applies them only in a new container. Recreate the mailserver "
+            "container (docker compose up -d --force-recreate mailserver)."
+        )
     return ""

@@ -106,7 +106,7 @@ def test_with_dkim_files_written_the_sync_state_asks_for_a_restart(domain, setti
     dms_sync()
     state = DmsSyncState.load()
     assert state.restart_needed is True
-    assert "Restart" in state.restart_reason
+    assert "Recreate the mailserver container" in state.restart_reason
     assert (
         (settings.DMS_DIR / "opendkim/keys/example.com/mail.private").read_text().startswith("-----BEGIN PRIVATE KEY")
     )

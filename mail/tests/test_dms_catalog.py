@@ -73,7 +73,7 @@ def test_only_the_account_lines_are_redacted_in_a_diff():
 
 def test_only_opendkim_changes_ask_for_a_restart():
     assert catalog.restart_reason(["postfix-accounts.cf", "rspamd/override.d/dkim_signing.conf"]) == ""
-    assert "Restart the mailserver container" in catalog.restart_reason(["postfix-virtual.cf", "opendkim/KeyTable"])
+    assert "Recreate the mailserver container" in catalog.restart_reason(["postfix-virtual.cf", "opendkim/KeyTable"])
 
 
 def test_what_the_dms_directory_holds_of_dockspace():

@@ -181,7 +181,7 @@ def test_dkim_changes_flag_a_restart(domain, settings):
     services.dkim_generate(domain=domain)
     sync.dms_sync()
     state = DmsSyncState.load()
-    assert state.restart_needed and "Restart" in state.restart_reason
+    assert state.restart_needed and "Recreate the mailserver container" in state.restart_reason
     assert (settings.DMS_DIR / "opendkim/keys/example.com/mail.private").exists()
 
 

@@ -1,7 +1,8 @@
 """A real OpenSSH server on loopback for tests that reach a mail host: throwaway host and user keys, a second host
 key (to prove a pinned key refuses a changed one), and `docker`/`sudo` stand-ins first on the session's PATH that
 log their argv and answer the container commands with canned DMS output (or forward a command to a real local
-tool, e.g. `postqueue -j`).
+tool, e.g. `postqueue -j`). The container was created by compose in COMPOSE_DIR (its labels say so, and
+`docker compose ... up` of its service answers), unless a test calls `set_labels`.
 
 Use the pytest fixtures (`sshd`, `sshd_keys`, `silent_port`, made available by monitoring/tests/conftest.py), or
 `SshServer(...)` directly (a benchmark starting many). Needs /usr/sbin/sshd and ssh-keygen (Debian:
@@ -23,6 +24,19 @@ import pytest
 
 SSHD = "/usr/sbin/sshd"
 CONTAINER = "mailserver"
+COMPOSE_DIR = "/srv/dms"
+# What Docker Compose v2 labels a container it created with `docker compose up` in COMPOSE_DIR (project "dms").
+COMPOSE_LABELS = {
+    "com.docker.compose.config-hash": "5f1d3c0e9a7b",
+    "com.docker.compose.container-number": "1",
+    "com.docker.compose.oneoff": "False",
+    "com.docker.compose.project": "dms",
+    "com.docker.compose.project.config_files": f"{COMPOSE_DIR}/compose.yaml",
+    "com.docker.compose.project.working_dir": COMPOSE_DIR,
+    "com.docker.compose.service": "mailserver",
+    "com.docker.compose.version": "2.29.7",
+    "org.opencontainers.image.title": "docker-mailserver",
+}
 DMS_SETTINGS = """\
 ACCOUNT_PROVISIONER='FILE'
 DMS_RELEASE='v15.1.0'
@@ -134,6 +148,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+def labels_argv(container=CONTAINER):
+    return ["docker", "inspect", "--type", "container", "--format", "{{json .Config.Labels}}", container]
+
+
+def compose_up_argv(service="mailserver", project="dms", directory=COMPOSE_DIR, files=(f"{COMPOSE_DIR}/compose.yaml",)):
+    """What `docker compose up --force-recreate` of one service looks like for a container with those labels."""
+    file_options = [word for path in files for word in ("--file", path)]
+    return [
+        "docker",
+        "compose",
+        "--project-directory",
+        directory,
+        "--project-name",
+        project,
+        *file_options,
+        "up",
+        "--detach",
+        "--force-recreate",
+        "--no-deps",
+        service,
+    ]
+
+
+# What `docker compose up --detach --force-recreate` prints (on stderr) while it replaces one container.
+COMPOSE_UP_OUTPUT = (
+    " Container mailserver  Recreate\n Container mailserver  Recreated\n Container mailserver  Starting\n"
+    " Container mailserver  Started\n"
+)
+
+
 def default_answers(dms_dir, container=CONTAINER):
     """What the `docker` stand-in answers, keyed by argv: a healthy DMS v15.1 container that mounts dms_dir."""
     inspect = [
@@ -157,6 +201,8 @@ def default_answers(dms_dir, container=CONTAINER):
         (*exec_, "test", "-r", "/var/log/mail/mail.log"): {},
         (*exec_, "cat", "/etc/dms-settings"): {"stdout": DMS_SETTINGS},
         ("docker", "restart", container): {"stdout": f"{container}\n"},
+        tuple(labels_argv(container)): {"stdout": json.dumps(COMPOSE_LABELS) + "\n"},
+        tuple(compose_up_argv()): {"stderr": COMPOSE_UP_OUTPUT},
         ("docker", "start", container): {"stdout": f"{container}\n"},
         (*exec_, "postfix", "reload"): {"stderr": "postfix/postfix-script: refreshing the Postfix mail system\n"},
         (*exec_, "doveadm", "reload"): {},
@@ -221,6 +267,11 @@ class SshServer:
         every_running = all(line.split()[1] == "RUNNING" for line in lines)
         argv = ["docker", "exec", self.container, "supervisorctl", "status"]
         self.answer(argv, stdout=self.services_output, exit=0 if every_running else 3)
+
+    def set_labels(self, labels):
+        """What `docker inspect --format '{{json .Config.Labels}}'` prints for the container from now on (a dict, or
+        None: a container without labels, as `docker run` makes one)."""
+        self.answer(labels_argv(self.container), stdout=json.dumps(labels) + "\n")
 
     def set_sudo(self, mode):
         """ "nopasswd" (sudo -n runs the command) or "password" (sudo asks for one, so -n fails)."""

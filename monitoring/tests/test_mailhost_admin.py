@@ -1,6 +1,6 @@
 """Mail hosts in the admin: adding a host only after its offered host key is confirmed, the pinned key shown
-read-only and re-pinned the same way when it changed, and restart/reload/bootstrap as a dry run showing the command,
-then run on a confirmed POST."""
+read-only and re-pinned the same way when it changed, and recreate/restart/reload/bootstrap as a dry run showing the
+command, then run on a confirmed POST."""
 
 import pytest
 from django.test import Client
@@ -8,8 +8,10 @@ from django.test import Client
 from accounts.models import AuditEvent
 from dockspace.tests.admin_pages import errors
 from monitoring import bootstrap
+from monitoring.hosts import mailhosts_need_restart
 from monitoring.models import HostProbe, MailHost
 from monitoring.tests.factories import add_host
+from monitoring.tests.sshd import COMPOSE_DIR, COMPOSE_LABELS, compose_up_argv, labels_argv
 from monitoring.tests.test_mailhost_check import no_tls  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -195,6 +197,54 @@ def test_restart_shows_the_command_first_and_runs_it_on_confirmation(browser, ss
     assert AuditEvent.objects.get(action="monitoring.mailhost.restart").actor_label == "root@example.com"
 
 
+def test_a_restart_from_the_admin_says_it_applies_no_set_up_and_keeps_the_flag(browser, sshd):
+    host = add_host(sshd, compose_dir=COMPOSE_DIR)
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    url = f"/admin/monitoring/mailhost/{host.pk}/restart/"
+    assert "DMS skips its set-up" in browser.get(url).content.decode()
+    assert "It succeeded (exit 0)." in browser.post(url).content.decode()
+    host.refresh_from_db()
+    assert host.restart_needed is True
+
+
+def test_recreate_looks_up_the_service_then_runs_it_on_confirmation_and_clears_the_flag(browser, sshd):
+    host = add_host(sshd, compose_dir=COMPOSE_DIR)
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    url = f"/admin/monitoring/mailhost/{host.pk}/recreate/"
+    assert "/recreate/" in browser.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
+    first = browser.get(url).content.decode()
+    assert "{{json .Config.Labels}}" in first and "Show the command" in first
+    assert sshd.calls() == []  # a GET contacts nothing
+    up = " ".join(compose_up_argv())
+    shown = browser.post(url, {"look_up": "Show the command"}).content.decode()
+    assert "Dry run: nothing was changed yet" in shown and up in shown and "Recreate the container" in shown
+    assert sshd.calls() == [labels_argv()]
+    host.refresh_from_db()
+    assert host.restart_needed is True
+    done = browser.post(url).content.decode()
+    assert "the container was recreated and “restart needed” is cleared" in done
+    assert sshd.calls()[1:] == [labels_argv(), compose_up_argv()]
+    host.refresh_from_db()
+    assert host.restart_needed is False
+    assert AuditEvent.objects.get(action="monitoring.mailhost.recreate").actor_label == "root@example.com"
+
+
+def test_recreate_without_a_compose_directory_or_labels_is_refused_on_the_host_page(browser, sshd):
+    host = add_host(sshd)
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    url = f"/admin/monitoring/mailhost/{host.pk}/recreate/"
+    page = browser.post(url, follow=True).content.decode()
+    assert "mx1 has no compose directory" in page and "recreate the container the way it was created" in page
+    assert sshd.calls() == []
+    MailHost.objects.filter(pk=host.pk).update(compose_dir=COMPOSE_DIR)
+    sshd.set_labels({**COMPOSE_LABELS, "com.docker.compose.service": "mailserver`id`"})
+    page = browser.post(url, follow=True).content.decode()
+    assert "not a service name Dockspace runs commands with" in page
+    assert sshd.calls() == [labels_argv()]
+    host.refresh_from_db()
+    assert host.restart_needed is True
+
+
 def test_reload_dovecot_from_the_admin(browser, sshd):
     host = add_host(sshd)
     url = f"/admin/monitoring/mailhost/{host.pk}/reload/dovecot/"
@@ -241,6 +291,8 @@ def test_staff_without_operate_cannot_restart_and_with_it_can(sshd):
     assert "/restart/" in operator.get(f"/admin/monitoring/mailhost/{host.pk}/change/").content.decode()
     operator.post(f"/admin/monitoring/mailhost/{host.pk}/restart/")
     assert sshd.calls() == [["docker", "restart", "mailserver"]]
+    refused = viewer.get(f"/admin/monitoring/mailhost/{host.pk}/recreate/", follow=True)
+    assert "you do not have the permission &#x27;monitoring.operate_mailhost&#x27;." in refused.content.decode()
 
 
 def test_deleting_the_default_host_in_the_admin_promotes_another(browser, sshd):

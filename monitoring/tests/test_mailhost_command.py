@@ -1,5 +1,5 @@
 """manage.py mailhost against a real sshd: adding a host only after its host key is trusted, listing, the
-default host, and the actions (restart, reload) as dry runs and executed, audited with the exact command."""
+default host, and the actions (recreate, restart, reload) as dry runs and executed, audited with the exact command."""
 
 import json
 
@@ -7,8 +7,10 @@ import pytest
 from django.core.management.base import CommandError
 
 from accounts.models import AuditEvent
+from monitoring.hosts import mailhosts_need_restart
 from monitoring.models import MailHost
 from monitoring.tests.factories import add_host, run
+from monitoring.tests.sshd import COMPOSE_DIR, COMPOSE_LABELS, compose_up_argv, labels_argv
 
 pytestmark = pytest.mark.django_db
 
@@ -371,15 +373,15 @@ def test_update_changes_the_container_and_refuses_two_key_sources(sshd):
 # --- restart needed ------------------------------------------------------------------------------------
 
 
-def test_a_dkim_key_change_flags_every_host_and_a_restart_clears_it(sshd, settings):
+def test_a_dkim_key_change_flags_every_host_and_only_a_recreate_clears_it(sshd, settings):
     from mail import services
     from mail.dms.sync import dms_sync
     from mail.models import DmsSyncState
     from mail.tests.factories import make_domain, make_mailbox
 
     settings.DKIM_LAYOUT = "opendkim"
-    add_host(sshd, "mx1")
-    add_host(sshd, "mx2")
+    add_host(sshd, "mx1", compose_dir=COMPOSE_DIR)
+    add_host(sshd, "mx2", compose_dir=COMPOSE_DIR)
     domain = make_domain("example.com")
     make_mailbox("bob@example.com")
     dms_sync()
@@ -387,17 +389,142 @@ def test_a_dkim_key_change_flags_every_host_and_a_restart_clears_it(sshd, settin
     services.dkim_generate(domain=domain)
     dms_sync()
     assert sorted(MailHost.objects.filter(restart_needed=True).values_list("name", flat=True)) == ["mx1", "mx2"]
-    assert "OpenDKIM" in MailHost.objects.get(name="mx1").restart_reason
+    reason = MailHost.objects.get(name="mx1").restart_reason
+    assert "OpenDKIM" in reason and "new container" in reason
     assert "restart-needed" in run("mailhost", "list")
 
-    run("mailhost", "restart", "mx1", "--execute")
+    # A plain restart runs, but DMS would skip its set-up: the flag stays, and the output says what to do.
+    out = run("mailhost", "restart", "mx1", "--execute")
+    assert "'restart needed' stays" in out and "manage.py mailhost recreate mx1" in out
+    assert sshd.calls() == [["docker", "restart", "mailserver"]]
+    assert MailHost.objects.get(name="mx1").restart_needed is True
+
+    run("mailhost", "recreate", "mx1", "--execute")
+    assert sshd.calls()[-1] == compose_up_argv()
     assert list(MailHost.objects.filter(restart_needed=True).values_list("name", flat=True)) == ["mx2"]
     assert DmsSyncState.load().restart_needed is True  # mx2 still needs it
-    run("mailhost", "restart", "mx2")  # a dry run clears nothing
+    run("mailhost", "recreate", "mx2")  # a dry run clears nothing
     assert MailHost.objects.get(name="mx2").restart_needed is True
-    run("mailhost", "restart", "mx2", "--execute")
+    run("mailhost", "recreate", "mx2", "--execute")
     assert not MailHost.objects.filter(restart_needed=True).exists()
     assert DmsSyncState.load().restart_needed is False
+
+
+# --- recreate --------------------------------------------------------------------------------------------
+
+
+def test_recreate_reads_the_compose_labels_and_is_a_dry_run_until_execute(sshd):
+    add_host(sshd, compose_dir=COMPOSE_DIR)
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    up = " ".join(compose_up_argv())
+    out = run("mailhost", "recreate", "mx1")
+    assert "mailserver is service mailserver of compose project dms" in out
+    assert f"would run:\n  {up}" in out and "Add --execute" in out
+    assert sshd.calls() == [labels_argv()]  # read-only: the labels, nothing else
+    assert not AuditEvent.objects.filter(action="monitoring.mailhost.recreate").exists()
+    assert MailHost.objects.get().restart_needed is True
+
+    out = run("mailhost", "recreate", "mx1", "--execute")
+    assert f"Ran on mx1: {up} (exit 0)" in out and "Container mailserver  Recreated" in out
+    assert "'restart needed' is cleared" in out
+    assert sshd.calls()[1:] == [labels_argv(), compose_up_argv()]
+    assert MailHost.objects.get().restart_needed is False
+    event = AuditEvent.objects.get(action="monitoring.mailhost.recreate")
+    assert event.description == (
+        f"Recreate on mx1 (exit 0): ran `{up}` after reading the compose labels with "
+        "`docker inspect --type container --format '{{json .Config.Labels}}' mailserver`."
+    )
+
+
+def test_recreate_passes_the_env_files_and_every_compose_file_the_container_was_made_with(sshd):
+    add_host(sshd, compose_dir=COMPOSE_DIR)
+    files = (f"{COMPOSE_DIR}/compose.yaml", f"{COMPOSE_DIR}/compose.override.yaml")
+    sshd.set_labels(
+        {
+            **COMPOSE_LABELS,
+            "com.docker.compose.project.config_files": ",".join(files),
+            "com.docker.compose.project.environment_file": f"{COMPOSE_DIR}/.env",
+        }
+    )
+    out = run("mailhost", "recreate", "mx1")
+    assert (
+        f"--file {files[0]} --file {files[1]} --env-file {COMPOSE_DIR}/.env up --detach --force-recreate --no-deps "
+        "mailserver" in out
+    )
+
+
+def test_without_a_compose_directory_recreate_is_refused_runs_nothing_and_keeps_the_flag(sshd):
+    add_host(sshd)  # no --compose-dir
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    message = refused("mailhost", "recreate", "mx1", "--execute")
+    assert message.startswith("mx1 has no compose directory, so Dockspace cannot recreate its container")
+    assert "recreate the container the way it was created" in message
+    assert "docker compose up -d --force-recreate mailserver" in message
+    assert "mailhost update mx1 --compose-dir DIR" in message
+    assert sshd.calls() == []  # not even a restart in its place
+    assert MailHost.objects.get().restart_needed is True
+    # Positive control: with the compose directory set, the same command recreates it and clears the flag.
+    run("mailhost", "update", "mx1", "--compose-dir", COMPOSE_DIR)
+    run("mailhost", "recreate", "mx1", "--execute")
+    assert sshd.calls() == [labels_argv(), compose_up_argv()]
+    assert MailHost.objects.get().restart_needed is False
+
+
+def test_a_container_without_compose_labels_is_refused_and_keeps_the_flag(sshd):
+    add_host(sshd, compose_dir=COMPOSE_DIR)
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    sshd.set_labels(None)  # `docker run` without labels
+    message = refused("mailhost", "recreate", "mx1", "--execute")
+    assert "it has no compose labels" in message and "not created by docker compose" in message
+    assert "recreate the container the way it was created" in message
+    assert sshd.calls() == [labels_argv()]  # the look-up only
+    assert MailHost.objects.get().restart_needed is True
+    event = AuditEvent.objects.get(action="monitoring.mailhost.recreate")
+    assert event.description.startswith("Recreate refused: Dockspace cannot recreate the container mailserver on mx1")
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "said"),
+    [
+        ("com.docker.compose.service", "mailserver; rm -rf /", "not a service name Dockspace runs commands with"),
+        ("com.docker.compose.service", "-mailserver", "not a service name Dockspace runs commands with"),
+        ("com.docker.compose.project", "DMS $(id)", "not a compose project name"),
+        ("com.docker.compose.project.config_files", "/srv/dms/compose.yaml;id", "characters Dockspace does not"),
+        ("com.docker.compose.project.working_dir", "/opt/other", "not in /srv/dms, this host's compose directory"),
+    ],
+)
+def test_a_label_outside_the_safe_rule_or_another_directory_is_refused_and_nothing_runs(sshd, label, value, said):
+    add_host(sshd, compose_dir=COMPOSE_DIR)
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    sshd.set_labels({**COMPOSE_LABELS, label: value})
+    message = refused("mailhost", "recreate", "mx1", "--execute")
+    assert said in message and "Nothing was run and 'restart needed' stays" in message
+    assert sshd.calls() == [labels_argv()]
+    assert MailHost.objects.get().restart_needed is True
+
+
+def test_a_failing_recreate_exits_non_zero_and_keeps_the_flag(sshd):
+    add_host(sshd, compose_dir=COMPOSE_DIR)
+    mailhosts_need_restart(reason="OpenDKIM keys or tables changed")
+    sshd.answer(compose_up_argv(), stderr="no such service: mailserver\n", exit=1)
+    message = refused("mailhost", "recreate", "mx1", "--execute")
+    assert message == f"{' '.join(compose_up_argv())} failed on mx1 with exit status 1."
+    assert MailHost.objects.get().restart_needed is True
+    assert "exit 1: no such service" in AuditEvent.objects.get(action="monitoring.mailhost.recreate").description
+
+
+def test_recreate_with_sudo_runs_both_commands_through_sudo(sshd):
+    add_host(sshd, compose_dir=COMPOSE_DIR, use_sudo=True)
+    run("mailhost", "recreate", "mx1", "--execute")
+    assert sshd.calls() == [
+        ["sudo", "-n", *labels_argv()],
+        labels_argv(),
+        ["sudo", "-n", *compose_up_argv()],
+        compose_up_argv(),
+    ]
+    assert "`sudo -n docker compose --project-directory /srv/dms" in (
+        AuditEvent.objects.get(action="monitoring.mailhost.recreate").description
+    )
 
 
 # --- who may ---------------------------------------------------------------------------------------------
@@ -431,10 +558,11 @@ def viewer():
 
 
 def test_staff_without_the_permission_are_refused_and_those_with_it_act(sshd, operator, viewer):
-    add_host(sshd)
+    add_host(sshd, compose_dir=COMPOSE_DIR)
     assert refused("mailhost", "restart", "mx1", "--execute", "--as", viewer) == (
         "NAME: you do not have the permission 'monitoring.operate_mailhost'."
     )
+    assert refused("mailhost", "recreate", "mx1", "--as", viewer).endswith("'monitoring.operate_mailhost'.")
     assert refused("mailhost", "reload", "mx1", "--as", viewer).endswith("'monitoring.operate_mailhost'.")
     assert sshd.calls() == []
     # Positive control: the operator restarts; the audit names them.
@@ -442,6 +570,8 @@ def test_staff_without_the_permission_are_refused_and_those_with_it_act(sshd, op
     assert sshd.calls() == [["docker", "restart", "mailserver"]]
     event = AuditEvent.objects.get(action="monitoring.mailhost.restart")
     assert event.actor_label == "manage.py mailhost --as ops@example.com"
+    run("mailhost", "recreate", "mx1", "--execute", "--as", operator)
+    assert sshd.calls()[1:] == [labels_argv(), compose_up_argv()]
     # ...but may not remove the host or add one.
     assert refused("mailhost", "remove", "mx1", "--as", operator) == (
         "NAME: you do not have the permission 'monitoring.delete_mailhost'."

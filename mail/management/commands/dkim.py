@@ -30,7 +30,9 @@ class Command(BaseCommand):
         "signing key and prints the TXT record to publish; `dkim rotate DOMAIN` makes a new key (new selector) "
         "sign from now on and keeps the old one published until you `dkim retire DOMAIN SELECTOR` (wait a few "
         "days so mail signed with it still verifies); `dkim show DOMAIN [--json]` prints every record that must "
-        "be in DNS. Private keys are never printed. With DMS's OpenDKIM, restart the mailserver after a change."
+        "be in DNS. Private keys are never printed. With DMS's OpenDKIM, recreate the mailserver container after a "
+        "change (`docker compose up -d --force-recreate mailserver`, or `manage.py mailhost recreate NAME`): a "
+        "restart does not apply it."
     )
 
     def add_arguments(self, parser):

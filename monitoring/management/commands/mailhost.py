@@ -1,4 +1,5 @@
-"""manage.py mailhost add|list|show|check|update|default|remove|restart|reload|bootstrap: the DMS hosts, over SSH."""
+"""manage.py mailhost add|list|show|check|update|default|remove|recreate|restart|reload|bootstrap: the DMS hosts, over
+SSH."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -70,9 +71,11 @@ class Command(BaseCommand):
         "refused and nothing runs on it. `list`, `show NAME`, `check NAME` (probes the host now: services, "
         "queue, disk, load, quotas, TLS certificates; exits non-zero when it is down), all three with --json; "
         "`update NAME ...`, `default NAME`, `remove NAME`. Actions are dry runs that print the exact command "
-        "unless given --execute, and are audited: `restart NAME` (docker restart of the DMS container; clears "
-        "'restart needed'), `reload NAME postfix|dovecot`, `bootstrap NAME` (checks what DMS needs for "
-        "Dockspace and prints each fix; --execute applies only the safe ones). Commands act as the host; "
+        "unless given --execute, and are audited: `recreate NAME` (a new DMS container from its compose file, so "
+        "DMS applies OpenDKIM keys, postfix-main.cf and user-patches.sh; clears 'restart needed'; needs the host's "
+        "compose directory), `restart NAME` (docker restart of the same container, e.g. a hung daemon; applies none "
+        "of those and keeps 'restart needed'), `reload NAME postfix|dovecot`, `bootstrap NAME` (checks what DMS "
+        "needs for Dockspace and prints each fix; --execute applies only the safe ones). Commands act as the host; "
         "`--as EMAIL` acts with that staff member's permissions instead."
     )
 
@@ -131,8 +134,20 @@ class Command(BaseCommand):
         remove = sub.add_parser("remove", help="Forget a host (nothing on the host changes).")
         remove.add_argument("name", metavar="NAME", help=NAME_HELP)
 
+        recreate = sub.add_parser(
+            "recreate",
+            help="Replace the DMS container by a new one (`docker compose ... up --detach --force-recreate --no-deps "
+            "SERVICE`, the service and project read from the container's compose labels), so DMS runs its set-up "
+            "again and applies OpenDKIM keys, postfix-main.cf and user-patches.sh; clears 'restart needed'. Needs "
+            "the host's compose directory (--compose-dir); refused for a container not created by compose. Dry run "
+            "(reads the labels, prints the command) without --execute.",
+        )
+        recreate.add_argument("name", metavar="NAME", help=NAME_HELP)
+        recreate.add_argument("--execute", action="store_true", help="Run it (otherwise print the command only).")
         restart = sub.add_parser(
-            "restart", help="Restart the DMS container (`docker restart CONTAINER`); dry run without --execute."
+            "restart",
+            help="Restart the same DMS container (`docker restart CONTAINER`, e.g. a hung daemon). DMS skips its "
+            "set-up on a restart, so this keeps 'restart needed' (use recreate). Dry run without --execute.",
         )
         restart.add_argument("name", metavar="NAME", help=NAME_HELP)
         restart.add_argument("--execute", action="store_true", help="Run it (otherwise print the command only).")
@@ -314,6 +329,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Removed {host.name}; nothing on the host was changed.")
 
     def _report(self, done):
+        if done.compose is not None:
+            self.stdout.write(
+                f"{done.host.container} is service {done.compose.service} of compose project {done.compose.project} "
+                f"(its labels, read with: {done.lookup})"
+            )
         if not done.executed:
             self.stdout.write(f"Dry run on {done.host.name} ({done.host.ssh_target}), would run:\n  {done.command}")
             self.stdout.write("Add --execute to run it.")
@@ -331,8 +351,19 @@ class Command(BaseCommand):
         with ServiceCall(OPTIONS):
             done = hosts.mailhost_restart(host=host, execute=o["execute"], **self._who())
         self._report(done)
+        if done.ok and host.restart_needed:
+            self.stdout.write(
+                f"{host.name} restarted; 'restart needed' stays: DMS skips its set-up on a restart. Apply the change "
+                f"with a new container: manage.py mailhost recreate {host.name}"
+            )
+
+    def _recreate(self, o):
+        host = find_host(o["name"])
+        with ServiceCall(OPTIONS):
+            done = hosts.mailhost_recreate(host=host, execute=o["execute"], **self._who())
+        self._report(done)
         if done.ok:
-            self.stdout.write(f"{host.name} restarted; 'restart needed' is cleared.")
+            self.stdout.write(f"{host.name}: the container was recreated; 'restart needed' is cleared.")
 
     def _reload(self, o):
         host = find_host(o["name"])
