@@ -3,7 +3,9 @@ DBL): the record checks of deliverability.records composed over one DnsRun, the 
 with one result per check, the previous latest results kept as history.
 
 One DnsRun serves a whole run over many domains, so a name several domains share (an SPF include, the mail host's
-A record, a sending IP's PTR) is asked once. DNS is asked before the database transaction that stores the results."""
+A record, a sending IP's PTR) is asked once. DNS is asked before the database transaction that stores the results.
+The MTA-STS policy file is fetched over HTTPS through dockspace.outbound_http, its host resolved through the same
+DnsRun (every lookup goes through the one resolver module)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -23,12 +26,13 @@ from deliverability.records.common import FAILED, OK, WARNING, Finding, Lookup, 
 from deliverability.records.dbl import dbl_check
 from deliverability.records.dkim import dkim_check
 from deliverability.records.dmarc import dmarc_check
-from deliverability.records.mta_sts import PolicyFetcher, mta_sts_check, tls_rpt_check
+from deliverability.records.mta_sts import PolicyFetcher, PolicyFetchError, mta_sts_check, tls_rpt_check
 from deliverability.records.mx import mx_check, mx_exchanges
 from deliverability.records.ptr import ptr_check
 from deliverability.records.spf_suggestion import spf_finding
 from deliverability.records.spf_walk import spf_walk
 from deliverability.sending import IpAddress, helo_name, ips_for_domain
+from dockspace import outbound_http
 from dockspace.validation import field_error
 from mail.models import DkimKey, Domain
 
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 
 RUN_PERMISSION = "deliverability.run_dns_check"
 HISTORY_DAYS = 90
+MTA_STS_POLICY_MAX_BYTES = 64 * 1024  # a policy is a few lines; a larger answer is not one
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,44 @@ def _ptr(ips: Sequence[IpAddress], lookup: Lookup) -> list[CheckOutcome]:
     return [CheckOutcome(DnsCheckResult.PTR, ptr_check(ip, lookup, helo_name=helo_name(ip)), str(ip)) for ip in ips]
 
 
-def domain_findings(domain: Domain, lookup: Lookup, *, fetch_policy: PolicyFetcher | None = None) -> list[CheckOutcome]:
-    """Every check of `domain` through `lookup`, in the order the admin and the command show them. Stores nothing."""
+def mta_sts_fetcher(run: DnsRun, *, port: int = 443) -> PolicyFetcher:
+    """The policy fetcher of the DNS checks: HTTPS GET (certificate checked against the mta-sts.<domain> name, no
+    redirect followed, RFC 8461 3.3) of at most MTA_STS_POLICY_MAX_BYTES, the host resolved through `run`, its
+    addresses refused when not public (DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS). `port`: 443 but in tests."""
+
+    def resolve(host: str) -> list[str]:
+        answers = [run.lookup(host, rdtype) for rdtype in ("A", "AAAA")]
+        addresses = [address for answer in answers if answer.is_ok for address in answer.records]
+        if not addresses:
+            why = ", ".join(f"{answer.rdtype} {answer.error or answer.status}" for answer in answers)
+            raise outbound_http.OutboundError(f"{host} has no address ({why})")
+        return addresses
+
+    def fetch(url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise PolicyFetchError("an MTA-STS policy is fetched over HTTPS only")
+        if port != 443:
+            url = parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+        try:
+            response = outbound_http.get(url, max_bytes=MTA_STS_POLICY_MAX_BYTES, resolve=resolve)
+        except outbound_http.RefusedAddress as exc:
+            raise PolicyFetchError(f"MTA-STS policy host {exc}") from None
+        except outbound_http.OutboundError as exc:
+            raise PolicyFetchError(str(exc)) from None
+        if response.status != 200:
+            raise PolicyFetchError(f"{outbound_http.origin(url)} answered {response.describe()}, not HTTP 200")
+        try:
+            return response.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PolicyFetchError(f"{outbound_http.origin(url)} answered something other than UTF-8 text") from None
+
+    return fetch
+
+
+def domain_findings(domain: Domain, lookup: Lookup, *, fetch_policy: PolicyFetcher) -> list[CheckOutcome]:
+    """Every check of `domain` through `lookup` (the MTA-STS policy through `fetch_policy`), in the order the admin
+    and the command show them. Stores nothing."""
     name = domain.name
     ips = ips_for_domain(domain)
     mx_answer = lookup(name, "MX")
@@ -118,10 +159,12 @@ def domain_dns_check(
     fetch_policy: PolicyFetcher | None = None,
 ) -> DnsCheckRun:
     """Check `domain`'s DNS now and store the outcome as its latest results. Needs deliverability.run_dns_check.
-    `run`: the DnsRun to ask through (a run over many domains shares one); a new one when not given."""
+    `run`: the DnsRun to ask through (a run over many domains shares one); a new one when not given.
+    `fetch_policy`: how the MTA-STS policy file is read (default: mta_sts_fetcher over `run`)."""
     who = acting(request=request, actor=actor)
     require_perm(who, RUN_PERMISSION)
-    outcomes = domain_findings(domain, (run or DnsRun()).lookup, fetch_policy=fetch_policy)
+    run = run or DnsRun()
+    outcomes = domain_findings(domain, run.lookup, fetch_policy=fetch_policy or mta_sts_fetcher(run))
     return _store(domain, outcomes, trigger=trigger, actor_label=_label(who, actor_label))
 
 

@@ -8,6 +8,7 @@ import ipaddress
 import math
 import os
 import re
+import ssl
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -111,6 +112,20 @@ def env_ips(name, default=(), environ=None):
         if address not in found:
             found.append(address)
     return found
+
+
+def env_ca_bundle(name, environ=None):
+    """The path of a PEM file of CA certificates (what ssl's load_verify_locations takes); unset or empty: ""."""
+    path = (env_str(name, "", environ) or "").strip()
+    if path:
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=path)
+        except OSError as exc:  # ssl.SSLError too: a file holding no certificate
+            reason = "it holds no PEM certificate" if isinstance(exc, ssl.SSLError) else exc.strerror or str(exc)
+            raise ImproperlyConfigured(
+                f"{name} must name a readable PEM file of CA certificates; {path!r} is not one ({reason})."
+            ) from None
+    return path
 
 
 def env_hostname(name, default="", environ=None):

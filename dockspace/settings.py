@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from dockspace.env import (
     env_bool,
+    env_ca_bundle,
     env_float,
     env_hostname,
     env_int,
@@ -394,12 +395,18 @@ MAIL_HOSTNAME = env_hostname("DOCKSPACE_MAIL_HOSTNAME", "")
 SENDING_IPS = env_ips("DOCKSPACE_SENDING_IPS")
 
 
-# --- alerts (monitoring) ---------------------------------------------------------------------------
+# --- outbound HTTP (dockspace.outbound_http: alert webhooks, Telegram, MTA-STS policy files) ----------
 
-# Alert webhooks and Telegram never reach a loopback, private, link-local, multicast, reserved or otherwise
-# non-public address (monitoring.outbound_http checks every address a host resolves to when it connects) unless it
-# lies in one of these networks, e.g. "10.20.0.0/16,fd00:20::/64" for a receiver on the internal network.
+# Outbound requests never reach a loopback, private, link-local, multicast, reserved or otherwise non-public address
+# (dockspace.outbound_http checks every address a host resolves to when it connects) unless it lies in one of these
+# networks, e.g. "10.20.0.0/16,fd00:20::/64" for a receiver on the internal network.
 OUTBOUND_ALLOWED_NETWORKS = env_networks("DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS")
+# A PEM file of CA certificates https requests trust besides the system's store (an internal CA); empty: the system's
+# store only. Not named ..._FILE: that suffix means "the value is in this file" for every variable.
+OUTBOUND_CA_BUNDLE = env_ca_bundle("DOCKSPACE_OUTBOUND_CA_BUNDLE")
+
+
+# --- alerts (monitoring) ---------------------------------------------------------------------------
 
 # Where Telegram channels send (a self-hosted Bot API server, or a stand-in in tests).
 ALERT_TELEGRAM_API_BASE = env_str("DOCKSPACE_TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/")

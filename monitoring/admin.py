@@ -12,11 +12,11 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 
+from dockspace import outbound_http
 from dockspace.validation import error_summary
 from monitoring import (
     alert_services,
     mailhost_admin,  # noqa: F401 (registers the mail host and probe admins)
-    outbound_http,
 )
 from monitoring.alert_models import (
     MAX_DURATION_SECONDS,

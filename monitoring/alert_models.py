@@ -11,9 +11,10 @@ from django.core.validators import validate_email
 from django.db import models
 from django.utils import timezone
 
+from dockspace import outbound_http
 from dockspace.alert_kinds import NAME_MAX_LENGTH as KIND_MAX_LENGTH
 from dockspace.alert_kinds import SUBJECT_MAX_LENGTH, alert_kind
-from monitoring import channel_secrets, outbound_http
+from monitoring import channel_secrets
 from monitoring.durations import format_duration
 
 MIN_REPEAT_SECONDS = 5 * 60

@@ -13,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from accounts.outbox import mail_kind
-from monitoring import outbound_http, standard_webhooks
+from dockspace import outbound_http
+from monitoring import standard_webhooks
 from monitoring.alert_models import TELEGRAM_TOKEN_RULE, webhook_secret_problem
 from monitoring.channel_secrets import SecretUnavailable
 

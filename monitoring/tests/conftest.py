@@ -20,5 +20,5 @@ def dms_dir(settings, tmp_path):
 def outbound_to_loopback(settings):
     """Alert webhooks and Telegram may reach 127.0.0.0/8, where the stand-ins listen, as an operator allows an
     internal receiver with DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS (processes a test starts: stand_ins.LOOPBACK_ALLOWED).
-    Without it Dockspace refuses them (test_outbound_http.py)."""
+    Without it Dockspace refuses them (test_channel_addresses.py)."""
     settings.OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]

@@ -8,7 +8,9 @@ import json
 import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from dockspace.tests.http_servers import serving
 
 TOLERANCE_SECONDS = 5 * 60  # the specification's default: receivers reject more than 5 minutes of skew
 # The environment that lets a process the test starts (a Celery worker) reach these stand-ins; in the test's own
@@ -47,30 +49,6 @@ def verify(secret, headers, body, now=None):
         if version == "v1" and hmac.compare_digest(value.encode(), expected):
             return json.loads(body)
     raise InvalidSignature("no matching signature")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-@contextmanager
-def serving(handler_class, host="127.0.0.1", tls=None, **attributes):
-    """Run `handler_class` on `host` (a loopback address; a free port) in a thread, over TLS with the server-side
-    ssl.SSLContext `tls` if given; yields the server (server.url)."""
-    server = _Server((host, 0), handler_class)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    for name, value in attributes.items():
-        setattr(server, name, value)
-    server.url = f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 class WebhookReceiver(BaseHTTPRequestHandler):

@@ -10,7 +10,8 @@ import pytest
 import time_machine
 from django.test import TestCase
 
-from monitoring import alert_services, channels, outbound_http, standard_webhooks
+from dockspace import outbound_http
+from monitoring import alert_services, channels, standard_webhooks
 from monitoring.alert_models import AlertEvent
 from monitoring.tests.factories import switch, switch_rule, webhook_channel
 from monitoring.tests.stand_ins import InvalidSignature, verify, webhook_receiver

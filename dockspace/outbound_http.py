@@ -1,17 +1,21 @@
-"""Every HTTP request Dockspace makes to the outside world (alert webhooks, the Telegram Bot API) goes through
-post() here: http:// and https:// only, connect and read timeouts, certificates verified, a bounded response,
-and no redirect followed (a 3xx is an answer like any other, so a receiver cannot send the request elsewhere).
-Errors name the scheme, host and port only: a URL's path or query may hold a token.
+"""Every HTTP request Dockspace makes to the outside world (alert webhooks and the Telegram Bot API through post(),
+MTA-STS policy files through get()): http:// and https:// only, connect and read timeouts, certificates verified
+(the system's store, plus settings.OUTBOUND_CA_BUNDLE when set), a bounded response, and no redirect followed (a
+3xx is an answer like any other, so a receiver cannot send the request elsewhere). Errors name the scheme, host and
+port only: a URL's path or query may hold a token.
 
-Whoever may edit a channel chooses the URL, so Dockspace must not become their way into its own network: the
-host is resolved once, every address it resolves to is checked (loopback, private, link-local, multicast,
-reserved, unspecified and other non-public addresses, their IPv4-mapped IPv6 forms too, are refused unless
-settings.OUTBOUND_ALLOWED_NETWORKS holds them), and the connection goes to a checked address, not to a second
-lookup's answer (which DNS could change in between). The Host header, TLS SNI and the certificate check keep the
-URL's host name.
+Whoever chooses the URL (who may edit a channel, who publishes a domain's DNS) must not make Dockspace their way
+into its own network: the host is resolved once (getaddrinfo, or the caller's `resolve`), every address it resolves
+to is checked (loopback, private, link-local, multicast, reserved, unspecified and other non-public addresses,
+their IPv4-mapped IPv6 forms too, are refused unless settings.OUTBOUND_ALLOWED_NETWORKS holds them), and the
+connection goes to a checked address, not to a second lookup's answer (which DNS could change in between). The
+Host header, TLS SNI and the certificate check keep the URL's host name.
 
-The whole request (connect, TLS, send, the answer) must be over within its timeout: a receiver that drips its answer
-a byte at a time cannot hold the caller (a web thread sending a test) for longer."""
+The whole request (connect, TLS, send, the answer) must be over within its timeout: a server that drips its answer
+a byte at a time cannot hold the caller (a web thread sending a test) for longer.
+
+Messages say "address 127.0.0.1 is a loopback address; ...": the caller puts what was being reached in front
+("webhook address ...", "Telegram address ...", "MTA-STS policy host address ...")."""
 
 import http.client
 import ipaddress
@@ -19,7 +23,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,8 +31,10 @@ from django.conf import settings
 
 TIMEOUT_SECONDS = 10
 MAX_RESPONSE_BYTES = 64 * 1024
-USER_AGENT = "Dockspace-alerts/1"
+USER_AGENT = "Dockspace/1"
 ALLOW_VARIABLE = "DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS"
+# A caller's own resolver: host name -> its IP addresses as text; OutboundError when the name does not resolve.
+Resolve = Callable[[str], Iterable[str]]
 # What a request line cannot carry as it is: http.client would refuse it with an error quoting the path (which may
 # hold a token), or fail to encode it; urlsplit would silently drop a tab or line break. A receiver's URL spells
 # these percent-encoded (%20). Non-ASCII is fine in the host (an IDN), not in the path or query.
@@ -57,7 +63,7 @@ class OutboundError(Exception):
 
 
 class RefusedURL(OutboundError):
-    """post() does not request this URL (scheme, credentials, port, or its address)."""
+    """post() and get() do not request this URL (scheme, credentials, port, or its address)."""
 
     is_permanent = True
 
@@ -166,29 +172,39 @@ def _parts(url):
     return parts, parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def resolve_checked(url):
-    """The addresses (getaddrinfo's family, type, proto, sockaddr) `url`'s host resolves to, all of them checked:
-    RefusedAddress when ANY of them is refused (a name with one public and one internal address is refused),
-    RefusedURL for an URL post() does not request, OutboundError when the name does not resolve."""
+def resolve_checked(url, resolve=None):
+    """The addresses (family, type, proto, sockaddr) `url`'s host resolves to, all of them checked: RefusedAddress
+    when ANY of them is refused (a name with one public and one internal address is refused), RefusedURL for an URL
+    post() does not request, OutboundError when the name does not resolve. `resolve`: the caller's resolver (host
+    -> addresses) in place of getaddrinfo; a literal address is never looked up."""
     parts, port = _parts(url)
     host = parts.hostname
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise OutboundError(f"{origin(url)}: the host name does not resolve ({exc})") from None
+    if resolve is None:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise OutboundError(f"{origin(url)}: the host name does not resolve ({exc})") from None
+        families = (socket.AF_INET, socket.AF_INET6)
+        candidates = [(ipaddress.ip_address(info[4][0]), info[4]) for info in found if info[0] in families]
+    else:
+        literal = literal_address(host)
+        texts = [str(literal)] if literal is not None else resolve(host)
+        candidates = [(address, _sockaddr(address, port)) for address in map(ipaddress.ip_address, texts)]
     allowed = tuple(settings.OUTBOUND_ALLOWED_NETWORKS)
     addresses = {}
-    for family, type_, proto, _name, sockaddr in found:
-        if family not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        address = ipaddress.ip_address(sockaddr[0])
+    for address, sockaddr in candidates:
         reason = refusal_reason(address, allowed)
         if reason:
             raise RefusedAddress(host, address, reason)
-        addresses.setdefault(sockaddr, (family, type_, proto, sockaddr))
+        family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+        addresses.setdefault(sockaddr, (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, sockaddr))
     if not addresses:
         raise OutboundError(f"{origin(url)}: the host name resolves to no IP address")
     return list(addresses.values())
+
+
+def _sockaddr(address, port):
+    return (str(address), port) if address.version == 4 else (str(address), port, 0, 0)
 
 
 def check_without_lookup(url):
@@ -314,23 +330,50 @@ class _PinnedHTTPSConnection(_PinnedConnection, http.client.HTTPSConnection):
 
 def post(url, body, headers, *, timeout=TIMEOUT_SECONDS):
     """POST `body` (bytes) to `url` with `headers`, all of it (connecting, sending, the answer) within `timeout`
-    seconds; the Response, or OutboundError (RefusedURL, RefusedAddress when the URL or its address may not be
-    requested)."""
+    seconds; the Response (its body cut at MAX_RESPONSE_BYTES), or OutboundError (RefusedURL, RefusedAddress when
+    the URL or its address may not be requested)."""
+    response = _request("POST", url, body, headers, timeout=timeout, max_bytes=MAX_RESPONSE_BYTES)
+    return Response(response.status, response.headers, response.body[:MAX_RESPONSE_BYTES])
+
+
+def get(url, headers=None, *, timeout=TIMEOUT_SECONDS, max_bytes=MAX_RESPONSE_BYTES, resolve=None):
+    """GET `url` under post()'s rules; an answer longer than `max_bytes` is an OutboundError, not cut (a policy
+    file cut short would read as another one). `resolve`: the caller's resolver (see resolve_checked)."""
+    response = _request("GET", url, None, headers or {}, timeout=timeout, max_bytes=max_bytes, resolve=resolve)
+    if len(response.body) > max_bytes:
+        raise OutboundError(f"{origin(url)}: the answer is longer than {max_bytes} bytes")
+    return response
+
+
+def tls_context():
+    """What https requests trust: the system's certificate store, and the CA certificates in
+    settings.OUTBOUND_CA_BUNDLE when set (an internal CA)."""
+    context = ssl.create_default_context()
+    if settings.OUTBOUND_CA_BUNDLE:
+        context.load_verify_locations(cafile=settings.OUTBOUND_CA_BUNDLE)
+    return context
+
+
+def _request(method, url, body, headers, *, timeout, max_bytes, resolve=None):
+    """One request; the Response with at most max_bytes + 1 bytes of its body (so the caller sees one too many)."""
     deadline = _Deadline(timeout)
     parts, port = _parts(url)
-    addresses = resolve_checked(url)
+    addresses = resolve_checked(url, resolve)
     options = {"timeout": timeout, "addresses": addresses, "deadline": deadline}
     if parts.scheme == "https":
-        context = ssl.create_default_context()
+        try:
+            context = tls_context()
+        except OSError as exc:  # ssl.SSLError included: the bundle cannot be read or holds no certificate
+            raise OutboundError(f"{origin(url)}: DOCKSPACE_OUTBOUND_CA_BUNDLE cannot be used ({exc})") from None
         context.sslsocket_class = _DeadlineSSLSocket
         connection = _PinnedHTTPSConnection(parts.hostname, port, context=context, **options)
     else:
         connection = _PinnedHTTPConnection(parts.hostname, port, **options)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        connection.request("POST", target, body=body, headers={"User-Agent": USER_AGENT, **headers})
+        connection.request(method, target, body=body, headers={"User-Agent": USER_AGENT, **headers})
         answer = connection.getresponse()
-        data = answer.read(MAX_RESPONSE_BYTES)
+        data = answer.read(max_bytes + 1)
         return Response(answer.status, {name.lower(): value for name, value in answer.getheaders()}, data)
     except TimeoutError:
         raise OutboundError(f"{origin(url)}: no answer within {timeout:g} seconds") from None
