@@ -4,7 +4,6 @@ writes the audit log (never the access key)."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -40,7 +39,7 @@ EDITABLE = (
     "removal_url",
     "is_enabled",
 )
-ZONE_RE = re.compile(r"^(?=.{3,253}\Z)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+ZONE_RE = dnsbl.NAME_RE
 
 
 def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None) -> dict[str, Any]:
@@ -247,12 +246,7 @@ def dnsbl_check_now(
     authz.require_perm(actor, dnsbl.RUN_PERMISSION, "__all__" if subject is None else "subject")
     subjects = None
     if subject is not None:
-        found = dnsbl.subject_for(str(subject))
-        if found.kind == Dnsbl.DOMAIN and not ZONE_RE.match(found.name):
-            raise field_error(
-                "subject", f"{found.name!r} is neither an IP address nor a domain name (e.g. example.com)."
-            )
-        subjects = [found]
+        subjects = [dnsbl.subject_for(str(subject), "subject")]
     if lists is not None:
         lists = list(lists)
         if not any(d.is_enabled for d in lists):

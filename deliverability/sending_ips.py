@@ -44,17 +44,32 @@ def actor_name(actor: authz.Actor, actor_label: str | None) -> str:
 # --- input ----------------------------------------------------------------------------------------------
 
 
-def normalize_address(value: object, field: str = "address") -> str:
-    """An IPv4 or IPv6 address as stored: IPv6 compressed in lower case, an IPv4-mapped IPv6 address as IPv4."""
+def parse_address(value: object, field: str = "address") -> str:
+    """Any spelling of an IPv4 or IPv6 address as stored: IPv6 compressed in lower case, an IPv4-mapped IPv6 address as
+    IPv4. A scoped IPv6 address (fe80::1%eth0) is refused: its zone names an interface of this host, and it may hold
+    spaces, ':' or line breaks that would reach DNS names, Postfix files and the audit log."""
     text = str(value or "").strip()
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
         raise field_error(
-            field, f"{text!r} is not an IPv4 or IPv6 address (e.g. 192.0.2.10 or 2001:db8::10)."
+            field, f"{text[:100]!r} is not an IPv4 or IPv6 address (e.g. 192.0.2.10 or 2001:db8::10)."
         ) from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        bare = ipaddress.IPv6Address(int(ip))
+        raise field_error(
+            field,
+            f"give the IPv6 address without a %zone (an interface name, as in fe80::1%eth0): {bare} names the same "
+            "address everywhere.",
+        )
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def normalize_address(value: object, field: str = "address") -> str:
+    """A new sending IP's address (parse_address) that can send mail."""
+    ip = ipaddress.ip_address(parse_address(value, field))
     if ip.is_unspecified or ip.is_multicast:
         raise field_error(field, f"{ip} cannot send mail (an unspecified or multicast address).")
     return str(ip)
@@ -145,7 +160,7 @@ def ip_add(
     audit(
         "deliverability.sending_ip.add",
         target=ip,
-        description=f"Added sending IP {address} ({ip.helo_name}){in_pool}, weight {ip.weight}, {state}: {reason}"[
+        description=f"Added sending IP {ip.address} ({ip.helo_name}){in_pool}, weight {ip.weight}, {state}: {reason}"[
             :500
         ],
         **who(request, actor_label, actor),
@@ -264,7 +279,7 @@ def ip_remove(
 
 def ip_by_address(value: str, field: str = "address") -> SendingIp:
     """The sending IP at `value` (any spelling of the address), or a refusal naming the field."""
-    address = normalize_address(value, field)
+    address = parse_address(value, field)
     ip = SendingIp.objects.select_related("pool").filter(address=address).first()
     if ip is None:
         raise field_error(field, f"{address} is not a sending IP; add it first (manage.py sending_ip add).")

@@ -52,6 +52,22 @@ def test_bad_input_is_refused_naming_the_field_and_the_rule(field, kwargs, rule)
     assert not SendingIp.objects.exists() and not AuditEvent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "given",
+    ["2001:db8::1%x -o content_filter=evil:", "fe80::1%eth0", "2001:db8::1%a b{;}", "::ffff:192.0.2.9%x"],
+)
+def test_a_scoped_ipv6_address_is_refused_and_nothing_is_stored_or_audited(given):
+    with pytest.raises(ValidationError) as e:
+        sending_ips.ip_add(address=given, helo_name="out6.example.com", actor=SYSTEM)
+    assert "without a %zone" in e.value.message_dict["address"][0]
+    assert not SendingIp.objects.exists() and not AuditEvent.objects.exists()
+    with pytest.raises(ValidationError, match="without a %zone"):
+        sending_ips.ip_by_address(given)
+    # The positive control: the same address without its zone is added, and audited as stored.
+    ip = sending_ips.ip_add(address=given.split("%")[0], helo_name="out6.example.com", actor=SYSTEM)
+    assert AuditEvent.objects.get().description.startswith(f"Added sending IP {ip.address} (out6.example.com)")
+
+
 def test_the_helo_name_is_lower_cased_and_loses_its_trailing_dot():
     assert make_ip("192.0.2.60", helo_name="Out60.Example.COM.").helo_name == "out60.example.com"
 
