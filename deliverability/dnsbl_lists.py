@@ -12,7 +12,7 @@ from django.db import transaction
 
 from accounts import authz
 from accounts.audit import audit
-from deliverability import dnsbl, dnsbl_keys
+from deliverability import dnsbl, dnsbl_keys, sending_ips
 from deliverability.models import Dnsbl
 from deliverability.records.dnsbl import code_problem
 from dockspace.validation import field_error
@@ -111,6 +111,24 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What a standby list listens to: whoever changes it decides which answers rest the sending IPs.
+STANDBY_INPUTS = frozenset({"action", "zone", "key_zone", "listed_codes", "alert_only_codes"})
+
+
+def _require_standby_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str]) -> None:
+    """A listing on a standby list rests the IP at once: making a list standby, or changing a standby list's zone,
+    key zone or codes, is a change to the sending IPs too and needs that permission as well."""
+    if dnsbl.action != Dnsbl.STANDBY or not STANDBY_INPUTS & set(changed):
+        return
+    if not actor.has_perm(sending_ips.CHANGE):
+        raise field_error(
+            "action",
+            "a standby list rests every sending IP it lists: setting standby, or changing a standby list's zone, key "
+            f"zone or codes, also needs the permission to change sending IPs ({sending_ips.CHANGE!r}). Choose alert "
+            "or information, or ask someone who may change sending IPs.",
+        )
+
+
 def _check_key(key: str | None) -> str | None:
     if key is None:
         return None
@@ -153,6 +171,7 @@ def dnsbl_add(
     for required in ("name", "zone", "listed_codes"):
         values.setdefault(required, "")
     dnsbl = Dnsbl(**_clean(values))
+    _require_standby_permission(actor, dnsbl, STANDBY_INPUTS)
     _finish(dnsbl, _check_key(access_key))
     dnsbl.save()
     audit(
@@ -185,6 +204,7 @@ def dnsbl_update(
     changed = {k: v for k, v in _clean(changes).items() if getattr(dnsbl, k) != v}
     for name, value in changed.items():
         setattr(dnsbl, name, value)
+    _require_standby_permission(actor, dnsbl, changed)
     key = _check_key(access_key)
     _finish(dnsbl, key)
     if {"zone", "key_zone", "access_key_env"} & changed.keys() or key is not None:
