@@ -297,17 +297,17 @@ def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_
     moved = False
     ip = subject.sending_ip
     if ip is not None and is_standby_listing(dnsbl, found):
-        current = SendingIp.objects.filter(pk=ip.pk).values_list("state", flat=True).first()
-        if current in (SendingIp.ACTIVE, SendingIp.WARMING):
-            reason = f"listed on {dnsbl.name} ({dnsbl.zone}): {found.code} {found.meaning}"
-            sending_ips.ip_set_state(
-                ip=ip,
-                state=SendingIp.RESTING,
-                reason=reason[: ip_lifecycle.REASON_MAX_LENGTH],
-                actor=authz.SYSTEM,
-                actor_label=actor_label,
-            )
-            moved = True
+        # Decided under the IP's row lock: one an operator rested or removed meanwhile is left as it is.
+        reason = f"listed on {dnsbl.name} ({dnsbl.zone}): {found.code} {found.meaning}"
+        rested = sending_ips.ip_set_state(
+            ip=ip,
+            state=SendingIp.RESTING,
+            reason=reason[: ip_lifecycle.REASON_MAX_LENGTH],
+            only_from=(SendingIp.ACTIVE, SendingIp.WARMING),
+            actor=authz.SYSTEM,
+            actor_label=actor_label,
+        )
+        moved = rested is not None
     return Outcome(dnsbl, subject, found, changed, moved)
 
 

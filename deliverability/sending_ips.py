@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -219,17 +220,27 @@ def ip_set_state(
     ip: SendingIp,
     state: str,
     reason: str,
+    only_from: Iterable[str] | None = None,
     request: HttpRequest | None = None,
     actor: authz.Actor | None = None,
     actor_label: str | None = None,
-) -> SendingIp:
+) -> SendingIp | None:
     """Move the IP along its lifecycle (deliverability.ip_lifecycle.MOVES); any other move is refused naming the
-    allowed ones. Recorded in the IP's state history and the audit log with the reason."""
+    allowed ones. Recorded in the IP's state history and the audit log with the reason.
+
+    `only_from`: move only an IP that is in one of these states when its row is locked, else return None and change
+    nothing (the sweep and the duties decide on what they read earlier; an operator may have moved or removed the IP
+    since)."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, CHANGE, "state")
     state = str(state or "").strip().upper()
     reason = check_reason(reason)
-    ip = SendingIp.objects.select_for_update().get(pk=ip.pk)
+    locked = SendingIp.objects.select_for_update().filter(pk=ip.pk).first()
+    if only_from is not None and (locked is None or locked.state not in tuple(only_from)):
+        return None
+    if locked is None:
+        raise field_error("address", f"{ip.address} is no longer a sending IP.")
+    ip = locked
     refusal = ip_lifecycle.move_refusal(ip.state, state)
     if refusal:
         raise field_error("state", f"{ip.address}: {refusal}")
