@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import authz
@@ -154,7 +154,12 @@ def ip_add(
         notes=notes or "",
     )
     ip.full_clean()
-    ip.save()
+    try:
+        with transaction.atomic():
+            ip.save()
+    except IntegrityError:
+        # Another add of the same address committed between the check above and this insert.
+        raise field_error("address", f"{address} is already a sending IP.") from None
     reason = " ".join((reason or "").split()) or ("added; already sends" if state == ip.ACTIVE else "added")
     _record_state(ip, "", reason[: ip_lifecycle.REASON_MAX_LENGTH], actor_name(actor, actor_label))
     in_pool = f" in pool {pool.name}" if pool else " (no pool)"

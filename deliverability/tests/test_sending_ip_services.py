@@ -118,3 +118,19 @@ def test_staff_need_the_model_permission_for_each_change():
     sending_ips.ip_set_state(ip=ip, state="RESTING", reason="standby", actor=changer)
     event = AuditEvent.objects.get(action="deliverability.sending_ip.state")
     assert event.actor == changer and ip.state_changes.first().actor_label == changer.email
+
+
+def test_an_address_added_at_the_same_moment_elsewhere_is_refused_on_the_field(monkeypatch):
+    real_save = SendingIp.save
+
+    def other_add_first(self, *args, **kwargs):
+        # Another add of the same address commits between ip_add's check and its insert.
+        SendingIp.objects.bulk_create([SendingIp(address=self.address, helo_name="other.example.com")])
+        monkeypatch.setattr(SendingIp, "save", real_save)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(SendingIp, "save", other_add_first)
+    with pytest.raises(ValidationError) as e:
+        sending_ips.ip_add(address="192.0.2.70", helo_name="out70.example.com", actor=SYSTEM)
+    assert e.value.message_dict["address"] == ["192.0.2.70 is already a sending IP."]
+    assert not AuditEvent.objects.exists()
