@@ -5,10 +5,29 @@ from __future__ import annotations
 
 from collections import Counter
 
+from accounts.authz import Actor
 from deliverability.models import FAILED, OK, WARNING, Dnsbl, DnsblResult, DnsCheckResult
+from dockspace.validation import field_error
 from mail.models import Domain
 
 LEVEL_ORDER = {OK: 0, WARNING: 1, FAILED: 2}
+VIEW_DOMAIN = "mail.view_domain"
+
+
+def require_may_see_domains(actor: Actor, field: str = "domain") -> None:
+    """A DNS check's outcome shows the domain's name and records: only for those who may view domains (the system
+    may). Asked before any domain is looked up, so a refusal tells nothing about which exist."""
+    if not actor.has_perm(VIEW_DOMAIN):
+        raise field_error(
+            field,
+            f"checking a domain's DNS shows the domain: it needs the permission to view domains ({VIEW_DOMAIN!r}).",
+        )
+
+
+def domain_to_check(actor: Actor, domain_id: int) -> Domain | None:
+    """The domain `actor` asks to check now ("Check now" on its page), None when there is no such domain."""
+    require_may_see_domains(actor)
+    return Domain.objects.filter(pk=domain_id).first()
 
 
 def latest_results(domain: Domain) -> list[DnsCheckResult]:
