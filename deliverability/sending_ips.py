@@ -68,11 +68,24 @@ def parse_address(value: object, field: str = "address") -> str:
     return str(ip)
 
 
+# Addresses no other host can send mail from or answer: (the test, what the refusal calls it).
+UNUSABLE = (
+    (lambda ip: ip.is_unspecified, "an unspecified address (0.0.0.0 or ::)"),
+    (lambda ip: ip.is_loopback, "a loopback address (127.0.0.0/8 or ::1): it never leaves this host"),
+    (lambda ip: ip.is_link_local, "a link-local address (169.254.0.0/16 or fe80::/10): it is not routed"),
+    (lambda ip: ip.is_multicast, "a multicast address (224.0.0.0/4 or ff00::/8)"),
+    (lambda ip: ip == ipaddress.IPv4Address("255.255.255.255"), "the broadcast address"),
+)
+
+
 def normalize_address(value: object, field: str = "address") -> str:
-    """A new sending IP's address (parse_address) that can send mail."""
+    """A new sending IP's address (parse_address) that can send mail: other hosts must be able to reach it."""
     ip = ipaddress.ip_address(parse_address(value, field))
-    if ip.is_unspecified or ip.is_multicast:
-        raise field_error(field, f"{ip} cannot send mail (an unspecified or multicast address).")
+    for unusable, what in UNUSABLE:
+        if unusable(ip):
+            raise field_error(
+                field, f"{ip} cannot send mail: it is {what}. A sending IP is an address other hosts reach."
+            )
     return str(ip)
 
 

@@ -54,7 +54,7 @@ def test_bad_input_is_refused_naming_the_field_and_the_rule(field, kwargs, rule)
 
 @pytest.mark.parametrize(
     "given",
-    ["2001:db8::1%x -o content_filter=evil:", "fe80::1%eth0", "2001:db8::1%a b{;}", "::ffff:192.0.2.9%x"],
+    ["2001:db8::1%x -o content_filter=evil:", "2001:db8::2%eth0", "2001:db8::1%a b{;}", "::ffff:192.0.2.9%x"],
 )
 def test_a_scoped_ipv6_address_is_refused_and_nothing_is_stored_or_audited(given):
     with pytest.raises(ValidationError) as e:
@@ -66,6 +66,37 @@ def test_a_scoped_ipv6_address_is_refused_and_nothing_is_stored_or_audited(given
     # The positive control: the same address without its zone is added, and audited as stored.
     ip = sending_ips.ip_add(address=given.split("%")[0], helo_name="out6.example.com", actor=SYSTEM)
     assert AuditEvent.objects.get().description.startswith(f"Added sending IP {ip.address} (out6.example.com)")
+
+
+@pytest.mark.parametrize(
+    "given, rule",
+    [
+        ("127.0.0.1", "a loopback address"),
+        ("127.1.2.3", "a loopback address"),
+        ("::1", "a loopback address"),
+        ("::ffff:127.0.0.1", "a loopback address"),
+        ("169.254.1.1", "a link-local address"),
+        ("fe80::1", "a link-local address"),
+        ("224.0.0.1", "a multicast address"),
+        ("ff02::1", "a multicast address"),
+        ("0.0.0.0", "an unspecified address"),
+        ("::", "an unspecified address"),
+        ("255.255.255.255", "the broadcast address"),
+    ],
+)
+def test_an_address_no_other_host_reaches_is_refused_naming_the_rule(given, rule):
+    with pytest.raises(ValidationError) as e:
+        sending_ips.ip_add(address=given, helo_name="out.example.com", actor=SYSTEM)
+    message = e.value.message_dict["address"][0]
+    assert "cannot send mail: it is " + rule in message and "other hosts reach" in message
+    assert not SendingIp.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_private_and_documentation_addresses_are_still_accepted():
+    # The positive control: an IP behind NAT or in a test network may be a sending IP.
+    for address in ("10.0.0.5", "192.168.1.5", "192.0.2.5", "2001:db8::5", "fd00::5"):
+        make_ip(address)
+    assert SendingIp.objects.count() == 5
 
 
 def test_the_helo_name_is_lower_cased_and_loses_its_trailing_dot():
