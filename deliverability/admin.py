@@ -7,12 +7,11 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from deliverability import dnsbl, dnsbl_keys, dnsbl_lists, forms, ip_lifecycle, ip_pools, sending_ips
+from deliverability import dnsbl, dnsbl_keys, dnsbl_lists, forms, ip_lifecycle, ip_pools, selectors, sending_ips
 from deliverability.dns_checks import domain_dns_check
 from deliverability.models import (
     Dnsbl,
@@ -25,7 +24,6 @@ from deliverability.models import (
 )
 from dockspace.admin_base import ServiceAdmin
 from dockspace.validation import add_to_form, error_summary
-from mail.models import Domain
 
 
 @admin.register(IpPool)
@@ -357,7 +355,13 @@ class DnsCheckResultAdmin(ReadOnlyAdmin):
         """ "Check now" on a domain's page: runs the checks (the service decides who may) and goes back there."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        domain = get_object_or_404(Domain, pk=domain_id)
+        try:
+            domain = selectors.domain_to_check(request.user, domain_id)
+        except ValidationError as exc:
+            self.message_user(request, f"Not checked: {error_summary(exc)}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:index"))
+        if domain is None:
+            raise Http404("no such domain")
         try:
             run = domain_dns_check(domain, request=request)
         except ValidationError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from deliverability.records.dnsbl import (
     rfc5782_problem,
     verdict,
 )
+from dockspace.validation import field_error
 from mail.models import Domain
 
 RUN_PERMISSION = "deliverability.run_dnsbl_check"
@@ -44,6 +46,8 @@ FULL_INTERVAL = timedelta(hours=4)
 DUE_SLACK = timedelta(minutes=10)
 HISTORY_DAYS = 90
 SWEEP_LABEL = "blocklist sweep"
+# A DNS name as a list's zone or a checked domain: dot-separated labels, at most 253 characters.
+NAME_RE = re.compile(r"^(?=.{3,253}\Z)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 @dataclass(frozen=True)
@@ -93,15 +97,26 @@ def sweep_subjects() -> list[Subject]:
     return subjects
 
 
-def subject_for(text: str) -> Subject:
-    """The subject `text` names: an IP address (a sending IP's row when it is one) or a domain name."""
+def subject_for(text: str, field: str = "subject") -> Subject:
+    """The subject `text` names: an IP address (a sending IP's row when it is one; sending_ips.parse_address) or a
+    domain name. Anything else (a scoped IPv6 address, a name with spaces, more than 253 characters) is refused
+    naming `field`, before it reaches a DNS name."""
+    text = str(text or "").strip()
+    if not text:
+        raise field_error(field, "give an IP address or a domain name (e.g. 192.0.2.10 or example.com).")
     try:
-        address = ipaddress.ip_address(text.strip())
+        ipaddress.ip_address(text)
     except ValueError:
-        return Subject(text.strip().lower().rstrip("."), Dnsbl.DOMAIN)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return Subject(str(address), Dnsbl.IP, SendingIp.objects.filter(address=str(address)).first())
+        name = text.lower().rstrip(".")
+        if not NAME_RE.match(name):
+            raise field_error(
+                field,
+                f"{name[:100]!r} is neither an IP address nor a domain name (dot-separated labels of letters, digits "
+                "and '-', at most 253 characters, e.g. example.com).",
+            ) from None
+        return Subject(name, Dnsbl.DOMAIN)
+    address = sending_ips.parse_address(text, field)
+    return Subject(address, Dnsbl.IP, SendingIp.objects.filter(address=address).first())
 
 
 def _query_name(subject_name: str, kind: str, zone: str) -> str:
@@ -282,17 +297,17 @@ def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_
     moved = False
     ip = subject.sending_ip
     if ip is not None and is_standby_listing(dnsbl, found):
-        current = SendingIp.objects.filter(pk=ip.pk).values_list("state", flat=True).first()
-        if current in (SendingIp.ACTIVE, SendingIp.WARMING):
-            reason = f"listed on {dnsbl.name} ({dnsbl.zone}): {found.code} {found.meaning}"
-            sending_ips.ip_set_state(
-                ip=ip,
-                state=SendingIp.RESTING,
-                reason=reason[: ip_lifecycle.REASON_MAX_LENGTH],
-                actor=authz.SYSTEM,
-                actor_label=actor_label,
-            )
-            moved = True
+        # Decided under the IP's row lock: one an operator rested or removed meanwhile is left as it is.
+        reason = f"listed on {dnsbl.name} ({dnsbl.zone}): {found.code} {found.meaning}"
+        rested = sending_ips.ip_set_state(
+            ip=ip,
+            state=SendingIp.RESTING,
+            reason=reason[: ip_lifecycle.REASON_MAX_LENGTH],
+            only_from=(SendingIp.ACTIVE, SendingIp.WARMING),
+            actor=authz.SYSTEM,
+            actor_label=actor_label,
+        )
+        moved = rested is not None
     return Outcome(dnsbl, subject, found, changed, moved)
 
 

@@ -4,7 +4,6 @@ writes the audit log (never the access key)."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -13,7 +12,7 @@ from django.db import transaction
 
 from accounts import authz
 from accounts.audit import audit
-from deliverability import dnsbl, dnsbl_keys
+from deliverability import dnsbl, dnsbl_keys, sending_ips
 from deliverability.models import Dnsbl
 from deliverability.records.dnsbl import code_problem
 from dockspace.validation import field_error
@@ -40,7 +39,7 @@ EDITABLE = (
     "removal_url",
     "is_enabled",
 )
-ZONE_RE = re.compile(r"^(?=.{3,253}\Z)([a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+ZONE_RE = dnsbl.NAME_RE
 
 
 def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None) -> dict[str, Any]:
@@ -112,6 +111,24 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# What a standby list listens to: whoever changes it decides which answers rest the sending IPs.
+STANDBY_INPUTS = frozenset({"action", "zone", "key_zone", "listed_codes", "alert_only_codes"})
+
+
+def _require_standby_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str]) -> None:
+    """A listing on a standby list rests the IP at once: making a list standby, or changing a standby list's zone,
+    key zone or codes, is a change to the sending IPs too and needs that permission as well."""
+    if dnsbl.action != Dnsbl.STANDBY or not STANDBY_INPUTS & set(changed):
+        return
+    if not actor.has_perm(sending_ips.CHANGE):
+        raise field_error(
+            "action",
+            "a standby list rests every sending IP it lists: setting standby, or changing a standby list's zone, key "
+            f"zone or codes, also needs the permission to change sending IPs ({sending_ips.CHANGE!r}). Choose alert "
+            "or information, or ask someone who may change sending IPs.",
+        )
+
+
 def _check_key(key: str | None) -> str | None:
     if key is None:
         return None
@@ -154,6 +171,7 @@ def dnsbl_add(
     for required in ("name", "zone", "listed_codes"):
         values.setdefault(required, "")
     dnsbl = Dnsbl(**_clean(values))
+    _require_standby_permission(actor, dnsbl, STANDBY_INPUTS)
     _finish(dnsbl, _check_key(access_key))
     dnsbl.save()
     audit(
@@ -186,6 +204,7 @@ def dnsbl_update(
     changed = {k: v for k, v in _clean(changes).items() if getattr(dnsbl, k) != v}
     for name, value in changed.items():
         setattr(dnsbl, name, value)
+    _require_standby_permission(actor, dnsbl, changed)
     key = _check_key(access_key)
     _finish(dnsbl, key)
     if {"zone", "key_zone", "access_key_env"} & changed.keys() or key is not None:
@@ -247,12 +266,7 @@ def dnsbl_check_now(
     authz.require_perm(actor, dnsbl.RUN_PERMISSION, "__all__" if subject is None else "subject")
     subjects = None
     if subject is not None:
-        found = dnsbl.subject_for(str(subject))
-        if found.kind == Dnsbl.DOMAIN and not ZONE_RE.match(found.name):
-            raise field_error(
-                "subject", f"{found.name!r} is neither an IP address nor a domain name (e.g. example.com)."
-            )
-        subjects = [found]
+        subjects = [dnsbl.subject_for(str(subject), "subject")]
     if lists is not None:
         lists = list(lists)
         if not any(d.is_enabled for d in lists):

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import groupby
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from accounts import authz
@@ -47,6 +49,7 @@ class PlannedMove:
     to_state: str
     reason: str
     due_at: datetime | None = None  # None: now (rotation)
+    together: str = ""  # moves with the same label are made all or none (a rotation's retirement and its replacement)
 
     @property
     def from_state(self) -> str:
@@ -103,6 +106,7 @@ def rotation_plan(now: datetime | None = None) -> DutyPlan:
                 oldest,
                 SendingIp.RETIRING,
                 f"monthly rotation of pool {pool.name}: ACTIVE since {since}, the longest; {replacement}",
+                together=f"rotation of pool {pool.name}",
             )
         )
         if not warming:
@@ -112,6 +116,7 @@ def rotation_plan(now: datetime | None = None) -> DutyPlan:
                     SendingIp.WARMING,
                     f"monthly rotation of pool {pool.name}: replaces {oldest.address}; listings clear for "
                     f"{_days(settings.IP_QUARANTINE_DAYS)}",
+                    together=f"rotation of pool {pool.name}",
                 )
             )
     return plan
@@ -167,26 +172,43 @@ class DutyResult:
         return text
 
 
+class _Skipped(Exception):
+    pass
+
+
+def _make(move: PlannedMove, duty: str) -> str:
+    """Make one planned move, decided under the IP's row lock: an IP an operator (or another duty) moved or removed
+    since the plan was made is skipped, not forced."""
+    try:
+        done = sending_ips.ip_set_state(
+            ip=move.ip,
+            state=move.to_state,
+            reason=move.reason,
+            only_from=(move.from_state,),
+            actor=authz.SYSTEM,
+            actor_label=ACTOR_LABELS[duty],
+        )
+    except ValidationError as e:
+        raise _Skipped(" ".join(e.messages)) from None
+    if done is None:
+        current = SendingIp.objects.filter(pk=move.ip.pk).values_list("state", flat=True).first()
+        raise _Skipped(f"{move.ip.address} is {current or 'gone'} now, not {move.from_state}")
+    return f"{move.ip.address} {move.from_state} -> {move.to_state}"
+
+
 def duty_run(duty: str, now: datetime | None = None) -> DutyResult:
-    """Apply the duty's plan as the system. A move whose IP changed state since the plan was made (an operator or
-    another duty moved it) is skipped, not forced."""
+    """Apply the duty's plan as the system, each move (or each set of moves made together) in its own transaction.
+    A move whose IP changed state since the plan was made is skipped, with the moves made together with it."""
     plan = PLANS[duty](now)
     result = DutyResult(duty)
-    for move in plan.moves:
-        current = SendingIp.objects.filter(pk=move.ip.pk).values_list("state", flat=True).first()
-        if current != move.from_state:
-            result.skipped.append(f"{move.ip.address} is {current or 'gone'} now, not {move.from_state}")
-            continue
+    for key, group in groupby(plan.moves, key=lambda move: move.together or id(move)):
+        moves = list(group)
         try:
-            sending_ips.ip_set_state(
-                ip=move.ip,
-                state=move.to_state,
-                reason=move.reason,
-                actor=authz.SYSTEM,
-                actor_label=ACTOR_LABELS[duty],
-            )
-        except ValidationError as e:
-            result.skipped.append(" ".join(e.messages))
+            with transaction.atomic():
+                moved = [_make(move, duty) for move in moves]
+        except _Skipped as skipped:
+            undone = f" ({key} not made)" if len(moves) > 1 else ""
+            result.skipped.append(f"{skipped}{undone}")
             continue
-        result.moved.append(f"{move.ip.address} {move.from_state} -> {move.to_state}")
+        result.moved.extend(moved)
     return result

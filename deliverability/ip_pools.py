@@ -50,7 +50,12 @@ def normalize_pool_name(value: object, field: str = "name") -> str:
 
 
 def _check_one_pool(pool: IpPool | None, domains: Iterable[Domain], tiers: Iterable[Tier]) -> None:
-    """A domain (and a tier) sends through one pool: refuse one that another pool already has."""
+    """A domain (and a tier) sends through one pool: refuse one that another pool already has. The chosen domain and
+    tier rows are locked first (in key order), so two pools taking the same domain at once are checked one after the
+    other: the second sees the first's (PostgreSQL; SQLite runs one write at a time anyway)."""
+    domains, tiers = list(domains), list(tiers)
+    list(Domain.objects.select_for_update().filter(pk__in=[d.pk for d in domains]).order_by("pk").values("pk"))
+    list(Tier.objects.select_for_update().filter(pk__in=[t.pk for t in tiers]).order_by("pk").values("pk"))
     others = IpPool.objects.exclude(pk=pool.pk) if pool is not None and pool.pk else IpPool.objects.all()
     for domain in domains:
         taken = others.filter(domains=domain).first()

@@ -68,6 +68,8 @@ def _ip_refusal(ip: PoolIp) -> str | None:
         parsed = ipaddress.ip_address(ip.address)
     except ValueError:
         return f"sending IP {ip.address!r} is not an IP address: left out of the Postfix transports"
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.scope_id is not None:
+        return f"sending IP {ip.address!r} has a %zone (an interface name): left out of the Postfix transports"
     if str(parsed) != ip.address:
         return f"sending IP {ip.address!r} is not stored normalised ({parsed}): left out of the Postfix transports"
     if not _HOST_RE.match(ip.helo_name):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import authz
@@ -44,19 +45,47 @@ def actor_name(actor: authz.Actor, actor_label: str | None) -> str:
 # --- input ----------------------------------------------------------------------------------------------
 
 
-def normalize_address(value: object, field: str = "address") -> str:
-    """An IPv4 or IPv6 address as stored: IPv6 compressed in lower case, an IPv4-mapped IPv6 address as IPv4."""
+def parse_address(value: object, field: str = "address") -> str:
+    """Any spelling of an IPv4 or IPv6 address as stored: IPv6 compressed in lower case, an IPv4-mapped IPv6 address as
+    IPv4. A scoped IPv6 address (fe80::1%eth0) is refused: its zone names an interface of this host, and it may hold
+    spaces, ':' or line breaks that would reach DNS names, Postfix files and the audit log."""
     text = str(value or "").strip()
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
         raise field_error(
-            field, f"{text!r} is not an IPv4 or IPv6 address (e.g. 192.0.2.10 or 2001:db8::10)."
+            field, f"{text[:100]!r} is not an IPv4 or IPv6 address (e.g. 192.0.2.10 or 2001:db8::10)."
         ) from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        bare = ipaddress.IPv6Address(int(ip))
+        raise field_error(
+            field,
+            f"give the IPv6 address without a %zone (an interface name, as in fe80::1%eth0): {bare} names the same "
+            "address everywhere.",
+        )
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_unspecified or ip.is_multicast:
-        raise field_error(field, f"{ip} cannot send mail (an unspecified or multicast address).")
+    return str(ip)
+
+
+# Addresses no other host can send mail from or answer: (the test, what the refusal calls it).
+UNUSABLE = (
+    (lambda ip: ip.is_unspecified, "an unspecified address (0.0.0.0 or ::)"),
+    (lambda ip: ip.is_loopback, "a loopback address (127.0.0.0/8 or ::1): it never leaves this host"),
+    (lambda ip: ip.is_link_local, "a link-local address (169.254.0.0/16 or fe80::/10): it is not routed"),
+    (lambda ip: ip.is_multicast, "a multicast address (224.0.0.0/4 or ff00::/8)"),
+    (lambda ip: ip == ipaddress.IPv4Address("255.255.255.255"), "the broadcast address"),
+)
+
+
+def normalize_address(value: object, field: str = "address") -> str:
+    """A new sending IP's address (parse_address) that can send mail: other hosts must be able to reach it."""
+    ip = ipaddress.ip_address(parse_address(value, field))
+    for unusable, what in UNUSABLE:
+        if unusable(ip):
+            raise field_error(
+                field, f"{ip} cannot send mail: it is {what}. A sending IP is an address other hosts reach."
+            )
     return str(ip)
 
 
@@ -138,14 +167,19 @@ def ip_add(
         notes=notes or "",
     )
     ip.full_clean()
-    ip.save()
+    try:
+        with transaction.atomic():
+            ip.save()
+    except IntegrityError:
+        # Another add of the same address committed between the check above and this insert.
+        raise field_error("address", f"{address} is already a sending IP.") from None
     reason = " ".join((reason or "").split()) or ("added; already sends" if state == ip.ACTIVE else "added")
     _record_state(ip, "", reason[: ip_lifecycle.REASON_MAX_LENGTH], actor_name(actor, actor_label))
     in_pool = f" in pool {pool.name}" if pool else " (no pool)"
     audit(
         "deliverability.sending_ip.add",
         target=ip,
-        description=f"Added sending IP {address} ({ip.helo_name}){in_pool}, weight {ip.weight}, {state}: {reason}"[
+        description=f"Added sending IP {ip.address} ({ip.helo_name}){in_pool}, weight {ip.weight}, {state}: {reason}"[
             :500
         ],
         **who(request, actor_label, actor),
@@ -204,17 +238,27 @@ def ip_set_state(
     ip: SendingIp,
     state: str,
     reason: str,
+    only_from: Iterable[str] | None = None,
     request: HttpRequest | None = None,
     actor: authz.Actor | None = None,
     actor_label: str | None = None,
-) -> SendingIp:
+) -> SendingIp | None:
     """Move the IP along its lifecycle (deliverability.ip_lifecycle.MOVES); any other move is refused naming the
-    allowed ones. Recorded in the IP's state history and the audit log with the reason."""
+    allowed ones. Recorded in the IP's state history and the audit log with the reason.
+
+    `only_from`: move only an IP that is in one of these states when its row is locked, else return None and change
+    nothing (the sweep and the duties decide on what they read earlier; an operator may have moved or removed the IP
+    since)."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, CHANGE, "state")
     state = str(state or "").strip().upper()
     reason = check_reason(reason)
-    ip = SendingIp.objects.select_for_update().get(pk=ip.pk)
+    locked = SendingIp.objects.select_for_update().filter(pk=ip.pk).first()
+    if only_from is not None and (locked is None or locked.state not in tuple(only_from)):
+        return None
+    if locked is None:
+        raise field_error("address", f"{ip.address} is no longer a sending IP.")
+    ip = locked
     refusal = ip_lifecycle.move_refusal(ip.state, state)
     if refusal:
         raise field_error("state", f"{ip.address}: {refusal}")
@@ -264,7 +308,7 @@ def ip_remove(
 
 def ip_by_address(value: str, field: str = "address") -> SendingIp:
     """The sending IP at `value` (any spelling of the address), or a refusal naming the field."""
-    address = normalize_address(value, field)
+    address = parse_address(value, field)
     ip = SendingIp.objects.select_related("pool").filter(address=address).first()
     if ip is None:
         raise field_error(field, f"{address} is not a sending IP; add it first (manage.py sending_ip add).")

@@ -109,6 +109,10 @@ def env_ips(name, default=(), environ=None):
                 f"{name} must be comma-separated IP addresses such as 192.0.2.25,2001:db8::25; "
                 f"{item!r} is not an IP address."
             ) from None
+        if getattr(address, "scope_id", None) is not None:
+            raise ImproperlyConfigured(
+                f"{name}: give {item!r} without its %zone (an interface name): {ipaddress.IPv6Address(int(address))}."
+            )
         if address not in found:
             found.append(address)
     return found

@@ -59,12 +59,16 @@ def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
         raise ValueError(f"not an IP address: {address!r}") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        # A zone (fe80::1%eth0) names an interface of this host; it has no place in a DNS name.
+        raise ValueError(f"a scoped IPv6 address (with a %zone) has no reverse name: {address!r}")
     # An IPv4-mapped IPv6 address (::ffff:192.0.2.1) is that IPv4 address, in reverse DNS and on a DNSBL.
     return ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped else ip
 
 
 def reverse_name(address: str) -> str:
-    """The PTR name of an address: "1.2.0.192.in-addr.arpa", or 32 nibbles + "ip6.arpa". ValueError if not an IP."""
+    """The PTR name of an address: "1.2.0.192.in-addr.arpa", or 32 nibbles + "ip6.arpa". ValueError if not an IP (or
+    a scoped IPv6 address, fe80::1%eth0)."""
     return name_text(dns.reversename.from_address(str(_ip(address))))
 
 

@@ -5,6 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from deliverability.models import DnsCheckRun
+from deliverability.tests.factories import staff_with
 from deliverability.tests.mail_dns import dkim_line, right_records
 from mail import services
 from mail.models import DkimKey
@@ -61,3 +62,16 @@ def test_when_dns_cannot_be_asked_retire_is_not_held_back(domain):
     old = domain.dkim_keys.get()
     services.dkim_rotate(domain=domain, selector="s2", algorithm="ed25519", actor_label="test")
     assert services.dkim_retire(key=DkimKey.objects.get(pk=old.pk), actor_label="test").state == "retired"
+
+
+def test_retire_without_the_permission_is_refused_before_dns_is_asked(mail_dns, domain):
+    old = domain.dkim_keys.get()
+    services.dkim_rotate(domain=domain, selector="s2", algorithm="ed25519", actor_label="test")
+    mail_dns.domain(records=right_records(keys=[old]))  # s2 is not published: retire would be held back
+    staff_with("mail.view_dkimkey")
+
+    message = refused("dkim", "retire", "example.com", "mail", "--as", "ops@example.com")
+
+    # The permission is asked first: no DNS objection is looked up for someone who may not retire.
+    assert message == "selector: you do not have the permission 'mail.change_dkimkey'."
+    assert DkimKey.objects.get(pk=old.pk).state == "published"

@@ -61,6 +61,25 @@ def test_check_now_runs_the_checks_and_returns_to_the_domain(mail_dns, domain):
     assert DnsCheckRun.objects.get().actor_label == "ops@example.com"
 
 
+def test_check_now_needs_the_permission_to_view_domains_and_names_no_domain_without_it(mail_dns, domain):
+    mail_dns.domain()
+    person = staff_with("deliverability.run_dns_check", "deliverability.view_dnscheckresult")
+    client = signed_in(person)
+    for pk in (domain.pk, domain.pk + 1000):
+        response = client.post(f"/admin/deliverability/dnscheckresult/check/{pk}/", follow=True)
+        html = response.content.decode()
+        assert "Not checked: checking a domain&#x27;s DNS shows the domain" in html and "mail.view_domain" in html
+        assert "example.com" not in html
+    assert not DnsCheckRun.objects.exists()
+    # The positive control: with view_domain, an unknown id is a 404 and the domain is checked.
+    person.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="view_domain"))
+    client = signed_in(type(person).objects.get(pk=person.pk))
+    assert client.post(f"/admin/deliverability/dnscheckresult/check/{domain.pk + 1000}/").status_code == 404
+    response = client.post(f"/admin/deliverability/dnscheckresult/check/{domain.pk}/", follow=True)
+    assert "Checked the DNS of example.com: ok." in response.content.decode()
+    assert DnsCheckRun.objects.count() == 1
+
+
 def test_check_now_answers_only_a_post(domain):
     client = signed_in(StaffFactory())
     assert client.get(f"/admin/deliverability/dnscheckresult/check/{domain.pk}/").status_code == 405

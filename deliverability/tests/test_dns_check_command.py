@@ -5,9 +5,11 @@ import io
 import json
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 
 from deliverability.models import DnsCheckRun
+from deliverability.tests.factories import staff_with
 from deliverability.tests.mail_dns import MAIL_HOSTNAME, right_records
 from mail.tests.factories import refused, run
 
@@ -69,10 +71,25 @@ def test_an_unknown_domain_is_named_and_nothing_is_checked(mail_dns, domain):
 
 
 def test_as_a_staff_member_without_the_permission_it_is_refused(mail_dns, domain):
-    from accounts.tests.factories import UserFactory
-
-    UserFactory(email="ops@example.com", is_staff=True)
+    mail_dns.domain()
+    staff_with("mail.view_domain")
     assert refused("dns_check", "--as", "ops@example.com") == (
         "you do not have the permission 'deliverability.run_dns_check'."
     )
     assert not DnsCheckRun.objects.exists()
+
+
+def test_as_a_staff_member_who_may_run_checks_but_not_view_domains_it_is_refused_naming_no_domain(mail_dns, domain):
+    mail_dns.domain()
+    person = staff_with("deliverability.run_dns_check")
+    for args in ([], ["example.com"], ["nope.example"]):
+        message = refused("dns_check", *args, "--as", "ops@example.com")
+        assert message == (
+            "--as: checking a domain's DNS shows the domain: it needs the permission to view domains "
+            "('mail.view_domain')."
+        )
+    assert not DnsCheckRun.objects.exists()
+    # The positive control: with view_domain too, the check runs.
+    person.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="view_domain"))
+    assert "example.com" in run("dns_check", "example.com", "--as", "ops@example.com")
+    assert DnsCheckRun.objects.get().actor_label == "manage.py dns_check --as ops@example.com"

@@ -46,3 +46,14 @@ def test_a_non_address_is_refused_by_name(address):
 def test_a_zone_that_is_not_a_name_is_refused():
     with pytest.raises(ValueError, match="not a DNSBL zone: 'zen..spamhaus.org'"):
         dnsbl_query_name("127.0.0.2", "zen..spamhaus.org")
+
+
+@pytest.mark.parametrize("address", ["2001:db8::1%x", "fe80::1%eth0", "2001:db8::1%a b:{;}", "::ffff:192.0.2.1%x"])
+def test_a_scoped_ipv6_address_is_refused_with_a_value_error_not_a_dns_error(address):
+    with pytest.raises(ValueError, match="scoped IPv6 address"):
+        reverse_name(address)
+    with pytest.raises(ValueError, match="scoped IPv6 address"):
+        dnsbl_query_name(address, "zen.spamhaus.org")
+    # The positive control: the address without its zone has both names.
+    bare = address.split("%")[0]
+    assert reverse_name(bare) and dnsbl_query_name(bare, "zen.spamhaus.org")

@@ -161,6 +161,24 @@ def test_check_now_refuses_what_is_neither_an_ip_nor_a_domain():
     assert not DnsblResult.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "subject, rule",
+    [
+        ("2001:db8::1%x", "without a %zone"),
+        ("fe80::1%eth0", "without a %zone"),
+        ("foo bar", "is neither an IP address nor a domain"),
+        ("a" * 64 + ".example", "is neither an IP address nor a domain"),  # a label is at most 63
+    ],
+)
+def test_check_now_refuses_a_scoped_address_or_a_bad_name_on_the_field(subject, rule):
+    make_list(action=Dnsbl.ALERT)
+    make_ip("2001:db8::1", state=SendingIp.ACTIVE)
+    response = signed_in(StaffFactory()).post(CHECK, {"subject": subject})
+    assert response.status_code == 200
+    assert rule in response.content.decode()
+    assert not DnsblResult.objects.exists()
+
+
 def test_the_results_are_read_only_and_filter_by_list_and_status(dns_server):
     serve_ip_list(dns_server, {"192.0.2.10": "127.0.0.2"})
     make_list(action=Dnsbl.ALERT)

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.tests.factories import UserFactory
-from deliverability.models import Dnsbl, SendingIp
+from deliverability.models import Dnsbl, DnsblResult, SendingIp
 from deliverability.tests.dnsbl_lists import make_list, only_test_lists, serve_ip_list
 from deliverability.tests.factories import make_ip
 from mail.tests.factories import run
@@ -48,6 +48,27 @@ def test_json_of_a_clear_ip_exits_0(dns_server, settings):
     data = json.loads(run("dnsbl_check", "192.0.2.99", "--json"))
     assert [(r["subject"], r["status"]) for r in data["results"]] == [("192.0.2.99", "clear")]
     assert data["broken_lists"] == []
+
+
+@pytest.mark.parametrize(
+    "subject, rule",
+    [
+        ("2001:db8::1%x", "IP|DOMAIN: give the IPv6 address without a %zone"),
+        ("fe80::1%eth0", "IP|DOMAIN: give the IPv6 address without a %zone"),
+        ("foo bar", "IP|DOMAIN: 'foo bar' is neither an IP address nor a domain name"),
+        ("a" * 300, "IP|DOMAIN: 'aaaa"),
+        (" ", "IP|DOMAIN: give an IP address or a domain name"),
+    ],
+)
+def test_dnsbl_check_refuses_a_bad_subject_naming_the_argument_and_stores_nothing(dns_server, subject, rule):
+    serve_ip_list(dns_server)
+    make_list(action=Dnsbl.ALERT)
+    _, error = failing("dnsbl_check", "192.0.2.99", subject)
+    assert str(error).startswith(rule) and error.returncode == 1
+    assert not DnsblResult.objects.exists()
+    # The positive control: the good subject alone is asked and stored.
+    run("dnsbl_check", "192.0.2.99")
+    assert list(DnsblResult.objects.values_list("subject", flat=True)) == ["192.0.2.99"]
 
 
 def test_dnsbl_check_as_staff_without_the_permission_is_refused(dns_server):

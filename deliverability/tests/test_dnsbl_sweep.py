@@ -9,7 +9,7 @@ import time_machine
 from django.utils import timezone
 
 from accounts.authz import SYSTEM, SystemActor
-from deliverability import dnsbl, ip_duties
+from deliverability import dnsbl, ip_duties, sending_ips
 from deliverability.alert_kinds import DNSBL_LISTED
 from deliverability.dns.resolver import AsyncDnsRun
 from deliverability.models import Dnsbl, DnsblResult, SendingIp
@@ -190,6 +190,33 @@ def test_an_operator_resting_ip_is_not_moved_again(dns_server, settings):
     sweep()
 
     assert ip.state_changes.count() == 2  # added, rested by hand
+
+
+def test_an_ip_an_operator_rests_during_the_sweep_does_not_abort_it(dns_server, settings, monkeypatch):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.52": "127.0.0.2", "192.0.2.53": "127.0.0.2"})
+    make_list()
+    first = make_ip("192.0.2.52", state=SendingIp.ACTIVE)
+    make_ip("192.0.2.53", state=SendingIp.ACTIVE)
+    real = sending_ips.ip_set_state
+
+    def operator_first(**kw):
+        # An operator rests the first IP just before the sweep's own move reaches its row lock.
+        if kw["ip"].pk == first.pk and kw.get("actor_label") == dnsbl.SWEEP_LABEL:
+            real(ip=first, state=SendingIp.RESTING, reason="by hand", actor=SYSTEM, actor_label="operator")
+        return real(**kw)
+
+    monkeypatch.setattr(sending_ips, "ip_set_state", operator_first)
+    report = sweep()
+
+    moved = {o.subject.name: o.moved_to_resting for o in report.outcomes}
+    assert moved == {"192.0.2.52": False, "192.0.2.53": True}  # the rest of the sweep went on
+    assert dict(SendingIp.objects.values_list("address", "state")) == {
+        "192.0.2.52": SendingIp.RESTING,
+        "192.0.2.53": SendingIp.RESTING,
+    }
+    assert [c.actor_label for c in first.state_changes.order_by("pk")] == ["test", "operator"]  # not moved twice
+    assert DnsblResult.objects.filter(is_latest=True, status=DnsblResult.LISTED).count() == 2  # both kept
 
 
 def test_domains_are_checked_on_domain_lists(dns_server, settings):

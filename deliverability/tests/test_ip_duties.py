@@ -6,8 +6,9 @@ import datetime as dt
 import pytest
 import time_machine
 
+from accounts.authz import SYSTEM
 from accounts.models import AuditEvent
-from deliverability import ip_duties, tasks
+from deliverability import ip_duties, sending_ips, tasks
 from deliverability.models import IpStateChange, SendingIp
 from deliverability.tests.factories import make_ip, make_pool, move
 
@@ -133,3 +134,42 @@ def test_a_move_planned_for_an_ip_that_changed_meanwhile_is_skipped(clock, setti
     monkeypatch.setattr(ip_duties, "PLANS", {**ip_duties.PLANS, ip_duties.DRAIN: lambda now=None: stale})
     result = ip_duties.duty_run(ip_duties.DRAIN)
     assert result.moved == [] and result.skipped == ["192.0.2.1 is RESTING now, not RETIRING"]
+
+
+def test_a_move_is_decided_under_the_row_lock_not_on_a_state_read_before_it(clock, settings, monkeypatch):
+    settings.IP_DRAIN_DAYS = 0
+    ip = move(make_ip("192.0.2.1", state="ACTIVE"), "RETIRING")
+    real = sending_ips.ip_set_state
+
+    def operator_first(**kw):
+        # Between the duty's plan and its move, an operator rests the IP and releases it to WARMING.
+        if kw.get("actor_label") == ip_duties.ACTOR_LABELS[ip_duties.DRAIN]:
+            move(ip, "RESTING", "WARMING")
+        return real(**kw)
+
+    monkeypatch.setattr(sending_ips, "ip_set_state", operator_first)
+    result = ip_duties.duty_run(ip_duties.DRAIN)
+    assert result.moved == [] and result.skipped == ["192.0.2.1 is WARMING now, not RETIRING"]
+    # The WARMING IP was not rested by the drain (the stand-in operator's moves ran inside the duty's transaction,
+    # which the skip rolls back; a real operator's are their own).
+    assert not IpStateChange.objects.filter(actor_label=ip_duties.ACTOR_LABELS[ip_duties.DRAIN]).exists()
+
+
+def test_a_rotation_is_made_whole_or_not_at_all(clock, settings, monkeypatch):
+    settings.IP_QUARANTINE_DAYS = 0
+    pool = rotating_pool()
+    make_ip("192.0.2.1", pool=pool, state="ACTIVE")
+    make_ip("192.0.2.2", pool=pool, state="ACTIVE")
+    rested = move(make_ip("192.0.2.3", pool=pool), "RESTING")
+    clock.shift(dt.timedelta(seconds=1))
+    stale = ip_duties.rotation_plan()
+    assert planned(stale) == [("192.0.2.1", "ACTIVE", "RETIRING"), ("192.0.2.3", "RESTING", "WARMING")]
+    sending_ips.ip_remove(ip=rested, actor=SYSTEM)  # an operator removed the replacement meanwhile
+    monkeypatch.setattr(ip_duties, "PLANS", {**ip_duties.PLANS, ip_duties.ROTATION: lambda now=None: stale})
+
+    result = ip_duties.duty_run(ip_duties.ROTATION)
+
+    assert result.moved == []
+    assert result.skipped == ["192.0.2.3 is gone now, not RESTING (rotation of pool bulk not made)"]
+    assert states() == {"192.0.2.1": "ACTIVE", "192.0.2.2": "ACTIVE"}  # the first move was rolled back
+    assert not IpStateChange.objects.filter(to_state="RETIRING").exists()

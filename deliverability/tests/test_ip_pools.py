@@ -1,8 +1,11 @@
 """Pools: a domain (and a tier) sends through one pool, a pool with IPs cannot be removed, and which IPs a pool or a
 domain sends through now (ACTIVE and WARMING, with weights; None without a pool)."""
 
+import threading
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, connections
 
 from accounts.authz import SYSTEM
 from accounts.models import AuditEvent
@@ -94,3 +97,55 @@ def test_a_domain_sends_through_its_own_pool_else_its_tiers_else_the_default_ip(
     empty = make_domain("empty.example")
     make_pool("empty", domains=[empty])
     assert ip_pools.ips_in_rotation_for_domain(empty) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_pools_taking_the_same_domain_at_once_are_checked_one_after_the_other(monkeypatch):
+    """PostgreSQL only (SQLite runs one write transaction at a time): while pool one's change holds the domain, pool
+    two's waits for it, then sees the domain taken."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite never runs two write transactions at once")
+    domain = make_domain("example.com")
+    one, two = make_pool("one"), make_pool("two")
+    holding, release = threading.Event(), threading.Event()
+    real_audit = ip_pools.audit
+
+    def audit(*args, **kw):
+        if threading.current_thread().name == "one":
+            holding.set()  # pool one has checked and written, not committed
+            release.wait()
+        return real_audit(*args, **kw)
+
+    monkeypatch.setattr(ip_pools, "audit", audit)
+    outcome = {}
+
+    def change(pool):
+        try:
+            ip_pools.pool_update(pool=pool, domains=[domain], actor=SYSTEM)
+            outcome[pool.name] = "done"
+        except ValidationError as e:
+            outcome[pool.name] = " ".join(e.messages)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=change, args=(one,), name="one")
+    first.start()
+    holding.wait()
+    second = threading.Thread(target=change, args=(two,), name="two")
+    second.start()
+    # Wait until pool two's change is done (no lock taken: the race) or waits for a row lock.
+    while second.is_alive() and not _waiting_for_a_lock():
+        second.join(0.05)
+    release.set()
+    first.join()
+    second.join()
+
+    assert outcome["one"] == "done"
+    assert outcome["two"].startswith("example.com already sends through pool one")
+    assert [p.name for p in IpPool.objects.filter(domains=domain)] == ["one"]
+
+
+def _waiting_for_a_lock():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0

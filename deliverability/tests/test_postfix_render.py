@@ -101,6 +101,8 @@ def test_each_ip_in_rotation_gets_one_smtp_service_bound_to_it_with_its_helo_nam
         (PoolIp("192.0.2.10", "$myhostname", 1), "is not a host name"),
         (PoolIp("2001:DB8::1", "out6.example.com", 1), "is not stored normalised"),
         (PoolIp("not-an-ip", "out6.example.com", 1), "is not an IP address"),
+        (PoolIp("2001:db8::1%x -o content_filter=evil:", "out6.example.com", 1), "has a %zone"),
+        (PoolIp("fe80::1%eth0", "out6.example.com", 1), "has a %zone"),
     ],
 )
 def test_an_ip_that_would_break_a_file_is_left_out_of_every_file_and_reported(ip, message):

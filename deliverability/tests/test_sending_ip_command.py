@@ -117,6 +117,33 @@ def test_as_a_staff_member_without_the_permission_is_refused():
     assert IpStateChange.objects.first().actor_label == "manage.py sending_ip --as viewer@example.com"
 
 
+def test_list_and_show_as_staff_without_the_view_permission_print_nothing():
+    pool = make_pool("bulk", domains=[make_domain("example.com")])
+    make_ip("192.0.2.1", state="ACTIVE", pool=pool)
+    person = UserFactory(email="ops@example.com", is_staff=True)
+    as_ops = ["--as", "ops@example.com"]
+    for args, perm in [
+        (["sending_ip", "list"], "view_sendingip"),
+        (["sending_ip", "list", "--json"], "view_sendingip"),
+        (["sending_ip", "show", "192.0.2.1"], "view_sendingip"),
+        (["sending_ip", "show", "192.0.2.99"], "view_sendingip"),  # an unknown address: the same refusal
+        (["ip_pool", "list"], "view_ippool"),
+        (["ip_pool", "show", "bulk"], "view_ippool"),
+        (["ip_pool", "show", "nope"], "view_ippool"),
+    ]:
+        out = io.StringIO()
+        with pytest.raises(CommandError) as caught:
+            call_command(*args, *as_ops, stdout=out, stderr=io.StringIO())
+        assert str(caught.value) == f"you do not have the permission 'deliverability.{perm}'."
+        assert out.getvalue() == ""
+    # The positive control: with the view permissions, the same commands print.
+    person.user_permissions.set(Permission.objects.filter(codename__in=["view_sendingip", "view_ippool"]))
+    assert "192.0.2.1" in run("sending_ip", "list", *as_ops)
+    assert "192.0.2.1" in run("sending_ip", "show", "192.0.2.1", *as_ops)
+    assert "example.com" in run("ip_pool", "list", *as_ops)
+    assert "example.com" in run("ip_pool", "show", "bulk", *as_ops)
+
+
 def test_pools_add_show_update_and_remove():
     make_domain("example.com")
     make_domain("example.org")

@@ -52,6 +52,53 @@ def test_bad_input_is_refused_naming_the_field_and_the_rule(field, kwargs, rule)
     assert not SendingIp.objects.exists() and not AuditEvent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "given",
+    ["2001:db8::1%x -o content_filter=evil:", "2001:db8::2%eth0", "2001:db8::1%a b{;}", "::ffff:192.0.2.9%x"],
+)
+def test_a_scoped_ipv6_address_is_refused_and_nothing_is_stored_or_audited(given):
+    with pytest.raises(ValidationError) as e:
+        sending_ips.ip_add(address=given, helo_name="out6.example.com", actor=SYSTEM)
+    assert "without a %zone" in e.value.message_dict["address"][0]
+    assert not SendingIp.objects.exists() and not AuditEvent.objects.exists()
+    with pytest.raises(ValidationError, match="without a %zone"):
+        sending_ips.ip_by_address(given)
+    # The positive control: the same address without its zone is added, and audited as stored.
+    ip = sending_ips.ip_add(address=given.split("%")[0], helo_name="out6.example.com", actor=SYSTEM)
+    assert AuditEvent.objects.get().description.startswith(f"Added sending IP {ip.address} (out6.example.com)")
+
+
+@pytest.mark.parametrize(
+    "given, rule",
+    [
+        ("127.0.0.1", "a loopback address"),
+        ("127.1.2.3", "a loopback address"),
+        ("::1", "a loopback address"),
+        ("::ffff:127.0.0.1", "a loopback address"),
+        ("169.254.1.1", "a link-local address"),
+        ("fe80::1", "a link-local address"),
+        ("224.0.0.1", "a multicast address"),
+        ("ff02::1", "a multicast address"),
+        ("0.0.0.0", "an unspecified address"),
+        ("::", "an unspecified address"),
+        ("255.255.255.255", "the broadcast address"),
+    ],
+)
+def test_an_address_no_other_host_reaches_is_refused_naming_the_rule(given, rule):
+    with pytest.raises(ValidationError) as e:
+        sending_ips.ip_add(address=given, helo_name="out.example.com", actor=SYSTEM)
+    message = e.value.message_dict["address"][0]
+    assert "cannot send mail: it is " + rule in message and "other hosts reach" in message
+    assert not SendingIp.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_private_and_documentation_addresses_are_still_accepted():
+    # The positive control: an IP behind NAT or in a test network may be a sending IP.
+    for address in ("10.0.0.5", "192.168.1.5", "192.0.2.5", "2001:db8::5", "fd00::5"):
+        make_ip(address)
+    assert SendingIp.objects.count() == 5
+
+
 def test_the_helo_name_is_lower_cased_and_loses_its_trailing_dot():
     assert make_ip("192.0.2.60", helo_name="Out60.Example.COM.").helo_name == "out60.example.com"
 
@@ -102,3 +149,19 @@ def test_staff_need_the_model_permission_for_each_change():
     sending_ips.ip_set_state(ip=ip, state="RESTING", reason="standby", actor=changer)
     event = AuditEvent.objects.get(action="deliverability.sending_ip.state")
     assert event.actor == changer and ip.state_changes.first().actor_label == changer.email
+
+
+def test_an_address_added_at_the_same_moment_elsewhere_is_refused_on_the_field(monkeypatch):
+    real_save = SendingIp.save
+
+    def other_add_first(self, *args, **kwargs):
+        # Another add of the same address commits between ip_add's check and its insert.
+        SendingIp.objects.bulk_create([SendingIp(address=self.address, helo_name="other.example.com")])
+        monkeypatch.setattr(SendingIp, "save", real_save)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(SendingIp, "save", other_add_first)
+    with pytest.raises(ValidationError) as e:
+        sending_ips.ip_add(address="192.0.2.70", helo_name="out70.example.com", actor=SYSTEM)
+    assert e.value.message_dict["address"] == ["192.0.2.70 is already a sending IP."]
+    assert not AuditEvent.objects.exists()

@@ -288,6 +288,12 @@ def test_a_sending_ip_that_is_not_an_address_names_the_variable_and_the_culprit(
         env_ips("DOCKSPACE_SENDING_IPS", environ={"DOCKSPACE_SENDING_IPS": "192.0.2.25,mail.example.com"})
 
 
+def test_a_sending_ip_with_a_zone_is_refused_naming_the_variable():
+    # A zone (fe80::1%eth0) would reach the blocklist sweep's DNS names.
+    with pytest.raises(ImproperlyConfigured, match=r"DOCKSPACE_SENDING_IPS: give '2001:db8::25%x' without its %zone"):
+        env_ips("DOCKSPACE_SENDING_IPS", environ={"DOCKSPACE_SENDING_IPS": "192.0.2.25,2001:db8::25%x"})
+
+
 @pytest.mark.parametrize("raw, value", [("Mail.Example.com.", "mail.example.com"), ("", ""), (None, "")])
 def test_the_mail_hostname_is_kept_in_lower_case(raw, value):
     environ = {} if raw is None else {"DOCKSPACE_MAIL_HOSTNAME": raw}

@@ -1,4 +1,6 @@
-"""DKIM signing keys of a domain: generating, rotating and retiring them."""
+"""DKIM signing keys of a domain: generating, rotating and retiring them. Generating and rotating change the domain's
+signing (mail.change_domain, as the admin's domain actions); retiring changes a key (mail.change_dkimkey, as the admin's
+key action)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import authz
 from accounts.audit import audit
 from dockspace.validation import field_error
 from mail import dkim as dkim_keys
@@ -16,6 +19,9 @@ from mail.services.actor import _who
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
+
+CHANGE_DOMAIN = "mail.change_domain"
+CHANGE_KEY = "mail.change_dkimkey"
 
 
 @transaction.atomic
@@ -26,14 +32,17 @@ def dkim_generate(
     algorithm: str | None = None,
     bits: int | None = None,
     request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
     actor_label: str | None = None,
 ) -> DkimKey:
     """Create the domain's signing key. Refuses when one is active: rotate instead."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, CHANGE_DOMAIN, "domain")
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
     if domain.dkim_keys.filter(state=DkimKey.ACTIVE).exists():
         raise field_error("domain", f"{domain.name} already has an active DKIM key; rotate it instead.")
     selector = domain.dkim_selector if selector is None else selector
-    return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
+    return _dkim_new_key(domain, selector, algorithm, bits, request, actor, actor_label)
 
 
 def _dkim_new_key(
@@ -42,6 +51,7 @@ def _dkim_new_key(
     algorithm: str | None,
     bits: int | None,
     request: HttpRequest | None,
+    actor: authz.Actor,
     actor_label: str | None,
 ) -> DkimKey:
     dkim_keys.validate_selector(selector)
@@ -67,7 +77,7 @@ def _dkim_new_key(
         "mail.dkim.generate",
         target=domain,
         description=f"New DKIM key {algorithm}{'-' + str(bits) if algorithm == 'rsa' else ''} selector {selector}.",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
     return key
 
@@ -80,15 +90,18 @@ def dkim_rotate(
     algorithm: str | None = None,
     bits: int | None = None,
     request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
     actor_label: str | None = None,
 ) -> DkimKey:
     """A new key with a new selector signs from now on; the old one stays published until retired."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, CHANGE_DOMAIN, "domain")
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
     DkimKey.objects.filter(domain=domain, state=DkimKey.ACTIVE).update(state=DkimKey.PUBLISHED)
     used = set(domain.dkim_keys.values_list("selector", flat=True))
     if selector is None:
         selector = dkim_keys.next_selector(used, timezone.localdate())
-    return _dkim_new_key(domain, selector, algorithm, bits, request, actor_label)
+    return _dkim_new_key(domain, selector, algorithm, bits, request, actor, actor_label)
 
 
 def dkim_retire_objections(key: DkimKey) -> list[str]:
@@ -103,19 +116,28 @@ def dkim_retire_objections(key: DkimKey) -> list[str]:
     return found
 
 
-def dkim_retire(*, key: DkimKey, request: HttpRequest | None = None, actor_label: str | None = None) -> DkimKey:
+def dkim_retire(
+    *,
+    key: DkimKey,
+    request: HttpRequest | None = None,
+    actor: authz.Actor | None = None,
+    actor_label: str | None = None,
+) -> DkimKey:
     """Stop publishing a rotated-out key. Refused for the active key, and while an app objects (the new key not
-    yet in DNS): asked before the transaction, as the objections may ask DNS."""
+    yet in DNS): asked before the transaction, as the objections may ask DNS, and after the permission check, so
+    that nobody without it makes Dockspace ask DNS."""
+    actor = authz.acting(request=request, actor=actor)
+    authz.require_perm(actor, CHANGE_KEY, "selector")
     if key.state == DkimKey.ACTIVE:
         raise field_error("state", "the active key cannot be retired; rotate first.")
     objections = dkim_retire_objections(key)
     if objections:
         raise field_error("selector", f"{key.selector} is not retired: " + " ".join(objections))
-    return _dkim_retire(key, request, actor_label)
+    return _dkim_retire(key, request, actor, actor_label)
 
 
 @transaction.atomic
-def _dkim_retire(key: DkimKey, request: HttpRequest | None, actor_label: str | None) -> DkimKey:
+def _dkim_retire(key: DkimKey, request: HttpRequest | None, actor: authz.Actor, actor_label: str | None) -> DkimKey:
     key.state = DkimKey.RETIRED
     key.retired_at = timezone.now()
     key.save(update_fields=["state", "retired_at"])
@@ -123,6 +145,6 @@ def _dkim_retire(key: DkimKey, request: HttpRequest | None, actor_label: str | N
         "mail.dkim.retire",
         target=key.domain,
         description=f"Retired DKIM selector {key.selector}.",
-        **_who(request, actor_label),
+        **_who(request, actor_label, actor),
     )
     return key

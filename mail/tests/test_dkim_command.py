@@ -7,8 +7,10 @@ import re
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Permission
 
 from accounts.models import AuditEvent
+from accounts.tests.factories import UserFactory
 from mail.dms.sync import dms_sync
 from mail.models import DkimKey, DmsSyncState
 from mail.tests.factories import (
@@ -155,3 +157,23 @@ def test_rotate_to_a_selector_already_used_changes_nothing(domain):
 def test_the_active_key_cannot_be_retired(domain):
     ed25519("generate", "example.com")
     assert refused("dkim", "retire", "example.com", "mail") == "state: the active key cannot be retired; rotate first."
+
+
+def test_as_a_staff_member_each_change_needs_its_permission(domain):
+    person = UserFactory(email="ops@example.com", is_staff=True)
+    person.user_permissions.set(Permission.objects.filter(codename__in=["view_domain", "view_dkimkey"]))
+    as_ops = ["--as", "ops@example.com"]
+    assert refused("dkim", "generate", "example.com", *as_ops) == (
+        "domain: you do not have the permission 'mail.change_domain'."
+    )
+    assert not DkimKey.objects.exists() and not AuditEvent.objects.filter(action__startswith="mail.dkim").exists()
+    person.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="change_domain"))
+    ed25519("generate", "example.com", *as_ops)
+    ed25519("rotate", "example.com", "--selector", "s2", *as_ops)
+    assert AuditEvent.objects.filter(action="mail.dkim.generate", actor=person).count() == 2
+    assert refused("dkim", "retire", "example.com", "mail", *as_ops) == (
+        "selector: you do not have the permission 'mail.change_dkimkey'."
+    )
+    person.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="change_dkimkey"))
+    run("dkim", "retire", "example.com", "mail", *as_ops)
+    assert DkimKey.objects.get(selector="mail").state == DkimKey.RETIRED

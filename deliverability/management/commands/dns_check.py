@@ -7,7 +7,7 @@ from accounts.authz import add_actor_argument, command_actor, command_actor_labe
 from deliverability.dns.resolver import DnsRun
 from deliverability.dns_checks import dns_check_domains
 from deliverability.models import FAILED, DnsCheckRun
-from deliverability.selectors import latest_results
+from deliverability.selectors import latest_results, require_may_see_domains
 from dockspace.commandline import ServiceCall, not_found, print_json
 from dockspace.validation import error_text
 from mail.addresses import normalize_domain
@@ -59,7 +59,7 @@ class Command(BaseCommand):
         "DMARC, PTR of each sending IP (resolves back, names the HELO host), MTA-STS and TLS-RPT (optional) and "
         "the Spamhaus domain blocklist. Prints every check, with the exact record to publish when one must "
         "change. Exits 1 when any check failed (warnings do not). --json prints the same as JSON. Acts as the "
-        "host; `--as EMAIL` needs that staff member's permission to run DNS checks."
+        "host; `--as EMAIL` needs that staff member's permissions to run DNS checks and to view domains."
     )
 
     def add_arguments(self, parser):
@@ -69,6 +69,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, domains, **o):
         actor = command_actor(o)
+        with ServiceCall({"domain": "--as"}):
+            require_may_see_domains(actor)  # before the names are looked up, so a refusal tells nothing
         chosen = find_domains(domains)
         run = DnsRun()
         with ServiceCall({"domain": "DOMAIN"}):

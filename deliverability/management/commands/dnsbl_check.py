@@ -26,12 +26,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, subjects, **o):
         actor = command_actor(o)
-        chosen = [dnsbl.subject_for(text) for text in subjects] if subjects else None
-        if chosen is not None:
-            for subject in chosen:
-                if not subject.name:
-                    raise CommandError("IP|DOMAIN: an empty name was given.")
         with ServiceCall():
+            # The same check as the admin's and dnsbl_check_now's: a bad subject is refused naming the argument.
+            chosen = [dnsbl.subject_for(text, "IP|DOMAIN") for text in subjects] if subjects else None
             report = dnsbl.dnsbl_sweep(chosen, actor=actor, actor_label=command_actor_label(ACTOR, actor))
         rows = [
             {

@@ -3,9 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
-from deliverability import ip_pools
+from deliverability import ip_pools, selectors
 from deliverability.commandline import pool_data
-from deliverability.models import IpPool
 from dockspace.commandline import ServiceCall, describe_actions, print_json, print_record
 from dockspace.validation import field_error
 from mail.models import Tier
@@ -112,7 +111,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Added pool {pool.name}. Add its IPs: manage.py sending_ip add ADDRESS --pool {pool.name}")
 
     def _list(self, o):
-        data = [pool_data(pool) for pool in IpPool.objects.prefetch_related("domains", "tiers")]
+        with ServiceCall(OPTIONS):
+            pools = selectors.pools_visible_to(self.actor)
+        data = [pool_data(pool) for pool in pools]
         if o["json"]:
             return print_json(self, data)
         if not data:
@@ -123,7 +124,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{r['name']:20} {len(r['ips'])} IP(s); in rotation: {rotation}; for {sends}")
 
     def _show(self, o):
-        data = pool_data(self._pool(o))
+        with ServiceCall(OPTIONS):
+            pool = selectors.pool_visible_to(self.actor, o["name"])
+        data = pool_data(pool)
         if o["json"]:
             return print_json(self, data)
         data["ips"] = [f"{ip['address']} {ip['state']} weight {ip['weight']}" for ip in data["ips"]]

@@ -3,9 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
-from deliverability import ip_lifecycle, ip_pools, sending_ips
+from deliverability import ip_lifecycle, ip_pools, selectors, sending_ips
 from deliverability.commandline import ip_data
-from deliverability.models import SendingIp
 from dockspace.commandline import ServiceCall, describe_actions, print_json, print_record
 
 ACTOR = "manage.py sending_ip"
@@ -109,8 +108,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Added {ip.address} ({ip.helo_name}){where}, weight {ip.weight}, {ip.state}.")
 
     def _list(self, o):
-        rows = SendingIp.objects.select_related("pool").order_by("address")
         with ServiceCall(OPTIONS):
+            rows = selectors.sending_ips_visible_to(self.actor)
             if o["pool"]:
                 rows = rows.filter(pool=ip_pools.pool_by_name(o["pool"]))
         if o["state"]:
@@ -129,7 +128,9 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
     def _show(self, o):
-        data = ip_data(self._ip(o), history=True)
+        with ServiceCall(OPTIONS):
+            ip = selectors.sending_ip_visible_to(self.actor, o["address"])
+        data = ip_data(ip, history=True)
         if o["json"]:
             return print_json(self, data)
         history = data.pop("history")

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from dockspace.commandline import ServiceCall, print_json
 from mail import services
+from mail.commandline import acting_as, add_actor_argument
 from mail.dkim import dns_record_value, split_txt_for_dns
 from mail.management.commands.domain import find_domain
 from mail.models import DkimKey
@@ -32,7 +33,8 @@ class Command(BaseCommand):
         "days so mail signed with it still verifies); `dkim show DOMAIN [--json]` prints every record that must "
         "be in DNS. Private keys are never printed. With DMS's OpenDKIM, recreate the mailserver container after a "
         "change (`docker compose up -d --force-recreate mailserver`, or `manage.py mailhost recreate NAME`): a "
-        "restart does not apply it."
+        "restart does not apply it. generate, rotate and retire act as the host; `--as EMAIL` acts with that staff "
+        "member's permissions (change domains for generate and rotate, change DKIM keys for retire)."
     )
 
     def add_arguments(self, parser):
@@ -44,20 +46,28 @@ class Command(BaseCommand):
             p.add_argument("--algorithm", choices=["rsa", "ed25519"])
             p.add_argument("--bits", type=int, choices=[1024, 2048, 3072, 4096])
             p.add_argument("--json", action="store_true")
+            add_actor_argument(p)
         show = sub.add_parser("show", help="Print the DNS records to publish.")
         show.add_argument("domain")
         show.add_argument("--json", action="store_true")
         retire = sub.add_parser("retire", help="Stop publishing a rotated-out key.")
         retire.add_argument("domain")
         retire.add_argument("selector")
+        add_actor_argument(retire)
 
     def handle(self, *args, action, **o):
+        actor, label = acting_as(o, ACTOR)  # show has no --as: the host
         domain = find_domain(o["domain"])
         if action in ("generate", "rotate"):
             service = services.dkim_generate if action == "generate" else services.dkim_rotate
             with ServiceCall({"selector": "--selector"}):
                 key = service(
-                    domain=domain, selector=o["selector"], algorithm=o["algorithm"], bits=o["bits"], actor_label=ACTOR
+                    domain=domain,
+                    selector=o["selector"],
+                    algorithm=o["algorithm"],
+                    bits=o["bits"],
+                    actor=actor,
+                    actor_label=label,
                 )
             return self._print([key], o["json"], intro=f"New DKIM key for {domain.name}; publish:")
         if action == "retire":
@@ -65,7 +75,7 @@ class Command(BaseCommand):
             if key is None:
                 raise CommandError(f"selector: {domain.name} has no DKIM key with selector {o['selector']!r}.")
             with ServiceCall():
-                services.dkim_retire(key=key, actor_label=ACTOR)
+                services.dkim_retire(key=key, actor=actor, actor_label=label)
             self.stdout.write(f"Retired {key}; remove its TXT record from DNS.")
             return
         keys = list(domain.dkim_keys.exclude(state=DkimKey.RETIRED).select_related("domain"))

@@ -1,0 +1,71 @@
+"""The blocklist services: a standby list rests sending IPs, so making a list standby, or changing what a standby
+list listens to (zone, key zone, codes), needs the permission to change sending IPs as well as the list's own."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from accounts.models import AuditEvent
+from deliverability import dnsbl_lists
+from deliverability.models import Dnsbl
+from deliverability.tests.dnsbl_lists import make_list
+from deliverability.tests.factories import staff_with
+
+pytestmark = pytest.mark.django_db
+
+LIST_PERMS = ("deliverability.add_dnsbl", "deliverability.change_dnsbl")
+RULE = "also needs the permission to change sending IPs"
+
+
+def add(actor, **values):
+    values = {"name": "Mine", "zone": "mine.test", "listed_codes": {"127.0.0.2": "listed"}, **values}
+    return dnsbl_lists.dnsbl_add(actor=actor, **values)
+
+
+def test_a_list_manager_without_change_sendingip_cannot_add_a_standby_list():
+    manager = staff_with(*LIST_PERMS)
+    with pytest.raises(ValidationError) as e:
+        add(manager, action=Dnsbl.STANDBY)
+    assert RULE in e.value.message_dict["action"][0] and "change_sendingip" in e.value.message_dict["action"][0]
+    assert not Dnsbl.objects.filter(zone="mine.test").exists() and not AuditEvent.objects.exists()
+    # The positive controls: an alert list is fine for them; with change_sendingip, standby is too.
+    assert add(manager, action=Dnsbl.ALERT).action == Dnsbl.ALERT
+    ops = staff_with(*LIST_PERMS, "deliverability.change_sendingip", email="ops2@example.com")
+    assert add(ops, name="Theirs", zone="theirs.test", action=Dnsbl.STANDBY).action == Dnsbl.STANDBY
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"action": Dnsbl.STANDBY},
+        {"zone": "attacker.test"},
+        {"key_zone": "attacker.test"},
+        {"listed_codes": {"127.0.0.2": "listed", "127.0.0.3": "also"}},
+        {"alert_only_codes": ["127.0.0.10"]},
+    ],
+)
+def test_a_list_manager_without_change_sendingip_cannot_make_or_steer_a_standby_list(changes):
+    standby = make_list("standby.test", action=Dnsbl.STANDBY)
+    alert = make_list("alert.test", action=Dnsbl.ALERT)
+    target = alert if "action" in changes else standby
+    before = {f: getattr(target, f) for f in ("action", "zone", "key_zone", "listed_codes", "alert_only_codes")}
+    manager = staff_with(*LIST_PERMS)
+    with pytest.raises(ValidationError) as e:
+        dnsbl_lists.dnsbl_update(dnsbl=target, actor=manager, **changes)
+    assert RULE in e.value.message_dict["action"][0]
+    target.refresh_from_db()
+    assert {f: getattr(target, f) for f in before} == before
+    # The positive control: the same change by someone who may also change sending IPs goes through.
+    ops = staff_with(*LIST_PERMS, "deliverability.change_sendingip", email="ops2@example.com")
+    changed = dnsbl_lists.dnsbl_update(dnsbl=target, actor=ops, **changes)
+    assert any(getattr(changed, f) != v for f, v in before.items())
+
+
+def test_a_list_manager_may_still_rename_a_standby_list_or_change_an_alert_list():
+    standby = make_list("standby.test", action=Dnsbl.STANDBY)
+    alert = make_list("alert.test", action=Dnsbl.ALERT)
+    manager = staff_with(*LIST_PERMS)
+    assert dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, name="Renamed").name == "Renamed"
+    assert dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, is_enabled=False).is_enabled is False
+    assert dnsbl_lists.dnsbl_update(dnsbl=alert, actor=manager, zone="other.test").zone == "other.test"
+    # Taking standby away needs nothing more: it can only stop resting IPs.
+    assert dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, action=Dnsbl.ALERT).action == Dnsbl.ALERT
