@@ -1,6 +1,8 @@
 """The blocklists Dockspace ships (installed by migration 0003_dnsbl; the reference is docs' deliverability facts):
 their zones, listing codes, actions and removal pages. No SORBS: it shut down on 5 June 2024."""
 
+from deliverability.records.dbl import DBL_LISTED
+
 SPAMHAUS_ZEN_CODES = {
     "127.0.0.2": "SBL: Spamhaus Block List (spam source)",
     "127.0.0.3": "CSS: snowshoe spam",
@@ -9,17 +11,7 @@ SPAMHAUS_ZEN_CODES = {
     "127.0.0.10": "PBL (ISP): the address should not send mail directly",
     "127.0.0.11": "PBL (Spamhaus): the address should not send mail directly",
 }
-SPAMHAUS_DBL_CODES = {
-    "127.0.1.2": "spam domain",
-    "127.0.1.4": "phishing domain",
-    "127.0.1.5": "malware domain",
-    "127.0.1.6": "botnet C&C domain",
-    "127.0.1.102": "abused legitimate spam",
-    "127.0.1.103": "abused legitimate spammed redirector",
-    "127.0.1.104": "abused legitimate phishing",
-    "127.0.1.105": "abused legitimate malware",
-    "127.0.1.106": "abused legitimate botnet C&C",
-}
+SPAMHAUS_DBL_CODES = DBL_LISTED  # the codes the DNS checks read too (deliverability.records.dbl)
 
 DEFAULT_LISTS = [
     {
