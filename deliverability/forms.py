@@ -1,5 +1,7 @@
 """The admin's forms for pools, sending IPs and blocklists: each change goes through deliverability's services."""
 
+from functools import partial
+
 from django import forms
 
 from deliverability import dnsbl_lists, ip_lifecycle, ip_pools, sending_ips
@@ -101,6 +103,8 @@ class DnsblForm(ServiceForm):
     class Meta:
         model = Dnsbl
         fields = list(dnsbl_lists.EDITABLE)
+        # A removal page typed without a scheme is an https one (Django 6's default; said now, no warning).
+        field_classes = {"removal_url": partial(forms.URLField, assume_scheme="https")}
 
     def _post_clean(self):
         pass  # the service normalises the zone and checks the codes, the action and that the name is free

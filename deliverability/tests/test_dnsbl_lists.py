@@ -69,3 +69,11 @@ def test_a_list_manager_may_still_rename_a_standby_list_or_change_an_alert_list(
     assert dnsbl_lists.dnsbl_update(dnsbl=alert, actor=manager, zone="other.test").zone == "other.test"
     # Taking standby away needs nothing more: it can only stop resting IPs.
     assert dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, action=Dnsbl.ALERT).action == Dnsbl.ALERT
+
+
+def test_a_removal_page_typed_without_a_scheme_is_an_https_one():
+    from deliverability.forms import DnsblForm
+
+    form = DnsblForm(data={"removal_url": "check.example.org/remove"})
+    form.is_valid()
+    assert form.cleaned_data["removal_url"] == "https://check.example.org/remove"
