@@ -316,7 +316,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(DnsCheckResult)
 class DnsCheckResultAdmin(ReadOnlyAdmin):
-    list_display = ["domain", "check_label", "level", "reason", "record_text", "checked_at", "is_latest"]
+    list_display = ["domain", "check_label", "level", "reason_and_problems", "record_text", "checked_at", "is_latest"]
     list_filter = ["level", "kind", "is_latest", ("domain", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["domain__name", "reason", "subject"]
     date_hierarchy = "checked_at"
@@ -327,6 +327,7 @@ class DnsCheckResultAdmin(ReadOnlyAdmin):
         "subject",
         "level",
         "reason",
+        "problem_items",
         "record_name",
         "record_type",
         "record_value",
@@ -334,6 +335,17 @@ class DnsCheckResultAdmin(ReadOnlyAdmin):
         "is_latest",
         "run",
     ]
+
+    @admin.display(description="reason", ordering="reason")
+    def reason_and_problems(self, obj):
+        """The reason, and every problem under it when the check found more than one."""
+        if not obj.more_problems:
+            return obj.reason
+        return format_html("{}{}", obj.reason, problem_items_html(obj))
+
+    @admin.display(description="problems")
+    def problem_items(self, obj):
+        return problem_items_html(obj) if obj.problem_list else "-"
 
     @admin.display(description="check", ordering="kind")
     def check_label(self, obj):
@@ -372,10 +384,20 @@ class DnsCheckResultAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("admin:mail_domain_change", args=[domain.pk]))
 
 
+def problem_items_html(result):
+    items = format_html_join("", "<li>{}: {}</li>", ((p["level"], p["reason"]) for p in result.problem_list))
+    return format_html('<ul class="dns-problems">{}</ul>', items)
+
+
 class DnsCheckResultInline(admin.TabularInline):
     model = DnsCheckResult
-    fields = ["kind", "subject", "level", "reason", "record_name", "record_type", "record_value"]
+    fields = ["kind", "subject", "level", "reason", "problem_items", "record_name", "record_type", "record_value"]
     readonly_fields = fields
+
+    @admin.display(description="problems")
+    def problem_items(self, obj):
+        return problem_items_html(obj) if obj.more_problems else "-"
+
     extra = 0
     can_delete = False
 

@@ -37,6 +37,11 @@ SYNC_ON = (
 # DMS applies postfix-main.cf and runs user-patches.sh only when a container is created: `docker restart` skips its
 # set-up (target/scripts/start-mailserver.sh, /CONTAINER_START), and Postfix reads a texthash table only at its start.
 _RESTART = "{what} changed: DMS applies it only in a new container. Recreate the mailserver container."
+# DMS reads Postfix settings and start-up commands from these files only: Dockspace cannot keep an operator's own.
+_LOST = (
+    "they are lost: Dockspace has no place for arbitrary {what}. Keep a copy; to keep them instead, keep the file "
+    "yours and use no sending IP pools"
+)
 
 
 def read_pool_routes() -> tuple[PoolRoute, ...]:
@@ -83,6 +88,7 @@ DELIVERABILITY_FILES = (
         sync_on=SYNC_ON,
         restart=_RESTART.format(what=f"{MAIN_PATH} (the sending IP pools' rotation)"),
         inert=main_is_inert,
+        foreign_lines=_LOST.format(what="Postfix settings (main.cf lines)"),
     ),
     DmsFile(
         path=USER_PATCHES_PATH,
@@ -92,5 +98,6 @@ DELIVERABILITY_FILES = (
         sync_on=SYNC_ON,
         restart=_RESTART.format(what=f"{USER_PATCHES_PATH} (the sending IPs' Postfix transports)"),
         inert=user_patches_is_inert,
+        foreign_lines=_LOST.format(what="start-up commands (user-patches.sh lines)"),
     ),
 )

@@ -213,6 +213,7 @@ def _store(domain: Domain, outcomes: Sequence[CheckOutcome], *, trigger: str, ac
                 subject=outcome.subject[:100],
                 level=outcome.finding.level,
                 reason=outcome.finding.reason,
+                problems=[{"level": p.level, "reason": p.reason} for p in outcome.finding.problems],
                 record_name=record.name if record else "",
                 record_type=record.rdtype if record else "",
                 record_value=record.value if record else "",

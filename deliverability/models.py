@@ -174,6 +174,12 @@ class DnsCheckResult(models.Model):
     )
     level = models.CharField(max_length=10, choices=LEVELS, db_index=True)
     reason = models.TextField()
+    problems = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Every problem the check found, worst first: [{"level": ..., "reason": ...}]; the reason names '
+        "the first.",
+    )
     record_name = models.CharField(max_length=255, blank=True)
     record_type = models.CharField(max_length=10, blank=True)
     record_value = models.TextField(blank=True)
@@ -199,6 +205,18 @@ class DnsCheckResult(models.Model):
     def check_label(self) -> str:
         label = dict(self.CHECKS).get(self.kind, self.kind)
         return f"{label} {self.subject}" if self.subject else label
+
+    @property
+    def problem_list(self) -> list[dict]:
+        """Every problem found (level and reason), worst first; the reason alone when the check found just one."""
+        if self.problems:
+            return self.problems
+        return [] if self.level == OK else [{"level": self.level, "reason": self.reason}]
+
+    @property
+    def more_problems(self) -> bool:
+        """Whether the reason leaves problems out ("(and N more)"): the full list is then worth showing."""
+        return len(self.problem_list) > 1
 
     @property
     def record_text(self) -> str:

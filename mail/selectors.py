@@ -88,3 +88,34 @@ def _reaching(address: str) -> tuple[set[int], set[int]]:
                 seen.add(list_address)
                 todo.append(list_address)
     return alias_ids, list_ids
+
+
+def _require_view(actor, model, field: str) -> None:
+    """Refused (ValidationError, like a service) unless `actor` may view `model`'s rows as the admin lets them:
+    with its view or its change permission."""
+    from accounts.authz import require_perm
+
+    opts = model._meta
+    change = f"{opts.app_label}.change_{opts.model_name}"
+    if actor is not None and actor.has_perm(change):
+        return
+    require_perm(actor, f"{opts.app_label}.view_{opts.model_name}", field)
+
+
+def mailboxes_for(actor, *, field: str = "__all__"):
+    """The mailboxes `actor` may see: all of them with the permission to view (or change) mailboxes; refused
+    without it, so a command says why instead of listing nothing."""
+    _require_view(actor, Mailbox, field)
+    return Mailbox.objects.select_related("person", "domain").order_by("address")
+
+
+def aliases_for(actor, *, field: str = "__all__"):
+    """The aliases `actor` may see (the permission to view or change aliases), refused without it."""
+    _require_view(actor, Alias, field)
+    return Alias.objects.prefetch_related("targets").order_by("address")
+
+
+def groups_for(actor, *, field: str = "__all__"):
+    """The groups `actor` may see (the permission to view or change groups), refused without it."""
+    _require_view(actor, Group, field)
+    return Group.objects.prefetch_related("members").order_by("name")

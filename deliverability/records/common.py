@@ -2,7 +2,7 @@
 something must change the exact record to publish). A later domain-check service stores them."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deliverability.dns.answer import Answer
 from mail.dkim import split_txt_for_dns
@@ -38,11 +38,13 @@ class RecordToPublish:
 
 @dataclass(frozen=True)
 class Finding:
-    """One conclusion of a check: a problem found (warning/failed), or a check's overall outcome."""
+    """One conclusion of a check: a problem found (warning/failed), or a check's overall outcome. An outcome's
+    `problems` are every problem the check found, worst first (its reason names only the first)."""
 
     level: str
     reason: str
     record_to_publish: RecordToPublish | None = None
+    problems: tuple["Finding", ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -64,16 +66,18 @@ def worst_level(findings: Sequence[Finding]) -> str:
 
 
 def outcome(problems: Sequence[Finding], ok_reason: str, record_to_publish: RecordToPublish | None = None) -> Finding:
-    """The check's one-line outcome: the first of its worst problems (with how many more there are), or ok.
+    """The check's one-line outcome: the first of its worst problems (with how many more there are), or ok; every
+    problem stays on it (`problems`, worst first, else in the order found).
 
     `record_to_publish` is attached only when the outcome is not ok; a problem's own record wins over it."""
     level = worst_level(problems)
     if level == OK:
         return Finding(OK, ok_reason)
-    first = next(problem for problem in problems if problem.level == level)
+    ranked = tuple(sorted(problems, key=lambda problem: -LEVELS.index(problem.level)))
+    first = ranked[0]
     others = len(problems) - 1
     reason = first.reason if not others else f"{first.reason} (and {others} more)"
-    return Finding(level, reason, first.record_to_publish or record_to_publish)
+    return Finding(level, reason, first.record_to_publish or record_to_publish, ranked)
 
 
 def one_line(text: str, limit: int | None = 200) -> str:

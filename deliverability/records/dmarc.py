@@ -319,8 +319,19 @@ def dmarc_check(domain: str, lookup: Lookup, *, rua: Sequence[str] = ()) -> Dmar
         if record is not None and _meaning(parse_dmarc(suggestion.value)) == _meaning(record):
             suggestion = None  # the same record, only spelled differently
     check = DmarcCheck(domain, record_domain, record, tuple(problems), destinations, Finding(FAILED, "not checked"))
-    ok = f"{domain}: DMARC policy {check.policy} from {where}"
-    return replace(check, finding=outcome(problems, ok, suggestion))
+    in_force = f"DMARC policy {check.policy} (alignment: {alignment_words(*check.alignment)})"
+    finding = outcome(problems, f"{domain}: {in_force} from {where}", suggestion)
+    if record is not None and not finding.is_ok:
+        finding = replace(finding, reason=f"{finding.reason}; in force: {in_force}")
+    return replace(check, finding=finding)
+
+
+ALIGNMENT_WORDS = {"r": "relaxed", "s": "strict"}
+
+
+def alignment_words(adkim: str, aspf: str) -> str:
+    """("r", "s") -> "DKIM relaxed, SPF strict"."""
+    return f"DKIM {ALIGNMENT_WORDS.get(adkim, adkim)}, SPF {ALIGNMENT_WORDS.get(aspf, aspf)}"
 
 
 def _meaning(record: DmarcRecord) -> tuple[object, ...]:

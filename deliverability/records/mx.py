@@ -21,8 +21,20 @@ def mx_exchanges(records: Sequence[str]) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def mx_record_to_publish(domain: str, mail_hostname: str) -> RecordToPublish | None:
-    return RecordToPublish(domain, "MX", f"10 {mail_hostname}.") if mail_hostname else None
+def mx_record_to_publish(domain: str, mail_hostname: str, preference: int = 10) -> RecordToPublish | None:
+    """The MX record of `domain` (the domain checked: the record's name) naming the mail host."""
+    return RecordToPublish(domain, "MX", f"{preference} {mail_hostname}.") if mail_hostname else None
+
+
+def _not_most_preferred(domain: str, shown: str, ours: str, lowest: int) -> Finding:
+    """The warning for the mail host's exchange `ours` behind a more preferred one, suggesting it below the lowest
+    preference (senders try the lowest first); at 0 none is lower, so the other exchanges must be raised instead."""
+    reason = f"{domain}: MX {shown}: {ours} is not the most preferred exchange"
+    if lowest == 0:
+        reason += "; publish it at preference 0 and raise the others above 0 (a lower number is tried first)"
+        return Finding(WARNING, reason, mx_record_to_publish(domain, ours, 0))
+    reason += f"; publish it below {lowest} (a lower number is tried first)"
+    return Finding(WARNING, reason, mx_record_to_publish(domain, ours, lowest - 1))
 
 
 def _addresses(name: str, lookup: Lookup) -> tuple[set[IpAddress], bool]:
@@ -83,7 +95,5 @@ def mx_check(domain: str, lookup: Lookup, *, mail_hostname: str, sending_ips: Se
     elif not ours:
         problems.append(Finding(FAILED, f"{domain}: MX {shown}: none is {host}", publish))
     elif ours[0][0] > exchanges[0][0]:
-        problems.append(
-            Finding(WARNING, f"{domain}: MX {shown}: {ours[0][1]} is not the most preferred exchange", publish)
-        )
+        problems.append(_not_most_preferred(domain, shown, ours[0][1], exchanges[0][0]))
     return outcome(problems, f"{domain}: MX {shown} reaches {host}")

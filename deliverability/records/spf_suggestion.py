@@ -3,7 +3,7 @@ within RFC 7208's limits; and the SPF check's one-line outcome with that record 
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from deliverability.records.common import FAILED, WARNING, Finding, RecordToPublish, outcome
 from deliverability.records.spf import Network
@@ -168,9 +168,16 @@ def spf_finding(result: SpfResult, sending_ips: Iterable[str | IpAddress]) -> Fi
         elif verdict is None:
             problems.append(Finding(WARNING, f"{domain}: cannot tell whether SPF authorises the sending IP {address}"))
     record = None
+    beyond_limits = ""
     if result.root.status != RECORD_TEMPERROR:
         suggestion = suggest_spf_record(addresses, result)
-        if suggestion.is_within_limits and (result.record is None or suggestion.text != result.record.text):
+        if not suggestion.is_within_limits:
+            beyond_limits = suggestion.problem
+        elif result.record is None or suggestion.text != result.record.text:
             record = RecordToPublish(domain, "TXT", suggestion.text)
     ok = f"{domain}: SPF authorises the sending IPs ({result.lookup_count} of {LOOKUP_LIMIT} DNS lookups)"
-    return outcome(problems, ok, record)
+    finding = outcome(problems, ok, record)
+    if beyond_limits and not finding.is_ok:
+        # Say why there is no record to copy: every record keeping what this one allows is over a limit too.
+        finding = replace(finding, reason=f"{finding.reason}; no record to suggest: {beyond_limits}")
+    return finding

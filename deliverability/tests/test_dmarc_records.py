@@ -117,7 +117,9 @@ def check(records, extra=None, **kwargs):
 def test_a_strict_policy_with_own_reports_is_ok():
     result = check("v=DMARC1; p=reject; rua=mailto:dmarc@example.com; adkim=s")
     assert result.finding.level == OK
-    assert result.finding.reason == "example.com: DMARC policy reject from _dmarc.example.com"
+    assert result.finding.reason == (
+        "example.com: DMARC policy reject (alignment: DKIM strict, SPF relaxed) from _dmarc.example.com"
+    )
     assert result.finding.record_to_publish is None
     assert (result.policy, result.alignment, result.rua_addresses) == ("reject", ("s", "r"), ("dmarc@example.com",))
 
@@ -239,7 +241,16 @@ def test_a_subdomain_without_its_own_record_is_covered_by_its_parents():
     assert zone.asked == [("_dmarc.mail.example.com", "TXT"), ("_dmarc.example.com", "TXT")]
     assert (result.record_domain, result.policy) == ("example.com", "quarantine")
     assert result.finding.level == OK
-    assert result.finding.reason == "mail.example.com: DMARC policy quarantine from _dmarc.example.com"
+    assert result.finding.reason == (
+        "mail.example.com: DMARC policy quarantine (alignment: DKIM relaxed, SPF relaxed) from _dmarc.example.com"
+    )
+
+
+def test_a_record_with_problems_still_names_its_policy_and_alignment():
+    result = check("v=DMARC1; p=none; aspf=s; rua=mailto:dmarc@example.com")
+    assert result.finding.level == WARNING
+    assert result.finding.reason.startswith("_dmarc.example.com: p=none: mail failing DMARC is delivered as usual")
+    assert result.finding.reason.endswith("; in force: DMARC policy none (alignment: DKIM relaxed, SPF strict)")
 
 
 def test_a_parents_sp_none_is_a_warning_for_the_subdomain():

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from accounts.authz import SystemActor
 from accounts.tests.factories import StaffFactory
 from deliverability.dns_checks import domain_dns_check
-from deliverability.models import DnsCheckRun
+from deliverability.models import DnsCheckResult, DnsCheckRun
 from deliverability.tests.factories import signed_in, staff_with
 from deliverability.tests.mail_dns import right_records
 
@@ -114,3 +114,26 @@ def test_the_dashboard_card_counts_failed_and_warning_domains(mail_dns, domain):
 
     viewer = staff_with("mail.view_domain")  # may not view check results: no card
     assert "DNS checks</h2>" not in signed_in(viewer).get("/admin/").content.decode()
+
+
+def test_every_problem_of_a_check_is_listed_on_the_domain_page_and_the_results(mail_dns, domain):
+    mail_dns.domain(
+        records=[r for r in right_records() if "_dmarc" not in r]
+        + ['_dmarc TXT "v=DMARC1; p=quarantine; t=y; adkimm=s; rua=mailto:dmarc@example.com"']
+    )
+    domain_dns_check(domain, actor=SystemActor())
+    client = signed_in(StaffFactory())
+    first = "<li>warning: _dmarc.example.com: t=y: testing mode, receivers apply one step less than quarantine</li>"
+    second = "<li>warning: _dmarc.example.com: unknown tag adkimm is ignored</li>"
+
+    row = re.search(r'<tr class="dns-level-warning" data-check="dmarc">(.*?)</tr>', page(client, domain), re.S)
+    assert first in row.group(1) and second in row.group(1)
+    listing = client.get("/admin/deliverability/dnscheckresult/?kind__exact=dmarc").content.decode()
+    assert first in listing and second in listing
+    result = DnsCheckResult.objects.get(kind="dmarc", is_latest=True)
+    detail = client.get(f"/admin/deliverability/dnscheckresult/{result.pk}/change/").content.decode()
+    assert first in detail and second in detail
+
+    # A check without problems lists none.
+    mx = re.search(r'<tr class="dns-level-ok" data-check="mx">(.*?)</tr>', page(client, domain), re.S).group(1)
+    assert "dns-problems" not in mx

@@ -93,3 +93,36 @@ def test_as_a_staff_member_who_may_run_checks_but_not_view_domains_it_is_refused
     person.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="view_domain"))
     assert "example.com" in run("dns_check", "example.com", "--as", "ops@example.com")
     assert DnsCheckRun.objects.get().actor_label == "manage.py dns_check --as ops@example.com"
+
+
+def two_dmarc_problems():
+    """A DMARC record with two warnings: testing mode (t=y) and an unknown tag."""
+    return [r for r in right_records() if "_dmarc" not in r] + [
+        '_dmarc TXT "v=DMARC1; p=quarantine; t=y; adkimm=s; rua=mailto:dmarc@example.com"'
+    ]
+
+
+def test_every_problem_of_a_check_is_printed_and_in_json(mail_dns, domain):
+    mail_dns.domain(records=two_dmarc_problems())
+    out = run("dns_check", "example.com")
+
+    dmarc_line = next(line for line in out.splitlines() if line.split()[1:2] == ["DMARC"])
+    assert dmarc_line.startswith("  warning  DMARC          _dmarc.example.com: t=y: testing mode")
+    assert "(and 1 more)" in dmarc_line
+    listed = [line for line in out.splitlines() if line.startswith("           - ")]
+    assert listed == [
+        "           - warning: _dmarc.example.com: t=y: testing mode, receivers apply one step less than quarantine",
+        "           - warning: _dmarc.example.com: unknown tag adkimm is ignored",
+    ]
+
+    [report] = json.loads(run("dns_check", "example.com", "--json"))
+    dmarc = next(c for c in report["checks"] if c["check"] == "dmarc")
+    assert dmarc["problems"] == [
+        {
+            "level": "warning",
+            "reason": "_dmarc.example.com: t=y: testing mode, receivers apply one step less than quarantine",
+        },
+        {"level": "warning", "reason": "_dmarc.example.com: unknown tag adkimm is ignored"},
+    ]
+    mx = next(c for c in report["checks"] if c["check"] == "mx")
+    assert mx["problems"] == []  # an ok check has none

@@ -131,3 +131,48 @@ def test_dnsbl_list_as_staff_without_permission_is_refused_and_with_it_allowed()
     assert "permission" in str(error)
     person.user_permissions.add(Permission.objects.get(codename="view_dnsbl"))
     assert "Spamhaus ZEN" in run("dnsbl_list", "list", "--as", "ops@example.com")
+
+
+def _subcommand_parser(name):
+    from deliverability.management.commands.dnsbl_list import Command
+
+    parser = Command().create_parser("manage.py", "dnsbl_list")
+    subparsers = next(a for a in parser._actions if a.dest == "action_name")
+    return subparsers.choices[name]
+
+
+@pytest.mark.parametrize("name", ["add", "update"])
+def test_dnsbl_list_add_and_update_explain_every_argument(name):
+    parser = _subcommand_parser(name)
+    unexplained = [
+        action.option_strings[0] if action.option_strings else action.dest
+        for action in parser._actions
+        if action.dest != "help" and not action.help
+    ]
+    assert unexplained == []
+    text = " ".join(parser.format_help().split())
+    if name == "add":
+        assert "Default: ip." in text and "Default: alert." in text
+    else:
+        assert "Empty stdin (</dev/null) removes the stored key." in text
+
+
+def test_dnsbl_list_update_removes_a_stored_key_from_empty_stdin_and_a_variable_with_an_empty_name(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("abcdef1234567890\n"))
+    run("dnsbl_list", "add", "Example", "bl.example.net", "--codes", '{"127.0.0.2": "listed"}')
+    run("dnsbl_list", "update", "Example", "--key-zone", "dq.example.net", "--access-key-stdin")
+    assert Dnsbl.objects.get(name="Example").access_key_encrypted
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    run("dnsbl_list", "update", "Example", "--access-key-stdin")
+    run("dnsbl_list", "update", "Example", "--access-key-env", "DOCKSPACE_DNSBL_EXAMPLE")
+    assert _key_state("Example").startswith("not set: DOCKSPACE_DNSBL_EXAMPLE")
+    run("dnsbl_list", "update", "Example", "--access-key-env", "")
+
+    stored = Dnsbl.objects.get(name="Example")
+    assert (stored.access_key_encrypted, stored.access_key_env) == ("", "")
+    assert _key_state("Example") == "none"
+
+
+def _key_state(name):
+    return next(r for r in json.loads(run("dnsbl_list", "list", "--json")) if r["name"] == name)["access_key"]

@@ -114,7 +114,7 @@ def test_an_operators_own_user_patches_is_left_alone_and_mails_files_are_still_w
     assert (dms_dir / USER_PATCHES_PATH).read_text() == own
     assert "me@example.com|" in (dms_dir / "postfix-accounts.cf").read_text()
     assert (dms_dir / MAIN_PATH).exists()
-    assert f"{USER_PATCHES_PATH}: left alone, it holds 1 lines Dockspace did not write" in DmsSyncState.load().skipped
+    assert f"{USER_PATCHES_PATH}: left alone (not written): it holds 1 line(s)" in DmsSyncState.load().skipped
 
     # Once the operator lets Dockspace take over (--force), the file is Dockspace's.
     sync.dms_sync(force=True)
@@ -133,3 +133,30 @@ def test_files_that_route_nothing_ask_for_no_restart_when_first_written(dms_dir)
     make_ip("192.0.2.10", pool=IpPool.objects.get(name="bulk"))
     sync.dms_sync()
     assert DmsSyncState.load().restart_needed is True
+
+
+def test_scan_and_export_dry_runs_say_an_operators_own_main_cf_is_left_alone_and_what_to_do(dms_dir):
+    from mail.tests.factories import run
+
+    make_mailbox("me@example.com")
+    make_ip("192.0.2.10", pool=make_pool("bulk"))
+    sync.dms_sync()
+    own = "message_size_limit = 52428800\nsmtpd_banner = $myhostname ESMTP\n"
+    (dms_dir / MAIN_PATH).write_text(own)
+
+    scan = run("scan_dms_files", "--dry-run")
+    export = run("export_dms_files", "--dry-run")
+
+    for out in (scan, export):
+        assert f"{MAIN_PATH}: left alone (not written): it holds 2 line(s) Dockspace did not write" in out
+        assert "`manage.py export_dms_files --force` adopts it, replacing those lines: they are lost" in out
+        assert "Dockspace has no place for arbitrary Postfix settings (main.cf lines)" in out
+    assert "No drift: " not in scan
+    assert "No drift in the files Dockspace writes in" in scan and "1 file(s) left alone (above), not compared" in scan
+    assert f"not written: {MAIN_PATH}: left alone" in export
+    assert (dms_dir / MAIN_PATH).read_text() == own
+
+    (dms_dir / MAIN_PATH).unlink()  # without a foreign copy: nothing is left alone
+    sync.dms_sync()
+    assert "left alone" not in run("scan_dms_files", "--dry-run")
+    assert "left alone" not in run("export_dms_files", "--dry-run")

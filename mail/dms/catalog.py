@@ -81,6 +81,9 @@ class DmsFile:
     restart: why DMS must be restarted when this file changed ("" when DMS reloads it by itself), as for a
       DmsFileSet: it raises the sync's "restart needed" flag. inert(text): a new copy with this text changes
       nothing DMS does (as if the file were absent), so creating it needs no restart (None: any change does).
+    foreign_lines: for another app's guarded file left alone while it holds lines Dockspace did not write, what
+      becomes of those lines when `export_dms_files --force` replaces it, as the operator reads it ("": what
+      they do can be entered in Dockspace first).
     """
 
     path: str
@@ -95,6 +98,7 @@ class DmsFile:
     header: str = HEADER
     restart: str = ""
     inert: Callable[[str], bool] | None = None
+    foreign_lines: str = ""
     app_label: str = ""  # filled in by the collector
 
     @property

@@ -140,12 +140,31 @@ def _left_alone(root: str | os.PathLike[str], force: bool) -> tuple[Sequence[cat
     found = foreign_files(root)
     standing = {path for path in found if _may_stand_aside(catalog.declared_for(path), path)}
     _refuse_foreign(root, {path: n for path, n in found.items() if path not in standing})
-    notes = [
-        f"{path}: left alone, it holds {found[path]} lines Dockspace did not write; enter them in Dockspace, then "
-        "replace the file with `manage.py export_dms_files --force` (import_dms_files adopts mail's files only)"
-        for path in sorted(standing)
-    ]
+    notes = [_left_alone_note(path, found[path]) for path in sorted(standing)]
     return tuple(item for item in declared if not any(item.owns(path) for path in standing)), notes
+
+
+def _left_alone_note(path: str, lines: int) -> str:
+    """Why a file is not written and what the operator can do: the line the sync state, the scan and the export
+    show."""
+    declared = catalog.declared_for(path)
+    fate = getattr(declared, "foreign_lines", "") or (
+        "enter what they do in Dockspace first, or they are lost (import_dms_files adopts mail's files only)"
+    )
+    return (
+        f"{path}: left alone (not written): it holds {lines} line(s) Dockspace did not write, and Dockspace writes "
+        f"this file whole. `manage.py export_dms_files --force` adopts it, replacing those lines: {fate}"
+    )
+
+
+def files_left_alone(root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Why each file that a sync would leave alone (another app's file holding lines Dockspace did not write) is
+    not written, and what the operator can do; [] when none is, or when mail's own files are not adopted yet (the
+    sync then refuses to write anything: ForeignFiles)."""
+    try:
+        return _left_alone(settings.DMS_DIR if root is None else root, force=False)[1]
+    except ForeignFiles:
+        return []
 
 
 def _absent_inert_files(root: str | os.PathLike[str], declared: Sequence[catalog.Declaration]) -> set[str]:

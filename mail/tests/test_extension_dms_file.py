@@ -114,8 +114,9 @@ def test_an_unadopted_file_is_never_replaced_and_adoption_says_it_is_not_adopted
     # The unadopted file holds back only itself: mail's files (who may sign in) are written.
     assert "ann@example.com|" in (dms_dir / "postfix-accounts.cf").read_text()
     assert DmsSyncState.load().skipped == (
-        f"{HELO_ACCESS_PATH}: left alone, it holds 2 lines Dockspace did not write; enter them in Dockspace, then "
-        "replace the file with `manage.py export_dms_files --force` (import_dms_files adopts mail's files only)"
+        f"{HELO_ACCESS_PATH}: left alone (not written): it holds 2 line(s) Dockspace did not write, and Dockspace "
+        "writes this file whole. `manage.py export_dms_files --force` adopts it, replacing those lines: enter what "
+        "they do in Dockspace first, or they are lost (import_dms_files adopts mail's files only)"
     )
     assert sync.dms_scan(repair=False) == {}  # left alone is not drift
     sync.dms_sync(force=True)

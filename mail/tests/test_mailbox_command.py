@@ -384,3 +384,40 @@ def test_as_must_name_an_active_staff_member(domain):
     assert "--as: 'ann@example.com' is not an active staff member" in refused(
         "mailbox", "add", "new@example.com", "--as", "ann@example.com"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "read"),
+    [
+        ("mailbox", ["list"]),
+        ("mailbox", ["show", "bob@example.com"]),
+        ("alias", ["list"]),
+        ("alias", ["show", "info@example.com"]),
+        ("group", ["list"]),
+        ("group", ["show", "team"]),
+    ],
+)
+def test_reads_as_staff_need_the_view_permission(domain, command, read):
+    from django.contrib.auth.models import Permission
+
+    run("mailbox", "add", "bob@example.com", "--name", "Bob Secret")
+    run("alias", "add", "info@example.com", "bob@example.com")
+    run("group", "add", "team", "--member", "bob@example.com")
+    staff = User.objects.create_user("ops@example.com", PASSWORD, is_staff=True)
+
+    message = refused(command, *read, "--as", "ops@example.com")
+    model = {"mailbox": "mailbox", "alias": "alias", "group": "group"}[command]
+    assert f"you do not have the permission 'mail.view_{model}'" in message
+
+    staff.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename=f"view_{model}"))
+    out = run(command, *read, "--as", "ops@example.com")
+    assert {"mailbox": "bob@example.com", "alias": "info@example.com", "group": "team"}[command] in out
+
+
+def test_export_as_staff_needs_the_view_permission(domain, tmp_path):
+    run("mailbox", "add", "bob@example.com")
+    User.objects.create_user("ops@example.com", PASSWORD, is_staff=True)
+    target = tmp_path / "people.csv"
+
+    assert "mail.view_mailbox" in refused("mailbox", "export", "--csv", str(target), "--as", "ops@example.com")
+    assert not target.exists()

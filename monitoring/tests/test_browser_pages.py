@@ -1,5 +1,6 @@
 """In headless Chromium: the operator dashboard (the admin's home page) and the scheduler page, with data, no
-Content-Security-Policy violation; saves screenshots to docs/images/ for the README's gallery."""
+Content-Security-Policy violation; saves screenshots to docs/images/ for the README's gallery. Long values wrap
+inside their card."""
 
 import math
 from datetime import timedelta
@@ -121,3 +122,54 @@ def test_an_operator_sees_the_dashboard_and_the_scheduler(page):
     assert "alive" in page.locator("#processes").inner_text()
     shot(page, "25-admin-scheduler")
     assert violations == []
+
+
+LONG = "a-very-long-value-without-spaces-" * 6
+
+
+def test_every_dashboard_card_wraps_long_values_inside_its_width(page):
+    """Django's dashboard.css keeps the cells of `.dashboard .module table` on one line and makes every th 100 %
+    wide; each card is such a module, so Dockspace's rules must out-rank them or a long value widens the page."""
+    StaffFactory(email="admin@example.com")
+    now = timezone.now()
+    Alert.objects.create(
+        rule=switch_rule(),
+        subject=f"alarm-{LONG}"[:200],
+        state=Alert.FIRING,
+        first_seen_at=now,
+        pending_since=now,
+        last_seen_at=now,
+    )
+    domain = make_domain(f"{LONG[:50]}.example.com")  # deliverability's cards: deliverability/tests
+    make_mailbox(f"{LONG[:60]}@{domain.name}")
+    DmsSyncState.objects.update_or_create(
+        pk=1,
+        defaults={
+            "last_success_at": now,
+            "last_error": f"WriteError: {LONG}",
+            "restart_needed": True,
+            "restart_reason": f"DKIM key changed: {LONG}",
+        },
+    )
+    mail_hosts_with_history(now)
+    MailHost.objects.filter(name="mx1").update(restart_reason=f"DKIM key changed: {LONG}")
+
+    page.goto(page.base + "/login/")
+    page.fill("#id_email", "admin@example.com")
+    page.fill("#id_password", "correct horse battery staple")
+    click_and_wait(page, "main button[type=submit]")
+    page.goto(page.base + "/admin/")
+
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll('.dashboard-card')]
+            .filter(card => card.scrollWidth > card.clientWidth + 1)
+            .map(card => card.querySelector('h2').textContent)"""
+    )
+    assert overflowing == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # A key/value table keeps its labels readable: the row header is neither the whole card nor one letter wide.
+    widths = page.evaluate(
+        """() => { const th = document.querySelector('#dms-sync th[scope=row]');
+                   return [th.getBoundingClientRect().width, th.closest('table').getBoundingClientRect().width]; }"""
+    )
+    assert 0.3 * widths[1] < widths[0] < 0.6 * widths[1]

@@ -30,6 +30,7 @@ def result_data(result):
         "subject": result.subject,
         "level": result.level,
         "reason": result.reason,
+        "problems": result.problem_list,
         "record_to_publish": record,
     }
 
@@ -58,8 +59,9 @@ class Command(BaseCommand):
         "2 void lookups, authorises DOCKSPACE_SENDING_IPS), DKIM (each published selector holds Dockspace's key), "
         "DMARC, PTR of each sending IP (resolves back, names the HELO host), MTA-STS and TLS-RPT (optional) and "
         "the Spamhaus domain blocklist. Prints every check, with the exact record to publish when one must "
-        "change. Exits 1 when any check failed (warnings do not). --json prints the same as JSON. Acts as the "
-        "host; `--as EMAIL` needs that staff member's permissions to run DNS checks and to view domains."
+        "change, and every problem a check found when there is more than one. Exits 1 when any check failed "
+        "(warnings do not). --json prints the same as JSON. Acts as the host; `--as EMAIL` needs that staff "
+        "member's permissions to run DNS checks and to view domains."
     )
 
     def add_arguments(self, parser):
@@ -104,5 +106,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{check_run.domain.name}: {check_run.level}")
             for result in results:
                 self.stdout.write(f"  {result.level:8} {result.check_label:14} {result.reason}")
+                if result.more_problems:
+                    for problem in result.problem_list:
+                        self.stdout.write(f"           - {problem['level']}: {problem['reason']}")
                 if result.record_text:
                     self.stdout.write(f"           publish: {result.record_text}")

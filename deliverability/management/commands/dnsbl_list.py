@@ -50,28 +50,77 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action_name", required=True)
         listing = sub.add_parser("list", help="Show every list with its health.")
-        listing.add_argument("--json", action="store_true")
+        listing.add_argument("--json", action="store_true", help="Print the lists as JSON (the key is never shown).")
         add_actor_argument(listing)
-        for name, text in (("add", "Add a list."), ("update", "Change a list's settings.")):
-            p = sub.add_parser(name, help=text)
-            p.add_argument("name")
-            if name == "add":
-                p.add_argument("zone")
+        for name, text in (("add", "Add a list."), ("update", "Change a list's settings; what is not given stays.")):
+            adding = name == "add"
+            p = sub.add_parser(name, help=text, description=text)
+            if adding:
+                p.add_argument("name", help="What operators call the list, e.g. 'Spamhaus ZEN' (unique).")
+                p.add_argument("zone", help="The DNS zone asked, e.g. zen.spamhaus.org (unique).")
             else:
-                p.add_argument("--zone")
-                p.add_argument("--name", dest="new_name")
-            p.add_argument("--kind", choices=["ip", "domain"])
-            p.add_argument("--codes", help='Listing codes and meanings as JSON: \'{"127.0.0.2": "SBL"}\'.')
-            p.add_argument("--action", dest="list_action", choices=["standby", "alert", "information"])
-            p.add_argument("--removal-url")
-            p.add_argument("--key-zone")
-            p.add_argument("--access-key-env")
-            p.add_argument("--access-key-stdin", action="store_true")
-            p.add_argument("--enable", dest="enabled", action="store_true", default=None)
-            p.add_argument("--disable", dest="enabled", action="store_false")
+                p.add_argument("name", help="The list to change, by its current name.")
+                p.add_argument("--zone", help="A new DNS zone to ask (the list is tested again at the next sweep).")
+                p.add_argument("--name", dest="new_name", help="A new name for the list.")
+            p.add_argument(
+                "--kind",
+                choices=["ip", "domain"],
+                help="What the list lists: IP addresses or domain names."
+                + (" Default: ip." if adding else " Default: unchanged."),
+            )
+            p.add_argument(
+                "--codes",
+                help='Listing codes and their meanings as JSON: \'{"127.0.0.2": "SBL"}\'. Codes are inside '
+                "127.0.0.0/8 and never an error answer such as 127.0.0.1."
+                + (" Required." if adding else " Default: unchanged."),
+            )
+            p.add_argument(
+                "--action",
+                dest="list_action",
+                choices=["standby", "alert", "information"],
+                help="What a listing does: standby rests a listed ACTIVE or WARMING sending IP at once and alerts "
+                "(IP lists only); alert only fires the alert; information only shows it in the history."
+                + (" Default: alert." if adding else " Default: unchanged."),
+            )
+            p.add_argument(
+                "--removal-url",
+                help="The list's delisting page, named in the alert."
+                + ("" if adding else " '' removes it. Default: unchanged."),
+            )
+            p.add_argument(
+                "--key-zone",
+                help="The zone asked with an access key, e.g. zen.dq.spamhaus.net (queries become "
+                "<query>.<key>.<key-zone>); required with a key." + ("" if adding else " Default: unchanged."),
+            )
+            p.add_argument(
+                "--access-key-env",
+                metavar="VARIABLE",
+                help="Read the access key from this environment variable (its name starts with DOCKSPACE_DNSBL_; "
+                "set it in the worker's environment). '' stops reading a variable."
+                + ("" if adding else " Default: unchanged."),
+            )
+            p.add_argument(
+                "--access-key-stdin",
+                action="store_true",
+                help="Read the access key (8 to 64 letters and digits) from the first line of stdin; stored "
+                "encrypted, never shown." + (" Empty stdin (</dev/null) removes the stored key." if not adding else ""),
+            )
+            p.add_argument(
+                "--enable",
+                dest="enabled",
+                action="store_true",
+                default=None,
+                help="Ask the list in the sweep." + (" Default for a new list." if adding else ""),
+            )
+            p.add_argument(
+                "--disable",
+                dest="enabled",
+                action="store_false",
+                help="Stop asking the list; its history and current standings are kept.",
+            )
             add_actor_argument(p)
-        remove = sub.add_parser("remove", help="Remove a list and its history.")
-        remove.add_argument("name")
+        remove = sub.add_parser("remove", help="Remove a list and its history (--disable keeps the history).")
+        remove.add_argument("name", help="The list to remove, by name.")
         add_actor_argument(remove)
         describe_actions(sub)
 

@@ -9,6 +9,7 @@ from mail import services
 from mail.addresses import normalize_alias_address
 from mail.commandline import acting_as, actor_arguments, domain_argument, warn_plus
 from mail.models import Alias
+from mail.selectors import aliases_for
 
 ACTOR = "manage.py alias"
 
@@ -24,12 +25,15 @@ def alias_data(a):
     }
 
 
-def find_alias(address):
+def find_alias(address, aliases=None):
+    """The alias at `address` among `aliases` (default: all; a read passes what the actor may see)."""
     try:
         address = normalize_alias_address(address, "ADDRESS")
     except ValidationError as e:
         raise CommandError(error_text(e)) from None
-    alias = Alias.objects.filter(address=address).prefetch_related("targets").first()
+    if aliases is None:
+        aliases = Alias.objects.prefetch_related("targets")
+    alias = aliases.filter(address=address).first()
     if alias is None:
         raise not_found("ADDRESS", "alias", address)
     return alias
@@ -93,8 +97,13 @@ class Command(BaseCommand):
             services.alias_update(alias=alias, targets=o["targets"], is_active=o["active"], **self.who)
         self.stdout.write(f"Updated {alias.address}.")
 
+    def _visible(self):
+        """The aliases the actor may see; refused (non-zero exit) without the permission to view aliases."""
+        with ServiceCall({"__all__": "--as"}):
+            return aliases_for(self.who["actor"])
+
     def _list(self, o):
-        qs = Alias.objects.prefetch_related("targets")
+        qs = self._visible()
         if o["domain"] is not None:
             qs = qs.filter(domain__name=domain_argument(o["domain"]))
         rows = [alias_data(a) for a in qs]
@@ -105,7 +114,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{r['address']:45} -> {', '.join(r['targets'])}{flags}")
 
     def _show(self, o):
-        data = alias_data(find_alias(o["address"]))
+        data = alias_data(find_alias(o["address"], self._visible()))
         print_record(self, data, o["json"])
 
     def _remove(self, o):

@@ -38,7 +38,11 @@ class Command(BaseCommand):
         parser.add_argument("--output-dir", type=Path)
         parser.add_argument("--dry-run", action="store_true")
         parser.add_argument(
-            "--force", action="store_true", help="Replace account files Dockspace did not write (adopt them first)."
+            "--force",
+            action="store_true",
+            help="Replace files Dockspace did not write: mail's account files (adopt them first with "
+            "import_dms_files) and files otherwise left alone, such as your own postfix-main.cf or user-patches.sh "
+            "(their lines are replaced; --dry-run lists them).",
         )
 
     def handle(self, *args, output_dir=None, dry_run=False, force=False, **o):
@@ -62,12 +66,14 @@ class Command(BaseCommand):
         if dry_run:
             for diff in report.diffs.values():
                 self.stdout.write(diff.rstrip("\n"))
+            self._left_out(report)
             self.stdout.write(f"Dry run: {len(report.diffs)} file(s) would change in {target}; nothing written.")
             return
         for path in report.changed:
             self.stdout.write(f"wrote   {path}")
         for path in report.removed:
             self.stdout.write(f"removed {path}")
+        self._left_out(report)
         self.stdout.write(
             f"{len(report.changed)} written, {len(report.removed)} removed, "
             f"{len(report.unchanged)} unchanged in {target}. Done in {time.monotonic() - started:.1f} s."
@@ -76,3 +82,9 @@ class Command(BaseCommand):
             self.stderr.write(
                 "Warning: no mailbox exists. DMS stops itself about 120 s after start without one; create a mailbox."
             )
+
+    def _left_out(self, report):
+        """Files left alone and values that cannot be written: not written, and why (the sync state keeps them
+        too)."""
+        for note in report.skipped:
+            self.stdout.write(f"not written: {note}")

@@ -6,6 +6,7 @@ from dockspace.commandline import ServiceCall, not_found, print_json, print_reco
 from mail import services
 from mail.commandline import acting_as, actor_arguments, warn_plus
 from mail.models import Group
+from mail.selectors import groups_for
 
 ACTOR = "manage.py group"
 
@@ -19,9 +20,11 @@ def group_data(g):
     }
 
 
-def find_group(name):
+def find_group(name, groups=None):
     # Names are unique without regard to case (services.group_create), so this finds at most one.
-    group = Group.objects.filter(name__iexact=name).prefetch_related("members").first()
+    if groups is None:
+        groups = Group.objects.prefetch_related("members")
+    group = groups.filter(name__iexact=name).first()
     if group is None:
         raise not_found("NAME", "group", name)
     return group
@@ -113,15 +116,20 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"Updated group {o['rename'] or group.name}.")
 
+    def _visible(self):
+        """The groups the actor may see; refused (non-zero exit) without the permission to view groups."""
+        with ServiceCall({"__all__": "--as"}):
+            return groups_for(self.who["actor"])
+
     def _list(self, o):
-        rows = [group_data(g) for g in Group.objects.prefetch_related("members")]
+        rows = [group_data(g) for g in self._visible()]
         if o["json"]:
             return print_json(self, rows)
         for r in rows:
             self.stdout.write(f"{r['name']:30} {r['address'] or '-':40} {len(r['members'])} member(s)")
 
     def _show(self, o):
-        data = group_data(find_group(o["name"]))
+        data = group_data(find_group(o["name"], self._visible()))
         print_record(self, data, o["json"])
 
     def _remove(self, o):

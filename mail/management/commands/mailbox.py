@@ -12,6 +12,7 @@ from mail.addresses import normalize_address
 from mail.commandline import acting_as, actor_arguments, domain_argument, quota_argument, warn_plus
 from mail.models import Mailbox
 from mail.quota import format_quota
+from mail.selectors import mailboxes_for
 
 ACTOR = "manage.py mailbox"
 # The services name model fields; the operator typed these options.
@@ -30,12 +31,15 @@ def mailbox_data(m):
     }
 
 
-def find_mailbox(address, field="ADDRESS"):
+def find_mailbox(address, field="ADDRESS", mailboxes=None):
+    """The mailbox at `address` among `mailboxes` (default: all; a read passes what the actor may see)."""
     try:
         address = normalize_address(address, field)
     except ValidationError as e:
         raise CommandError(error_text(e)) from None
-    mailbox = Mailbox.objects.select_related("person", "domain").filter(address=address).first()
+    if mailboxes is None:
+        mailboxes = Mailbox.objects.select_related("person", "domain")
+    mailbox = mailboxes.filter(address=address).first()
     if mailbox is None:
         raise not_found(field, "mailbox", address)
     return mailbox
@@ -136,8 +140,13 @@ class Command(BaseCommand):
         if password is None:
             self.stdout.write("No password yet: send a reset link from the admin, or run set_mail_password.")
 
+    def _visible(self, field="__all__"):
+        """The mailboxes the actor may see; refused (non-zero exit) without the permission to view mailboxes."""
+        with ServiceCall({"__all__": "--as"}):
+            return mailboxes_for(self.actor, field=field)
+
     def _list(self, o):
-        qs = Mailbox.objects.select_related("person")
+        qs = self._visible()
         if o["domain"] is not None:
             qs = qs.filter(domain__name=domain_argument(o["domain"]))
         rows = [mailbox_data(m) for m in qs]
@@ -147,7 +156,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{r['address']:45} {r['quota']:>7} {r['state']:10} {r['name']}")
 
     def _show(self, o):
-        mailbox = find_mailbox(o["address"])
+        mailbox = find_mailbox(o["address"], mailboxes=self._visible())
         data = mailbox_data(mailbox)
         from mail.selectors import mail_overview
 
@@ -213,6 +222,7 @@ class Command(BaseCommand):
     def _export(self, o):
         from mail.csv_io import mailboxes_export_csv
 
+        self._visible()
         try:
             count = mailboxes_export_csv(o["csv_path"], overwrite=o["force"])
         except FileExistsError:

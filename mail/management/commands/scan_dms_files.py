@@ -11,8 +11,9 @@ class Command(BaseCommand):
     help = (
         "Compare the Docker Mailserver files on disk with the database (the source of truth) and report "
         "drift file by file and line by line, e.g. after someone ran DMS's `setup` or edited a file by hand. "
-        "Repairs the drift unless --dry-run. Exit status: 0 no drift; with --dry-run, 1 when drift was found "
-        "(for monitoring)."
+        "Repairs the drift unless --dry-run. A file Dockspace leaves alone (another app's file holding lines "
+        "Dockspace did not write, e.g. your own postfix-main.cf) is not drift: it is listed with why and what you "
+        "can do. Exit status: 0 no drift; with --dry-run, 1 when drift was found (for monitoring)."
     )
 
     def add_arguments(self, parser):
@@ -27,8 +28,17 @@ class Command(BaseCommand):
             # WriterError covers UnsafePath too: a file replaced by a symlink leading out of the directory.
             verb = "read" if dry_run else "check and repair"
             raise CommandError(f"DOCKSPACE_DMS_DIR: could not {verb} {settings.DMS_DIR}: {e}") from None
+        left_alone = sync.files_left_alone()
+        for note in left_alone:
+            self.stdout.write(note)
         if not drift:
-            self.stdout.write(f"No drift: {settings.DMS_DIR} matches the database.")
+            if left_alone:
+                self.stdout.write(
+                    f"No drift in the files Dockspace writes in {settings.DMS_DIR}; {len(left_alone)} file(s) left "
+                    "alone (above), not compared."
+                )
+            else:
+                self.stdout.write(f"No drift: {settings.DMS_DIR} matches the database.")
             return
         for path, diff in drift.items():
             self.stdout.write(f"drift in {path}:")
