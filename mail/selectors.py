@@ -3,10 +3,16 @@ monitoring's alerts). (The rows of the DMS files are read in mail.dms.collection
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.db.models import QuerySet
 
 from accounts.models import User
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Group, Mailbox
+
+if TYPE_CHECKING:
+    from accounts import authz
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ def _reaching(address: str) -> tuple[set[int], set[int]]:
     return alias_ids, list_ids
 
 
-def _require_view(actor, model, field: str) -> None:
+def _require_view(actor: "authz.Actor | None", model: type[models.Model], field: str) -> None:
     """Refused (ValidationError, like a service) unless `actor` may view `model`'s rows as the admin lets them:
     with its view or its change permission."""
     from accounts.authz import require_perm
@@ -102,20 +108,20 @@ def _require_view(actor, model, field: str) -> None:
     require_perm(actor, f"{opts.app_label}.view_{opts.model_name}", field)
 
 
-def mailboxes_for(actor, *, field: str = "__all__"):
+def mailboxes_for(actor: "authz.Actor | None", *, field: str = "__all__") -> "QuerySet[Mailbox]":
     """The mailboxes `actor` may see: all of them with the permission to view (or change) mailboxes; refused
     without it, so a command says why instead of listing nothing."""
     _require_view(actor, Mailbox, field)
     return Mailbox.objects.select_related("person", "domain").order_by("address")
 
 
-def aliases_for(actor, *, field: str = "__all__"):
+def aliases_for(actor: "authz.Actor | None", *, field: str = "__all__") -> "QuerySet[Alias]":
     """The aliases `actor` may see (the permission to view or change aliases), refused without it."""
     _require_view(actor, Alias, field)
     return Alias.objects.prefetch_related("targets").order_by("address")
 
 
-def groups_for(actor, *, field: str = "__all__"):
+def groups_for(actor: "authz.Actor | None", *, field: str = "__all__") -> "QuerySet[Group]":
     """The groups `actor` may see (the permission to view or change groups), refused without it."""
     _require_view(actor, Group, field)
     return Group.objects.prefetch_related("members").order_by("name")
