@@ -17,15 +17,76 @@ nothing. pydnsbl is not installed and is not compared (it counts every answer as
 import argparse
 import asyncio
 import ipaddress
+import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Run in the --compare-pydnsbl interpreter; reads {"port", "ips", "zones", "concurrency", "timeout"} as JSON on
+# stdin and prints its figures as one JSON line.
+PYDNSBL_SCRIPT = """
+import asyncio, json, sys, time
+import aiodns, pydnsbl
+from pydnsbl.providers import Provider
+
+job = json.load(sys.stdin)
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+checker = pydnsbl.DNSBLIpChecker(
+    providers=[Provider(zone) for zone in job["zones"]], timeout=job["timeout"], concurrency=job["concurrency"],
+    loop=loop,
+)
+checker._resolver = aiodns.DNSResolver(
+    nameservers=["127.0.0.1"], udp_port=job["port"], tcp_port=job["port"], timeout=job["timeout"], tries=2,
+    loop=loop,
+)
+started, cpu_started = time.perf_counter(), time.process_time()
+results = checker.bulk_check(job["ips"])
+wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+print(json.dumps({
+    "wall": wall,
+    "cpu": cpu,
+    "lookups": sum(len(r.providers) for r in results),
+    "listed": sum(len(r.detected_by) for r in results),
+    "failed": sum(len(r.failed_providers) for r in results),
+    "version": getattr(pydnsbl, "__version__", "?"),
+}))
+"""
+
+
+def compare_pydnsbl(python, proxy, ips, zones, args, floor):
+    """Sweeps the same names with pydnsbl in `python` through `proxy` and prints its figures."""
+    job = {"port": proxy.port, "ips": ips, "zones": zones, "concurrency": args.concurrency, "timeout": 10}
+    received, proxy.max_outstanding = proxy.received, 0
+    cpu_started = time.process_time()
+    try:
+        done = subprocess.run(
+            [python, "-c", PYDNSBL_SCRIPT], input=json.dumps(job), capture_output=True, text=True, timeout=300
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"--compare-pydnsbl: cannot run {python}: {exc}", file=sys.stderr)
+        return 1
+    proxy_cpu = time.process_time() - cpu_started
+    if done.returncode != 0:
+        print(f"pydnsbl run failed ({python}, exit {done.returncode}):\n{done.stderr.strip()}", file=sys.stderr)
+        return 1
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"pydnsbl ({python}):")
+    print(
+        f"  lookups: {got['lookups']}; queries the proxy received: {proxy.received - received}; "
+        f"most in flight at once: {proxy.max_outstanding} (limit {args.concurrency})"
+    )
+    print(f"  listed answers: {got['listed']}; failed: {got['failed']}")
+    print(f"  wall time: {got['wall']:.3f} s; ratio to the floor {got['wall'] / floor:.2f}")
+    print(f"  CPU: {got['cpu']:.3f} s in pydnsbl's process, {proxy_cpu:.3f} s in this one (the proxy)")
+    return 0
 
 
 def main():
@@ -34,6 +95,11 @@ def main():
     parser.add_argument("--lists", type=int, default=8)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--compare-pydnsbl",
+        metavar="PYTHON",
+        help="then sweep the same names with pydnsbl run by this interpreter (a venv outside the project)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dockspace.settings")
@@ -46,6 +112,7 @@ def main():
     from deliverability.tests.dns_server import DnsServer, LatencyProxy, require_nsd
 
     require_nsd()
+    status = 0
     temp = Path(tempfile.mkdtemp(prefix="dockspace-bench-dnsbl-"))
     ips = [
         str(ipaddress.ip_address("198.51.100.0") + i) if i < 256 else str(ipaddress.ip_address("10.0.0.0") + i)
@@ -66,20 +133,25 @@ def main():
             answers = asyncio.run(run.lookup_many(questions))
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             most = proxy.max_outstanding
+            listed = sum(verdict(a, {"127.0.0.2": "listed"}).status == LISTED for a in answers)
+            floor = math.ceil(len(questions) / args.concurrency) * args.latency
+            print(f"questions: {len(questions)} ({args.ips} IPs x {args.lists} lists + test points)")
+            print(f"queries sent: {run.queries_sent}; most in flight at once: {most} (limit {args.concurrency})")
+            print(f"listed answers: {listed}; failed: {sum(a.is_failure for a in answers)}")
+            print(
+                f"wall time: {wall:.3f} s; floor ceil({len(questions)}/{args.concurrency}) x "
+                f"{args.latency * 1000:g} ms = {floor:.3f} s; ratio {wall / floor:.2f} (goal <= 1.5)"
+            )
+            print(
+                f"CPU in this process: {cpu:.3f} s ({cpu / len(questions) * 1000:.2f} ms a question, "
+                "resolver and proxy)"
+            )
+            if args.compare_pydnsbl:
+                status = compare_pydnsbl(args.compare_pydnsbl, proxy, [*IP_TEST_POINTS, *ips], zones, args, floor)
         server.stop()
-        listed = sum(verdict(a, {"127.0.0.2": "listed"}).status == LISTED for a in answers)
-        floor = math.ceil(len(questions) / args.concurrency) * args.latency
-        print(f"questions: {len(questions)} ({args.ips} IPs x {args.lists} lists + test points)")
-        print(f"queries sent: {run.queries_sent}; most in flight at once: {most} (limit {args.concurrency})")
-        print(f"listed answers: {listed}; failed: {sum(a.is_failure for a in answers)}")
-        print(
-            f"wall time: {wall:.3f} s; floor ceil({len(questions)}/{args.concurrency}) x {args.latency * 1000:g} ms "
-            f"= {floor:.3f} s; ratio {wall / floor:.2f} (goal <= 1.5)"
-        )
-        print(f"CPU in this process: {cpu:.3f} s ({cpu / len(questions) * 1000:.2f} ms a question, resolver and proxy)")
     finally:
         shutil.rmtree(temp, ignore_errors=True)
-    return 0
+    return status
 
 
 if __name__ == "__main__":
