@@ -11,7 +11,15 @@ not timed), interprets each answer with records.dnsbl.verdict, and prints wall t
 once, the ratio to the floor (goal: within 1.5x) and the CPU time the process spent (the floor counts none: dnspython
 builds and parses each message in the sweep's one event loop; the proxy runs in the same process, on one asyncio loop
 of its own). The figures move with the machine's load: compare runs made side by side. Prints figures and asserts
-nothing. pydnsbl is not installed and is not compared (it counts every answer as listed, its issue #27).
+nothing.
+
+With `--compare-pydnsbl PYTHON` the same sweep (names, zones, concurrency, proxy) also runs with pydnsbl in that
+interpreter, a throwaway virtualenv outside the project (pydnsbl is not a Dockspace dependency):
+
+    python3 -m venv /tmp/pydnsbl-venv && /tmp/pydnsbl-venv/bin/pip install pydnsbl
+    .venv/bin/python bench/dnsbl_sweep.py --compare-pydnsbl /tmp/pydnsbl-venv/bin/python
+
+pydnsbl counts every answer as listed (its issue #27); the zones here answer only 127.0.0.2, so the counts match.
 """
 
 import argparse
