@@ -565,5 +565,9 @@ class DmsSyncStateAdmin(admin.ModelAdmin):
 
     @admin.action(description="I recreated the mailserver container (clear 'restart needed')", permissions=["change"])
     def restart_done(self, request, queryset):
-        queryset.update(restart_needed=False, restart_reason="")
-        audit("mail.dms.restarted", request=request, description="Marked the mailserver container as recreated.")
+        try:
+            services.dms_restart_done(request=request)
+        except ValidationError as e:
+            self.message_user(request, error_summary(e), messages.ERROR)
+            return
+        self.message_user(request, "'Restart needed' cleared.", messages.SUCCESS)

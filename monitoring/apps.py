@@ -32,6 +32,8 @@ class MonitoringConfig(AppConfig):
         beat_init.connect(heartbeats.on_beat_init, dispatch_uid="monitoring.heartbeat.beat_init")
         # mail's seam: a sync wrote files DMS reads only at start (OpenDKIM's keys): every mail host needs a restart.
         sync.restart_needed.connect(_mailhosts_need_restart, dispatch_uid="monitoring.mailhosts.restart_needed")
+        # ... and an operator recreated it by hand (mail.services.dms_restart_done): no mail host needs one any more.
+        sync.restart_done.connect(_mailhosts_restarted, dispatch_uid="monitoring.mailhosts.restart_done")
 
     def _connect_metrics(self):
         """The in-process counters (monitoring.metrics) hear the events through the seams below and above."""
@@ -171,3 +173,9 @@ def _mailhosts_need_restart(sender, reason, **kwargs):
     from monitoring.hosts import mailhosts_need_restart
 
     mailhosts_need_restart(reason=reason)
+
+
+def _mailhosts_restarted(sender, **kwargs):
+    from monitoring.hosts import mailhosts_restarted
+
+    mailhosts_restarted()

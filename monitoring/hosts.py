@@ -494,6 +494,11 @@ def mailhosts_need_restart(*, reason: str) -> None:
     MailHost.objects.update(restart_needed=True, restart_reason=reason[:200])
 
 
+def mailhosts_restarted() -> None:
+    """An operator recreated the mailserver container by hand (mail's restart_done seam): no host waits for one."""
+    MailHost.objects.filter(restart_needed=True).update(restart_needed=False, restart_reason="")
+
+
 def _recreated(host: MailHost) -> None:
     from mail.models import DmsSyncState
 

@@ -53,9 +53,12 @@ _local = threading.local()
 # was not a dry run, with outcome ("success" or "failure") and duration_seconds (from taking the lock to the last
 # rename; None when the lock was never taken). drift_found: a scan found files that differ from the database, with
 # files (how many). restart_needed: a sync wrote files that DMS reads only at start (OpenDKIM's), with reason.
+# restart_done: an operator said the mailserver container was recreated by hand (mail.services.dms_restart_done),
+# so nothing waits for a new container any more.
 sync_finished = Signal()
 drift_found = Signal()
 restart_needed = Signal()
+restart_done = Signal()
 
 
 def rendered_files() -> dict[str, bytes]:

@@ -1,10 +1,10 @@
-"""Every write to mail state: domains, tiers, mailboxes, aliases, groups and DKIM keys.
+"""Every write to mail state: domains, tiers, mailboxes, aliases, groups, DKIM keys and the DMS sync state.
 
 The admin, the pages, the commands and the CSV importer all call these (as `mail.services.<name>`). Each runs in
 one transaction, validates everything before writing, raises ValidationError naming the field and the rule, and
 writes an audit event. DMS files follow by themselves (signals schedule a sync).
 
-One module per entity (tiers, domains, passwords, mailboxes, aliases, groups, dkim); `capture` holds the rules
+One module per entity (tiers, domains, passwords, mailboxes, aliases, groups, dkim, dms); `capture` holds the rules
 they share about where mail for an address goes and whom it reaches, `actor` who made a change. Nothing here
 imports this package, so the modules form no loop.
 """
@@ -20,6 +20,7 @@ from mail.services.capture import (
     upstream_addresses,
 )
 from mail.services.dkim import dkim_generate, dkim_retire, dkim_rotate
+from mail.services.dms import dms_restart_done
 from mail.services.domains import domain_create, domain_remove, domain_update, managed_domain, unmanaged_domain_error
 from mail.services.groups import group_create, group_remove, group_update
 from mail.services.mailboxes import (
@@ -52,6 +53,7 @@ __all__ = [
     "dkim_generate",
     "dkim_retire",
     "dkim_rotate",
+    "dms_restart_done",
     "domain_create",
     "domain_remove",
     "domain_update",
