@@ -69,9 +69,11 @@ def test_a_server_failure_and_a_refusal_are_failures_naming_the_server(dns_serve
     run = DnsRun()
     broken = run.lookup("www.broken.test", "A")
     assert broken.status == SERVFAIL and broken.is_failure
-    assert broken.error == f"127.0.0.1:{dns_server.port} answered SERVFAIL"
+    # The error names each try; on a busy machine a first try may time out before the server's answer.
+    assert broken.error.endswith(f"127.0.0.1:{dns_server.port} answered SERVFAIL"), broken.error
     refused = run.lookup("elsewhere.test", "A")  # no zone of NSD's: it refuses
-    assert (refused.status, refused.error) == (ERROR, f"127.0.0.1:{dns_server.port} answered REFUSED")
+    assert refused.status == ERROR
+    assert refused.error.endswith(f"127.0.0.1:{dns_server.port} answered REFUSED"), refused.error
 
 
 def test_a_server_that_never_answers_is_a_timeout(settings, silent_dns_server):
