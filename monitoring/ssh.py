@@ -399,7 +399,10 @@ def _collect(channel: paramiko.Channel, timeout: float) -> tuple[int, bytes, byt
                 busy = True
             if busy:
                 continue
-            if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            # Done once the exit status is in AND the server said it sends nothing more (EOF, or the channel
+            # closed): on a busy server the last stderr chunk can come after the exit status.
+            finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
+            if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
