@@ -1,7 +1,8 @@
 """mail's seam for `dkim retire` (mail.services.dkim.dkim_retire_objections): retiring a rotated-out key is held
 back while the active key's record is not yet visible in DNS, since mail in transit would then verify with no
-key at all. Asked live, one name, through a fresh DnsRun; when DNS cannot be asked the retire is not held back
-(Dockspace cannot tell, and the next DNS check reports the record)."""
+key at all. Asked live, one name, through a fresh DnsRun. When DNS cannot be asked the retire is held back too:
+Dockspace cannot tell, and a key retired too early breaks verification of mail in transit; an operator who checked
+DNS by other means retires with `--force` (the admin's "retire anyway" action)."""
 
 from deliverability.dns.resolver import DnsRun
 from deliverability.records.dkim import dkim_check
@@ -15,8 +16,13 @@ def dkim_retire_objections(key: DkimKey, run: DnsRun | None = None) -> list[str]
     run = run or DnsRun()
     domain = key.domain.name
     name = f"{active.selector}._domainkey.{domain}"
-    if run.lookup(name, "TXT").is_failure:
-        return []
+    answer = run.lookup(name, "TXT")
+    if answer.is_failure:
+        return [
+            f"warning: DNS could not be asked whether the new selector {active.selector} is visible ({name}: "
+            f"{answer.error or answer.status}). Retry when DNS answers, or, if you checked {name} yourself, retire "
+            'with --force (in the admin: the action "Retire anyway").'
+        ]
     check = dkim_check(
         domain, active.selector, run.lookup, algorithm=active.algorithm, public_key_b64=active.public_key_b64
     )

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
 RUN_PERMISSION = "deliverability.run_dns_check"
+VIEW_DOMAIN = "mail.view_domain"
 HISTORY_DAYS = 90
 MTA_STS_POLICY_MAX_BYTES = 64 * 1024  # a policy is a few lines; a larger answer is not one
 
@@ -158,11 +159,13 @@ def domain_dns_check(
     run: DnsRun | None = None,
     fetch_policy: PolicyFetcher | None = None,
 ) -> DnsCheckRun:
-    """Check `domain`'s DNS now and store the outcome as its latest results. Needs deliverability.run_dns_check.
+    """Check `domain`'s DNS now and store the outcome as its latest results. Needs deliverability.run_dns_check and
+    mail.view_domain (the results describe the domain).
     `run`: the DnsRun to ask through (a run over many domains shares one); a new one when not given.
     `fetch_policy`: how the MTA-STS policy file is read (default: mta_sts_fetcher over `run`)."""
     who = acting(request=request, actor=actor)
     require_perm(who, RUN_PERMISSION)
+    require_perm(who, VIEW_DOMAIN)
     run = run or DnsRun()
     outcomes = domain_findings(domain, run.lookup, fetch_policy=fetch_policy or mta_sts_fetcher(run))
     return _store(domain, outcomes, trigger=trigger, actor_label=_label(who, actor_label))
@@ -180,6 +183,7 @@ def dns_check_domains(
     """Check each domain (default: every active domain) through one DnsRun: each name is asked once in all."""
     who = acting(actor=actor)
     require_perm(who, RUN_PERMISSION)
+    require_perm(who, VIEW_DOMAIN)
     run = run or DnsRun()
     chosen = Domain.objects.filter(is_active=True) if domains is None else domains
     return [

@@ -435,7 +435,7 @@ class DkimKeyAdmin(admin.ModelAdmin):
         "dns_record",
     ]
     fields = readonly_fields
-    actions = ["retire"]
+    actions = ["retire", "retire_anyway"]
 
     key_size = admin.display(description="bits", ordering="bits")(lambda self, obj: _key_size(obj))
     domain_display = admin.display(description="domain", ordering="domain__name")(
@@ -458,11 +458,23 @@ class DkimKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retire (stop publishing; remove the DNS record)", permissions=["change"])
     def retire(self, request, queryset):
+        self._retire(request, queryset, force=False)
+
+    @admin.action(
+        description="Retire anyway (you checked that the new key is in DNS; Dockspace could not)",
+        permissions=["change"],
+    )
+    def retire_anyway(self, request, queryset):
+        self._retire(request, queryset, force=True)
+
+    def _retire(self, request, queryset, force):
         for key in queryset:
             try:
-                services.dkim_retire(key=key, request=request)
+                services.dkim_retire(key=key, request=request, force=force)
             except ValidationError as e:
                 self.message_user(request, f"{key}: {error_summary(e)}", messages.ERROR)
+            else:
+                self.message_user(request, f"Retired {key}; remove its TXT record from DNS.", messages.SUCCESS)
 
 
 @admin.register(DmsSyncState)

@@ -224,6 +224,14 @@ def test_only_those_with_the_permission_may_run_checks(mail_dns, domain):
 
     staff.user_permissions.add(Permission.objects.get(codename="run_dns_check"))
     staff = type(staff).objects.get(pk=staff.pk)  # permissions are cached per instance
+    # The results describe the domain: the service itself asks for view_domain, whoever calls it.
+    for check in (lambda: domain_dns_check(domain, actor=staff), lambda: dns_check_domains(actor=staff)):
+        with pytest.raises(ValidationError, match="you do not have the permission 'mail.view_domain'"):
+            check()
+    assert not DnsCheckRun.objects.exists()
+
+    staff.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="view_domain"))
+    staff = type(staff).objects.get(pk=staff.pk)
     run = domain_dns_check(domain, actor=staff)
     assert (run.level, run.actor_label) == ("ok", "ops@example.com")
 

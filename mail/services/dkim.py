@@ -122,29 +122,31 @@ def dkim_retire(
     request: HttpRequest | None = None,
     actor: authz.Actor | None = None,
     actor_label: str | None = None,
+    force: bool = False,
 ) -> DkimKey:
     """Stop publishing a rotated-out key. Refused for the active key, and while an app objects (the new key not
-    yet in DNS): asked before the transaction, as the objections may ask DNS, and after the permission check, so
-    that nobody without it makes Dockspace ask DNS."""
+    yet in DNS, or DNS could not be asked): asked before the transaction, as the objections may ask DNS, and after
+    the permission check, so that nobody without it makes Dockspace ask DNS. `force` retires despite the
+    objections (an operator who checked DNS by other means); the audit entry names them."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, CHANGE_KEY, "selector")
     if key.state == DkimKey.ACTIVE:
         raise field_error("state", "the active key cannot be retired; rotate first.")
     objections = dkim_retire_objections(key)
-    if objections:
+    if objections and not force:
         raise field_error("selector", f"{key.selector} is not retired: " + " ".join(objections))
-    return _dkim_retire(key, request, actor, actor_label)
+    return _dkim_retire(key, request, actor, actor_label, overridden=objections)
 
 
 @transaction.atomic
-def _dkim_retire(key: DkimKey, request: HttpRequest | None, actor: authz.Actor, actor_label: str | None) -> DkimKey:
+def _dkim_retire(
+    key: DkimKey, request: HttpRequest | None, actor: authz.Actor, actor_label: str | None, overridden: list[str]
+) -> DkimKey:
     key.state = DkimKey.RETIRED
     key.retired_at = timezone.now()
     key.save(update_fields=["state", "retired_at"])
-    audit(
-        "mail.dkim.retire",
-        target=key.domain,
-        description=f"Retired DKIM selector {key.selector}.",
-        **_who(request, actor_label, actor),
-    )
+    description = f"Retired DKIM selector {key.selector}."
+    if overridden:
+        description += " Forced despite: " + " ".join(overridden)
+    audit("mail.dkim.retire", target=key.domain, description=description, **_who(request, actor_label, actor))
     return key

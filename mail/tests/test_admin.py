@@ -631,7 +631,8 @@ def test_retiring_a_published_key_works_and_the_active_key_cannot_be_retired_or_
     old = services.dkim_generate(domain=domain, actor_label="test")
     new = services.dkim_rotate(domain=domain, actor_label="test")
 
-    page = act(browser, "dkimkey", "retire", [old, new])
+    # Tests' DNS answers REFUSED, so the plain action is held back (deliverability's tests): retire anyway.
+    page = act(browser, "dkimkey", "retire_anyway", [old, new])
 
     old.refresh_from_db()
     new.refresh_from_db()

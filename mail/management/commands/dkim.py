@@ -53,6 +53,11 @@ class Command(BaseCommand):
         retire = sub.add_parser("retire", help="Stop publishing a rotated-out key.")
         retire.add_argument("domain")
         retire.add_argument("selector")
+        retire.add_argument(
+            "--force",
+            action="store_true",
+            help="Retire even when Dockspace cannot see the new selector in DNS (you checked it yourself).",
+        )
         add_actor_argument(retire)
 
     def handle(self, *args, action, **o):
@@ -75,7 +80,7 @@ class Command(BaseCommand):
             if key is None:
                 raise CommandError(f"selector: {domain.name} has no DKIM key with selector {o['selector']!r}.")
             with ServiceCall():
-                services.dkim_retire(key=key, actor=actor, actor_label=label)
+                services.dkim_retire(key=key, actor=actor, actor_label=label, force=o["force"])
             self.stdout.write(f"Retired {key}; remove its TXT record from DNS.")
             return
         keys = list(domain.dkim_keys.exclude(state=DkimKey.RETIRED).select_related("domain"))
