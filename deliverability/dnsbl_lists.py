@@ -26,6 +26,7 @@ ADD = "deliverability.add_dnsbl"
 CHANGE = "deliverability.change_dnsbl"
 DELETE = "deliverability.delete_dnsbl"
 VIEW = "deliverability.view_dnsbl"
+MANAGE_KEY = "deliverability.manage_dnsbl_key"
 
 EDITABLE = (
     "name",
@@ -40,6 +41,11 @@ EDITABLE = (
     "is_enabled",
 )
 ZONE_RE = dnsbl.NAME_RE
+# Every question must fit DNS's 253 characters: an IPv6 address asks with 64 characters of nibbles before the zone,
+# and a key (at most 64) goes between them and the key zone.
+SUBJECT_ROOM = 64
+ZONE_MAX = 253 - SUBJECT_ROOM
+KEY_ZONE_MAX = ZONE_MAX - 65
 
 
 def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None) -> dict[str, Any]:
@@ -111,8 +117,12 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# What a standby list listens to: whoever changes it decides which answers rest the sending IPs.
+# What a standby list listens to: whoever changes it decides which answers rest the sending IPs. (Taking standby
+# away, or disabling the list, can only stop resting IPs: that needs nothing more.)
 STANDBY_INPUTS = frozenset({"action", "zone", "key_zone", "listed_codes", "alert_only_codes"})
+# Where an access key goes: the key is part of every question, sent to the key zone's servers. Choosing the key zone,
+# or the variable the key is read from, decides who receives a key the person may never see.
+KEY_INPUTS = frozenset({"key_zone", "access_key_env"})
 
 
 def _require_standby_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str]) -> None:
@@ -129,6 +139,20 @@ def _require_standby_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Itera
         )
 
 
+def _require_key_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str], key: str | None) -> None:
+    """Setting or removing an access key, or changing where the list's key is sent (key zone, variable), needs
+    MANAGE_KEY. A key zone of a list without a key sends nothing: changing it needs nothing more."""
+    changed = set(changed) & KEY_INPUTS
+    has_key = bool(dnsbl.access_key_env or dnsbl.access_key_encrypted or key)
+    if (key is not None or (changed and has_key)) and not actor.has_perm(MANAGE_KEY):
+        field = "access_key" if key is not None else sorted(changed)[0]
+        raise field_error(
+            field,
+            "an access key goes out in every question to the key zone's servers: setting a key, or changing the zone "
+            f"it is sent to or the variable it is read from, needs the permission {MANAGE_KEY!r}.",
+        )
+
+
 def _check_key(key: str | None) -> str | None:
     if key is None:
         return None
@@ -139,6 +163,18 @@ def _check_key(key: str | None) -> str | None:
 
 
 def _finish(dnsbl: Dnsbl, key: str | None) -> None:
+    if len(dnsbl.zone) > ZONE_MAX:
+        raise field_error(
+            "zone",
+            f"at most {ZONE_MAX} characters: a question (an IPv6 address's {SUBJECT_ROOM} "
+            "characters, then the zone) must fit DNS's 253.",
+        )
+    if len(dnsbl.key_zone) > KEY_ZONE_MAX:
+        raise field_error(
+            "key_zone",
+            f"at most {KEY_ZONE_MAX} characters: a question (an IPv6 address's "
+            f"{SUBJECT_ROOM} characters, the key, then this zone) must fit DNS's 253.",
+        )
     if dnsbl.kind == Dnsbl.DOMAIN and dnsbl.action == Dnsbl.STANDBY:
         raise field_error("action", "a domain list cannot put an IP on standby: choose alert or information.")
     dnsbl.alert_only_codes = check_alert_only(dnsbl.alert_only_codes, dnsbl.listed_codes)
@@ -172,7 +208,9 @@ def dnsbl_add(
         values.setdefault(required, "")
     dnsbl = Dnsbl(**_clean(values))
     _require_standby_permission(actor, dnsbl, STANDBY_INPUTS)
-    _finish(dnsbl, _check_key(access_key))
+    key = _check_key(access_key)
+    _require_key_permission(actor, dnsbl, [name for name in KEY_INPUTS if getattr(dnsbl, name)], key or None)
+    _finish(dnsbl, key)
     dnsbl.save()
     audit(
         "deliverability.dnsbl.add",
@@ -181,6 +219,12 @@ def dnsbl_add(
         **_who(request, actor_label, actor),
     )
     return dnsbl
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value) if value else "(none)"
 
 
 @transaction.atomic
@@ -202,15 +246,24 @@ def dnsbl_update(
         raise field_error(unknown[0], f"is not a setting of a list; these are: {', '.join(EDITABLE)}.")
     dnsbl = Dnsbl.objects.select_for_update().get(pk=dnsbl.pk)
     changed = {k: v for k, v in _clean(changes).items() if getattr(dnsbl, k) != v}
+    before = {name: getattr(dnsbl, name) for name in changed}
     for name, value in changed.items():
         setattr(dnsbl, name, value)
     _require_standby_permission(actor, dnsbl, changed)
     key = _check_key(access_key)
+    _require_key_permission(actor, dnsbl, changed, key)
     _finish(dnsbl, key)
     if {"zone", "key_zone", "access_key_env"} & changed.keys() or key is not None:
         dnsbl.health, dnsbl.health_reason = Dnsbl.UNTESTED, ""
     dnsbl.save()
-    shown = [name for name in changed if name not in ("listed_codes", "alert_only_codes")]
+    # Where questions go, and whether the list acts, are named with their old and new values (never a key).
+    shown = [
+        f"{name} {_shown(before[name])} -> {_shown(changed[name])}"
+        if name in ("zone", "key_zone", "access_key_env", "action", "is_enabled")
+        else name
+        for name in changed
+        if name not in ("listed_codes", "alert_only_codes")
+    ]
     shown += [name for name in ("listed_codes", "alert_only_codes") if name in changed]
     if key is not None:
         shown.append("access key " + ("set" if key else "removed"))

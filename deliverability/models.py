@@ -288,7 +288,10 @@ class Dnsbl(models.Model):
     class Meta:
         ordering = ["kind", "name"]
         verbose_name = "DNS blocklist"
-        permissions = [("run_dnsbl_check", "Can run the blocklist checks")]
+        permissions = [
+            ("run_dnsbl_check", "Can run the blocklist checks"),
+            ("manage_dnsbl_key", "Can set a blocklist's access key and where it is sent"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(kind__in=["ip", "domain"]), name="dnsbl_kind_valid"),
             models.CheckConstraint(

@@ -74,12 +74,11 @@ def reverse_name(address: str) -> str:
 
 def dnsbl_query_name(address: str, zone: str) -> str:
     """The name a DNSBL is asked about an address (RFC 5782 2.1, 2.4): reversed octets (IPv4) or nibbles (IPv6)
-    under the list's zone, "2.0.0.127.zen.spamhaus.org". ValueError if not an IP or the zone is not a name."""
-    try:
-        origin = dns.name.from_text(zone.strip(), origin=dns.name.root)
-    except dns.exception.DNSException as exc:
-        raise ValueError(f"not a DNSBL zone: {zone!r} ({exc})") from None
-    return name_text(dns.reversename.from_address(str(_ip(address)), v4_origin=origin, v6_origin=origin))
+    under the list's zone, "2.0.0.127.zen.spamhaus.org". ValueError if not an IP. The zone is not checked here:
+    a name that cannot be asked (too long, an empty label) comes back from the lookup as an error answer, so one
+    list's bad zone never stops a sweep of the others."""
+    reversed_labels = dns.reversename.from_address(str(_ip(address))).labels[:-3]  # without in-addr/ip6.arpa.
+    return ".".join(label.decode("ascii") for label in reversed_labels) + "." + zone.strip().rstrip(".").lower()
 
 
 # --- answers --------------------------------------------------------------------------------------

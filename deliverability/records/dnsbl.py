@@ -105,7 +105,11 @@ def rfc5782_problem(
     name, other = points
     if listed_answer.is_failure or unlisted_answer.is_failure:
         failed = listed_answer if listed_answer.is_failure else unlisted_answer
-        return f"the test point did not answer ({failed.status})"
+        return (
+            f"the test point did not answer ({failed.status}: {failed.error})"
+            if failed.error
+            else (f"the test point did not answer ({failed.status})")
+        )
     if not listed_answer.is_ok or not listed_answer.records:
         return f"test point {name} is not listed (the zone does not answer as a blocklist)"
     codes = listed_answer.records

@@ -253,3 +253,28 @@ def test_the_dashboard_card_counts_listed_ips_and_domains_and_broken_lists_for_v
 
     no_view = staff_with("deliverability.view_sendingip", email="other@example.com")
     assert "Blocklists</h2>" not in signed_in(no_view).get("/admin/").content.decode()
+
+
+def test_a_list_manager_without_manage_key_is_told_at_the_key_zone_and_the_key_stays_where_it_was():
+    keyed = make_list("zen.test", name="Test DQS", action=Dnsbl.ALERT, key_zone="zen.dq.test", access_key=KEY)
+    manager = staff_with("deliverability.view_dnsbl", "deliverability.change_dnsbl")
+    client = signed_in(manager)
+    url = f"{LISTS}{keyed.pk}/change/"
+
+    response = client.post(url, form_data(action="alert", key_zone="evil.attacker.test"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "needs the permission &#x27;deliverability.manage_dnsbl_key&#x27;" in html and KEY not in html
+    keyed.refresh_from_db()
+    assert keyed.key_zone == "zen.dq.test"
+    # The positive control: someone who may manage keys makes the same change.
+    keeper = staff_with(
+        "deliverability.view_dnsbl",
+        "deliverability.change_dnsbl",
+        "deliverability.manage_dnsbl_key",
+        email="keys@example.com",
+    )
+    assert signed_in(keeper).post(url, form_data(action="alert", key_zone="evil.attacker.test")).status_code == 302
+    keyed.refresh_from_db()
+    assert keyed.key_zone == "evil.attacker.test"

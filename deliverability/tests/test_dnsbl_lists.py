@@ -4,6 +4,7 @@ list listens to (zone, key zone, codes), needs the permission to change sending 
 import pytest
 from django.core.exceptions import ValidationError
 
+from accounts.authz import SYSTEM
 from accounts.models import AuditEvent
 from deliverability import dnsbl_lists
 from deliverability.models import Dnsbl
@@ -77,3 +78,70 @@ def test_a_removal_page_typed_without_a_scheme_is_an_https_one():
     form = DnsblForm(data={"removal_url": "check.example.org/remove"})
     form.is_valid()
     assert form.cleaned_data["removal_url"] == "https://check.example.org/remove"
+
+
+# --- where an access key goes --------------------------------------------------------------------------------------
+
+KEY = "secretdqskey12345"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"key_zone": "evil.attacker.test"},  # the stored key would go to the attacker's servers
+        {"access_key_env": "DOCKSPACE_DNSBL_SPAMHAUS_KEY", "key_zone": "evil.attacker.test"},  # another list's key
+        {"access_key": ""},  # removing the key
+    ],
+)
+def test_a_list_manager_without_manage_key_cannot_send_a_key_elsewhere(changes):
+    keyed = make_list("alert.test", action=Dnsbl.ALERT, key_zone="alert.dq.test", access_key=KEY)
+    before = (keyed.key_zone, keyed.access_key_env, keyed.access_key_encrypted)
+    manager = staff_with(*LIST_PERMS, "deliverability.change_sendingip")
+    with pytest.raises(ValidationError) as e:
+        dnsbl_lists.dnsbl_update(dnsbl=keyed, actor=manager, **changes)
+    [field] = e.value.message_dict
+    assert "needs the permission 'deliverability.manage_dnsbl_key'" in e.value.message_dict[field][0]
+    keyed.refresh_from_db()
+    assert (keyed.key_zone, keyed.access_key_env, keyed.access_key_encrypted) == before
+    # The positive control: with the permission the change is made, and the audit says where questions now go.
+    keeper = staff_with(*LIST_PERMS, "deliverability.manage_dnsbl_key", email="keys@example.com")
+    dnsbl_lists.dnsbl_update(dnsbl=keyed, actor=keeper, **changes)
+    if "key_zone" in changes:
+        event = AuditEvent.objects.filter(action="deliverability.dnsbl.change").latest("pk")
+        assert "key_zone alert.dq.test -> evil.attacker.test" in event.description
+        assert KEY not in event.description
+
+
+def test_a_new_list_with_a_key_or_a_key_variable_needs_manage_key_and_one_without_does_not():
+    manager = staff_with(*LIST_PERMS)
+    for keyed in ({"access_key": KEY}, {"access_key_env": "DOCKSPACE_DNSBL_SPAMHAUS_KEY"}):
+        with pytest.raises(ValidationError, match="manage_dnsbl_key"):
+            add(manager, action=Dnsbl.ALERT, key_zone="mine.dq.test", **keyed)
+    assert not Dnsbl.objects.filter(zone="mine.test").exists()
+    # The positive control: the same list without a key, and a key zone on a keyless list, need nothing more.
+    mine = add(manager, action=Dnsbl.ALERT, key_zone="mine.dq.test")
+    assert dnsbl_lists.dnsbl_update(dnsbl=mine, actor=manager, key_zone="other.dq.test").key_zone == "other.dq.test"
+
+
+def zone_of(length):
+    """A valid zone of `length` characters (labels of at most 63)."""
+    labels, left = [], length - len(".test")
+    while left > 0:
+        size = min(63, left - 1 if left > 63 else left)
+        labels.append("z" * size)
+        left -= size + 1
+    return ".".join(labels) + ".test"
+
+
+@pytest.mark.parametrize(
+    "field, limit, extra",
+    [("zone", 189, {}), ("key_zone", 124, {"access_key": KEY})],  # an IPv6 question (and key) then fits 253
+)
+def test_a_zone_too_long_for_every_question_to_fit_is_refused_naming_the_field(field, limit, extra):
+    assert len(zone_of(limit + 1)) == limit + 1
+    with pytest.raises(ValidationError) as e:
+        add(SYSTEM, action=Dnsbl.ALERT, **{field: zone_of(limit + 1)}, **extra)
+    assert list(e.value.message_dict) == [field] and "must fit DNS's 253" in e.value.message_dict[field][0]
+    assert not Dnsbl.objects.filter(name="Mine").exists()
+    # The positive control: the longest zone allowed is accepted.
+    assert getattr(add(SYSTEM, action=Dnsbl.ALERT, **{field: zone_of(limit)}, **extra), field) == zone_of(limit)

@@ -118,7 +118,10 @@ def test_a_silent_resolver_gives_errors_and_changes_nothing(silent_dns_server, s
     assert ip.state == SendingIp.ACTIVE
     row = DnsblResult.objects.get(subject="192.0.2.30")
     assert (row.status, row.is_latest) == ("error", False) and "timeout" in row.meaning
-    assert Dnsbl.objects.get(zone="bl.test").health_reason == "the test point did not answer (timeout)"
+    assert (
+        Dnsbl.objects.get(zone="bl.test").health_reason
+        == "the test point did not answer (timeout: no answer within 0.3 s)"
+    )
     assert observe() == {}
 
 
@@ -263,3 +266,27 @@ def test_a_staff_member_without_the_run_permission_is_refused(dns_server):
     with pytest.raises(ValidationError):
         dnsbl.dnsbl_sweep(actor=UserFactory(is_staff=True))
     assert dnsbl.dnsbl_sweep(actor=SYSTEM).outcomes == []
+
+
+def test_a_list_whose_questions_cannot_be_asked_is_broken_alone_and_its_key_is_never_shown(dns_server, settings):
+    # A zone stored before the length rule (or written around the services) makes names over 253 characters: that
+    # list is broken, the others are still asked, and the key inside its names appears in no reason.
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.10": "127.0.0.2"})
+    make_list(action=Dnsbl.STANDBY)
+    key = "secretdqskey12345"
+    long_zone = ".".join(["k" * 60] * 4) + ".test"  # 248 characters: no question under it fits
+    make_list("long.test", action=Dnsbl.ALERT, key_zone="dq.test", access_key=key)
+    Dnsbl.objects.filter(zone="long.test").update(key_zone=long_zone)
+    make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+
+    report = sweep()
+
+    long_list = Dnsbl.objects.get(zone="long.test")
+    assert long_list.health == Dnsbl.BROKEN and key not in long_list.health_reason
+    assert "not a valid DNS name" in long_list.health_reason
+    assert not any(o.verdict.status == "listed" and o.dnsbl.pk == long_list.pk for o in report.outcomes)
+    assert all(key not in r.meaning for r in DnsblResult.objects.all())
+    # The positive control: the good standby list still rested the listed IP in the same sweep.
+    assert Dnsbl.objects.get(zone="bl.test").health == Dnsbl.HEALTHY
+    assert SendingIp.objects.get(address="192.0.2.10").state == SendingIp.RESTING
