@@ -169,7 +169,12 @@ def dnsbl_sweep(
     who = authz.acting(actor=actor)
     authz.require_perm(who, RUN_PERMISSION)
     now = now or timezone.now()
-    chosen = list(sweep_subjects() if subjects is None else subjects)
+    watched = sweep_subjects()
+    watched_names = {s.name for s in watched}
+    if subjects is None:
+        # A domain deactivated or an address dropped from DOCKSPACE_SENDING_IPS since: its standings become history.
+        DnsblResult.objects.filter(is_latest=True).exclude(subject__in=watched_names).update(is_latest=False)
+    chosen = list(watched if subjects is None else subjects)
     enabled = Dnsbl.objects.filter(is_enabled=True).order_by("kind", "name")
     if lists is not None:
         enabled = enabled.filter(pk__in=[dnsbl.pk for dnsbl in lists])
@@ -217,7 +222,9 @@ def dnsbl_sweep(
         found = _verdict(dnsbl, answer, zones[dnsbl.pk][1])
         # A broken list's answers are ignored; its failed lookups are still kept as errors (history only).
         if dnsbl.pk in healthy or found.status == ERROR:
-            report.outcomes.append(_apply(dnsbl, subject, found, now, actor_label))
+            report.outcomes.append(
+                _apply(dnsbl, subject, found, now, actor_label, watched=subject.name in watched_names)
+            )
     return report
 
 
@@ -239,9 +246,18 @@ def is_standby_listing(dnsbl: Dnsbl, found: Verdict) -> bool:
 
 
 @transaction.atomic
-def _apply(dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_label: str) -> Outcome:
+def _apply(
+    dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_label: str, *, watched: bool = True
+) -> Outcome:
+    """Store one answer. A subject Dockspace does not watch (asked about once, from the admin or the command) gets
+    history only: it has no standing, so no alert and no dashboard count waits for a sweep that never asks again."""
     pair = DnsblResult.objects.select_for_update().filter(dnsbl=dnsbl, subject=subject.name)
     fields = {"code": found.code[:100], "meaning": found.meaning[:300]}
+    if not watched and found.status != ERROR:
+        DnsblResult.objects.create(
+            dnsbl=dnsbl, subject=subject.name, status=found.status, first_seen_at=now, checked_at=now, **fields
+        )
+        return Outcome(dnsbl, subject, found)
     if found.status == ERROR:
         last = pair.order_by("-checked_at", "-pk").first()
         if (

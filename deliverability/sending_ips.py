@@ -9,13 +9,14 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import authz
 from accounts.audit import audit
 from deliverability import ip_lifecycle
-from deliverability.models import WEIGHT_MAX, WEIGHT_MIN, IpPool, IpStateChange, SendingIp
+from deliverability.models import WEIGHT_MAX, WEIGHT_MIN, DnsblResult, IpPool, IpStateChange, SendingIp
 from dockspace.validation import field_error
 
 if TYPE_CHECKING:
@@ -303,6 +304,10 @@ def ip_remove(
         description=f"Removed sending IP {ip.address} ({ip.helo_name}), which was {ip.state}.",
         **who(request, actor_label, actor),
     )
+    # Its blocklist standings become history: nobody watches the address any more (unless it is still the host's
+    # default IP), so a listing must not keep an alert firing.
+    if ip.address not in {str(address) for address in settings.SENDING_IPS}:
+        DnsblResult.objects.filter(subject=ip.address, is_latest=True).update(is_latest=False)
     ip.delete()
 
 

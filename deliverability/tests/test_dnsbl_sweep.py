@@ -290,3 +290,51 @@ def test_a_list_whose_questions_cannot_be_asked_is_broken_alone_and_its_key_is_n
     # The positive control: the good standby list still rested the listed IP in the same sweep.
     assert Dnsbl.objects.get(zone="bl.test").health == Dnsbl.HEALTHY
     assert SendingIp.objects.get(address="192.0.2.10").state == SendingIp.RESTING
+
+
+def test_a_one_off_check_of_an_address_dockspace_does_not_watch_reports_it_but_raises_no_alert(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"198.51.100.7": "127.0.0.2", "192.0.2.10": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+
+    report = sweep(subjects=[dnsbl.subject_for("198.51.100.7"), dnsbl.subject_for("192.0.2.10")])
+
+    found = {o.subject.name: o.verdict.status for o in report.outcomes}
+    assert found == {"198.51.100.7": "listed", "192.0.2.10": "listed"}  # both answered and reported
+    assert DnsblResult.objects.get(subject="198.51.100.7").is_latest is False  # history only: no standing
+    seen = observe()
+    assert "198.51.100.7 on bl.test" not in seen
+    # The positive control: the sending IP asked in the same check has its standing and its alert.
+    assert seen["192.0.2.10 on bl.test"].is_firing
+
+
+def test_a_removed_sending_ip_no_longer_keeps_its_listing_alert_firing(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.10": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    ip = make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+    sweep()
+    assert observe()["192.0.2.10 on bl.test"].is_firing
+
+    move(ip, SendingIp.RETIRING)
+    sending_ips.ip_remove(ip=ip, actor=SYSTEM)
+
+    assert "192.0.2.10 on bl.test" not in observe()
+    assert not DnsblResult.objects.filter(subject="192.0.2.10", is_latest=True).exists()
+    assert DnsblResult.objects.filter(subject="192.0.2.10", status="listed").exists()  # the history stays
+
+
+def test_a_full_sweep_turns_the_standings_of_a_deactivated_domain_into_history(dns_server, settings):
+    settings.SENDING_IPS = []
+    dns_server.zone(DOMAIN_ZONE, ["test A 127.0.1.2", "spam.example A 127.0.1.2"])
+    make_list(DOMAIN_ZONE, kind=Dnsbl.DOMAIN, action=Dnsbl.ALERT)
+    domain = make_domain("spam.example")
+    sweep()
+    assert observe()["spam.example on dbl.test"].is_firing
+
+    type(domain).objects.filter(pk=domain.pk).update(is_active=False)
+    sweep()
+
+    assert "spam.example on dbl.test" not in observe()
+    assert not DnsblResult.objects.filter(subject="spam.example", is_latest=True).exists()
