@@ -306,6 +306,12 @@ def dnsbl_by_name(value: str, field: str = "list") -> Dnsbl:
     return found
 
 
+def dnsbl_visible_to(actor: authz.Actor, value: str, field: str = "list") -> Dnsbl:
+    """dnsbl_by_name for those who may view lists: asked first, so a refusal tells nothing about which exist."""
+    authz.require_perm(actor, VIEW, field)
+    return dnsbl_by_name(value, field)
+
+
 def dnsbl_check_now(
     *,
     lists: Iterable[Dnsbl] | None = None,

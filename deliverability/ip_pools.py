@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 ADD = "deliverability.add_ippool"
 CHANGE = "deliverability.change_ippool"
+VIEW_DOMAIN = "mail.view_domain"
 DELETE = "deliverability.delete_ippool"
 
 EDITABLE = ("name", "description", "domains", "tiers", "rotation_enabled")
@@ -97,6 +98,8 @@ def pool_add(
     if IpPool.objects.filter(name=name).exists():
         raise field_error("name", f"a pool named {name} already exists.")
     domains, tiers = list(domains), list(tiers)
+    if domains:
+        authz.require_perm(actor, VIEW_DOMAIN, "domains")
     _check_one_pool(None, domains, tiers)
     pool = IpPool(name=name, description=description or "", rotation_enabled=bool(rotation_enabled))
     pool.full_clean()
@@ -147,6 +150,9 @@ def pool_update(
         shown.append(f"monthly rotation {'on' if pool.rotation_enabled else 'off'}")
     domains = list(changes["domains"]) if "domains" in changes else None
     tiers = list(changes["tiers"]) if "tiers" in changes else None
+    if domains is not None and {d.pk for d in domains} != set(pool.domains.values_list("pk", flat=True)):
+        # Choosing a pool's domains means naming domains: only for those who may see them.
+        authz.require_perm(actor, VIEW_DOMAIN, "domains")
     _check_one_pool(pool, domains or [], tiers or [])
     pool.full_clean()
     pool.save()

@@ -149,3 +149,21 @@ def _waiting_for_a_lock():
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
         return cursor.fetchone()[0] > 0
+
+
+def test_the_pool_services_ask_for_view_domain_when_the_domains_change_but_not_otherwise():
+    from deliverability.tests.factories import staff_with
+
+    pool = make_pool("bulk", domains=[make_domain("example.com")])
+    other = make_domain("example.org")
+    person = staff_with("deliverability.add_ippool", "deliverability.change_ippool")
+    for call in (
+        lambda: ip_pools.pool_add(name="new", domains=[other], actor=person),
+        lambda: ip_pools.pool_update(pool=pool, domains=[other], actor=person),
+    ):
+        with pytest.raises(ValidationError, match="'mail.view_domain'"):
+            call()
+    assert list(pool.domains.values_list("name", flat=True)) == ["example.com"]
+    # The positive control: the same domains again (the admin form sends them), or a description, need nothing more.
+    ip_pools.pool_update(pool=pool, domains=list(pool.domains.all()), description="bulk mail", actor=person)
+    assert IpPool.objects.get(pk=pool.pk).description == "bulk mail"

@@ -204,3 +204,48 @@ def test_help_texts_say_what_each_action_does(capsys):
         with pytest.raises(SystemExit):
             call_command(command, "--help")
         assert phrase in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sending_ip", "set-state", "{ip}", "RESTING", "--reason", "x"],
+        ["sending_ip", "update", "{ip}", "--weight", "3"],
+        ["sending_ip", "remove", "{ip}"],
+        ["sending_ip", "add", "192.0.2.99", "--helo", "out.example.com", "--pool", "{pool}"],
+        ["ip_pool", "update", "{pool}", "--description", "x"],
+        ["ip_pool", "remove", "{pool}"],
+        ["dnsbl_list", "update", "{list}", "--disable"],
+        ["dnsbl_list", "remove", "{list}"],
+    ],
+)
+def test_a_refusal_tells_someone_without_the_permission_nothing_about_what_exists(args):
+    from deliverability.tests.dnsbl_lists import make_list
+
+    make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+    make_pool("bulk")
+    make_list("bl.test", name="Real list")
+    UserFactory(email="nobody@example.com", is_staff=True)
+    answers = []
+    for names in (
+        {"ip": "192.0.2.10", "pool": "bulk", "list": "Real list"},
+        {"ip": "192.0.2.11", "pool": "nope", "list": "No list"},
+    ):
+        answers.append(refused(*[a.format(**names) for a in args], "--as", "nobody@example.com"))
+    assert answers[0] == answers[1] and "you do not have the permission" in answers[0]
+
+
+def test_naming_a_pools_domains_needs_the_permission_to_view_domains_asked_before_any_domain_is_looked_up():
+    make_pool("bulk")
+    make_domain("secret-customer.com")
+    person = UserFactory(email="ops@example.com", is_staff=True)
+    person.user_permissions.set(Permission.objects.filter(codename__in=["view_ippool", "change_ippool"]))
+    answers = [
+        refused("ip_pool", "update", "bulk", "--add-domain", name, "--as", "ops@example.com")
+        for name in ("secret-customer.com", "nope.example")
+    ]
+    assert answers[0] == answers[1] == "--add-domain: you do not have the permission 'mail.view_domain'."
+    # The positive control: with view_domain the domain is added (and an unknown one named as such).
+    person.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="view_domain"))
+    run("ip_pool", "update", "bulk", "--add-domain", "secret-customer.com", "--as", "ops@example.com")
+    assert list(IpPool.objects.get(name="bulk").domains.values_list("name", flat=True)) == ["secret-customer.com"]

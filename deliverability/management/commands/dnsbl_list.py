@@ -140,7 +140,7 @@ class Command(BaseCommand):
         with ServiceCall({"listed_codes": "--codes", "zone": "ZONE"}):
             if action_name == "remove":
                 dnsbl_lists.dnsbl_remove(
-                    dnsbl=dnsbl_lists.dnsbl_by_name(o["name"], "NAME"), actor=actor, actor_label=label
+                    dnsbl=dnsbl_lists.dnsbl_visible_to(actor, o["name"], "NAME"), actor=actor, actor_label=label
                 )
                 self.stdout.write(f"Removed {o['name']}.")
                 return
@@ -160,7 +160,7 @@ class Command(BaseCommand):
                     name=o["name"], zone=o["zone"], access_key=key, actor=actor, actor_label=label, **values
                 )
             else:
-                d = dnsbl_lists.dnsbl_by_name(o["name"], "NAME")
+                d = dnsbl_lists.dnsbl_visible_to(actor, o["name"], "NAME")
                 if o.get("zone"):
                     values["zone"] = o["zone"]
                 if o.get("new_name"):

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import authz
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from deliverability import ip_pools, selectors
 from deliverability.commandline import pool_data
@@ -95,10 +96,18 @@ class Command(BaseCommand):
         return {"actor": self.actor, "actor_label": self.label}
 
     def _pool(self, o):
+        # Looked up for those who may view pools only, so a refusal tells nothing about which pools exist.
         with ServiceCall(OPTIONS):
-            return ip_pools.pool_by_name(o["name"], "pool")
+            return selectors.pool_visible_to(self.actor, o["name"])
+
+    def _may_name_domains(self, names, options):
+        # Domains are looked up for those who may see them only (the service asks the same before changing them).
+        if names:
+            with ServiceCall(options):
+                authz.require_perm(self.actor, ip_pools.VIEW_DOMAIN, "domains")
 
     def _add(self, o):
+        self._may_name_domains(o["domain"], OPTIONS)
         with ServiceCall(OPTIONS):
             pool = ip_pools.pool_add(
                 name=o["name"],
@@ -135,6 +144,7 @@ class Command(BaseCommand):
 
     def _update(self, o):
         pool = self._pool(o)
+        self._may_name_domains(o["add_domain"] + o["remove_domain"], UPDATE_OPTIONS)
         changes = {}
         with ServiceCall(UPDATE_OPTIONS):
             if o["rename"] is not None:

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
-from deliverability import ip_lifecycle, ip_pools, selectors, sending_ips
+from deliverability import ip_lifecycle, selectors, sending_ips
 from deliverability.commandline import ip_data
 from dockspace.commandline import ServiceCall, describe_actions, print_json, print_record
 
@@ -88,12 +88,13 @@ class Command(BaseCommand):
         return {"actor": self.actor, "actor_label": self.label}
 
     def _ip(self, o):
+        # Looked up for those who may view sending IPs only, so a refusal tells nothing about which exist.
         with ServiceCall(OPTIONS):
-            return sending_ips.ip_by_address(o["address"])
+            return selectors.sending_ip_visible_to(self.actor, o["address"])
 
     def _add(self, o):
         with ServiceCall(ADD_OPTIONS):
-            pool = ip_pools.pool_by_name(o["pool"]) if o["pool"] else None
+            pool = selectors.pool_visible_to(self.actor, o["pool"]) if o["pool"] else None
             ip = sending_ips.ip_add(
                 address=o["address"],
                 helo_name=o["helo_name"],
@@ -111,7 +112,7 @@ class Command(BaseCommand):
         with ServiceCall(OPTIONS):
             rows = selectors.sending_ips_visible_to(self.actor)
             if o["pool"]:
-                rows = rows.filter(pool=ip_pools.pool_by_name(o["pool"]))
+                rows = rows.filter(pool=selectors.pool_visible_to(self.actor, o["pool"]))
         if o["state"]:
             state = o["state"].strip().upper()
             if state not in ip_lifecycle.STATES:
@@ -147,7 +148,7 @@ class Command(BaseCommand):
         changes = {key: o[key] for key in ("helo_name", "weight", "notes") if o.get(key) is not None}
         with ServiceCall(OPTIONS):
             if o["pool"]:
-                changes["pool"] = ip_pools.pool_by_name(o["pool"])
+                changes["pool"] = selectors.pool_visible_to(self.actor, o["pool"])
             elif o["no_pool"]:
                 changes["pool"] = None
             if not changes:
