@@ -251,6 +251,9 @@ def _apply(
 ) -> Outcome:
     """Store one answer. A subject Dockspace does not watch (asked about once, from the admin or the command) gets
     history only: it has no standing, so no alert and no dashboard count waits for a sweep that never asks again."""
+    # The list's row lock orders two sweeps storing the same pair at once (a first standing has no row to lock yet,
+    # and the second insert would break the one-latest-standing rule).
+    Dnsbl.objects.select_for_update().filter(pk=dnsbl.pk).first()
     pair = DnsblResult.objects.select_for_update().filter(dnsbl=dnsbl, subject=subject.name)
     fields = {"code": found.code[:100], "meaning": found.meaning[:300]}
     if not watched and found.status != ERROR:

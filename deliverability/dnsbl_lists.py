@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts import authz
 from accounts.audit import audit
@@ -211,7 +211,12 @@ def dnsbl_add(
     key = _check_key(access_key)
     _require_key_permission(actor, dnsbl, [name for name in KEY_INPUTS if getattr(dnsbl, name)], key or None)
     _finish(dnsbl, key)
-    dnsbl.save()
+    try:
+        with transaction.atomic():
+            dnsbl.save()
+    except IntegrityError:
+        # Another add of the same name or zone committed between _finish's check and this insert.
+        raise field_error("zone", f"{dnsbl.zone} ({dnsbl.name}) was added by someone else meanwhile.") from None
     audit(
         "deliverability.dnsbl.add",
         target=dnsbl,

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts import authz
 from accounts.audit import audit
@@ -103,7 +103,12 @@ def pool_add(
     _check_one_pool(None, domains, tiers)
     pool = IpPool(name=name, description=description or "", rotation_enabled=bool(rotation_enabled))
     pool.full_clean()
-    pool.save()
+    try:
+        with transaction.atomic():
+            pool.save()
+    except IntegrityError:
+        # Another add of the same name committed between the check above and this insert.
+        raise field_error("name", f"a pool named {name} already exists.") from None
     pool.domains.set(domains)
     pool.tiers.set(tiers)
     audit(

@@ -338,3 +338,60 @@ def test_a_full_sweep_turns_the_standings_of_a_deactivated_domain_into_history(d
 
     assert "spam.example on dbl.test" not in observe()
     assert not DnsblResult.objects.filter(subject="spam.example", is_latest=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_storing_the_first_standing_of_a_pair_at_once_leave_one_standing(monkeypatch):
+    """PostgreSQL only (SQLite runs one write transaction at a time): the hourly sweep and a "check now" find a new
+    IP listed at the same moment; the second waits for the first and finds the standing it stored."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite never runs two write transactions at once")
+    only_test_lists()
+    bl = make_list(action=Dnsbl.ALERT)
+    subject = dnsbl.Subject("192.0.2.10", Dnsbl.IP)
+    listed = dnsbl.Verdict("listed", "127.0.0.2", "SBL")
+    holding, release = threading.Event(), threading.Event()
+    real_audit = dnsbl.audit
+
+    def audit(*args, **kw):
+        if threading.current_thread().name == "one":
+            holding.set()  # sweep one has stored the standing, not committed
+            release.wait()
+        return real_audit(*args, **kw)
+
+    monkeypatch.setattr(dnsbl, "audit", audit)
+    outcome = {}
+
+    def store(name):
+        try:
+            outcome[name] = dnsbl._apply(bl, subject, listed, timezone.now(), f"sweep {name}").changed
+        except Exception as exc:  # the race this test is about ends in an IntegrityError
+            outcome[name] = repr(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=store, args=("one",), name="one")
+    first.start()
+    holding.wait()
+    second = threading.Thread(target=store, args=("two",), name="two")
+    second.start()
+    while second.is_alive() and not _waiting_for_a_lock():
+        second.join(0.05)
+    release.set()
+    first.join()
+    second.join()
+
+    assert outcome == {"one": True, "two": False}  # the second found the first's standing unchanged
+    assert DnsblResult.objects.filter(subject="192.0.2.10", is_latest=True).count() == 1
+
+
+def _waiting_for_a_lock():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
