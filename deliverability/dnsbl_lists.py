@@ -94,6 +94,8 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
         out["name"] = " ".join(str(out["name"] or "").split())
         if not out["name"] or len(out["name"]) > 63:
             raise field_error("name", "a name of 1 to 63 characters is required, e.g. Spamhaus ZEN.")
+        if not out["name"].isprintable() or not any(c.isalnum() for c in out["name"]):
+            raise field_error("name", "a name shows letters or digits, and no invisible or control characters.")
     if "zone" in out:
         out["zone"] = normalize_zone(out["zone"])
     if "key_zone" in out:

@@ -44,7 +44,8 @@ def code_problem(code: str) -> str:
     """Why `code` cannot be a listing code of a list ("" when it can)."""
     if code.startswith(BIT_PREFIX):
         bit = code[len(BIT_PREFIX) :]
-        return "" if bit.isdigit() and int(bit) in (2, 4, 8, 16, 32, 64, 128) else "a bit is 2, 4, 8, 16, 32, 64 or 128"
+        valid = bit in ("2", "4", "8", "16", "32", "64", "128")  # ASCII digits only: "bit:٨" is not bit:8
+        return "" if valid else "a bit is 2, 4, 8, 16, 32, 64 or 128"
     try:
         address = ipaddress.ip_address(code)
     except ValueError:

@@ -114,11 +114,17 @@ def test_dnsbl_list_add_list_update_remove_and_the_key_is_never_shown(monkeypatc
         (["--codes", "nope"], "--codes: JSON"),
         (["--codes", '{"127.0.0.2": "x"}', "--kind", "domain", "--action", "standby"], "cannot put an IP on standby"),
         (["--codes", '{"127.0.0.2": "x"}', "--access-key-env", "SECRET_KEY"], "starting with DOCKSPACE_DNSBL_"),
+        (["--codes", '{"bit:\u0668": "x"}'], "'bit:\u0668': a bit is 2, 4, 8, 16, 32, 64 or 128"),  # Arabic-Indic 8
+        (["--codes", '{"127.0.0.2": "x"}', "--name-override", "\u200b"], "no invisible or control characters"),
     ],
 )
 def test_dnsbl_list_add_refuses_bad_input_naming_the_rule(args, message):
     before = Dnsbl.objects.count()
-    _, error = failing("dnsbl_list", "add", "Bad", "bad.example.net", *args)
+    name = "Bad"
+    if "--name-override" in args:
+        index = args.index("--name-override")
+        name, args = args[index + 1], args[:index] + args[index + 2 :]
+    _, error = failing("dnsbl_list", "add", name, "bad.example.net", *args)
     assert message in str(error)
     assert Dnsbl.objects.count() == before
 
