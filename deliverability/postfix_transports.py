@@ -9,9 +9,11 @@
   is a table type, not a lookup result, which is why the pool's choice lives in main.cf and the map only names the
   pool. A domain in no pool finds no table and keeps the default transport.
 - user-patches.sh (DMS runs it at start, after applying postfix-main.cf): one `smtp` service per IP in rotation,
-  `out-192-0-2-10 unix - - n - - smtp -o smtp_bind_address=192.0.2.10 -o smtp_helo_name=...`, added with
-  `postconf -M` between markers in master.cf after removing (`postconf -MX`) what the last run added.
-  `postfix-master.cf` cannot do this: DMS applies it with `postconf -P`, which only edits existing services.
+  `out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o smtp_bind_address=192.0.2.10
+  -o smtp_helo_name=...`, added with `postconf -M` between markers in master.cf after removing (`postconf -MX`)
+  what the last run added. `postfix-master.cf` cannot do this: DMS applies it with `postconf -P`, which only edits
+  existing services. The syslog_name tags every log line of mail leaving through the IP
+  (`postfix/out-192-0-2-10/smtp[pid]: ...`), so the mail log ties each delivery attempt to its sending IP.
 """
 
 from __future__ import annotations
@@ -173,7 +175,9 @@ def master_entry(ip: PoolIp) -> str:
     """The master.cf entry of one IP's transport, as `postconf -M name/unix=entry` takes it."""
     name = transport_name(ip.address)
     bind = "smtp_bind_address6" if ipaddress.ip_address(ip.address).version == 6 else "smtp_bind_address"
-    return f"{name} unix - - n - - smtp -o {bind}={ip.address} -o smtp_helo_name={ip.helo_name}"
+    # syslog_name: its log lines read postfix/out-192-0-2-10/smtp[pid], naming the IP each delivery attempt used.
+    options = f"-o syslog_name=postfix/{name} -o {bind}={ip.address} -o smtp_helo_name={ip.helo_name}"
+    return f"{name} unix - - n - - smtp {options}"
 
 
 _SCRIPT_HEAD = f"""\
