@@ -1,5 +1,5 @@
 """The Postfix plumbing of the sending IP pools, as pure functions: plain values in, the lines of three DMS files out
-(and those files read back). No database, no settings, no filesystem.
+(and those files read back, and what they make of each pool: route_outcome). No database, no settings, no filesystem.
 
 - postfix-sender-pools.cf (texthash): `@domain pool` for each active domain that sends through a pool with an IP in
   rotation.
@@ -84,14 +84,21 @@ def _ip_refusal(ip: PoolIp) -> str | None:
     return None
 
 
+def _domain_refusal(domain: str) -> str | None:
+    if _HOST_RE.match(domain):
+        return None
+    return f"domain {domain!r} cannot be written to {MAP_PATH}: it keeps the default transport"
+
+
 def _usable_domains(route: PoolRoute, on_skip: OnSkip) -> list[str]:
     """The route's domains that can be written; each other one is refused (reported by the map only)."""
     domains = []
     for domain in route.domains:
-        if _HOST_RE.match(domain):
+        reason = _domain_refusal(domain)
+        if reason is None:
             domains.append(domain)
         else:
-            refuse(on_skip, f"domain {domain!r} cannot be written to {MAP_PATH}: it keeps the default transport")
+            refuse(on_skip, reason)
     return domains
 
 
@@ -128,6 +135,40 @@ def pool_table(pool: str, ips: Iterable[PoolIp], map_path: str) -> str:
     if len(set(transports)) == 1:
         return f"pipemap:{{texthash:{map_path}, inline:{{{pool}={transports[0]}}}}}"
     return f"pipemap:{{texthash:{map_path}, inline:{{{pool}={pool}}}, randmap:{{{', '.join(transports)}}}}}"
+
+
+@dataclass(frozen=True)
+class RouteOutcome:
+    """What the three files make of one pool, as an operator reads it. routed: the domains the map sends through
+    the pool; default: (domain, why it keeps the default transport); shares: (IP, its share of the pool's mail, 0
+    to 1: how often the randmap names its transport); left_out: (IP in rotation, why it has no transport)."""
+
+    routed: tuple[str, ...]
+    default: tuple[tuple[str, str], ...]
+    shares: tuple[tuple[PoolIp, float], ...]
+    left_out: tuple[tuple[PoolIp, str], ...]
+
+
+def route_outcome(route: PoolRoute) -> RouteOutcome:
+    """The same decisions as map_lines, main_lines and user_patches_lines (the same checks), for one pool."""
+    if not _is_usable_pool(route):
+        refused = f"pool {route.pool!r} cannot be written to {MAP_PATH}"
+        return RouteOutcome(
+            (),
+            tuple((d, f"{refused}: its domains keep the default transport") for d in route.domains),
+            (),
+            tuple((ip, f"{refused}: its IPs get no transport") for ip in route.ips),
+        )
+    default = [(domain, why) for domain in route.domains if (why := _domain_refusal(domain)) is not None]
+    left_out = [(ip, why) for ip in route.ips if (why := _ip_refusal(ip)) is not None]
+    domains, ips = _usable_domains(route, _ignore), _usable_ips(route, _ignore)
+    if not ips:
+        empty = f"pool {route.pool} has no IP in rotation" + (" that can be written" if left_out else "")
+        default.extend((domain, f"{empty}: it keeps the default transport") for domain in domains)
+        domains = []
+    transports = rotation(ips)
+    shares = tuple((ip, transports.count(transport_name(ip.address)) / len(transports)) for ip in ips)
+    return RouteOutcome(tuple(domains), tuple(sorted(default)), shares, tuple(left_out))
 
 
 def map_lines(routes: Iterable[PoolRoute], on_skip: OnSkip = None) -> Iterator[str]:
