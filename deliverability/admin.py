@@ -1,6 +1,7 @@
 """The deliverability admin: sending IPs and pools, blocklists (changes and "check now" go through the services), DNS
 check runs and results, blocklist results."""
 
+import contextlib
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -29,6 +30,8 @@ from dockspace.validation import add_to_form, error_summary
 @admin.register(IpPool)
 class IpPoolAdmin(ServiceAdmin):
     form = forms.IpPoolForm
+    change_list_template = "admin/deliverability/ippool/change_list.html"
+    change_form_template = "admin/deliverability/ippool/change_form.html"
     list_display = ["name", "rotation_enabled", "ip_count", "in_rotation", "domain_names", "tier_names"]
     list_filter = ["rotation_enabled"]
     search_fields = ["name", "description", "domains__name"]
@@ -85,6 +88,21 @@ class IpPoolAdmin(ServiceAdmin):
             rows,
             duties,
         )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The pool's page also shows what Postfix will do with it (selectors.postfix_routing decides who may see
+        it) and whether the files on disk are what the next sync writes; a posted form is saved without it."""
+        routing = None
+        if request.method == "GET":
+            with contextlib.suppress(ValidationError):  # change permission without view: the page, not the routing
+                routing = selectors.postfix_routing(request.user)
+        pool = next((p for p in routing.pools if str(p.pk) == unquote(object_id)), None) if routing else None
+        extra_context = {
+            "routing_pool": pool,
+            "routing_files": routing.files if routing else None,
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def remove(self, request, obj):
         ip_pools.pool_remove(pool=obj, request=request)

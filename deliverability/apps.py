@@ -101,8 +101,9 @@ class DeliverabilityConfig(AppConfig):
         return dkim_retire_objections(key)
 
     def admin_pages(self):
-        """The periodic duties' dry run (accounts.admin_site serves it at /admin/deliverability/ip-duties/)."""
-        from deliverability import admin_views, sending_ips
+        """The periodic duties' dry run and the pools' Postfix routing (accounts.admin_site serves them at
+        /admin/deliverability/ip-duties/ and /admin/deliverability/postfix-routing/)."""
+        from deliverability import admin_views, selectors, sending_ips
         from dockspace.admin_pages import AdminPage
 
         return [
@@ -112,5 +113,12 @@ class DeliverabilityConfig(AppConfig):
                 title="Sending IP duties (dry run)",
                 view=admin_views.ip_duties_view,
                 permission=sending_ips.VIEW,
-            )
+            ),
+            AdminPage(
+                app_label=self.label,
+                slug="postfix-routing",
+                title="Postfix routing (sending IP pools)",
+                view=admin_views.postfix_routing_view,
+                permission=selectors.VIEW_POOL,
+            ),
         ]

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Q
 
 from deliverability import ip_pools
 from deliverability.models import IpPool
@@ -44,25 +47,50 @@ _LOST = (
 )
 
 
-def read_pool_routes() -> tuple[PoolRoute, ...]:
-    """Each pool by name: the active domains that send through it (its own, then those of its tiers that are in no
-    pool of their own, as ip_pools.pool_for_domain decides) and its IPs in rotation with their weights."""
-    pools = list(IpPool.objects.order_by("name").prefetch_related("domains", "tiers"))
+@dataclass(frozen=True)
+class PoolDomain:
+    """A domain that sends through a pool: its own (via_tier ""), or one of its tiers' (via_tier: the tier's name)."""
+
+    name: str
+    via_tier: str
+    is_active: bool
+
+
+def read_pool_domains(pools: Iterable[IpPool]) -> dict[int, list[PoolDomain]]:
+    """{pool pk: its domains by name}: its own, then those of its tiers that are in no pool of their own (as
+    ip_pools.pool_for_domain decides), active or not. The pools come with their domains and tiers prefetched."""
+    pools = list(pools)
     own = {domain.pk: pool.pk for pool in pools for domain in pool.domains.all()}
     by_tier = {tier.pk: pool.pk for pool in pools for tier in pool.tiers.all()}
-    domains: dict[int, list[str]] = {pool.pk: [] for pool in pools}
-    for pk, name, tier_id in Domain.objects.filter(is_active=True).order_by("name").values_list("pk", "name", "tier"):
-        pool_pk = own.get(pk) or by_tier.get(tier_id)
-        if pool_pk is not None:
-            domains[pool_pk].append(name)
-    return tuple(
-        PoolRoute(
-            pool=pool.name,
-            domains=tuple(domains[pool.pk]),
-            ips=tuple(PoolIp(ip.address, ip.helo_name, ip.weight) for ip in ip_pools.pool_rotation_ips(pool)),
-        )
-        for pool in pools
+    found: dict[int, list[PoolDomain]] = {pool.pk: [] for pool in pools}
+    rows = (
+        Domain.objects.filter(Q(pk__in=own) | Q(tier__in=by_tier))
+        .order_by("name")
+        .values_list("pk", "name", "tier", "tier__name", "is_active")
     )
+    for pk, name, tier_id, tier_name, is_active in rows:
+        if pk in own:
+            found[own[pk]].append(PoolDomain(name, "", is_active))
+        else:
+            found[by_tier[tier_id]].append(PoolDomain(name, tier_name, is_active))
+    return found
+
+
+def pool_route(pool: IpPool, domains: Iterable[PoolDomain], rotation: Iterable[ip_pools.RotationIp]) -> PoolRoute:
+    """What the files are rendered from for one pool: its active domains and its IPs in rotation with their weights
+    (ip_pools.pool_rotation_ips, or rotation_of its IPs already read)."""
+    return PoolRoute(
+        pool=pool.name,
+        domains=tuple(domain.name for domain in domains if domain.is_active),
+        ips=tuple(PoolIp(ip.address, ip.helo_name, ip.weight) for ip in rotation),
+    )
+
+
+def read_pool_routes() -> tuple[PoolRoute, ...]:
+    """Each pool by name, as the three files route it (pool_route)."""
+    pools = list(IpPool.objects.order_by("name").prefetch_related("domains", "tiers"))
+    domains = read_pool_domains(pools)
+    return tuple(pool_route(pool, domains[pool.pk], ip_pools.pool_rotation_ips(pool)) for pool in pools)
 
 
 def pool_routes(reads: Reads) -> Iterable[PoolRoute]:

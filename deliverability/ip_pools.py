@@ -218,8 +218,14 @@ def pool_by_name(value: str, field: str = "pool") -> IpPool:
 
 def pool_rotation_ips(pool: IpPool) -> list[RotationIp]:
     """The pool's IPs that take new mail now (ACTIVE and WARMING), with their weights, by address."""
-    rows = SendingIp.objects.filter(pool=pool, state__in=ip_lifecycle.IN_ROTATION).order_by("address")
-    return [RotationIp(ip.address, ip.helo_name, ip.weight, ip.state) for ip in rows]
+    return rotation_of(SendingIp.objects.filter(pool=pool, state__in=ip_lifecycle.IN_ROTATION).order_by("address"))
+
+
+def rotation_of(ips: Iterable[SendingIp]) -> list[RotationIp]:
+    """Those of `ips` (a pool's, by address) that take new mail now, as pool_rotation_ips gives them."""
+    return [
+        RotationIp(ip.address, ip.helo_name, ip.weight, ip.state) for ip in ips if ip.state in ip_lifecycle.IN_ROTATION
+    ]
 
 
 def pool_for_domain(domain: Domain) -> IpPool | None:

@@ -1,5 +1,5 @@
 """The Postfix plumbing of the sending IP pools, as pure functions: plain values in, the lines of three DMS files out
-(and those files read back). No database, no settings, no filesystem.
+(and those files read back, and what they make of each pool: route_outcome). No database, no settings, no filesystem.
 
 - postfix-sender-pools.cf (texthash): `@domain pool` for each active domain that sends through a pool with an IP in
   rotation.
@@ -9,9 +9,11 @@
   is a table type, not a lookup result, which is why the pool's choice lives in main.cf and the map only names the
   pool. A domain in no pool finds no table and keeps the default transport.
 - user-patches.sh (DMS runs it at start, after applying postfix-main.cf): one `smtp` service per IP in rotation,
-  `out-192-0-2-10 unix - - n - - smtp -o smtp_bind_address=192.0.2.10 -o smtp_helo_name=...`, added with
-  `postconf -M` between markers in master.cf after removing (`postconf -MX`) what the last run added.
-  `postfix-master.cf` cannot do this: DMS applies it with `postconf -P`, which only edits existing services.
+  `out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o smtp_bind_address=192.0.2.10
+  -o smtp_helo_name=...`, added with `postconf -M` between markers in master.cf after removing (`postconf -MX`)
+  what the last run added. `postfix-master.cf` cannot do this: DMS applies it with `postconf -P`, which only edits
+  existing services. The syslog_name tags every log line of mail leaving through the IP
+  (`postfix/out-192-0-2-10/smtp[pid]: ...`), so the mail log ties each delivery attempt to its sending IP.
 """
 
 from __future__ import annotations
@@ -82,14 +84,21 @@ def _ip_refusal(ip: PoolIp) -> str | None:
     return None
 
 
+def _domain_refusal(domain: str) -> str | None:
+    if _HOST_RE.match(domain):
+        return None
+    return f"domain {domain!r} cannot be written to {MAP_PATH}: it keeps the default transport"
+
+
 def _usable_domains(route: PoolRoute, on_skip: OnSkip) -> list[str]:
     """The route's domains that can be written; each other one is refused (reported by the map only)."""
     domains = []
     for domain in route.domains:
-        if _HOST_RE.match(domain):
+        reason = _domain_refusal(domain)
+        if reason is None:
             domains.append(domain)
         else:
-            refuse(on_skip, f"domain {domain!r} cannot be written to {MAP_PATH}: it keeps the default transport")
+            refuse(on_skip, reason)
     return domains
 
 
@@ -126,6 +135,40 @@ def pool_table(pool: str, ips: Iterable[PoolIp], map_path: str) -> str:
     if len(set(transports)) == 1:
         return f"pipemap:{{texthash:{map_path}, inline:{{{pool}={transports[0]}}}}}"
     return f"pipemap:{{texthash:{map_path}, inline:{{{pool}={pool}}}, randmap:{{{', '.join(transports)}}}}}"
+
+
+@dataclass(frozen=True)
+class RouteOutcome:
+    """What the three files make of one pool, as an operator reads it. routed: the domains the map sends through
+    the pool; default: (domain, why it keeps the default transport); shares: (IP, its share of the pool's mail, 0
+    to 1: how often the randmap names its transport); left_out: (IP in rotation, why it has no transport)."""
+
+    routed: tuple[str, ...]
+    default: tuple[tuple[str, str], ...]
+    shares: tuple[tuple[PoolIp, float], ...]
+    left_out: tuple[tuple[PoolIp, str], ...]
+
+
+def route_outcome(route: PoolRoute) -> RouteOutcome:
+    """The same decisions as map_lines, main_lines and user_patches_lines (the same checks), for one pool."""
+    if not _is_usable_pool(route):
+        refused = f"pool {route.pool!r} cannot be written to {MAP_PATH}"
+        return RouteOutcome(
+            (),
+            tuple((d, f"{refused}: its domains keep the default transport") for d in route.domains),
+            (),
+            tuple((ip, f"{refused}: its IPs get no transport") for ip in route.ips),
+        )
+    default = [(domain, why) for domain in route.domains if (why := _domain_refusal(domain)) is not None]
+    left_out = [(ip, why) for ip in route.ips if (why := _ip_refusal(ip)) is not None]
+    domains, ips = _usable_domains(route, _ignore), _usable_ips(route, _ignore)
+    if not ips:
+        empty = f"pool {route.pool} has no IP in rotation" + (" that can be written" if left_out else "")
+        default.extend((domain, f"{empty}: it keeps the default transport") for domain in domains)
+        domains = []
+    transports = rotation(ips)
+    shares = tuple((ip, transports.count(transport_name(ip.address)) / len(transports)) for ip in ips)
+    return RouteOutcome(tuple(domains), tuple(sorted(default)), shares, tuple(left_out))
 
 
 def map_lines(routes: Iterable[PoolRoute], on_skip: OnSkip = None) -> Iterator[str]:
@@ -173,7 +216,9 @@ def master_entry(ip: PoolIp) -> str:
     """The master.cf entry of one IP's transport, as `postconf -M name/unix=entry` takes it."""
     name = transport_name(ip.address)
     bind = "smtp_bind_address6" if ipaddress.ip_address(ip.address).version == 6 else "smtp_bind_address"
-    return f"{name} unix - - n - - smtp -o {bind}={ip.address} -o smtp_helo_name={ip.helo_name}"
+    # syslog_name: its log lines read postfix/out-192-0-2-10/smtp[pid], naming the IP each delivery attempt used.
+    options = f"-o syslog_name=postfix/{name} -o {bind}={ip.address} -o smtp_helo_name={ip.helo_name}"
+    return f"{name} unix - - n - - smtp {options}"
 
 
 _SCRIPT_HEAD = f"""\

@@ -1,17 +1,24 @@
 """Reads of the DNS checks (a domain's latest results, how many domains stand at each level), of the blocklists (what
-is listed now, which lists are broken) and of the sending IPs and pools as a person may see them."""
+is listed now, which lists are broken), of the sending IPs and pools as a person may see them, and of what Postfix
+will do with the pools (their routing as the next sync writes it)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import QuerySet
 
 from accounts.authz import Actor, require_perm
-from deliverability import ip_pools, sending_ips
+from deliverability import dms_files, ip_lifecycle, ip_pools, sending_ips
 from deliverability.models import FAILED, OK, WARNING, Dnsbl, DnsblResult, DnsCheckResult, IpPool, SendingIp
+from deliverability.postfix_transports import MAIN_PATH, MAP_PATH, USER_PATCHES_PATH, route_outcome, transport_name
 from dockspace.validation import field_error
+from mail.dms import sync
+from mail.dms.writer import UnsafePath, WriteError
 from mail.models import Domain
+from mail.selectors import dms_sync_status
 
 LEVEL_ORDER = {OK: 0, WARNING: 1, FAILED: 2}
 VIEW_DOMAIN = "mail.view_domain"
@@ -100,3 +107,174 @@ def pool_visible_to(actor: Actor, name: str, field: str = "pool") -> IpPool:
     """The pool named `name`, refused (before it is looked up) unless `actor` may view pools."""
     require_perm(actor, VIEW_POOL)
     return ip_pools.pool_by_name(name, field)
+
+
+# --- what Postfix will do: the pools' routing as the next sync writes it ------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoutedIp:
+    """An IP in a pool's rotation: its transport (master.cf service, and its log tag) and its share of new mail."""
+
+    pk: int
+    address: str
+    transport: str
+    helo_name: str
+    weight: int
+    state: str
+    share: float  # 0 to 1
+
+    @property
+    def share_percent(self) -> float:
+        return round(100 * self.share, 1)
+
+
+@dataclass(frozen=True)
+class IdleIp:
+    """An IP of the pool that takes no new mail, and why (its state and the reason recorded with it, or why the
+    files leave it out)."""
+
+    pk: int
+    address: str
+    state: str
+    since: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoutedDomain:
+    """A domain of the pool (its own, or via_tier's): routed through the pool, or on the default transport (reason)."""
+
+    name: str
+    via_tier: str
+    reason: str = ""
+
+    @property
+    def is_routed(self) -> bool:
+        return not self.reason
+
+
+@dataclass(frozen=True)
+class PoolRouting:
+    pk: int
+    name: str
+    domains: tuple[RoutedDomain, ...]
+    in_rotation: tuple[RoutedIp, ...]
+    not_in_rotation: tuple[IdleIp, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def routed_domains(self) -> tuple[RoutedDomain, ...]:
+        return tuple(domain for domain in self.domains if domain.is_routed)
+
+    @property
+    def default_domains(self) -> tuple[RoutedDomain, ...]:
+        return tuple(domain for domain in self.domains if not domain.is_routed)
+
+
+@dataclass(frozen=True)
+class RoutingFiles:
+    """The three files on disk against what the next sync writes (mail.dms.sync.dms_dry_run). diffs: {path: unified
+    diff}; not_written: files the sync leaves alone and values it leaves out; problem: why nothing can be compared
+    (the sync refuses to write, or the directory cannot be read). restart_*: DmsSyncState's flag: Postfix routes by
+    what a sync wrote only once the mailserver container is recreated."""
+
+    paths: tuple[str, ...]
+    diffs: dict[str, str]
+    not_written: tuple[str, ...]
+    problem: str
+    restart_needed: bool
+    restart_reason: str
+
+    @property
+    def is_up_to_date(self) -> bool:
+        return not self.diffs and not self.problem
+
+
+@dataclass(frozen=True)
+class PostfixRouting:
+    pools: tuple[PoolRouting, ...]
+    unpooled_domains: int  # active domains in no pool: the default transport
+    files: RoutingFiles
+
+
+ROUTING_PATHS = (MAP_PATH, MAIN_PATH, USER_PATCHES_PATH)
+
+
+def postfix_routing(actor: Actor) -> PostfixRouting:
+    """What Postfix will do with each pool once the next sync's files are in a new container: the domains that send
+    through it, its IPs in rotation with their transports and shares, the IPs that take no new mail and why, the
+    domains that keep the default transport and why, and whether the files on disk differ from what the next sync
+    writes. Nothing is written. Refused unless `actor` may view pools."""
+    require_perm(actor, VIEW_POOL)
+    pools = list(IpPool.objects.order_by("name").prefetch_related("domains", "tiers", "ips__state_changes"))
+    domains = dms_files.read_pool_domains(pools)
+    routings = tuple(_pool_routing(pool, domains[pool.pk]) for pool in pools)
+    pooled = sum(1 for pool in pools for domain in domains[pool.pk] if domain.is_active)
+    return PostfixRouting(
+        pools=routings,
+        unpooled_domains=max(0, Domain.objects.filter(is_active=True).count() - pooled),
+        files=_routing_files(),
+    )
+
+
+def _pool_routing(pool: IpPool, domains: list[dms_files.PoolDomain]) -> PoolRouting:
+    ips = {ip.address: ip for ip in pool.ips.all()}  # one read of the pool's IPs (by address) for all below
+    outcome = route_outcome(dms_files.pool_route(pool, domains, ip_pools.rotation_of(ips.values())))
+    why_default = dict(outcome.default)
+    shown = [
+        RoutedDomain(d.name, d.via_tier, why_default.get(d.name, "") if d.is_active else "inactive: not in the map")
+        for d in domains
+    ]
+    in_rotation = tuple(
+        RoutedIp(
+            ips[ip.address].pk,
+            ip.address,
+            transport_name(ip.address),
+            ip.helo_name,
+            ip.weight,
+            ips[ip.address].state,
+            share,
+        )
+        for ip, share in outcome.shares
+    )
+    left_out = {ip.address: reason for ip, reason in outcome.left_out}
+    routed = {ip.address for ip in in_rotation}
+    idle = tuple(
+        IdleIp(ip.pk, ip.address, ip.state, ip.state_since, left_out.get(ip.address) or _state_reason(ip))
+        for ip in ips.values()
+        if ip.address not in routed
+    )
+    notes = []
+    if in_rotation and not outcome.routed:
+        notes.append("No active domain sends through this pool: its transports are added but carry no mail.")
+    return PoolRouting(pool.pk, pool.name, tuple(shown), in_rotation, idle, tuple(notes))
+
+
+def _state_reason(ip: SendingIp) -> str:
+    """Why an IP out of rotation takes no new mail: its state, and the reason recorded when it entered it."""
+    label = dict(ip_lifecycle.STATE_CHOICES).get(ip.state, ip.state)
+    latest = next(iter(ip.state_changes.all()), None)  # newest first (IpStateChange.Meta.ordering)
+    return f"{label}: {latest.reason}" if latest is not None and latest.reason else label
+
+
+def _routing_files() -> RoutingFiles:
+    status = dms_sync_status()
+    problem, diffs = "", {}
+    not_written: tuple[str, ...] = ()
+    try:
+        report = sync.dms_dry_run(paths=ROUTING_PATHS)
+    except sync.ForeignFiles as e:
+        problem = f"the sync writes nothing yet: {e}"
+    except (WriteError, UnsafePath, OSError) as e:
+        problem = f"the DMS directory cannot be read: {e}"
+    else:
+        diffs, not_written = report.diffs, tuple(report.skipped)
+    return RoutingFiles(
+        paths=ROUTING_PATHS,
+        diffs=diffs,
+        not_written=not_written,
+        problem=problem,
+        restart_needed=status.restart_needed,
+        restart_reason=status.restart_reason,
+    )

@@ -21,7 +21,8 @@ class DmsSyncStatus:
 
     last_error: the last write failed with it ("" once a write succeeds). oldest_pending_at: the oldest committed
     change the files may not show yet (None: up to date). drift_found_at / has_drift: a scan found files that
-    differ from the database and they are not repaired yet (a successful repair clears both)."""
+    differ from the database and they are not repaired yet (a successful repair clears both). restart_needed /
+    restart_reason: a sync wrote files DMS reads only in a new container, and nobody said it was recreated since."""
 
     last_success_at: datetime | None
     last_attempt_at: datetime | None
@@ -30,6 +31,8 @@ class DmsSyncStatus:
     pending_count: int
     drift_found_at: datetime | None
     has_drift: bool
+    restart_needed: bool = False
+    restart_reason: str = ""
 
 
 def dms_sync_status() -> DmsSyncStatus:
@@ -45,6 +48,8 @@ def dms_sync_status() -> DmsSyncStatus:
         pending_count=pending.count() if oldest is not None else 0,
         drift_found_at=state.drift_found_at if state else None,
         has_drift=bool(state and state.drift_report),
+        restart_needed=bool(state and state.restart_needed),
+        restart_reason=state.restart_reason if state else "",
     )
 
 

@@ -13,6 +13,7 @@ from deliverability.postfix_transports import (
     parse_map,
     parse_user_patches,
     rotation,
+    route_outcome,
     transport_name,
     user_patches_lines,
 )
@@ -82,12 +83,14 @@ def test_a_pool_without_an_ip_in_rotation_leaves_its_domains_on_the_default_tran
     assert parse_main("\n".join(main_lines(routes)), "f")[0] == [("sender_dependent_default_transport_maps", "")]
 
 
-def test_each_ip_in_rotation_gets_one_smtp_service_bound_to_it_with_its_helo_name():
+def test_each_ip_in_rotation_gets_one_smtp_service_bound_to_it_with_its_helo_name_and_log_tag():
     routes = [PoolRoute("bulk", ("a.example",), (A, V6)), PoolRoute("idle", (), (A,))]
     assert parse_user_patches("\n".join(user_patches_lines(routes)), "f") == (
         [
-            "out-192-0-2-10 unix - - n - - smtp -o smtp_bind_address=192.0.2.10 -o smtp_helo_name=out1.example.com",
-            "out-2001-db8--1 unix - - n - - smtp -o smtp_bind_address6=2001:db8::1 -o smtp_helo_name=out6.example.com",
+            "out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o smtp_bind_address=192.0.2.10 "
+            "-o smtp_helo_name=out1.example.com",
+            "out-2001-db8--1 unix - - n - - smtp -o syslog_name=postfix/out-2001-db8--1 "
+            "-o smtp_bind_address6=2001:db8::1 -o smtp_helo_name=out6.example.com",
         ],
         [],
     )
@@ -137,3 +140,54 @@ def test_parsing_never_raises_on_a_hand_written_file():
         "expected parameter = value",
     ]
     assert parse_map("example.com bulk\n", "f")[1][0].reason == "expected @domain pool"
+
+
+BAD_IP = PoolIp("192.0.2.99", "bad helo", 1)
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        PoolRoute("bulk", ("a.example", "b.example"), (A, PoolIp(B.address, B.helo_name, 3))),
+        PoolRoute("bulk", ("a.example", "bad domain"), (A, BAD_IP)),
+        PoolRoute("bulk", ("a.example",), (BAD_IP,)),
+        PoolRoute("bulk", ("a.example",), ()),
+        PoolRoute("bulk", (), (A, V6)),
+        PoolRoute("Bad Pool", ("a.example",), (A,)),
+    ],
+)
+def test_the_outcome_of_a_pool_is_what_its_files_say(route):
+    """route_outcome (the admin's and `ip_pool routing`'s account of a pool) against the rendered files."""
+    outcome = route_outcome(route)
+    mapped = [domain for domain, _pool in parse_map("\n".join(map_lines([route], lambda _m: None)), "f")[0]]
+    entries = parse_user_patches("\n".join(user_patches_lines([route], lambda _m: None)), "f")[0]
+    main = dict(parse_main("\n".join(main_lines([route], lambda _m: None)), "f")[0])[
+        "sender_dependent_default_transport_maps"
+    ]
+    assert list(outcome.routed) == mapped
+    assert sorted(outcome.routed + tuple(domain for domain, _why in outcome.default)) == sorted(route.domains)
+    assert [transport_name(ip.address) for ip, _share in outcome.shares] == [entry.split()[0] for entry in entries]
+    assert {ip.address for ip, _why in outcome.left_out} | {ip.address for ip, _s in outcome.shares} == {
+        ip.address for ip in route.ips
+    }
+    if outcome.routed and len(outcome.shares) > 1:  # each share is how often the randmap names the transport
+        picks = main.split("randmap:{")[1].rstrip("}").split(", ")
+        for ip, share in outcome.shares:
+            assert picks.count(transport_name(ip.address)) / len(picks) == share
+    assert (main != "") == bool(outcome.routed)
+
+
+def test_the_outcome_says_why_each_domain_and_ip_is_left_out():
+    outcome = route_outcome(PoolRoute("bulk", ("a.example", "bad domain"), (BAD_IP,)))
+    assert outcome.default == (
+        ("a.example", "pool bulk has no IP in rotation that can be written: it keeps the default transport"),
+        (
+            "bad domain",
+            "domain 'bad domain' cannot be written to postfix-sender-pools.cf: it keeps the default transport",
+        ),
+    )
+    assert outcome.left_out == (
+        (BAD_IP, "sending IP 192.0.2.99: HELO name 'bad helo' is not a host name: left out of the Postfix transports"),
+    )
+    shares = route_outcome(PoolRoute("bulk", ("a.example",), (A, PoolIp(B.address, B.helo_name, 3)))).shares
+    assert [share for _ip, share in shares] == [0.25, 0.75]

@@ -1,6 +1,7 @@
 """The pool plumbing as DMS files: declared by deliverability, written by mail's sync after a committed change to an
 IP, a pool or its domains, flagged as needing a DMS restart; an IP that leaves rotation leaves the files at the next
-sync; an operator's own user-patches.sh is left alone without holding back mail's files."""
+sync; an operator's own user-patches.sh is left alone without holding back mail's files; a deployed file an earlier
+release wrote differently is rewritten by the drift repair and asks for a new container."""
 
 import pytest
 
@@ -13,6 +14,8 @@ from deliverability.tests.factories import make_ip, make_pool, move
 from mail.dms import catalog, sync
 from mail.dms.catalog import HEADER
 from mail.models import DmsSyncState
+from mail.services import dms_restart_done
+from mail.tasks import repair_dms_drift
 from mail.tests.factories import make_domain, make_mailbox, make_tier, use_temp_dms_dir
 
 pytestmark = pytest.mark.django_db
@@ -29,8 +32,12 @@ def _rotation(dms_dir):
     return dict(entries)["sender_dependent_default_transport_maps"]
 
 
+def _entries(dms_dir):
+    return parse_user_patches((dms_dir / USER_PATCHES_PATH).read_text(), "f")[0]
+
+
 def _transports(dms_dir):
-    return [entry.split()[0] for entry in parse_user_patches((dms_dir / USER_PATCHES_PATH).read_text(), "f")[0]]
+    return [entry.split()[0] for entry in _entries(dms_dir)]
 
 
 def test_deliverability_declares_its_three_files_and_the_models_that_change_them():
@@ -160,3 +167,27 @@ def test_scan_and_export_dry_runs_say_an_operators_own_main_cf_is_left_alone_and
     sync.dms_sync()
     assert "left alone" not in run("scan_dms_files", "--dry-run")
     assert "left alone" not in run("export_dms_files", "--dry-run")
+
+
+def test_a_deployed_user_patches_gets_each_transports_log_tag_at_the_next_drift_repair_and_asks_for_a_new_container(
+    dms_dir,
+):
+    """An upgrade: the user-patches.sh an earlier release wrote (no syslog_name) is not what the sync writes now. No
+    change is pending, so the periodic drift repair writes it; the new entry reaches Postfix in a new container."""
+    make_mailbox("me@example.com")
+    make_ip("192.0.2.10", pool=make_pool("bulk", domains=[make_domain("a.example")]))
+    sync.dms_sync()
+    dms_restart_done(actor=SYSTEM, actor_label="test")  # the container was recreated after that sync
+    patches = dms_dir / USER_PATCHES_PATH
+    patches.write_text(patches.read_text().replace(" -o syslog_name=postfix/out-192-0-2-10", ""))
+    assert not sync.is_behind() and DmsSyncState.load().restart_needed is False
+
+    assert repair_dms_drift() == "repaired drift in 1 file(s)"
+
+    assert _entries(dms_dir) == [
+        "out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o smtp_bind_address=192.0.2.10 "
+        "-o smtp_helo_name=out-192-0-2-10.example.com"
+    ]
+    state = DmsSyncState.load()
+    assert state.restart_needed is True
+    assert state.restart_reason.startswith(f"{USER_PATCHES_PATH} (the sending IPs' Postfix transports) changed")

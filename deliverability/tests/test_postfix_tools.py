@@ -67,6 +67,13 @@ def _services(conf: Path) -> dict[str, str]:
     return {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("out-")}
 
 
+def _service_parameter(conf: Path, service: str, name: str) -> str:
+    """A `-o name=value` of a master.cf service as Postfix reads it."""
+    result = _run(["postconf", "-c", str(conf), "-P", f"{service}/unix/{name}"])
+    assert "warning" not in result.stderr, result.stderr
+    return result.stdout.strip().partition(" = ")[2]
+
+
 def _tables(conf: Path) -> list[str]:
     """sender_dependent_default_transport_maps split into its tables (commas outside braces separate them)."""
     value = _run(["postconf", "-c", str(conf), "-h", "sender_dependent_default_transport_maps"]).stdout.strip()
@@ -113,11 +120,14 @@ def test_dms_start_up_creates_one_transport_per_ip_and_routes_each_pool_through_
     services = _services(postfix_dir)
     assert set(services) == {"out-192-0-2-10", "out-192-0-2-11", "out-2001-db8--1"}
     assert re.fullmatch(
-        r"out-192-0-2-11 +unix +- +- +n +- +- +smtp "
+        r"out-192-0-2-11 +unix +- +- +n +- +- +smtp -o syslog_name=postfix/out-192-0-2-11 "
         r"-o smtp_bind_address=192\.0\.2\.11 -o smtp_helo_name=out2\.example\.com",
         services["out-192-0-2-11"],
     )
     assert "-o smtp_bind_address6=2001:db8::1 -o smtp_helo_name=out6.example.com" in services["out-2001-db8--1"]
+    # Each transport logs under its own name (postfix/out-192-0-2-10/smtp[pid]), as Postfix reads the entry.
+    for name in services:
+        assert _service_parameter(postfix_dir, name, "syslog_name") == f"postfix/{name}"
     settings = _run(["postconf", "-c", str(postfix_dir), "-n"]).stdout
     assert "sender_dependent_default_transport_maps = pipemap:" in settings
     assert _transport(postfix_dir, "a.example") == {"out-192-0-2-10", "out-192-0-2-11"}

@@ -1,5 +1,6 @@
-"""manage.py sending_ip and manage.py ip_pool: text and --json output, refusals naming the option and the rule with a
-non-zero exit and nothing changed, --as acting with a staff member's permissions."""
+"""manage.py sending_ip and manage.py ip_pool: text and --json output (ip_pool routing: what Postfix will do), refusals
+naming the option and the rule with a non-zero exit and nothing changed, --as acting with a staff member's
+permissions."""
 
 import io
 import json
@@ -12,8 +13,10 @@ from django.core.management.base import CommandError
 from accounts.models import AuditEvent
 from accounts.tests.factories import UserFactory
 from deliverability.models import IpPool, IpStateChange, SendingIp
-from deliverability.tests.factories import make_ip, make_pool
-from mail.tests.factories import make_domain
+from deliverability.tests.factories import make_ip, make_pool, move
+from mail.dms import sync
+from mail.models import Domain
+from mail.tests.factories import make_domain, make_mailbox, make_tier, use_temp_dms_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -249,3 +252,72 @@ def test_naming_a_pools_domains_needs_the_permission_to_view_domains_asked_befor
     person.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="view_domain"))
     run("ip_pool", "update", "bulk", "--add-domain", "secret-customer.com", "--as", "ops@example.com")
     assert list(IpPool.objects.get(name="bulk").domains.values_list("name", flat=True)) == ["secret-customer.com"]
+
+
+def test_routing_shows_what_postfix_will_do_in_text_and_json(settings, tmp_path):
+    use_temp_dms_dir(settings, tmp_path)
+    make_mailbox("me@a.example")
+    tier = make_tier(name="standard")
+    make_domain("tiered.example", tier=tier)
+    pool = make_pool("bulk", domains=[Domain.objects.get(name="a.example")], tiers=[tier])
+    make_ip("192.0.2.1", helo_name="out1.example.com", pool=pool, state="ACTIVE", weight=3)
+    make_ip("192.0.2.2", helo_name="out2.example.com", pool=pool, weight=1)
+    move(make_ip("192.0.2.3", pool=pool), "RESTING", reason="listed on Spamhaus SBL")
+    make_pool("empty", domains=[make_domain("c.example")])
+    make_domain("unpooled.example")
+
+    text = run("ip_pool", "routing").splitlines()
+
+    assert text[0] == "Pool bulk: sends for a.example, tiered.example (tier standard)"
+    assert text[1].split() == [
+        "192.0.2.1",
+        "out-192-0-2-1",
+        "HELO",
+        "out1.example.com",
+        "ACTIVE",
+        "weight",
+        "3",
+        "75.0",
+        "%",
+    ]
+    assert text[2].split()[:2] == ["192.0.2.2", "out-192-0-2-2"] and text[2].endswith("weight 1  25.0 %")
+    assert text[3].startswith("  not in rotation: 192.0.2.3 RESTING since ")
+    assert text[3].endswith(": resting (cool-down, standby or quarantine): listed on Spamhaus SBL")
+    assert text[4:7] == [
+        "Pool empty: sends for no domain",
+        "  no IP in rotation: the pool's domains keep the default transport",
+        "  default transport: c.example: pool empty has no IP in rotation: it keeps the default transport",
+    ]
+    assert text[7] == "1 other active domain(s) in no pool: the default transport."
+    assert text[8] == "Files: the next sync changes postfix-main.cf, postfix-sender-pools.cf, user-patches.sh:"
+    assert "+@a.example bulk" in text
+
+    data = json.loads(run("ip_pool", "routing", "--json"))
+    bulk = data["pools"][0]
+    assert [(ip["address"], ip["transport"], ip["weight"], ip["share_percent"]) for ip in bulk["in_rotation"]] == [
+        ("192.0.2.1", "out-192-0-2-1", 3, 75.0),
+        ("192.0.2.2", "out-192-0-2-2", 1, 25.0),
+    ]
+    assert [(ip["address"], ip["state"]) for ip in bulk["not_in_rotation"]] == [("192.0.2.3", "RESTING")]
+    assert bulk["domains"][1] == {"name": "tiered.example", "via_tier": "standard", "routed": True, "reason": None}
+    assert data["pools"][1]["domains"][0]["routed"] is False
+    assert (
+        data["files"]["up_to_date"] is False and "+@a.example bulk" in data["files"]["diffs"]["postfix-sender-pools.cf"]
+    )
+
+    sync.dms_sync()
+    assert json.loads(run("ip_pool", "routing", "--json"))["files"]["up_to_date"] is True
+    assert "on disk are what the next sync writes." in run("ip_pool", "routing")
+
+
+def test_routing_as_staff_without_the_view_permission_prints_nothing(settings, tmp_path):
+    use_temp_dms_dir(settings, tmp_path)
+    make_ip("192.0.2.1", pool=make_pool("bulk"))
+    person = UserFactory(email="ops@example.com", is_staff=True)
+    person.user_permissions.set(Permission.objects.filter(codename="view_sendingip"))
+    out = io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("ip_pool", "routing", "--as", "ops@example.com", stdout=out, stderr=io.StringIO())
+    assert str(caught.value) == "you do not have the permission 'deliverability.view_ippool'." and out.getvalue() == ""
+    person.user_permissions.add(Permission.objects.get(codename="view_ippool"))
+    assert run("ip_pool", "routing", "--as", "ops@example.com").startswith("Pool bulk: sends for no domain")

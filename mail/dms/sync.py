@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -317,6 +317,25 @@ def dms_scan(*, repair: bool) -> dict[str, str]:
         state.drift_report = ""
         state.save(update_fields=["drift_report"])
     return drift
+
+
+def dms_dry_run(*, paths: Iterable[str] | None = None) -> WriteReport:
+    """What the next sync would change in the DMS directory, writing and recording nothing (a page or a command can
+    show it at any time): the writer's dry-run report of the declared files that own `paths` (every file when
+    None), its `diffs` as `export_dms_files --dry-run` prints them, its `skipped` naming the files the sync leaves
+    alone and the values it leaves out. Raises ForeignFiles, as the sync does, while mail's files are not adopted."""
+    declared, notes = _left_alone(settings.DMS_DIR, force=False)
+    wanted = None if paths is None else set(paths)
+    if wanted is not None:
+        declared = tuple(item for item in declared if any(item.owns(path) for path in wanted))
+        notes = [note for note in notes if note.partition(": ")[0] in wanted]
+    skipped = list(notes)
+    report = _write(streamed_files(on_skip=skipped.append, declared=declared), root=settings.DMS_DIR, dry_run=True)
+    if wanted is not None:  # files outside the selection were not passed: they are not "removed"
+        report.removed = [path for path in report.removed if any(item.owns(path) for item in declared)]
+        report.diffs = {path: diff for path, diff in report.diffs.items() if path in report.changed + report.removed}
+    report.skipped = list(dict.fromkeys(skipped))
+    return report
 
 
 def export_files(

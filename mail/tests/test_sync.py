@@ -560,3 +560,27 @@ def test_a_worker_start_leaves_an_unadopted_dms_setup_alone_and_the_files_behind
     assert (settings.DMS_DIR / "postfix-accounts.cf").read_text() == theirs
     assert sync.is_behind()
     assert "ForeignFiles" in DmsSyncState.load().last_error
+
+
+def test_a_dry_run_of_some_files_shows_what_the_next_sync_changes_in_them_and_writes_and_records_nothing(
+    domain, settings
+):
+    settings.DKIM_LAYOUT = "opendkim"
+    services.dkim_generate(domain=domain)
+    services.mailbox_create(address="bob@example.com")
+    sync.dms_sync()
+    services.mailbox_create(address="ann@example.com")  # committed, not synced yet
+    virtual = settings.DMS_DIR / "postfix-virtual.cf"
+    virtual.write_text(virtual.read_text() + "intruder@example.com evil@x.org\n")  # drift in another file
+    state = DmsSyncState.load()
+
+    report = sync.dms_dry_run(paths=["postfix-accounts.cf"])
+
+    assert report.changed == ["postfix-accounts.cf"] and list(report.diffs) == ["postfix-accounts.cf"]
+    assert "+ann@example.com|" in report.diffs["postfix-accounts.cf"]
+    assert report.removed == []  # the files it was not asked about (opendkim/...) are not "removed"
+    assert "ann@" not in _file("postfix-accounts.cf") and sync.is_behind()
+    after = DmsSyncState.load()
+    assert (after.drift_found_at, after.drift_report, after.last_success_at) == (None, "", state.last_success_at)
+    # Every file: the drift too.
+    assert sorted(sync.dms_dry_run().diffs) == ["dovecot-quotas.cf", "postfix-accounts.cf", "postfix-virtual.cf"]

@@ -1,11 +1,13 @@
-"""manage.py ip_pool add|list|show|update|remove: the pools of sending IPs that domains and tiers send through."""
+"""manage.py ip_pool add|list|show|update|remove|routing: the pools of sending IPs that domains and tiers send through,
+and what Postfix will do with them."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from accounts import authz
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from deliverability import ip_pools, selectors
-from deliverability.commandline import pool_data
+from deliverability.commandline import pool_data, routing_data
 from dockspace.commandline import ServiceCall, describe_actions, print_json, print_record
 from dockspace.validation import field_error
 from mail.models import Tier
@@ -51,7 +53,10 @@ class Command(BaseCommand):
         "host's default IP; a domain (and a tier) is in at most one pool. `add NAME [--domain D ...] [--tier T ...] "
         "[--rotation on]`, `list`, `show NAME` (both with --json: the pool's IPs, and those in rotation with their "
         "weights), `update NAME [--rename NEW] [--description TEXT] [--add-domain D] [--remove-domain D] [--add-tier "
-        "T] [--remove-tier T] [--rotation on|off]`, `remove NAME` (only a pool without IPs). Monthly rotation (off by "
+        "T] [--remove-tier T] [--rotation on|off]`, `remove NAME` (only a pool without IPs), `routing [--json]` (what "
+        "Postfix will do with each pool: its domains, its IPs in rotation with their transports and shares of mail, "
+        "the IPs out of rotation and the domains on the default transport with the reason, and whether the files on "
+        "disk differ from what the next sync writes). Monthly rotation (off by "
         "default): on the 1st, the longest-ACTIVE IP of a pool with more than one moves to RETIRING when a "
         "replacement is ready. Commands act as the host; `--as EMAIL` acts with that staff member's permissions."
     )
@@ -83,6 +88,13 @@ class Command(BaseCommand):
 
         remove = sub.add_parser("remove", help="Remove a pool without IPs; its domains send through the default IP.")
         remove.add_argument("name", metavar="NAME", help=NAME_HELP)
+
+        routing = sub.add_parser(
+            "routing",
+            help="Show what Postfix will do with each pool once the next sync's files are in a new container, and "
+            "the difference between the files on disk and that sync's.",
+        )
+        routing.add_argument("--json", action="store_true", help="Print JSON (the files' differences as diffs).")
         for parser_ in sub.choices.values():
             add_actor_argument(parser_)
         describe_actions(sub)
@@ -176,3 +188,50 @@ class Command(BaseCommand):
         with ServiceCall(OPTIONS):
             ip_pools.pool_remove(pool=pool, **self._who())
         self.stdout.write(f"Removed pool {pool.name}; its domains send through the default IP.")
+
+    def _routing(self, o):
+        with ServiceCall(OPTIONS):
+            routing = selectors.postfix_routing(self.actor)
+        if o["json"]:
+            return print_json(self, routing_data(routing))
+        for pool in routing.pools:
+            self._pool_routing(pool)
+        if not routing.pools:
+            self.stdout.write("No IP pools: every domain sends through the mail host's default transport.")
+        self.stdout.write(f"{routing.unpooled_domains} other active domain(s) in no pool: the default transport.")
+        self._routing_files(routing.files)
+
+    def _pool_routing(self, pool):
+        write = self.stdout.write
+        sends = ", ".join(d.name + (f" (tier {d.via_tier})" if d.via_tier else "") for d in pool.routed_domains)
+        write(f"Pool {pool.name}: sends for {sends or 'no domain'}")
+        if not pool.in_rotation:
+            write("  no IP in rotation: the pool's domains keep the default transport")
+        for ip in pool.in_rotation:
+            write(
+                f"  {ip.address:15} {ip.transport:22} HELO {ip.helo_name}  {ip.state}  weight {ip.weight}  "
+                f"{ip.share_percent} %"
+            )
+        for ip in pool.not_in_rotation:
+            since = timezone.localtime(ip.since).strftime("%Y-%m-%d %H:%M")
+            write(f"  not in rotation: {ip.address} {ip.state} since {since}: {ip.reason}")
+        for domain in pool.default_domains:
+            via = f" (tier {domain.via_tier})" if domain.via_tier else ""
+            write(f"  default transport: {domain.name}{via}: {domain.reason}")
+        for note in pool.notes:
+            write(f"  note: {note}")
+
+    def _routing_files(self, files):
+        write = self.stdout.write
+        if files.problem:
+            write(f"Files: not compared: {files.problem}")
+        elif files.is_up_to_date:
+            write(f"Files: {', '.join(files.paths)} on disk are what the next sync writes.")
+        else:
+            write(f"Files: the next sync changes {', '.join(files.diffs)}:")
+            for diff in files.diffs.values():
+                write(diff.rstrip("\n"))
+        for note in files.not_written:
+            write(f"not written: {note}")
+        if files.restart_needed:
+            write(f"Restart needed: {files.restart_reason}")
