@@ -348,6 +348,8 @@ def test_two_sweeps_storing_the_first_standing_of_a_pair_at_once_leave_one_stand
 
     from django.db import connection, connections
 
+    from deliverability.tests.races import run_one_then_two
+
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite never runs two write transactions at once")
     only_test_lists()
@@ -374,24 +376,7 @@ def test_two_sweeps_storing_the_first_standing_of_a_pair_at_once_leave_one_stand
         finally:
             connections.close_all()
 
-    first = threading.Thread(target=store, args=("one",), name="one")
-    first.start()
-    holding.wait()
-    second = threading.Thread(target=store, args=("two",), name="two")
-    second.start()
-    while second.is_alive() and not _waiting_for_a_lock():
-        second.join(0.05)
-    release.set()
-    first.join()
-    second.join()
+    run_one_then_two(lambda: store("one"), lambda: store("two"), holding=holding, release=release)
 
     assert outcome == {"one": True, "two": False}  # the second found the first's standing unchanged
     assert DnsblResult.objects.filter(subject="192.0.2.10", is_latest=True).count() == 1
-
-
-def _waiting_for_a_lock():
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        return cursor.fetchone()[0] > 0

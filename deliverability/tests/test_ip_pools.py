@@ -13,6 +13,7 @@ from deliverability import ip_pools
 from deliverability.ip_pools import RotationIp
 from deliverability.models import IpPool
 from deliverability.tests.factories import make_ip, make_pool, move
+from deliverability.tests.races import run_one_then_two
 from mail.tests.factories import make_domain, make_tier
 
 pytestmark = pytest.mark.django_db
@@ -128,27 +129,12 @@ def test_two_pools_taking_the_same_domain_at_once_are_checked_one_after_the_othe
         finally:
             connections.close_all()
 
-    first = threading.Thread(target=change, args=(one,), name="one")
-    first.start()
-    holding.wait()
-    second = threading.Thread(target=change, args=(two,), name="two")
-    second.start()
-    # Wait until pool two's change is done (no lock taken: the race) or waits for a row lock.
-    while second.is_alive() and not _waiting_for_a_lock():
-        second.join(0.05)
-    release.set()
-    first.join()
-    second.join()
+    # Pool two's change runs until it is done (no lock taken: the race) or waits for a row lock.
+    run_one_then_two(lambda: change(one), lambda: change(two), holding=holding, release=release)
 
     assert outcome["one"] == "done"
     assert outcome["two"].startswith("example.com already sends through pool one")
     assert [p.name for p in IpPool.objects.filter(domains=domain)] == ["one"]
-
-
-def _waiting_for_a_lock():
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        return cursor.fetchone()[0] > 0
 
 
 def test_the_pool_services_ask_for_view_domain_when_the_domains_change_but_not_otherwise():
