@@ -215,9 +215,15 @@ def main_lines(
 def master_entry(ip: PoolIp) -> str:
     """The master.cf entry of one IP's transport, as `postconf -M name/unix=entry` takes it."""
     name = transport_name(ip.address)
-    bind = "smtp_bind_address6" if ipaddress.ip_address(ip.address).version == 6 else "smtp_bind_address"
+    version = ipaddress.ip_address(ip.address).version
+    bind = "smtp_bind_address6" if version == 6 else "smtp_bind_address"
     # syslog_name: its log lines read postfix/out-192-0-2-10/smtp[pid], naming the IP each delivery attempt used.
-    options = f"-o syslog_name=postfix/{name} -o {bind}={ip.address} -o smtp_helo_name={ip.helo_name}"
+    # A bind address holds for its own family only. An IPv4 transport is pinned to IPv4: otherwise it reaches an MX
+    # with AAAA records (Gmail, Microsoft) from the host's default IPv6 address, outside the pool, with another PTR.
+    # An IPv6 transport prefers IPv6 but is not pinned: an IPv4-only MX is then reached from the host's default
+    # IPv4 address rather than not at all (the routing preview warns about pools with IPv6 addresses).
+    family = "-o inet_protocols=ipv4" if version == 4 else "-o smtp_address_preference=ipv6"
+    options = f"-o syslog_name=postfix/{name} {family} -o {bind}={ip.address} -o smtp_helo_name={ip.helo_name}"
     return f"{name} unix - - n - - smtp {options}"
 
 

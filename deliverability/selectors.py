@@ -248,6 +248,12 @@ def _pool_routing(pool: IpPool, domains: list[dms_files.PoolDomain]) -> PoolRout
     notes = []
     if in_rotation and not outcome.routed:
         notes.append("No active domain sends through this pool: its transports are added but carry no mail.")
+    if any(":" in ip.address for ip in in_rotation):
+        notes.append(
+            "IPv6 addresses send only to MX hosts with IPv6 (AAAA) records: mail for an IPv4-only MX picked for an "
+            "IPv6 transport leaves from the host's default IPv4 address, whose PTR and blocklist standing count "
+            "then. Give the pool IPv4 addresses for such destinations."
+        )
     return PoolRouting(pool.pk, pool.name, tuple(shown), in_rotation, idle, tuple(notes))
 
 

@@ -41,11 +41,12 @@ def ptr_check(ip: IpAddress, lookup: Lookup, *, helo_name: str) -> Finding:
     if not confirmed:
         if failed:
             return Finding(WARNING, f"{ip}: PTR {shown}: the {rdtype} lookup failed; checked again later")
-        return Finding(
-            FAILED,
-            f"{ip}: PTR {shown} does not resolve back to {ip} (forward-confirmed reverse DNS fails)",
-            publish,
-        )
+        reason = f"{ip}: PTR {shown} does not resolve back to {ip} (forward-confirmed reverse DNS fails)"
+        if helo_name and helo_name in targets:
+            # The PTR is right already: the name's own address record is what is missing (at the name's DNS host).
+            forward_record = RecordToPublish(helo_name, rdtype, str(ip))
+            return Finding(FAILED, f"{reason}: publish {helo_name}'s {rdtype} record", forward_record)
+        return Finding(FAILED, reason, publish)
     if not helo_name:
         return Finding(
             WARNING, f"{ip}: PTR {shown} resolves back; set DOCKSPACE_MAIL_HOSTNAME to check it is the HELO name"

@@ -153,6 +153,19 @@ def test_a_ptr_whose_name_does_not_resolve_back_fails(mail_dns, domain):
     assert ptr.record_text == f"25.2.0.192.in-addr.arpa. PTR {MAIL_HOSTNAME}."
 
 
+def test_a_ptr_naming_the_helo_name_whose_address_record_is_missing_asks_for_the_address_record(
+    mail_dns, domain, dns_server
+):
+    mail_dns.domain()
+    dns_server.zone("example.net", ["other A 198.51.100.7"])  # mail.example.net has no A record
+    ptr = only(check(domain), "ptr")
+
+    assert ptr.level == "failed"
+    assert ptr.reason.endswith(f"(forward-confirmed reverse DNS fails): publish {MAIL_HOSTNAME}'s A record")
+    # The PTR is already right: what to publish is the name's A record, not the PTR again.
+    assert ptr.record_text == f"{MAIL_HOSTNAME}. A {SENDING_IP}"
+
+
 def test_a_listing_on_the_dbl_fails_and_an_error_code_is_only_a_warning(mail_dns, domain, dns_server):
     mail_dns.domain()
     dns_server.zone("dbl.spamhaus.org", ["example.com A 127.0.1.2"])

@@ -87,10 +87,10 @@ def test_each_ip_in_rotation_gets_one_smtp_service_bound_to_it_with_its_helo_nam
     routes = [PoolRoute("bulk", ("a.example",), (A, V6)), PoolRoute("idle", (), (A,))]
     assert parse_user_patches("\n".join(user_patches_lines(routes)), "f") == (
         [
-            "out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o smtp_bind_address=192.0.2.10 "
-            "-o smtp_helo_name=out1.example.com",
+            "out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o inet_protocols=ipv4 "
+            "-o smtp_bind_address=192.0.2.10 -o smtp_helo_name=out1.example.com",
             "out-2001-db8--1 unix - - n - - smtp -o syslog_name=postfix/out-2001-db8--1 "
-            "-o smtp_bind_address6=2001:db8::1 -o smtp_helo_name=out6.example.com",
+            "-o smtp_address_preference=ipv6 -o smtp_bind_address6=2001:db8::1 -o smtp_helo_name=out6.example.com",
         ],
         [],
     )

@@ -127,6 +127,17 @@ def test_a_pool_with_ips_and_no_active_domain_says_its_transports_carry_no_mail(
     )
 
 
+def test_a_pool_with_an_ipv6_address_warns_where_mail_for_ipv4_only_mx_hosts_leaves():
+    pool = make_pool("mixed", domains=[make_domain("example.com")])
+    make_ip("192.0.2.10", pool=pool, state=SendingIp.ACTIVE)
+    assert not any("IPv6" in note for note in pool_of(postfix_routing(SYSTEM), "mixed").notes)
+
+    make_ip("2001:db8::25", pool=pool, state=SendingIp.ACTIVE)
+
+    [note] = [note for note in pool_of(postfix_routing(SYSTEM), "mixed").notes if "IPv6" in note]
+    assert note.startswith("IPv6 addresses send only to MX hosts with IPv6 (AAAA) records")
+
+
 def test_the_preview_routes_the_domains_the_written_map_routes(dms_dir):
     tier = make_tier(name="standard")
     make_domain("tiered.example", tier=tier)

@@ -185,8 +185,8 @@ def test_a_deployed_user_patches_gets_each_transports_log_tag_at_the_next_drift_
     assert repair_dms_drift() == "repaired drift in 1 file(s)"
 
     assert _entries(dms_dir) == [
-        "out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o smtp_bind_address=192.0.2.10 "
-        "-o smtp_helo_name=out-192-0-2-10.example.com"
+        "out-192-0-2-10 unix - - n - - smtp -o syslog_name=postfix/out-192-0-2-10 -o inet_protocols=ipv4 "
+        "-o smtp_bind_address=192.0.2.10 -o smtp_helo_name=out-192-0-2-10.example.com"
     ]
     state = DmsSyncState.load()
     assert state.restart_needed is True

@@ -120,7 +120,7 @@ def test_dms_start_up_creates_one_transport_per_ip_and_routes_each_pool_through_
     services = _services(postfix_dir)
     assert set(services) == {"out-192-0-2-10", "out-192-0-2-11", "out-2001-db8--1"}
     assert re.fullmatch(
-        r"out-192-0-2-11 +unix +- +- +n +- +- +smtp -o syslog_name=postfix/out-192-0-2-11 "
+        r"out-192-0-2-11 +unix +- +- +n +- +- +smtp -o syslog_name=postfix/out-192-0-2-11 -o inet_protocols=ipv4 "
         r"-o smtp_bind_address=192\.0\.2\.11 -o smtp_helo_name=out2\.example\.com",
         services["out-192-0-2-11"],
     )
@@ -128,6 +128,9 @@ def test_dms_start_up_creates_one_transport_per_ip_and_routes_each_pool_through_
     # Each transport logs under its own name (postfix/out-192-0-2-10/smtp[pid]), as Postfix reads the entry.
     for name in services:
         assert _service_parameter(postfix_dir, name, "syslog_name") == f"postfix/{name}"
+    # A bind address holds for its own family only: IPv4 transports are pinned, IPv6 ones prefer IPv6.
+    assert _service_parameter(postfix_dir, "out-192-0-2-11", "inet_protocols") == "ipv4"
+    assert _service_parameter(postfix_dir, "out-2001-db8--1", "smtp_address_preference") == "ipv6"
     settings = _run(["postconf", "-c", str(postfix_dir), "-n"]).stdout
     assert "sender_dependent_default_transport_maps = pipemap:" in settings
     assert _transport(postfix_dir, "a.example") == {"out-192-0-2-10", "out-192-0-2-11"}
