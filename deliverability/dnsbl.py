@@ -362,3 +362,25 @@ def dnsbl_prune(*, now: datetime | None = None, days: int = HISTORY_DAYS) -> int
     cutoff = (now or timezone.now()) - timedelta(days=days)
     deleted, _ = DnsblResult.objects.filter(checked_at__lt=cutoff, is_latest=False).delete()
     return deleted
+
+
+def release_blockers(ip: SendingIp, now: datetime | None = None) -> list[str]:
+    """Why Dockspace cannot confirm that `ip` is off every standby list now (empty: it can): a list that is broken
+    or untested (its answers are ignored), or one whose last clear answer about `ip` is missing or older than two
+    full sweeps (only errors since). Quarantine release waits for these: a list that cannot be asked is not a
+    list that says "clear"."""
+    now = now or timezone.now()
+    fresh_after = now - 2 * FULL_INTERVAL
+    lists = Dnsbl.objects.filter(is_enabled=True, kind=Dnsbl.IP, action=Dnsbl.STANDBY).order_by("name")
+    standings = {
+        row.dnsbl_id: row for row in DnsblResult.objects.filter(subject=ip.address, is_latest=True, dnsbl__in=lists)
+    }
+    blockers = []
+    for dnsbl in lists:
+        standing = standings.get(dnsbl.pk)
+        if dnsbl.health != Dnsbl.HEALTHY:
+            blockers.append(f"{dnsbl.name} is {dnsbl.health} (its answers are ignored)")
+        elif standing is None or standing.status != CLEAR or standing.checked_at < fresh_after:
+            since = f"{fresh_after:%Y-%m-%d %H:%M}"
+            blockers.append(f"{dnsbl.name} has not answered clear about {ip.address} since {since}")
+    return blockers

@@ -142,8 +142,13 @@ def release_plan(now: datetime | None = None) -> DutyPlan:
     for ip in SendingIp.objects.filter(state=SendingIp.RESTING).order_by("state_since", "pk"):
         due = release_due_at(ip)
         clear = timezone.localtime(listing_clear_since(ip)).strftime("%Y-%m-%d %H:%M")
-        move = PlannedMove(ip, SendingIp.WARMING, f"quarantine release: listings clear since {clear} ({days})", due)
-        (plan.moves if due <= now else plan.waiting).append(move)
+        reason = f"quarantine release: listings clear since {clear} ({days})"
+        blockers = dnsbl.release_blockers(ip, now) if due <= now else []
+        if blockers:
+            # Due, but not confirmed clear: it waits for the lists to answer (checked again at each run).
+            plan.waiting.append(PlannedMove(ip, SendingIp.WARMING, f"{reason}; held: {'; '.join(blockers)}", now))
+            continue
+        (plan.moves if due <= now else plan.waiting).append(PlannedMove(ip, SendingIp.WARMING, reason, due))
     return plan
 
 

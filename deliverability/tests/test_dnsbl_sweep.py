@@ -166,8 +166,35 @@ def test_the_standby_flow_rests_alerts_resolves_and_waits_for_quarantine_release
     with time_machine.travel(cleared_at + timedelta(days=6), tick=False):
         assert ip_duties.duty_run(ip_duties.RELEASE).moved == []
     with time_machine.travel(cleared_at + timedelta(days=7, minutes=1), tick=False):
+        # Due, but the list's last clear answer is a week old: release waits for it to answer again.
+        assert ip_duties.duty_run(ip_duties.RELEASE).moved == []
+        [held] = [m for m in ip_duties.release_plan().waiting if m.ip.address == "192.0.2.40"]
+        assert "held: bl.test has not answered clear about 192.0.2.40 since" in held.reason
+        sweep()
         moved = ip_duties.duty_run(ip_duties.RELEASE).moved
     assert "192.0.2.40 RESTING -> WARMING" in moved
+
+
+def test_quarantine_release_waits_while_a_standby_list_is_broken(dns_server, silent_dns_server, settings):
+    settings.SENDING_IPS = []
+    settings.IP_QUARANTINE_DAYS = 7
+    make_list()
+    ip = make_ip("192.0.2.40", state=SendingIp.ACTIVE)
+    serve_ip_list(dns_server, {"192.0.2.40": "127.0.0.2"})
+    sweep()
+    serve_ip_list(dns_server, {})
+    sweep()  # delisted: clear since now
+    # Then the list cannot be asked any more (its server is silent): broken, its answers ignored.
+    settings.DNS_NAMESERVERS = silent_dns_server.nameservers
+    sweep(run=AsyncDnsRun(timeout=0.3))
+    assert Dnsbl.objects.get(zone="bl.test").health == Dnsbl.BROKEN
+
+    with time_machine.travel(timezone.now() + timedelta(days=8), tick=False):
+        assert ip_duties.duty_run(ip_duties.RELEASE).moved == []
+        [held] = ip_duties.release_plan().waiting
+    assert "held: bl.test is broken (its answers are ignored)" in held.reason
+    ip.refresh_from_db()
+    assert ip.state == SendingIp.RESTING
 
 
 def test_an_alert_only_code_on_a_standby_list_does_not_rest_the_ip(dns_server, settings):

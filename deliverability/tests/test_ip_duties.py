@@ -10,6 +10,7 @@ from accounts.authz import SYSTEM
 from accounts.models import AuditEvent
 from deliverability import ip_duties, sending_ips, tasks
 from deliverability.models import IpStateChange, SendingIp
+from deliverability.tests.dnsbl_lists import only_test_lists
 from deliverability.tests.factories import make_ip, make_pool, move
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +24,13 @@ def states():
 
 def planned(plan):
     return [(m.ip.address, m.from_state, m.to_state) for m in plan.moves]
+
+
+@pytest.fixture(autouse=True)
+def _no_standby_lists():
+    # The shipped blocklists are real zones, untested here: quarantine release would wait for them (the DNSBL tests
+    # cover that); these tests are about the duties' clock.
+    only_test_lists()
 
 
 @pytest.fixture
