@@ -205,6 +205,11 @@ class SendingIpAdmin(ServiceAdmin):
                 ip.refresh_from_db()
                 self.message_user(request, f"{ip.address} is {ip.state} now.", messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
+        if request.method == "POST":
+            # Re-shown after a refusal: offer the moves from the state the IP is in now (a command may have moved
+            # it since the page was loaded), never every state.
+            ip = self.get_object(request, unquote(object_id)) or ip
+            form.offer_moves_from(ip.state)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
