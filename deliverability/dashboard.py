@@ -1,13 +1,16 @@
-"""deliverability's cards on the admin home page (DeliverabilityConfig.dashboard_cards) and its panel on a domain's
-admin page (mail's seam, mail.admin.domain_admin_panels): the DNS checks and the blocklists at a glance."""
+"""deliverability's cards on the admin home page (DeliverabilityConfig.dashboard_cards), its panel on a domain's admin
+page and its column in the domain list (mail's seams, mail.admin.domain_admin_panels and domain_list_columns): the DNS
+checks and the blocklists at a glance."""
 
 from dataclasses import dataclass, field
 
+from django.contrib import admin
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 
 from deliverability.dns_checks import RUN_PERMISSION
-from deliverability.models import FAILED, WARNING, Dnsbl, DnsCheckResult
+from deliverability.models import FAILED, OK, WARNING, Dnsbl, DnsCheckResult
 from deliverability.selectors import broken_lists, domain_levels, latest_results, level_counts, listed_subjects
 
 VIEW_PERMISSION = "deliverability.view_dnscheckresult"
@@ -105,3 +108,26 @@ def domain_dns_panel(request, domain) -> str:
         },
         request=request,
     )
+
+
+LEVEL_CSS = {OK: "state-ok", WARNING: "state-warn", FAILED: "state-bad"}
+
+
+def domain_list_columns(request) -> list:
+    """The domain list's "DNS" column: a green/amber/red dot and the worst level of the domain's latest checks ("-"
+    before the first), for those who may view the checks. The levels are read once per page."""
+    if not request.user.has_perm(VIEW_PERMISSION):
+        return []
+    levels = None
+
+    @admin.display(description="DNS")
+    def dns_level(domain):
+        nonlocal levels
+        if levels is None:
+            levels = domain_levels()
+        level = levels.get(domain.name)
+        if level is None:
+            return "-"  # not checked yet (like the list's other empty cells)
+        return format_html('<span class="dns-level-dot {}">{}</span>', LEVEL_CSS.get(level, "state-warn"), level)
+
+    return [dns_level]

@@ -138,3 +138,28 @@ def test_every_problem_of_a_check_is_listed_on_the_domain_page_and_the_results(m
     # A check without problems lists none.
     mx = re.search(r'<tr class="dns-level-ok" data-check="mx">(.*?)</tr>', page(client, domain), re.S).group(1)
     assert "dns-problems" not in mx
+
+
+def test_the_domain_list_shows_the_worst_level_of_each_domains_latest_checks(mail_dns, domain):
+    from mail.tests.factories import make_domain
+
+    mail_dns.domain(records=[r for r in right_records() if " MX " not in r])
+    domain_dns_check(domain, actor=SystemActor())  # example.com: no MX, failed
+    warned = make_domain("example.org")  # no DKIM key: a warning
+    mail_dns.domain("example.org")
+    domain_dns_check(warned, actor=SystemActor())
+    make_domain("example.net")  # never checked
+
+    html = signed_in(StaffFactory()).get("/admin/mail/domain/").content.decode()
+    assert re.search(r'<th scope="col" class="column-dns_level">\s*<div class="text"><span>DNS</span>', html)
+    cells = re.findall(r'<td class="field-dns_level">(.*?)</td>', html)
+    assert cells == [  # sorted by name: example.com, example.net, example.org
+        '<span class="dns-level-dot state-bad">failed</span>',
+        "-",
+        '<span class="dns-level-dot state-warn">warning</span>',
+    ]
+
+    # Staff who may view domains but not the checks get the list without the column.
+    viewer = staff_with("mail.view_domain")
+    html = signed_in(viewer).get("/admin/mail/domain/").content.decode()
+    assert "example.org" in html and "field-dns_level" not in html and "dns-level-dot" not in html

@@ -1,6 +1,6 @@
 """In headless Chromium at 1300 px: a domain's DNS checks table keeps the check and the level on one line, wraps each
 record between its words (only a DKIM key wider than the cell breaks, inside that cell), keeps the copy buttons and
-never widens the page."""
+never widens the page; the domain list shows each domain's worst level."""
 
 import pytest
 from django.utils import timezone
@@ -74,3 +74,18 @@ def test_the_dns_checks_table_keeps_checks_and_levels_on_one_line_and_records_wh
         assert cell.locator("code").inner_text() == cell.locator("button.copy-record").get_attribute("data-copy")
     assert table.locator("button.copy-record").count() == 5
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_the_domain_list_shows_each_domains_worst_dns_level(page):
+    checked(make_domain("example.com"), RESULTS)
+    checked(make_domain("example.org"), RESULTS[:2])
+    make_domain("example.net")
+    sign_in(page)
+    page.goto(page.base + "/admin/mail/domain/")
+
+    cells = page.locator("#result_list td.field-dns_level").all_inner_texts()
+    assert [c.strip() for c in cells] == ["failed", "-", "warning"]  # example.com, .net, .org
+    colours = page.locator("#result_list td.field-dns_level .dns-level-dot").evaluate_all(
+        "dots => dots.map(d => getComputedStyle(d, '::before').backgroundColor)"
+    )
+    assert len(set(colours)) == 2 and "rgba(0, 0, 0, 0)" not in colours
