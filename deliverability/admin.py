@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from deliverability import dnsbl, dnsbl_keys, dnsbl_lists, forms, ip_lifecycle, ip_pools, selectors, sending_ips
 from deliverability.dns_checks import domain_dns_check
 from deliverability.models import (
+    LEVELS,
     Dnsbl,
     DnsblResult,
     DnsCheckResult,
@@ -337,10 +338,32 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class DomainWorstLevelFilter(admin.SimpleListFilter):
+    """The results of the domains whose worst latest check is at a level: the rows behind the dashboard card's counts
+    (a domain counts once, at its worst level)."""
+
+    title = "domain's worst level"
+    parameter_name = "domain_worst"
+
+    def lookups(self, request, model_admin):
+        return LEVELS
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(domain_id__in=[pk for _, pk in selectors.domains_at_level(self.value())])
+
+
 @admin.register(DnsCheckResult)
 class DnsCheckResultAdmin(ReadOnlyAdmin):
     list_display = ["domain", "check_label", "level", "reason_and_problems", "record_text", "checked_at", "is_latest"]
-    list_filter = ["level", "kind", "is_latest", ("domain", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        "level",
+        DomainWorstLevelFilter,
+        "kind",
+        "is_latest",
+        ("domain", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["domain__name", "reason", "subject"]
     date_hierarchy = "checked_at"
     list_select_related = ["domain"]

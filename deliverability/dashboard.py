@@ -3,6 +3,7 @@ page and its column in the domain list (mail's seams, mail.admin.domain_admin_pa
 checks and the blocklists at a glance."""
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.template.loader import render_to_string
@@ -11,7 +12,14 @@ from django.utils.html import format_html
 
 from deliverability.dns_checks import RUN_PERMISSION
 from deliverability.models import FAILED, OK, WARNING, Dnsbl, DnsCheckResult
-from deliverability.selectors import broken_lists, domain_levels, latest_results, level_counts, listed_subjects
+from deliverability.selectors import (
+    VIEW_DOMAIN,
+    broken_lists,
+    domain_levels,
+    domain_worst_levels,
+    latest_results,
+    listed_subjects,
+)
 
 VIEW_PERMISSION = "deliverability.view_dnscheckresult"
 DNSBL_VIEW_PERMISSION = "deliverability.view_dnsblresult"
@@ -31,28 +39,29 @@ class Card:
 
 
 def dns_checks_card(actor) -> Card | None:
-    """How many domains have a failed or a warning DNS check, and the first of them."""
+    """How many domains have a failed check, and how many a warning but no failure (a domain counts once, at its
+    worst latest check); each count links to the latest results of those domains at that level, and names the first
+    of them (links to their pages for those who may view domains)."""
     if actor is None or not actor.is_authenticated or not actor.is_staff or not actor.has_perm(VIEW_PERMISSION):
         return None
-    levels = domain_levels()
     results_url = reverse("admin:deliverability_dnscheckresult_changelist")
-    rows = [
-        {
-            "level": level,
-            "label": label,
-            "count": count,
-            "names": sorted(name for name, worst in levels.items() if worst == level)[:NAMES_SHOWN],
-            "url": f"{results_url}?is_latest__exact=1&level__exact={level}",
-        }
-        for level, label, count in (
-            (FAILED, "Failed", level_counts()[FAILED]),
-            (WARNING, "Warnings", level_counts()[WARNING]),
+    may_view_domains = actor.has_perm(VIEW_DOMAIN)
+    worst = domain_worst_levels()
+    rows = []
+    for level, label in ((FAILED, "Domains failing"), (WARNING, "Domains with warnings")):
+        domains = sorted(domain for domain, at in worst.items() if at == level)
+        names = [
+            {"name": name, "url": reverse("admin:mail_domain_change", args=[pk]) if may_view_domains else ""}
+            for name, pk in domains[:NAMES_SHOWN]
+        ]
+        query = urlencode({"is_latest__exact": 1, "domain_worst": level, "level__exact": level})
+        rows.append(
+            {"level": level, "label": label, "count": len(domains), "names": names, "url": f"{results_url}?{query}"}
         )
-    ]
     return Card(
         title="DNS checks",
         template="admin/dashboard/dns_checks.html",
-        data={"rows": rows, "checked": len(levels), "url": results_url},
+        data={"rows": rows, "checked": len(worst), "url": results_url},
     )
 
 
