@@ -235,3 +235,13 @@ def test_dnsbl_list_update_removes_a_stored_key_from_empty_stdin_and_a_variable_
 
 def _key_state(name):
     return next(r for r in json.loads(run("dnsbl_list", "list", "--json")) if r["name"] == name)["access_key"]
+
+
+def test_dnsbl_list_update_refuses_enable_with_disable():
+    run("dnsbl_list", "add", "Example", "bl.example.net", "--codes", '{"127.0.0.2": "listed"}', "--disable")
+    _, error = failing("dnsbl_list", "update", "Example", "--enable", "--disable")
+    assert "argument --disable: not allowed with argument --enable" in str(error)
+    assert Dnsbl.objects.get(name="Example").is_enabled is False
+    # The positive control: either alone is taken.
+    run("dnsbl_list", "update", "Example", "--enable")
+    assert Dnsbl.objects.get(name="Example").is_enabled is True

@@ -105,14 +105,15 @@ class Command(BaseCommand):
                 help="Read the access key (8 to 64 letters and digits) from the first line of stdin; stored "
                 "encrypted, never shown." + (" Empty stdin (</dev/null) removes the stored key." if not adding else ""),
             )
-            p.add_argument(
+            switch = p.add_mutually_exclusive_group()
+            switch.add_argument(
                 "--enable",
                 dest="enabled",
                 action="store_true",
                 default=None,
                 help="Ask the list in the sweep." + (" Default for a new list." if adding else ""),
             )
-            p.add_argument(
+            switch.add_argument(
                 "--disable",
                 dest="enabled",
                 action="store_false",
