@@ -237,6 +237,36 @@ def _key_state(name):
     return next(r for r in json.loads(run("dnsbl_list", "list", "--json")) if r["name"] == name)["access_key"]
 
 
+def test_dnsbl_list_add_and_update_say_the_key_state(monkeypatch):
+    add = ["dnsbl_list", "add", "Example", "bl.example.net", "--codes", '{"127.0.0.2": "listed"}']
+    assert run(*add).splitlines()[1:] == ["access key: none"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("abcdef1234567890\n"))
+    out = run("dnsbl_list", "update", "Example", "--key-zone", "dq.example.net", "--access-key-stdin")
+    assert out.splitlines()[1:] == ["access key: set (stored encrypted)"]
+
+    # A variable replaces the stored key as the key used; the service keeps the stored key, and the command says so.
+    out = run("dnsbl_list", "update", "Example", "--access-key-env", "DOCKSPACE_DNSBL_EXAMPLE")
+    assert out.splitlines()[1:] == [
+        "access key: not set: DOCKSPACE_DNSBL_EXAMPLE is not set in this process",
+        "the stored key is no longer used (it is kept); the key now comes from DOCKSPACE_DNSBL_EXAMPLE "
+        "(--access-key-env '' uses the stored key again, --access-key-stdin </dev/null removes it)",
+    ]
+    assert Dnsbl.objects.get(name="Example").access_key_encrypted  # what the message says: kept
+    monkeypatch.setenv("DOCKSPACE_DNSBL_EXAMPLE", "zyxw98765432")
+    assert run("dnsbl_list", "update", "Example", "--action", "alert").splitlines()[1:] == [
+        "access key: set (from DOCKSPACE_DNSBL_EXAMPLE)"
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("abcdef1234567891\n"))
+    assert run("dnsbl_list", "update", "Example", "--access-key-stdin").splitlines()[1:] == [
+        "access key: set (from DOCKSPACE_DNSBL_EXAMPLE)",
+        "the key just stored is not used while the key comes from DOCKSPACE_DNSBL_EXAMPLE (--access-key-env '' uses "
+        "it)",
+    ]
+    assert run("dnsbl_list", "update", "Example", "--access-key-env", "").splitlines()[1:] == [
+        "access key: set (stored encrypted)"
+    ]
+
+
 def test_dnsbl_list_update_refuses_enable_with_disable():
     run("dnsbl_list", "add", "Example", "bl.example.net", "--codes", '{"127.0.0.2": "listed"}', "--disable")
     _, error = failing("dnsbl_list", "update", "Example", "--enable", "--disable")
@@ -245,3 +275,9 @@ def test_dnsbl_list_update_refuses_enable_with_disable():
     # The positive control: either alone is taken.
     run("dnsbl_list", "update", "Example", "--enable")
     assert Dnsbl.objects.get(name="Example").is_enabled is True
+
+
+def test_dnsbl_list_help_states_the_key_rule():
+    for name in ("add", "update"):
+        text = " ".join(_subcommand_parser(name).format_help().split())
+        assert "(8 to 64 lower-case letters and digits)" in text
