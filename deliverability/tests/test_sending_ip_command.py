@@ -160,6 +160,10 @@ def test_pools_add_show_update_and_remove():
         {"address": "192.0.2.1", "helo_name": "out-192-0-2-1.example.com", "weight": 3, "state": "ACTIVE"},
         {"address": "192.0.2.2", "helo_name": "out-192-0-2-2.example.com", "weight": 1, "state": "WARMING"},
     ]
+    assert data["ips"] == [
+        {"address": "192.0.2.1", "helo_name": "out-192-0-2-1.example.com", "state": "ACTIVE", "weight": 3},
+        {"address": "192.0.2.2", "helo_name": "out-192-0-2-2.example.com", "state": "WARMING", "weight": 1},
+    ]
     assert json.loads(run("ip_pool", "list", "--json"))[0]["name"] == "bulk"
     assert "in rotation: 192.0.2.1 (3), 192.0.2.2 (1); for example.com" in run("ip_pool", "list")
     run(
