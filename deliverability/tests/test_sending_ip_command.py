@@ -186,6 +186,26 @@ def test_pools_add_show_update_and_remove():
     assert run("ip_pool", "remove", "bulk").startswith("Removed pool bulk")
 
 
+def test_a_pool_update_that_changes_nothing_says_so():
+    make_domain("example.net")
+    make_tier(name="gold")
+    make_pool("bulk")
+    assert run("ip_pool", "update", "bulk", "--add-domain", "example.net").strip() == "Updated pool bulk."
+    audited = AuditEvent.objects.count()
+
+    again = run("ip_pool", "update", "bulk", "--add-domain", "Example.NET")
+    assert again.strip() == "Nothing changed: pool bulk already sends for example.net."
+    assert AuditEvent.objects.count() == audited  # and nothing was recorded as changed
+    several = run("ip_pool", "update", "bulk", "--rename", "Bulk", "--rotation", "off", "--remove-tier", "gold")
+    assert several.strip() == (
+        "Nothing changed: pool bulk already is named bulk, has monthly rotation off, does not have tier gold."
+    )
+    # The positive control: one real change among them is an update.
+    assert run("ip_pool", "update", "bulk", "--add-domain", "example.net", "--rotation", "on").strip() == (
+        "Updated pool bulk."
+    )
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
