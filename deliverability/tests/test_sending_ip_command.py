@@ -93,7 +93,15 @@ def test_set_state_moves_along_the_lifecycle_and_refuses_other_moves():
             "--weight: the weight must be from 1 to 100",
         ),
         (["add", "192.0.2.9", "--helo", "localhost"], "--helo: 'localhost' is not a fully qualified host name"),
-        (["add", "192.0.2.9", "--helo", "o.example.com", "--state", "RESTING"], "--state: a new IP starts WARMING"),
+        (
+            ["add", "192.0.2.9", "--helo", "o.example.com", "--state", "RETIRING"],
+            "--state: a new IP starts WARMING, or ACTIVE when it already sends today; 'RETIRING' is reached later by "
+            "changing its state.",
+        ),
+        (
+            ["add", "192.0.2.9", "--helo", "o.example.com", "--state", "bogus"],
+            "--state: 'BOGUS' is not a state; a new IP starts WARMING or ACTIVE.",
+        ),
         (["add", "192.0.2.9", "--helo", "o.example.com", "--pool", "nope"], "--pool: 'nope' is not an IP pool"),
         (["show", "192.0.2.77"], "ADDRESS: 192.0.2.77 is not a sending IP"),
         (["remove", "192.0.2.1"], "ADDRESS: 192.0.2.1 is ACTIVE and sends mail: retire it first"),
