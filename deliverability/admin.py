@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from deliverability import dnsbl, dnsbl_keys, dnsbl_lists, forms, ip_lifecycle, ip_pools, selectors, sending_ips
 from deliverability.dns_checks import domain_dns_check
 from deliverability.models import (
+    LEVELS,
     Dnsbl,
     DnsblResult,
     DnsCheckResult,
@@ -205,6 +206,11 @@ class SendingIpAdmin(ServiceAdmin):
                 ip.refresh_from_db()
                 self.message_user(request, f"{ip.address} is {ip.state} now.", messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
+        if request.method == "POST":
+            # Re-shown after a refusal: offer the moves from the state the IP is in now (a command may have moved
+            # it since the page was loaded), never every state.
+            ip = self.get_object(request, unquote(object_id)) or ip
+            form.offer_moves_from(ip.state)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -332,10 +338,32 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class DomainWorstLevelFilter(admin.SimpleListFilter):
+    """The results of the domains whose worst latest check is at a level: the rows behind the dashboard card's counts
+    (a domain counts once, at its worst level)."""
+
+    title = "domain's worst level"
+    parameter_name = "domain_worst"
+
+    def lookups(self, request, model_admin):
+        return LEVELS
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(domain_id__in=[pk for _, pk in selectors.domains_at_level(self.value())])
+
+
 @admin.register(DnsCheckResult)
 class DnsCheckResultAdmin(ReadOnlyAdmin):
     list_display = ["domain", "check_label", "level", "reason_and_problems", "record_text", "checked_at", "is_latest"]
-    list_filter = ["level", "kind", "is_latest", ("domain", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        "level",
+        DomainWorstLevelFilter,
+        "kind",
+        "is_latest",
+        ("domain", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["domain__name", "reason", "subject"]
     date_hierarchy = "checked_at"
     list_select_related = ["domain"]

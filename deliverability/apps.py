@@ -94,6 +94,12 @@ class DeliverabilityConfig(AppConfig):
 
         return domain_dns_panel(request, domain)
 
+    def domain_list_columns(self, request):
+        """mail's seam: the domain list's "DNS" column (the worst level of each domain's latest checks)."""
+        from deliverability.dashboard import domain_list_columns
+
+        return domain_list_columns(request)
+
     def dkim_retire_objections(self, key):
         """mail's seam: `dkim retire` is refused while the active key is not yet visible in DNS."""
         from deliverability.dkim_visibility import dkim_retire_objections

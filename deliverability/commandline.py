@@ -39,7 +39,10 @@ def pool_data(pool: IpPool) -> dict:
         "rotation_enabled": pool.rotation_enabled,
         "domains": sorted(d.name for d in pool.domains.all()),
         "tiers": sorted(t.name for t in pool.tiers.all()),
-        "ips": [{"address": ip.address, "state": ip.state, "weight": ip.weight} for ip in pool.ips.order_by("address")],
+        "ips": [
+            {"address": ip.address, "helo_name": ip.helo_name, "state": ip.state, "weight": ip.weight}
+            for ip in pool.ips.order_by("address")
+        ],
         "in_rotation": [
             {"address": ip.address, "helo_name": ip.helo_name, "weight": ip.weight, "state": ip.state}
             for ip in ip_pools.pool_rotation_ips(pool)

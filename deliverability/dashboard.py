@@ -1,14 +1,25 @@
-"""deliverability's cards on the admin home page (DeliverabilityConfig.dashboard_cards) and its panel on a domain's
-admin page (mail's seam, mail.admin.domain_admin_panels): the DNS checks and the blocklists at a glance."""
+"""deliverability's cards on the admin home page (DeliverabilityConfig.dashboard_cards), its panel on a domain's admin
+page and its column in the domain list (mail's seams, mail.admin.domain_admin_panels and domain_list_columns): the DNS
+checks and the blocklists at a glance."""
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
+from django.contrib import admin
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html
 
 from deliverability.dns_checks import RUN_PERMISSION
-from deliverability.models import FAILED, WARNING, Dnsbl, DnsCheckResult
-from deliverability.selectors import broken_lists, domain_levels, latest_results, level_counts, listed_subjects
+from deliverability.models import FAILED, OK, WARNING, Dnsbl, DnsCheckResult
+from deliverability.selectors import (
+    VIEW_DOMAIN,
+    broken_lists,
+    domain_levels,
+    domain_worst_levels,
+    latest_results,
+    listed_subjects,
+)
 
 VIEW_PERMISSION = "deliverability.view_dnscheckresult"
 DNSBL_VIEW_PERMISSION = "deliverability.view_dnsblresult"
@@ -28,28 +39,29 @@ class Card:
 
 
 def dns_checks_card(actor) -> Card | None:
-    """How many domains have a failed or a warning DNS check, and the first of them."""
+    """How many domains have a failed check, and how many a warning but no failure (a domain counts once, at its
+    worst latest check); each count links to the latest results of those domains at that level, and names the first
+    of them (links to their pages for those who may view domains)."""
     if actor is None or not actor.is_authenticated or not actor.is_staff or not actor.has_perm(VIEW_PERMISSION):
         return None
-    levels = domain_levels()
     results_url = reverse("admin:deliverability_dnscheckresult_changelist")
-    rows = [
-        {
-            "level": level,
-            "label": label,
-            "count": count,
-            "names": sorted(name for name, worst in levels.items() if worst == level)[:NAMES_SHOWN],
-            "url": f"{results_url}?is_latest__exact=1&level__exact={level}",
-        }
-        for level, label, count in (
-            (FAILED, "Failed", level_counts()[FAILED]),
-            (WARNING, "Warnings", level_counts()[WARNING]),
+    may_view_domains = actor.has_perm(VIEW_DOMAIN)
+    worst = domain_worst_levels()
+    rows = []
+    for level, label in ((FAILED, "Domains failing"), (WARNING, "Domains with warnings")):
+        domains = sorted(domain for domain, at in worst.items() if at == level)
+        names = [
+            {"name": name, "url": reverse("admin:mail_domain_change", args=[pk]) if may_view_domains else ""}
+            for name, pk in domains[:NAMES_SHOWN]
+        ]
+        query = urlencode({"is_latest__exact": 1, "domain_worst": level, "level__exact": level})
+        rows.append(
+            {"level": level, "label": label, "count": len(domains), "names": names, "url": f"{results_url}?{query}"}
         )
-    ]
     return Card(
         title="DNS checks",
         template="admin/dashboard/dns_checks.html",
-        data={"rows": rows, "checked": len(levels), "url": results_url},
+        data={"rows": rows, "checked": len(worst), "url": results_url},
     )
 
 
@@ -105,3 +117,26 @@ def domain_dns_panel(request, domain) -> str:
         },
         request=request,
     )
+
+
+LEVEL_CSS = {OK: "state-ok", WARNING: "state-warn", FAILED: "state-bad"}
+
+
+def domain_list_columns(request) -> list:
+    """The domain list's "DNS" column: a green/amber/red dot and the worst level of the domain's latest checks ("-"
+    before the first), for those who may view the checks. The levels are read once per page."""
+    if not request.user.has_perm(VIEW_PERMISSION):
+        return []
+    levels = None
+
+    @admin.display(description="DNS")
+    def dns_level(domain):
+        nonlocal levels
+        if levels is None:
+            levels = domain_levels()
+        level = levels.get(domain.name)
+        if level is None:
+            return "-"  # not checked yet (like the list's other empty cells)
+        return format_html('<span class="dns-level-dot {}">{}</span>', LEVEL_CSS.get(level, "state-warn"), level)
+
+    return [dns_level]

@@ -80,8 +80,12 @@ class StateChangeForm(forms.Form):
 
     def __init__(self, *args, ip, any_state=False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.offer_moves_from(ip.state, any_state=any_state)
+
+    def offer_moves_from(self, state, *, any_state=False):
+        """Offer the moves allowed from `state` (all states while a posted form is checked: the service refuses)."""
         labels = dict(ip_lifecycle.STATE_CHOICES)
-        states = ip_lifecycle.STATES if any_state else ip_lifecycle.allowed_moves(ip.state)
+        states = ip_lifecycle.STATES if any_state else ip_lifecycle.allowed_moves(state)
         self.fields["state"].choices = [(s, f"{s}: {labels[s]}") for s in states]
 
 

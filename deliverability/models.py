@@ -225,6 +225,12 @@ class DnsCheckResult(models.Model):
             return ""
         return str(RecordToPublish(self.record_name, self.record_type, self.record_value))
 
+    @property
+    def record_words(self) -> list[str]:
+        """record_text cut at each space (joined with spaces they are record_text again): the admin wraps a record
+        between its words only, so a name like dmarc-reports@example.com is never cut at its hyphen."""
+        return self.record_text.split(" ") if self.record_text else []
+
 
 class Dnsbl(models.Model):
     """A blocklist the sweep asks about every sending IP (kind ip) or every active domain (kind domain): its zone,

@@ -47,14 +47,25 @@ def latest_results(domain: Domain) -> list[DnsCheckResult]:
     return sorted(rows, key=lambda row: (order.index(row.kind) if row.kind in order else len(order), row.subject))
 
 
+def domain_worst_levels() -> dict[tuple[str, int], str]:
+    """{(domain name, domain id): its worst latest level} for every domain checked at least once."""
+    worst: dict[tuple[str, int], str] = {}
+    rows = DnsCheckResult.objects.filter(is_latest=True).values_list("domain__name", "domain_id", "level")
+    for name, pk, level in rows:
+        if LEVEL_ORDER.get(level, 0) >= LEVEL_ORDER.get(worst.get((name, pk), OK), 0):
+            worst[name, pk] = level
+    return worst
+
+
 def domain_levels() -> dict[str, str]:
     """{domain name: its worst latest level} for every domain checked at least once."""
-    worst: dict[str, str] = {}
-    rows = DnsCheckResult.objects.filter(is_latest=True).values_list("domain__name", "level")
-    for name, level in rows:
-        if LEVEL_ORDER.get(level, 0) >= LEVEL_ORDER.get(worst.get(name, OK), 0):
-            worst[name] = level
-    return worst
+    return {name: level for (name, _), level in domain_worst_levels().items()}
+
+
+def domains_at_level(level: str) -> list[tuple[str, int]]:
+    """(name, id) of each checked domain whose worst latest level is `level`, by name: the domains the dashboard
+    counts at that level."""
+    return sorted(key for key, worst in domain_worst_levels().items() if worst == level)
 
 
 def level_counts() -> dict[str, int]:

@@ -150,6 +150,8 @@ def ip_add(
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, ADD, "address")
     address = normalize_address(address)
+    if state not in ip_lifecycle.STATES:
+        raise field_error("state", f"{state!r} is not a state; a new IP starts WARMING or ACTIVE.")
     if state not in ip_lifecycle.INITIAL_STATES:
         raise field_error(
             "state",

@@ -126,6 +126,19 @@ def domain_admin_panels(request, domain):
     return panels
 
 
+def domain_list_columns(request):
+    """Columns that apps above mail add to the domain list (deliverability: the worst level of the latest DNS checks).
+    The seam: an AppConfig with `domain_list_columns(request)` returns callables, each taking a domain and returning
+    its cell (safe HTML or text) and titled by `admin.display(description=...)`; [] for a viewer who may not see
+    them. A callable is made per request, so it may load what the page needs once."""
+    columns = []
+    for config in django_apps.get_app_configs():
+        hook = getattr(config, "domain_list_columns", None)
+        if hook is not None:
+            columns.extend(hook(request))
+    return columns
+
+
 @admin.register(Domain)
 class DomainAdmin(ServiceAdmin):
     form = forms.DomainForm
@@ -135,6 +148,9 @@ class DomainAdmin(ServiceAdmin):
     search_fields = ["name"]
     inlines = [DkimKeyInline]
     actions = ["generate_dkim", "rotate_dkim"]
+
+    def get_list_display(self, request):
+        return [*super().get_list_display(request), *domain_list_columns(request)]
 
     def get_queryset(self, request):
         return (

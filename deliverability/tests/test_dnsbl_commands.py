@@ -50,6 +50,59 @@ def test_json_of_a_clear_ip_exits_0(dns_server, settings):
     assert data["broken_lists"] == []
 
 
+def test_a_broken_list_is_one_line_and_its_answers_no_rows(dns_server, settings):
+    settings.SENDING_IPS = []
+    dns_server.failing_zone("broken.test")
+    make_list("broken.test", action=Dnsbl.ALERT)
+    serve_ip_list(dns_server)
+    make_list(action=Dnsbl.ALERT)
+    make_ip("192.0.2.10")
+    make_ip("192.0.2.11")
+
+    out = run("dnsbl_check")  # exit 0: bl.test answered
+
+    lines = out.splitlines()
+    assert [line.split()[:3] for line in lines[:2]] == [
+        ["192.0.2.10", "bl.test", "clear"],
+        ["192.0.2.11", "bl.test", "clear"],
+    ]
+    assert len(lines) == 3 and lines[2].startswith("broken.test: broken (the test point did not answer (")
+    assert lines[2].endswith("); its answers were ignored")
+    assert "error" not in out.replace("did not answer", "")  # no error row per IP for the broken list
+    data = json.loads(run("dnsbl_check", "--json"))
+    assert {r["list"] for r in data["results"]} == {"bl.test"}
+    assert [b["list"] for b in data["broken_lists"]] == ["broken.test"]
+
+
+def test_every_list_broken_exits_2_saying_nothing_could_be_checked(dns_server, settings):
+    settings.SENDING_IPS = []
+    dns_server.failing_zone("broken.test")
+    make_list("broken.test", action=Dnsbl.ALERT)
+    make_ip("192.0.2.10")
+
+    out, error = failing("dnsbl_check")
+
+    assert error.returncode == 2
+    assert str(error) == "nothing could be checked reliably: every list asked is broken (broken.test)."
+    assert out.startswith("broken.test: broken (") and "192.0.2.10" not in out
+
+
+def test_every_answer_an_error_exits_2(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.10": "127.255.255.254", "192.0.2.11": "127.255.255.254"})
+    make_list(action=Dnsbl.ALERT)
+
+    out, error = failing("dnsbl_check", "192.0.2.10", "192.0.2.11")
+
+    assert (str(error), error.returncode) == (
+        "nothing could be checked reliably: every answer is an error (2 error(s)).",
+        2,
+    )
+    assert "192.0.2.10" in out and "error   127.255.255.254" in out
+    # The positive control: one answer that is not an error is enough (exit 0).
+    assert "clear" in run("dnsbl_check", "192.0.2.10", "192.0.2.12")
+
+
 @pytest.mark.parametrize(
     "subject, rule",
     [
@@ -182,3 +235,49 @@ def test_dnsbl_list_update_removes_a_stored_key_from_empty_stdin_and_a_variable_
 
 def _key_state(name):
     return next(r for r in json.loads(run("dnsbl_list", "list", "--json")) if r["name"] == name)["access_key"]
+
+
+def test_dnsbl_list_add_and_update_say_the_key_state(monkeypatch):
+    add = ["dnsbl_list", "add", "Example", "bl.example.net", "--codes", '{"127.0.0.2": "listed"}']
+    assert run(*add).splitlines()[1:] == ["access key: none"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("abcdef1234567890\n"))
+    out = run("dnsbl_list", "update", "Example", "--key-zone", "dq.example.net", "--access-key-stdin")
+    assert out.splitlines()[1:] == ["access key: set (stored encrypted)"]
+
+    # A variable replaces the stored key as the key used; the service keeps the stored key, and the command says so.
+    out = run("dnsbl_list", "update", "Example", "--access-key-env", "DOCKSPACE_DNSBL_EXAMPLE")
+    assert out.splitlines()[1:] == [
+        "access key: not set: DOCKSPACE_DNSBL_EXAMPLE is not set in this process",
+        "the stored key is no longer used (it is kept); the key now comes from DOCKSPACE_DNSBL_EXAMPLE "
+        "(--access-key-env '' uses the stored key again, --access-key-stdin </dev/null removes it)",
+    ]
+    assert Dnsbl.objects.get(name="Example").access_key_encrypted  # what the message says: kept
+    monkeypatch.setenv("DOCKSPACE_DNSBL_EXAMPLE", "zyxw98765432")
+    assert run("dnsbl_list", "update", "Example", "--action", "alert").splitlines()[1:] == [
+        "access key: set (from DOCKSPACE_DNSBL_EXAMPLE)"
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("abcdef1234567891\n"))
+    assert run("dnsbl_list", "update", "Example", "--access-key-stdin").splitlines()[1:] == [
+        "access key: set (from DOCKSPACE_DNSBL_EXAMPLE)",
+        "the key just stored is not used while the key comes from DOCKSPACE_DNSBL_EXAMPLE (--access-key-env '' uses "
+        "it)",
+    ]
+    assert run("dnsbl_list", "update", "Example", "--access-key-env", "").splitlines()[1:] == [
+        "access key: set (stored encrypted)"
+    ]
+
+
+def test_dnsbl_list_update_refuses_enable_with_disable():
+    run("dnsbl_list", "add", "Example", "bl.example.net", "--codes", '{"127.0.0.2": "listed"}', "--disable")
+    _, error = failing("dnsbl_list", "update", "Example", "--enable", "--disable")
+    assert "argument --disable: not allowed with argument --enable" in str(error)
+    assert Dnsbl.objects.get(name="Example").is_enabled is False
+    # The positive control: either alone is taken.
+    run("dnsbl_list", "update", "Example", "--enable")
+    assert Dnsbl.objects.get(name="Example").is_enabled is True
+
+
+def test_dnsbl_list_help_states_the_key_rule():
+    for name in ("add", "update"):
+        text = " ".join(_subcommand_parser(name).format_help().split())
+        assert "(8 to 64 lower-case letters and digits)" in text

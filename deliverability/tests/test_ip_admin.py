@@ -3,6 +3,7 @@ with a reason (refused moves and staff who may only view are refused by the serv
 history read-only, and the duties' dry run."""
 
 import datetime as dt
+import re
 
 import pytest
 import time_machine
@@ -87,6 +88,19 @@ def test_a_move_the_lifecycle_refuses_is_refused_even_when_posted(root):
     assert SendingIp.objects.get().state == "ACTIVE" and IpStateChange.objects.count() == 1
     no_reason = root.post(state_url(ip), {"state": "RETIRING", "reason": "  "})
     assert no_reason.status_code == 200 and SendingIp.objects.get().state == "ACTIVE"
+
+
+def test_a_refused_form_offers_only_the_moves_from_the_state_the_ip_is_in_now(root):
+    ip = make_ip("192.0.2.1", state="ACTIVE")
+    assert '<option value="RETIRING"' in root.get(state_url(ip)).content.decode()  # the page as it was loaded
+    move(ip, "RETIRING", reason="drained from the command line meanwhile")
+    page = root.post(state_url(ip), {"state": "RETIRING", "reason": "rotation"}).content.decode()
+    assert "the IP is already RETIRING" in page
+    offered = re.findall(r'<option value="([A-Z]+)"', page)
+    assert offered == ["RESTING"]  # from RETIRING, RESTING only
+    assert "is <strong>RETIRING</strong>" in page and "it may move to RESTING." in page
+    no_reason = root.post(state_url(ip), {"state": "RESTING", "reason": ""}).content.decode()
+    assert re.findall(r'<option value="([A-Z]+)"', no_reason) == ["RESTING"]
 
 
 def test_view_only_staff_see_but_cannot_change(root):

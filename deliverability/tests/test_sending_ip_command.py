@@ -93,7 +93,15 @@ def test_set_state_moves_along_the_lifecycle_and_refuses_other_moves():
             "--weight: the weight must be from 1 to 100",
         ),
         (["add", "192.0.2.9", "--helo", "localhost"], "--helo: 'localhost' is not a fully qualified host name"),
-        (["add", "192.0.2.9", "--helo", "o.example.com", "--state", "RESTING"], "--state: a new IP starts WARMING"),
+        (
+            ["add", "192.0.2.9", "--helo", "o.example.com", "--state", "RETIRING"],
+            "--state: a new IP starts WARMING, or ACTIVE when it already sends today; 'RETIRING' is reached later by "
+            "changing its state.",
+        ),
+        (
+            ["add", "192.0.2.9", "--helo", "o.example.com", "--state", "bogus"],
+            "--state: 'BOGUS' is not a state; a new IP starts WARMING or ACTIVE.",
+        ),
         (["add", "192.0.2.9", "--helo", "o.example.com", "--pool", "nope"], "--pool: 'nope' is not an IP pool"),
         (["show", "192.0.2.77"], "ADDRESS: 192.0.2.77 is not a sending IP"),
         (["remove", "192.0.2.1"], "ADDRESS: 192.0.2.1 is ACTIVE and sends mail: retire it first"),
@@ -160,6 +168,10 @@ def test_pools_add_show_update_and_remove():
         {"address": "192.0.2.1", "helo_name": "out-192-0-2-1.example.com", "weight": 3, "state": "ACTIVE"},
         {"address": "192.0.2.2", "helo_name": "out-192-0-2-2.example.com", "weight": 1, "state": "WARMING"},
     ]
+    assert data["ips"] == [
+        {"address": "192.0.2.1", "helo_name": "out-192-0-2-1.example.com", "state": "ACTIVE", "weight": 3},
+        {"address": "192.0.2.2", "helo_name": "out-192-0-2-2.example.com", "state": "WARMING", "weight": 1},
+    ]
     assert json.loads(run("ip_pool", "list", "--json"))[0]["name"] == "bulk"
     assert "in rotation: 192.0.2.1 (3), 192.0.2.2 (1); for example.com" in run("ip_pool", "list")
     run(
@@ -180,6 +192,26 @@ def test_pools_add_show_update_and_remove():
     )
     SendingIp.objects.update(pool=None)
     assert run("ip_pool", "remove", "bulk").startswith("Removed pool bulk")
+
+
+def test_a_pool_update_that_changes_nothing_says_so():
+    make_domain("example.net")
+    make_tier(name="gold")
+    make_pool("bulk")
+    assert run("ip_pool", "update", "bulk", "--add-domain", "example.net").strip() == "Updated pool bulk."
+    audited = AuditEvent.objects.count()
+
+    again = run("ip_pool", "update", "bulk", "--add-domain", "Example.NET")
+    assert again.strip() == "Nothing changed: pool bulk already sends for example.net."
+    assert AuditEvent.objects.count() == audited  # and nothing was recorded as changed
+    several = run("ip_pool", "update", "bulk", "--rename", "Bulk", "--rotation", "off", "--remove-tier", "gold")
+    assert several.strip() == (
+        "Nothing changed: pool bulk already is named bulk, has monthly rotation off, does not have tier gold."
+    )
+    # The positive control: one real change among them is an update.
+    assert run("ip_pool", "update", "bulk", "--add-domain", "example.net", "--rotation", "on").strip() == (
+        "Updated pool bulk."
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor, command_actor_label
 from deliverability import dnsbl
+from deliverability.records.dnsbl import ERROR
 from dockspace.commandline import ServiceCall, print_json
 
 ACTOR = "manage.py dnsbl_check"
@@ -15,8 +16,10 @@ class Command(BaseCommand):
         "active domain), store the results the admin shows and apply the lists' actions, as the hourly sweep does: "
         "a listing on a standby list rests an ACTIVE or WARMING sending IP at once. Error answers (a public "
         "resolver refused, timeouts) are shown and change nothing. A list failing its RFC 5782 test points is "
-        "marked broken and ignored. Exits 1 when anything is listed. --json prints the same as JSON. Acts as the "
-        "host; `--as EMAIL` needs that staff member's permission to run the blocklist checks."
+        "marked broken and its answers are ignored: one line per broken list says why. Exit status: 0 when nothing "
+        "is listed, 1 when anything is listed, 2 when nothing could be checked reliably (every list asked is "
+        "broken, or every answer is an error; said on stderr). --json prints the same as JSON. Acts as the host; "
+        "`--as EMAIL` needs that staff member's permission to run the blocklist checks."
     )
 
     def add_arguments(self, parser):
@@ -30,6 +33,10 @@ class Command(BaseCommand):
             # The same check as the admin's and dnsbl_check_now's: a bad subject is refused naming the argument.
             chosen = [dnsbl.subject_for(text, "IP|DOMAIN") for text in subjects] if subjects else None
             report = dnsbl.dnsbl_sweep(chosen, actor=actor, actor_label=command_actor_label(ACTOR, actor))
+        # A broken list's answers are ignored (its failed lookups are kept as history only): its line says so,
+        # instead of one error row per subject.
+        broken_pks = {d.pk for d in report.broken}
+        considered = [o for o in report.outcomes if o.dnsbl.pk not in broken_pks]
         rows = [
             {
                 "subject": o.subject.name,
@@ -42,7 +49,7 @@ class Command(BaseCommand):
                 "removal_url": o.dnsbl.removal_url,
                 "moved_to_resting": o.moved_to_resting,
             }
-            for o in report.outcomes
+            for o in considered
         ]
         broken = [{"list": d.name, "zone": d.zone, "reason": d.health_reason} for d in report.broken]
         if o["json"]:
@@ -54,9 +61,22 @@ class Command(BaseCommand):
                 if row["moved_to_resting"]:
                     self.stdout.write(f"  -> {row['subject']} moved to RESTING")
             for row in broken:
-                self.stdout.write(f"broken list {row['list']} ({row['zone']}): {row['reason']}")
+                self.stdout.write(f"{row['list']}: broken ({row['reason']}); its answers were ignored")
             if not rows and not broken:
                 self.stdout.write("Nothing to check: no enabled list, or no sending IP or active domain.")
         listed = sorted({o.subject.name for o in report.listed})
         if listed:
             raise CommandError(f"listed: {', '.join(listed)}.")
+        unreliable = _nothing_checked_reliably(considered, broken)
+        if unreliable:
+            raise CommandError(f"nothing could be checked reliably: {unreliable}.", returncode=2)
+
+
+def _nothing_checked_reliably(considered, broken) -> str:
+    """Why no answer of this run can be trusted; "" when one can, or when nothing was asked."""
+    if not (considered or broken) or any(o.verdict.status != ERROR for o in considered):
+        return ""
+    names = ", ".join(row["list"] for row in broken)
+    if not considered:
+        return f"every list asked is broken ({names})"
+    return f"every answer is an error ({len(considered)} error(s))" + (f"; broken lists: {names}" if broken else "")

@@ -102,17 +102,19 @@ class Command(BaseCommand):
             p.add_argument(
                 "--access-key-stdin",
                 action="store_true",
-                help="Read the access key (8 to 64 letters and digits) from the first line of stdin; stored "
-                "encrypted, never shown." + (" Empty stdin (</dev/null) removes the stored key." if not adding else ""),
+                help="Read the access key (8 to 64 lower-case letters and digits) from the first line of stdin; "
+                "stored encrypted, never shown. A variable named with --access-key-env wins over it."
+                + (" Empty stdin (</dev/null) removes the stored key." if not adding else ""),
             )
-            p.add_argument(
+            switch = p.add_mutually_exclusive_group()
+            switch.add_argument(
                 "--enable",
                 dest="enabled",
                 action="store_true",
                 default=None,
                 help="Ask the list in the sweep." + (" Default for a new list." if adding else ""),
             )
-            p.add_argument(
+            switch.add_argument(
                 "--disable",
                 dest="enabled",
                 action="store_false",
@@ -159,16 +161,36 @@ class Command(BaseCommand):
                 d = dnsbl_lists.dnsbl_add(
                     name=o["name"], zone=o["zone"], access_key=key, actor=actor, actor_label=label, **values
                 )
+                before = None
             else:
-                d = dnsbl_lists.dnsbl_visible_to(actor, o["name"], "NAME")
+                before = dnsbl_lists.dnsbl_visible_to(actor, o["name"], "NAME")
                 if o.get("zone"):
                     values["zone"] = o["zone"]
                 if o.get("new_name"):
                     values["name"] = o["new_name"]
-                d = dnsbl_lists.dnsbl_update(dnsbl=d, access_key=key, actor=actor, actor_label=label, **values)
+                d = dnsbl_lists.dnsbl_update(dnsbl=before, access_key=key, actor=actor, actor_label=label, **values)
         self.stdout.write(f"{d.name} ({d.zone}): {d.kind}, {d.action}, {'enabled' if d.is_enabled else 'disabled'}.")
+        self.stdout.write(f"access key: {dnsbl_keys.key_state(d.access_key_env, d.access_key_encrypted)}")
+        for note in _key_notes(before, d, key):
+            self.stdout.write(note)
 
     def stdin_key(self):
         import sys
 
         return sys.stdin.readline().strip()
+
+
+def _key_notes(before, after, key):
+    """What changed about where the key comes from that the key state alone does not say. A named variable wins over
+    the stored key, which dnsbl_update keeps (unused) until it is removed: `--access-key-env ''` goes back to it."""
+    variable = after.access_key_env
+    if not (variable and after.access_key_encrypted):
+        return []
+    if key:
+        return [f"the key just stored is not used while the key comes from {variable} (--access-key-env '' uses it)"]
+    if before is not None and before.access_key_encrypted and not before.access_key_env:
+        return [
+            f"the stored key is no longer used (it is kept); the key now comes from {variable} "
+            "(--access-key-env '' uses the stored key again, --access-key-stdin </dev/null removes it)"
+        ]
+    return []

@@ -47,6 +47,13 @@ def on_off(value):
     return value == "on"
 
 
+def _settings(pool):
+    """What `ip_pool update` may change of a pool, to tell an update that changed nothing."""
+    domains = frozenset(pool.domains.values_list("pk", flat=True))
+    tiers = frozenset(pool.tiers.values_list("pk", flat=True))
+    return (pool.name, pool.description, pool.rotation_enabled, domains, tiers)
+
+
 class Command(BaseCommand):
     help = (
         "Manage the pools of sending IPs. A domain sends through its own pool, else its tier's pool, else the mail "
@@ -158,30 +165,43 @@ class Command(BaseCommand):
         pool = self._pool(o)
         self._may_name_domains(o["add_domain"] + o["remove_domain"], UPDATE_OPTIONS)
         changes = {}
+        asked = []  # what the pool is after the update, in words, for "Nothing changed: pool bulk already ..."
         with ServiceCall(UPDATE_OPTIONS):
             if o["rename"] is not None:
                 changes["name"] = o["rename"]
+                asked.append("is named {name}")  # the name as the service normalises it
             if o["description"] is not None:
                 changes["description"] = o["description"]
+                asked.append("has that description")
             if o["rotation"] is not None:
                 changes["rotation_enabled"] = on_off(o["rotation"])
+                asked.append(f"has monthly rotation {o['rotation'].strip().lower()}")
             if o["add_domain"] or o["remove_domain"]:
-                removed = {managed_domain(d, "remove_domain").pk for d in o["remove_domain"]}
-                domains = {d.pk: d for d in pool.domains.all() if d.pk not in removed}
-                domains.update({d.pk: d for d in (managed_domain(name, "domains") for name in o["add_domain"])})
+                gone = [managed_domain(d, "remove_domain") for d in o["remove_domain"]]
+                added = [managed_domain(name, "domains") for name in o["add_domain"]]
+                domains = {d.pk: d for d in pool.domains.all() if d.pk not in {d.pk for d in gone}}
+                domains.update({d.pk: d for d in added})
                 changes["domains"] = list(domains.values())
+                asked += [f"sends for {d.name}" for d in added] + [f"does not send for {d.name}" for d in gone]
             if o["add_tier"] or o["remove_tier"]:
-                removed = {tier_by_name(t, "remove_tier").pk for t in o["remove_tier"]}
-                tiers = {t.pk: t for t in pool.tiers.all() if t.pk not in removed}
-                tiers.update({t.pk: t for t in (tier_by_name(name) for name in o["add_tier"])})
+                gone = [tier_by_name(t, "remove_tier") for t in o["remove_tier"]]
+                added = [tier_by_name(name) for name in o["add_tier"]]
+                tiers = {t.pk: t for t in pool.tiers.all() if t.pk not in {t.pk for t in gone}}
+                tiers.update({t.pk: t for t in added})
                 changes["tiers"] = list(tiers.values())
+                asked += [f"has tier {t.name}" for t in added] + [f"does not have tier {t.name}" for t in gone]
             if not changes:
                 raise CommandError(
                     "nothing to change: give --rename, --description, --add-domain, --remove-domain, --add-tier, "
                     "--remove-tier or --rotation."
                 )
+            before = _settings(pool)
             pool = ip_pools.pool_update(pool=pool, **changes, **self._who())
-        self.stdout.write(f"Updated pool {pool.name}.")
+        if _settings(pool) == before:
+            already = ", ".join(asked).replace("{name}", pool.name)
+            self.stdout.write(f"Nothing changed: pool {pool.name} already {already}.")
+        else:
+            self.stdout.write(f"Updated pool {pool.name}.")
 
     def _remove(self, o):
         pool = self._pool(o)
