@@ -135,7 +135,9 @@ def domain_findings(domain: Domain, lookup: Lookup, *, fetch_policy: PolicyFetch
         CheckOutcome(DnsCheckResult.MX, mx_check(name, lookup, mail_hostname=settings.MAIL_HOSTNAME, sending_ips=ips)),
         CheckOutcome(DnsCheckResult.SPF, _spf(name, lookup, ips)),
         *_dkim(domain, lookup),
-        CheckOutcome(DnsCheckResult.DMARC, dmarc_check(name, lookup).finding),
+        # Aggregate reports are how an operator sees who sends as the domain before tightening p: a suggested
+        # record without rua would be flagged by the next check. postmaster@ exists on every mail domain (RFC 5321).
+        CheckOutcome(DnsCheckResult.DMARC, dmarc_check(name, lookup, rua=[f"postmaster@{name}"]).finding),
         *_ptr(ips, lookup),
         CheckOutcome(DnsCheckResult.MTA_STS, mta_sts_check(name, lookup, mx_hosts=mx_hosts, fetch_policy=fetch_policy)),
         CheckOutcome(DnsCheckResult.TLS_RPT, tls_rpt_check(name, lookup)),

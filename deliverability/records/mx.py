@@ -93,7 +93,12 @@ def mx_check(domain: str, lookup: Lookup, *, mail_hostname: str, sending_ips: Se
         reason = f"{domain}: MX {shown}: the address lookup of {unknown[0]} failed; checked again later"
         problems.append(Finding(WARNING, reason))
     elif not ours:
-        problems.append(Finding(FAILED, f"{domain}: MX {shown}: none is {host}", publish))
+        unset = (
+            ""
+            if mail_hostname
+            else " (DOCKSPACE_MAIL_HOSTNAME is not set: only DOCKSPACE_SENDING_IPS' addresses count)"
+        )
+        problems.append(Finding(FAILED, f"{domain}: MX {shown}: none is {host}{unset}", publish))
     elif ours[0][0] > exchanges[0][0]:
         problems.append(_not_most_preferred(domain, shown, ours[0][1], exchanges[0][0]))
     return outcome(problems, f"{domain}: MX {shown} reaches {host}")

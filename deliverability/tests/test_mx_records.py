@@ -82,3 +82,15 @@ def test_every_problem_stays_on_the_outcome():
         "example.com: MX mail.example.com has no A or AAAA record",
         "example.com: MX 5 mx.other.test, 10 mail.example.com: none is mail.example.com",
     ]
+
+
+def test_without_a_mail_hostname_a_missing_mx_says_which_setting_to_set():
+    finding = check("example.com", ["10 mx.other.test."], mail_hostname="")
+
+    assert finding.level == FAILED
+    assert finding.reason == (
+        "example.com: MX 10 mx.other.test: none is the mail host (DOCKSPACE_MAIL_HOSTNAME is not set: only "
+        "DOCKSPACE_SENDING_IPS' addresses count)"
+    )
+    # The positive control: with the name set, the reason names the host and no setting.
+    assert check("example.com", ["10 mx.other.test."]).reason.endswith("none is mail.example.com")
