@@ -11,7 +11,7 @@ STATE_CHOICES = [
     (ACTIVE, "active (sends)"),
     (RETIRING, "retiring (drains: no new mail)"),
     (RESTING, "resting (cool-down, standby or quarantine)"),
-    (WARMING, "warming (sends at a growing volume)"),
+    (WARMING, "warming (new or back from rest: building its reputation)"),
 ]
 
 # ACTIVE -> RETIRING -> RESTING -> WARMING -> ACTIVE, and standby: ACTIVE/WARMING -> RESTING.

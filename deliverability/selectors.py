@@ -259,6 +259,11 @@ def _pool_routing(pool: IpPool, domains: list[dms_files.PoolDomain]) -> PoolRout
     notes = []
     if in_rotation and not outcome.routed:
         notes.append("No active domain sends through this pool: its transports are added but carry no mail.")
+    if any(ip.state == SendingIp.WARMING for ip in in_rotation):
+        notes.append(
+            "WARMING IPs take their weight's share of the pool's mail: Dockspace does not cap their volume yet (warmup "
+            "plans come with the Postfix policy service). Give a new IP a low weight and raise it step by step."
+        )
     if any(":" in ip.address for ip in in_rotation):
         notes.append(
             "IPv6 addresses send only to MX hosts with IPv6 (AAAA) records: mail for an IPv4-only MX picked for an "

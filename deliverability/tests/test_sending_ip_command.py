@@ -315,6 +315,8 @@ def test_routing_shows_what_postfix_will_do_in_text_and_json(settings, tmp_path)
     assert text[2].split()[:2] == ["192.0.2.2", "out-192-0-2-2"] and text[2].endswith("weight 1  25.0 %")
     assert text[3].startswith("  not in rotation: 192.0.2.3 RESTING since ")
     assert text[3].endswith(": resting (cool-down, standby or quarantine): listed on Spamhaus SBL")
+    assert text[4].startswith("  note: WARMING IPs take their weight's share")  # 192.0.2.2 is WARMING
+    del text[4]
     assert text[4:7] == [
         "Pool empty: sends for no domain",
         "  no IP in rotation: the pool's domains keep the default transport",
