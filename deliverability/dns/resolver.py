@@ -58,7 +58,8 @@ def _question(name: str, rdtype: str) -> tuple[Question, dns.name.Name | None, s
         parsed = dns.name.from_text(text, origin=dns.name.root)
     except dns.exception.DNSException as exc:
         return (text.lower(), kind), None, f"not a valid DNS name: {exc}"
-    return (name_text(parsed), kind), parsed.canonicalize(), ""
+    canonical = parsed.canonicalize()
+    return (canonical.to_text(omit_final_dot=True), kind), canonical, ""
 
 
 def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -463,16 +464,34 @@ class AsyncDnsRun(BaseDnsRun):
         return {question: task.result() for question, task in self._answers.items() if task.done()}
 
     async def lookup(self, name: str, rdtype: str) -> Answer:
+        # A caller that gives up (cancelled) does not cancel the question for the others waiting on it.
+        return await asyncio.shield(self._task(name, rdtype))
+
+    async def lookup_many(self, questions: Iterable[tuple[str, str]]) -> list[Answer]:
+        """The answers to (name, rdtype) pairs, in their order. They are taken up in that order, `concurrency` at a
+        time, so the first queries go out at once rather than after every question has been read."""
+        asked = list(questions)
+        answers: list[Any] = [None] * len(asked)
+        queue = iter(enumerate(asked))
+
+        async def take_up() -> None:
+            for index, (name, rdtype) in queue:
+                answers[index] = await self.lookup(name, rdtype)
+
+        workers = [asyncio.ensure_future(take_up()) for _ in range(min(self.concurrency, len(asked)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:  # after a failure, or when the caller gives up: no question is taken up any more
+                worker.cancel()
+        return answers
+
+    def _task(self, name: str, rdtype: str) -> "asyncio.Task[Answer]":
         question, qname, invalid = _question(name, rdtype)
         task = self._answers.get(question)
         if task is None:
             task = self._answers[question] = asyncio.ensure_future(self._ask(question, qname, invalid))
-        # A caller that gives up (cancelled) does not cancel the question for the others waiting on it.
-        return await asyncio.shield(task)
-
-    async def lookup_many(self, questions: Iterable[tuple[str, str]]) -> list[Answer]:
-        """The answers to (name, rdtype) pairs, in their order."""
-        return list(await asyncio.gather(*(self.lookup(name, rdtype) for name, rdtype in questions)))
+        return task
 
     async def _ask(self, question: Question, qname: dns.name.Name | None, invalid: str) -> Answer:
         if qname is None:

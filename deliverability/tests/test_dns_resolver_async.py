@@ -92,6 +92,22 @@ def test_a_caller_giving_up_does_not_cancel_the_question_for_the_others(example)
     assert proxy.received == 1
 
 
+def test_a_sweep_that_gives_up_takes_up_no_more_questions_and_leaves_the_others_theirs(example):
+    async def scenario(run):
+        sweep = asyncio.ensure_future(run.lookup_many([(name, "A") for name in NAMES]))
+        await asyncio.sleep(0.05)  # the first two questions are out
+        other = asyncio.ensure_future(run.lookup(NAMES[0], "A"))
+        await asyncio.sleep(0)
+        sweep.cancel()
+        return await other, sweep.cancelled()
+
+    with LatencyProxy(example.port, latency=0.3) as proxy:
+        run = AsyncDnsRun(nameservers=proxy.nameservers, concurrency=2)
+        answer, cancelled = asyncio.run(scenario(run))
+    assert cancelled and answer.records == ("192.0.2.0",)
+    assert proxy.received == 2
+
+
 def test_a_server_failure_and_a_refusal_are_failures_naming_the_server(dns_server):
     dns_server.failing_zone("broken.test")
     run = AsyncDnsRun()
