@@ -9,6 +9,7 @@ import time_machine
 from django.utils import timezone
 
 from accounts.authz import SYSTEM, SystemActor
+from accounts.models import AuditEvent
 from deliverability import dnsbl, ip_duties, sending_ips
 from deliverability.alert_kinds import DNSBL_LISTED
 from deliverability.dns.resolver import AsyncDnsRun
@@ -263,3 +264,57 @@ def test_a_staff_member_without_the_run_permission_is_refused(dns_server):
     with pytest.raises(ValidationError):
         dnsbl.dnsbl_sweep(actor=UserFactory(is_staff=True))
     assert dnsbl.dnsbl_sweep(actor=SYSTEM).outcomes == []
+
+
+def test_a_listing_and_its_delisting_are_audited_once_each(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.80": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    ip = make_ip("192.0.2.80", state=SendingIp.ACTIVE)
+
+    def entries():
+        return list(
+            AuditEvent.objects.filter(action__in=["deliverability.dnsbl.listed", "deliverability.dnsbl.cleared"])
+            .order_by("pk")
+            .values_list("action", "target_id", "description", "actor_label")
+        )
+
+    sweep()
+    sweep()  # the same standing: nothing new to audit
+    by = dnsbl.SWEEP_LABEL
+    listed = ("deliverability.dnsbl.listed", str(ip.pk), "192.0.2.80 listed on bl.test: 127.0.0.2 SBL", by)
+    assert entries() == [listed]
+    serve_ip_list(dns_server, {})
+    sweep()
+    cleared = ("deliverability.dnsbl.cleared", str(ip.pk), "192.0.2.80 delisted from bl.test", by)
+    assert entries() == [listed, cleared]
+
+
+def test_a_repeated_error_is_one_history_row_and_never_touches_the_standing(dns_server, settings):
+    settings.SENDING_IPS = ["192.0.2.81"]
+    serve_ip_list(dns_server, {"192.0.2.81": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        sweep()
+    for hours in (1, 2):  # the same error twice: one row, checked again
+        with time_machine.travel(start + timedelta(hours=hours), tick=False):
+            serve_ip_list(dns_server, {"192.0.2.81": "127.0.0.7"})  # a code the list does not document
+            sweep()
+    with time_machine.travel(start + timedelta(hours=3), tick=False):
+        serve_ip_list(dns_server, {"192.0.2.81": "127.255.255.254"})  # another error: a new row
+        sweep()
+    with time_machine.travel(start + timedelta(hours=4), tick=False):
+        serve_ip_list(dns_server, {"192.0.2.81": "127.0.0.2"})
+        sweep()
+
+    rows = list(
+        DnsblResult.objects.filter(subject="192.0.2.81")
+        .order_by("pk")
+        .values_list("status", "code", "first_seen_at", "checked_at", "is_latest")
+    )
+    assert rows == [
+        ("listed", "127.0.0.2", start, start + timedelta(hours=4), True),
+        ("error", "127.0.0.7", start + timedelta(hours=1), start + timedelta(hours=2), False),
+        ("error", "127.255.255.254", start + timedelta(hours=3), start + timedelta(hours=3), False),
+    ]
