@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.authz import SYSTEM, SystemActor
@@ -318,3 +320,58 @@ def test_a_repeated_error_is_one_history_row_and_never_touches_the_standing(dns_
         ("error", "127.0.0.7", start + timedelta(hours=1), start + timedelta(hours=2), False),
         ("error", "127.255.255.254", start + timedelta(hours=3), start + timedelta(hours=3), False),
     ]
+
+
+def test_a_sweep_stores_many_standings_in_as_few_queries_as_a_handful(dns_server, settings):
+    settings.SENDING_IPS = []
+    listed = {f"192.0.2.{n}": "127.0.0.2" for n in range(100, 140, 3)}
+    listed.update({"192.0.2.101": "127.0.0.7", "192.0.2.131": "127.0.0.7"})  # errors: codes the list does not know
+    serve_ip_list(dns_server, listed)
+    make_list(action=Dnsbl.ALERT)
+    ips = [make_ip(f"192.0.2.{n}", state=SendingIp.ACTIVE) for n in range(100, 140)]
+
+    def queries(ips):
+        DnsblResult.objects.all().delete()
+        counts = []
+        for _ in range(2):  # new standings, then the same ones checked again
+            with CaptureQueriesContext(connection) as captured:
+                sweep(subjects=[dnsbl.Subject(ip.address, Dnsbl.IP, ip) for ip in ips])
+            counts.append(len(captured))
+        return counts
+
+    assert queries(ips) == queries(ips[:4])
+    assert DnsblResult.objects.filter(status="error").count() == 1
+
+
+def test_a_sweep_that_fails_while_storing_stores_nothing(dns_server, settings, monkeypatch):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.90": "127.0.0.2", "192.0.2.91": "127.0.0.2"})
+    make_list()
+    make_ip("192.0.2.90", state=SendingIp.ACTIVE)
+    make_ip("192.0.2.91", state=SendingIp.ACTIVE)
+    real = sending_ips.ip_set_state
+
+    def fails_at_the_second(**kw):
+        if kw["ip"].address == "192.0.2.91":
+            raise RuntimeError("the database went away")
+        return real(**kw)
+
+    monkeypatch.setattr(sending_ips, "ip_set_state", fails_at_the_second)
+    with pytest.raises(RuntimeError):
+        sweep()
+    assert not DnsblResult.objects.exists()
+    assert not AuditEvent.objects.filter(action="deliverability.dnsbl.listed").exists()
+    assert set(SendingIp.objects.values_list("state", flat=True)) == {SendingIp.ACTIVE}
+
+
+def test_a_subject_named_twice_is_checked_once(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.95": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    ip = make_ip("192.0.2.95", state=SendingIp.ACTIVE)
+    subject = dnsbl.Subject(ip.address, Dnsbl.IP, ip)
+
+    report = sweep(subjects=[subject, dnsbl.subject_for("192.0.2.95")])
+
+    assert [(o.subject.name, o.verdict.status) for o in report.outcomes] == [("192.0.2.95", "listed")]
+    assert DnsblResult.objects.get().is_latest
