@@ -9,9 +9,10 @@ It serves 8 list zones (each with its RFC 5782 test point and every 16th IP list
 and every IP through one AsyncDnsRun (what deliverability.dnsbl.dnsbl_sweep sends; the database part of the sweep is
 not timed), interprets each answer with records.dnsbl.verdict, and prints wall time, queries, the most in flight at
 once, the ratio to the floor (goal: within 1.5x), the load average, and the CPU time spent by the resolver's process
-(the floor counts none: dnspython builds and parses each message in the sweep's one event loop) and by the proxy (a
-child process of its own, so that it is not what is measured). The figures move with the machine's load: compare runs
-made side by side. Prints figures and asserts nothing.
+and by the proxy (a child process of its own, so that it is not what is measured). The floor counts no CPU, and the
+resolver's is all in the sweep's one event loop: dnspython's resolve() for each question, the messages sent and read
+through one UDP socket per server (deliverability.dns.resolver.UdpChannel). The figures move with the machine's
+load: compare runs made side by side (bench/README.md has some). Prints figures and asserts nothing.
 
 With `--compare-pydnsbl PYTHON` the same sweep (names, zones, concurrency, proxy) also runs with pydnsbl in that
 interpreter, a throwaway virtualenv outside the project (pydnsbl is not a Dockspace dependency):
