@@ -8,10 +8,11 @@ Run by hand from the project root (needs /usr/sbin/nsd, Debian's nsd):
 It serves 8 list zones (each with its RFC 5782 test point and every 16th IP listed), asks each list's test points
 and every IP through one AsyncDnsRun (what deliverability.dnsbl.dnsbl_sweep sends; the database part of the sweep is
 not timed), interprets each answer with records.dnsbl.verdict, and prints wall time, queries, the most in flight at
-once, the ratio to the floor (goal: within 1.5x) and the CPU time the process spent (the floor counts none: dnspython
-builds and parses each message in the sweep's one event loop; the proxy runs in the same process, on one asyncio loop
-of its own). The figures move with the machine's load: compare runs made side by side. Prints figures and asserts
-nothing.
+once, the ratio to the floor (goal: within 1.5x), the load average, and the CPU time spent by the resolver's process
+and by the proxy (a child process of its own, so that it is not what is measured). The floor counts no CPU, and the
+resolver's is all in the sweep's one event loop: dnspython's resolve() for each question, the messages sent and read
+through one UDP socket per server (deliverability.dns.resolver.UdpChannel). The figures move with the machine's
+load: compare runs made side by side (bench/README.md has some). Prints figures and asserts nothing.
 
 With `--compare-pydnsbl PYTHON` the same sweep (names, zones, concurrency, proxy) also runs with pydnsbl in that
 interpreter, a throwaway virtualenv outside the project (pydnsbl is not a Dockspace dependency):
@@ -27,6 +28,7 @@ import asyncio
 import ipaddress
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -69,11 +71,59 @@ print(json.dumps({
 """
 
 
+class ProxyProcess:
+    """deliverability.tests.dns_server.LatencyProxy in a child process of its own: its CPU is not counted as this
+    process's and its timers never wait for this process's GIL, so the figures are the resolver's and the proxy
+    stands for the network. `stats()` asks the child for its counts."""
+
+    def __init__(self, upstream_port, latency):
+        self.upstream_port, self.latency = upstream_port, latency
+        self.process = self.conn = None
+        self.port = None
+
+    @property
+    def nameservers(self):
+        return [("127.0.0.1", self.port)]
+
+    def __enter__(self):
+        self.conn, child = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_serve_proxy, args=(child, self.upstream_port, self.latency), daemon=True
+        )
+        self.process.start()
+        self.port = self.conn.recv()
+        return self
+
+    def stats(self, reset=False):
+        """(queries received, most in flight at once, the child's CPU seconds); `reset`: then count the most in
+        flight afresh."""
+        self.conn.send("reset" if reset else "stats")
+        return self.conn.recv()
+
+    def __exit__(self, *exc):
+        self.conn.send("stop")
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+def _serve_proxy(conn, upstream_port, latency):
+    from deliverability.tests.dns_server import LatencyProxy
+
+    with LatencyProxy(upstream_port, latency) as proxy:
+        conn.send(proxy.port)
+        while (command := conn.recv()) != "stop":
+            conn.send((proxy.received, proxy.max_outstanding, time.process_time()))
+            if command == "reset":
+                proxy.max_outstanding = 0
+    conn.close()
+
+
 def compare_pydnsbl(python, proxy, ips, zones, args, floor):
     """Sweeps the same names with pydnsbl in `python` through `proxy` and prints its figures."""
     job = {"port": proxy.port, "ips": ips, "zones": zones, "concurrency": args.concurrency, "timeout": 10}
-    received, proxy.max_outstanding = proxy.received, 0
-    cpu_started = time.process_time()
+    received, _, proxy_cpu_started = proxy.stats(reset=True)
     try:
         done = subprocess.run(
             [python, "-c", PYDNSBL_SCRIPT], input=json.dumps(job), capture_output=True, text=True, timeout=300
@@ -81,19 +131,19 @@ def compare_pydnsbl(python, proxy, ips, zones, args, floor):
     except (OSError, subprocess.TimeoutExpired) as exc:
         print(f"--compare-pydnsbl: cannot run {python}: {exc}", file=sys.stderr)
         return 1
-    proxy_cpu = time.process_time() - cpu_started
+    received_after, most, proxy_cpu = proxy.stats()
     if done.returncode != 0:
         print(f"pydnsbl run failed ({python}, exit {done.returncode}):\n{done.stderr.strip()}", file=sys.stderr)
         return 1
     got = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"pydnsbl ({python}):")
     print(
-        f"  lookups: {got['lookups']}; queries the proxy received: {proxy.received - received}; "
-        f"most in flight at once: {proxy.max_outstanding} (limit {args.concurrency})"
+        f"  lookups: {got['lookups']}; queries the proxy received: {received_after - received}; "
+        f"most in flight at once: {most} (limit {args.concurrency})"
     )
     print(f"  listed answers: {got['listed']}; failed: {got['failed']}")
     print(f"  wall time: {got['wall']:.3f} s; ratio to the floor {got['wall'] / floor:.2f}")
-    print(f"  CPU: {got['cpu']:.3f} s in pydnsbl's process, {proxy_cpu:.3f} s in this one (the proxy)")
+    print(f"  CPU: {got['cpu']:.3f} s in pydnsbl's process, {proxy_cpu - proxy_cpu_started:.3f} s in the proxy's")
     return 0
 
 
@@ -117,7 +167,7 @@ def main():
     django.setup()
     from deliverability.dns.resolver import AsyncDnsRun, dnsbl_query_name
     from deliverability.records.dnsbl import IP_TEST_POINTS, LISTED, verdict
-    from deliverability.tests.dns_server import DnsServer, LatencyProxy, require_nsd
+    from deliverability.tests.dns_server import DnsServer, require_nsd
 
     require_nsd()
     status = 0
@@ -133,14 +183,16 @@ def main():
             listed = [f"{'.'.join(reversed(ip.split('.')))} A 127.0.0.2" for ip in ips[::16]]
             server.zone(zone, ["2.0.0.127 A 127.0.0.2", *listed])
         server.start()
-        with LatencyProxy(server.port, args.latency) as proxy:
+        with ProxyProcess(server.port, args.latency) as proxy:
             run = AsyncDnsRun(nameservers=proxy.nameservers, timeout=10, concurrency=args.concurrency)
             questions = [(dnsbl_query_name(p, z), "A") for z in zones for p in IP_TEST_POINTS]
             questions += [(dnsbl_query_name(ip, z), "A") for z in zones for ip in ips]
+            _, _, proxy_cpu_started = proxy.stats()
+            print(f"load average: {' '.join(f'{load:.2f}' for load in os.getloadavg())} ({os.cpu_count()} CPUs)")
             started, cpu_started = time.perf_counter(), time.process_time()
             answers = asyncio.run(run.lookup_many(questions))
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-            most = proxy.max_outstanding
+            _, most, proxy_cpu = proxy.stats()
             listed = sum(verdict(a, {"127.0.0.2": "listed"}).status == LISTED for a in answers)
             floor = math.ceil(len(questions) / args.concurrency) * args.latency
             print(f"questions: {len(questions)} ({args.ips} IPs x {args.lists} lists + test points)")
@@ -151,8 +203,8 @@ def main():
                 f"{args.latency * 1000:g} ms = {floor:.3f} s; ratio {wall / floor:.2f} (goal <= 1.5)"
             )
             print(
-                f"CPU in this process: {cpu:.3f} s ({cpu / len(questions) * 1000:.2f} ms a question, "
-                "resolver and proxy)"
+                f"CPU: {cpu:.3f} s in this process, the resolver ({cpu / len(questions) * 1000:.2f} ms a question); "
+                f"{proxy_cpu - proxy_cpu_started:.3f} s in the proxy's"
             )
             if args.compare_pydnsbl:
                 status = compare_pydnsbl(args.compare_pydnsbl, proxy, [*IP_TEST_POINTS, *ips], zones, args, floor)

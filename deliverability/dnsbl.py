@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts import authz
-from accounts.audit import audit
+from accounts.audit import audit_event
+from accounts.models import AuditEvent
 from deliverability import dnsbl_keys, ip_lifecycle, sending_ips
 from deliverability.dns.answer import Answer
 from deliverability.dns.resolver import AsyncDnsRun, dnsbl_query_name
@@ -174,7 +176,11 @@ def dnsbl_sweep(
     if subjects is None:
         # A domain deactivated or an address dropped from DOCKSPACE_SENDING_IPS since: its standings become history.
         DnsblResult.objects.filter(is_latest=True).exclude(subject__in=watched_names).update(is_latest=False)
-    chosen = list(watched if subjects is None else subjects)
+    chosen, seen = [], set()
+    for subject in watched if subjects is None else subjects:
+        if subject.name not in seen:  # a subject named twice is checked once
+            seen.add(subject.name)
+            chosen.append(subject)
     enabled = Dnsbl.objects.filter(is_enabled=True).order_by("kind", "name")
     if lists is not None:
         enabled = enabled.filter(pk__in=[dnsbl.pk for dnsbl in lists])
@@ -218,13 +224,13 @@ def dnsbl_sweep(
             report.broken.append(dnsbl)
         else:
             healthy.add(pk)
+    checked = []
     for (dnsbl, subject), answer in zip(pairs, answers[2 * len(tested) :], strict=True):
         found = _verdict(dnsbl, answer, zones[dnsbl.pk][1])
         # A broken list's answers are ignored; its failed lookups are still kept as errors (history only).
         if dnsbl.pk in healthy or found.status == ERROR:
-            report.outcomes.append(
-                _apply(dnsbl, subject, found, now, actor_label, watched=subject.name in watched_names)
-            )
+            checked.append((dnsbl, subject, found))
+    report.outcomes = _store(checked, now, actor_label, watched_names)
     return report
 
 
@@ -245,89 +251,141 @@ def is_standby_listing(dnsbl: Dnsbl, found: Verdict) -> bool:
     return any(code not in dnsbl.alert_only_codes for code in found.code.split(", "))
 
 
+# Values per `IN (...)` when the standings are read and checked again: well under SQLite's limit on parameters.
+READ_CHUNK = 500
+
+Pair = tuple[int, str]  # (list id, subject)
+
+
 @transaction.atomic
-def _apply(
-    dnsbl: Dnsbl, subject: Subject, found: Verdict, now: datetime, actor_label: str, *, watched: bool = True
-) -> Outcome:
-    """Store one answer. A subject Dockspace does not watch (asked about once, from the admin or the command) gets
-    history only: it has no standing, so no alert and no dashboard count waits for a sweep that never asks again."""
-    # The list's row lock orders two sweeps storing the same pair at once (a first standing has no row to lock yet,
-    # and the second insert would break the one-latest-standing rule).
-    Dnsbl.objects.select_for_update().filter(pk=dnsbl.pk).first()
-    pair = DnsblResult.objects.select_for_update().filter(dnsbl=dnsbl, subject=subject.name)
-    fields = {"code": found.code[:100], "meaning": found.meaning[:300]}
-    if not watched and found.status != ERROR:
-        DnsblResult.objects.create(
-            dnsbl=dnsbl, subject=subject.name, status=found.status, first_seen_at=now, checked_at=now, **fields
-        )
-        return Outcome(dnsbl, subject, found)
-    if found.status == ERROR:
-        last = pair.order_by("-checked_at", "-pk").first()
-        if (
-            last is not None
-            and last.status == ERROR
-            and (last.code, last.meaning) == (fields["code"], fields["meaning"])
-        ):
-            pair.filter(pk=last.pk).update(checked_at=now)
-        else:
-            DnsblResult.objects.create(
-                dnsbl=dnsbl,
-                subject=subject.name,
-                sending_ip=subject.sending_ip,
-                status=ERROR,
-                first_seen_at=now,
-                checked_at=now,
-                **fields,
-            )
-        return Outcome(dnsbl, subject, found)
-    latest = pair.filter(is_latest=True).first()
-    changed = latest is None or (latest.status, latest.code) != (found.status, fields["code"])
-    if latest is not None and not changed:
-        pair.filter(pk=latest.pk).update(checked_at=now, meaning=fields["meaning"])
-    else:
-        if latest is not None:
-            latest.is_latest = False
-            if latest.status == LISTED and found.status == CLEAR:
-                latest.cleared_at = now
-            latest.save(update_fields=["is_latest", "cleared_at"])
-        DnsblResult.objects.create(
+def _store(
+    checked: Sequence[tuple[Dnsbl, Subject, Verdict]], now: datetime, actor_label: str, watched: set[str]
+) -> list[Outcome]:
+    """Store a sweep's verdicts in one transaction, with a few queries whatever their number. A listed or clear
+    verdict moves its pair's standing on: a new current row when the status or code changed (the previous one kept
+    as history, with `cleared_at` when a listing cleared; listings and delistings are audited), else the current
+    row is checked again (`checked_at`, and the meaning, which may read differently now). An error is history only:
+    a new row, or the last one checked again when it is the same error. Then each standby listing rests its IP.
+    A subject Dockspace does not watch (asked about once, from the admin or the command) gets history only: it has
+    no standing, so no alert and no dashboard count waits for a sweep that never asks about it again."""
+    latest, last_error = _locked_rows(checked)
+    made: list[DnsblResult] = []  # new rows
+    superseded: list[DnsblResult] = []  # rows that are the current standing no more
+    checked_again: list[int] = []  # rows checked again, nothing else changed
+    reworded: list[DnsblResult] = []  # current rows checked again, their meaning changed
+    events: list[AuditEvent] = []
+    changes: list[bool] = []
+    for dnsbl, subject, found in checked:
+        pair = (dnsbl.pk, subject.name)
+        row = DnsblResult(
             dnsbl=dnsbl,
             subject=subject.name,
             sending_ip=subject.sending_ip,
             status=found.status,
+            code=found.code[:100],
+            meaning=found.meaning[:300],
             first_seen_at=now,
             checked_at=now,
-            is_latest=True,
-            **fields,
         )
-        was_listed = latest is not None and latest.status == LISTED
+        if found.status != ERROR and subject.name not in watched:
+            made.append(row)
+            changes.append(False)
+            continue
+        if found.status == ERROR:
+            last = last_error.get(pair)
+            if last is not None and (last.code, last.meaning) == (row.code, row.meaning):
+                checked_again.append(last.pk)
+            else:
+                made.append(row)
+            changes.append(False)
+            continue
+        current = latest.get(pair)
+        if current is not None and (current.status, current.code) == (row.status, row.code):
+            if current.meaning == row.meaning:
+                checked_again.append(current.pk)
+            else:
+                current.checked_at, current.meaning = now, row.meaning
+                reworded.append(current)
+            changes.append(False)
+            continue
+        row.is_latest = True
+        made.append(row)
+        changes.append(True)
+        was_listed = current is not None and current.status == LISTED
+        if current is not None:
+            current.is_latest = False
+            if was_listed and found.status == CLEAR:
+                current.cleared_at = now
+            superseded.append(current)
         if found.is_listed or was_listed:
-            what = (
-                f"listed on {dnsbl.name}: {found.code} {found.meaning}"
-                if found.is_listed
-                else f"delisted from {dnsbl.name}"
-            )
-            audit(
-                "deliverability.dnsbl.listed" if found.is_listed else "deliverability.dnsbl.cleared",
-                target=subject.sending_ip or dnsbl,
-                description=f"{subject.name} {what}"[:500],
-                actor_label=actor_label,
-            )
-    moved = False
+            events.append(_audit_event(dnsbl, subject, found, actor_label))
+
+    # The superseded rows first: a pair has one current row at any moment (constraint dnsbl_result_latest_once).
+    DnsblResult.objects.bulk_update(superseded, ["is_latest", "cleared_at"])
+    DnsblResult.objects.bulk_create(made)
+    for chunk in _chunks(checked_again):
+        DnsblResult.objects.filter(pk__in=chunk).update(checked_at=now)
+    DnsblResult.objects.bulk_update(reworded, ["checked_at", "meaning"])
+    AuditEvent.objects.bulk_create(events)
+    return [
+        Outcome(dnsbl, subject, found, changed, _rest_if_standby(dnsbl, subject, found, actor_label))
+        for (dnsbl, subject, found), changed in zip(checked, changes, strict=True)
+    ]
+
+
+def _locked_rows(
+    checked: Sequence[tuple[Dnsbl, Subject, Verdict]],
+) -> tuple[dict[Pair, DnsblResult], dict[Pair, DnsblResult]]:
+    """The current standing of each pair checked, and for each pair with an error its newest row if that is an
+    error; locked, so that a sweep storing at the same time waits for this one."""
+    list_ids = sorted({dnsbl.pk for dnsbl, _, _ in checked})
+    # The lists' row locks order two sweeps storing at once even for a pair's first standing, which has no row of
+    # its own to lock yet (the second insert would break the one-current-row rule).
+    list(Dnsbl.objects.select_for_update().filter(pk__in=list_ids).order_by("pk").values_list("pk", flat=True))
+    rows = DnsblResult.objects.select_for_update().filter(dnsbl_id__in=list_ids)
+    latest: dict[Pair, DnsblResult] = {}
+    last_error: dict[Pair, DnsblResult] = {}
+    for chunk in _chunks(sorted({subject.name for _, subject, _ in checked})):
+        latest.update(((row.dnsbl_id, row.subject), row) for row in rows.filter(is_latest=True, subject__in=chunk))
+    same_pair = DnsblResult.objects.filter(dnsbl_id=OuterRef("dnsbl_id"), subject=OuterRef("subject"))
+    newest = same_pair.order_by("-checked_at", "-pk").values("pk")[:1]
+    for chunk in _chunks(sorted({subject.name for _, subject, found in checked if found.status == ERROR})):
+        errors = rows.filter(status=ERROR, subject__in=chunk, pk=Subquery(newest))
+        last_error.update(((row.dnsbl_id, row.subject), row) for row in errors)
+    return latest, last_error
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """`items` READ_CHUNK at a time."""
+    return (items[start : start + READ_CHUNK] for start in range(0, len(items), READ_CHUNK))
+
+
+def _audit_event(dnsbl: Dnsbl, subject: Subject, found: Verdict, actor_label: str) -> AuditEvent:
+    if found.is_listed:
+        action, what = "deliverability.dnsbl.listed", f"listed on {dnsbl.name}: {found.code} {found.meaning}"
+    else:
+        action, what = "deliverability.dnsbl.cleared", f"delisted from {dnsbl.name}"
+    return audit_event(
+        action, target=subject.sending_ip or dnsbl, description=f"{subject.name} {what}"[:500], actor_label=actor_label
+    )
+
+
+def _rest_if_standby(dnsbl: Dnsbl, subject: Subject, found: Verdict, actor_label: str) -> bool:
+    """Rest the subject's IP for a standby listing; whether it moved. Decided under the IP's row lock: one an operator
+    rested or removed meanwhile is left as it is."""
     ip = subject.sending_ip
-    if ip is not None and is_standby_listing(dnsbl, found):
-        # Decided under the IP's row lock: one an operator rested or removed meanwhile is left as it is.
-        reason = f"listed on {dnsbl.name} ({dnsbl.zone}): {found.code} {found.meaning}"
-        rested = sending_ips.ip_set_state(
-            ip=ip,
-            state=SendingIp.RESTING,
-            reason=reason[: ip_lifecycle.REASON_MAX_LENGTH],
-            only_from=(SendingIp.ACTIVE, SendingIp.WARMING),
-            actor=authz.SYSTEM,
-            actor_label=actor_label,
-        )
-        moved = rested is not None
-    return Outcome(dnsbl, subject, found, changed, moved)
+    if ip is None or not is_standby_listing(dnsbl, found):
+        return False
+    reason = f"listed on {dnsbl.name} ({dnsbl.zone}): {found.code} {found.meaning}"
+    rested = sending_ips.ip_set_state(
+        ip=ip,
+        state=SendingIp.RESTING,
+        reason=reason[: ip_lifecycle.REASON_MAX_LENGTH],
+        only_from=(SendingIp.ACTIVE, SendingIp.WARMING),
+        actor=authz.SYSTEM,
+        actor_label=actor_label,
+    )
+    return rested is not None
 
 
 # --- reads ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """DNS servers on loopback for the resolver's tests and the DNS benchmark: a real authoritative NSD serving zone files
-a test writes (`DnsServer`), a server that reads queries and never answers (`SilentDnsServer`), and a UDP forwarder
-that holds each query N seconds and counts how many are in flight at once (`LatencyProxy`).
+a test writes (`DnsServer`), a server that reads queries and never answers (`SilentDnsServer`) or answers as a test
+scripts it (`ScriptedDnsServer`), and a UDP forwarder that holds each query N seconds and counts how many are in flight
+at once (`LatencyProxy`).
 
 Use the pytest fixtures (`dns_server`, `silent_dns_server` in deliverability/tests/conftest.py), or the classes
 directly. Needs /usr/sbin/nsd and nsd-checkzone (Debian: nsd); tests skip without them. Raw DNS packets here are
@@ -53,6 +54,25 @@ def query_packet(name, qtype, ident=0x5151):
 
 def response_code(packet):
     return packet[3] & 0x0F
+
+
+def question_of(packet):
+    """(name, numeric type, the question's bytes) of a DNS message with one question."""
+    labels, end = [], 12
+    while packet[end]:
+        labels.append(packet[end + 1 : end + 1 + packet[end]].decode("ascii"))
+        end += 1 + packet[end]
+    end += 5  # the root label, type and class
+    return ".".join(labels), struct.unpack("!H", packet[end - 4 : end - 2])[0], packet[12:end]
+
+
+def answer_packet(query, addresses=(), *, rcode=0, ident=None, name=None):
+    """An answer to QUERY: A records of ADDRESSES for its name (NXDOMAIN is rcode 3, no addresses). IDENT and NAME
+    (a question's bytes, say another query's) forge an answer that is not to QUERY."""
+    _, _, question = question_of(query)
+    header = struct.pack("!HHHHHH", 0, 0x8180 | rcode, 1, len(addresses), 0, 0)  # QR, RD, RA
+    records = b"".join(struct.pack("!HHHIH", 0xC00C, 1, 1, 300, 4) + socket.inet_aton(address) for address in addresses)
+    return (query[:2] if ident is None else struct.pack("!H", ident)) + header[2:] + (name or question) + records
 
 
 class DnsServer:
@@ -123,6 +143,9 @@ class DnsServer:
             f'    logfile: "{self.root / "nsd.log"}"',
             "    server-count: 1",
             "    hide-version: yes",
+            # NSD's response rate limiting (200 answers a second per client and zone by default) drops some answers
+            # of a fast burst from loopback, which then time out: a test or the benchmark would measure that.
+            "    rrl-ratelimit: 0",
             "    zonefiles-check: no",
             "remote-control:",
             "    control-enable: no",
@@ -246,6 +269,23 @@ class _UdpListener:
 
 class SilentDnsServer(_UdpListener):
     """A "DNS server" that reads every query (`received` counts them) and never answers: a dead resolver."""
+
+
+class ScriptedDnsServer(_UdpListener):
+    """A "DNS server" that keeps every query it reads, with the client's address, in `queries` and answers as the
+    test's `script(server)` says, called in its thread after each query: `server.send(packet, client)`."""
+
+    def __init__(self, script):
+        super().__init__()
+        self.script = script
+        self.queries = []
+
+    def handle(self, data, client):
+        self.queries.append((data, client))
+        self.script(self)
+
+    def send(self, packet, client):
+        self.sock.sendto(packet, client)
 
 
 class LatencyProxy:

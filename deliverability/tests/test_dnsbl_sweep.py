@@ -6,9 +6,12 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.authz import SYSTEM, SystemActor
+from accounts.models import AuditEvent
 from deliverability import dnsbl, ip_duties, sending_ips
 from deliverability.alert_kinds import DNSBL_LISTED
 from deliverability.dns.resolver import AsyncDnsRun
@@ -384,20 +387,21 @@ def test_two_sweeps_storing_the_first_standing_of_a_pair_at_once_leave_one_stand
     subject = dnsbl.Subject("192.0.2.10", Dnsbl.IP)
     listed = dnsbl.Verdict("listed", "127.0.0.2", "SBL")
     holding, release = threading.Event(), threading.Event()
-    real_audit = dnsbl.audit
+    real_rest = dnsbl._rest_if_standby
 
-    def audit(*args, **kw):
+    def rest_if_standby(*args, **kw):
         if threading.current_thread().name == "one":
             holding.set()  # sweep one has stored the standing, not committed
             release.wait()
-        return real_audit(*args, **kw)
+        return real_rest(*args, **kw)
 
-    monkeypatch.setattr(dnsbl, "audit", audit)
+    monkeypatch.setattr(dnsbl, "_rest_if_standby", rest_if_standby)
     outcome = {}
 
     def store(name):
         try:
-            outcome[name] = dnsbl._apply(bl, subject, listed, timezone.now(), f"sweep {name}").changed
+            [stored] = dnsbl._store([(bl, subject, listed)], timezone.now(), f"sweep {name}", {subject.name})
+            outcome[name] = stored.changed
         except Exception as exc:  # the race this test is about ends in an IntegrityError
             outcome[name] = repr(exc)
         finally:
@@ -407,3 +411,112 @@ def test_two_sweeps_storing_the_first_standing_of_a_pair_at_once_leave_one_stand
 
     assert outcome == {"one": True, "two": False}  # the second found the first's standing unchanged
     assert DnsblResult.objects.filter(subject="192.0.2.10", is_latest=True).count() == 1
+
+
+def test_a_listing_and_its_delisting_are_audited_once_each(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.80": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    ip = make_ip("192.0.2.80", state=SendingIp.ACTIVE)
+
+    def entries():
+        return list(
+            AuditEvent.objects.filter(action__in=["deliverability.dnsbl.listed", "deliverability.dnsbl.cleared"])
+            .order_by("pk")
+            .values_list("action", "target_id", "description", "actor_label")
+        )
+
+    sweep()
+    sweep()  # the same standing: nothing new to audit
+    by = dnsbl.SWEEP_LABEL
+    listed = ("deliverability.dnsbl.listed", str(ip.pk), "192.0.2.80 listed on bl.test: 127.0.0.2 SBL", by)
+    assert entries() == [listed]
+    serve_ip_list(dns_server, {})
+    sweep()
+    cleared = ("deliverability.dnsbl.cleared", str(ip.pk), "192.0.2.80 delisted from bl.test", by)
+    assert entries() == [listed, cleared]
+
+
+def test_a_repeated_error_is_one_history_row_and_never_touches_the_standing(dns_server, settings):
+    settings.SENDING_IPS = ["192.0.2.81"]
+    serve_ip_list(dns_server, {"192.0.2.81": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        sweep()
+    for hours in (1, 2):  # the same error twice: one row, checked again
+        with time_machine.travel(start + timedelta(hours=hours), tick=False):
+            serve_ip_list(dns_server, {"192.0.2.81": "127.0.0.7"})  # a code the list does not document
+            sweep()
+    with time_machine.travel(start + timedelta(hours=3), tick=False):
+        serve_ip_list(dns_server, {"192.0.2.81": "127.255.255.254"})  # another error: a new row
+        sweep()
+    with time_machine.travel(start + timedelta(hours=4), tick=False):
+        serve_ip_list(dns_server, {"192.0.2.81": "127.0.0.2"})
+        sweep()
+
+    rows = list(
+        DnsblResult.objects.filter(subject="192.0.2.81")
+        .order_by("pk")
+        .values_list("status", "code", "first_seen_at", "checked_at", "is_latest")
+    )
+    assert rows == [
+        ("listed", "127.0.0.2", start, start + timedelta(hours=4), True),
+        ("error", "127.0.0.7", start + timedelta(hours=1), start + timedelta(hours=2), False),
+        ("error", "127.255.255.254", start + timedelta(hours=3), start + timedelta(hours=3), False),
+    ]
+
+
+def test_a_sweep_stores_many_standings_in_as_few_queries_as_a_handful(dns_server, settings):
+    settings.SENDING_IPS = []
+    listed = {f"192.0.2.{n}": "127.0.0.2" for n in range(100, 140, 3)}
+    listed.update({"192.0.2.101": "127.0.0.7", "192.0.2.131": "127.0.0.7"})  # errors: codes the list does not know
+    serve_ip_list(dns_server, listed)
+    make_list(action=Dnsbl.ALERT)
+    ips = [make_ip(f"192.0.2.{n}", state=SendingIp.ACTIVE) for n in range(100, 140)]
+
+    def queries(ips):
+        DnsblResult.objects.all().delete()
+        counts = []
+        for _ in range(2):  # new standings, then the same ones checked again
+            with CaptureQueriesContext(connection) as captured:
+                sweep(subjects=[dnsbl.Subject(ip.address, Dnsbl.IP, ip) for ip in ips])
+            counts.append(len(captured))
+        return counts
+
+    assert queries(ips) == queries(ips[:4])
+    assert DnsblResult.objects.filter(status="error").count() == 1
+
+
+def test_a_sweep_that_fails_while_storing_stores_nothing(dns_server, settings, monkeypatch):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.90": "127.0.0.2", "192.0.2.91": "127.0.0.2"})
+    make_list()
+    make_ip("192.0.2.90", state=SendingIp.ACTIVE)
+    make_ip("192.0.2.91", state=SendingIp.ACTIVE)
+    real = sending_ips.ip_set_state
+
+    def fails_at_the_second(**kw):
+        if kw["ip"].address == "192.0.2.91":
+            raise RuntimeError("the database went away")
+        return real(**kw)
+
+    monkeypatch.setattr(sending_ips, "ip_set_state", fails_at_the_second)
+    with pytest.raises(RuntimeError):
+        sweep()
+    assert not DnsblResult.objects.exists()
+    assert not AuditEvent.objects.filter(action="deliverability.dnsbl.listed").exists()
+    assert set(SendingIp.objects.values_list("state", flat=True)) == {SendingIp.ACTIVE}
+
+
+def test_a_subject_named_twice_is_checked_once(dns_server, settings):
+    settings.SENDING_IPS = []
+    serve_ip_list(dns_server, {"192.0.2.95": "127.0.0.2"})
+    make_list(action=Dnsbl.ALERT)
+    ip = make_ip("192.0.2.95", state=SendingIp.ACTIVE)
+    subject = dnsbl.Subject(ip.address, Dnsbl.IP, ip)
+
+    report = sweep(subjects=[subject, dnsbl.subject_for("192.0.2.95")])
+
+    assert [(o.subject.name, o.verdict.status) for o in report.outcomes] == [("192.0.2.95", "listed")]
+    assert DnsblResult.objects.get().is_latest
