@@ -45,6 +45,8 @@ def test_generate_makes_an_rsa_2048_key_with_selector_mail_and_prints_the_txt_re
     assert len(strings) > 1 and all(len(s) <= 255 for s in strings)
     assert "".join(strings) == f"v=DKIM1; k=rsa; p={key.public_key_b64}"
     assert "PRIVATE KEY" not in out
+    # Signing switches when the container is recreated: the command says to publish and check first.
+    assert out.splitlines()[-1].startswith("Next: publish it, wait until `dig +short TXT mail._domainkey.example.com`")
     event = AuditEvent.objects.get(action="mail.dkim.generate")
     assert (event.actor_label, event.target_label) == ("manage.py dkim", "example.com")
 

@@ -74,7 +74,16 @@ class Command(BaseCommand):
                     actor=actor,
                     actor_label=label,
                 )
-            return self._print([key], o["json"], intro=f"New DKIM key for {domain.name}; publish:")
+            self._print([key], o["json"], intro=f"New DKIM key for {domain.name}; publish:")
+            if not o["json"]:
+                # OpenDKIM takes the new key only in a new container: that, not this command, is when signing
+                # switches. Mail signed before the record is visible in DNS fails DKIM at receivers.
+                name = f"{key.selector}._domainkey.{domain.name}"
+                self.stdout.write(
+                    f"Next: publish it, wait until `dig +short TXT {name}` shows it (every DNS server of the domain), "
+                    "then recreate the mailserver container: only then does mail carry the new signature."
+                )
+            return
         if action == "retire":
             key = domain.dkim_keys.filter(selector=o["selector"]).first()
             if key is None:
