@@ -10,7 +10,7 @@ DnsRun (every lookup goes through the one resolver module)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -22,14 +22,14 @@ from django.utils import timezone
 from accounts.authz import Actor, acting, is_system, require_perm
 from deliverability.dns.resolver import DnsRun
 from deliverability.models import DnsCheckResult, DnsCheckRun
-from deliverability.records.common import FAILED, OK, WARNING, Finding, Lookup, worst_level
+from deliverability.records.common import FAILED, OK, WARNING, Finding, Lookup, RecordToPublish, worst_level
 from deliverability.records.dbl import dbl_check
 from deliverability.records.dkim import dkim_check
 from deliverability.records.dmarc import dmarc_check
 from deliverability.records.mta_sts import PolicyFetcher, PolicyFetchError, mta_sts_check, tls_rpt_check
 from deliverability.records.mx import mx_check, mx_exchanges
 from deliverability.records.ptr import ptr_check
-from deliverability.records.spf_suggestion import spf_finding
+from deliverability.records.spf_suggestion import merged_spf_lookup, spf_finding
 from deliverability.records.spf_walk import spf_walk
 from deliverability.sending import IpAddress, helo_name, ips_for_domain
 from dockspace import outbound_http
@@ -57,6 +57,16 @@ class CheckOutcome:
 def _spf(domain: str, lookup: Lookup, ips: Sequence[IpAddress]) -> Finding:
     result = spf_walk(domain, lookup)
     finding = spf_finding(result, ips)
+    merged = merged_spf_lookup(domain, lookup) if not finding.is_ok else None
+    if merged is not None:
+        # Several SPF records: the record to publish is built from all of them (one record keeping what each
+        # allowed), not from scratch.
+        merged_result = spf_walk(domain, merged)
+        suggestion = spf_finding(merged_result, ips).record_to_publish
+        if suggestion is None and merged_result.record is not None and merged_result.level == OK:
+            suggestion = RecordToPublish(domain, "TXT", merged_result.record.text)  # the merge is all it takes
+        if suggestion is not None:
+            finding = replace(finding, record_to_publish=suggestion)
     if not ips and finding.level == OK:
         return Finding(
             WARNING, f"{domain}: SPF is valid; set DOCKSPACE_SENDING_IPS to check it authorises the mail host"

@@ -5,8 +5,9 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from deliverability.records.common import FAILED, WARNING, Finding, RecordToPublish, outcome
-from deliverability.records.spf import Network
+from deliverability.dns.answer import Answer
+from deliverability.records.common import FAILED, WARNING, Finding, Lookup, RecordToPublish, outcome
+from deliverability.records.spf import Network, SpfSyntaxError, is_spf_record, parse_spf
 from deliverability.records.spf_walk import (
     EVALUATED,
     LOOKUP_LIMIT,
@@ -181,3 +182,39 @@ def spf_finding(result: SpfResult, sending_ips: Iterable[str | IpAddress]) -> Fi
         # Say why there is no record to copy: every record keeping what this one allows is over a limit too.
         finding = replace(finding, reason=f"{finding.reason}; no record to suggest: {beyond_limits}")
     return finding
+
+
+def merged_spf_lookup(domain: str, lookup: Lookup) -> Lookup | None:
+    """When `domain` publishes several v=spf1 records (a permerror at every receiver), a lookup that answers its TXT
+    question with one record holding all their mechanisms instead (in order, each once; redirect and exp left out;
+    ending -all when one record ends so, else ~all), so that the suggestion keeps what each record allowed. None
+    when the domain has at most one SPF record or its TXT lookup failed. A record that does not parse gives
+    nothing: its terms cannot be trusted."""
+    domain = domain.rstrip(".").lower()
+    answer = lookup(domain, "TXT")
+    texts = [text for text in (answer.records if answer.is_ok else ()) if is_spf_record(text)]
+    if len(texts) < 2:
+        return None
+    terms: list[str] = []
+    ending = "~all"
+    for text in texts:
+        try:
+            record = parse_spf(text)
+        except SpfSyntaxError:
+            continue
+        for term in record.mechanisms:
+            if term.name == "all":
+                if term.qualifier == "-":
+                    ending = "-all"
+                break
+            if term.text.lower() not in {seen.lower() for seen in terms}:
+                terms.append(term.text)
+    merged = " ".join(["v=spf1", *terms, ending])
+    others = tuple(text for text in answer.records if not is_spf_record(text))
+
+    def merged_lookup(name: str, rdtype: str) -> Answer:
+        if (name.rstrip(".").lower(), rdtype.upper()) == (domain, "TXT"):
+            return replace(answer, records=(*others, merged))
+        return lookup(name, rdtype)
+
+    return merged_lookup

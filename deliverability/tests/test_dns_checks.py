@@ -109,6 +109,25 @@ def test_two_spf_records_fail(mail_dns, domain):
     assert spf.reason.startswith("example.com: 2 TXT records start with v=spf1; there must be exactly one")
 
 
+def test_the_record_suggested_for_two_spf_records_keeps_what_each_allowed(mail_dns, domain, dns_server):
+    dns_server.zone("example.net", ["mail A 192.0.2.25", '_spf TXT "v=spf1 ip4:198.51.100.0/24 -all"'])
+    mail_dns.domain(
+        records=[r for r in right_records() if "v=spf1" not in r]
+        + ['@ TXT "v=spf1 include:_spf.example.net ?all"', '@ TXT "v=spf1 a:mail.example.net -all"']
+    )
+    spf = only(check(domain), "spf")
+
+    assert spf.level == "failed" and "2 TXT records start with v=spf1" in spf.reason
+    # One record with the terms of both (not a fresh one that drops the include), ending with the strictest all;
+    # the records' order is the DNS answer's.
+    terms = spf.record_value.split()
+    assert (terms[0], sorted(terms[1:-1]), terms[-1]) == (
+        "v=spf1",
+        ["a:mail.example.net", "include:_spf.example.net"],
+        "-all",
+    )
+
+
 def test_spf_that_does_not_authorise_the_sending_ip_fails(mail_dns, domain):
     mail_dns.domain(records=right_records(spf="v=spf1 ip4:198.51.100.1 -all"))
     spf = only(check(domain), "spf")
