@@ -4,12 +4,14 @@ refusals at SMTP (SmtpRejection). Written by monitoring.traffic only; nothing fr
 Imported by monitoring.models."""
 
 from django.db import models
+from django.db.models import Q
 
 # Postfix queue ids: 10-12 hex digits, or up to 17 characters with enable_long_queue_ids.
 QUEUE_ID_MAX_LENGTH = 20
 ADDRESS_MAX_LENGTH = 320  # an envelope address as logged (a VERP sender can exceed 254)
 REPLY_MAX_LENGTH = 500
 LINE_KEY_LENGTH = 32  # hex of a 16-byte blake2b
+SOURCE_NAME_MAX_LENGTH = 100
 
 
 class LogSource(models.Model):
@@ -21,7 +23,7 @@ class LogSource(models.Model):
     KINDS = [(FILE, "file"), (HOST, "mail host")]
 
     name = models.CharField(
-        max_length=100,
+        max_length=SOURCE_NAME_MAX_LENGTH,
         unique=True,
         help_text="How Dockspace calls this log (the mail host's name, or 'local' for DOCKSPACE_MAIL_LOG); part of "
         "each stored line's key, so a line read twice under the same name is stored once.",
@@ -76,7 +78,8 @@ class MailMessage(models.Model):
         (REJECTED, "rejected"),
     ]
 
-    source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="messages")
+    # Indexed with last_seen_at below (what each batch looks up), which serves lookups by source alone too.
+    source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="messages", db_index=False)
     queue_id = models.CharField("queue ID", max_length=QUEUE_ID_MAX_LENGTH)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
@@ -108,7 +111,12 @@ class MailMessage(models.Model):
             models.Index(fields=["sender"], name="mailmessage_sender"),
             models.Index(fields=["message_id"], name="mailmessage_message_id"),
             models.Index(fields=["first_seen_at"], name="mailmessage_first_seen"),
-            models.Index(fields=["state", "first_seen_at"], name="mailmessage_state"),
+            # Each batch of lines looks up the messages it may continue: those seen since its first line, and
+            # those still in the queue (a partial index: few rows however long the history).
+            models.Index(fields=["source", "last_seen_at"], name="mailmessage_last_seen"),
+            models.Index(
+                fields=["source", "last_seen_at"], condition=Q(removed_at__isnull=True), name="mailmessage_open"
+            ),
         ]
 
     def __str__(self):
@@ -148,7 +156,6 @@ class DeliveryAttempt(models.Model):
         indexes = [
             models.Index(fields=["recipient"], name="deliveryattempt_recipient"),
             models.Index(fields=["at"], name="deliveryattempt_at"),
-            models.Index(fields=["status", "at"], name="deliveryattempt_status"),
             models.Index(fields=["sending_ip", "at"], name="deliveryattempt_sending_ip"),
         ]
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from monitoring.maillog import events as ev
 from monitoring.maillog.parse import sending_ip
@@ -187,7 +188,7 @@ class Correlator:
         self.rejections: list[RejectionRecord] = []
         self.other_by_program: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
-        self._feeders = {
+        self._feeders: dict[type[ev.Event], Callable[[Any, str], None]] = {
             ev.ClientConnected: self._client,
             ev.LocallyPicked: self._picked,
             ev.MessageIdSeen: self._message_id,

@@ -13,6 +13,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 
 from monitoring.maillog.events import (
     BOUNCED,
@@ -100,6 +101,7 @@ def classic_year(month: int, day: int, *, reference: datetime) -> int:
 _OUT_PREFIX = "out-"
 
 
+@lru_cache(maxsize=1024)
 def sending_ip(service: str) -> str | None:
     """The IP address a pooled transport sends from, read back from its name: "out-192-0-2-10" -> "192.0.2.10",
     "out-2001-db8--1" -> "2001:db8::1" (the name is "out-" + the address with "." and ":" replaced by "-");
