@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Protocol
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.authz import SYSTEM, Actor, require_perm
@@ -193,9 +194,14 @@ def _restorable(source: LogSource, pairs: list[tuple[Event, str]]) -> list[OpenM
     last = max(event.line.at for event, _ in pairs)
     stored = MailMessage.objects.filter(source=source)
     columns = ("id", "line_key", *_MESSAGE_FIELDS)
-    rows = list(
-        stored.filter(removed_at__isnull=True, last_seen_at__gte=first - correlate.STALE_AFTER).values_list(*columns)
+    # Still in the queue: only their queue ids first (the queue may hold many), the whole rows of those named.
+    waiting = stored.filter(removed_at__isnull=True, last_seen_at__gte=first - correlate.STALE_AFTER).filter(
+        Q(size__isnull=False) | Q(last_seen_at__gte=first - correlate.UNQUEUED_STALE_AFTER)
     )
+    named = [pk for pk, queue_id in waiting.values_list("id", "queue_id") if queue_id in queue_ids]
+    rows = []
+    for chunk in _chunks(named):
+        rows += stored.filter(id__in=chunk).values_list(*columns)
     rows += stored.filter(last_seen_at__gte=first, first_seen_at__lte=last).values_list(*columns)
     restored: dict[int, OpenMessage] = {}
     for row in rows:
@@ -208,10 +214,10 @@ def _restorable(source: LogSource, pairs: list[tuple[Event, str]]) -> list[OpenM
         attempts = (
             DeliveryAttempt.objects.filter(message_id__in=chunk)
             .order_by("at", "id")
-            .values_list("message_id", "recipient", "status")
+            .values_list("message_id", "recipient", "status", "at")
         )
-        for message_id, recipient, status in attempts:
-            restored[message_id].recipients[recipient] = status
+        for message_id, recipient, status, at in attempts:
+            restored[message_id].recipients[recipient] = (status, at)
     return list(restored.values())
 
 

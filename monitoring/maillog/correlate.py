@@ -38,6 +38,9 @@ _ENDING_STAGES = frozenset({"DATA", "END-OF-MESSAGE", "BDAT", "header", "body"})
 # a line with its queue id later belongs to a new message. Postfix retries a deferred message at least every
 # maximal_backoff_time (4000 s by default) and gives up after maximal_queue_lifetime (5 days by default).
 STALE_AFTER = timedelta(days=7)
+# A message the queue manager never saw (no `from=, size=` line: the client left before the end of DATA) is dead
+# once its SMTP session must have ended.
+UNQUEUED_STALE_AFTER = timedelta(days=1)
 
 
 def line_key(source: str, raw: str) -> str:
@@ -70,7 +73,8 @@ class OpenMessage:
     direction: str = ""
     state: str = QUEUED
     removed_at: datetime | None = None
-    recipients: dict[str, str] = field(default_factory=dict)
+    # recipient -> (latest status, its time): an older line read again does not undo a later outcome.
+    recipients: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     id: int | None = None
     _stored: tuple | None = field(default=None, repr=False)
 
@@ -157,7 +161,7 @@ def message_state(message: OpenMessage, *, expired: bool = False) -> str:
     outcome they share, or mixed."""
     if message.state == REJECTED:
         return REJECTED
-    latest = set(message.recipients.values())
+    latest = {status for status, _ in message.recipients.values()}
     if not latest:
         return EXPIRED if expired or message.state == EXPIRED else QUEUED
     if message.removed_at is None:
@@ -219,20 +223,21 @@ class Correlator:
                 latest = message
         if latest is None or (latest.removed_at is not None and latest.removed_at < at):
             return None
-        if latest.removed_at is None and latest.last_seen_at < at - self.stale_after:
+        if latest.removed_at is None and self._is_stale(latest, at):
             return None
         return latest
+
+    def _is_stale(self, message: OpenMessage, at: datetime) -> bool:
+        """Whether `message`, not removed, ended unseen before `at`."""
+        silence = self.stale_after if message.size is not None else min(self.stale_after, UNQUEUED_STALE_AFTER)
+        return message.last_seen_at < at - silence
 
     def _message(self, queue_id: str, at: datetime, key: str, *, opening: bool = False) -> OpenMessage:
         """The message a line belongs to: the open one, a stored one it continues, or a new one it opens. An
         opening line (smtpd's client=, pickup) with the queue id of an open message starts another message: the
         open one ended without a `removed` line (its client left mid-transaction)."""
         message = self.open.get(queue_id)
-        if (
-            message is not None
-            and message.line_key != key
-            and (opening or message.last_seen_at < at - self.stale_after)
-        ):
+        if message is not None and message.line_key != key and (opening or self._is_stale(message, at)):
             message = None
         if message is None:
             message = self._stored(queue_id, at, key, opening=opening) or OpenMessage(key, queue_id, at, at)
@@ -302,7 +307,10 @@ class Correlator:
 
     def _delivery(self, event: ev.Delivery, key: str) -> None:
         message = self._message(event.queue_id, event.line.at, key)
-        message.recipients[event.recipient] = event.status
+        at = event.line.at
+        known = message.recipients.get(event.recipient)
+        if known is None or at >= known[1]:
+            message.recipients[event.recipient] = (event.status, at)
         message.state = message_state(message)
         service = event.line.service
         self.attempts.append(
@@ -328,10 +336,10 @@ class Correlator:
         if event.sender and not message.sender:
             message.sender = event.sender
         at = event.line.at
-        for recipient, status in list(message.recipients.items()):
-            if status != ev.DEFERRED:
+        for recipient, (status, when) in list(message.recipients.items()):
+            if status != ev.DEFERRED or when > at:
                 continue
-            message.recipients[recipient] = ev.EXPIRED
+            message.recipients[recipient] = (ev.EXPIRED, at)
             self.attempts.append(
                 AttemptRecord(
                     message,

@@ -231,6 +231,23 @@ def test_a_stored_message_silent_for_longer_than_a_queue_lifetime_is_not_continu
     assert sorted(m.message_id for m in store.messages.values()) == ["", "late@example.net"]
 
 
+def test_a_stored_message_never_queued_is_not_continued_a_day_later():
+    store = Store()
+    store.ingest([log(0, "postfix/smtpd[21]: 3C5A12B4D1: client=mail.example.net[203.0.113.5]")])
+    store.ingest([log(2 * 86400, "postfix/cleanup[30]: 3C5A12B4D1: message-id=<next@example.net>")])
+    assert sorted(m.message_id for m in store.messages.values()) == ["", "next@example.net"]
+
+
+def test_a_queued_message_silent_for_days_is_continued():
+    store = Store()
+    store.ingest([
+        log(0, "postfix/smtpd[21]: 3C5A12B4D1: client=mail.example.net[203.0.113.5]"),
+        log(0, "postfix/qmgr[7]: 3C5A12B4D1: from=<a@example.net>, size=900, nrcpt=1 (queue active)"),
+    ])  # fmt: skip
+    store.ingest([log(3 * 86400, "postfix/qmgr[7]: 3C5A12B4D1: removed")])
+    assert store.only_message().removed_at == START + timedelta(days=3)
+
+
 def test_rejections_are_kept_and_one_at_the_end_of_the_message_ends_it():
     store = Store()
     store.ingest([
@@ -289,6 +306,22 @@ def test_reading_the_same_lines_again_cut_into_other_batches_changes_nothing():
     assert len(store.attempts) == 5
 
 
+def test_reading_earlier_lines_again_does_not_undo_a_later_outcome():
+    lines = [
+        log(0, "postfix/smtpd[21]: 3C5A12B4D1: client=mail.example.net[203.0.113.5]"),
+        log(0, "postfix/qmgr[7]: 3C5A12B4D1: from=<a@example.net>, size=900, nrcpt=1 (queue active)"),
+        log(1, "postfix/smtp[40]: 3C5A12B4D1: to=<bob@example.org>, relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1, "
+            "status=deferred (connect to mx.example.org[192.0.2.25]:25: Connection refused)"),
+        log(900, "postfix/smtp[40]: 3C5A12B4D1: to=<bob@example.org>, relay=mx.example.org[192.0.2.25]:25, "
+            "delay=900, delays=899/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok)"),
+        log(900, "postfix/qmgr[7]: 3C5A12B4D1: removed"),
+    ]  # fmt: skip
+    store = Store()
+    store.ingest(lines)
+    batch = store.ingest(lines[:3])  # the first lines again, the later ones stored already
+    assert batch.messages == [] and store.only_message().state == c.DELIVERED
+
+
 def test_lines_split_over_batches_give_what_one_batch_gives():
     lines = SENT_OUT + EXPIRING
     whole = Store()
@@ -315,7 +348,7 @@ def test_restorable_queue_ids_name_the_notifications_too():
 
 
 def test_message_state_waits_for_recipients_not_tried_yet():
-    message = OpenMessage("k", "Q1234", START, START, nrcpt=2, recipients={"a@example.org": "sent"})
+    message = OpenMessage("k", "Q1234", START, START, nrcpt=2, recipients={"a@example.org": ("sent", START)})
     assert c.message_state(message) == c.QUEUED
     message.removed_at = START
     assert c.message_state(message) == c.DELIVERED
@@ -323,7 +356,7 @@ def test_message_state_waits_for_recipients_not_tried_yet():
 
 def test_a_restored_message_is_continued_by_a_correlator():
     stored = OpenMessage(
-        "k1", "3C5A12B4D1", START, START, sender="a@example.net", id=7, recipients={"b@example.org": "sent"}
+        "k1", "3C5A12B4D1", START, START, sender="a@example.net", id=7, recipients={"b@example.org": ("sent", START)}
     )
     correlator = Correlator("mx1", [stored])
     raw = log(60, "postfix/qmgr[7]: 3C5A12B4D1: removed")

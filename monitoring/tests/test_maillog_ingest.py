@@ -159,6 +159,16 @@ def test_ingesting_the_same_file_twice_changes_nothing():
     assert LogSource.objects.get().lines_read == 132
 
 
+@pytest.mark.parametrize("size", [3, 10, 29])
+def test_reading_the_file_again_in_other_batches_changes_nothing(size):
+    source = traffic.logsource_for(name="local")
+    traffic.maillog_ingest_file(str(SAMPLE), source=source)
+    before = everything()
+    again = traffic.maillog_ingest_file(str(SAMPLE), source=source, batch_lines=size)
+    assert (again.messages_new, again.messages_updated, sum(again.attempts.values()), again.rejections) == (0, 0, 0, 0)
+    assert everything() == before
+
+
 def test_a_gzip_archive_reads_like_the_plain_file_and_once_only(tmp_path):
     archive = tmp_path / "mail.log.2.gz"
     with SAMPLE.open("rb") as plain, gzip.open(archive, "wb") as packed:
