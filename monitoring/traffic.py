@@ -479,6 +479,7 @@ class LogFileError(Exception):
 
 SNIFF_LINES = 1000  # a file none of whose first lines is a syslog line is not a mail log
 PROGRESS_LINES = 2000  # how often reading a file reports how far it got
+MAX_LINE_BYTES = 64 * 1024
 
 
 def _open_log(path: str) -> tuple[BinaryIO, BinaryIO]:
@@ -503,9 +504,11 @@ def _open_log(path: str) -> tuple[BinaryIO, BinaryIO]:
 
 
 def _decoded(stream: BinaryIO, path: str) -> Iterator[str]:
+    """The file's lines, decoded (undecodable bytes become U+FFFD); a line longer than MAX_LINE_BYTES comes in
+    pieces (no syslog line is that long: a file without line endings must not fill the memory)."""
     read = 0
     try:
-        for line in stream:
+        while line := stream.readline(MAX_LINE_BYTES):
             read += 1
             yield line.decode("utf-8", "replace")
     except (OSError, EOFError, zlib.error) as exc:

@@ -308,6 +308,12 @@ def test_a_file_that_is_not_a_readable_mail_log_is_refused_naming_file(tmp_path,
     assert not LogSource.objects.exists()
 
 
+def test_a_file_without_line_endings_is_refused_without_reading_it_whole(tmp_path):
+    path = _file(tmp_path / "blob.bin", b"\x00" * (8 * 1024 * 1024))
+    message = refused("maillog", "ingest", "--file", str(path))
+    assert message.startswith(f"--file: {path} is not a mail log: none of its first 128 lines is a syslog line")
+
+
 def _file(path, content):
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     return path
