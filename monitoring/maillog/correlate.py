@@ -240,7 +240,11 @@ class Correlator:
         if message is not None and message.line_key != key and (opening or self._is_stale(message, at)):
             message = None
         if message is None:
-            message = self._stored(queue_id, at, key, opening=opening) or OpenMessage(key, queue_id, at, at)
+            message = self._stored(queue_id, at, key, opening=opening)
+            if message is None:
+                message = OpenMessage(key, queue_id, at, at)
+                # Later lines of this queue id belong to it, or to a message after it: never to an older one.
+                self.candidates.setdefault(queue_id, []).append(message)
             self.open[queue_id] = message
         if at > message.last_seen_at:
             message.last_seen_at = at

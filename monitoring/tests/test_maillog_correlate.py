@@ -238,6 +238,23 @@ def test_a_stored_message_never_queued_is_not_continued_a_day_later():
     assert sorted(m.message_id for m in store.messages.values()) == ["", "next@example.net"]
 
 
+def test_a_queue_id_used_again_in_a_batch_never_goes_back_to_an_older_stored_message():
+    store = Store()
+    store.ingest([log(0, "postfix/smtpd[21]: 3C5A12B4D1: client=gone.example.net[203.0.113.7]")])  # abandoned
+    store.ingest([
+        log(60, "postfix/smtpd[22]: 3C5A12B4D1: client=mail.example.net[203.0.113.5]"),
+        log(60, "postfix/qmgr[7]: 3C5A12B4D1: from=<a@example.net>, size=900, nrcpt=1 (queue active)"),
+        log(61, "postfix/qmgr[7]: 3C5A12B4D1: removed"),
+        log(62, "postfix/cleanup[30]: 3C5A12B4D1: message-id=<third@example.net>"),
+    ])  # fmt: skip
+    messages = sorted(store.messages.values(), key=lambda m: m.first_seen_at)
+    assert [(m.client_host, m.sender, m.message_id) for m in messages] == [
+        ("gone.example.net", "", ""),
+        ("mail.example.net", "a@example.net", ""),
+        ("", "", "third@example.net"),
+    ]
+
+
 def test_a_queued_message_silent_for_days_is_continued():
     store = Store()
     store.ingest([
