@@ -7,6 +7,9 @@ from django.db.models import Q
 # --- Alerts (rules, alerts, notification channels and log): monitoring/alert_models.py -----------------------
 from monitoring.alert_models import Alert, AlertEvent, AlertRule, NotificationChannel  # noqa: F401
 
+# --- Mail traffic (log sources, messages, delivery attempts, SMTP rejections): monitoring/traffic_models.py ---------
+from monitoring.traffic_models import DeliveryAttempt, LogSource, MailMessage, SmtpRejection  # noqa: F401
+
 # --- mail hosts ----------------------------------------------------------------------------------
 # The DMS machines Dockspace manages over SSH (monitoring.ssh). The private key is never stored here: a row
 # names a file on the Dockspace machine or an environment variable that holds it.

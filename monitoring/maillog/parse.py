@@ -1,0 +1,441 @@
+"""Mail-log lines into events (monitoring.maillog.events): the syslog header first (parse_syslog), then what the
+program said (parse_event). Pure and fast: regexes compiled once, a dispatch on the program before any text regex,
+and never an exception on any input: what is not understood is an Other event, what is not a syslog line is None.
+
+Line shapes, from the Postfix 3.7 sources (global/log_adhoc.c, global/opened.c, smtpd/smtpd.c and smtpd_check.c,
+cleanup/cleanup_message.c, qmgr/qmgr_active.c, bounce/*, pickup/pickup.c, postscreen/postscreen_smtpd.c) and
+Dovecot 2.3.19 (login-common: login_log_format_elements "user=<%u> method=%m rip=%r lip=%l mpid=%e %c
+session=<%{session}>", joined by ", ")."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+
+from monitoring.maillog.events import (
+    BOUNCED,
+    DEFERRED,
+    SENT,
+    BounceCreated,
+    ClientConnected,
+    Delivery,
+    Event,
+    Expired,
+    LocallyPicked,
+    LoginSeen,
+    LogLine,
+    MessageIdSeen,
+    Other,
+    Queued,
+    Rejected,
+    Removed,
+)
+
+# --- the syslog header -------------------------------------------------------------------------------------------
+# RFC 3339 (DMS since v14): `2026-12-06T10:15:02.123456+00:00 mail postfix/smtpd[1234]: text`; also `Z`, negative
+# offsets, no fraction. Classic BSD: `Dec  6 10:15:02 mail postfix/smtpd[1234]: text`, the year given by the caller.
+# The tag is what precedes `[pid]:` or `:`; Dovecot logs through syslog without a pid (`dovecot: imap-login: ...`).
+_TAG = r" (\S+) ([^\s\[\]:]+)(?:\[(\d{1,10})\])?: ?(.*)\Z"
+_RFC3339_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d))" + _TAG, re.S)
+_CLASSIC_LINE = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d)" + _TAG, re.S)
+_MONTHS = {
+    m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
+
+# Lines written in the same second share their timestamp text: parse it once.
+_last_stamp: tuple[str, datetime | None] = ("", None)
+
+
+def _rfc3339(stamp: str) -> datetime | None:
+    global _last_stamp
+    try:
+        at: datetime | None = datetime.fromisoformat(stamp)
+    except ValueError:
+        at = None
+    _last_stamp = (stamp, at)
+    return at
+
+
+def parse_syslog(raw: str, *, year: int | None = None, tz: tzinfo = UTC) -> LogLine | None:
+    """The header and text of one syslog line, or None when `raw` is not one (or is a classic line, with no year
+    in it, and `year` was not given). `tz` is the zone of classic timestamps; RFC 3339 ones carry their offset."""
+    if not isinstance(raw, str):
+        return None
+    if raw[-1:] == "\n":
+        raw = raw.rstrip("\r\n")
+    if raw[:1].isdigit():
+        m = _RFC3339_LINE.match(raw)
+        if m is None:
+            return None
+        stamp, host, program, pid, text = m.groups()
+        at = _last_stamp[1] if _last_stamp[0] == stamp else _rfc3339(stamp)
+        if at is None:
+            return None
+        return LogLine(at, host, program, int(pid) if pid else None, text)
+    m = _CLASSIC_LINE.match(raw)
+    if m is None or year is None:
+        return None
+    month = _MONTHS.get(m.group(1))
+    if month is None:
+        return None
+    try:
+        at = datetime(year, month, int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5)), tzinfo=tz)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    pid = m.group(8)
+    return LogLine(at, m.group(6), m.group(7), int(pid) if pid else None, m.group(9))
+
+
+def classic_year(month: int, day: int, *, reference: datetime) -> int:
+    """The year of a classic (year-less) timestamp in a log last written at `reference`: its year, or the one
+    before when the month and day lie ahead of it (a December line in a file written in January)."""
+    if (month, day) > (reference.month, reference.day + 1):
+        return reference.year - 1
+    return reference.year
+
+
+# --- sending IPs -------------------------------------------------------------------------------------------------
+_OUT_PREFIX = "out-"
+
+
+@lru_cache(maxsize=1024)
+def sending_ip(service: str) -> str | None:
+    """The IP address a pooled transport sends from, read back from its name: "out-192-0-2-10" -> "192.0.2.10",
+    "out-2001-db8--1" -> "2001:db8::1" (the name is "out-" + the address with "." and ":" replaced by "-");
+    None for any other service."""
+    if not service.startswith(_OUT_PREFIX):
+        return None
+    name = service[len(_OUT_PREFIX) :]
+    parts = name.split("-")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+        candidate = ".".join(parts)
+    else:
+        candidate = name.replace("-", ":")
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return None
+    # Only a name the transports would have written: the address's normal form, "." and ":" made "-".
+    if str(address).replace(".", "-").replace(":", "-") != name:
+        return None
+    return str(address)
+
+
+# --- Postfix -----------------------------------------------------------------------------------------------------
+_QID = re.compile(r"([0-9A-Za-z]{5,20}|NOQUEUE): ")
+_CLIENT = re.compile(
+    r"client=([^\[\s,]*)\[([^\]\s]*)\](?::\d+)?(?:, sasl_method=([^,\s]*))?(?:, sasl_username=([^,]*))?"
+)
+_QUEUED = re.compile(r"from=<(.*)>, size=(\d{1,20}), nrcpt=(\d{1,10})(?: |\Z)", re.S)
+_EXPIRED = re.compile(r"from=<(.*)>, status=(?:force-)?expired, returned to sender\Z", re.S)
+_DELIVERY = re.compile(
+    r"to=<(.*?)>, (?:orig_to=<(.*?)>, )?relay=([^,]*), (?:conn_use=\d+, )?delay=(\d+(?:\.\d*)?), "
+    r"(?:delays=([\d./]*), )?(?:\w+=[^,]*, )*?(?:dsn=([\d.]*), )?status=([A-Za-z]+)(?: \((.*)\))?\Z",
+    re.S,
+)
+_DELIVERY_STATUS = {SENT: SENT, DEFERRED: DEFERRED, BOUNCED: BOUNCED, "SOFTBOUNCE": DEFERRED}
+_PICKUP = re.compile(r"(?:uid=(\d{1,10}) )?(?:from|sender)=<(.*)>(?: orig_id=\S*)?\Z", re.S)
+_NOTIFICATION = re.compile(r"((?:sender|postmaster) (?:non-delivery|delivery status|delay)) notification: (\S+)\Z")
+# `reject: RCPT from host[ip]: 554 5.7.1 text; from=<s> to=<r> proto=ESMTP helo=<h>` (smtpd_check.c log_whatsup)
+# and postscreen's `..., from=<s>, to=<r>, proto=ESMTP, helo=<h>`.
+_ACTION = re.compile(r"(reject|reject_warning|warn|milter-reject): ([A-Z][A-Z-]*) from (\S+?): (.*)\Z", re.S)
+_WHATSUP = re.compile(r"(.*?);((?: (?:from|to|proto|helo|sasl_method|sasl_username|sasl_sender)=\S*)*)\Z", re.S)
+_WHATSUP_FIELD = re.compile(r" (from|to|proto|helo)=<?([^\s>]*?)>?,?(?= |\Z)")
+_REPLY = re.compile(r"(?:([245]\d\d)[ -])?(?:([245]\.\d{1,3}\.\d{1,3}) )?(.*)\Z", re.S)
+_NAMADDR = re.compile(r"([^\[\s]*)\[([^\]\s]*)\](?::\d+)?\Z")
+# cleanup_message.c cleanup_act_log: `reject: header Subject: ... from host[ip]; from=<s> to=<r> proto=ESMTP
+# helo=<h>: 5.7.1 text`. The matched header or body text sits between the context and " from ": never kept.
+_CONTENT_ACTION = re.compile(
+    r"(reject|warning|milter-reject): (header|body) .* from ([^\s;]+);"
+    r"((?: (?:from|to|proto|helo)=\S*)*)(?:: (.*))?\Z",
+    re.S,
+)
+_END_STAGES = frozenset({"DATA", "END-OF-MESSAGE", "BDAT"})
+
+
+def _reply_parts(reply: str) -> tuple[int | None, str, str]:
+    m = _REPLY.match(reply)
+    if m is None:  # pragma: no cover - the pattern matches any text
+        return None, "", reply
+    code = m.group(1)
+    return (int(code) if code else None), (m.group(2) or ""), m.group(3)
+
+
+def _whatsup(fields: str) -> dict[str, str]:
+    return {key: value for key, value in _WHATSUP_FIELD.findall(fields)}
+
+
+def _client(namaddr: str) -> tuple[str, str]:
+    m = _NAMADDR.match(namaddr)
+    if m is None:
+        return namaddr if namaddr != "local" else "", ""
+    host = m.group(1)
+    return ("" if host == "unknown" else host), m.group(2)
+
+
+def _rejected(line: LogLine, queue_id: str, rest: str, *, stage: str | None = None) -> Event:
+    m = _ACTION.match(rest)
+    if m is None:
+        return Other(line)
+    action, where, namaddr, tail = m.groups()
+    w = _WHATSUP.match(tail)
+    if w is None:
+        reply, fields = tail, {}
+    else:
+        reply, fields = w.group(1), _whatsup(w.group(2))
+    code, dsn, text = _reply_parts(reply)
+    host, ip = _client(namaddr)
+    return Rejected(
+        line,
+        queue_id,
+        stage or where,
+        code,
+        dsn,
+        text,
+        host,
+        ip,
+        fields.get("from", ""),
+        fields.get("to", ""),
+        fields.get("helo", ""),
+        fields.get("proto", ""),
+        action in ("warn", "reject_warning"),
+    )
+
+
+def _content_rejected(line: LogLine, queue_id: str, rest: str) -> Event:
+    m = _CONTENT_ACTION.match(rest)
+    if m is None:
+        return Other(line)
+    action, context, origin, fields, text = m.groups()
+    code, dsn, reply = _reply_parts(text or "")
+    host, ip = _client(origin)
+    f = _whatsup(fields)
+    return Rejected(
+        line,
+        queue_id,
+        context,
+        code,
+        dsn,
+        reply,
+        host,
+        ip,
+        f.get("from", ""),
+        f.get("to", ""),
+        f.get("helo", ""),
+        f.get("proto", ""),
+        action == "warning",
+    )
+
+
+def _delivery(line: LogLine, queue_id: str, rest: str) -> Event:
+    if not rest.startswith("to=<"):
+        return Other(line)
+    m = _DELIVERY.match(rest)
+    if m is None:
+        return Other(line)
+    status = _DELIVERY_STATUS.get(m.group(7))
+    if status is None:  # address verification ("deliverable"), or something new
+        return Other(line)
+    try:
+        delay: float | None = float(m.group(4))
+    except ValueError:  # pragma: no cover - the pattern admits digits only
+        delay = None
+    return Delivery(
+        line,
+        queue_id,
+        m.group(1),
+        m.group(2) or "",
+        m.group(3),
+        delay,
+        m.group(5) or "",
+        m.group(6) or "",
+        status,
+        m.group(8) or "",
+    )
+
+
+def _smtpd(line: LogLine, queue_id: str, rest: str) -> Event:
+    if rest.startswith("client="):
+        m = _CLIENT.match(rest)
+        if m is None or not queue_id:
+            return Other(line)
+        host, ip = m.group(1), m.group(2)
+        return ClientConnected(
+            line, queue_id, "" if host == "unknown" else host, ip, m.group(3) or "", (m.group(4) or "").strip()
+        )
+    if rest.startswith(("reject", "warn", "milter-reject")):
+        return _rejected(line, queue_id, rest)
+    return Other(line)
+
+
+def _cleanup(line: LogLine, queue_id: str, rest: str) -> Event:
+    if rest.startswith("message-id="):
+        if not queue_id:
+            return Other(line)
+        value = rest[11:].strip()
+        if value[:1] == "<" and value[-1:] == ">":
+            value = value[1:-1]
+        return MessageIdSeen(line, queue_id, value)
+    if rest.startswith(("reject: ", "warning: ", "milter-reject: ")):
+        if rest.startswith(("reject: header ", "reject: body ", "warning: header ", "warning: body ")):
+            return _content_rejected(line, queue_id, rest)
+        return _rejected(line, queue_id, rest)
+    return Other(line)
+
+
+def _qmgr(line: LogLine, queue_id: str, rest: str) -> Event:
+    if not queue_id:
+        return Other(line)
+    if rest == "removed":
+        return Removed(line, queue_id)
+    if rest.startswith("from=<"):
+        m = _QUEUED.match(rest)
+        if m is not None:
+            return Queued(line, queue_id, m.group(1), int(m.group(2)), int(m.group(3)))
+        m = _EXPIRED.match(rest)
+        if m is not None:
+            return Expired(line, queue_id, m.group(1))
+        return Other(line)
+    return _delivery(line, queue_id, rest)
+
+
+def _agent(line: LogLine, queue_id: str, rest: str) -> Event:
+    if not queue_id:
+        return Other(line)
+    return _delivery(line, queue_id, rest)
+
+
+def _bounce(line: LogLine, queue_id: str, rest: str) -> Event:
+    m = _NOTIFICATION.match(rest)
+    if m is None or not queue_id:
+        return Other(line)
+    return BounceCreated(line, queue_id, m.group(2), m.group(1))
+
+
+def _pickup(line: LogLine, queue_id: str, rest: str) -> Event:
+    m = _PICKUP.match(rest)
+    if m is None or not queue_id:
+        return Other(line)
+    uid = m.group(1)
+    return LocallyPicked(line, queue_id, int(uid) if uid else None, m.group(2))
+
+
+def _postscreen(line: LogLine, queue_id: str, rest: str) -> Event:
+    if queue_id or not rest.startswith("reject: "):
+        return Other(line)
+    return _rejected(line, "", rest, stage="postscreen")
+
+
+def _postsuper(line: LogLine, queue_id: str, rest: str) -> Event:
+    if queue_id and rest == "removed":
+        return Removed(line, queue_id)
+    return Other(line)
+
+
+_POSTFIX_DAEMONS = {
+    "smtpd": _smtpd,
+    "cleanup": _cleanup,
+    "qmgr": _qmgr,
+    "smtp": _agent,
+    "lmtp": _agent,
+    "local": _agent,
+    "virtual": _agent,
+    "pipe": _agent,
+    "error": _agent,
+    "retry": _agent,
+    "discard": _agent,
+    "bounce": _bounce,
+    "pickup": _pickup,
+    "postscreen": _postscreen,
+    "postsuper": _postsuper,
+}
+
+
+def _postfix(line: LogLine, handler: Callable[[LogLine, str, str], Event]) -> Event:
+    text = line.text
+    m = _QID.match(text)
+    if m is None:
+        return Other(line)
+    queue_id = m.group(1)
+    return handler(line, "" if queue_id == "NOQUEUE" else queue_id, text[m.end() :])
+
+
+# --- Dovecot -----------------------------------------------------------------------------------------------------
+_LOGIN = re.compile(r"(imap|pop3|submission|managesieve)-login: (.*)\Z", re.S)
+_LOGIN_USER = re.compile(r"(?:^|[:,] )user=<(.*?)>(?:,|\Z)")
+_LOGIN_RIP = re.compile(r", rip=([0-9A-Fa-f:.]+)")
+# login-common/client-common.c client_get_extra_disconnect_reason: the failures a person or a guesser caused.
+_LOGIN_FAILURES = (
+    "(auth failed",
+    "(authorization failed",
+    "(user disabled",
+    "(password expired",
+    "(login disabled",
+    "(tried to use disallowed plaintext auth",
+)
+
+
+def _dovecot(line: LogLine, text: str) -> Event:
+    m = _LOGIN.match(text)
+    if m is None:
+        return Other(line)
+    protocol, rest = m.groups()
+    rip = _LOGIN_RIP.search(rest)
+    remote_ip = rip.group(1) if rip else ""
+    if rest.startswith("Login: "):
+        user = _LOGIN_USER.search(rest)
+        return LoginSeen(line, protocol, user.group(1) if user else "", remote_ip, True)
+    head, sep, _ = rest.partition(": user=<")
+    if not sep or not any(failure in head for failure in _LOGIN_FAILURES):
+        return Other(line)
+    user = _LOGIN_USER.search(rest)
+    reason = head[len("Disconnected: ") :] if head.startswith("Disconnected: ") else head
+    return LoginSeen(line, protocol, user.group(1) if user else "", remote_ip, False, reason)
+
+
+# --- dispatch ----------------------------------------------------------------------------------------------------
+_Parser = Callable[[LogLine], Event]
+_PARSERS: dict[str, _Parser | None] = {}
+_PARSERS_MAX = 4096  # programs are few; a fuzzed or hostile log must not grow the cache without end
+_LOGIN_PROGRAMS = frozenset({"imap-login", "pop3-login", "submission-login", "managesieve-login"})
+
+
+def _parser(program: str) -> _Parser | None:
+    """How to read the lines of `program` (None: nothing to read there, an Other event)."""
+    parts = program.split("/")
+    if len(parts) > 1 and parts[0].startswith("postfix"):
+        handler = _POSTFIX_DAEMONS.get(parts[-1])
+        if handler is None:
+            return None
+        return lambda line: _postfix(line, handler)
+    if program == "dovecot":
+        return lambda line: _dovecot(line, line.text)
+    if program in _LOGIN_PROGRAMS:  # Dovecot logging with the process name as its tag
+        return lambda line: _dovecot(line, f"{line.program}: {line.text}")
+    return None
+
+
+def parse_event(line: LogLine) -> Event:
+    """What `line` says about the mail: one of the events of monitoring.maillog.events, Other when nothing."""
+    program = line.program
+    try:
+        parser = _PARSERS[program]
+    except KeyError:
+        parser = _parser(program)
+        if len(_PARSERS) < _PARSERS_MAX:
+            _PARSERS[program] = parser
+    if parser is None:
+        return Other(line)
+    try:
+        return parser(line)
+    except (ValueError, TypeError, OverflowError, IndexError):  # pragma: no cover - a shape not foreseen
+        return Other(line)
+
+
+def parse_line(raw: str, *, year: int | None = None, tz: tzinfo = UTC) -> Event | None:
+    """parse_syslog then parse_event: the event of one raw line, None when it is not a syslog line."""
+    line = parse_syslog(raw, year=year, tz=tz)
+    return None if line is None else parse_event(line)

@@ -1,0 +1,144 @@
+"""manage.py maillog ingest: read mail logs into traffic (messages, delivery attempts, SMTP rejections)."""
+
+import contextlib
+import os
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.authz import add_actor_argument, command_actor
+from dockspace.commandline import ServiceCall, not_found, print_json
+from mail.progress import silent, terminal_progress
+from monitoring import traffic
+from monitoring.models import MailHost
+
+OPTIONS = {"source": "--source"}
+
+
+def summary_data(result, *, path, source, seconds):
+    return {
+        "file": path,
+        "source": source.name,
+        "lines": result.lines,
+        "not_syslog_lines": result.not_syslog,
+        "seconds": round(seconds, 3),
+        "lines_per_second": round(result.lines / seconds) if seconds > 0 else None,
+        "messages": {"new": result.messages_new, "updated": result.messages_updated},
+        "attempts": {status: result.attempts.get(status, 0) for status in ("sent", "deferred", "bounced", "expired")},
+        "rejections": {"new": result.rejections, "warnings": result.rejection_warnings},
+        "other_lines_by_program": dict(result.other_by_program.most_common()),
+    }
+
+
+def summary_lines(data):
+    attempts = data["attempts"]
+    rate = f", {data['lines_per_second']:,} lines/s" if data["lines_per_second"] else ""
+    yield (
+        f"Read {data['lines']:,} lines of {data['file']} into log source {data['source']!r} "
+        f"({data['seconds']} s{rate})."
+    )
+    yield f"Messages: {data['messages']['new']:,} new, {data['messages']['updated']:,} updated."
+    yield (
+        f"Delivery attempts: {sum(attempts.values()):,} new: sent {attempts['sent']:,}, deferred "
+        f"{attempts['deferred']:,}, bounced {attempts['bounced']:,}, expired {attempts['expired']:,}."
+    )
+    yield f"SMTP rejections: {data['rejections']['new']:,} new ({data['rejections']['warnings']:,} of them warnings)."
+    other = data["other_lines_by_program"]
+    if other:
+        shown = ", ".join(f"{program} {count:,}" for program, count in list(other.items())[:10])
+        more = f", and {len(other) - 10} more programs" if len(other) > 10 else ""
+        yield f"Other lines by program: {shown}{more}."
+    if data["not_syslog_lines"]:
+        yield f"Lines that are not syslog lines (skipped): {data['not_syslog_lines']:,}."
+    if data["lines"] and data["lines"] == data["not_syslog_lines"]:
+        yield "Nothing in it was a syslog line."
+
+
+class Command(BaseCommand):
+    help = (
+        "Read mail logs into Dockspace's mail traffic: messages, each delivery attempt with the remote reply, and "
+        "refusals at SMTP. `maillog ingest --file PATH` reads a whole file (DMS's /var/log/mail/mail.log, or a "
+        "rotated mail.log.1 or mail.log.2.gz), oldest file first; a line already stored is not stored again, so "
+        "reading a file twice changes nothing. --host NAME says which mail host wrote it (its log source is then "
+        "named after the host); --source NAME names the log source otherwise (default 'local', the file in "
+        "DOCKSPACE_MAIL_LOG). A progress bar shows on a terminal; --json prints the summary as JSON."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        ingest = sub.add_parser(
+            "ingest",
+            help="Read a whole mail-log file (plain or .gz) into traffic and print a summary.",
+            description="Read a whole mail-log file (plain or gzip-compressed) into traffic and print a summary: "
+            "lines, messages, delivery attempts by status, SMTP rejections, other lines by program.",
+        )
+        ingest.add_argument(
+            "--file", required=True, metavar="PATH", help="The log file (e.g. mail.log, mail.log.2.gz)."
+        )
+        ingest.add_argument(
+            "--host", metavar="NAME", help="The mail host that wrote it (`manage.py mailhost list` shows them)."
+        )
+        ingest.add_argument(
+            "--source",
+            metavar="NAME",
+            help="The log source to read it into (default: the --host name, else 'local'). Read an archive under "
+            "the same source as the follower that read the live file, so lines both read are stored once.",
+        )
+        ingest.add_argument("--json", action="store_true", help="Print the summary as JSON.")
+        for parser in sub.choices.values():
+            add_actor_argument(parser)
+
+    def handle(self, *args, action, **options):
+        self.actor = command_actor(options)
+        getattr(self, "_" + action)(options)
+
+    def _ingest(self, o):
+        path = o["file"]
+        try:
+            traffic.check_log_file(path)
+        except traffic.LogFileError as exc:
+            raise CommandError(f"--file: {exc}") from None
+        host = None
+        if o["host"] is not None:
+            host = MailHost.objects.filter(name=o["host"].strip().lower()).first()
+            if host is None:
+                raise not_found("--host", "mail host", o["host"])
+        with ServiceCall(OPTIONS):
+            source = traffic.logsource_for(name=o["source"] or "", host=host, actor=self.actor)
+        started = time.monotonic()
+        with self._progress(path) as on_progress, ServiceCall(OPTIONS):
+            try:
+                result = traffic.maillog_ingest_file(path, source=source, actor=self.actor, on_progress=on_progress)
+            except traffic.LogFileError as exc:
+                raise CommandError(f"--file: {exc}") from None
+        data = summary_data(result, path=path, source=source, seconds=time.monotonic() - started)
+        if o["json"]:
+            print_json(self, data)
+            return
+        for line in summary_lines(data):
+            self.stdout.write(line)
+
+    def _progress(self, path):
+        """A context manager giving on_progress(bytes read) for a bar on a terminal (nothing elsewhere)."""
+        progress = terminal_progress(self.stderr._out)
+        try:
+            total = os.path.getsize(path)
+        except OSError:
+            total = 0
+        if progress is silent or not total:
+            return contextlib.nullcontext(None)
+
+        @contextlib.contextmanager
+        def bar():
+            from tqdm import tqdm
+
+            with tqdm(
+                total=total, desc="reading", unit="B", unit_scale=True, file=self.stderr._out, mininterval=0.2
+            ) as shown:
+
+                def advance(position):
+                    shown.update(max(0, position - shown.n))
+
+                yield advance
+
+        return bar()

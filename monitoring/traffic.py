@@ -1,0 +1,584 @@
+"""Mail traffic into the database: a batch of mail-log lines parsed (monitoring.maillog.parse), tied into messages
+(monitoring.maillog.correlate) and stored with the reader's checkpoint in one transaction (maillog_ingest_lines);
+whole files for `manage.py maillog ingest` (maillog_ingest_file). The follower (monitoring.maillog.follow) calls
+maillog_ingest_lines with each batch it reads.
+
+Who acts: reading the mail log is the system's work (the follower, a command run on the host). The services take
+an `actor` like every service; a person would need the model permission to add mail messages
+(monitoring.add_mailmessage), which the system holds."""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import os
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from typing import Any, BinaryIO, Protocol
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.authz import SYSTEM, Actor, require_perm
+from monitoring.maillog import correlate
+from monitoring.maillog.correlate import Batch, OpenMessage
+from monitoring.maillog.events import Event
+from monitoring.maillog.parse import parse_event, parse_syslog
+from monitoring.models import MailHost
+from monitoring.traffic_models import (
+    ADDRESS_MAX_LENGTH,
+    QUEUE_ID_MAX_LENGTH,
+    REPLY_MAX_LENGTH,
+    SOURCE_NAME_MAX_LENGTH,
+    DeliveryAttempt,
+    LogSource,
+    MailMessage,
+    SmtpRejection,
+)
+
+INGEST = "monitoring.add_mailmessage"
+LOCAL_SOURCE = "local"  # the log source of DOCKSPACE_MAIL_LOG
+BATCH_LINES = 20_000  # lines per transaction when ingesting a file
+_IN_CHUNK = 500  # values per `IN (...)` (SQLite's historical limit is 999 variables)
+_BIG = 2**63 - 1
+_MESSAGE_FIELDS = [
+    "queue_id",
+    "first_seen_at",
+    "last_seen_at",
+    "sender",
+    "size",
+    "nrcpt",
+    "message_id",
+    "sasl_username",
+    "client_host",
+    "client_ip",
+    "direction",
+    "state",
+    "removed_at",
+]
+
+
+class Checkpoint(Protocol):
+    """Where a reader stands in its file (monitoring.maillog.follow.Checkpoint): stored on the LogSource."""
+
+    path: str
+    device: int
+    inode: int
+    head: str
+    position: int
+
+
+@dataclass
+class IngestResult:
+    """What a batch (or a whole file) came to: lines read, rows stored (new ones only: a line read twice counts
+    once), and the lines that told nothing about a message, by program."""
+
+    lines: int = 0
+    not_syslog: int = 0
+    messages_new: int = 0
+    messages_updated: int = 0
+    attempts: Counter[str] = field(default_factory=Counter)  # new attempts by status
+    rejections: int = 0
+    rejection_warnings: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    other_by_program: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: IngestResult) -> None:
+        self.lines += other.lines
+        self.not_syslog += other.not_syslog
+        self.messages_new += other.messages_new
+        self.messages_updated += other.messages_updated
+        self.attempts.update(other.attempts)
+        self.rejections += other.rejections
+        self.rejection_warnings += other.rejection_warnings
+        self.events.update(other.events)
+        self.other_by_program.update(other.other_by_program)
+
+
+# --- sources -----------------------------------------------------------------------------------------------------
+
+
+def logsource_for(*, name: str = "", host: MailHost | None = None, actor: Actor = SYSTEM) -> LogSource:
+    """The log source called `name` (default: the mail host's name, else "local"), created on first use: a mail
+    host's source is of kind host and points at it. Refused when the name belongs to another host's source."""
+    require_perm(actor, INGEST)
+    name = (name or (host.name if host else LOCAL_SOURCE)).strip()
+    if not name or len(name) > SOURCE_NAME_MAX_LENGTH or not name.isprintable():
+        raise ValidationError({"source": ["a log source name is 1 to 100 printable characters."]})
+    kind = LogSource.HOST if host else LogSource.FILE
+    source, _ = LogSource.objects.get_or_create(name=name, defaults={"kind": kind, "mail_host": host})
+    if host is not None and source.mail_host_id not in (None, host.pk):
+        raise ValidationError({"source": [f"the log source {name!r} belongs to another mail host."]})
+    if host is not None and source.mail_host_id is None:
+        source.mail_host, source.kind = host, LogSource.HOST
+        source.save(update_fields=["mail_host", "kind"])
+    return source
+
+
+# --- one batch ---------------------------------------------------------------------------------------------------
+
+
+def _clip(value: str, length: int) -> str:
+    if "\x00" in value:  # PostgreSQL text holds no NUL
+        value = value.replace("\x00", "")
+    return value[:length]
+
+
+@lru_cache(maxsize=4096)
+def _ip(value: str) -> str | None:
+    """An address as GenericIPAddressField stores it, or None for what is not one (a zone, "unknown")."""
+    if not value or "%" in value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _number(value: int | None, top: int = _BIG) -> int | None:
+    return value if value is not None and 0 <= value <= top else None
+
+
+def _clean_line(raw: str) -> str:
+    raw = raw.rstrip("\r\n")
+    if not raw.isascii():
+        # A line decoded with surrogateescape cannot be stored as UTF-8: its undecodable bytes become U+FFFD.
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return raw
+
+
+def parse_lines(
+    lines: Iterable[str], *, reference: datetime | None = None, tz: tzinfo = UTC
+) -> tuple[list[tuple[Event, str]], int]:
+    """(event, line) pairs of the syslog lines among `lines`, and how many were not syslog lines. Classic
+    timestamps (no year) take the year of `reference` (when the log was written; default now), or the one before
+    for a date ahead of it."""
+    reference = reference or timezone.now()
+    year, limit = reference.year, reference + timedelta(days=1)
+    pairs = []
+    skipped = 0
+    for raw in lines:
+        raw = _clean_line(raw)
+        line = parse_syslog(raw, year=year, tz=tz)
+        if line is None:
+            skipped += 1
+            continue
+        if line.at > limit and not raw[:1].isdigit():
+            line = parse_syslog(raw, year=year - 1, tz=tz) or line
+        pairs.append((parse_event(line), raw))
+    return pairs, skipped
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def _restorable(source: LogSource, pairs: list[tuple[Event, str]]) -> list[OpenMessage]:
+    """The stored messages this batch's lines may continue, with their recipients' latest statuses: of those the
+    batch names by queue id, the ones still in the queue (seen within correlate.STALE_AFTER) and the ones seen
+    since the batch's first line (lines read again). Two range scans on indexes, however many queue ids."""
+    queue_ids = correlate.restorable_queue_ids(event for event, _ in pairs)
+    if not queue_ids:
+        return []
+    first = min(event.line.at for event, _ in pairs)
+    last = max(event.line.at for event, _ in pairs)
+    stored = MailMessage.objects.filter(source=source)
+    columns = ("id", "line_key", *_MESSAGE_FIELDS)
+    # Still in the queue: only their queue ids first (the queue may hold many), the whole rows of those named.
+    waiting = stored.filter(removed_at__isnull=True, last_seen_at__gte=first - correlate.STALE_AFTER).filter(
+        Q(size__isnull=False) | Q(last_seen_at__gte=first - correlate.UNQUEUED_STALE_AFTER)
+    )
+    named = [pk for pk, queue_id in waiting.values_list("id", "queue_id") if queue_id in queue_ids]
+    rows = []
+    for chunk in _chunks(named):
+        rows += stored.filter(id__in=chunk).values_list(*columns)
+    rows += stored.filter(last_seen_at__gte=first, first_seen_at__lte=last).values_list(*columns)
+    restored: dict[int, OpenMessage] = {}
+    for row in rows:
+        values = dict(zip(_MESSAGE_FIELDS, row[2:], strict=True))
+        if values["queue_id"] not in queue_ids or row[0] in restored:
+            continue
+        values["client_ip"] = values["client_ip"] or ""
+        restored[row[0]] = OpenMessage(line_key=row[1], id=row[0], **values)
+    for chunk in _chunks(sorted(restored)):
+        attempts = (
+            DeliveryAttempt.objects.filter(message_id__in=chunk)
+            .order_by("at", "id")
+            .values_list("message_id", "recipient", "status", "at")
+        )
+        for message_id, recipient, status, at in attempts:
+            restored[message_id].recipients[recipient] = (status, at)
+    return list(restored.values())
+
+
+def _insert(
+    model: type[MailMessage] | type[DeliveryAttempt] | type[SmtpRejection],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """INSERT `rows` (values adapted for the database, IP addresses as text), skipping those whose unique line_key
+    is stored already; the `returning` columns of the rows inserted. The ORM's bulk_create spends most of an ingest
+    compiling each value: this writes the same rows at several times its speed."""
+    if not rows:
+        return []
+    quote = connection.ops.quote_name
+    fields = {f.name: f for f in model._meta.concrete_fields}
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(fields[c].column) for c in columns)
+    tail = " ON CONFLICT DO NOTHING"
+    if returning:
+        tail += " RETURNING " + ", ".join(quote(fields[c].column) for c in returning)
+    inserted: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY into a session's staging table, then one INSERT ... SELECT: PostgreSQL's fastest way in.
+            stage = quote(f"{model._meta.db_table}_stage")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
+                f"SELECT {names} FROM {table} WITH NO DATA"
+            )
+            with cursor.cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}{tail}")  # noqa: S608
+            if returning:
+                inserted = cursor.fetchall()
+            cursor.execute(f"TRUNCATE {stage}")
+            return inserted
+        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        size = max(1, min(1000, (connection.features.max_query_params or 30_000) // len(columns)))
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            params = [value for row in chunk for value in row]
+            sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}{tail}"  # noqa: S608
+            cursor.execute(sql, params)  # names from the models, values as parameters
+            if returning:
+                inserted.extend(cursor.fetchall())
+    return inserted
+
+
+_MESSAGE_COLUMNS = ["source", "line_key", *_MESSAGE_FIELDS]
+
+
+def _message_values(message: OpenMessage, source_id: int, when: Callable[[Any], Any]) -> tuple[Any, ...]:
+    return (
+        source_id,
+        message.line_key,
+        message.queue_id[:QUEUE_ID_MAX_LENGTH],
+        when(message.first_seen_at),
+        when(message.last_seen_at),
+        _clip(message.sender, ADDRESS_MAX_LENGTH),
+        _number(message.size),
+        _number(message.nrcpt, 2**31 - 1),
+        _clip(message.message_id, 255),
+        _clip(message.sasl_username, ADDRESS_MAX_LENGTH),
+        _clip(message.client_host, 253),
+        _ip(message.client_ip),
+        message.direction,
+        message.state,
+        when(message.removed_at),
+    )
+
+
+def _message_row(message: OpenMessage, source: LogSource) -> MailMessage:
+    return MailMessage(
+        id=message.id,
+        source=source,
+        line_key=message.line_key,
+        queue_id=message.queue_id[:QUEUE_ID_MAX_LENGTH],
+        first_seen_at=message.first_seen_at,
+        last_seen_at=message.last_seen_at,
+        sender=_clip(message.sender, ADDRESS_MAX_LENGTH),
+        size=_number(message.size),
+        nrcpt=_number(message.nrcpt, 2**31 - 1),
+        message_id=_clip(message.message_id, 255),
+        sasl_username=_clip(message.sasl_username, ADDRESS_MAX_LENGTH),
+        client_host=_clip(message.client_host, 253),
+        client_ip=_ip(message.client_ip),
+        direction=message.direction,
+        state=message.state,
+        removed_at=message.removed_at,
+    )
+
+
+def _store_messages(source: LogSource, messages: list[OpenMessage]) -> None:
+    """Write the batch's new messages (learning their ids) and its changed stored ones."""
+    new = [m for m in messages if m.id is None]
+    changed = [m for m in messages if m.id is not None]
+    when = connection.ops.adapt_datetimefield_value
+    if new:
+        ids = dict(
+            (key, pk)
+            for pk, key in _insert(
+                MailMessage,
+                _MESSAGE_COLUMNS,
+                [_message_values(m, source.pk, when) for m in new],
+                returning=("id", "line_key"),
+            )
+        )
+        missing = [m.line_key for m in new if m.line_key not in ids]
+        if missing:
+            # Stored already, outside the window restored (an archive read long after its lines): update those.
+            for chunk in _chunks(missing):
+                found = dict(MailMessage.objects.filter(line_key__in=chunk).values_list("line_key", "id"))
+                changed += [m for m in new if m.line_key in found]
+                ids.update(found)
+        for message in new:
+            message.id = ids[message.line_key]
+    if changed:
+        MailMessage.objects.bulk_update([_message_row(m, source) for m in changed], _MESSAGE_FIELDS, batch_size=500)
+    for message in messages:
+        message.mark_stored()
+
+
+_ATTEMPT_COLUMNS = [
+    "message",
+    "at",
+    "recipient",
+    "orig_recipient",
+    "relay",
+    "service",
+    "sending_ip",
+    "delay",
+    "delays",
+    "dsn",
+    "status",
+    "reply",
+    "line_key",
+]
+
+
+def _store_attempts(batch: Batch) -> Counter[str]:
+    """Write the batch's delivery attempts not stored yet: how many by status."""
+    when = connection.ops.adapt_datetimefield_value
+    rows = [
+        (
+            a.message.id,
+            when(a.at),
+            _clip(a.recipient, ADDRESS_MAX_LENGTH),
+            _clip(a.orig_recipient, ADDRESS_MAX_LENGTH),
+            _clip(a.relay, 255),
+            _clip(a.service, 64),
+            a.sending_ip,
+            a.delay,
+            _clip(a.delays, 64),
+            _clip(a.dsn, 16),
+            a.status,
+            _clip(a.reply, REPLY_MAX_LENGTH),
+            a.line_key,
+        )
+        for a in {a.line_key: a for a in batch.attempts}.values()
+    ]
+    return Counter(status for (status,) in _insert(DeliveryAttempt, _ATTEMPT_COLUMNS, rows, returning=("status",)))
+
+
+_REJECTION_COLUMNS = [
+    "source",
+    "at",
+    "queue_id",
+    "stage",
+    "code",
+    "dsn",
+    "reply",
+    "client_host",
+    "client_ip",
+    "sender",
+    "recipient",
+    "helo",
+    "is_warning",
+    "line_key",
+]
+
+
+def _store_rejections(source: LogSource, batch: Batch) -> tuple[int, int]:
+    """Write the batch's SMTP rejections not stored yet: (how many, of which warnings)."""
+    when = connection.ops.adapt_datetimefield_value
+    rows = [
+        (
+            source.pk,
+            when(e.line.at),
+            e.queue_id[:QUEUE_ID_MAX_LENGTH],
+            _clip(e.stage, 20),
+            e.code if e.code is not None and 0 <= e.code < 1000 else None,
+            _clip(e.dsn, 16),
+            _clip(e.reply, REPLY_MAX_LENGTH),
+            _clip(e.client_host, 253),
+            _ip(e.client_ip),
+            _clip(e.sender, ADDRESS_MAX_LENGTH),
+            _clip(e.recipient, ADDRESS_MAX_LENGTH),
+            _clip(e.helo, 255),
+            e.is_warning,
+            key,
+        )
+        for key, e in {r.line_key: r.event for r in batch.rejections}.items()
+    ]
+    stored = _insert(SmtpRejection, _REJECTION_COLUMNS, rows, returning=("is_warning",))
+    return len(stored), sum(1 for (is_warning,) in stored if is_warning)
+
+
+def maillog_ingest_lines(
+    source: LogSource,
+    lines: Iterable[str],
+    checkpoint: Checkpoint | None = None,
+    *,
+    actor: Actor = SYSTEM,
+    reference: datetime | None = None,
+    tz: tzinfo = UTC,
+) -> IngestResult:
+    """Store a batch of mail-log lines (in log order, with or without line endings) read from `source`, and the
+    reader's `checkpoint` after them, in one transaction: either all of it is stored or nothing, so a reader
+    restarting from its stored checkpoint neither loses nor repeats a line. A line stored already (read twice) is
+    not stored again. `reference`: when the lines were written, for the year of classic timestamps (default now)."""
+    require_perm(actor, INGEST)
+    pairs, not_syslog = parse_lines(lines, reference=reference, tz=tz)
+    result = IngestResult(lines=len(pairs) + not_syslog, not_syslog=not_syslog)
+    with transaction.atomic():
+        source = LogSource.objects.select_for_update().get(pk=source.pk)  # one writer per source at a time
+        batch = correlate.correlate(source.name, pairs, _restorable(source, pairs) if pairs else ())
+        new = [m for m in batch.messages if m.id is None]
+        result.messages_new = len(new)
+        result.messages_updated = len(batch.messages) - len(new)
+        _store_messages(source, batch.messages)
+        result.attempts = _store_attempts(batch)
+        result.rejections, result.rejection_warnings = _store_rejections(source, batch)
+        result.events = batch.events
+        result.other_by_program = batch.other_by_program
+        source.lines_read += result.lines
+        source.events_other += batch.events.get("Other", 0)
+        source.last_read_at = timezone.now()
+        fields = ["lines_read", "events_other", "last_read_at"]
+        if checkpoint is not None:
+            source.path = checkpoint.path
+            source.device = checkpoint.device
+            source.inode = checkpoint.inode
+            source.head = checkpoint.head
+            source.position = checkpoint.position
+            fields += ["path", "device", "inode", "head", "position"]
+        source.save(update_fields=fields)
+    return result
+
+
+# --- whole files -------------------------------------------------------------------------------------------------
+
+
+class LogFileError(Exception):
+    """A file that cannot be read as a mail log: the message names the file and why."""
+
+
+SNIFF_LINES = 1000  # a file none of whose first lines is a syslog line is not a mail log
+PROGRESS_LINES = 2000  # how often reading a file reports how far it got
+MAX_LINE_BYTES = 64 * 1024
+
+
+def _open_log(path: str) -> tuple[BinaryIO, BinaryIO]:
+    """(lines stream, raw file): gzip-compressed files (rotated mail.log.2.gz) are read through gzip."""
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except FileNotFoundError:
+        raise LogFileError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise LogFileError(f"{path} is a directory, not a log file") from None
+    except OSError as exc:
+        raise LogFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        magic = raw.read(2)
+        raw.seek(0)
+    except OSError as exc:
+        raw.close()
+        raise LogFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
+    return raw, raw
+
+
+def _decoded(stream: BinaryIO, path: str) -> Iterator[str]:
+    """The file's lines, decoded (undecodable bytes become U+FFFD); a line longer than MAX_LINE_BYTES comes in
+    pieces (no syslog line is that long: a file without line endings must not fill the memory)."""
+    read = 0
+    try:
+        while line := stream.readline(MAX_LINE_BYTES):
+            read += 1
+            yield line.decode("utf-8", "replace")
+    except (OSError, EOFError, zlib.error) as exc:
+        if read == 0:
+            raise LogFileError(f"cannot read {path}: {exc}") from None
+        raise LogFileError(f"{path} cannot be read to its end ({exc}); the lines before were stored") from None
+
+
+def maillog_ingest_file(
+    path: str,
+    *,
+    source: LogSource,
+    actor: Actor = SYSTEM,
+    batch_lines: int = BATCH_LINES,
+    tz: tzinfo = UTC,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Store a whole mail-log file (plain or gzip-compressed, its lines in log order), `batch_lines` lines per
+    transaction. Raises LogFileError for a file that cannot be opened or holds no syslog line among its first
+    lines (nothing stored then). `on_progress(bytes)` is told how far into the file reading got."""
+    require_perm(actor, INGEST)
+    stream, raw = _open_log(path)
+    with raw, stream:
+        try:
+            reference = datetime.fromtimestamp(os.fstat(raw.fileno()).st_mtime, UTC)
+        except OSError:
+            reference = timezone.now()
+        batch: list[str] = []
+        result = IngestResult()
+        sniffed = False
+        for line in _decoded(stream, path):
+            batch.append(line)
+            if on_progress is not None and len(batch) % PROGRESS_LINES == 0:
+                on_progress(raw.tell())
+            if len(batch) >= batch_lines:
+                if not sniffed:
+                    _sniff(batch, path, reference, tz)
+                    sniffed = True
+                result.add(maillog_ingest_lines(source, batch, actor=actor, reference=reference, tz=tz))
+                batch = []
+                if on_progress is not None:
+                    on_progress(raw.tell())
+        if batch:
+            if not sniffed:
+                _sniff(batch, path, reference, tz)
+            result.add(maillog_ingest_lines(source, batch, actor=actor, reference=reference, tz=tz))
+        if on_progress is not None:
+            on_progress(raw.tell())
+    return result
+
+
+def check_log_file(path: str, *, tz: tzinfo = UTC) -> None:
+    """Raise LogFileError unless `path` opens (plain or gzip) and its first lines are syslog lines (or it is
+    empty): what a command checks before it touches anything."""
+    stream, raw = _open_log(path)
+    with raw, stream:
+        head = []
+        for line in _decoded(stream, path):
+            head.append(line)
+            if len(head) >= SNIFF_LINES:
+                break
+        _sniff(head, path, timezone.now(), tz)
+
+
+def _sniff(lines: list[str], path: str, reference: datetime, tz: tzinfo) -> None:
+    head = lines[:SNIFF_LINES]
+    if any(line.strip() for line in head) and not any(
+        parse_syslog(line.rstrip("\r\n"), year=reference.year, tz=tz) for line in head
+    ):
+        raise LogFileError(
+            f"{path} is not a mail log: none of its first {len(head)} lines is a syslog line "
+            "(e.g. 2026-12-06T10:15:02.123456+00:00 mail postfix/smtpd[1234]: ...)"
+        )

@@ -1,0 +1,197 @@
+"""Mail traffic read from the mail logs (issue "Mail traffic"): where lines come from and how far they were read
+(LogSource), the messages they tell of (MailMessage), each delivery attempt per recipient (DeliveryAttempt) and the
+refusals at SMTP (SmtpRejection). Written by monitoring.traffic only; nothing from a message body is stored.
+Imported by monitoring.models."""
+
+from django.db import models
+from django.db.models import Q
+
+# Postfix queue ids: 10-12 hex digits, or up to 17 characters with enable_long_queue_ids.
+QUEUE_ID_MAX_LENGTH = 20
+ADDRESS_MAX_LENGTH = 320  # an envelope address as logged (a VERP sender can exceed 254)
+REPLY_MAX_LENGTH = 500
+LINE_KEY_LENGTH = 32  # hex of a 16-byte blake2b
+SOURCE_NAME_MAX_LENGTH = 100
+
+
+class LogSource(models.Model):
+    """A mail log read into traffic: a file on the Dockspace machine, or a mail host's log over SSH. Holds the
+    follower's checkpoint (the file it reads, its identity, and the byte offset after the last line stored), moved
+    in the same transaction as the rows of each batch, so a restart neither loses nor repeats a line."""
+
+    FILE, HOST = "file", "host"
+    KINDS = [(FILE, "file"), (HOST, "mail host")]
+
+    name = models.CharField(
+        max_length=SOURCE_NAME_MAX_LENGTH,
+        unique=True,
+        help_text="How Dockspace calls this log (the mail host's name, or 'local' for DOCKSPACE_MAIL_LOG); part of "
+        "each stored line's key, so a line read twice under the same name is stored once.",
+    )
+    kind = models.CharField(max_length=10, choices=KINDS, default=FILE)
+    mail_host = models.ForeignKey(
+        "monitoring.MailHost", null=True, blank=True, on_delete=models.SET_NULL, related_name="log_sources"
+    )
+    # The checkpoint (monitoring.maillog.follow.Checkpoint).
+    path = models.CharField(max_length=4096, blank=True, help_text="The file read last.")
+    device = models.BigIntegerField(default=0)
+    inode = models.BigIntegerField(default=0)
+    head = models.CharField(
+        max_length=64, blank=True, help_text="sha256 (hex) of the file's first line, up to 4 KiB: tells a new file."
+    )
+    position = models.BigIntegerField(default=0, help_text="Byte offset just after the last complete line stored.")
+    lines_read = models.BigIntegerField(default=0)
+    events_other = models.BigIntegerField(default=0, help_text="Lines read that tell nothing about a message.")
+    last_read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "mail log source"
+
+    def __str__(self):
+        return self.name
+
+
+class MailMessage(models.Model):
+    """One message as the log tells it, tied together by its queue id from the line that opened it (smtpd's
+    client=, pickup) to qmgr's `removed`. A queue id used again after removal is another message."""
+
+    IN, OUT = "in", "out"
+    DIRECTIONS = [(IN, "received"), (OUT, "sent")]
+    QUEUED, DELIVERED, DEFERRED, BOUNCED, EXPIRED, MIXED, REJECTED = (
+        "queued",
+        "delivered",
+        "deferred",
+        "bounced",
+        "expired",
+        "mixed",
+        "rejected",
+    )
+    STATES = [
+        (QUEUED, "queued"),
+        (DELIVERED, "delivered"),
+        (DEFERRED, "deferred"),
+        (BOUNCED, "bounced"),
+        (EXPIRED, "expired"),
+        (MIXED, "mixed"),
+        (REJECTED, "rejected"),
+    ]
+
+    # Indexed with last_seen_at below (what each batch looks up), which serves lookups by source alone too.
+    source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    queue_id = models.CharField("queue ID", max_length=QUEUE_ID_MAX_LENGTH)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    sender = models.CharField(
+        max_length=ADDRESS_MAX_LENGTH, blank=True, help_text="The envelope sender; empty for a bounce."
+    )
+    size = models.BigIntegerField(null=True, blank=True, help_text="Bytes, as the queue manager counts them.")
+    nrcpt = models.PositiveIntegerField("recipients", null=True, blank=True)
+    message_id = models.CharField("Message-ID", max_length=255, blank=True)
+    sasl_username = models.CharField("SASL user", max_length=ADDRESS_MAX_LENGTH, blank=True)
+    client_host = models.CharField(max_length=253, blank=True)
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
+    direction = models.CharField(
+        max_length=3,
+        choices=DIRECTIONS,
+        blank=True,
+        help_text="Sent: submitted by a signed-in user (SASL), picked up on the host, or a notification Postfix wrote. "
+        "Received: from another server. Empty: the log did not show where it came from.",
+    )
+    state = models.CharField(max_length=10, choices=STATES, default=QUEUED)
+    removed_at = models.DateTimeField(null=True, blank=True, help_text="When it left the queue.")
+    line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True, help_text="Key of the line that opened it.")
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        verbose_name = "mail message"
+        indexes = [
+            models.Index(fields=["queue_id", "first_seen_at"], name="mailmessage_queue_id"),
+            models.Index(fields=["sender"], name="mailmessage_sender"),
+            models.Index(fields=["message_id"], name="mailmessage_message_id"),
+            models.Index(fields=["first_seen_at"], name="mailmessage_first_seen"),
+            # Each batch of lines looks up the messages it may continue: those seen since its first line, and
+            # those still in the queue (a partial index: few rows however long the history).
+            models.Index(fields=["source", "last_seen_at"], name="mailmessage_last_seen"),
+            models.Index(
+                fields=["source", "last_seen_at"], condition=Q(removed_at__isnull=True), name="mailmessage_open"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.queue_id} from <{self.sender}>"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at delivering a message to one recipient (one `to=... status=...` line), or the recipients still
+    waiting when the message expired."""
+
+    SENT, DEFERRED, BOUNCED, EXPIRED = "sent", "deferred", "bounced", "expired"
+    STATUSES = [(SENT, "sent"), (DEFERRED, "deferred"), (BOUNCED, "bounced"), (EXPIRED, "expired")]
+
+    message = models.ForeignKey(MailMessage, on_delete=models.CASCADE, related_name="attempts")
+    at = models.DateTimeField()
+    recipient = models.CharField(max_length=ADDRESS_MAX_LENGTH)
+    orig_recipient = models.CharField("original recipient", max_length=ADDRESS_MAX_LENGTH, blank=True)
+    relay = models.CharField(max_length=255, blank=True, help_text="host[ip]:port, or none, local, virtual...")
+    service = models.CharField(
+        max_length=64, blank=True, help_text="The Postfix transport (smtp, lmtp, out-192-0-2-10)."
+    )
+    sending_ip = models.GenericIPAddressField(
+        "sending IP", null=True, blank=True, help_text="The pooled IP the transport sends from (its out-* name)."
+    )
+    delay = models.FloatField(null=True, blank=True, help_text="Seconds from arrival to this attempt's end.")
+    delays = models.CharField(max_length=64, blank=True, help_text="before queue / in queue / connect / transfer")
+    dsn = models.CharField("DSN", max_length=16, blank=True)
+    status = models.CharField(max_length=10, choices=STATUSES)
+    reply = models.CharField(
+        max_length=REPLY_MAX_LENGTH, blank=True, help_text="The remote reply, or Postfix's reason."
+    )
+    line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = "delivery attempt"
+        indexes = [
+            models.Index(fields=["recipient"], name="deliveryattempt_recipient"),
+            models.Index(fields=["at"], name="deliveryattempt_at"),
+            models.Index(fields=["sending_ip", "at"], name="deliveryattempt_sending_ip"),
+        ]
+
+    def __str__(self):
+        return f"{self.recipient} {self.status}"
+
+
+class SmtpRejection(models.Model):
+    """A refusal at SMTP (smtpd restrictions, milters, header/body checks, postscreen), or a warning logged
+    instead of one (warn, reject_warning): the client, the envelope and the reply it got."""
+
+    source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="rejections")
+    at = models.DateTimeField()
+    queue_id = models.CharField("queue ID", max_length=QUEUE_ID_MAX_LENGTH, blank=True, help_text="Empty: NOQUEUE.")
+    stage = models.CharField(
+        max_length=20, help_text="CONNECT, HELO, MAIL, RCPT, DATA, END-OF-MESSAGE, header, body, postscreen."
+    )
+    code = models.PositiveSmallIntegerField(null=True, blank=True)
+    dsn = models.CharField("DSN", max_length=16, blank=True)
+    reply = models.CharField(max_length=REPLY_MAX_LENGTH, blank=True)
+    client_host = models.CharField(max_length=253, blank=True)
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
+    sender = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
+    recipient = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
+    helo = models.CharField("HELO", max_length=255, blank=True)
+    is_warning = models.BooleanField(default=False, help_text="Logged only (warn, reject_warning): not refused.")
+    line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "SMTP rejection"
+        indexes = [
+            models.Index(fields=["at"], name="smtprejection_at"),
+            models.Index(fields=["client_ip", "at"], name="smtprejection_client_ip"),
+            models.Index(fields=["recipient"], name="smtprejection_recipient"),
+        ]
+
+    def __str__(self):
+        return f"{self.stage} {self.code or ''} {self.client_ip or self.client_host}".strip()
