@@ -12,6 +12,22 @@ def waiting_for_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
+def hold_one_at(monkeypatch, owner, name: str) -> tuple[threading.Event, threading.Event]:
+    """Make `owner.name` (a function called after the writes, before the commit) hold the thread named "one": it
+    sets `holding` and waits for `release`. Returns (holding, release) for run_one_then_two."""
+    holding, release = threading.Event(), threading.Event()
+    real = getattr(owner, name)
+
+    def held(*args, **kw):
+        if threading.current_thread().name == "one":
+            holding.set()
+            release.wait()
+        return real(*args, **kw)
+
+    monkeypatch.setattr(owner, name, held)
+    return holding, release
+
+
 def run_one_then_two(one, two, *, holding: threading.Event, release: threading.Event) -> None:
     """Run `one` in a thread named "one" until it sets `holding` (it then waits for `release`), then `two` in a
     thread named "two" until it is done or waits for a lock; release `one` and wait for both."""

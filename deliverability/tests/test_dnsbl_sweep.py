@@ -374,11 +374,10 @@ def test_a_full_sweep_turns_the_standings_of_a_deactivated_domain_into_history(d
 def test_two_sweeps_storing_the_first_standing_of_a_pair_at_once_leave_one_standing(monkeypatch):
     """PostgreSQL only (SQLite runs one write transaction at a time): the hourly sweep and a "check now" find a new
     IP listed at the same moment; the second waits for the first and finds the standing it stored."""
-    import threading
 
     from django.db import connection, connections
 
-    from deliverability.tests.races import run_one_then_two
+    from deliverability.tests.races import hold_one_at, run_one_then_two
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite never runs two write transactions at once")
@@ -386,16 +385,7 @@ def test_two_sweeps_storing_the_first_standing_of_a_pair_at_once_leave_one_stand
     bl = make_list(action=Dnsbl.ALERT)
     subject = dnsbl.Subject("192.0.2.10", Dnsbl.IP)
     listed = dnsbl.Verdict("listed", "127.0.0.2", "SBL")
-    holding, release = threading.Event(), threading.Event()
-    real_rest = dnsbl._rest_if_standby
-
-    def rest_if_standby(*args, **kw):
-        if threading.current_thread().name == "one":
-            holding.set()  # sweep one has stored the standing, not committed
-            release.wait()
-        return real_rest(*args, **kw)
-
-    monkeypatch.setattr(dnsbl, "_rest_if_standby", rest_if_standby)
+    holding, release = hold_one_at(monkeypatch, dnsbl, "_rest_if_standby")  # one has stored, not committed
     outcome = {}
 
     def store(name):

@@ -1,8 +1,6 @@
 """Pools: a domain (and a tier) sends through one pool, a pool with IPs cannot be removed, and which IPs a pool or a
 domain sends through now (ACTIVE and WARMING, with weights; None without a pool)."""
 
-import threading
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
@@ -13,7 +11,7 @@ from deliverability import ip_pools
 from deliverability.ip_pools import RotationIp
 from deliverability.models import IpPool
 from deliverability.tests.factories import make_ip, make_pool, move
-from deliverability.tests.races import run_one_then_two
+from deliverability.tests.races import hold_one_at, run_one_then_two
 from mail.tests.factories import make_domain, make_tier
 
 pytestmark = pytest.mark.django_db
@@ -108,16 +106,7 @@ def test_two_pools_taking_the_same_domain_at_once_are_checked_one_after_the_othe
         pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite never runs two write transactions at once")
     domain = make_domain("example.com")
     one, two = make_pool("one"), make_pool("two")
-    holding, release = threading.Event(), threading.Event()
-    real_audit = ip_pools.audit
-
-    def audit(*args, **kw):
-        if threading.current_thread().name == "one":
-            holding.set()  # pool one has checked and written, not committed
-            release.wait()
-        return real_audit(*args, **kw)
-
-    monkeypatch.setattr(ip_pools, "audit", audit)
+    holding, release = hold_one_at(monkeypatch, ip_pools, "audit")  # pool one has written, not committed
     outcome = {}
 
     def change(pool):
