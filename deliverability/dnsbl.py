@@ -1,7 +1,8 @@
 """The blocklist sweep: every sending IP (SendingIp rows, and DOCKSPACE_SENDING_IPS) on each enabled IP list and every
 active domain on each domain list, asked through one AsyncDnsRun (DOCKSPACE_DNS_CONCURRENCY questions in flight).
-Each list's RFC 5782 test points are asked in the same run; a list failing them is marked broken and its answers are
-ignored. Errors (records.dnsbl) are stored as history and never change anything.
+Each list's RFC 5782 test points are asked in the same run (every enabled list's in a whole sweep, the hourly one
+included, even when none of its pairs is due); a list failing them is marked broken and its answers are ignored.
+Errors (records.dnsbl) are stored as history and never change anything.
 
 A listing on a standby list moves an ACTIVE or WARMING IP to RESTING at once (reason: the list and code); the alert
 kind deliverability.dnsbl_listed fires from the stored standing; a delisting resolves it, and the IP comes back only
@@ -202,7 +203,9 @@ def dnsbl_sweep(
         for s in chosen
         if s.kind == dnsbl.kind and (due is None or (dnsbl.pk, s.name) in due)
     ]
-    tested = sorted({dnsbl.pk for dnsbl, _ in pairs})
+    # A whole sweep (the hourly task's too) tests every enabled list, even one with nothing due: a list's health, and
+    # the alert on a broken one, follow the list itself, not when its subjects are next due.
+    tested = sorted(zones) if subjects is None else sorted({dnsbl.pk for dnsbl, _ in pairs})
     by_pk = {dnsbl.pk: dnsbl for dnsbl in lists}
     questions = []
     for pk in tested:
