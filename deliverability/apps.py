@@ -76,7 +76,7 @@ class DeliverabilityConfig(AppConfig):
         ]
 
     def alert_kinds(self):
-        """A domain's DNS check failing; an IP or domain on a blocklist (deliverability.alert_kinds)."""
+        """A domain's DNS check failing; an IP or domain on a blocklist; a broken blocklist (alert_kinds)."""
         from deliverability.alert_kinds import DELIVERABILITY_KINDS
 
         return DELIVERABILITY_KINDS
