@@ -8,7 +8,7 @@ class DeliverabilityConfig(AppConfig):
     verbose_name = "Deliverability"
 
     def ready(self):
-        from deliverability import signals
+        from deliverability import checks, signals  # noqa: F401 - checks registers the system checks
 
         signals.connect()
 
