@@ -1,7 +1,7 @@
 """A list's own test point (a permanent test entry it documents, such as the Spamhaus DBL's dbltest.com) in place of
 RFC 5782's that must be listed: used by the sweep's health check against real NSD zones (under the key zone when the
 list has a key), checked by the services (an IP for an IP list, a domain name for a domain list), editable in the
-admin and with `dnsbl_list --test-point`."""
+admin and with `dnsbl_list --test-point`, and set on the shipped domain lists by migration 0009."""
 
 import io
 import json
@@ -14,6 +14,7 @@ from accounts.authz import SYSTEM, SystemActor
 from accounts.models import AuditEvent
 from accounts.tests.factories import StaffFactory
 from deliverability import dnsbl, dnsbl_lists
+from deliverability.dnsbl_defaults import DEFAULT_LISTS
 from deliverability.models import Dnsbl
 from deliverability.tests.dnsbl_lists import DOMAIN_ZONE, IP_ZONE, make_list, only_test_lists
 from deliverability.tests.factories import signed_in
@@ -232,3 +233,22 @@ def test_dnsbl_list_sets_shows_and_clears_a_test_point():
     error = failing("dnsbl_list", "update", "Domains", "--test-point", "192.0.2.1")
     assert str(error).startswith("--test-point: '192.0.2.1': a domain list's test point is a domain name")
     assert Dnsbl.objects.get(zone=DOMAIN_ZONE).test_point == ""
+
+
+# --- the shipped lists ---------------------------------------------------------------------------------
+
+
+def test_the_shipped_domain_lists_ask_their_documented_test_entries_and_the_ip_lists_rfc_5782s():
+    points = dict(Dnsbl.objects.values_list("zone", "test_point"))
+    assert {zone: point for zone, point in points.items() if point} == {
+        "dbl.spamhaus.org": "dbltest.com",
+        "multi.surbl.org": "test.surbl.org",
+        "multi.uribl.com": "test.uribl.com",
+    }
+    # dnsbl_defaults, the reference of what is shipped, says the same.
+    assert {d["zone"]: d["test_point"] for d in DEFAULT_LISTS if d.get("test_point")} == {
+        zone: point for zone, point in points.items() if point
+    }
+    # Every shipped point passes the services' rules for its list.
+    for listing in Dnsbl.objects.all():
+        assert dnsbl_lists.check_test_point(listing.kind, listing.test_point) == listing.test_point
