@@ -251,7 +251,7 @@ class DnsblAdmin(ServiceAdmin):
             key += ["new_access_key", "clear_access_key"] if obj is not None else ["new_access_key"]
         fieldsets = [
             (None, {"fields": ["name", "zone", "kind", "listed_codes", "alert_only_codes", "action"]}),
-            (None, {"fields": ["removal_url", "is_enabled"]}),
+            (None, {"fields": ["test_point", "removal_url", "is_enabled"]}),
             ("Access key (Spamhaus DQS)", {"fields": key}),
         ]
         if obj is not None:

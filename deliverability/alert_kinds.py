@@ -1,12 +1,17 @@
 """The alert kinds deliverability declares (DeliverabilityConfig.alert_kinds()): a DNS check of a domain failing; a
-sending IP or domain listed on a blocklist. evaluate() reads the stored results only; the checks themselves run in
-periodic tasks and on request (deliverability.dns_checks, deliverability.dnsbl)."""
+sending IP or domain listed on a blocklist; a blocklist broken (failing its test points, so its answers are ignored).
+evaluate() reads the stored results only; the checks themselves run in periodic tasks and on request
+(deliverability.dns_checks, deliverability.dnsbl)."""
 
 from deliverability.models import FAILED, Dnsbl, DnsblResult, DnsCheckResult
 from dockspace.alert_kinds import SUBJECT_MAX_LENGTH, AlertKind, Observation, RuleView
 
 DNS_CHECK_FAILED = "deliverability.dns_check_failed"
 DNSBL_LISTED = "deliverability.dnsbl_listed"
+DNSBL_BROKEN = "deliverability.dnsbl_broken"
+# A list is tested every hour: "broken" must hold through two more sweeps before anyone is paged, so one bad sweep
+# (a resolver restarting, a list's server briefly out) never is.
+DNSBL_BROKEN_FOR = 2 * 3600
 
 
 def dns_check_subject(result: DnsCheckResult) -> str:
@@ -54,6 +59,33 @@ def dnsbl_observations(rule: RuleView) -> list[Observation]:
     return observations
 
 
+# What a broken list no longer does, by its action: its answers are ignored until it passes its test points again.
+IGNORED_ANSWERS = {
+    Dnsbl.STANDBY: "IPs it lists are not rested and raise no alert",
+    Dnsbl.ALERT: "what it lists raises no alert",
+    Dnsbl.INFORMATION: "what it lists is not recorded",
+}
+
+
+def dnsbl_broken_observations(rule: RuleView) -> list[Observation]:
+    """Firing while an enabled list is broken (it failed its test points at its last test); passing them again
+    resolves it, and so does disabling the list (it is no longer reported). A list not tested yet is not firing."""
+    observations = []
+    for dnsbl in Dnsbl.objects.filter(is_enabled=True).order_by("name"):
+        if dnsbl.is_broken:
+            summary = (
+                f"{dnsbl.name} ({dnsbl.zone}) is broken: {dnsbl.health_reason or 'it failed its test points'}. Its "
+                f"answers are ignored: {IGNORED_ANSWERS.get(dnsbl.action, 'nothing it lists counts')}. Check the "
+                "resolver Dockspace asks (DOCKSPACE_DNS_RESOLVER) and the list's access key, or disable the list."
+            )
+        elif dnsbl.health == Dnsbl.HEALTHY:
+            summary = f"{dnsbl.name} ({dnsbl.zone}) passes its test points: its answers count again."
+        else:
+            summary = f"{dnsbl.name} ({dnsbl.zone}) is not tested yet."
+        observations.append(Observation(dnsbl.name[:SUBJECT_MAX_LENGTH], dnsbl.is_broken, None, summary[:1000]))
+    return observations
+
+
 DELIVERABILITY_KINDS = [
     AlertKind(
         name=DNS_CHECK_FAILED,
@@ -72,5 +104,15 @@ DELIVERABILITY_KINDS = [
         "the code's meaning and the list's removal page.",
         for_seconds=0,
         evaluate=dnsbl_observations,
+    ),
+    AlertKind(
+        name=DNSBL_BROKEN,
+        label="Blocklist broken",
+        subject_kind="blocklist",
+        description="An enabled blocklist failed its test points (an answer it must give, one it must not): its "
+        "answers are ignored, so a standby list rests no IP and an alert list alerts on nothing. Resolved when it "
+        "passes them again or is disabled. The notification names the list and why it failed.",
+        for_seconds=DNSBL_BROKEN_FOR,
+        evaluate=dnsbl_broken_observations,
     ),
 ]

@@ -8,7 +8,7 @@ class DeliverabilityConfig(AppConfig):
     verbose_name = "Deliverability"
 
     def ready(self):
-        from deliverability import signals
+        from deliverability import checks, signals  # noqa: F401 - checks registers the system checks
 
         signals.connect()
 
@@ -76,7 +76,7 @@ class DeliverabilityConfig(AppConfig):
         ]
 
     def alert_kinds(self):
-        """A domain's DNS check failing; an IP or domain on a blocklist (deliverability.alert_kinds)."""
+        """A domain's DNS check failing; an IP or domain on a blocklist; a broken blocklist (alert_kinds)."""
         from deliverability.alert_kinds import DELIVERABILITY_KINDS
 
         return DELIVERABILITY_KINDS

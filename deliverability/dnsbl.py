@@ -1,7 +1,8 @@
 """The blocklist sweep: every sending IP (SendingIp rows, and DOCKSPACE_SENDING_IPS) on each enabled IP list and every
 active domain on each domain list, asked through one AsyncDnsRun (DOCKSPACE_DNS_CONCURRENCY questions in flight).
-Each list's RFC 5782 test points are asked in the same run; a list failing them is marked broken and its answers are
-ignored. Errors (records.dnsbl) are stored as history and never change anything.
+Each list's test points (RFC 5782's, or the list's own one that must be listed) are asked in the same run (every
+enabled list's in a whole sweep, the hourly one included, even when none of its pairs is due); a list failing them is
+marked broken and its answers are ignored. Errors (records.dnsbl) are stored as history and never change anything.
 
 A listing on a standby list moves an ACTIVE or WARMING IP to RESTING at once (reason: the list and code); the alert
 kind deliverability.dnsbl_listed fires from the stored standing; a delisting resolves it, and the IP comes back only
@@ -29,16 +30,7 @@ from deliverability import dnsbl_keys, ip_lifecycle, sending_ips
 from deliverability.dns.answer import Answer
 from deliverability.dns.resolver import AsyncDnsRun, dnsbl_query_name
 from deliverability.models import Dnsbl, DnsblResult, SendingIp
-from deliverability.records.dnsbl import (
-    CLEAR,
-    DOMAIN_TEST_POINTS,
-    ERROR,
-    IP_TEST_POINTS,
-    LISTED,
-    Verdict,
-    rfc5782_problem,
-    verdict,
-)
+from deliverability.records.dnsbl import CLEAR, ERROR, LISTED, Verdict, rfc5782_problem, test_points, verdict
 from dockspace.validation import field_error
 from mail.models import Domain
 
@@ -202,13 +194,15 @@ def dnsbl_sweep(
         for s in chosen
         if s.kind == dnsbl.kind and (due is None or (dnsbl.pk, s.name) in due)
     ]
-    tested = sorted({dnsbl.pk for dnsbl, _ in pairs})
+    # A whole sweep (the hourly task's too) tests every enabled list, even one with nothing due: a list's health, and
+    # the alert on a broken one, follow the list itself, not when its subjects are next due.
+    tested = sorted(zones) if subjects is None else sorted({dnsbl.pk for dnsbl, _ in pairs})
     by_pk = {dnsbl.pk: dnsbl for dnsbl in lists}
     questions = []
     for pk in tested:
         dnsbl = by_pk[pk]
-        points = IP_TEST_POINTS if dnsbl.kind == Dnsbl.IP else DOMAIN_TEST_POINTS
-        questions += [(_query_name(point, dnsbl.kind, zones[pk][0]), "A") for point in points]
+        # Asked under the list's zone like any question (with a key, under <key>.<key zone>).
+        questions += [(_query_name(point, dnsbl.kind, zones[pk][0]), "A") for point in list_test_points(dnsbl)]
     questions += [(_query_name(s.name, dnsbl.kind, zones[dnsbl.pk][0]), "A") for dnsbl, s in pairs]
     run = run or AsyncDnsRun()
     answers = asyncio.run(run.lookup_many(questions)) if questions else []
@@ -217,8 +211,7 @@ def dnsbl_sweep(
     healthy = set()
     for index, pk in enumerate(tested):
         dnsbl = by_pk[pk]
-        points = IP_TEST_POINTS if dnsbl.kind == Dnsbl.IP else DOMAIN_TEST_POINTS
-        problem = rfc5782_problem(points, answers[2 * index], answers[2 * index + 1])
+        problem = rfc5782_problem(list_test_points(dnsbl), answers[2 * index], answers[2 * index + 1])
         _set_health(dnsbl, Dnsbl.BROKEN if problem else Dnsbl.HEALTHY, _scrub(problem, zones[pk][1]), now)
         if problem:
             report.broken.append(dnsbl)
@@ -232,6 +225,11 @@ def dnsbl_sweep(
             checked.append((dnsbl, subject, found))
     report.outcomes = _store(checked, now, actor_label, watched_names)
     return report
+
+
+def list_test_points(dnsbl: Dnsbl) -> tuple[str, str]:
+    """What `dnsbl` must answer as listed (its own test point, else RFC 5782's) and what it must not."""
+    return test_points(dnsbl.kind == Dnsbl.IP, dnsbl.test_point)
 
 
 def _verdict(dnsbl: Dnsbl, answer: Answer, key: str) -> Verdict:

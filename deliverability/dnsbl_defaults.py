@@ -1,5 +1,6 @@
 """The blocklists Dockspace ships (installed by migration 0003_dnsbl; the reference is docs' deliverability facts):
-their zones, listing codes, actions and removal pages. No SORBS: it shut down on 5 June 2024."""
+their zones, listing codes, actions and removal pages, and the domain lists' own test points (set by migration
+0009_dnsbl_shipped_test_points, which names its sources). No SORBS: it shut down on 5 June 2024."""
 
 from deliverability.records.dbl import DBL_LISTED
 
@@ -89,6 +90,7 @@ DEFAULT_LISTS = [
         "name": "Spamhaus DBL",
         "zone": "dbl.spamhaus.org",
         "kind": "domain",
+        "test_point": "dbltest.com",
         "listed_codes": SPAMHAUS_DBL_CODES,
         "action": "alert",
         "key_zone": "dbl.dq.spamhaus.net",
@@ -98,6 +100,7 @@ DEFAULT_LISTS = [
         "name": "SURBL multi",
         "zone": "multi.surbl.org",
         "kind": "domain",
+        "test_point": "test.surbl.org",
         "listed_codes": {"bit:8": "PH (phishing)", "bit:16": "MW (malware)", "bit:64": "ABUSE", "bit:128": "CR"},
         "action": "alert",
         "removal_url": "https://www.surbl.org/surbl-analysis",
@@ -106,6 +109,7 @@ DEFAULT_LISTS = [
         "name": "URIBL multi",
         "zone": "multi.uribl.com",
         "kind": "domain",
+        "test_point": "test.uribl.com",
         "listed_codes": {"bit:2": "black", "bit:4": "grey", "bit:8": "red"},
         "action": "alert",
         "removal_url": "https://admin.uribl.com/",

@@ -4,6 +4,7 @@ writes the audit log (never the access key)."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -14,7 +15,7 @@ from accounts import authz
 from accounts.audit import audit
 from deliverability import dnsbl, dnsbl_keys, sending_ips
 from deliverability.models import Dnsbl
-from deliverability.records.dnsbl import code_problem
+from deliverability.records.dnsbl import code_problem, test_points
 from dockspace.validation import field_error
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ EDITABLE = (
     "access_key_env",
     "removal_url",
     "is_enabled",
+    "test_point",
 )
 ZONE_RE = dnsbl.NAME_RE
 # Every question must fit DNS's 253 characters: an IPv6 address asks with 64 characters of nibbles before the zone,
@@ -46,6 +48,8 @@ ZONE_RE = dnsbl.NAME_RE
 SUBJECT_ROOM = 64
 ZONE_MAX = 253 - SUBJECT_ROOM
 KEY_ZONE_MAX = ZONE_MAX - 65
+# A domain list's own test point goes where a subject does: it fits the same room, with its dot.
+TEST_POINT_MAX = SUBJECT_ROOM - 1
 
 
 def _who(request: HttpRequest | None, actor_label: str | None, actor: authz.Actor | None) -> dict[str, Any]:
@@ -73,6 +77,37 @@ def check_codes(value: object, field: str = "listed_codes") -> dict[str, str]:
             raise field_error(field, f"{code}: say what the code means (1 to 200 characters).")
         codes[code] = meaning
     return codes
+
+
+def check_test_point(kind: str, value: object, field: str = "test_point") -> str:
+    """A list's own test point as stored: "" for RFC 5782's (what an empty value means, and what RFC 5782's own point
+    becomes); for an IP list an IP address, for a domain list a domain name; never the point that must not be
+    listed."""
+    point = str(value or "").strip().lower().rstrip(".")
+    is_ip_list = kind == Dnsbl.IP
+    listed, unlisted = test_points(is_ip_list)
+    if not point or point == listed:
+        return ""
+    try:
+        ipaddress.ip_address(point.split("%", 1)[0])
+        is_address = True
+    except ValueError:
+        is_address = False
+    if is_ip_list and not is_address:
+        raise field_error(
+            field, f"{point[:100]!r}: an IP list's test point is an IP address it lists, e.g. 127.0.0.2 (or empty)."
+        )
+    if is_ip_list:
+        point = sending_ips.parse_address(point, field)
+    elif is_address or not ZONE_RE.match(point) or len(point) > TEST_POINT_MAX:
+        raise field_error(
+            field,
+            f"{point[:100]!r}: a domain list's test point is a domain name it lists, at most {TEST_POINT_MAX} "
+            "characters, e.g. dbltest.com (or empty for RFC 5782's test).",
+        )
+    if point == unlisted:
+        raise field_error(field, f"{point} is the test point a list must NOT list (RFC 5782): give one it lists.")
+    return point
 
 
 def check_alert_only(value: object, codes: dict[str, str], field: str = "alert_only_codes") -> list[str]:
@@ -121,7 +156,7 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
 
 # What a standby list listens to: whoever changes it decides which answers rest the sending IPs. (Taking standby
 # away, or disabling the list, can only stop resting IPs: that needs nothing more.)
-STANDBY_INPUTS = frozenset({"action", "zone", "key_zone", "listed_codes", "alert_only_codes"})
+STANDBY_INPUTS = frozenset({"action", "zone", "key_zone", "listed_codes", "alert_only_codes", "test_point"})
 # Where an access key goes: the key is part of every question, sent to the key zone's servers. Choosing the key zone,
 # or the variable the key is read from, decides who receives a key the person may never see.
 KEY_INPUTS = frozenset({"key_zone", "access_key_env"})
@@ -129,15 +164,16 @@ KEY_INPUTS = frozenset({"key_zone", "access_key_env"})
 
 def _require_standby_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str]) -> None:
     """A listing on a standby list rests the IP at once: making a list standby, or changing a standby list's zone,
-    key zone or codes, is a change to the sending IPs too and needs that permission as well."""
+    key zone, codes or test point (which decides whether its answers are trusted), is a change to the sending IPs too
+    and needs that permission as well."""
     if dnsbl.action != Dnsbl.STANDBY or not STANDBY_INPUTS & set(changed):
         return
     if not actor.has_perm(sending_ips.CHANGE):
         raise field_error(
             "action",
             "a standby list rests every sending IP it lists: setting standby, or changing a standby list's zone, key "
-            f"zone or codes, also needs the permission to change sending IPs ({sending_ips.CHANGE!r}). Choose alert "
-            "or information, or ask someone who may change sending IPs.",
+            f"zone, codes or test point, also needs the permission to change sending IPs ({sending_ips.CHANGE!r}). "
+            "Choose alert or information, or ask someone who may change sending IPs.",
         )
 
 
@@ -180,6 +216,7 @@ def _finish(dnsbl: Dnsbl, key: str | None) -> None:
     if dnsbl.kind == Dnsbl.DOMAIN and dnsbl.action == Dnsbl.STANDBY:
         raise field_error("action", "a domain list cannot put an IP on standby: choose alert or information.")
     dnsbl.alert_only_codes = check_alert_only(dnsbl.alert_only_codes, dnsbl.listed_codes)
+    dnsbl.test_point = check_test_point(dnsbl.kind, dnsbl.test_point)
     if key is not None:
         dnsbl.access_key_encrypted = dnsbl_keys.encrypt(key) if key else ""
     if (dnsbl.access_key_env or dnsbl.access_key_encrypted) and not dnsbl.key_zone:
@@ -244,15 +281,18 @@ def dnsbl_update(
     actor_label: str | None = None,
     **changes: Any,
 ) -> Dnsbl:
-    """Change a list's settings; `access_key` "" removes the stored key, None keeps it. A changed zone or key is
-    tested again at the next sweep."""
+    """Change a list's settings; `access_key` "" removes the stored key, None keeps it. A changed zone, kind, key or
+    test point is tested again at the next sweep."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, CHANGE, "zone")
     unknown = [name for name in changes if name not in EDITABLE]
     if unknown:
         raise field_error(unknown[0], f"is not a setting of a list; these are: {', '.join(EDITABLE)}.")
     dnsbl = Dnsbl.objects.select_for_update().get(pk=dnsbl.pk)
-    changed = {k: v for k, v in _clean(changes).items() if getattr(dnsbl, k) != v}
+    cleaned = _clean(changes)
+    if "test_point" in cleaned:  # as stored, so that giving the same point again changes nothing
+        cleaned["test_point"] = check_test_point(cleaned.get("kind", dnsbl.kind), cleaned["test_point"])
+    changed = {k: v for k, v in cleaned.items() if getattr(dnsbl, k) != v}
     before = {name: getattr(dnsbl, name) for name in changed}
     for name, value in changed.items():
         setattr(dnsbl, name, value)
@@ -260,13 +300,13 @@ def dnsbl_update(
     key = _check_key(access_key)
     _require_key_permission(actor, dnsbl, changed, key)
     _finish(dnsbl, key)
-    if {"zone", "key_zone", "access_key_env"} & changed.keys() or key is not None:
+    if {"zone", "key_zone", "access_key_env", "kind", "test_point"} & changed.keys() or key is not None:
         dnsbl.health, dnsbl.health_reason = Dnsbl.UNTESTED, ""
     dnsbl.save()
     # Where questions go, and whether the list acts, are named with their old and new values (never a key).
     shown = [
         f"{name} {_shown(before[name])} -> {_shown(changed[name])}"
-        if name in ("zone", "key_zone", "access_key_env", "action", "is_enabled")
+        if name in ("zone", "key_zone", "access_key_env", "action", "is_enabled", "test_point")
         else name
         for name in changed
         if name not in ("listed_codes", "alert_only_codes")

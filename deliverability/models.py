@@ -235,7 +235,8 @@ class DnsCheckResult(models.Model):
 class Dnsbl(models.Model):
     """A blocklist the sweep asks about every sending IP (kind ip) or every active domain (kind domain): its zone,
     the codes that are listings and what each means, and what a listing does (deliverability.dnsbl). A list whose
-    RFC 5782 test points fail is broken: its answers are ignored until it passes again."""
+    test points fail (RFC 5782's, or its own `test_point` that must be listed) is broken: its answers are ignored
+    until it passes again."""
 
     IP = "ip"
     DOMAIN = "domain"
@@ -285,6 +286,14 @@ class Dnsbl(models.Model):
     access_key_encrypted = models.TextField(blank=True, editable=False)
     removal_url = models.URLField("removal page", max_length=500, blank=True)
     is_enabled = models.BooleanField("enabled", default=True)
+    test_point = models.CharField(
+        "test point",
+        max_length=63,
+        blank=True,
+        help_text="What the list must answer as listed before its answers are trusted: an IP address for an IP list, "
+        "a domain name for a domain list (e.g. dbltest.com, the Spamhaus DBL's own). Empty: RFC 5782's, 127.0.0.2 "
+        "or test. It must still not list 127.0.0.1 (invalid for a domain list).",
+    )
     health = models.CharField(max_length=10, choices=HEALTH, default=UNTESTED)
     health_checked_at = models.DateTimeField("test points checked at", null=True, blank=True)
     health_reason = models.CharField(max_length=300, blank=True)

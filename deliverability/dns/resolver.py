@@ -384,6 +384,17 @@ def system_nameservers(path: str | None = None) -> list[tuple[str, int]]:
     return [(str(server), 53) for server in system.nameservers if dns.inet.is_address(str(server))]
 
 
+def nameservers_in_use() -> tuple[list[tuple[str, int]], str]:
+    """The recursive resolvers the checks ask and where they come from: DOCKSPACE_DNS_RESOLVER's, else the
+    nameservers of RESOLV_CONF ([] when it cannot be read or lists none)."""
+    if settings.DNS_NAMESERVERS:
+        return list(settings.DNS_NAMESERVERS), "DOCKSPACE_DNS_RESOLVER"
+    try:
+        return system_nameservers(), RESOLV_CONF
+    except dns.resolver.NoResolverConfiguration:
+        return [], RESOLV_CONF
+
+
 class BaseDnsRun:
     """What both runs share: the servers asked, the timeout, the answers so far, the messages sent."""
 

@@ -1,6 +1,7 @@
 """What a blocklist's answer means (pure): listed with a documented code, clear (NXDOMAIN), or an error that is never
 a listing (an error code, an answer outside 127.0.0.0/8 from a resolver rewriting NXDOMAIN, a code the list does not
-document, a failed lookup). Also the RFC 5782 section 5 test points every list must pass. Used by the DNSBL sweep
+document, a failed lookup). Also the RFC 5782 section 5 test points every list must pass (a list's own test point, such
+as the Spamhaus DBL's dbltest.com, in place of the one that must be listed). Used by the DNSBL sweep
 (deliverability.dnsbl) and the DNS checks' domain blocklist check (records.dbl)."""
 
 import ipaddress
@@ -27,6 +28,12 @@ BIT_PREFIX = "bit:"
 # RFC 5782 section 5: the test point that must be listed and the one that must not, per kind of list.
 IP_TEST_POINTS = ("127.0.0.2", "127.0.0.1")
 DOMAIN_TEST_POINTS = ("test", "invalid")
+
+
+def test_points(is_ip_list: bool, own: str = "") -> tuple[str, str]:
+    """The point a list must answer as listed (its `own` test point, else RFC 5782's) and the one it must not."""
+    listed, unlisted = IP_TEST_POINTS if is_ip_list else DOMAIN_TEST_POINTS
+    return own or listed, unlisted
 
 
 @dataclass(frozen=True)

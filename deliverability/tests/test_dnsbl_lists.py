@@ -1,5 +1,6 @@
 """The blocklist services: a standby list rests sending IPs, so making a list standby, or changing what a standby
-list listens to (zone, key zone, codes), needs the permission to change sending IPs as well as the list's own."""
+list listens to (zone, key zone, codes, test point), needs the permission to change sending IPs as well as the list's
+own."""
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -42,13 +43,15 @@ def test_a_list_manager_without_change_sendingip_cannot_add_a_standby_list():
         {"key_zone": "attacker.test"},
         {"listed_codes": {"127.0.0.2": "listed", "127.0.0.3": "also"}},
         {"alert_only_codes": ["127.0.0.10"]},
+        {"test_point": "127.0.0.3"},  # decides whether the list's answers are trusted
     ],
 )
 def test_a_list_manager_without_change_sendingip_cannot_make_or_steer_a_standby_list(changes):
     standby = make_list("standby.test", action=Dnsbl.STANDBY)
     alert = make_list("alert.test", action=Dnsbl.ALERT)
     target = alert if "action" in changes else standby
-    before = {f: getattr(target, f) for f in ("action", "zone", "key_zone", "listed_codes", "alert_only_codes")}
+    fields = ("action", "zone", "key_zone", "listed_codes", "alert_only_codes", "test_point")
+    before = {f: getattr(target, f) for f in fields}
     manager = staff_with(*LIST_PERMS)
     with pytest.raises(ValidationError) as e:
         dnsbl_lists.dnsbl_update(dnsbl=target, actor=manager, **changes)

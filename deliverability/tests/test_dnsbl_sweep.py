@@ -279,6 +279,22 @@ def test_the_hourly_run_rechecks_listed_pairs_and_the_rest_every_four_hours(dns_
         assert len(sweep(only_due=True).outcomes) == 2
 
 
+def test_the_hourly_run_tests_every_list_even_with_nothing_due(dns_server, settings):
+    settings.SENDING_IPS = ["192.0.2.62"]
+    serve_ip_list(dns_server)
+    make_list(action=Dnsbl.ALERT)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        sweep(only_due=True)
+    assert Dnsbl.objects.get(zone="bl.test").health == Dnsbl.HEALTHY
+    dns_server.zone("bl.test", ["* A 127.0.0.2"])  # the list now answers every query
+    with time_machine.travel(start + timedelta(hours=1), tick=False):
+        report = sweep(only_due=True)
+    # Nothing was due (192.0.2.62 is clear and was asked an hour ago), yet the list was tested and found broken.
+    assert report.outcomes == [] and [d.zone for d in report.broken] == ["bl.test"]
+    assert Dnsbl.objects.get(zone="bl.test").health == Dnsbl.BROKEN
+
+
 def test_a_repeated_standing_is_one_history_row(dns_server, settings):
     settings.SENDING_IPS = ["192.0.2.70"]
     serve_ip_list(dns_server, {"192.0.2.70": "127.0.0.2"})

@@ -25,6 +25,7 @@ def test_each_app_declares_its_own_kinds_in_installed_apps_order():
     assert [kind.name for kind in declared_alert_kinds()] == [
         "deliverability.dns_check_failed",
         "deliverability.dnsbl_listed",
+        "deliverability.dnsbl_broken",
         "monitoring.dms_sync_failing",
         "monitoring.dms_drift_found",
         "monitoring.host_down",

@@ -24,6 +24,7 @@ def list_data(d):
         "key_zone": d.key_zone,
         "access_key": dnsbl_keys.key_state(d.access_key_env, d.access_key_encrypted),
         "removal_url": d.removal_url,
+        "test_point": d.test_point,
         "enabled": d.is_enabled,
         "health": d.health,
         "health_reason": d.health_reason,
@@ -88,6 +89,19 @@ class Command(BaseCommand):
                 + ("" if adding else " '' removes it. Default: unchanged."),
             )
             p.add_argument(
+                "--test-point",
+                metavar="NAME_OR_IP",
+                help="What the list must answer as listed before its answers are trusted, when it documents its own "
+                "permanent test entry: an IP address for an IP list, a domain name for a domain list (e.g. dbltest.com "
+                "for the Spamhaus DBL). It is asked under the list's zone (with a key, under the key zone) like any "
+                "question; the list must still not list 127.0.0.1 (invalid for a domain list). "
+                + (
+                    "Default: RFC 5782's, 127.0.0.2 or test."
+                    if adding
+                    else "'' goes back to RFC 5782's (127.0.0.2 or test). Default: unchanged."
+                ),
+            )
+            p.add_argument(
                 "--key-zone",
                 help="The zone asked with an access key, e.g. zen.dq.spamhaus.net (queries become "
                 "<query>.<key>.<key-zone>); required with a key." + ("" if adding else " Default: unchanged."),
@@ -139,7 +153,7 @@ class Command(BaseCommand):
                 on = "on " if r["enabled"] else "off"
                 self.stdout.write(f"{on} {r['name']:22} {r['zone']:28} {r['kind']:6} {r['action']:11} {r['health']}")
             return
-        with ServiceCall({"listed_codes": "--codes", "zone": "ZONE"}):
+        with ServiceCall({"listed_codes": "--codes", "zone": "ZONE", "test_point": "--test-point"}):
             if action_name == "remove":
                 dnsbl_lists.dnsbl_remove(
                     dnsbl=dnsbl_lists.dnsbl_visible_to(actor, o["name"], "NAME"), actor=actor, actor_label=label
@@ -151,6 +165,7 @@ class Command(BaseCommand):
                 "listed_codes": _codes(o["codes"]) if o.get("codes") else None,
                 "action": o.get("list_action"),
                 "removal_url": o.get("removal_url"),
+                "test_point": o.get("test_point"),
                 "key_zone": o.get("key_zone"),
                 "access_key_env": o.get("access_key_env"),
                 "is_enabled": o.get("enabled"),
@@ -169,7 +184,9 @@ class Command(BaseCommand):
                 if o.get("new_name"):
                     values["name"] = o["new_name"]
                 d = dnsbl_lists.dnsbl_update(dnsbl=before, access_key=key, actor=actor, actor_label=label, **values)
-        self.stdout.write(f"{d.name} ({d.zone}): {d.kind}, {d.action}, {'enabled' if d.is_enabled else 'disabled'}.")
+        point = f", test point {d.test_point}" if d.test_point else ""
+        state = "enabled" if d.is_enabled else "disabled"
+        self.stdout.write(f"{d.name} ({d.zone}): {d.kind}, {d.action}, {state}{point}.")
         self.stdout.write(f"access key: {dnsbl_keys.key_state(d.access_key_env, d.access_key_encrypted)}")
         for note in _key_notes(before, d, key):
             self.stdout.write(note)
