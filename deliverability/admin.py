@@ -310,7 +310,8 @@ class DnsblAdmin(ServiceAdmin):
             else:
                 self._report(request, report)
                 subject = dnsbl.subject_for(form.cleaned_data["subject"])
-                if subject.sending_ip is not None:
+                # Only someone who may view sending IPs learns that the address is one (its page, not the results).
+                if subject.sending_ip is not None and request.user.has_perm(sending_ips.VIEW):
                     return HttpResponseRedirect(
                         reverse("admin:deliverability_sendingip_change", args=[subject.sending_ip.pk])
                     )

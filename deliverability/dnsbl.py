@@ -35,6 +35,7 @@ from dockspace.validation import field_error
 from mail.models import Domain
 
 RUN_PERMISSION = "deliverability.run_dnsbl_check"
+VIEW_DOMAIN = "mail.view_domain"
 FULL_INTERVAL = timedelta(hours=4)
 # A pair checked a little under 4 hours ago is due at the hourly run that falls on the 4-hour mark.
 DUE_SLACK = timedelta(minutes=10)
@@ -86,7 +87,11 @@ def sweep_subjects() -> list[Subject]:
     rows = list(SendingIp.objects.order_by("address"))
     known = {ip.address for ip in rows}
     subjects = [Subject(ip.address, Dnsbl.IP, ip) for ip in rows]
-    subjects += [Subject(str(ip), Dnsbl.IP) for ip in settings.SENDING_IPS if str(ip) not in known]
+    for ip in settings.SENDING_IPS:
+        address = sending_ips.parse_address(str(ip))  # the spelling a one-off check uses (::ffff:a.b.c.d -> a.b.c.d)
+        if address not in known:
+            known.add(address)
+            subjects.append(Subject(address, Dnsbl.IP))
     subjects += [Subject(d.name, Dnsbl.DOMAIN) for d in Domain.objects.filter(is_active=True).order_by("name")]
     return subjects
 
@@ -159,9 +164,14 @@ def dnsbl_sweep(
 ) -> SweepReport:
     """Check `subjects` (default: sweep_subjects()) on every enabled list of their kind (or the enabled ones among
     `lists`) now, store the standings and apply the lists' actions. `only_due`: only the pairs due (the hourly task).
-    Needs deliverability.run_dnsbl_check."""
+    Needs deliverability.run_dnsbl_check; without `subjects`, also the permissions to view sending IPs and domains
+    (the report names them all)."""
     who = authz.acting(actor=actor)
     authz.require_perm(who, RUN_PERMISSION)
+    if subjects is None:
+        # The report names every sending IP and active domain: only for those who may see them.
+        authz.require_perm(who, sending_ips.VIEW)
+        authz.require_perm(who, VIEW_DOMAIN)
     now = now or timezone.now()
     watched = sweep_subjects()
     watched_names = {s.name for s in watched}

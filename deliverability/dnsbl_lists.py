@@ -154,34 +154,44 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# What a standby list listens to: whoever changes it decides which answers rest the sending IPs. (Taking standby
-# away, or disabling the list, can only stop resting IPs: that needs nothing more.)
-STANDBY_INPUTS = frozenset({"action", "zone", "key_zone", "listed_codes", "alert_only_codes", "test_point"})
+# What a standby list listens to, and whether it acts: whoever changes these decides which answers rest the sending
+# IPs, and, by taking standby away, disabling or removing the list, lets the IPs it rested come back through
+# quarantine release while they are still listed.
+STANDBY_INPUTS = frozenset(
+    {"action", "zone", "key_zone", "listed_codes", "alert_only_codes", "test_point", "is_enabled"}
+)
 # Where an access key goes: the key is part of every question, sent to the key zone's servers. Choosing the key zone,
 # or the variable the key is read from, decides who receives a key the person may never see.
 KEY_INPUTS = frozenset({"key_zone", "access_key_env"})
 
 
-def _require_standby_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str]) -> None:
-    """A listing on a standby list rests the IP at once: making a list standby, or changing a standby list's zone,
-    key zone, codes or test point (which decides whether its answers are trusted), is a change to the sending IPs too
-    and needs that permission as well."""
-    if dnsbl.action != Dnsbl.STANDBY or not STANDBY_INPUTS & set(changed):
+def _require_standby_permission(
+    actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str], *, was_standby: bool = False
+) -> None:
+    """A listing on a standby list rests the IP at once, and keeps it resting: making a list standby, changing a
+    standby list's zone, key zone, codes or test point (which decides whether its answers are trusted), enabling or
+    disabling it, taking standby away or removing it (`was_standby`) is a change to the sending IPs too and needs that
+    permission as well."""
+    if not (dnsbl.action == Dnsbl.STANDBY or was_standby) or not STANDBY_INPUTS & set(changed):
         return
     if not actor.has_perm(sending_ips.CHANGE):
         raise field_error(
             "action",
-            "a standby list rests every sending IP it lists: setting standby, or changing a standby list's zone, key "
-            f"zone, codes or test point, also needs the permission to change sending IPs ({sending_ips.CHANGE!r}). "
-            "Choose alert or information, or ask someone who may change sending IPs.",
+            "a standby list rests every sending IP it lists and keeps it resting while listed: setting standby, "
+            "changing a standby list's zone, key zone, codes or test point, enabling, disabling or removing it, or "
+            f"taking standby away, also needs the permission to change sending IPs ({sending_ips.CHANGE!r}). Ask "
+            "someone who may change sending IPs.",
         )
 
 
-def _require_key_permission(actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str], key: str | None) -> None:
-    """Setting or removing an access key, or changing where the list's key is sent (key zone, variable), needs
-    MANAGE_KEY. A key zone of a list without a key sends nothing: changing it needs nothing more."""
+def _require_key_permission(
+    actor: authz.Actor, dnsbl: Dnsbl, changed: Iterable[str], key: str | None, *, had_key: bool = False
+) -> None:
+    """Setting or removing an access key (stored, or read from a variable), or changing where the list's key is sent
+    (key zone, variable), needs MANAGE_KEY. A key zone of a list that had and has no key sends nothing: changing it
+    needs nothing more."""
     changed = set(changed) & KEY_INPUTS
-    has_key = bool(dnsbl.access_key_env or dnsbl.access_key_encrypted or key)
+    has_key = had_key or bool(dnsbl.access_key_env or dnsbl.access_key_encrypted or key)
     if (key is not None or (changed and has_key)) and not actor.has_perm(MANAGE_KEY):
         field = "access_key" if key is not None else sorted(changed)[0]
         raise field_error(
@@ -294,11 +304,12 @@ def dnsbl_update(
         cleaned["test_point"] = check_test_point(cleaned.get("kind", dnsbl.kind), cleaned["test_point"])
     changed = {k: v for k, v in cleaned.items() if getattr(dnsbl, k) != v}
     before = {name: getattr(dnsbl, name) for name in changed}
+    was_standby, had_key = dnsbl.action == Dnsbl.STANDBY, bool(dnsbl.access_key_env or dnsbl.access_key_encrypted)
     for name, value in changed.items():
         setattr(dnsbl, name, value)
-    _require_standby_permission(actor, dnsbl, changed)
+    _require_standby_permission(actor, dnsbl, changed, was_standby=was_standby)
     key = _check_key(access_key)
-    _require_key_permission(actor, dnsbl, changed, key)
+    _require_key_permission(actor, dnsbl, changed, key, had_key=had_key)
     _finish(dnsbl, key)
     if {"zone", "key_zone", "access_key_env", "kind", "test_point"} & changed.keys() or key is not None:
         dnsbl.health, dnsbl.health_reason = Dnsbl.UNTESTED, ""
@@ -335,6 +346,7 @@ def dnsbl_remove(
     """Remove a list and its history (disable it instead to keep the history)."""
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, DELETE, "zone")
+    _require_standby_permission(actor, dnsbl, ["action"], was_standby=dnsbl.action == Dnsbl.STANDBY)
     audit(
         "deliverability.dnsbl.remove",
         target=dnsbl,

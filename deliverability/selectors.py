@@ -5,7 +5,7 @@ will do with the pools (their routing as the next sync writes it)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -216,17 +216,32 @@ def postfix_routing(actor: Actor) -> PostfixRouting:
     """What Postfix will do with each pool once the next sync's files are in a new container: the domains that send
     through it, its IPs in rotation with their transports and shares, the IPs that take no new mail and why, the
     domains that keep the default transport and why, and whether the files on disk differ from what the next sync
-    writes. Nothing is written. Refused unless `actor` may view pools."""
+    writes. Nothing is written. Refused unless `actor` may view pools; the domains' names (in the pools and in the
+    files' differences) only for those who may view domains, the others get how many."""
     require_perm(actor, VIEW_POOL)
     pools = list(IpPool.objects.order_by("name").prefetch_related("domains", "tiers", "ips__state_changes"))
     domains = dms_files.read_pool_domains(pools)
     routings = tuple(_pool_routing(pool, domains[pool.pk]) for pool in pools)
     pooled = sum(1 for pool in pools for domain in domains[pool.pk] if domain.is_active)
+    files = _routing_files()
+    if not actor.has_perm(VIEW_DOMAIN):
+        routings = tuple(_without_domain_names(routing) for routing in routings)
+        hidden = "(not shown: the files name domains, which needs the permission to view domains)"
+        files = replace(files, diffs={path: hidden for path in files.diffs})
     return PostfixRouting(
         pools=routings,
         unpooled_domains=max(0, Domain.objects.filter(is_active=True).count() - pooled),
-        files=_routing_files(),
+        files=files,
     )
+
+
+def _without_domain_names(routing: PoolRouting) -> PoolRouting:
+    routed, default = len(routing.routed_domains), len(routing.default_domains)
+    note = (
+        f"{routed} domain(s) send through this pool and {default} keep the default transport; their names need the "
+        f"permission to view domains ({VIEW_DOMAIN!r})."
+    )
+    return replace(routing, domains=(), notes=(note, *routing.notes))
 
 
 def _pool_routing(pool: IpPool, domains: list[dms_files.PoolDomain]) -> PoolRouting:

@@ -153,6 +153,21 @@ def test_check_now_for_one_ip_returns_to_its_page_with_the_history(dns_server):
     assert "bl.test" in row and "listed (now)" in row and "127.0.0.2" in row and "SBL" in row
 
 
+def test_check_now_does_not_tell_someone_without_view_sendingip_which_addresses_are_sending_ips(dns_server):
+    serve_ip_list(dns_server)
+    make_list(action=Dnsbl.ALERT)
+    make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+    runner = staff_with(
+        "deliverability.run_dnsbl_check", "deliverability.view_dnsbl", "deliverability.view_dnsblresult"
+    )
+    client = signed_in(runner)
+
+    # A sending IP and any other address end on the same kind of page: the results, not the sending IP's page.
+    for address in ("192.0.2.10", "192.0.2.11"):
+        response = client.post(CHECK, {"subject": address})
+        assert response.status_code == 302 and response["Location"].startswith("/admin/deliverability/dnsblresult/")
+
+
 def test_check_now_refuses_what_is_neither_an_ip_nor_a_domain():
     make_list(action=Dnsbl.ALERT)
     response = signed_in(StaffFactory()).post(CHECK, {"subject": "not a name!"})

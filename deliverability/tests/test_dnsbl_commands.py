@@ -281,3 +281,38 @@ def test_dnsbl_list_help_states_the_key_rule():
     for name in ("add", "update"):
         text = " ".join(_subcommand_parser(name).format_help().split())
         assert "(8 to 64 lower-case letters and digits)" in text
+
+
+def test_a_full_check_names_every_ip_and_domain_so_it_needs_the_permissions_to_view_them(dns_server, settings):
+    from django.contrib.auth.models import Permission
+
+    settings.SENDING_IPS = []
+    only_test_lists()
+    serve_ip_list(dns_server)
+    make_list(action=Dnsbl.ALERT)
+    make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+    runner = UserFactory(email="runner@example.com", is_staff=True)
+    runner.user_permissions.add(Permission.objects.get(codename="run_dnsbl_check"))
+
+    _, error = failing("dnsbl_check", "--json", "--as", "runner@example.com")
+    assert "you do not have the permission 'deliverability.view_sendingip'" in str(error)
+    assert "192.0.2.10" not in str(error) and not DnsblResult.objects.exists()
+    # A subject they name themselves is checked (they learn only about what they asked).
+    assert "192.0.2.99" in run("dnsbl_check", "192.0.2.99", "--as", "runner@example.com")
+    # The positive control: with both view permissions the full check runs and names the IP.
+    runner.user_permissions.add(
+        Permission.objects.get(codename="view_sendingip"),
+        Permission.objects.get(content_type__app_label="mail", codename="view_domain"),
+    )
+    assert "192.0.2.10" in run("dnsbl_check", "--as", "runner@example.com")
+
+
+def test_an_ipv4_mapped_default_ip_is_watched_under_its_ipv4_spelling(settings):
+    import ipaddress
+
+    from deliverability import dnsbl
+
+    settings.SENDING_IPS = [ipaddress.ip_address("::ffff:192.0.2.10")]
+    assert [s.name for s in dnsbl.sweep_subjects() if s.kind == Dnsbl.IP] == ["192.0.2.10"]
+    make_ip("192.0.2.10", state=SendingIp.ACTIVE)
+    assert [s.name for s in dnsbl.sweep_subjects() if s.kind == Dnsbl.IP] == ["192.0.2.10"]  # once, not twice

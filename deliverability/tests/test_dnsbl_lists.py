@@ -69,10 +69,47 @@ def test_a_list_manager_may_still_rename_a_standby_list_or_change_an_alert_list(
     alert = make_list("alert.test", action=Dnsbl.ALERT)
     manager = staff_with(*LIST_PERMS)
     assert dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, name="Renamed").name == "Renamed"
-    assert dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, is_enabled=False).is_enabled is False
     assert dnsbl_lists.dnsbl_update(dnsbl=alert, actor=manager, zone="other.test").zone == "other.test"
-    # Taking standby away needs nothing more: it can only stop resting IPs.
-    assert dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, action=Dnsbl.ALERT).action == Dnsbl.ALERT
+    assert dnsbl_lists.dnsbl_update(dnsbl=alert, actor=manager, is_enabled=False).is_enabled is False
+
+
+@pytest.mark.parametrize("changes", [{"action": Dnsbl.ALERT}, {"is_enabled": False}, "remove"])
+def test_taking_standby_away_disabling_or_removing_a_standby_list_needs_change_sendingip(changes):
+    # An IP the list rested stays resting while listed there: without the list's standby, quarantine release would
+    # bring it back while it is still listed.
+    standby = make_list("standby.test", action=Dnsbl.STANDBY)
+    manager = staff_with(*LIST_PERMS, "deliverability.delete_dnsbl")
+    with pytest.raises(ValidationError) as e:
+        if changes == "remove":
+            dnsbl_lists.dnsbl_remove(dnsbl=standby, actor=manager)
+        else:
+            dnsbl_lists.dnsbl_update(dnsbl=standby, actor=manager, **changes)
+    assert RULE in e.value.message_dict["action"][0]
+    standby.refresh_from_db()
+    assert (standby.action, standby.is_enabled) == (Dnsbl.STANDBY, True)
+    # The positive control: someone who may also change sending IPs does it.
+    ops = staff_with(*LIST_PERMS, "deliverability.delete_dnsbl", "deliverability.change_sendingip", email="o@x.test")
+    if changes == "remove":
+        dnsbl_lists.dnsbl_remove(dnsbl=standby, actor=ops)
+        assert not Dnsbl.objects.filter(pk=standby.pk).exists()
+    else:
+        dnsbl_lists.dnsbl_update(dnsbl=standby, actor=ops, **changes)
+
+
+def test_turning_a_disabled_standby_list_on_needs_change_sendingip():
+    standby = make_list("standby.test", action=Dnsbl.STANDBY, is_enabled=False)
+    with pytest.raises(ValidationError, match="also needs the permission to change sending IPs"):
+        dnsbl_lists.dnsbl_update(dnsbl=standby, actor=staff_with(*LIST_PERMS), is_enabled=True)
+    standby.refresh_from_db()
+    assert standby.is_enabled is False
+
+
+def test_removing_the_key_variable_of_a_keyed_list_needs_manage_key():
+    keyed = make_list("alert.test", action=Dnsbl.ALERT, key_zone="alert.dq.test", access_key_env="DOCKSPACE_DNSBL_X")
+    with pytest.raises(ValidationError, match="manage_dnsbl_key"):
+        dnsbl_lists.dnsbl_update(dnsbl=keyed, actor=staff_with(*LIST_PERMS), access_key_env="")
+    keyed.refresh_from_db()
+    assert keyed.access_key_env == "DOCKSPACE_DNSBL_X"
 
 
 def test_a_removal_page_typed_without_a_scheme_is_an_https_one():

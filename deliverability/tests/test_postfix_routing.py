@@ -4,6 +4,7 @@ the IPs that take no new mail and why, the domains that keep the default transpo
 on disk differ from what the next sync writes."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 
 from accounts.authz import SYSTEM
@@ -211,3 +212,23 @@ def test_only_those_who_may_view_pools_see_the_routing():
         postfix_routing(staff_with("deliverability.view_sendingip"))
     viewer = staff_with("deliverability.view_ippool", email="viewer@example.com")
     assert [pool.name for pool in postfix_routing(viewer).pools] == ["bulk"]
+
+
+def test_domain_names_are_shown_only_to_those_who_may_view_domains(dms_dir):
+    tier = make_tier()
+    make_domain("secret-client.example", tier=tier)
+    pool = make_pool("bulk", tiers=[tier])
+    make_ip("192.0.2.10", pool=pool, state=SendingIp.ACTIVE)
+    viewer = staff_with("deliverability.view_ippool", email="viewer@example.com")
+
+    routing = postfix_routing(viewer)
+
+    bulk = pool_of(routing, "bulk")
+    assert bulk.domains == () and bulk.notes[0].startswith("1 domain(s) send through this pool")
+    assert all("secret-client" not in diff for diff in routing.files.diffs.values())
+    # The positive control: with view_domain the name and the files' differences are there.
+    viewer.user_permissions.add(Permission.objects.get(content_type__app_label="mail", codename="view_domain"))
+    viewer = type(viewer).objects.get(pk=viewer.pk)
+    routing = postfix_routing(viewer)
+    assert [d.name for d in pool_of(routing, "bulk").domains] == ["secret-client.example"]
+    assert any("secret-client.example" in diff for diff in routing.files.diffs.values())

@@ -35,7 +35,7 @@ def pool():
 
 
 def test_a_viewer_sees_each_pools_routing_and_the_files_difference(pool, dms_dir):
-    viewer = signed_in(staff_with("deliverability.view_ippool"))
+    viewer = signed_in(staff_with("deliverability.view_ippool", "mail.view_domain"))
 
     assert f'href="{ROUTING}" id="postfix-routing-link">Postfix routing</a>' in viewer.get(POOLS).content.decode()
     response = viewer.get(ROUTING)
