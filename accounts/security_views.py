@@ -29,7 +29,7 @@ from accounts import services
 from accounts.audit import audit
 from accounts.forms import CodeForm, DeviceNameForm, PasswordChangeForm, ProfileForm, ReauthForm
 from accounts.models import BackupCodeDevice, hash_session_key
-from accounts.selectors import profile_context, sessions_of, user_needs_second_factor
+from accounts.selectors import profile_context, profile_panels, sessions_of, user_needs_second_factor
 from accounts.sessions import AFTER_TOTP, AUTH_AT, forget_revoked_session, safe_next_url
 from dockspace.validation import add_to_form, error_summary
 
@@ -69,8 +69,9 @@ def sign_in_changes(view):
 
 @login_required
 def profile(request):
-    # The mailbox and the apps a person signed into come from the apps that hold them (profile_context).
-    context = {**profile_context(request.user), "person": request.user}
+    # The mailbox and the apps a person signed into come from the apps that hold them (profile_context); their mail
+    # traffic is a panel of its own (profile_panels).
+    context = {**profile_context(request.user), "person": request.user, "profile_panels": profile_panels(request)}
     return render(request, "accounts/profile.html", context)
 
 

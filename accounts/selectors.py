@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Exists, Model, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django_otp import device_classes, user_has_device
 
 from accounts.models import User, UserSession, hash_session_key
@@ -72,3 +73,16 @@ def profile_context(person: User) -> dict[str, Any]:
                 raise ImproperlyConfigured(f"profile_context: {config.label} sets {key!r}, which another app set.")
             context[key] = value
     return context
+
+
+def profile_panels(request: HttpRequest) -> list[SafeString]:
+    """What the apps above accounts show on the signed-in person's profile page as a panel of their own (monitoring:
+    their mail in the last 30 days). The seam: an AppConfig with `profile_panel(request)` returns HTML about
+    request.user alone (safe, rendered by a template) or ""."""
+    panels = []
+    for config in apps.get_app_configs():
+        panel = getattr(config, "profile_panel", None)
+        html = panel(request) if panel is not None else ""
+        if html:
+            panels.append(mark_safe(html))  # noqa: S308 (the app rendered it with an autoescaping template)
+    return panels

@@ -114,16 +114,26 @@ class DkimKeyInline(admin.TabularInline):
         )
 
 
-def domain_admin_panels(request, domain):
-    """What apps above mail show on a domain's admin page (deliverability: its DNS checks). The seam: an AppConfig
-    with `domain_admin_panel(request, domain)` returns HTML (safe, rendered by a template) or ""."""
+def _admin_panels(hook, request, obj):
     panels = []
     for config in django_apps.get_app_configs():
-        panel = getattr(config, "domain_admin_panel", None)
-        html = panel(request, domain) if panel is not None else ""
+        panel = getattr(config, hook, None)
+        html = panel(request, obj) if panel is not None else ""
         if html:
             panels.append(mark_safe(html))  # noqa: S308 (the app rendered it with an autoescaping template)
     return panels
+
+
+def domain_admin_panels(request, domain):
+    """What apps above mail show on a domain's admin page (deliverability: its DNS checks). The seam: an AppConfig
+    with `domain_admin_panel(request, domain)` returns HTML (safe, rendered by a template) or ""."""
+    return _admin_panels("domain_admin_panel", request, domain)
+
+
+def mailbox_admin_panels(request, mailbox):
+    """What apps above mail show on a mailbox's admin page (monitoring: its mail in the last 30 days). The seam: an
+    AppConfig with `mailbox_admin_panel(request, mailbox)` returns HTML (safe, rendered by a template) or ""."""
+    return _admin_panels("mailbox_admin_panel", request, mailbox)
 
 
 def domain_list_columns(request):
@@ -258,6 +268,7 @@ class DomainAdmin(ServiceAdmin):
 
 @admin.register(Mailbox)
 class MailboxAdmin(ServiceAdmin):
+    change_form_template = "admin/mail/mailbox/change_form.html"
     list_display = ["address_display", "person_name", "quota_display", "state", "domain_display"]
     list_filter = ["state", ("domain", DomainListFilter)]
     search_fields = ["address", "person__full_name", "person__email"]
@@ -282,6 +293,11 @@ class MailboxAdmin(ServiceAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["address_display", "person_display", "state", "quota_use", "reached_by"] if obj else []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        mailbox = self.get_object(request, unquote(object_id))
+        panels = mailbox_admin_panels(request, mailbox) if mailbox is not None else []
+        return super().change_view(request, object_id, form_url, {"mailbox_panels": panels, **(extra_context or {})})
 
     @admin.display(description="address", ordering="address")
     def address_display(self, obj):

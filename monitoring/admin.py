@@ -17,6 +17,7 @@ from dockspace.validation import error_summary
 from monitoring import (
     alert_services,
     mailhost_admin,  # noqa: F401 (registers the mail host and probe admins)
+    traffic_admin,  # noqa: F401 (registers the mail messages' admin)
 )
 from monitoring.alert_models import (
     MAX_DURATION_SECONDS,

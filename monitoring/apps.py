@@ -103,6 +103,18 @@ class MonitoringConfig(AppConfig):
 
         return quota_usage_of(addresses)
 
+    def mailbox_admin_panel(self, request, mailbox):
+        """mail's seam (mail.admin.mailbox_admin_panels): the mailbox's mail in the last 30 days on its admin page."""
+        from monitoring.traffic_pages import mailbox_admin_panel
+
+        return mailbox_admin_panel(request, mailbox)
+
+    def profile_panel(self, request):
+        """accounts' seam (accounts.selectors.profile_panels): the person's own mail in the last 30 days."""
+        from monitoring.traffic_pages import profile_panel
+
+        return profile_panel(request)
+
     def periodic_tasks(self):
         return [
             PeriodicTask(
