@@ -12,6 +12,7 @@ ADDRESS_MAX_LENGTH = 320  # an envelope address as logged (a VERP sender can exc
 REPLY_MAX_LENGTH = 500
 LINE_KEY_LENGTH = 32  # hex of a 16-byte blake2b
 SOURCE_NAME_MAX_LENGTH = 100
+PROGRAM_MAX_LENGTH = 64  # a syslog tag: "postfix/submissions/smtpd", "postfix/out-2001-db8--1/smtp"
 
 
 class LogSource(models.Model):
@@ -101,6 +102,13 @@ class MailMessage(models.Model):
     )
     state = models.CharField(max_length=10, choices=STATES, default=QUEUED)
     removed_at = models.DateTimeField(null=True, blank=True, help_text="When it left the queue.")
+    received_by = models.CharField(
+        max_length=PROGRAM_MAX_LENGTH,
+        blank=True,
+        help_text="The program whose line took it in: postfix/smtpd (port 25), postfix/submission/smtpd (587), "
+        "postfix/submissions/smtpd (465), postfix/pickup (the host itself). Empty for a notification Postfix wrote, "
+        "or when that line is not in the log.",
+    )
     line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True, help_text="Key of the line that opened it.")
 
     class Meta:
@@ -182,6 +190,12 @@ class SmtpRejection(models.Model):
     recipient = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
     helo = models.CharField("HELO", max_length=255, blank=True)
     is_warning = models.BooleanField(default=False, help_text="Logged only (warn, reject_warning): not refused.")
+    program = models.CharField(
+        max_length=PROGRAM_MAX_LENGTH, blank=True, help_text="The syslog tag: postfix/smtpd, postfix/cleanup..."
+    )
+    action = models.CharField(
+        max_length=20, blank=True, help_text="reject, reject_warning, warn, milter-reject, or cleanup's warning."
+    )
     line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True)
 
     class Meta:
