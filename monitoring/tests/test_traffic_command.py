@@ -157,3 +157,11 @@ def test_as_a_staff_member_without_the_permission_it_is_refused():
     with pytest.raises(CommandError) as caught:
         traffic("--as", person.email)
     assert "monitoring.view_mailmessage" in str(caught.value)
+
+
+def test_a_notification_postfix_wrote_says_so():
+    ingest_file(DMS)
+    out = traffic("search", "--from", "<>", "--since", "2026-12-11")
+    assert out.splitlines()[1] == (
+        "  2026-12-11 09:30:30  written by Postfix (a notification to the sender), 2,410 bytes, 1 recipient(s)"
+    )

@@ -141,10 +141,10 @@ class Command(BaseCommand):
         return traffic_stats.parse_moment(text, field=name, now=now) if text else None
 
     def _totals(self, o, now):
-        since, until = self._moment(o, "since", now), self._moment(o, "until", now)
-        totals = traffic_stats.traffic_totals(self.actor, since=since, until=until, now=now)
         if o["limit"] < 1:
             raise CommandError("--limit: must be at least 1.")
+        since, until = self._moment(o, "since", now), self._moment(o, "until", now)
+        totals = traffic_stats.traffic_totals(self.actor, since=since, until=until, now=now)
         breakdowns = [
             traffic_stats.traffic_breakdown(self.actor, by=name, since=since, until=until, limit=o["limit"], now=now)
             for wanted in o["by"] or ()
@@ -258,9 +258,12 @@ class Command(BaseCommand):
             + (f", Message-ID <{m.message_id}>" if m.message_id else "")
             + f", {m.direction or 'direction unknown'}"
         )
-        came = (
-            f"received by {r.received_by}" if r.received_by else "first seen (the line taking it in is not in the log)"
-        )
+        if r.received_by:
+            came = f"received by {r.received_by}"
+        elif not m.sender and m.direction == "out":
+            came = "written by Postfix (a notification to the sender)"
+        else:
+            came = "first seen (the line taking it in is not in the log)"
         parts = [came]
         if r.client:
             parts.append(f"from {r.client}")
