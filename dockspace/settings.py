@@ -309,6 +309,9 @@ MAILHOST_COMMAND_TIMEOUT = env_int("DOCKSPACE_SSH_COMMAND_TIMEOUT", 120, minimum
 # followed): whoever may add a host then cannot make Dockspace read another of its files as a key.
 MAILHOST_SSH_KEY_DIR = Path(env_str("DOCKSPACE_SSH_KEY_DIR", str(DATA_DIR / "ssh-keys"))).expanduser().resolve()
 
+# --- mail traffic: how long its raw rows are kept (monitoring.traffic_rollups; hourly and daily rollups: 90 days) ---
+TRAFFIC_DAYS = env_int("DOCKSPACE_TRAFFIC_DAYS", 30, minimum=1)
+
 SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = 14 * 24 * 3600
 SESSION_COOKIE_NAME = "dockspace_session"

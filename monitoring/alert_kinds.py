@@ -11,6 +11,11 @@ Adding a kind is one declaration appended to BUILT_IN (or returned by another ap
 row is created with its defaults at the next start (`manage.py install_alert_rules`) or evaluation, and every
 channel marked "default for new rules" is attached.
 
+The mail traffic's kinds read what the mail log stored (monitoring.traffic_measures) over the last hour: the bounce
+rate of each sender's domain, the deferred queue now against an hour ago (from the host probes' `postqueue` figures
+for a probed mail host, from the mail log for the other log sources), and the same permanent refusal repeated by one
+remote site.
+
 Inhibition (as Alertmanager's): while a host's latest probe finds it down and the "Mail host down" rule is
 enabled, that host's service, queue, disk and certificate alerts still go pending, fire and resolve, but send
 nothing: the host-down notification says it. Sent once the host is up again if they still hold.
@@ -24,6 +29,14 @@ from monitoring import heartbeats
 from monitoring.alert_models import AlertRule
 from monitoring.models import Heartbeat
 from monitoring.selectors import latest_probes
+from monitoring.traffic_measures import (
+    NULL_SENDER_KEY,
+    deferred_at_probes,
+    deferred_in_log,
+    log_sources_without_probed_host,
+    outbound_outcomes_by_sender_domain,
+    remote_refusals,
+)
 
 DMS_SUBJECT = "DMS files"
 
@@ -192,6 +205,69 @@ def watchdog_silent(rule: RuleView):
     return _silent(Heartbeat.WATCHDOG, "watchdog", rule)
 
 
+# --- mail traffic: what the mail log stored, over the last hour ------------------------------------------------
+
+TRAFFIC_WINDOW = timedelta(hours=1)
+
+
+def bounce_rate_high(rule: RuleView):
+    """One subject per sender's domain that sent mail to other servers in the last hour: firing when at least the
+    minimum of its recipients' deliveries ended (delivered or bounced) and the share that bounced is at or over the
+    threshold. Bounces of Postfix's own notifications (the null sender) are left out: they go back to forged
+    senders. Value: percent bounced."""
+    limit, minimum = rule.threshold("percent"), rule.threshold("minimum")
+    outcomes = outbound_outcomes_by_sender_domain(rule.now - TRAFFIC_WINDOW, rule.now)
+    for domain, counts in sorted(outcomes.items()):
+        done = counts["delivered"] + counts["bounced"]
+        if domain == NULL_SENDER_KEY or not done:
+            continue
+        percent = round(100 * counts["bounced"] / done, 1)
+        judged = done >= minimum
+        summary = (
+            f"Mail from {domain} to other servers in the last hour: {counts['bounced']} of {done} recipient(s) "
+            f"bounced ({percent:g} %)" + ("." if judged else f"; fewer than {minimum:g} deliveries, not judged.")
+        )
+        yield Observation(domain, judged and percent >= limit, percent, summary)
+
+
+def _queue_growth(subject, now_count, then_count, rule, basis):
+    grown = now_count - then_count
+    firing = now_count >= rule.threshold("messages") and grown >= rule.threshold("growth")
+    summary = f"{now_count} message(s) deferred on {subject} now, {then_count} an hour ago ({grown:+d}); from {basis}."
+    return Observation(subject, firing, now_count, summary)
+
+
+def deferred_queue_growing(rule: RuleView):
+    """One subject per mail host whose probes read its queue (postqueue, exact) now and an hour ago, and per log
+    source of no such host (the mail log: messages deferred and not yet removed): firing while at least the
+    threshold of messages are deferred and that is at least the growth threshold more than an hour ago. Value:
+    deferred messages now."""
+    before = rule.now - TRAFFIC_WINDOW
+    for host, now_count, then_count in deferred_at_probes(rule.now, before):
+        yield _queue_growth(host.name, now_count, then_count, rule, "the probes' postqueue")
+    sources = log_sources_without_probed_host()
+    if sources:
+        now_counts, then_counts = deferred_in_log(rule.now), deferred_in_log(before)
+        for source in sources:
+            yield _queue_growth(
+                source.name, now_counts.get(source.pk, 0), then_counts.get(source.pk, 0), rule, "the mail log"
+            )
+
+
+def remote_refusing(rule: RuleView):
+    """One subject per remote site (its mail servers' domain) that refused mail permanently in the last hour for
+    the sender or its server (5.x.x, not 5.1.x/5.2.x about one recipient): firing when its most repeated reply
+    (addresses, IPs and tracking ids left out) came at least the threshold of times. Value: that count."""
+    times = rule.threshold("times")
+    most: dict = {}
+    for refusal in remote_refusals(rule.now - TRAFFIC_WINDOW, rule.now):
+        most.setdefault(refusal.remote, refusal)  # most repeated first
+    for remote, refusal in sorted(most.items()):
+        ips = f" to sending IP(s) {', '.join(refusal.sending_ips)}" if refusal.sending_ips else ""
+        summary = f"{remote} refused {refusal.count} message(s) in the last hour{ips} with: {refusal.pattern}"
+        yield Observation(remote, refusal.count >= times, refusal.count, summary[:1000])
+
+
 BUILT_IN = [
     AlertKind(
         name="monitoring.dms_sync_failing",
@@ -308,5 +384,48 @@ BUILT_IN = [
         # When Dockspace starts again after a while, the worker may evaluate before the watchdog's first round.
         for_seconds=60,
         evaluate=watchdog_silent,
+    ),
+    AlertKind(
+        name="monitoring.bounce_rate_high",
+        label="Bounce rate high",
+        subject_kind="sender's domain",
+        description=(
+            "Of the mail a domain's people sent to other servers in the last hour, at least the threshold bounced "
+            "(judged once at least the minimum of deliveries ended): a bad list, a compromised account, or a "
+            "reputation problem. Read from the mail log."
+        ),
+        thresholds=(
+            Threshold(name="percent", label="Bounced at least", unit="%", default=10, minimum=1, maximum=100),
+            Threshold(name="minimum", label="Judged from", unit="deliveries", default=20, minimum=1),
+        ),
+        for_seconds=10 * 60,
+        evaluate=bounce_rate_high,
+    ),
+    AlertKind(
+        name="monitoring.deferred_queue_growing",
+        label="Deferred queue growing",
+        subject_kind="mail host or log source",
+        description=(
+            "At least the threshold of messages wait in the deferred queue, that many more than an hour ago: "
+            "mail is not leaving. From the probes' postqueue for a probed mail host, else from the mail log."
+        ),
+        thresholds=(
+            Threshold(name="messages", label="Deferred messages at least", unit="messages", default=20, minimum=1),
+            Threshold(name="growth", label="Grown in an hour by at least", unit="messages", default=10, minimum=1),
+        ),
+        for_seconds=10 * 60,
+        evaluate=deferred_queue_growing,
+    ),
+    AlertKind(
+        name="monitoring.remote_refusing",
+        label="A remote site refusing our mail",
+        subject_kind="remote site",
+        description=(
+            "One remote site (its mail servers' domain) gave the same permanent refusal about the sender or its "
+            "server (a blocklist, policy, authentication: 5.x.x, not an unknown or full mailbox) at least the "
+            "threshold of times in the last hour. Read from the mail log."
+        ),
+        thresholds=(Threshold(name="times", label="Same refusal at least", unit="times", default=5, minimum=2),),
+        evaluate=remote_refusing,
     ),
 ]

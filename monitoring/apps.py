@@ -160,6 +160,23 @@ class MonitoringConfig(AppConfig):
                 expires_seconds=3600,
                 description="Deletes the scheduler page's task runs older than 30 days.",
             ),
+            # --- mail traffic (monitoring.traffic_rollups) ---
+            PeriodicTask(
+                name="Roll up mail traffic",
+                task="monitoring.roll_up_traffic",
+                interval_minutes=15,
+                expires_seconds=14 * 60,
+                description="Sums the mail traffic per hour and per day (the 90-day charts, the Prometheus counters), "
+                "from the days that changed since the last run.",
+            ),
+            PeriodicTask(
+                name="Prune mail traffic",
+                task="monitoring.prune_traffic",
+                crontab=Crontab(minute="43", hour="3"),
+                expires_seconds=3600,
+                description="Deletes messages, delivery attempts and SMTP rejections older than "
+                "DOCKSPACE_TRAFFIC_DAYS (30 by default) and traffic rollups older than 90 days, after rolling them up.",
+            ),
         ]
 
     def alert_kinds(self):
@@ -176,9 +193,17 @@ class MonitoringConfig(AppConfig):
             DmsSyncCollector,
             HeartbeatCollector,
             MailHostCollector,
+            MailTrafficCollector,
         )
 
-        return [DirectoryCollector(), DmsSyncCollector(), HeartbeatCollector(), MailHostCollector(), AlertCollector()]
+        return [
+            DirectoryCollector(),
+            DmsSyncCollector(),
+            HeartbeatCollector(),
+            MailHostCollector(),
+            AlertCollector(),
+            MailTrafficCollector(),
+        ]
 
 
 def _mailhosts_need_restart(sender, reason, **kwargs):

@@ -1,6 +1,7 @@
 """What /metrics reads from the database at scrape time (MonitoringConfig.metrics_collectors): counts of people,
 mailboxes, aliases and domains, the DMS sync state, when the worker, beat and watchdog were last seen, each mail host's
-latest probe, and the alerts firing.
+latest probe, the alerts firing, and the mail traffic read from the mail log (messages by direction and status, the
+delivery delays).
 
 Read at each scrape rather than counted in a process: the database is the one place every process agrees on, and
 prometheus_client's custom collectors are not added up across processes. A few aggregate queries, whatever the
@@ -10,11 +11,12 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from dockspace.alert_kinds import declared_alert_kinds
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
-from monitoring import heartbeats
+from monitoring import heartbeats, traffic_measures
 from monitoring.alert_models import Alert
 from monitoring.models import Heartbeat
 from monitoring.selectors import latest_probes
@@ -199,3 +201,52 @@ class AlertCollector:
         for kind, count in sorted(firing.items()):
             family.add_metric([kind], count)
         yield family
+
+
+# The statuses of dockspace_mail_messages_total and the traffic measures they add up.
+MESSAGE_STATUSES = {
+    "accepted": (traffic_measures.ACCEPTED,),
+    "sent": (traffic_measures.DELIVERED_LOCAL, traffic_measures.DELIVERED_REMOTE, traffic_measures.FORWARDED),
+    "deferred": (traffic_measures.DEFERRALS,),
+    "bounced": (traffic_measures.BOUNCED,),
+    "expired": (traffic_measures.EXPIRED,),
+    "rejected": (traffic_measures.REJECTED,),
+}
+
+
+class MailTrafficCollector:
+    """The mail traffic read from the mail log, since the first line stored: what was pruned (the tallies), the
+    hourly rollups and the raw rows since the last rollup (monitoring.traffic_measures.lifetime_measures), so the
+    counters never go down when old rows are pruned."""
+
+    def collect(self):
+        measures = traffic_measures.lifetime_measures()
+        messages = CounterMetricFamily(
+            "dockspace_mail_messages",
+            "Mail traffic read from the mail log, by direction (in: from other servers, out: sent by our people or "
+            "Postfix, unknown) and status: accepted (taken into the queue), sent, deferred, bounced, expired "
+            "(delivery attempts, one per recipient and try), rejected (refused at SMTP, as pflogsumm counts).",
+            labels=["direction", "status"],
+        )
+        for direction in traffic_measures.DIRECTIONS:
+            for status, parts in MESSAGE_STATUSES.items():
+                value = sum(measures[None, direction, part] for part in parts)
+                messages.add_metric([direction or "unknown", status], value)
+        yield messages
+
+        delays = traffic_measures.lifetime_delays()
+        histogram = HistogramMetricFamily(
+            "dockspace_mail_delivery_delay_seconds",
+            "Time from a message's arrival to its delivery to one recipient (Postfix's delay=), by destination: "
+            "local (LMTP to Dovecot, local, virtual) or remote (other servers).",
+            labels=["destination"],
+        )
+        for destination in (traffic_measures.LOCAL, traffic_measures.REMOTE):
+            buckets, running = [], 0
+            for bound in traffic_measures.DELAY_BOUNDS:
+                running += delays[None, destination, f"le_{bound}"]
+                buckets.append((floatToGoString(bound), running))
+            count = delays[None, destination, "count"]
+            buckets.append(("+Inf", count))
+            histogram.add_metric([destination], buckets, delays[None, destination, "sum_ms"] / 1000)
+        yield histogram

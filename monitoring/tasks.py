@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from monitoring import alert_services, heartbeats, probing, task_runs
+from monitoring import alert_services, heartbeats, probing, task_runs, traffic_rollups
 from monitoring.models import Heartbeat, MailHost
 
 # A host's probe not started within this many seconds of its sweep is dropped: the next sweep probes it again.
@@ -77,3 +77,18 @@ def probe_mail_host(host_id):
 def prune_probe_history():
     raw, hourly = probing.probe_history_prune()
     return f"deleted {raw} probe(s) older than {probing.RAW_DAYS} days and {hourly} hourly rollup(s) past retention"
+
+
+# --- mail traffic -------------------------------------------------------------------------------------------
+
+
+@shared_task(name="monitoring.roll_up_traffic", is_periodic=True)
+def roll_up_traffic():
+    """Every 15 minutes: the hourly and daily sums of the mail traffic (the 90-day charts, /metrics' counters)."""
+    return traffic_rollups.traffic_rollup().summary()
+
+
+@shared_task(name="monitoring.prune_traffic", is_periodic=True)
+def prune_traffic():
+    """Daily: raw traffic rows past DOCKSPACE_TRAFFIC_DAYS, rollups past 90 days (rolled up first)."""
+    return traffic_rollups.traffic_prune().summary()

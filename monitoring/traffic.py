@@ -33,6 +33,7 @@ from monitoring.maillog.parse import parse_event, parse_syslog
 from monitoring.models import MailHost
 from monitoring.traffic_models import (
     ADDRESS_MAX_LENGTH,
+    PROGRAM_MAX_LENGTH,
     QUEUE_ID_MAX_LENGTH,
     REPLY_MAX_LENGTH,
     SOURCE_NAME_MAX_LENGTH,
@@ -61,6 +62,7 @@ _MESSAGE_FIELDS = [
     "direction",
     "state",
     "removed_at",
+    "received_by",
 ]
 
 
@@ -289,6 +291,7 @@ def _message_values(message: OpenMessage, source_id: int, when: Callable[[Any], 
         message.direction,
         message.state,
         when(message.removed_at),
+        _clip(message.received_by, PROGRAM_MAX_LENGTH),
     )
 
 
@@ -310,6 +313,7 @@ def _message_row(message: OpenMessage, source: LogSource) -> MailMessage:
         direction=message.direction,
         state=message.state,
         removed_at=message.removed_at,
+        received_by=_clip(message.received_by, PROGRAM_MAX_LENGTH),
     )
 
 
@@ -398,6 +402,8 @@ _REJECTION_COLUMNS = [
     "recipient",
     "helo",
     "is_warning",
+    "program",
+    "action",
     "line_key",
 ]
 
@@ -420,6 +426,8 @@ def _store_rejections(source: LogSource, batch: Batch) -> tuple[int, int]:
             _clip(e.recipient, ADDRESS_MAX_LENGTH),
             _clip(e.helo, 255),
             e.is_warning,
+            _clip(e.line.program, PROGRAM_MAX_LENGTH),
+            _clip(e.action, 20),
             key,
         )
         for key, e in {r.line_key: r.event for r in batch.rejections}.items()

@@ -12,6 +12,7 @@ ADDRESS_MAX_LENGTH = 320  # an envelope address as logged (a VERP sender can exc
 REPLY_MAX_LENGTH = 500
 LINE_KEY_LENGTH = 32  # hex of a 16-byte blake2b
 SOURCE_NAME_MAX_LENGTH = 100
+PROGRAM_MAX_LENGTH = 64  # a syslog tag: "postfix/submissions/smtpd", "postfix/out-2001-db8--1/smtp"
 
 
 class LogSource(models.Model):
@@ -101,6 +102,13 @@ class MailMessage(models.Model):
     )
     state = models.CharField(max_length=10, choices=STATES, default=QUEUED)
     removed_at = models.DateTimeField(null=True, blank=True, help_text="When it left the queue.")
+    received_by = models.CharField(
+        max_length=PROGRAM_MAX_LENGTH,
+        blank=True,
+        help_text="The program whose line took it in: postfix/smtpd (port 25), postfix/submission/smtpd (587), "
+        "postfix/submissions/smtpd (465), postfix/pickup (the host itself). Empty for a notification Postfix wrote, "
+        "or when that line is not in the log.",
+    )
     line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True, help_text="Key of the line that opened it.")
 
     class Meta:
@@ -182,6 +190,12 @@ class SmtpRejection(models.Model):
     recipient = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
     helo = models.CharField("HELO", max_length=255, blank=True)
     is_warning = models.BooleanField(default=False, help_text="Logged only (warn, reject_warning): not refused.")
+    program = models.CharField(
+        max_length=PROGRAM_MAX_LENGTH, blank=True, help_text="The syslog tag: postfix/smtpd, postfix/cleanup..."
+    )
+    action = models.CharField(
+        max_length=20, blank=True, help_text="reject, reject_warning, warn, milter-reject, or cleanup's warning."
+    )
     line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True)
 
     class Meta:
@@ -195,3 +209,101 @@ class SmtpRejection(models.Model):
 
     def __str__(self):
         return f"{self.stage} {self.code or ''} {self.client_ip or self.client_host}".strip()
+
+
+# --- rollups (monitoring.traffic_rollups writes them; monitoring.traffic_stats reads them) ------------------------
+# The raw rows above are kept DOCKSPACE_TRAFFIC_DAYS; these sums of them 90 days. One row per bucket (the hour or the
+# day's start, UTC), dimension, key, direction and measure, upserted when the bucket is rolled up again.
+
+ROLLUP_KEY_MAX_LENGTH = 255
+
+
+class TrafficRollup(models.Model):
+    """A count (or a sum of bytes or milliseconds) of the raw traffic in one bucket. `dimension` "" holds the totals
+    by direction ("in", "out", "" when unknown) and `measure` (received, delivered_local, deferrals, rejected,
+    bytes_received...); "delay" holds the delivery-delay histogram (key "local"/"remote", measures le_<seconds>,
+    sum_ms, count); the daily rollups also hold the breakdowns (sender_domain, recipient_domain, remote, sasl, ip,
+    reason: key is the domain, site, SASL user, sending IP or reason, direction "")."""
+
+    bucket = models.DateTimeField()
+    dimension = models.CharField(max_length=20, blank=True)
+    key = models.CharField(max_length=ROLLUP_KEY_MAX_LENGTH, blank=True)
+    direction = models.CharField(max_length=3, blank=True)
+    measure = models.CharField(max_length=30)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.bucket:%Y-%m-%d %H:%M} {self.dimension}:{self.key} {self.direction} {self.measure}={self.value}"
+
+
+class TrafficHourly(TrafficRollup):
+    """The hour's totals by direction and measure, and its delivery-delay histogram (90 days)."""
+
+    class Meta:
+        ordering = ["bucket", "id"]
+        verbose_name = "hourly traffic rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "dimension", "key", "direction", "measure"], name="traffichourly_unique"
+            )
+        ]
+
+
+class TrafficDaily(TrafficRollup):
+    """The day's totals and breakdowns (90 days)."""
+
+    class Meta:
+        ordering = ["bucket", "id"]
+        verbose_name = "daily traffic rollup"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "dimension", "key", "direction", "measure"], name="trafficdaily_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["dimension", "bucket"], name="trafficdaily_dimension")]
+
+
+class TrafficTally(models.Model):
+    """What the hourly rollups held before they were pruned (90 days), by dimension, key, direction and measure:
+    added to what is still kept, it makes the Prometheus counters (dockspace_mail_messages_total, the delay
+    histogram) that never go down."""
+
+    dimension = models.CharField(max_length=20, blank=True)
+    key = models.CharField(max_length=ROLLUP_KEY_MAX_LENGTH, blank=True)
+    direction = models.CharField(max_length=3, blank=True)
+    measure = models.CharField(max_length=30)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "traffic tally"
+        constraints = [
+            models.UniqueConstraint(fields=["dimension", "key", "direction", "measure"], name="traffictally_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.dimension}:{self.key} {self.direction} {self.measure}={self.value}"
+
+
+class TrafficRollupState(models.Model):
+    """One row: how far the rollups got. `counted_until` is the start of the hour the last run was in: the hourly
+    rollups before it are complete, what came after is read from the raw rows. The highest ids seen by the last two
+    runs tell which older days got new rows since (an archive ingested late): those days are rolled up again."""
+
+    counted_until = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    message_id_seen = models.BigIntegerField(default=0)
+    attempt_id_seen = models.BigIntegerField(default=0)
+    rejection_id_seen = models.BigIntegerField(default=0)
+    message_id_seen_before = models.BigIntegerField(default=0)
+    attempt_id_seen_before = models.BigIntegerField(default=0)
+    rejection_id_seen_before = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "traffic rollup state"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="trafficrollupstate_single_row")]
+
+    def __str__(self):
+        return f"traffic rolled up until {self.counted_until}"

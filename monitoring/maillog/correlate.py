@@ -73,6 +73,7 @@ class OpenMessage:
     direction: str = ""
     state: str = QUEUED
     removed_at: datetime | None = None
+    received_by: str = ""  # the program whose line took it in: "postfix/smtpd", "postfix/submissions/smtpd", ...
     # recipient -> (latest status, its time): an older line read again does not undo a later outcome.
     recipients: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     id: int | None = None
@@ -94,6 +95,7 @@ class OpenMessage:
             self.direction,
             self.state,
             self.removed_at,
+            self.received_by,
         )
 
     def mark_stored(self) -> OpenMessage:
@@ -283,6 +285,7 @@ class Correlator:
 
     def _client(self, event: ev.ClientConnected, key: str) -> None:
         message = self._message(event.queue_id, event.line.at, key, opening=True)
+        message.received_by = event.line.program
         message.client_host = event.client_host
         message.client_ip = event.client_ip
         if event.sasl_username:
@@ -293,6 +296,7 @@ class Correlator:
 
     def _picked(self, event: ev.LocallyPicked, key: str) -> None:
         message = self._message(event.queue_id, event.line.at, key, opening=True)
+        message.received_by = event.line.program
         message.direction = OUT
         if event.sender and not message.sender:
             message.sender = event.sender

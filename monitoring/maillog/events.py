@@ -156,6 +156,9 @@ class Rejected(Event):
     helo: str = ""
     proto: str = ""
     is_warning: bool = False  # "warn:"/"reject_warning": logged, not refused
+    # The word before the stage, as logged: "reject", "reject_warning", "warn", "milter-reject", and cleanup's
+    # "warning" (a header/body check's WARN). pflogsumm counts some of them only (monitoring.maillog.counting).
+    action: str = ""
 
 
 @dataclass(frozen=True)

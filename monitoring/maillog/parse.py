@@ -202,6 +202,7 @@ def _rejected(line: LogLine, queue_id: str, rest: str, *, stage: str | None = No
         fields.get("helo", ""),
         fields.get("proto", ""),
         action in ("warn", "reject_warning"),
+        action,
     )
 
 
@@ -227,6 +228,7 @@ def _content_rejected(line: LogLine, queue_id: str, rest: str) -> Event:
         f.get("helo", ""),
         f.get("proto", ""),
         action == "warning",
+        action,
     )
 
 

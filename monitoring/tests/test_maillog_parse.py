@@ -43,7 +43,9 @@ def delivery(queue_id, to, relay, delay, delays, dsn, status, reply, orig=""):
     )
 
 
-def rejected(queue_id, stage, code, dsn, reply, host, ip, sender="", to="", helo="", proto="", warning=False):
+def rejected(
+    queue_id, stage, code, dsn, reply, host, ip, sender="", to="", helo="", proto="", warning=False, action=""
+):
     return events.Rejected, dict(
         queue_id=queue_id,
         stage=stage,
@@ -57,6 +59,7 @@ def rejected(queue_id, stage, code, dsn, reply, host, ip, sender="", to="", helo
         helo=helo,
         proto=proto,
         is_warning=warning,
+        action=action or ("reject_warning" if warning else "reject"),
     )
 
 
@@ -186,6 +189,7 @@ TABLE = [
             "mail.example.net",
             "ESMTP",
             warning=True,
+            action="warn",
         ),
     ),
     (
@@ -204,6 +208,7 @@ TABLE = [
             "alice@example.com",
             "mail.example.net",
             "ESMTP",
+            action="milter-reject",
         ),
     ),
     (  # a refusal by a signed-in user: the SASL fields follow helo
@@ -284,7 +289,19 @@ TABLE = [
     (  # header_checks WARN without text, on mail picked up locally
         "postfix/cleanup[3456]: 7D1E2F3A4B: warning: header X-Mailer: PHP/8.2 from local; from=<www-data@example.com> "
         "to=<x@example.org>",
-        rejected("7D1E2F3A4B", "header", None, "", "", "", "", "www-data@example.com", "x@example.org", warning=True),
+        rejected(
+            "7D1E2F3A4B",
+            "header",
+            None,
+            "",
+            "",
+            "",
+            "",
+            "www-data@example.com",
+            "x@example.org",
+            warning=True,
+            action="warning",
+        ),
     ),
     (  # Rspamd as a milter refusing at the end of the message
         "postfix/cleanup[3456]: 3C5A12B4D1: milter-reject: END-OF-MESSAGE from mail.example.net[203.0.113.5]: "
@@ -302,6 +319,7 @@ TABLE = [
             "alice@example.com",
             "mail.example.net",
             "ESMTP",
+            action="milter-reject",
         ),
     ),
     # --- qmgr ---
