@@ -180,8 +180,8 @@ def _manage(*args):
 
 def start_plan():
     """The processes to start (dockspace.processes' declarations picked by DOCKSPACE_PROCESSES), each with its
-    command line. Read by a separate Python that loads the settings without writing anything, so a refusal
-    below still leaves the data directory as it was."""
+    command line; those left off for want of a setting are named here. Read by a separate Python that loads the
+    settings without writing anything, so a refusal below still leaves the data directory as it was."""
     result = subprocess.run(
         [sys.executable, "-m", "dockspace.processes", "plan"],
         capture_output=True,
@@ -193,9 +193,13 @@ def start_plan():
         message = result.stderr.strip().removeprefix("python -m dockspace.processes: ")
         _refuse(f"refusing to start: {message or f'reading the processes failed (exit {result.returncode})'}")
     try:
-        return json.loads(result.stdout)
+        plan = json.loads(result.stdout)
     except ValueError:
         _refuse(f"refusing to start: `python -m dockspace.processes plan` printed no plan: {result.stdout[:200]!r}")
+    for process in plan:
+        if process.get("off"):
+            print(f"[run] {process['name']} is off: {process['off']} ({process['description']})", flush=True)
+    return [process for process in plan if not process.get("off")]
 
 
 def _start(process):

@@ -39,7 +39,9 @@ class Process:
     `argv(environ)` builds its command line when it starts, from the environment (e.g. gunicorn's bind and
     workers). A process that listens names the variable holding its HOST:PORT (`bind_setting`, default
     `bind_default`): `make run` refuses to start anything while that address is taken, and starts the next
-    process only once this one accepts connections. `env` is added to its environment."""
+    process only once this one accepts connections. `env` is added to its environment. A process with
+    `needs_setting` runs only when that variable is set (not empty): without it `make run` leaves it off and says
+    so, and `run` refuses it."""
 
     name: str
     description: str
@@ -48,12 +50,19 @@ class Process:
     bind_setting: str = ""
     bind_default: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
+    needs_setting: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
 
     def command(self, environ: Environ | None = None) -> list[str]:
         return [str(part) for part in self.argv(os.environ if environ is None else environ)]
+
+    def off_reason(self, environ: Environ | None = None) -> str:
+        """Why this process cannot run with this environment ("" when it can)."""
+        if self.needs_setting and not (env_str(self.needs_setting, "", environ) or "").strip():
+            return f"{self.needs_setting} is not set"
+        return ""
 
     def bind(self, environ: Environ | None = None) -> str | None:
         """HOST:PORT this process listens on (None: it listens on nothing); ImproperlyConfigured if unusable."""
@@ -98,7 +107,18 @@ def collect_processes(app_configs=None) -> list[Process]:
 
 def selected_processes(processes: Sequence[Process], environ: Environ | None = None) -> list[Process]:
     """The processes `make run` starts, in declaration order: those named in DOCKSPACE_PROCESSES, or (unset or
-    empty) those on by default. An unknown name is refused with a message naming the setting."""
+    empty) those on by default; of those, the ones whose needed setting is set (processes_off tells the others).
+    An unknown name is refused with a message naming the setting."""
+    return [process for process in _picked(processes, environ) if not process.off_reason(environ)]
+
+
+def processes_off(processes: Sequence[Process], environ: Environ | None = None) -> list[tuple[Process, str]]:
+    """(process, why) of those DOCKSPACE_PROCESSES or the defaults pick that cannot run for want of a setting."""
+    picked = ((process, process.off_reason(environ)) for process in _picked(processes, environ))
+    return [(process, why) for process, why in picked if why]
+
+
+def _picked(processes: Sequence[Process], environ: Environ | None) -> list[Process]:
     names = env_list(SELECTION_SETTING, (), environ)
     if not names:
         return [process for process in processes if process.on_by_default]
@@ -231,20 +251,24 @@ def _by_name(processes: Sequence[Process], name: str) -> Process:
 def list_processes() -> None:
     processes = _declared()
     starting = {process.name for process in selected_processes(processes)}
+    off = {process.name: why for process, why in processes_off(processes)}
     width = max(len("NAME"), *(len(process.name) for process in processes))
     print(f"{'NAME':<{width}}  DEFAULT  MAKE RUN  DESCRIPTION")
     for process in processes:
         default = "on" if process.on_by_default else "off"
-        make_run = "starts" if process.name in starting else "-"
-        print(f"{process.name:<{width}}  {default:<7}  {make_run:<8}  {process.description}")
+        make_run = "starts" if process.name in starting else "off" if process.name in off else "-"
+        why = f" (off: {off[process.name]})" if process.name in off else ""
+        print(f"{process.name:<{width}}  {default:<7}  {make_run:<8}  {process.description}{why}")
     chosen = env_list(SELECTION_SETTING, ())
     source = f"{SELECTION_SETTING}={','.join(chosen)}" if chosen else f"{SELECTION_SETTING} unset: the defaults"
     print(f"\n`make run` starts the processes marked 'starts' ({source}).")
 
 
 def print_plan() -> None:
-    """JSON for `make run`: the processes it starts, each with its command line built now."""
-    plan = [
+    """JSON for `make run`: the processes it starts, each with its command line built now, then those it leaves
+    off for want of a setting (with "off": why)."""
+    processes = _declared()
+    plan: list[dict] = [
         {
             "name": process.name,
             "description": process.description,
@@ -254,7 +278,11 @@ def print_plan() -> None:
             "bind_setting": process.bind_setting,
             "metrics_dir": metrics_dir_of(process.name),
         }
-        for process in selected_processes(_declared())
+        for process in selected_processes(processes)
+    ]
+    plan += [
+        {"name": process.name, "description": process.description, "off": why}
+        for process, why in processes_off(processes)
     ]
     print(json.dumps(plan, indent=1))
 
@@ -262,6 +290,9 @@ def print_plan() -> None:
 def run_process(name: str, extra: Sequence[str]) -> None:
     """Replace this Python with process NAME (the container keeps one process; signals reach it directly)."""
     process = _by_name(_declared(), name)
+    why = process.off_reason()
+    if why:
+        raise ImproperlyConfigured(f"cannot start {name}: {why} ({process.description}).")
     argv = [*process.command(), *extra]
     directory = metrics_dir_of(name)
     try:

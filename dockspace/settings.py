@@ -421,6 +421,16 @@ if urlsplit(ALERT_TELEGRAM_API_BASE).scheme not in ("http", "https") or not urls
 # Seconds between the watchdog's rounds (manage.py watchdog: worker and beat silent, sent without Celery).
 DOCKSPACE_WATCHDOG_INTERVAL = env_int("DOCKSPACE_WATCHDOG_INTERVAL", 60, minimum=1)
 
+# The mail log the follower reads into mail traffic (`manage.py maillog follow`, the maillog process): DMS's
+# /var/log/mail/mail.log, mounted read-only. Unset: no follower (`make run` says so).
+DOCKSPACE_MAIL_LOG = (env_str("DOCKSPACE_MAIL_LOG", "") or "").strip()
+if DOCKSPACE_MAIL_LOG and not DOCKSPACE_MAIL_LOG.startswith("/"):
+    raise ImproperlyConfigured(
+        f"DOCKSPACE_MAIL_LOG must be an absolute path such as /var/log/mail/mail.log; got {DOCKSPACE_MAIL_LOG!r}."
+    )
+# Seconds the follower waits after a read that found no new line.
+DOCKSPACE_MAIL_LOG_POLL = env_float("DOCKSPACE_MAIL_LOG_POLL", 1.0, minimum=0.05)
+
 
 # --- static files, i18n ---------------------------------------------------------------------------
 

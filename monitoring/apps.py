@@ -14,6 +14,11 @@ def watchdog_argv(environ):
     return [sys.executable, str(MANAGE_PY), "watchdog"]
 
 
+def maillog_argv(environ):
+    # The file is DOCKSPACE_MAIL_LOG and the poll interval DOCKSPACE_MAIL_LOG_POLL, read by the settings.
+    return [sys.executable, str(MANAGE_PY), "maillog", "follow"]
+
+
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     verbose_name = "Monitoring"
@@ -66,13 +71,20 @@ class MonitoringConfig(AppConfig):
         task_revoked.connect(task_runs.on_task_revoked, dispatch_uid="monitoring.task_runs.task_revoked")
 
     def processes(self):
-        """The watchdog (monitoring.watchdog), beside web, worker and beat (dockspace.processes)."""
+        """The watchdog (monitoring.watchdog) and the mail-log follower (monitoring.traffic_follow), beside web,
+        worker and beat (dockspace.processes)."""
         return [
             Process(
                 name="watchdog",
                 description="reports a stopped Celery worker or beat, sending those alerts itself (no Celery)",
                 argv=watchdog_argv,
-            )
+            ),
+            Process(
+                name="maillog",
+                description="the mail-log follower: reads DOCKSPACE_MAIL_LOG into mail traffic as it is written",
+                argv=maillog_argv,
+                needs_setting="DOCKSPACE_MAIL_LOG",
+            ),
         ]
 
     def admin_pages(self):

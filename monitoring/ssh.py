@@ -332,6 +332,11 @@ class Session:
         """Run argv (a list of fixed words; shlex.join quotes each) and return its CommandResult. Reads both
         streams while the command runs (a large output never stalls it); SshError on a timeout or a sudo that
         wants a password."""
+        exit_status, out, err = self.run_bytes(argv, timeout)
+        return CommandResult(exit_status, out.decode("utf-8", "replace"), err)
+
+    def run_bytes(self, argv: Sequence[str], timeout: float | None = None) -> tuple[int, bytes, str]:
+        """As run(), with stdout the bytes sent (a file read by byte offsets): (exit status, stdout, stderr)."""
         argv = [str(word) for word in argv]
         timeout = timeout or command_timeout()
         line = self.command_line(argv)
@@ -351,9 +356,9 @@ class Session:
             except (paramiko.SSHException, EOFError, OSError) as e:
                 raise SshError("ssh", f"running `{line}` on {where} failed: {e}.") from None
             traced.set_attribute("process.exit.code", exit_status)
-            result = CommandResult(exit_status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
-            _refuse_sudo_prompt(self.host, argv, result)
-        return result
+            stderr = err.decode("utf-8", "replace")
+            _refuse_sudo_prompt(self.host, argv, CommandResult(exit_status, "", stderr))
+        return exit_status, out, stderr
 
     def _span_attributes(self) -> dict[str, Any]:
         return {
@@ -418,6 +423,47 @@ def _keep(buffer: bytearray, chunk: bytes) -> None:
     room = MAX_OUTPUT_BYTES - len(buffer)
     if room > 0:
         buffer.extend(chunk[:room])
+
+
+# --- a mail host's mail log (read by monitoring.maillog.remote) ---------------------------------------------------
+
+# The only files of the container's mail log that are read, in DMS's log directory, and how: nothing else is sent.
+MAIL_LOG_DIR = "/var/log/mail"
+MAIL_LOG_FILES = ("mail.log", "mail.log.1")  # the log, and the copy logrotate made of it (plain: delaycompress)
+MAIL_LOG_HEAD_BYTES = 4096
+MAIL_LOG_READ_BLOCK = 65536
+_CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")  # as monitoring.hosts.CONTAINER_RE
+
+
+def mail_log_argv(container: str, action: str, name: str, *, position: int = 0, length: int = 0) -> list[str]:
+    """The command run on the mail host to read its mail log /var/log/mail/NAME inside `container`:
+    "stat" prints `DEVICE INODE SIZE`; "head" prints its first MAIL_LOG_HEAD_BYTES bytes; "read" prints up to
+    `length` bytes from byte `position` (dd seeks there: the file is not read from the top). ValueError naming the
+    part for anything else (NAME must be one of MAIL_LOG_FILES)."""
+    if not _CONTAINER_NAME.match(container):
+        raise ValueError(f"container: {container[:130]!r} is not a Docker container name")
+    if name not in MAIL_LOG_FILES:
+        raise ValueError(f"name: only {', '.join(MAIL_LOG_FILES)} of {MAIL_LOG_DIR} are read; got {name[:100]!r}")
+    path = f"{MAIL_LOG_DIR}/{name}"
+    in_container = ["docker", "exec", container]
+    if action == "stat":
+        return [*in_container, "stat", "-L", "-c", "%d %i %s", "--", path]
+    if action == "head":
+        return [*in_container, "head", "-c", str(MAIL_LOG_HEAD_BYTES), "--", path]
+    if action == "read":
+        if not (isinstance(position, int) and isinstance(length, int) and position >= 0 and length > 0):
+            raise ValueError(f"position, length: whole numbers, at least 0 and 1; got {position!r}, {length!r}")
+        return [
+            *in_container,
+            "dd",
+            f"if={path}",
+            f"bs={MAIL_LOG_READ_BLOCK}",
+            f"skip={position}",
+            f"count={length}",
+            "iflag=skip_bytes,count_bytes",
+            "status=none",
+        ]
+    raise ValueError(f"action: stat, head or read; got {action!r}")
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ an `actor` like every service; a person would need the model permission to add m
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import ipaddress
 import os
 import zlib
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.authz import SYSTEM, Actor, require_perm
-from monitoring.maillog import correlate
+from monitoring.maillog import correlate, follow
 from monitoring.maillog.correlate import Batch, OpenMessage
 from monitoring.maillog.events import Event
 from monitoring.maillog.parse import parse_event, parse_syslog
@@ -486,43 +486,27 @@ class LogFileError(Exception):
 
 
 SNIFF_LINES = 1000  # a file none of whose first lines is a syslog line is not a mail log
-PROGRESS_LINES = 2000  # how often reading a file reports how far it got
 MAX_LINE_BYTES = 64 * 1024
 
 
-def _open_log(path: str) -> tuple[BinaryIO, BinaryIO]:
-    """(lines stream, raw file): gzip-compressed files (rotated mail.log.2.gz) are read through gzip."""
+def _lines(path: str, on_progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
+    """The file's lines as the follower reads them (monitoring.maillog.follow.read_lines: gzip told by its first
+    bytes, undecodable bytes become U+FFFD); a line longer than MAX_LINE_BYTES comes in pieces (no syslog line is
+    that long: a file without line endings must not fill the memory). LogFileError names the file and what failed."""
+    read = 0
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        for line in follow.read_lines(path, on_progress, max_line_bytes=MAX_LINE_BYTES):
+            read += 1
+            yield line
     except FileNotFoundError:
         raise LogFileError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise LogFileError(f"{path} is a directory, not a log file") from None
-    except OSError as exc:
-        raise LogFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        magic = raw.read(2)
-        raw.seek(0)
-    except OSError as exc:
-        raw.close()
-        raise LogFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
-    return raw, raw
-
-
-def _decoded(stream: BinaryIO, path: str) -> Iterator[str]:
-    """The file's lines, decoded (undecodable bytes become U+FFFD); a line longer than MAX_LINE_BYTES comes in
-    pieces (no syslog line is that long: a file without line endings must not fill the memory)."""
-    read = 0
-    try:
-        while line := stream.readline(MAX_LINE_BYTES):
-            read += 1
-            yield line.decode("utf-8", "replace")
     except (OSError, EOFError, zlib.error) as exc:
+        detail = (exc.strerror if isinstance(exc, OSError) else None) or exc
         if read == 0:
-            raise LogFileError(f"cannot read {path}: {exc}") from None
-        raise LogFileError(f"{path} cannot be read to its end ({exc}); the lines before were stored") from None
+            raise LogFileError(f"cannot read {path}: {detail}") from None
+        raise LogFileError(f"{path} cannot be read to its end ({detail}); the lines before were stored") from None
 
 
 def maillog_ingest_file(
@@ -538,54 +522,47 @@ def maillog_ingest_file(
     transaction. Raises LogFileError for a file that cannot be opened or holds no syslog line among its first
     lines (nothing stored then). `on_progress(bytes)` is told how far into the file reading got."""
     require_perm(actor, INGEST)
-    stream, raw = _open_log(path)
-    with raw, stream:
-        try:
-            reference = datetime.fromtimestamp(os.fstat(raw.fileno()).st_mtime, UTC)
-        except OSError:
-            reference = timezone.now()
-        batch: list[str] = []
-        result = IngestResult()
-        sniffed = False
-        for line in _decoded(stream, path):
+    try:
+        reference = datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
+    except OSError:
+        reference = timezone.now()  # the file is named by the error reading it below
+    progress = None if on_progress is None else (lambda done, size: on_progress(done))
+    batch: list[str] = []
+    result = IngestResult()
+    sniffed = False
+    with contextlib.closing(_lines(path, progress)) as lines:
+        for line in lines:
             batch.append(line)
-            if on_progress is not None and len(batch) % PROGRESS_LINES == 0:
-                on_progress(raw.tell())
             if len(batch) >= batch_lines:
                 if not sniffed:
                     _sniff(batch, path, reference, tz)
                     sniffed = True
                 result.add(maillog_ingest_lines(source, batch, actor=actor, reference=reference, tz=tz))
                 batch = []
-                if on_progress is not None:
-                    on_progress(raw.tell())
-        if batch:
-            if not sniffed:
-                _sniff(batch, path, reference, tz)
-            result.add(maillog_ingest_lines(source, batch, actor=actor, reference=reference, tz=tz))
-        if on_progress is not None:
-            on_progress(raw.tell())
+    if batch:
+        if not sniffed:
+            _sniff(batch, path, reference, tz)
+        result.add(maillog_ingest_lines(source, batch, actor=actor, reference=reference, tz=tz))
     return result
 
 
 def check_log_file(path: str, *, tz: tzinfo = UTC) -> None:
     """Raise LogFileError unless `path` opens (plain or gzip) and its first lines are syslog lines (or it is
     empty): what a command checks before it touches anything."""
-    stream, raw = _open_log(path)
-    with raw, stream:
-        head = []
-        for line in _decoded(stream, path):
+    head = []
+    with contextlib.closing(_lines(path)) as lines:
+        for line in lines:
             head.append(line)
             if len(head) >= SNIFF_LINES:
                 break
-        _sniff(head, path, timezone.now(), tz)
+    _sniff(head, path, timezone.now(), tz)
 
 
 def _sniff(lines: list[str], path: str, reference: datetime, tz: tzinfo) -> None:
+    """A file with lines none of whose first ones is a syslog line is refused (blank ones too: what is left of a
+    line of NUL bytes is blank)."""
     head = lines[:SNIFF_LINES]
-    if any(line.strip() for line in head) and not any(
-        parse_syslog(line.rstrip("\r\n"), year=reference.year, tz=tz) for line in head
-    ):
+    if head and not any(parse_syslog(line.rstrip("\r\n"), year=reference.year, tz=tz) for line in head):
         raise LogFileError(
             f"{path} is not a mail log: none of its first {len(head)} lines is a syslog line "
             "(e.g. 2026-12-06T10:15:02.123456+00:00 mail postfix/smtpd[1234]: ...)"

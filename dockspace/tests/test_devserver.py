@@ -246,7 +246,7 @@ def test_make_run_refuses_an_unknown_name_in_dockspace_processes_and_starts_noth
     result = run_devserver(env)
     assert result.returncode == 2
     assert "refusing to start: DOCKSPACE_PROCESSES: unknown process 'wrker'" in result.stderr
-    assert "web, worker, beat, watchdog, extension-greeter" in result.stderr  # what it could have been
+    assert "web, worker, beat, watchdog, maillog, extension-greeter" in result.stderr  # what it could have been
     assert "Traceback" not in result.stderr
     assert "starting" not in result.stdout
     assert not Path(env["DOCKSPACE_DATA_DIR"]).exists()

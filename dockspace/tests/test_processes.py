@@ -16,7 +16,14 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from dockspace.processes import Process, collect_processes, selected_processes, web_argv, worker_argv
+from dockspace.processes import (
+    Process,
+    collect_processes,
+    processes_off,
+    selected_processes,
+    web_argv,
+    worker_argv,
+)
 
 ROOT = Path(settings.BASE_DIR)
 GREETING = b"hello from extension_app\n"
@@ -73,7 +80,7 @@ def test_make_run_starts_the_processes_on_by_default_including_an_apps_own():
         "beat",
         "watchdog",  # declared by monitoring
         "extension-greeter",
-    ]
+    ]  # and monitoring's maillog only with DOCKSPACE_MAIL_LOG (test_a_process_that_needs_a_setting_...)
 
 
 def test_a_process_left_out_of_dockspace_processes_is_not_started():
@@ -87,12 +94,32 @@ def test_dockspace_processes_can_switch_on_a_process_that_is_off_by_default():
     assert names(selected_processes(processes, environ={"DOCKSPACE_PROCESSES": "a,b"})) == ["a", "b"]
 
 
+def test_a_process_that_needs_a_setting_starts_only_when_it_is_set_and_is_named_off_otherwise():
+    processes = [sleeper("a"), sleeper("follower", needs_setting="FOLLOWED_FILE")]
+    assert names(selected_processes(processes, environ={})) == ["a"]
+    assert [(p.name, why) for p, why in processes_off(processes, environ={})] == [
+        ("follower", "FOLLOWED_FILE is not set")
+    ]
+    assert names(selected_processes(processes, environ={"FOLLOWED_FILE": " "})) == ["a"]  # blank is not set
+    is_set = {"FOLLOWED_FILE": "/var/log/mail/mail.log"}
+    assert names(selected_processes(processes, environ=is_set)) == ["a", "follower"]
+    assert processes_off(processes, environ=is_set) == []
+    # Named in DOCKSPACE_PROCESSES it is still off without its setting; left out, it is not reported off.
+    assert processes_off(processes, environ={"DOCKSPACE_PROCESSES": "a"}) == []
+    chosen = selected_processes(processes, environ={"DOCKSPACE_PROCESSES": "a,follower"})
+    assert names(chosen) == ["a"]
+    # monitoring declares the mail-log follower this way.
+    maillog = next(p for p in collect_processes() if p.name == "maillog")
+    assert maillog.needs_setting == "DOCKSPACE_MAIL_LOG"
+    assert maillog.command({})[-2:] == ["maillog", "follow"]
+
+
 def test_an_unknown_name_in_dockspace_processes_is_refused_naming_the_setting():
     with pytest.raises(ImproperlyConfigured) as refused:
         selected_processes(collect_processes(), environ={"DOCKSPACE_PROCESSES": "web,polcy"})
     message = str(refused.value)
     assert message.startswith("DOCKSPACE_PROCESSES: unknown process 'polcy'")
-    assert "web, worker, beat, watchdog, extension-greeter" in message
+    assert "web, worker, beat, watchdog, maillog, extension-greeter" in message
 
 
 @pytest.mark.parametrize(
@@ -195,6 +222,8 @@ def test_list_shows_every_declared_process_and_whether_make_run_starts_it(tmp_pa
     assert rows["web"] == ["on", "starts"]
     assert rows["watchdog"] == ["on", "starts"]
     assert rows["extension-greeter"] == ["on", "starts"]
+    assert rows["maillog"] == ["on", "off"]  # DOCKSPACE_MAIL_LOG is not set
+    assert "(off: DOCKSPACE_MAIL_LOG is not set)" in result.stdout
     assert "answers every connection with a greeting" in result.stdout
     # Reading the declarations writes nothing: make run asks before it may touch the data directory.
     assert not (tmp_path / "data").exists()
@@ -275,7 +304,7 @@ def test_the_entrypoint_starts_a_process_by_its_declared_name(tmp_path):
     unknown = entrypoint(env, "greeter", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, stderr = unknown.communicate(timeout=120)
     assert unknown.returncode == 2
-    declared = "web, worker, beat, watchdog, extension-greeter"
+    declared = "web, worker, beat, watchdog, maillog, extension-greeter"
     assert f"unknown process 'greeter'; the declared processes are {declared}" in stderr
     assert "Traceback" not in stderr
 

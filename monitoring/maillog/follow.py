@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import BinaryIO
 
 HEAD_LIMIT = 4096  # the head hashes at most this many bytes of the first line
@@ -406,16 +407,24 @@ def follow(
             stop_event.wait(poll_interval)
 
 
-def read_lines(path: str | os.PathLike, on_progress: Callable[[int, int], None] | None = None) -> Iterator[str]:
+def read_lines(
+    path: str | os.PathLike,
+    on_progress: Callable[[int, int], None] | None = None,
+    *,
+    max_line_bytes: int = -1,
+) -> Iterator[str]:
     """Every line of the file at `path`, gzip-compressed or not (told by its first bytes, not its name), decoded as
     the follower decodes them; an unterminated last line too (an archive is complete). on_progress(bytes read,
     size), if given, is called now and then with the bytes of the file on disk read so far (compressed ones for a
-    gzip file), for a progress bar. A gzip file cut short raises gzip.BadGzipFile (an OSError)."""
+    gzip file), for a progress bar. A gzip file cut short raises gzip.BadGzipFile (an OSError). With
+    `max_line_bytes`, a longer line comes in pieces of at most that many bytes (a file without line endings is
+    not read whole into memory)."""
     with open(path, "rb") as raw:
         size = os.fstat(raw.fileno()).st_size
         is_gzip = os.pread(raw.fileno(), 2, 0) == GZIP_MAGIC
         with gzip.GzipFile(fileobj=raw) if is_gzip else ExitStack() as unpacked:
-            lines = unpacked if is_gzip else raw
+            stream = unpacked if is_gzip else raw
+            lines = iter(partial(stream.readline, max_line_bytes), b"") if max_line_bytes > 0 else stream
             try:
                 for number, line in enumerate(lines, 1):
                     yield _decode(line[:-1] if line.endswith(b"\n") else line)

@@ -1,16 +1,19 @@
-"""manage.py maillog ingest: read mail logs into traffic (messages, delivery attempts, SMTP rejections)."""
+"""manage.py maillog ingest|follow: read mail logs into traffic (messages, delivery attempts, SMTP rejections)."""
 
 import contextlib
 import os
+import signal
+import threading
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.authz import add_actor_argument, command_actor
 from dockspace.commandline import ServiceCall, not_found, print_json
 from mail.progress import silent, terminal_progress
-from monitoring import traffic
-from monitoring.models import MailHost
+from monitoring import traffic, traffic_follow
+from monitoring.models import LogSource, MailHost
 
 OPTIONS = {"source": "--source"}
 
@@ -61,7 +64,9 @@ class Command(BaseCommand):
         "rotated mail.log.1 or mail.log.2.gz), oldest file first; a line already stored is not stored again, so "
         "reading a file twice changes nothing. --host NAME says which mail host wrote it (its log source is then "
         "named after the host); --source NAME names the log source otherwise (default 'local', the file in "
-        "DOCKSPACE_MAIL_LOG). A progress bar shows on a terminal; --json prints the summary as JSON."
+        "DOCKSPACE_MAIL_LOG). A progress bar shows on a terminal; --json prints the summary as JSON. "
+        "`maillog follow` reads DOCKSPACE_MAIL_LOG as it is written, across rotations and restarts (the maillog "
+        "process); `maillog follow --host NAME` reads a mail host's log over SSH the same way."
     )
 
     def add_arguments(self, parser):
@@ -85,6 +90,25 @@ class Command(BaseCommand):
             "the same source as the follower that read the live file, so lines both read are stored once.",
         )
         ingest.add_argument("--json", action="store_true", help="Print the summary as JSON.")
+        follow = sub.add_parser(
+            "follow",
+            help="Read the mail log as it is written, until stopped (the maillog process).",
+            description="Read the mail log into traffic as it is written, until SIGTERM or Ctrl-C (the batch being "
+            "stored is finished first): DOCKSPACE_MAIL_LOG, or with --host the log of a mail host's DMS container "
+            "(/var/log/mail/mail.log) over SSH. It goes on where the log source's stored position says (on a first "
+            "start: from the top of the file), finishes a rotated mail.log.1 before the new file, and stores each "
+            "batch of lines with the position after it in one transaction, so a restart neither loses nor repeats "
+            "a line. A batch that cannot be stored is logged and tried again after a pause. Every "
+            "DOCKSPACE_MAIL_LOG_POLL seconds (1) it looks for new lines.",
+        )
+        follow.add_argument(
+            "--host", metavar="NAME", help="Follow this mail host's log over SSH (`manage.py mailhost list`)."
+        )
+        follow.add_argument(
+            "--source",
+            metavar="NAME",
+            help="The log source to read into (default: the --host name, else 'local': DOCKSPACE_MAIL_LOG).",
+        )
         for parser in sub.choices.values():
             add_actor_argument(parser)
 
@@ -117,6 +141,36 @@ class Command(BaseCommand):
             return
         for line in summary_lines(data):
             self.stdout.write(line)
+
+    def _follow(self, o):
+        host = None
+        if o["host"] is not None:
+            host = MailHost.objects.filter(name=o["host"].strip().lower()).first()
+            if host is None:
+                raise not_found("--host", "mail host", o["host"])
+        elif not settings.DOCKSPACE_MAIL_LOG:
+            raise CommandError(
+                "DOCKSPACE_MAIL_LOG is not set: set it to the mail log to follow (DMS's /var/log/mail/mail.log, "
+                "mounted read-only), or give --host NAME to follow a mail host's log over SSH."
+            )
+        with ServiceCall(OPTIONS):
+            source = traffic.logsource_for(name=o["source"] or "", host=host, actor=self.actor)
+        if host is None and source.kind == LogSource.HOST:
+            owner = source.mail_host.name if source.mail_host else "a mail host"
+            raise CommandError(
+                f"--source: the log source {source.name!r} is the log of {owner}; follow it with --host, or name "
+                "another source for DOCKSPACE_MAIL_LOG."
+            )
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        poll = settings.DOCKSPACE_MAIL_LOG_POLL
+        if host is None:
+            traffic_follow.maillog_follow_file(
+                source, settings.DOCKSPACE_MAIL_LOG, stop=stop, poll=poll, actor=self.actor
+            )
+        else:
+            traffic_follow.maillog_follow_host(source, host, stop=stop, poll=poll, actor=self.actor)
 
     def _progress(self, path):
         """A context manager giving on_progress(bytes read) for a bar on a terminal (nothing elsewhere)."""

@@ -1,0 +1,181 @@
+"""The mail-log follower (`manage.py maillog follow`, the maillog process): reads DOCKSPACE_MAIL_LOG, or a mail
+host's log over SSH, from its log source's stored checkpoint on, and stores each batch of lines with the checkpoint
+after it in one transaction (monitoring.traffic.maillog_ingest_lines), until told to stop. A batch that cannot be
+stored, or a log that cannot be read, is logged and tried again after a pause, from the last stored checkpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import posixpath
+import threading
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from django.db import DatabaseError, connections
+
+from accounts.authz import SYSTEM, Actor
+from monitoring import ssh, traffic
+from monitoring.maillog import follow, remote
+from monitoring.maillog.follow import Batch, Checkpoint, FileFollower
+from monitoring.maillog.remote import RemoteFollower, RemoteLogError
+from monitoring.models import MailHost
+from monitoring.traffic_models import LogSource
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 10.0  # after a batch that could not be stored or a log that could not be read
+MAX_LINES = 5000  # lines per batch (and per transaction)
+HOST_MAIL_LOG = f"{ssh.MAIL_LOG_DIR}/mail.log"  # inside the mail host's container
+
+
+class Follower(Protocol):
+    checkpoint: Checkpoint | None
+
+    def read_batch(self, max_lines: int = ...) -> Batch: ...
+
+
+def stored_checkpoint(source: LogSource) -> Checkpoint | None:
+    """The checkpoint stored on the source; None before its first batch."""
+    if not source.path:
+        return None
+    return Checkpoint(source.path, source.device, source.inode, source.head, source.position)
+
+
+def _where(checkpoint: Checkpoint | None, path: str) -> str:
+    if checkpoint is None:
+        return f"{path} from the top (no stored position)"
+    if checkpoint.path != path:
+        return f"{path} from the top (the stored position was for {checkpoint.path})"
+    return f"{path} from byte {checkpoint.position:,} (the stored position)"
+
+
+def maillog_follow_file(
+    source: LogSource,
+    path: str,
+    *,
+    stop: threading.Event,
+    poll: float,
+    retry: float = RETRY_SECONDS,
+    actor: Actor = SYSTEM,
+) -> None:
+    """Follow the mail-log file at `path` into `source` until `stop` is set."""
+    checkpoint = stored_checkpoint(source)
+    log.info("following %s into log source %r", _where(checkpoint, path), source.name)
+    follower = FileFollower(path, checkpoint)
+    _keep_following(
+        lambda: contextlib.nullcontext(follower), follower, source, stop=stop, poll=poll, retry=retry, actor=actor
+    )
+
+
+def maillog_follow_host(
+    source: LogSource,
+    host: MailHost,
+    *,
+    stop: threading.Event,
+    poll: float,
+    retry: float = RETRY_SECONDS,
+    actor: Actor = SYSTEM,
+) -> None:
+    """Follow the mail log of `host` (its container's /var/log/mail/mail.log, over SSH) into `source` until `stop`
+    is set; a lost connection is made again after a pause."""
+    checkpoint = stored_checkpoint(source)
+    log.info(
+        "following %s on mail host %s into log source %r", _where(checkpoint, HOST_MAIL_LOG), host.name, source.name
+    )
+    follower = RemoteFollower(None, HOST_MAIL_LOG, checkpoint)
+
+    @contextlib.contextmanager
+    def connected() -> Iterator[RemoteFollower]:
+        with ssh.session(host) as session:
+            follower.log = HostMailLog(session, host.container)
+            try:
+                yield follower
+            finally:
+                follower.log = None
+
+    _keep_following(connected, follower, source, stop=stop, poll=poll, retry=retry, actor=actor)
+
+
+def _keep_following(
+    opened: Callable[[], contextlib.AbstractContextManager[Follower]],
+    follower: Follower,
+    source: LogSource,
+    *,
+    stop: threading.Event,
+    poll: float,
+    retry: float,
+    actor: Actor,
+) -> None:
+    """Run the follow loop on what `opened()` gives (the follower, read through a connection it may open), again
+    after each failure; `follower` is the same each time, its checkpoint set back to the last one stored."""
+
+    def store(batch: Batch) -> None:
+        traffic.maillog_ingest_lines(source, batch.lines, batch.checkpoint, actor=actor)
+        # Told once stored: a batch read again after a failure would tell it twice.
+        for note in batch.notes:
+            log.warning("log source %r: %s", source.name, note)
+
+    while not stop.is_set():
+        try:
+            with opened() as reading:
+                follow.follow(reading, store, stop, poll_interval=poll, max_lines=MAX_LINES)
+            break
+        except DatabaseError as exc:
+            connections.close_all()  # a connection that failed is not used again
+            log.error("log source %r: storing lines failed (%s); trying again in %g s", source.name, _line(exc), retry)
+        except (OSError, RemoteLogError, ssh.SshError) as exc:
+            log.error(
+                "log source %r: reading the log failed (%s); trying again in %g s", source.name, _line(exc), retry
+            )
+        except Exception:
+            log.exception("log source %r: following the log failed; trying again in %g s", source.name, retry)
+        stop.wait(retry)
+    checkpoint = follower.checkpoint
+    where = f"byte {checkpoint.position:,} of {checkpoint.path}" if checkpoint else "the start"
+    log.info("log source %r: stopped at %s", source.name, where)
+
+
+def _line(exc: BaseException) -> str:
+    if isinstance(exc, ssh.SshError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class HostMailLog:
+    """A mail host's mail log read through the allow-listed commands of monitoring.ssh (stat, head, read at an
+    offset) in its DMS container: the RemoteLog of monitoring.maillog.remote."""
+
+    def __init__(self, session: ssh.Session, container: str):
+        self.session = session
+        self.container = container
+
+    def _run(self, action: str, path: str, **where: int) -> bytes | None:
+        """The command's output; None when the file does not exist."""
+        directory, name = posixpath.split(path)
+        if directory != ssh.MAIL_LOG_DIR:
+            raise RemoteLogError(f"only {ssh.MAIL_LOG_DIR} is read on a mail host, not {directory}")
+        try:
+            argv = ssh.mail_log_argv(self.container, action, name, **where)
+        except ValueError as exc:
+            raise RemoteLogError(str(exc)) from None
+        status, out, err = self.session.run_bytes(argv)
+        if status == 0:
+            return out
+        if "No such file or directory" in err:
+            return None
+        detail = next((line.strip() for line in err.splitlines() if line.strip()), f"exit status {status}")
+        raise RemoteLogError(f"`{self.session.command_line(argv)}` failed on {self.session.host.name}: {detail[:300]}")
+
+    def stat(self, path: str) -> tuple[int, int, int] | None:
+        out = self._run("stat", path)
+        return None if out is None else remote.parse_stat(out.decode("ascii", "replace"))
+
+    def head(self, path: str) -> bytes:
+        return self._run("head", path) or b""
+
+    def read(self, path: str, position: int, length: int) -> bytes:
+        return self._run("read", path, position=position, length=length) or b""
