@@ -57,10 +57,14 @@ class SeenFilter(admin.ListFilter):
         if not text:
             return None
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
             messages.error(request, f"{label}: {text!r} is not a date; enter it as YYYY-MM-DD (e.g. 2026-12-06).")
             return None
+        if not 1900 <= day.year <= 9000:  # the ends of datetime's range overflow in time zone conversions
+            messages.error(request, f"{label}: {text!r} is outside the years 1900 to 9000.")
+            return None
+        return day
 
     def has_output(self):
         return True

@@ -30,12 +30,17 @@ NOTIFICATION_WINDOW = timedelta(minutes=15)
 # --- search ------------------------------------------------------------------------------------------------------
 
 
+SEARCH_WORDS_MAX = 10
+
+
 def message_search(queryset: QuerySet[MailMessage], term: str) -> QuerySet[MailMessage]:
     """The messages of `queryset` an operator means by `term`: each word an envelope sender, a recipient of any
     delivery attempt, a queue ID or a Message-ID (angle brackets optional), matched whole so that each is one index
     lookup however long the history; addresses also in lower case, queue IDs also in upper case. Several words: the
     messages that match all of them (`alice@example.com bob@example.net`: from Alice to Bob). `<>`: bounces."""
-    for word in term.split():
+    # A search is a few addresses or ids: words past the first 10 are ignored (each is a subquery, and a thousand
+    # of them overflow SQLite's expression depth); NUL, which no address holds and PostgreSQL refuses, is dropped.
+    for word in term.replace("\x00", "").split()[:SEARCH_WORDS_MAX]:
         bare = word.strip("<>")
         if not bare:
             queryset = queryset.filter(sender="")
@@ -180,7 +185,8 @@ def mailbox_traffic(*, actor: Actor, mailbox: Mailbox, now: datetime | None = No
     """The mailbox's last MAILBOX_DAYS days, or None for an actor who may not see it."""
     if not may_view_mailbox_traffic(actor, mailbox):
         return None
-    since = (now or timezone.now()) - timedelta(days=MAILBOX_DAYS)
+    # Not before the mailbox was made: an address given again to someone else does not show its last owner's mail.
+    since = max((now or timezone.now()) - timedelta(days=MAILBOX_DAYS), mailbox.created_at)
     addresses = {mailbox.address, mailbox.address.lower()}
     sent = (
         MailMessage.objects.filter(sender__in=addresses, first_seen_at__gte=since)

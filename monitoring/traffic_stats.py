@@ -48,21 +48,31 @@ def parse_moment(text: str, *, field: str, now: datetime | None = None) -> datet
     now = now or timezone.now()
     value = (text or "").strip()
     try:
-        return now - timedelta(seconds=parse_duration(value))
+        return _within_years(now - timedelta(seconds=parse_duration(value)), text, field)
     except ValueError:
         pass
+    except OverflowError:
+        raise ValidationError({field: [f"{text[:40]!r} reaches back further than a date can."]}) from None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        moment = timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    except (ValueError, OverflowError):
         raise ValidationError(
             {
                 field: [
-                    f"{text!r} is neither a duration back from now (24h, 7d, 90m) nor a date and time "
+                    f"{text[:40]!r} is neither a duration back from now (24h, 7d, 90m) nor a date and time "
                     "(2026-12-06 or 2026-12-06T10:00:00+00:00)."
                 ]
             }
         ) from None
-    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+    return _within_years(moment, text, field)
+
+
+def _within_years(moment: datetime, text: str, field: str) -> datetime:
+    """Years 1900 to 9000 only: the database and time zone conversions overflow at the ends of datetime's range."""
+    if not 1900 <= moment.year <= 9000:
+        raise ValidationError({field: [f"{text[:40]!r} is outside the years 1900 to 9000."]})
+    return moment
 
 
 def _range(since: datetime, until: datetime | None, now: datetime | None) -> tuple[datetime, datetime, datetime]:
@@ -404,7 +414,7 @@ def _address_filter(value: str, field: str, *, null_allowed: bool = False) -> st
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1]
     local, sep, domain = text.rpartition("@")
-    if not sep or not local or not domain or len(text) > 320 or any(c.isspace() or c in "<>," for c in text):
+    if not sep or not local or not domain or len(text) > 320 or any(not c.isprintable() or c in "<>," for c in text):
         hint = " (or <> for the null sender)" if null_allowed else ""
         raise ValidationError({field: [f"{value!r} is not an email address: write it as user@example.com{hint}."]})
     return text
@@ -495,7 +505,7 @@ def message_search(
         by_address = True
     if message_id:
         text = message_id.strip().removeprefix("<").removesuffix(">")
-        if not text or len(text) > 255 or any(c.isspace() for c in text):
+        if not text or len(text) > 255 or any(c.isspace() or not c.isprintable() for c in text):
             raise ValidationError({"message_id": [f"{message_id!r} is not a Message-ID (e.g. <abc@example.com>)."]})
         messages = messages.filter(message_id=text)
         by_address = False

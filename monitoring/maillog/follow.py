@@ -9,10 +9,12 @@ functions of those plain values; FileFollower does the reading around them."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
 import re
+import stat as stat_module
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
@@ -22,6 +24,7 @@ from typing import BinaryIO
 
 HEAD_LIMIT = 4096  # the head hashes at most this many bytes of the first line
 READ_CHUNK = 1 << 16
+MAX_LINE_BYTES = 16 * 1024  # no syslog line is this long (rsyslog's default maximum is 8 KiB)
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -202,8 +205,14 @@ def _read_from(opened: _Opened, position: int, room: int) -> _Read:
         start = 0
         while len(lines) < room:
             newline = pending.find(b"\n", start)
-            if newline < 0:
-                break
+            if newline < 0 or newline - start > MAX_LINE_BYTES:
+                if len(pending) - start < MAX_LINE_BYTES:
+                    break
+                # No log line is this long (a run of NULs left by a copytruncate, a hostile writer): it comes in
+                # pieces, so memory and the parser's work stay bounded.
+                lines.append(pending[start : start + MAX_LINE_BYTES])
+                start += MAX_LINE_BYTES
+                continue
             lines.append(pending[start:newline])
             start = newline + 1
         end += start
@@ -407,6 +416,23 @@ def follow(
             stop_event.wait(poll_interval)
 
 
+def _open_regular_file(path: str | os.PathLike) -> BinaryIO:
+    """`path` opened for reading if it is a regular file: opened without blocking first, so a FIFO or a device
+    named by mistake (or on purpose) is refused instead of waiting forever or reading without end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat_module.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat_module.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a log file is one)", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_lines(
     path: str | os.PathLike,
     on_progress: Callable[[int, int], None] | None = None,
@@ -419,7 +445,7 @@ def read_lines(
     gzip file), for a progress bar. A gzip file cut short raises gzip.BadGzipFile (an OSError). With
     `max_line_bytes`, a longer line comes in pieces of at most that many bytes (a file without line endings is
     not read whole into memory)."""
-    with open(path, "rb") as raw:
+    with _open_regular_file(path) as raw:
         size = os.fstat(raw.fileno()).st_size
         is_gzip = os.pread(raw.fileno(), 2, 0) == GZIP_MAGIC
         with gzip.GzipFile(fileobj=raw) if is_gzip else ExitStack() as unpacked:

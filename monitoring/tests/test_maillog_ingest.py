@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from accounts.tests.factories import StaffFactory
+from accounts.tests.factories import StaffFactory, UserFactory
 from monitoring import traffic
 from monitoring.models import DeliveryAttempt, LogSource, MailHost, MailMessage, SmtpRejection
 from monitoring.tests.factories import run
@@ -339,3 +339,34 @@ def test_the_command_exits_1_with_a_message_and_no_traceback(tmp_path):
     assert result.returncode == 1
     assert f"--file: no such file: {missing}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_refusal_comes_before_any_file_or_host_is_looked_at_and_tells_nothing_about_them(tmp_path):
+    UserFactory(email="nobody@example.com", is_staff=True)  # staff without monitoring.add_mailmessage
+    MailHost.objects.create(
+        name="secret-mx",
+        ssh_user="root",
+        ssh_host="192.0.2.1",
+        key_path="/k",
+        host_key_type="ssh-ed25519",
+        host_key_fingerprint="SHA256:x",
+        host_key="AAAA",
+    )
+    notalog = tmp_path / "secret.txt"
+    notalog.write_text("not a log\n")
+    answers = {
+        refused("maillog", "ingest", "--file", str(path), "--as", "nobody@example.com")
+        for path in (tmp_path / "nope", notalog, tmp_path)
+    }
+    answers |= {
+        refused("maillog", "follow", "--host", name, "--as", "nobody@example.com") for name in ("secret-mx", "nope")
+    }
+    assert answers == {"you do not have the permission 'monitoring.add_mailmessage'."}
+
+
+def test_a_fifo_or_a_device_is_refused_at_once_instead_of_read_forever(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer
+    assert refused("maillog", "ingest", "--file", str(fifo)).startswith("--file: cannot read ")
+    assert "not a regular file" in refused("maillog", "ingest", "--file", "/dev/zero")
+    assert not MailMessage.objects.exists()

@@ -251,3 +251,12 @@ def test_the_list_counts_once_and_its_queries_do_not_grow_with_the_rows_shown(lo
     # The paginator's count of what the search found, and no second count of the whole history beside it.
     [count] = [sql for sql in few if "COUNT(" in sql]
     assert "WHERE" in count
+
+
+def test_a_search_of_a_thousand_words_or_a_date_at_the_end_of_time_is_a_page_not_a_500(logged, viewer):
+    words = "+".join(f"a{i}@example.com" for i in range(1000))
+    assert viewer.get(f"{MESSAGES}?q={words}").status_code == 200
+    for query in ("seen_to=9999-12-31", "seen_from=0001-01-01"):
+        response = viewer.get(f"{MESSAGES}?{query}")
+        assert response.status_code == 200
+        assert "is outside the years 1900 to 9000" in response.content.decode()

@@ -42,9 +42,11 @@ def sign_in(page, email, password):
 
 
 def test_an_operator_finds_a_message_by_recipient_and_its_sender_sees_the_bounce(page, tmp_path):
+    alice = make_mailbox("alice@example.com", password=ALICE_PASSWORD)  # before her mail: panels show from then on
+    type(alice).objects.filter(pk=alice.pk).update(created_at=timezone.now() - timedelta(days=1))
+    alice.refresh_from_db()
     traffic.maillog_ingest_file(str(recent_copy(tmp_path)), source=traffic.logsource_for())
     StaffFactory(email="admin@example.com")
-    alice = make_mailbox("alice@example.com", password=ALICE_PASSWORD)
     violations = []
     page.on(
         "console",

@@ -165,3 +165,20 @@ def test_a_notification_postfix_wrote_says_so():
     assert out.splitlines()[1] == (
         "  2026-12-11 09:30:30  written by Postfix (a notification to the sender), 2,410 bytes, 1 recipient(s)"
     )
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--since", "99999999999999999999"], "--since"),
+        (["--since", "9999999999d"], "--since"),
+        (["--since", "0001-01-01T00:00+01:00"], "--since"),
+        (["--until", "9999-12-31T23:59:59-01:00"], "--until"),
+        (["search", "--to", "a@b.example\x00"], "--to"),
+        (["search", "--message-id", "a\x00b@example.com"], "--message-id"),
+    ],
+)
+def test_absurd_or_binary_input_is_a_field_named_error_not_a_traceback(args, field):
+    with pytest.raises(CommandError) as caught:
+        run("traffic", *args)
+    assert str(caught.value).startswith(f"{field}:")

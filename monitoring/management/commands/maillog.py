@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.authz import add_actor_argument, command_actor
+from accounts.authz import add_actor_argument, command_actor, require_perm
 from dockspace.commandline import ServiceCall, not_found, print_json
 from mail.progress import silent, terminal_progress
 from monitoring import traffic, traffic_follow
@@ -114,6 +114,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         self.actor = command_actor(options)
+        # Asked before any file, host or setting is looked at: a refusal tells nothing about what exists.
+        with ServiceCall(OPTIONS):
+            require_perm(self.actor, traffic.INGEST)
         getattr(self, "_" + action)(options)
 
     def _ingest(self, o):
