@@ -3,6 +3,7 @@ Postfix 3.7 / Dovecot 2.3 line shapes) into messages, delivery attempts and reje
 the same file twice, gzip archives, batches cut anywhere, the checkpoint stored with its rows; refusals naming
 --file."""
 
+import gc
 import gzip
 import json
 import os
@@ -339,3 +340,20 @@ def test_the_command_exits_1_with_a_message_and_no_traceback(tmp_path):
     assert result.returncode == 1
     assert f"--file: no such file: {missing}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_garbage_collector_is_on_again_after_a_batch_even_a_failed_one():
+    # It is paused while a batch is read and stored (monitoring.traffic._collector_paused), for speed.
+    source = traffic.logsource_for(name="mx1")
+    lines = SAMPLE.read_text().splitlines()
+    traffic.maillog_ingest_lines(source, lines)
+    assert gc.isenabled()
+    with pytest.raises(Exception):  # noqa: B017 - the database's own error (an integer out of range)
+        traffic.maillog_ingest_lines(source, lines, Checkpoint("/x", 1, 1, "", 2**70))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        traffic.maillog_ingest_lines(source, lines)
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
