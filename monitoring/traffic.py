@@ -210,16 +210,20 @@ def _insert(
     inserted: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # COPY into a session's staging table, then one INSERT ... SELECT: PostgreSQL's fastest way in.
-            stage = quote(f"{model._meta.db_table}_stage")
+            # COPY into a session's staging table, then one INSERT ... SELECT: PostgreSQL's fastest way in. The rows
+            # are numbered as they come and inserted in that order, so their ids follow the log: a table's pages are
+            # not read back in the order they were filled (later, smaller rows go to earlier pages' free space).
+            stage = quote(f"{model._meta.db_table}_staged")
             cursor.execute(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT {names} FROM {table} WITH NO DATA"
+                f"SELECT {names}, 0 AS staged_order FROM {table} WITH NO DATA"
             )
-            with cursor.cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}{tail}")  # noqa: S608
+            with cursor.cursor.copy(f"COPY {stage} ({names}, staged_order) FROM STDIN") as copy:
+                for number, row in enumerate(rows):
+                    copy.write_row((*row, number))
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ORDER BY staged_order{tail}"  # noqa: S608
+            )
             if returning:
                 inserted = cursor.fetchall()
             cursor.execute(f"TRUNCATE {stage}")

@@ -7,6 +7,7 @@ import gc
 import gzip
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -357,3 +358,22 @@ def test_the_garbage_collector_is_on_again_after_a_batch_even_a_failed_one():
         assert not gc.isenabled()  # left as it was
     finally:
         gc.enable()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_are_numbered_in_log_order():
+    # A message's attempts are listed by time, then by id: at one instant (a recipient's last deferral and the
+    # expiry that gives it up) the ids must follow the log. PostgreSQL fills the free space of a table's earlier
+    # pages with later rows when rows differ in size, so rows copied in log order are not read back in it.
+    source = traffic.logsource_for(name="mx1")
+    traffic.maillog_ingest_lines(source, SAMPLE.read_text().splitlines())  # a batch before, committed
+    rng = random.Random(5)
+    recipients = [f"{'r' * rng.randint(1, 200)}{n}@example.org" for n in range(300)]
+    lines = [
+        f"2026-12-06T11:00:{n // 10:02d}.{n:06d}+00:00 mail postfix/smtp[40]: 7F7F7F7F7F: to=<{recipient}>, "
+        f"relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1, status=deferred ({'x' * rng.randint(1, 480)})"
+        for n, recipient in enumerate(recipients)
+    ]
+    traffic.maillog_ingest_lines(source, lines)
+    stored = DeliveryAttempt.objects.filter(message__queue_id="7F7F7F7F7F").order_by("id")
+    assert list(stored.values_list("recipient", flat=True)) == recipients
