@@ -10,7 +10,9 @@ Run by hand from the project root, on a log from bench/maillog_generate.py:
 Databases: by default a new SQLite file in a temporary directory; --postgres drops and recreates the database
 `dockspace_bench_maillog` (plus $BENCH_DB_SUFFIX) on 127.0.0.1:5432 (user `postgres`, trust auth) and drops it
 afterwards; --database-url uses the database given, as it is (it must be migrated; nothing is dropped). The
-figures are the ingest process's own (its CPU and peak RSS from wait4); PostgreSQL's work is in the wall time only.
+figures are the ingest process's own (its CPU and peak RSS from wait4); with --postgres, also the CPU time of the
+PostgreSQL server process that served it (read from /proc every 0.1 s while it runs, so the last tenth of a second
+may be missed; shown only when PostgreSQL runs on this machine and its processes can be read).
 
 Comparison: `traffic --json --since <the log's age>` must report, somewhere in its JSON, an object with the keys of
 pflogsumm_totals.py (received, delivered, forwarded, deferred, deferrals, bounced, rejected), counted the way
@@ -25,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +46,58 @@ def manage_commands(env):
     if done.returncode != 0:
         raise SystemExit(f"manage.py help --commands failed:\n{done.stderr[-2000:]}")
     return set(done.stdout.split())
+
+
+class ServerCpu:
+    """The CPU seconds of the PostgreSQL client backends serving `db_name` while this is entered (the ingest's
+    connection), from /proc/PID/stat of each, sampled every `interval` seconds by a thread. None when PostgreSQL's
+    processes are not readable here (another machine, another user)."""
+
+    def __init__(self, db_name, interval=0.1):
+        self.db_name = db_name
+        self.interval = interval
+        self.ticks = {}  # backend pid -> its latest CPU ticks (user + system)
+        self.readable = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        self._conn = harness.pg_connect(self.db_name)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+        return False
+
+    def _sample(self):
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        while not self._stop.wait(self.interval):
+            for (pid,) in self._conn.execute(query, (self.db_name,)).fetchall():
+                try:
+                    with open(f"/proc/{pid}/stat") as stat:
+                        name, fields = stat.read().rsplit(")", 1)
+                except FileNotFoundError:  # ended between the query and now, or PostgreSQL is not on this machine
+                    continue
+                except OSError:
+                    self.readable = False
+                    return
+                if not name.endswith("(postgres"):  # another machine's pid, or another PID namespace
+                    self.readable = False
+                    return
+                fields = fields.split()
+                self.ticks[pid] = int(fields[11]) + int(fields[12])
+
+    @property
+    def seconds(self):
+        if not self.readable or not self.ticks:
+            return None
+        return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
 
 
 def run_measured(argv, env, log_path):
@@ -102,6 +157,7 @@ def run(args, temp_dir):
     if not log.is_file():
         raise SystemExit(f"{log}: no such file")
     lines = pflogsumm_totals._count_lines(log)
+    db_name = None
     if args.database_url:
         env = harness.bench_env("unused", temp_dir, {"DATABASE_URL": args.database_url})
         database = _nothing()
@@ -121,9 +177,10 @@ def run(args, temp_dir):
         return 2
     with database:
         print(f"Ingesting {lines:,} lines of {log} ...", flush=True)
-        status, wall, cpu, rss = run_measured(
-            [harness.PYTHON, "manage.py", "maillog", "ingest", "--file", str(log)], env, temp_dir / "ingest.log"
-        )
+        with ServerCpu(db_name) if db_name else _nothing() as server:
+            status, wall, cpu, rss = run_measured(
+                [harness.PYTHON, "manage.py", "maillog", "ingest", "--file", str(log)], env, temp_dir / "ingest.log"
+            )
         output = (temp_dir / "ingest.log").read_text(errors="replace")
         summary = [line for line in re.split(r"[\r\n]+", output) if line.strip()][-8:]
         print("  " + "\n  ".join(summary))
@@ -134,6 +191,9 @@ def run(args, temp_dir):
             f"ingest: {wall:.1f} s wall, {lines / wall:,.0f} lines/s, {cpu:.1f} s CPU ({lines / cpu:,.0f} lines per "
             f"CPU second), peak RSS {rss:.0f} MiB"
         )
+        server_seconds = getattr(server, "seconds", None)
+        if server_seconds is not None:
+            print(f"PostgreSQL: {server_seconds:.1f} s CPU in the server process that served the ingest")
         if not args.skip_pflogsumm:
             timing = pflogsumm_totals.time_pflogsumm(log, repeat=1)
             print(

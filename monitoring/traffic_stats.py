@@ -414,7 +414,13 @@ def _address_filter(value: str, field: str, *, null_allowed: bool = False) -> st
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1]
     local, sep, domain = text.rpartition("@")
-    if not sep or not local or not domain or len(text) > 320 or any(not c.isprintable() or c in "<>," for c in text):
+    if (
+        not sep
+        or not local
+        or not domain
+        or len(text) > 320
+        or any(c.isspace() or not c.isprintable() or c in "<>," for c in text)
+    ):
         hint = " (or <> for the null sender)" if null_allowed else ""
         raise ValidationError({field: [f"{value!r} is not an email address: write it as user@example.com{hint}."]})
     return text

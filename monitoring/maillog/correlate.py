@@ -194,17 +194,6 @@ class Correlator:
         self.rejections: list[RejectionRecord] = []
         self.other_by_program: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
-        self._feeders: dict[type[ev.Event], Callable[[Any, str], None]] = {
-            ev.ClientConnected: self._client,
-            ev.LocallyPicked: self._picked,
-            ev.MessageIdSeen: self._message_id,
-            ev.Queued: self._queued,
-            ev.Delivery: self._delivery,
-            ev.Expired: self._expired,
-            ev.Removed: self._removed,
-            ev.BounceCreated: self._bounce,
-            ev.Rejected: self._rejected,
-        }
 
     # --- finding the message a line belongs to ---
 
@@ -276,12 +265,12 @@ class Correlator:
         """One event and the raw line it came from (without its line ending)."""
         kind = type(event)
         self.events[kind.__name__] += 1
-        feeder = self._feeders.get(kind)
+        feeder = _FEEDERS.get(kind)
         if feeder is None:
             if kind is ev.Other:
                 self.other_by_program[event.line.program] += 1
             return
-        feeder(event, line_key(self.source, raw))
+        feeder(self, event, line_key(self.source, raw))
 
     def _client(self, event: ev.ClientConnected, key: str) -> None:
         message = self._message(event.queue_id, event.line.at, key, opening=True)
@@ -399,6 +388,21 @@ class Correlator:
         """The records of the batch fed so far: new messages and changed stored ones, attempts, rejections."""
         messages = [m for m in self.touched.values() if m.id is None or m.is_changed]
         return Batch(messages, self.attempts, self.rejections, self.other_by_program, self.events)
+
+
+# What each event does to the messages. Functions, not bound methods: a Correlator holding its own methods would be a
+# reference cycle, its whole batch freed only by the garbage collector's full passes.
+_FEEDERS: dict[type[ev.Event], Callable[[Correlator, Any, str], None]] = {
+    ev.ClientConnected: Correlator._client,
+    ev.LocallyPicked: Correlator._picked,
+    ev.MessageIdSeen: Correlator._message_id,
+    ev.Queued: Correlator._queued,
+    ev.Delivery: Correlator._delivery,
+    ev.Expired: Correlator._expired,
+    ev.Removed: Correlator._removed,
+    ev.BounceCreated: Correlator._bounce,
+    ev.Rejected: Correlator._rejected,
+}
 
 
 def correlate(source: str, lines: Iterable[tuple[ev.Event, str]], restored: Iterable[OpenMessage] = ()) -> Batch:

@@ -1,6 +1,7 @@
 """Mail-log lines into events (monitoring.maillog.events): the syslog header first (parse_syslog), then what the
-program said (parse_event). Pure and fast: regexes compiled once, a dispatch on the program before any text regex,
-and never an exception on any input: what is not understood is an Other event, what is not a syslog line is None.
+program said (parse_event); a batch of lines at once for the ingest (parse_lines). Pure and fast: regexes compiled
+once, a dispatch on the program before any text regex, and never an exception on any input: what is not understood
+is an Other event, what is not a syslog line is None.
 
 Line shapes, from the Postfix 3.7 sources (global/log_adhoc.c, global/opened.c, smtpd/smtpd.c and smtpd_check.c,
 cleanup/cleanup_message.c, qmgr/qmgr_active.c, bounce/*, pickup/pickup.c, postscreen/postscreen_smtpd.c) and
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 
 from monitoring.maillog.events import (
@@ -384,7 +387,10 @@ def _dovecot(line: LogLine, text: str) -> Event:
     m = _LOGIN.match(text)
     if m is None:
         return Other(line)
-    protocol, rest = m.groups()
+    return _login(line, m.group(1), m.group(2))
+
+
+def _login(line: LogLine, protocol: str, rest: str) -> Event:
     rip = _LOGIN_RIP.search(rest)
     remote_ip = rip.group(1) if rip else ""
     if rest.startswith("Login: "):
@@ -399,41 +405,48 @@ def _dovecot(line: LogLine, text: str) -> Event:
 
 
 # --- dispatch ----------------------------------------------------------------------------------------------------
-_Parser = Callable[[LogLine], Event]
-_PARSERS: dict[str, _Parser | None] = {}
-_PARSERS_MAX = 4096  # programs are few; a fuzzed or hostile log must not grow the cache without end
+# How to read a program's lines: (_POSTFIX, its daemon's handler), (_DOVECOT, None) for `dovecot: imap-login: ...`,
+# (_LOGIN_TAG, None) for Dovecot logging with the process name as its tag; None: nothing to read there (Other).
+_POSTFIX, _DOVECOT, _LOGIN_TAG = 1, 2, 3
+_Route = tuple[int, Callable[[LogLine, str, str], Event] | None] | None
+_ROUTES: dict[str, _Route] = {}
+_ROUTES_MAX = 4096  # programs are few; a fuzzed or hostile log must not grow the cache without end
 _LOGIN_PROGRAMS = frozenset({"imap-login", "pop3-login", "submission-login", "managesieve-login"})
+_PARSE_ERRORS = (ValueError, TypeError, OverflowError, IndexError)  # a shape not foreseen: an Other event
 
 
-def _parser(program: str) -> _Parser | None:
-    """How to read the lines of `program` (None: nothing to read there, an Other event)."""
+def _route(program: str) -> _Route:
+    try:
+        return _ROUTES[program]
+    except KeyError:
+        pass
     parts = program.split("/")
+    route: _Route = None
     if len(parts) > 1 and parts[0].startswith("postfix"):
         handler = _POSTFIX_DAEMONS.get(parts[-1])
-        if handler is None:
-            return None
-        return lambda line: _postfix(line, handler)
-    if program == "dovecot":
-        return lambda line: _dovecot(line, line.text)
-    if program in _LOGIN_PROGRAMS:  # Dovecot logging with the process name as its tag
-        return lambda line: _dovecot(line, f"{line.program}: {line.text}")
-    return None
+        route = None if handler is None else (_POSTFIX, handler)
+    elif program == "dovecot":
+        route = (_DOVECOT, None)
+    elif program in _LOGIN_PROGRAMS:
+        route = (_LOGIN_TAG, None)
+    if len(_ROUTES) < _ROUTES_MAX:
+        _ROUTES[program] = route
+    return route
 
 
 def parse_event(line: LogLine) -> Event:
     """What `line` says about the mail: one of the events of monitoring.maillog.events, Other when nothing."""
-    program = line.program
-    try:
-        parser = _PARSERS[program]
-    except KeyError:
-        parser = _parser(program)
-        if len(_PARSERS) < _PARSERS_MAX:
-            _PARSERS[program] = parser
-    if parser is None:
+    route = _route(line.program)
+    if route is None:
         return Other(line)
+    kind, handler = route
     try:
-        return parser(line)
-    except (ValueError, TypeError, OverflowError, IndexError):  # pragma: no cover - a shape not foreseen
+        if handler is not None:
+            return _postfix(line, handler)
+        if kind == _DOVECOT:
+            return _dovecot(line, line.text)
+        return _dovecot(line, f"{line.program}: {line.text}")
+    except _PARSE_ERRORS:  # pragma: no cover - a shape not foreseen
         return Other(line)
 
 
@@ -441,3 +454,114 @@ def parse_line(raw: str, *, year: int | None = None, tz: tzinfo = UTC) -> Event 
     """parse_syslog then parse_event: the event of one raw line, None when it is not a syslog line."""
     line = parse_syslog(raw, year=year, tz=tz)
     return None if line is None else parse_event(line)
+
+
+# --- a batch of lines --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedLines:
+    """A batch of raw lines read: the events that tell of mail (every event but Other) with their lines, in log
+    order, and counts of the rest."""
+
+    pairs: list[tuple[Event, str]] = field(default_factory=list)  # (event, its line without its line ending)
+    lines: int = 0  # lines read
+    not_syslog: int = 0
+    other_by_program: Counter[str] = field(default_factory=Counter)  # lines that tell nothing (Other), by program
+    first_at: datetime | None = None  # the earliest and the latest time of the events
+    last_at: datetime | None = None
+
+    @property
+    def other(self) -> int:
+        return sum(self.other_by_program.values())
+
+
+def _utf8(raw: str) -> str:
+    # A line decoded with surrogateescape cannot be stored as UTF-8: its undecodable bytes become U+FFFD.
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return raw
+
+
+def parse_lines(lines: Iterable[str], *, reference: datetime, tz: tzinfo = UTC) -> ParsedLines:
+    """parse_line over a batch of lines (with or without their line endings), keeping the events that tell of mail
+    with their lines (line endings removed, undecodable bytes made U+FFFD) and counting the rest. Gives what
+    parse_syslog then parse_event give line by line, without building the header and event of a line that tells
+    nothing (most of a mail log: connects, Rspamd, OpenDKIM, Dovecot sessions). Classic timestamps (no year) take
+    the year of `reference` (when the log was written), or the one before for a date more than a day ahead of it."""
+    pairs: list[tuple[Event, str]] = []
+    append = pairs.append
+    other: Counter[str] = Counter()
+    routes = _ROUTES
+    match_rfc3339, match_qid, match_login = _RFC3339_LINE.match, _QID.match, _LOGIN.match
+    fromisoformat = datetime.fromisoformat
+    year, limit = reference.year, reference + timedelta(days=1)
+    last_stamp, last_stamp_at = "", None
+    first_at = last_at = None
+    read = not_syslog = 0
+    for raw in lines:
+        read += 1
+        raw = raw.rstrip("\r\n")
+        if not raw.isascii():
+            raw = _utf8(raw)
+        event: Event | None = None
+        if raw[:1].isdigit():  # RFC 3339: parse_syslog and parse_event inlined, the line built for events only
+            m = match_rfc3339(raw)
+            if m is None:
+                not_syslog += 1
+                continue
+            stamp, host, program, pid, text = m.groups()
+            if stamp == last_stamp:
+                at = last_stamp_at
+            else:
+                try:
+                    at = fromisoformat(stamp)
+                except ValueError:
+                    at = None
+                last_stamp, last_stamp_at = stamp, at
+            if at is None:
+                not_syslog += 1
+                continue
+            try:
+                route = routes[program]
+            except KeyError:
+                route = _route(program)
+            if route is not None:
+                kind, handler = route
+                try:
+                    if handler is not None:
+                        q = match_qid(text)
+                        if q is not None:
+                            queue_id = q.group(1)
+                            event = handler(
+                                LogLine(at, host, program, int(pid) if pid else None, text),
+                                "" if queue_id == "NOQUEUE" else queue_id,
+                                text[q.end() :],
+                            )
+                    else:
+                        login = match_login(text if kind == _DOVECOT else f"{program}: {text}")
+                        if login is not None:
+                            line = LogLine(at, host, program, int(pid) if pid else None, text)
+                            event = _login(line, login.group(1), login.group(2))
+                except _PARSE_ERRORS:  # pragma: no cover - a shape not foreseen
+                    event = None
+        else:  # classic: rare in DMS logs since v14
+            parsed = parse_syslog(raw, year=year, tz=tz)
+            if parsed is None:
+                not_syslog += 1
+                continue
+            if parsed.at > limit:
+                parsed = parse_syslog(raw, year=year - 1, tz=tz) or parsed
+            program, at = parsed.program, parsed.at
+            event = parse_event(parsed)
+        if event is None or type(event) is Other:
+            other[program] += 1
+            continue
+        append((event, raw))
+        if first_at is None or at < first_at:
+            first_at = at
+        if last_at is None or at > last_at:
+            last_at = at
+    return ParsedLines(pairs, read, not_syslog, other, first_at, last_at)

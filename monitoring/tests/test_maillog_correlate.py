@@ -3,6 +3,7 @@ batches (a store stand-in keeps what each batch wrote and restores it, as monito
 used again, expiry, rejections, and the same lines read twice."""
 
 import dataclasses
+import gc
 from datetime import UTC, datetime, timedelta
 
 from monitoring.maillog import correlate as c
@@ -380,3 +381,21 @@ def test_a_restored_message_is_continued_by_a_correlator():
     correlator.feed(parse_line(raw), raw)
     (message,) = correlator.result().messages
     assert (message.id, message.removed_at, message.state) == (7, START + timedelta(seconds=60), c.DELIVERED)
+
+
+def test_a_correlated_batch_is_freed_without_the_garbage_collector():
+    # The ingest pauses the cyclic collector during a batch: a reference cycle would keep a batch's messages and
+    # attempts in memory until the collector's next full pass.
+    lines = SENT_OUT + EXPIRING
+    pairs = [(parse_line(raw), raw) for raw in lines]
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        batch = c.correlate("mx1", pairs)
+        assert batch.messages and batch.attempts
+        del batch
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()

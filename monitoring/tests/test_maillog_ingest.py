@@ -3,9 +3,11 @@ Postfix 3.7 / Dovecot 2.3 line shapes) into messages, delivery attempts and reje
 the same file twice, gzip archives, batches cut anywhere, the checkpoint stored with its rows; refusals naming
 --file."""
 
+import gc
 import gzip
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -370,3 +372,39 @@ def test_a_fifo_or_a_device_is_refused_at_once_instead_of_read_forever(tmp_path)
     assert refused("maillog", "ingest", "--file", str(fifo)).startswith("--file: cannot read ")
     assert "not a regular file" in refused("maillog", "ingest", "--file", "/dev/zero")
     assert not MailMessage.objects.exists()
+
+
+def test_the_garbage_collector_is_on_again_after_a_batch_even_a_failed_one():
+    # It is paused while a batch is read and stored (monitoring.traffic._collector_paused), for speed.
+    source = traffic.logsource_for(name="mx1")
+    lines = SAMPLE.read_text().splitlines()
+    traffic.maillog_ingest_lines(source, lines)
+    assert gc.isenabled()
+    with pytest.raises(Exception):  # noqa: B017 - the database's own error (an integer out of range)
+        traffic.maillog_ingest_lines(source, lines, Checkpoint("/x", 1, 1, "", 2**70))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        traffic.maillog_ingest_lines(source, lines)
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_are_numbered_in_log_order():
+    # A message's attempts are listed by time, then by id: at one instant (a recipient's last deferral and the
+    # expiry that gives it up) the ids must follow the log. PostgreSQL fills the free space of a table's earlier
+    # pages with later rows when rows differ in size, so rows copied in log order are not read back in it.
+    source = traffic.logsource_for(name="mx1")
+    traffic.maillog_ingest_lines(source, SAMPLE.read_text().splitlines())  # a batch before, committed
+    rng = random.Random(5)
+    recipients = [f"{'r' * rng.randint(1, 200)}{n}@example.org" for n in range(300)]
+    lines = [
+        f"2026-12-06T11:00:{n // 10:02d}.{n:06d}+00:00 mail postfix/smtp[40]: 7F7F7F7F7F: to=<{recipient}>, "
+        f"relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1, status=deferred ({'x' * rng.randint(1, 480)})"
+        for n, recipient in enumerate(recipients)
+    ]
+    traffic.maillog_ingest_lines(source, lines)
+    stored = DeliveryAttempt.objects.filter(message__queue_id="7F7F7F7F7F").order_by("id")
+    assert list(stored.values_list("recipient", flat=True)) == recipients

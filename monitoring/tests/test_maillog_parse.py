@@ -5,7 +5,9 @@ garbage: never an exception."""
 
 import dataclasses
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitoring.maillog import events
-from monitoring.maillog.parse import classic_year, parse_event, parse_line, parse_syslog, sending_ip
+from monitoring.maillog.parse import classic_year, parse_event, parse_line, parse_lines, parse_syslog, sending_ip
 
 AT = "2026-12-06T10:15:02.123456+00:00 mail "
 
@@ -797,3 +799,93 @@ def test_parse_event_takes_any_program_and_text():
     assert isinstance(parse_event(line), events.Other)
     line = events.LogLine(datetime(2026, 12, 6, tzinfo=UTC), "", "postfix/", None, "QID12: removed")
     assert isinstance(parse_event(line), events.Other)
+
+
+# --- a batch of lines: what the ingest reads ---------------------------------------------------------------------
+
+
+def one_by_one(lines, reference):
+    """What parse_lines must come to, line by line through parse_syslog and parse_event: the (event, line) pairs
+    that tell of mail, the other lines by program, the lines that are not syslog lines."""
+    year, limit = reference.year, reference + timedelta(days=1)
+    pairs, other, not_syslog = [], Counter(), 0
+    for raw in lines:
+        raw = raw.rstrip("\r\n")
+        try:
+            raw.encode()
+        except UnicodeEncodeError:
+            raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        line = parse_syslog(raw, year=year)
+        if line is None:
+            not_syslog += 1
+            continue
+        if line.at > limit and not raw[:1].isdigit():
+            line = parse_syslog(raw, year=year - 1) or line
+        event = parse_event(line)
+        if type(event) is events.Other:
+            other[line.program] += 1
+        else:
+            pairs.append((event, raw))
+    return pairs, other, not_syslog
+
+
+def batch_of_every_shape():
+    """The sample logs, every line of the table, Dovecot logging under its process name, classic lines around a new
+    year, lines that are not syslog lines, and the table's lines mangled."""
+    samples = Path(__file__).parent / "maillog_lines"
+    lines = [line for path in sorted(samples.glob("*.log")) for line in path.read_text().splitlines(keepends=True)]
+    lines += [AT + text + "\r\n" for text, _ in TABLE]
+    lines += [
+        AT + "imap-login: Login: user=<a@example.com>, method=PLAIN, rip=203.0.113.9, lip=172.18.0.2, TLS",
+        AT + "pop3-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<b@example.com>, rip=203.0.113.9",
+        AT + "imap-login: Disconnected (no auth attempts in 0 secs): user=<>, rip=203.0.113.9",
+        "Dec 31 23:59:58 mail postfix/pickup[1]: 1A2B3C4D5E: uid=0 from=<root>\n",
+        "Jan  1 00:00:01 mail postfix/qmgr[2]: 1A2B3C4D5E: from=<root@example.com>, size=300, nrcpt=1 (queue active)",
+        "Jan  1 00:00:02 mail postfix/smtpd[3]: connect from unknown[203.0.113.9]",
+        "Feb 30 10:15:02 mail postfix/qmgr[7]: 1A2B3C4D5E: removed",
+        "2026-13-45T10:15:02+00:00 mail postfix/qmgr[7]: 1A2B3C4D5E: removed",
+        "2026-12-06T10:15:02Z mail postfix/qmgr[7]: 1A2B3C4D5E: removed",
+        AT + "postfix/qmgr[7]: 1A2B3C4D5E: from=<\udcffbad@example.com>, size=1, nrcpt=1 (queue active)",
+        "",
+        "\n",
+        "hello world",
+    ]
+    rng = random.Random(21)
+    alphabet = "<>[](),;:=/ \t.-_@0123456789ABCDEFabcdefNOQUEUE\x00\xff\u2028é"
+    for text, _ in TABLE:
+        for _ in range(5):
+            chars = list(AT + text)
+            for _ in range(rng.randint(1, 4)):
+                chars[rng.randrange(len(chars))] = rng.choice(alphabet)
+            lines.append("".join(chars))
+    return lines
+
+
+@pytest.mark.parametrize(
+    "reference", [datetime(2026, 12, 6, 12, tzinfo=UTC), datetime(2027, 1, 1, 0, 5, tzinfo=UTC)], ids=str
+)
+def test_a_batch_gives_the_events_its_lines_give_one_by_one(reference):
+    lines = batch_of_every_shape()
+    parsed = parse_lines(lines, reference=reference)
+    pairs, other, not_syslog = one_by_one(lines, reference)
+    assert len(pairs) > 100 and sum(other.values()) > 50 and not_syslog > 20  # every kind of line is in the batch
+    assert parsed.pairs == pairs
+    assert (parsed.lines, parsed.not_syslog, parsed.other_by_program) == (len(lines), not_syslog, other)
+    assert parsed.other == sum(other.values())
+    assert (parsed.first_at, parsed.last_at) == (
+        min(event.line.at for event, _ in pairs),
+        max(event.line.at for event, _ in pairs),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([AT + text for text, _ in TABLE]), st.text(max_size=120)), max_size=12))
+def test_any_batch_gives_the_events_its_lines_give_one_by_one(lines):
+    reference = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    parsed = parse_lines(lines, reference=reference)
+    assert (parsed.pairs, parsed.other_by_program, parsed.not_syslog) == one_by_one(lines, reference)
+
+
+def test_an_empty_batch_has_no_events_and_no_times():
+    parsed = parse_lines([], reference=datetime(2026, 12, 6, tzinfo=UTC))
+    assert (parsed.pairs, parsed.lines, parsed.other, parsed.first_at, parsed.last_at) == ([], 0, 0, None, None)
