@@ -13,6 +13,7 @@ import contextlib
 import gc
 import ipaddress
 import os
+import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -127,9 +128,14 @@ def logsource_for(*, name: str = "", host: MailHost | None = None, actor: Actor 
 # --- one batch ---------------------------------------------------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _clip(value: str, length: int) -> str:
-    if "\x00" in value:  # PostgreSQL text holds no NUL
-        value = value.replace("\x00", "")
+    """A logged value as stored: control characters (NUL, which PostgreSQL text refuses, and terminal escapes a
+    hostile log writer could plant for an operator's terminal) become U+FFFD, and at most `length` characters."""
+    if not value.isprintable():  # the fast common case skips the substitution
+        value = _CONTROL.sub("\ufffd", value)
     return value[:length]
 
 

@@ -134,8 +134,11 @@ _CLIENT = re.compile(
 )
 _QUEUED = re.compile(r"from=<(.*)>, size=(\d{1,20}), nrcpt=(\d{1,10})(?: |\Z)", re.S)
 _EXPIRED = re.compile(r"from=<(.*)>, status=(?:force-)?expired, returned to sender\Z", re.S)
+# An address as Postfix logs it between < and >: a quoted local part may hold ">, relay=..." (a sender's crafted
+# recipient must not forge the rest of the line), so quoted strings are read whole; linear, never backtracking.
+_ADDRESS = r'((?:"(?:[^"\\]|\\.)*"|[^">])*)'
 _DELIVERY = re.compile(
-    r"to=<(.*?)>, (?:orig_to=<(.*?)>, )?relay=([^,]*), (?:conn_use=\d+, )?delay=(\d+(?:\.\d*)?), "
+    rf"to=<{_ADDRESS}>, (?:orig_to=<{_ADDRESS}>, )?relay=([^,]*), (?:conn_use=\d+, )?delay=(\d+(?:\.\d*)?), "
     r"(?:delays=([\d./]*), )?(?:\w+=[^,]*, )*?(?:dsn=([\d.]*), )?status=([A-Za-z]+)(?: \((.*)\))?\Z",
     re.S,
 )

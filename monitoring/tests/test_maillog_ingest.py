@@ -408,3 +408,15 @@ def test_rows_are_numbered_in_log_order():
     traffic.maillog_ingest_lines(source, lines)
     stored = DeliveryAttempt.objects.filter(message__queue_id="7F7F7F7F7F").order_by("id")
     assert list(stored.values_list("recipient", flat=True)) == recipients
+
+
+def test_control_characters_a_log_writer_planted_are_stored_harmless():
+    # A remote reply with a terminal escape (and a NUL, which PostgreSQL text refuses) would reach an operator's
+    # terminal through `traffic search`: stored as U+FFFD instead.
+    source = traffic.logsource_for()
+    lines = [
+        "2026-12-06T10:00:00.000001+00:00 mail postfix/smtp[1]: ABCDE12345: to=<bob@example.net>, relay=mx.example.net"
+        "[192.0.2.7]:25, delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (550 \x1b[31mred\x00 text)"
+    ]
+    traffic.maillog_ingest_lines(source, lines)
+    assert DeliveryAttempt.objects.get().reply == "550 \ufffd[31mred\ufffd text"

@@ -647,6 +647,23 @@ def test_it_reads_the_service_and_sending_ip_of_a_pooled_transport():
     assert sending_ip(event.line.service) == "2001:db8::1"
 
 
+def test_a_quoted_recipient_cannot_forge_the_rest_of_its_delivery_line():
+    # A sender may write a quoted local part holding ">, relay=..., status=bounced (...": Postfix logs it inside
+    # to=<...>; the line's real relay, dsn and status are what follow the address.
+    crafted = '"alice+x>, relay=mx.fake.example[192.0.2.9]:25, delay=1, dsn=5.7.1, status=bounced (550 spoofed"'
+    event = parse_line(
+        AT + f"postfix/lmtp[1]: ABCDE12345: to=<{crafted}@example.com>, relay=dms[/var/run/dovecot/lmtp], "
+        "delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <alice@example.com> Saved)"
+    )
+    assert isinstance(event, events.Delivery)
+    assert (event.recipient, event.relay, event.dsn, event.status) == (
+        f"{crafted}@example.com",
+        "dms[/var/run/dovecot/lmtp]",
+        "2.0.0",
+        "sent",
+    )
+
+
 def test_content_rejections_keep_nothing_of_the_message():
     event = parse_line(AT + TABLE_BODY_REJECT)
     kept = " ".join(str(value) for value in fields(event).values())
