@@ -6,6 +6,8 @@ Imported by monitoring.models."""
 from django.db import models
 from django.db.models import Q
 
+from monitoring.maillog import correlate
+
 # Postfix queue ids: 10-12 hex digits, or up to 17 characters with enable_long_queue_ids.
 QUEUE_ID_MAX_LENGTH = 20
 ADDRESS_MAX_LENGTH = 320  # an envelope address as logged (a VERP sender can exceed 254)
@@ -58,16 +60,17 @@ class MailMessage(models.Model):
     """One message as the log tells it, tied together by its queue id from the line that opened it (smtpd's
     client=, pickup) to qmgr's `removed`. A queue id used again after removal is another message."""
 
-    IN, OUT = "in", "out"
+    # The correlator (pure code) decides them: its names, declared once.
+    IN, OUT = correlate.IN, correlate.OUT
     DIRECTIONS = [(IN, "received"), (OUT, "sent")]
     QUEUED, DELIVERED, DEFERRED, BOUNCED, EXPIRED, MIXED, REJECTED = (
-        "queued",
-        "delivered",
-        "deferred",
-        "bounced",
-        "expired",
-        "mixed",
-        "rejected",
+        correlate.QUEUED,
+        correlate.DELIVERED,
+        correlate.DEFERRED,
+        correlate.BOUNCED,
+        correlate.EXPIRED,
+        correlate.MIXED,
+        correlate.REJECTED,
     )
     STATES = [
         (QUEUED, "queued"),
