@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 HEAD_LIMIT = 4096  # the head hashes at most this many bytes of the first line
 READ_CHUNK = 1 << 16
+ROTATION_WAIT_READS = 20  # reads a follower waits for logrotate to finish a copy it may be looking for
 MAX_LINE_BYTES = 16 * 1024  # no syslog line is this long (rsyslog's default maximum is 8 KiB)
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -268,6 +269,8 @@ class FileFollower:
         self.checkpoint = checkpoint
         self.start_at_end = start_at_end
         self._told_missing = False
+        self._rotation_in_progress = False
+        self._waited_for_rotation = 0
 
     def read_batch(self, max_lines: int = 5000) -> Batch:
         if max_lines < 1:
@@ -316,7 +319,9 @@ class FileFollower:
             names = os.listdir(directory or ".")
         except FileNotFoundError:
             return []
-        opened = (_open(os.path.join(directory, name), stack, allow_gzip=True) for name in rotated_names(base, names))
+        listed = rotated_names(base, names)
+        opened = [_open(os.path.join(directory, name), stack, allow_gzip=True) for name in listed]
+        self._rotation_in_progress = any(copy is None for copy in opened)  # listed, then gone or unreadable
         return [copy for copy in opened if copy is not None]
 
     def _after_rotation(
@@ -325,7 +330,17 @@ class FileFollower:
         copies = self._rotated(stack)
         found = find_rotated(checkpoint, [copy.id for copy in copies])
         if found is None:
+            in_progress = self._rotation_in_progress or any(not copy.id.head for copy in copies)
+            if in_progress and self._waited_for_rotation < ROTATION_WAIT_READS:
+                # logrotate is moving or compressing a copy right now (a listed copy vanished, or a .gz being
+                # written has no complete first line yet): the copy may be the one sought; look again next time
+                # (a few times only: a copy that stays unreadable, a corrupt .gz, must not stop the follower).
+                self._waited_for_rotation += 1
+                collected.is_caught_up = True
+                return checkpoint
+            self._waited_for_rotation = 0
             return self._lost(current, checkpoint, copies, collected)
+        self._waited_for_rotation = 0
         chain = [found, *newer_copies([copy.id for copy in copies], found, current.id.head if current else "")]
         is_writer_elsewhere = current is not None and current.id.size > 0
         position = checkpoint.position

@@ -22,3 +22,19 @@ def outbound_to_loopback(settings):
     internal receiver with DOCKSPACE_OUTBOUND_ALLOWED_NETWORKS (processes a test starts: stand_ins.LOOPBACK_ALLOWED).
     Without it Dockspace refuses them (test_channel_addresses.py)."""
     settings.OUTBOUND_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.0/8")]
+
+
+@pytest.fixture
+def log_path(tmp_path):
+    return tmp_path / "mail.log"
+
+
+@pytest.fixture
+def syslog(log_path):
+    """A writer appending to `log_path` as rsyslog does (monitoring.tests.mail_log_files.Syslog)."""
+    from monitoring.tests.mail_log_files import Syslog
+
+    writer = Syslog(log_path)
+    yield writer
+    if writer.fd is not None:
+        writer.close()

@@ -61,3 +61,16 @@ def logrotate(path, *, rotate=4, delaycompress=True, compress=True, copytruncate
     )
     if result.returncode != 0:
         raise RuntimeError(f"logrotate failed: {result.stderr.strip()}")
+
+
+def read_all(follower, max_lines=5000):
+    """Every line the follower hands out until it has caught up, and the notes on the way."""
+    lines, notes = [], []
+    for _ in range(10_000):
+        batch = follower.read_batch(max_lines)
+        assert len(batch.lines) <= max_lines
+        lines += batch.lines
+        notes += batch.notes
+        if batch.is_caught_up and not batch.lines:
+            return lines, notes
+    raise AssertionError("the follower never caught up")

@@ -20,7 +20,7 @@ from monitoring.maillog.follow import (
     read_lines,
     rotated_names,
 )
-from monitoring.tests.mail_log_files import Syslog, logrotate
+from monitoring.tests.mail_log_files import logrotate, read_all
 
 
 def mail_lines(tag, count, start=1):
@@ -28,32 +28,6 @@ def mail_lines(tag, count, start=1):
         f"2026-12-06T10:15:02.{n:06d}+00:00 mail postfix/smtpd[1234]: 4Ab{tag}{n}: client=mx.example.net[203.0.113.5]"
         for n in range(start, start + count)
     ]
-
-
-def read_all(follower, max_lines=5000):
-    """Every line the follower hands out until it has caught up, and the notes on the way."""
-    lines, notes = [], []
-    for _ in range(10_000):
-        batch = follower.read_batch(max_lines)
-        assert len(batch.lines) <= max_lines
-        lines += batch.lines
-        notes += batch.notes
-        if batch.is_caught_up and not batch.lines:
-            return lines, notes
-    raise AssertionError("the follower never caught up")
-
-
-@pytest.fixture
-def log_path(tmp_path):
-    return tmp_path / "mail.log"
-
-
-@pytest.fixture
-def syslog(log_path):
-    writer = Syslog(log_path)
-    yield writer
-    if writer.fd is not None:
-        writer.close()
 
 
 def test_it_reads_lines_written_before_and_after_a_copytruncate_rotation_once_in_order(log_path, syslog):
@@ -515,3 +489,25 @@ def test_the_head_is_the_first_line_up_to_4_kib():
     assert head_of(b"one\ntwo\n") == head_of(b"one\n")
     assert head_of(b"one, not complete") == ""
     assert head_of(b"x" * 5000) == head_of(b"x" * 4096 + b"\n")
+
+
+def test_a_copy_logrotate_is_still_compressing_is_waited_for_not_taken_for_lost(log_path, syslog):
+    follower = FileFollower(log_path)
+    syslog.lines("line 0", "line 1")
+    assert read_all(follower)[0] == ["line 0", "line 1"]
+    syslog.lines("line 2")
+    # The file was rotated twice meanwhile: its copy is being compressed to mail.log.2.gz, half written yet.
+    whole = gzip.compress(log_path.read_bytes())
+    os.truncate(log_path, 0)
+    syslog.lines("line 9")
+    (log_path.parent / "mail.log.1").write_bytes(b"line 8\n")
+    copy = log_path.parent / "mail.log.2.gz"
+    copy.write_bytes(whole[:20])
+
+    batch = follower.read_batch()
+    assert (batch.lines, batch.notes, batch.has_gap) == ([], (), False)  # waits: no loss declared
+
+    copy.write_bytes(whole)
+    lines, notes = read_all(follower)
+    assert lines == ["line 2", "line 8", "line 9"]
+    assert not any("lost" in note for note in notes)

@@ -19,7 +19,7 @@ from monitoring.maillog.follow import HEAD_LIMIT, Checkpoint
 from monitoring.maillog.remote import RemoteFollower, RemoteLogError, complete_lines, parse_stat
 from monitoring.models import LogSource, SmtpRejection
 from monitoring.tests.factories import add_host, unsaved_host
-from monitoring.tests.mail_log_files import Syslog, logrotate
+from monitoring.tests.mail_log_files import Syslog, logrotate, read_all
 from monitoring.traffic_follow import HOST_MAIL_LOG, HostMailLog
 
 ROOT = Path(settings.BASE_DIR)
@@ -62,32 +62,6 @@ class LocalLog:
                 return f.read(length)
         except FileNotFoundError:
             return b""
-
-
-def read_all(follower, max_lines=5000):
-    """Every line handed out until the follower has caught up, and the notes on the way."""
-    lines, notes = [], []
-    for _ in range(1000):
-        batch = follower.read_batch(max_lines)
-        assert len(batch.lines) <= max_lines
-        lines += batch.lines
-        notes += batch.notes
-        if batch.is_caught_up and not batch.lines:
-            return lines, notes
-    raise AssertionError("the follower never caught up")
-
-
-@pytest.fixture
-def log_path(tmp_path):
-    return tmp_path / "mail.log"
-
-
-@pytest.fixture
-def syslog(log_path):
-    writer = Syslog(log_path)
-    yield writer
-    if writer.fd is not None:
-        writer.close()
 
 
 def follower_of(log_path, checkpoint=None, **options):
