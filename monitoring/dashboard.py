@@ -2,7 +2,7 @@
 what the actor may view and is left out otherwise. Open alerts need monitoring.view_alert; the DMS sync state
 mail.view_dmssyncstate; each count its model's view permission (people: accounts.view_user); the mail hosts
 monitoring.view_mailhost; the largest mailboxes monitoring.view_mailboxquotausage; the history charts
-monitoring.view_hostprobe."""
+monitoring.view_hostprobe; the mail traffic monitoring.view_mailmessage."""
 
 from dataclasses import dataclass, field
 
@@ -11,11 +11,14 @@ from django.urls import reverse
 
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
 from mail.quota_usage import QuotaUse
-from monitoring import history
+from monitoring import history, traffic_dashboard
 from monitoring.models import HostProbe, MailboxQuotaUsage, MailHost
 from monitoring.selectors import alerts_for, latest_probes, may_see_alerts, open_alert_counts
+from monitoring.traffic_stats import may_view_traffic
 
 ALERTS_SHOWN = 10
+CHART_SCRIPTS = ("vendor/uplot-1.6.32/uPlot.iife.min.js", "js/dashboard-charts.js")
+CHART_STYLES = ("vendor/uplot-1.6.32/uPlot.min.css",)
 LARGEST_MAILBOXES_SHOWN = 10
 
 
@@ -141,14 +144,30 @@ def history_card(actor, history_range="") -> Card | None:
         template="admin/dashboard/history.html",
         data={"range": chosen, "ranges": list(history.RANGES.values()), "charts": history.history_charts(chosen)},
         wide=True,
-        scripts=["vendor/uplot-1.6.32/uPlot.iife.min.js", "js/dashboard-charts.js"],
-        styles=["vendor/uplot-1.6.32/uPlot.min.css"],
+        scripts=list(CHART_SCRIPTS),
+        styles=list(CHART_STYLES),
+    )
+
+
+def traffic_card(actor, traffic_range="") -> Card | None:
+    """Mail sent and received by outcome, the rates and the top 10s over the chosen range
+    (monitoring.traffic_dashboard), drawn by the history charts' script."""
+    if not may_view_traffic(actor):
+        return None
+    chosen = traffic_dashboard.traffic_range(traffic_range)
+    return Card(
+        title="Mail traffic",
+        template="admin/dashboard/traffic.html",
+        data={"traffic": traffic_dashboard.traffic_card_data(actor, chosen)},
+        wide=True,
+        scripts=list(CHART_SCRIPTS),
+        styles=list(CHART_STYLES),
     )
 
 
 def dashboard_cards(actor, *, history_range="") -> list[Card]:
-    """The cards `actor` may see, in the page's order. `history_range`: the charts' span ("24h", "7d", "90d";
-    anything else: 24 h)."""
+    """The cards `actor` may see, in the page's order. `history_range`: the charts' span, history and traffic alike
+    ("24h", "7d", "90d"; anything else: 24 h)."""
     if actor is None or not actor.is_authenticated or not actor.is_staff:
         return []
     cards = (
@@ -158,5 +177,13 @@ def dashboard_cards(actor, *, history_range="") -> list[Card]:
         directory_card(actor),
         largest_mailboxes_card(actor),
         history_card(actor, history_range),
+        traffic_card(actor, history_range),
     )
-    return [card for card in cards if card is not None]
+    shown = [card for card in cards if card is not None]
+    # Cards sharing a static file ask for it once: a chart script loaded twice would draw every chart twice.
+    requested: set[str] = set()
+    for card in shown:
+        card.scripts = [script for script in card.scripts if script not in requested]
+        card.styles = [style for style in card.styles if style not in requested]
+        requested.update(card.scripts, card.styles)
+    return shown

@@ -315,11 +315,11 @@ class TrafficSeries:
     points: list[SeriesPoint]
 
 
-SPANS = {"24h": (m.HOUR, 24), "90d": (m.DAY, 90)}
+SPANS = {"24h": (m.HOUR, 24), "7d": (m.DAY, 7), "90d": (m.DAY, 90)}
 
 
 def traffic_series(actor: Actor | None, *, span: str = "24h", now: datetime | None = None) -> TrafficSeries:
-    """The series of `span` ("24h": per hour from the raw rows; "90d": per day from the daily rollups, the days
+    """The series of `span` ("24h": per hour from the raw rows; "7d", "90d": per day from the daily rollups, the days
     since the last rollup from the raw rows), ending with the bucket holding now."""
     _require(actor)
     if span not in SPANS:
@@ -661,3 +661,52 @@ def message_story(actor: Actor | None, message: MailMessage | int) -> MessageSto
         rejections=[_rejection_summary(r) for r in refusals.order_by("at", "id")],
         final=FinalState(row.state, row.removed_at, latest, _final_summary(row.state, row.removed_at, latest)),
     )
+
+
+# --- what a series adds up to (the dashboard) ---------------------------------------------------------------------
+
+
+def series_totals(series: TrafficSeries) -> TrafficTotals:
+    """The totals of a series' buckets, from the series itself (no second read): what its charts add up to, with
+    the same rates as traffic_totals over [first bucket, end of the last); the distinct counts are None."""
+    measures: Counter[m.Key] = Counter()
+    for point in series.points:
+        for direction, values in point.values.items():
+            for measure, value in values.items():
+                measures[None, direction, measure] += value
+    step = timedelta(hours=1) if series.period == m.HOUR else timedelta(days=1)
+    since = series.points[0].start
+    until = series.points[-1].start + step
+    return _totals_from(measures, since, until, series.read_from, None)
+
+
+def traffic_breakdown_daily(
+    actor: Actor | None, *, by: str, since: datetime, limit: int = 20, now: datetime | None = None
+) -> Breakdown:
+    """The traffic from `since` (rounded down to its UTC day) to now by a dimension the daily rollups keep, read from
+    them plus the raw rows since the last rollup even within DOCKSPACE_TRAFFIC_DAYS (traffic_breakdown reads the raw
+    rows there): what the dashboard's 7 days show, as fast as its 90 days however many rows the days hold. Before the
+    first rollup, the raw rows. A dimension the rollups do not keep is refused, naming "by"."""
+    _require(actor)
+    dimension = m.DIMENSIONS.get(by)
+    if dimension is None or not dimension.rolled_up:
+        kept = ", ".join(name for name, kept in m.DIMENSIONS.items() if kept.rolled_up)
+        raise ValidationError({"by": [f"{by!r} is not one of {kept}."]})
+    now = now or timezone.now()
+    since = m.floor_day(since)
+    counted = m.counted_until()
+    if counted is None:
+        return traffic_breakdown(actor, by=by, since=since, limit=limit, now=now)
+    cut = min(max(m.floor_day(counted), since), now)
+    table: dict[str, Counter[str]] = {}
+    for (key, measure), value in m.rolled_up_measures(TrafficDaily, since, cut, dimension=by).items():
+        table.setdefault(key, Counter())[measure] += value
+    for key, values in m.raw_breakdown(by, cut, now).items():
+        table.setdefault(key, Counter()).update(values)
+    weight = [column for column in dimension.columns if column not in ("bytes", "messages")] or ["messages"]
+    ordered = sorted(table.items(), key=lambda item: (-sum(item[1][c] for c in weight), item[0]))
+    rows = [
+        BreakdownRow(key, {column: values.get(column, 0) for column in dimension.columns})
+        for key, values in ordered[: max(limit, 0)]
+    ]
+    return Breakdown(by, dimension.label, since, now, ROLLUPS, dimension.columns, rows, len(table))

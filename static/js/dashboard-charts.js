@@ -1,13 +1,16 @@
-// The dashboard's history charts: each <table class="chart-data"> (time x host, rendered by the server and readable
-// without JavaScript) drawn as a uPlot chart above it; the table stays, folded under "Data table".
+// The dashboard's charts (history, mail traffic): each <table class="chart-data"> (time x series: hosts, or outcomes;
+// rendered by the server and readable without JavaScript) drawn as a uPlot chart above it; the table stays, folded
+// under "Data table". A column header's data-color, when set, is its line's colour.
 (function () {
   "use strict";
   var COLORS = ["#417690", "#ba2121", "#2a7a2a", "#a86400", "#6f42c1", "#0b7285", "#d6336c", "#495057"];
 
   function readTable(table) {
-    var hosts = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
-      return th.textContent.trim();
-    }).slice(1);
+    var headers = Array.prototype.slice.call(table.querySelectorAll("thead th"), 1);
+    var hosts = headers.map(function (th) { return th.textContent.trim(); });
+    var colors = headers.map(function (th, index) {
+      return th.getAttribute("data-color") || COLORS[index % COLORS.length];
+    });
     var data = [[]].concat(hosts.map(function () { return []; }));
     table.querySelectorAll("tbody tr").forEach(function (row) {
       data[0].push(Number(row.getAttribute("data-t")));
@@ -16,7 +19,7 @@
         data[index + 1].push(text === "" ? null : Number(text));
       });
     });
-    return { hosts: hosts, data: data };
+    return { hosts: hosts, colors: colors, data: data };
   }
 
   function draw(figure) {
@@ -33,7 +36,7 @@
       width: Math.max(plot.clientWidth, 300),
       height: 200,
       series: [{}].concat(read.hosts.map(function (host, index) {
-        return { label: host, stroke: COLORS[index % COLORS.length], width: 1.5, spanGaps: true };
+        return { label: host, stroke: read.colors[index], width: 1.5, spanGaps: true };
       })),
       axes: [{}, { label: table.getAttribute("data-unit"), size: 50 }],
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max, 1)]; } } },
