@@ -50,6 +50,7 @@ class PlannedMove:
     reason: str
     due_at: datetime | None = None  # None: now (rotation)
     together: str = ""  # moves with the same label are made all or none (a rotation's retirement and its replacement)
+    held: str = ""  # due, but held back: why (quarantine release while a standby list cannot confirm the IP is clear)
 
     @property
     def from_state(self) -> str:
@@ -146,7 +147,8 @@ def release_plan(now: datetime | None = None) -> DutyPlan:
         blockers = dnsbl.release_blockers(ip, now) if due <= now else []
         if blockers:
             # Due, but not confirmed clear: it waits for the lists to answer (checked again at each run).
-            plan.waiting.append(PlannedMove(ip, SendingIp.WARMING, f"{reason}; held: {'; '.join(blockers)}", now))
+            held = "; ".join(blockers)
+            plan.waiting.append(PlannedMove(ip, SendingIp.WARMING, f"{reason}; held: {held}", now, held=held))
             continue
         (plan.moves if due <= now else plan.waiting).append(PlannedMove(ip, SendingIp.WARMING, reason, due))
     return plan
@@ -167,6 +169,7 @@ class DutyResult:
     duty: str
     moved: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = f"{self.duty}: moved {len(self.moved)} IP(s)"
@@ -174,6 +177,8 @@ class DutyResult:
             text += ": " + "; ".join(self.moved)
         if self.skipped:
             text += f"; skipped {len(self.skipped)}: " + "; ".join(self.skipped)
+        if self.held:
+            text += f"; held {len(self.held)}: " + "; ".join(self.held)
         return text
 
 
@@ -205,7 +210,7 @@ def duty_run(duty: str, now: datetime | None = None) -> DutyResult:
     """Apply the duty's plan as the system, each move (or each set of moves made together) in its own transaction.
     A move whose IP changed state since the plan was made is skipped, with the moves made together with it."""
     plan = PLANS[duty](now)
-    result = DutyResult(duty)
+    result = DutyResult(duty, held=[f"{move.ip.address} ({move.held})" for move in plan.waiting if move.held])
     for key, group in groupby(plan.moves, key=lambda move: move.together or id(move)):
         moves = list(group)
         try:

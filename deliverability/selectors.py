@@ -104,7 +104,8 @@ def sending_ips_visible_to(actor: Actor) -> QuerySet[SendingIp]:
 def sending_ip_visible_to(actor: Actor, address: str, field: str = "address") -> SendingIp:
     """The sending IP at `address` (any spelling), refused unless `actor` may view sending IPs: asked first, so a
     refusal tells nothing about which addresses are sending IPs."""
-    require_perm(actor, sending_ips.VIEW)
+    if not any(actor.has_perm(perm) for perm in (sending_ips.CHANGE, sending_ips.DELETE)):  # they imply view
+        require_perm(actor, sending_ips.VIEW)
     return sending_ips.ip_by_address(address, field)
 
 
@@ -115,8 +116,10 @@ def pools_visible_to(actor: Actor) -> QuerySet[IpPool]:
 
 
 def pool_visible_to(actor: Actor, name: str, field: str = "pool") -> IpPool:
-    """The pool named `name`, refused (before it is looked up) unless `actor` may view pools."""
-    require_perm(actor, VIEW_POOL)
+    """The pool named `name`, refused (before it is looked up) unless `actor` may view pools (or change or remove
+    them, which implies it)."""
+    if not any(actor.has_perm(perm) for perm in (ip_pools.CHANGE, ip_pools.DELETE)):
+        require_perm(actor, VIEW_POOL)
     return ip_pools.pool_by_name(name, field)
 
 

@@ -316,3 +316,15 @@ def test_an_ipv4_mapped_default_ip_is_watched_under_its_ipv4_spelling(settings):
     assert [s.name for s in dnsbl.sweep_subjects() if s.kind == Dnsbl.IP] == ["192.0.2.10"]
     make_ip("192.0.2.10", state=SendingIp.ACTIVE)
     assert [s.name for s in dnsbl.sweep_subjects() if s.kind == Dnsbl.IP] == ["192.0.2.10"]  # once, not twice
+
+
+def test_changing_a_list_needs_no_separate_view_permission_as_in_the_admin():
+    from django.contrib.auth.models import Permission
+
+    make_list("alert.test", name="Alert list", action=Dnsbl.ALERT)
+    person = UserFactory(email="ops@example.com", is_staff=True)
+    person.user_permissions.add(Permission.objects.get(codename="change_dnsbl"))
+
+    run("dnsbl_list", "update", "Alert list", "--disable", "--as", "ops@example.com")
+
+    assert Dnsbl.objects.get(zone="alert.test").is_enabled is False

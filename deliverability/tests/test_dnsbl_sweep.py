@@ -12,12 +12,13 @@ from django.utils import timezone
 
 from accounts.authz import SYSTEM, SystemActor
 from accounts.models import AuditEvent
+from accounts.tests.factories import StaffFactory
 from deliverability import dnsbl, ip_duties, sending_ips
 from deliverability.alert_kinds import DNSBL_LISTED
 from deliverability.dns.resolver import AsyncDnsRun
 from deliverability.models import Dnsbl, DnsblResult, SendingIp
 from deliverability.tests.dnsbl_lists import DOMAIN_ZONE, make_list, only_test_lists, serve_ip_list
-from deliverability.tests.factories import make_ip, move
+from deliverability.tests.factories import make_ip, move, signed_in
 from dockspace.alert_kinds import alert_kind
 from mail.tests.factories import make_domain
 
@@ -193,9 +194,16 @@ def test_quarantine_release_waits_while_a_standby_list_is_broken(dns_server, sil
     assert Dnsbl.objects.get(zone="bl.test").health == Dnsbl.BROKEN
 
     with time_machine.travel(timezone.now() + timedelta(days=8), tick=False):
-        assert ip_duties.duty_run(ip_duties.RELEASE).moved == []
+        result = ip_duties.duty_run(ip_duties.RELEASE)
         [held] = ip_duties.release_plan().waiting
-    assert "held: bl.test is broken (its answers are ignored)" in held.reason
+        page = signed_in(StaffFactory()).get("/admin/deliverability/ip-duties/").content.decode()
+    assert "192.0.2.40: RESTING &rarr; WARMING due, held back: bl.test is broken (its answers are ignored)" in page
+    assert result.moved == []
+    # The task's summary and the dry run say why (an operator reads them, not the duty's internals).
+    assert (
+        result.summary() == "release: moved 0 IP(s); held 1: 192.0.2.40 (bl.test is broken (its answers are ignored))"
+    )
+    assert held.held == "bl.test is broken (its answers are ignored)"
     ip.refresh_from_db()
     assert ip.state == SendingIp.RESTING
 

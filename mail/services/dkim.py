@@ -53,6 +53,7 @@ def _dkim_new_key(
     request: HttpRequest | None,
     actor: authz.Actor,
     actor_label: str | None,
+    replaced: list[str] | None = None,
 ) -> DkimKey:
     dkim_keys.validate_selector(selector)
     if domain.dkim_keys.filter(selector=selector).exists():
@@ -73,12 +74,10 @@ def _dkim_new_key(
         private_key_pem=private_pem,
         public_key_b64=public_b64,
     )
-    audit(
-        "mail.dkim.generate",
-        target=domain,
-        description=f"New DKIM key {algorithm}{'-' + str(bits) if algorithm == 'rsa' else ''} selector {selector}.",
-        **_who(request, actor_label, actor),
-    )
+    description = f"New DKIM key {algorithm}{'-' + str(bits) if algorithm == 'rsa' else ''} selector {selector}."
+    if replaced:
+        description += f" Rotated from {', '.join(replaced)} (still published until retired)."
+    audit("mail.dkim.generate", target=domain, description=description, **_who(request, actor_label, actor))
     return key
 
 
@@ -97,11 +96,12 @@ def dkim_rotate(
     actor = authz.acting(request=request, actor=actor)
     authz.require_perm(actor, CHANGE_DOMAIN, "domain")
     domain = Domain.objects.select_for_update(of=("self",)).get(pk=domain.pk)
+    replaced = list(domain.dkim_keys.filter(state=DkimKey.ACTIVE).values_list("selector", flat=True))
     DkimKey.objects.filter(domain=domain, state=DkimKey.ACTIVE).update(state=DkimKey.PUBLISHED)
     used = set(domain.dkim_keys.values_list("selector", flat=True))
     if selector is None:
         selector = dkim_keys.next_selector(used, timezone.localdate())
-    return _dkim_new_key(domain, selector, algorithm, bits, request, actor, actor_label)
+    return _dkim_new_key(domain, selector, algorithm, bits, request, actor, actor_label, replaced)
 
 
 def dkim_retire_objections(key: DkimKey) -> list[str]:

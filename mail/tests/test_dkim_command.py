@@ -91,6 +91,10 @@ def test_rotate_signs_with_a_new_selector_and_keeps_the_old_one_published(domain
     rows = json.loads(run("dkim", "show", "example.com", "--json"))
     assert {(r["selector"], r["state"]) for r in rows} == {("mail", "published"), ("mail202603", "active")}
     assert "(published)" in run("dkim", "show", "example.com")
+    # The output and the audit say which selector the new one replaces, and how it goes.
+    assert "`manage.py dkim retire example.com SELECTOR` removes it." in out
+    event = AuditEvent.objects.filter(action="mail.dkim.generate").latest("pk")
+    assert event.description.endswith("selector mail202603. Rotated from mail (still published until retired).")
 
 
 def test_retire_stops_publishing_a_rotated_out_key(domain):

@@ -83,6 +83,11 @@ class Command(BaseCommand):
                     f"Next: publish it, wait until `dig +short TXT {name}` shows it (every DNS server of the domain), "
                     "then recreate the mailserver container: only then does mail carry the new signature."
                 )
+                if action == "rotate":
+                    self.stdout.write(
+                        "The old selector stays published: once mail signed with it has been delivered (a few days), "
+                        f"`manage.py dkim retire {domain.name} SELECTOR` removes it."
+                    )
             return
         if action == "retire":
             key = domain.dkim_keys.filter(selector=o["selector"]).first()
