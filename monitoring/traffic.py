@@ -19,10 +19,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
@@ -557,3 +558,10 @@ def _sniff(lines: list[str], path: str, reference: datetime, tz: tzinfo) -> None
             f"{path} is not a mail log: none of its first {len(head)} lines is a syslog line "
             "(e.g. 2026-12-06T10:15:02.123456+00:00 mail postfix/smtpd[1234]: ...)"
         )
+
+
+def messages_past_retention(source: LogSource, now: datetime | None = None) -> int:
+    """How many of the source's stored messages the next prune deletes (last seen before DOCKSPACE_TRAFFIC_DAYS):
+    an archive ingested late says so instead of vanishing silently."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.TRAFFIC_DAYS)
+    return MailMessage.objects.filter(source=source, last_seen_at__lt=cutoff).count()

@@ -113,8 +113,9 @@ def _keep_following(
     def store(batch: Batch) -> None:
         traffic.maillog_ingest_lines(source, batch.lines, batch.checkpoint, actor=actor)
         # Told once stored: a batch read again after a failure would tell it twice.
+        # A routine rotation is information; a gap (lines that cannot be read any more) is a warning.
         for note in batch.notes:
-            log.warning("log source %r: %s", source.name, note)
+            (log.warning if batch.has_gap else log.info)("log source %r: %s", source.name, note)
 
     while not stop.is_set():
         try:

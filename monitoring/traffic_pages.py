@@ -172,6 +172,7 @@ class MailboxTraffic:
     sent: int
     received: int
     bounces: list[Bounce]
+    since: datetime | None = None  # when the mailbox was made, if that is within the days (nothing before it shown)
 
 
 def may_view_mailbox_traffic(actor: Actor, mailbox: Mailbox) -> bool:
@@ -186,7 +187,8 @@ def mailbox_traffic(*, actor: Actor, mailbox: Mailbox, now: datetime | None = No
     if not may_view_mailbox_traffic(actor, mailbox):
         return None
     # Not before the mailbox was made: an address given again to someone else does not show its last owner's mail.
-    since = max((now or timezone.now()) - timedelta(days=MAILBOX_DAYS), mailbox.created_at)
+    window = (now or timezone.now()) - timedelta(days=MAILBOX_DAYS)
+    since = max(window, mailbox.created_at)
     addresses = {mailbox.address, mailbox.address.lower()}
     sent = (
         MailMessage.objects.filter(sender__in=addresses, first_seen_at__gte=since)
@@ -199,7 +201,8 @@ def mailbox_traffic(*, actor: Actor, mailbox: Mailbox, now: datetime | None = No
         .distinct()
         .count()
     )
-    return MailboxTraffic(mailbox.address, MAILBOX_DAYS, sent, received, _last_bounces(addresses, since))
+    made = since if since > window else None
+    return MailboxTraffic(mailbox.address, MAILBOX_DAYS, sent, received, _last_bounces(addresses, since), made)
 
 
 def _last_bounces(addresses: set[str], since: datetime) -> list[Bounce]:

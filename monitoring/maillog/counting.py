@@ -132,13 +132,31 @@ _RELAY_HOST = re.compile(r"([^\[\s]+)\[[^\]]*\](?::\d+)?\Z")
 
 
 def remote_domain(relay: str, recipient: str) -> str:
-    """The remote site an attempt went to: the domain of the server that answered (its relay host shortened as
-    pflogsumm does, so gmail-smtp-in.l.google.com and aspmx.l.google.com are both google.com), or the recipient's
-    domain when none answered (relay=none) or the relay is an IP."""
+    """The remote site an attempt went to: the domain of the server that answered (site_domain:
+    gmail-smtp-in.l.google.com and aspmx.l.google.com are both google.com, mx-ha02.web.de and mx-ha03.web.de both
+    web.de), or the recipient's domain when none answered (relay=none) or the relay is an IP."""
     m = _RELAY_HOST.match(relay)
     if m and not m.group(1).replace(".", "").isdigit() and m.group(1) != "unknown":
-        return host_domain(m.group(1).lower().rstrip("."))
+        return site_domain(m.group(1).lower().rstrip("."))
     return address_domain(pflogsumm_address(recipient)).lower()
+
+
+# Second-level labels under which country-code domains are registered (example.co.uk, example.com.au): a rule of
+# thumb without a public suffix list, enough to tell one provider's MX hosts apart from another's.
+_GENERIC_SECOND_LEVEL = frozenset(
+    {"ac", "co", "com", "edu", "gob", "go", "gov", "ltd", "mil", "ne", "net", "or", "org"}
+)
+
+
+def site_domain(host: str) -> str:
+    """The provider a server belongs to: its last two labels ("mx-ha03.web.de" -> "web.de", "aspmx.l.google.com" ->
+    "google.com"), three under a country code's generic second level ("mx1.example.co.uk" -> "example.co.uk")."""
+    labels = host.split(".")
+    if len(labels) < 3:
+        return host
+    if len(labels[-1]) == 2 and labels[-2] in _GENERIC_SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
 
 
 _ADDRESS = re.compile(r"<[^<>\s]*>|\b[^\s<>@;,()\[\]]+@[^\s<>;,()\[\]]+")

@@ -420,3 +420,23 @@ def test_control_characters_a_log_writer_planted_are_stored_harmless():
     ]
     traffic.maillog_ingest_lines(source, lines)
     assert DeliveryAttempt.objects.get().reply == "550 \ufffd[31mred\ufffd text"
+
+
+def test_an_archive_older_than_the_traffic_days_is_stored_with_a_warning_that_it_will_be_pruned(settings, capsys):
+    from io import StringIO
+
+    import time_machine
+    from django.core.management import call_command
+
+    settings.TRAFFIC_DAYS = 30
+    err = StringIO()
+    with time_machine.travel(datetime(2027, 3, 1, tzinfo=UTC)):  # the sample's mail is months old by then
+        call_command("maillog", "ingest", "--file", str(SAMPLE), stdout=StringIO(), stderr=err)
+
+    assert MailMessage.objects.exists()
+    assert "older than DOCKSPACE_TRAFFIC_DAYS (30 days): the next prune deletes them" in err.getvalue()
+    # The positive control: within the days kept, nothing is said.
+    settings.TRAFFIC_DAYS = 36500
+    err = StringIO()
+    call_command("maillog", "ingest", "--file", str(SAMPLE), stdout=StringIO(), stderr=err)
+    assert err.getvalue() == ""

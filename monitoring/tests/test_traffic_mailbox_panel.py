@@ -175,3 +175,7 @@ def test_an_address_given_again_to_someone_else_does_not_show_its_last_owners_ma
 
     seen = mailbox_traffic(actor=newcomer.person, mailbox=newcomer)
     assert (seen.sent, seen.received, seen.bounces) == (0, 0, [])
+    # The panel says from when it counts, instead of a bare "none in the last 30 days".
+    assert seen.since == newcomer.created_at
+    html = html_of(newcomer.person, "/profile/")
+    assert "Since your mailbox was made" in html

@@ -465,6 +465,12 @@ def test_the_sending_host_or_domain_pflogsumm_counts(sender, received_by, host, 
         ("aspmx.l.google.com[142.250.102.27]:25", "a@workspace.example", "google.com"),
         ("none", "a@Gone.Example", "gone.example"),
         ("127.0.0.1[127.0.0.1]:25", "a@example.net", "example.net"),
+        # A country code's domain is the provider's two labels (web.de's MX hosts are one site)...
+        ("mx-ha03.web.de[212.227.15.9]:25", "a@web.de", "web.de"),
+        ("mx01.posteo.de[89.146.220.134]:25", "a@posteo.de", "posteo.de"),
+        # ... unless registered under a generic second level.
+        ("mx1.example.co.uk[192.0.2.1]:25", "a@example.co.uk", "example.co.uk"),
+        ("mx.mail.example.com.au[192.0.2.2]:25", "a@example.com.au", "example.com.au"),
     ],
 )
 def test_the_remote_site_of_an_attempt(relay, recipient, site):

@@ -144,6 +144,12 @@ class Command(BaseCommand):
             return
         for line in summary_lines(data):
             self.stdout.write(line)
+        old = traffic.messages_past_retention(source)
+        if old:
+            self.stderr.write(
+                f"warning: {old:,} message(s) of log source {source.name!r} are older than DOCKSPACE_TRAFFIC_DAYS "
+                f"({settings.TRAFFIC_DAYS} days): the next prune deletes them, and they are not rolled up."
+            )
 
     def _follow(self, o):
         host = None
