@@ -297,12 +297,12 @@ class TrafficRollupState(models.Model):
 
     counted_until = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
-    message_id_seen = models.BigIntegerField(default=0)
-    attempt_id_seen = models.BigIntegerField(default=0)
-    rejection_id_seen = models.BigIntegerField(default=0)
-    message_id_seen_before = models.BigIntegerField(default=0)
-    attempt_id_seen_before = models.BigIntegerField(default=0)
-    rejection_id_seen_before = models.BigIntegerField(default=0)
+    message_id_seen = models.BigIntegerField("message ID seen", default=0)
+    attempt_id_seen = models.BigIntegerField("attempt ID seen", default=0)
+    rejection_id_seen = models.BigIntegerField("rejection ID seen", default=0)
+    message_id_seen_before = models.BigIntegerField("message ID seen before", default=0)
+    attempt_id_seen_before = models.BigIntegerField("attempt ID seen before", default=0)
+    rejection_id_seen_before = models.BigIntegerField("rejection ID seen before", default=0)
 
     class Meta:
         verbose_name = "traffic rollup state"

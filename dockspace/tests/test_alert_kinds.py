@@ -36,6 +36,9 @@ def test_each_app_declares_its_own_kinds_in_installed_apps_order():
         "monitoring.worker_silent",
         "monitoring.beat_silent",
         "monitoring.watchdog_silent",
+        "monitoring.bounce_rate_high",
+        "monitoring.deferred_queue_growing",
+        "monitoring.remote_refusing",
         "extension_app.switch_on",
     ]
     assert {kind.app_label for kind in declared_alert_kinds()} == {"deliverability", "monitoring", "extension_app"}
