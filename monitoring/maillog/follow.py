@@ -250,6 +250,16 @@ def _end_of_last_line(opened: _Opened) -> int:
     return 0
 
 
+def _still_listed(directory: str, base: str, listed: list[str], opened: list[_Opened]) -> bool:
+    """Whether the rotated copies are still the ones listed: the same names, each still the file opened."""
+    try:
+        if rotated_names(base, os.listdir(directory or ".")) != listed:
+            return False
+        return all(os.stat(copy.id.name).st_ino == copy.id.inode for copy in opened)
+    except FileNotFoundError:
+        return False
+
+
 class FileFollower:
     """Reads the mail log at `path` from `checkpoint` on, one batch at a time; after a rotation it finishes the
     rotated file (found among path.0, path.1, path.2... and path-YYYYMMDD, plain or gzip, by its first line) and the
@@ -321,26 +331,31 @@ class FileFollower:
             return []
         listed = rotated_names(base, names)
         opened = [_open(os.path.join(directory, name), stack, allow_gzip=True) for name in listed]
-        self._rotation_in_progress = any(copy is None for copy in opened)  # listed, then gone or unreadable
+        # logrotate shifts names (mail.log.2.gz -> .3.gz, .1 -> .2) while they are listed and opened: a copy that
+        # was listed and is gone or unreadable, or a name that now holds another file, or a listing that changed,
+        # means a rotation is under way.
+        self._rotation_in_progress = any(copy is None for copy in opened) or not _still_listed(
+            directory, base, listed, [copy for copy in opened if copy is not None]
+        )
         return [copy for copy in opened if copy is not None]
 
     def _after_rotation(
         self, current: _Opened | None, checkpoint: Checkpoint, collected: _Collected, stack: ExitStack
     ) -> Checkpoint:
         copies = self._rotated(stack)
+        in_progress = self._rotation_in_progress or any(not copy.id.head for copy in copies)
+        if in_progress and self._waited_for_rotation < ROTATION_WAIT_READS:
+            # logrotate is moving or compressing a copy right now (a listed copy vanished, or a .gz being written
+            # has no complete first line yet): that copy may be the one sought, or one of those to read after it;
+            # look again next time (a few times only: a copy that stays unreadable, a corrupt .gz, must not stop
+            # the follower).
+            self._waited_for_rotation += 1
+            collected.is_caught_up = True
+            return checkpoint
+        self._waited_for_rotation = 0
         found = find_rotated(checkpoint, [copy.id for copy in copies])
         if found is None:
-            in_progress = self._rotation_in_progress or any(not copy.id.head for copy in copies)
-            if in_progress and self._waited_for_rotation < ROTATION_WAIT_READS:
-                # logrotate is moving or compressing a copy right now (a listed copy vanished, or a .gz being
-                # written has no complete first line yet): the copy may be the one sought; look again next time
-                # (a few times only: a copy that stays unreadable, a corrupt .gz, must not stop the follower).
-                self._waited_for_rotation += 1
-                collected.is_caught_up = True
-                return checkpoint
-            self._waited_for_rotation = 0
             return self._lost(current, checkpoint, copies, collected)
-        self._waited_for_rotation = 0
         chain = [found, *newer_copies([copy.id for copy in copies], found, current.id.head if current else "")]
         is_writer_elsewhere = current is not None and current.id.size > 0
         position = checkpoint.position
