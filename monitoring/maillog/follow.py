@@ -260,7 +260,30 @@ def _still_listed(directory: str, base: str, listed: list[str], opened: list[_Op
         return False
 
 
-class FileFollower:
+class _TellsLoss:
+    """What a follower (of a file here, or of a mail host's file: remote.RemoteFollower) says when its position is
+    lost: the file is missing (said once, waited for), or it was truncated or replaced with no copy to finish."""
+
+    path: str
+    _told_missing: bool
+
+    def _tell_lost(
+        self, current: FileId | None, checkpoint: Checkpoint, copies: list[FileId], collected: _Collected
+    ) -> bool:
+        """Note the loss in `collected`; whether to read `current` from its top (False: there is no file yet)."""
+        if current is None:
+            if not self._told_missing:
+                collected.notes.append(f"{self.path} does not exist: waiting for it")
+                self._told_missing = True
+            collected.is_caught_up = True
+            return False
+        if checkpoint.head or checkpoint.position:  # else nothing was read from it: nothing can be lost
+            collected.has_gap = True
+            collected.notes.append(_lost_note(self.path, checkpoint, current, copies))
+        return True
+
+
+class FileFollower(_TellsLoss):
     """Reads the mail log at `path` from `checkpoint` on, one batch at a time; after a rotation it finishes the
     rotated file (found among path.0, path.1, path.2... and path-YYYYMMDD, plain or gzip, by its first line) and the
     files rotated after it, then reads the new file from its start.
@@ -391,15 +414,10 @@ class FileFollower:
     def _lost(
         self, current: _Opened | None, checkpoint: Checkpoint, copies: list[_Opened], collected: _Collected
     ) -> Checkpoint:
-        if current is None:
-            if not self._told_missing:
-                collected.notes.append(f"{self.path} does not exist: waiting for it")
-                self._told_missing = True
-            collected.is_caught_up = True
+        current_id = current.id if current is not None else None
+        # Told first (a missing file is told too), then read from the top if there is a file.
+        if not self._tell_lost(current_id, checkpoint, [copy.id for copy in copies], collected) or current is None:
             return checkpoint
-        if checkpoint.head or checkpoint.position:  # else nothing was read from it: nothing can be lost
-            collected.has_gap = True
-            collected.notes.append(_lost_note(self.path, checkpoint, current.id, [copy.id for copy in copies]))
         start = Checkpoint(self.path, current.id.device, current.id.inode, current.id.head, 0)
         return self._read_current(current, start, collected)
 

@@ -17,7 +17,7 @@ from monitoring.maillog.follow import (
     Checkpoint,
     FileId,
     _Collected,
-    _lost_note,
+    _TellsLoss,
     find_rotated,
     head_of,
     is_same_file,
@@ -69,7 +69,7 @@ def complete_lines(data: bytes, room: int, *, is_whole_read: bool) -> tuple[list
     return lines, start
 
 
-class RemoteFollower:
+class RemoteFollower(_TellsLoss):
     """Reads the log at `path` (and `path`.1, the copy logrotate makes) through `log`, from `checkpoint` on, one
     batch at a time; as monitoring.maillog.follow.FileFollower, which the follow loop (follow.follow) drives the
     same way. `log` may be replaced between batches (a new SSH session). Only mail.log.1 is looked at after a
@@ -191,13 +191,7 @@ class RemoteFollower:
     def _lost(
         self, current: FileId | None, checkpoint: Checkpoint, copies: list[FileId], collected: _Collected
     ) -> Checkpoint:
-        if current is None:
-            if not self._told_missing:
-                collected.notes.append(f"{self.path} does not exist: waiting for it")
-                self._told_missing = True
-            collected.is_caught_up = True
+        # Told first (a missing file is told too), then read from the top if there is a file.
+        if not self._tell_lost(current, checkpoint, copies, collected) or current is None:
             return checkpoint
-        if checkpoint.head or checkpoint.position:  # else nothing was read from it: nothing can be lost
-            collected.has_gap = True
-            collected.notes.append(_lost_note(self.path, checkpoint, current, copies))
         return self._from_the_top(current, collected)
