@@ -15,10 +15,10 @@ PostgreSQL server process that served it (read from /proc every 0.1 s while it r
 may be missed; shown only when PostgreSQL runs on this machine and its processes can be read).
 
 Comparison: `traffic --json --since <the log's age>` must report, somewhere in its JSON, an object with the keys of
-pflogsumm_totals.py (received, delivered, forwarded, deferred, deferrals, bounced, rejected), counted the way
-pflogsumm counts them (bench/README.md, "Mail traffic"); each is compared, a difference makes the exit status 1.
-When `manage.py maillog` does not exist yet the script says so and exits 2; without `manage.py traffic` it times
-the ingest and skips the comparison.
+pflogsumm_totals.py (received, delivered, forwarded, deferred, deferrals, bounced, rejected, held, discarded),
+counted the way pflogsumm counts them (bench/README.md, "Mail traffic"); each is compared, a difference makes the exit
+status 1. When `manage.py maillog` does not exist yet the script says so and exits 2; without `manage.py traffic` it
+times the ingest and skips the comparison.
 """
 
 import argparse
@@ -35,7 +35,7 @@ from pathlib import Path
 import harness
 import pflogsumm_totals
 
-COMPARED = ("received", "delivered", "forwarded", "deferred", "deferrals", "bounced", "rejected")
+COMPARED = ("received", "delivered", "forwarded", "deferred", "deferrals", "bounced", "rejected", "held", "discarded")
 _RFC3339 = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ")
 
 

@@ -26,6 +26,8 @@ STATE_CSS = {
     MailMessage.BOUNCED: "state-bad",
     MailMessage.EXPIRED: "state-bad",
     MailMessage.REJECTED: "state-bad",
+    MailMessage.HELD: "state-warn",
+    MailMessage.DISCARDED: "state-bad",
 }
 STATUS_CSS = {
     DeliveryAttempt.SENT: "state-ok",

@@ -46,6 +46,8 @@ BOUNCED = "bounced"
 EXPIRED = "expired"
 REJECTED = "rejected"
 REJECT_WARNINGS = "reject_warnings"
+HELD = "held"  # messages a hold: line kept in the hold queue (pflogsumm's "held")
+DISCARDED = "discarded"
 BYTES_RECEIVED = "bytes_received"
 BYTES_DELIVERED = "bytes_delivered"
 ADDITIVE = (
@@ -59,6 +61,8 @@ ADDITIVE = (
     EXPIRED,
     REJECTED,
     REJECT_WARNINGS,
+    HELD,
+    DISCARDED,
     BYTES_RECEIVED,
     BYTES_DELIVERED,
 )
@@ -68,6 +72,13 @@ _ATTEMPT_MEASURE = {
     DeliveryAttempt.DEFERRED: DEFERRALS,
     DeliveryAttempt.BOUNCED: BOUNCED,
     DeliveryAttempt.EXPIRED: EXPIRED,
+}
+
+_REJECTION_MEASURE = {
+    counting.REJECTED: REJECTED,
+    counting.REJECT_WARNING: REJECT_WARNINGS,
+    counting.HELD: HELD,
+    counting.DISCARDED: DISCARDED,
 }
 
 # The delivery-delay histogram (seconds): a local delivery, a greylisting retry, Postfix's backoff, its 5 days.
@@ -153,7 +164,7 @@ def raw_measures(since: datetime | None, until: datetime | None, *, period: str 
         kind = counting.rejection_kind(row["program"], row["action"], row["stage"])
         if kind is None:
             continue
-        measure = REJECTED if kind == counting.REJECTED else REJECT_WARNINGS
+        measure = _REJECTION_MEASURE[kind]
         measures[row.get("bucket"), counting.rejection_direction(row["program"]), measure] += row["n"]
     return +measures
 

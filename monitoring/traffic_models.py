@@ -63,7 +63,7 @@ class MailMessage(models.Model):
     # The correlator (pure code) decides them: its names, declared once.
     IN, OUT = correlate.IN, correlate.OUT
     DIRECTIONS = [(IN, "received"), (OUT, "sent")]
-    QUEUED, DELIVERED, DEFERRED, BOUNCED, EXPIRED, MIXED, REJECTED = (
+    QUEUED, DELIVERED, DEFERRED, BOUNCED, EXPIRED, MIXED, REJECTED, HELD, DISCARDED = (
         correlate.QUEUED,
         correlate.DELIVERED,
         correlate.DEFERRED,
@@ -71,6 +71,8 @@ class MailMessage(models.Model):
         correlate.EXPIRED,
         correlate.MIXED,
         correlate.REJECTED,
+        correlate.HELD,
+        correlate.DISCARDED,
     )
     STATES = [
         (QUEUED, "queued"),
@@ -80,6 +82,8 @@ class MailMessage(models.Model):
         (EXPIRED, "expired"),
         (MIXED, "mixed"),
         (REJECTED, "rejected"),
+        (HELD, "held"),
+        (DISCARDED, "discarded"),
     ]
 
     # Indexed with last_seen_at below (what each batch looks up), which serves lookups by source alone too.

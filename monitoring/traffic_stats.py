@@ -115,6 +115,8 @@ class TrafficTotals:
     expired: int
     rejected: int
     reject_warnings: int
+    held: int
+    discarded: int
     bytes_received: int
     bytes_delivered: int
     senders: int | None
@@ -129,9 +131,15 @@ class TrafficTotals:
 
     @property
     def rejected_percent(self) -> int:
-        """pflogsumm's "rejected (N%)": truncated share of rejected in delivered + rejected (+ discarded: none)."""
-        whole = self.delivered + self.rejected
+        """pflogsumm's "rejected (N%)": truncated share of rejected in delivered + rejected + discarded."""
+        whole = self.delivered + self.rejected + self.discarded
         return int(100 * self.rejected / whole) if whole else 0
+
+    @property
+    def discarded_percent(self) -> int:
+        """pflogsumm's "discarded (N%)", counted as rejected_percent."""
+        whole = self.delivered + self.rejected + self.discarded
+        return int(100 * self.discarded / whole) if whole else 0
 
     @property
     def bounce_rate(self) -> float | None:
@@ -157,6 +165,9 @@ class TrafficTotals:
             "rejected": self.rejected,
             "rejected_percent": self.rejected_percent,
             "reject_warnings": self.reject_warnings,
+            "held": self.held,
+            "discarded": self.discarded,
+            "discarded_percent": self.discarded_percent,
             "bytes_received": self.bytes_received,
             "bytes_delivered": self.bytes_delivered,
             "senders": self.senders,
@@ -489,8 +500,8 @@ def message_search(
     """Messages matching every filter given: `to` (a recipient, also as the original recipient before an alias),
     `sender` (the envelope sender; "<>" the null sender), `message_id` (with or without <>), `queue_id`, a range
     (messages seen in [since, until)), `status` (a message state: delivered, deferred, bounced, expired, mixed,
-    rejected, queued). Addresses match without regard to case. Bad input raises ValidationError naming the filter
-    (to, from, message_id, queue_id, since, status, limit)."""
+    rejected, queued, held, discarded). Addresses match without regard to case. Bad input raises ValidationError
+    naming the filter (to, from, message_id, queue_id, since, status, limit)."""
     _require(actor)
     if not 1 <= limit <= SEARCH_LIMIT_MAX:
         raise ValidationError({"limit": [f"must be 1 to {SEARCH_LIMIT_MAX}."]})
@@ -606,6 +617,13 @@ def _final_summary(state: str, removed_at: datetime | None, latest: dict[str, st
     recipients = f" (recipients: {done})" if done else ""
     if state == MailMessage.REJECTED:
         return "Refused before it was queued to the end (see the refusals)."
+    if state == MailMessage.DISCARDED:
+        return "Discarded by a DISCARD action (see the refusals): the client was told it was queued; nobody got it."
+    if state == MailMessage.HELD:
+        return (
+            "Held in the hold queue by a HOLD action (see the refusals): `postsuper -H QUEUE_ID` on the mail host "
+            "releases it, `postsuper -d QUEUE_ID` deletes it."
+        )
     if removed_at is None:
         if state == MailMessage.DEFERRED:
             return f"Waiting in the queue for another try{recipients}."

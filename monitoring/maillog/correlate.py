@@ -30,6 +30,10 @@ QUEUED, DELIVERED, DEFERRED, BOUNCED, EXPIRED, MIXED, REJECTED = (
     "mixed",
     "rejected",
 )
+# Kept in the hold queue by a HOLD action (header_checks, an access table, a milter) until `postsuper -H` releases
+# it; dropped unseen by a DISCARD action (the client was told it was queued).
+HELD, DISCARDED = "held", "discarded"
+_KEEPING = {"hold": HELD, "milter-hold": HELD, "discard": DISCARDED, "milter-discard": DISCARDED}
 IN, OUT = "in", "out"
 _FINAL_STATE = {ev.SENT: DELIVERED, ev.DEFERRED: DEFERRED, ev.BOUNCED: BOUNCED, ev.EXPIRED: EXPIRED}
 # A refusal with a queue id at these stages ends the message: Postfix drops the queue file, logs no `removed`.
@@ -160,12 +164,15 @@ def restorable_queue_ids(events: Iterable[ev.Event]) -> set[str]:
 
 def message_state(message: OpenMessage, *, expired: bool = False) -> str:
     """A message's state from its recipients' latest statuses: deferred while one waits in the queue, else the
-    outcome they share, or mixed."""
-    if message.state == REJECTED:
-        return REJECTED
+    outcome they share, or mixed. Refused and discarded stay so; held stays so until a recipient is tried (the
+    queue manager's `from=` line after a release makes it queued again)."""
+    if message.state in (REJECTED, DISCARDED):
+        return message.state
     latest = {status for status, _ in message.recipients.values()}
     if not latest:
-        return EXPIRED if expired or message.state == EXPIRED else QUEUED
+        if expired or message.state == EXPIRED:
+            return EXPIRED
+        return HELD if message.state == HELD else QUEUED
     if message.removed_at is None:
         if DEFERRED in latest:
             return DEFERRED
@@ -194,6 +201,8 @@ class Correlator:
         self.rejections: list[RejectionRecord] = []
         self.other_by_program: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
+        # A HOLD or DISCARD logged before its queue id (NOQUEUE), by the smtpd process that logged it.
+        self.pending_keep: dict[tuple[str, str, int | None], str] = {}
 
     # --- finding the message a line belongs to ---
 
@@ -274,6 +283,11 @@ class Correlator:
 
     def _client(self, event: ev.ClientConnected, key: str) -> None:
         message = self._message(event.queue_id, event.line.at, key, opening=True)
+        if self.pending_keep:
+            line = event.line
+            keeping = self.pending_keep.pop((line.host, line.program, line.pid), None)
+            if keeping is not None and message.state != DISCARDED:
+                message.state = keeping
         message.received_by = event.line.program
         message.client_host = event.client_host
         message.client_ip = event.client_ip
@@ -297,6 +311,8 @@ class Correlator:
 
     def _queued(self, event: ev.Queued, key: str) -> None:
         message = self._message(event.queue_id, event.line.at, key)
+        if message.state == HELD:  # released from the hold queue: the queue manager has it
+            message.state = QUEUED
         message.sender = event.sender
         message.size = event.size
         message.nrcpt = event.nrcpt
@@ -372,6 +388,16 @@ class Correlator:
 
     def _rejected(self, event: ev.Rejected, key: str) -> None:
         self.rejections.append(RejectionRecord(event, key))
+        keeping = _KEEPING.get(event.action)
+        if keeping is not None:
+            if event.queue_id:
+                self._kept(event, key, keeping)
+            else:
+                # At the first recipient smtpd has no queue file yet (NOQUEUE): the message is the one its next
+                # line, `QID: client=`, opens (the HOLD or DISCARD accepted that recipient, so the file is made).
+                line = event.line
+                self.pending_keep[line.host, line.program, line.pid] = keeping
+            return
         if not event.queue_id or event.is_warning or event.stage not in _ENDING_STAGES:
             return
         at = event.line.at
@@ -383,6 +409,16 @@ class Correlator:
             message.client_host, message.client_ip = event.client_host, event.client_ip
         message.state = REJECTED
         self._close(message, at)
+
+    def _kept(self, event: ev.Rejected, key: str, state: str) -> None:
+        """A HOLD or DISCARD action on a queued message: it is held (until released), or discarded (a DISCARD
+        applies to the whole message, whichever recipient triggered it). Its later lines still belong to it."""
+        message = self._known(event.queue_id, event.line.at, key) or self._message(event.queue_id, event.line.at, key)
+        self.touched[message.line_key] = message
+        if not message.sender and event.sender:
+            message.sender = event.sender
+        if message.state != DISCARDED:
+            message.state = state
 
     def result(self) -> Batch:
         """The records of the batch fed so far: new messages and changed stored ones, attempts, rejections."""

@@ -30,26 +30,31 @@ def is_received(received_by: str) -> bool:
     return pflogsumm_command(received_by) in ("smtpd", "pickup")
 
 
-REJECTED, REJECT_WARNING = "rejected", "reject_warning"
+REJECTED, REJECT_WARNING, HELD, DISCARDED = "rejected", "reject_warning", "held", "discarded"
 _CONTENT_STAGES = frozenset({"header", "body", "END-OF-MESSAGE"})
+_CLEANUP_KINDS = {
+    "reject": REJECTED,
+    "milter-reject": REJECTED,
+    "warning": REJECT_WARNING,
+    "hold": HELD,
+    "milter-hold": HELD,  # pflogsumm's cleanup pattern finds "hold: " after "milter-" (a word boundary)
+    "discard": DISCARDED,
+    "milter-discard": DISCARDED,
+}
+_SMTPD_KINDS = {"reject": REJECTED, "reject_warning": REJECT_WARNING, "hold": HELD, "discard": DISCARDED}
 
 
 def rejection_kind(program: str, action: str, stage: str) -> str | None:
-    """How pflogsumm counts an SMTP rejection row: REJECTED, REJECT_WARNING or None (not in its Grand Totals).
-    smtpd's and postscreen's `reject:` / `reject_warning:`; cleanup's (exactly "cleanup", not sender-cleanup)
-    `reject:` / `milter-reject:` / `warning:` at header, body or END-OF-MESSAGE. Not smtpd's `milter-reject:` nor
-    `warn:`."""
+    """How pflogsumm counts an SMTP rejection row (a refusal, or a line of an action that only logs or keeps the
+    message: warn, hold, discard): REJECTED, REJECT_WARNING, HELD, DISCARDED or None (not in its Grand Totals).
+    smtpd's and postscreen's `reject:` / `reject_warning:` / `hold:` / `discard:`; cleanup's (exactly "cleanup",
+    not sender-cleanup) `reject:` / `milter-reject:` / `warning:` / `hold:` / `discard:` (also milter-hold and
+    milter-discard) at header, body or END-OF-MESSAGE. Not smtpd's `milter-*:` nor `warn:`."""
     command = pflogsumm_command(program)
     if command == "cleanup":
-        if stage not in _CONTENT_STAGES:
-            return None
-        if action in ("reject", "milter-reject"):
-            return REJECTED
-        return REJECT_WARNING if action == "warning" else None
+        return _CLEANUP_KINDS.get(action) if stage in _CONTENT_STAGES else None
     if command in ("smtpd", "postscreen"):
-        if action == "reject":
-            return REJECTED
-        return REJECT_WARNING if action == "reject_warning" else None
+        return _SMTPD_KINDS.get(action)
     return None
 
 

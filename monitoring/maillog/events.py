@@ -155,9 +155,12 @@ class Rejected(Event):
     recipient: str = ""
     helo: str = ""
     proto: str = ""
-    is_warning: bool = False  # "warn:"/"reject_warning": logged, not refused
-    # The word before the stage, as logged: "reject", "reject_warning", "warn", "milter-reject", and cleanup's
-    # "warning" (a header/body check's WARN). pflogsumm counts some of them only (monitoring.maillog.counting).
+    # Not refused: "warn:"/"reject_warning:"/"warning:" only log; "hold:" accepts the message into the hold queue
+    # (until `postsuper -H`), "discard:" accepts it and drops it (the client is told "250 Ok" either way).
+    is_warning: bool = False
+    # The word before the stage, as logged: "reject", "reject_warning", "warn", "milter-reject", "hold", "discard",
+    # "milter-hold", "milter-discard", and cleanup's "warning" (a header/body check's WARN). pflogsumm counts some of
+    # them only (monitoring.maillog.counting).
     action: str = ""
 
 

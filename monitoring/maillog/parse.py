@@ -147,7 +147,14 @@ _PICKUP = re.compile(r"(?:uid=(\d{1,10}) )?(?:from|sender)=<(.*)>(?: orig_id=\S*
 _NOTIFICATION = re.compile(r"((?:sender|postmaster) (?:non-delivery|delivery status|delay)) notification: (\S+)\Z")
 # `reject: RCPT from host[ip]: 554 5.7.1 text; from=<s> to=<r> proto=ESMTP helo=<h>` (smtpd_check.c log_whatsup)
 # and postscreen's `..., from=<s>, to=<r>, proto=ESMTP, helo=<h>`.
-_ACTION = re.compile(r"(reject|reject_warning|warn|milter-reject): ([A-Z][A-Z-]*) from (\S+?): (.*)\Z", re.S)
+_ACTION = re.compile(
+    r"(reject|reject_warning|warn|milter-reject|hold|discard|milter-hold|milter-discard): ([A-Z][A-Z-]*) from (\S+?): "
+    r"(.*)\Z",
+    re.S,
+)
+# The actions that refuse the client; the others only log (warn), or accept the message and then keep it in the hold
+# queue (hold) or drop it unseen (discard): the client was told "250 Ok" either way.
+_REFUSALS = frozenset({"reject", "milter-reject"})
 _WHATSUP = re.compile(r"(.*?);((?: (?:from|to|proto|helo|sasl_method|sasl_username|sasl_sender)=\S*)*)\Z", re.S)
 _WHATSUP_FIELD = re.compile(r" (from|to|proto|helo)=<?([^\s>]*?)>?,?(?= |\Z)")
 _REPLY = re.compile(r"(?:([245]\d\d)[ -])?(?:([245]\.\d{1,3}\.\d{1,3}) )?(.*)\Z", re.S)
@@ -155,11 +162,12 @@ _NAMADDR = re.compile(r"([^\[\s]*)\[([^\]\s]*)\](?::\d+)?\Z")
 # cleanup_message.c cleanup_act_log: `reject: header Subject: ... from host[ip]; from=<s> to=<r> proto=ESMTP
 # helo=<h>: 5.7.1 text`. The matched header or body text sits between the context and " from ": never kept.
 _CONTENT_ACTION = re.compile(
-    r"(reject|warning|milter-reject): (header|body) .* from ([^\s;]+);"
+    r"(reject|warning|milter-reject|hold|discard): (header|body) .* from ([^\s;]+);"
     r"((?: (?:from|to|proto|helo)=\S*)*)(?:: (.*))?\Z",
     re.S,
 )
 _END_STAGES = frozenset({"DATA", "END-OF-MESSAGE", "BDAT"})
+_CONTENT_ACTIONS = frozenset({"reject", "warning", "hold", "discard"})
 
 
 def _reply_parts(reply: str) -> tuple[int | None, str, str]:
@@ -207,7 +215,7 @@ def _rejected(line: LogLine, queue_id: str, rest: str, *, stage: str | None = No
         fields.get("to", ""),
         fields.get("helo", ""),
         fields.get("proto", ""),
-        action in ("warn", "reject_warning"),
+        action not in _REFUSALS,
         action,
     )
 
@@ -233,7 +241,7 @@ def _content_rejected(line: LogLine, queue_id: str, rest: str) -> Event:
         f.get("to", ""),
         f.get("helo", ""),
         f.get("proto", ""),
-        action == "warning",
+        action not in _REFUSALS,
         action,
     )
 
@@ -274,7 +282,7 @@ def _smtpd(line: LogLine, queue_id: str, rest: str) -> Event:
         return ClientConnected(
             line, queue_id, "" if host == "unknown" else host, ip, m.group(3) or "", (m.group(4) or "").strip()
         )
-    if rest.startswith(("reject", "warn", "milter-reject")):
+    if rest.startswith(("reject", "warn", "milter-", "hold: ", "discard: ")):
         return _rejected(line, queue_id, rest)
     return Other(line)
 
@@ -287,8 +295,9 @@ def _cleanup(line: LogLine, queue_id: str, rest: str) -> Event:
         if value[:1] == "<" and value[-1:] == ">":
             value = value[1:-1]
         return MessageIdSeen(line, queue_id, value)
-    if rest.startswith(("reject: ", "warning: ", "milter-reject: ")):
-        if rest.startswith(("reject: header ", "reject: body ", "warning: header ", "warning: body ")):
+    if rest.startswith(("reject: ", "warning: ", "hold: ", "discard: ", "milter-")):
+        action, _, stage = rest.partition(": ")
+        if action in _CONTENT_ACTIONS and stage.startswith(("header ", "body ")):
             return _content_rejected(line, queue_id, rest)
         return _rejected(line, queue_id, rest)
     return Other(line)

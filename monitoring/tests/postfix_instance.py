@@ -49,6 +49,7 @@ import pytest
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
 POSTQUEUE = "/usr/sbin/postqueue"
+POSTSUPER = "/usr/sbin/postsuper"
 SENDMAIL = "/usr/sbin/sendmail"
 HOSTNAME = "mail.example.com"
 # Loopback addresses standing for machines: an outside MTA, a person's laptop, a listed spammer, the pooled IP.
@@ -59,7 +60,10 @@ POOL_IP = "127.0.0.2"
 POOL_TRANSPORT = "out-127-0-0-2"
 LOCAL_DOMAINS = ("example.com", "example.org")  # example.org sends through the pooled transport
 POOLED_DOMAIN = "example.org"
-MAILBOXES = ("alice@example.com", "bob@example.com", "full@example.com", "carol@example.org")
+# An access table holds mail to QUARANTINE and discards mail to BLACKHOLE (both mailboxes, as such entries name).
+BLACKHOLE = "trap@example.com"
+QUARANTINE = "review@example.com"
+MAILBOXES = ("alice@example.com", "bob@example.com", "full@example.com", "carol@example.org", BLACKHOLE, QUARANTINE)
 PASSWORD = "correct horse battery staple"
 # info@ forwards to a mailbox and keeps nothing: an alias with an outside target, as DMS's postfix-virtual.cf allows.
 ALIASES = {"info@example.com": "bob@example.com,friend@example.net"}
@@ -494,7 +498,15 @@ class PostfixInstance:
             "sender_transport", [f"@{POOLED_DOMAIN} {POOL_TRANSPORT}:[127.0.0.1]:{self.remote_port}"]
         )
         postscreen_access = self._table("postscreen_access.cidr", [f"{DENYLISTED_IP}/32 reject"])
-        header_checks = self._table("header_checks", ["/^Subject:.*VIAGRA/ REJECT 5.7.1 Message content rejected"])
+        header_checks = self._table(
+            "header_checks",
+            [
+                "/^Subject:.*VIAGRA/ REJECT 5.7.1 Message content rejected",
+                "/^Subject:.*Invoice overdue/ HOLD looks like invoice fraud",
+                "/^Subject:.*Unsubscribe me/ DISCARD",
+            ],
+        )
+        recipient_access = self._table("recipient_access", [f"{BLACKHOLE} DISCARD", f"{QUARANTINE} HOLD"])
         key, cert = conf / "tls.key", conf / "tls.crt"
         _self_signed(key, cert)
         values = {
@@ -532,6 +544,7 @@ class PostfixInstance:
             "smtpd_helo_restrictions": "permit_mynetworks, reject_invalid_helo_hostname, permit",
             "smtpd_relay_restrictions": "permit_mynetworks permit_sasl_authenticated defer_unauth_destination",
             "smtpd_recipient_restrictions": "permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination,"
+            f" check_recipient_access texthash:{recipient_access},"
             " reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname",
             "smtpd_client_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
             "dms_smtpd_sender_restrictions": "permit_sasl_authenticated, permit_mynetworks",
@@ -705,6 +718,11 @@ postlog unix-dgram n - n - 1 postlogd
         queued = re.search(r"queued as (\w+)", text)
         return Sent(queue_id=queued.group(1) if queued else "", refused=refused, data_reply=(code, text))
 
+    def release(self, queue_id: str):
+        """Release a message from the hold queue into the deferred queue (`postsuper -H QUEUE_ID`): the next
+        flush delivers it."""
+        self._check(self._run(POSTSUPER, "-c", str(self.config_dir), "-H", queue_id))
+
     def flush(self):
         """Try every deferred message again now (`postqueue -f`)."""
         self._check(self._run(POSTQUEUE, "-c", str(self.config_dir), "-f"))
@@ -787,6 +805,10 @@ class Cases:
     unknown_user: Sent | None = None
     denylisted: Sent | None = None
     auth_failed: str = ""
+    held: str = ""  # a header_checks HOLD, released later and delivered
+    held_rcpt: str = ""  # an access-table HOLD at RCPT, left in the hold queue
+    discarded: str = ""  # a header_checks DISCARD
+    discarded_rcpt: str = ""  # an access-table DISCARD at RCPT
 
 
 def play_every_case(pf: PostfixInstance) -> Cases:
@@ -794,8 +816,9 @@ def play_every_case(pf: PostfixInstance) -> Cases:
     mailboxes and an alias, NOQUEUE rejects (relay, unknown user, postscreen denylist), a header_checks reject,
     submissions with SASL (sent, greylisted then sent, bounced with a remote 550 and its non-delivery notification),
     mail leaving through the pooled transport, sendmail/pickup, an LMTP quota bounce whose notification goes out with
-    the null sender, a failed SASL login, and two messages that stay deferred (451, Connection refused) until they
-    expire."""
+    the null sender, a failed SASL login, two messages that stay deferred (451, Connection refused) until they
+    expire, and HOLD and DISCARD actions (header_checks, and an access table at RCPT): one held message is released
+    and delivered, the other stays held."""
     cases = Cases()
     cases.inbound = pf.send("news@example.net", ["alice@example.com"]).queue_id
     cases.alias = pf.send("friend@example.net", ["info@example.com"]).queue_id
@@ -817,6 +840,13 @@ def play_every_case(pf: PostfixInstance) -> Cases:
     except smtplib.SMTPAuthenticationError as e:
         cases.auth_failed = e.smtp_error.decode()
 
+    cases.held = pf.send("billing@example.net", ["alice@example.com"], subject="Invoice overdue").queue_id
+    cases.held_rcpt = pf.send("news@example.net", [QUARANTINE]).queue_id
+    cases.discarded = pf.send("list@example.net", ["alice@example.com"], subject="Unsubscribe me").queue_id
+    cases.discarded_rcpt = pf.send("news@example.net", [BLACKHOLE]).queue_id
+
+    pf.wait_for_log(rf"{cases.held}: hold: header Subject: Invoice overdue")
+    pf.release(cases.held)
     pf.wait_for_log(rf"{cases.mixed}: to=<greylist\.me@example\.net>.* status=deferred")
     pf.wait_for_log(rf"{cases.expiring}: to=<defer\.me@example\.net>.* status=deferred")
     pf.wait_for_log(rf"{cases.refused}: to=<someone@{re.escape(REFUSING_DOMAIN)}>.* status=deferred")
@@ -824,6 +854,7 @@ def play_every_case(pf: PostfixInstance) -> Cases:
     pf.flush()
     pf.wait_for_log(rf"{cases.mixed}: to=<greylist\.me@example\.net>.* status=sent")
     pf.wait_for_log(rf"{cases.mixed}: removed")
+    pf.wait_for_log(rf"{cases.held}: removed")
     # Expiry: the two deferred messages are older than the new lifetime when they are next tried.
     pf.postconf(maximal_queue_lifetime="1s", bounce_queue_lifetime="1s")
     pf.flush()

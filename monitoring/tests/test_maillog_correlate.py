@@ -288,6 +288,69 @@ def test_rejections_are_kept_and_one_at_the_end_of_the_message_ends_it():
     )
 
 
+# HOLD and DISCARD, in the order the real Postfix 3.7 of postfix_instance.py logs them (play_every_case).
+HELD_BY_HEADER = [
+    log(0, "postfix/smtpd[12]: 05AA920C26F: client=unknown[127.0.0.9]"),
+    log(
+        0,
+        "postfix/cleanup[17]: 05AA920C26F: hold: header Subject: Invoice overdue from unknown[127.0.0.9]; "
+        "from=<billing@example.net> to=<alice@example.com> proto=ESMTP helo=<mta.example.net>: looks like fraud",
+    ),
+    log(0, "postfix/cleanup[17]: 05AA920C26F: message-id=<m7@example.net>"),
+]
+RELEASED = [
+    log(60, "postfix/postsuper[32]: 05AA920C26F: released from hold"),
+    log(61, "postfix/qmgr[9]: 05AA920C26F: from=<billing@example.net>, size=480, nrcpt=1 (queue active)"),
+    log(61, "postfix/lmtp[18]: 05AA920C26F: to=<alice@example.com>, relay=mail.example.com[/var/run/dovecot/lmtp], "
+        "delay=61, delays=61/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 <alice@example.com> x Saved)"),
+    log(61, "postfix/qmgr[9]: 05AA920C26F: removed"),
+]  # fmt: skip
+
+
+def test_a_message_held_by_a_header_check_is_held_until_released_then_delivered():
+    store = Store()
+    store.ingest(HELD_BY_HEADER)
+    message = store.only_message()
+    assert (message.state, message.removed_at, message.sender) == (c.HELD, None, "billing@example.net")
+    assert [(r.action, r.is_warning) for r in store.rejections.values()] == [("hold", True)]
+    store.ingest(RELEASED)  # a later batch: the stored message goes on
+    message = store.only_message()
+    assert (message.state, message.removed_at) == (c.DELIVERED, START + timedelta(seconds=61))
+
+
+def test_a_hold_at_the_first_recipient_holds_the_message_smtpd_opens_next():
+    store = Store()
+    store.ingest([
+        log(0, "postfix/smtpd[12]: NOQUEUE: hold: RCPT from unknown[127.0.0.9]: <review@example.com>: Recipient "
+            "address triggers HOLD action; from=<news@example.net> to=<review@example.com> proto=ESMTP "
+            "helo=<mta.example.net>"),
+        log(0, "postfix/smtpd[13]: 1111120C27B: client=unknown[127.0.0.8]"),  # another smtpd process: not it
+        log(0, "postfix/smtpd[12]: 0674A20C27B: client=unknown[127.0.0.9]"),
+        log(0, "postfix/cleanup[17]: 0674A20C27B: message-id=<m8@example.net>"),
+        log(1, "postfix/smtpd[12]: 2222220C27C: client=unknown[127.0.0.9]"),  # the next message of the session
+    ])  # fmt: skip
+    states = {m.queue_id: m.state for m in store.messages.values()}
+    assert states == {"0674A20C27B": c.HELD, "1111120C27B": c.QUEUED, "2222220C27C": c.QUEUED}
+
+
+def test_a_discarded_message_stays_discarded():
+    store = Store()
+    store.ingest([
+        log(0, "postfix/smtpd[12]: 0737520C27D: client=unknown[127.0.0.9]"),
+        log(0, "postfix/cleanup[17]: 0737520C27D: discard: header Subject: Unsubscribe me from unknown[127.0.0.9]; "
+            "from=<list@example.net> to=<alice@example.com> proto=ESMTP helo=<mta.example.net>"),
+        log(1, "postfix/smtpd[12]: NOQUEUE: discard: RCPT from unknown[127.0.0.9]: <trap@example.com>: Recipient "
+            "address triggers DISCARD action; from=<news@example.net> to=<trap@example.com> proto=ESMTP "
+            "helo=<mta.example.net>"),
+        log(1, "postfix/smtpd[12]: 07C5320C27E: client=unknown[127.0.0.9]"),
+    ])  # fmt: skip
+    states = {m.queue_id: m.state for m in store.messages.values()}
+    assert states == {"0737520C27D": c.DISCARDED, "07C5320C27E": c.DISCARDED}
+    # A `removed` line, should one come, does not make it queued or delivered.
+    store.ingest([log(2, "postfix/qmgr[9]: 0737520C27D: removed")])
+    assert {m.queue_id: m.state for m in store.messages.values()}["0737520C27D"] == c.DISCARDED
+
+
 def test_a_recipient_refused_once_queued_does_not_end_the_message():
     store = Store()
     store.ingest([

@@ -324,6 +324,107 @@ TABLE = [
             action="milter-reject",
         ),
     ),
+    # HOLD and DISCARD actions, as the real Postfix 3.7 of postfix_instance.py logs them (play_every_case): accepted,
+    # then kept in the hold queue or dropped; not refusals. At the first recipient smtpd has no queue id yet.
+    (
+        "postfix/cleanup[13517]: 05AA920C26F: hold: header Subject: Invoice overdue from unknown[127.0.0.9]; "
+        "from=<billing@example.net> to=<alice@example.com> proto=ESMTP helo=<mta.example.net>: looks like invoice "
+        "fraud",
+        rejected(
+            "05AA920C26F",
+            "header",
+            None,
+            "",
+            "looks like invoice fraud",
+            "",
+            "127.0.0.9",
+            "billing@example.net",
+            "alice@example.com",
+            "mta.example.net",
+            "ESMTP",
+            warning=True,
+            action="hold",
+        ),
+    ),
+    (
+        "postfix/smtpd[13512]: NOQUEUE: hold: RCPT from unknown[127.0.0.9]: <review@example.com>: Recipient "
+        "address triggers HOLD action; from=<news@example.net> to=<review@example.com> proto=ESMTP "
+        "helo=<mta.example.net>",
+        rejected(
+            "",
+            "RCPT",
+            None,
+            "",
+            "<review@example.com>: Recipient address triggers HOLD action",
+            "",
+            "127.0.0.9",
+            "news@example.net",
+            "review@example.com",
+            "mta.example.net",
+            "ESMTP",
+            warning=True,
+            action="hold",
+        ),
+    ),
+    (
+        "postfix/cleanup[13517]: 0737520C27D: discard: header Subject: Unsubscribe me from unknown[127.0.0.9]; "
+        "from=<list@example.net> to=<alice@example.com> proto=ESMTP helo=<mta.example.net>",
+        rejected(
+            "0737520C27D",
+            "header",
+            None,
+            "",
+            "",
+            "",
+            "127.0.0.9",
+            "list@example.net",
+            "alice@example.com",
+            "mta.example.net",
+            "ESMTP",
+            warning=True,
+            action="discard",
+        ),
+    ),
+    (
+        "postfix/smtpd[13512]: NOQUEUE: discard: RCPT from unknown[127.0.0.9]: <trap@example.com>: Recipient "
+        "address triggers DISCARD action; from=<news@example.net> to=<trap@example.com> proto=ESMTP "
+        "helo=<mta.example.net>",
+        rejected(
+            "",
+            "RCPT",
+            None,
+            "",
+            "<trap@example.com>: Recipient address triggers DISCARD action",
+            "",
+            "127.0.0.9",
+            "news@example.net",
+            "trap@example.com",
+            "mta.example.net",
+            "ESMTP",
+            warning=True,
+            action="discard",
+        ),
+    ),
+    (  # a milter's HOLD (cleanup_milter.c cleanup_milter_apply)
+        "postfix/cleanup[3456]: 3C5A12B4D1: milter-hold: END-OF-MESSAGE from mail.example.net[203.0.113.5]: "
+        "milter triggers HOLD action; from=<a@example.net> to=<alice@example.com> proto=ESMTP "
+        "helo=<mail.example.net>",
+        rejected(
+            "3C5A12B4D1",
+            "END-OF-MESSAGE",
+            None,
+            "",
+            "milter triggers HOLD action",
+            "mail.example.net",
+            "203.0.113.5",
+            "a@example.net",
+            "alice@example.com",
+            "mail.example.net",
+            "ESMTP",
+            warning=True,
+            action="milter-hold",
+        ),
+    ),
     # --- qmgr ---
     (
         "postfix/qmgr[789]: 3C5A12B4D1: from=<a@example.net>, size=4321, nrcpt=2 (queue active)",

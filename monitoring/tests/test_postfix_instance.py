@@ -2,16 +2,18 @@
 traffic parser reads: one private instance plays every case once, then each test checks that case's lines."""
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
 from monitoring.tests.postfix_instance import (
+    BLACKHOLE,
     DENYLISTED_IP,
     LAPTOP_IP,
     OUTSIDE_IP,
     POOL_IP,
     POOL_TRANSPORT,
+    QUARANTINE,
     PostfixInstance,
     play_every_case,
     requires_postfix,
@@ -213,3 +215,49 @@ def test_the_dms_view_of_the_log_hides_the_temporary_directory_and_ports(played)
     assert str(pf.base) not in shown
     assert "relay=mail.example.com[/var/run/dovecot/lmtp]" in shown
     assert f":{pf.remote_port}" not in shown and "relay=127.0.0.1[127.0.0.1]:25," in shown
+
+
+def test_hold_and_discard_actions_are_logged_with_and_without_a_queue_id(played):
+    pf, cases = played
+    log = "\n".join(pf.log_lines())
+    assert re.search(
+        rf"postfix/cleanup\[\d+\]: {cases.held}: hold: header Subject: Invoice overdue from unknown\[{OUTSIDE_IP}\]; "
+        r"from=<billing@example\.net> to=<alice@example\.com> proto=ESMTP helo=<mta\.example\.net>: looks like "
+        r"invoice fraud",
+        log,
+    )
+    assert rf"{cases.held}: released from hold" in log and f"{cases.held}: removed" in log
+    assert re.search(rf"{cases.discarded}: discard: header Subject: Unsubscribe me from unknown\[{OUTSIDE_IP}\]", log)
+    # At the first recipient smtpd has no queue file yet: the action comes first, then the message's client= line.
+    for action, recipient, queue_id in (
+        ("hold", QUARANTINE, cases.held_rcpt),
+        ("discard", BLACKHOLE, cases.discarded_rcpt),
+    ):
+        assert re.search(
+            rf"postfix/smtpd\[(\d+)\]: NOQUEUE: {action}: RCPT from unknown\[{OUTSIDE_IP}\]: <{re.escape(recipient)}>: "
+            rf"Recipient address triggers {action.upper()} action;.*\n.*postfix/smtpd\[\1\]: {queue_id}: client=",
+            log,
+        )
+    assert f"{cases.held_rcpt}: removed" not in log and f"{cases.discarded}: removed" not in log
+
+
+@pytest.mark.django_db
+def test_its_log_ingested_agrees_with_pflogsumm_held_and_discarded_included(played, tmp_path):
+    from accounts.authz import SYSTEM
+    from monitoring.tests.traffic_logs import ingest_file, pflogsumm_totals
+    from monitoring.traffic_models import MailMessage
+    from monitoring.traffic_stats import traffic_totals
+
+    pf, cases = played
+    path = tmp_path / "mail.log"
+    path.write_text(pf.dms_log())
+    ingest_file(path)
+    expected = pflogsumm_totals(path)
+    assert (expected["held"], expected["discarded"]) == (2, 2)
+    totals = traffic_totals(SYSTEM, since=datetime(2000, 1, 1, tzinfo=UTC), until=datetime(2100, 1, 1, tzinfo=UTC))
+    got = totals.as_dict()
+    keys = ("received", "delivered", "forwarded", "deferred", "deferrals", "bounced", "rejected", "held", "discarded")
+    assert {key: got[key] for key in keys} == {key: expected[key] for key in keys}
+    states = dict(MailMessage.objects.values_list("queue_id", "state"))
+    assert (states[cases.held], states[cases.held_rcpt]) == (MailMessage.DELIVERED, MailMessage.HELD)
+    assert (states[cases.discarded], states[cases.discarded_rcpt]) == (MailMessage.DISCARDED, MailMessage.DISCARDED)

@@ -40,6 +40,9 @@ PFLOGSUMM_KEYS = (
     "rejected",
     "rejected_percent",
     "reject_warnings",
+    "held",
+    "discarded",
+    "discarded_percent",
     "bytes_received",
     "bytes_delivered",
     "senders",
@@ -438,6 +441,13 @@ def test_what_pflogsumm_counts_as_received(program, received):
         ("postfix/cleanup", "milter-reject", "END-OF-MESSAGE", counting.REJECTED),
         ("postfix/cleanup", "warning", "body", counting.REJECT_WARNING),
         ("postfix/sender-cleanup/cleanup", "reject", "header", None),
+        ("postfix/smtpd", "hold", "RCPT", counting.HELD),
+        ("postfix/smtpd", "discard", "RCPT", counting.DISCARDED),
+        ("postfix/cleanup", "hold", "header", counting.HELD),
+        ("postfix/cleanup", "discard", "body", counting.DISCARDED),
+        ("postfix/cleanup", "milter-hold", "END-OF-MESSAGE", counting.HELD),
+        ("postfix/cleanup", "milter-discard", "END-OF-MESSAGE", counting.DISCARDED),
+        ("postfix/smtpd", "milter-hold", "END-OF-MESSAGE", None),
     ],
 )
 def test_what_pflogsumm_counts_as_rejected(program, action, stage, kind):

@@ -35,6 +35,8 @@ TOTAL_LINES = [  # (label, key, note)
     ("expired", "expired", "recipients given up after waiting too long (pflogsumm counts them nowhere)"),
     ("rejected", "rejected", ""),
     ("reject warnings", "reject_warnings", ""),
+    ("held", "held", "kept in the hold queue by a HOLD action (postsuper -H releases them)"),
+    ("discarded", "discarded", ""),
     ("bytes received", "bytes_received", ""),
     ("bytes delivered", "bytes_delivered", ""),
     ("senders", "senders", ""),
@@ -119,7 +121,7 @@ class Command(BaseCommand):
             "--status",
             default="",
             metavar="STATE",
-            help="delivered, deferred, bounced, expired, mixed, rejected, queued.",
+            help="delivered, deferred, bounced, expired, mixed, rejected, queued, held, discarded.",
         )
         search.add_argument("--limit", type=int, default=50, help="At most this many messages (default 50).")
         search.add_argument("--json", action="store_true", help="Print the stories as JSON.")
@@ -179,6 +181,7 @@ class Command(BaseCommand):
             "delivered": f"local {values['delivered_local']:,}, remote {values['delivered_remote']:,}",
             "deferred": f"{values['deferrals']:,} deferrals",
             "rejected": f"{values['rejected_percent']} % (postscreen included)",
+            "discarded": f"{values['discarded_percent']} %",
             "senders": f"{_number(values['sending_hosts_domains'])} sending hosts/domains",
             "recipients": f"{_number(values['recipient_hosts_domains'])} recipient hosts/domains",
         }
