@@ -126,6 +126,69 @@ def logsource_for(*, name: str = "", host: MailHost | None = None, actor: Actor 
     return source
 
 
+# --- one follower per source -------------------------------------------------------------------------------------
+
+FOLLOWER_LEASE = timedelta(seconds=60)  # a follower not heard of for this long has died: another may take over
+
+
+class FollowerReplaced(Exception):
+    """Another follower holds the log source now (this one was silent for longer than FOLLOWER_LEASE)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of claim_logsource: `held` when this follower holds the source (its row, with the checkpoint to
+    go on from); else `follower` (who holds it) and `seen_at` (when it last said it was running)."""
+
+    held: bool
+    source: LogSource
+    follower: str = ""
+    seen_at: datetime | None = None
+
+
+def claim_logsource(
+    source: LogSource,
+    token: str,
+    follower: str,
+    *,
+    actor: Actor = SYSTEM,
+    is_gone: Callable[[str], bool] | None = None,
+) -> Claim:
+    """Hold `source` for the follower `token` (described as `follower`: process and machine), unless another
+    follower holds it and said it was running within FOLLOWER_LEASE: two followers of one source would each move
+    its checkpoint back and forth. A follower that stopped cleanly let go (release_logsource); one that died is
+    replaced once its lease ran out, or at once when `is_gone(its description)` says so (a process of this
+    machine that no longer exists)."""
+    require_perm(actor, INGEST)
+    with transaction.atomic():
+        row = LogSource.objects.select_for_update().get(pk=source.pk)
+        now = timezone.now()
+        alive = row.follower_seen_at is not None and row.follower_seen_at > now - FOLLOWER_LEASE
+        if alive and is_gone is not None and is_gone(row.follower):
+            alive = False
+        if row.follower_token and row.follower_token != token and alive:
+            return Claim(False, row, row.follower, row.follower_seen_at)
+        row.follower_token, row.follower, row.follower_seen_at = token, follower[:200], now
+        row.save(update_fields=["follower_token", "follower", "follower_seen_at"])
+        return Claim(True, row)
+
+
+def renew_logsource(source: LogSource, token: str, *, actor: Actor = SYSTEM) -> None:
+    """Say the follower `token` still runs; FollowerReplaced when another holds the source now."""
+    require_perm(actor, INGEST)
+    held = LogSource.objects.filter(pk=source.pk, follower_token=token).update(follower_seen_at=timezone.now())
+    if not held:
+        raise FollowerReplaced(f"another follower holds log source {source.name!r} now")
+
+
+def release_logsource(source: LogSource, token: str, *, actor: Actor = SYSTEM) -> None:
+    """Let go of `source` (a follower stopping cleanly): the next follower need not wait for the lease to run out."""
+    require_perm(actor, INGEST)
+    LogSource.objects.filter(pk=source.pk, follower_token=token).update(
+        follower_token="", follower="", follower_seen_at=None
+    )
+
+
 # --- one batch ---------------------------------------------------------------------------------------------------
 
 
@@ -412,14 +475,18 @@ def maillog_ingest_lines(
     actor: Actor = SYSTEM,
     reference: datetime | None = None,
     tz: tzinfo = UTC,
+    follower_token: str | None = None,
 ) -> IngestResult:
     """Store a batch of mail-log lines (in log order, with or without line endings) read from `source`, and the
     reader's `checkpoint` after them, in one transaction: either all of it is stored or nothing, so a reader
     restarting from its stored checkpoint neither loses nor repeats a line. A line stored already (read twice) is
-    not stored again. `reference`: when the lines were written, for the year of classic timestamps (default now)."""
+    not stored again. `reference`: when the lines were written, for the year of classic timestamps (default now).
+    `follower_token`: the follower holding the source (claim_logsource); FollowerReplaced, and nothing stored, when
+    another holds it now."""
     require_perm(actor, INGEST)
     with _collector_paused():
-        return _store(source, parse_lines(lines, reference=reference or timezone.now(), tz=tz), checkpoint)
+        parsed = parse_lines(lines, reference=reference or timezone.now(), tz=tz)
+        return _store(source, parsed, checkpoint, follower_token)
 
 
 @contextmanager
@@ -438,11 +505,15 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _store(source: LogSource, parsed: ParsedLines, checkpoint: Checkpoint | None) -> IngestResult:
+def _store(
+    source: LogSource, parsed: ParsedLines, checkpoint: Checkpoint | None, follower_token: str | None = None
+) -> IngestResult:
     """Correlate and store one parsed batch with the reader's checkpoint, in one transaction."""
     result = IngestResult(lines=parsed.lines, not_syslog=parsed.not_syslog)
     with transaction.atomic():
         source = LogSource.objects.select_for_update().get(pk=source.pk)  # one writer per source at a time
+        if follower_token is not None and source.follower_token != follower_token:
+            raise FollowerReplaced(f"another follower holds log source {source.name!r} now")
         batch = correlate.correlate(source.name, parsed.pairs, _restorable(source, parsed) if parsed.pairs else ())
         new = [m for m in batch.messages if m.id is None]
         result.messages_new = len(new)
@@ -458,6 +529,9 @@ def _store(source: LogSource, parsed: ParsedLines, checkpoint: Checkpoint | None
         source.events_other += parsed.other
         source.last_read_at = timezone.now()
         fields = ["lines_read", "events_other", "last_read_at"]
+        if follower_token is not None:
+            source.follower_seen_at = source.last_read_at
+            fields.append("follower_seen_at")
         if checkpoint is not None:
             source.path = checkpoint.path
             source.device = checkpoint.device

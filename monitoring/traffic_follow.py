@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import posixpath
+import re
+import secrets
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -25,6 +30,8 @@ from monitoring.traffic_models import LogSource
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 10.0  # after a batch that could not be stored or a log that could not be read
+CLAIM_RETRY_SECONDS = 5.0  # while another follower holds the source
+RENEW_SECONDS = traffic.FOLLOWER_LEASE.total_seconds() / 4  # an idle follower says it runs this often
 MAX_LINES = 5000  # lines per batch (and per transaction)
 HOST_MAIL_LOG = f"{ssh.MAIL_LOG_DIR}/mail.log"  # inside the mail host's container
 
@@ -108,33 +115,116 @@ def _keep_following(
     actor: Actor,
 ) -> None:
     """Run the follow loop on what `opened()` gives (the follower, read through a connection it may open), again
-    after each failure; `follower` is the same each time, its checkpoint set back to the last one stored."""
+    after each failure; `follower` is the same each time, its checkpoint set back to the last one stored. Only
+    while this follower holds the source (claim_logsource): it waits while another runs, and goes back to waiting
+    (from the checkpoint the other stored) if another took over."""
+    token = secrets.token_hex(16)
+    me = _FOLLOWER.format(pid=os.getpid(), host=socket.gethostname())
+    renewed = time.monotonic()
+
+    def renew_when_due() -> None:
+        nonlocal renewed
+        if time.monotonic() - renewed >= RENEW_SECONDS:
+            traffic.renew_logsource(source, token, actor=actor)
+            renewed = time.monotonic()
 
     def store(batch: Batch) -> None:
-        traffic.maillog_ingest_lines(source, batch.lines, batch.checkpoint, actor=actor)
+        nonlocal renewed
+        traffic.maillog_ingest_lines(source, batch.lines, batch.checkpoint, actor=actor, follower_token=token)
+        renewed = time.monotonic()  # a stored batch says the follower runs
         # Told once stored: a batch read again after a failure would tell it twice.
         # A routine rotation is information; a gap (lines that cannot be read any more) is a warning.
         for note in batch.notes:
             (log.warning if batch.has_gap else log.info)("log source %r: %s", source.name, note)
 
-    while not stop.is_set():
-        try:
-            with opened() as reading:
-                follow.follow(reading, store, stop, poll_interval=poll, max_lines=MAX_LINES)
-            break
-        except DatabaseError as exc:
-            connections.close_all()  # a connection that failed is not used again
-            log.error("log source %r: storing lines failed (%s); trying again in %g s", source.name, _line(exc), retry)
-        except (OSError, RemoteLogError, ssh.SshError) as exc:
-            log.error(
-                "log source %r: reading the log failed (%s); trying again in %g s", source.name, _line(exc), retry
-            )
-        except Exception:
-            log.exception("log source %r: following the log failed; trying again in %g s", source.name, retry)
-        stop.wait(retry)
+    holding = False
+    try:
+        while not stop.is_set():
+            try:
+                if not holding:
+                    holding = _wait_for_source(source, follower, token, me, stop=stop, actor=actor)
+                    if not holding:
+                        break  # told to stop while waiting
+                    renewed = time.monotonic()
+                with opened() as reading:
+                    follow.follow(reading, store, stop, poll_interval=poll, max_lines=MAX_LINES, on_idle=renew_when_due)
+                break
+            except traffic.FollowerReplaced:
+                holding = False
+                log.error(
+                    "log source %r: another follower took it over (this one was silent for more than %d s); "
+                    "waiting until it stops",
+                    source.name,
+                    traffic.FOLLOWER_LEASE.total_seconds(),
+                )
+                continue
+            except DatabaseError as exc:
+                connections.close_all()  # a connection that failed is not used again
+                log.error(
+                    "log source %r: storing lines failed (%s); trying again in %g s", source.name, _line(exc), retry
+                )
+            except (OSError, RemoteLogError, ssh.SshError) as exc:
+                log.error(
+                    "log source %r: reading the log failed (%s); trying again in %g s", source.name, _line(exc), retry
+                )
+            except Exception:
+                log.exception("log source %r: following the log failed; trying again in %g s", source.name, retry)
+            stop.wait(retry)
+    finally:
+        if holding:
+            with contextlib.suppress(DatabaseError):
+                traffic.release_logsource(source, token, actor=actor)
     checkpoint = follower.checkpoint
     where = f"byte {checkpoint.position:,} of {checkpoint.path}" if checkpoint else "the start"
     log.info("log source %r: stopped at %s", source.name, where)
+
+
+_FOLLOWER = "pid {pid} on {host}"
+_FOLLOWER_PATTERN = re.compile(r"pid (\d{1,10}) on (.+)")
+
+
+def _is_gone(follower: str) -> bool:
+    """Whether the follower described (`pid N on HOST`) is a process of this machine that has ended (killed, or an
+    earlier run of this process's pid): then no need to wait for its lease to run out. Unsure means no."""
+    m = _FOLLOWER_PATTERN.fullmatch(follower)
+    if m is None or m.group(2) != socket.gethostname():
+        return False
+    pid = int(m.group(1))
+    if pid == os.getpid():
+        return True  # this process does not hold it under another token: a process before it had this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+def _wait_for_source(
+    source: LogSource, follower: Follower, token: str, me: str, *, stop: threading.Event, actor: Actor
+) -> bool:
+    """Hold the source for this follower, waiting while another runs (said once); the follower then goes on from
+    the checkpoint stored on the source. False when told to stop while waiting."""
+    told = False
+    while not stop.is_set():
+        claim = traffic.claim_logsource(source, token, me, actor=actor, is_gone=_is_gone)
+        if claim.held:
+            follower.checkpoint = stored_checkpoint(claim.source)
+            if told:
+                log.info("log source %r: the other follower is gone; following it now", source.name)
+            return True
+        if not told:
+            log.warning(
+                "log source %r is followed by %s (last heard of %s); waiting until it stops, or is silent for %d s",
+                source.name,
+                claim.follower,
+                claim.seen_at.isoformat(timespec="seconds") if claim.seen_at else "never",
+                traffic.FOLLOWER_LEASE.total_seconds(),
+            )
+            told = True
+        stop.wait(CLAIM_RETRY_SECONDS)
+    return False
 
 
 def _line(exc: BaseException) -> str:

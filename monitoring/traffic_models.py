@@ -47,6 +47,14 @@ class LogSource(models.Model):
     events_other = models.BigIntegerField(default=0, help_text="Lines read that tell nothing about a message.")
     last_read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The follower that holds the source (one at a time: monitoring.traffic.claim_logsource), renewed while it runs.
+    follower = models.CharField(
+        max_length=200, blank=True, help_text="The follower reading this source: its process and machine."
+    )
+    follower_token = models.CharField(max_length=64, blank=True, editable=False)
+    follower_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the follower last said it was running."
+    )
 
     class Meta:
         ordering = ["name"]

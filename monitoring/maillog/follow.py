@@ -446,11 +446,13 @@ def follow(
     stop_event: threading.Event,
     poll_interval: float = 0.5,
     max_lines: int = 5000,
+    on_idle: Callable[[], None] | None = None,
 ) -> None:
     """Read batches until `stop_event` is set, giving on_batch every batch that has lines, notes or a new
     checkpoint (it stores the lines and the checkpoint in one transaction). Waits `poll_interval` only after a read
-    that found no line. If on_batch raises, the follower is set back to where that batch began and the error goes
-    up: the batch is read again by whoever goes on (a restarted process resumes from its stored checkpoint)."""
+    that found no line, calling `on_idle` first. If on_batch raises, the follower is set back to where that batch
+    began and the error goes up: the batch is read again by whoever goes on (a restarted process resumes from its
+    stored checkpoint)."""
     while not stop_event.is_set():
         before = follower.checkpoint
         batch = follower.read_batch(max_lines)
@@ -461,6 +463,8 @@ def follow(
                 follower.checkpoint = before
                 raise
         if not batch.lines:
+            if on_idle is not None:
+                on_idle()
             stop_event.wait(poll_interval)
 
 

@@ -291,3 +291,30 @@ def test_make_run_with_dockspace_mail_log_starts_the_follower_and_the_lines_reac
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     assert "log source 'local': stopped at byte" in out.read_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_follower_of_the_same_log_waits_and_takes_over_when_the_first_stops(tmp_path, syslog, log_path):
+    first, second = Follower(tmp_path, log_path), Follower(tmp_path, log_path)
+    try:
+        syslog.lines(*rejects(0, 40))
+        first.start()
+        first.wait_until(lambda: len(stored()) == 40)
+        second.start()
+        second.wait_until(lambda: "waiting until it stops" in second.text())
+        assert f"log source 'local' is followed by pid {first.proc.pid} on " in second.text()
+        syslog.lines(*rejects(40, 20))
+        first.wait_until(lambda: len(stored()) == 60)
+        assert first.stop(signal.SIGTERM) == 0
+        syslog.lines(*rejects(60, 20))  # written after the first stopped: the second reads them
+        second.wait_until(lambda: len(stored()) == 80)
+        assert "the other follower is gone; following it now" in second.text()
+        assert stored() == recipients(0, 80)
+        assert lines_read() == 80  # the second went on from the first's position: nothing read twice
+        assert LogSource.objects.get(name="local").follower == f"pid {second.proc.pid} on {os.uname().nodename}"
+        assert second.stop(signal.SIGTERM) == 0
+        assert LogSource.objects.get(name="local").follower == ""  # let go when stopping
+    finally:
+        for started in (first, second):
+            if started.proc is not None and started.proc.poll() is None:
+                started.stop(signal.SIGKILL)
