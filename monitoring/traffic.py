@@ -66,6 +66,7 @@ _MESSAGE_FIELDS = [
     "state",
     "removed_at",
     "received_by",
+    "notification_of_key",
 ]
 
 
@@ -333,6 +334,7 @@ def _message_values(message: OpenMessage, source_id: int, when: Callable[[Any], 
         message.state,
         when(message.removed_at),
         _clip(message.received_by, PROGRAM_MAX_LENGTH),
+        message.notification_of_key,
     )
 
 

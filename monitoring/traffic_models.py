@@ -125,6 +125,12 @@ class MailMessage(models.Model):
         "or when that line is not in the log.",
     )
     line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True, help_text="Key of the line that opened it.")
+    notification_of_key = models.CharField(
+        max_length=LINE_KEY_LENGTH,
+        blank=True,
+        help_text="For a notification Postfix wrote (non-delivery, delay): the key of the message it tells of, from "
+        "the bounce daemon's `QID: sender non-delivery notification: NEWQID` line.",
+    )
 
     class Meta:
         ordering = ["-first_seen_at", "-id"]
@@ -134,6 +140,9 @@ class MailMessage(models.Model):
             models.Index(fields=["sender"], name="mailmessage_sender"),
             models.Index(fields=["message_id"], name="mailmessage_message_id"),
             models.Index(fields=["first_seen_at"], name="mailmessage_first_seen"),
+            models.Index(
+                fields=["notification_of_key"], condition=~Q(notification_of_key=""), name="mailmessage_notification"
+            ),
             # Each batch of lines looks up the messages it may continue: those seen since its first line, and
             # those still in the queue (a partial index: few rows however long the history).
             models.Index(fields=["source", "last_seen_at"], name="mailmessage_last_seen"),

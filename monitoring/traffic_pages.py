@@ -22,9 +22,6 @@ VIEW_MESSAGES = "monitoring.view_mailmessage"
 MAILBOX_DAYS = 30
 MAILBOX_BOUNCES = 10
 FAILED = (DeliveryAttempt.BOUNCED, DeliveryAttempt.EXPIRED)
-# Postfix's bounce daemon queues the notification to the sender once the queue manager ends the delivery run that
-# failed: right after the failed attempt, or when the run's other recipients are done (a slow server: minutes).
-NOTIFICATION_WINDOW = timedelta(minutes=15)
 
 
 # --- search ------------------------------------------------------------------------------------------------------
@@ -88,61 +85,15 @@ def message_story(message: MailMessage) -> MessageStory:
             ).order_by("at", "id")
         )
     story = MessageStory(message, attempts, rejections)
-    failed = [a.at for a in attempts if a.status in FAILED]
-    if message.sender and failed:
-        pairs = _notification_pairs(message.source_id, message.sender, min(failed), max(failed))
-        ids = [notification for notification, original in pairs.items() if original == message.pk]
-        story.notifications = list(MailMessage.objects.filter(pk__in=ids).order_by("first_seen_at", "id"))
-    elif not message.sender and message.direction != MailMessage.IN:
-        addressed = {a.recipient for a in attempts}
-        for recipient in sorted(addressed):
-            start = message.first_seen_at - NOTIFICATION_WINDOW
-            original = _notification_pairs(message.source_id, recipient, start, message.first_seen_at).get(message.pk)
-            if original is not None:
-                story.notification_of = MailMessage.objects.get(pk=original)
-                break
-    return story
-
-
-def _notification_pairs(source_id: int, sender: str, start: datetime, end: datetime) -> dict[int, int]:
-    """{notification's id: original's id} for the bounce notifications to `sender` first seen from `start` to `end`
-    plus the window. The log ties them only in bounce's `QID: sender non-delivery notification: NEWQID`, which is not
-    stored: a notification (null sender, sent to `sender`, or not delivered yet) belongs to the message from `sender`
-    whose latest bounced or expired attempt came at or before it, within the window."""
-    notifications = (
-        MailMessage.objects.filter(
-            source_id=source_id,
-            sender="",
-            first_seen_at__gte=start,
-            first_seen_at__lte=end + NOTIFICATION_WINDOW,
+    # Tied by the bounce daemon's `QID: sender non-delivery notification: NEWQID` line (the correlator keeps it).
+    story.notifications = list(
+        MailMessage.objects.filter(source_id=message.source_id, notification_of_key=message.line_key).order_by(
+            "first_seen_at", "id"
         )
-        .exclude(direction=MailMessage.IN)  # a notification from another server, not one Postfix wrote here
-        .prefetch_related("attempts")
-        .order_by("first_seen_at", "id")
     )
-    failures = sorted(
-        DeliveryAttempt.objects.filter(
-            message__source_id=source_id,
-            message__sender=sender,
-            status__in=FAILED,
-            at__gte=start - NOTIFICATION_WINDOW,
-            at__lte=end + NOTIFICATION_WINDOW,
-        ).values_list("at", "message_id")
-    )
-    wanted = sender.lower()
-    pairs = {}
-    for notification in notifications:
-        recipients = {a.recipient.lower() for a in notification.attempts.all()}
-        if recipients and wanted not in recipients:
-            continue
-        before = [
-            (at, original)
-            for at, original in failures
-            if notification.first_seen_at - NOTIFICATION_WINDOW <= at <= notification.first_seen_at
-        ]
-        if before:
-            pairs[notification.pk] = before[-1][1]
-    return pairs
+    if message.notification_of_key:
+        story.notification_of = MailMessage.objects.filter(line_key=message.notification_of_key).first()
+    return story
 
 
 # --- a mailbox's last 30 days ------------------------------------------------------------------------------------

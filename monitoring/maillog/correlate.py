@@ -78,6 +78,7 @@ class OpenMessage:
     state: str = QUEUED
     removed_at: datetime | None = None
     received_by: str = ""  # the program whose line took it in: "postfix/smtpd", "postfix/submissions/smtpd", ...
+    notification_of_key: str = ""  # a notification Postfix wrote: the line key of the message it tells of
     # recipient -> (latest status, its time): an older line read again does not undo a later outcome.
     recipients: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     id: int | None = None
@@ -100,6 +101,7 @@ class OpenMessage:
             self.state,
             self.removed_at,
             self.received_by,
+            self.notification_of_key,
         )
 
     def mark_stored(self) -> OpenMessage:
@@ -382,9 +384,15 @@ class Correlator:
 
     def _bounce(self, event: ev.BounceCreated, key: str) -> None:
         notification = self._known(event.notification_queue_id, event.line.at, key)
-        if notification is not None and not notification.direction:
+        if notification is None:
+            return
+        if not notification.direction:
             notification.direction = OUT  # written by Postfix itself, to the sender
-            self.touched[notification.line_key] = notification
+        # The message it tells of: looked up without making this line one of its lines.
+        original = self.open.get(event.queue_id) or self._stored(event.queue_id, event.line.at, key, opening=False)
+        if original is not None and original is not notification and not notification.notification_of_key:
+            notification.notification_of_key = original.line_key
+        self.touched[notification.line_key] = notification
 
     def _rejected(self, event: ev.Rejected, key: str) -> None:
         self.rejections.append(RejectionRecord(event, key))

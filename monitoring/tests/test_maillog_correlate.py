@@ -192,6 +192,29 @@ def test_a_bounced_recipient_makes_a_bounced_message():
     assert attempt.reply.endswith("User unknown (in reply to RCPT TO command)")
 
 
+def test_a_bounce_notification_knows_the_message_it_tells_of_even_from_a_later_batch():
+    store = Store()
+    store.ingest([
+        log(0, "postfix/smtpd[21]: 3C5A12B4D1: client=unknown[198.51.100.23], sasl_method=PLAIN, "
+            "sasl_username=alice@example.com"),
+        log(0, "postfix/qmgr[7]: 3C5A12B4D1: from=<alice@example.com>, size=900, nrcpt=1 (queue active)"),
+        log(1, "postfix/smtp[40]: 3C5A12B4D1: to=<nobody@example.org>, relay=mx.example.org[192.0.2.25]:25, "
+            "delay=1, delays=0/0/0.5/0.5, dsn=5.1.1, status=bounced (host mx.example.org[192.0.2.25] said: 550 5.1.1 "
+            "<nobody@example.org>: User unknown (in reply to RCPT TO command))"),
+        log(1, "postfix/cleanup[30]: 9A8B7C6D5E: message-id=<20261206100001.9A8B7C6D5E@mail.example.com>"),
+    ])  # fmt: skip
+    store.ingest(
+        [  # the bounce daemon's line, read in the next batch
+            log(1, "postfix/bounce[60]: 3C5A12B4D1: sender non-delivery notification: 9A8B7C6D5E"),
+            log(1, "postfix/qmgr[7]: 3C5A12B4D1: removed"),
+        ]
+    )
+    by_queue_id = {m.queue_id: m for m in store.messages.values()}
+    original, notification = by_queue_id["3C5A12B4D1"], by_queue_id["9A8B7C6D5E"]
+    assert (notification.notification_of_key, notification.direction) == (original.line_key, c.OUT)
+    assert original.notification_of_key == "" and original.last_seen_at == START + timedelta(seconds=1)
+
+
 def test_a_queue_id_used_again_after_removal_is_another_message():
     again = [line.replace("m1@example.com", "m9@example.com").replace("T10:00:0", "T11:00:0") for line in SENT_OUT]
     store = Store()
