@@ -13,6 +13,7 @@ format_tv does. The mix, per story (one client connection, one message or one IM
 - mail from outside: postscreen CONNECT and PASS OLD/NEW, smtpd connect/TLS/client=/disconnect, cleanup message-id,
   OpenDKIM and Rspamd lines, qmgr from=/size=, Dovecot LMTP lines and postfix/lmtp status=sent to the mailboxes
   (an alias may forward to an outside address: orig_to=), removed; a few rejected by Rspamd (cleanup milter-reject),
+  a few held or discarded by a header_checks HOLD or DISCARD (cleanup `hold:`/`discard:`, then nothing more),
   some with one recipient refused at RCPT (`QID: reject:`), a few to a full mailbox (LMTP 552, bounced, and the
   non-delivery notification leaves with the null sender);
 - NOQUEUE rejects at RCPT (relay, unknown user, sender domain, HELO, access), postscreen DNSBL and PREGREET rejects,
@@ -481,6 +482,19 @@ class Sim:
         commands = [*(["ehlo=2", "starttls=1"] if tls else ["ehlo=1"]), "mail=1"]
         total_rcpt = len(rcpts) + refused
         commands.append(f"rcpt={len(rcpts)}" if not refused else f"rcpt={len(rcpts)}/{total_rcpt}")
+        kept = r.random()
+        if kept < 0.007 and spam > 0.05:  # a header_checks HOLD (kept in the hold queue) or DISCARD (dropped)
+            action, subject = ("hold", "Invoice overdue") if kept < 0.004 else ("discard", "Unsubscribe confirmation")
+            reason = ": looks like invoice fraud" if action == "hold" else ""
+            text = (
+                f"postfix/cleanup[{cleanup}]: {qid}: {action}: header Subject: {subject} from {client}; "
+                f"from=<{sender}> to=<{rcpts[0]}> proto=ESMTP helo=<{helo}>{reason}"
+            )
+            yield t, text
+            commands += ["data=1", "quit=1"]
+            yield t + 0.001, _disconnect("postfix/smtpd", smtpd, client, commands)
+            self.active_qids.discard(qid)
+            return
         if spam <= 0.05:
             text = (
                 f"postfix/cleanup[{cleanup}]: {qid}: milter-reject: END-OF-MESSAGE from {client}: 5.7.1 Spam message "

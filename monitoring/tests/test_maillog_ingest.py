@@ -63,7 +63,7 @@ def test_a_dms_log_becomes_the_messages_attempts_and_rejections_an_operator_look
     assert f"Read 66 lines of {SAMPLE} into log source 'local'" in out
     assert "Messages: 8 new, 0 updated." in out
     assert "Delivery attempts: 10 new: sent 6, deferred 2, bounced 1, expired 1." in out
-    assert "SMTP rejections: 3 new (0 of them warnings)." in out
+    assert "SMTP rejections: 3 new (0 of them not refusals: warnings, HOLD and DISCARD actions)." in out
     assert (
         "Other lines by program: postfix/smtpd 6, postfix/postscreen 5, postfix/submission/smtpd 3, opendkim 3, "
         "dovecot 3, postfix/out-192-0-2-10/smtp 1." in out

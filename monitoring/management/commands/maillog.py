@@ -45,7 +45,10 @@ def summary_lines(data):
         f"Delivery attempts: {sum(attempts.values()):,} new: sent {attempts['sent']:,}, deferred "
         f"{attempts['deferred']:,}, bounced {attempts['bounced']:,}, expired {attempts['expired']:,}."
     )
-    yield f"SMTP rejections: {data['rejections']['new']:,} new ({data['rejections']['warnings']:,} of them warnings)."
+    yield (
+        f"SMTP rejections: {data['rejections']['new']:,} new ({data['rejections']['warnings']:,} of them not refusals: "
+        "warnings, HOLD and DISCARD actions)."
+    )
     other = data["other_lines_by_program"]
     if other:
         shown = ", ".join(f"{program} {count:,}" for program, count in list(other.items())[:10])
