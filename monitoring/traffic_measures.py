@@ -30,6 +30,7 @@ from monitoring.traffic_models import (
     TrafficHourly,
     TrafficRollupState,
     TrafficTally,
+    rejection_outcome,
 )
 
 HOUR, DAY = "hour", "day"
@@ -266,9 +267,10 @@ DIMENSIONS = {
         Dimension("sasl", "SASL user", ("messages", "bytes", *_OUTCOMES), True),
         Dimension("ip", "sending IP", _OUTCOMES, True),
         Dimension("status", "message state", ("messages", "in", "out", "unknown"), False),
-        Dimension("reason", "rejection reason", (REJECTED, "warnings"), True),
+        Dimension("reason", "rejection reason", (REJECTED, "warnings", HELD, DISCARDED), True),
     )
 }
+_OUTCOME_COLUMN = {"refused": REJECTED, "warned": "warnings", "held": HELD, "discarded": DISCARDED}
 NULL_SENDER_KEY = "<>"
 NOT_POOLED_KEY = ""  # remote attempts through a transport that names no sending IP
 
@@ -340,10 +342,10 @@ def raw_breakdown(dimension: str, since: datetime | None, until: datetime | None
             _add(table, row["state"], "messages", row["n"])
             _add(table, row["state"], row["direction"] or "unknown", row["n"])
     elif dimension == "reason":
-        rows = _between(SmtpRejection.objects.all(), "at", since, until).values("code", "dsn", "reply", "is_warning")
+        rows = _between(SmtpRejection.objects.all(), "at", since, until).values("code", "dsn", "reply", "action")
         for row in rows.annotate(n=Count("id")):
             reason = counting.rejection_reason(row["code"], row["dsn"], row["reply"])
-            _add(table, reason, "warnings" if row["is_warning"] else REJECTED, row["n"])
+            _add(table, reason, _OUTCOME_COLUMN[rejection_outcome(row["action"])], row["n"])
     else:
         raise ValueError(f"unknown dimension {dimension!r}")
     return table

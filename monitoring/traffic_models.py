@@ -195,9 +195,28 @@ class DeliveryAttempt(models.Model):
         return f"{self.recipient} {self.status}"
 
 
+# What an SmtpRejection's action did to the mail; anything else refused it.
+REJECTION_OUTCOMES = {
+    "warn": "warned",
+    "reject_warning": "warned",
+    "warning": "warned",
+    "hold": "held",
+    "milter-hold": "held",
+    "discard": "discarded",
+    "milter-discard": "discarded",
+}
+
+
+def rejection_outcome(action: str) -> str:
+    """ "refused", "warned" (logged only), "held" (kept in the hold queue) or "discarded" (accepted, dropped)."""
+    return REJECTION_OUTCOMES.get(action, "refused")
+
+
 class SmtpRejection(models.Model):
     """A refusal at SMTP (smtpd restrictions, milters, header/body checks, postscreen), or a warning logged
-    instead of one (warn, reject_warning): the client, the envelope and the reply it got."""
+    instead of one (warn, reject_warning), or a HOLD or DISCARD action (the client was told the mail was queued):
+    the client, the envelope and the reply it got. A HOLD or DISCARD smtpd logs before the queue file exists
+    (NOQUEUE) is filed under the message smtpd opened right after it."""
 
     source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="rejections")
     at = models.DateTimeField()
@@ -213,12 +232,16 @@ class SmtpRejection(models.Model):
     sender = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
     recipient = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
     helo = models.CharField("HELO", max_length=255, blank=True)
-    is_warning = models.BooleanField(default=False, help_text="Logged only (warn, reject_warning): not refused.")
+    is_warning = models.BooleanField(
+        default=False, help_text="Not refused: logged only (warn, reject_warning), or held or discarded."
+    )
     program = models.CharField(
         max_length=PROGRAM_MAX_LENGTH, blank=True, help_text="The syslog tag: postfix/smtpd, postfix/cleanup..."
     )
     action = models.CharField(
-        max_length=20, blank=True, help_text="reject, reject_warning, warn, milter-reject, or cleanup's warning."
+        max_length=20,
+        blank=True,
+        help_text="reject, reject_warning, warn, milter-reject, hold, discard (also milter-), or cleanup's warning.",
     )
     line_key = models.CharField(max_length=LINE_KEY_LENGTH, unique=True)
 
@@ -233,6 +256,10 @@ class SmtpRejection(models.Model):
 
     def __str__(self):
         return f"{self.stage} {self.code or ''} {self.client_ip or self.client_host}".strip()
+
+    @property
+    def outcome(self) -> str:
+        return rejection_outcome(self.action)
 
 
 # --- rollups (monitoring.traffic_rollups writes them; monitoring.traffic_stats reads them) ------------------------

@@ -74,16 +74,15 @@ class MessageStory:
 def message_story(message: MailMessage) -> MessageStory:
     """What the message's admin page shows. For an operator who may view messages (the admin checks)."""
     attempts = list(message.attempts.order_by("at", "id"))
-    rejections = []
-    if message.state == MailMessage.REJECTED or not attempts:
-        rejections = list(
-            SmtpRejection.objects.filter(
-                source_id=message.source_id,
-                queue_id=message.queue_id,
-                at__gte=message.first_seen_at,
-                at__lte=message.last_seen_at,
-            ).order_by("at", "id")
-        )
+    # Refusals of a recipient, warnings, a HOLD or DISCARD, the refusal that ended it: logged with its queue id.
+    rejections = list(
+        SmtpRejection.objects.filter(
+            source_id=message.source_id,
+            queue_id=message.queue_id,
+            at__gte=message.first_seen_at,
+            at__lte=message.last_seen_at,
+        ).order_by("at", "id")
+    )
     story = MessageStory(message, attempts, rejections)
     # Tied by the bounce daemon's `QID: sender non-delivery notification: NEWQID` line (the correlator keeps it).
     story.notifications = list(

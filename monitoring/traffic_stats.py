@@ -76,6 +76,8 @@ def _within_years(moment: datetime, text: str, field: str) -> datetime:
 
 
 def _range(since: datetime, until: datetime | None, now: datetime | None) -> tuple[datetime, datetime, datetime]:
+    if not isinstance(since, datetime):
+        raise ValidationError({"since": ["a start of the range is required (e.g. 24h, 7d, 2026-12-01)."]})
     now = now or timezone.now()
     until = until or now
     if since >= until:
@@ -388,7 +390,8 @@ class MessageSummary:
 
 @dataclass(frozen=True)
 class RejectionSummary:
-    """A refusal at SMTP (no message was queued, or a queued one was refused at DATA/content)."""
+    """A refusal at SMTP (no message was queued, or a queued one was refused at DATA/content), or a line that only
+    warned, held or discarded (`outcome`: refused, warned, held, discarded)."""
 
     id: int
     source: str
@@ -402,6 +405,8 @@ class RejectionSummary:
     sender: str
     recipient: str
     is_warning: bool
+    action: str
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -482,6 +487,8 @@ def _rejection_summary(row: SmtpRejection) -> RejectionSummary:
         sender=row.sender,
         recipient=row.recipient,
         is_warning=row.is_warning,
+        action=row.action,
+        outcome=row.outcome,
     )
 
 
@@ -510,10 +517,15 @@ def message_search(
     by_address = False
     if to:
         address = _address_filter(to, "to")
-        messages = messages.filter(
-            Q(attempts__recipient__iexact=address) | Q(attempts__orig_recipient__iexact=address)
-        ).distinct()
         refusals = refusals.filter(recipient__iexact=address)
+        attempted = DeliveryAttempt.objects.filter(
+            Q(recipient__iexact=address) | Q(orig_recipient__iexact=address)
+        ).values("message_id")
+        # A message held, discarded or refused before any delivery has no attempt: its refusal names the recipient.
+        named = Q()
+        for source_id, queued in refusals.exclude(queue_id="").values_list("source_id", "queue_id").distinct()[:500]:
+            named |= Q(source_id=source_id, queue_id=queued)
+        messages = messages.filter(Q(pk__in=attempted) | named) if named else messages.filter(pk__in=attempted)
         by_address = True
     if sender:
         address = _address_filter(sender, "from", null_allowed=True)
@@ -611,18 +623,19 @@ class MessageStory:
     final: FinalState
 
 
-def _final_summary(state: str, removed_at: datetime | None, latest: dict[str, str]) -> str:
+def _final_summary(state: str, removed_at: datetime | None, latest: dict[str, str], queue_id: str = "") -> str:
     counts = Counter(latest.values())
     done = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
     recipients = f" (recipients: {done})" if done else ""
     if state == MailMessage.REJECTED:
         return "Refused before it was queued to the end (see the refusals)."
     if state == MailMessage.DISCARDED:
-        return "Discarded by a DISCARD action (see the refusals): the client was told it was queued; nobody got it."
+        return "Discarded by a DISCARD action: the client was told it was queued; nobody got it."
     if state == MailMessage.HELD:
+        qid = queue_id or "QUEUE_ID"
         return (
-            "Held in the hold queue by a HOLD action (see the refusals): `postsuper -H QUEUE_ID` on the mail host "
-            "releases it, `postsuper -d QUEUE_ID` deletes it."
+            f"Held in the hold queue by a HOLD action: `postsuper -H {qid}` on the mail host releases it, "
+            f"`postsuper -d {qid}` deletes it."
         )
     if removed_at is None:
         if state == MailMessage.DEFERRED:
@@ -677,7 +690,9 @@ def message_story(actor: Actor | None, message: MailMessage | int) -> MessageSto
         ),
         attempts=attempts,
         rejections=[_rejection_summary(r) for r in refusals.order_by("at", "id")],
-        final=FinalState(row.state, row.removed_at, latest, _final_summary(row.state, row.removed_at, latest)),
+        final=FinalState(
+            row.state, row.removed_at, latest, _final_summary(row.state, row.removed_at, latest, row.queue_id)
+        ),
     )
 
 

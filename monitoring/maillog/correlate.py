@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -203,8 +203,9 @@ class Correlator:
         self.rejections: list[RejectionRecord] = []
         self.other_by_program: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
-        # A HOLD or DISCARD logged before its queue id (NOQUEUE), by the smtpd process that logged it.
-        self.pending_keep: dict[tuple[str, str, int | None], str] = {}
+        # A HOLD or DISCARD logged before its queue id (NOQUEUE), by the smtpd process that logged it: the index of
+        # its record in self.rejections.
+        self.pending_keep: dict[tuple[str, str, int | None], int] = {}
 
     # --- finding the message a line belongs to ---
 
@@ -287,9 +288,18 @@ class Correlator:
         message = self._message(event.queue_id, event.line.at, key, opening=True)
         if self.pending_keep:
             line = event.line
-            keeping = self.pending_keep.pop((line.host, line.program, line.pid), None)
-            if keeping is not None and message.state != DISCARDED:
-                message.state = keeping
+            index = self.pending_keep.pop((line.host, line.program, line.pid), None)
+            if index is not None:
+                # The NOQUEUE line is filed under this message: its story and a search by recipient find it.
+                record = self.rejections[index]
+                self.rejections[index] = RejectionRecord(
+                    replace(record.event, queue_id=event.queue_id), record.line_key
+                )
+                if not message.sender:
+                    message.sender = record.event.sender
+                message.first_seen_at = min(message.first_seen_at, record.event.line.at)  # its story begins there
+                if message.state != DISCARDED:
+                    message.state = _KEEPING[record.event.action]
         message.received_by = event.line.program
         message.client_host = event.client_host
         message.client_ip = event.client_ip
@@ -404,7 +414,7 @@ class Correlator:
                 # At the first recipient smtpd has no queue file yet (NOQUEUE): the message is the one its next
                 # line, `QID: client=`, opens (the HOLD or DISCARD accepted that recipient, so the file is made).
                 line = event.line
-                self.pending_keep[line.host, line.program, line.pid] = keeping
+                self.pending_keep[line.host, line.program, line.pid] = len(self.rejections) - 1
             return
         if not event.queue_id or event.is_warning or event.stage not in _ENDING_STAGES:
             return

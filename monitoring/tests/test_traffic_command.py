@@ -95,7 +95,7 @@ def test_search_prints_each_matching_messages_story():
 def test_search_by_address_shows_mail_refused_at_smtp():
     ingest_file(DMS)
     out = traffic("search", "--from", "spam@example.biz")
-    assert "Refused at SMTP:" in out
+    assert "Refused, warned, held or discarded at SMTP:" in out
     assert (
         "  2026-12-06 09:41:00  refused at RCPT: <spam@example.biz> -> <x@elsewhere.example> from "
         "unknown[203.0.113.10]: 554 5.7.1 <x@elsewhere.example>: Relay access denied" in out
@@ -129,6 +129,8 @@ def test_search_finding_nothing_says_so():
         (["search", "--status", "lost"], "--status: 'lost' is not one of queued, delivered"),
         (["search", "--queue-id", "x"], "--queue-id: 'x' is not a Postfix queue ID"),
         (["search", "--until", "soon"], "--until: 'soon' is neither a duration"),
+        (["--since", ""], "--since: '' is neither a duration"),
+        (["search", "--since", " "], "--since: ' ' is neither a duration"),
     ],
 )
 def test_bad_input_is_refused_naming_the_option(args, message):
@@ -182,3 +184,42 @@ def test_absurd_or_binary_input_is_a_field_named_error_not_a_traceback(args, fie
     with pytest.raises(CommandError) as caught:
         run("traffic", *args)
     assert str(caught.value).startswith(f"{field}:")
+
+
+HELD_AND_DISCARDED = [
+    "2026-12-06T10:00:00.000001+00:00 mail postfix/smtpd[12]: NOQUEUE: hold: RCPT from unknown[127.0.0.9]: "
+    "<review@example.com>: Recipient address triggers HOLD action; from=<news@example.net> to=<review@example.com> "
+    "proto=ESMTP helo=<mta.example.net>",
+    "2026-12-06T10:00:00.000002+00:00 mail postfix/smtpd[12]: 0674A20C27B: client=unknown[127.0.0.9]",
+    "2026-12-06T10:00:00.000003+00:00 mail postfix/cleanup[17]: 0674A20C27B: message-id=<m8@example.net>",
+    "2026-12-06T10:00:01.000001+00:00 mail postfix/smtpd[12]: 0737520C27D: client=unknown[127.0.0.9]",
+    "2026-12-06T10:00:01.000002+00:00 mail postfix/cleanup[17]: 0737520C27D: discard: header Subject: Unsubscribe "
+    "from unknown[127.0.0.9]; from=<list@example.net> to=<trap@example.com> proto=ESMTP helo=<mta.example.net>",
+]
+
+
+def test_held_and_discarded_messages_are_found_by_recipient_and_tell_what_happened():
+    from monitoring.tests.traffic_logs import ingest_lines
+
+    ingest_lines(HELD_AND_DISCARDED)
+    held = traffic("search", "--to", "review@example.com")
+    assert "Message 0674A20C27B (log source local): from <news@example.net>" in held
+    assert "held at RCPT: <review@example.com>: Recipient address triggers HOLD action" in held
+    assert "Now: Held in the hold queue by a HOLD action: `postsuper -H 0674A20C27B` on the mail host" in held
+    discarded = traffic("search", "--to", "trap@example.com", "--status", "discarded")
+    assert "Message 0737520C27D (log source local): from <list@example.net>" in discarded
+    assert "discarded at header: -" in discarded
+    assert "Now: Discarded by a DISCARD action" in discarded
+    data = json.loads(traffic("--since", "2026-12-06", "--until", "2026-12-07", "--by", "reason", "--json"))
+    assert (data["totals"]["held"], data["totals"]["discarded"], data["totals"]["reject_warnings"]) == (1, 1, 0)
+    reasons = {row["key"]: row for row in data["breakdowns"]["reason"]["rows"]}
+    hold = reasons["Recipient address triggers HOLD action"]
+    assert (hold["rejected"], hold["warnings"], hold["held"], hold["discarded"]) == (0, 0, 1, 0)
+
+
+def test_a_breakdown_asked_for_twice_is_shown_once():
+    ingest_file(DMS)
+    data = json.loads(
+        traffic("--since", "2026-12-01", "--until", "2026-12-12", "--by", "status", "--by", "status", "--json")
+    )
+    assert list(data["breakdowns"]) == ["status"]

@@ -175,9 +175,9 @@ def rows(breakdown):
                                       "expired": 0}}),
         ("status", {"delivered": {"messages": 5, "in": 1, "out": 4, "unknown": 0},
                     "rejected": {"messages": 1, "in": 1, "out": 0, "unknown": 0}}),
-        ("reason", {"554 5.7.1 Relay access denied": {"rejected": 1, "warnings": 0},
-                    "550 5.7.1 Service unavailable; client [...] blocked using zen.spamhaus.org": {"rejected": 1,
-                                                                                               "warnings": 0}}),
+        ("reason", {"554 5.7.1 Relay access denied": {"rejected": 1, "warnings": 0, "held": 0, "discarded": 0},
+                    "550 5.7.1 Service unavailable; client [...] blocked using zen.spamhaus.org": {
+                        "rejected": 1, "warnings": 0, "held": 0, "discarded": 0}}),
     ],
 )  # fmt: skip
 def test_breakdowns_name_what_the_log_tells(by, expected):

@@ -55,6 +55,11 @@ def _jsonable(value):
     return value
 
 
+def _reply(rejection):
+    """The code, DSN and reply text of a refusal, those it has."""
+    return " ".join(str(part) for part in (rejection.code, rejection.dsn, rejection.reply) if part) or "-"
+
+
 def _when(moment):
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
@@ -140,7 +145,7 @@ class Command(BaseCommand):
 
     def _moment(self, options, name, now):
         text = options.get(name)
-        return traffic_stats.parse_moment(text, field=name, now=now) if text else None
+        return None if text is None else traffic_stats.parse_moment(text, field=name, now=now)
 
     def _totals(self, o, now):
         if o["limit"] < 1:
@@ -149,7 +154,7 @@ class Command(BaseCommand):
         totals = traffic_stats.traffic_totals(self.actor, since=since, until=until, now=now)
         breakdowns = [
             traffic_stats.traffic_breakdown(self.actor, by=name, since=since, until=until, limit=o["limit"], now=now)
-            for wanted in o["by"] or ()
+            for wanted in dict.fromkeys(o["by"] or ())  # each once, in the order given
             for name in BY[wanted]
         ]
         if o["json"]:
@@ -245,13 +250,11 @@ class Command(BaseCommand):
         if found.truncated:
             self.stdout.write(f"... more messages match: narrow the search or raise --limit ({o['limit']}).")
         if found.rejections:
-            self.stdout.write("Refused at SMTP:")
+            self.stdout.write("Refused, warned, held or discarded at SMTP:")
             for r in found.rejections:
-                what = "warned" if r.is_warning else "refused"
-                code = " ".join(str(part) for part in (r.code, r.dsn) if part)
                 self.stdout.write(
-                    f"  {_when(r.at)}  {what} at {r.stage}: <{r.sender}> -> <{r.recipient}> from {r.client or '?'}: "
-                    f"{code} {r.reply}".rstrip()
+                    f"  {_when(r.at)}  {r.outcome} at {r.stage}: <{r.sender}> -> <{r.recipient}> from "
+                    f"{r.client or '?'}: {_reply(r)}".rstrip()
                 )
 
     def _print_story(self, story):
@@ -292,10 +295,7 @@ class Command(BaseCommand):
             if a.reply:
                 self.stdout.write(f"  {'':19}  {a.reply}")
         for rejection in story.rejections:
-            code = " ".join(str(part) for part in (rejection.code, rejection.dsn) if part)
-            self.stdout.write(
-                f"  {_when(rejection.at)}  refused at {rejection.stage}: {code} {rejection.reply}".rstrip()
-            )
+            self.stdout.write(f"  {_when(rejection.at)}  {rejection.outcome} at {rejection.stage}: {_reply(rejection)}")
         left = f" Left the queue {_when(story.final.removed_at)}." if story.final.removed_at else ""
         self.stdout.write(f"  Now: {story.final.summary}{left}")
         self.stdout.write("")
