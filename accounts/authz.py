@@ -165,11 +165,14 @@ def require_may_change_group_access(actor: Actor | None, group: GatedGroup, fiel
 # --- commands -------------------------------------------------------------------------------------
 
 
-def add_actor_argument(parser: argparse.ArgumentParser) -> None:
+def add_actor_argument(parser: argparse.ArgumentParser, *, default: Any = None) -> None:
+    """--as EMAIL. A subcommand's copy of an option its command has too takes default=argparse.SUPPRESS, so that
+    `command --as EMAIL sub` keeps the value given before the subcommand."""
     parser.add_argument(
         "--as",
         dest="as_email",
         metavar="EMAIL",
+        default=default,
         help="Act with the permissions of this staff member (default: Dockspace itself, which may do anything).",
     )
 

@@ -161,6 +161,30 @@ def test_as_a_staff_member_without_the_permission_it_is_refused():
     assert "monitoring.view_mailmessage" in str(caught.value)
 
 
+@pytest.mark.parametrize("where", ["before search", "after search"])
+def test_as_applies_to_search_wherever_it_is_given(where):
+    ingest_file(DMS)
+    person = UserFactory(is_staff=True)
+    for who, refusal in ((person.email, "monitoring.view_mailmessage"), ("nobody@x.test", "not an active staff")):
+        args = ["--as", who, "search"] if where == "before search" else ["search", "--as", who]
+        with pytest.raises(CommandError) as caught:
+            traffic(*args, "--queue-id", "9F6A7B8C9D")
+        assert refusal in str(caught.value)
+
+
+def test_options_given_before_search_apply_to_it():
+    ingest_file(DMS)
+    everything = traffic("search", "--from", "<>")
+    assert everything.count("Message ") >= 2
+    later = traffic("--since", "2026-12-11", "--json", "search", "--from", "<>")
+    stories = json.loads(later)["messages"]
+    assert stories and all(m["message"]["last_seen_at"] >= "2026-12-11" for m in stories)
+    assert len(stories) < everything.count("Message ")
+    with pytest.raises(CommandError) as caught:
+        traffic("--by", "status", "search", "--from", "<>")
+    assert str(caught.value).startswith("--by: breakdowns go with the totals")
+
+
 def test_a_notification_postfix_wrote_says_so():
     ingest_file(DMS)
     out = traffic("search", "--from", "<>", "--since", "2026-12-11")

@@ -1,6 +1,7 @@
 """manage.py traffic: the mail traffic's totals (as pflogsumm counts them) and breakdowns, and `traffic search`: the
 messages matching an address, a Message-ID or a queue ID, each with its story."""
 
+import argparse
 import dataclasses
 import json
 from datetime import datetime
@@ -24,6 +25,7 @@ OPTIONS = {
     "status": "--status",
     "limit": "--limit",
 }
+BREAKDOWN_LIMIT, SEARCH_LIMIT = 20, 50  # the default --limit of the totals' breakdowns and of search
 # --by: the breakdowns' names, and "domain" for the sender's and the recipient's domain both.
 BY = {"domain": ("sender_domain", "recipient_domain"), **{name: (name,) for name in DIMENSIONS}}
 TOTAL_LINES = [  # (label, key, note)
@@ -93,7 +95,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--since", default="24h", metavar="WHEN", help="Start of the range (default 24h ago).")
+        # The options shared with `search` may come before it too (`traffic --as EMAIL search ...`): search's own
+        # copies leave a value given before it alone (SUPPRESS), and the defaults are applied in handle.
+        parser.add_argument("--since", metavar="WHEN", help="Start of the range (default 24h ago).")
         parser.add_argument("--until", metavar="WHEN", help="End of the range (default now).")
         parser.add_argument(
             "--by",
@@ -102,7 +106,7 @@ class Command(BaseCommand):
             metavar="WHAT",
             help=f"A breakdown after the totals (repeat for more): {', '.join(BY)}.",
         )
-        parser.add_argument("--limit", type=int, default=20, help="Rows per breakdown (default 20).")
+        parser.add_argument("--limit", type=int, help="Rows per breakdown (default 20).")
         parser.add_argument("--json", action="store_true", help="Print JSON: totals first, then rates, breakdowns.")
         add_actor_argument(parser)
         sub = parser.add_subparsers(dest="action", metavar="search")
@@ -120,20 +124,32 @@ class Command(BaseCommand):
         )
         search.add_argument("--message-id", default="", metavar="ID", help="The Message-ID, with or without <>.")
         search.add_argument("--queue-id", default="", metavar="QID", help="Postfix's queue ID (e.g. 4A1B2C3D4E).")
-        search.add_argument("--since", metavar="WHEN", help="Messages seen since (default: any time).")
-        search.add_argument("--until", metavar="WHEN", help="Messages seen before (default: now).")
+        search.add_argument(
+            "--since", default=argparse.SUPPRESS, metavar="WHEN", help="Messages seen since (default: any time)."
+        )
+        search.add_argument(
+            "--until", default=argparse.SUPPRESS, metavar="WHEN", help="Messages seen before (default: now)."
+        )
         search.add_argument(
             "--status",
             default="",
             metavar="STATE",
             help="delivered, deferred, bounced, expired, mixed, rejected, queued, held, discarded.",
         )
-        search.add_argument("--limit", type=int, default=50, help="At most this many messages (default 50).")
-        search.add_argument("--json", action="store_true", help="Print the stories as JSON.")
-        add_actor_argument(search)
+        search.add_argument(
+            "--limit", type=int, default=argparse.SUPPRESS, help="At most this many messages (default 50)."
+        )
+        search.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="Print the stories as JSON.")
+        add_actor_argument(search, default=argparse.SUPPRESS)
 
     def handle(self, *args, action=None, **options):
         self.actor = command_actor(options)
+        if action == "search" and options.get("by"):
+            raise CommandError("--by: breakdowns go with the totals (`traffic --by ...`), not with search.")
+        if options.get("limit") is None:
+            options["limit"] = SEARCH_LIMIT if action == "search" else BREAKDOWN_LIMIT
+        if action != "search" and options.get("since") is None:
+            options["since"] = "24h"
         now = timezone.now()
         with ServiceCall(OPTIONS):
             if action == "search":
