@@ -8,6 +8,7 @@ attempt and a rejection at their own line."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -236,7 +237,8 @@ def delay_histogram_rows(
         bucket, where = row.get("bucket"), row["destination"]
         histogram[bucket, where, row["le"]] += row["n"]
         histogram[bucket, where, "count"] += row["n"]
-        histogram[bucket, where, "sum_ms"] += round((row["total"] or 0) * 1000)
+        total = row["total"] or 0
+        histogram[bucket, where, "sum_ms"] += round(total * 1000) if math.isfinite(total) else 0
     return +histogram
 
 

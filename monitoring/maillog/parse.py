@@ -55,7 +55,7 @@ _last_stamp: tuple[str, datetime | None] = ("", None)
 def _rfc3339(stamp: str) -> datetime | None:
     global _last_stamp
     try:
-        at: datetime | None = datetime.fromisoformat(stamp)
+        at: datetime | None = _plausible(datetime.fromisoformat(stamp))
     except ValueError:
         at = None
     _last_stamp = (stamp, at)
@@ -88,6 +88,8 @@ def parse_syslog(raw: str, *, year: int | None = None, tz: tzinfo = UTC) -> LogL
         at = datetime(year, month, int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5)), tzinfo=tz)
     except (ValueError, OverflowError, TypeError):
         return None
+    if _plausible(at) is None:
+        return None
     pid = m.group(8)
     return LogLine(at, m.group(6), m.group(7), int(pid) if pid else None, m.group(9))
 
@@ -98,6 +100,15 @@ def classic_year(month: int, day: int, *, reference: datetime) -> int:
     if (month, day) > (reference.month, reference.day + 1):
         return reference.year - 1
     return reference.year
+
+
+# Times a log can tell of: years outside these overflow the date arithmetic and the database (a forged line).
+_YEARS = range(1971, 9000)
+MAX_DELAY = 1e9  # seconds (31 years): a delay= beyond it is not one Postfix wrote
+
+
+def _plausible(at: datetime | None) -> datetime | None:
+    return at if at is not None and at.year in _YEARS else None
 
 
 # --- sending IPs -------------------------------------------------------------------------------------------------
@@ -258,6 +269,8 @@ def _delivery(line: LogLine, queue_id: str, rest: str) -> Event:
     try:
         delay: float | None = float(m.group(4))
     except ValueError:  # pragma: no cover - the pattern admits digits only
+        delay = None
+    if delay is not None and not delay < MAX_DELAY:  # hundreds of digits (a forged line) read as infinity
         delay = None
     return Delivery(
         line,
@@ -529,7 +542,7 @@ def parse_lines(lines: Iterable[str], *, reference: datetime, tz: tzinfo = UTC) 
                 at = last_stamp_at
             else:
                 try:
-                    at = fromisoformat(stamp)
+                    at = _plausible(fromisoformat(stamp))
                 except ValueError:
                     at = None
                 last_stamp, last_stamp_at = stamp, at

@@ -440,3 +440,30 @@ def test_an_archive_older_than_the_traffic_days_is_stored_with_a_warning_that_it
     err = StringIO()
     call_command("maillog", "ingest", "--file", str(SAMPLE), stdout=StringIO(), stderr=err)
     assert err.getvalue() == ""
+
+
+def test_forged_dates_and_delays_are_skipped_or_left_out_and_the_lines_around_them_stored(tmp_path):
+    good = (
+        "2026-12-06T09:41:00.000001+00:00 mail postfix/smtpd[2202]: NOQUEUE: reject: RCPT from unknown[203.0.113.10]: "
+        "554 5.7.1 <r1@elsewhere.example>: Relay access denied; from=<spam@example.biz> to=<r1@elsewhere.example> "
+        "proto=ESMTP helo=<203.0.113.10>"
+    )
+    forged = [
+        "0001-01-01T00:00:00+00:00 mail postfix/qmgr[1]: ABCDE12345: removed",
+        "9999-12-31T23:59:59-14:00 mail postfix/qmgr[1]: ABCDE12345: removed",
+        "2026-12-06T09:41:01.000001+00:00 mail postfix/qmgr[7]: 3C5A12B4D1: from=<a@example.net>, size=900, nrcpt=1 "
+        "(queue active)",
+        "2026-12-06T09:41:02.000001+00:00 mail postfix/smtp[40]: 3C5A12B4D1: to=<b@example.org>, relay=none, delay="
+        + "9" * 400
+        + ", delays=0/0/0/0, dsn=2.0.0, status=sent (250 ok)",
+    ]
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join([good, *forged, good.replace("r1@", "r2@")]) + "\n")
+    summary = json.loads(ingest(log, "--json"))
+    assert (summary["lines"], summary["not_syslog_lines"]) == (6, 2)
+    assert SmtpRejection.objects.count() == 2
+    (attempt,) = DeliveryAttempt.objects.all()
+    assert (attempt.status, attempt.delay) == ("sent", None)
+    out = run("traffic", "search", "--to", "b@example.org", "--json")
+    assert json.loads(out)["messages"][0]["attempts"][0]["delay"] is None  # valid JSON: no Infinity
+    run("traffic", "--since", "2026-12-06", "--until", "2026-12-07")

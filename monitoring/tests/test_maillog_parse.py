@@ -845,6 +845,9 @@ def test_a_tag_without_pid_is_read():
         "Dec  6 10:15:02 mail postfix/qmgr[7]: x",  # classic, and no year given
         "Foo  6 10:15:02 mail postfix/qmgr[7]: x",
         "\x00\x01\x02\xff",
+        # Dates no log holds: the date arithmetic and the database would overflow on them.
+        "0001-01-01T00:00:00+00:00 mail postfix/qmgr[1]: ABCDE12345: removed",
+        "9999-12-31T23:59:59-14:00 mail postfix/qmgr[1]: ABCDE12345: removed",
     ],
 )
 def test_what_is_not_a_syslog_line_is_none(raw):
@@ -1007,3 +1010,13 @@ def test_any_batch_gives_the_events_its_lines_give_one_by_one(lines):
 def test_an_empty_batch_has_no_events_and_no_times():
     parsed = parse_lines([], reference=datetime(2026, 12, 6, tzinfo=UTC))
     assert (parsed.pairs, parsed.lines, parsed.other, parsed.first_at, parsed.last_at) == ([], 0, 0, None, None)
+
+
+def test_a_delay_too_long_to_be_postfixs_is_left_out():
+    line = parse_syslog(
+        "2026-12-06T10:15:02.123456+00:00 mail postfix/smtp[4]: 3C5A12B4D1: to=<a@example.org>, relay=none, delay="
+        + "9" * 400
+        + ", delays=0/0/0/0, dsn=4.4.1, status=deferred (connect to mx.example.org: Connection refused)"
+    )
+    event = parse_event(line)
+    assert (type(event), event.delay, event.status) == (events.Delivery, None, "deferred")
