@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, DataError, IntegrityError, connections
 
 from accounts.authz import SYSTEM, Actor
 from monitoring import ssh, traffic
@@ -130,7 +130,14 @@ def _keep_following(
 
     def store(batch: Batch) -> None:
         nonlocal renewed
-        traffic.maillog_ingest_lines(source, batch.lines, batch.checkpoint, actor=actor, follower_token=token)
+        try:
+            traffic.maillog_ingest_lines(source, batch.lines, batch.checkpoint, actor=actor, follower_token=token)
+        except _POISON:
+            # Not the database being away: something in these lines (a shape no test foresaw). Tried again, the
+            # batch would fail for ever and nothing after it would be read: store its lines one by one instead,
+            # leaving out the ones that fail, then the checkpoint.
+            log.exception("log source %r: a batch of %d lines could not be stored", source.name, len(batch.lines))
+            _store_one_by_one(source, batch, token=token, actor=actor)
         renewed = time.monotonic()  # a stored batch says the follower runs
         # Told once stored: a batch read again after a failure would tell it twice.
         # A routine rotation is information; a gap (lines that cannot be read any more) is a warning.
@@ -199,6 +206,32 @@ def _is_gone(follower: str) -> bool:
     except (PermissionError, OverflowError):
         return False
     return False
+
+
+# Errors a batch's own lines cause (not a lost connection, which OperationalError and InterfaceError are).
+_POISON = (ValueError, TypeError, OverflowError, ArithmeticError, LookupError, DataError, IntegrityError)
+
+
+def _store_one_by_one(source: LogSource, batch: Batch, *, token: str, actor: Actor) -> None:
+    """Store a batch that failed as a whole line by line, each in its own transaction, leaving out (and logging)
+    the lines that fail; then the batch's checkpoint. A line left out is named by its number in the batch and its
+    first 200 characters."""
+    skipped = 0
+    for number, line in enumerate(batch.lines, 1):
+        try:
+            traffic.maillog_ingest_lines(source, [line], None, actor=actor, follower_token=token)
+        except _POISON as exc:
+            skipped += 1
+            log.error(
+                "log source %r: left out line %d of a batch of %d (%s): %r",
+                source.name,
+                number,
+                len(batch.lines),
+                _line(exc),
+                line[:200],
+            )
+    traffic.maillog_ingest_lines(source, [], batch.checkpoint, actor=actor, follower_token=token)
+    log.warning("log source %r: stored the batch line by line; %d line(s) left out", source.name, skipped)
 
 
 def _wait_for_source(

@@ -195,6 +195,33 @@ def test_a_batch_that_cannot_be_stored_is_logged_and_stored_on_the_next_try(sysl
     )
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_line_that_cannot_be_stored_is_left_out_and_the_rest_stored(syslog, log_path, monkeypatch, caplog):
+    lines = rejects(0, 10)
+    lines[4] = lines[4].replace("Relay access denied", "POISON")
+    syslog.lines(*lines)
+    stop = threading.Event()
+    parse = traffic.parse_lines
+
+    def parse_or_fail(batch, **kwargs):
+        batch = list(batch)
+        if any("POISON" in line for line in batch):
+            raise ValueError("a shape no test foresaw")
+        if batch:
+            stop.set()
+        return parse(batch, **kwargs)
+
+    monkeypatch.setattr(traffic, "parse_lines", parse_or_fail)
+    source = traffic.logsource_for()
+    with caplog.at_level(logging.INFO, logger="monitoring.traffic_follow"):
+        traffic_follow.maillog_follow_file(source, str(log_path), stop=stop, poll=0.01, retry=0.01)
+    assert stored() == [r for r in recipients(0, 10) if r != "r4@elsewhere.example"]
+    source.refresh_from_db()
+    assert source.position == log_path.stat().st_size  # it went on past the batch
+    assert any("left out line 5 of a batch of 10 (a shape no test foresaw)" in m for m in caplog.messages)
+    assert "log source 'local': stored the batch line by line; 1 line(s) left out" in caplog.messages
+
+
 @pytest.mark.django_db
 def test_the_command_needs_dockspace_mail_log_or_a_host(settings):
     settings.DOCKSPACE_MAIL_LOG = ""
