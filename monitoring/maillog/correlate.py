@@ -45,6 +45,9 @@ STALE_AFTER = timedelta(days=7)
 # A message the queue manager never saw (no `from=, size=` line: the client left before the end of DATA) is dead
 # once its SMTP session must have ended.
 UNQUEUED_STALE_AFTER = timedelta(days=1)
+# A recipient's RCPT and the `client=` line of the queue file it made come within one SMTP command's timeout
+# (smtpd_timeout, 300 s by default).
+SMTP_TRANSACTION = timedelta(seconds=300)
 
 
 def line_key(source: str, raw: str) -> str:
@@ -168,8 +171,8 @@ def message_state(message: OpenMessage, *, expired: bool = False) -> str:
     """A message's state from its recipients' latest statuses: deferred while one waits in the queue, else the
     outcome they share, or mixed. Refused and discarded stay so; held stays so until a recipient is tried (the
     queue manager's `from=` line after a release makes it queued again)."""
-    if message.state in (REJECTED, DISCARDED):
-        return message.state
+    if message.state == REJECTED or (message.state == DISCARDED and not message.recipients):
+        return message.state  # a delivery after a DISCARD means the DISCARD was some other message's
     latest = {status for status, _ in message.recipients.values()}
     if not latest:
         if expired or message.state == EXPIRED:
@@ -289,6 +292,8 @@ class Correlator:
         if self.pending_keep:
             line = event.line
             index = self.pending_keep.pop((line.host, line.program, line.pid), None)
+            if index is not None and line.at - self.rejections[index].event.line.at > SMTP_TRANSACTION:
+                index = None  # from an earlier session of this process, whose recipient was not taken after all
             if index is not None:
                 # The NOQUEUE line is filed under this message: its story and a search by recipient find it.
                 record = self.rejections[index]
@@ -416,6 +421,10 @@ class Correlator:
                 line = event.line
                 self.pending_keep[line.host, line.program, line.pid] = len(self.rejections) - 1
             return
+        if not event.queue_id and not event.is_warning and self.pending_keep:
+            # A later restriction refused that recipient after all (a HOLD does not end the checks): no file.
+            line = event.line
+            self.pending_keep.pop((line.host, line.program, line.pid), None)
         if not event.queue_id or event.is_warning or event.stage not in _ENDING_STAGES:
             return
         at = event.line.at

@@ -166,17 +166,26 @@ _ACTION = re.compile(
 # The actions that refuse the client; the others only log (warn), or accept the message and then keep it in the hold
 # queue (hold) or drop it unseen (discard): the client was told "250 Ok" either way.
 _REFUSALS = frozenset({"reject", "milter-reject"})
-_WHATSUP = re.compile(r"(.*?);((?: (?:from|to|proto|helo|sasl_method|sasl_username|sasl_sender)=\S*)*)\Z", re.S)
-_WHATSUP_FIELD = re.compile(r" (from|to|proto|helo)=<?([^\s>]*?)>?,?(?= |\Z)")
+# The context after the reply, read from the end of the line: the reply before it is the longest text that leaves
+# a whole context behind, so a recipient or sender whose quoted local part holds "; from=<...>" cannot stand for
+# the real context (quoted strings are read whole by _ADDRESS; a HELO name holds no space).
+_CONTEXT = (
+    rf";(?: from=<{_ADDRESS}>)?(?:,? to=<{_ADDRESS}>)?(?:,? proto=([^\s,]+))?(?:,? helo=<([^>\s]*)>)?"
+    r"(?:,? sasl_\w+=[^\s,]*)*"
+)
+_WHATSUP = re.compile(rf"(.*){_CONTEXT}\Z", re.S)
 _REPLY = re.compile(r"(?:([245]\d\d)[ -])?(?:([245]\.\d{1,3}\.\d{1,3}) )?(.*)\Z", re.S)
 _NAMADDR = re.compile(r"([^\[\s]*)\[([^\]\s]*)\](?::\d+)?\Z")
 # cleanup_message.c cleanup_act_log: `reject: header Subject: ... from host[ip]; from=<s> to=<r> proto=ESMTP
 # helo=<h>: 5.7.1 text`. The matched header or body text sits between the context and " from ": never kept.
+# Read from the end too (the header text is the sender's): the client is the last " from X;" that leaves a whole
+# context behind, and the text after it (the check's own, from main.cf) holds no < or >.
 _CONTENT_ACTION = re.compile(
-    r"(reject|warning|milter-reject|hold|discard): (header|body) .* from ([^\s;]+);"
-    r"((?: (?:from|to|proto|helo)=\S*)*)(?:: (.*))?\Z",
+    rf"(reject|warning|milter-reject|hold|discard): (header|body) .* from ([^\s;]+)"
+    rf"(?:; from=<{_ADDRESS}>)?(?: to=<{_ADDRESS}>)?(?: proto=(\S+))?(?: helo=<([^>\s]*)>)?(?:: ([^<>]*))?\Z",
     re.S,
 )
+_CONTENT_HEAD = re.compile(r"(reject|warning|milter-reject|hold|discard): (header|body) ")
 _END_STAGES = frozenset({"DATA", "END-OF-MESSAGE", "BDAT"})
 _CONTENT_ACTIONS = frozenset({"reject", "warning", "hold", "discard"})
 
@@ -187,10 +196,6 @@ def _reply_parts(reply: str) -> tuple[int | None, str, str]:
         return None, "", reply
     code = m.group(1)
     return (int(code) if code else None), (m.group(2) or ""), m.group(3)
-
-
-def _whatsup(fields: str) -> dict[str, str]:
-    return {key: value for key, value in _WHATSUP_FIELD.findall(fields)}
 
 
 def _client(namaddr: str) -> tuple[str, str]:
@@ -207,10 +212,7 @@ def _rejected(line: LogLine, queue_id: str, rest: str, *, stage: str | None = No
         return Other(line)
     action, where, namaddr, tail = m.groups()
     w = _WHATSUP.match(tail)
-    if w is None:
-        reply, fields = tail, {}
-    else:
-        reply, fields = w.group(1), _whatsup(w.group(2))
+    reply, sender, recipient, proto, helo = (tail, "", "", "", "") if w is None else w.groups()
     code, dsn, text = _reply_parts(reply)
     host, ip = _client(namaddr)
     return Rejected(
@@ -222,10 +224,10 @@ def _rejected(line: LogLine, queue_id: str, rest: str, *, stage: str | None = No
         text,
         host,
         ip,
-        fields.get("from", ""),
-        fields.get("to", ""),
-        fields.get("helo", ""),
-        fields.get("proto", ""),
+        sender or "",
+        recipient or "",
+        helo or "",
+        proto or "",
         action not in _REFUSALS,
         action,
     )
@@ -234,11 +236,16 @@ def _rejected(line: LogLine, queue_id: str, rest: str, *, stage: str | None = No
 def _content_rejected(line: LogLine, queue_id: str, rest: str) -> Event:
     m = _CONTENT_ACTION.match(rest)
     if m is None:
-        return Other(line)
-    action, context, origin, fields, text = m.groups()
+        # A context that cannot be told apart (a reply text with < or >): the action still counts, without it.
+        head = _CONTENT_HEAD.match(rest)
+        if head is None:  # pragma: no cover - _cleanup sends only lines that start so
+            return Other(line)
+        action, context = head.groups()
+        kept = action not in _REFUSALS
+        return Rejected(line, queue_id, context, None, "", "", "", "", is_warning=kept, action=action)
+    action, context, origin, sender, recipient, proto, helo, text = m.groups()
     code, dsn, reply = _reply_parts(text or "")
     host, ip = _client(origin)
-    f = _whatsup(fields)
     return Rejected(
         line,
         queue_id,
@@ -248,10 +255,10 @@ def _content_rejected(line: LogLine, queue_id: str, rest: str) -> Event:
         reply,
         host,
         ip,
-        f.get("from", ""),
-        f.get("to", ""),
-        f.get("helo", ""),
-        f.get("proto", ""),
+        sender or "",
+        recipient or "",
+        helo or "",
+        proto or "",
         action not in _REFUSALS,
         action,
     )

@@ -356,6 +356,40 @@ def test_a_hold_at_the_first_recipient_holds_the_message_smtpd_opens_next():
     assert states == {"0674A20C27B": c.HELD, "1111120C27B": c.QUEUED, "2222220C27C": c.QUEUED}
 
 
+def test_a_hold_whose_recipient_was_refused_after_all_or_long_ago_holds_no_other_message():
+    store = Store()
+    store.ingest([
+        # HOLD does not end the checks: a later restriction refused the same recipient, so no queue file was made.
+        log(0, "postfix/smtpd[12]: NOQUEUE: hold: RCPT from unknown[127.0.0.9]: <review@example.com>: Recipient "
+            "address triggers HOLD action; from=<a@example.net> to=<review@example.com> proto=ESMTP helo=<foo>"),
+        log(0, "postfix/smtpd[12]: NOQUEUE: reject: RCPT from unknown[127.0.0.9]: 504 5.5.2 <foo>: Helo command "
+            "rejected: need fully-qualified hostname; from=<a@example.net> to=<review@example.com> proto=ESMTP "
+            "helo=<foo>"),
+        log(5, "postfix/smtpd[12]: 1111120C27B: client=mail.example.net[203.0.113.5]"),  # another session
+        log(10, "postfix/smtpd[12]: NOQUEUE: milter-discard: MAIL from unknown[127.0.0.9]: milter triggers DISCARD "
+            "action; from=<b@example.net> proto=ESMTP helo=<foo>"),
+        log(900, "postfix/smtpd[12]: 2222220C27C: client=mail.example.net[203.0.113.5]"),  # 15 minutes later
+    ])  # fmt: skip
+    assert {m.queue_id: m.state for m in store.messages.values()} == {"1111120C27B": c.QUEUED, "2222220C27C": c.QUEUED}
+
+
+def test_a_message_marked_discarded_that_is_delivered_was_not_discarded():
+    store = Store()
+    store.ingest([
+        log(0, "postfix/smtpd[12]: NOQUEUE: milter-discard: MAIL from unknown[127.0.0.9]: milter triggers DISCARD "
+            "action; from=<b@example.net> proto=ESMTP helo=<foo>"),
+        log(1, "postfix/smtpd[12]: 2222220C27C: client=mail.example.net[203.0.113.5]"),
+    ])  # fmt: skip
+    assert store.only_message().state == c.DISCARDED
+    store.ingest([
+        log(2, "postfix/qmgr[9]: 2222220C27C: from=<c@example.net>, size=480, nrcpt=1 (queue active)"),
+        log(3, "postfix/lmtp[18]: 2222220C27C: to=<alice@example.com>, relay=mail.example.com[/var/run/dovecot/lmtp], "
+            "delay=1, delays=1/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 <alice@example.com> x Saved)"),
+        log(3, "postfix/qmgr[9]: 2222220C27C: removed"),
+    ])  # fmt: skip
+    assert store.only_message().state == c.DELIVERED
+
+
 def test_a_discarded_message_stays_discarded():
     store = Store()
     store.ingest([

@@ -1020,3 +1020,48 @@ def test_a_delay_too_long_to_be_postfixs_is_left_out():
     )
     event = parse_event(line)
     assert (type(event), event.delay, event.status) == (events.Delivery, None, "deferred")
+
+
+def test_a_senders_words_cannot_stand_for_the_client_or_the_envelope_of_a_content_action():
+    # A sender whose quoted local part holds a space, and a Subject that imitates the context: the client and the
+    # envelope are the real ones (read from the end), and the action is counted.
+    spoof = "VIAGRA from trusted.example[10.0.0.1]; from=<alice@example.com> to=<bob@example.com>: 5.7.1 x"
+    line = parse_syslog(
+        f"{AT}postfix/cleanup[17]: 0737520C27D: reject: header Subject: {spoof} from unknown[127.0.0.9]; "
+        'from=<"a b"@evil.example> to=<carol@example.com> proto=ESMTP helo=<mta.example.net>: 5.7.1 Message content '
+        "rejected"
+    )
+    event = parse_event(line)
+    assert (event.client_ip, event.sender, event.recipient, event.action, event.reply) == (
+        "127.0.0.9",
+        '"a b"@evil.example',
+        "carol@example.com",
+        "reject",
+        "Message content rejected",
+    )
+
+
+def test_a_content_action_whose_context_cannot_be_read_still_counts():
+    line = parse_syslog(
+        f"{AT}postfix/cleanup[17]: 0737520C27D: hold: header Subject: x from unknown[127.0.0.9]; from=<a@example.net> "
+        "to=<b@example.com> proto=ESMTP helo=<mta.example.net>: held: see <https://wiki.example.com/hold>"
+    )
+    event = parse_event(line)
+    assert (type(event), event.queue_id, event.stage, event.action, event.is_warning) == (
+        events.Rejected,
+        "0737520C27D",
+        "header",
+        "hold",
+        True,
+    )
+
+
+def test_a_quoted_recipient_cannot_stand_for_the_sender_of_an_smtp_refusal():
+    forged = '"x; from=<alice@example.com> to=<y"@example.org'
+    line = parse_syslog(
+        f"{AT}postfix/smtpd[21]: NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 554 5.7.1 <{forged}>: Relay access "
+        f"denied; from=<spam@example.biz> to=<{forged}> proto=ESMTP helo=<ylmf-pc>"
+    )
+    event = parse_event(line)
+    assert (event.sender, event.recipient, event.helo, event.code) == ("spam@example.biz", forged, "ylmf-pc", 554)
+    assert event.reply == f"<{forged}>: Relay access denied"
