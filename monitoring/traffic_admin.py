@@ -139,7 +139,7 @@ class MailMessageAdmin(admin.ModelAdmin):
         )
 
     def get_search_results(self, request, queryset, search_term):
-        return message_search(queryset, search_term), False
+        return message_search(request.user, queryset, search_term), False
 
     def has_add_permission(self, request):
         return False
@@ -153,8 +153,8 @@ class MailMessageAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         message = self.get_object(request, unquote(object_id))
         extra = {}
-        if message is not None:
-            story = message_story(message)
+        if message is not None and self.has_view_permission(request, message):
+            story = message_story(request.user, message)
             for attempt in story.attempts:
                 attempt.css = STATUS_CSS.get(attempt.status, "")
             extra = {"story": story, "state_css": STATE_CSS.get(message.state, "")}

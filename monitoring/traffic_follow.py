@@ -119,7 +119,7 @@ def _keep_following(
     while this follower holds the source (claim_logsource): it waits while another runs, and goes back to waiting
     (from the checkpoint the other stored) if another took over."""
     token = secrets.token_hex(16)
-    me = _FOLLOWER.format(pid=os.getpid(), host=socket.gethostname())
+    me = _me()
     renewed = time.monotonic()
 
     def renew_when_due() -> None:
@@ -159,8 +159,8 @@ def _keep_following(
             except traffic.FollowerReplaced:
                 holding = False
                 log.error(
-                    "log source %r: another follower took it over (this one was silent for more than %d s); "
-                    "waiting until it stops",
+                    "log source %r: another follower took it over (this one was not heard of for %d s, or looked "
+                    "gone); waiting until it stops",
                     source.name,
                     traffic.FOLLOWER_LEASE.total_seconds(),
                 )
@@ -186,15 +186,30 @@ def _keep_following(
     log.info("log source %r: stopped at %s", source.name, where)
 
 
-_FOLLOWER = "pid {pid} on {host}"
-_FOLLOWER_PATTERN = re.compile(r"pid (\d{1,10}) on (.+)")
+_FOLLOWER = "pid {pid} on {host} (pid namespace {namespace})"
+_FOLLOWER_PATTERN = re.compile(r"pid (\d{1,10}) on (.+) \(pid namespace (\d{1,20})\)")
+
+
+def _pid_namespace() -> int:
+    """The inode of this process's PID namespace (Linux; 0 elsewhere): containers sharing a host name (host
+    networking, a fixed hostname) have their own PIDs, and their pid 1s are different processes."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _me() -> str:
+    return _FOLLOWER.format(pid=os.getpid(), host=socket.gethostname(), namespace=_pid_namespace())
 
 
 def _is_gone(follower: str) -> bool:
-    """Whether the follower described (`pid N on HOST`) is a process of this machine that has ended (killed, or an
-    earlier run of this process's pid): then no need to wait for its lease to run out. Unsure means no."""
+    """Whether the follower described (`pid N on HOST (pid namespace NS)`) is a process of this machine and PID
+    namespace that has ended (killed, or an earlier run of this process's pid): then no need to wait for its lease
+    to run out. Unsure (another machine or namespace, no namespace known) means no."""
     m = _FOLLOWER_PATTERN.fullmatch(follower)
-    if m is None or m.group(2) != socket.gethostname():
+    namespace = _pid_namespace()
+    if m is None or m.group(2) != socket.gethostname() or not namespace or int(m.group(3)) != namespace:
         return False
     pid = int(m.group(1))
     if pid == os.getpid():

@@ -14,9 +14,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.authz import Actor
+from accounts.authz import Actor, require_perm
 from mail.models import Mailbox
 from monitoring.traffic_models import DeliveryAttempt, MailMessage, SmtpRejection
+from monitoring.traffic_stats import messages_named_by
 
 VIEW_MESSAGES = "monitoring.view_mailmessage"
 MAILBOX_DAYS = 30
@@ -30,11 +31,14 @@ FAILED = (DeliveryAttempt.BOUNCED, DeliveryAttempt.EXPIRED)
 SEARCH_WORDS_MAX = 10
 
 
-def message_search(queryset: QuerySet[MailMessage], term: str) -> QuerySet[MailMessage]:
+def message_search(actor: Actor, queryset: QuerySet[MailMessage], term: str) -> QuerySet[MailMessage]:
     """The messages of `queryset` an operator means by `term`: each word an envelope sender, a recipient of any
     delivery attempt, a queue ID or a Message-ID (angle brackets optional), matched whole so that each is one index
     lookup however long the history; addresses also in lower case, queue IDs also in upper case. Several words: the
-    messages that match all of them (`alice@example.com bob@example.net`: from Alice to Bob). `<>`: bounces."""
+    messages that match all of them (`alice@example.com bob@example.net`: from Alice to Bob). `<>`: bounces. A
+    message held, discarded or refused before any delivery is found by the recipient its refusal names. For who may
+    view messages."""
+    require_perm(actor, VIEW_MESSAGES)
     # A search is a few addresses or ids: words past the first 10 are ignored (each is a subquery, and a thousand
     # of them overflow SQLite's expression depth); NUL, which no address holds and PostgreSQL refuses, is dropped.
     for word in term.replace("\x00", "").split()[:SEARCH_WORDS_MAX]:
@@ -45,10 +49,12 @@ def message_search(queryset: QuerySet[MailMessage], term: str) -> QuerySet[MailM
         addresses = {bare, bare.lower()}
         messages = MailMessage.objects.order_by().values("pk")
         # One index lookup each, their ids together: an OR of them would read every message instead.
+        named = messages_named_by(SmtpRejection.objects.filter(recipient__in=addresses))
         found = messages.filter(sender__in=addresses).union(
             messages.filter(queue_id__in={word, word.upper()}),
             messages.filter(message_id=bare),
             DeliveryAttempt.objects.filter(recipient__in=addresses).order_by().values("message_id"),
+            *([messages.filter(named)] if named else []),
             all=True,
         )
         queryset = queryset.filter(pk__in=found)
@@ -71,8 +77,9 @@ class MessageStory:
     notification_of: MailMessage | None = None
 
 
-def message_story(message: MailMessage) -> MessageStory:
-    """What the message's admin page shows. For an operator who may view messages (the admin checks)."""
+def message_story(actor: Actor, message: MailMessage) -> MessageStory:
+    """What the message's admin page shows. For who may view messages."""
+    require_perm(actor, VIEW_MESSAGES)
     attempts = list(message.attempts.order_by("at", "id"))
     # Refusals of a recipient, warnings, a HOLD or DISCARD, the refusal that ended it: logged with its queue id.
     rejections = list(

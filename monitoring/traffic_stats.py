@@ -492,6 +492,21 @@ def _rejection_summary(row: SmtpRejection) -> RejectionSummary:
     )
 
 
+NAMED_BY_REFUSALS_MAX = 500
+
+
+def messages_named_by(refusals: QuerySet[SmtpRejection]) -> Q:
+    """The messages (by source and queue id) of the `refusals` logged with a queue id: a message held, discarded
+    or refused before any delivery has no attempt, its refusal names the recipient. Their pairs are read first
+    (few: most refusals have no queue id), so the query is index lookups, not a scan of every message; Q() when
+    there are none."""
+    named = Q()
+    pairs = refusals.exclude(queue_id="").values_list("source_id", "queue_id").distinct()
+    for source_id, queue_id in pairs[:NAMED_BY_REFUSALS_MAX]:
+        named |= Q(source_id=source_id, queue_id=queue_id)
+    return named
+
+
 def message_search(
     actor: Actor | None,
     *,
@@ -521,10 +536,7 @@ def message_search(
         attempted = DeliveryAttempt.objects.filter(
             Q(recipient__iexact=address) | Q(orig_recipient__iexact=address)
         ).values("message_id")
-        # A message held, discarded or refused before any delivery has no attempt: its refusal names the recipient.
-        named = Q()
-        for source_id, queued in refusals.exclude(queue_id="").values_list("source_id", "queue_id").distinct()[:500]:
-            named |= Q(source_id=source_id, queue_id=queued)
+        named = messages_named_by(refusals)
         messages = messages.filter(Q(pk__in=attempted) | named) if named else messages.filter(pk__in=attempted)
         by_address = True
     if sender:

@@ -109,9 +109,10 @@ def test_a_message_is_found_by_recipient_sender_message_id_and_queue_id(logged, 
     assert queue_ids(viewer, "?q=carol@example.org") == ["1BC8D2108B3"]
     assert queue_ids(viewer, "?q=%3C179659844010.22382.3514452317530527056@example.org%3E") == ["1BC8D2108B3"]
     assert queue_ids(viewer, "?q=1bc8d2108b3") == ["1BC8D2108B3"]
-    # Alice sent three messages and received five (three of them Postfix's reports of her bounces); from Alice to one
-    # address:
-    assert len(listed(viewer, "?q=alice@example.com")) == 8
+    # Alice sent three messages and received five (three of them Postfix's reports of her bounces), and one to her was
+    # refused by a header check (it has no delivery attempt: its refusal names her); from Alice to one address:
+    assert len(listed(viewer, "?q=alice@example.com")) == 9
+    assert "0F1432108A9" in queue_ids(viewer, "?q=alice@example.com")
     assert queue_ids(viewer, "?q=alice@example.com+defer.me@example.net") == ["1D8592108B4"]
     assert queue_ids(viewer, "?q=nobody@nowhere.example") == []
 
@@ -247,7 +248,7 @@ def test_the_list_counts_once_and_its_queries_do_not_grow_with_the_rows_shown(lo
     many, more = queries("")
 
     assert (one, many) == (1, 13)
-    assert len(few) == len(more)
+    assert len(few) == len(more) + 1  # the search word's refusals with a queue id, read once: not per row
     # The paginator's count of what the search found, and no second count of the whole history beside it.
     [count] = [sql for sql in few if "COUNT(" in sql]
     assert "WHERE" in count
@@ -260,3 +261,17 @@ def test_a_search_of_a_thousand_words_or_a_date_at_the_end_of_time_is_a_page_not
         response = viewer.get(f"{MESSAGES}?{query}")
         assert response.status_code == 200
         assert "is outside the years 1900 to 9000" in response.content.decode()
+
+
+def test_the_story_and_the_search_refuse_whoever_may_not_view_messages(logged):
+    from django.core.exceptions import ValidationError
+
+    from monitoring.traffic_pages import message_search, message_story
+
+    outsider = staff_with("view_mailbox", email="mail-only@example.com")
+    message = MailMessage.objects.get(queue_id="17B152108AF")
+    with pytest.raises(ValidationError, match="monitoring.view_mailmessage"):
+        message_story(outsider, message)
+    with pytest.raises(ValidationError, match="monitoring.view_mailmessage"):
+        message_search(outsider, MailMessage.objects.all(), "alice@example.com")
+    assert message_story(staff_with("view_mailmessage"), message).message == message

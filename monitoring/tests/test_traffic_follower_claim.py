@@ -66,3 +66,24 @@ def test_storing_a_batch_says_the_follower_runs(source):
         traffic.maillog_ingest_lines(source, [REJECT], follower_token="first")
     with time_machine.travel(later + timedelta(seconds=30)):  # past the claim's lease, within the batch's
         assert not traffic.claim_logsource(source, "second", "pid 20 on mx2").held
+
+
+def test_a_follower_is_known_gone_only_in_this_machines_pid_namespace():
+    import os
+    import socket
+    import subprocess
+
+    from monitoring import traffic_follow
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    here = socket.gethostname()
+    namespace = os.stat("/proc/self/ns/pid").st_ino
+    assert traffic_follow._is_gone(f"pid {ended.pid} on {here} (pid namespace {namespace})")
+    assert traffic_follow._is_gone(traffic_follow._me())  # this pid, another token: an earlier run of it
+    # Another PID namespace with the same host name (a container with host networking): its pids are not ours.
+    assert not traffic_follow._is_gone(f"pid {ended.pid} on {here} (pid namespace {namespace + 1})")
+    assert not traffic_follow._is_gone(f"pid {os.getpid()} on {here} (pid namespace {namespace + 1})")
+    assert not traffic_follow._is_gone(f"pid {ended.pid} on another-host (pid namespace {namespace})")
+    assert not traffic_follow._is_gone(f"pid {os.getppid()} on {here} (pid namespace {namespace})")  # alive
+    assert not traffic_follow._is_gone("anything else")
