@@ -177,7 +177,7 @@ def distinct_figures(since: datetime, until: datetime) -> dict[str, int]:
     delivered ones."""
     deferred = (
         _between(DeliveryAttempt.objects.filter(status=DeliveryAttempt.DEFERRED), "at", since, until)
-        .values("message__queue_id")
+        .values("message__source_id", "message__queue_id")  # pflogsumm's queue ids, one log source's each
         .distinct()
         .count()
     )

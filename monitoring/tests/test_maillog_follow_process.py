@@ -234,6 +234,18 @@ def test_the_command_needs_dockspace_mail_log_or_a_host(settings):
     traffic.logsource_for(host=host)
     with pytest.raises(CommandError, match="--source: the log source 'mx1' is the log of mx1; follow it with --host"):
         run("maillog", "follow", "--source", "mx1")
+    with pytest.raises(CommandError, match="--source: a name is required"):
+        run("maillog", "follow", "--source", " ")
+
+
+@pytest.mark.django_db
+def test_a_dockspace_mail_log_that_is_not_a_mail_log_is_refused_before_anything_is_read(settings, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Not a mail log\n\nJust words.\n")
+    settings.DOCKSPACE_MAIL_LOG = str(readme)
+    with pytest.raises(CommandError, match=r"DOCKSPACE_MAIL_LOG: .*README.md is not a mail log"):
+        run("maillog", "follow")
+    assert not LogSource.objects.filter(lines_read__gt=0).exists()
 
 
 def test_without_dockspace_mail_log_make_run_says_the_follower_is_off_and_the_image_refuses_it(

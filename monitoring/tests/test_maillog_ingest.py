@@ -467,3 +467,9 @@ def test_forged_dates_and_delays_are_skipped_or_left_out_and_the_lines_around_th
     out = run("traffic", "search", "--to", "b@example.org", "--json")
     assert json.loads(out)["messages"][0]["attempts"][0]["delay"] is None  # valid JSON: no Infinity
     run("traffic", "--since", "2026-12-06", "--until", "2026-12-07")
+
+
+def test_a_blank_source_name_is_refused_not_taken_for_the_followers():
+    assert refused("maillog", "ingest", "--file", str(SAMPLE), "--source", "").startswith(
+        "--source: a name is required"
+    )

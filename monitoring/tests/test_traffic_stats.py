@@ -502,3 +502,16 @@ def test_the_periodic_tasks_roll_up_and_prune_and_say_what_they_did(settings):
         assert roll_up_traffic() == ("rolled up 2 day(s) (2026-12-06 to 2026-12-07): 21 hourly, 60 daily rows")
     with time_machine.travel(datetime(2027, 1, 6, tzinfo=UTC), tick=False):
         assert prune_traffic().startswith("deleted 6 message(s), 7 delivery attempt(s), 3 rejection(s)")
+
+
+def test_two_log_sources_add_up_their_deferred_messages_as_their_other_figures():
+    ingest_file(DMS)
+    one = everything().as_dict()
+    ingest_file(DMS, source="mx2")  # another host's log: its queue ids are its own, even where they look the same
+    both = everything().as_dict()
+    assert one["deferred"] > 0
+    assert (both["deferred"], both["deferrals"], both["received"]) == (
+        2 * one["deferred"],
+        2 * one["deferrals"],
+        2 * one["received"],
+    )

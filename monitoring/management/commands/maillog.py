@@ -18,6 +18,17 @@ from monitoring.models import LogSource, MailHost
 OPTIONS = {"source": "--source"}
 
 
+def _source_name(options):
+    """--source as given; "" when left out (the host's name, else 'local'). Given blank: refused, never the live
+    follower's source by accident."""
+    name = options.get("source")
+    if name is None:
+        return ""
+    if not name.strip():
+        raise CommandError("--source: a name is required; leave --source out to use the --host name, else 'local'.")
+    return name
+
+
 def summary_data(result, *, path, source, seconds):
     return {
         "file": path,
@@ -134,7 +145,7 @@ class Command(BaseCommand):
             if host is None:
                 raise not_found("--host", "mail host", o["host"])
         with ServiceCall(OPTIONS):
-            source = traffic.logsource_for(name=o["source"] or "", host=host, actor=self.actor)
+            source = traffic.logsource_for(name=_source_name(o), host=host, actor=self.actor)
         started = time.monotonic()
         with self._progress(path) as on_progress, ServiceCall(OPTIONS):
             try:
@@ -165,8 +176,14 @@ class Command(BaseCommand):
                 "DOCKSPACE_MAIL_LOG is not set: set it to the mail log to follow (DMS's /var/log/mail/mail.log, "
                 "mounted read-only), or give --host NAME to follow a mail host's log over SSH."
             )
+        elif os.path.exists(settings.DOCKSPACE_MAIL_LOG):
+            # Not yet there is fine (the follower waits for it); there but not a mail log is a mistake to stop at.
+            try:
+                traffic.check_log_file(settings.DOCKSPACE_MAIL_LOG)
+            except traffic.LogFileError as exc:
+                raise CommandError(f"DOCKSPACE_MAIL_LOG: {exc}") from None
         with ServiceCall(OPTIONS):
-            source = traffic.logsource_for(name=o["source"] or "", host=host, actor=self.actor)
+            source = traffic.logsource_for(name=_source_name(o), host=host, actor=self.actor)
         if host is None and source.kind == LogSource.HOST:
             owner = source.mail_host.name if source.mail_host else "a mail host"
             raise CommandError(
