@@ -94,6 +94,7 @@ class IngestResult:
     rejection_warnings: int = 0
     events: Counter[str] = field(default_factory=Counter)
     other_by_program: Counter[str] = field(default_factory=Counter)
+    newest_at: datetime | None = None  # the time of the newest line that told of mail
 
     def add(self, other: IngestResult) -> None:
         self.lines += other.lines
@@ -105,6 +106,8 @@ class IngestResult:
         self.rejection_warnings += other.rejection_warnings
         self.events.update(other.events)
         self.other_by_program.update(other.other_by_program)
+        if other.newest_at is not None and (self.newest_at is None or other.newest_at > self.newest_at):
+            self.newest_at = other.newest_at
 
 
 # --- sources -----------------------------------------------------------------------------------------------------
@@ -511,7 +514,7 @@ def _store(
     source: LogSource, parsed: ParsedLines, checkpoint: Checkpoint | None, follower_token: str | None = None
 ) -> IngestResult:
     """Correlate and store one parsed batch with the reader's checkpoint, in one transaction."""
-    result = IngestResult(lines=parsed.lines, not_syslog=parsed.not_syslog)
+    result = IngestResult(lines=parsed.lines, not_syslog=parsed.not_syslog, newest_at=parsed.last_at)
     with transaction.atomic():
         source = LogSource.objects.select_for_update().get(pk=source.pk)  # one writer per source at a time
         if follower_token is not None and source.follower_token != follower_token:
@@ -636,8 +639,12 @@ def _sniff(lines: list[str], path: str, reference: datetime, tz: tzinfo) -> None
         )
 
 
+def retention_start(now: datetime | None = None) -> datetime:
+    """The oldest moment whose mail the next prune keeps (DOCKSPACE_TRAFFIC_DAYS back from now)."""
+    return (now or timezone.now()) - timedelta(days=settings.TRAFFIC_DAYS)
+
+
 def messages_past_retention(source: LogSource, now: datetime | None = None) -> int:
     """How many of the source's stored messages the next prune deletes (last seen before DOCKSPACE_TRAFFIC_DAYS):
     an archive ingested late says so instead of vanishing silently."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.TRAFFIC_DAYS)
-    return MailMessage.objects.filter(source=source, last_seen_at__lt=cutoff).count()
+    return MailMessage.objects.filter(source=source, last_seen_at__lt=retention_start(now)).count()

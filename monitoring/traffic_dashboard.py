@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
+from django.db.models import Max, Sum
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.authz import Actor
 from dockspace.canonical import unicode_address
 from monitoring import traffic_measures as m
-from monitoring.traffic_models import MailMessage
+from monitoring.traffic_models import LogSource, MailMessage, SmtpRejection
 from monitoring.traffic_stats import (
     TrafficTotals,
     series_totals,
@@ -143,6 +145,8 @@ class TrafficCard:
     deferral_rate: str
     tops: list[TopTable]
     is_empty: bool
+    lines_read: int = 0  # when empty: the lines read so far, and the newest mail among them
+    newest_mail: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,7 @@ def traffic_card_data(actor: Actor, chosen: TrafficRange, *, now: datetime | Non
         TotalsRow(label="All", values=[sum(row.values[i] for row in totals_rows) for i in range(len(OUTCOMES))])
     )
     tops = [_top_table(actor, top, chosen, totals.since, now) for top in TOPS]
+    is_empty = not any(totals_rows[-1].values) and not any(table.rows for table in tops)
     return TrafficCard(
         range=chosen,
         ranges=list(RANGES.values()),
@@ -260,5 +265,24 @@ def traffic_card_data(actor: Actor, chosen: TrafficRange, *, now: datetime | Non
         bounce_rate=_percent(totals.bounce_rate),
         deferral_rate=_percent(totals.deferral_rate),
         tops=tops,
-        is_empty=not any(totals_rows[-1].values) and not any(table.rows for table in tops),
+        is_empty=is_empty,
+        **(_what_was_read() if is_empty else {}),
     )
+
+
+def _what_was_read() -> dict[str, Any]:
+    """For an empty card: how many lines the mail logs gave so far, and the newest mail in them (a log of older
+    mail than the range, or none at all, reads differently)."""
+    lines = LogSource.objects.aggregate(n=Sum("lines_read"))["n"] or 0
+    newest = max(
+        (
+            moment
+            for moment in (
+                MailMessage.objects.aggregate(at=Max("last_seen_at"))["at"],
+                SmtpRejection.objects.aggregate(at=Max("at"))["at"],
+            )
+            if moment is not None
+        ),
+        default=None,
+    )
+    return {"lines_read": lines, "newest_mail": newest}

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, connections
 
 from accounts.authz import SYSTEM, Actor
@@ -128,10 +129,23 @@ def _keep_following(
             traffic.renew_logsource(source, token, actor=actor)
             renewed = time.monotonic()
 
+    told_old = False
+
     def store(batch: Batch) -> None:
-        nonlocal renewed
+        nonlocal renewed, told_old
         try:
-            traffic.maillog_ingest_lines(source, batch.lines, batch.checkpoint, actor=actor, follower_token=token)
+            result = traffic.maillog_ingest_lines(
+                source, batch.lines, batch.checkpoint, actor=actor, follower_token=token
+            )
+            if not told_old and result.newest_at is not None and result.newest_at < traffic.retention_start():
+                told_old = True
+                log.warning(
+                    "log source %r: the mail read is from %s, older than DOCKSPACE_TRAFFIC_DAYS (%d days): the next "
+                    "prune deletes it, and it is not rolled up",
+                    source.name,
+                    result.newest_at.isoformat(timespec="seconds"),
+                    settings.TRAFFIC_DAYS,
+                )
         except _POISON:
             # Not the database being away: something in these lines (a shape no test foresaw). Tried again, the
             # batch would fail for ever and nothing after it would be read: store its lines one by one instead,

@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import OperationalError
@@ -220,6 +222,23 @@ def test_a_line_that_cannot_be_stored_is_left_out_and_the_rest_stored(syslog, lo
     assert source.position == log_path.stat().st_size  # it went on past the batch
     assert any("left out line 5 of a batch of 10 (a shape no test foresaw)" in m for m in caplog.messages)
     assert "log source 'local': stored the batch line by line; 1 line(s) left out" in caplog.messages
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mail_older_than_the_traffic_days_is_stored_with_a_warning_once(syslog, log_path, caplog, settings):
+    settings.TRAFFIC_DAYS = 1
+    syslog.lines(*rejects(0, 10))  # 2026-12-06
+    stop = threading.Event()
+    source = traffic.logsource_for()
+    with time_machine.travel(datetime(2027, 1, 1, tzinfo=UTC)), caplog.at_level(logging.INFO):
+        threading.Timer(3, stop.set).start()
+        traffic_follow.maillog_follow_file(source, str(log_path), stop=stop, poll=0.01, retry=0.01)
+    assert stored() == recipients(0, 10)
+    warned = [m for m in caplog.messages if "older than DOCKSPACE_TRAFFIC_DAYS (1 days)" in m]
+    assert warned == [
+        "log source 'local': the mail read is from 2026-12-06T09:41:00+00:00, older than DOCKSPACE_TRAFFIC_DAYS "
+        "(1 days): the next prune deletes it, and it is not rolled up"
+    ]
 
 
 @pytest.mark.django_db
