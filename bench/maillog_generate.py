@@ -483,25 +483,24 @@ class Sim:
         total_rcpt = len(rcpts) + refused
         commands.append(f"rcpt={len(rcpts)}" if not refused else f"rcpt={len(rcpts)}/{total_rcpt}")
         kept = r.random()
-        if kept < 0.007 and spam > 0.05:  # a header_checks HOLD (kept in the hold queue) or DISCARD (dropped)
+        ended = None  # what ends the message at cleanup, and the data= count smtpd logs for it
+        if spam <= 0.05:
+            ended = (
+                f"milter-reject: END-OF-MESSAGE from {client}: 5.7.1 Spam message rejected; from=<{sender}> "
+                f"to=<{rcpts[0]}> proto=ESMTP helo=<{helo}>",
+                "data=0/1",
+            )
+        elif kept < 0.007:  # a header_checks HOLD (kept in the hold queue) or DISCARD (dropped)
             action, subject = ("hold", "Invoice overdue") if kept < 0.004 else ("discard", "Unsubscribe confirmation")
             reason = ": looks like invoice fraud" if action == "hold" else ""
-            text = (
-                f"postfix/cleanup[{cleanup}]: {qid}: {action}: header Subject: {subject} from {client}; "
-                f"from=<{sender}> to=<{rcpts[0]}> proto=ESMTP helo=<{helo}>{reason}"
+            ended = (
+                f"{action}: header Subject: {subject} from {client}; from=<{sender}> to=<{rcpts[0]}> proto=ESMTP "
+                f"helo=<{helo}>{reason}",
+                "data=1",
             )
-            yield t, text
-            commands += ["data=1", "quit=1"]
-            yield t + 0.001, _disconnect("postfix/smtpd", smtpd, client, commands)
-            self.active_qids.discard(qid)
-            return
-        if spam <= 0.05:
-            text = (
-                f"postfix/cleanup[{cleanup}]: {qid}: milter-reject: END-OF-MESSAGE from {client}: 5.7.1 Spam message "
-                f"rejected; from=<{sender}> to=<{rcpts[0]}> proto=ESMTP helo=<{helo}>"
-            )
-            yield t, text
-            commands += ["data=0/1", "quit=1"]
+        if ended is not None:
+            yield t, f"postfix/cleanup[{cleanup}]: {qid}: {ended[0]}"
+            commands += [ended[1], "quit=1"]
             yield t + 0.001, _disconnect("postfix/smtpd", smtpd, client, commands)
             self.active_qids.discard(qid)
             return
