@@ -51,6 +51,9 @@ LOCAL_SOURCE = "local"  # the log source of DOCKSPACE_MAIL_LOG
 BATCH_LINES = 50_000  # lines per transaction when ingesting a file
 _IN_CHUNK = 500  # values per `IN (...)` (SQLite's historical limit is 999 variables)
 _BIG = 2**63 - 1
+# Bytes: no message is a terabyte (Postfix's message_size_limit); a forged size= beyond it is left out, so that
+# millions of them still add up within a 64-bit column.
+MAX_MESSAGE_SIZE = 2**40
 _MESSAGE_FIELDS = [
     "queue_id",
     "first_seen_at",
@@ -327,7 +330,7 @@ def _message_values(message: OpenMessage, source_id: int, when: Callable[[Any], 
         when(message.first_seen_at),
         when(message.last_seen_at),
         _clip(message.sender, ADDRESS_MAX_LENGTH),
-        _number(message.size),
+        _number(message.size, MAX_MESSAGE_SIZE),
         _number(message.nrcpt, 2**31 - 1),
         _clip(message.message_id, 255),
         _clip(message.sasl_username, ADDRESS_MAX_LENGTH),

@@ -200,30 +200,34 @@ def _keep_following(
     log.info("log source %r: stopped at %s", source.name, where)
 
 
-_FOLLOWER = "pid {pid} on {host} (pid namespace {namespace})"
-_FOLLOWER_PATTERN = re.compile(r"pid (\d{1,10}) on (.+) \(pid namespace (\d{1,20})\)")
+_FOLLOWER = "pid {pid} on {host} (kernel boot {boot}, pid namespace {namespace})"
+_FOLLOWER_PATTERN = re.compile(r"pid (\d{1,10}) on .+ \(kernel boot ([0-9a-f-]{36}), pid namespace (\d{1,20})\)")
 
 
-def _pid_namespace() -> int:
-    """The inode of this process's PID namespace (Linux; 0 elsewhere): containers sharing a host name (host
-    networking, a fixed hostname) have their own PIDs, and their pid 1s are different processes."""
+def _process_space() -> tuple[str, int]:
+    """Where this process's pid means something: the running kernel (its boot id: another machine, or this one
+    after a reboot, has another) and the PID namespace in it (containers have their own, whose pid 1s are
+    different processes). ("", 0) where Linux does not tell."""
     try:
-        return os.stat("/proc/self/ns/pid").st_ino
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        return boot, os.stat("/proc/self/ns/pid").st_ino
     except OSError:
-        return 0
+        return "", 0
 
 
 def _me() -> str:
-    return _FOLLOWER.format(pid=os.getpid(), host=socket.gethostname(), namespace=_pid_namespace())
+    boot, namespace = _process_space()
+    return _FOLLOWER.format(pid=os.getpid(), host=socket.gethostname(), boot=boot or "-", namespace=namespace)
 
 
 def _is_gone(follower: str) -> bool:
-    """Whether the follower described (`pid N on HOST (pid namespace NS)`) is a process of this machine and PID
-    namespace that has ended (killed, or an earlier run of this process's pid): then no need to wait for its lease
-    to run out. Unsure (another machine or namespace, no namespace known) means no."""
+    """Whether the follower described (`pid N on HOST (kernel boot B, pid namespace NS)`) is a process of this
+    kernel and PID namespace that has ended (killed, or an earlier run of this process's pid): then no need to wait
+    for its lease to run out. Unsure (another machine or namespace, neither known) means no."""
     m = _FOLLOWER_PATTERN.fullmatch(follower)
-    namespace = _pid_namespace()
-    if m is None or m.group(2) != socket.gethostname() or not namespace or int(m.group(3)) != namespace:
+    boot, namespace = _process_space()
+    if m is None or not boot or (m.group(2), int(m.group(3))) != (boot, namespace):
         return False
     pid = int(m.group(1))
     if pid == os.getpid():

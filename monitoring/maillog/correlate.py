@@ -437,6 +437,11 @@ class Correlator:
         message.state = REJECTED
         self._close(message, at)
 
+    def _session(self, event: ev.SessionStarted, key: str) -> None:
+        if self.pending_keep:  # the session that logged a HOLD or DISCARD without a queue id is over
+            line = event.line
+            self.pending_keep.pop((line.host, line.program, line.pid), None)
+
     def _kept(self, event: ev.Rejected, key: str, state: str) -> None:
         """A HOLD or DISCARD action on a queued message: it is held (until released), or discarded (a DISCARD
         applies to the whole message, whichever recipient triggered it). Its later lines still belong to it."""
@@ -465,6 +470,7 @@ _FEEDERS: dict[type[ev.Event], Callable[[Correlator, Any, str], None]] = {
     ev.Removed: Correlator._removed,
     ev.BounceCreated: Correlator._bounce,
     ev.Rejected: Correlator._rejected,
+    ev.SessionStarted: Correlator._session,
 }
 
 

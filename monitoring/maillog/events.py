@@ -127,6 +127,12 @@ class Removed(Event):
 
 
 @dataclass(frozen=True)
+class SessionStarted(Event):
+    """smtpd: `connect from host[ip]`: one smtpd process begins another SMTP session (what the previous one left
+    pending, such as a HOLD logged before its queue id, is over)."""
+
+
+@dataclass(frozen=True)
 class BounceCreated(Event):
     """bounce: `QID: sender non-delivery notification: NEWQID` (also "delivery status notification", "delay
     status notification"): Postfix queued NEWQID to tell the sender about QID. `kind` is the words before

@@ -35,6 +35,7 @@ from monitoring.maillog.events import (
     Queued,
     Rejected,
     Removed,
+    SessionStarted,
 )
 
 # --- the syslog header -------------------------------------------------------------------------------------------
@@ -145,9 +146,11 @@ _CLIENT = re.compile(
 )
 _QUEUED = re.compile(r"from=<(.*)>, size=(\d{1,20}), nrcpt=(\d{1,10})(?: |\Z)", re.S)
 _EXPIRED = re.compile(r"from=<(.*)>, status=(?:force-)?expired, returned to sender\Z", re.S)
-# An address as Postfix logs it between < and >: a quoted local part may hold ">, relay=..." (a sender's crafted
-# recipient must not forge the rest of the line), so quoted strings are read whole; linear, never backtracking.
-_ADDRESS = r'((?:"(?:[^"\\]|\\.)*"|[^">])*)'
+# An address as Postfix logs it between < and > (its external form, info_log_address_format's default): a quoted
+# local part may hold ">, relay=..." or "; from=<...>" (a sender's crafted recipient must not forge the rest of the
+# line), so quoted strings are read whole, and outside them no quote, backslash, space, < or > (Postfix quotes a
+# local part that holds one): a reading that starts inside a quoted string cannot close it.
+_ADDRESS = r'((?:"(?:[^"\\]|\\.)*"|[^"\\\s<>])*)'
 _DELIVERY = re.compile(
     rf"to=<{_ADDRESS}>, (?:orig_to=<{_ADDRESS}>, )?relay=([^,]*), (?:conn_use=\d+, )?delay=(\d+(?:\.\d*)?), "
     r"(?:delays=([\d./]*), )?(?:\w+=[^,]*, )*?(?:dsn=([\d.]*), )?status=([A-Za-z]+)(?: \((.*)\))?\Z",
@@ -187,7 +190,15 @@ _CONTENT_ACTION = re.compile(
 )
 _CONTENT_HEAD = re.compile(r"(reject|warning|milter-reject|hold|discard): (header|body) ")
 _END_STAGES = frozenset({"DATA", "END-OF-MESSAGE", "BDAT"})
+_CONNECT = "connect from "
 _CONTENT_ACTIONS = frozenset({"reject", "warning", "hold", "discard"})
+
+
+def _is_forged(*addresses: str | None) -> bool:
+    """Whether an address read from a context holds a context of its own (`; from=<victim@example.com> to=<...`):
+    no address does, so the reading started inside a sender's quoted local part (a HELO name with a quote can
+    close it). Its particulars are not kept then; the line still counts."""
+    return any(address and "=<" in address for address in addresses)
 
 
 def _reply_parts(reply: str) -> tuple[int | None, str, str]:
@@ -213,6 +224,8 @@ def _rejected(line: LogLine, queue_id: str, rest: str, *, stage: str | None = No
     action, where, namaddr, tail = m.groups()
     w = _WHATSUP.match(tail)
     reply, sender, recipient, proto, helo = (tail, "", "", "", "") if w is None else w.groups()
+    if _is_forged(sender, recipient):
+        reply, sender, recipient, proto, helo = tail, "", "", "", ""
     code, dsn, text = _reply_parts(reply)
     host, ip = _client(namaddr)
     return Rejected(
@@ -244,6 +257,9 @@ def _content_rejected(line: LogLine, queue_id: str, rest: str) -> Event:
         kept = action not in _REFUSALS
         return Rejected(line, queue_id, context, None, "", "", "", "", is_warning=kept, action=action)
     action, context, origin, sender, recipient, proto, helo, text = m.groups()
+    if _is_forged(sender, recipient):
+        kept = action not in _REFUSALS
+        return Rejected(line, queue_id, context, None, "", "", "", "", is_warning=kept, action=action)
     code, dsn, reply = _reply_parts(text or "")
     host, ip = _client(origin)
     return Rejected(
@@ -395,7 +411,7 @@ def _postfix(line: LogLine, handler: Callable[[LogLine, str, str], Event]) -> Ev
     text = line.text
     m = _QID.match(text)
     if m is None:
-        return Other(line)
+        return SessionStarted(line) if handler is _smtpd and text.startswith(_CONNECT) else Other(line)
     queue_id = m.group(1)
     return handler(line, "" if queue_id == "NOQUEUE" else queue_id, text[m.end() :])
 
@@ -528,6 +544,7 @@ def parse_lines(lines: Iterable[str], *, reference: datetime, tz: tzinfo = UTC) 
     other: Counter[str] = Counter()
     routes = _ROUTES
     match_rfc3339, match_qid, match_login = _RFC3339_LINE.match, _QID.match, _LOGIN.match
+    smtpd = _smtpd
     fromisoformat = datetime.fromisoformat
     year, limit = reference.year, reference + timedelta(days=1)
     last_stamp, last_stamp_at = "", None
@@ -572,6 +589,8 @@ def parse_lines(lines: Iterable[str], *, reference: datetime, tz: tzinfo = UTC) 
                                 "" if queue_id == "NOQUEUE" else queue_id,
                                 text[q.end() :],
                             )
+                        elif handler is smtpd and text.startswith(_CONNECT):
+                            event = SessionStarted(LogLine(at, host, program, int(pid) if pid else None, text))
                     else:
                         login = match_login(text if kind == _DOVECOT else f"{program}: {text}")
                         if login is not None:

@@ -99,7 +99,8 @@ def test_a_message_sent_by_a_user_is_one_outgoing_message_with_an_attempt_per_re
         ("carol@example.org", "sent", "out-192-0-2-10", "192.0.2.10", "2.0.0"),
     ]
     assert attempts[0].reply == "250 2.0.0 Ok: queued as 9F8E7D6C5B"
-    assert batch.other_by_program == {"postfix/submission/smtpd": 2}
+    assert batch.other_by_program == {"postfix/submission/smtpd": 1}  # disconnect (connect starts a session)
+    assert batch.events["SessionStarted"] == 1
 
 
 def test_a_message_from_another_server_is_incoming():
@@ -371,6 +372,21 @@ def test_a_hold_whose_recipient_was_refused_after_all_or_long_ago_holds_no_other
         log(900, "postfix/smtpd[12]: 2222220C27C: client=mail.example.net[203.0.113.5]"),  # 15 minutes later
     ])  # fmt: skip
     assert {m.queue_id: m.state for m in store.messages.values()} == {"1111120C27B": c.QUEUED, "2222220C27C": c.QUEUED}
+
+
+def test_a_hold_of_one_smtp_session_is_not_pinned_on_the_next_sessions_message():
+    store = Store()
+    store.ingest([
+        log(0, "postfix/smtpd[500]: connect from evil.example[203.0.113.5]"),
+        log(0, "postfix/smtpd[500]: NOQUEUE: hold: MAIL from evil.example[203.0.113.5]: <spam@evil.example>: Sender "
+            "address triggers HOLD action; from=<spam@evil.example> proto=ESMTP helo=<evil.example>"),
+        log(1, "postfix/smtpd[500]: disconnect from evil.example[203.0.113.5] ehlo=1 mail=1 quit=1 commands=3"),
+        log(60, "postfix/smtpd[500]: connect from good.example[198.51.100.7]"),
+        log(60, "postfix/smtpd[500]: 1A2B3C4D5E: client=good.example[198.51.100.7]"),
+    ])  # fmt: skip
+    message = store.only_message()
+    assert (message.state, message.first_seen_at) == (c.QUEUED, START + timedelta(seconds=60))
+    assert [r.queue_id for r in store.rejections.values()] == [""]
 
 
 def test_a_message_marked_discarded_that_is_delivered_was_not_discarded():

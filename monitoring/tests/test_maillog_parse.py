@@ -73,7 +73,8 @@ OTHER = (events.Other, {})
 
 TABLE = [
     # --- smtpd (and the submission services) ---
-    ("postfix/smtpd[1234]: connect from mail-wr1-f54.google.com[209.85.221.54]", OTHER),
+    ("postfix/smtpd[1234]: connect from mail-wr1-f54.google.com[209.85.221.54]", (events.SessionStarted, {})),
+    ("postfix/smtpd[1234]: disconnect from mail-wr1-f54.google.com[209.85.221.54] ehlo=1 quit=1 commands=2", OTHER),
     (
         "postfix/smtpd[1234]: 3C5A12B4D1: client=mail-wr1-f54.google.com[209.85.221.54]",
         client("3C5A12B4D1", "mail-wr1-f54.google.com", "209.85.221.54"),
@@ -1056,12 +1057,27 @@ def test_a_content_action_whose_context_cannot_be_read_still_counts():
     )
 
 
-def test_a_quoted_recipient_cannot_stand_for_the_sender_of_an_smtp_refusal():
-    forged = '"x; from=<alice@example.com> to=<y"@example.org'
-    line = parse_syslog(
-        f"{AT}postfix/smtpd[21]: NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 554 5.7.1 <{forged}>: Relay access "
-        f"denied; from=<spam@example.biz> to=<{forged}> proto=ESMTP helo=<ylmf-pc>"
-    )
-    event = parse_event(line)
-    assert (event.sender, event.recipient, event.helo, event.code) == ("spam@example.biz", forged, "ylmf-pc", 554)
-    assert event.reply == f"<{forged}>: Relay access denied"
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A quoted local part imitating a context, in Postfix's external form (a quote inside is \").
+        "postfix/smtpd[21]: NOQUEUE: reject: RCPT from real[192.0.2.1]: 554 5.7.1 <x@d>: Recipient address rejected: "
+        'no; from=<s@s> to=<"; from=<victim@v> to=<\\""@d> proto=ESMTP helo=<h>',
+        'postfix/smtpd[21]: NOQUEUE: reject: RCPT from unknown[203.0.113.9]: 554 5.7.1 <"x; from=<victim@v> to=<y"@d>: '
+        'Relay access denied; from=<spam@example.biz> to=<"x; from=<victim@v> to=<y"@d> proto=ESMTP helo=<ylmf-pc>',
+        "postfix/postscreen[9]: NOQUEUE: reject: RCPT from [192.0.2.1]:4711: 550 5.3.2 Service currently unavailable; "
+        'from=<s@s>, to=<"x; from=<victim@v>, to=<\\""@d>, proto=ESMTP, helo=<h>',
+        # A HELO name with a quote closes a quoted string the reading started inside.
+        "postfix/smtpd[21]: NOQUEUE: reject: RCPT from real[192.0.2.1]: 554 5.7.1 <x@d>: no; from=<s@s> "
+        'to=<"q; from=<victim@v> to=<z"@d> proto=ESMTP helo=<h"x>',
+        "postfix/cleanup[17]: 4BBBB11111: hold: header Subject: hi from real[192.0.2.1]; from=<s@s> "
+        'to=<"q from evil[6.6.6.6]; from=<victim@v> to=<\\""@d> proto=ESMTP helo=<h>: 5.7.1 held',
+        "postfix/cleanup[17]: 4BBBB11111: reject: header Subject: hi from real[192.0.2.1]; "
+        'from=<"q from evil[6.6.6.6]; from=<f@e\\""@d> to=<a@b> proto=ESMTP helo=<h>: 5.7.1 no',
+    ],
+)
+def test_a_quoted_local_part_cannot_stand_for_the_sender_or_the_client(text):
+    event = parse_event(parse_syslog(AT + text))
+    assert type(event) is events.Rejected
+    assert "victim@v" not in (event.sender, event.recipient) and event.client_ip != "6.6.6.6"
+    assert event.sender in ("s@s", "spam@example.biz", "")

@@ -98,6 +98,10 @@ def test_staff_without_the_permission_to_view_messages_get_403(logged):
 
     assert refused.get(MESSAGES).status_code == 403
     assert refused.get(f"{MESSAGES}{message.pk}/change/").status_code == 403
+    # The change permission alone (Django lets it stand in for viewing) does not open the messages either.
+    changer = signed_in(staff_with("change_mailmessage", email="changer@example.com"))
+    for url in (MESSAGES, f"{MESSAGES}?q=alice@example.com", f"{MESSAGES}{message.pk}/change/"):
+        assert changer.get(url).status_code == 403, url
     allowed = signed_in(staff_with("view_mailmessage"))
     assert allowed.get(MESSAGES).status_code == 200
     assert allowed.get(f"{MESSAGES}{message.pk}/change/").status_code == 200

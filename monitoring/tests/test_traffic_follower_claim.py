@@ -68,7 +68,7 @@ def test_storing_a_batch_says_the_follower_runs(source):
         assert not traffic.claim_logsource(source, "second", "pid 20 on mx2").held
 
 
-def test_a_follower_is_known_gone_only_in_this_machines_pid_namespace():
+def test_a_follower_is_known_gone_only_in_this_kernels_pid_namespace():
     import os
     import socket
     import subprocess
@@ -78,12 +78,18 @@ def test_a_follower_is_known_gone_only_in_this_machines_pid_namespace():
     ended = subprocess.Popen(["true"])
     ended.wait()
     here = socket.gethostname()
+    boot = open("/proc/sys/kernel/random/boot_id").read().strip()  # noqa: SIM115
     namespace = os.stat("/proc/self/ns/pid").st_ino
-    assert traffic_follow._is_gone(f"pid {ended.pid} on {here} (pid namespace {namespace})")
+    assert traffic_follow._me() == f"pid {os.getpid()} on {here} (kernel boot {boot}, pid namespace {namespace})"
+    assert traffic_follow._is_gone(f"pid {ended.pid} on {here} (kernel boot {boot}, pid namespace {namespace})")
     assert traffic_follow._is_gone(traffic_follow._me())  # this pid, another token: an earlier run of it
-    # Another PID namespace with the same host name (a container with host networking): its pids are not ours.
-    assert not traffic_follow._is_gone(f"pid {ended.pid} on {here} (pid namespace {namespace + 1})")
-    assert not traffic_follow._is_gone(f"pid {os.getpid()} on {here} (pid namespace {namespace + 1})")
-    assert not traffic_follow._is_gone(f"pid {ended.pid} on another-host (pid namespace {namespace})")
-    assert not traffic_follow._is_gone(f"pid {os.getppid()} on {here} (pid namespace {namespace})")  # alive
+    # Another PID namespace (a container), or another kernel (a machine with the same host name): not ours to judge.
+    other_boot = "00000000-0000-0000-0000-000000000000"
+    for where in (
+        f"kernel boot {boot}, pid namespace {namespace + 1}",
+        f"kernel boot {other_boot}, pid namespace {namespace}",
+    ):
+        assert not traffic_follow._is_gone(f"pid {ended.pid} on {here} ({where})")
+        assert not traffic_follow._is_gone(f"pid {os.getpid()} on {here} ({where})")
+    assert not traffic_follow._is_gone(f"pid {os.getppid()} on {here} (kernel boot {boot}, pid namespace {namespace})")
     assert not traffic_follow._is_gone("anything else")
