@@ -265,7 +265,16 @@ class _TellsLoss:
     lost: the file is missing (said once, waited for), or it was truncated or replaced with no copy to finish."""
 
     path: str
+    checkpoint: Checkpoint | None
     _told_missing: bool
+
+    def _stored_position(self, collected: _Collected) -> Checkpoint | None:
+        """The checkpoint to go on from: None without one, or when it was for another path (said in `collected`)."""
+        checkpoint = self.checkpoint
+        if checkpoint is not None and checkpoint.path != self.path:
+            collected.notes.append(f"the stored position was for {checkpoint.path}, not {self.path}: starting afresh")
+            return None
+        return checkpoint
 
     def _tell_lost(
         self, current: FileId | None, checkpoint: Checkpoint, copies: list[FileId], collected: _Collected
@@ -322,10 +331,7 @@ class FileFollower(_TellsLoss):
         return Batch(collected.lines, checkpoint, tuple(collected.notes), collected.has_gap, collected.is_caught_up)
 
     def _starting_point(self, current: _Opened | None, collected: _Collected) -> Checkpoint:
-        checkpoint = self.checkpoint
-        if checkpoint is not None and checkpoint.path != self.path:
-            collected.notes.append(f"the stored position was for {checkpoint.path}, not {self.path}: starting afresh")
-            checkpoint = None
+        checkpoint = self._stored_position(collected)
         if checkpoint is not None:
             return checkpoint
         if current is None:

@@ -112,10 +112,7 @@ class RemoteFollower(_TellsLoss):
         return FileId(path, device, inode, size, head_of(self._log.head(path)))
 
     def _starting_point(self, current: tuple[int, int, int] | None, collected: _Collected) -> Checkpoint:
-        checkpoint = self.checkpoint
-        if checkpoint is not None and checkpoint.path != self.path:
-            collected.notes.append(f"the stored position was for {checkpoint.path}, not {self.path}: starting afresh")
-            checkpoint = None
+        checkpoint = self._stored_position(collected)
         if checkpoint is not None:
             return checkpoint
         found = self._file(self.path, current)
