@@ -1,0 +1,97 @@
+"""The policy protocol as Postfix speaks it: connections reused for many requests, unknown attributes ignored, and a
+malformed, oversized or abandoned request costing only its own connection, never the server or another connection."""
+
+import socket
+
+import pytest
+
+from deliverability.policy_counters import FileCounters
+from deliverability.tests.policy_client import PostfixClient, policy_server
+from mail.tests.factories import make_domain, make_mailbox, make_tier
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def server(tmp_path):
+    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=1000))
+    make_mailbox("bob@example.com")
+    counters = FileCounters(tmp_path / "counters.sqlite3")
+    with policy_server(counters) as running:
+        yield running
+    counters.close()
+
+
+def raw(port, payload):
+    """Send bytes as they are; what comes back before the server closes (or 2 s pass)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(payload)
+        received = b""
+        try:
+            while chunk := sock.recv(4096):
+                received += chunk
+        except TimeoutError:
+            pass
+    return received
+
+
+def test_one_connection_answers_a_thousand_requests_in_turn(server):
+    postfix = PostfixClient(server.port)
+    answers = [postfix.send("bob@example.com", ["a@gmail.com"]) for _ in range(250)]
+    postfix.close()
+
+    assert answers == [(["DUNNO"], "DUNNO", "DUNNO")] * 250
+    assert server.server.served == 750
+
+
+def test_unknown_attributes_are_ignored(server):
+    postfix = PostfixClient(server.port)
+    attributes = PostfixClient.attributes("RCPT", sender="bob@example.com", sasl_username="bob@example.com")
+    answer = postfix.ask(**attributes, some_future_attribute="x", another="=y=")
+    postfix.close()
+
+    assert answer == "DUNNO"
+
+
+def test_a_request_that_is_not_an_access_policy_request_is_answered_dunno(server):
+    assert raw(server.port, b"request=something_else\nsender=bob@example.com\n\n") == b"action=DUNNO\n\n"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"this line has no equals sign\n\n",
+        b"=value without a name\n\n",
+        b"name=" + b"x" * 10_000 + b"\n\n",
+        b"".join(b"a%d=b\n" % n for n in range(500)) + b"\n",
+        b"\xff\xfe\x00garbage=\x00\x01\n\n",
+    ],
+    ids=["no-equals", "no-name", "long-line", "too-many-attributes", "binary"],
+)
+def test_a_bad_request_closes_only_its_own_connection(server, payload):
+    steady = PostfixClient(server.port)
+    assert steady.send("bob@example.com", ["a@gmail.com"])[2] == "DUNNO"
+
+    received = raw(server.port, payload)
+
+    assert received in (b"", b"action=DUNNO\n\n")  # binary but well-formed is answered; the rest are dropped
+    assert steady.send("bob@example.com", ["b@gmail.com"])[2] == "DUNNO"
+    steady.close()
+
+
+def test_a_client_that_goes_away_mid_request_harms_nobody(server):
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\n")
+    postfix = PostfixClient(server.port)
+
+    assert postfix.send("bob@example.com", ["a@gmail.com"])[2] == "DUNNO"
+    postfix.close()
+
+
+def test_many_connections_at_once_each_get_their_own_answers(server):
+    clients = [PostfixClient(server.port) for _ in range(40)]
+    answers = [client.send("bob@example.com", [f"r{n}@gmail.com"]) for n, client in enumerate(clients)]
+    for client in clients:
+        client.close()
+
+    assert answers == [(["DUNNO"], "DUNNO", "DUNNO")] * 40
