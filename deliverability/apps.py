@@ -1,6 +1,18 @@
+import sys
+from pathlib import Path
+
 from django.apps import AppConfig
 
+from dockspace.processes import Process
 from dockspace.schedule import Crontab, PeriodicTask
+
+MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
+POLICY_LISTEN_DEFAULT = "127.0.0.1:10040"
+
+
+def policy_argv(environ):
+    # Where it listens is DOCKSPACE_POLICY_LISTEN, read by the settings.
+    return [sys.executable, str(MANAGE_PY), "policy_server"]
 
 
 class DeliverabilityConfig(AppConfig):
@@ -11,6 +23,18 @@ class DeliverabilityConfig(AppConfig):
         from deliverability import checks, signals  # noqa: F401 - checks registers the system checks
 
         signals.connect()
+
+    def processes(self):
+        """The Postfix policy service (deliverability.policy_server), beside web, worker and beat."""
+        return [
+            Process(
+                name="policy",
+                description="the Postfix policy service: send limits and warmup routing, on DOCKSPACE_POLICY_LISTEN",
+                argv=policy_argv,
+                bind_setting="DOCKSPACE_POLICY_LISTEN",
+                bind_default=POLICY_LISTEN_DEFAULT,
+            )
+        ]
 
     def dms_files(self):
         """The sending IP pools' Postfix plumbing in the DMS config directory (mail.dms.catalog collects it)."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q
 
 from deliverability import ip_pools
 from deliverability.models import IpPool
+from deliverability.postfix_policy import main_policy_lines, user_patches_policy_lines
 from deliverability.postfix_transports import (
     MAIN_PATH,
     MAP_PATH,
@@ -26,7 +28,7 @@ from deliverability.postfix_transports import (
     user_patches_is_inert,
     user_patches_lines,
 )
-from mail.dms.catalog import DmsFile, Reads
+from mail.dms.catalog import DmsFile, OnSkip, Reads
 from mail.models import Domain
 
 # A pool's IPs and their states, its domains and tiers, and a domain's tier or activity change what is routed where.
@@ -98,6 +100,29 @@ def pool_routes(reads: Reads) -> Iterable[PoolRoute]:
     return reads.once(read_pool_routes)
 
 
+@dataclass(frozen=True)
+class PostfixPlan:
+    """What postfix-main.cf and user-patches.sh are rendered from: the pools' routes and where Postfix asks the policy
+    service (DOCKSPACE_POLICY_SERVICE, "" for nowhere)."""
+
+    routes: tuple[PoolRoute, ...]
+    policy_service: str
+
+
+def postfix_plan(reads: Reads) -> PostfixPlan:
+    return PostfixPlan(tuple(pool_routes(reads)), settings.POLICY_SERVICE)
+
+
+def main_file_lines(plan: PostfixPlan, on_skip: OnSkip = None) -> Iterable[str]:
+    yield from main_lines(plan.routes, on_skip)
+    yield from main_policy_lines(plan.policy_service)
+
+
+def user_patches_file_lines(plan: PostfixPlan, on_skip: OnSkip = None) -> Iterable[str]:
+    yield from user_patches_lines(plan.routes, on_skip)
+    yield from user_patches_policy_lines(plan.policy_service)
+
+
 DELIVERABILITY_FILES = (
     DmsFile(
         path=MAP_PATH,
@@ -110,18 +135,18 @@ DELIVERABILITY_FILES = (
     ),
     DmsFile(
         path=MAIN_PATH,
-        collect=pool_routes,
-        render=main_lines,
+        collect=postfix_plan,
+        render=main_file_lines,
         parse=parse_main,
         sync_on=SYNC_ON,
-        restart=_RESTART.format(what=f"{MAIN_PATH} (the sending IP pools' rotation)"),
+        restart=_RESTART.format(what=f"{MAIN_PATH} (the sending IP pools' rotation, the policy service)"),
         inert=main_is_inert,
         foreign_lines=_LOST.format(what="Postfix settings (main.cf lines)"),
     ),
     DmsFile(
         path=USER_PATCHES_PATH,
-        collect=pool_routes,
-        render=user_patches_lines,
+        collect=postfix_plan,
+        render=user_patches_file_lines,
         parse=parse_user_patches,
         sync_on=SYNC_ON,
         restart=_RESTART.format(what=f"{USER_PATCHES_PATH} (the sending IPs' Postfix transports)"),

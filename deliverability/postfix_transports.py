@@ -312,6 +312,9 @@ def parse_user_patches(text: str, path: str) -> tuple[list[str], list[Problem]]:
             continue
         if "-M" in words and "-X" not in words:
             entries.extend(word.partition("=")[2] for word in words if re.match(r"[^=\s]+/unix=", word))
+        elif raw.startswith("DOCKSPACE_POLICY_CHECK="):
+            # The policy check user-patches.sh puts in front of smtpd_recipient_restrictions (postfix_policy).
+            entries.append(f"smtpd_recipient_restrictions: {raw.partition('=')[2].strip(chr(39))}")
     return entries, []
 
 

@@ -404,7 +404,15 @@ SENDING_IPS = env_ips("DOCKSPACE_SENDING_IPS")
 # check is written into Postfix's restriction lists only when DOCKSPACE_POLICY_SERVICE is set (HOST:PORT as the
 # mail host reaches the policy server, e.g. dockspace-policy:10040).
 POLICY_LISTEN = env_str("DOCKSPACE_POLICY_LISTEN", "127.0.0.1:10040")
-POLICY_SERVICE = env_str("DOCKSPACE_POLICY_SERVICE", "")
+POLICY_SERVICE = (env_str("DOCKSPACE_POLICY_SERVICE", "") or "").strip()
+try:
+    parse_bind(POLICY_LISTEN, setting="DOCKSPACE_POLICY_LISTEN")
+    if POLICY_SERVICE and not parse_bind(POLICY_SERVICE, setting="DOCKSPACE_POLICY_SERVICE")[0]:
+        raise ValueError(
+            f"DOCKSPACE_POLICY_SERVICE must be HOST:PORT with the host the mail host reaches; got {POLICY_SERVICE!r}."
+        )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 # Hosts that relay our people's mail without SASL (apps, other MTAs): their envelope sender's limits apply.
 POLICY_RELAY_HOSTS = env_networks("DOCKSPACE_POLICY_RELAY_HOSTS")
 # How often the policy server looks for a configuration change (tiers, people, pools, caps), in seconds.

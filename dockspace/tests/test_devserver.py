@@ -42,6 +42,7 @@ def devserver_env(tmp_path, bind, **extra):
         ALLOWED_HOSTS="127.0.0.1,localhost",
         WEB_CONCURRENCY="1",
         EXTENSION_GREETER_BIND=f"127.0.0.1:{free_port()}",
+        DOCKSPACE_POLICY_LISTEN=f"127.0.0.1:{free_port()}",
     )
     env.update(extra)
     return env
@@ -119,7 +120,7 @@ def test_make_run_creates_a_private_data_dir_prints_the_setup_code_and_masks_tok
         text = log.read_text()
         assert f"Dockspace is running at http://127.0.0.1:{port}/" in text
         # Every process on by default started, an app's own included (declared in the extension app only).
-        assert "(Ctrl-C stops web, worker, beat, watchdog and extension-greeter)" in text
+        assert "(Ctrl-C stops web, worker, beat, policy, watchdog and extension-greeter)" in text
         assert greeting(env["EXTENSION_GREETER_BIND"]) == b"hello from extension_app\n"
         code = text.split("enter the setup code ")[1].split()[0]
         assert (data_dir / "setup-code").read_text().strip() == code
@@ -246,7 +247,7 @@ def test_make_run_refuses_an_unknown_name_in_dockspace_processes_and_starts_noth
     result = run_devserver(env)
     assert result.returncode == 2
     assert "refusing to start: DOCKSPACE_PROCESSES: unknown process 'wrker'" in result.stderr
-    assert "web, worker, beat, watchdog, maillog, extension-greeter" in result.stderr  # what it could have been
+    assert "web, worker, beat, policy, watchdog, maillog, extension-greeter" in result.stderr  # what it could have been
     assert "Traceback" not in result.stderr
     assert "starting" not in result.stdout
     assert not Path(env["DOCKSPACE_DATA_DIR"]).exists()

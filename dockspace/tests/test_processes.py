@@ -78,6 +78,7 @@ def test_make_run_starts_the_processes_on_by_default_including_an_apps_own():
         "web",
         "worker",
         "beat",
+        "policy",  # declared by deliverability
         "watchdog",  # declared by monitoring
         "extension-greeter",
     ]  # and monitoring's maillog only with DOCKSPACE_MAIL_LOG (test_a_process_that_needs_a_setting_...)
@@ -119,7 +120,7 @@ def test_an_unknown_name_in_dockspace_processes_is_refused_naming_the_setting():
         selected_processes(collect_processes(), environ={"DOCKSPACE_PROCESSES": "web,polcy"})
     message = str(refused.value)
     assert message.startswith("DOCKSPACE_PROCESSES: unknown process 'polcy'")
-    assert "web, worker, beat, watchdog, maillog, extension-greeter" in message
+    assert "web, worker, beat, policy, watchdog, maillog, extension-greeter" in message
 
 
 @pytest.mark.parametrize(
@@ -304,7 +305,7 @@ def test_the_entrypoint_starts_a_process_by_its_declared_name(tmp_path):
     unknown = entrypoint(env, "greeter", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, stderr = unknown.communicate(timeout=120)
     assert unknown.returncode == 2
-    declared = "web, worker, beat, watchdog, maillog, extension-greeter"
+    declared = "web, worker, beat, policy, watchdog, maillog, extension-greeter"
     assert f"unknown process 'greeter'; the declared processes are {declared}" in stderr
     assert "Traceback" not in stderr
 

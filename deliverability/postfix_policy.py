@@ -1,0 +1,58 @@
+"""Where DMS's Postfix asks the policy service, as pure functions: the policy check and the lines that place it.
+
+- postfix-main.cf (DMS appends it to main.cf): smtpd_data_restrictions with the check first, then DMS's own value
+  (target/postfix/main.cf; no DMS feature edits that list), and smtpd_end_of_data_restrictions, which DMS leaves
+  unset. Both run before permit_sasl_authenticated could let our people's mail through unasked.
+- user-patches.sh (run after DMS's set-up): the check put in front of smtpd_recipient_restrictions as DMS left it.
+  DMS edits that list at start (postgrey, policyd-spf, receive access), so it cannot be written whole in
+  postfix-main.cf without losing those.
+
+default_action=DUNNO: while the service is down, Postfix lets mail through, unlimited, and logs "problem talking to
+server" (deliverability's mail-log reading counts those and alerts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dockspace.ports import parse_bind
+
+# DMS's smtpd_data_restrictions (target/postfix/main.cf), which the policy check goes in front of.
+DMS_DATA_RESTRICTIONS = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_pipelining"
+TIMEOUT = "10s"
+CHECK_VARIABLE = "DOCKSPACE_POLICY_CHECK"
+
+
+def policy_check(service: str) -> str:
+    """The restriction that asks the policy service at HOST:PORT (ValueError naming the setting if unusable)."""
+    host, port = parse_bind(service, setting="DOCKSPACE_POLICY_SERVICE")
+    if not host or any(c in host for c in " ,{}\t"):
+        raise ValueError(f"DOCKSPACE_POLICY_SERVICE must be HOST:PORT with a host name; got {service!r}.")
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"check_policy_service {{ inet:{target}, timeout={TIMEOUT}, default_action=DUNNO }}"
+
+
+def main_policy_lines(service: str) -> Iterator[str]:
+    if not service:
+        return
+    check = policy_check(service)
+    yield ""
+    yield f"# Dockspace's policy service ({service}): send limits and warmup routing, asked at DATA and at the end"
+    yield "# of each message (and at RCPT: user-patches.sh). If it does not answer, Postfix lets mail through."
+    yield f"smtpd_data_restrictions = {check}, {DMS_DATA_RESTRICTIONS}"
+    yield f"smtpd_end_of_data_restrictions = {check}"
+
+
+def user_patches_policy_lines(service: str) -> Iterator[str]:
+    if not service:
+        return
+    check = policy_check(service)
+    yield "# Dockspace's policy service at RCPT, in front of DMS's smtpd_recipient_restrictions as set up."
+    yield f"{CHECK_VARIABLE}='{check}'"
+    yield 'RECIPIENT_RESTRICTIONS="$(postconf -c "$POSTFIX_DIR" -h smtpd_recipient_restrictions)"'
+    yield 'case "$RECIPIENT_RESTRICTIONS" in'
+    yield f'    *"${CHECK_VARIABLE}"*) ;;'
+    yield (
+        f'    *) postconf -c "$POSTFIX_DIR" -e "smtpd_recipient_restrictions = ${CHECK_VARIABLE}, '
+        '$RECIPIENT_RESTRICTIONS" ;;'
+    )
+    yield "esac"
