@@ -111,7 +111,8 @@ def sending_ip_of(message: MailMessage, recipient: str) -> str | None:
         mine = attempts.filter(recipient__iexact=recipient).order_by("-at", "-id").first()
         if mine is not None:
             return mine.sending_ip
-    addresses = set(attempts.values_list("sending_ip", flat=True).distinct()[:2])
+    # order_by(): the model's ordering would add its columns to the DISTINCT.
+    addresses = set(attempts.order_by().values_list("sending_ip", flat=True).distinct()[:2])
     return addresses.pop() if len(addresses) == 1 else None
 
 
@@ -127,7 +128,7 @@ def _event(
     recipient = result.recipient or (report.verp_recipient if len(report.recipients) <= 1 else "")
     if not recipient and message is not None:
         # A complaint with the recipient redacted (AOL-like loops): the message's only recipient, if it had one.
-        recipients = set(message.attempts.values_list("recipient", flat=True).distinct()[:2])
+        recipients = set(message.attempts.order_by().values_list("recipient", flat=True).distinct()[:2])
         recipient = recipients.pop() if len(recipients) == 1 else ""
     sending_ip = sending_ip_of(message, recipient) if message is not None else None
     source_ip = _ip(report.source_ip)

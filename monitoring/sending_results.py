@@ -59,7 +59,7 @@ def ip_sending_results(addresses: Iterable[str], since: datetime, until: datetim
 
 def _recipients(attempts) -> int:
     """Distinct message-and-recipient pairs of delivery attempts (one indexed range scan by IP and time)."""
-    return attempts.values("message_id", "recipient").distinct().count()
+    return attempts.order_by().values("message_id", "recipient").distinct().count()
 
 
 def _rows_by_ip(events) -> list[tuple[str, int]]:

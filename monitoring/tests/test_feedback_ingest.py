@@ -162,9 +162,10 @@ def test_a_bounce_for_a_recipient_the_message_did_not_have_gets_no_ip_when_the_m
     at = datetime(2026, 12, 7, 9, 12, 42, tzinfo=UTC)
     qid = "6C3F55D7A4"
     lines = submission(at, qid, "alice@example.com", ["a@example.net", "b@example.net"])
-    lines.append(attempt(at + timedelta(seconds=1), qid, "a@example.net", "sent", service=transport(IP_A)))
-    lines.append(attempt(at + timedelta(seconds=2), qid, "b@example.net", "sent", service=transport(IP_B)))
-    lines.append(removed(at + timedelta(seconds=3), qid))
+    lines.append(attempt(at + timedelta(seconds=1), qid, "a@example.net", "deferred", service=transport(IP_A)))
+    lines.append(attempt(at + timedelta(seconds=2), qid, "a@example.net", "sent", service=transport(IP_A)))
+    lines.append(attempt(at + timedelta(seconds=3), qid, "b@example.net", "sent", service=transport(IP_B)))
+    lines.append(removed(at + timedelta(seconds=4), qid))
     ingest_lines(lines)
     ingest("exim_failed.eml")  # for erin@example.net, whom the log does not show (a forward, an alias expanded)
     event = FeedbackEvent.objects.get()
