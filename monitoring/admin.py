@@ -16,6 +16,7 @@ from dockspace import outbound_http
 from dockspace.validation import error_summary
 from monitoring import (
     alert_services,
+    feedback_admin,  # noqa: F401 (registers the bounces and complaints' admin)
     mailhost_admin,  # noqa: F401 (registers the mail host and probe admins)
     traffic_admin,  # noqa: F401 (registers the mail messages' admin)
 )

@@ -127,6 +127,13 @@ class MonitoringConfig(AppConfig):
 
         return profile_panel(request)
 
+    def ip_sending_results(self, addresses, since, until):
+        """deliverability's warmup gates: per sending IP, the recipients tried, the hard bounces (at SMTP and come
+        back by mail) and the complaints in since <= time < until (monitoring.sending_results)."""
+        from monitoring.sending_results import ip_sending_results
+
+        return ip_sending_results(addresses, since, until)
+
     def periodic_tasks(self):
         return [
             PeriodicTask(

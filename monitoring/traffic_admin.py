@@ -42,6 +42,7 @@ class SeenFilter(admin.ListFilter):
 
     title = "time"
     template = "admin/monitoring/traffic/time_filter.html"
+    field = "first_seen_at"  # the time it filters on (the bounces and complaints' list uses received_at)
     PRESET, SINCE, UNTIL = "seen", "seen_from", "seen_to"
     PRESETS = [("today", "Today"), ("24h", "Past 24 hours"), ("7d", "Past 7 days")]
 
@@ -98,10 +99,10 @@ class SeenFilter(admin.ListFilter):
         zone = timezone.get_current_timezone()
         if self.since is not None or self.until is not None:
             if self.since is not None:
-                queryset = queryset.filter(first_seen_at__gte=datetime.combine(self.since, time(), zone))
+                queryset = queryset.filter(**{f"{self.field}__gte": datetime.combine(self.since, time(), zone)})
             if self.until is not None:
                 end = datetime.combine(self.until + timedelta(days=1), time(), zone)
-                queryset = queryset.filter(first_seen_at__lt=end)
+                queryset = queryset.filter(**{f"{self.field}__lt": end})
             return queryset
         now = timezone.now()
         starts = {
@@ -110,7 +111,7 @@ class SeenFilter(admin.ListFilter):
             "7d": now - timedelta(days=7),
         }
         start = starts.get(self.used_parameters.get(self.PRESET, ""))
-        return queryset.filter(first_seen_at__gte=start) if start is not None else queryset
+        return queryset.filter(**{f"{self.field}__gte": start}) if start is not None else queryset
 
 
 @admin.register(MailMessage)

@@ -1,0 +1,97 @@
+"""Bounces and complaints that came back by mail (issue "Sending policy"): one FeedbackEvent per recipient of a
+delivery status notification (DSN) or abuse report (ARF), classified by monitoring.feedback_reports and tied to the
+message we sent and the IP it left from. Written by monitoring.feedback only. Imported by monitoring.models."""
+
+from django.db import models
+
+from monitoring import feedback_reports as reports
+from monitoring.traffic_models import ADDRESS_MAX_LENGTH, QUEUE_ID_MAX_LENGTH, REPLY_MAX_LENGTH, MailMessage
+
+DIGEST_LENGTH = 64  # sha256, hex
+SOURCE_MAX_LENGTH = 200
+REASON_MAX_LENGTH = 300
+
+
+class FeedbackEvent(models.Model):
+    """One recipient's bounce or complaint as a report told it, or a message in the feedback mailbox that is
+    neither (kind `other`, with the reason). The raw message is not kept: its digest makes a message read twice
+    (the same file piped again, a mailbox read again) change nothing."""
+
+    HARD, SOFT, COMPLAINT, OTHER = reports.HARD, reports.SOFT, reports.COMPLAINT, reports.OTHER
+    KINDS = [(HARD, "hard bounce"), (SOFT, "soft bounce"), (COMPLAINT, "complaint"), (OTHER, "other")]
+
+    received_at = models.DateTimeField(help_text="When Dockspace read the report.")
+    source = models.CharField(
+        max_length=SOURCE_MAX_LENGTH,
+        help_text="Where it was read from: stdin, a file, an mbox or maildir, or the feedback mailbox.",
+    )
+    kind = models.CharField(
+        max_length=10,
+        choices=KINDS,
+        help_text="Hard: a permanent failure (5.x.x, except a full mailbox, 5.2.2). Soft: delayed, a full mailbox, or "
+        "expired after temporary errors. Complaint: an abuse, fraud or virus report. Other: anything else.",
+    )
+    reason = models.CharField(max_length=REASON_MAX_LENGTH, help_text="Why it was classified so, in one line.")
+    report_type = models.CharField(
+        max_length=20, blank=True, help_text="delivery-status (a DSN), feedback-report (ARF), or empty: not a report."
+    )
+    status = models.CharField(
+        "status code", max_length=16, blank=True, help_text="The enhanced status code (x.y.z) the DSN gave."
+    )
+    action = models.CharField(max_length=20, blank=True, help_text="The DSN's action: failed, delayed, delivered...")
+    feedback_type = models.CharField(max_length=40, blank=True, help_text="ARF's Feedback-Type: abuse, fraud...")
+    diagnostic = models.CharField(
+        max_length=REPLY_MAX_LENGTH, blank=True, help_text="The remote server's reply (the DSN's Diagnostic-Code)."
+    )
+    remote_mta = models.CharField("remote MTA", max_length=255, blank=True)
+    reporter = models.CharField(
+        max_length=255, blank=True, help_text="Who reported it: the DSN's Reporting-MTA, or the feedback loop's agent."
+    )
+    recipient = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
+    original_sender = models.CharField(max_length=ADDRESS_MAX_LENGTH, blank=True)
+    sender_domain = models.CharField(max_length=253, blank=True)
+    original_message_id = models.CharField("original Message-ID", max_length=255, blank=True)
+    queue_id = models.CharField(
+        "queue ID",
+        max_length=QUEUE_ID_MAX_LENGTH,
+        blank=True,
+        help_text="The queue ID of the message it was tied by, or the one the report named.",
+    )
+    trace = models.CharField(max_length=255, blank=True, help_text="The original message's X-Dockspace-Trace.")
+    verp_tag = models.CharField("VERP tag", max_length=255, blank=True)
+    source_ip = models.GenericIPAddressField(
+        "source IP", null=True, blank=True, help_text="A complaint's Source-IP: where the reported message came from."
+    )
+    message = models.ForeignKey(
+        MailMessage,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="feedback_events",
+        help_text="The message it tells of, found in the mail traffic by queue ID, else by Message-ID.",
+    )
+    sending_ip = models.GenericIPAddressField(
+        "sending IP",
+        null=True,
+        blank=True,
+        help_text="The IP the message left from (its delivery attempt's out-* transport), else a complaint's "
+        "Source-IP.",
+    )
+    digest = models.CharField(max_length=DIGEST_LENGTH, editable=False, help_text="sha256 of the raw message.")
+    position = models.PositiveSmallIntegerField(default=0, editable=False, help_text="The recipient's place in it.")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = "bounce or complaint"
+        verbose_name_plural = "bounces and complaints"
+        constraints = [models.UniqueConstraint(fields=["digest", "position"], name="feedbackevent_digest_unique")]
+        indexes = [
+            models.Index(fields=["sending_ip", "received_at"], name="feedbackevent_sending_ip"),
+            models.Index(fields=["kind", "received_at"], name="feedbackevent_kind"),
+            models.Index(fields=["sender_domain", "received_at"], name="feedbackevent_sender_domain"),
+            models.Index(fields=["recipient"], name="feedbackevent_recipient"),
+            models.Index(fields=["received_at"], name="feedbackevent_received_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.status or self.feedback_type} {self.recipient or '-'}".replace("  ", " ")
