@@ -277,7 +277,9 @@ def gate(gates: Gates, windows: Sequence[tuple[int, Figures]]) -> GateDecision:
         return percent(_exact(value))
 
     if bounces >= _exact(gates.standby_bounce_at):
-        return GateDecision(STANDBY, figures, hours, f"standby: hard bounces >= {limit(gates.standby_bounce_at)} ({seen})")
+        return GateDecision(
+            STANDBY, figures, hours, f"standby: hard bounces >= {limit(gates.standby_bounce_at)} ({seen})"
+        )
     if complaints >= _exact(gates.standby_complaint_at):
         return GateDecision(
             STANDBY, figures, hours, f"standby: complaints >= {limit(gates.standby_complaint_at)} ({seen})"
@@ -367,7 +369,9 @@ def decide(
             return Decision(HOLD, step, step, reason, **common)
         if step >= last_step:
             daily, _ = caps(plan, step)
-            return Decision(DONE, step, step, f"done: the plan's target {daily}/day reached; {verdict.reason}", **common)
+            return Decision(
+                DONE, step, step, f"done: the plan's target {daily}/day reached; {verdict.reason}", **common
+            )
         return Decision(ADVANCE, step, step + 1, verdict.reason, **common)
     if verdict.action == STEP_BACK:
         reason = verdict.reason if step > 1 else f"{verdict.reason}; already at step 1"
