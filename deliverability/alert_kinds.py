@@ -95,7 +95,7 @@ def warmup_standby_observations(rule: RuleView) -> list[Observation]:
     observations = []
     for row in rows:
         ip = row.ip
-        pulled = ip.state == ip_lifecycle.RESTING and ip.state_since <= row.standby_at
+        pulled = ip.state == ip_lifecycle.RESTING and row.standby_at is not None and ip.state_since <= row.standby_at
         if pulled:
             why = next((e.get("reason", "") for e in reversed(row.history) if e.get("action") == "standby"), "")
             summary = (

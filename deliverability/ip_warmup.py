@@ -228,7 +228,14 @@ class _Skipped(Exception):
     pass
 
 
-def _decide_one(ip, windows, now, actor, label, request) -> tuple[str, str]:
+def _decide_one(
+    ip: SendingIp,
+    windows: list[tuple[int, warmup.Figures]],
+    now: datetime,
+    actor: authz.Actor,
+    label: str,
+    request: HttpRequest | None,
+) -> tuple[str, str]:
     locked = SendingIp.objects.select_for_update().filter(pk=ip.pk).first()
     if locked is None or locked.state != ip_lifecycle.WARMING:
         raise _Skipped(f"{ip.address} is {locked.state if locked else 'gone'} now, not WARMING")
@@ -267,7 +274,9 @@ def _decide_one(ip, windows, now, actor, label, request) -> tuple[str, str]:
     return f"{locked.address} {warmup.ACTION_LABELS[decision.action]}, {where}", decision.action
 
 
-def _move(ip, state, reason, actor, label, request) -> SendingIp:
+def _move(
+    ip: SendingIp, state: str, reason: str, actor: authz.Actor, label: str, request: HttpRequest | None
+) -> SendingIp:
     moved = sending_ips.ip_set_state(
         ip=ip,
         state=state,

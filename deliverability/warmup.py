@@ -359,21 +359,22 @@ def decide(
     if again:
         return Decision(RESTART, step, 1, again)
     verdict = gate(plan.gates, windows)
-    common = {"figures": verdict.figures, "window_hours": verdict.window_hours}
+
+    def judged(action: str, step_to: int, reason: str) -> Decision:
+        return Decision(action, step, step_to, reason, verdict.figures, verdict.window_hours)
+
     if verdict.action == ADVANCE:
         if now - step_started_at < timedelta(hours=MIN_HOURS_BEFORE_ADVANCE):
             reason = (
                 f"hold: step {step} started less than {MIN_HOURS_BEFORE_ADVANCE} h ago (an IP advances at most once "
                 f"a day); {verdict.reason}"
             )
-            return Decision(HOLD, step, step, reason, **common)
+            return judged(HOLD, step, reason)
         if step >= last_step:
             daily, _ = caps(plan, step)
-            return Decision(
-                DONE, step, step, f"done: the plan's target {daily}/day reached; {verdict.reason}", **common
-            )
-        return Decision(ADVANCE, step, step + 1, verdict.reason, **common)
+            return judged(DONE, step, f"done: the plan's target {daily}/day reached; {verdict.reason}")
+        return judged(ADVANCE, step + 1, verdict.reason)
     if verdict.action == STEP_BACK:
         reason = verdict.reason if step > 1 else f"{verdict.reason}; already at step 1"
-        return Decision(STEP_BACK, step, max(step - 1, 1), reason, **common)
-    return Decision(verdict.action, step, step, verdict.reason, **common)
+        return judged(STEP_BACK, max(step - 1, 1), reason)
+    return judged(verdict.action, step, verdict.reason)
