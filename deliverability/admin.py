@@ -1,5 +1,5 @@
 """The deliverability admin: sending IPs and pools, blocklists (changes and "check now" go through the services), DNS
-check runs and results, blocklist results."""
+check runs and results, blocklist results, warmup plans and each IP's warmup (its history read-only)."""
 
 import contextlib
 from urllib.parse import urlencode
@@ -12,7 +12,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from deliverability import dnsbl, dnsbl_keys, dnsbl_lists, forms, ip_lifecycle, ip_pools, selectors, sending_ips
+from deliverability import (
+    dnsbl,
+    dnsbl_keys,
+    dnsbl_lists,
+    forms,
+    ip_lifecycle,
+    ip_pools,
+    selectors,
+    sending_ips,
+    warmup_admin,  # noqa: F401 - registers the warmup plans' and IPs' admin
+)
 from deliverability.dns_checks import domain_dns_check
 from deliverability.models import (
     LEVELS,

@@ -1,14 +1,16 @@
 """The alert kinds deliverability declares (DeliverabilityConfig.alert_kinds()): a DNS check of a domain failing; a
-sending IP or domain listed on a blocklist; a blocklist broken (failing its test points, so its answers are ignored).
-evaluate() reads the stored results only; the checks themselves run in periodic tasks and on request
-(deliverability.dns_checks, deliverability.dnsbl)."""
+sending IP or domain listed on a blocklist; a blocklist broken (failing its test points, so its answers are ignored); a
+WARMING IP pulled by its warmup gate. evaluate() reads the stored results only; the checks themselves run in periodic
+tasks and on request (deliverability.dns_checks, deliverability.dnsbl, deliverability.ip_warmup)."""
 
-from deliverability.models import FAILED, Dnsbl, DnsblResult, DnsCheckResult
+from deliverability import ip_lifecycle
+from deliverability.models import FAILED, Dnsbl, DnsblResult, DnsCheckResult, IpWarmup
 from dockspace.alert_kinds import SUBJECT_MAX_LENGTH, AlertKind, Observation, RuleView
 
 DNS_CHECK_FAILED = "deliverability.dns_check_failed"
 DNSBL_LISTED = "deliverability.dnsbl_listed"
 DNSBL_BROKEN = "deliverability.dnsbl_broken"
+IP_WARMUP_STANDBY = "deliverability.ip_warmup_standby"
 # A list is tested every hour: "broken" must hold through two more sweeps before anyone is paged, so one bad sweep
 # (a resolver restarting, a list's server briefly out) never is.
 DNSBL_BROKEN_FOR = 2 * 3600
@@ -86,6 +88,26 @@ def dnsbl_broken_observations(rule: RuleView) -> list[Observation]:
     return observations
 
 
+def warmup_standby_observations(rule: RuleView) -> list[Observation]:
+    """Firing while an IP its warmup gate pulled is still RESTING from that standby; its release (WARMING again) or
+    an operator's move resolves it, and so does removing the IP (it is no longer reported)."""
+    rows = IpWarmup.objects.filter(standby_at__isnull=False).select_related("ip").order_by("ip__address")
+    observations = []
+    for row in rows:
+        ip = row.ip
+        pulled = ip.state == ip_lifecycle.RESTING and row.standby_at is not None and ip.state_since <= row.standby_at
+        if pulled:
+            why = next((e.get("reason", "") for e in reversed(row.history) if e.get("action") == "standby"), "")
+            summary = (
+                f"{ip.address} was pulled from its warmup (RESTING): {why}. It takes no new mail; it comes back "
+                "through quarantine release or an operator, at step 1."
+            )
+        else:
+            summary = f"{ip.address} is {ip.state} now, no longer in warmup standby."
+        observations.append(Observation(ip.address[:SUBJECT_MAX_LENGTH], pulled, None, summary[:1000]))
+    return observations
+
+
 DELIVERABILITY_KINDS = [
     AlertKind(
         name=DNS_CHECK_FAILED,
@@ -114,5 +136,14 @@ DELIVERABILITY_KINDS = [
         "passes them again or is disabled. The notification names the list and why it failed.",
         for_seconds=DNSBL_BROKEN_FOR,
         evaluate=dnsbl_broken_observations,
+    ),
+    AlertKind(
+        name=IP_WARMUP_STANDBY,
+        label="IP warmup standby",
+        subject_kind="sending IP",
+        description="The daily warmup evaluation pulled a WARMING IP (RESTING) because its hard bounces or complaints "
+        "reached the plan's standby rate; resolved when the IP leaves that rest. The notification names the figures.",
+        for_seconds=0,
+        evaluate=warmup_standby_observations,
     ),
 ]

@@ -68,6 +68,15 @@ class DeliverabilityConfig(AppConfig):
                 "WARMING (quarantine release).",
             ),
             PeriodicTask(
+                name="Evaluate IP warmup",
+                task="deliverability.evaluate_ip_warmup",
+                crontab=Crontab(minute="29", hour="5"),
+                expires_seconds=6 * 3600,
+                description="Judges each WARMING IP's last 24 h (72 h or 7 days when it sent too little) against its "
+                "warmup plan: advance a step, hold, step back, pull it (RESTING and an alert) or, at the plan's "
+                "target, make it ACTIVE. Every decision is audited with its figures.",
+            ),
+            PeriodicTask(
                 name="Check the domains' DNS",
                 task="deliverability.dns_check_all",
                 crontab=Crontab(minute="17", hour="5"),
@@ -100,7 +109,8 @@ class DeliverabilityConfig(AppConfig):
         ]
 
     def alert_kinds(self):
-        """A domain's DNS check failing; an IP or domain on a blocklist; a broken blocklist (alert_kinds)."""
+        """A domain's DNS check failing; an IP or domain on a blocklist; a broken blocklist; an IP pulled by its warmup
+        gate (alert_kinds)."""
         from deliverability.alert_kinds import DELIVERABILITY_KINDS
 
         return DELIVERABILITY_KINDS

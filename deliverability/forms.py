@@ -1,11 +1,12 @@
-"""The admin's forms for pools, sending IPs and blocklists: each change goes through deliverability's services."""
+"""The admin's forms for pools, sending IPs, blocklists and warmup: each change goes through deliverability's
+services."""
 
 from functools import partial
 
 from django import forms
 
-from deliverability import dnsbl_lists, ip_lifecycle, ip_pools, sending_ips
-from deliverability.models import Dnsbl, IpPool, SendingIp
+from deliverability import dnsbl_lists, ip_lifecycle, ip_pools, ip_warmup, sending_ips, warmup_plans
+from deliverability.models import Dnsbl, IpPool, IpWarmup, SendingIp, WarmupPlan
 from dockspace.forms import ServiceForm
 
 
@@ -130,3 +131,54 @@ class DnsblCheckForm(forms.Form):
         max_length=253,
         help_text="Asked of every enabled list of its kind now; the result joins the history.",
     )
+
+
+class WarmupPlanForm(ServiceForm):
+    class Meta:
+        model = WarmupPlan
+        fields = list(warmup_plans.EDITABLE)
+
+    def _post_clean(self):
+        pass  # the service checks the plan (WarmupPlan.clean) and that its name is free
+
+    def apply(self, data):
+        if self.instance.pk is None:
+            return warmup_plans.warmup_plan_add(
+                **{name: data[name] for name in warmup_plans.EDITABLE if name in data}, **self._who()
+            )
+        changes = {name: data[name] for name in self.changed_data if name in warmup_plans.EDITABLE}
+        if not changes:
+            return self.instance
+        return warmup_plans.warmup_plan_update(plan=self.instance, **changes, **self._who())
+
+
+class IpWarmupForm(ServiceForm):
+    """An IP's plan and step (a new step starts now); adding one puts a WARMING IP on a plan before its first
+    evaluation."""
+
+    reason = forms.CharField(
+        max_length=ip_lifecycle.REASON_MAX_LENGTH,
+        required=False,
+        help_text="Why; kept in the IP's warmup history and the audit log.",
+    )
+
+    class Meta:
+        model = IpWarmup
+        fields = ["ip", "plan", "step"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "ip" in self.fields:
+            self.fields["ip"].queryset = SendingIp.objects.filter(warmup__isnull=True).order_by("address")
+            self.fields["ip"].help_text = "A sending IP that has no warmup state yet."
+
+    def _post_clean(self):
+        pass  # the service checks the step against the plan
+
+    def apply(self, data):
+        ip = self.instance.ip if self.instance.pk else data["ip"]
+        if self.instance.pk and not self.changed_data:
+            return self.instance
+        return ip_warmup.ip_warmup_set(
+            ip=ip, plan=data["plan"], step=data["step"], reason=data.get("reason", ""), **self._who()
+        )

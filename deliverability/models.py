@@ -2,13 +2,14 @@
 history; the DNS checks of the managed domains (one run per domain and check time, one result per check kind, per
 DKIM selector or sending IP, kept 90 days; each domain's latest results carry `is_latest`, so the admin, the
 dashboard and the alert read them without ordering the history); the blocklists (DNSBLs) and each subject's standing on
-them."""
+them; the warmup plans and each WARMING IP's place in its plan."""
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from deliverability import ip_lifecycle
+from deliverability import ip_lifecycle, warmup
 from deliverability.records.common import RecordToPublish
 from mail.models import Domain
 
@@ -362,3 +363,152 @@ class DnsblResult(models.Model):
 
     def __str__(self):
         return f"{self.subject} on {self.dnsbl.name}: {self.status}"
+
+
+def default_warmup_steps():
+    return list(warmup.DEFAULT_STEPS)
+
+
+def _percent_field(verbose_name, default, help_text):
+    return models.DecimalField(verbose_name, max_digits=6, decimal_places=3, default=default, help_text=help_text)
+
+
+class WarmupPlan(models.Model):
+    """How a WARMING IP's daily volume grows (deliverability.warmup): its steps, then a daily growth up to the target,
+    and the gates the daily evaluation judges its hard bounces and complaints by. Rates are in % of attempts."""
+
+    name = models.CharField(max_length=63, unique=True, help_text="What operators call it, e.g. standard.")
+    steps = models.JSONField(
+        "daily volumes of the steps",
+        default=default_warmup_steps,
+        help_text="Messages a day at each step, rising, e.g. [200, 400, 700, 1000]; the hourly cap is a 16th of it.",
+    )
+    growth_percent = models.DecimalField(
+        "growth after the steps (% a day)",
+        max_digits=5,
+        decimal_places=2,
+        default=warmup.DEFAULT_GROWTH_PERCENT,
+        help_text="After the last listed step, each step sends this much more, up to the target.",
+    )
+    target_daily = models.PositiveIntegerField(
+        "target daily volume",
+        default=warmup.DEFAULT_TARGET_DAILY,
+        help_text="Messages a day the IP must reach; one day clean at the target ends the warmup (the IP becomes "
+        "ACTIVE).",
+    )
+    advance_bounce_below = _percent_field(
+        "advance: hard bounces below (%)", warmup.Gates.advance_bounce_below, "Advance only under this rate."
+    )
+    advance_complaint_below = _percent_field(
+        "advance: complaints below (%)", warmup.Gates.advance_complaint_below, "Advance only under this rate."
+    )
+    step_back_bounce_at = _percent_field(
+        "step back: hard bounces from (%)",
+        warmup.Gates.step_back_bounce_at,
+        "At or over this rate the IP goes back one step; between the advance rate and this one it holds.",
+    )
+    step_back_complaint_at = _percent_field(
+        "step back: complaints from (%)", warmup.Gates.step_back_complaint_at, "At or over this rate: one step back."
+    )
+    standby_bounce_at = _percent_field(
+        "standby: hard bounces from (%)",
+        warmup.Gates.standby_bounce_at,
+        "At or over this rate the IP is pulled: RESTING, and an alert.",
+    )
+    standby_complaint_at = _percent_field(
+        "standby: complaints from (%)",
+        warmup.Gates.standby_complaint_at,
+        "At or over this rate the IP is pulled: RESTING, and an alert.",
+    )
+    min_attempts = models.PositiveIntegerField(
+        "minimum sample (attempts)",
+        default=warmup.Gates.min_attempts,
+        help_text="Attempts needed to judge: the last 24 h, else 72 h, else 7 days; with fewer the IP holds.",
+    )
+    is_default = models.BooleanField(
+        "default plan", default=False, help_text="The plan a WARMING IP follows unless it is given another."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "warmup plan"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="warmup_plan_one_default"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def gates(self) -> warmup.Gates:
+        return warmup.Gates(
+            advance_bounce_below=self.advance_bounce_below,
+            advance_complaint_below=self.advance_complaint_below,
+            step_back_bounce_at=self.step_back_bounce_at,
+            step_back_complaint_at=self.step_back_complaint_at,
+            standby_bounce_at=self.standby_bounce_at,
+            standby_complaint_at=self.standby_complaint_at,
+            min_attempts=self.min_attempts,
+        )
+
+    def as_plan(self) -> warmup.Plan:
+        return warmup.Plan(
+            steps=tuple(self.steps),
+            growth_percent=self.growth_percent,
+            target_daily=self.target_daily,
+            gates=self.gates(),
+        )
+
+    def problems(self) -> dict[str, str]:
+        """What is wrong with the plan, {field: message} ({} when nothing)."""
+        return warmup.plan_problems(
+            steps=self.steps, growth_percent=self.growth_percent, target_daily=self.target_daily, gates=self.gates()
+        )
+
+    def clean(self):
+        problems = self.problems()
+        if problems:
+            raise ValidationError({field: [message] for field, message in problems.items()})
+
+
+class IpWarmup(models.Model):
+    """A sending IP's place in its warmup plan: the step, since when, what it sent in it, its last send, and every
+    daily decision (newest last; the audit log keeps them all)."""
+
+    ip = models.OneToOneField(SendingIp, on_delete=models.CASCADE, related_name="warmup", verbose_name="IP")
+    plan = models.ForeignKey(WarmupPlan, on_delete=models.PROTECT, related_name="ip_warmups")
+    step = models.PositiveIntegerField(default=1, help_text="1 is the plan's first step.")
+    step_started_at = models.DateTimeField("step started", default=timezone.now)
+    sent_in_step = models.PositiveBigIntegerField("sent in this step", default=0)
+    last_sent_at = models.DateTimeField("last sent", null=True, blank=True)
+    standby_at = models.DateTimeField(
+        "pulled at", null=True, blank=True, editable=False, help_text="When its warmup gate last rested the IP."
+    )
+    history = models.JSONField(default=list, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["ip__address"]
+        verbose_name = "IP warmup"
+        constraints = [models.CheckConstraint(condition=models.Q(step__gte=1), name="ip_warmup_step_from_1")]
+
+    def __str__(self):
+        return f"{self.ip.address} at step {self.step}"
+
+    def clean(self):
+        errors = {}
+        if self.step is not None and self.step < 1:
+            errors["step"] = ["the first step is 1."]
+        elif self.step is not None and self.plan_id is not None and not self.plan.problems():
+            last = warmup.total_steps(self.plan.as_plan())
+            if self.step > last:
+                errors["step"] = [f"plan {self.plan.name} has {last} steps; choose 1 to {last}."]
+        if not isinstance(self.history, list):
+            errors["history"] = ["the history is a list of decisions."]
+        if errors:
+            raise ValidationError(errors)
+
+    def caps(self) -> tuple[int, int]:
+        return warmup.caps(self.plan.as_plan(), self.step)

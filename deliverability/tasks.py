@@ -1,9 +1,10 @@
-"""Celery tasks for deliverability: thin; the work is in deliverability.ip_duties and deliverability.dns_checks."""
+"""Celery tasks for deliverability: thin; the work is in deliverability.ip_duties, deliverability.dns_checks,
+deliverability.dnsbl and deliverability.ip_warmup."""
 
 from celery import shared_task
 
 from accounts.authz import SystemActor
-from deliverability import dns_checks, dnsbl, ip_duties
+from deliverability import dns_checks, dnsbl, ip_duties, ip_warmup
 from deliverability.models import DnsCheckRun
 from mail.models import Domain
 
@@ -64,3 +65,11 @@ def dnsbl_sweep():
 def prune_dnsbl_results():
     """Delete blocklist history older than 90 days (current standings kept)."""
     return f"deleted {dnsbl.dnsbl_prune()} blocklist result(s)"
+
+
+@shared_task(name="deliverability.evaluate_ip_warmup", is_periodic=True)
+def evaluate_ip_warmup():
+    """Daily: each WARMING IP advances, holds, steps back, is pulled (standby) or becomes ACTIVE, from its results."""
+    return ip_warmup.warmup_evaluate_all(
+        actor=SystemActor(ip_warmup.TASK_LABEL), actor_label=ip_warmup.TASK_LABEL
+    ).summary()

@@ -26,6 +26,7 @@ def test_each_app_declares_its_own_kinds_in_installed_apps_order():
         "deliverability.dns_check_failed",
         "deliverability.dnsbl_listed",
         "deliverability.dnsbl_broken",
+        "deliverability.ip_warmup_standby",
         "monitoring.dms_sync_failing",
         "monitoring.dms_drift_found",
         "monitoring.host_down",
