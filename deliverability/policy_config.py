@@ -6,7 +6,6 @@ few seconds to learn that something changed."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -25,16 +24,10 @@ from deliverability.policy_rules import (
 from deliverability.postfix_transports import transport_name
 from mail.models import Domain, Mailbox, Tier
 
-# Another app's warmup caps: {address: (daily, hourly)} for the IPs that have them (set by deliverability.ip_warmup
-# when it is installed; None: no caps).
-WarmupCaps = Callable[[], dict[str, tuple[int | None, int | None]]]
 
+def _warmup_caps() -> dict[str, tuple[int, int]]:
+    from deliverability.ip_warmup import warmup_caps
 
-def _warmup_caps() -> dict[str, tuple[int | None, int | None]]:
-    try:
-        from deliverability.ip_warmup import warmup_caps  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {}
     return warmup_caps()
 
 
