@@ -398,6 +398,18 @@ MAIL_HOSTNAME = env_hostname("DOCKSPACE_MAIL_HOSTNAME", "")
 SENDING_IPS = env_ips("DOCKSPACE_SENDING_IPS")
 
 
+# --- Sending policy (deliverability.policy_server: Postfix's policy delegation) ---------------------------
+
+# Where `manage.py policy_server` listens (HOST:PORT) and, in postfix-main.cf, where DMS's Postfix asks it: the policy
+# check is written into Postfix's restriction lists only when DOCKSPACE_POLICY_SERVICE is set (HOST:PORT as the
+# mail host reaches the policy server, e.g. dockspace-policy:10040).
+POLICY_LISTEN = env_str("DOCKSPACE_POLICY_LISTEN", "127.0.0.1:10040")
+POLICY_SERVICE = env_str("DOCKSPACE_POLICY_SERVICE", "")
+# Hosts that relay our people's mail without SASL (apps, other MTAs): their envelope sender's limits apply.
+POLICY_RELAY_HOSTS = env_networks("DOCKSPACE_POLICY_RELAY_HOSTS")
+# How often the policy server looks for a configuration change (tiers, people, pools, caps), in seconds.
+POLICY_RELOAD_SECONDS = env_int("DOCKSPACE_POLICY_RELOAD_SECONDS", 2, minimum=1)
+
 # --- outbound HTTP (dockspace.outbound_http: alert webhooks, Telegram, MTA-STS policy files) ----------
 
 # Outbound requests never reach a loopback, private, link-local, multicast, reserved or otherwise non-public address

@@ -58,6 +58,8 @@ class TierAdmin(admin.ModelAdmin):
         "total",
         "default",
         "daily_send_limit",
+        "daily_domain_send_limit",
+        "max_recipients_per_message",
         "domains",
     ]
     search_fields = ["name"]

@@ -104,6 +104,8 @@ class TierForm(forms.ModelForm):
             "total_quota",
             "default_quota",
             "daily_send_limit",
+            "daily_domain_send_limit",
+            "max_recipients_per_message",
         ]
 
 

@@ -41,8 +41,19 @@ class Tier(models.Model):
     daily_send_limit = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Messages per mailbox per day. Stored for the coming policy service: NOT enforced today, "
-        "mailboxes can send any number of messages.",
+        help_text="Recipients each mailbox may send to per day (UTC), counted by the policy service when a message "
+        "is accepted.",
+    )
+    daily_domain_send_limit = models.PositiveIntegerField(
+        "daily send limit per domain",
+        null=True,
+        blank=True,
+        help_text="Recipients all the mailboxes of one domain may send to per day (UTC), together.",
+    )
+    max_recipients_per_message = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Recipients one message may have; a message with more is refused whole.",
     )
 
     class Meta:
@@ -56,7 +67,13 @@ class Tier(models.Model):
         super().clean()
         per_mailbox, total, default = self.max_quota_per_mailbox, self.total_quota, self.default_quota
         errors = {}
-        for field, value in (("max_quota_per_mailbox", per_mailbox), ("total_quota", total)):
+        for field, value in (
+            ("max_quota_per_mailbox", per_mailbox),
+            ("total_quota", total),
+            ("daily_send_limit", self.daily_send_limit),
+            ("daily_domain_send_limit", self.daily_domain_send_limit),
+            ("max_recipients_per_message", self.max_recipients_per_message),
+        ):
             if value == 0:
                 errors[field] = ["0 would allow no mail at all; leave it empty for no limit."]
         if per_mailbox and total and per_mailbox > total:

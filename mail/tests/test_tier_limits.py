@@ -23,6 +23,8 @@ def tier_form(**values):
         "total_quota": "",
         "default_quota": "",
         "daily_send_limit": "",
+        "daily_domain_send_limit": "",
+        "max_recipients_per_message": "",
     }
     return {**data, **values}
 
@@ -72,10 +74,20 @@ def test_the_admin_saves_a_tier_whose_limits_fit_together(browser):
     assert (tier.max_quota_per_mailbox, tier.total_quota, tier.default_quota) == (G, 10 * G, G)
 
 
-def test_the_daily_send_limit_says_it_is_not_enforced_yet(browser):
+def test_the_tier_form_says_how_the_send_limits_are_counted(browser):
     page = browser.get("/admin/mail/tier/add/").content.decode()
-    assert "NOT enforced today" in page
-    assert "enforced by the policy service" not in page
+    assert "Recipients each mailbox may send to per day (UTC)" in page
+    assert "Recipients all the mailboxes of one domain may send to per day (UTC), together." in page
+    assert "a message with more is refused whole" in page
+    assert "NOT enforced" not in page
+
+
+@pytest.mark.parametrize("field", ["daily_send_limit", "daily_domain_send_limit", "max_recipients_per_message"])
+def test_a_send_limit_of_0_is_refused_naming_the_field(browser, field):
+    response = browser.post("/admin/mail/tier/add/", tier_form(**{field: "0"}))
+
+    assert form_errors(response)[field] == ["0 would allow no mail at all; leave it empty for no limit."]
+    assert not Tier.objects.exists()
 
 
 def test_a_quota_above_the_tier_limit_names_the_limit_and_what_was_given_once(browser):

@@ -1,0 +1,178 @@
+"""The policy service's counters (recipients per mailbox, domain and sending IP, per day or hour): in Redis when
+REDIS_URL is set, so several policy servers count together; else in an SQLite file in the data directory, which a
+single server writes through at every count, so a restart or a kill -9 keeps the day's figures. The same store is
+read and reset by `manage.py send_limits`.
+
+`try_add` is the one write of the hot path: it adds a message's recipients to every counter it names only if none
+would pass its limit, atomically (a Lua script in Redis; an IMMEDIATE transaction in SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# Counters live two days (a window is a UTC day or hour): yesterday's stay readable for a while.
+TTL_SECONDS = 2 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    key: str
+    limit: int | None  # None: counted, never refused
+
+
+_TRY_ADD = """
+local amount = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local values = redis.call('MGET', unpack(KEYS))
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 + i])
+  local used = tonumber(values[i]) or 0
+  if limit >= 0 and used + amount > limit then
+    return {0, i, used}
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBY', key, amount)
+  redis.call('EXPIRE', key, ttl)
+end
+return {1, 0, 0}
+"""
+
+
+class RedisCounters:
+    """Counters shared by every policy server using this Redis database."""
+
+    prefix = "dockspace:policy:"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self.client.register_script(_TRY_ADD)
+
+    def get(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+        values = self.client.mget([self.prefix + key for key in keys])
+        return [int(value or 0) for value in values]
+
+    def try_add(self, counts: Sequence[Count], amount: int) -> tuple[bool, int, int]:
+        """(added, index of the full counter, its value): nothing is added when one would pass its limit."""
+        if not counts:
+            return True, -1, 0
+        limits = [-1 if count.limit is None else count.limit for count in counts]
+        result = self._script(
+            keys=[self.prefix + count.key for count in counts], args=[amount, TTL_SECONDS, *limits], client=self.client
+        )
+        added, index, used = (int(value) for value in result)
+        return bool(added), index - 1, used
+
+    def reset(self, keys: Sequence[str]) -> int:
+        return int(self.client.delete(*[self.prefix + key for key in keys])) if keys else 0
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class FileCounters:
+    """Counters in an SQLite file (WAL): each count is committed before the answer, so a killed server loses
+    nothing; another process (send_limits) reads and resets them beside it."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit reaches the file (the OS keeps it across a killed process) without an fsync each time.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS counter (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL)"
+        )
+
+    def get(self, keys: Sequence[str]) -> list[int]:
+        if not keys:
+            return []
+        now = time.time()
+        with self._lock:
+            rows = dict(
+                self.db.execute(
+                    f"SELECT key, value FROM counter WHERE expires > ? AND key IN ({','.join('?' * len(keys))})",  # noqa: S608 - placeholders only
+                    (now, *keys),
+                ).fetchall()
+            )
+        return [int(rows.get(key, 0)) for key in keys]
+
+    def try_add(self, counts: Sequence[Count], amount: int) -> tuple[bool, int, int]:
+        if not counts:
+            return True, -1, 0
+        now = time.time()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                used = self._values([count.key for count in counts], now)
+                for index, count in enumerate(counts):
+                    if count.limit is not None and used[index] + amount > count.limit:
+                        self.db.execute("ROLLBACK")
+                        return False, index, used[index]
+                expires = now + TTL_SECONDS
+                self.db.executemany(
+                    "INSERT INTO counter (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                    "value = CASE WHEN counter.expires > ? THEN counter.value ELSE 0 END + excluded.value, "
+                    "expires = excluded.expires",
+                    [(count.key, amount, expires, now) for count in counts],
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return True, -1, 0
+
+    def _values(self, keys: Sequence[str], now: float) -> list[int]:
+        marks = ",".join("?" * len(keys))
+        rows = dict(
+            self.db.execute(
+                f"SELECT key, value FROM counter WHERE expires > ? AND key IN ({marks})",  # noqa: S608 - placeholders only
+                (now, *keys),
+            ).fetchall()
+        )
+        return [int(rows.get(key, 0)) for key in keys]
+
+    def reset(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        with self._lock:
+            cursor = self.db.execute(
+                f"DELETE FROM counter WHERE key IN ({','.join('?' * len(keys))})",  # noqa: S608 - placeholders only
+                tuple(keys),
+            )
+        return cursor.rowcount
+
+    def prune(self) -> int:
+        with self._lock:
+            return self.db.execute("DELETE FROM counter WHERE expires <= ?", (time.time(),)).rowcount
+
+    def close(self) -> None:
+        self.db.close()
+
+
+Counters = RedisCounters | FileCounters
+
+
+def counters_file() -> Path:
+    from django.conf import settings
+
+    return Path(settings.DATA_DIR) / "policy-counters.sqlite3"
+
+
+def open_counters() -> Counters:
+    """The store the policy server and send_limits share: Redis with REDIS_URL, else the data directory's file."""
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        return RedisCounters(settings.REDIS_URL)
+    return FileCounters(counters_file())

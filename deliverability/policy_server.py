@@ -1,0 +1,299 @@
+"""The Postfix policy service (SMTPD_POLICY_README): Postfix sends `name=value` lines and an empty line, we answer
+`action=...` and an empty line, on connections it keeps open. It enforces the tiers' send limits on our people's
+mail and routes pooled mail to an IP with room in its warmup caps (deliverability.policy_rules decides).
+
+One asyncio loop serves every connection; the configuration lives in memory and a thread reloads it when its
+fingerprint changes (deliverability.policy_config), so no request waits on the database. A request that is too
+long, malformed or idle too long closes its own connection only (Postfix then retries or uses its default action)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from deliverability import policy_rules as rules
+from deliverability.policy_counters import Count, Counters
+
+logger = logging.getLogger("dockspace.policy")
+
+MAX_LINE = 8192
+MAX_ATTRIBUTES = 200
+MAX_REQUEST_BYTES = 64 * 1024
+# Postfix closes a policy connection it has not used for smtpd_policy_service_max_idle (300 s).
+IDLE_TIMEOUT = 600.0
+DUNNO = "DUNNO"
+
+
+class BadRequest(Exception):
+    """A request this server will not answer: its connection is closed, nothing else is touched."""
+
+
+def parse_request(lines: list[bytes]) -> dict[str, str]:
+    """The attributes of one request (its lines without the empty one). Unknown attributes are kept and ignored by
+    the rules; a line without `=` is malformed."""
+    if len(lines) > MAX_ATTRIBUTES:
+        raise BadRequest(f"more than {MAX_ATTRIBUTES} attributes")
+    attributes: dict[str, str] = {}
+    for raw in lines:
+        name, sep, value = raw.decode("utf-8", "replace").rstrip("\r\n").partition("=")
+        if not sep or not name:
+            raise BadRequest(f"a line is not name=value: {raw[:80]!r}")
+        attributes[name] = value
+    return attributes
+
+
+@dataclass
+class MessageSeen:
+    """What one connection learnt of the message in progress (Postfix's `instance`): its accepted recipients."""
+
+    instance: str
+    recipients: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Answer:
+    action: str
+    rule: str = ""  # why, for the log and the figures: "", "state", "window", "recipients", "route", "wait"
+
+
+class Policy:
+    """The decisions, given the configuration in memory and the counters. Synchronous: each call is a few counter
+    reads and at most one atomic write."""
+
+    def __init__(
+        self,
+        config: rules.PolicyConfig,
+        counters: Counters,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.counters = counters
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - spreading mail, not a secret
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+
+    def answer(self, request: Mapping[str, str], seen: MessageSeen) -> Answer:
+        if request.get("request") != "smtpd_access_policy":
+            return Answer(DUNNO)
+        config = self.config
+        sender = rules.sender_of(config, request)
+        if sender is None:
+            return Answer(DUNNO)
+        refusal = rules.state_refusal(sender)
+        if refusal:
+            return Answer(refusal, "state")
+        state = request.get("protocol_state", "").upper()
+        if state == "RCPT":
+            return self._recipient(sender, request, seen)
+        if state == "DATA":
+            return self._data(sender, _count(request))
+        if state == "END-OF-MESSAGE":
+            return self._end_of_message(sender, _count(request), seen)
+        return Answer(DUNNO)
+
+    def _recipient(self, sender: rules.Sender, request: Mapping[str, str], seen: MessageSeen) -> Answer:
+        windows = rules.windows(sender, self.now())
+        pending = len(seen.recipients)
+        full = rules.full_window(windows, self.counters.get([w.key for w in windows]), pending + 1)
+        if full:
+            # At RCPT the window is full for this recipient: name it as full, not the message.
+            full = (full[0], full[1], 1)
+            return Answer(rules.window_refusal(*full), "window")
+        seen.recipients.append(request.get("recipient", "").strip().lower())
+        return Answer(DUNNO)
+
+    def _data(self, sender: rules.Sender, count: int) -> Answer:
+        too_many = rules.too_many_recipients(sender, count)
+        if too_many:
+            return Answer(too_many, "recipients")
+        windows = rules.windows(sender, self.now())
+        full = rules.full_window(windows, self.counters.get([w.key for w in windows]), count)
+        if full:
+            return Answer(rules.window_refusal(*full), "window")
+        return Answer(DUNNO)
+
+    def _end_of_message(self, sender: rules.Sender, count: int, seen: MessageSeen) -> Answer:
+        too_many = rules.too_many_recipients(sender, count)
+        if too_many:
+            return Answer(too_many, "recipients")
+        now = self.now()
+        windows = rules.windows(sender, now)
+        counts = [Count(w.key, w.limit) for w in windows]
+        ips = self.config.pools.get(sender.domain.pool, ()) if sender.domain.pool else ()
+        if not ips or not rules.all_remote(seen.recipients, self.config.local_domains):
+            added, index, used = self.counters.try_add(counts, count)
+            if not added:
+                return Answer(rules.window_refusal(windows[index], used, count), "window")
+            return Answer(DUNNO)
+        for _attempt in range(3):
+            ip = self._choose(ips, count, now)
+            if ip is None:
+                return self._wait(sender, count, windows, now)
+            day, hour = rules.day_of(now), rules.hour_of(now)
+            ip_counts = [
+                Count(rules.ip_day_key(ip.address, day), ip.daily_cap),
+                Count(rules.ip_hour_key(ip.address, hour), ip.hourly_cap),
+            ]
+            added, index, used = self.counters.try_add([*counts, *ip_counts], count)
+            if added:
+                return Answer(f"FILTER {ip.transport}:", "route")
+            if index < len(windows):
+                return Answer(rules.window_refusal(windows[index], used, count), "window")
+            # Another server filled that IP between the read and the write: choose again with fresh figures.
+        return self._wait(sender, count, windows, now)
+
+    def _choose(self, ips: tuple[rules.RouteIp, ...], count: int, now: dt.datetime) -> rules.RouteIp | None:
+        day, hour = rules.day_of(now), rules.hour_of(now)
+        keys = [key for ip in ips for key in (rules.ip_day_key(ip.address, day), rules.ip_hour_key(ip.address, hour))]
+        values = self.counters.get(keys)
+        rooms = [rules.IpRoom(ip, values[2 * i], values[2 * i + 1]) for i, ip in enumerate(ips)]
+        return rules.choose_ip(rooms, count, now.minute, self.rng)
+
+    def _wait(self, sender: rules.Sender, count: int, windows: list[rules.Window], now: dt.datetime) -> Answer:
+        """No IP of the pool has room: the message is accepted and held in Postfix's queue, counted against the
+        sender's windows now (it will be sent), and released when an IP has room again."""
+        added, index, used = self.counters.try_add([Count(w.key, w.limit) for w in windows], count)
+        if not added:
+            return Answer(rules.window_refusal(windows[index], used, count), "window")
+        return Answer(f"HOLD pool {sender.domain.pool} has no room in its warmup caps", "wait")
+
+
+def _count(request: Mapping[str, str]) -> int:
+    try:
+        return max(0, int(request.get("recipient_count", "0") or 0))
+    except ValueError:
+        return 0
+
+
+class PolicyServer:
+    """The asyncio side: connections, requests, answers, and the reloading thread."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        load: Callable[[], rules.PolicyConfig] | None = None,
+        fingerprint: Callable[[], str] | None = None,
+        reload_seconds: float = 2.0,
+        loaded_fingerprint: str = "",
+    ) -> None:
+        self.policy = policy
+        self._load = load
+        self._fingerprint = fingerprint
+        self.reload_seconds = reload_seconds
+        self.loaded_fingerprint = loaded_fingerprint
+        self._stop = threading.Event()
+        self.served = 0
+        self.refused: dict[str, int] = {}
+        self._connections: set[asyncio.Task] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        seen = MessageSeen("")
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            while True:
+                lines = await self._read_request(reader)
+                if lines is None:
+                    return
+                request = parse_request(lines)
+                instance = request.get("instance", "")
+                if instance != seen.instance:
+                    seen = MessageSeen(instance)
+                answer = self.policy.answer(request, seen)
+                self.served += 1
+                if answer.rule:
+                    self.refused[answer.rule] = self.refused.get(answer.rule, 0) + 1
+                    if answer.rule not in ("route",):
+                        logger.info(
+                            "policy: %s for sasl_username=%s sender=%s: %s",
+                            answer.rule,
+                            request.get("sasl_username", ""),
+                            request.get("sender", ""),
+                            answer.action,
+                        )
+                writer.write(f"action={answer.action}\n\n".encode())
+                await writer.drain()
+        except BadRequest as exc:
+            logger.warning("policy: closing the connection from %s: %s", peer, exc)
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            # Trouble of our own: Postfix's advice is to log and disconnect without answering.
+            logger.exception("policy: internal error answering %s; connection closed", peer)
+        finally:
+            self._connections.discard(task)  # type: ignore[arg-type]
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> list[bytes] | None:
+        lines: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
+            except ValueError:
+                raise BadRequest(f"a line longer than {MAX_LINE} bytes") from None
+            if not line:
+                return None  # closed by Postfix
+            if line in (b"\n", b"\r\n"):
+                return lines
+            size += len(line)
+            if size > MAX_REQUEST_BYTES or len(lines) >= MAX_ATTRIBUTES:
+                raise BadRequest(f"a request over {MAX_REQUEST_BYTES} bytes or {MAX_ATTRIBUTES} attributes")
+            lines.append(line)
+
+    def reload_forever(self) -> None:
+        """In a thread: look for a change every reload_seconds; load the new configuration off the hot path and swap
+        it in whole. A failed load keeps the last good configuration."""
+        if self._load is None or self._fingerprint is None:
+            return
+        from django.db import close_old_connections
+
+        last = self.loaded_fingerprint
+        while not self._stop.wait(self.reload_seconds if last else 0):
+            try:
+                close_old_connections()
+                current = self._fingerprint()
+                if current != last:
+                    config = self._load()
+                    self.policy.config = config
+                    if last:
+                        logger.info("policy: configuration reloaded (%d senders)", len(config.senders))
+                    last = current
+            except Exception:
+                logger.exception("policy: reloading the configuration failed; keeping the last one")
+                last = last or "failed"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def serve(self, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
+        server = await asyncio.start_server(self.handle, host, port, limit=MAX_LINE, reuse_address=True)
+        thread = threading.Thread(target=self.reload_forever, name="policy-reload", daemon=True)
+        thread.start()
+        if ready:
+            ready()
+        async with server:
+            try:
+                await server.serve_forever()
+            finally:
+                self.stop()
+                # Open connections end with the server (Python 3.11's Server does not close them).
+                for connection in list(self._connections):
+                    connection.cancel()
+                await asyncio.gather(*self._connections, return_exceptions=True)
