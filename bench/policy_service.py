@@ -133,7 +133,7 @@ class Database:
     def __init__(self, args, temp_dir, name):
         self.db_name = harness.bench_db_name(f"dockspace_bench_policy{'' if name == 'main' else '_' + name}")
         data_dir = temp_dir / f"data-{name}"
-        data_dir.mkdir()
+        data_dir.mkdir(mode=0o700)  # as Dockspace wants its data directory (else a warning at every start)
         values = {} if args.postgres else {"DATABASE_URL": f"sqlite:///{temp_dir}/{name}.sqlite3"}
         self.env = harness.bench_env(self.db_name, data_dir, values)
         self.postgres = args.postgres
@@ -425,9 +425,15 @@ def client(port, spec, conn, ready, go, results):
     cpu_began = resource.getrusage(resource.RUSAGE_SELF)
     began = time.monotonic()
     heavy, others, share = spec["heavy"], spec["others"], spec["heavy_share"]
+    # Paced (--rate): this connection's messages are due every `interval` seconds, the connections staggered.
+    interval = spec["connections"] / spec["rate"] if spec.get("rate") else 0.0
     while sock is not None and time.monotonic() < deadline:
         if spec["messages"] is not None and messages >= spec["messages"]:
             break
+        if interval:
+            wait = began + interval * (messages + conn / spec["connections"]) - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
         if spec["senders"] is not None:
             sender = spec["senders"][conn][0]
         elif heavy and rng.random() < share:
@@ -487,7 +493,9 @@ def drive(server, connections, *, seconds=None, messages=None, senders=None, spe
     """`connections` client processes against `server` for `seconds` (or `messages` each); the merged figures."""
     context = multiprocessing.get_context("fork")
     ready, go, results = context.Queue(), context.Queue(), context.Queue()
-    run_spec = {**spec, "states": server.states, "messages": messages, "senders": senders}
+    run_spec = {**spec, "states": server.states, "messages": messages, "senders": senders, "connections": connections}
+    if messages is not None:
+        run_spec["rate"] = None  # filling up to the limit is never paced
     procs = [
         context.Process(target=client, args=(server.port, {**run_spec}, conn, ready, go, results), daemon=True)
         for conn in range(connections)
@@ -595,7 +603,13 @@ def our_server(env, temp_dir, name, states):
 def run(args, temp_dir):
     cpus, usable = harness.cpu_counts()
     heavy = list(range(args.heavy))
-    spec = {"seed": args.seed, "heavy": heavy, "others": (args.heavy, args.people), "heavy_share": args.heavy_share}
+    spec = {
+        "seed": args.seed,
+        "heavy": heavy,
+        "others": (args.heavy, args.people),
+        "heavy_share": args.heavy_share,
+        "rate": args.rate,
+    }
     if args.people <= args.heavy:
         raise SystemExit("--people must be above --heavy.")
     our_states = args.our_states.split(",")
@@ -647,6 +661,10 @@ def run(args, temp_dir):
                 f"states per message: ours {'+'.join(our_states)}, policyd-rate-limit {'+'.join(policyd_states)}; "
                 f"{args.heavy_share:.0%} of messages from the {len(heavy)} people at the limit."
             )
+            if args.rate:
+                print(
+                    f"  Paced: {args.rate:g} messages/s in all, spread over the connections (else as fast as it goes)."
+                )
             print("  srv µs / cli µs: CPU time of the server / of the client processes per request.")
             print(HEADER)
             figures = {}
@@ -724,6 +742,9 @@ def main():
         type=lambda text: [int(n) for n in text.split(",")],
         default=[1, 8, 32],
         help="connection counts, comma-separated (default 1,8,32)",
+    )
+    parser.add_argument(
+        "--rate", type=float, help="paced: messages per second in all (default: each connection as fast as it goes)"
     )
     parser.add_argument("--people", type=int, default=1000, help="people with a mailbox for the timed phases")
     parser.add_argument("--limit", type=int, default=500, help="recipients per person per day (default 500)")
