@@ -134,7 +134,7 @@ class Database:
         self.db_name = harness.bench_db_name(f"dockspace_bench_policy{'' if name == 'main' else '_' + name}")
         data_dir = temp_dir / f"data-{name}"
         data_dir.mkdir(mode=0o700)  # as Dockspace wants its data directory (else a warning at every start)
-        values = {} if args.postgres else {"DATABASE_URL": f"sqlite:///{temp_dir}/{name}.sqlite3"}
+        values = {} if args.postgres else {"DATABASE_URL": f"sqlite:///{data_dir}/{name}.sqlite3"}
         self.env = harness.bench_env(self.db_name, data_dir, values)
         self.postgres = args.postgres
 
