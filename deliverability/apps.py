@@ -123,10 +123,23 @@ class DeliverabilityConfig(AppConfig):
         return [card for card in cards if card is not None]
 
     def domain_admin_panel(self, request, domain):
-        """mail's seam: the domain's DNS checks on its admin page."""
+        """mail's seam: the domain's DNS checks and its sending today on its admin page."""
         from deliverability.dashboard import domain_dns_panel
+        from deliverability.send_panels import admin_send_panel
 
-        return domain_dns_panel(request, domain)
+        return domain_dns_panel(request, domain) + admin_send_panel(request, domain.name)
+
+    def mailbox_admin_panel(self, request, mailbox):
+        """mail's seam (mail.admin.mailbox_admin_panels): the mailbox's sending today against its tier's limits."""
+        from deliverability.send_panels import admin_send_panel
+
+        return admin_send_panel(request, mailbox.address)
+
+    def profile_panel(self, request):
+        """accounts' seam (accounts.selectors.profile_panels): the person's own sending today against the limits."""
+        from deliverability.send_panels import profile_send_panel
+
+        return profile_send_panel(request)
 
     def domain_list_columns(self, request):
         """mail's seam: the domain list's "DNS" column (the worst level of each domain's latest checks)."""
@@ -153,6 +166,13 @@ class DeliverabilityConfig(AppConfig):
                 title="Sending IP duties (dry run)",
                 view=admin_views.ip_duties_view,
                 permission=sending_ips.VIEW,
+            ),
+            AdminPage(
+                app_label=self.label,
+                slug="send-limits",
+                title="Send limits today",
+                view=admin_views.send_limits_view,
+                permission="mail.view_mailbox",
             ),
             AdminPage(
                 app_label=self.label,

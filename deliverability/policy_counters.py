@@ -75,6 +75,12 @@ class RedisCounters:
     def reset(self, keys: Sequence[str]) -> int:
         return int(self.client.delete(*[self.prefix + key for key in keys])) if keys else 0
 
+    def scan(self, prefix: str, suffix: str) -> dict[str, int]:
+        """{key: value} of the counters whose key starts with `prefix` and ends with `suffix` (e.g. one day's)."""
+        keys = [key.decode() for key in self.client.scan_iter(f"{self.prefix}{prefix}*{suffix}", count=1000)]
+        values = self.client.mget(keys) if keys else []
+        return {key[len(self.prefix) :]: int(value or 0) for key, value in zip(keys, values, strict=True)}
+
     def close(self) -> None:
         self.client.close()
 
@@ -151,6 +157,14 @@ class FileCounters:
                 tuple(keys),
             )
         return cursor.rowcount
+
+    def scan(self, prefix: str, suffix: str) -> dict[str, int]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT key, value FROM counter WHERE expires > ? AND substr(key, 1, ?) = ? AND substr(key, -?) = ?",
+                (time.time(), len(prefix), prefix, len(suffix), suffix),
+            ).fetchall()
+        return {key: int(value) for key, value in rows}
 
     def prune(self) -> int:
         with self._lock:

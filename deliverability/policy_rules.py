@@ -95,7 +95,7 @@ class Window:
     """One daily limit a message counts against: the counter key, the limit and who it is about."""
 
     key: str
-    limit: int
+    limit: int | None  # None: counted (for the usage shown), never refused
     subject: str
     per_domain: bool = False
 
@@ -125,33 +125,30 @@ def ip_hour_key(address: str, hour: str) -> str:
 
 
 def windows(sender: Sender, now: dt.datetime) -> list[Window]:
-    """The daily windows `sender`'s mail counts against today (UTC): the mailbox's and its domain's total."""
+    """The daily windows `sender`'s mail counts against today (UTC): the mailbox's and its domain's total, each
+    counted whether or not its tier limits it."""
     day, policy = day_of(now), sender.domain
-    found = []
-    if policy.daily_limit is not None:
-        found.append(Window(mailbox_key(sender.address, day), policy.daily_limit, sender.address))
-    if policy.domain_daily_limit is not None:
-        found.append(Window(domain_key(policy.name, day), policy.domain_daily_limit, policy.name, per_domain=True))
-    return found
+    return [
+        Window(mailbox_key(sender.address, day), policy.daily_limit, sender.address),
+        Window(domain_key(policy.name, day), policy.domain_daily_limit, policy.name, per_domain=True),
+    ]
 
 
 def window_refusal(window: Window, used: int, adding: int = 1) -> str:
     """The 4xx while a daily window is full (or too full for this message): it names the limit, what was used and
     when it resets."""
     whose = f"{window.subject} (all its mailboxes together)" if window.per_domain else window.subject
-    used = min(used, window.limit)
-    this = f", and this message has {adding}" if used < window.limit and adding > 1 else ""
-    return (
-        f"452 4.5.3 {whose} sent to {used} of {window.limit} recipients allowed today{this}; "
-        "the limit resets at 00:00 UTC"
-    )
+    limit = window.limit if window.limit is not None else used
+    used = min(used, limit)
+    this = f", and this message has {adding}" if used < limit and adding > 1 else ""
+    return f"452 4.5.3 {whose} sent to {used} of {limit} recipients allowed today{this}; the limit resets at 00:00 UTC"
 
 
 def full_window(found: Sequence[Window], used: Sequence[int], adding: int) -> tuple[Window, int, int] | None:
     """The first window that `adding` more recipients would overflow, with its count and `adding` (window_refusal's
     arguments); None when all have room."""
     for window, count in zip(found, used, strict=True):
-        if count + adding > window.limit:
+        if window.limit is not None and count + adding > window.limit:
             return window, count, adding
     return None
 

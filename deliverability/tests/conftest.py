@@ -22,3 +22,18 @@ def silent_dns_server():
     """A loopback DNS port that reads queries and never answers."""
     with SilentDnsServer() as server:
         yield server
+
+
+@pytest.fixture
+def policy_counters(settings, tmp_path):
+    """The policy service's counters as the server and send_limits share them: the data directory's file (a fresh
+    one), or Redis with REDIS_URL (its policy keys emptied first)."""
+    from deliverability.policy_counters import open_counters
+
+    settings.DATA_DIR = tmp_path
+    counters = open_counters()
+    if settings.REDIS_URL:
+        for key in counters.client.scan_iter(f"{counters.prefix}*"):
+            counters.client.delete(key)
+    yield counters
+    counters.close()
