@@ -61,13 +61,13 @@ class RedisCounters:
         values = self.client.mget([self.prefix + key for key in keys])
         return [int(value or 0) for value in values]
 
-    def try_add(self, counts: Sequence[Count], amount: int) -> tuple[bool, int, int]:
+    def try_add(self, counts: Sequence[Count], amount: int, ttl: int = TTL_SECONDS) -> tuple[bool, int, int]:
         """(added, index of the full counter, its value): nothing is added when one would pass its limit."""
         if not counts:
             return True, -1, 0
         limits = [-1 if count.limit is None else count.limit for count in counts]
         result = self._script(
-            keys=[self.prefix + count.key for count in counts], args=[amount, TTL_SECONDS, *limits], client=self.client
+            keys=[self.prefix + count.key for count in counts], args=[amount, ttl, *limits], client=self.client
         )
         added, index, used = (int(value) for value in result)
         return bool(added), index - 1, used
@@ -80,6 +80,36 @@ class RedisCounters:
         keys = [key.decode() for key in self.client.scan_iter(f"{self.prefix}{prefix}*{suffix}", count=1000)]
         values = self.client.mget(keys) if keys else []
         return {key[len(self.prefix) :]: int(value or 0) for key, value in zip(keys, values, strict=True)}
+
+    # Mail held for warmup room: queue id -> (release time, what it is), soonest first.
+    def hold_add(self, queue_id: str, release_at: float, payload: str) -> None:
+        pipe = self.client.pipeline()
+        pipe.zadd(self.prefix + "held", {queue_id: release_at})
+        pipe.hset(self.prefix + "held-info", queue_id, payload)
+        pipe.execute()
+
+    def hold_get(self, queue_id: str) -> str | None:
+        value = self.client.hget(self.prefix + "held-info", queue_id)
+        return value.decode() if value is not None else None
+
+    def holds(self, due_by: float | None = None) -> list[tuple[str, float, str]]:
+        """(queue id, release time, payload) of the held mail, soonest first (only those due by `due_by`)."""
+        entries = self.client.zrangebyscore(
+            self.prefix + "held", "-inf", "+inf" if due_by is None else due_by, withscores=True
+        )
+        if not entries:
+            return []
+        infos = self.client.hmget(self.prefix + "held-info", [queue_id for queue_id, _ in entries])
+        return [
+            (queue_id.decode(), float(score), (info or b"").decode())
+            for (queue_id, score), info in zip(entries, infos, strict=True)
+        ]
+
+    def hold_done(self, queue_id: str) -> None:
+        pipe = self.client.pipeline()
+        pipe.zrem(self.prefix + "held", queue_id)
+        pipe.hdel(self.prefix + "held-info", queue_id)
+        pipe.execute()
 
     def close(self) -> None:
         self.client.close()
@@ -99,6 +129,10 @@ class FileCounters:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS counter (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL)"
         )
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS held "
+            "(queue_id TEXT PRIMARY KEY, release_at REAL NOT NULL, payload TEXT NOT NULL)"
+        )
 
     def get(self, keys: Sequence[str]) -> list[int]:
         if not keys:
@@ -113,7 +147,7 @@ class FileCounters:
             )
         return [int(rows.get(key, 0)) for key in keys]
 
-    def try_add(self, counts: Sequence[Count], amount: int) -> tuple[bool, int, int]:
+    def try_add(self, counts: Sequence[Count], amount: int, ttl: int = TTL_SECONDS) -> tuple[bool, int, int]:
         if not counts:
             return True, -1, 0
         now = time.time()
@@ -125,7 +159,7 @@ class FileCounters:
                     if count.limit is not None and used[index] + amount > count.limit:
                         self.db.execute("ROLLBACK")
                         return False, index, used[index]
-                expires = now + TTL_SECONDS
+                expires = now + ttl
                 self.db.executemany(
                     "INSERT INTO counter (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
                     "value = CASE WHEN counter.expires > ? THEN counter.value ELSE 0 END + excluded.value, "
@@ -169,6 +203,30 @@ class FileCounters:
     def prune(self) -> int:
         with self._lock:
             return self.db.execute("DELETE FROM counter WHERE expires <= ?", (time.time(),)).rowcount
+
+    def hold_add(self, queue_id: str, release_at: float, payload: str) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO held (queue_id, release_at, payload) VALUES (?, ?, ?)",
+                (queue_id, release_at, payload),
+            )
+
+    def hold_get(self, queue_id: str) -> str | None:
+        with self._lock:
+            row = self.db.execute("SELECT payload FROM held WHERE queue_id = ?", (queue_id,)).fetchone()
+        return row[0] if row else None
+
+    def holds(self, due_by: float | None = None) -> list[tuple[str, float, str]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT queue_id, release_at, payload FROM held WHERE release_at <= ? ORDER BY release_at, queue_id",
+                (float("inf") if due_by is None else due_by,),
+            ).fetchall()
+        return [(queue_id, float(release_at), payload) for queue_id, release_at, payload in rows]
+
+    def hold_done(self, queue_id: str) -> None:
+        with self._lock:
+            self.db.execute("DELETE FROM held WHERE queue_id = ?", (queue_id,))
 
     def close(self) -> None:
         self.db.close()

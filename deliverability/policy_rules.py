@@ -204,3 +204,33 @@ def choose_ip(rooms: Sequence[IpRoom], count: int, minute: int, rng: random.Rand
 
 
 ACTIVE_IP = "active"
+# How far ahead mail waits for warmup room before it is deferred to its sender instead.
+HOLD_HORIZON_HOURS = 72
+
+
+def hour_start(now: dt.datetime) -> dt.datetime:
+    return now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def future_hours(now: dt.datetime, hours: int = HOLD_HORIZON_HOURS) -> list[dt.datetime]:
+    """The starts of the next `hours` UTC hours after the current one."""
+    start = hour_start(now)
+    return [start + dt.timedelta(hours=n) for n in range(1, hours + 1)]
+
+
+def earliest_room(
+    ips: Sequence[RouteIp], used: Mapping[str, int], count: int, hours: Sequence[dt.datetime]
+) -> tuple[RouteIp, dt.datetime] | None:
+    """The first later hour in which an IP has room for `count` in both its hourly and its daily cap (`used` holds
+    the counters of those hours and days, reservations included), ACTIVE IPs before WARMING ones at the same hour;
+    None: no room within the horizon."""
+    for hour in hours:
+        for ip in sorted(ips, key=lambda ip: (ip.state != ACTIVE_IP, ip.address)):
+            day = used.get(ip_day_key(ip.address, day_of(hour)), 0)
+            this_hour = used.get(ip_hour_key(ip.address, hour_of(hour)), 0)
+            if ip.daily_cap is not None and day + count > ip.daily_cap:
+                continue
+            if ip.hourly_cap is not None and this_hour + count > ip.hourly_cap:
+                continue
+            return ip, hour
+    return None

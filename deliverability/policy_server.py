@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from deliverability import policy_rules as rules
-from deliverability.policy_counters import Count, Counters
+from deliverability import postfix_policy
+from deliverability.policy_counters import TTL_SECONDS, Count, Counters
 
 logger = logging.getLogger("dockspace.policy")
 
@@ -29,6 +32,9 @@ MAX_REQUEST_BYTES = 64 * 1024
 # Postfix closes a policy connection it has not used for smtpd_policy_service_max_idle (300 s).
 IDLE_TIMEOUT = 600.0
 DUNNO = "DUNNO"
+# The second policy check of the end of a message (postfix_policy: policy_context=hold) asks whether to hold it.
+HOLD_CONTEXT = postfix_policy.HOLD_CONTEXT
+QUEUE_ID = re.compile(r"[0-9A-Za-z]{6,32}")
 
 
 class BadRequest(Exception):
@@ -99,7 +105,9 @@ class Policy:
         if state == "DATA":
             return self._data(sender, _count(request))
         if state == "END-OF-MESSAGE":
-            return self._end_of_message(sender, _count(request), seen)
+            if request.get("policy_context") == HOLD_CONTEXT:
+                return self._hold(request.get("queue_id", ""))
+            return self._end_of_message(sender, _count(request), seen, request.get("queue_id", ""))
         return Answer(DUNNO)
 
     def _recipient(self, sender: rules.Sender, request: Mapping[str, str], seen: MessageSeen) -> Answer:
@@ -123,7 +131,7 @@ class Policy:
             return Answer(rules.window_refusal(*full), "window")
         return Answer(DUNNO)
 
-    def _end_of_message(self, sender: rules.Sender, count: int, seen: MessageSeen) -> Answer:
+    def _end_of_message(self, sender: rules.Sender, count: int, seen: MessageSeen, queue_id: str) -> Answer:
         too_many = rules.too_many_recipients(sender, count)
         if too_many:
             return Answer(too_many, "recipients")
@@ -139,7 +147,7 @@ class Policy:
         for _attempt in range(3):
             ip = self._choose(ips, count, now)
             if ip is None:
-                return self._wait(sender, count, windows, now)
+                return self._wait(sender, count, windows, ips, now, queue_id)
             day, hour = rules.day_of(now), rules.hour_of(now)
             ip_counts = [
                 Count(rules.ip_day_key(ip.address, day), ip.daily_cap),
@@ -151,7 +159,7 @@ class Policy:
             if index < len(windows):
                 return Answer(rules.window_refusal(windows[index], used, count), "window")
             # Another server filled that IP between the read and the write: choose again with fresh figures.
-        return self._wait(sender, count, windows, now)
+        return self._wait(sender, count, windows, ips, now, queue_id)
 
     def _choose(self, ips: tuple[rules.RouteIp, ...], count: int, now: dt.datetime) -> rules.RouteIp | None:
         day, hour = rules.day_of(now), rules.hour_of(now)
@@ -160,13 +168,81 @@ class Policy:
         rooms = [rules.IpRoom(ip, values[2 * i], values[2 * i + 1]) for i, ip in enumerate(ips)]
         return rules.choose_ip(rooms, count, now.minute, self.rng)
 
-    def _wait(self, sender: rules.Sender, count: int, windows: list[rules.Window], now: dt.datetime) -> Answer:
-        """No IP of the pool has room: the message is accepted and held in Postfix's queue, counted against the
-        sender's windows now (it will be sent), and released when an IP has room again."""
-        added, index, used = self.counters.try_add([Count(w.key, w.limit) for w in windows], count)
-        if not added:
-            return Answer(rules.window_refusal(windows[index], used, count), "window")
-        return Answer(f"HOLD pool {sender.domain.pool} has no room in its warmup caps", "wait")
+    def _wait(
+        self,
+        sender: rules.Sender,
+        count: int,
+        windows: list[rules.Window],
+        ips: tuple[rules.RouteIp, ...],
+        now: dt.datetime,
+        queue_id: str,
+    ) -> Answer:
+        """No IP of the pool has room now: the message is routed to the IP with the earliest room, that room is
+        reserved (counted in that hour and day), and the second check of the end of the message holds it in
+        Postfix's queue until then (the releaser lets it go). Without a queue id, or without room in the next
+        HOLD_HORIZON_HOURS, the sender is asked to try again later (451): nothing is lost either way."""
+        pool = sender.domain.pool
+        later = f"451 4.7.1 pool {pool} has no room in its warmup caps; try again later"
+        if not QUEUE_ID.fullmatch(queue_id or ""):
+            return Answer(later, "wait")
+        for _attempt in range(3):
+            hours = rules.future_hours(now)
+            keys = [
+                key
+                for ip in ips
+                for hour in hours
+                for key in (
+                    rules.ip_day_key(ip.address, rules.day_of(hour)),
+                    rules.ip_hour_key(ip.address, rules.hour_of(hour)),
+                )
+            ]
+            keys = list(dict.fromkeys(keys))
+            used = dict(zip(keys, self.counters.get(keys), strict=True))
+            found = rules.earliest_room(ips, used, count, hours)
+            if found is None:
+                return Answer(later, "wait")
+            ip, hour = found
+            ttl = int((hour - now).total_seconds()) + TTL_SECONDS
+            reserve = [
+                Count(rules.ip_day_key(ip.address, rules.day_of(hour)), ip.daily_cap),
+                Count(rules.ip_hour_key(ip.address, rules.hour_of(hour)), ip.hourly_cap),
+            ]
+            added, index, used_now = self.counters.try_add(
+                [*(Count(w.key, w.limit) for w in windows), *reserve], count, ttl
+            )
+            if not added and index < len(windows):
+                return Answer(rules.window_refusal(windows[index], used_now, count), "window")
+            if added:
+                payload = json.dumps(
+                    {
+                        "sender": sender.address,
+                        "pool": pool,
+                        "ip": ip.address,
+                        "recipients": count,
+                        "queued_at": now.isoformat(),
+                    }
+                )
+                self.counters.hold_add(queue_id, hour.timestamp(), payload)
+                return Answer(f"FILTER {ip.transport}:", "wait")
+        return Answer(later, "wait")
+
+    def _hold(self, queue_id: str) -> Answer:
+        """The second check at the end of a message: hold it when the first routed it to later room."""
+        if not QUEUE_ID.fullmatch(queue_id or ""):
+            return Answer(DUNNO)
+        payload = self.counters.hold_get(queue_id)
+        if payload is None:
+            return Answer(DUNNO)
+        held = json.loads(payload)
+        release = self._release_time(queue_id)
+        when = f"{release:%Y-%m-%d %H:%M} UTC" if release else "later"
+        return Answer(f"HOLD waiting for warmup room on {held['ip']} until {when}", "hold")
+
+    def _release_time(self, queue_id: str) -> dt.datetime | None:
+        for held_id, release_at, _payload in self.counters.holds():
+            if held_id == queue_id:
+                return dt.datetime.fromtimestamp(release_at, dt.UTC)
+        return None
 
 
 def _count(request: Mapping[str, str]) -> int:
@@ -187,12 +263,16 @@ class PolicyServer:
         fingerprint: Callable[[], str] | None = None,
         reload_seconds: float = 2.0,
         loaded_fingerprint: str = "",
+        release_command: str = "",
+        release_seconds: float = 5.0,
     ) -> None:
         self.policy = policy
         self._load = load
         self._fingerprint = fingerprint
         self.reload_seconds = reload_seconds
         self.loaded_fingerprint = loaded_fingerprint
+        self.release_command = release_command
+        self.release_seconds = release_seconds
         self._stop = threading.Event()
         self.served = 0
         self.refused: dict[str, int] = {}
@@ -283,13 +363,24 @@ class PolicyServer:
                 logger.exception("policy: reloading the configuration failed; keeping the last one")
                 last = last or "failed"
 
+    def release_forever(self) -> None:
+        """In a thread: release held mail as its reserved room comes (deliverability.held_mail)."""
+        from deliverability.held_mail import release_due
+
+        while not self._stop.wait(self.release_seconds):
+            try:
+                release_due(self.policy.counters, self.release_command, self.policy.now())
+            except Exception:
+                logger.exception("policy: releasing held mail failed; trying again later")
+
     def stop(self) -> None:
         self._stop.set()
 
     async def serve(self, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
         server = await asyncio.start_server(self.handle, host, port, limit=MAX_REQUEST_BYTES, reuse_address=True)
-        thread = threading.Thread(target=self.reload_forever, name="policy-reload", daemon=True)
-        thread.start()
+        threading.Thread(target=self.reload_forever, name="policy-reload", daemon=True).start()
+        if self.release_command:
+            threading.Thread(target=self.release_forever, name="policy-release", daemon=True).start()
         if ready:
             ready()
         async with server:

@@ -19,16 +19,19 @@ from dockspace.ports import parse_bind
 # DMS's smtpd_data_restrictions (target/postfix/main.cf), which the policy check goes in front of.
 DMS_DATA_RESTRICTIONS = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_pipelining"
 TIMEOUT = "10s"
+HOLD_CONTEXT = "hold"
 CHECK_VARIABLE = "DOCKSPACE_POLICY_CHECK"
 
 
-def policy_check(service: str) -> str:
-    """The restriction that asks the policy service at HOST:PORT (ValueError naming the setting if unusable)."""
+def policy_check(service: str, context: str = "") -> str:
+    """The restriction that asks the policy service at HOST:PORT (ValueError naming the setting if unusable);
+    `context` is sent as policy_context, to tell a second check from the first."""
     host, port = parse_bind(service, setting="DOCKSPACE_POLICY_SERVICE")
     if not host or any(c in host for c in " ,{}\t"):
         raise ValueError(f"DOCKSPACE_POLICY_SERVICE must be HOST:PORT with a host name; got {service!r}.")
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return f"check_policy_service {{ inet:{target}, timeout={TIMEOUT}, default_action=DUNNO }}"
+    extra = f", policy_context={context}" if context else ""
+    return f"check_policy_service {{ inet:{target}, timeout={TIMEOUT}, default_action=DUNNO{extra} }}"
 
 
 def main_policy_lines(service: str) -> Iterator[str]:
@@ -39,7 +42,8 @@ def main_policy_lines(service: str) -> Iterator[str]:
     yield f"# Dockspace's policy service ({service}): send limits and warmup routing, asked at DATA and at the end"
     yield "# of each message (and at RCPT: user-patches.sh). If it does not answer, Postfix lets mail through."
     yield f"smtpd_data_restrictions = {check}, {DMS_DATA_RESTRICTIONS}"
-    yield f"smtpd_end_of_data_restrictions = {check}"
+    # The second check holds a message the first routed to later warmup room (policy_server.HOLD_CONTEXT).
+    yield f"smtpd_end_of_data_restrictions = {check}, {policy_check(service, HOLD_CONTEXT)}"
 
 
 def user_patches_policy_lines(service: str) -> Iterator[str]:

@@ -415,6 +415,9 @@ except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 # Hosts that relay our people's mail without SASL (apps, other MTAs): their envelope sender's limits apply.
 POLICY_RELAY_HOSTS = env_networks("DOCKSPACE_POLICY_RELAY_HOSTS")
+# The command that releases mail the policy service held for warmup room, the queue id appended: `postsuper -H`
+# beside Postfix, `docker exec mailserver postsuper -H` on the Docker host (empty: held mail waits for an operator).
+POLICY_RELEASE_COMMAND = env_str("DOCKSPACE_POLICY_RELEASE_COMMAND", "")
 # How often the policy server looks for a configuration change (tiers, people, pools, caps), in seconds.
 POLICY_RELOAD_SECONDS = env_int("DOCKSPACE_POLICY_RELOAD_SECONDS", 2, minimum=1)
 

@@ -64,7 +64,7 @@ def test_the_policy_check_comes_first_at_rcpt_data_and_end_of_message_and_dms_li
 
     assert _value(conf, "smtpd_recipient_restrictions") == f"{CHECK}, {DMS_RECIPIENT}"
     assert _value(conf, "smtpd_data_restrictions") == f"{CHECK}, {DMS_DATA}"
-    assert _value(conf, "smtpd_end_of_data_restrictions") == CHECK
+    assert _value(conf, "smtpd_end_of_data_restrictions") == f"{CHECK}, {CHECK[:-2]}, policy_context=hold }}"
     assert [line for line in warnings.splitlines() if "overriding earlier entry" not in line] == []
 
 

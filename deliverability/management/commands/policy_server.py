@@ -48,6 +48,7 @@ class Command(BaseCommand):
             fingerprint=config_fingerprint,
             reload_seconds=settings.POLICY_RELOAD_SECONDS,
             loaded_fingerprint=fingerprint,
+            release_command=settings.POLICY_RELEASE_COMMAND,
         )
         store = "Redis" if settings.REDIS_URL else str(counters_file())
         self.stdout.write(
