@@ -1,6 +1,7 @@
 """Deliverability's pages in the admin site beyond the model lists (declared in DeliverabilityConfig.admin_pages();
 the admin site checks staff, second factor and the page's permission before calling them)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
@@ -55,6 +56,12 @@ def send_limits_view(request, context):
         errors = [message for messages_ in exc.message_dict.values() for message in messages_]
     except (RedisError, OSError) as exc:
         busiest, errors = [], [f"the policy service's counters cannot be reached: {exc}"]
+    held = []
+    if request.user.has_perm(send_limits.VIEW_SENDING_IP):
+        try:
+            held = send_limits.held_backlog(actor=request.user)
+        except (RedisError, OSError):
+            held = []
     perm = send_limits.CHANGE_MAILBOX if "@" in subject else send_limits.CHANGE_DOMAIN
     return TemplateResponse(
         request,
@@ -67,5 +74,8 @@ def send_limits_view(request, context):
             "busiest": busiest,
             "errors": errors,
             "may_reset": bool(found) and request.user.has_perm(perm),
+            "held": held,
+            "may_see_held": request.user.has_perm(send_limits.VIEW_SENDING_IP),
+            "release_command": settings.POLICY_RELEASE_COMMAND,
         },
     )

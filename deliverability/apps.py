@@ -68,6 +68,14 @@ class DeliverabilityConfig(AppConfig):
                 "WARMING (quarantine release).",
             ),
             PeriodicTask(
+                name="Count the policy service's sends per IP",
+                task="deliverability.carry_policy_sends",
+                crontab=Crontab(minute="*/10"),
+                expires_seconds=600,
+                description="Adds the recipients the policy service routed to each sending IP to its warmup state "
+                "(sent in the step, last sent), which the warmup evaluation and the idle restart read.",
+            ),
+            PeriodicTask(
                 name="Evaluate IP warmup",
                 task="deliverability.evaluate_ip_warmup",
                 crontab=Crontab(minute="29", hour="5"),

@@ -161,6 +161,22 @@ def busiest_today(*, actor: authz.Actor, now: dt.datetime | None = None, top: in
     return found[:top]
 
 
+VIEW_SENDING_IP = "deliverability.view_sendingip"
+
+
+def held_backlog(*, actor: authz.Actor):
+    """The mail held for warmup room, soonest release first (deliverability.held_mail). Needs the permission to view
+    sending IPs."""
+    from deliverability.held_mail import held_messages
+
+    authz.require_perm(actor, VIEW_SENDING_IP)
+    counters = open_counters()
+    try:
+        return held_messages(counters)
+    finally:
+        counters.close()
+
+
 def send_limits_reset(
     *,
     actor: authz.Actor,

@@ -4,7 +4,7 @@ deliverability.dnsbl and deliverability.ip_warmup."""
 from celery import shared_task
 
 from accounts.authz import SystemActor
-from deliverability import dns_checks, dnsbl, ip_duties, ip_warmup
+from deliverability import dns_checks, dnsbl, ip_duties, ip_warmup, warmup_sends
 from deliverability.models import DnsCheckRun
 from mail.models import Domain
 
@@ -73,3 +73,10 @@ def evaluate_ip_warmup():
     return ip_warmup.warmup_evaluate_all(
         actor=SystemActor(ip_warmup.TASK_LABEL), actor_label=ip_warmup.TASK_LABEL
     ).summary()
+
+
+@shared_task(name="deliverability.carry_policy_sends", is_periodic=True)
+def carry_policy_sends():
+    """Every 10 minutes: the recipients the policy service routed to each sending IP, into its warmup state."""
+    carried = warmup_sends.carry_policy_sends()
+    return f"carried {sum(carried.values())} recipient(s) to {len(carried)} IP(s)"

@@ -318,3 +318,24 @@ def test_an_operator_puts_an_ip_on_a_step_audited_and_kept_in_its_history():
         ip_warmup.ip_warmup_set(ip=ip, plan=plan, step=2, actor=staff_with("deliverability.view_ipwarmup"))
     assert list(refused.value.message_dict) == ["step"]
     assert IpWarmup.objects.get(ip=ip).step == 5
+
+
+@pytest.mark.django_db
+@time_machine.travel(datetime(2026, 12, 7, 11, 0, tzinfo=UTC), tick=False)
+def test_the_policy_services_sends_are_carried_into_the_warmup_state_once(policy_counters):
+    from deliverability import warmup_sends
+    from deliverability.policy_counters import Count
+    from deliverability.tests.factories import make_pool
+
+    ip = make_ip("192.0.2.77", pool=make_pool("carry"))
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    policy_counters.try_add([Count("ipd:192.0.2.77:20261207", 100)], 7)
+
+    first = warmup_sends.carry_policy_sends(at)
+    again = warmup_sends.carry_policy_sends(at)
+    policy_counters.try_add([Count("ipd:192.0.2.77:20261207", 100)], 3)
+    later = warmup_sends.carry_policy_sends(at)
+
+    assert (first, again, later) == ({"192.0.2.77": 7}, {}, {"192.0.2.77": 3})
+    state = IpWarmup.objects.get(ip=ip)
+    assert state.sent_in_step == 10 and state.last_sent_at == at

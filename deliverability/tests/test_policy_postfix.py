@@ -106,3 +106,40 @@ def test_warming_ips_share_by_caps_a_full_pool_holds_without_loss_and_the_limit_
         assert held_messages(counters) == []
         assert "status=bounced" not in pf.dms_log()
     counters.close()
+
+
+@time_machine.travel(NOON, tick=False)
+def test_the_operator_sees_the_held_mail_with_its_release_time(tmp_path, settings):
+    import json
+
+    from deliverability.tests.factories import signed_in, staff_with
+    from mail.tests.factories import run
+
+    settings.DATA_DIR = tmp_path
+    settings.REDIS_URL = ""
+    counters = FileCounters(tmp_path / "policy-counters.sqlite3")
+    with policy_server(counters, config=config()) as server, TwoIpPostfix(server.port) as pf:
+        for n in range(5):
+            sent = pf.send(SENDER, [f"friend{n}@example.net"], sasl_user=SENDER)
+        pf.wait_for_log(rf"{sent.queue_id}: hold: ")
+
+        listed = json.loads(run("send_limits", "held", "--json"))
+        page = signed_in(staff_with("mail.view_mailbox", "deliverability.view_sendingip")).get(
+            "/admin/deliverability/send-limits/"
+        )
+    counters.close()
+
+    assert listed == [
+        {
+            "queue_id": sent.queue_id,
+            "release_at": "2026-12-07T13:00:00+00:00",
+            "sender": SENDER,
+            "pool": "bulk",
+            "ip": POOL_IP,
+            "recipients": 1,
+        }
+    ]
+    held = page.content.decode()
+    held = held[held.index('id="send-limits-held"') :]
+    assert sent.queue_id in held and "2026-12-07 13:00" in held and POOL_IP in held
+    assert "DOCKSPACE_POLICY_RELEASE_COMMAND is not set" in page.content.decode()
