@@ -9,7 +9,6 @@ long, malformed or idle too long closes its own connection only (Postfix then re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -31,6 +30,7 @@ MAX_ATTRIBUTES = 200
 MAX_REQUEST_BYTES = 64 * 1024
 # Postfix closes a policy connection it has not used for smtpd_policy_service_max_idle (300 s).
 IDLE_TIMEOUT = 600.0
+IDLE_CHECK_SECONDS = 60.0
 DUNNO = "DUNNO"
 # The second policy check of the end of a message (postfix_policy: policy_context=hold) asks whether to hold it.
 HOLD_CONTEXT = postfix_policy.HOLD_CONTEXT
@@ -276,70 +276,27 @@ class PolicyServer:
         self._stop = threading.Event()
         self.served = 0
         self.refused: dict[str, int] = {}
-        self._connections: set[asyncio.Task] = set()
+        self.connections: set[PolicyConnection] = set()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        seen = MessageSeen("")
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        try:
-            while True:
-                lines = await self._read_request(reader)
-                if lines is None:
-                    return
-                request = parse_request(lines)
-                instance = request.get("instance", "")
-                if instance != seen.instance:
-                    seen = MessageSeen(instance)
-                answer = self.policy.answer(request, seen)
-                self.served += 1
-                if answer.rule:
-                    self.refused[answer.rule] = self.refused.get(answer.rule, 0) + 1
-                    if answer.rule not in ("route",):
-                        logger.info(
-                            "policy: %s for sasl_username=%s sender=%s: %s",
-                            answer.rule,
-                            request.get("sasl_username", ""),
-                            request.get("sender", ""),
-                            answer.action,
-                        )
-                writer.write(f"action={answer.action}\n\n".encode())
-                await writer.drain()
-        except BadRequest as exc:
-            logger.warning("policy: closing the connection from %s: %s", peer, exc)
-        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except Exception:
-            # Trouble of our own: Postfix's advice is to log and disconnect without answering.
-            logger.exception("policy: internal error answering %s; connection closed", peer)
-        finally:
-            self._connections.discard(task)  # type: ignore[arg-type]
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-    async def _read_request(self, reader: asyncio.StreamReader) -> list[bytes] | None:
-        """One request's lines, read in one go up to its empty line (one task per request, not per line: the
-        reading is most of a request's cost). None when Postfix closed the connection between requests."""
-        try:
-            async with asyncio.timeout(IDLE_TIMEOUT):
-                block = await reader.readuntil(b"\n\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip():
-                raise BadRequest("the connection closed in the middle of a request") from None
-            return None
-        except asyncio.LimitOverrunError:
-            raise BadRequest(f"a request over {MAX_REQUEST_BYTES} bytes") from None
-        lines = block.split(b"\n")[:-2]
-        if lines and not lines[0].strip(b"\r"):
-            lines = lines[1:]  # a stray empty line before the request
-        if len(lines) > MAX_ATTRIBUTES:
-            raise BadRequest(f"more than {MAX_ATTRIBUTES} attributes")
-        if any(len(line) > MAX_LINE for line in lines):
-            raise BadRequest(f"a line longer than {MAX_LINE} bytes")
-        return lines
+    def answer_lines(self, lines: list[bytes], seen: MessageSeen) -> tuple[bytes, MessageSeen]:
+        """The answer to one request (its lines), and what the connection knows of the message after it."""
+        request = parse_request(lines)
+        instance = request.get("instance", "")
+        if instance != seen.instance:
+            seen = MessageSeen(instance)
+        answer = self.policy.answer(request, seen)
+        self.served += 1
+        if answer.rule:
+            self.refused[answer.rule] = self.refused.get(answer.rule, 0) + 1
+            if answer.rule != "route":
+                logger.info(
+                    "policy: %s for sasl_username=%s sender=%s: %s",
+                    answer.rule,
+                    request.get("sasl_username", ""),
+                    request.get("sender", ""),
+                    answer.action,
+                )
+        return f"action={answer.action}\n\n".encode(), seen
 
     def reload_forever(self) -> None:
         """In a thread: look for a change every reload_seconds; load the new configuration off the hot path and swap
@@ -377,10 +334,12 @@ class PolicyServer:
         self._stop.set()
 
     async def serve(self, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
-        server = await asyncio.start_server(self.handle, host, port, limit=MAX_REQUEST_BYTES, reuse_address=True)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: PolicyConnection(self), host, port, reuse_address=True)
         threading.Thread(target=self.reload_forever, name="policy-reload", daemon=True).start()
         if self.release_command:
             threading.Thread(target=self.release_forever, name="policy-release", daemon=True).start()
+        idle = loop.call_later(IDLE_CHECK_SECONDS, self._close_idle, loop)
         if ready:
             ready()
         async with server:
@@ -388,7 +347,76 @@ class PolicyServer:
                 await server.serve_forever()
             finally:
                 self.stop()
+                idle.cancel()
                 # Open connections end with the server (Python 3.11's Server does not close them).
-                for connection in list(self._connections):
-                    connection.cancel()
-                await asyncio.gather(*self._connections, return_exceptions=True)
+                for connection in list(self.connections):
+                    connection.close()
+
+    def _close_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for connection in list(self.connections):
+            if now - connection.last_active > IDLE_TIMEOUT:
+                connection.close()
+        loop.call_later(IDLE_CHECK_SECONDS, self._close_idle, loop)
+
+
+class PolicyConnection(asyncio.Protocol):
+    """One Postfix connection: bytes in, each complete request (up to its empty line) answered at once, in order.
+    No task per connection or request: the cheapest way asyncio has to serve many small requests."""
+
+    def __init__(self, server: PolicyServer) -> None:
+        self.server = server
+        self.buffer = b""
+        self.seen = MessageSeen("")
+        self.transport: asyncio.Transport | None = None
+        self.peer: object = None
+        self.last_active = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        self.last_active = asyncio.get_running_loop().time()
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = asyncio.get_running_loop().time()
+        self.buffer += data
+        answers = []
+        try:
+            while True:
+                end = self.buffer.find(b"\n\n")
+                if end < 0:
+                    break
+                block, self.buffer = self.buffer[: end + 1], self.buffer[end + 2 :]
+                lines = block.split(b"\n")[:-1]
+                if lines and not lines[0].strip(b"\r"):
+                    lines = lines[1:]  # a stray empty line before the request
+                if any(len(line) > MAX_LINE for line in lines):
+                    raise BadRequest(f"a line longer than {MAX_LINE} bytes")
+                answer, self.seen = self.server.answer_lines(lines, self.seen)
+                answers.append(answer)
+            if len(self.buffer) > MAX_REQUEST_BYTES:
+                raise BadRequest(f"a request over {MAX_REQUEST_BYTES} bytes")
+        except BadRequest as exc:
+            self._send(answers)
+            logger.warning("policy: closing the connection from %s: %s", self.peer, exc)
+            self.close()
+            return
+        except Exception:
+            # Trouble of our own: Postfix's advice is to log and disconnect without answering.
+            self._send(answers)
+            logger.exception("policy: internal error answering %s; connection closed", self.peer)
+            self.close()
+            return
+        self._send(answers)
+
+    def _send(self, answers: list[bytes]) -> None:
+        if answers and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(answers))
