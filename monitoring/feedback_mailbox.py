@@ -54,7 +54,7 @@ class MailboxRead:
     def summary(self):
         kinds = ", ".join(f"{kind} {self.events.get(kind, 0)}" for kind in KINDS)
         done = {"delete": "deleted", "keep": "kept, marked seen"}.get(
-            self.after_read, self.after_read.replace(":", " to ")
+            self.after_read, f"moved to {self.after_read.removeprefix('move:')}"
         )
         text = (
             f"{self.mailbox}: {self.looked_at} new message(s), {self.stored} stored ({kinds}), {self.read_before} read "
