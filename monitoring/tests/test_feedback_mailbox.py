@@ -234,3 +234,42 @@ def test_without_the_setting_the_task_does_nothing_and_the_command_says_so(setti
     assert tasks.fetch_feedback() == "DOCKSPACE_FEEDBACK_MAILBOX is not set: no feedback mailbox to read"
     with pytest.raises(CommandError, match="DOCKSPACE_FEEDBACK_MAILBOX is not set"):
         call_command("feedback", "fetch")
+
+
+# --- the settings at startup ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        (
+            {"DOCKSPACE_FEEDBACK_MAILBOX": "imaps://fb@mail.example.com/INBOX"},
+            "DOCKSPACE_FEEDBACK_MAILBOX is set but DOCKSPACE_FEEDBACK_PASSWORD (or DOCKSPACE_FEEDBACK_PASSWORD_FILE) "
+            "is not",
+        ),
+        ({"DOCKSPACE_FEEDBACK_AFTER_READ": "archive"}, "DOCKSPACE_FEEDBACK_AFTER_READ must be delete, keep or move:"),
+        ({"DOCKSPACE_FEEDBACK_AFTER_READ": "move:"}, "DOCKSPACE_FEEDBACK_AFTER_READ must be delete, keep or move:"),
+    ],
+)
+def test_startup_refuses_an_incomplete_feedback_mailbox_setting(tmp_path, env, message):
+    from dockspace.tests.test_env import _start
+
+    result = _start({"DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path), **env})
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_password_may_come_from_a_file(tmp_path):
+    from dockspace.tests.test_env import _start
+
+    secret = tmp_path / "feedback-password"
+    secret.write_text("from-a-file\n")
+    env = {
+        "DEBUG": "1",
+        "DOCKSPACE_DATA_DIR": str(tmp_path),
+        "DOCKSPACE_FEEDBACK_MAILBOX": "imaps://fb@mail.example.com/INBOX",
+        "DOCKSPACE_FEEDBACK_PASSWORD_FILE": str(secret),
+    }
+    result = _start(env, "shell", "-c", "from django.conf import settings; print(settings.FEEDBACK_PASSWORD)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "from-a-file"
