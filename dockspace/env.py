@@ -9,6 +9,7 @@ import math
 import os
 import re
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -81,6 +82,55 @@ def env_list(name, default=(), environ=None):
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class ImapMailbox:
+    """A mailbox to read over IMAP: `imaps://` (TLS from the start, port 993) or `imap://` (STARTTLS, port 143)."""
+
+    is_implicit_tls: bool
+    host: str
+    port: int
+    user: str
+    folder: str
+
+    def describe(self):
+        """What a log line or a stored row may show: no password (the URL never holds one)."""
+        scheme = "imaps" if self.is_implicit_tls else "imap"
+        return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.folder}"
+
+
+def env_imap_mailbox(name, environ=None):
+    """`imaps://USER@HOST[:PORT]/FOLDER` (USER percent-encoded: bounces%40example.com) -> ImapMailbox; unset or
+    empty: None. The password is never in the URL: it has a variable of its own."""
+    raw = (env_str(name, "", environ) or "").strip()
+    if not raw:
+        return None
+    rule = (
+        f"{name} must be imaps://USER@HOST[:PORT]/FOLDER or imap://... (STARTTLS), the user percent-encoded, e.g. "
+        "imaps://bounces%40example.com@mail.example.com:993/INBOX"
+    )
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{rule}; the host or port of {raw!r} cannot be read.") from None
+    if parts.scheme not in ("imaps", "imap") or not parts.hostname:
+        raise ImproperlyConfigured(f"{rule}; got {raw!r}.")
+    if parts.password is not None:
+        raise ImproperlyConfigured(
+            f"{name} must not hold the password (it would show wherever the URL does): put it in "
+            f"DOCKSPACE_FEEDBACK_PASSWORD or DOCKSPACE_FEEDBACK_PASSWORD_FILE."
+        )
+    if not parts.username:
+        raise ImproperlyConfigured(f"{rule}; the user is missing.")
+    if parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"{rule}; ?... and #... mean nothing here.")
+    folder = unquote(parts.path.lstrip("/")) or "INBOX"
+    if any(ord(c) < 32 or c in '"\\' for c in folder):
+        raise ImproperlyConfigured(f"{rule}; the folder {folder!r} holds a control character, a quote or a backslash.")
+    implicit = parts.scheme == "imaps"
+    return ImapMailbox(implicit, parts.hostname, port or (993 if implicit else 143), unquote(parts.username), folder)
 
 
 def env_networks(name, default=(), environ=None):

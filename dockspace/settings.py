@@ -18,6 +18,7 @@ from dockspace.env import (
     env_ca_bundle,
     env_float,
     env_hostname,
+    env_imap_mailbox,
     env_int,
     env_ip_ports,
     env_ips,
@@ -311,6 +312,27 @@ MAILHOST_SSH_KEY_DIR = Path(env_str("DOCKSPACE_SSH_KEY_DIR", str(DATA_DIR / "ssh
 
 # --- mail traffic: how long its raw rows are kept (monitoring.traffic_rollups; hourly and daily rollups: 90 days) ---
 TRAFFIC_DAYS = env_int("DOCKSPACE_TRAFFIC_DAYS", 30, minimum=1)
+
+# --- bounces and complaints: the feedback mailbox read over IMAP (monitoring.feedback_mailbox) ---------------------
+# imaps://USER@HOST[:PORT]/FOLDER; unset: nothing is read (`manage.py feedback ingest` still takes a pipe).
+FEEDBACK_MAILBOX = env_imap_mailbox("DOCKSPACE_FEEDBACK_MAILBOX")
+FEEDBACK_PASSWORD = env_str("DOCKSPACE_FEEDBACK_PASSWORD", "")
+if FEEDBACK_MAILBOX is not None and not FEEDBACK_PASSWORD:
+    raise ImproperlyConfigured(
+        "DOCKSPACE_FEEDBACK_MAILBOX is set but DOCKSPACE_FEEDBACK_PASSWORD (or DOCKSPACE_FEEDBACK_PASSWORD_FILE) is "
+        "not: give the mailbox's password."
+    )
+# What becomes of a message once stored: deleted, kept (marked seen), or moved to a folder ("move:Processed").
+FEEDBACK_AFTER_READ = (env_str("DOCKSPACE_FEEDBACK_AFTER_READ", "delete") or "delete").strip()
+if FEEDBACK_AFTER_READ not in ("delete", "keep") and not (
+    FEEDBACK_AFTER_READ.startswith("move:") and FEEDBACK_AFTER_READ[5:].strip()
+):
+    raise ImproperlyConfigured(
+        f"DOCKSPACE_FEEDBACK_AFTER_READ must be delete, keep or move:FOLDER (e.g. move:Processed); got "
+        f"{FEEDBACK_AFTER_READ!r}."
+    )
+# Seconds to connect, start TLS, sign in, and the longest one IMAP answer may take.
+FEEDBACK_TIMEOUT = env_int("DOCKSPACE_FEEDBACK_TIMEOUT", 30, minimum=1)
 
 SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = 14 * 24 * 3600

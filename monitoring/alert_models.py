@@ -40,6 +40,22 @@ def webhook_secret_problem(value: str) -> str:
     return ""
 
 
+def webhook_url_problem(url: str) -> str:
+    """Why `url` cannot receive signed webhooks ("" when it can): http(s) with a host, no credentials in it, and what
+    sending would refuse (the same rule as outbound_http.post's)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # http://[::1 or http://[zz]/
+        parts = None
+    if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
+        return "must be an http:// or https:// URL with a host."
+    if parts is not None and (parts.username or parts.password):
+        return "must not hold a user name or password (the body is signed instead)."
+    if outbound_http.url_problem(url):
+        return f"{outbound_http.url_problem(url)}."
+    return ""
+
+
 class NotificationChannel(models.Model):
     """Where notifications go. A secret (webhook signing secret, Telegram bot token) comes from the environment
     variable named in secret_env, or is stored encrypted (channel_secrets); it is never shown again."""
@@ -131,17 +147,9 @@ class NotificationChannel(models.Model):
             if not self.email_to_staff and not self.addresses() and "email_addresses" not in errors:
                 errors["email_addresses"] = ["give at least one address, or tick 'email staff'."]
         elif self.kind == self.WEBHOOK:
-            url = self.webhook_url.strip()
-            try:
-                parts = urlsplit(url)
-            except ValueError:  # http://[::1 or http://[zz]/
-                parts = None
-            if parts is not None and (parts.scheme not in ("http", "https") or not parts.hostname):
-                errors["webhook_url"] = ["must be an http:// or https:// URL with a host."]
-            elif parts is not None and (parts.username or parts.password):
-                errors["webhook_url"] = ["must not hold a user name or password (the body is signed instead)."]
-            elif outbound_http.url_problem(url):  # what sending would refuse: the same rule as post()'s
-                errors["webhook_url"] = [f"{outbound_http.url_problem(url)}."]
+            problem = webhook_url_problem(self.webhook_url.strip())
+            if problem:
+                errors["webhook_url"] = [problem]
         elif self.kind == self.TELEGRAM and not TELEGRAM_CHAT_RULE.match(self.telegram_chat_id.strip()):
             errors["telegram_chat_id"] = ["must be a numeric chat id (e.g. -1001234567890) or @channelname."]
         if self.secret_env and not channel_secrets.ENV_NAME_RULE.match(self.secret_env):

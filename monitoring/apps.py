@@ -196,6 +196,32 @@ class MonitoringConfig(AppConfig):
                 description="Deletes messages, delivery attempts and SMTP rejections older than "
                 "DOCKSPACE_TRAFFIC_DAYS (30 by default) and traffic rollups older than 90 days, after rolling them up.",
             ),
+            # --- bounces and complaints (monitoring.feedback_mailbox, monitoring.feedback_webhooks) ---
+            PeriodicTask(
+                name="Read the feedback mailbox",
+                task="monitoring.fetch_feedback",
+                interval_minutes=5,
+                expires_seconds=4 * 60,
+                description="Reads the new messages of DOCKSPACE_FEEDBACK_MAILBOX over IMAP into bounces and "
+                "complaints, then deletes, keeps or moves them (DOCKSPACE_FEEDBACK_AFTER_READ). Does nothing while "
+                "the variable is unset.",
+            ),
+            PeriodicTask(
+                name="Send bounce and complaint webhooks",
+                task="monitoring.drain_feedback_webhooks",
+                interval_minutes=1,
+                expires_seconds=55,
+                description="Sends the bounce and complaint webhook deliveries due for an attempt (a failed one is "
+                "tried again after 60 s, 120 s, 240 s..., as outbound mail is).",
+            ),
+            PeriodicTask(
+                name="Prune bounces and complaints",
+                task="monitoring.prune_feedback",
+                crontab=Crontab(minute="47", hour="3"),
+                expires_seconds=3600,
+                description="Deletes bounces and complaints older than DOCKSPACE_TRAFFIC_DAYS (30 by default) and "
+                "the webhook deliveries of that age that are sent or failed.",
+            ),
         ]
 
     def alert_kinds(self):

@@ -93,7 +93,13 @@ def webhook_body(payload):
 
 
 def _send_webhook(channel, payload, message_id):
-    secret = _secret(channel)
+    return post_signed(channel.webhook_url, _secret(channel), payload, message_id)
+
+
+def post_signed(url, secret, payload, message_id):
+    """POST `payload` as JSON to `url`, signed the Standard Webhooks way with `secret` (whsec_...) and `message_id`
+    (the same on every retry), stamped now. A short account of the answer, or ChannelError (permanent when retrying
+    cannot help: a bad secret, a refused address). Alert webhooks and the bounce and complaint webhooks send so."""
     body = webhook_body(payload)
     problem = webhook_secret_problem(secret)
     if problem:
@@ -103,14 +109,14 @@ def _send_webhook(channel, payload, message_id):
         **standard_webhooks.signed_headers(secret, message_id, int(time.time()), body),
     }
     try:
-        response = outbound_http.post(channel.webhook_url, body, headers)
+        response = outbound_http.post(url, body, headers)
     except outbound_http.RefusedAddress as exc:
         raise ChannelError(f"webhook {exc}", permanent=True) from None
     except outbound_http.OutboundError as exc:
         raise ChannelError(str(exc), permanent=exc.is_permanent) from None
     if not response.is_success:
-        raise ChannelError(f"{outbound_http.origin(channel.webhook_url)} answered {response.describe()}")
-    return f"{outbound_http.origin(channel.webhook_url)} answered HTTP {response.status}"
+        raise ChannelError(f"{outbound_http.origin(url)} answered {response.describe()}")
+    return f"{outbound_http.origin(url)} answered HTTP {response.status}"
 
 
 def _telegram_call(token, chat_id, text):

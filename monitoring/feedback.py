@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts.authz import SYSTEM, Actor, require_perm
 from monitoring.feedback_models import REASON_MAX_LENGTH, SOURCE_MAX_LENGTH, FeedbackEvent
 from monitoring.feedback_reports import COMPLAINT, FeedbackReport, RecipientResult, parse_report
+from monitoring.feedback_webhooks import feedback_webhooks_queue
 from monitoring.traffic_models import ADDRESS_MAX_LENGTH, QUEUE_ID_MAX_LENGTH, REPLY_MAX_LENGTH, MailMessage
 
 INGEST = "monitoring.add_feedbackevent"
@@ -70,7 +71,9 @@ def feedback_ingest(*, actor: Actor = SYSTEM, raw: bytes, source: str) -> Ingest
     events = [_event(report, result, position, message, now, source, digest) for position, result in enumerate(results)]
     try:
         with transaction.atomic():
-            FeedbackEvent.objects.bulk_create(events)
+            events = FeedbackEvent.objects.bulk_create(events)
+            # The webhooks' deliveries are written with the events, and sent once they commit.
+            feedback_webhooks_queue(events, now=now)
     except IntegrityError:
         # Read at the same moment by another reader (two pipes of one message): theirs stands.
         if FeedbackEvent.objects.filter(digest=digest).exists():

@@ -1,14 +1,19 @@
 """The admin's "Bounces and complaints" (monitoring/admin.py imports this): what came back by mail, filtered by kind,
 report type, sending IP and time, searched by recipient, sender, sender domain, queue ID or Message-ID. Read only:
-`manage.py feedback ingest` is the only writer."""
+`manage.py feedback ingest` and `feedback fetch` are the only writers. Also the webhooks that forward them and their
+delivery log."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import BooleanField, Value
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from monitoring.feedback_models import FeedbackEvent
+from dockspace import outbound_http
+from monitoring import feedback_webhooks
+from monitoring.alert_models import webhook_secret_problem
+from monitoring.feedback_models import FeedbackEvent, FeedbackWebhook, FeedbackWebhookDelivery
 from monitoring.traffic_admin import SeenFilter
 
 KIND_CSS = {
@@ -123,3 +128,115 @@ class FeedbackEventAdmin(admin.ModelAdmin):
             url = reverse("admin:monitoring_mailmessage_change", args=[obj.message_id])
             return format_html('<a href="{}">{}</a>', url, obj.message.queue_id)
         return obj.message.queue_id
+
+
+class FeedbackWebhookForm(forms.ModelForm):
+    new_secret = forms.CharField(
+        label="Signing secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty: a new webhook gets a generated secret, shown once after saving, and an existing one "
+        "keeps its own. Or paste the receiver's whsec_... secret. Never shown again; the action 'Generate a new "
+        "signing secret' replaces it.",
+    )
+
+    class Meta:
+        model = FeedbackWebhook
+        fields = ["name", "url", "is_enabled", "sends_hard_bounces", "sends_soft_bounces", "sends_complaints"]
+
+    def clean_new_secret(self):
+        secret = self.cleaned_data.get("new_secret") or ""
+        problem = webhook_secret_problem(secret) if secret else ""
+        if problem:
+            raise forms.ValidationError(f"the signing secret {problem}")
+        return secret
+
+
+@admin.register(FeedbackWebhook)
+class FeedbackWebhookAdmin(admin.ModelAdmin):
+    """Bounce and complaint webhooks: saved through feedback_webhook_save, which audits it and makes the secret."""
+
+    form = FeedbackWebhookForm
+    list_display = ["name", "origin", "is_enabled", "sends_hard_bounces", "sends_soft_bounces", "sends_complaints"]
+    list_filter = ["is_enabled"]
+    readonly_fields = ["secret_status", "deliveries_link"]
+    actions = ["new_secret"]
+    fieldsets = [
+        (None, {"fields": ["name", "url", "is_enabled"]}),
+        ("Events sent", {"fields": ["sends_hard_bounces", "sends_soft_bounces", "sends_complaints"]}),
+        ("Signing (Standard Webhooks)", {"fields": ["secret_status", "new_secret"]}),
+        ("Delivery log", {"fields": ["deliveries_link"]}),
+    ]
+
+    @admin.display(description="URL")
+    def origin(self, obj):
+        return outbound_http.origin(obj.url)  # the path may hold a token
+
+    @admin.display(description="signing secret")
+    def secret_status(self, obj):
+        return "set (stored encrypted; never shown again)" if obj.secret_encrypted else "not set"
+
+    @admin.display(description="deliveries")
+    def deliveries_link(self, obj):
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:monitoring_feedbackwebhookdelivery_changelist") + f"?webhook__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} deliveries</a>', url, obj.deliveries.count())
+
+    def save_model(self, request, obj, form, change):
+        generated = feedback_webhooks.feedback_webhook_save(
+            webhook=obj, new_secret=form.cleaned_data.get("new_secret") or "", request=request
+        )
+        if generated:
+            self._show_secret_once(request, obj, generated)
+
+    def _show_secret_once(self, request, obj, secret):
+        self.message_user(
+            request,
+            f"{obj.name}: its signing secret is {secret} — give it to the receiver now; it is not shown again.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Generate a new signing secret (shown once)", permissions=["change"])
+    def new_secret(self, request, queryset):
+        for webhook in queryset:
+            self._show_secret_once(
+                request, webhook, feedback_webhooks.feedback_webhook_new_secret(webhook=webhook, request=request)
+            )
+
+
+@admin.register(FeedbackWebhookDelivery)
+class FeedbackWebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: read only (the drain and the worker write it)."""
+
+    list_display = ["created_at", "event_type", "webhook_name", "status", "attempts", "next_attempt_at", "outcome"]
+    list_filter = ["status", "event_type", "webhook"]
+    search_fields = ["message_id", "webhook_name", "event__recipient"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "webhook",
+        "webhook_name",
+        "event",
+        "event_type",
+        "message_id",
+        "payload",
+        "status",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "claimed_at",
+        "sent_at",
+        "error",
+        "answer",
+    ]
+
+    @admin.display(description="outcome")
+    def outcome(self, obj):
+        return obj.answer or obj.error or "-"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,10 +1,16 @@
 """Bounces and complaints that came back by mail (issue "Sending policy"): one FeedbackEvent per recipient of a
 delivery status notification (DSN) or abuse report (ARF), classified by monitoring.feedback_reports and tied to the
-message we sent and the IP it left from. Written by monitoring.feedback only. Imported by monitoring.models."""
+message we sent and the IP it left from. Written by monitoring.feedback only. Also the outbound webhooks that forward
+them (FeedbackWebhook) and their delivery log (FeedbackWebhookDelivery, monitoring.feedback_webhooks). Imported by
+monitoring.models."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
+from monitoring import channel_secrets
 from monitoring import feedback_reports as reports
+from monitoring.alert_models import webhook_url_problem
 from monitoring.traffic_models import ADDRESS_MAX_LENGTH, QUEUE_ID_MAX_LENGTH, REPLY_MAX_LENGTH, MailMessage
 
 DIGEST_LENGTH = 64  # sha256, hex
@@ -95,3 +101,100 @@ class FeedbackEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.status or self.feedback_type} {self.recipient or '-'}".replace("  ", " ")
+
+
+class FeedbackWebhook(models.Model):
+    """Where bounces and complaints are forwarded: an http(s) URL that gets each new event of the kinds it asks for
+    as signed JSON (Standard Webhooks). The signing secret is stored encrypted (channel_secrets) and shown once."""
+
+    # The event types sent, by FeedbackEvent kind.
+    EVENT_TYPES = {
+        reports.HARD: "feedback.hard_bounce",
+        reports.SOFT: "feedback.soft_bounce",
+        reports.COMPLAINT: "feedback.complaint",
+    }
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField("URL", max_length=2000, help_text="http:// or https://; it gets a POST per event.")
+    is_enabled = models.BooleanField("enabled", default=True)
+    sends_hard_bounces = models.BooleanField("hard bounces", default=True)
+    sends_soft_bounces = models.BooleanField("soft bounces", default=False)
+    sends_complaints = models.BooleanField("complaints", default=True)
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "bounce and complaint webhook"
+
+    def __str__(self):
+        return self.name
+
+    @classmethod
+    def kind_field(cls, kind: str) -> str | None:
+        """The flag that says whether a webhook wants events of `kind` (None: no webhook sends that kind)."""
+        return {
+            reports.HARD: "sends_hard_bounces",
+            reports.SOFT: "sends_soft_bounces",
+            reports.COMPLAINT: "sends_complaints",
+        }.get(kind)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind in self.EVENT_TYPES if getattr(self, self.kind_field(kind))]
+
+    def set_secret(self, value: str) -> None:
+        self.secret_encrypted = channel_secrets.encrypt(value)
+
+    def secret(self) -> str:
+        """The signing secret; SecretUnavailable when none is stored or it cannot be decrypted."""
+        if not self.secret_encrypted:
+            raise channel_secrets.SecretUnavailable("no signing secret is set")
+        return channel_secrets.decrypt(self.secret_encrypted)
+
+    def clean(self):
+        errors = {}
+        problem = webhook_url_problem(self.url.strip())
+        if problem:
+            errors["url"] = [problem]
+        if self.is_enabled and not self.kinds():
+            errors["sends_hard_bounces"] = ["tick at least one kind of event (hard, soft bounces, complaints)."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class FeedbackWebhookDelivery(models.Model):
+    """One event to one webhook, and how sending it went: the delivery log. Claimed by a conditional UPDATE (queued ->
+    sending) so exactly one process sends it; retried with the outbox's backoff (accounts.outbox_delivery)."""
+
+    QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+    STATUSES = [(QUEUED, "queued"), (SENDING, "sending"), (SENT, "sent"), (FAILED, "failed")]
+
+    webhook = models.ForeignKey(
+        FeedbackWebhook, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    webhook_name = models.CharField(max_length=100)
+    event = models.ForeignKey(
+        FeedbackEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_deliveries"
+    )
+    event_type = models.CharField(max_length=40, help_text="feedback.hard_bounce, feedback.soft_bounce...")
+    message_id = models.CharField(
+        "message ID", max_length=40, unique=True, help_text="webhook-id: the same on every retry."
+    )
+    payload = models.JSONField(help_text="The body sent.")
+    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now, help_text="When it is tried (again).")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, help_text="Why the last attempt failed.")
+    answer = models.CharField(max_length=200, blank=True, help_text="What the receiver answered when it took it.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "webhook delivery"
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="feedbackdelivery_due")]
+
+    def __str__(self):
+        return f"{self.event_type} -> {self.webhook_name}"

@@ -8,7 +8,7 @@ from django.db.models import Q
 from monitoring.alert_models import Alert, AlertEvent, AlertRule, NotificationChannel  # noqa: F401
 
 # --- Bounces and complaints read from the feedback mailbox: monitoring/feedback_models.py ----------------------------
-from monitoring.feedback_models import FeedbackEvent  # noqa: F401
+from monitoring.feedback_models import FeedbackEvent, FeedbackWebhook, FeedbackWebhookDelivery  # noqa: F401
 
 # --- Mail traffic (log sources, messages, delivery attempts, SMTP rejections): monitoring/traffic_models.py ---------
 from monitoring.traffic_models import DeliveryAttempt, LogSource, MailMessage, SmtpRejection  # noqa: F401

@@ -1,8 +1,17 @@
 """Celery tasks for monitoring: thin; the work is in the services."""
 
 from celery import shared_task
+from django.conf import settings
 
-from monitoring import alert_services, heartbeats, probing, task_runs, traffic_rollups
+from monitoring import (
+    alert_services,
+    feedback_mailbox,
+    feedback_webhooks,
+    heartbeats,
+    probing,
+    task_runs,
+    traffic_rollups,
+)
 from monitoring.models import Heartbeat, MailHost
 
 # A host's probe not started within this many seconds of its sweep is dropped: the next sweep probes it again.
@@ -92,3 +101,38 @@ def roll_up_traffic():
 def prune_traffic():
     """Daily: raw traffic rows past DOCKSPACE_TRAFFIC_DAYS, rollups past 90 days (rolled up first)."""
     return traffic_rollups.traffic_prune().summary()
+
+
+# --- bounces and complaints ---------------------------------------------------------------------------------
+
+
+@shared_task(name="monitoring.fetch_feedback", is_periodic=True)
+def fetch_feedback():
+    """Every 5 minutes: the feedback mailbox's new messages into bounces and complaints, when
+    DOCKSPACE_FEEDBACK_MAILBOX is set. A server that cannot be reached is said in the result; the next run tries
+    again."""
+    if settings.FEEDBACK_MAILBOX is None:
+        return "DOCKSPACE_FEEDBACK_MAILBOX is not set: no feedback mailbox to read"
+    try:
+        return feedback_mailbox.feedback_mailbox_fetch().summary()[:1000]
+    except feedback_mailbox.FeedbackMailboxError as exc:
+        raise RuntimeError(f"the feedback mailbox cannot be read: {exc}") from None
+
+
+# The deliveries keep their own retry schedule (next_attempt_at, drained every minute): no Celery retries.
+@shared_task(name="monitoring.send_feedback_webhook")
+def send_feedback_webhook(delivery_id):
+    return feedback_webhooks.feedback_webhook_deliver(delivery_id=delivery_id).summary[:500]
+
+
+@shared_task(name="monitoring.drain_feedback_webhooks", is_periodic=True)
+def drain_feedback_webhooks():
+    """Every minute: bounce and complaint webhook deliveries due for a (first or next) attempt."""
+    outcomes = feedback_webhooks.feedback_webhooks_drain()
+    return ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items())) or "nothing due"
+
+
+@shared_task(name="monitoring.prune_feedback", is_periodic=True)
+def prune_feedback():
+    """Daily: bounces and complaints older than DOCKSPACE_TRAFFIC_DAYS, and their finished webhook deliveries."""
+    return feedback_webhooks.feedback_prune().summary()

@@ -11,7 +11,7 @@ from django.db import DatabaseError
 from accounts.authz import add_actor_argument, command_actor, require_perm
 from dockspace.commandline import ServiceCall, print_json
 from dockspace.validation import error_text
-from monitoring import feedback
+from monitoring import feedback, feedback_mailbox
 from monitoring.feedback_reports import KINDS
 
 OPTIONS = {"raw": "the message", "source": "--file"}
@@ -27,7 +27,9 @@ class Command(BaseCommand):
         "count it. `feedback ingest` reads one raw message from stdin, e.g. `manage.py feedback ingest < bounce.eml`, "
         'or as a pipe from the mail host (a Postfix alias `bounces: "|/srv/dockspace/manage.py feedback ingest"`); '
         "--file PATH reads one saved message (.eml), --mbox PATH every message of an mbox file, --maildir PATH every "
-        "message of a maildir. A message read before is not stored again, so reading a mailbox twice changes nothing. "
+        "message of a maildir. `feedback fetch` reads the feedback mailbox (DOCKSPACE_FEEDBACK_MAILBOX) over IMAP "
+        "now, as the periodic task does every 5 minutes. A message read before is not stored again, so reading a "
+        "mailbox twice changes nothing. "
         "The list is in the admin under Monitoring > Bounces and complaints."
     )
 
@@ -47,13 +49,40 @@ class Command(BaseCommand):
         where.add_argument("--maildir", metavar="PATH", help="A maildir (with cur, new, tmp): every message in it.")
         ingest.add_argument("--json", action="store_true", help="Print what each message came to as JSON.")
         add_actor_argument(ingest)
+        fetch = sub.add_parser(
+            "fetch",
+            help="Read the feedback mailbox (DOCKSPACE_FEEDBACK_MAILBOX) over IMAP now.",
+            description="Read the new messages of the feedback mailbox (DOCKSPACE_FEEDBACK_MAILBOX, signed in with "
+            "DOCKSPACE_FEEDBACK_PASSWORD) into bounces and complaints, as the periodic task 'Read the feedback "
+            "mailbox' does every 5 minutes, and print what they came to. Each message is deleted, kept (marked seen) "
+            "or moved as DOCKSPACE_FEEDBACK_AFTER_READ says, only once it is stored. Exits non-zero with the reason "
+            f"when the server cannot be reached, its certificate is not trusted or it refuses the sign-in; "
+            f"{EX_TEMPFAIL} when the database cannot be reached.",
+        )
+        add_actor_argument(fetch)
 
     def handle(self, *args, action, **options):
         actor = command_actor(options)
         # Asked before any file is looked at: a refusal tells nothing about what exists.
         with ServiceCall(OPTIONS):
             require_perm(actor, feedback.INGEST)
-        self._ingest(options, actor)
+        if action == "fetch":
+            self._fetch(actor)
+        else:
+            self._ingest(options, actor)
+
+    def _fetch(self, actor):
+        try:
+            result = feedback_mailbox.feedback_mailbox_fetch(actor=actor)
+        except feedback_mailbox.FeedbackMailboxError as exc:
+            raise CommandError(f"the feedback mailbox cannot be read: {exc}") from None
+        except DatabaseError as exc:
+            raise CommandError(
+                f"the database cannot be reached ({exc}); the message being read stays in the mailbox: run it again "
+                "later",
+                returncode=EX_TEMPFAIL,
+            ) from None
+        self.stdout.write(result.summary())
 
     def _ingest(self, o, actor):
         if o["mbox"] is not None:
