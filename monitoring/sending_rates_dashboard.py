@@ -97,8 +97,7 @@ class SendingRatesCard:
     tables: list[RateTable]
     charts: list[Chart]
     minimum: int
-    bounce_bands: levels.Bands
-    complaint_bands: levels.Bands
+    bands: list[str]  # "Hard bounces: under 2 % ok, ...", one per rate
     is_empty: bool
 
 
@@ -149,6 +148,13 @@ def _table(actor: Actor, by: str, title: str, key_label: str, now: datetime) -> 
     return RateTable(key=by, title=title, key_label=key_label, rows=rows, keys_total=len(keys))
 
 
+def _bands(what: str, bands: levels.Bands) -> str:
+    return (
+        f"{what}: under {bands.watch:g} % ok, watch from {bands.watch:g} %, bad from {bands.bad:g} %, "
+        f"standby from {bands.standby:g} %."
+    )
+
+
 def _chart_value(percent: float | None, digits: int) -> str:
     return "" if percent is None else f"{percent:.{digits}f}"
 
@@ -191,7 +197,6 @@ def sending_rates_card_data(actor: Actor, *, now: datetime | None = None) -> Sen
         tables=tables,
         charts=charts,
         minimum=levels.MINIMUM_SAMPLE,
-        bounce_bands=levels.HARD_BOUNCES,
-        complaint_bands=levels.COMPLAINTS,
+        bands=[_bands("Hard bounces", levels.HARD_BOUNCES), _bands("Complaints", levels.COMPLAINTS)],
         is_empty=is_empty,
     )
