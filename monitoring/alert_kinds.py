@@ -14,7 +14,8 @@ channel marked "default for new rules" is attached.
 The mail traffic's kinds read what the mail log stored (monitoring.traffic_measures) over the last hour: the bounce
 rate of each sender's domain, the deferred queue now against an hour ago (from the host probes' `postqueue` figures
 for a probed mail host, from the mail log for the other log sources), and the same permanent refusal repeated by one
-remote site.
+remote site. The sending rates' kinds (monitoring.sending_rate_alert_kinds: hard bounces per sending IP, complaints
+per sending IP and sender's domain, over 24 hours) are appended.
 
 Inhibition (as Alertmanager's): while a host's latest probe finds it down and the "Mail host down" rule is
 enabled, that host's service, queue, disk and certificate alerts still go pending, fire and resolve, but send
@@ -29,6 +30,7 @@ from monitoring import heartbeats
 from monitoring.alert_models import AlertRule
 from monitoring.models import Heartbeat
 from monitoring.selectors import latest_probes
+from monitoring.sending_rate_alert_kinds import SENDING_RATE_KINDS
 from monitoring.traffic_measures import (
     NULL_SENDER_KEY,
     deferred_at_probes,
@@ -428,4 +430,5 @@ BUILT_IN = [
         thresholds=(Threshold(name="times", label="Same refusal at least", unit="times", default=5, minimum=2),),
         evaluate=remote_refusing,
     ),
+    *SENDING_RATE_KINDS,
 ]

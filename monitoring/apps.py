@@ -225,7 +225,8 @@ class MonitoringConfig(AppConfig):
         ]
 
     def alert_kinds(self):
-        """DMS sync failing, drift found, the mail hosts' kinds, worker and beat silent (monitoring.alert_kinds)."""
+        """DMS sync failing, drift found, the mail hosts' kinds, worker and beat silent, the mail traffic's and the
+        sending rates' kinds (monitoring.alert_kinds)."""
         from monitoring.alert_kinds import BUILT_IN
 
         return BUILT_IN

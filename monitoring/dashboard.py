@@ -2,7 +2,7 @@
 what the actor may view and is left out otherwise. Open alerts need monitoring.view_alert; the DMS sync state
 mail.view_dmssyncstate; each count its model's view permission (people: accounts.view_user); the mail hosts
 monitoring.view_mailhost; the largest mailboxes monitoring.view_mailboxquotausage; the history charts
-monitoring.view_hostprobe; the mail traffic monitoring.view_mailmessage."""
+monitoring.view_hostprobe; the mail traffic, and the bounce and complaint rates, monitoring.view_mailmessage."""
 
 from dataclasses import dataclass, field
 
@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from mail.models import Alias, DmsPendingChange, DmsSyncState, Domain, Mailbox
 from mail.quota_usage import QuotaUse
-from monitoring import history, traffic_dashboard
+from monitoring import history, sending_rates_dashboard, traffic_dashboard
 from monitoring.models import HostProbe, MailboxQuotaUsage, MailHost
 from monitoring.selectors import alerts_for, latest_probes, may_see_alerts, open_alert_counts
 from monitoring.traffic_stats import may_view_traffic
@@ -165,6 +165,21 @@ def traffic_card(actor, traffic_range="") -> Card | None:
     )
 
 
+def sending_rates_card(actor) -> Card | None:
+    """The worst sending IPs, sender's domains and senders by hard-bounce and complaint rate over 24 h and 7 d, and
+    the daily rates (monitoring.sending_rates_dashboard), drawn by the history charts' script."""
+    if not may_view_traffic(actor):
+        return None
+    return Card(
+        title="Bounces and complaints",
+        template="admin/dashboard/sending_rates.html",
+        data={"rates": sending_rates_dashboard.sending_rates_card_data(actor)},
+        wide=True,
+        scripts=list(CHART_SCRIPTS),
+        styles=list(CHART_STYLES),
+    )
+
+
 def dashboard_cards(actor, *, history_range="") -> list[Card]:
     """The cards `actor` may see, in the page's order. `history_range`: the charts' span, history and traffic alike
     ("24h", "7d", "90d"; anything else: 24 h)."""
@@ -178,6 +193,7 @@ def dashboard_cards(actor, *, history_range="") -> list[Card]:
         largest_mailboxes_card(actor),
         history_card(actor, history_range),
         traffic_card(actor, history_range),
+        sending_rates_card(actor),
     )
     shown = [card for card in cards if card is not None]
     # Cards sharing a static file ask for it once: a chart script loaded twice would draw every chart twice.

@@ -1,5 +1,5 @@
 """manage.py feedback ingest: read bounces (DSNs) and complaints (ARF) into Dockspace, from stdin, a file, an mbox
-or a maildir."""
+or a maildir. manage.py feedback rates: the hard-bounce and complaint rates per sending IP, domain or sender."""
 
 import sys
 from collections import Counter
@@ -11,8 +11,9 @@ from django.db import DatabaseError
 from accounts.authz import add_actor_argument, command_actor, require_perm
 from dockspace.commandline import ServiceCall, print_json
 from dockspace.validation import error_text
-from monitoring import feedback, feedback_mailbox
+from monitoring import feedback, feedback_mailbox, sending_rates
 from monitoring.feedback_reports import KINDS
+from monitoring.sending_results import DIMENSIONS
 
 OPTIONS = {"raw": "the message", "source": "--file"}
 EX_TEMPFAIL = 75  # sysexits.h: Postfix's pipe(8) keeps the message and tries again later
@@ -30,7 +31,9 @@ class Command(BaseCommand):
         "message of a maildir. `feedback fetch` reads the feedback mailbox (DOCKSPACE_FEEDBACK_MAILBOX) over IMAP "
         "now, as the periodic task does every 5 minutes. A message read before is not stored again, so reading a "
         "mailbox twice changes nothing. "
-        "The list is in the admin under Monitoring > Bounces and complaints."
+        "The list is in the admin under Monitoring > Bounces and complaints. `feedback rates [--by ip|domain|sender]` "
+        "prints each one's recipients, bounces, complaints and rates over 24 h and 7 d, worst first, flagged as on "
+        "the dashboard's card."
     )
 
     def add_arguments(self, parser):
@@ -60,9 +63,22 @@ class Command(BaseCommand):
             f"{EX_TEMPFAIL} when the database cannot be reached.",
         )
         add_actor_argument(fetch)
+        rates = sub.add_parser(
+            "rates",
+            help="The hard-bounce and complaint rates per sending IP, domain or sender (24 h, 7 d).",
+            description="Print the recipients tried, hard and soft bounces, complaints and their rates over the last "
+            "24 hours and 7 days, worst first, each flagged ok / watch / bad / standby against the reference's "
+            f"thresholds (not judged under {sending_rates.levels.MINIMUM_SAMPLE} recipients). Needs "
+            f"{sending_rates.VIEW} with --as.",
+        )
+        rates.add_argument("--by", choices=DIMENSIONS, default="ip", help="What to rate (default: ip).")
+        rates.add_argument("--json", action="store_true", help="Print the figures as JSON.")
+        add_actor_argument(rates)
 
     def handle(self, *args, action, **options):
         actor = command_actor(options)
+        if action == "rates":
+            return self._rates(options, actor)
         # Asked before any file is looked at: a refusal tells nothing about what exists.
         with ServiceCall(OPTIONS):
             require_perm(actor, feedback.INGEST)
@@ -125,6 +141,26 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{len(failed)} message(s) could not be read (above); the others were stored")
 
+    def _rates(self, o, actor):
+        with ServiceCall():
+            windows = {
+                window: sending_rates.sending_rates(actor, by=o["by"], window=window)
+                for window in sending_rates.WINDOWS
+            }
+        if o["json"]:
+            print_json(self, {"by": o["by"], **{w: [_rate_row(r) for r in rates] for w, rates in windows.items()}})
+            return
+        for window, rates in windows.items():
+            label = sending_rates.WINDOW_LABELS[window]
+            self.stdout.write(f"Last {label}, by {o['by']}, worst first:" if rates else f"Last {label}: nothing sent.")
+            for rate in rates:
+                row = _rate_row(rate)
+                self.stdout.write(
+                    f"  {rate.key}: {rate.attempts} recipient(s), {rate.hard_bounces} hard "
+                    f"({row['hard_bounce_text']}), {rate.soft_bounces} soft, {rate.complaints} complaint(s) "
+                    f"({row['complaint_text']}): {row['level']}"
+                )
+
     def _read(self, read, option):
         try:
             return read()
@@ -183,3 +219,22 @@ def _summary(rows):
         f"Read {len(rows)} message(s): {sum(kinds.values())} new event(s) ({by_kind}); {before} read before, "
         "not stored again."
     )
+
+
+def _percent(value, digits):
+    return "-" if value is None else f"{value:.{digits}f} %"
+
+
+def _rate_row(rate):
+    return {
+        "key": rate.key,
+        "attempts": rate.attempts,
+        "hard_bounces": rate.hard_bounces,
+        "soft_bounces": rate.soft_bounces,
+        "complaints": rate.complaints,
+        "hard_bounce_percent": rate.hard_bounce_percent,
+        "complaint_percent": rate.complaint_percent,
+        "hard_bounce_text": _percent(rate.hard_bounce_percent, 1),
+        "complaint_text": _percent(rate.complaint_percent, 2),
+        "level": rate.level or "not judged",
+    }
