@@ -41,17 +41,23 @@ class BadRequest(Exception):
     """A request this server will not answer: its connection is closed, nothing else is touched."""
 
 
-def parse_request(lines: list[bytes]) -> dict[str, str]:
-    """The attributes of one request (its lines without the empty one). Unknown attributes are kept and ignored by
-    the rules; a line without `=` is malformed."""
+def parse_request(block: bytes) -> dict[str, str]:
+    """The attributes of one request (its bytes up to, not including, the empty line), decoded once. Unknown
+    attributes are kept and ignored by the rules; a line without `=`, a line over MAX_LINE and a request of more
+    than MAX_ATTRIBUTES lines are malformed."""
+    lines = block.decode("utf-8", "replace").split("\n")
     if len(lines) > MAX_ATTRIBUTES:
         raise BadRequest(f"more than {MAX_ATTRIBUTES} attributes")
     attributes: dict[str, str] = {}
-    for raw in lines:
-        name, sep, value = raw.decode("utf-8", "replace").rstrip("\r").partition("=")
+    for line in lines:
+        name, sep, value = line.partition("=")
         if not sep or not name:
-            raise BadRequest(f"a line is not name=value: {raw[:80]!r}")
-        attributes[name] = value
+            if not line.strip("\r"):
+                continue  # a stray empty line before the request
+            raise BadRequest(f"a line is not name=value: {line[:80]!r}")
+        if len(line) > MAX_LINE:
+            raise BadRequest(f"a line longer than {MAX_LINE} bytes")
+        attributes[name] = value.removesuffix("\r")
     return attributes
 
 
@@ -278,9 +284,9 @@ class PolicyServer:
         self.refused: dict[str, int] = {}
         self.connections: set[PolicyConnection] = set()
 
-    def answer_lines(self, lines: list[bytes], seen: MessageSeen) -> tuple[bytes, MessageSeen]:
-        """The answer to one request (its lines), and what the connection knows of the message after it."""
-        request = parse_request(lines)
+    def answer_block(self, block: bytes, seen: MessageSeen) -> tuple[bytes, MessageSeen]:
+        """The answer to one request (its bytes), and what the connection knows of the message after it."""
+        request = parse_request(block)
         instance = request.get("instance", "")
         if instance != seen.instance:
             seen = MessageSeen(instance)
@@ -394,13 +400,8 @@ class PolicyConnection(asyncio.Protocol):
                 end = self.buffer.find(b"\n\n")
                 if end < 0:
                     break
-                block, self.buffer = self.buffer[: end + 1], self.buffer[end + 2 :]
-                lines = block.split(b"\n")[:-1]
-                if lines and not lines[0].strip(b"\r"):
-                    lines = lines[1:]  # a stray empty line before the request
-                if any(len(line) > MAX_LINE for line in lines):
-                    raise BadRequest(f"a line longer than {MAX_LINE} bytes")
-                answer, self.seen = self.server.answer_lines(lines, self.seen)
+                block, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
+                answer, self.seen = self.server.answer_block(block, self.seen)
                 answers.append(answer)
             if len(self.buffer) > MAX_REQUEST_BYTES:
                 raise BadRequest(f"a request over {MAX_REQUEST_BYTES} bytes")
