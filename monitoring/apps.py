@@ -201,8 +201,9 @@ class MonitoringConfig(AppConfig):
     def alert_kinds(self):
         """DMS sync failing, drift found, the mail hosts' kinds, worker and beat silent (monitoring.alert_kinds)."""
         from monitoring.alert_kinds import BUILT_IN
+        from monitoring.policy_unreachable import ALERT_KINDS as POLICY_KINDS
 
-        return BUILT_IN
+        return [*BUILT_IN, *POLICY_KINDS]
 
     def metrics_collectors(self):
         """What /metrics reads from the database at each scrape (monitoring.exposition reads every app's)."""
@@ -214,6 +215,7 @@ class MonitoringConfig(AppConfig):
             MailHostCollector,
             MailTrafficCollector,
         )
+        from monitoring.policy_unreachable import PolicyUnreachableCollector
 
         return [
             DirectoryCollector(),
@@ -222,6 +224,7 @@ class MonitoringConfig(AppConfig):
             MailHostCollector(),
             AlertCollector(),
             MailTrafficCollector(),
+            PolicyUnreachableCollector(),
         ]
 
 
