@@ -228,8 +228,9 @@ class MonitoringConfig(AppConfig):
         """DMS sync failing, drift found, the mail hosts' kinds, worker and beat silent, the mail traffic's and the
         sending rates' kinds (monitoring.alert_kinds)."""
         from monitoring.alert_kinds import BUILT_IN
+        from monitoring.policy_unreachable import ALERT_KINDS as POLICY_KINDS
 
-        return BUILT_IN
+        return [*BUILT_IN, *POLICY_KINDS]
 
     def metrics_collectors(self):
         """What /metrics reads from the database at each scrape (monitoring.exposition reads every app's)."""
@@ -241,6 +242,7 @@ class MonitoringConfig(AppConfig):
             MailHostCollector,
             MailTrafficCollector,
         )
+        from monitoring.policy_unreachable import PolicyUnreachableCollector
 
         return [
             DirectoryCollector(),
@@ -249,6 +251,7 @@ class MonitoringConfig(AppConfig):
             MailHostCollector(),
             AlertCollector(),
             MailTrafficCollector(),
+            PolicyUnreachableCollector(),
         ]
 
 

@@ -32,10 +32,12 @@ from django.utils import timezone
 from accounts.authz import SYSTEM, Actor, require_perm
 from monitoring.maillog import correlate, follow
 from monitoring.maillog.correlate import Batch, OpenMessage
+from monitoring.maillog.events import PolicyUnreachable
 from monitoring.maillog.parse import ParsedLines, parse_lines, parse_syslog
 from monitoring.models import MailHost
 from monitoring.traffic_models import (
     ADDRESS_MAX_LENGTH,
+    POLICY_SERVER_MAX_LENGTH,
     PROGRAM_MAX_LENGTH,
     QUEUE_ID_MAX_LENGTH,
     REPLY_MAX_LENGTH,
@@ -43,6 +45,7 @@ from monitoring.traffic_models import (
     DeliveryAttempt,
     LogSource,
     MailMessage,
+    PolicyUnreachableHourly,
     SmtpRejection,
 )
 
@@ -95,6 +98,7 @@ class IngestResult:
     attempts: Counter[str] = field(default_factory=Counter)  # new attempts by status
     rejections: int = 0
     rejection_warnings: int = 0
+    policy_unreachable: int = 0  # smtpd's "problem talking to server" lines about a policy service, new ones
     events: Counter[str] = field(default_factory=Counter)
     other_by_program: Counter[str] = field(default_factory=Counter)
     newest_at: datetime | None = None  # the time of the newest line that told of mail
@@ -107,6 +111,7 @@ class IngestResult:
         self.attempts.update(other.attempts)
         self.rejections += other.rejections
         self.rejection_warnings += other.rejection_warnings
+        self.policy_unreachable += other.policy_unreachable
         self.events.update(other.events)
         self.other_by_program.update(other.other_by_program)
         if other.newest_at is not None and (self.newest_at is None or other.newest_at > self.newest_at):
@@ -475,6 +480,39 @@ def _store_rejections(source: LogSource, batch: Batch) -> tuple[int, int]:
     return len(stored), sum(1 for (is_warning,) in stored if is_warning)
 
 
+def _hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _store_policy_unreachable(source: LogSource, events: list[PolicyUnreachable]) -> int:
+    """Count the batch's "problem talking to server" lines into their hourly rows (PolicyUnreachableHourly): how
+    many were new. A line at or before the latest one its row counted before this batch was read already."""
+    if not events:
+        return 0
+    counted: dict[tuple[str, datetime], PolicyUnreachableHourly] = {}
+    for row in PolicyUnreachableHourly.objects.filter(source=source, hour__in={_hour(e.line.at) for e in events}):
+        counted[row.server, row.hour] = row
+    read_until = {key: row.last_at for key, row in counted.items()}
+    new = 0
+    for event in events:
+        at, server = event.line.at, _clip(event.server, POLICY_SERVER_MAX_LENGTH)
+        key = (server, _hour(at))
+        seen = read_until.get(key)
+        if seen is not None and at <= seen:
+            continue
+        row = counted.get(key)
+        if row is None:
+            row = counted[key] = PolicyUnreachableHourly(source=source, server=server, hour=key[1], last_at=at)
+        row.count += 1
+        if at >= row.last_at:
+            row.last_at, row.last_reason = at, _clip(event.reason, 200)
+        new += 1
+    for row in counted.values():
+        if row.pk is None or row.last_at != read_until.get((row.server, row.hour)):
+            row.save()
+    return new
+
+
 def maillog_ingest_lines(
     source: LogSource,
     lines: Iterable[str],
@@ -529,6 +567,7 @@ def _store(
         _store_messages(source, batch.messages)
         result.attempts = _store_attempts(batch)
         result.rejections, result.rejection_warnings = _store_rejections(source, batch)
+        result.policy_unreachable = _store_policy_unreachable(source, batch.policy_unreachable)
         result.events = batch.events
         result.other_by_program = parsed.other_by_program
         if parsed.other_by_program:

@@ -358,3 +358,37 @@ class TrafficRollupState(models.Model):
 
     def __str__(self):
         return f"traffic rolled up until {self.counted_until}"
+
+
+# --- Postfix past the policy service (monitoring.policy_unreachable reads them) ------------------------------------
+
+POLICY_SERVER_MAX_LENGTH = 255
+
+
+class PolicyUnreachableHourly(models.Model):
+    """smtpd's `warning: problem talking to server HOST:PORT: REASON` lines about a policy service, counted per log
+    source, server and UTC hour: each one is a query that got no answer, after which Postfix applies the check's
+    default_action (DUNNO: the message goes on unlimited). One row per hour that had any, kept (a few rows: they make
+    a Prometheus counter that never goes down). A line at or before the latest one counted in its row is taken as
+    read already (an archive ingested after the follower read the same lines)."""
+
+    source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="policy_unreachable")
+    server = models.CharField(max_length=POLICY_SERVER_MAX_LENGTH, help_text="As Postfix names it: HOST:PORT.")
+    hour = models.DateTimeField(help_text="The start of the UTC hour.")
+    count = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField(help_text="The latest line counted.")
+    last_reason = models.CharField(
+        max_length=200, blank=True, help_text="Its reason: Connection refused, Connection timed out..."
+    )
+
+    class Meta:
+        ordering = ["-hour", "source", "server"]
+        verbose_name = "policy service unreachable (hourly)"
+        verbose_name_plural = "policy service unreachable (hourly)"
+        constraints = [
+            models.UniqueConstraint(fields=["source", "server", "hour"], name="policyunreachable_unique"),
+        ]
+        indexes = [models.Index(fields=["last_at"], name="policyunreachable_last_at")]
+
+    def __str__(self):
+        return f"{self.source_id} {self.server} {self.hour:%Y-%m-%d %H:00}: {self.count}"

@@ -42,6 +42,7 @@ def test_each_app_declares_its_own_kinds_in_installed_apps_order():
         "monitoring.remote_refusing",
         "monitoring.ip_bounce_rate_high",
         "monitoring.complaint_rate_high",
+        "monitoring.policy_unreachable",
         "extension_app.switch_on",
     ]
     assert {kind.app_label for kind in declared_alert_kinds()} == {"deliverability", "monitoring", "extension_app"}

@@ -153,6 +153,8 @@ class Batch:
     rejections: list[RejectionRecord]
     other_by_program: Counter[str]
     events: Counter[str]  # by event class name ("Delivery", "Other", ...)
+    # smtpd's "problem talking to server" lines about a policy service, in log order (no message of their own).
+    policy_unreachable: list[ev.PolicyUnreachable] = field(default_factory=list)
 
 
 def restorable_queue_ids(events: Iterable[ev.Event]) -> set[str]:
@@ -206,6 +208,7 @@ class Correlator:
         self.rejections: list[RejectionRecord] = []
         self.other_by_program: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
+        self.policy_unreachable: list[ev.PolicyUnreachable] = []
         # A HOLD or DISCARD logged before its queue id (NOQUEUE), by the smtpd process that logged it: the index of
         # its record in self.rejections.
         self.pending_keep: dict[tuple[str, str, int | None], int] = {}
@@ -442,6 +445,9 @@ class Correlator:
             line = event.line
             self.pending_keep.pop((line.host, line.program, line.pid), None)
 
+    def _policy_unreachable(self, event: ev.PolicyUnreachable, key: str) -> None:
+        self.policy_unreachable.append(event)
+
     def _kept(self, event: ev.Rejected, key: str, state: str) -> None:
         """A HOLD or DISCARD action on a queued message: it is held (until released), or discarded (a DISCARD
         applies to the whole message, whichever recipient triggered it). Its later lines still belong to it."""
@@ -455,7 +461,9 @@ class Correlator:
     def result(self) -> Batch:
         """The records of the batch fed so far: new messages and changed stored ones, attempts, rejections."""
         messages = [m for m in self.touched.values() if m.id is None or m.is_changed]
-        return Batch(messages, self.attempts, self.rejections, self.other_by_program, self.events)
+        return Batch(
+            messages, self.attempts, self.rejections, self.other_by_program, self.events, self.policy_unreachable
+        )
 
 
 # What each event does to the messages. Functions, not bound methods: a Correlator holding its own methods would be a
@@ -471,6 +479,7 @@ _FEEDERS: dict[type[ev.Event], Callable[[Correlator, Any, str], None]] = {
     ev.BounceCreated: Correlator._bounce,
     ev.Rejected: Correlator._rejected,
     ev.SessionStarted: Correlator._session,
+    ev.PolicyUnreachable: Correlator._policy_unreachable,
 }
 
 

@@ -171,6 +171,19 @@ class Rejected(Event):
 
 
 @dataclass(frozen=True)
+class PolicyUnreachable(Event):
+    """smtpd: `warning: problem talking to server 127.0.0.1:10040: Connection refused` (util/attr_clnt.c): a
+    check_policy_service query got no answer (the reason is the OS error's text: "Connection refused",
+    "Connection timed out", or "Success" when the server closed the connection without answering). Postfix tries
+    twice (logging a refused or timed-out try each time, a closed connection only the last) and then applies the
+    check's default_action: DUNNO lets the message through unchecked. Postfix's own services that smtpd talks to
+    this way (private/anvil, private/tlsmgr) are not policy services: the parser leaves their lines out."""
+
+    server: str  # as Postfix names it: "127.0.0.1:10040", "policy:10040", "private/policyd-spf"
+    reason: str
+
+
+@dataclass(frozen=True)
 class LoginSeen(Event):
     """Dovecot: `imap-login: Login: user=<bob@example.com>, method=PLAIN, rip=..., lip=..., ...` and the failed
     forms ("Disconnected (auth failed, 1 attempts in 2 secs): user=<...>"). `ok` is False for a failed login."""

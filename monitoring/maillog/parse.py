@@ -32,6 +32,7 @@ from monitoring.maillog.events import (
     LogLine,
     MessageIdSeen,
     Other,
+    PolicyUnreachable,
     Queued,
     Rejected,
     Removed,
@@ -191,6 +192,10 @@ _CONTENT_ACTION = re.compile(
 _CONTENT_HEAD = re.compile(r"(reject|warning|milter-reject|hold|discard): (header|body) ")
 _END_STAGES = frozenset({"DATA", "END-OF-MESSAGE", "BDAT"})
 _CONNECT = "connect from "
+# util/attr_clnt.c: `warning: problem talking to server %s: %m` (the _QID pattern reads "warning" as the queue id:
+# no queue id has vowels). smtpd asks its policy services so, and Postfix's own anvil and tlsmgr: left out.
+_POLICY_TROUBLE = "problem talking to server "
+_POSTFIX_OWN_SERVERS = frozenset({"private/anvil", "private/tlsmgr"})
 _CONTENT_ACTIONS = frozenset({"reject", "warning", "hold", "discard"})
 
 
@@ -320,7 +325,16 @@ def _smtpd(line: LogLine, queue_id: str, rest: str) -> Event:
         )
     if rest.startswith(("reject", "warn", "milter-", "hold: ", "discard: ")):
         return _rejected(line, queue_id, rest)
+    if queue_id == "warning" and rest.startswith(_POLICY_TROUBLE):
+        return _policy_unreachable(line, rest)
     return Other(line)
+
+
+def _policy_unreachable(line: LogLine, rest: str) -> Event:
+    server, sep, reason = rest[len(_POLICY_TROUBLE) :].partition(": ")
+    if not sep or not server or server in _POSTFIX_OWN_SERVERS:
+        return Other(line)
+    return PolicyUnreachable(line, server, reason)
 
 
 def _cleanup(line: LogLine, queue_id: str, rest: str) -> Event:
