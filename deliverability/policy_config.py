@@ -67,10 +67,12 @@ def load_config() -> PolicyConfig:
             pool=pool,
         )
     senders: dict[str, Sender] = {}
-    rows = Mailbox.objects.filter(domain_id__in=list(domains)).values_list(
+    rows = Mailbox.objects.filter(domain__is_active=True).values_list(
         "address", "domain_id", "state", "person__is_active"
     )
     for address, domain_id, state, person_active in rows.iterator(chunk_size=5000):
+        if domain_id not in domains:
+            continue  # a domain made between the two reads: the next reload has it
         address = address.lower()
         senders[address] = Sender(
             address, domains[domain_id], state if not (state == ACTIVE and not person_active) else PERSON_INACTIVE

@@ -421,3 +421,10 @@ class PolicyConnection(asyncio.Protocol):
     def _send(self, answers: list[bytes]) -> None:
         if answers and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(answers))
+
+    def pause_writing(self) -> None:
+        # Our answers pile up unread (the transport's buffer passed its high-water mark): a client that sends and
+        # never reads would grow it without end. Postfix waits for each answer, so this is not Postfix.
+        logger.warning("policy: closing the connection from %s: it does not read its answers", self.peer)
+        if self.transport is not None:
+            self.transport.abort()

@@ -2,6 +2,7 @@
 malformed, oversized or abandoned request costing only its own connection, never the server or another connection."""
 
 import socket
+import time
 
 import pytest
 
@@ -95,3 +96,23 @@ def test_many_connections_at_once_each_get_their_own_answers(server):
         client.close()
 
     assert answers == [(["DUNNO"], "DUNNO", "DUNNO")] * 40
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off_and_others_go_on(server):
+    request = b"request=smtpd_access_policy\nprotocol_state=CONNECT\n\n" * 1000
+    cut_off = False
+    with socket.create_connection(("127.0.0.1", server.port)) as greedy:
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        greedy.settimeout(5)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                greedy.sendall(request)
+            except OSError:
+                cut_off = True
+                break
+        postfix = PostfixClient(server.port)
+        assert postfix.send("bob@example.com", ["a@gmail.com"])[2] == "DUNNO"
+        postfix.close()
+
+    assert cut_off
