@@ -34,7 +34,7 @@ from deliverability.models import (
     IpStateChange,
     SendingIp,
 )
-from dockspace.admin_base import ServiceAdmin
+from dockspace.admin_base import ReadOnlyAdmin, ServiceAdmin
 from dockspace.validation import add_to_form, error_summary
 
 
@@ -334,19 +334,6 @@ class DnsblAdmin(ServiceAdmin):
             "may_check": self.has_run_permission(request),
         }
         return TemplateResponse(request, "admin/deliverability/dnsbl/check.html", context)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Results are written by the checks only."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class DomainWorstLevelFilter(admin.SimpleListFilter):

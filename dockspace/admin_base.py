@@ -11,6 +11,28 @@ from dockspace.canonical import unicode_address
 from dockspace.validation import error_summary
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows Dockspace writes itself (check results, reports, mail traffic): nobody adds, changes or deletes them in
+    the admin. With `view_permission` set, that one permission shows them: Django's default lets the change
+    permission stand in for view, which would show pages whose services then refuse."""
+
+    view_permission = ""
+
+    def has_view_permission(self, request, obj=None):
+        if self.view_permission:
+            return request.user.has_perm(self.view_permission)
+        return super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ServiceAdmin(admin.ModelAdmin):
     """The form already made the change through a service; the admin only logs it."""
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from dockspace import outbound_http
+from dockspace.admin_base import ReadOnlyAdmin
 from monitoring import feedback_webhooks
 from monitoring.alert_models import webhook_secret_problem
 from monitoring.feedback_models import FeedbackEvent, FeedbackWebhook, FeedbackWebhookDelivery
@@ -32,7 +33,9 @@ class ReceivedFilter(SeenFilter):
 
 
 @admin.register(FeedbackEvent)
-class FeedbackEventAdmin(admin.ModelAdmin):
+class FeedbackEventAdmin(ReadOnlyAdmin):
+    view_permission = "monitoring.view_feedbackevent"
+
     list_display = [
         "received",
         "kind_display",
@@ -87,19 +90,6 @@ class FeedbackEventAdmin(admin.ModelAdmin):
         if term.startswith("<") and term.endswith(">") and " " not in term:
             search_term = term[1:-1]
         return super().get_search_results(request, queryset, search_term)
-
-    def has_view_permission(self, request, obj=None):
-        # Only who may view them: Django's default lets the change permission stand in, for a page that changes nothing.
-        return request.user.has_perm("monitoring.view_feedbackevent")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_fields(self, request, obj=None):
         return self.fields

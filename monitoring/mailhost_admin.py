@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from dockspace.admin_base import ServiceAdmin
+from dockspace.admin_base import ReadOnlyAdmin, ServiceAdmin
 from dockspace.forms import ServiceForm
 from dockspace.validation import add_to_form, error_summary
 from monitoring import hosts, probing
@@ -416,17 +416,7 @@ class MailHostAdmin(ServiceAdmin):
         )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # kept 7 days, then as hourly rollups (monitoring.probing)
-
-
+# Probe results are kept 7 days, then as hourly rollups (monitoring.probing); quota usage as Dovecot last reported.
 @admin.register(HostProbe)
 class HostProbeAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "host", "status", "reasons_text", "queue_count", "disk_percent", "load1"]

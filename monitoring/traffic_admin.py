@@ -12,6 +12,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import format_html
 
+from dockspace.admin_base import ReadOnlyAdmin
 from monitoring.traffic_models import DeliveryAttempt, MailMessage
 from monitoring.traffic_pages import message_search, message_story
 
@@ -115,7 +116,10 @@ class SeenFilter(admin.ListFilter):
 
 
 @admin.register(MailMessage)
-class MailMessageAdmin(admin.ModelAdmin):
+class MailMessageAdmin(ReadOnlyAdmin):
+    # The story and the search are for who may view messages (monitoring.traffic_pages checks it).
+    view_permission = "monitoring.view_mailmessage"
+
     change_form_template = "admin/monitoring/traffic/message.html"
     list_display = ["seen_at", "direction", "sender_display", "recipients", "size_display", "state_display", "sasl"]
     list_filter = ["state", "direction", SeenFilter, "source"]
@@ -141,20 +145,6 @@ class MailMessageAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return message_search(request.user, queryset, search_term), False
-
-    def has_view_permission(self, request, obj=None):
-        # The story and the search are for who may view messages (monitoring.traffic_pages checks it): Django's
-        # default lets the change permission stand in for it, which would show a page the services then refuse.
-        return request.user.has_perm("monitoring.view_mailmessage")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         message = self.get_object(request, unquote(object_id))
