@@ -166,8 +166,9 @@ def too_many_recipients(sender: Sender, count: int) -> str | None:
 
 def all_remote(recipients: Sequence[str], local_domains: frozenset[str]) -> bool:
     """Whether every recipient is outside the managed domains: only such a message may be routed to an IP's
-    transport (a FILTER applies to all recipients, and local mail must stay local)."""
-    return bool(recipients) and all(domain_of(r) not in local_domains for r in recipients)
+    transport (a FILTER applies to all recipients, and local mail must stay local). A recipient without a domain
+    counts as local."""
+    return bool(recipients) and all((domain := domain_of(r)) and domain not in local_domains for r in recipients)
 
 
 @dataclass(frozen=True, slots=True)

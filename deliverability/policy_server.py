@@ -28,6 +28,9 @@ logger = logging.getLogger("dockspace.policy")
 MAX_LINE = 8192
 MAX_ATTRIBUTES = 200
 MAX_REQUEST_BYTES = 64 * 1024
+# Postfix's smtpd_recipient_limit is 1000 by default; a message said to have more is kept on the default route.
+MAX_RECIPIENTS_SEEN = 10_000
+LOCAL_MARK = "@"  # a recipient that counts as local: the message is not routed to an IP
 # Postfix closes a policy connection it has not used for smtpd_policy_service_max_idle (300 s).
 IDLE_TIMEOUT = 600.0
 IDLE_CHECK_SECONDS = 60.0
@@ -124,7 +127,10 @@ class Policy:
             # At RCPT the window is full for this recipient: name it as full, not the message.
             full = (full[0], full[1], 1)
             return Answer(rules.window_refusal(*full), "window")
-        seen.recipients.append(request.get("recipient", "").strip().lower())
+        if len(seen.recipients) < MAX_RECIPIENTS_SEEN:
+            seen.recipients.append(request.get("recipient", "").strip().lower())
+        else:
+            seen.recipients[-1] = LOCAL_MARK  # past Postfix's own recipient limit: never routed, never grows
         return Answer(DUNNO)
 
     def _data(self, sender: rules.Sender, count: int) -> Answer:

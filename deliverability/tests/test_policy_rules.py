@@ -91,7 +91,7 @@ def test_a_sender_who_may_not_send_gets_a_554(state, text):
 
 @pytest.mark.parametrize(
     "recipients, remote",
-    [(["a@gmail.com"], True), (["a@gmail.com", "x@EXAMPLE.com"], False), ([], False)],
+    [(["a@gmail.com"], True), (["a@gmail.com", "x@EXAMPLE.com"], False), ([], False), (["a@gmail.com", "@"], False)],
 )
 def test_only_a_message_whose_every_recipient_is_outside_is_routed(recipients, remote):
     assert rules.all_remote(recipients, CONFIG.local_domains) is remote
