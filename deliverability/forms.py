@@ -4,6 +4,8 @@ services."""
 from functools import partial
 
 from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
 from deliverability import dnsbl_lists, ip_lifecycle, ip_pools, ip_warmup, sending_ips, warmup_plans
 from deliverability.models import Dnsbl, IpPool, IpWarmup, SendingIp, WarmupPlan
@@ -133,10 +135,31 @@ class DnsblCheckForm(forms.Form):
     )
 
 
+class StepsField(forms.JSONField):
+    """A plan's steps as JSON. Django's field turns only a JSON syntax error into a form error: an integer past
+    Python's digit limit or nesting past the recursion limit would be a 500."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except (ValueError, RecursionError):
+            raise ValidationError(
+                "give the daily volumes as a JSON list of whole numbers, e.g. [200, 400, 700].", code="invalid"
+            ) from None
+
+    def bound_data(self, data, initial):
+        # The page shows back what was typed; Django reads it as JSON again, with the same two gaps.
+        try:
+            return super().bound_data(data, initial)
+        except (ValueError, RecursionError):
+            return InvalidJSONInput(data)
+
+
 class WarmupPlanForm(ServiceForm):
     class Meta:
         model = WarmupPlan
         fields = list(warmup_plans.EDITABLE)
+        field_classes = {"steps": StepsField}
 
     def _post_clean(self):
         pass  # the service checks the plan (WarmupPlan.clean) and that its name is free

@@ -80,6 +80,7 @@ def load_config() -> PolicyConfig:
     return PolicyConfig(
         senders=senders,
         local_domains=frozenset(policy.name for policy in domains.values()),
+        domains={policy.name: policy for policy in domains.values()},
         pools=routes,
         relay_networks=tuple(settings.POLICY_RELAY_HOSTS),
     )

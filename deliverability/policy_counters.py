@@ -23,21 +23,23 @@ TTL_SECONDS = 2 * 86400
 class Count:
     key: str
     limit: int | None  # None: counted, never refused
+    amount: int | None = None  # None: try_add's amount
 
 
 _TRY_ADD = """
-local amount = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
+local n = #KEYS
+local ttl = tonumber(ARGV[1])
 local values = redis.call('MGET', unpack(KEYS))
 for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 + i])
+  local limit = tonumber(ARGV[1 + i])
+  local amount = tonumber(ARGV[1 + n + i])
   local used = tonumber(values[i]) or 0
   if limit >= 0 and used + amount > limit then
     return {0, i, used}
   end
 end
 for i, key in ipairs(KEYS) do
-  redis.call('INCRBY', key, amount)
+  redis.call('INCRBY', key, tonumber(ARGV[1 + n + i]))
   redis.call('EXPIRE', key, ttl)
 end
 return {1, 0, 0}
@@ -66,8 +68,9 @@ class RedisCounters:
         if not counts:
             return True, -1, 0
         limits = [-1 if count.limit is None else count.limit for count in counts]
+        amounts = [amount if count.amount is None else count.amount for count in counts]
         result = self._script(
-            keys=[self.prefix + count.key for count in counts], args=[amount, ttl, *limits], client=self.client
+            keys=[self.prefix + count.key for count in counts], args=[ttl, *limits, *amounts], client=self.client
         )
         added, index, used = (int(value) for value in result)
         return bool(added), index - 1, used
@@ -155,8 +158,9 @@ class FileCounters:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 used = self._values([count.key for count in counts], now)
+                amounts = [amount if count.amount is None else count.amount for count in counts]
                 for index, count in enumerate(counts):
-                    if count.limit is not None and used[index] + amount > count.limit:
+                    if count.limit is not None and used[index] + amounts[index] > count.limit:
                         self.db.execute("ROLLBACK")
                         return False, index, used[index]
                 expires = now + ttl
@@ -164,7 +168,7 @@ class FileCounters:
                     "INSERT INTO counter (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
                     "value = CASE WHEN counter.expires > ? THEN counter.value ELSE 0 END + excluded.value, "
                     "expires = excluded.expires",
-                    [(count.key, amount, expires, now) for count in counts],
+                    [(count.key, step, expires, now) for count, step in zip(counts, amounts, strict=True)],
                 )
                 self.db.execute("COMMIT")
             except BaseException:

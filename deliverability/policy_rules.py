@@ -52,6 +52,7 @@ class RouteIp:
 class PolicyConfig:
     senders: Mapping[str, Sender] = field(default_factory=dict)
     local_domains: frozenset[str] = frozenset()
+    domains: Mapping[str, DomainPolicy] = field(default_factory=dict)
     pools: Mapping[str, tuple[RouteIp, ...]] = field(default_factory=dict)
     relay_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
@@ -75,7 +76,13 @@ def sender_of(config: PolicyConfig, request: Mapping[str, str]) -> Sender | None
         return None
     if not any(client in network for network in config.relay_networks):
         return None
-    return config.senders.get(request.get("sender", "").strip().lower())
+    address = request.get("sender", "").strip().lower()
+    known = config.senders.get(address)
+    if known is not None:
+        return known
+    # An alias or any other name on a managed domain: its own daily count under its domain's tier.
+    policy = config.domains.get(domain_of(address)) if "@" in address else None
+    return Sender(address, policy) if policy is not None else None
 
 
 def state_refusal(sender: Sender) -> str | None:
@@ -169,6 +176,11 @@ def all_remote(recipients: Sequence[str], local_domains: frozenset[str]) -> bool
     transport (a FILTER applies to all recipients, and local mail must stay local). A recipient without a domain
     counts as local."""
     return bool(recipients) and all((domain := domain_of(r)) and domain not in local_domains for r in recipients)
+
+
+def remote_count(recipients: Sequence[str], local_domains: frozenset[str]) -> int:
+    """How many of `recipients` are outside the managed domains."""
+    return sum(1 for r in recipients if (domain := domain_of(r)) and domain not in local_domains)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import json
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from deliverability import policy_rules as rules
@@ -37,6 +38,8 @@ IDLE_CHECK_SECONDS = 60.0
 DUNNO = "DUNNO"
 # The second policy check of the end of a message (postfix_policy: policy_context=hold) asks whether to hold it.
 HOLD_CONTEXT = postfix_policy.HOLD_CONTEXT
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[IpNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 QUEUE_ID = re.compile(r"[0-9A-Za-z]{6,32}")
 
 
@@ -151,27 +154,37 @@ class Policy:
         windows = rules.windows(sender, now)
         counts = [Count(w.key, w.limit) for w in windows]
         ips = self.config.pools.get(sender.domain.pool, ()) if sender.domain.pool else ()
-        if not ips or not rules.all_remote(seen.recipients, self.config.local_domains):
+        if not ips:
+            added, index, used = self.counters.try_add(counts, count)
+            if not added:
+                return Answer(rules.window_refusal(windows[index], used, count), "window")
+            return Answer(DUNNO)
+        # A message with a recipient on our own domains cannot be routed (a FILTER would take the local ones out
+        # too): it takes the pool's rotation, but still counts against, and waits for, an IP's caps.
+        routed = rules.all_remote(seen.recipients, self.config.local_domains)
+        # What leaves through the IP: the outside recipients (all of them when the connection saw none).
+        remote = count if routed else min(count, rules.remote_count(seen.recipients, self.config.local_domains))
+        if not remote:
             added, index, used = self.counters.try_add(counts, count)
             if not added:
                 return Answer(rules.window_refusal(windows[index], used, count), "window")
             return Answer(DUNNO)
         for _attempt in range(3):
-            ip = self._choose(ips, count, now)
+            ip = self._choose(ips, remote, now)
             if ip is None:
-                return self._wait(sender, count, windows, ips, now, queue_id)
+                return self._wait(sender, count, windows, ips, now, queue_id, routed=routed, remote=remote)
             day, hour = rules.day_of(now), rules.hour_of(now)
             ip_counts = [
-                Count(rules.ip_day_key(ip.address, day), ip.daily_cap),
-                Count(rules.ip_hour_key(ip.address, hour), ip.hourly_cap),
+                Count(rules.ip_day_key(ip.address, day), ip.daily_cap, remote),
+                Count(rules.ip_hour_key(ip.address, hour), ip.hourly_cap, remote),
             ]
             added, index, used = self.counters.try_add([*counts, *ip_counts], count)
             if added:
-                return Answer(f"FILTER {ip.transport}:", "route")
+                return Answer(f"FILTER {ip.transport}:", "route") if routed else Answer(DUNNO)
             if index < len(windows):
                 return Answer(rules.window_refusal(windows[index], used, count), "window")
             # Another server filled that IP between the read and the write: choose again with fresh figures.
-        return self._wait(sender, count, windows, ips, now, queue_id)
+        return self._wait(sender, count, windows, ips, now, queue_id, routed=routed, remote=remote)
 
     def _choose(self, ips: tuple[rules.RouteIp, ...], count: int, now: dt.datetime) -> rules.RouteIp | None:
         day, hour = rules.day_of(now), rules.hour_of(now)
@@ -188,6 +201,9 @@ class Policy:
         ips: tuple[rules.RouteIp, ...],
         now: dt.datetime,
         queue_id: str,
+        *,
+        routed: bool = True,
+        remote: int | None = None,
     ) -> Answer:
         """No IP of the pool has room now: the message is routed to the IP with the earliest room, that room is
         reserved (counted in that hour and day), and the second check of the end of the message holds it in
@@ -210,14 +226,15 @@ class Policy:
             ]
             keys = list(dict.fromkeys(keys))
             used = dict(zip(keys, self.counters.get(keys), strict=True))
-            found = rules.earliest_room(ips, used, count, hours)
+            remote = count if remote is None else remote
+            found = rules.earliest_room(ips, used, remote, hours)
             if found is None:
                 return Answer(later, "wait")
             ip, hour = found
             ttl = int((hour - now).total_seconds()) + TTL_SECONDS
             reserve = [
-                Count(rules.ip_day_key(ip.address, rules.day_of(hour)), ip.daily_cap),
-                Count(rules.ip_hour_key(ip.address, rules.hour_of(hour)), ip.hourly_cap),
+                Count(rules.ip_day_key(ip.address, rules.day_of(hour)), ip.daily_cap, remote),
+                Count(rules.ip_hour_key(ip.address, rules.hour_of(hour)), ip.hourly_cap, remote),
             ]
             added, index, used_now = self.counters.try_add(
                 [*(Count(w.key, w.limit) for w in windows), *reserve], count, ttl
@@ -235,7 +252,9 @@ class Policy:
                     }
                 )
                 self.counters.hold_add(queue_id, hour.timestamp(), payload)
-                return Answer(f"FILTER {ip.transport}:", "wait")
+                # The second check of the end of the message holds it (HOLD_CONTEXT); unrouted, it then leaves by
+                # the pool's rotation when released.
+                return Answer(f"FILTER {ip.transport}:" if routed else DUNNO, "wait")
         return Answer(later, "wait")
 
     def _hold(self, queue_id: str) -> Answer:
@@ -258,10 +277,11 @@ class Policy:
 
 
 def _count(request: Mapping[str, str]) -> int:
-    try:
-        return max(0, int(request.get("recipient_count", "0") or 0))
-    except ValueError:
+    text = request.get("recipient_count", "0").strip() or "0"
+    if not text.isdigit():
         return 0
+    # Past nine digits it is no real message (Postfix caps recipients far below): a count that fits no limit.
+    return int(text) if len(text) <= 9 else 10**9
 
 
 class PolicyServer:
@@ -277,6 +297,8 @@ class PolicyServer:
         loaded_fingerprint: str = "",
         release_command: str = "",
         release_seconds: float = 5.0,
+        allowed_clients: Sequence[IpNetwork] = LOOPBACK,
+        max_connections: int = 1000,
     ) -> None:
         self.policy = policy
         self._load = load
@@ -285,6 +307,9 @@ class PolicyServer:
         self.loaded_fingerprint = loaded_fingerprint
         self.release_command = release_command
         self.release_seconds = release_seconds
+        self.allowed_clients = tuple(allowed_clients)
+        self.max_connections = max_connections
+        self._last_refusal_log = 0.0
         self._stop = threading.Event()
         self.served = 0
         self.refused: dict[str, int] = {}
@@ -364,6 +389,26 @@ class PolicyServer:
                 for connection in list(self.connections):
                     connection.close()
 
+    def admits(self, peer: object) -> str:
+        """Why a new connection from `peer` is refused ("" when it is admitted)."""
+        try:
+            address = ipaddress.ip_address(peer[0].split("%")[0])  # type: ignore[index]
+        except (TypeError, IndexError, ValueError):
+            return "not an IP client"
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not any(address in network for network in self.allowed_clients):
+            return f"{address} is not in DOCKSPACE_POLICY_ALLOWED_CLIENTS"
+        if len(self.connections) >= self.max_connections:
+            return f"{self.max_connections} connections are open (DOCKSPACE_POLICY_MAX_CONNECTIONS)"
+        return ""
+
+    def log_refusal(self, peer: object, why: str) -> None:
+        now = time.monotonic()
+        if now - self._last_refusal_log >= 60:  # at most one line a minute: a flood must not fill the log
+            self._last_refusal_log = now
+            logger.warning("policy: refused a connection from %s: %s", peer, why)
+
     def _close_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
         for connection in list(self.connections):
@@ -388,6 +433,11 @@ class PolicyConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
         self.last_active = asyncio.get_running_loop().time()
+        refused = self.server.admits(self.peer)
+        if refused:
+            self.server.log_refusal(self.peer, refused)
+            transport.abort()  # type: ignore[attr-defined]
+            return
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

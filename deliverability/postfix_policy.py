@@ -12,9 +12,24 @@ server" (deliverability's mail-log reading counts those and alerts)."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterator
 
 from dockspace.ports import parse_bind
+
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
+
+
+def service_host_is_valid(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOST_NAME.match(host))
+    return True
+
 
 # DMS's smtpd_data_restrictions (target/postfix/main.cf), which the policy check goes in front of.
 DMS_DATA_RESTRICTIONS = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_pipelining"
@@ -25,10 +40,13 @@ CHECK_VARIABLE = "DOCKSPACE_POLICY_CHECK"
 
 def policy_check(service: str, context: str = "") -> str:
     """The restriction that asks the policy service at HOST:PORT (ValueError naming the setting if unusable);
-    `context` is sent as policy_context, to tell a second check from the first."""
+    `context` is sent as policy_context, to tell a second check from the first. HOST is a host name or an IP
+    address, nothing else: the value is written into main.cf and a shell script."""
     host, port = parse_bind(service, setting="DOCKSPACE_POLICY_SERVICE")
-    if not host or any(c in host for c in " ,{}\t"):
-        raise ValueError(f"DOCKSPACE_POLICY_SERVICE must be HOST:PORT with a host name; got {service!r}.")
+    if not service_host_is_valid(host):
+        raise ValueError(
+            f"DOCKSPACE_POLICY_SERVICE must be HOST:PORT, HOST a host name or an IP address; got {service!r}."
+        )
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     extra = f", policy_context={context}" if context else ""
     return f"check_policy_service {{ inet:{target}, timeout={TIMEOUT}, default_action=DUNNO{extra} }}"

@@ -90,6 +90,8 @@ def _find(subject: str, field: str) -> tuple[Mailbox | None, Domain]:
     text = (subject or "").strip().lower()
     if not text:
         raise field_error(field, "give a mailbox address (bob@example.com) or a domain (example.com).")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text) or len(text) > 254:
+        raise field_error(field, f"{subject[:80]!r} is neither a mailbox address nor a domain name.")
     if "@" in text:
         mailbox = Mailbox.objects.select_related("domain__tier").filter(address=text).first()
         if mailbox is None:

@@ -429,10 +429,14 @@ POLICY_LISTEN = env_str("DOCKSPACE_POLICY_LISTEN", "127.0.0.1:10040")
 POLICY_SERVICE = (env_str("DOCKSPACE_POLICY_SERVICE", "") or "").strip()
 try:
     parse_bind(POLICY_LISTEN, setting="DOCKSPACE_POLICY_LISTEN")
-    if POLICY_SERVICE and not parse_bind(POLICY_SERVICE, setting="DOCKSPACE_POLICY_SERVICE")[0]:
-        raise ValueError(
-            f"DOCKSPACE_POLICY_SERVICE must be HOST:PORT with the host the mail host reaches; got {POLICY_SERVICE!r}."
-        )
+    if POLICY_SERVICE:
+        _policy_host = parse_bind(POLICY_SERVICE, setting="DOCKSPACE_POLICY_SERVICE")[0]
+        # Written into main.cf and user-patches.sh: a host name or an IP address, nothing else.
+        if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45}", _policy_host):
+            raise ValueError(
+                "DOCKSPACE_POLICY_SERVICE must be HOST:PORT, HOST a host name or an IP address; "
+                f"got {POLICY_SERVICE!r}."
+            )
 except ValueError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 # Hosts that relay our people's mail without SASL (apps, other MTAs): their envelope sender's limits apply.
@@ -440,6 +444,14 @@ POLICY_RELAY_HOSTS = env_networks("DOCKSPACE_POLICY_RELAY_HOSTS")
 # The command that releases mail the policy service held for warmup room, the queue id appended: `postsuper -H`
 # beside Postfix, `docker exec mailserver postsuper -H` on the Docker host (empty: held mail waits for an operator).
 POLICY_RELEASE_COMMAND = env_str("DOCKSPACE_POLICY_RELEASE_COMMAND", "")
+# Who may connect to the policy server: loopback and the private networks (the mail host on a Docker network or a
+# LAN) by default. Anyone who can talk to it can spend people's daily limits, so keep it off other networks.
+POLICY_ALLOWED_CLIENTS = env_networks(
+    "DOCKSPACE_POLICY_ALLOWED_CLIENTS",
+    ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"),
+)
+# Connections the policy server keeps at once (each smtpd process holds one); more are closed at once.
+POLICY_MAX_CONNECTIONS = env_int("DOCKSPACE_POLICY_MAX_CONNECTIONS", 1000, minimum=1)
 # How often the policy server looks for a configuration change (tiers, people, pools, caps), in seconds.
 POLICY_RELOAD_SECONDS = env_int("DOCKSPACE_POLICY_RELOAD_SECONDS", 2, minimum=1)
 

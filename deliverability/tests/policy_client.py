@@ -24,8 +24,8 @@ def free_port():
 
 
 class PostfixClient:
-    def __init__(self, port, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=10)
+    def __init__(self, port, host="127.0.0.1", source=None):
+        self.sock = socket.create_connection((host, port), timeout=10, source_address=(source, 0) if source else None)
         self.file = self.sock.makefile("rwb")
 
     def close(self):
@@ -34,11 +34,14 @@ class PostfixClient:
 
     def ask(self, **attributes):
         """Send one request; the action Postfix would read ('' when the server closed the connection)."""
-        for name, value in attributes.items():
-            self.file.write(f"{name}={value}\n".encode())
-        self.file.write(b"\n")
-        self.file.flush()
-        return self.read_answer()
+        try:
+            for name, value in attributes.items():
+                self.file.write(f"{name}={value}\n".encode())
+            self.file.write(b"\n")
+            self.file.flush()
+            return self.read_answer()
+        except ConnectionError:
+            return ""  # closed or reset by the server: Postfix reads no answer either
 
     def read_answer(self):
         action = None
@@ -111,9 +114,9 @@ def _refused(action):
 class ThreadServer:
     """A policy server in a thread of the test: the configuration is read once, from the test's database."""
 
-    def __init__(self, counters, *, config=None, rng=None):
+    def __init__(self, counters, *, config=None, rng=None, **server_options):
         self.policy = Policy(config if config is not None else load_config(), counters, rng=rng)
-        self.server = PolicyServer(self.policy)
+        self.server = PolicyServer(self.policy, **server_options)
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()

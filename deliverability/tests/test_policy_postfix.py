@@ -143,3 +143,31 @@ def test_the_operator_sees_the_held_mail_with_its_release_time(tmp_path, setting
     held = held[held.index('id="send-limits-held"') :]
     assert sent.queue_id in held and "2026-12-07 13:00" in held and POOL_IP in held
     assert "DOCKSPACE_POLICY_RELEASE_COMMAND is not set" in page.content.decode()
+
+
+@time_machine.travel(NOON, tick=False)
+def test_a_message_with_a_local_recipient_counts_against_the_caps_and_waits_like_the_others(tmp_path):
+    caps = config()
+    one_each = {
+        "bulk": tuple(
+            rules.RouteIp(ip.address, ip.transport, ip.weight, ip.state, daily_cap=100, hourly_cap=1)
+            for ip in caps.pools["bulk"]
+        )
+    }
+    counters = FileCounters(tmp_path / "counters.sqlite3")
+    with (
+        policy_server(counters, config=rules.PolicyConfig(**{**caps.__dict__, "pools": one_each})) as server,
+        TwoIpPostfix(server.port) as pf,
+    ):
+        mixed = pf.send(SENDER, ["friend0@example.net", "alice@example.com"], sasl_user=SENDER)
+        remote = pf.send(SENDER, ["friend1@example.net"], sasl_user=SENDER)
+        pf.wait_for_log(r"status=sent", count=3)
+        held = pf.send(SENDER, ["friend2@example.net", "alice@example.com"], sasl_user=SENDER)
+        pf.wait_for_log(rf"{held.queue_id}: hold: ")
+
+        assert mixed.data_reply[0] == remote.data_reply[0] == held.data_reply[0] == 250
+        # The mixed one took the pool's rotation (the harness routes example.org to 127.0.0.2) and one IP's
+        # room; the remote one was routed to the IP that still had room.
+        assert senders_ips(pf) == [POOL_IP, SECOND_IP]
+        assert [m.queue_id for m in held_messages(counters)] == [held.queue_id]
+    counters.close()

@@ -116,3 +116,43 @@ def test_a_client_that_never_reads_its_answers_is_cut_off_and_others_go_on(serve
         postfix.close()
 
     assert cut_off
+
+
+@pytest.fixture
+def counters(tmp_path):
+    store = FileCounters(tmp_path / "counters.sqlite3")
+    yield store
+    store.close()
+
+
+def test_a_client_outside_the_allowed_networks_is_refused_at_once(counters):
+    import ipaddress
+
+    make_mailbox("bob@example.com")
+    with policy_server(counters, allowed_clients=[ipaddress.ip_network("127.0.0.2/32")]) as running:
+        stranger = PostfixClient(running.port)  # from 127.0.0.1
+        assert stranger.ask(**PostfixClient.attributes("RCPT", sender="bob@example.com")) == ""
+        stranger.close()
+
+        mail_host = PostfixClient(running.port, source="127.0.0.2")
+        assert mail_host.send("bob@example.com", ["a@gmail.com"])[2] == "DUNNO"
+        mail_host.close()
+
+
+def test_connections_past_the_maximum_are_closed_and_the_first_ones_go_on(counters):
+    make_mailbox("bob@example.com")
+    with policy_server(counters, max_connections=3) as running:
+        first = [PostfixClient(running.port) for _ in range(3)]
+        assert all(client.send("bob@example.com", ["a@gmail.com"])[2] == "DUNNO" for client in first)
+
+        extra = PostfixClient(running.port)
+        refused = extra.ask(**PostfixClient.attributes("RCPT", sender="bob@example.com"))
+        first[0].close()
+        time.sleep(0.2)  # the server sees the close (another process's pace, not moved time)
+        later = PostfixClient(running.port)
+
+        assert refused == ""
+        assert first[1].send("bob@example.com", ["b@gmail.com"])[2] == "DUNNO"
+        assert later.send("bob@example.com", ["c@gmail.com"])[2] == "DUNNO"
+        for client in (*first[1:], extra, later):
+            client.close()

@@ -15,6 +15,7 @@ BOB = rules.Sender("bob@example.com", rules.DomainPolicy("example.com", tier="sm
 CONFIG = rules.PolicyConfig(
     senders={"bob@example.com": BOB},
     local_domains=frozenset({"example.com"}),
+    domains={"example.com": BOB.domain},
     relay_networks=(ipaddress.ip_network("10.0.0.0/8"),),
 )
 ACTIVE = rules.RouteIp("192.0.2.1", "out-192-0-2-1", 3, "active")
@@ -31,9 +32,11 @@ WARM_TWO = rules.RouteIp("192.0.2.4", "out-192-0-2-4", 1, "warming", daily_cap=1
         ({"sender": "bob@example.com", "client_address": "10.1.2.3"}, BOB),
         ({"sender": "bob@example.com", "client_address": "192.0.2.9"}, None),
         ({"sender": "bob@example.com", "client_address": "not-an-ip"}, None),
+        ({"sender": "news@example.com", "client_address": "10.1.2.3"}, rules.Sender("news@example.com", BOB.domain)),
+        ({"sender": "news@elsewhere.example", "client_address": "10.1.2.3"}, None),
         ({"sender": "bob@example.com"}, None),
     ],
-    ids=["sasl", "unknown-sasl-user", "relay-host", "outside-client", "bad-client", "no-client"],
+    ids=["sasl", "unknown-sasl-user", "relay-host", "outside-client", "bad-client", "alias", "foreign", "no-client"],
 )
 def test_the_sender_is_the_sasl_user_or_a_relay_hosts_envelope_sender(request_, expected):
     assert rules.sender_of(CONFIG, request_) == expected

@@ -104,3 +104,33 @@ def test_the_check_names_the_service_as_postfix_reads_it(service, check):
 def test_an_unusable_policy_service_is_refused_naming_the_setting(service):
     with pytest.raises(ValueError, match="DOCKSPACE_POLICY_SERVICE must be HOST:PORT"):
         policy_check(service)
+
+
+@pytest.mark.parametrize(
+    "service",
+    ["x';touch$IFS/tmp/pwned;'y:10040", "x\nmynetworks=0.0.0.0/0\n#:10040", "a b:10040", "host_name:10040"],
+    ids=["shell", "newline", "space", "underscore"],
+)
+def test_a_policy_service_that_could_inject_config_or_shell_is_refused(service):
+    with pytest.raises(ValueError, match="HOST a host name or an IP address"):
+        policy_check(service)
+
+
+@pytest.mark.parametrize(
+    "service", ["x';touch$IFS/tmp/pwned;'y:10040", "x\nmynetworks=0.0.0.0/0\n#:10040"], ids=["shell", "newline"]
+)
+def test_startup_refuses_such_a_policy_service_naming_the_variable(tmp_path, service):
+    import os
+    import sys
+
+    env = {**os.environ, "DEBUG": "1", "DOCKSPACE_DATA_DIR": str(tmp_path), "DOCKSPACE_POLICY_SERVICE": service}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "DOCKSPACE_POLICY_SERVICE must be HOST:PORT, HOST a host name or an IP address" in done.stderr

@@ -91,6 +91,7 @@ def test_staff_who_may_only_view_mailboxes_cannot_reset(bob_at_limit):
         ("elsewhere.example", "ADDRESS|DOMAIN: elsewhere.example is not a domain Dockspace manages."),
         ("", "ADDRESS|DOMAIN: give a mailbox address (bob@example.com) or a domain (example.com)."),
         ("not a domain", "ADDRESS|DOMAIN: 'not a domain' is neither a mailbox address nor a domain name."),
+        ("a\x00@example.com", "ADDRESS|DOMAIN: 'a\\x00@example.com' is neither a mailbox address nor a domain name."),
     ],
 )
 def test_an_unknown_subject_is_refused_naming_what_was_given(bob_at_limit, subject, message):
@@ -152,3 +153,13 @@ def test_a_person_sees_their_own_sending_today_on_their_profile(bob_at_limit):
     assert "ann@example.com" in panel and "1 of 3" in panel and "2 left" in panel
     assert "example.com" in panel and "5 of 10" not in panel and "4 of 10" in panel
     assert "bob@example.com" not in panel
+
+
+def test_a_control_character_in_the_admin_pages_subject_is_a_message_not_an_error_page(bob_at_limit):
+    operator = signed_in(staff_with("mail.view_mailbox", "mail.change_mailbox"))
+
+    shown = operator.get(PAGE, {"subject": "a\x00@example.com"})
+    reset = operator.post(PAGE, {"subject": "a\x00@example.com"})
+
+    assert shown.status_code == reset.status_code == 200
+    assert "is neither a mailbox address nor a domain name." in reset.content.decode()

@@ -54,6 +54,8 @@ def test_adding_a_plan_goes_through_the_service_and_shows_each_steps_caps(root):
         ({"steps": "[200, 100]"}, "steps", "each step must send more than the one before"),
         ({"steps": "200, 400"}, "steps", "Enter a valid JSON."),
         ({"steps": '{"a": 1}'}, "steps", "as a list of whole numbers"),
+        ({"steps": "[" + "9" * 5000 + "]"}, "steps", "give the daily volumes as a JSON list of whole numbers"),
+        ({"steps": "[" * 100_000}, "steps", "give the daily volumes as a JSON list of whole numbers"),
         ({"advance_bounce_below": "4"}, "advance_bounce_below", "below the rate that steps back"),
         ({"standby_complaint_at": "0.09"}, "step_back_complaint_at", "must not be above the rate that pulls"),
         ({"growth_percent": "0"}, "growth_percent", "more than 0"),

@@ -49,6 +49,8 @@ class Command(BaseCommand):
             reload_seconds=settings.POLICY_RELOAD_SECONDS,
             loaded_fingerprint=fingerprint,
             release_command=settings.POLICY_RELEASE_COMMAND,
+            allowed_clients=settings.POLICY_ALLOWED_CLIENTS,
+            max_connections=settings.POLICY_MAX_CONNECTIONS,
         )
         store = "Redis" if settings.REDIS_URL else str(counters_file())
         self.stdout.write(
