@@ -1,6 +1,8 @@
 """Bounces and complaints into the database: a raw message from the feedback mailbox parsed and classified
 (monitoring.feedback_reports), tied to the message we sent (by the queue ID the report names, else its Message-ID)
-and to the IP it left from (that message's delivery attempt), stored once per recipient (feedback_ingest). Read
+and to the IP it left from (that message's delivery attempt), stored once per recipient (feedback_ingest). Anyone
+can write a report and quote a Message-ID: a recipient counts for a message and its IP only when it is one of that
+message's own recipients (its delivery attempts); the rest is stored tied to nothing, and counts for no IP. Read
 messages one at a time from a file, an mbox or a maildir for `manage.py feedback ingest` (messages_in_*).
 
 Who acts: reading the feedback mailbox is the system's work (a command, a pipe from the mail host). A person would
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from accounts.authz import SYSTEM, Actor, require_perm
 from monitoring.feedback_models import REASON_MAX_LENGTH, SOURCE_MAX_LENGTH, FeedbackEvent
-from monitoring.feedback_reports import COMPLAINT, FeedbackReport, RecipientResult, parse_report
+from monitoring.feedback_reports import OTHER, FeedbackReport, RecipientResult, ignored_note, parse_report
 from monitoring.feedback_webhooks import feedback_webhooks_queue
 from monitoring.traffic_models import ADDRESS_MAX_LENGTH, QUEUE_ID_MAX_LENGTH, REPLY_MAX_LENGTH, MailMessage
 
@@ -67,8 +69,11 @@ def feedback_ingest(*, actor: Actor = SYSTEM, raw: bytes, source: str) -> Ingest
         return IngestedFeedback(report, is_duplicate=True, digest=digest)
     now = timezone.now()
     message = tied_message(report, now)
+    own = MessageRecipients.of(message) if message is not None else None
     results = report.recipients or (RecipientResult(recipient="", kind=report.kind, reason=report.reason),)
-    events = [_event(report, result, position, message, now, source, digest) for position, result in enumerate(results)]
+    events = [
+        _event(report, result, position, message, own, now, source, digest) for position, result in enumerate(results)
+    ]
     try:
         with transaction.atomic():
             events = FeedbackEvent.objects.bulk_create(events)
@@ -106,17 +111,37 @@ def tied_message(report: FeedbackReport, at: datetime) -> MailMessage | None:
     return None
 
 
-def sending_ip_of(message: MailMessage, recipient: str) -> str | None:
-    """The IP `message` left from towards `recipient` (its latest attempt through an out-* transport); when the
-    recipient's attempts do not tell, the one IP all the message's attempts used (none when they used several)."""
-    attempts = message.attempts.exclude(sending_ip=None)
-    if recipient:
-        mine = attempts.filter(recipient__iexact=recipient).order_by("-at", "-id").first()
-        if mine is not None:
-            return mine.sending_ip
-    # order_by(): the model's ordering would add its columns to the DISTINCT.
-    addresses = set(attempts.order_by().values_list("sending_ip", flat=True).distinct()[:2])
-    return addresses.pop() if len(addresses) == 1 else None
+@dataclass
+class MessageRecipients:
+    """A message's own recipients as its delivery attempts name them: {lower-cased address or original address: the
+    recipient as logged}, and the IP each recipient last left from through an out-* transport."""
+
+    by_address: dict[str, str] = field(default_factory=dict)
+    sending_ips: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, message: MailMessage) -> MessageRecipients:
+        own = cls()
+        rows = list(message.attempts.order_by("at", "id").values_list("recipient", "orig_recipient", "sending_ip"))
+        for recipient, _, sending_ip in rows:
+            if not recipient:
+                continue
+            own.by_address[recipient.lower()] = recipient
+            if sending_ip:
+                own.sending_ips[recipient] = sending_ip
+        for recipient, orig_recipient, _ in rows:
+            if recipient and orig_recipient:
+                own.by_address.setdefault(orig_recipient.lower(), recipient)
+        return own
+
+    def match(self, *addresses: str) -> str:
+        """The recipient (as logged) one of `addresses` names; with no address at all, the message's only recipient
+        (a complaint with the recipient redacted); else ""."""
+        given = [address for address in addresses if address]
+        if not given:
+            recipients = set(self.by_address.values())
+            return recipients.pop() if len(recipients) == 1 else ""
+        return next((self.by_address[a.lower()] for a in given if a.lower() in self.by_address), "")
 
 
 def _event(
@@ -124,25 +149,35 @@ def _event(
     result: RecipientResult,
     position: int,
     message: MailMessage | None,
+    own: MessageRecipients | None,
     now: datetime,
     source: str,
     digest: str,
 ) -> FeedbackEvent:
     recipient = result.recipient or (report.verp_recipient if len(report.recipients) <= 1 else "")
-    if not recipient and message is not None:
-        # A complaint with the recipient redacted (AOL-like loops): the message's only recipient, if it had one.
-        recipients = set(message.attempts.order_by().values_list("recipient", flat=True).distinct()[:2])
-        recipient = recipients.pop() if len(recipients) == 1 else ""
-    sending_ip = sending_ip_of(message, recipient) if message is not None else None
-    source_ip = _ip(report.source_ip)
-    if sending_ip is None and report.kind == COMPLAINT:
-        sending_ip = source_ip
+    # Anyone who received a message can quote its Message-ID (or a queue ID) in a report of their own: a result
+    # counts for the message and its IP only for one of the message's own recipients.
+    notes = []
+    if message is not None and own is not None:
+        mine = own.match(recipient, result.original_recipient)
+        if mine:
+            recipient = mine
+        else:
+            notes.append(
+                f"{recipient or 'no recipient named'}: not a recipient of message {message.queue_id}; not counted"
+            )
+            message = None
+    elif result.kind != OTHER:
+        notes.append("tied to no message we sent: counted for no IP")
+    if report.ignored_recipients:
+        notes.append(ignored_note(report.ignored_recipients))
+    sending_ip = own.sending_ips.get(recipient) if message is not None and own is not None else None
     sender = (message.sender if message is not None and message.sender else "") or report.original_sender
     return FeedbackEvent(
         received_at=now,
         source=_clip(source, SOURCE_MAX_LENGTH),
         kind=result.kind,
-        reason=_clip(result.reason, REASON_MAX_LENGTH),
+        reason=_noted(result.reason, notes),
         report_type=report.report_type,
         status=_clip(result.status, 16),
         action=_clip(result.action, 20),
@@ -157,12 +192,19 @@ def _event(
         queue_id=message.queue_id if message is not None else _clip(report.queue_id, QUEUE_ID_MAX_LENGTH),
         trace=_clip(report.trace, 255),
         verp_tag=_clip(report.verp_tag, 255),
-        source_ip=source_ip,
+        source_ip=_ip(report.source_ip),
         message=message,
         sending_ip=sending_ip,
         digest=digest,
         position=position,
     )
+
+
+def _noted(reason: str, notes: list[str]) -> str:
+    """The reason with the notes after it, the reason clipped first so the notes are kept."""
+    tail = "".join(f"; {note}" for note in notes)
+    tail = _clip(tail, REASON_MAX_LENGTH)
+    return _clip(reason, REASON_MAX_LENGTH - len(tail)) + tail
 
 
 def _clip(value: str, length: int) -> str:

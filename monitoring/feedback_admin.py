@@ -151,7 +151,9 @@ class FeedbackWebhookAdmin(admin.ModelAdmin):
     list_display = ["name", "origin", "is_enabled", "sends_hard_bounces", "sends_soft_bounces", "sends_complaints"]
     list_filter = ["is_enabled"]
     readonly_fields = ["secret_status", "deliveries_link"]
-    actions = ["new_secret"]
+    # Not "new_secret": that is the form's field, and a view-only page shows its fields read only, looking each name up
+    # on the admin (an action of that name would be called as a column).
+    actions = ["generate_secret"]
     fieldsets = [
         (None, {"fields": ["name", "url", "is_enabled"]}),
         ("Events sent", {"fields": ["sends_hard_bounces", "sends_soft_bounces", "sends_complaints"]}),
@@ -188,8 +190,14 @@ class FeedbackWebhookAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
+    def get_fieldsets(self, request, obj=None):
+        if self.has_change_permission(request, obj) or (obj is None and self.has_add_permission(request)):
+            return self.fieldsets
+        # Who may only view it has no secret to type in.
+        return [(name, {"fields": [f for f in opts["fields"] if f != "new_secret"]}) for name, opts in self.fieldsets]
+
     @admin.action(description="Generate a new signing secret (shown once)", permissions=["change"])
-    def new_secret(self, request, queryset):
+    def generate_secret(self, request, queryset):
         for webhook in queryset:
             self._show_secret_once(
                 request, webhook, feedback_webhooks.feedback_webhook_new_secret(webhook=webhook, request=request)

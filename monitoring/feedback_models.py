@@ -66,7 +66,10 @@ class FeedbackEvent(models.Model):
     trace = models.CharField(max_length=255, blank=True, help_text="The original message's X-Dockspace-Trace.")
     verp_tag = models.CharField("VERP tag", max_length=255, blank=True)
     source_ip = models.GenericIPAddressField(
-        "source IP", null=True, blank=True, help_text="A complaint's Source-IP: where the reported message came from."
+        "source IP",
+        null=True,
+        blank=True,
+        help_text="A complaint's Source-IP, as the report gave it (anyone can write one): shown, never counted.",
     )
     message = models.ForeignKey(
         MailMessage,
@@ -74,14 +77,15 @@ class FeedbackEvent(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="feedback_events",
-        help_text="The message it tells of, found in the mail traffic by queue ID, else by Message-ID.",
+        help_text="The message it tells of, found in the mail traffic by queue ID, else by Message-ID; only when the "
+        "recipient is one of the message's own.",
     )
     sending_ip = models.GenericIPAddressField(
         "sending IP",
         null=True,
         blank=True,
-        help_text="The IP the message left from (its delivery attempt's out-* transport), else a complaint's "
-        "Source-IP.",
+        help_text="The IP the message left from towards the recipient (its delivery attempt's out-* transport); none "
+        "when it is tied to no message.",
     )
     digest = models.CharField(max_length=DIGEST_LENGTH, editable=False, help_text="sha256 of the raw message.")
     position = models.PositiveSmallIntegerField(default=0, editable=False, help_text="The recipient's place in it.")

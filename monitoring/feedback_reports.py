@@ -86,6 +86,9 @@ _AUTO_REPLY_SUBJECT = re.compile(
     r"\A(auto(matic)?[ -]?reply|out of (the )?office|abwesenheitsnotiz|r[ée]ponse automatique|absence)\b", re.I
 )
 MAX_VALUE = 1000  # characters of one header value kept (a Diagnostic-Code can be long; nothing needs more)
+# Per-recipient blocks read from one DSN: Postfix takes at most 1000 recipients per message (smtpd_recipient_limit),
+# and each block read becomes a stored event and its webhook deliveries; the rest are ignored.
+MAX_RECIPIENT_BLOCKS = 1000
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class FeedbackReport:
     source_ip: str = ""  # Source-IP of a complaint: the IP the reported message came from
     reported_domain: str = ""
     arrival_date: str = ""
+    ignored_recipients: int = 0  # per-recipient blocks past MAX_RECIPIENT_BLOCKS, not read
 
     @property
     def recipient(self) -> str:
@@ -277,12 +281,15 @@ def _dsn(message: Message, parts: list[Message], subject: str, reporter: str) ->
         return FeedbackReport(
             OTHER, "a delivery-status report without its message/delivery-status part", DELIVERY_STATUS, subject=subject
         )
-    blocks = _blocks(status_part)
+    blocks, ignored = _blocks(status_part, MAX_RECIPIENT_BLOCKS + 1)
     if not blocks:
         return FeedbackReport(OTHER, "an empty delivery-status part", DELIVERY_STATUS, subject=subject)
     per_message, per_recipient = blocks[0], blocks[1:]
     if "final-recipient" in per_message and not per_recipient:
         per_message, per_recipient = {}, blocks  # a writer that left the per-message block out
+    if len(per_recipient) > MAX_RECIPIENT_BLOCKS:
+        ignored += len(per_recipient) - MAX_RECIPIENT_BLOCKS
+        per_recipient = per_recipient[:MAX_RECIPIENT_BLOCKS]
     results = []
     for block in per_recipient:
         diagnostic = _typed(block.get("diagnostic-code", ""))
@@ -309,6 +316,8 @@ def _dsn(message: Message, parts: list[Message], subject: str, reporter: str) ->
     original = _original(parts)
     sender = _address(_typed(per_message.get("x-postfix-sender", ""))) or _address(_header(original, "From"))
     kind, reason = _worst(results)
+    if ignored:
+        reason += f"; {ignored_note(ignored)}"
     return FeedbackReport(
         kind=kind,
         reason=reason,
@@ -322,6 +331,7 @@ def _dsn(message: Message, parts: list[Message], subject: str, reporter: str) ->
         queue_id=_queue_id(per_message.get("x-postfix-queue-id", "")),
         envelope_id=per_message.get("original-envelope-id", "")[:255],
         arrival_date=per_message.get("arrival-date", ""),
+        ignored_recipients=ignored,
         **_tie_backs(message, original, sender),
     )
 
@@ -332,7 +342,7 @@ def _complaint(message: Message, parts: list[Message], subject: str, reporter: s
         return FeedbackReport(
             OTHER, "a feedback report without its message/feedback-report part", FEEDBACK_REPORT, subject=subject
         )
-    fields = _blocks(feedback_part)
+    fields = _blocks(feedback_part)[0]
     report = fields[0] if fields else {}
     feedback_type = report.get("feedback-type", "").strip().lower()
     original = _original(parts)
@@ -412,21 +422,34 @@ def _original(parts: list[Message]) -> Message | None:
     return None
 
 
-def _blocks(part: Message) -> list[dict[str, str]]:
+def ignored_note(ignored: int) -> str:
+    """What a report's reason says of the per-recipient blocks past MAX_RECIPIENT_BLOCKS."""
+    return (
+        f"{ignored:,} more recipient block{'s' if ignored > 1 else ''} ignored (at most {MAX_RECIPIENT_BLOCKS:,} read)"
+    )
+
+
+def _blocks(part: Message, limit: int | None = None) -> tuple[list[dict[str, str]], int]:
     """The field blocks of a message/delivery-status or message/feedback-report part, as {lower-case name: value}
-    (the first of a repeated field): `email` splits a delivery-status into one Message per block; a part it left as
-    text (another type, or one sent base64-encoded) is split at its blank lines here."""
+    (the first of a repeated field), the first `limit` of them, and how many more there were: `email` splits a
+    delivery-status into one Message per block; a part it left as text (another type, or one sent base64-encoded) is
+    split at its blank lines here."""
     attached = _children(part)
     if attached:
-        return [_fields(block) for block in attached if block.keys()]
+        found = [block for block in attached if block.keys()]
+        return [_fields(block) for block in found[:limit]], len(found[limit:]) if limit is not None else 0
     text = _payload_text(part)
-    blocks = []
+    blocks, more = [], 0
     for chunk in re.split(r"\r?\n[ \t]*\r?\n", text.strip()):
-        if chunk.strip():
-            parsed = Parser(policy=policy.compat32).parsestr(chunk.strip() + "\n", headersonly=True)
-            if parsed.keys():
-                blocks.append(_fields(parsed))
-    return blocks
+        if not chunk.strip():
+            continue
+        if limit is not None and len(blocks) >= limit:
+            more += 1  # counted, not read (a chunk that holds no field is counted too)
+            continue
+        parsed = Parser(policy=policy.compat32).parsestr(chunk.strip() + "\n", headersonly=True)
+        if parsed.keys():
+            blocks.append(_fields(parsed))
+    return blocks, more
 
 
 def _fields(block: Message) -> dict[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from django.db.models import CharField, Count, Exists, OuterRef, Q, Value
-from django.db.models.functions import Cast, Concat, TruncDay
+from django.db.models.functions import Cast, Concat, Lower, TruncDay
 
 from monitoring.feedback_models import FeedbackEvent
 from monitoring.feedback_reports import MAILBOX_FULL, verp_recipient
@@ -29,6 +29,8 @@ _HARD = Q(status=DeliveryAttempt.BOUNCED, dsn__startswith="5.") & ~Q(dsn=MAILBOX
 _SOFT = (Q(status=DeliveryAttempt.BOUNCED) & ~_HARD) | Q(status=DeliveryAttempt.EXPIRED)
 # A recipient counted once however often it was retried: its message and address.
 _RECIPIENT = Concat(Cast("message_id", CharField()), Value(" "), "recipient", output_field=CharField())
+# Likewise a recipient that came back by mail, however many reports told of it (a report's bytes are not its identity).
+_REPORTED = Concat(Cast("message_id", CharField()), Value(" "), Lower("recipient"), output_field=CharField())
 
 
 def ip_sending_results(addresses: Iterable[str], since: datetime, until: datetime) -> dict[str, dict[str, int]]:
@@ -67,8 +69,10 @@ def sending_results(
     soft_bounces: those refused otherwise (a full mailbox) or given up on after temporary errors (expired), plus the
     soft ones that came back by mail for a recipient the log did not show bounced or expired.
     complaints: abuse, fraud and virus reports read in the window.
-    By IP a report counts for the IP its message left from (else a complaint's Source-IP); by domain and sender for
-    its message's sender (else the sender the report quoted)."""
+    What came back by mail counts once per message and recipient (however many reports told of it), and only when
+    it is tied to a message we sent and to one of that message's recipients (monitoring.feedback): anyone can write
+    a report, quote a Message-ID or name a Source-IP. By IP it counts for the IP the recipient's attempt left from;
+    by domain and sender for its message's sender."""
     return {key: figures for (_, key), figures in _results(by, since, until, ips=ips, by_day=False).items()}
 
 
@@ -83,7 +87,8 @@ def _results(by, since, until, *, ips, by_day) -> dict[tuple[datetime | None, st
     if by not in DIMENSIONS:
         raise ValueError(f"by: {by!r} is not one of {', '.join(DIMENSIONS)}")
     attempts = DeliveryAttempt.objects.filter(at__gte=since, at__lt=until).order_by()
-    events = FeedbackEvent.objects.filter(received_at__gte=since, received_at__lt=until).order_by()
+    events = FeedbackEvent.objects.filter(received_at__gte=since, received_at__lt=until, message__isnull=False)
+    events = events.exclude(recipient="").order_by()
     if by == IP:
         attempts, events = attempts.filter(sending_ip__isnull=False), events.filter(sending_ip__isnull=False)
         if ips is not None:
@@ -121,9 +126,9 @@ def _results(by, since, until, *, ips, by_day) -> dict[tuple[datetime | None, st
         events.filter(kind__in=(FeedbackEvent.HARD, FeedbackEvent.SOFT, FeedbackEvent.COMPLAINT))
         .values(*grouped)
         .annotate(
-            hard_bounces=Count("id", filter=Q(kind=FeedbackEvent.HARD) & ~logged_bounce),
-            soft_bounces=Count("id", filter=Q(kind=FeedbackEvent.SOFT) & ~logged_end),
-            complaints=Count("id", filter=Q(kind=FeedbackEvent.COMPLAINT)),
+            hard_bounces=Count(_REPORTED, distinct=True, filter=Q(kind=FeedbackEvent.HARD) & ~logged_bounce),
+            soft_bounces=Count(_REPORTED, distinct=True, filter=Q(kind=FeedbackEvent.SOFT) & ~logged_end),
+            complaints=Count(_REPORTED, distinct=True, filter=Q(kind=FeedbackEvent.COMPLAINT)),
         )
     )
     for row in rows:

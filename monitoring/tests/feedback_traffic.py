@@ -64,3 +64,38 @@ def the_fixtures_traffic():
     )
     lines.sort(key=lambda text: text.split(" ", 1)[0])
     ingest_lines(lines)
+
+
+def dsn(recipients, *, message_id="", status="5.1.1", subject="Undelivered Mail Returned to Sender"):
+    """A delivery status notification as any server (or anyone) can write one: a failed block per recipient, the
+    original's headers quoting `message_id`. `recipients` may hold (Final-Recipient, Original-Recipient) pairs."""
+    blocks = ""
+    for recipient in recipients:
+        final, original = recipient if isinstance(recipient, tuple) else (recipient, "")
+        blocks += f"Final-Recipient: rfc822; {final}\n"
+        blocks += f"Original-Recipient: rfc822; {original}\n" if original else ""
+        blocks += f"Action: failed\nStatus: {status}\n\n"
+    status_part = f"Reporting-MTA: dns; mx.example.net\n\n{blocks}"
+    headers = f"Message-ID: <{message_id}>\n" if message_id else ""
+    return (
+        "From: MAILER-DAEMON@mx.example.net\nTo: alice@example.com\n"
+        f"Subject: {subject}\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nx\n"
+        f"--b\nContent-Type: message/delivery-status\n\n{status_part}\n"
+        f"--b\nContent-Type: text/rfc822-headers\n\n{headers}From: alice@example.com\n\n--b--\n"
+    ).encode()
+
+
+def arf(recipient, *, message_id="", source_ip=""):
+    """An abuse report as any feedback loop (or anyone) can write one."""
+    fields = f"Feedback-Type: abuse\nUser-Agent: loop/1.0\nVersion: 1\nOriginal-Rcpt-To: {recipient}\n"
+    fields += f"Source-IP: {source_ip}\n" if source_ip else ""
+    headers = f"Message-ID: <{message_id}>\n" if message_id else ""
+    return (
+        "From: fbl@loop.example.net\nTo: abuse@example.com\nSubject: complaint\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain\n\nspam\n"
+        f"--b\nContent-Type: message/feedback-report\n\n{fields}\n"
+        f"--b\nContent-Type: text/rfc822-headers\n\n{headers}From: alice@example.com\n\n--b--\n"
+    ).encode()

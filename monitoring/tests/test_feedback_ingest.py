@@ -10,9 +10,20 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 
 from accounts.tests.factories import UserFactory
-from monitoring import feedback
+from monitoring import feedback, feedback_reports
 from monitoring.models import FeedbackEvent, MailMessage
-from monitoring.tests.feedback_traffic import IP_A, IP_B, NOW, fixture, sent, the_fixtures_traffic, transport
+from monitoring.sending_results import ip_sending_results
+from monitoring.tests.feedback_traffic import (
+    IP_A,
+    IP_B,
+    NOW,
+    arf,
+    dsn,
+    fixture,
+    sent,
+    the_fixtures_traffic,
+    transport,
+)
 from monitoring.tests.traffic_logs import attempt, ingest_lines, removed, submission
 
 pytestmark = pytest.mark.django_db
@@ -47,8 +58,8 @@ STORED = [
     ("microsoft_ndr.eml", [("hard", "5.1.10", "henry@contoso.com", "", None)]),  # not in the log
     ("arf_yahoo.eml", [("complaint", "abuse", "kate@yahoo.com", "C29FBBD30A", IP_A)]),
     ("arf_microsoft_jmrp.eml", [("complaint", "abuse", "leo@hotmail.com", "D3A0CCE41B", IP_B)]),
-    # Not in the log: the complaint's Source-IP is the IP it came from.
-    ("arf_aol.eml", [("complaint", "abuse", "", "", IP_A)]),
+    # Not in the log: its Source-IP (anyone can write one) is kept, but charged to no IP.
+    ("arf_aol.eml", [("complaint", "abuse", "", "", None)]),
     ("postfix_delayed.eml", [("soft", "4.4.1", "dave@example.net", "5B2E44C6F3", None)]),
     ("auto_reply.eml", [("other", "", "", "", None)]),
     ("plain_message.eml", [("other", "", "", "", None)]),
@@ -158,7 +169,7 @@ def test_a_message_sent_from_several_ips_gives_the_recipients_own():
     assert FeedbackEvent.objects.get().sending_ip == IP_B
 
 
-def test_a_bounce_for_a_recipient_the_message_did_not_have_gets_no_ip_when_the_message_used_several():
+def test_a_bounce_for_a_recipient_the_message_did_not_have_is_tied_to_nothing():
     at = datetime(2026, 12, 7, 9, 12, 42, tzinfo=UTC)
     qid = "6C3F55D7A4"
     lines = submission(at, qid, "alice@example.com", ["a@example.net", "b@example.net"])
@@ -167,9 +178,69 @@ def test_a_bounce_for_a_recipient_the_message_did_not_have_gets_no_ip_when_the_m
     lines.append(attempt(at + timedelta(seconds=3), qid, "b@example.net", "sent", service=transport(IP_B)))
     lines.append(removed(at + timedelta(seconds=4), qid))
     ingest_lines(lines)
-    ingest("exim_failed.eml")  # for erin@example.net, whom the log does not show (a forward, an alias expanded)
+    ingest("exim_failed.eml")  # for erin@example.net, whom the log does not show
     event = FeedbackEvent.objects.get()
-    assert (event.message.queue_id, event.sending_ip) == (qid, None)
+    assert (event.message, event.sending_ip, event.recipient) == (None, None, "erin@example.net")
+    assert event.reason.endswith("; erin@example.net: not a recipient of message 6C3F55D7A4; not counted")
+
+
+def test_a_dsn_quoting_a_real_message_id_counts_only_the_recipients_the_message_had():
+    # The reviewer's repro: one DSN quoting our Message-ID, for one real recipient and 300 made up.
+    ingest_lines(sent(NOW - timedelta(hours=2), "AB12CD34F2", ["r0@example.org", "r1@example.org"], IP_A))
+    made_up = [f"fake{n}@nowhere.test" for n in range(300)]
+    done = feedback.feedback_ingest(
+        raw=dsn(["R1@Example.org", *made_up], message_id="ab12cd34f2@example.com"), source="x"
+    )
+    assert len(done.events) == 301
+    tied = FeedbackEvent.objects.exclude(message=None)
+    assert [(e.recipient, e.message.queue_id, e.sending_ip) for e in tied] == [("r1@example.org", "AB12CD34F2", IP_A)]
+    untied = FeedbackEvent.objects.filter(message=None, sending_ip=None, recipient__in=made_up)
+    assert untied.count() == 300
+    assert untied.filter(reason__endswith="not a recipient of message AB12CD34F2; not counted").count() == 300
+    assert ip_sending_results([IP_A], NOW - timedelta(days=1), NOW + timedelta(seconds=1))[IP_A]["hard_bounces"] == 1
+
+
+def test_a_recipient_is_known_by_the_original_address_postfix_logged():
+    at = NOW - timedelta(hours=2)
+    lines = submission(at, "AB12CD34F2", "alice@example.com", ["list@example.org"])
+    lines.append(
+        attempt(at + timedelta(seconds=1), "AB12CD34F2", "dan@example.org", "sent", service=transport(IP_B)).replace(
+            "relay=", "orig_to=<list@example.org>, relay="
+        )
+    )
+    ingest_lines(lines)
+    assert MailMessage.objects.get().attempts.get().orig_recipient == "list@example.org"
+    feedback.feedback_ingest(
+        raw=dsn([("x@elsewhere.test", "list@example.org")], message_id="ab12cd34f2@example.com"), source="x"
+    )
+    event = FeedbackEvent.objects.get()
+    assert (event.recipient, event.message.queue_id, event.sending_ip) == ("dan@example.org", "AB12CD34F2", IP_B)
+
+
+def test_a_complaint_tied_to_no_message_keeps_its_source_ip_but_is_charged_to_none():
+    done = feedback.feedback_ingest(raw=arf("victim@evil.test", source_ip=IP_A), source="forged")
+    [event] = done.events
+    assert (event.kind, event.message, event.sending_ip, event.source_ip) == ("complaint", None, None, IP_A)
+    assert event.reason == (
+        "abuse complaint (the recipient reported it as spam), from loop/1.0; tied to no message we sent: counted for "
+        "no IP"
+    )
+    assert ip_sending_results([IP_A], NOW - timedelta(days=1), NOW + timedelta(seconds=1))[IP_A]["complaints"] == 0
+
+
+def test_a_redacted_complaint_about_a_message_with_several_recipients_is_tied_to_nothing():
+    ingest_lines(sent(NOW - timedelta(hours=2), "AB12CD34F2", ["r0@example.org", "r1@example.org"], IP_A))
+    feedback.feedback_ingest(raw=arf("", message_id="ab12cd34f2@example.com"), source="x")
+    event = FeedbackEvent.objects.get()
+    assert (event.message, event.sending_ip) == (None, None)
+    assert event.reason.endswith("; no recipient named: not a recipient of message AB12CD34F2; not counted")
+
+
+def test_the_recipient_blocks_past_the_cap_are_ignored_and_each_event_says_so(monkeypatch):
+    monkeypatch.setattr(feedback_reports, "MAX_RECIPIENT_BLOCKS", 3)
+    done = feedback.feedback_ingest(raw=dsn([f"r{n}@example.org" for n in range(10)]), source="x")
+    assert [e.recipient for e in done.events] == ["r0@example.org", "r1@example.org", "r2@example.org"]
+    assert all(e.reason.endswith("; 7 more recipient blocks ignored (at most 3 read)") for e in done.events)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from monitoring.feedback_reports import (
     COMPLAINT,
     HARD,
+    MAX_RECIPIENT_BLOCKS,
     OTHER,
     SOFT,
     best_status,
@@ -16,6 +17,7 @@ from monitoring.feedback_reports import (
     status_kind,
     verp_recipient,
 )
+from monitoring.tests.feedback_traffic import dsn
 
 FIXTURES = Path(__file__).parent / "feedback_fixtures"
 
@@ -293,3 +295,22 @@ def test_headers_with_encoded_words_and_control_characters_come_out_as_one_clean
         b"Subject: FW: Weekly offers", b"Subject: =?utf-8?q?Caf=C3=A9_offers?=\x1b[31m\n\tfolded"
     )
     assert parse_report(raw).subject == "Café offers [31m folded"
+
+
+@pytest.mark.parametrize(
+    "count, ignored_note",
+    [
+        (MAX_RECIPIENT_BLOCKS, ""),
+        (MAX_RECIPIENT_BLOCKS + 1, "; 1 more recipient block ignored (at most 1,000 read)"),
+        (MAX_RECIPIENT_BLOCKS + 2500, "; 2,500 more recipient blocks ignored (at most 1,000 read)"),
+    ],
+)
+def test_at_most_a_thousand_recipient_blocks_are_read_and_the_reason_says_how_many_were_ignored(count, ignored_note):
+    report = parse_report(dsn([f"r{n}@example.org" for n in range(count)]))
+    assert [r.recipient for r in report.recipients] == [f"r{n}@example.org" for n in range(MAX_RECIPIENT_BLOCKS)]
+    assert report.ignored_recipients == count - MAX_RECIPIENT_BLOCKS
+    more = MAX_RECIPIENT_BLOCKS - 1
+    assert report.reason == (
+        f"5.1.1 failed: bad destination mailbox address (the address does not exist) (and {more} more recipients in "
+        f"the report){ignored_note}"
+    )

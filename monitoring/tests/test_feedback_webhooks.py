@@ -201,12 +201,22 @@ def test_a_new_secret_replaces_the_old_and_is_shown_once():
     client = admin_client("change_feedbackwebhook", "view_feedbackwebhook")
     response = client.post(
         "/admin/monitoring/feedbackwebhook/",
-        {"action": "new_secret", "_selected_action": [hook.pk]},
+        {"action": "generate_secret", "_selected_action": [hook.pk]},
         follow=True,
     )
     [shown] = [str(m) for m in response.context["messages"]]
     hook.refresh_from_db()
     assert hook.secret() != old and hook.secret() in shown
+
+
+def test_who_may_only_view_a_webhook_sees_its_page_without_the_secret_input():
+    hook = webhook("https://crm.example.com/hooks/bounces?token=abc", standard_webhooks.generate_secret())
+    response = admin_client("view_feedbackwebhook").get(f"/admin/monitoring/feedbackwebhook/{hook.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "set (stored encrypted; never shown again)" in page and hook.secret() not in page
+    assert 'name="new_secret"' not in page and "paste the receiver" not in page
+    assert 'name="name"' not in page  # read only: no field to change
 
 
 # --- retention ------------------------------------------------------------------------------------------------

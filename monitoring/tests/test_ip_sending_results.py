@@ -9,7 +9,17 @@ import time_machine
 from django.apps import apps
 
 from monitoring import feedback
-from monitoring.tests.feedback_traffic import IP_A, IP_B, NOW, fixture, sent, the_fixtures_traffic, transport
+from monitoring.tests.feedback_traffic import (
+    IP_A,
+    IP_B,
+    NOW,
+    arf,
+    dsn,
+    fixture,
+    sent,
+    the_fixtures_traffic,
+    transport,
+)
 from monitoring.tests.traffic_logs import attempt, ingest_lines, removed, submission
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +33,7 @@ EVERY_REPORT = [
     "microsoft_ndr.eml",  # henry: hard, but not in the log: no IP
     "arf_yahoo.eml",  # kate's complaint, A
     "arf_microsoft_jmrp.eml",  # leo's complaint, B
-    "arf_aol.eml",  # not in the log: its Source-IP, A
+    "arf_aol.eml",  # not in the log: tied to no message, so to no IP (its Source-IP, A, is anyone's to write)
     "postfix_delayed.eml",  # soft
     "auto_reply.eml",
 ]
@@ -44,8 +54,8 @@ def everything():
 def test_each_ip_gets_its_attempts_hard_bounces_and_complaints(everything):
     assert hook([IP_A, IP_B]) == {
         # bob, carol, kate; bob refused 5.1.1 at SMTP, counted once though our DSN came back too (carol's 5.2.2 is
-        # soft); kate's complaint and AOL's.
-        IP_A: {"attempts": 3, "hard_bounces": 1, "complaints": 2},
+        # soft); kate's complaint (AOL's is tied to no message of ours).
+        IP_A: {"attempts": 3, "hard_bounces": 1, "complaints": 1},
         # erin, frank, leo; erin's and frank's bounces came back by mail; leo's complaint.
         IP_B: {"attempts": 3, "hard_bounces": 2, "complaints": 1},
     }
@@ -98,3 +108,19 @@ def test_mail_through_the_plain_smtp_transport_counts_for_no_ip():
 def test_an_address_that_is_not_one_is_refused_naming_it():
     with pytest.raises(ValueError, match="addresses: 'mx1' is not an IP address"):
         hook(["mx1"])
+
+
+def test_a_recipient_counts_once_however_many_reports_tell_of_it_whatever_their_bytes():
+    at = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
+    ingest_lines(sent(at, "AB12CD34F2", ["r0@example.org", "r1@example.org"], IP_A))
+    mid = "ab12cd34f2@example.com"
+    with time_machine.travel(NOW, tick=False):
+        for n in range(5):  # the same bounce and complaint, each copy a message of its own (another subject)
+            feedback.feedback_ingest(raw=dsn(["r0@example.org"], message_id=mid, subject=f"bounce {n}"), source="x")
+            feedback.feedback_ingest(raw=dsn(["R0@example.org"], message_id=mid, subject=f"again {n}"), source="x")
+            feedback.feedback_ingest(raw=arf("r1@example.org", message_id=mid) + b"\n" * (n + 1), source="x")
+    assert hook([IP_A]) == {IP_A: {"attempts": 2, "hard_bounces": 1, "complaints": 1}}
+    with time_machine.travel(NOW, tick=False):  # the other recipient's are counted as theirs
+        feedback.feedback_ingest(raw=dsn(["r1@example.org"], message_id=mid), source="x")
+        feedback.feedback_ingest(raw=arf("r0@example.org", message_id=mid), source="x")
+    assert hook([IP_A]) == {IP_A: {"attempts": 2, "hard_bounces": 2, "complaints": 2}}
