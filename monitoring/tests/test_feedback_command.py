@@ -170,12 +170,13 @@ def test_the_help_says_how_to_feed_it_from_the_mail_host():
     assert '|/srv/dockspace/manage.py feedback ingest"' in out
 
 
+@pytest.mark.django_db(transaction=True)
 def test_stdin_from_a_real_pipe_is_read_as_bytes(tmp_path):
     # The command as Postfix's pipe runs it: a separate process, the message on its standard input.
-    database = tmp_path / "db.sqlite3"
-    env = {"DEBUG": "1", "PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{database}"}
+    from dockspace.tests.celery_processes import database_url
+
+    env = {"DEBUG": "1", "PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "DOCKSPACE_DATA_DIR": str(tmp_path)}
     manage = str(settings.BASE_DIR / "manage.py")
-    subprocess.run([sys.executable, manage, "migrate", "-v0"], env=env, check=True, capture_output=True)
     done = subprocess.run(
         [sys.executable, manage, "feedback", "ingest"],
         input=fixture("microsoft_ndr.eml"),
