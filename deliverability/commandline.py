@@ -2,6 +2,7 @@
 data (their --json, and the lines of `show`)."""
 
 from deliverability import ip_pools
+from deliverability.ip_warmup import warmup_summary
 from deliverability.models import IpPool, SendingIp
 from deliverability.selectors import PostfixRouting
 
@@ -15,6 +16,7 @@ def ip_data(ip: SendingIp, *, history: bool = False) -> dict:
         "state": ip.state,
         "state_since": ip.state_since.isoformat(),
         "in_rotation": ip.is_in_rotation,
+        "warmup": warmup_summary(ip) or None,
         "notes": ip.notes,
         "created_at": ip.created_at.isoformat(),
     }

@@ -47,6 +47,21 @@ def _warmup_of(ip: SendingIp) -> IpWarmup | None:
         return None
 
 
+def warmup_summary(ip: SendingIp, now: datetime | None = None) -> str:
+    """A WARMING IP's place in its plan and today's caps in words ("" for an IP that is not warming): what an operator
+    sees before the first evaluation made its warmup row too (an IP without one is at step 1 of the default plan)."""
+    if ip.state != ip_lifecycle.WARMING:
+        return ""
+    caps = warmup_caps(now).get(ip.address)
+    state = _warmup_of(ip)
+    plan = state.plan if state is not None else default_plan()
+    step = state.step if state is not None else 1
+    where = f"plan {plan.name}, step {step}" if plan is not None else f"the reference plan, step {step}"
+    if caps is None:
+        return where
+    return f"{where}: at most {caps[0]} recipients a day, {caps[1]} an hour"
+
+
 # --- what the policy service reads and writes -----------------------------------------------------------------------
 
 

@@ -381,7 +381,7 @@ class WarmupPlan(models.Model):
     steps = models.JSONField(
         "daily volumes of the steps",
         default=default_warmup_steps,
-        help_text="Messages a day at each step, rising, e.g. [200, 400, 700, 1000]; the hourly cap is a 16th of it.",
+        help_text="Recipients a day at each step, rising, e.g. [200, 400, 700, 1000]; the hourly cap is a 16th of it.",
     )
     growth_percent = models.DecimalField(
         "growth after the steps (% a day)",
@@ -393,7 +393,7 @@ class WarmupPlan(models.Model):
     target_daily = models.PositiveIntegerField(
         "target daily volume",
         default=warmup.DEFAULT_TARGET_DAILY,
-        help_text="Messages a day the IP must reach; one day clean at the target ends the warmup (the IP becomes "
+        help_text="Recipients a day the IP must reach; one day clean at the target ends the warmup (the IP becomes "
         "ACTIVE).",
     )
     advance_bounce_below = _percent_field(

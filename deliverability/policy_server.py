@@ -127,8 +127,6 @@ class Policy:
         pending = len(seen.recipients)
         full = rules.full_window(windows, self.counters.get([w.key for w in windows]), pending + 1)
         if full:
-            # At RCPT the window is full for this recipient: name it as full, not the message.
-            full = (full[0], full[1], 1)
             return Answer(rules.window_refusal(*full), "window")
         if len(seen.recipients) < MAX_RECIPIENTS_SEEN:
             seen.recipients.append(request.get("recipient", "").strip().lower())

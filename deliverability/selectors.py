@@ -279,8 +279,9 @@ def _pool_routing(pool: IpPool, domains: list[dms_files.PoolDomain]) -> PoolRout
         notes.append("No active domain sends through this pool: its transports are added but carry no mail.")
     if any(ip.state == SendingIp.WARMING for ip in in_rotation):
         notes.append(
-            "WARMING IPs take their weight's share of the pool's mail: Dockspace does not cap their volume yet (warmup "
-            "plans come with the Postfix policy service). Give a new IP a low weight and raise it step by step."
+            "WARMING IPs take their weight's share of the pool's mail, uncapped, unless the policy service routes it "
+            "(DOCKSPACE_POLICY_SERVICE): then mail to outside recipients goes to an IP with room in its warmup caps, "
+            "and waits in the hold queue when none has."
         )
     if any(":" in ip.address for ip in in_rotation):
         notes.append(

@@ -1,7 +1,7 @@
 """Postfix going on without the policy service: smtpd's `warning: problem talking to server HOST:PORT: REASON` lines
 (counted per log source, server and hour by the mail-log ingest, PolicyUnreachableHourly) read back for /metrics and
 for the alert "Postfix could not reach the policy service". Postfix asks the service with
-`check_policy_service { inet:HOST:PORT, timeout=10s, default_action=DUNNO }`: when it gets no answer it tries once
+`check_policy_service { inet:HOST:PORT, timeout=5s, default_action=DUNNO }`: when it gets no answer it tries once
 more, then lets the message through unlimited and unrouted, so mail flows and this is how anyone learns of it."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from accounts.authz import SYSTEM
 from accounts.models import AuditEvent
 from deliverability import alert_kinds, ip_warmup, tasks, warmup
-from deliverability.models import IpStateChange, IpWarmup, WarmupPlan
+from deliverability.models import IpStateChange, IpWarmup, SendingIp, WarmupPlan
 from deliverability.tests.factories import make_ip, move, staff_with
 from dockspace.alert_kinds import RuleView
 from dockspace.schedule import declared_periodic_tasks
@@ -339,3 +339,16 @@ def test_the_policy_services_sends_are_carried_into_the_warmup_state_once(policy
     assert (first, again, later) == ({"192.0.2.77": 7}, {}, {"192.0.2.77": 3})
     state = IpWarmup.objects.get(ip=ip)
     assert state.sent_in_step == 10 and state.last_sent_at == at
+
+
+@pytest.mark.django_db
+def test_a_new_warming_ip_shows_its_plan_step_and_caps_before_its_first_evaluation():
+    from deliverability.tests.factories import make_pool
+    from mail.tests.factories import run
+
+    make_ip("192.0.2.78", pool=make_pool("fresh"))
+
+    shown = run("sending_ip", "show", "192.0.2.78")
+
+    assert "warmup        plan standard, step 1: at most 200 recipients a day, 12 an hour" in shown
+    assert ip_warmup.warmup_summary(move(make_ip("192.0.2.79"), SendingIp.ACTIVE)) == ""

@@ -19,7 +19,7 @@ needs_postfix = pytest.mark.skipif(
     reason="needs Postfix (postconf and /etc/postfix)",
 )
 
-CHECK = "check_policy_service { inet:dockspace-policy:10040, timeout=10s, default_action=DUNNO }"
+CHECK = "check_policy_service { inet:dockspace-policy:10040, timeout=5s, default_action=DUNNO }"
 # DMS's target/postfix/main.cf lists, as its set-up leaves them with postgrey and policyd-spf on.
 DMS_RECIPIENT = (
     "permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination, check_policy_service "
@@ -84,7 +84,7 @@ def test_the_policy_lines_make_user_patches_need_a_restart_even_without_pools():
     assert not user_patches_is_inert(with_policy)
     assert user_patches_is_inert(without)
     assert parse_user_patches(with_policy, "user-patches.sh")[0] == [
-        "smtpd_recipient_restrictions: check_policy_service { inet:127.0.0.1:10040, timeout=10s, default_action=DUNNO }"
+        "smtpd_recipient_restrictions: check_policy_service { inet:127.0.0.1:10040, timeout=5s, default_action=DUNNO }"
     ]
 
 
@@ -97,7 +97,7 @@ def test_the_policy_lines_make_user_patches_need_a_restart_even_without_pools():
     ],
 )
 def test_the_check_names_the_service_as_postfix_reads_it(service, check):
-    assert policy_check(service) == f"check_policy_service {{ {check}, timeout=10s, default_action=DUNNO }}"
+    assert policy_check(service) == f"check_policy_service {{ {check}, timeout=5s, default_action=DUNNO }}"
 
 
 @pytest.mark.parametrize("service", ["nohost", ":10040", "a,b:10040", "host:0", "host:99999"])

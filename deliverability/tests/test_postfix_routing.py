@@ -48,7 +48,10 @@ def test_each_ip_in_rotation_has_its_transport_helo_weight_and_share_of_the_pool
     ]
     assert [ip.share_percent for ip in pool_of(routing, "trio").in_rotation] == [33.3, 33.3, 33.3]
     assert bulk.not_in_rotation == ()
-    assert [note.split(":")[0] for note in bulk.notes] == ["WARMING IPs take their weight's share of the pool's mail"]
+    assert [note.split(":")[0] for note in bulk.notes] == [
+        "WARMING IPs take their weight's share of the pool's mail, uncapped, unless the policy service routes it "
+        "(DOCKSPACE_POLICY_SERVICE)"
+    ]
 
 
 def test_ips_out_of_rotation_are_listed_with_their_state_and_the_reason_recorded_for_it():
@@ -129,7 +132,7 @@ def test_a_pool_with_ips_and_no_active_domain_says_its_transports_carry_no_mail(
     )
 
 
-def test_a_pool_with_a_warming_ip_says_its_volume_is_not_capped_yet():
+def test_a_pool_with_a_warming_ip_says_what_caps_its_volume():
     pool = make_pool("bulk", domains=[make_domain("example.com")])
     make_ip("192.0.2.10", pool=pool, state=SendingIp.ACTIVE)
     assert not any("WARMING" in note for note in pool_of(postfix_routing(SYSTEM), "bulk").notes)
@@ -137,7 +140,8 @@ def test_a_pool_with_a_warming_ip_says_its_volume_is_not_capped_yet():
     make_ip("192.0.2.11", pool=pool)  # a new IP starts WARMING
 
     [note] = [note for note in pool_of(postfix_routing(SYSTEM), "bulk").notes if "WARMING" in note]
-    assert "does not cap their volume yet" in note
+    assert "uncapped, unless the policy service routes it (DOCKSPACE_POLICY_SERVICE)" in note
+    assert "then mail to outside recipients goes to an IP with room in its warmup caps" in note
 
 
 def test_a_pool_with_an_ipv6_address_warns_where_mail_for_ipv4_only_mx_hosts_leaves():

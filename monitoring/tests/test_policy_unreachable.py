@@ -233,7 +233,7 @@ class PolicyDownPostfix(PostfixInstance):
     def main_cf(self):
         values = super().main_cf()
         # What deliverability.postfix_policy.policy_check writes (monitoring does not import deliverability).
-        check = f"check_policy_service {{ inet:{self.policy}, timeout=10s, default_action=DUNNO }}"
+        check = f"check_policy_service {{ inet:{self.policy}, timeout=5s, default_action=DUNNO }}"
         values["smtpd_recipient_restrictions"] = f"{check}, {values['smtpd_recipient_restrictions']}"
         values["smtpd_policy_service_retry_delay"] = "1s"
         return values

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         "Each is classified hard / soft / complaint / other with its reason, tied to the message it tells of (by "
         "queue ID or Message-ID, from the mail traffic) and to the IP that message left from, where the warmup gates "
         "count it. `feedback ingest` reads one raw message from stdin, e.g. `manage.py feedback ingest < bounce.eml`, "
-        'or as a pipe from the mail host (a Postfix alias `bounces: "|/srv/dockspace/manage.py feedback ingest"`); '
+        "or as a pipe from a Postfix that runs beside Dockspace (an alias such as "
+        '`bounces: "|/srv/dockspace/manage.py feedback ingest"`; DMS\'s container holds no Dockspace, so with DMS '
+        "give Dockspace the feedback mailbox to read over IMAP instead); "
         "--file PATH reads one saved message (.eml), --mbox PATH every message of an mbox file, --maildir PATH every "
         "message of a maildir. `feedback fetch` reads the feedback mailbox (DOCKSPACE_FEEDBACK_MAILBOX) over IMAP "
         "now, as the periodic task does every 5 minutes. A message read before is not stored again, so reading a "
