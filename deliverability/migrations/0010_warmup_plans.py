@@ -48,9 +48,9 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(help_text='What operators call it, e.g. standard.', max_length=63, unique=True)),
-                ('steps', models.JSONField(default=deliverability.models.default_warmup_steps, help_text='Messages a day at each step, rising, e.g. [200, 400, 700, 1000]; the hourly cap is a 16th of it.', verbose_name='daily volumes of the steps')),
+                ('steps', models.JSONField(default=deliverability.models.default_warmup_steps, help_text='Recipients a day at each step, rising, e.g. [200, 400, 700, 1000]; the hourly cap is a 16th of it.', verbose_name='daily volumes of the steps')),
                 ('growth_percent', models.DecimalField(decimal_places=2, default=25, help_text='After the last listed step, each step sends this much more, up to the target.', max_digits=5, verbose_name='growth after the steps (% a day)')),
-                ('target_daily', models.PositiveIntegerField(default=100000, help_text='Messages a day the IP must reach; one day clean at the target ends the warmup (the IP becomes ACTIVE).', verbose_name='target daily volume')),
+                ('target_daily', models.PositiveIntegerField(default=100000, help_text='Recipients a day the IP must reach; one day clean at the target ends the warmup (the IP becomes ACTIVE).', verbose_name='target daily volume')),
                 ('advance_bounce_below', models.DecimalField(decimal_places=3, default=Decimal('2'), help_text='Advance only under this rate.', max_digits=6, verbose_name='advance: hard bounces below (%)')),
                 ('advance_complaint_below', models.DecimalField(decimal_places=3, default=Decimal('0.08'), help_text='Advance only under this rate.', max_digits=6, verbose_name='advance: complaints below (%)')),
                 ('step_back_bounce_at', models.DecimalField(decimal_places=3, default=Decimal('5'), help_text='At or over this rate the IP goes back one step; between the advance rate and this one it holds.', max_digits=6, verbose_name='step back: hard bounces from (%)')),
