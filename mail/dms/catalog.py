@@ -87,8 +87,9 @@ class DmsFile:
     """
 
     path: str
-    collect: Callable[[Reads], Iterable]
-    render: Callable[[Iterable, OnSkip], Iterable[str]]
+    # The rows: an iterable, or a dataclass of iterables (_materialise holds either in memory).
+    collect: Callable[[Reads], Any]
+    render: Callable[[Any, OnSkip], Iterable[str]]
     parse: Callable[[str, str], tuple[list, list]]
     sync_on: tuple[str, ...] = ()
     guarded: bool = True
