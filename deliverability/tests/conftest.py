@@ -37,3 +37,21 @@ def policy_counters(settings, tmp_path):
             counters.client.delete(key)
     yield counters
     counters.close()
+
+
+@pytest.fixture(params=["file", "redis"])
+def counters(request, tmp_path, settings):
+    """Each of the policy service's counter stores in turn, empty: the SQLite file, then Redis (with REDIS_URL, as in
+    CI's PostgreSQL and Redis pass; skipped without it)."""
+    from deliverability.policy_counters import FileCounters, RedisCounters
+
+    if request.param == "file":
+        store = FileCounters(tmp_path / "counters.sqlite3")
+    else:
+        if not settings.REDIS_URL:
+            pytest.skip("REDIS_URL is not set: the Redis counters run in CI's PostgreSQL and Redis pass")
+        store = RedisCounters(settings.REDIS_URL)
+        for key in store.client.scan_iter(f"{store.prefix}*"):
+            store.client.delete(key)
+    yield store
+    store.close()

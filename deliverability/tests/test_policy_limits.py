@@ -7,9 +7,7 @@ import datetime as dt
 
 import pytest
 import time_machine
-from django.conf import settings
 
-from deliverability.policy_counters import FileCounters, RedisCounters
 from deliverability.tests.policy_client import PostfixClient, policy_server
 from mail.models import Mailbox
 from mail.tests.factories import make_domain, make_mailbox, make_tier
@@ -17,20 +15,6 @@ from mail.tests.factories import make_domain, make_mailbox, make_tier
 pytestmark = pytest.mark.django_db
 
 NOON = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(params=["file", "redis"])
-def counters(request, tmp_path):
-    if request.param == "file":
-        store = FileCounters(tmp_path / "counters.sqlite3")
-    else:
-        if not settings.REDIS_URL:
-            pytest.skip("REDIS_URL is not set: the Redis counters run in CI's PostgreSQL and Redis pass")
-        store = RedisCounters(settings.REDIS_URL)
-        for key in store.client.scan_iter(f"{store.prefix}*"):
-            store.client.delete(key)
-    yield store
-    store.close()
 
 
 @pytest.fixture
