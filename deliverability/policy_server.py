@@ -247,6 +247,7 @@ class Policy:
                         "ip": ip.address,
                         "recipients": count,
                         "queued_at": now.isoformat(),
+                        "release_at": hour.isoformat(),
                     }
                 )
                 self.counters.hold_add(queue_id, hour.timestamp(), payload)
@@ -263,15 +264,8 @@ class Policy:
         if payload is None:
             return Answer(DUNNO)
         held = json.loads(payload)
-        release = self._release_time(queue_id)
-        when = f"{release:%Y-%m-%d %H:%M} UTC" if release else "later"
-        return Answer(f"HOLD waiting for warmup room on {held['ip']} until {when}", "hold")
-
-    def _release_time(self, queue_id: str) -> dt.datetime | None:
-        for held_id, release_at, _payload in self.counters.holds():
-            if held_id == queue_id:
-                return dt.datetime.fromtimestamp(release_at, dt.UTC)
-        return None
+        release = dt.datetime.fromisoformat(held["release_at"])
+        return Answer(f"HOLD waiting for warmup room on {held['ip']} until {release:%Y-%m-%d %H:%M} UTC", "hold")
 
 
 def _count(request: Mapping[str, str]) -> int:
