@@ -66,6 +66,18 @@ class RedisCounters:
         values = self.client.mget([self.prefix + key for key in keys])
         return [int(value or 0) for value in values]
 
+    # Each script call is atomic in Redis: there is nothing to hold back (FileCounters' group commit).
+    pending = False
+
+    def defer_commits(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
     def try_add(self, counts: Sequence[Count], amount: int, ttl: int = TTL_SECONDS) -> tuple[bool, int, int]:
         """(added, index of the full counter, its value): nothing is added when one would pass its limit."""
         if not counts:
@@ -123,12 +135,19 @@ class RedisCounters:
 
 class FileCounters:
     """Counters in an SQLite file (WAL): each count is committed before the answer, so a killed server loses
-    nothing; another process (send_limits) reads and resets them beside it."""
+    nothing; another process (send_limits) reads and resets them beside it.
+
+    Group commit: once the policy server's loop thread calls defer_commits(), the counts it adds stay in one open
+    transaction until it calls commit(), once per turn of its loop, before it sends the answers that depend on
+    them. A commit costs more than the counting itself; so many messages share one. Other threads' writes are
+    never held back."""
 
     def __init__(self, path: Path | str, *, checkpoint_seconds: float | None = None) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._deferring: int | None = None  # the thread whose counts wait for commit()
+        self._open = False  # a transaction of deferred counts is open
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit reaches the file (the OS keeps it across a killed process) without an fsync each time.
@@ -161,18 +180,52 @@ class FileCounters:
             )
         return [int(rows.get(key, 0)) for key in keys]
 
+    @property
+    def pending(self) -> bool:
+        """Whether deferred counts wait for commit()."""
+        return self._open
+
+    def defer_commits(self) -> None:
+        self._deferring = threading.get_ident()
+
+    def commit(self) -> None:
+        """Make the deferred counts durable; a failure undoes them all (and raises)."""
+        with self._lock:
+            if not self._open:
+                return
+            try:
+                self.db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._open = False
+
+    def rollback(self) -> None:
+        with self._lock:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        self._open = False
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
     def try_add(self, counts: Sequence[Count], amount: int, ttl: int = TTL_SECONDS) -> tuple[bool, int, int]:
         if not counts:
             return True, -1, 0
         now = time.time()
+        deferred = self._deferring == threading.get_ident()
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
+            opened = not self._open
+            if opened:
+                self.db.execute("BEGIN IMMEDIATE")
+                self._open = True
             try:
                 used = self._values([count.key for count in counts], now)
                 amounts = [amount if count.amount is None else count.amount for count in counts]
                 for index, count in enumerate(counts):
                     if count.limit is not None and used[index] + amounts[index] > count.limit:
-                        self.db.execute("ROLLBACK")
+                        if opened and not deferred:  # nothing was written; deferred, the others' counts stay
+                            self._rollback()
                         return False, index, used[index]
                 expires = now + ttl
                 self.db.executemany(
@@ -181,9 +234,11 @@ class FileCounters:
                     "expires = excluded.expires",
                     [(count.key, step, expires, now) for count, step in zip(counts, amounts, strict=True)],
                 )
-                self.db.execute("COMMIT")
+                if not deferred:
+                    self.db.execute("COMMIT")
+                    self._open = False
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._rollback()
                 raise
         return True, -1, 0
 

@@ -306,6 +306,9 @@ class PolicyServer:
         self.served = 0
         self.refused: dict[str, int] = {}
         self.connections: set[PolicyConnection] = set()
+        # Answers waiting for their counts to be committed (group commit): (connection, answers, close after).
+        self._waiting: list[tuple[PolicyConnection, list[bytes], bool]] = []
+        self._flush: asyncio.Handle | None = None
 
     def answer_block(self, block: bytes, seen: MessageSeen) -> tuple[bytes, MessageSeen]:
         """The answer to one request (its bytes), and what the connection knows of the message after it."""
@@ -326,6 +329,45 @@ class PolicyServer:
                     answer.action,
                 )
         return f"action={answer.action}\n\n".encode(), seen
+
+    def deliver(self, connection: PolicyConnection, answers: list[bytes], *, close: bool = False) -> None:
+        """Send a connection's answers, or, while counts they depend on are not yet committed, queue them for the
+        commit at the end of this turn of the loop: every connection served in one turn shares it."""
+        if self.policy.counters.pending or self._waiting:
+            self._waiting.append((connection, answers, close))
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_soon(self._commit_and_send)
+            return
+        connection.send(answers)
+        if close:
+            connection.close()
+
+    def _commit_and_send(self) -> None:
+        self._flush = None
+        waiting, self._waiting = self._waiting, []
+        try:
+            self.policy.counters.commit()
+        except Exception:
+            # Nothing was counted: no answer goes out, and Postfix asks again (or applies its default action).
+            logger.exception("policy: saving the counts failed; %d connections closed unanswered", len(waiting))
+            for connection, _, _ in waiting:
+                connection.close()
+            return
+        for connection, answers, close in waiting:
+            connection.send(answers)
+            if close:
+                connection.close()
+
+    def abort_waiting(self) -> None:
+        """Trouble of our own while counts were pending: undo them all and close, unanswered, every connection whose
+        answer depended on them."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self.policy.counters.rollback()
+        waiting, self._waiting = self._waiting, []
+        for connection, _, _ in waiting:
+            connection.close()
 
     def reload_forever(self) -> None:
         """In a thread: look for a change every reload_seconds; load the new configuration off the hot path and swap
@@ -365,6 +407,8 @@ class PolicyServer:
     async def serve(self, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: PolicyConnection(self), host, port, reuse_address=True)
+        # This thread's counts are committed once per turn of the loop (deliver), before their answers go out.
+        self.policy.counters.defer_commits()
         threading.Thread(target=self.reload_forever, name="policy-reload", daemon=True).start()
         if self.release_command:
             threading.Thread(target=self.release_forever, name="policy-release", daemon=True).start()
@@ -454,19 +498,19 @@ class PolicyConnection(asyncio.Protocol):
             if len(self.buffer) > MAX_REQUEST_BYTES:
                 raise BadRequest(f"a request over {MAX_REQUEST_BYTES} bytes")
         except BadRequest as exc:
-            self._send(answers)
             logger.warning("policy: closing the connection from %s: %s", self.peer, exc)
-            self.close()
+            self.server.deliver(self, answers, close=True)
             return
         except Exception:
-            # Trouble of our own: Postfix's advice is to log and disconnect without answering.
-            self._send(answers)
+            # Trouble of our own: Postfix's advice is to log and disconnect without answering. Counts not yet
+            # committed are undone, and no answer that depended on them is sent, this connection's included.
             logger.exception("policy: internal error answering %s; connection closed", self.peer)
+            self.server.abort_waiting()
             self.close()
             return
-        self._send(answers)
+        self.server.deliver(self, answers)
 
-    def _send(self, answers: list[bytes]) -> None:
+    def send(self, answers: list[bytes]) -> None:
         if answers and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(answers))
 

@@ -4,6 +4,7 @@ server's file is checkpointed off its hot path."""
 
 import contextlib
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -55,3 +56,36 @@ def test_the_servers_counter_file_is_checkpointed_by_a_thread_so_its_wal_stays_s
     assert wal < 4 * 1024 * 1024, wal
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT value FROM counter WHERE key = 'dom:x'").fetchone() == (3000,)
+
+
+def test_deferred_counts_reach_the_file_at_commit_and_a_rollback_undoes_them_all(tmp_path):
+    # The policy server's group commit: its loop's counts wait in one transaction until commit(), once per turn.
+    store, other = FileCounters(tmp_path / "c.sqlite3"), FileCounters(tmp_path / "c.sqlite3")
+    try:
+        store.defer_commits()
+        assert store.try_add([Count("a", 10)], 2)[0]
+        assert store.try_add([Count("b", 1)], 5) == (False, 0, 0)  # a refusal in the group keeps the others' counts
+        assert store.pending and store.get(["a"]) == [2]  # the loop reads its own counts
+        assert other.get(["a"]) == [0]  # send_limits, in another process, does not see them yet
+        store.commit()
+        assert not store.pending and other.get(["a"]) == [2]
+
+        assert store.try_add([Count("a", 10)], 3)[0] and store.try_add([Count("c", None)], 1)[0]
+        store.rollback()
+        assert store.get(["a", "c"]) == [2, 0] and other.get(["a", "c"]) == [2, 0]
+    finally:
+        store.close()
+        other.close()
+
+
+def test_only_the_deferring_thread_waits_for_commit(tmp_path):
+    store, other = FileCounters(tmp_path / "c.sqlite3"), FileCounters(tmp_path / "c.sqlite3")
+    try:
+        store.defer_commits()
+        worker = threading.Thread(target=store.try_add, args=([Count("from-thread", None)], 4))
+        worker.start()
+        worker.join()
+        assert not store.pending and other.get(["from-thread"]) == [4]
+    finally:
+        store.close()
+        other.close()

@@ -1,11 +1,16 @@
 """The policy protocol as Postfix speaks it: connections reused for many requests, unknown attributes ignored, and a
-malformed, oversized or abandoned request costing only its own connection, never the server or another connection."""
+malformed, oversized or abandoned request costing only its own connection, never the server or another connection.
+What is answered is counted in the file; a count that cannot be saved gets no answer."""
 
+import datetime as dt
 import socket
+import sqlite3
+import threading
 import time
 
 import pytest
 
+from deliverability import policy_rules as rules
 from deliverability.policy_counters import FileCounters
 from deliverability.tests.policy_client import PostfixClient, policy_server
 from mail.tests.factories import make_domain, make_mailbox, make_tier
@@ -156,3 +161,64 @@ def test_connections_past_the_maximum_are_closed_and_the_first_ones_go_on(counte
         assert later.send("bob@example.com", ["c@gmail.com"])[2] == "DUNNO"
         for client in (*first[1:], extra, later):
             client.close()
+
+
+def test_what_is_answered_is_counted_in_the_file_even_with_many_connections_at_once(tmp_path):
+    # Answers sent in one turn of the server's loop share one commit, made before any of them goes out: another
+    # process (send_limits, a restarted server) finds every answered message counted.
+    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=100_000))
+    make_mailbox("bob@example.com")
+    counters = FileCounters(tmp_path / "counters.sqlite3")
+    reader = FileCounters(tmp_path / "counters.sqlite3")
+    key = rules.mailbox_key("bob@example.com", rules.day_of(dt.datetime.now(dt.UTC)))
+    answered = []
+
+    def sender():
+        client = PostfixClient(running.port)
+        for _ in range(25):
+            answered.append(client.send("bob@example.com", ["a@gmail.com", "b@gmail.com"])[2])
+        client.close()
+
+    with policy_server(counters) as running:
+        threads = [threading.Thread(target=sender) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answered == ["DUNNO"] * 400
+        assert reader.get([key]) == [800]
+    counters.close()
+    reader.close()
+
+
+class FailingCommit(FileCounters):
+    """A counter file whose next commit fails, as a full disk would make it."""
+
+    fail = False
+
+    def commit(self):
+        if self.fail and self.pending:
+            self.fail = False
+            self.rollback()
+            raise sqlite3.OperationalError("database or disk is full")
+        super().commit()
+
+
+def test_counts_that_cannot_be_saved_get_no_answer_and_are_not_counted(tmp_path, caplog):
+    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=1000))
+    make_mailbox("bob@example.com")
+    counters = FailingCommit(tmp_path / "counters.sqlite3")
+    key = rules.mailbox_key("bob@example.com", rules.day_of(dt.datetime.now(dt.UTC)))
+    with policy_server(counters) as running:
+        postfix = PostfixClient(running.port)
+        counters.fail = True
+        # Postfix reads no answer (it asks again, or applies its default action), and nothing was counted.
+        assert postfix.send("bob@example.com", ["a@gmail.com"])[2] == ""
+        assert counters.get([key]) == [0]
+        postfix.close()
+        again = PostfixClient(running.port)
+        assert again.send("bob@example.com", ["a@gmail.com"])[2] == "DUNNO"
+        again.close()
+        assert counters.get([key]) == [1]
+    counters.close()
+    assert "saving the counts failed" in caplog.text
