@@ -18,6 +18,8 @@ from pathlib import Path
 
 logger = logging.getLogger("dockspace.policy")
 
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
 # Counters live two days (a window is a UTC day or hour): yesterday's stay readable for a while.
 TTL_SECONDS = 2 * 86400
 
@@ -68,6 +70,7 @@ class RedisCounters:
 
     # Each script call is atomic in Redis: there is nothing to hold back (FileCounters' group commit).
     pending = False
+    writes = 0
 
     def defer_commits(self) -> None:
         pass
@@ -135,117 +138,154 @@ class RedisCounters:
 
 class FileCounters:
     """Counters in an SQLite file (WAL): each count is committed before the answer, so a killed server loses
-    nothing; another process (send_limits) reads and resets them beside it.
+    nothing; another process (send_limits) reads and resets them beside it. Each thread has its own connection
+    (the policy server's loop, its releaser, the checkpoint thread), so one thread's transaction never carries or
+    undoes another's writes.
 
     Group commit: once the policy server's loop thread calls defer_commits(), the counts it adds stay in one open
     transaction until it calls commit(), once per turn of its loop, before it sends the answers that depend on
-    them. A commit costs more than the counting itself; so many messages share one. Other threads' writes are
-    never held back."""
+    them. A commit costs more than the counting itself; so many messages share one."""
 
-    def __init__(self, path: Path | str, *, checkpoint_seconds: float | None = None) -> None:
+    def __init__(self, path: Path | str, *, checkpoint_seconds: float | None = None, timeout: float = 5.0) -> None:
         self.path = str(path)
-        self._lock = threading.Lock()
+        self.timeout = timeout
+        self._checkpoint_seconds = checkpoint_seconds
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        # Set by the checkpoint thread after its pass: the loop's next commit copies what was written meanwhile (a
+        # few pages), so its next transaction starts the WAL over instead of letting it grow.
+        self._wal_behind = False
         self._stop = threading.Event()
-        self._deferring: int | None = None  # the thread whose counts wait for commit()
-        self._open = False  # a transaction of deferred counts is open
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: a commit reaches the file (the OS keeps it across a killed process) without an fsync each time.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        if checkpoint_seconds:
-            # The policy server's hot path: a commit that passes the WAL's 1,000 pages would copy them into the file
-            # and fsync both, a stall of milliseconds for every request then waiting. A thread does it instead.
-            self.db.execute("PRAGMA wal_autocheckpoint=0")
-            threading.Thread(
-                target=self._checkpoint_forever, args=(checkpoint_seconds,), name="policy-checkpoint", daemon=True
-            ).start()
-        self.db.execute(
+        db = self._db()
+        db.execute(
             "CREATE TABLE IF NOT EXISTS counter (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL)"
         )
-        self.db.execute(
+        db.execute(
             "CREATE TABLE IF NOT EXISTS held "
             "(queue_id TEXT PRIMARY KEY, release_at REAL NOT NULL, payload TEXT NOT NULL)"
         )
+        if checkpoint_seconds:
+            threading.Thread(
+                target=self._checkpoint_forever, args=(checkpoint_seconds,), name="policy-checkpoint", daemon=True
+            ).start()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.timeout)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit reaches the file (the OS keeps it across a killed process) without an fsync each time.
+        db.execute("PRAGMA synchronous=NORMAL")
+        if self._checkpoint_seconds:
+            # The policy server's hot path: a commit that passes the WAL's 1,000 pages would copy them into the file
+            # and fsync both, a stall of milliseconds for every request then waiting. A thread does it instead.
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            # A WAL that grew during a burst is cut back to this when it starts over.
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        return db
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            with self._connections_lock:
+                self._connections.append(db)
+            self._local.db = db
+        return db
 
     def get(self, keys: Sequence[str]) -> list[int]:
         if not keys:
             return []
-        now = time.time()
-        with self._lock:
-            rows = dict(
-                self.db.execute(
-                    f"SELECT key, value FROM counter WHERE expires > ? AND key IN ({','.join('?' * len(keys))})",  # noqa: S608 - placeholders only
-                    (now, *keys),
-                ).fetchall()
-            )
-        return [int(rows.get(key, 0)) for key in keys]
+        return self._values(self._db(), keys, time.time())
+
+    # --- group commit (the policy server's loop thread) ---
 
     @property
     def pending(self) -> bool:
-        """Whether deferred counts wait for commit()."""
-        return self._open
+        """Whether this thread's deferred counts wait for commit()."""
+        return getattr(self._local, "turn_open", False)
+
+    @property
+    def writes(self) -> int:
+        """How many counts and holds this thread has written (the server tells whether a failed request wrote)."""
+        return getattr(self._local, "writes", 0)
 
     def defer_commits(self) -> None:
-        self._deferring = threading.get_ident()
+        self._local.deferred = True
 
     def commit(self) -> None:
-        """Make the deferred counts durable; a failure undoes them all (and raises)."""
-        with self._lock:
-            if not self._open:
-                return
+        """Make this turn's deferred counts durable. Raises when they are not: the commit failed, or the transaction
+        was rolled back under them (an error SQLite rolls back by itself); nothing of the turn is counted then."""
+        if not self.pending:
+            return
+        db = self._db()
+        try:
+            if not db.in_transaction:
+                raise sqlite3.OperationalError("this turn's counts were rolled back before their commit")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            self._local.turn_open = False
+        if self._wal_behind:
+            self._wal_behind = False
             try:
-                self.db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
-            self._open = False
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                logger.exception("policy counters: checkpointing %s failed; trying again later", self.path)
 
     def rollback(self) -> None:
-        with self._lock:
-            self._rollback()
-
-    def _rollback(self) -> None:
-        self._open = False
-        if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
+        """Undo this thread's uncommitted counts."""
+        db = self._db()
+        self._local.turn_open = False
+        if db.in_transaction:
+            db.execute("ROLLBACK")
 
     def try_add(self, counts: Sequence[Count], amount: int, ttl: int = TTL_SECONDS) -> tuple[bool, int, int]:
         if not counts:
             return True, -1, 0
+        db = self._db()
+        deferred = getattr(self._local, "deferred", False)
+        if deferred:
+            if not self.pending:
+                db.execute("BEGIN IMMEDIATE")
+                self._local.turn_open = True
+        else:
+            db.execute("BEGIN IMMEDIATE")
         now = time.time()
-        deferred = self._deferring == threading.get_ident()
-        with self._lock:
-            opened = not self._open
-            if opened:
-                self.db.execute("BEGIN IMMEDIATE")
-                self._open = True
-            try:
-                used = self._values([count.key for count in counts], now)
-                amounts = [amount if count.amount is None else count.amount for count in counts]
-                for index, count in enumerate(counts):
-                    if count.limit is not None and used[index] + amounts[index] > count.limit:
-                        if opened and not deferred:  # nothing was written; deferred, the others' counts stay
-                            self._rollback()
-                        return False, index, used[index]
-                expires = now + ttl
-                self.db.executemany(
-                    "INSERT INTO counter (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                    "value = CASE WHEN counter.expires > ? THEN counter.value ELSE 0 END + excluded.value, "
-                    "expires = excluded.expires",
-                    [(count.key, step, expires, now) for count, step in zip(counts, amounts, strict=True)],
-                )
-                if not deferred:
-                    self.db.execute("COMMIT")
-                    self._open = False
-            except BaseException:
-                self._rollback()
-                raise
+        try:
+            used = self._values(db, [count.key for count in counts], now)
+            amounts = [amount if count.amount is None else count.amount for count in counts]
+            for index, count in enumerate(counts):
+                if count.limit is not None and used[index] + amounts[index] > count.limit:
+                    if not deferred:  # nothing was written; deferred, the turn's other counts stay
+                        db.execute("ROLLBACK")
+                    return False, index, used[index]
+            expires = now + ttl
+            db.executemany(
+                "INSERT INTO counter (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "value = CASE WHEN counter.expires > ? THEN counter.value ELSE 0 END + excluded.value, "
+                "expires = excluded.expires",
+                [(count.key, step, expires, now) for count, step in zip(counts, amounts, strict=True)],
+            )
+            if not deferred:
+                db.execute("COMMIT")
+        except BaseException:
+            if not deferred and db.in_transaction:
+                db.execute("ROLLBACK")
+            elif deferred:
+                # Part of it may be written: counted as a write, so the server undoes the whole turn.
+                self._local.writes = self.writes + 1
+            raise
+        self._local.writes = self.writes + 1
         return True, -1, 0
 
-    def _values(self, keys: Sequence[str], now: float) -> list[int]:
+    def _values(self, db: sqlite3.Connection, keys: Sequence[str], now: float) -> list[int]:
         marks = ",".join("?" * len(keys))
         rows = dict(
-            self.db.execute(
+            db.execute(
                 f"SELECT key, value FROM counter WHERE expires > ? AND key IN ({marks})",  # noqa: S608 - placeholders only
                 (now, *keys),
             ).fetchall()
@@ -255,56 +295,62 @@ class FileCounters:
     def reset(self, keys: Sequence[str]) -> int:
         if not keys:
             return 0
-        with self._lock:
-            cursor = self.db.execute(
-                f"DELETE FROM counter WHERE key IN ({','.join('?' * len(keys))})",  # noqa: S608 - placeholders only
-                tuple(keys),
-            )
+        cursor = self._db().execute(
+            f"DELETE FROM counter WHERE key IN ({','.join('?' * len(keys))})",  # noqa: S608 - placeholders only
+            tuple(keys),
+        )
         return cursor.rowcount
 
     def scan(self, prefix: str, suffix: str) -> dict[str, int]:
-        with self._lock:
-            rows = self.db.execute(
+        rows = (
+            self._db()
+            .execute(
                 "SELECT key, value FROM counter WHERE expires > ? AND substr(key, 1, ?) = ? AND substr(key, -?) = ?",
                 (time.time(), len(prefix), prefix, len(suffix), suffix),
-            ).fetchall()
+            )
+            .fetchall()
+        )
         return {key: int(value) for key, value in rows}
 
     def prune(self) -> int:
-        with self._lock:
-            return self.db.execute("DELETE FROM counter WHERE expires <= ?", (time.time(),)).rowcount
+        return self._db().execute("DELETE FROM counter WHERE expires <= ?", (time.time(),)).rowcount
 
     def hold_add(self, queue_id: str, release_at: float, payload: str) -> None:
-        with self._lock:
-            self.db.execute(
-                "INSERT OR REPLACE INTO held (queue_id, release_at, payload) VALUES (?, ?, ?)",
-                (queue_id, release_at, payload),
-            )
+        self._db().execute(
+            "INSERT OR REPLACE INTO held (queue_id, release_at, payload) VALUES (?, ?, ?)",
+            (queue_id, release_at, payload),
+        )
+        self._local.writes = self.writes + 1
 
     def hold_get(self, queue_id: str) -> str | None:
-        with self._lock:
-            row = self.db.execute("SELECT payload FROM held WHERE queue_id = ?", (queue_id,)).fetchone()
+        row = self._db().execute("SELECT payload FROM held WHERE queue_id = ?", (queue_id,)).fetchone()
         return row[0] if row else None
 
     def holds(self, due_by: float | None = None) -> list[tuple[str, float, str]]:
-        with self._lock:
-            rows = self.db.execute(
+        rows = (
+            self._db()
+            .execute(
                 "SELECT queue_id, release_at, payload FROM held WHERE release_at <= ? ORDER BY release_at, queue_id",
                 (float("inf") if due_by is None else due_by,),
-            ).fetchall()
+            )
+            .fetchall()
+        )
         return [(queue_id, float(release_at), payload) for queue_id, release_at, payload in rows]
 
     def hold_done(self, queue_id: str) -> None:
-        with self._lock:
-            self.db.execute("DELETE FROM held WHERE queue_id = ?", (queue_id,))
+        self._db().execute("DELETE FROM held WHERE queue_id = ?", (queue_id,))
 
     def _checkpoint_forever(self, seconds: float) -> None:
-        """Copy the WAL into the file every `seconds` on a connection of its own; PASSIVE: no writer waits for it."""
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+        """Copy the WAL into the file every `seconds`, on a connection of its own, while the loop goes on; the loop's
+        next commit then copies the few pages it wrote meanwhile (FileCounters.commit, well under a millisecond).
+        The WAL starts over only once all of it is in the file: without that last step, at full load it never
+        would, and it would grow by megabytes a second."""
+        db = self._connect()
         try:
             while not self._stop.wait(seconds):
                 try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self._wal_behind = log > 0
                 except sqlite3.Error:
                     logger.exception("policy counters: checkpointing %s failed; trying again later", self.path)
         finally:
@@ -312,7 +358,10 @@ class FileCounters:
 
     def close(self) -> None:
         self._stop.set()
-        self.db.close()
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
 
 
 Counters = RedisCounters | FileCounters

@@ -335,6 +335,8 @@ class PolicyServer:
         commit at the end of this turn of the loop: every connection served in one turn shares it."""
         if self.policy.counters.pending or self._waiting:
             self._waiting.append((connection, answers, close))
+            if close:
+                connection.pause_reading()  # nothing more is read (or counted) from a connection about to close
             if self._flush is None:
                 self._flush = asyncio.get_running_loop().call_soon(self._commit_and_send)
             return
@@ -421,6 +423,9 @@ class PolicyServer:
             finally:
                 self.stop()
                 idle.cancel()
+                if self._flush is not None:  # requests read in the last turn: counted and answered before closing
+                    self._flush.cancel()
+                    self._commit_and_send()
                 # Open connections end with the server (Python 3.11's Server does not close them).
                 for connection in list(self.connections):
                     connection.close()
@@ -487,6 +492,8 @@ class PolicyConnection(asyncio.Protocol):
         self.last_active = asyncio.get_running_loop().time()
         self.buffer += data
         answers = []
+        counters = self.server.policy.counters
+        writes = counters.writes
         try:
             while True:
                 end = self.buffer.find(b"\n\n")
@@ -502,13 +509,21 @@ class PolicyConnection(asyncio.Protocol):
             self.server.deliver(self, answers, close=True)
             return
         except Exception:
-            # Trouble of our own: Postfix's advice is to log and disconnect without answering. Counts not yet
-            # committed are undone, and no answer that depended on them is sent, this connection's included.
+            # Trouble of our own: Postfix's advice is to log and disconnect without answering. When the failed
+            # request wrote to the turn's uncommitted counts, they are all undone, and no answer that depended on
+            # them is sent; otherwise only this connection closes (after its earlier answers, as they stand).
             logger.exception("policy: internal error answering %s; connection closed", self.peer)
-            self.server.abort_waiting()
-            self.close()
+            if counters.pending and counters.writes != writes:
+                self.server.abort_waiting()
+                self.close()
+            else:
+                self.server.deliver(self, answers, close=True)
             return
         self.server.deliver(self, answers)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def send(self, answers: list[bytes]) -> None:
         if answers and self.transport is not None and not self.transport.is_closing():

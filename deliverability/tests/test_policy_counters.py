@@ -89,3 +89,53 @@ def test_only_the_deferring_thread_waits_for_commit(tmp_path):
     finally:
         store.close()
         other.close()
+
+
+def test_another_threads_write_commits_on_its_own_and_the_loops_rollback_leaves_it(tmp_path):
+    # The releaser thread marks a held message released while the loop's turn is open: the loop's rollback (a turn
+    # that failed) must not bring the message back to be released twice.
+    store, other = FileCounters(tmp_path / "c.sqlite3", timeout=10), FileCounters(tmp_path / "c.sqlite3")
+    try:
+        store.hold_add("AAAAAA1", 100.0, "{}")
+        store.defer_commits()
+        assert store.try_add([Count("a", None)], 1)[0]  # the loop's turn is open
+        releaser = threading.Thread(target=store.hold_done, args=("AAAAAA1",))
+        releaser.start()
+        time.sleep(0.1)
+        store.rollback()
+        releaser.join(10)
+        assert other.hold_get("AAAAAA1") is None and store.hold_get("AAAAAA1") is None
+        assert other.get(["a"]) == [0]
+    finally:
+        store.close()
+        other.close()
+
+
+def test_the_wal_starts_over_while_the_loop_commits_without_a_pause(tmp_path):
+    # At full load the loop commits every few hundred microseconds, so the checkpoint thread never finds the WAL
+    # still: the loop's next commit copies what it wrote meanwhile, and the WAL starts over instead of growing.
+    path = tmp_path / "c.sqlite3"
+    store = FileCounters(path, checkpoint_seconds=0.02)
+    sizes = []
+
+    def loop():
+        store.defer_commits()
+        deadline = time.monotonic() + 2
+        n = 0
+        while time.monotonic() < deadline:
+            for _ in range(4):
+                store.try_add([Count(f"mbx:user{n % 2000}@x.example:20261207", None), Count("dom:x", None)], 1)
+                n += 1
+            store.commit()
+            time.sleep(0.0002)  # the rest of the loop's turn: reading and answering
+            if n % 400 == 0:
+                sizes.append(Path(f"{path}-wal").stat().st_size)
+
+    try:
+        worker = threading.Thread(target=loop)
+        worker.start()
+        worker.join()
+    finally:
+        store.close()
+    # Without the loop's last pass the WAL grew past 40 MB in these two seconds.
+    assert max(sizes[len(sizes) // 2 :]) < 8 * 1024 * 1024, max(sizes)

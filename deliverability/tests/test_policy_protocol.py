@@ -12,7 +12,7 @@ import pytest
 
 from deliverability import policy_rules as rules
 from deliverability.policy_counters import FileCounters
-from deliverability.tests.policy_client import PostfixClient, policy_server
+from deliverability.tests.policy_client import PostfixClient, ThreadServer, policy_server
 from mail.tests.factories import make_domain, make_mailbox, make_tier
 
 pytestmark = pytest.mark.django_db
@@ -222,3 +222,85 @@ def test_counts_that_cannot_be_saved_get_no_answer_and_are_not_counted(tmp_path,
         assert counters.get([key]) == [1]
     counters.close()
     assert "saving the counts failed" in caplog.text
+
+
+def _in_one_turn(running, *clients_and_requests):
+    """Send each client's request while the server's loop is busy, so that it reads them all in one turn; the
+    answers (or "" for a connection closed unanswered)."""
+    for client, _ in clients_and_requests:  # each connection accepted and served before
+        assert client.ask(**PostfixClient.attributes("CONNECT", sender="")) == "DUNNO"
+    busy = threading.Event()
+    running.loop.call_soon_threadsafe(lambda: (busy.set(), time.sleep(0.5)))
+    assert busy.wait(5)
+    for client, attributes in clients_and_requests:
+        for name, value in attributes.items():
+            client.file.write(f"{name}={value}\n".encode())
+        client.file.write(b"\n")
+        client.file.flush()
+    return [client.read_answer() for client, _ in clients_and_requests]
+
+
+def _end_of_message(sender, instance):
+    return PostfixClient.attributes("END-OF-MESSAGE", sender=sender, sasl_username=sender, count=1, instance=instance)
+
+
+@pytest.mark.parametrize("wrote", [False, True], ids=["before-counting", "after-counting"])
+def test_an_internal_error_on_one_connection_costs_another_only_what_it_must(tmp_path, caplog, wrote):
+    # Alice's message and Bob's failing request are read in the same turn of the loop. A failure before Bob's
+    # request counted anything closes Bob's connection only: Alice is answered and counted. A failure after it
+    # counted (its count shares the turn's uncommitted transaction) undoes the turn: Alice gets no answer and is not
+    # counted, so when Postfix asks again she is counted once.
+    tier = make_tier(name="small", daily_send_limit=1000)
+    make_domain("example.com", tier=tier)
+    make_mailbox("alice@example.com")
+    make_mailbox("bob@example.com")
+    counters = FileCounters(tmp_path / "counters.sqlite3")
+    day = rules.day_of(dt.datetime.now(dt.UTC))
+    with policy_server(counters) as running:
+        answer = running.policy.answer
+
+        def failing(request, seen):
+            if request.get("sasl_username") == "bob@example.com":
+                if wrote:
+                    answer(request, seen)
+                raise RuntimeError("a bug")
+            return answer(request, seen)
+
+        running.policy.answer = failing
+        alice, bob = PostfixClient(running.port), PostfixClient(running.port)
+        answers = _in_one_turn(
+            running,
+            (alice, _end_of_message("alice@example.com", "a1")),
+            (bob, _end_of_message("bob@example.com", "b1")),
+        )
+        counted = counters.get([rules.mailbox_key(f"{who}@example.com", day) for who in ("alice", "bob")])
+        alice.close()
+        bob.close()
+    counters.close()
+    assert answers[1] == ""  # Bob: closed unanswered
+    if wrote:
+        assert answers[0] == "" and counted == [0, 0]
+    else:
+        assert answers[0] == "DUNNO" and counted == [1, 0]
+    assert "internal error answering" in caplog.text
+
+
+def test_a_request_read_as_the_server_stops_is_answered_and_counted(tmp_path):
+    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=1000))
+    make_mailbox("bob@example.com")
+    counters = FileCounters(tmp_path / "counters.sqlite3")
+    running = ThreadServer(counters).start()
+    postfix = PostfixClient(running.port)
+    assert postfix.ask(**PostfixClient.attributes("CONNECT", sender="")) == "DUNNO"  # connected and served
+    busy = threading.Event()
+    running.loop.call_soon_threadsafe(lambda: (busy.set(), time.sleep(0.5)))
+    assert busy.wait(5)
+    postfix.file.write(b"".join(f"{k}={v}\n".encode() for k, v in _end_of_message("bob@example.com", "x").items()))
+    postfix.file.write(b"\n")
+    postfix.file.flush()
+    running.stop()  # SIGTERM's cancel lands in the same turn as the request
+    answer = postfix.read_answer()
+    postfix.close()
+    key = rules.mailbox_key("bob@example.com", rules.day_of(dt.datetime.now(dt.UTC)))
+    assert answer == "DUNNO" and counters.get([key]) == [1]
+    counters.close()
