@@ -3,17 +3,12 @@
 import email
 import email.policy
 import re
-import socket
 import threading
 from dataclasses import dataclass
 
 from aiosmtpd.controller import Controller
 
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from dockspace.tests.ports import free_port
 
 
 @dataclass

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from dockspace.tests.ports import free_port as free_loopback_port
+
 NSD = "/usr/sbin/nsd"
 NSD_CHECKZONE = "/usr/sbin/nsd-checkzone"
 LOOPBACK = "127.0.0.1"
@@ -34,16 +36,7 @@ def require_nsd():
 
 def free_port():
     """A loopback port free for both UDP and TCP (a DNS server listens on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((LOOPBACK, 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
+    return free_loopback_port(LOOPBACK, udp=True)
 
 
 def query_packet(name, qtype, ident=0x5151):

@@ -13,14 +13,9 @@ from contextlib import contextmanager
 
 from deliverability.policy_config import load_config
 from deliverability.policy_server import Policy, PolicyServer
+from dockspace.tests.ports import free_port
 
 _instances = itertools.count(1)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostfixClient:

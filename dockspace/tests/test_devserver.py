@@ -21,14 +21,9 @@ from django.conf import settings
 
 from dockspace.devserver import LOCK_FILE_NAME, ssh_key_dir_prepare
 from dockspace.ports import port_holders
+from dockspace.tests.ports import free_port
 
 ROOT = Path(settings.BASE_DIR)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def devserver_env(tmp_path, bind, **extra):

@@ -24,6 +24,7 @@ from dockspace.processes import (
     web_argv,
     worker_argv,
 )
+from dockspace.tests.ports import free_port
 
 ROOT = Path(settings.BASE_DIR)
 GREETING = b"hello from extension_app\n"
@@ -31,12 +32,6 @@ GREETING = b"hello from extension_app\n"
 
 def names(processes):
     return [process.name for process in processes]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def greeting_on(port, deadline_seconds=30, proc=None):

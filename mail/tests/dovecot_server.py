@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from dockspace.tests.ports import free_port as _free_port
+
 # DMS's default DMS_VMAIL_UID / DMS_VMAIL_GID.
 DMS_VMAIL_ID = 5000
 
@@ -158,12 +160,6 @@ class SaslReply:
 
     is_ok: bool
     fields: dict = field(default_factory=dict)
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

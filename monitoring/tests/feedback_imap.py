@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dockspace.env import ImapMailbox
 from dockspace.tests.certificates import Authority
+from dockspace.tests.ports import free_port as _free_port
 from mail.tests.dovecot_server import hash_password, running_dovecot, skip_unless_dovecot_23, skip_unless_protocol
 
 USER, PASSWORD = "bounces@example.com", "feedback-pass-1"
@@ -19,14 +20,6 @@ _TIMEOUT = 10
 def skip_unless_imap():
     skip_unless_dovecot_23()
     skip_unless_protocol("imap")
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -30,7 +30,6 @@ import re
 import secrets
 import shutil
 import smtplib
-import socket
 import socketserver
 import ssl
 import subprocess
@@ -45,6 +44,8 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
+
+from dockspace.tests.ports import free_port
 
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
@@ -97,12 +98,6 @@ def _why_not() -> str | None:
 
 SKIP_REASON = _why_not()
 requires_postfix = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 # --- The remote MX -----------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ dockspace.processes run NAME`), on the test database, and talking to the web one
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,6 @@ from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from dockspace.tests.celery_processes import database_url
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_env(**extra):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from dockspace.tests.ports import free_port
+
 SSHD = "/usr/sbin/sshd"
 CONTAINER = "mailserver"
 COMPOSE_DIR = "/srv/dms"
@@ -140,12 +142,6 @@ def make_keys(directory):
         "user": _keygen(directory / "user", "dockspace test"),
         "stranger": _keygen(directory / "stranger", "not authorized"),
     }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def labels_argv(container=CONTAINER):

@@ -15,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.tests.factories import UserFactory
 from dockspace.celery import app as celery_app
+from dockspace.tests.ports import free_port
 from mail.models import DmsPendingChange
 from monitoring.metrics import SIGN_INS
-from monitoring.tests.processes import Web, free_port, process_env, running, sample_value
+from monitoring.tests.processes import Web, process_env, running, sample_value
 
 # Run in a separate Python with PROMETHEUS_MULTIPROC_DIR set: sends the real signals our receivers hear.
 COUNTING_PROCESS = """

@@ -14,8 +14,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from accounts.tests.factories import PASSWORD, UserFactory
 from accounts.tests.smtp_server import SmtpServer
 from dockspace.tests.celery_processes import wait_for
+from dockspace.tests.ports import free_port
 from dockspace.tests.tracing_stand_ins import OtlpCollector
-from monitoring.tests.processes import Web, free_port, process_env, running
+from monitoring.tests.processes import Web, process_env, running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
