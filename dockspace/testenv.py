@@ -16,6 +16,11 @@ os.environ.setdefault("DOCKSPACE_URL", "https://dockspace.test")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,dockspace.test")
 os.environ["DOCKSPACE_DATA_DIR"] = _data_dir
 os.environ.setdefault("DOCKSPACE_TEST_APPS", "dockspace.tests.extension_app")
+# People's passwords are hashed at Argon2id's cheapest cost: the real one (7 MiB, 5 passes) is 14 ms of CPU per hash
+# and the suite, with the processes it starts, hashes thousands. accounts/tests/test_hashers.py checks the real
+# default in a process without these, and the cost rules on values of its own.
+os.environ.setdefault("DOCKSPACE_ARGON2_MEMORY_KIB", "8")
+os.environ.setdefault("DOCKSPACE_ARGON2_TIME_COST", "1")
 
 
 def _refusing_dns_server():
