@@ -22,6 +22,7 @@ from django.conf import settings
 from dockspace.devserver import LOCK_FILE_NAME, ssh_key_dir_prepare
 from dockspace.ports import port_holders
 from dockspace.tests.ports import free_port
+from dockspace.tests.prepared_data import prepared_data_dir
 
 ROOT = Path(settings.BASE_DIR)
 
@@ -214,6 +215,7 @@ def listening(bind):
 def test_make_run_starts_only_the_processes_dockspace_processes_names(tmp_path):
     port = free_port()
     env = devserver_env(tmp_path, f"127.0.0.1:{port}", DOCKSPACE_PROCESSES="extension-greeter")
+    prepared_data_dir(Path(env["DOCKSPACE_DATA_DIR"]))  # not a first start
     log = tmp_path / "run.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -296,6 +298,7 @@ def stop_listeners(*binds):
 def test_a_second_make_run_on_the_same_data_directory_is_refused_naming_the_first(tmp_path):
     bind = f"127.0.0.1:{free_port()}"
     env = devserver_env(tmp_path, bind, DOCKSPACE_PROCESSES="web")
+    prepared_data_dir(Path(env["DOCKSPACE_DATA_DIR"]))  # not a first start
     log = tmp_path / "first.log"
     first = start_devserver(env, log)
     try:
@@ -333,6 +336,7 @@ def test_a_second_make_run_on_the_same_data_directory_is_refused_naming_the_firs
 def test_make_run_killed_outright_takes_its_processes_with_it_and_frees_the_data_directory(tmp_path):
     bind = f"127.0.0.1:{free_port()}"
     env = devserver_env(tmp_path, bind, DOCKSPACE_PROCESSES="web,extension-greeter")
+    prepared_data_dir(Path(env["DOCKSPACE_DATA_DIR"]))  # not a first start
     log = tmp_path / "run.log"
     proc = start_devserver(env, log)
     try:

@@ -20,6 +20,7 @@ from django.db import OperationalError
 
 from dockspace import devserver
 from dockspace.tests.celery_processes import database_url, wait_for
+from dockspace.tests.prepared_data import prepared_data_dir
 from monitoring import traffic, traffic_follow
 from monitoring.models import LogSource, MailHost, SmtpRejection
 from monitoring.tests.factories import run
@@ -312,7 +313,7 @@ def test_a_relative_dockspace_mail_log_stops_startup_naming_the_variable(tmp_pat
 
 def test_make_run_with_dockspace_mail_log_starts_the_follower_and_the_lines_reach_its_database(tmp_path, syslog):
     syslog.lines(*rejects(0, 25))
-    data_dir = tmp_path / "data"
+    data_dir = prepared_data_dir(tmp_path / "data")  # not a first start: that is test_devserver's
     unset = ("DATABASE_URL", "REDIS_URL", "DOCKSPACE_URL", "SECRET_KEY", "DOCKSPACE_ALLOW_DEBUG_ON_NETWORK")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(
