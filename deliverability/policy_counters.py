@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockspace.private_files import private_file_create
+
 logger = logging.getLogger("dockspace.policy")
 
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
@@ -157,6 +159,7 @@ class FileCounters:
         # few pages), so its next transaction starts the WAL over instead of letting it grow.
         self._wal_behind = False
         self._stop = threading.Event()
+        private_file_create(self.path)  # 0600 like the data directory's other files (its WAL and shm follow it)
         db = self._db()
         db.execute(
             "CREATE TABLE IF NOT EXISTS counter (key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires REAL NOT NULL)"

@@ -3,6 +3,7 @@ nothing anywhere, each counter may take its own amount, a reset clears, the held
 server's file is checkpointed off its hot path."""
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -139,3 +140,15 @@ def test_the_wal_starts_over_while_the_loop_commits_without_a_pause(tmp_path):
         store.close()
     # Without the loop's last pass the WAL grew past 40 MB in these two seconds.
     assert max(sizes[len(sizes) // 2 :]) < 8 * 1024 * 1024, max(sizes)
+
+
+def test_the_counter_file_and_its_wal_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store = FileCounters(tmp_path / "c.sqlite3")
+        store.try_add([Count("mbx:bob@example.com:20261207", None)], 1)
+        modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+        store.close()
+    finally:
+        os.umask(old)
+    assert modes["c.sqlite3"] == 0o600 and modes["c.sqlite3-wal"] == 0o600, modes
