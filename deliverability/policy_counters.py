@@ -148,12 +148,12 @@ class FileCounters:
     transaction until it calls commit(), once per turn of its loop, before it sends the answers that depend on
     them. A commit costs more than the counting itself; so many messages share one."""
 
-    def __init__(self, path: Path | str, *, checkpoint_seconds: float | None = None, timeout: float = 5.0) -> None:
+    def __init__(self, path: Path | str, *, checkpoint_seconds: float | None = None, timeout: float = 30.0) -> None:
         self.path = str(path)
         self.timeout = timeout
         self._checkpoint_seconds = checkpoint_seconds
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         # Set by the checkpoint thread after its pass: the loop's next commit copies what was written meanwhile (a
         # few pages), so its next transaction starts the WAL over instead of letting it grow.
@@ -192,7 +192,11 @@ class FileCounters:
         if db is None:
             db = self._connect()
             with self._connections_lock:
-                self._connections.append(db)
+                # The connections of threads that have ended are closed (a turn one left open is rolled back).
+                for _thread, ended in [pair for pair in self._connections if not pair[0].is_alive()]:
+                    ended.close()
+                self._connections = [pair for pair in self._connections if pair[0].is_alive()]
+                self._connections.append((threading.current_thread(), db))
             self._local.db = db
         return db
 
@@ -215,6 +219,9 @@ class FileCounters:
 
     def defer_commits(self) -> None:
         self._local.deferred = True
+        # The loop waits at most 5 s for a write lock another process holds (every answer waits with it); others
+        # wait up to `timeout` for the loop's, which it holds for most of each turn at full load.
+        self._db().execute("PRAGMA busy_timeout=5000")
 
     def commit(self) -> None:
         """Make this turn's deferred counts durable. Raises when they are not: the commit failed, or the transaction
@@ -255,6 +262,9 @@ class FileCounters:
             if not self.pending:
                 db.execute("BEGIN IMMEDIATE")
                 self._local.turn_open = True
+            elif not db.in_transaction:  # SQLite rolled the turn back under an error: nothing more counts in it
+                self._local.writes = self.writes + 1
+                raise sqlite3.OperationalError("this turn's counts were rolled back")
         else:
             db.execute("BEGIN IMMEDIATE")
         now = time.time()
@@ -363,7 +373,7 @@ class FileCounters:
         self._stop.set()
         with self._connections_lock:
             connections, self._connections = self._connections, []
-        for db in connections:
+        for _thread, db in connections:
             db.close()
 
 

@@ -493,13 +493,14 @@ class PolicyConnection(asyncio.Protocol):
         self.buffer += data
         answers = []
         counters = self.server.policy.counters
-        writes = counters.writes
+        writes = counters.writes  # before each request: whether the one that fails wrote
         try:
             while True:
                 end = self.buffer.find(b"\n\n")
                 if end < 0:
                     break
                 block, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
+                writes = counters.writes
                 answer, self.seen = self.server.answer_block(block, self.seen)
                 answers.append(answer)
             if len(self.buffer) > MAX_REQUEST_BYTES:

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from deliverability.policy_counters import Count, FileCounters
 
 
@@ -152,3 +154,33 @@ def test_the_counter_file_and_its_wal_are_private_whatever_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert modes["c.sqlite3"] == 0o600 and modes["c.sqlite3-wal"] == 0o600, modes
+
+
+def test_after_sqlite_rolled_the_turn_back_nothing_more_counts_in_it(tmp_path):
+    store, other = FileCounters(tmp_path / "c.sqlite3"), FileCounters(tmp_path / "c.sqlite3")
+    try:
+        store.defer_commits()
+        assert store.try_add([Count("alice", None)], 1)[0]
+        store._db().execute("ROLLBACK")  # what SQLite does by itself under some errors (a full disk, I/O)
+        with pytest.raises(sqlite3.OperationalError, match="rolled back"):
+            store.try_add([Count("carol", None)], 1)
+        assert other.get(["alice", "carol"]) == [0, 0]  # carol was not counted on her own, outside the turn
+        with pytest.raises(sqlite3.OperationalError):
+            store.commit()  # the server then closes the turn's connections unanswered
+        assert not store.pending and store.try_add([Count("carol", None)], 1)[0]  # the next turn counts again
+    finally:
+        store.close()
+        other.close()
+
+
+def test_the_connections_of_threads_that_ended_are_closed(tmp_path):
+    store = FileCounters(tmp_path / "c.sqlite3")
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(40):
+            reader = threading.Thread(target=store.get, args=(["a"],))
+            reader.start()
+            reader.join()
+        assert len(os.listdir("/proc/self/fd")) - before < 10
+    finally:
+        store.close()

@@ -304,3 +304,45 @@ def test_a_request_read_as_the_server_stops_is_answered_and_counted(tmp_path):
     key = rules.mailbox_key("bob@example.com", rules.day_of(dt.datetime.now(dt.UTC)))
     assert answer == "DUNNO" and counters.get([key]) == [1]
     counters.close()
+
+
+def test_a_failing_request_after_a_counted_one_on_the_same_connection_costs_the_others_nothing(tmp_path):
+    # A client that sends two requests at once (Postfix never does): the first is counted, the second fails before
+    # counting anything. Only that connection closes, after its first answer; Alice, in the same turn, is answered.
+    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=1000))
+    make_mailbox("alice@example.com")
+    make_mailbox("bob@example.com")
+    counters = FileCounters(tmp_path / "counters.sqlite3")
+    day = rules.day_of(dt.datetime.now(dt.UTC))
+    with policy_server(counters) as running:
+        answer = running.policy.answer
+
+        def failing(request, seen):
+            if request.get("instance") == "boom":
+                raise RuntimeError("a bug")
+            return answer(request, seen)
+
+        running.policy.answer = failing
+        alice, bob = PostfixClient(running.port), PostfixClient(running.port)
+        for client in (alice, bob):
+            assert client.ask(**PostfixClient.attributes("CONNECT", sender="")) == "DUNNO"
+        busy = threading.Event()
+        running.loop.call_soon_threadsafe(lambda: (busy.set(), time.sleep(0.5)))
+        assert busy.wait(5)
+        for client, requests in (
+            (alice, [_end_of_message("alice@example.com", "a1")]),
+            (bob, [_end_of_message("bob@example.com", "b1"), _end_of_message("bob@example.com", "boom")]),
+        ):
+            client.file.write(b"".join(_request_bytes(request) for request in requests))
+            client.file.flush()
+        answers = [alice.read_answer(), bob.read_answer(), bob.read_answer()]
+        counted = counters.get([rules.mailbox_key(f"{who}@example.com", day) for who in ("alice", "bob")])
+        alice.close()
+        bob.close()
+    counters.close()
+    assert answers == ["DUNNO", "DUNNO", ""]  # Bob's second request: its connection closed unanswered
+    assert counted == [1, 1]
+
+
+def _request_bytes(attributes):
+    return b"".join(f"{name}={value}\n".encode() for name, value in attributes.items()) + b"\n"
