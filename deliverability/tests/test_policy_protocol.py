@@ -224,59 +224,77 @@ def test_counts_that_cannot_be_saved_get_no_answer_and_are_not_counted(tmp_path,
     assert "saving the counts failed" in caplog.text
 
 
-def _in_one_turn(running, *clients_and_requests):
-    """Send each client's request while the server's loop is busy, so that it reads them all in one turn; the
-    answers (or "" for a connection closed unanswered)."""
-    for client, _ in clients_and_requests:  # each connection accepted and served before
+def _send_in_one_turn(running, *clients_and_requests):
+    """Send each client's requests (all of them in one write) while the server's loop is busy, so that it reads them
+    all in one turn. Each connection is accepted and served first."""
+    for client, _ in clients_and_requests:
         assert client.ask(**PostfixClient.attributes("CONNECT", sender="")) == "DUNNO"
     busy = threading.Event()
     running.loop.call_soon_threadsafe(lambda: (busy.set(), time.sleep(0.5)))
     assert busy.wait(5)
-    for client, attributes in clients_and_requests:
-        for name, value in attributes.items():
-            client.file.write(f"{name}={value}\n".encode())
-        client.file.write(b"\n")
+    for client, requests in clients_and_requests:
+        client.file.write(b"".join(_request_bytes(request) for request in requests))
         client.file.flush()
-    return [client.read_answer() for client, _ in clients_and_requests]
+
+
+def _request_bytes(attributes):
+    return b"".join(f"{name}={value}\n".encode() for name, value in attributes.items()) + b"\n"
 
 
 def _end_of_message(sender, instance):
     return PostfixClient.attributes("END-OF-MESSAGE", sender=sender, sasl_username=sender, count=1, instance=instance)
 
 
+def _fail_on(running, matches, *, counted_first=False):
+    """The running server's decision raises for the requests `matches` picks (after counting them, with
+    counted_first), as a bug of ours would."""
+    answer = running.policy.answer
+
+    def failing(request, seen):
+        if matches(request):
+            if counted_first:
+                answer(request, seen)
+            raise RuntimeError("a bug")
+        return answer(request, seen)
+
+    running.policy.answer = failing
+
+
+def _counted_today(counters, *addresses):
+    day = rules.day_of(dt.datetime.now(dt.UTC))
+    return counters.get([rules.mailbox_key(address, day) for address in addresses])
+
+
+@pytest.fixture
+def alice_and_bob(tmp_path):
+    """Two mailboxes of one tier, and the counter file a server counts them in."""
+    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=1000))
+    make_mailbox("alice@example.com")
+    make_mailbox("bob@example.com")
+    counters = FileCounters(tmp_path / "counters.sqlite3")
+    yield counters
+    counters.close()
+
+
 @pytest.mark.parametrize("wrote", [False, True], ids=["before-counting", "after-counting"])
-def test_an_internal_error_on_one_connection_costs_another_only_what_it_must(tmp_path, caplog, wrote):
+def test_an_internal_error_on_one_connection_costs_another_only_what_it_must(alice_and_bob, caplog, wrote):
     # Alice's message and Bob's failing request are read in the same turn of the loop. A failure before Bob's
     # request counted anything closes Bob's connection only: Alice is answered and counted. A failure after it
     # counted (its count shares the turn's uncommitted transaction) undoes the turn: Alice gets no answer and is not
     # counted, so when Postfix asks again she is counted once.
-    tier = make_tier(name="small", daily_send_limit=1000)
-    make_domain("example.com", tier=tier)
-    make_mailbox("alice@example.com")
-    make_mailbox("bob@example.com")
-    counters = FileCounters(tmp_path / "counters.sqlite3")
-    day = rules.day_of(dt.datetime.now(dt.UTC))
+    counters = alice_and_bob
     with policy_server(counters) as running:
-        answer = running.policy.answer
-
-        def failing(request, seen):
-            if request.get("sasl_username") == "bob@example.com":
-                if wrote:
-                    answer(request, seen)
-                raise RuntimeError("a bug")
-            return answer(request, seen)
-
-        running.policy.answer = failing
+        _fail_on(running, lambda request: request.get("sasl_username") == "bob@example.com", counted_first=wrote)
         alice, bob = PostfixClient(running.port), PostfixClient(running.port)
-        answers = _in_one_turn(
+        _send_in_one_turn(
             running,
-            (alice, _end_of_message("alice@example.com", "a1")),
-            (bob, _end_of_message("bob@example.com", "b1")),
+            (alice, [_end_of_message("alice@example.com", "a1")]),
+            (bob, [_end_of_message("bob@example.com", "b1")]),
         )
-        counted = counters.get([rules.mailbox_key(f"{who}@example.com", day) for who in ("alice", "bob")])
+        answers = [alice.read_answer(), bob.read_answer()]
+        counted = _counted_today(counters, "alice@example.com", "bob@example.com")
         alice.close()
         bob.close()
-    counters.close()
     assert answers[1] == ""  # Bob: closed unanswered
     if wrote:
         assert answers[0] == "" and counted == [0, 0]
@@ -285,64 +303,32 @@ def test_an_internal_error_on_one_connection_costs_another_only_what_it_must(tmp
     assert "internal error answering" in caplog.text
 
 
-def test_a_request_read_as_the_server_stops_is_answered_and_counted(tmp_path):
-    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=1000))
-    make_mailbox("bob@example.com")
-    counters = FileCounters(tmp_path / "counters.sqlite3")
+def test_a_request_read_as_the_server_stops_is_answered_and_counted(alice_and_bob):
+    counters = alice_and_bob
     running = ThreadServer(counters).start()
     postfix = PostfixClient(running.port)
-    assert postfix.ask(**PostfixClient.attributes("CONNECT", sender="")) == "DUNNO"  # connected and served
-    busy = threading.Event()
-    running.loop.call_soon_threadsafe(lambda: (busy.set(), time.sleep(0.5)))
-    assert busy.wait(5)
-    postfix.file.write(b"".join(f"{k}={v}\n".encode() for k, v in _end_of_message("bob@example.com", "x").items()))
-    postfix.file.write(b"\n")
-    postfix.file.flush()
+    _send_in_one_turn(running, (postfix, [_end_of_message("bob@example.com", "x")]))
     running.stop()  # SIGTERM's cancel lands in the same turn as the request
     answer = postfix.read_answer()
     postfix.close()
-    key = rules.mailbox_key("bob@example.com", rules.day_of(dt.datetime.now(dt.UTC)))
-    assert answer == "DUNNO" and counters.get([key]) == [1]
-    counters.close()
+    assert answer == "DUNNO" and _counted_today(counters, "bob@example.com") == [1]
 
 
-def test_a_failing_request_after_a_counted_one_on_the_same_connection_costs_the_others_nothing(tmp_path):
+def test_a_failing_request_after_a_counted_one_on_the_same_connection_costs_the_others_nothing(alice_and_bob):
     # A client that sends two requests at once (Postfix never does): the first is counted, the second fails before
     # counting anything. Only that connection closes, after its first answer; Alice, in the same turn, is answered.
-    make_domain("example.com", tier=make_tier(name="small", daily_send_limit=1000))
-    make_mailbox("alice@example.com")
-    make_mailbox("bob@example.com")
-    counters = FileCounters(tmp_path / "counters.sqlite3")
-    day = rules.day_of(dt.datetime.now(dt.UTC))
+    counters = alice_and_bob
     with policy_server(counters) as running:
-        answer = running.policy.answer
-
-        def failing(request, seen):
-            if request.get("instance") == "boom":
-                raise RuntimeError("a bug")
-            return answer(request, seen)
-
-        running.policy.answer = failing
+        _fail_on(running, lambda request: request.get("instance") == "boom")
         alice, bob = PostfixClient(running.port), PostfixClient(running.port)
-        for client in (alice, bob):
-            assert client.ask(**PostfixClient.attributes("CONNECT", sender="")) == "DUNNO"
-        busy = threading.Event()
-        running.loop.call_soon_threadsafe(lambda: (busy.set(), time.sleep(0.5)))
-        assert busy.wait(5)
-        for client, requests in (
+        _send_in_one_turn(
+            running,
             (alice, [_end_of_message("alice@example.com", "a1")]),
             (bob, [_end_of_message("bob@example.com", "b1"), _end_of_message("bob@example.com", "boom")]),
-        ):
-            client.file.write(b"".join(_request_bytes(request) for request in requests))
-            client.file.flush()
+        )
         answers = [alice.read_answer(), bob.read_answer(), bob.read_answer()]
-        counted = counters.get([rules.mailbox_key(f"{who}@example.com", day) for who in ("alice", "bob")])
+        counted = _counted_today(counters, "alice@example.com", "bob@example.com")
         alice.close()
         bob.close()
-    counters.close()
     assert answers == ["DUNNO", "DUNNO", ""]  # Bob's second request: its connection closed unanswered
     assert counted == [1, 1]
-
-
-def _request_bytes(attributes):
-    return b"".join(f"{name}={value}\n".encode() for name, value in attributes.items()) + b"\n"
